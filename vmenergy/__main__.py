@@ -1,0 +1,5 @@
+import sys
+
+from vmenergy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,196 @@
+"""The ``vmenergy`` command line. Subcommands grow with the project; each is a thin shell over
+the core (reads files, prints, sets the exit code)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence, TextIO, Union
+
+from vmenergy import __version__
+from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
+from vmenergy.flexoffer.measures import summary
+from vmenergy.flexoffer.timeutil import format_utc
+
+Item = Union[FlexOffer, Schedule]
+
+
+def load_file(path: Path) -> list[Item]:
+    """Offers/schedules in a JSON (object or array) or XML file; raises FlexOfferError."""
+    from vmenergy.wire import json as wjson
+    from vmenergy.wire import xml as wxml
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FlexOfferError("(file)", f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > wjson.MAX_DOCUMENT_BYTES:
+        raise FlexOfferError("(document)", f"oversize document ({len(data)} bytes > {wjson.MAX_DOCUMENT_BYTES})")
+    head = data.lstrip()[:1]
+    if head == b"<":
+        return [wxml.parse(data)]
+    return wjson.parse_any(data)
+
+
+def _window(fo: FlexOffer) -> str:
+    res = fo.resolution
+    if fo.start_after is None and fo.start_before is None:
+        dur = fo.start_before_duration or 0
+        return f"start within {dur} intervals of acceptance (implicit)"
+    lo = "acceptance" if fo.start_after is None else format_utc(fo.start_after * res)
+    hi = fo.latest_start()
+    hi_s = "?" if hi is None else format_utc(hi * res)
+    if fo.start_before is None and fo.start_after is not None and not fo.start_before_duration:
+        return f"start at {lo}"
+    return f"start {lo} .. {hi_s}"
+
+
+def one_line(item: Item) -> str:
+    if isinstance(item, Schedule):
+        return (
+            f"schedule {item.schedule_id or '-'} for {item.offer_id}: start {format_utc(item.start * item.resolution)}, "
+            f"profile {item.profile}, {len(item.energy)} slices, {item.total:g} kWh"
+        )
+    m = summary(item)
+    tf = "?" if m["time_flexibility"] is None else f"{m['time_flexibility']} intervals"
+    return (
+        f"offer {item.id}: {len(item.profiles)} profile(s), {sum(p.n_slices for p in item.profiles)} slices, "
+        f"{_window(item)}; time flexibility {tf}, energy flexibility {m['energy_flexibility']:g} kWh, "
+        f"total {m['min_total_energy']:g}..{m['max_total_energy']:g} kWh ({m['direction']})"
+    )
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    bad = 0
+    loaded: list[tuple[str, Item]] = []
+    for name in args.files:
+        try:
+            items = load_file(Path(name))
+        except FlexOfferError as exc:
+            print(f"INVALID {name}: {exc}", file=out)
+            bad += 1
+            continue
+        for item in items:
+            loaded.append((name, item))
+    offers = {item.id: item for _, item in loaded if isinstance(item, FlexOffer)}
+    for name, item in loaded:
+        if isinstance(item, Schedule) and item.offer_id in offers:
+            violations = offers[item.offer_id].check(item, now=args.now)
+            if violations:
+                bad += 1
+                print(f"INFEASIBLE {name}: {one_line(item)}", file=out)
+                for v in violations:
+                    print(f"    {v}", file=out)
+                continue
+            print(f"OK {name}: {one_line(item)} (feasible for {item.offer_id})", file=out)
+            continue
+        print(f"OK {name}: {one_line(item)}", file=out)
+    print(f"{bad} problem(s) found" if bad else f"all {len(loaded)} item(s) in {len(args.files)} file(s) valid", file=out)
+    return 1 if bad else 0
+
+
+def describe(fo: FlexOffer) -> str:
+    """Multi-line readable summary of an offer (what ``vmenergy show`` prints)."""
+    res = fo.resolution
+    m = summary(fo)
+    lines = [f"flex-offer {fo.id}" + (f" ({fo.label})" if fo.label else "")]
+    if fo.issuer:
+        lines.append(f"  {'issuer':<19}{fo.issuer}")
+    lines.append(f"  {'state':<19}{fo.state.value}, version {fo.version}")
+    lines.append(f"  {'resolution':<19}{res} s")
+    for key in ("creation_time", "acceptance_before", "assignment_before"):
+        value = getattr(fo, key)
+        if value is not None:
+            lines.append(f"  {key:<19}{format_utc(value)}")
+    lines.append(f"  {'window':<19}{_window(fo)}")
+    tf = m["time_flexibility"]
+    if tf is not None:
+        lines.append(f"  {'time flexibility':<19}{tf} intervals ({tf * res / 3600:g} h)")
+    lines.append(f"  {'energy flexibility':<19}{m['energy_flexibility']:g} kWh")
+    if m["product_flexibility"] is not None:
+        lines.append(f"  {'product flex.':<19}{m['product_flexibility']:g} interval·kWh")
+    lines.append(f"  {'total energy':<19}{m['min_total_energy']:g} .. {m['max_total_energy']:g} kWh ({m['direction']})")
+    for j, p in enumerate(fo.profiles):
+        head = f"  profile {j}" + (" (exclusive-OR alternative)" if len(fo.profiles) > 1 else "")
+        if p.start_after is not None or p.start_before is not None:
+            lo = "-" if p.start_after is None else format_utc(p.start_after * res)
+            hi = "-" if p.start_before is None else format_utc(p.start_before * res)
+            head += f", starts {lo} .. {hi}"
+        lines.append(head + f": {p.n_slices} slices over {p.duration} intervals ({p.duration * res / 3600:g} h)")
+        lines.append("      #  offset  dur        min kWh     max kWh  values")
+        offset = 0
+        for k, s in enumerate(p.slices):
+            values = "" if s.values is None else " ".join(f"{v:g}" for v in s.values)
+            lines.append(f"    {k:>3}  {offset:>6}  {s.duration:>3}  {s.min:>12.4f}{s.max:>12.4f}  {values}")
+            offset += s.duration
+        if p.total is not None:
+            lo = "-" if p.total.min is None else f"{p.total.min:g}"
+            hi = "-" if p.total.max is None else f"{p.total.max:g}"
+            lines.append(f"    total energy in [{lo}, {hi}] kWh")
+        if p.polytope is not None:
+            lines.append(f"    polytope: {len(p.polytope.A)} linear constraints A·x <= b")
+    if fo.baseline is not None:
+        b = fo.baseline
+        start = "earliest start" if b.start is None else format_utc(b.start * res)
+        lines.append(f"  {'baseline':<19}profile {b.profile} at {start}: " + " ".join(f"{e:g}" for e in b.energy) + " kWh")
+    if fo.prices is not None:
+        prices = ", ".join(f"{p.up:g}/{p.down:g}" for p in fo.prices.slices)
+        lines.append(f"  {'prices':<19}{fo.prices.currency} per kWh up/down: {prices}")
+    return "\n".join(lines)
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        items = load_file(Path(args.file))
+    except FlexOfferError as exc:
+        print(f"INVALID {args.file}: {exc}", file=out)
+        return 1
+    for item in items:
+        if args.json:
+            data = item.to_dict()
+            if isinstance(item, FlexOffer):
+                data = {"offer": data, "measures": summary(item)}
+            print(json.dumps(data, indent=2), file=out)
+        elif isinstance(item, FlexOffer):
+            print(describe(item), file=out)
+        else:
+            print(one_line(item), file=out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmenergy",
+        description="VME, the Virtual Market of Energy: flex-offers, aggregation, markets and agents.",
+    )
+    parser.add_argument("--version", action="version", version=f"vmenergy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check flex-offer and schedule files (JSON or XML)",
+                       description="Check each file; schedules are also checked for feasibility against offers "
+                                   "given in the same call. Exit code 1 if anything is invalid.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--now", type=int, default=None, metavar="INTERVAL",
+                   help="interval number taken as 'now' for offers with implicit time flexibility")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("show", help="print a readable summary of a flex-offer or schedule file")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the offer and its measures as JSON")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(out)
+        return 2
+    return int(args.func(args, out))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""slixmpp stanza classes of the ``urn:vmenergy:flexoffer:1`` namespace.
+
+These classes are the XML schema of the protocol in code: element names, attributes
+(``interfaces``) and child elements (``sub_interfaces`` and registered plugins). Agents attach
+them to ``<message/>`` with :func:`register_message_plugins`; :mod:`vmenergy.wire.xml` converts
+between them and the model. Attribute names are the JSON field names in kebab-case.
+"""
+
+from __future__ import annotations
+
+from slixmpp import Message
+from slixmpp.xmlstream import ElementBase, register_stanza_plugin
+
+__all__ = [
+    "NS",
+    "SliceElement",
+    "TotalElement",
+    "RowElement",
+    "PolytopeElement",
+    "ProfileElement",
+    "BaselineElement",
+    "PriceElement",
+    "PricesElement",
+    "FlexOfferElement",
+    "AssignmentElement",
+    "register_message_plugins",
+]
+
+NS = "urn:vmenergy:flexoffer:1"
+
+
+class SliceElement(ElementBase):
+    """``<slice duration min max [values]/>``; ``values`` is a space-separated list."""
+
+    name = "slice"
+    namespace = NS
+    plugin_attrib = "slice"
+    plugin_multi_attrib = "slices"
+    interfaces = {"duration", "min", "max", "values"}
+
+
+class TotalElement(ElementBase):
+    """``<total [min] [max]/>``: bounds on the profile's total energy."""
+
+    name = "total"
+    namespace = NS
+    plugin_attrib = "total"
+    interfaces = {"min", "max"}
+
+
+class RowElement(ElementBase):
+    """``<row b="2.0">1 1 0 0</row>``: one row of ``A·x <= b``; text holds the coefficients."""
+
+    name = "row"
+    namespace = NS
+    plugin_attrib = "row"
+    plugin_multi_attrib = "rows"
+    interfaces = {"b", "a"}
+
+    def get_a(self) -> str:
+        return self.xml.text or ""
+
+    def set_a(self, value: str) -> None:
+        self.xml.text = value
+
+    def del_a(self) -> None:
+        self.xml.text = None
+
+
+class PolytopeElement(ElementBase):
+    name = "polytope"
+    namespace = NS
+    plugin_attrib = "polytope"
+    interfaces: set[str] = set()
+
+
+class ProfileElement(ElementBase):
+    """``<profile [start-after] [start-before]>`` with slices, optional total and polytope."""
+
+    name = "profile"
+    namespace = NS
+    plugin_attrib = "profile"
+    plugin_multi_attrib = "profiles"
+    interfaces = {"start-after", "start-before"}
+
+
+class BaselineElement(ElementBase):
+    """``<baseline profile start><energy>2.8 5.6 7.6</energy></baseline>``."""
+
+    name = "baseline"
+    namespace = NS
+    plugin_attrib = "baseline"
+    interfaces = {"profile", "start", "energy"}
+    sub_interfaces = {"energy"}
+
+
+class PriceElement(ElementBase):
+    """``<price up down/>``: EUR per kWh of deviation in one slice."""
+
+    name = "price"
+    namespace = NS
+    plugin_attrib = "price"
+    plugin_multi_attrib = "price_list"
+    interfaces = {"up", "down"}
+
+
+class PricesElement(ElementBase):
+    name = "prices"
+    namespace = NS
+    plugin_attrib = "prices"
+    interfaces = {"currency"}
+
+
+class FlexOfferElement(ElementBase):
+    """``<flexoffer op="insert|update|delete" id ...>``: one flex-offer (see docs/protocol.md)."""
+
+    name = "flexoffer"
+    namespace = NS
+    plugin_attrib = "flexoffer"
+    interfaces = {
+        "op", "id", "issuer", "label", "state", "version", "resolution", "creation-time",
+        "acceptance-before", "assignment-before", "start-after", "start-before", "start-before-duration",
+    }
+
+
+class AssignmentElement(ElementBase):
+    """``<assignment offer-id schedule-id update-id profile start><energy>…</energy></assignment>``."""
+
+    name = "assignment"
+    namespace = NS
+    plugin_attrib = "assignment"
+    interfaces = {"offer-id", "schedule-id", "update-id", "profile", "start", "resolution", "energy"}
+    sub_interfaces = {"energy"}
+
+
+register_stanza_plugin(ProfileElement, SliceElement, iterable=True)
+register_stanza_plugin(ProfileElement, TotalElement)
+register_stanza_plugin(PolytopeElement, RowElement, iterable=True)
+register_stanza_plugin(ProfileElement, PolytopeElement)
+register_stanza_plugin(PricesElement, PriceElement, iterable=True)
+register_stanza_plugin(FlexOfferElement, ProfileElement, iterable=True)
+register_stanza_plugin(FlexOfferElement, BaselineElement)
+register_stanza_plugin(FlexOfferElement, PricesElement)
+
+
+def register_message_plugins() -> None:
+    """Let ``msg['flexoffer']`` and ``msg['assignment']`` work on slixmpp messages."""
+    register_stanza_plugin(Message, FlexOfferElement)
+    register_stanza_plugin(Message, AssignmentElement)

@@ -1,0 +1,444 @@
+"""XML codec of flex-offers and schedules in namespace ``urn:vmenergy:flexoffer:1``.
+
+Reading turns the element tree into the same dictionary the JSON codec reads and hands it to the
+same constructor, so both formats share one set of rules and the same error paths (JSON field
+names: ``profiles[0].slices[1].max``). Writing builds the slixmpp stanza objects of
+:mod:`vmenergy.wire.stanzas`, which agents attach to ``<message/>`` as they are.
+
+Safety: documents over :data:`~vmenergy.wire.json.MAX_DOCUMENT_BYTES` and any DTD or entity
+declaration are refused before the tree is built (no entity expansion, no external fetch).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from xml.parsers import expat
+from typing import Any, Callable, Optional, Union
+
+from vmenergy.flexoffer.errors import DOCUMENT, FlexOfferError
+from vmenergy.flexoffer.model import FlexOffer, State
+from vmenergy.flexoffer.schedule import Schedule
+from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_duration, format_utc
+
+from .json import MAX_DOCUMENT_BYTES, _guard, offer_from_dict, schedule_from_dict
+from .stanzas import (
+    NS,
+    AssignmentElement,
+    BaselineElement,
+    FlexOfferElement,
+    PolytopeElement,
+    PriceElement,
+    PricesElement,
+    ProfileElement,
+    RowElement,
+    SliceElement,
+    TotalElement,
+)
+
+__all__ = [
+    "OPS",
+    "parse",
+    "parse_offer",
+    "parse_schedule",
+    "parse_element",
+    "offer_from_element",
+    "schedule_from_element",
+    "offer_to_stanza",
+    "schedule_to_stanza",
+    "to_xml",
+]
+
+#: Values of ``<flexoffer op=…>``: what the sender wants done with the offer.
+OPS = ("insert", "update", "delete")
+
+_INT = re.compile(r"[+-]?\d+\Z")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|nan|NaN|inf|Infinity|INF)\Z")
+
+# element -> (attribute -> kind); kinds: s = string, i = integer, f = number, l = list of numbers
+_OFFER_ATTRS = {
+    "op": "s", "id": "s", "issuer": "s", "label": "s", "state": "s", "version": "i", "resolution": "i",
+    "creation-time": "s", "acceptance-before": "s", "assignment-before": "s", "start-after": "s",
+    "start-before": "s", "start-before-duration": "s",
+}
+_PROFILE_ATTRS = {"start-after": "s", "start-before": "s"}
+_SLICE_ATTRS = {"duration": "i", "min": "f", "max": "f", "values": "l"}
+_TOTAL_ATTRS = {"min": "f", "max": "f"}
+_ROW_ATTRS = {"b": "f"}
+_BASELINE_ATTRS = {"profile": "i", "start": "s"}
+_PRICES_ATTRS = {"currency": "s"}
+_PRICE_ATTRS = {"up": "f", "down": "f"}
+_ASSIGNMENT_ATTRS = {
+    "offer-id": "s", "schedule-id": "s", "update-id": "i", "profile": "i", "start": "s", "resolution": "i",
+}
+
+
+# ------------------------------------------------------------------------------------------
+# reading
+
+
+def parse_element(text: Union[str, bytes]) -> ET.Element:
+    """Text to an element tree, refusing oversize input, DTDs and entity declarations."""
+    if isinstance(text, str):
+        size = len(text.encode("utf-8", "surrogatepass"))
+    elif isinstance(text, (bytes, bytearray)):
+        size = len(text)
+    else:
+        raise FlexOfferError(DOCUMENT, f"expected XML text, got {type(text).__name__}")
+    if size > MAX_DOCUMENT_BYTES:
+        raise FlexOfferError(DOCUMENT, f"oversize document ({size} bytes > {MAX_DOCUMENT_BYTES})")
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")
+
+    def forbid(*_args: Any) -> None:
+        raise FlexOfferError(DOCUMENT, "DTDs and entity declarations are not allowed")
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        builder.start(_qualified(tag), {_qualified(k): v for k, v in attrs.items()})
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = lambda tag: builder.end(_qualified(tag))
+    parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = forbid
+    parser.EntityDeclHandler = forbid
+    parser.UnparsedEntityDeclHandler = forbid
+    parser.ExternalEntityRefHandler = forbid
+    parser.buffer_text = True
+    try:
+        parser.Parse(text, True)
+        return builder.close()
+    except FlexOfferError:
+        raise
+    except expat.ExpatError as exc:
+        raise FlexOfferError(DOCUMENT, f"malformed XML: {exc}") from None
+    except (ValueError, AssertionError, RecursionError) as exc:
+        raise FlexOfferError(DOCUMENT, f"malformed XML: {exc}") from None
+
+
+def _qualified(name: str) -> str:
+    """expat's ``ns}local`` to ElementTree's ``{ns}local``."""
+    return "{" + name if "}" in name else name
+
+
+def _local(el: ET.Element, path: str) -> str:
+    tag = el.tag if isinstance(el.tag, str) else ""
+    if not tag.startswith("{"):
+        raise FlexOfferError(path or DOCUMENT, f"element <{tag}> has no namespace (expected {NS})")
+    ns, _, name = tag[1:].partition("}")
+    if ns != NS:
+        raise FlexOfferError(path or DOCUMENT, f"unknown namespace {ns!r} (expected {NS})")
+    return name
+
+
+def _value(text: str, kind: str, path: str) -> Any:
+    """Attribute text to a typed value. Unparseable numbers are passed on as text so that the
+    model reports them with its usual reason ("not a number: 'lots'")."""
+    if kind == "s":
+        return text
+    if kind == "l":
+        return [_value(t, "f", f"{path}[{i}]") for i, t in enumerate(text.split())]
+    t = text.strip()
+    if _INT.match(t):
+        return int(t)
+    if _FLOAT.match(t):
+        return float(t)
+    return text
+
+
+def _attrs(el: ET.Element, spec: dict[str, str], path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, text in el.attrib.items():
+        if key not in spec:
+            raise FlexOfferError(_join(path, key.replace("-", "_")), f"unknown attribute {key!r} on <{_local(el, path)}>")
+        name = key.replace("-", "_")
+        out[name] = _value(text, spec[key], _join(path, name))
+    if el.text and el.text.strip() and el.tag not in _TEXT_ELEMENTS:
+        raise FlexOfferError(path or DOCUMENT, "unexpected text content")
+    return out
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _children(el: ET.Element, path: str, allowed: dict[str, Callable[[ET.Element, str], Any]]) -> dict[str, list]:
+    """Children grouped by local name, each already converted by its reader."""
+    out: dict[str, list] = {name: [] for name in allowed}
+    for child in el:
+        if not isinstance(child.tag, str):  # comments, processing instructions
+            continue
+        name = _local(child, path)
+        if name not in allowed:
+            raise FlexOfferError(_join(path, name), f"unknown element <{name}> in <{_local(el, path)}>")
+        out[name].append(child)
+        if child.tail and child.tail.strip():
+            raise FlexOfferError(path or DOCUMENT, "unexpected text content")
+    return {name: [allowed[name](c, _indexed(path, name, i, len(items))) for i, c in enumerate(items)]
+            for name, items in out.items()}
+
+
+_PLURAL = {"profile": "profiles", "slice": "slices", "row": "A", "price": "slices"}
+
+
+def _indexed(path: str, name: str, i: int, count: int) -> str:
+    plural = _PLURAL.get(name)
+    return f"{_join(path, plural)}[{i}]" if plural else _join(path, name)
+
+
+def _single(items: list, path: str, name: str) -> Any:
+    if len(items) > 1:
+        raise FlexOfferError(_join(path, name), f"more than one <{name}>")
+    return items[0] if items else None
+
+
+def _energy_text(el: ET.Element, path: str) -> list:
+    if el.attrib:
+        raise FlexOfferError(path, "<energy> takes no attributes")
+    if len(el):
+        raise FlexOfferError(path, "<energy> holds a space-separated list of numbers, no elements")
+    return _value(el.text or "", "l", path)
+
+
+def _slice_dict(el: ET.Element, path: str) -> dict:
+    _children(el, path, {})
+    return _attrs(el, _SLICE_ATTRS, path)
+
+
+def _row(el: ET.Element, path: str) -> tuple[list, Any]:
+    attrs = _attrs(el, _ROW_ATTRS, path)
+    if len(el):
+        raise FlexOfferError(path, "<row> holds a space-separated list of numbers, no elements")
+    if "b" not in attrs:
+        raise FlexOfferError(path.replace(".A[", ".b["), "required")
+    return _value(el.text or "", "l", path), attrs["b"]
+
+
+def _profile_dict(el: ET.Element, path: str) -> dict:
+    d = _attrs(el, _PROFILE_ATTRS, path)
+    kids = _children(el, path, {"slice": _slice_dict, "total": lambda e, p: _attrs(e, _TOTAL_ATTRS, p),
+                                "polytope": _polytope_dict})
+    d["slices"] = kids["slice"]
+    total = _single(kids["total"], path, "total")
+    if total is not None:
+        d["total"] = total
+    poly = _single(kids["polytope"], path, "polytope")
+    if poly is not None:
+        d["polytope"] = poly
+    return d
+
+
+def _polytope_dict(el: ET.Element, path: str) -> dict:
+    _attrs(el, {}, path)
+    rows = _children(el, path, {"row": _row})["row"]
+    return {"A": [r[0] for r in rows], "b": [r[1] for r in rows]}
+
+
+def _baseline_dict(el: ET.Element, path: str) -> dict:
+    d = _attrs(el, _BASELINE_ATTRS, path)
+    energy = _single(_children(el, path, {"energy": _energy_text})["energy"], path, "energy")
+    if energy is not None:
+        d["energy"] = energy
+    return d
+
+
+def _prices_dict(el: ET.Element, path: str) -> dict:
+    d = _attrs(el, _PRICES_ATTRS, path)
+    d["slices"] = _children(el, path, {"price": lambda e, p: _attrs(e, _PRICE_ATTRS, p)})["price"]
+    return d
+
+
+def _offer_dict(el: ET.Element) -> tuple[Optional[str], dict]:
+    d = _attrs(el, _OFFER_ATTRS, "")
+    op = d.pop("op", None)
+    if op is not None and op not in OPS:
+        raise FlexOfferError("op", f"unknown operation {op!r} (one of {', '.join(OPS)})")
+    kids = _children(el, "", {"profile": _profile_dict, "baseline": _baseline_dict, "prices": _prices_dict})
+    d["profiles"] = kids["profile"]
+    for name in ("baseline", "prices"):
+        item = _single(kids[name], "", name)
+        if item is not None:
+            d[name] = item
+    return op, d
+
+
+def _schedule_dict(el: ET.Element) -> dict:
+    d = _attrs(el, _ASSIGNMENT_ATTRS, "")
+    energy = _single(_children(el, "", {"energy": _energy_text})["energy"], "", "energy")
+    if energy is not None:
+        d["energy"] = energy
+    return d
+
+
+_TEXT_ELEMENTS = {f"{{{NS}}}row", f"{{{NS}}}energy"}
+
+
+def _element(obj: Union[ET.Element, FlexOfferElement, AssignmentElement]) -> ET.Element:
+    return obj.xml if hasattr(obj, "xml") and not isinstance(obj, ET.Element) else obj  # type: ignore[return-value]
+
+
+def offer_from_element(el: Union[ET.Element, FlexOfferElement]) -> FlexOffer:
+    """A ``<flexoffer>`` element (or its stanza object from a received message) to a FlexOffer."""
+    return read_flexoffer(el)[1]
+
+
+def read_flexoffer(el: Union[ET.Element, FlexOfferElement]) -> tuple[Optional[str], FlexOffer]:
+    """``(op, offer)`` from a ``<flexoffer>`` element; ``op`` is None when absent."""
+
+    def run() -> tuple[Optional[str], FlexOffer]:
+        x = _element(el)
+        if _local(x, "") != "flexoffer":
+            raise FlexOfferError(DOCUMENT, f"expected <flexoffer>, got <{_local(x, '')}>")
+        op, d = _offer_dict(x)
+        return op, offer_from_dict(d)
+
+    return _guard(run)
+
+
+def schedule_from_element(el: Union[ET.Element, AssignmentElement], resolution: Optional[int] = None) -> Schedule:
+    """An ``<assignment>`` element to a Schedule (``resolution`` used when the element has none)."""
+
+    def run() -> Schedule:
+        x = _element(el)
+        if _local(x, "") != "assignment":
+            raise FlexOfferError(DOCUMENT, f"expected <assignment>, got <{_local(x, '')}>")
+        return schedule_from_dict(_schedule_dict(x), resolution=resolution)
+
+    return _guard(run)
+
+
+def parse(text: Union[str, bytes]) -> Union[FlexOffer, Schedule]:
+    """XML text of a ``<flexoffer>`` or an ``<assignment>`` to the model object."""
+
+    def run() -> Union[FlexOffer, Schedule]:
+        root = parse_element(text)
+        name = _local(root, "")
+        if name == "flexoffer":
+            return offer_from_element(root)
+        if name == "assignment":
+            return schedule_from_element(root)
+        raise FlexOfferError(DOCUMENT, f"unknown root element <{name}> (expected <flexoffer> or <assignment>)")
+
+    return _guard(run)
+
+
+def parse_offer(text: Union[str, bytes]) -> FlexOffer:
+    return _guard(lambda: offer_from_element(parse_element(text)))
+
+
+def parse_schedule(text: Union[str, bytes], resolution: Optional[int] = None) -> Schedule:
+    return _guard(lambda: schedule_from_element(parse_element(text), resolution))
+
+
+# ------------------------------------------------------------------------------------------
+# writing
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+def _nums(xs) -> str:
+    return " ".join(repr(float(x)) for x in xs)
+
+
+def offer_to_stanza(fo: FlexOffer, op: Optional[str] = None) -> FlexOfferElement:
+    """A FlexOffer as a ``<flexoffer>`` stanza object (append it to a slixmpp Message)."""
+    if op is not None and op not in OPS:
+        raise FlexOfferError("op", f"unknown operation {op!r} (one of {', '.join(OPS)})")
+    res = fo.resolution
+    el = FlexOfferElement()
+    if op is not None:
+        el["op"] = op
+    el["id"] = fo.id
+    if fo.issuer is not None:
+        el["issuer"] = fo.issuer
+    if fo.label is not None:
+        el["label"] = fo.label
+    if fo.state is not State.INITIAL:
+        el["state"] = fo.state.value
+    if fo.version:
+        el["version"] = str(fo.version)
+    el["resolution"] = str(res)
+    for key in ("creation_time", "acceptance_before", "assignment_before"):
+        value = getattr(fo, key)
+        if value is not None:
+            el[key.replace("_", "-")] = format_utc(value)
+    for key in ("start_after", "start_before"):
+        value = getattr(fo, key)
+        if value is not None:
+            el[key.replace("_", "-")] = format_utc(value * res)
+    if fo.start_before_duration is not None:
+        el["start-before-duration"] = format_duration(fo.start_before_duration * res)
+    for p in fo.profiles:
+        pe = ProfileElement()
+        if p.start_after is not None:
+            pe["start-after"] = format_utc(p.start_after * res)
+        if p.start_before is not None:
+            pe["start-before"] = format_utc(p.start_before * res)
+        for s in p.slices:
+            se = SliceElement()
+            se["duration"] = str(s.duration)
+            se["min"] = _num(s.min)
+            se["max"] = _num(s.max)
+            if s.values is not None:
+                se["values"] = _nums(s.values)
+            pe.append(se)
+        if p.total is not None:
+            te = TotalElement()
+            if p.total.min is not None:
+                te["min"] = _num(p.total.min)
+            if p.total.max is not None:
+                te["max"] = _num(p.total.max)
+            pe.append(te)
+        if p.polytope is not None:
+            poly = PolytopeElement()
+            for row, b in zip(p.polytope.A, p.polytope.b):
+                re_ = RowElement()
+                re_["b"] = _num(b)
+                re_["a"] = _nums(row)
+                poly.append(re_)
+            pe.append(poly)
+        el.append(pe)
+    if fo.baseline is not None:
+        be = BaselineElement()
+        be["profile"] = str(fo.baseline.profile)
+        if fo.baseline.start is not None:
+            be["start"] = format_utc(fo.baseline.start * res)
+        be["energy"] = _nums(fo.baseline.energy)
+        el.append(be)
+    if fo.prices is not None:
+        pr = PricesElement()
+        pr["currency"] = fo.prices.currency
+        for sp in fo.prices.slices:
+            pe2 = PriceElement()
+            pe2["up"] = _num(sp.up)
+            pe2["down"] = _num(sp.down)
+            pr.append(pe2)
+        el.append(pr)
+    return el
+
+
+def schedule_to_stanza(s: Schedule) -> AssignmentElement:
+    """A Schedule as an ``<assignment>`` stanza object."""
+    el = AssignmentElement()
+    el["offer-id"] = s.offer_id
+    if s.schedule_id is not None:
+        el["schedule-id"] = s.schedule_id
+    el["update-id"] = str(s.update_id)
+    el["profile"] = str(s.profile)
+    el["start"] = format_utc(s.start * s.resolution)
+    if s.resolution != DEFAULT_RESOLUTION:
+        el["resolution"] = str(s.resolution)
+    el["energy"] = _nums(s.energy)
+    return el
+
+
+def to_xml(obj: Union[FlexOffer, Schedule], op: Optional[str] = None) -> str:
+    """XML text of an offer (``<flexoffer>``, with ``op`` when given) or a schedule (``<assignment>``)."""
+    if isinstance(obj, FlexOffer):
+        return str(offer_to_stanza(obj, op))
+    if isinstance(obj, Schedule):
+        if op is not None:
+            raise FlexOfferError("op", "only <flexoffer> carries an op")
+        return str(schedule_to_stanza(obj))
+    raise TypeError(f"to_xml takes a FlexOffer or a Schedule, not {type(obj).__name__}")
