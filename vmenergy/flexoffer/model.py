@@ -63,7 +63,9 @@ MAX_RESOLUTION = 7 * 86400
 #: A single slice longer than a year of 1-minute intervals is certainly a unit error.
 MAX_SLICE_DURATION = 366 * 1440
 
-_ID_OK = re.compile(r"[^\x00-\x20\x7f]+\Z")
+_ID_OK = re.compile(r"[^\x00-\x20\x7f\ud800-\udfff\ufffe\uffff]+\Z")
+# Text that XML 1.0 can carry in an attribute and that survives attribute normalisation.
+_LABEL_OK = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]*\Z")
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 
 
@@ -446,6 +448,8 @@ class FlexOffer:
         label = _text(self.label, "label", required=False)
         if label is not None and len(label) > 1024:
             raise FlexOfferError("label", "longer than 1024 characters")
+        if label is not None and not _LABEL_OK.match(label):
+            raise FlexOfferError("label", "must not contain control characters")
         try:
             _set(self, "state", State(self.state))
         except ValueError:

@@ -1,0 +1,33 @@
+"""Shared fixtures. Conformance vectors come from the project's shared folder when it is next to
+the checkout (the authoritative copy), else from the copy in tests/vectors (a clean CI clone)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_VECTORS = ROOT / "tests" / "vectors"
+SHARED_VECTORS = ROOT.parent / "shared" / "vectors"
+EXAMPLES = ROOT / "scenarios" / "examples"
+
+settings.register_profile(
+    "default", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("thorough", deadline=None, max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def vectors_dir() -> Path:
+    env = os.environ.get("VME_VECTORS")
+    if env:
+        return Path(env)
+    return SHARED_VECTORS if SHARED_VECTORS.is_dir() else LOCAL_VECTORS
+
+
+@pytest.fixture(scope="session")
+def vectors() -> Path:
+    return vectors_dir()
