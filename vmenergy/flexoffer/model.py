@@ -157,6 +157,8 @@ def _identifier(value: object, path: str, *, required: bool = True) -> str | Non
     text = _text(value, path, required=required)
     if text is None:
         return None
+    if not text:
+        raise FlexOfferError(path, "must not be empty (omit it instead)")
     if len(text) > MAX_ID_LENGTH:
         raise FlexOfferError(path, f"longer than {MAX_ID_LENGTH} characters")
     if not _ID_OK.match(text):
@@ -445,11 +447,12 @@ class FlexOffer:
     def __post_init__(self) -> None:
         _set(self, "id", _identifier(self.id, "id"))
         _set(self, "issuer", _identifier(self.issuer, "issuer", required=False))
-        label = _text(self.label, "label", required=False)
+        label = _text(self.label, "label", required=False) or None  # "" and absent mean the same
         if label is not None and len(label) > 1024:
             raise FlexOfferError("label", "longer than 1024 characters")
         if label is not None and not _LABEL_OK.match(label):
             raise FlexOfferError("label", "must not contain control characters")
+        _set(self, "label", label)
         try:
             _set(self, "state", State(self.state))
         except ValueError:
