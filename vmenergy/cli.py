@@ -160,6 +160,13 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from vmenergy.runtime.demo import run_demo
+
+    run_demo(Path(args.out), out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmenergy",
@@ -180,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the offer and its measures as JSON")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("demo", help="run the demo and write its report")
+    p.add_argument("--out", default="run/demo", metavar="DIR", help="where the report goes (default run/demo)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -1,0 +1,41 @@
+"""The examples in docs/protocol.md are part of the contract: they must parse and be valid."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+from vmenergy.flexoffer import FlexOffer, Schedule
+from vmenergy.wire import json as wjson
+from vmenergy.wire import xml as wxml
+
+DOC = (ROOT / "docs" / "protocol.md").read_text()
+BLOCKS = re.findall(r"```(json|xml)\n(.*?)```", DOC, flags=re.S)
+JSON_BLOCKS = [b for kind, b in BLOCKS if kind == "json"]
+XML_DOCS = [b for kind, b in BLOCKS if kind == "xml" and b.lstrip().startswith(("<flexoffer", "<assignment"))]
+
+
+def test_doc_has_examples_of_both_formats():
+    assert len(JSON_BLOCKS) >= 2 and len(XML_DOCS) >= 2
+
+
+@pytest.mark.parametrize("block", JSON_BLOCKS)
+def test_json_examples_are_valid(block):
+    (item,) = wjson.parse_any(block)
+    assert isinstance(item, (FlexOffer, Schedule))
+
+
+@pytest.mark.parametrize("block", XML_DOCS)
+def test_xml_examples_are_valid(block):
+    assert isinstance(wxml.parse(block), (FlexOffer, Schedule))
+
+
+def test_json_and_xml_examples_describe_the_same_offer_and_schedule():
+    offers = [x for x in (wjson.parse_any(b)[0] for b in JSON_BLOCKS) if isinstance(x, FlexOffer)]
+    xml_items = [wxml.parse(b) for b in XML_DOCS]
+    assert offers[0] in xml_items
+    schedules = [x for x in (wjson.parse_any(b)[0] for b in JSON_BLOCKS) if isinstance(x, Schedule)]
+    assert schedules[0] in xml_items
+    assert offers[0].is_feasible(schedules[0])

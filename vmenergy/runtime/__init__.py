@@ -1,0 +1,1 @@
+"""The shell that runs things: scenario loading, swarm launcher, simulated clock, reports."""
