@@ -147,3 +147,125 @@ def register_message_plugins() -> None:
     """Let ``msg['flexoffer']`` and ``msg['assignment']`` work on slixmpp messages."""
     register_stanza_plugin(Message, FlexOfferElement)
     register_stanza_plugin(Message, AssignmentElement)
+
+
+# --------------------------------------------------------------------------------------------
+# agent protocol elements (see docs/protocol.md, "Agent messages")
+
+
+class AckElement(ElementBase):
+    """``<ack kind ref status [reason] [version]/>``: the answer to a message."""
+
+    name = "ack"
+    namespace = NS
+    plugin_attrib = "vme_ack"
+    interfaces = {"kind", "ref", "status", "reason", "version"}
+
+
+class MeasurementElement(ElementBase):
+    """``<measurement id offer-id start [resolution]><energy>…</energy></measurement>``."""
+
+    name = "measurement"
+    namespace = NS
+    plugin_attrib = "measurement"
+    interfaces = {"id", "offer-id", "start", "resolution", "energy"}
+    sub_interfaces = {"energy"}
+
+
+class BillLineElement(ElementBase):
+    """``<line kind amount [offer-id]>description</line>``; amount in currency units, 2 decimals."""
+
+    name = "line"
+    namespace = NS
+    plugin_attrib = "line"
+    plugin_multi_attrib = "lines"
+    interfaces = {"kind", "amount", "offer-id", "description"}
+
+    def get_description(self) -> str:
+        return self.xml.text or ""
+
+    def set_description(self, value: str) -> None:
+        self.xml.text = value
+
+    def del_description(self) -> None:
+        self.xml.text = None
+
+
+class BillElement(ElementBase):
+    """``<bill id period-start period-end currency total>`` with ``<line>`` children."""
+
+    name = "bill"
+    namespace = NS
+    plugin_attrib = "bill"
+    interfaces = {"id", "period-start", "period-end", "currency", "total"}
+
+
+class RegistrationElement(ElementBase):
+    """``<registration op="register|deregister" participant role/>``."""
+
+    name = "registration"
+    namespace = NS
+    plugin_attrib = "registration"
+    interfaces = {"op", "participant", "role"}
+
+
+class MarketSessionElement(ElementBase):
+    """``<market-session id state mechanism gate-closure delivery-start delivery-end …/>``."""
+
+    name = "market-session"
+    namespace = NS
+    plugin_attrib = "market_session"
+    interfaces = {"id", "state", "mechanism", "gate-closure", "delivery-start", "delivery-end", "resolution",
+                  "currency"}
+
+
+class BidElement(ElementBase):
+    """``<bid id session side …>``, with a ``<flexoffer>`` child for flex-offer bids."""
+
+    name = "bid"
+    namespace = NS
+    plugin_attrib = "bid"
+    interfaces = {"id", "session", "side", "volume", "price", "activation-price", "expiry", "start", "end",
+                  "type", "resolution"}
+
+
+class ClearingElement(ElementBase):
+    """``<clearing session bid status volume …>``, with an ``<assignment>`` child when scheduled."""
+
+    name = "clearing"
+    namespace = NS
+    plugin_attrib = "clearing"
+    interfaces = {"session", "bid", "status", "volume", "price", "clearing-price", "reason"}
+
+
+class ReservationElement(ElementBase):
+    name = "reservation"
+    namespace = NS
+    plugin_attrib = "reservation"
+    interfaces = {"id", "session", "bid", "start", "end", "volume", "price", "type"}
+
+
+class ActivationElement(ElementBase):
+    name = "activation"
+    namespace = NS
+    plugin_attrib = "activation"
+    interfaces = {"id", "reservation", "start", "end", "volume"}
+
+
+register_stanza_plugin(BillElement, BillLineElement, iterable=True)
+register_stanza_plugin(BidElement, FlexOfferElement)
+register_stanza_plugin(ClearingElement, AssignmentElement)
+
+#: Every element that may ride on a ``<message/>``, by local name.
+MESSAGE_ELEMENTS = {
+    cls.name: cls
+    for cls in (FlexOfferElement, AckElement, AssignmentElement, MeasurementElement, BillElement,
+                RegistrationElement, MarketSessionElement, BidElement, ClearingElement, ReservationElement,
+                ActivationElement)
+}
+
+
+def register_protocol_plugins() -> None:
+    """Register every protocol element on slixmpp's Message (``msg['bid']`` etc.)."""
+    for cls in MESSAGE_ELEMENTS.values():
+        register_stanza_plugin(Message, cls)

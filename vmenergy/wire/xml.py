@@ -177,7 +177,7 @@ def _children(el: ET.Element, path: str, allowed: dict[str, Callable[[ET.Element
             for name, items in out.items()}
 
 
-_PLURAL = {"profile": "profiles", "slice": "slices", "row": "A", "price": "slices"}
+_PLURAL = {"profile": "profiles", "slice": "slices", "row": "A", "price": "slices", "line": "lines"}
 
 
 def _indexed(path: str, name: str, i: int, count: int) -> str:
@@ -269,7 +269,7 @@ def _schedule_dict(el: ET.Element) -> dict:
     return d
 
 
-_TEXT_ELEMENTS = {f"{{{NS}}}row", f"{{{NS}}}energy"}
+_TEXT_ELEMENTS = {f"{{{NS}}}row", f"{{{NS}}}energy", f"{{{NS}}}line"}
 
 
 def _element(obj: Union[ET.Element, FlexOfferElement, AssignmentElement]) -> ET.Element:
