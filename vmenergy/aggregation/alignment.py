@@ -1,0 +1,232 @@
+"""Stage 3 of aggregation: start alignment, and the columnar record of a run.
+
+Start alignment places every member of a bin at its earliest start: member i runs from
+``aggregate start + (est_i - est_min)``. The aggregate may start anywhere in
+``[est_min, est_min + min_i tf_i]``, so every member starts inside its own window, and its slice
+bounds are the sums of the member boxes that fall in each slice. No rigid alignment of the same
+members can do better on time flexibility: with offsets d_i the aggregate's window is the
+intersection of windows of widths tf_i, at most min tf_i wide, which start alignment reaches; and
+energy flexibility (sum of slice widths) is additive whatever the offsets. That is why the better
+method in this package works on the grouping, not on the alignment (docs/aggregation.md).
+
+Slices of more than one interval: an aggregate slice must hold whole member slices (a member's
+energy is only known per slice), so interval boundaries that fall inside some member slice are
+removed and the intervals between merged. With one-interval slices (the common case) an aggregate
+slice is one interval.
+
+The sums are ``np.bincount`` over all member slices at once; bincount adds in array order, so a
+bin's sums are the same whether it is computed in a full run or alone (incremental rebuild).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Profile, Slice
+from vmenergy.flexoffer.offerset import _expand, _offsets
+
+from .grouping import Groups, cell_name
+from .members import Members
+from .offer import AggregatedFlexOffer
+from .params import AggregationParams
+
+__all__ = ["AggregationRun", "build"]
+
+
+@dataclass(eq=False)
+class AggregationRun:
+    """Everything a run computed, as arrays, shared by its aggregates.
+
+    Per offer row (n): ``group`` (aggregate or -1), ``offset`` (start offset inside the aggregate),
+    ``ishift`` (global interval index of the member's first interval; excluded rows point past
+    the end). Per aggregate (G): ``est``, ``tf`` (its window), ``int_offsets`` (G+1, intervals),
+    ``slice_offsets`` (G+1, aggregate slices). Per aggregate slice: ``duration``, ``L``, ``U``.
+    ``slice_of_interval``: interval -> aggregate slice, None when they coincide.
+    """
+
+    params: AggregationParams
+    offers: FlexOfferSet
+    source: Optional[Sequence[FlexOffer]]
+    members: Members
+    groups: Groups
+    offset: np.ndarray
+    ishift: np.ndarray
+    est: np.ndarray
+    tf: np.ndarray
+    int_offsets: np.ndarray
+    slice_of_interval: Optional[np.ndarray]
+    slice_offsets: np.ndarray
+    duration: np.ndarray
+    L: np.ndarray
+    U: np.ndarray
+    aggregates: list
+
+    def __len__(self) -> int:
+        return len(self.est)
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.L)
+
+    def member_rows(self, a: int) -> np.ndarray:
+        g = self.groups
+        return g.rows[g.offsets[a] : g.offsets[a + 1]]
+
+    def targets(self, rows: Optional[np.ndarray] = None) -> np.ndarray:
+        """Aggregate slice of every member slice: of all offers' box slices in row order (rows
+        None; excluded rows map past the end), or of ``rows``' slices, concatenated."""
+        mem = self.members
+        so = mem.slice_offsets
+        if rows is None:
+            counts = np.diff(so)
+            if mem.rel is None:
+                pos = np.repeat(self.ishift - so[:-1], counts)
+                pos += np.arange(len(mem.lo), dtype=np.int64)
+            else:
+                pos = np.repeat(self.ishift, counts) + mem.rel
+        else:
+            counts = so[rows + 1] - so[rows]
+            if mem.rel is None:
+                total = int(counts.sum())
+                pos = np.repeat(self.ishift[rows] - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
+            else:
+                pos = np.repeat(self.ishift[rows], counts) + mem.rel[_expand(so, rows)]
+        if self.slice_of_interval is not None:
+            pos = self.slice_of_interval[pos]
+        return pos
+
+    def box(self, rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Members' box bounds (all slices, or those of ``rows`` concatenated)."""
+        mem = self.members
+        if rows is None:
+            return mem.lo, mem.hi
+        sl = _expand(mem.slice_offsets, rows)
+        return mem.lo[sl], mem.hi[sl]
+
+
+def build(
+    offers: FlexOfferSet,
+    source: Optional[Sequence[FlexOffer]],
+    members: Members,
+    groups: Groups,
+    params: AggregationParams,
+    has_keys: bool,
+) -> AggregationRun:
+    """Start-align every bin of ``groups`` and make its :class:`AggregatedFlexOffer`."""
+    n = len(members)
+    G = len(groups)
+    rows = groups.rows
+    go = groups.offsets[:-1]
+    sizes = np.diff(groups.offsets)
+    if G:
+        est_s = members.est[rows]
+        E = np.minimum.reduceat(est_s, go)
+        TF = np.minimum.reduceat(members.tf[rows], go)
+        gid = np.repeat(np.arange(G, dtype=np.int64), sizes)
+        off_s = est_s - E[gid]
+        LEN = np.maximum.reduceat(off_s + members.length[rows], go)
+    else:
+        E = TF = LEN = np.zeros(0, dtype=np.int64)
+        gid = off_s = np.zeros(0, dtype=np.int64)
+    int_offsets = _offsets(LEN)
+    n_int = int(int_offsets[-1])
+    offset = np.full(n, -1, dtype=np.int64)
+    offset[rows] = off_s
+    ishift = np.full(n, n_int, dtype=np.int64)  # excluded rows land past the end
+    ishift[rows] = int_offsets[:-1][gid] + off_s
+
+    run = AggregationRun(
+        params=params, offers=offers, source=source, members=members, groups=groups, offset=offset,
+        ishift=ishift, est=E, tf=TF, int_offsets=int_offsets, slice_of_interval=None,
+        slice_offsets=int_offsets, duration=np.ones(n_int, dtype=np.int64), L=np.zeros(0), U=np.zeros(0),
+        aggregates=[],
+    )
+    pos = run.targets()  # interval of every member slice
+    if members.rel is not None:
+        _merge_slices(run, pos, n_int)
+        pos = run.slice_of_interval[pos]
+    n_sl = len(run.duration)
+    L = np.bincount(pos, weights=members.lo, minlength=n_sl)[:n_sl]
+    U = np.bincount(pos, weights=members.hi, minlength=n_sl)[:n_sl]
+    del pos
+    run.L, run.U = L, U
+    run.aggregates = _objects(run, groups, params, has_keys)
+    return run
+
+
+def _merge_slices(run: AggregationRun, pos: np.ndarray, n_int: int) -> None:
+    """Merge intervals so that no member slice crosses an aggregate slice boundary."""
+    mem = run.members
+    dur = mem.dur.astype(np.int64)
+    longer = np.flatnonzero((dur > 1) & (pos < n_int))
+    width = n_int + int(mem.length.max() if len(mem.length) else 0) + 2
+    inside = np.zeros(width, dtype=np.int64)
+    if len(longer):
+        p, d = pos[longer], dur[longer]
+        inside += np.bincount(p + 1, minlength=width)[:width]
+        inside -= np.bincount(p + d, minlength=width)[:width]
+    crossed = np.cumsum(inside)[:n_int] > 0  # boundary before interval b lies inside a member slice
+    starts = ~crossed
+    starts[run.int_offsets[:-1]] = True
+    sid = np.cumsum(starts) - 1
+    n_sl = int(sid[-1]) + 1 if n_int else 0
+    ext = np.full(width, n_sl, dtype=np.int64)  # past the end -> past the last slice
+    ext[:n_int] = sid
+    run.slice_of_interval = ext
+    run.slice_offsets = np.append(sid[run.int_offsets[:-1]], n_sl).astype(np.int64) if len(run.est) else np.zeros(1, np.int64)
+    run.duration = np.bincount(sid, minlength=n_sl)
+
+
+def _objects(run: AggregationRun, groups: Groups, params: AggregationParams, has_keys: bool) -> list:
+    G = len(run.est)
+    if G == 0:
+        return []
+    res = run.offers.resolution[groups.rows[groups.offsets[:-1]]].tolist()
+    # deadlines: the aggregate must be accepted and assigned before any member's deadline
+    acc: dict[int, int] = {}
+    asg: dict[int, int] = {}
+    for r, (a, s) in run.members.deadlines.items():
+        g = int(groups.group[r])
+        if g < 0:
+            continue
+        if a is not None:
+            acc[g] = min(acc.get(g, a), a)
+        if s is not None:
+            asg[g] = min(asg.get(g, s), s)
+    L, U, D = run.L.tolist(), run.U.tolist(), run.duration.tolist()
+    so = run.slice_offsets.tolist()
+    est, tf = run.est.tolist(), run.tf.tolist()
+    sizes = np.diff(groups.offsets).tolist()
+    label_method = "start alignment" if params.method == "start" else "flexibility-aware"
+    out = []
+    for a in range(G):
+        lst = est[a] + tf[a]
+        s_deadline = asg.get(a)
+        if s_deadline is not None:
+            s_deadline = min(s_deadline, lst * res[a])
+        a_deadline = acc.get(a)
+        if a_deadline is not None and s_deadline is not None:
+            a_deadline = min(a_deadline, s_deadline)
+        i, j = so[a], so[a + 1]
+        cell, bin_ = groups.cells[a]
+        try:
+            slices = tuple(Slice(d, lo, hi) for d, lo, hi in zip(D[i:j], L[i:j], U[i:j]))
+            out.append(AggregatedFlexOffer(
+                id=cell_name(params, cell, bin_, has_keys),
+                profiles=(Profile(slices),),
+                issuer=params.issuer,
+                label=f"aggregate of {sizes[a]} offers ({label_method})",
+                resolution=res[a],
+                acceptance_before=a_deadline,
+                assignment_before=s_deadline,
+                start_after=est[a],
+                start_before=lst,
+                run=run,
+                position=a,
+            ))
+        except FlexOfferError as exc:  # e.g. sums beyond the model's energy limit
+            raise exc.within(f"aggregate[{a}]") from None
+    return out
