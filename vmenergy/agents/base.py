@@ -1,0 +1,310 @@
+"""The SPADE agent shell around a role engine.
+
+A VME agent is thin: a received stanza becomes a protocol message value, the engine decides, the
+agent persists what changed and carries out the engine's effects (send, drive a device, log).
+Everything is sent over XMPP, also to agents in the same process, so the server sees (and a plain
+XMPP client can join) all traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from spade.agent import Agent
+from spade.behaviour import CyclicBehaviour, PeriodicBehaviour
+from spade.message import Message as SpadeMessage
+from spade.template import Template
+
+from vmenergy.flexoffer import FlexOfferError
+from vmenergy.protocol.engine import Effect, Engine, Execute, Note, Send, bare
+from vmenergy.protocol.messages import Message
+from vmenergy.runtime.clock import Clock, RealClock
+from vmenergy.store import Store
+from vmenergy.wire.messages import decode, encode, summary
+from vmenergy.wire.stanzas import NS, register_protocol_plugins
+
+__all__ = ["ServerAddress", "VmeMessage", "VmeAgent", "MAX_PAYLOAD_BYTES"]
+
+log = logging.getLogger("vmenergy.agent")
+
+#: Largest protocol payload an agent reads (bytes of XML); bigger ones get an error reply.
+#: Prosody's default c2s stanza limit is 256 KiB, so a bigger payload rarely even arrives.
+MAX_PAYLOAD_BYTES = 256 * 1024
+ONTOLOGY = "vmenergy"
+
+_PERFORMATIVE = {
+    "flexoffer": "propose", "ack": "inform", "assignment": "request", "measurement": "inform", "bill": "inform",
+    "registration": "subscribe", "market-session": "inform", "bid": "propose", "clearing": "inform",
+    "reservation": "request", "activation": "request",
+}
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """Where an agent connects: host and port of the XMPP server, and the CA file that signs its
+    certificate (None: the system trust store). Certificates are always verified."""
+
+    host: str = "127.0.0.1"
+    port: int = 5222
+    ca_file: Optional[str] = None
+
+
+class VmeMessage(SpadeMessage):
+    """A SPADE message that also carries one protocol element (``payload``).
+
+    SPADE's Message only knows body, thread and string metadata; this adds the namespaced XML
+    element on the way out (:meth:`prepare`) and keeps the decoded value on the way in.
+    """
+
+    __slots__ = ("payload",)
+
+    def __init__(self, *args, payload: Optional[Message] = None, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.payload = payload
+
+    def prepare(self, client):
+        msg = super().prepare(client)
+        if self.payload is not None:
+            msg.append(encode(self.payload))
+        return msg
+
+    @classmethod
+    def of(cls, to: str, payload: Message) -> "VmeMessage":
+        name = encode(payload).name
+        m = cls(to=to, body=summary(payload), payload=payload)
+        m.set_metadata("ontology", ONTOLOGY)
+        m.set_metadata("performative", _PERFORMATIVE.get(name, "inform"))
+        m.set_metadata("vme-element", name)
+        return m
+
+
+class InboxBehaviour(CyclicBehaviour):
+    """Takes protocol messages (ontology ``vmenergy``) to the engine."""
+
+    async def run(self) -> None:
+        msg = await self.receive(timeout=1.0)
+        if msg is not None and isinstance(msg, VmeMessage) and msg.payload is not None:
+            agent: VmeAgent = self.agent  # type: ignore[assignment]
+            agent.handle(lambda now: agent.engine.receive(str(msg.sender), msg.payload, now))
+
+
+class OperatorBehaviour(CyclicBehaviour):
+    """Answers plain chat (an operator in any XMPP client): ``status`` and ``help``."""
+
+    async def run(self) -> None:
+        msg = await self.receive(timeout=1.0)
+        if msg is None or isinstance(msg, VmeMessage) and msg.payload is not None:
+            return
+        agent: VmeAgent = self.agent  # type: ignore[assignment]
+        text = (msg.body or "").strip().lower()
+        if not text:
+            return
+        answer = agent.operator_command(text)
+        reply = SpadeMessage(to=str(msg.sender), body=answer)
+        agent.client_send(reply)
+
+
+class TickBehaviour(PeriodicBehaviour):
+    """Gives the engine the time: resends, deadlines, gate closures, clearing."""
+
+    async def run(self) -> None:
+        agent: VmeAgent = self.agent  # type: ignore[assignment]
+        agent.handle(lambda now: agent.engine.tick(now))
+
+
+class VmeAgent(Agent):
+    """Base agent: connection, persistence, message plumbing, presence, status."""
+
+    role = "node"
+
+    def __init__(
+        self,
+        jid: str,
+        password: str,
+        *,
+        server: ServerAddress = ServerAddress(),
+        store_path: Optional[Path] = None,
+        clock: Optional[Clock] = None,
+        tick: float = 0.5,
+        peers: tuple[str, ...] = (),
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        super().__init__(jid, password, port=server.port, verify_security=True)
+        self.server = server
+        self.clock: Clock = clock or RealClock()
+        self.tick_seconds = tick
+        self.peers = tuple(bare(p) for p in peers)
+        self.max_payload_bytes = max_payload_bytes
+        self.store = Store(store_path) if store_path is not None else None
+        self.engine: Engine = self.make_engine()
+        if self.store is not None:
+            self.store.load(self.engine.ledger)
+            self.after_restore()
+        self._status = ""
+        self.events: list[Note] = []  # recent notes, for tests and the operator
+        self.log = logging.LoggerAdapter(log, {"agent": str(self.jid)})
+
+    # -- to be provided by roles -----------------------------------------------------------
+    def make_engine(self) -> Engine:
+        raise NotImplementedError
+
+    def after_restore(self) -> None:
+        """Called once the ledger is loaded from the store (restart)."""
+
+    def approve(self, peer: str) -> bool:
+        """Whether to accept a presence subscription from ``peer``."""
+        return bare(peer) in self.peers
+
+    def on_execute(self, effect: Execute) -> None:
+        self.log.warning("event=execute-ignored offer=%s", effect.offer.id)
+
+    def operator_command(self, text: str) -> str:
+        if text in ("status", "s"):
+            return f"{self.role} {self.jid}: {self.engine.status()}"
+        return "commands: status"
+
+    # -- connection (SPADE's, with our server address and shared TLS context) ---------------
+    async def _async_connect(self) -> None:  # pragma: no cover - exercised by integration tests
+        from vmenergy.runtime.xmpp_tuning import apply_to_client
+
+        apply_to_client(self.client, self.server.ca_file)
+        client = self.client
+        client.connected_event = asyncio.Event()
+        client.disconnected_event = asyncio.Event()
+        client.failed_auth_event = asyncio.Event()
+        client.add_event_handler("session_start", lambda _: client.connected_event.set())
+        client.add_event_handler("disconnected", lambda _: client.disconnected_event.set())
+        client.add_event_handler("failed_all_auth", lambda _: client.failed_auth_event.set())
+        client.add_event_handler("message", self._message_received)
+        client.connect(host=self.server.host, port=self.server.port)
+        tasks = {
+            "connected": asyncio.create_task(client.connected_event.wait()),
+            "disconnected": asyncio.create_task(client.disconnected_event.wait()),
+            "failed_auth": asyncio.create_task(client.failed_auth_event.wait()),
+        }
+        done, pending = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        if tasks["failed_auth"] in done:
+            from spade.agent import AuthenticationFailure
+
+            raise AuthenticationFailure(f"{self.jid}: authentication failed (wrong password, or register first)")
+        if tasks["disconnected"] in done and tasks["connected"] not in done:
+            from spade.agent import DisconnectedException
+
+            raise DisconnectedException(f"{self.jid}: could not connect to {self.server.host}:{self.server.port}")
+        self.log.info("event=connected server=%s:%s", self.server.host, self.server.port)
+
+    async def setup(self) -> None:
+        register_protocol_plugins()
+        self.presence.on_subscribe = self._on_subscribe
+        self.presence.on_available = lambda jid, info, last: self._presence(jid, True)
+        self.presence.on_unavailable = lambda jid, info, last: self._presence(jid, False)
+        # explicit priority: some servers drop messages to a bare JID without it after a restart
+        self.presence.set_presence(status=self.engine.status(), priority=1)
+        for peer in self.peers:
+            self.presence.subscribe(peer)
+        template = Template()
+        template.set_metadata("ontology", ONTOLOGY)
+        self.add_behaviour(InboxBehaviour(), template)
+        self.add_behaviour(OperatorBehaviour(), ~template)
+        self.add_behaviour(TickBehaviour(period=self.tick_seconds))
+        self.log.info("event=started role=%s status=%r", self.role, self.engine.status())
+
+    # -- incoming ---------------------------------------------------------------------------
+    def _message_received(self, stanza):
+        payloads = [el for el in stanza.xml if isinstance(el.tag, str) and el.tag.startswith("{" + NS + "}")]
+        if not payloads:
+            return super()._message_received(stanza)
+        if stanza["type"] == "error":
+            self.log.warning("event=error-received from=%s text=%r", stanza["from"], stanza["error"]["text"])
+            return []
+        sender = str(stanza["from"])
+        if len(payloads) > 1:
+            return self._error_reply(stanza, "one protocol element per message")
+        el = payloads[0]
+        size = len(ET.tostring(el))
+        if size > self.max_payload_bytes:
+            return self._error_reply(stanza, f"payload of {size} bytes exceeds {self.max_payload_bytes}")
+        try:
+            payload = decode(el)
+        except FlexOfferError as exc:
+            return self._error_reply(stanza, str(exc))
+        msg = VmeMessage(to=str(self.jid), sender=sender, body=stanza["body"], payload=payload)
+        msg.set_metadata("ontology", ONTOLOGY)
+        return self.dispatch(msg)
+
+    def _error_reply(self, stanza, text: str) -> list:
+        self.log.warning("event=bad-stanza from=%s reason=%r", stanza["from"], text)
+        err = self.client.make_message(mto=stanza["from"], mbody=f"error: {text}", mtype="error")
+        if stanza["id"]:
+            err["id"] = stanza["id"]
+        err["error"]["type"] = "modify"
+        err["error"]["condition"] = "bad-request"
+        err["error"]["text"] = text[:1000]
+        err.send()
+        return []
+
+    def _on_subscribe(self, peer: str) -> None:
+        if self.approve(peer):
+            self.presence.approve_subscription(peer)
+            self.presence.subscribe(peer)
+
+    def _presence(self, jid: str, available: bool) -> None:
+        if bare(jid) == bare(str(self.jid)):
+            return
+        self.handle(lambda now: self.engine.presence(jid, available, now))
+
+    # -- effects ----------------------------------------------------------------------------
+    def now(self) -> int:
+        return int(self.clock.now())
+
+    def handle(self, step: Callable[[int], list[Effect]]) -> list[Effect]:
+        """Run one engine step, persist what changed, then carry out its effects.
+
+        Persisting before sending means a crash can only lose unsent messages, which the
+        restarted engine resends from its outbox."""
+        try:
+            effects = step(self.now())
+        except Exception:  # an engine bug must not kill the agent; it is logged loudly
+            self.log.exception("event=engine-error")
+            return []
+        if self.store is not None:
+            self.store.flush(self.engine.ledger.take_changes())
+        else:
+            self.engine.ledger.take_changes()
+        for effect in effects:
+            if isinstance(effect, Send):
+                self.client_send(VmeMessage.of(effect.to, effect.msg))
+            elif isinstance(effect, Execute):
+                self.on_execute(effect)
+            elif isinstance(effect, Note):
+                self.events.append(effect)
+                del self.events[:-500]
+                fields = " ".join(f"{k}={v}" for k, v in effect.fields.items())
+                self.log.info("event=%s %s", effect.event, fields)
+        self._update_status()
+        return effects
+
+    def client_send(self, msg: SpadeMessage) -> None:
+        if msg.sender is None or str(msg.sender) == "None":
+            msg.sender = str(self.jid)
+        if self.client is None or not self.is_alive():
+            return  # not connected: reliable messages stay in the outbox and are resent
+        msg.prepare(self.client).send()
+
+    def _update_status(self) -> None:
+        status = self.engine.status()
+        if status != self._status and self.presence is not None and self.is_alive():
+            self._status = status
+            self.presence.set_presence(status=status, priority=1)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.store is not None:
+            self.store.close()

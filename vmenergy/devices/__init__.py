@@ -1,0 +1,1 @@
+"""Devices: how a prosumer box turns a schedule into energy (models and hardware adapters)."""

@@ -1,0 +1,461 @@
+"""The aggregator (FMAN) engine: accept offers, aggregate, plan or trade, disaggregate, settle.
+
+Upward, an aggregator either plans its portfolio itself (``plan``), bids its aggregates on a
+market (``market``), or offers them to a parent aggregator (``parent``: it then acts like a
+prosumer upward, so trees of any depth work). A bid the market rejects falls back to the
+aggregator's own plan, so every accepted offer is assigned. Domain work is done by the core
+packages (aggregation, planning, settlement); this module only sequences it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
+
+from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, aggregate, disaggregate
+from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.planning import Objective, schedule_offers
+
+from .billing import default_contract, settle_offers
+from .engine import Effect, Engine, Note, bare
+from .messages import (
+    Ack,
+    AssignmentMessage,
+    Bid,
+    Bill,
+    BillLine,
+    Clearing,
+    MarketSessionNotice,
+    Measurement,
+    Message,
+    OfferMessage,
+    Registration,
+)
+
+__all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "RECORDS", "objective_from"]
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """How an aggregator runs (loaded from its TOML config by the shell).
+
+    ``enrolment``: "open" or a tuple of prosumer JIDs allowed to send offers.
+    ``upstream``: "plan" | "market" | "parent"; ``upstream_jid`` the market or parent.
+    ``objective``: for ``plan`` and as the fallback when a bid is rejected, e.g.
+    ``{"kind": "peak"}``, ``{"kind": "target", "values": [...], "start": interval}``.
+    ``cycle``: seconds between planning/bidding rounds; ``lead``: seconds an assignment must
+    arrive before a schedule starts (offers that cannot be assigned in time are left out and
+    rejected when their assignment deadline passes); ``settle_after``: seconds after a schedule
+    ends before it is settled without a measurement (settlement flags the missing readings).
+    ``contract``: the prosumer contract table (see docs/settlement.md); default: a delegated
+    contract paying for energy flexibility and activations (:func:`billing.default_contract`).
+    """
+
+    enrolment: Any = "open"
+    upstream: str = "plan"
+    upstream_jid: Optional[str] = None
+    objective: dict = field(default_factory=lambda: {"kind": "peak"})
+    aggregation: dict = field(default_factory=dict)
+    cycle: int = 900
+    lead: int = 900
+    settle_after: int = 3600
+    contract: dict = field(default_factory=dict)
+    solver: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.upstream not in ("plan", "market", "parent"):
+            raise FlexOfferError("upstream", f"must be plan, market or parent (got {self.upstream!r})")
+        if self.upstream != "plan" and not self.upstream_jid:
+            raise FlexOfferError("upstream_jid", f"required when upstream is {self.upstream}")
+        if self.enrolment != "open" and not isinstance(self.enrolment, (tuple, list)):
+            raise FlexOfferError("enrolment", "\"open\" or a list of prosumer JIDs")
+
+
+@dataclass(frozen=True, slots=True)
+class AggOffer:
+    """A prosumer's offer as the aggregator holds it."""
+
+    offer: FlexOffer
+    owner: str
+    received: int
+    aggregate_id: Optional[str] = None
+    schedule: Optional[Schedule] = None
+    schedule_confirmed: bool = False
+    measurement: Optional[Measurement] = None
+    bill_id: Optional[str] = None
+    note: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateRecord:
+    """An aggregate the aggregator built: its offer, members (in order) and where it went."""
+
+    aggregate_id: str
+    offer: FlexOffer
+    members: tuple[str, ...]
+    status: str  # "bidding" | "offered" | "scheduled" | "fallback"
+    session_id: Optional[str] = None
+    schedule: Optional[Schedule] = None
+    revenue_cents: int = 0
+
+
+RECORDS = (AggOffer, AggregateRecord)
+
+
+def objective_from(spec: dict) -> Objective:
+    """An :class:`Objective` from its config form (``{"kind": ..., ...}``)."""
+    spec = dict(spec)
+    kind = spec.pop("kind", "peak")
+    makers = {
+        "peak": Objective.peak, "target": Objective.target, "balance": Objective.balance, "cost": Objective.cost,
+        "energy_min": Objective.energy_min, "energy_max": Objective.energy_max,
+        "follow_market": Objective.follow_market,
+    }
+    if kind not in makers:
+        raise FlexOfferError("objective.kind", f"unknown objective {kind!r} (one of {', '.join(makers)})")
+    try:
+        return makers[kind](**spec)
+    except TypeError as exc:
+        raise FlexOfferError("objective", f"bad parameters for {kind}: {exc}") from None
+
+
+class AggregatorEngine(Engine):
+    role = "aggregator"
+
+    def __init__(self, jid: str, config: AggregatorConfig = AggregatorConfig(), **kw) -> None:
+        super().__init__(jid, **kw)
+        self.config = config
+        self.params = AggregationParams(**config.aggregation)
+        self.upstream_jid = bare(config.upstream_jid) if config.upstream_jid else None
+        self.contract = default_contract(self.jid, config.contract)
+        self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
+        self._restore_aggregates()
+
+    # -- persistence of the live aggregates -----------------------------------------------
+    def _restore_aggregates(self) -> None:
+        """Aggregates are rebuilt from their members after a restart (aggregation is
+        deterministic); one that does not come out the same is re-planned from scratch."""
+        for rec in self.ledger.values("aggregates"):
+            if rec.status in ("scheduled", "fallback") and all(
+                (o := self.ledger.get("offers", m)) is not None and o.schedule is not None for m in rec.members
+            ):
+                continue
+            members = [self.ledger.get("offers", m) for m in rec.members]
+            if any(m is None for m in members):
+                self._dissolve(rec, "member missing after restart")
+                continue
+            result = aggregate([m.offer for m in members], self.params)
+            agg = result[0] if len(result) == 1 else None
+            if agg is None or agg.plain() != rec.offer:
+                self._dissolve(rec, "aggregate could not be rebuilt identically after restart")
+                continue
+            self._aggregates[rec.aggregate_id] = agg
+
+    def _dissolve(self, rec: AggregateRecord, why: str) -> None:
+        for m in rec.members:
+            o = self.ledger.get("offers", m)
+            if o is not None and o.schedule is None:
+                self.ledger.put("offers", m, replace(o, aggregate_id=None, note=why))
+        self.ledger.delete("aggregates", rec.aggregate_id)
+
+    # -- authorization ----------------------------------------------------------------------
+    def enrolled(self, peer: str) -> bool:
+        return self.config.enrolment == "open" or bare(peer) in {bare(p) for p in self.config.enrolment}
+
+    def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
+        if isinstance(msg, (OfferMessage, Measurement)):
+            return None if self.enrolled(sender) else f"{sender} is not enrolled with this aggregator"
+        if isinstance(msg, (AssignmentMessage, Bill)):
+            if self.config.upstream == "parent" and sender == self.upstream_jid:
+                return None
+            return f"{sender} is not this aggregator's parent"
+        if isinstance(msg, Clearing):
+            return None if sender == self.upstream_jid else f"{sender} is not this aggregator's market"
+        return None
+
+    # -- messages ---------------------------------------------------------------------------
+    def on_message(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        if isinstance(msg, OfferMessage):
+            return self._offer(sender, msg, now)
+        if isinstance(msg, Measurement):
+            return self._measurement(sender, msg, now)
+        if isinstance(msg, AssignmentMessage):
+            return self._upstream_assignment(msg.schedule, now)
+        if isinstance(msg, Clearing):
+            return self._clearing(msg, now)
+        if isinstance(msg, Bill):
+            self.ledger.put("upstream_bills", msg.bill_id, msg)
+            return [Note("upstream-bill", {"bill": msg.bill_id, "total_cents": msg.total_cents})], None
+        return [], f"an aggregator does not take {type(msg).__name__} messages"
+
+    def on_notice(self, sender: str, msg: Message, now: int) -> list[Effect]:
+        if isinstance(msg, MarketSessionNotice) and sender == self.upstream_jid:
+            self.ledger.put("sessions", msg.session_id, msg)
+            return [Note("market-session", {"session": msg.session_id, "state": msg.state})]
+        return super().on_notice(sender, msg, now)
+
+    def _offer(self, sender: str, msg: OfferMessage, now: int) -> tuple[list[Effect], Optional[str]]:
+        rec: Optional[AggOffer] = self.ledger.get("offers", msg.offer_id)
+        if rec is not None and rec.owner != sender:
+            return [], f"offer id {msg.offer_id} belongs to another prosumer"
+        if msg.op == "delete":
+            if rec is None:
+                return [], f"unknown offer {msg.offer_id}"
+            if rec.schedule is not None or rec.aggregate_id is not None:
+                return [], "already aggregated or assigned; it can no longer be withdrawn"
+            self.ledger.put("offers", msg.offer_id, replace(rec, offer=replace(rec.offer, state=State.WITHDRAWN)))
+            return [Note("offer-withdrawn", {"offer": msg.offer_id})], None
+        fo = msg.offer
+        assert fo is not None
+        if msg.op == "insert" and rec is not None:
+            return [], f"offer {fo.id} exists; send an update with a higher version"
+        if msg.op == "update":
+            if rec is None:
+                return [], f"unknown offer {fo.id}"
+            if fo.version <= rec.offer.version:
+                return [], f"stale version {fo.version} (have {rec.offer.version})"
+            if rec.schedule is not None or rec.aggregate_id is not None:
+                return [], "already aggregated or assigned; the update comes too late"
+        reason = self._acceptance_problem(sender, fo, now)
+        if reason is not None:
+            return [Note("offer-rejected", {"offer": fo.id, "reason": reason})], reason
+        res = fo.resolution
+        accepted = replace(fo.resolve(now // res), state=State.ACCEPTED)
+        self.ledger.put("offers", fo.id, AggOffer(accepted, sender, now))
+        return [Note("offer-accepted", {"offer": fo.id, "from": sender})], None
+
+    def _acceptance_problem(self, sender: str, fo: FlexOffer, now: int) -> Optional[str]:
+        if fo.issuer is not None and bare(fo.issuer) != sender:
+            return f"issuer {fo.issuer} is not the sender {sender}"
+        if fo.acceptance_before is not None and now > fo.acceptance_before:
+            return "acceptance deadline passed"
+        res = fo.resolution
+        resolved = fo.resolve(now // res)
+        latest = resolved.latest_start()
+        if latest is None or latest * res < now + self.config.lead:
+            return "starts too soon to be scheduled (latest start before now + lead time)"
+        if fo.assignment_before is not None and fo.assignment_before < now + 1:
+            return "assignment deadline passed"
+        return None
+
+    def _measurement(self, sender: str, m: Measurement, now: int) -> tuple[list[Effect], Optional[str]]:
+        rec: Optional[AggOffer] = self.ledger.get("offers", m.offer_id)
+        if rec is None or rec.owner != sender:
+            return [], f"unknown offer {m.offer_id}"
+        if rec.schedule is None:
+            return [], "no schedule was assigned for this offer"
+        if m.resolution != rec.offer.resolution:
+            return [], f"resolution {m.resolution} differs from the offer's {rec.offer.resolution}"
+        offer = rec.offer
+        if offer.state in (State.ASSIGNED, State.EXECUTING):
+            offer = offer.with_state(State.EXECUTED)
+        self.ledger.put("offers", m.offer_id, replace(rec, offer=offer, measurement=m))
+        return [Note("measurement", {"offer": m.offer_id, "kWh": round(sum(m.energy), 6)})], None
+
+    def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
+        if ack.kind == "assignment" and isinstance(msg, AssignmentMessage):
+            rec: Optional[AggOffer] = self.ledger.get("offers", msg.schedule.offer_id)
+            if rec is not None and rec.schedule == msg.schedule:
+                self.ledger.put("offers", rec.offer.id, replace(rec, schedule_confirmed=ack.accepted,
+                                                                 note=None if ack.accepted else ack.reason))
+            return [Note("assignment-" + ack.status, {"offer": msg.schedule.offer_id, "reason": ack.reason})]
+        if ack.kind == "bid" and isinstance(msg, Bid) and not ack.accepted:
+            rec = self.ledger.get("aggregates", msg.bid_id.removeprefix("bid-"))
+            if rec is not None:
+                return [Note("bid-rejected", {"bid": msg.bid_id, "reason": ack.reason}),
+                        *self._fallback(rec, now, f"bid rejected: {ack.reason}")]
+        if ack.kind == "flexoffer" and isinstance(msg, OfferMessage) and not ack.accepted:
+            rec = self.ledger.get("aggregates", msg.offer_id)
+            if rec is not None:
+                return [Note("parent-rejected", {"aggregate": msg.offer_id, "reason": ack.reason}),
+                        *self._fallback(rec, now, f"parent rejected: {ack.reason}")]
+        return []
+
+    # -- the planning/bidding round ----------------------------------------------------------
+    def on_tick(self, now: int) -> list[Effect]:
+        out: list[Effect] = []
+        if self.config.upstream == "market" and not self.ledger.get("meta", "registration_sent", False):
+            self.ledger.put("meta", "registration_sent", True)
+            out += self.send_reliable(self.upstream_jid, Registration("register", self.jid, "seller"), now)  # type: ignore[arg-type]
+        due = self.ledger.get("meta", "next_cycle", 0)
+        if now >= due:
+            self.ledger.put("meta", "next_cycle", now + self.config.cycle)
+            out += self._cycle(now)
+        out += self._expire(now)
+        out += self._settle(now)
+        return out
+
+    def _pending(self, now: int) -> list[AggOffer]:
+        out = []
+        for rec in self.ledger.values("offers"):
+            if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
+                continue
+            if not self.is_available(rec.owner):
+                continue  # an offline prosumer's offers stay out of new aggregates
+            out.append(rec)
+        return sorted(out, key=lambda r: r.offer.id)
+
+    def _cycle(self, now: int) -> list[Effect]:
+        pending = self._pending(now)
+        if not pending:
+            return []
+        session = None
+        if self.config.upstream == "market":
+            session = self._open_session(now)
+            if session is None:
+                return [Note("waiting-for-market", {"offers": len(pending)})]
+        result = aggregate([r.offer for r in pending], self.params)
+        out: list[Effect] = [Note("aggregated", {"offers": len(pending), "aggregates": len(result),
+                                                  "excluded": len(result.excluded)})]
+        for offer_id, why in result.excluded.items():
+            out.append(Note("excluded", {"offer": offer_id, "reason": why}))
+        n = self.ledger.get("meta", "aggregate_seq", 0)
+        records: list[AggregateRecord] = []
+        for agg in result:
+            n += 1
+            agg_id = f"{self.jid.split('@')[0]}-agg-{n}"
+            plain = replace(agg.plain(), id=agg_id, issuer=self.jid)
+            rec = AggregateRecord(agg_id, plain, tuple(agg.member_ids), "new", session.session_id if session else None)
+            self._aggregates[agg_id] = agg
+            records.append(rec)
+            for m in agg.member_ids:
+                o = self.ledger.get("offers", m)
+                self.ledger.put("offers", m, replace(o, aggregate_id=agg_id))
+        self.ledger.put("meta", "aggregate_seq", n)
+        if self.config.upstream == "plan":
+            out += self._plan(records, now)
+        elif self.config.upstream == "market":
+            for rec in records:
+                self.ledger.put("aggregates", rec.aggregate_id, replace(rec, status="bidding"))
+                # a producer and a flexible consumer both *sell* flexibility; buyers request it
+                bid = Bid(f"bid-{rec.aggregate_id}", session.session_id, "sell", offer=rec.offer)  # type: ignore[union-attr]
+                out += self.send_reliable(self.upstream_jid, bid, now)  # type: ignore[arg-type]
+        else:
+            for rec in records:
+                self.ledger.put("aggregates", rec.aggregate_id, replace(rec, status="offered"))
+                out += self.send_reliable(self.upstream_jid, OfferMessage("insert", rec.offer.id, rec.offer), now)  # type: ignore[arg-type]
+        return out
+
+    def _open_session(self, now: int) -> Optional[MarketSessionNotice]:
+        sessions = [s for s in self.ledger.values("sessions") if s.state == "open" and s.gate_closure > now]
+        return min(sessions, key=lambda s: s.gate_closure) if sessions else None
+
+    def _plan(self, records: list[AggregateRecord], now: int, objective: Optional[Objective] = None) -> list[Effect]:
+        if not records:
+            return []
+        objective = objective or objective_from(self.config.objective)
+        offers = [r.offer for r in records]
+        result = schedule_offers(offers, objective, solver=self.config.solver, now=None)
+        out: list[Effect] = [Note("planned", {"aggregates": len(records), "solver": result.solver,
+                                              "objective": round(result.objective, 6)})]
+        for rec, schedule in zip(records, result.schedules):
+            self.ledger.put("aggregates", rec.aggregate_id, replace(rec, status="scheduled" if rec.status != "fallback" else "fallback",
+                                                                    schedule=schedule))
+            out += self._assign(rec.aggregate_id, schedule, now)
+        return out
+
+    def _fallback(self, rec: AggregateRecord, now: int, why: str) -> list[Effect]:
+        rec = replace(rec, status="fallback")
+        self.ledger.put("aggregates", rec.aggregate_id, rec)
+        return [Note("fallback-plan", {"aggregate": rec.aggregate_id, "why": why}), *self._plan([rec], now)]
+
+    def _assign(self, agg_id: str, schedule: Schedule, now: int) -> list[Effect]:
+        """Disaggregate an aggregate's schedule and send each member its assignment."""
+        agg = self._aggregates.get(agg_id)
+        rec: AggregateRecord = self.ledger.get("aggregates", agg_id)
+        if agg is None:
+            return [Note("assign-failed", {"aggregate": agg_id, "why": "aggregate not available"})]
+        inner = Schedule(agg.id, schedule.start, schedule.energy, schedule.schedule_id or f"s-{agg_id}",
+                         schedule.update_id, schedule.profile, schedule.resolution)
+        try:
+            parts = disaggregate(agg, inner)
+        except FlexOfferError as exc:
+            return [Note("assign-failed", {"aggregate": agg_id, "why": str(exc)})]
+        out: list[Effect] = []
+        for offer_id, part in parts.items():
+            o: AggOffer = self.ledger.get("offers", offer_id)
+            update = 0 if o.schedule is None else o.schedule.update_id + 1
+            s = Schedule(offer_id, part.start, part.energy, f"s-{offer_id}", update, part.profile, part.resolution)
+            offer = o.offer.with_state(State.ASSIGNED) if o.offer.state is State.ACCEPTED else o.offer
+            self.ledger.put("offers", offer_id, replace(o, offer=offer, schedule=s, schedule_confirmed=False))
+            out += self.send_reliable(o.owner, AssignmentMessage(s), now)
+        self.ledger.put("aggregates", agg_id, replace(rec, schedule=schedule))
+        out.append(Note("assigned", {"aggregate": agg_id, "members": len(parts)}))
+        return out
+
+    def _upstream_assignment(self, schedule: Schedule, now: int) -> tuple[list[Effect], Optional[str]]:
+        rec: Optional[AggregateRecord] = self.ledger.get("aggregates", schedule.offer_id)
+        if rec is None:
+            return [], f"unknown aggregate {schedule.offer_id}"
+        violations = rec.offer.check(schedule)
+        if violations:
+            return [], "infeasible: " + "; ".join(str(v) for v in violations)
+        self.ledger.put("aggregates", rec.aggregate_id, replace(rec, status="scheduled"))
+        return self._assign(rec.aggregate_id, schedule, now), None
+
+    def _clearing(self, c: Clearing, now: int) -> tuple[list[Effect], Optional[str]]:
+        agg_id = c.bid_id.removeprefix("bid-")
+        rec: Optional[AggregateRecord] = self.ledger.get("aggregates", agg_id)
+        if rec is None:
+            return [], f"unknown bid {c.bid_id}"
+        if c.status == "rejected" or c.schedule is None:
+            return self._fallback(rec, now, f"not cleared: {c.reason or c.status}"), None
+        violations = rec.offer.check(c.schedule)
+        if violations:
+            return self._fallback(rec, now, "cleared schedule infeasible"), None
+        revenue = round((c.price or 0.0) * c.volume * 100)
+        self.ledger.put("aggregates", agg_id, replace(rec, status="scheduled", revenue_cents=revenue))
+        return [Note("cleared", {"bid": c.bid_id, "volume": c.volume, "price": c.price}),
+                *self._assign(agg_id, c.schedule, now)], None
+
+    # -- deadlines and settlement --------------------------------------------------------------
+    def _expire(self, now: int) -> list[Effect]:
+        """Accepted offers whose assignment deadline (or latest start) passed unassigned."""
+        out: list[Effect] = []
+        for rec in self.ledger.values("offers"):
+            if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
+                continue
+            fo = rec.offer
+            deadline = fo.assignment_before if fo.assignment_before is not None else (fo.latest_start() or 0) * fo.resolution
+            if now > deadline:
+                self.ledger.put("offers", fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note="not assigned in time"))
+                out.append(Note("offer-expired", {"offer": fo.id}))
+        return out
+
+    def _settle(self, now: int) -> list[Effect]:
+        ready = []
+        for rec in self.ledger.values("offers"):
+            if rec.bill_id is not None or rec.schedule is None or not rec.schedule_confirmed:
+                continue
+            end = (rec.schedule.start + rec.offer.profiles[rec.schedule.profile].duration) * rec.offer.resolution
+            if rec.measurement is not None or now >= end + self.config.settle_after:
+                ready.append(rec)
+        if not ready:
+            return []
+        n = self.ledger.get("meta", "bill_seq", 0)
+        bills, summary = settle_offers(ready, self.contract, aggregator=self.jid, first_bill=n + 1,
+                                       aggregates=self.ledger.table("aggregates"))
+        self.ledger.put("meta", "bill_seq", n + len(bills))
+        out: list[Effect] = [Note("settled", summary)]
+        for owner, bill, offer_ids in bills:
+            for offer_id in offer_ids:
+                o = self.ledger.get("offers", offer_id)
+                offer = o.offer.with_state(State.SETTLED) if o.offer.state is State.EXECUTED else o.offer
+                self.ledger.put("offers", offer_id, replace(o, offer=offer, bill_id=bill.bill_id))
+            self.ledger.put("bills", bill.bill_id, (owner, bill))
+            out += self.send_reliable(owner, bill, now)
+        return out
+
+    # -- reporting -------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for rec in self.ledger.values("offers"):
+            c[rec.offer.state.value] = c.get(rec.offer.state.value, 0) + 1
+        return c
+
+    def status(self) -> str:
+        c = self.counts()
+        n = sum(c.values())
+        assigned = sum(c.get(s, 0) for s in ("assigned", "executing", "executed", "settled"))
+        aggs = len(self.ledger.table("aggregates"))
+        return f"{n} offers, {assigned} assigned, {aggs} aggregates, {c.get('settled', 0)} settled"

@@ -1,0 +1,133 @@
+"""Turning an aggregator's executed offers into prosumer bills with :mod:`vmenergy.settlement`.
+
+The aggregator settles in batches: every offer whose schedule ended and was measured (or whose
+measurement is overdue) is settled once. Metering arrives per offer (a sub-metered device), so a
+prosumer's meter row is the sum of its offers' measurements; intervals where none of its offers
+was scheduled read 0 (the flexible devices were idle) and scheduled intervals without a reading
+stay NaN, which settlement flags instead of guessing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+
+import numpy as np
+
+from vmenergy.settlement import Contract, MarketResult, MeterData, assignments_from_offers, settle
+
+from .messages import Bill, BillLine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .aggregator import AggOffer, AggregateRecord
+
+__all__ = ["default_contract", "settle_offers"]
+
+
+def default_contract(aggregator: str, spec: Optional[Mapping] = None) -> Contract:
+    """The prosumer contract an aggregator applies: ``spec`` is a contract table as in
+    docs/settlement.md (TOML/JSON), completed with the aggregator's id; without one, a delegated
+    contract paying for energy flexibility and activations with a 10 % tolerance band."""
+    if spec:
+        return Contract.from_dict({"id": "default", "mode": "delegated", **dict(spec), "aggregator": aggregator})
+    return Contract.from_dict({
+        "id": "default", "mode": "delegated", "aggregator": aggregator,
+        "reward": {"per_kwh_energy_flexibility": 0.02, "per_activation": 0.10, "revenue_share": 0.5},
+        "tolerance": {"relative": 0.10, "absolute_kwh": 0.01},
+        "penalty": {"per_kwh": 0.05},
+    })
+
+
+def settle_offers(
+    records: Sequence["AggOffer"],
+    contract: Contract,
+    *,
+    aggregator: str,
+    first_bill: int,
+    aggregates: Mapping[str, "AggregateRecord"],
+) -> tuple[list[tuple[str, Bill, list[str]]], dict]:
+    """Settle ``records`` (offers with a schedule) in one period.
+
+    Returns ``[(owner, bill, offer_ids)]`` and a summary for the log. Bills carry the settlement
+    lines (codes and amounts in cents, descriptions a person can check) plus one zero-amount line
+    per settled offer, so the prosumer knows which offers the bill closes.
+    """
+    res = records[0].offer.resolution
+    spans = []
+    for r in records:
+        s = r.schedule
+        assert s is not None
+        spans.append((s.start, s.start + r.offer.profiles[s.profile].duration))
+    start = min(a for a, _ in spans)
+    end = max(b for _, b in spans)
+    owners = sorted({r.owner for r in records})
+    row = {o: i for i, o in enumerate(owners)}
+    energy = np.zeros((len(owners), end - start))
+    measured = np.zeros_like(energy, dtype=bool)
+    scheduled = np.zeros_like(energy, dtype=bool)
+    for r, (a, b) in zip(records, spans):
+        i = row[r.owner]
+        scheduled[i, a - start:b - start] = True
+        m = r.measurement
+        if m is not None:
+            lo, hi = max(m.start, start), min(m.start + len(m.energy), end)
+            if hi > lo:
+                energy[i, lo - start:hi - start] += np.asarray(m.energy[lo - m.start:hi - m.start])
+                measured[i, lo - start:hi - start] = True
+    energy[scheduled & ~measured] = np.nan
+    meter = MeterData(prosumers=np.array(owners, dtype=object), start=start, resolution=res, energy=energy)
+    offers = [r.offer for r in records]
+    schedules = [r.schedule for r in records]
+    asg = assignments_from_offers(offers, schedules, meter, prosumer_of={r.offer.id: r.owner for r in records})
+    market = _market_result(records, aggregates, aggregator, start, end)
+    result = settle(meter, asg, [contract], [0] * len(owners), market)
+    bills: list[tuple[str, Bill, list[str]]] = []
+    n = first_bill
+    for i, owner in enumerate(owners):
+        b = result.bills.bill(i)
+        mine = [r for r in records if r.owner == owner]
+        lines = [BillLine(ln.code, _describe(ln), ln.amount_cents) for ln in b.lines]
+        lines += [BillLine("offer", f"settles offer {r.offer.id}", 0, r.offer.id) for r in mine]
+        bill = Bill(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
+        n += 1
+        bills.append((owner, bill, [r.offer.id for r in mine]))
+    participants = {p.participant: p for p in result.participants}
+    me = participants.get(contract.aggregator)
+    summary = {
+        "offers": len(records), "prosumers": len(owners),
+        "paid_out_cents": sum(b.total_cents for _, b, _ in bills),
+        "flags": int(np.count_nonzero(result.flags.bits)) if hasattr(result.flags, "bits") else 0,
+    }
+    if me is not None:
+        summary.update(earned_cents=me.earnings_cents, margin_cents=me.margin_cents)
+    return bills, summary
+
+
+def _describe(line) -> str:
+    rate = "" if line.rate is None else f" at {line.rate:g} EUR/{line.unit}"
+    text = f"{line.label}: {line.quantity:g} {line.unit}{rate}"
+    return text + (f" ({line.note})" if line.note else "")
+
+
+def _market_result(records, aggregates, aggregator: str, start: int, end: int) -> Optional[MarketResult]:
+    """What the aggregator sold on the market for these offers: the cleared aggregates' energy
+    per interval at their clearing revenue (spread evenly over the sold kWh)."""
+    sold = np.zeros(end - start)
+    revenue = 0.0
+    seen = set()
+    for r in records:
+        agg = aggregates.get(r.aggregate_id) if r.aggregate_id else None
+        if agg is None or not agg.revenue_cents or agg.aggregate_id in seen or agg.schedule is None:
+            continue
+        seen.add(agg.aggregate_id)
+        s = agg.schedule
+        t = s.start
+        for sl, e in zip(agg.offer.profiles[s.profile].slices, s.energy):
+            for k in range(sl.duration):
+                if start <= t + k < end:
+                    sold[t + k - start] += abs(e) / sl.duration
+            t += sl.duration
+        revenue += agg.revenue_cents / 100
+    if not seen or sold.sum() <= 0:
+        return None
+    price = np.full(end - start, revenue / sold.sum())
+    return MarketResult(aggregator, sold, price)

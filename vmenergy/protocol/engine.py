@@ -1,0 +1,236 @@
+"""What every role engine shares: reliable delivery, idempotent receipt, presence, a ledger.
+
+Engines are sans-IO (in the manner of h11): the shell feeds them events (a message from a peer, a
+clock tick, a presence change) and carries out the effects they return (send a message, drive a
+device). All state lives in a :class:`Ledger` of plain records so the shell can persist exactly
+what changed after every event and rebuild the engine after a crash.
+
+Reliability: a message that needs an answer stays in the outbox until the peer acknowledges it
+and is resent with the same id (with backoff) while unanswered; a message for a peer that is
+offline is queued, not sent, and goes out when the peer comes back. Receivers remember the answer
+they gave to every message key and repeat it for a duplicate without acting again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Iterator, Optional, Union
+
+from vmenergy.flexoffer import FlexOffer, Schedule
+
+from .messages import Ack, Message, ack_ref, needs_ack
+
+__all__ = ["Ledger", "Send", "Execute", "Note", "Effect", "OutboxEntry", "Engine", "bare"]
+
+
+def bare(jid: str) -> str:
+    """The bare JID (``user@domain``) of a full JID; what identities are compared on."""
+    return str(jid).split("/", 1)[0].lower()
+
+
+class Ledger:
+    """Tables of records (table -> key -> value) and the keys changed since the last flush."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, Any]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+
+    def table(self, name: str) -> dict[str, Any]:
+        return self.tables.setdefault(name, {})
+
+    def get(self, table: str, key: str, default: Any = None) -> Any:
+        return self.tables.get(table, {}).get(key, default)
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        self.table(table)[key] = value
+        self._dirty.add((table, key))
+
+    def delete(self, table: str, key: str) -> None:
+        if self.tables.get(table, {}).pop(key, None) is not None:
+            self._dirty.add((table, key))
+
+    def values(self, table: str) -> Iterator[Any]:
+        return iter(list(self.tables.get(table, {}).values()))
+
+    def load(self, table: str, key: str, value: Any) -> None:
+        """Put without marking dirty (used when restoring from the store)."""
+        self.table(table)[key] = value
+
+    def take_changes(self) -> list[tuple[str, str, Any]]:
+        """(table, key, value or None if deleted) for everything changed since the last call."""
+        out = [(t, k, self.tables.get(t, {}).get(k)) for t, k in sorted(self._dirty)]
+        self._dirty.clear()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    to: str
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Drive the device(s) behind ``offer`` to follow ``schedule`` (prosumer only)."""
+
+    offer: FlexOffer
+    schedule: Schedule
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something worth a log line (structured: event name plus fields)."""
+
+    event: str
+    fields: dict = field(default_factory=dict)
+
+
+Effect = Union[Send, Execute, Note]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    to: str
+    msg: Message
+    first_sent: int
+    last_sent: int
+    attempts: int
+
+
+def outbox_key(kind: str, ref: str, version: Optional[int]) -> str:
+    return f"{kind}|{ref}|{'' if version is None else version}"
+
+
+class Engine:
+    """Base of the role engines (prosumer, aggregator, market). Times are epoch seconds."""
+
+    role = "node"
+
+    def __init__(
+        self,
+        jid: str,
+        ledger: Optional[Ledger] = None,
+        *,
+        resend_after: int = 30,
+        max_backoff: int = 600,
+        answer_ttl: int = 7 * 86400,
+    ) -> None:
+        self.jid = bare(jid)
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.resend_after = resend_after
+        self.max_backoff = max_backoff
+        self.answer_ttl = answer_ttl
+
+    # -- presence --------------------------------------------------------------------------
+    def is_available(self, peer: str) -> bool:
+        """Unknown peers count as available: we learn otherwise from presence."""
+        return self.ledger.get("presence", bare(peer), True)
+
+    def presence(self, peer: str, available: bool, now: int) -> list[Effect]:
+        peer = bare(peer)
+        was = self.is_available(peer)
+        self.ledger.put("presence", peer, bool(available))
+        effects: list[Effect] = [Note("presence", {"peer": peer, "available": available})]
+        if available and not was:
+            effects += self._flush_queue(peer, now)
+        effects += self.on_presence(peer, available, was, now)
+        return effects
+
+    def on_presence(self, peer: str, available: bool, was: bool, now: int) -> list[Effect]:
+        return []
+
+    # -- sending ----------------------------------------------------------------------------
+    def send_reliable(self, to: str, msg: Message, now: int) -> list[Effect]:
+        """Send ``msg`` and keep it until acknowledged; queue it if ``to`` is offline."""
+        kind = needs_ack(msg)
+        assert kind is not None, f"{type(msg).__name__} is not acknowledged; use Send directly"
+        ref, version = ack_ref(msg)
+        to = bare(to)
+        key = outbox_key(kind, ref, version)
+        online = self.is_available(to)
+        self.ledger.put("outbox", key, OutboxEntry(to, msg, now, now if online else -1, 1 if online else 0))
+        return [Send(to, msg)] if online else [Note("queued", {"to": to, "kind": kind, "ref": ref})]
+
+    def pending(self, to: Optional[str] = None) -> list[OutboxEntry]:
+        return [e for e in self.ledger.values("outbox") if to is None or e.to == bare(to)]
+
+    def _flush_queue(self, peer: str, now: int) -> list[Effect]:
+        out: list[Effect] = []
+        for key, entry in list(self.ledger.table("outbox").items()):
+            if entry.to == peer and entry.attempts == 0:
+                self.ledger.put("outbox", key, replace(entry, last_sent=now, attempts=1))
+                out.append(Send(peer, entry.msg))
+        return out
+
+    # -- receiving --------------------------------------------------------------------------
+    def receive(self, sender: str, msg: Message, now: int) -> list[Effect]:
+        """Handle one message from ``sender`` (a JID)."""
+        sender = bare(sender)
+        if isinstance(msg, Ack):
+            return self._on_ack(sender, msg, now)
+        kind = needs_ack(msg)
+        if kind is None:
+            return self.on_notice(sender, msg, now)
+        key = repr(msg.key())
+        earlier = self.ledger.get("answers", key)
+        if earlier is not None and earlier[0] == sender:
+            return [Send(sender, earlier[1]), Note("duplicate", {"from": sender, "key": key})]
+        ref, version = ack_ref(msg)
+        refusal = self.authorize(sender, msg, now)
+        if refusal is not None:
+            # unauthorised senders change nothing, not even the answer memory
+            return [Send(sender, Ack(kind, ref, "rejected", refusal, version)), Note("refused", {"from": sender, "why": refusal})]
+        effects, reason = self.on_message(sender, msg, now)
+        answer = Ack(kind, ref, "accepted" if reason is None else "rejected", reason, version)
+        self.ledger.put("answers", key, (sender, answer, now))
+        return [Send(sender, answer), *effects]
+
+    def _on_ack(self, sender: str, ack: Ack, now: int) -> list[Effect]:
+        key = outbox_key(ack.kind, ack.ref, ack.version)
+        entry = self.ledger.get("outbox", key)
+        if entry is None or entry.to != sender:
+            return [Note("stray-ack", {"from": sender, "kind": ack.kind, "ref": ack.ref})]
+        self.ledger.delete("outbox", key)
+        return self.on_ack(sender, ack, entry.msg, now)
+
+    # -- time -------------------------------------------------------------------------------
+    def tick(self, now: int) -> list[Effect]:
+        """Resend what is unanswered, forget old answers, then the role's own timed work."""
+        out: list[Effect] = []
+        for key, entry in list(self.ledger.table("outbox").items()):
+            if entry.attempts == 0 or not self.is_available(entry.to):
+                continue
+            wait = min(self.resend_after * 2 ** (entry.attempts - 1), self.max_backoff)
+            if now - entry.last_sent >= wait:
+                self.ledger.put("outbox", key, replace(entry, last_sent=now, attempts=entry.attempts + 1))
+                out.append(Send(entry.to, entry.msg))
+                out.append(Note("resend", {"to": entry.to, "key": key, "attempt": entry.attempts + 1}))
+        for key, (_, _, when) in list(self.ledger.table("answers").items()):
+            if now - when > self.answer_ttl:
+                self.ledger.delete("answers", key)
+        return out + self.on_tick(now)
+
+    # -- role hooks -------------------------------------------------------------------------
+    def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
+        """None if ``sender`` may send ``msg``; otherwise the reason for refusing it."""
+        return None
+
+    def on_message(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        """Act on a new message; return effects and None (accepted) or a rejection reason."""
+        return [], f"{type(msg).__name__} is not handled by a {self.role}"
+
+    def on_notice(self, sender: str, msg: Message, now: int) -> list[Effect]:
+        return [Note("ignored", {"from": sender, "type": type(msg).__name__})]
+
+    def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
+        return []
+
+    def on_tick(self, now: int) -> list[Effect]:
+        return []
+
+    def status(self) -> str:
+        return self.role
+
+
+def sends(effects: Iterable[Effect]) -> list[Send]:
+    return [e for e in effects if isinstance(e, Send)]

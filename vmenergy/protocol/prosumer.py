@@ -1,0 +1,170 @@
+"""The prosumer (FOA) engine: offers up, schedules down, measurements up, bills down.
+
+Its offers come from a source (a file, or device models) with a release time; each offer's
+lifecycle follows :data:`vmenergy.flexoffer.TRANSITIONS` so an illegal step (an assignment for a
+rejected offer, a second execution) is refused rather than silently applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+
+from .engine import Effect, Engine, Execute, Note, bare
+from .messages import Ack, AssignmentMessage, Bill, Measurement, Message, OfferMessage
+
+__all__ = ["ProsumerOffer", "ProsumerEngine", "slice_energy_per_interval"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProsumerOffer:
+    """One offer as the prosumer tracks it."""
+
+    offer: FlexOffer
+    release: int  # epoch seconds at which it is sent
+    reason: Optional[str] = None  # why it was rejected, if it was
+    schedule: Optional[Schedule] = None
+    measurement_id: Optional[str] = None
+    bill_id: Optional[str] = None
+
+    @property
+    def state(self) -> State:
+        return self.offer.state
+
+
+def slice_energy_per_interval(offer: FlexOffer, schedule: Schedule) -> list[float]:
+    """A schedule's slice energies spread evenly over each slice's intervals (kWh/interval)."""
+    out: list[float] = []
+    for s, e in zip(offer.profiles[schedule.profile].slices, schedule.energy):
+        out += [e / s.duration] * s.duration
+    return out
+
+
+class ProsumerEngine(Engine):
+    role = "prosumer"
+
+    def __init__(self, jid: str, aggregator: str, **kw) -> None:
+        super().__init__(jid, **kw)
+        self.aggregator = bare(aggregator)
+
+    # -- inputs from the shell -------------------------------------------------------------
+    def add_offer(self, offer: FlexOffer, release: int, now: int) -> list[Effect]:
+        """Register an offer to send at ``release`` (epoch seconds); an existing id is updated."""
+        old: Optional[ProsumerOffer] = self.ledger.get("offers", offer.id)
+        if old is None:
+            self.ledger.put("offers", offer.id, ProsumerOffer(replace(offer, state=State.INITIAL), release))
+            return self.on_tick(now)
+        if old.state in (State.INITIAL,):
+            self.ledger.put("offers", offer.id, replace(old, offer=offer, release=release))
+            return self.on_tick(now)
+        # an update of an offer the aggregator already has: same id, next version
+        try:
+            revised = old.offer.revised(**{f: getattr(offer, f) for f in (
+                "profiles", "label", "start_after", "start_before", "start_before_duration", "baseline", "prices",
+                "acceptance_before", "assignment_before")})
+        except FlexOfferError as exc:
+            return [Note("update-refused", {"offer": offer.id, "why": exc.reason})]
+        self.ledger.put("offers", offer.id, replace(old, offer=revised, reason=None))
+        return self.send_reliable(self.aggregator, OfferMessage("update", offer.id, revised), now)
+
+    def withdraw(self, offer_id: str, now: int) -> list[Effect]:
+        rec: Optional[ProsumerOffer] = self.ledger.get("offers", offer_id)
+        if rec is None:
+            return [Note("unknown-offer", {"offer": offer_id})]
+        try:
+            offer = rec.offer.with_state(State.WITHDRAWN)
+        except FlexOfferError as exc:
+            return [Note("withdraw-refused", {"offer": offer_id, "why": exc.reason})]
+        self.ledger.put("offers", offer_id, replace(rec, offer=offer))
+        if rec.state is State.INITIAL:
+            return []
+        return self.send_reliable(self.aggregator, OfferMessage("delete", offer_id, version=offer.version), now)
+
+    def executed(self, offer_id: str, start: int, energy: list[float], now: int) -> list[Effect]:
+        """The device followed (or tried to follow) the schedule: report what the meter says.
+
+        ``start`` is an interval at the offer's resolution, ``energy`` kWh per interval.
+        """
+        rec: Optional[ProsumerOffer] = self.ledger.get("offers", offer_id)
+        if rec is None or rec.schedule is None:
+            return [Note("unknown-execution", {"offer": offer_id})]
+        try:
+            offer = rec.offer.with_state(State.EXECUTED)
+        except FlexOfferError as exc:
+            return [Note("execution-refused", {"offer": offer_id, "why": exc.reason})]
+        mid = f"m-{offer_id}-{rec.schedule.update_id}"
+        msg = Measurement(mid, offer_id, start, tuple(energy), rec.offer.resolution)
+        self.ledger.put("offers", offer_id, replace(rec, offer=offer, measurement_id=mid))
+        return [Note("executed", {"offer": offer_id, "kWh": round(sum(energy), 6)}),
+                *self.send_reliable(self.aggregator, msg, now)]
+
+    # -- engine hooks ----------------------------------------------------------------------
+    def on_tick(self, now: int) -> list[Effect]:
+        out: list[Effect] = []
+        for rec in self.ledger.values("offers"):
+            if rec.state is State.INITIAL and rec.release <= now:
+                offer = rec.offer.with_state(State.OFFERED)
+                self.ledger.put("offers", offer.id, replace(rec, offer=offer))
+                out += self.send_reliable(self.aggregator, OfferMessage("insert", offer.id, offer), now)
+        return out
+
+    def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
+        if sender != self.aggregator:
+            return f"{sender} is not this prosumer's aggregator"
+        return None
+
+    def on_message(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        if isinstance(msg, AssignmentMessage):
+            return self._assignment(msg.schedule, now)
+        if isinstance(msg, Bill):
+            return self._bill(msg)
+        return [], f"a prosumer does not take {type(msg).__name__} messages"
+
+    def _assignment(self, schedule: Schedule, now: int) -> tuple[list[Effect], Optional[str]]:
+        rec: Optional[ProsumerOffer] = self.ledger.get("offers", schedule.offer_id)
+        if rec is None:
+            return [], f"unknown offer {schedule.offer_id}"
+        if rec.schedule is not None and schedule.update_id <= rec.schedule.update_id:
+            return [], f"stale update {schedule.update_id} (have {rec.schedule.update_id})"
+        violations = rec.offer.check(schedule, now=now // rec.offer.resolution)
+        if violations:
+            return [], "infeasible: " + "; ".join(str(v) for v in violations)
+        try:
+            offer = rec.offer.with_state(State.ASSIGNED)
+        except FlexOfferError as exc:
+            return [], exc.reason
+        self.ledger.put("offers", offer.id, replace(rec, offer=offer, schedule=schedule))
+        return [Execute(offer, schedule), Note("assigned", {"offer": offer.id, "schedule": schedule.schedule_id})], None
+
+    def _bill(self, bill: Bill) -> tuple[list[Effect], Optional[str]]:
+        self.ledger.put("bills", bill.bill_id, bill)
+        for line in bill.lines:
+            rec = self.ledger.get("offers", line.offer_id) if line.offer_id else None
+            if rec is not None and rec.state is State.EXECUTED:
+                self.ledger.put("offers", rec.offer.id, replace(rec, offer=rec.offer.with_state(State.SETTLED), bill_id=bill.bill_id))
+        return [Note("bill", {"bill": bill.bill_id, "total_cents": bill.total_cents})], None
+
+    def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
+        if ack.kind != "flexoffer" or not isinstance(msg, OfferMessage) or msg.op == "delete":
+            return []
+        rec: Optional[ProsumerOffer] = self.ledger.get("offers", ack.ref)
+        if rec is None or rec.offer.version != ack.version or rec.state is not State.OFFERED:
+            return []
+        new_state = State.ACCEPTED if ack.accepted else State.REJECTED
+        self.ledger.put("offers", ack.ref, replace(rec, offer=rec.offer.with_state(new_state), reason=ack.reason))
+        return [Note("offer-" + new_state.value, {"offer": ack.ref, "reason": ack.reason})]
+
+    # -- reporting -------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for rec in self.ledger.values("offers"):
+            out[rec.state.value] = out.get(rec.state.value, 0) + 1
+        return out
+
+    def status(self) -> str:
+        c = self.counts()
+        n = sum(c.values())
+        done = c.get("assigned", 0) + c.get("executed", 0) + c.get("settled", 0)
+        return f"{n} offers, {done} assigned, {c.get('settled', 0)} settled"

@@ -1,0 +1,80 @@
+"""One SQLite file per agent holding its ledger, written after every handled event.
+
+A single key-value table keeps the schema stable while engines evolve; WAL mode with
+``synchronous=NORMAL`` makes a commit cheap (no fsync per message) and still survives a killed
+process: only an OS crash can lose the last commits, and senders resend what was not acked.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Optional
+
+from vmenergy.protocol.engine import Ledger
+
+from .codec import dumps, loads
+
+__all__ = ["Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    tbl   TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (tbl, key)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def load(self, ledger: Optional[Ledger] = None) -> Ledger:
+        ledger = ledger if ledger is not None else Ledger()
+        for tbl, key, value in self.db.execute("SELECT tbl, key, value FROM records"):
+            ledger.load(tbl, key, loads(value))
+        return ledger
+
+    def flush(self, changes: Iterable[tuple[str, str, object]]) -> int:
+        """Write (table, key, value or None) changes in one transaction; returns how many."""
+        rows_put = []
+        rows_del = []
+        for tbl, key, value in changes:
+            if value is None:
+                rows_del.append((tbl, key))
+            else:
+                rows_put.append((tbl, key, dumps(value)))
+        if not rows_put and not rows_del:
+            return 0
+        with self.db:
+            self.db.execute("BEGIN")
+            if rows_put:
+                self.db.executemany(
+                    "INSERT INTO records (tbl, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value", rows_put)
+            if rows_del:
+                self.db.executemany("DELETE FROM records WHERE tbl = ? AND key = ?", rows_del)
+        return len(rows_put) + len(rows_del)
+
+    def get_meta(self, name: str) -> Optional[str]:
+        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, name: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (name, value) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
+
+    def close(self) -> None:
+        self.db.close()
