@@ -146,10 +146,14 @@ class AggregatorEngine(Engine):
                 continue
             result = aggregate([m.offer for m in members], self.params)
             agg = result[0] if len(result) == 1 else None
-            if agg is None or agg.plain() != rec.offer:
+            if agg is None or self._public(agg, rec.aggregate_id) != rec.offer:
                 self._dissolve(rec, "aggregate could not be rebuilt identically after restart")
                 continue
             self._aggregates[rec.aggregate_id] = agg
+
+    def _public(self, agg: AggregatedFlexOffer, agg_id: str) -> FlexOffer:
+        """The aggregate as it goes upstream: a plain offer under this aggregator's id."""
+        return replace(agg.plain(), id=agg_id, issuer=self.jid)
 
     def _dissolve(self, rec: AggregateRecord, why: str) -> None:
         for m in rec.members:
@@ -314,8 +318,7 @@ class AggregatorEngine(Engine):
         for agg in result:
             n += 1
             agg_id = f"{self.jid.split('@')[0]}-agg-{n}"
-            plain = replace(agg.plain(), id=agg_id, issuer=self.jid)
-            rec = AggregateRecord(agg_id, plain, tuple(agg.member_ids), "new", session.session_id if session else None)
+            rec = AggregateRecord(agg_id, self._public(agg, agg_id), tuple(agg.member_ids), "new", session.session_id if session else None)
             self._aggregates[agg_id] = agg
             records.append(rec)
             for m in agg.member_ids:

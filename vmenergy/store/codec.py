@@ -32,11 +32,13 @@ def _ensure_registered() -> None:
 
     for cls in (engine.OutboxEntry, prosumer.ProsumerOffer):
         register_record(cls)
-    try:
-        from vmenergy.protocol import aggregator, market
-    except ImportError:  # pragma: no cover - engines not present in a partial install
-        return
-    for module in (aggregator, market):
+    import importlib
+
+    for name in ("aggregator", "market"):
+        try:
+            module = importlib.import_module(f"vmenergy.protocol.{name}")
+        except ImportError:  # pragma: no cover - an engine missing from a partial install
+            continue
         for cls in getattr(module, "RECORDS", ()):
             register_record(cls)
 

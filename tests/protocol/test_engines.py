@@ -1,0 +1,253 @@
+"""Prosumer and aggregator engines without a server: lifecycle, reliability, security, presence,
+restart from the store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.protocol.net import Net
+from vmenergy.devices.executor import SimulatedExecutor
+from vmenergy.flexoffer import FlexOffer, Schedule, State
+from vmenergy.flexoffer.timeutil import parse_utc
+from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
+from vmenergy.protocol.engine import Execute, Send
+from vmenergy.protocol.messages import Ack, AssignmentMessage, Bill, Measurement, OfferMessage
+from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.store import Store
+
+NOW = parse_utc("2026-11-22T18:30:00Z", "now")
+LATER = parse_utc("2026-11-23T12:00:00Z", "later")
+AGG = "agg@localhost"
+
+
+def offer(name: str, i: int) -> FlexOffer:
+    fo = FlexOffer.from_json((EXAMPLES / f"{name}.json").read_text())
+    return replace(fo, id=f"{fo.id}-{i}", issuer=f"p{i}@localhost")
+
+
+def setup(n: int = 4, config: AggregatorConfig = AggregatorConfig(), kinds=("ev-overnight", "dishwasher-xor")):
+    agg = AggregatorEngine(AGG, config)
+    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(n)]
+    net = Net(agg, *pros)
+    for i, p in enumerate(pros):
+        net.take(p.jid, p.add_offer(offer(kinds[i % len(kinds)], i), NOW, NOW))
+    net.run(NOW)
+    return agg, pros, net
+
+
+def execute_all(net: Net, now: int, deviation: float = 0.0) -> None:
+    ex = SimulatedExecutor(deviation=deviation)
+    for sender, e in net.executions:
+        net.take(sender, net.engines[sender].executed(e.offer.id, e.schedule.start, ex.meter(e.offer, e.schedule), now))
+    net.executions.clear()
+    net.run(now)
+
+
+def test_full_lifecycle_in_plan_mode():
+    agg, pros, net = setup()
+    assert all(p.counts() == {"accepted": 1} for p in pros)
+    net.tick(NOW)
+    assert agg.counts() == {"assigned": 4}
+    assert len(net.executions) == 4
+    for sender, e in net.executions:
+        assert e.offer.is_feasible(e.schedule), e.offer.check(e.schedule)
+    execute_all(net, NOW + 60)
+    assert agg.counts() == {"executed": 4}
+    net.tick(LATER)
+    assert agg.counts() == {"settled": 4}
+    for p in pros:
+        assert p.counts() == {"settled": 1}
+        (bill,) = list(p.ledger.values("bills"))
+        assert bill.total_cents == sum(line.amount_cents for line in bill.lines) > 0
+        assert any(line.kind == "offer" and line.offer_id for line in bill.lines)
+    # nothing left unanswered anywhere
+    assert all(not e.pending() for e in net.engines.values())
+
+
+def test_duplicate_offer_is_answered_again_without_acting_again():
+    agg, pros, net = setup(1)
+    p = pros[0]
+    (entry,) = list(p.ledger.values("outbox")) or [None]
+    assert entry is None  # acked and removed
+    fo = p.ledger.get("offers", "fo-ev-17-0").offer
+    msg = OfferMessage("insert", fo.id, replace(fo, state=State.OFFERED))
+    first = agg.receive(p.jid, msg, NOW)
+    before = dict(agg.ledger.table("offers"))
+    again = agg.receive(p.jid, msg, NOW)
+    acks = [e.msg for e in again if isinstance(e, Send)]
+    assert len(acks) == 1 and acks[0].accepted
+    assert agg.ledger.table("offers") == before
+    assert [e.msg for e in first if isinstance(e, Send)] == acks
+
+
+def test_lost_messages_are_resent_with_the_same_id_until_acked():
+    agg = AggregatorEngine(AGG)
+    p = ProsumerEngine("p0@localhost", AGG, resend_after=30)
+    net = Net(agg, p)
+    dropped = []
+
+    def drop(sender, send):  # lose the first offer and the first ack
+        kinds = [type(d.msg) for d in dropped]
+        if type(send.msg) in (OfferMessage, Ack) and type(send.msg) not in kinds:
+            dropped.append(send)
+            return True
+        return False
+
+    net.drop = drop
+    net.take(p.jid, p.add_offer(offer("ev-overnight", 0), NOW, NOW))
+    net.run(NOW)
+    assert len(dropped) == 1 and isinstance(dropped[0].msg, OfferMessage)
+    net.tick(NOW + 10)  # too early to resend
+    assert p.counts() == {"offered": 1}
+    net.tick(NOW + 31)  # resent; this time the ack is dropped
+    assert len(dropped) == 2 and isinstance(dropped[1].msg, Ack)
+    assert agg.counts() == {"accepted": 1}
+    net.tick(NOW + 31 + 60)  # backoff doubled: resent again, duplicate answered, accepted once
+    assert p.counts() == {"accepted": 1} and agg.counts() == {"accepted": 1}
+    assert not p.pending()
+
+
+def test_unenrolled_prosumer_and_foreign_assignments_are_rejected_and_change_nothing():
+    agg = AggregatorEngine(AGG, AggregatorConfig(enrolment=("p0@localhost",)))
+    p0, p1 = ProsumerEngine("p0@localhost", AGG), ProsumerEngine("p1@localhost", AGG)
+    net = Net(agg, p0, p1)
+    net.take(p0.jid, p0.add_offer(offer("ev-overnight", 0), NOW, NOW))
+    net.take(p1.jid, p1.add_offer(offer("ev-overnight", 1), NOW, NOW))
+    net.run(NOW)
+    assert p0.counts() == {"accepted": 1}
+    assert p1.counts() == {"rejected": 1}
+    assert "not enrolled" in p1.ledger.get("offers", "fo-ev-17-1").reason
+    assert set(agg.ledger.table("offers")) == {"fo-ev-17-0"}
+    assert "answers" not in agg.ledger.tables or all("p1" not in k for k in agg.ledger.table("answers"))
+    # an assignment from someone who is not the aggregator
+    fo = p0.ledger.get("offers", "fo-ev-17-0").offer
+    s = Schedule(fo.id, fo.start_after, (8.0, 8.0, 8.0, 8.0), "s-x")
+    out = p0.receive("mallory@localhost", AssignmentMessage(s), NOW)
+    (ack,) = [e.msg for e in out if isinstance(e, Send)]
+    assert not ack.accepted and "not this prosumer's aggregator" in ack.reason
+    assert p0.ledger.get("offers", fo.id).schedule is None
+
+
+@pytest.mark.parametrize(
+    "schedule_kw, reason",
+    [
+        (dict(energy=(20.0, 8.0, 8.0, 8.0)), "infeasible: energy[0]"),
+        (dict(start=0), "infeasible: start"),
+        (dict(offer_id="fo-nope"), "unknown offer"),
+    ],
+)
+def test_prosumer_refuses_bad_assignments(schedule_kw, reason):
+    agg, (p,), net = setup(1)
+    fo = p.ledger.get("offers", "fo-ev-17-0").offer
+    kw = dict(offer_id=fo.id, start=fo.start_after, energy=(8.0, 8.0, 8.0, 8.0), schedule_id="s-1")
+    kw.update(schedule_kw)
+    out = p.receive(AGG, AssignmentMessage(Schedule(**kw)), NOW)
+    (ack,) = [e.msg for e in out if isinstance(e, Send)]
+    assert not ack.accepted and ack.reason.startswith(reason)
+    assert not [e for e in out if isinstance(e, Execute)]
+
+
+def test_stale_assignment_update_is_refused():
+    agg, (p,), net = setup(1)
+    net.tick(NOW)
+    s = p.ledger.get("offers", "fo-ev-17-0").schedule
+    out = p.receive(AGG, AssignmentMessage(replace(s, schedule_id="s-other", update_id=s.update_id)), NOW)
+    (ack,) = [e.msg for e in out if isinstance(e, Send)]
+    assert not ack.accepted and "stale update" in ack.reason
+
+
+def test_aggregator_rejects_late_and_mismatched_offers():
+    agg = AggregatorEngine(AGG)
+    fo = offer("ev-overnight", 0)
+    late = parse_utc("2026-11-22T19:30:00Z", "t")  # after acceptance_before 19:00
+    out = agg.receive("p0@localhost", OfferMessage("insert", fo.id, fo), late)
+    assert "acceptance deadline passed" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    out = agg.receive("p9@localhost", OfferMessage("insert", fo.id, fo), NOW)
+    assert "is not the sender" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    pv = offer("pv-producer", 0)  # its window (11-22 10:00) is already over at 18:30
+    out = agg.receive("p0@localhost", OfferMessage("insert", pv.id, pv), NOW)
+    assert "starts too soon" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    assert not agg.ledger.table("offers")
+
+
+def test_offline_prosumer_offers_leave_new_aggregates_and_return():
+    agg, pros, net = setup(3)
+    net.presence("p1@localhost", False, NOW)
+    net.tick(NOW)
+    assert agg.ledger.get("offers", "fo-dw-9-1").offer.state is State.ACCEPTED  # left out
+    assert agg.counts() == {"accepted": 1, "assigned": 2}
+    net.presence("p1@localhost", True, NOW + 60)
+    net.tick(NOW + 60 + 900)  # next cycle: it is back in
+    assert agg.counts() == {"assigned": 3}
+    assert pros[1].counts() == {"assigned": 1}
+
+
+def test_assignment_to_offline_prosumer_is_queued_not_lost():
+    agg, pros, net = setup(2)
+    net.tick(NOW)  # assigned
+    # a re-plan while p0 is offline: new update queued
+    net.presence("p0@localhost", False, NOW + 1)
+    rec = agg.ledger.get("offers", "fo-ev-17-0")
+    newer = replace(rec.schedule, update_id=rec.schedule.update_id + 1)
+    effects = agg.send_reliable("p0@localhost", AssignmentMessage(newer), NOW + 1)
+    assert not [e for e in effects if isinstance(e, Send)]
+    assert agg.pending("p0@localhost")[0].attempts == 0
+    net.tick(NOW + 1000)  # still offline: nothing sent
+    assert agg.pending("p0@localhost")[0].attempts == 0
+    net.presence("p0@localhost", True, NOW + 2000)
+    assert pros[0].ledger.get("offers", "fo-ev-17-0").schedule.update_id == newer.update_id
+    assert not agg.pending("p0@localhost")
+
+
+def test_restart_from_the_store_resumes_the_lifecycle(tmp_path):
+    agg, pros, net = setup(4)
+    store = Store(tmp_path / "agg.sqlite")
+    store.flush(agg.ledger.take_changes())
+    net.tick(NOW)  # aggregate, plan, assign
+    store.flush(agg.ledger.take_changes())
+    execute_all(net, NOW + 60)
+    store.flush(agg.ledger.take_changes())
+    # the aggregator process dies; a new one starts from the store
+    store.close()
+    store2 = Store(tmp_path / "agg.sqlite")
+    agg2 = AggregatorEngine(AGG, ledger=store2.load())
+    assert agg2.counts() == {"executed": 4}
+    net.engines[AGG] = agg2
+    net.tick(LATER)
+    assert agg2.counts() == {"settled": 4}
+    assert all(p.counts() == {"settled": 1} for p in pros)
+
+
+def test_restart_between_bid_and_clearing_rebuilds_aggregates(tmp_path):
+    """An aggregate waiting for its schedule is rebuilt identically from its members."""
+    agg, pros, net = setup(4, AggregatorConfig(upstream="parent", upstream_jid="top@localhost"))
+    net.tick(NOW)  # aggregates offered to the (absent) parent
+    recs = list(agg.ledger.values("aggregates"))
+    assert recs and all(r.status == "offered" for r in recs)
+    store = Store(tmp_path / "a.sqlite")
+    store.flush(agg.ledger.take_changes())
+    agg2 = AggregatorEngine(AGG, AggregatorConfig(upstream="parent", upstream_jid="top@localhost"), ledger=store.load())
+    assert set(agg2._aggregates) == {r.aggregate_id for r in recs}
+    # the parent assigns each aggregate its baseline-free feasible schedule: members get theirs
+    for r in recs:
+        p0 = r.offer.profiles[0]
+        s = Schedule(r.aggregate_id, r.offer.start_after, tuple(sl.min for sl in p0.slices), f"s-{r.aggregate_id}")
+        out = agg2.receive("top@localhost", AssignmentMessage(s), NOW + 10)
+        assert [e.msg for e in out if isinstance(e, Send)][0].accepted
+    assert agg2.counts() == {"assigned": 4}
+
+
+def test_measurement_and_bill_rules():
+    agg, (p,), net = setup(1)
+    net.tick(NOW)
+    rec = agg.ledger.get("offers", "fo-ev-17-0")
+    out = agg.receive("p0@localhost", Measurement("m-x", "fo-unknown", rec.schedule.start, (1.0,)), NOW)
+    assert "unknown offer" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    out = agg.receive("p0@localhost", Measurement("m-y", rec.offer.id, rec.schedule.start, (1.0,), 3600), NOW)
+    assert "resolution" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    out = p.receive("mallory@localhost", Bill("b-1", 0, 1, ()), NOW)
+    assert not [e.msg for e in out if isinstance(e, Send)][0].accepted
+    assert not p.ledger.table("bills")
