@@ -1,0 +1,75 @@
+"""Placed slices to (prosumers x intervals) arrays for one block of prosumers.
+
+A slice's energy is spread evenly over the intervals it covers; energy of the schedule counts
+``+``, energy of the default schedule ``-``, so one weighted ``bincount`` gives the requested
+adaptation ``r = scheduled - default`` of every prosumer and interval at once. Intervals outside
+the period are cut off: each period settles its own intervals (the rest of an overnight schedule
+is settled with the next day's metering).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .assignments import Assignments
+
+__all__ = ["Raster", "rasterise"]
+
+
+@dataclass(eq=False)
+class Raster:
+    """Per block: ``requested`` (r), ``default`` (placed default schedules, or None if not asked),
+    ``covered`` (an interval some schedule or default touches), ``price_up``/``price_down``
+    (energy-weighted EUR/kWh of the slices in an interval, unpriced slices counting 0; or None)."""
+
+    requested: np.ndarray
+    covered: np.ndarray
+    default: Optional[np.ndarray] = None
+    price_up: Optional[np.ndarray] = None
+    price_down: Optional[np.ndarray] = None
+
+
+def rasterise(asg: Assignments, a: int, b: int, period_start: int, T: int, *, default: bool = False,
+              prices: bool = False) -> Raster:
+    """Rasters of meter rows [a, b) over intervals [period_start, period_start + T)."""
+    c = b - a
+    size = c * T
+    lo, hi = int(asg.slice_offsets[a]), int(asg.slice_offsets[b])
+    dur = asg.duration[lo:hi].astype(np.int64)
+    rows = asg.prosumer[asg.owner[lo:hi]] - a
+    t0 = asg.t0[lo:hi] - period_start
+    per = asg.energy[lo:hi] / dur  # kWh per covered interval
+    if len(dur) and (dur == 1).all():
+        rep = None
+        t = t0
+        cell_rows = rows
+    else:
+        rep = np.repeat(np.arange(hi - lo), dur)
+        within = np.arange(len(rep)) - np.repeat(np.cumsum(dur) - dur, dur)
+        t = t0[rep] + within
+        cell_rows = rows[rep]
+    inside = (t >= 0) & (t < T)
+    cell = (cell_rows * T + t)[inside]
+
+    def spread(values: np.ndarray) -> np.ndarray:
+        v = values if rep is None else values[rep]
+        return np.bincount(cell, weights=v[inside], minlength=size).reshape(c, T)
+
+    sign = asg.sign[lo:hi]
+    out = Raster(
+        requested=spread(per * sign),
+        covered=(np.bincount(cell, minlength=size) > 0).reshape(c, T),
+    )
+    if default:
+        out.default = spread(np.where(sign < 0, per, 0.0))
+    if prices:
+        w = np.abs(per)
+        wsum = spread(w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name, p in (("price_up", asg.price_up[lo:hi]), ("price_down", asg.price_down[lo:hi])):
+                pw = spread(np.where(np.isnan(p), 0.0, p) * w)
+                setattr(out, name, np.where(wsum > 0, pw / wsum, 0.0))
+    return out

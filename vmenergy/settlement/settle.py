@@ -1,0 +1,507 @@
+"""Settlement of a population over one period: verification from metering, then money.
+
+For every prosumer i and interval t of the period (all vectorised over blocks of prosumers):
+
+    r = scheduled - default            requested adaptation (from the placed slices)
+    b = baseline (contract's rule)     what the meter would have shown without activation
+    e = b + r                          what the meter should show
+    d = m - b                          delivered adaptation (m = metered energy)
+    dev = m - e = d - r                deviation from the schedule
+    band = max(tol_abs, tol_rel x |r|) tolerance band
+    v = |r| if |dev| <= band else clip(d x sign(r), 0, |r|)     verified adaptation (kWh)
+    excess = max(|dev| - band, 0)      deviation outside the band (kWh, penalised)
+
+only in *covered* intervals (some schedule or default runs there) that are *usable* (no meter
+flag, baseline known); other covered intervals are counted as unverified: no reward, no penalty.
+
+Money (per prosumer, then rounded once per line, see :mod:`vmenergy.settlement.bills`):
+delegated contracts pay their rates for the flexibility of the offers whose schedule starts in the
+period, plus ``revenue_share`` of the market revenue attributed to the prosumer: each interval's
+revenue is split over the aggregator's prosumers in proportion to their verified adaptation
+``v``; direct contracts pay ``v`` at the offer's price (up or down) or at the market price, less
+the fee. Penalties: ``excess x (per_kwh + imbalance_factor x imbalance price)``, capped, never
+negative; a prosumer who received an infeasible schedule is not penalised in the period.
+
+The aggregator's earnings are its market revenue minus its imbalance cost, where its imbalance is
+(delivered - sold) per interval and the delivered adaptation of the portfolio counts ``d`` in
+usable covered intervals and ``r`` (as if delivered as scheduled) in unverified ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from vmenergy.flexoffer.model import TOLERANCE
+from vmenergy.flexoffer.timeutil import format_utc
+
+from . import baselines as bl
+from .assignments import Assignments, OfferFlag
+from .bills import LINE_CODES, ParticipantBill, ProsumerBills
+from .contracts import Contract
+from .errors import SettlementError
+from .market_results import MarketResult
+from .metering import MeterData, MeterFlag, MeterFlags, plausibility
+from .money import allocate, to_cents
+from .raster import rasterise
+
+__all__ = ["Settlement", "settle", "DEFAULT_CHUNK", "QUANTITIES", "SERIES"]
+
+#: Prosumers per block: 2048 x 96 intervals x 8 bytes = 1.5 MB per array, so a block's working set
+#: stays in cache-friendly sizes and peak memory is independent of the population.
+DEFAULT_CHUNK = 2048
+#: Tolerance comparisons allow this much float noise (kWh).
+BAND_SLACK = TOLERANCE
+
+#: Per-prosumer quantities of :attr:`Settlement.quantities` (kWh unless said otherwise).
+QUANTITIES = (
+    "requested_kwh", "verified_kwh", "delivered_kwh", "deviation_kwh", "excess_kwh", "adjustment_kwh",
+    "covered_intervals", "unverified_intervals", "outside_tolerance_intervals",
+    "offers", "flexible_kwh", "time_flexibility_h", "energy_flexibility_kwh", "activations",
+    "value_offer_eur", "value_market_eur", "imbalance_charge_eur", "attributed_revenue_eur",
+)
+#: Per-participant interval series of :attr:`Settlement.portfolio` (kWh per interval).
+SERIES = ("baseline", "measured", "requested", "delivered", "verified")
+
+
+@dataclass(eq=False)
+class Settlement:
+    """Result of :func:`settle` for one period.
+
+    ``bills`` (columnar prosumer bills; ``bills.bill(i)`` gives a readable one), ``participants``
+    (one :class:`ParticipantBill` per aggregator), ``quantities`` (per prosumer, see
+    :data:`QUANTITIES`), ``portfolio`` (per aggregator x interval, see :data:`SERIES`),
+    ``market`` (the market results used, by participant), ``flags`` (every flagged prosumer
+    interval), ``offer_ids``/``offer_prosumer``/``offer_flags`` (per assigned offer), and ``detail``
+    (full prosumer x interval arrays, only with ``detail=True``).
+    """
+
+    period_start: int
+    n_intervals: int
+    resolution: int
+    prosumers: np.ndarray
+    contracts: tuple[Contract, ...]
+    contract_index: np.ndarray
+    aggregators: tuple[str, ...]
+    aggregator_index: np.ndarray
+    quantities: dict[str, np.ndarray]
+    bills: ProsumerBills
+    participants: tuple[ParticipantBill, ...]
+    portfolio: dict[str, np.ndarray]
+    market: dict[str, MarketResult]
+    flags: MeterFlags
+    offer_ids: np.ndarray
+    offer_prosumer: np.ndarray
+    offer_flags: np.ndarray
+    detail: Optional[dict[str, np.ndarray]] = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def period_end(self) -> int:
+        """End of the period (interval number, exclusive)."""
+        return self.period_start + self.n_intervals
+
+    def row(self, prosumer: str) -> int:
+        hit = np.flatnonzero(self.prosumers == prosumer)
+        if not len(hit):
+            raise SettlementError("prosumer", f"no prosumer {prosumer!r} in this settlement")
+        return int(hit[0])
+
+    def bill(self, prosumer: str | int):
+        """Readable bill of a prosumer (id or row)."""
+        return self.bills.bill(prosumer if isinstance(prosumer, (int, np.integer)) else self.row(prosumer))
+
+    def participant(self, name: str) -> ParticipantBill:
+        for p in self.participants:
+            if p.participant == name:
+                return p
+        raise SettlementError("participant", f"no participant {name!r} (have: {', '.join(self.aggregators)})")
+
+    def flag_records(self, limit: Optional[int] = None) -> list[dict]:
+        """Flagged prosumer intervals as readable records (prosumer, interval, time, reasons)."""
+        return self.flags.records(self.prosumers, self.resolution, limit)
+
+    def describe(self) -> str:
+        return (f"settlement {format_utc(self.period_start * self.resolution)} + {self.n_intervals} x "
+                f"{self.resolution} s: {len(self.prosumers)} prosumers, {len(self.offer_ids)} offers, "
+                f"{len(self.flags)} flagged intervals")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _contract_index(contract_of: object, contracts: tuple[Contract, ...], n: int) -> np.ndarray:
+    a = np.asarray(contract_of)
+    if a.shape != (n,):
+        raise SettlementError("contract_of", f"must give one contract per prosumer ({n}), got shape {a.shape}")
+    if a.dtype.kind in "iu":
+        bad = np.flatnonzero((a < 0) | (a >= len(contracts)))
+        if len(bad):
+            raise SettlementError(f"contract_of[{int(bad[0])}]", f"no contract #{int(a[bad[0]])} ({len(contracts)} given)")
+        return a.astype(np.int64)
+    ids = {c.id: k for k, c in enumerate(contracts)}
+    uniq, inv = np.unique(a.astype(object).astype(str), return_inverse=True)
+    codes = np.empty(len(uniq), dtype=np.int64)
+    for j, u in enumerate(uniq.tolist()):
+        if u not in ids:
+            k = int(np.flatnonzero(inv == j)[0])
+            raise SettlementError(f"contract_of[{k}]", f"unknown contract {u!r} (have: {', '.join(ids)})")
+        codes[j] = ids[u]
+    return codes[inv]
+
+
+def _markets(market: object, aggregators: tuple[str, ...], T: int) -> dict[str, MarketResult]:
+    if market is None:
+        items: list[MarketResult] = []
+    elif isinstance(market, MarketResult):
+        items = [market]
+    elif isinstance(market, Mapping):
+        items = list(market.values())
+    else:
+        items = list(market)  # type: ignore[arg-type]
+    out: dict[str, MarketResult] = {}
+    for k, mr in enumerate(items):
+        if not isinstance(mr, MarketResult):
+            raise SettlementError(f"market[{k}]", f"not a MarketResult: {type(mr).__name__}")
+        if mr.participant not in aggregators:
+            raise SettlementError(
+                f"market[{k}].participant",
+                f"{mr.participant!r} is not the aggregator of any contract in use ({', '.join(aggregators)})",
+            )
+        if mr.participant in out:
+            raise SettlementError(f"market[{k}].participant", f"two market results for {mr.participant!r}")
+        mr.check_period(T)
+        out[mr.participant] = mr
+    return out
+
+
+def _per_contract(contracts: Sequence[Contract], fn) -> np.ndarray:
+    return np.array([fn(c) for c in contracts], dtype=np.float64)
+
+
+def settle(
+    meter: MeterData,
+    assignments: Assignments,
+    contracts: Sequence[Contract],
+    contract_of: Sequence[str] | np.ndarray,
+    market: MarketResult | Mapping[str, MarketResult] | Iterable[MarketResult] | None = None,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    detail: bool = False,
+) -> Settlement:
+    """Settle one period: verify every prosumer's metering and compute all bills.
+
+    ``meter``: the period's metering (defines prosumers, period and resolution);
+    ``assignments``: the assigned offers (:func:`~vmenergy.settlement.assignments_from_offers` or
+    ``assignments_from_sets``); ``contracts`` and ``contract_of`` (per prosumer: a contract id, or
+    an index into ``contracts``); ``market``: each aggregator's :class:`MarketResult` (an
+    aggregator without one sold nothing). ``detail=True`` keeps the full prosumer x interval
+    arrays (for small populations and audits). Raises :class:`SettlementError` on input that
+    cannot be interpreted; bad meter values are flagged, never raised.
+    """
+    import time
+
+    clock = time.perf_counter
+    t_begin = clock()
+    contracts = tuple(contracts)
+    for k, c in enumerate(contracts):
+        if not isinstance(c, Contract):
+            raise SettlementError(f"contracts[{k}]", f"not a Contract: {type(c).__name__}")
+    if not isinstance(meter, MeterData):
+        raise SettlementError("meter", "must be a MeterData")
+    if not isinstance(assignments, Assignments):
+        raise SettlementError("assignments", "must be Assignments (assignments_from_offers / _from_sets)")
+    if chunk < 1:
+        raise SettlementError("chunk", "must be >= 1")
+    n, T, res, start = meter.n, meter.n_intervals, meter.resolution, meter.start
+    if assignments.n_prosumers != n or assignments.resolution != res:
+        raise SettlementError("assignments", "built for other meter data (prosumer count or resolution differ)")
+    ci = _contract_index(contract_of, contracts, n)
+    used = np.bincount(ci, minlength=len(contracts)) > 0
+    p_start, p_end = start * res, (start + T) * res
+    for k, c in enumerate(contracts):
+        if used[k] and not c.covers(p_start, p_end):
+            row = int(np.flatnonzero(ci == k)[0])
+            raise SettlementError(
+                f"contract_of[{row}]",
+                f"contract {c.id!r} is not valid for the whole period {format_utc(p_start)} - {format_utc(p_end)}",
+            )
+        if used[k] and c.baseline.history_days:
+            need = c.baseline.history_days
+            have = meter.history_days
+            if have < need:
+                raise SettlementError(
+                    "meter.history",
+                    f"contract {c.id!r} ({c.baseline.method}) needs {need} days of history, the meter data has {have}",
+                )
+    aggregators = tuple(sorted({c.aggregator for k, c in enumerate(contracts) if used[k]}))
+    agg_pos = {a: g for g, a in enumerate(aggregators)}
+    agg_of_contract = np.array([agg_pos.get(c.aggregator, -1) for c in contracts], dtype=np.int64)
+    ai = agg_of_contract[ci] if n else np.zeros(0, np.int64)
+    n_agg = len(aggregators)
+    markets = _markets(market, aggregators, T)
+    price = np.zeros((n_agg, T))
+    sold = np.zeros((n_agg, T))
+    imb_price = np.zeros((n_agg, T))
+    for name, mr in markets.items():
+        g = agg_pos[name]
+        price[g], sold[g], imb_price[g] = mr.price, mr.sold_kwh, mr.imbalance_price
+
+    # per-contract parameters, gathered per prosumer row inside the loop
+    tol_abs = _per_contract(contracts, lambda c: c.tolerance.absolute_kwh)
+    tol_rel = _per_contract(contracts, lambda c: c.tolerance.relative)
+    share = _per_contract(contracts, lambda c: c.reward.revenue_share if c.reward else 0.0)
+    offer_priced = np.array([c.mode == "direct" and c.pricing.source == "offer" for c in contracts], dtype=bool)
+    needs_default = np.array([c.baseline.method == "offer" for c in contracts], dtype=bool)
+    sharing = share[ci] > 0 if n else np.zeros(0, bool)
+    # verified adaptation of revenue-sharing prosumers, kept sparse (row, interval, kWh) until the
+    # portfolio's verified total of every interval is known
+    v_rows: list[np.ndarray] = []
+    v_cols: list[np.ndarray] = []
+    v_vals: list[np.ndarray] = []
+
+    # prosumers who received an infeasible schedule are not penalised
+    infeasible = (assignments.flags & OfferFlag.INFEASIBLE) != 0
+    exempt = np.bincount(assignments.prosumer[infeasible], minlength=n) > 0
+
+    q = {name: np.zeros(n) for name in QUANTITIES}
+    portfolio = {name: np.zeros((n_agg, T)) for name in SERIES}
+    flag_parts: list[MeterFlags] = []
+    keep: dict[str, list[np.ndarray]] = {k: [] for k in ("metered", "baseline", "requested", "expected", "delivered",
+                                                         "verified", "excess", "flags")} if detail else {}
+    t_setup = clock() - t_begin
+    history = meter.history
+    ones_t = np.ones(T)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        c = b - a
+        rs = slice(a, b)
+        cic = ci[a:b]
+        present = np.flatnonzero(np.bincount(cic, minlength=len(contracts)))
+        m = np.asarray(meter.energy[a:b], dtype=np.float64)
+        fl = plausibility(meter, rs, energy=m)
+        meter_ok = fl == 0
+        any_flag = not meter_ok.all()
+        if any_flag:
+            np.copyto(m, np.nan, where=~meter_ok)  # flagged readings take no part in anything below
+        ras = rasterise(assignments, a, b, start, T, default=bool(needs_default[present].any()),
+                        prices=bool(offer_priced[present].any()))
+        r = ras.requested
+        covered = ras.covered
+        base = _baselines(contracts, present, cic, ras, history, a, b, m, r, q["adjustment_kwh"][rs])
+        with np.errstate(invalid="ignore"):
+            no_base = ~np.isfinite(base)
+            if no_base.any():
+                np.bitwise_or(fl, np.uint8(MeterFlag.NO_BASELINE), out=fl, where=covered & no_base)
+                ok = covered & (fl == 0)  # covered, meter plausible, baseline known
+            else:
+                ok = covered & meter_ok if any_flag else covered
+            bad = ~ok
+            d = m - base
+            dev = d - r
+            absr = np.abs(r)
+            band = tol_rel[cic][:, None] * absr
+            np.maximum(band, tol_abs[cic][:, None], out=band)
+            over = np.abs(dev)  # |dev|, then |dev| - band
+            np.copyto(over, 0.0, where=bad)
+            q["deviation_kwh"][rs] = over @ ones_t
+            over -= band
+            inside = over <= BAND_SLACK
+            inside &= ok
+            toward = d * np.sign(r)
+            np.copyto(toward, 0.0, where=bad)
+            v = np.clip(toward, 0.0, absr)
+            np.copyto(v, absr, where=inside)
+            excess = np.maximum(over, 0.0)
+            np.copyto(excess, 0.0, where=bad)
+            delivered = np.where(ok, d, r)  # r is 0 outside covered intervals
+        n_ok = np.count_nonzero(ok, axis=1)
+        n_cov = np.count_nonzero(covered, axis=1)
+        q["requested_kwh"][rs] = absr @ ones_t
+        q["verified_kwh"][rs] = v @ ones_t
+        q["delivered_kwh"][rs] = toward @ ones_t
+        q["excess_kwh"][rs] = excess @ ones_t
+        q["covered_intervals"][rs] = n_cov
+        q["unverified_intervals"][rs] = n_cov - n_ok
+        q["outside_tolerance_intervals"][rs] = n_ok - np.count_nonzero(inside, axis=1)
+        # values at interval prices
+        aic = ai[a:b]
+        single = aic[0] == aic[-1] and (n_agg == 1 or bool((aic == aic[0]).all()))
+        if single:
+            g = int(aic[0])
+            q["value_market_eur"][rs] = v @ price[g]
+            q["imbalance_charge_eur"][rs] = excess @ imb_price[g]
+        else:
+            q["value_market_eur"][rs] = (v * price[aic]).sum(axis=1)
+            q["imbalance_charge_eur"][rs] = (excess * imb_price[aic]).sum(axis=1)
+        if ras.price_up is not None:
+            pcell = np.where(r > 0, ras.price_up, ras.price_down)
+            q["value_offer_eur"][rs] = (v * pcell) @ ones_t
+        # portfolio series per aggregator
+        m0 = np.nan_to_num(m, copy=True, nan=0.0) if any_flag else m
+        b0 = np.where(no_base, 0.0, base) if no_base.any() else base
+        weights = np.ones(c) if single else (aic[None, :] == np.arange(n_agg)[:, None]).astype(np.float64)
+        for name, arr in (("baseline", b0), ("measured", m0), ("requested", r), ("delivered", delivered),
+                          ("verified", v)):
+            if single:
+                portfolio[name][g] += weights @ arr
+            else:
+                portfolio[name] += weights @ arr
+        srows = np.flatnonzero(sharing[a:b])
+        if len(srows):
+            vs = v[srows] if len(srows) < c else v
+            rr, tt = np.nonzero(vs)
+            v_rows.append(srows[rr] + a)
+            v_cols.append(tt.astype(np.int32))
+            v_vals.append(vs[rr, tt])
+        if any_flag or no_base.any():
+            flag_parts.append(MeterFlags.from_dense(fl, a, start))
+        if detail:
+            for name, arr in (("metered", np.asarray(meter.energy[a:b], dtype=np.float64)), ("baseline", base),
+                              ("requested", r), ("expected", base + r), ("delivered", d), ("verified", v),
+                              ("excess", excess), ("flags", fl)):
+                keep[name].append(arr)
+    t_loop = clock() - t_begin - t_setup
+
+    # per-offer quantities: paid in the period in which the schedule starts
+    asg = assignments
+    in_period = (asg.start >= start) & (asg.start < start + T)
+    pr = asg.prosumer
+    q["offers"] = np.bincount(pr, weights=in_period, minlength=n)
+    q["flexible_kwh"] = np.bincount(pr, weights=asg.flexible_energy * in_period, minlength=n)
+    q["time_flexibility_h"] = np.bincount(pr, weights=asg.time_flexibility * (res / 3600.0) * in_period, minlength=n)
+    q["energy_flexibility_kwh"] = np.bincount(pr, weights=asg.energy_flexibility * in_period, minlength=n)
+    q["activations"] = np.bincount(pr, weights=asg.activated & in_period, minlength=n)
+
+    # market revenue attributed to prosumers by verified adaptation, interval by interval
+    revenue_t = price * np.abs(sold)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = np.where(portfolio["verified"] > TOLERANCE, revenue_t / portfolio["verified"], 0.0)
+    if v_rows:
+        rows_ = np.concatenate(v_rows)
+        cols_ = np.concatenate(v_cols)
+        vals_ = np.concatenate(v_vals)
+        q["attributed_revenue_eur"] = np.bincount(rows_, weights=vals_ * unit[ai[rows_], cols_], minlength=n)
+
+    bills = _bills(q, contracts, ci, ai, aggregators, exempt, share, start, T, res, meter.prosumers)
+    payouts = np.bincount(ai, weights=bills.total, minlength=n_agg) if n else np.zeros(n_agg)
+    n_members = np.bincount(ai, minlength=n_agg) if n else np.zeros(n_agg, np.int64)
+    # exact integer payouts (bincount goes through float64: exact below 2^53 cents)
+    participants = []
+    for g, name in enumerate(aggregators):
+        imbalance = portfolio["delivered"][g] - sold[g]
+        participants.append(ParticipantBill(
+            participant=name, period_start=start * res, period_end=(start + T) * res,
+            sold_kwh=float(np.abs(sold[g]).sum()), revenue_cents=int(to_cents(revenue_t[g].sum())),
+            imbalance_kwh=float(np.abs(imbalance).sum()) if name in markets else 0.0,
+            imbalance_cents=int(to_cents((np.abs(imbalance) * imb_price[g]).sum())) if name in markets else 0,
+            payouts_cents=int(round(payouts[g])), prosumers=int(n_members[g]),
+        ))
+    out = Settlement(
+        period_start=start, n_intervals=T, resolution=res, prosumers=meter.prosumers, contracts=contracts,
+        contract_index=ci, aggregators=aggregators, aggregator_index=ai, quantities=q, bills=bills,
+        participants=tuple(participants), portfolio=portfolio, market=markets,
+        flags=MeterFlags.concat(flag_parts), offer_ids=asg.offer_ids, offer_prosumer=asg.prosumer,
+        offer_flags=asg.flags,
+        detail={k: np.concatenate(v) if v else np.zeros((0, T)) for k, v in keep.items()} if detail else None,
+    )
+    out.timings = {"setup_s": t_setup, "verify_s": t_loop, "bills_s": clock() - t_begin - t_setup - t_loop}
+    return out
+
+
+def _baselines(contracts: tuple[Contract, ...], present: np.ndarray, cic: np.ndarray, ras, history, a: int, b: int,
+               m: np.ndarray, r: np.ndarray, adjustment_out: np.ndarray) -> np.ndarray:
+    """Baseline of rows [a, b), one contract (one rule) at a time; writes each row's additive
+    adjustment into ``adjustment_out``. ``m`` is NaN where the meter was flagged."""
+    c, T = r.shape
+    base = np.empty((c, T))
+    for k in present:
+        rule = contracts[k].baseline
+        whole = len(present) == 1
+        rows = slice(None) if whole else np.flatnonzero(cic == k)
+        if rule.method == "offer":
+            bk = bl.offer_default(ras.default if whole else ras.default[rows])
+        elif rule.method == "x_of_y":
+            h = np.asarray(history[a:b]) if whole else np.asarray(history[a:b])[rows]
+            bk = bl.x_of_y(h, rule.x, rule.y, rule.select)
+        else:
+            h = np.asarray(history[a:b, rule.day]) if whole else np.asarray(history[a:b, rule.day])[rows]
+            bk = h.astype(np.float64)
+        if rule.adjustment is not None:
+            adj = rule.adjustment
+            bk, shift = bl.additive_adjustment(bk, m[rows], r[rows], adj.window, adj.gap, adj.cap_kwh)
+            adjustment_out[rows] = shift
+        base[rows] = bk
+    return base
+
+
+def _bills(q: dict[str, np.ndarray], contracts: tuple[Contract, ...], ci: np.ndarray, ai: np.ndarray,
+           aggregators: tuple[str, ...], exempt: np.ndarray, share: np.ndarray, start: int, T: int, res: int,
+           prosumers: np.ndarray) -> ProsumerBills:
+    n = len(ci)
+    kinds = np.array([c.mode if c.mode == "delegated" else f"direct:{c.pricing.source}" for c in contracts], dtype=object)
+    kind = kinds[ci] if n else np.zeros(0, dtype=object)
+    dele = kind == "delegated"
+    d_off = kind == "direct:offer"
+    d_mkt = kind == "direct:market"
+    zero = np.zeros(n)
+
+    def rate(fn) -> np.ndarray:
+        return _per_contract(contracts, fn)[ci] if n else zero
+
+    quantity: dict[str, np.ndarray] = {}
+    rates: dict[str, np.ndarray] = {}
+    amount: dict[str, np.ndarray] = {}
+
+    def line(code: str, qty: np.ndarray, rt: np.ndarray, raw_eur: np.ndarray, mask: np.ndarray) -> None:
+        quantity[code] = np.where(mask, qty, 0.0)
+        rates[code] = np.where(mask, rt, np.nan)
+        amount[code] = np.where(mask, to_cents(np.where(mask, raw_eur, 0.0), code), 0)
+
+    for code, qname, fn in (
+        ("flexible_energy", "flexible_kwh", lambda c: c.reward.per_kwh_flexible if c.reward else 0.0),
+        ("time_flexibility", "time_flexibility_h", lambda c: c.reward.per_hour_time_flexibility if c.reward else 0.0),
+        ("energy_flexibility", "energy_flexibility_kwh",
+         lambda c: c.reward.per_kwh_energy_flexibility if c.reward else 0.0),
+        ("activations", "activations", lambda c: c.reward.per_activation if c.reward else 0.0),
+    ):
+        rt = rate(fn)
+        line(code, q[qname], rt, q[qname] * rt, dele)
+
+    # revenue share: split each contract's pot (its share of the attributed revenue) by largest remainder
+    sh = share[ci] if n else zero
+    exact = sh * q["attributed_revenue_eur"] * 100.0
+    exact = np.where(dele, exact, 0.0)
+    pot = to_cents(np.bincount(ci, weights=exact, minlength=len(contracts)) / 100.0, "revenue_share") if n else \
+        np.zeros(len(contracts), np.int64)
+    quantity["revenue_share"] = np.where(dele, q["verified_kwh"], 0.0)
+    rates["revenue_share"] = np.full(n, np.nan)
+    amount["revenue_share"] = np.where(dele, allocate(exact, ci, pot), 0) if n else np.zeros(0, np.int64)
+    verified = q["verified_kwh"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg_offer = np.where(verified > 0, q["value_offer_eur"] / verified, np.nan)
+        avg_market = np.where(verified > 0, q["value_market_eur"] / verified, np.nan)
+    line("offer_price", verified, avg_offer, q["value_offer_eur"], d_off)
+    line("market_price", verified, avg_market, q["value_market_eur"], d_mkt)
+    fee_frac = rate(lambda c: c.pricing.fee_fraction if c.pricing else 0.0)
+    fee_kwh = rate(lambda c: c.pricing.fee_per_kwh if c.pricing else 0.0)
+    gross = np.where(d_off, q["value_offer_eur"], np.where(d_mkt, q["value_market_eur"], 0.0))
+    line("fee", verified, np.full(n, np.nan), -(fee_frac * gross + fee_kwh * verified), d_off | d_mkt)
+
+    per_kwh = rate(lambda c: c.penalty.per_kwh)
+    factor = rate(lambda c: c.penalty.imbalance_factor)
+    cap = rate(lambda c: np.inf if c.penalty.cap_eur is None else c.penalty.cap_eur)
+    raw = per_kwh * q["excess_kwh"] + factor * q["imbalance_charge_eur"]
+    raw = np.minimum(np.maximum(raw, 0.0), cap)
+    raw = np.where(exempt, 0.0, raw)
+    line("penalty", q["excess_kwh"], np.where(factor > 0, np.nan, per_kwh), -raw, np.ones(n, bool))
+    line("unverified", q["unverified_intervals"], np.full(n, np.nan), zero, np.ones(n, bool))
+    assert set(amount) == set(LINE_CODES)
+    return ProsumerBills(
+        prosumers=prosumers, contract_index=ci, contract_ids=tuple(c.id for c in contracts), bill_kind=kinds,
+        aggregators=aggregators, aggregator_index=ai, period_start=start * res, period_end=(start + T) * res,
+        quantity=quantity, rate=rates, amount=amount, share=np.where(dele, sh, 0.0),
+        attributed_eur=q["attributed_revenue_eur"], exempt=exempt,
+    )
