@@ -1,0 +1,292 @@
+"""Start-up savings for many XMPP clients in one process, with verification left on.
+
+Starting a SPADE agent costs ~75 ms of CPU, mostly in two places inside slixmpp (measured, see
+STACK-NOTES.md and bench/bench_xmpp.py):
+
+1. SCRAM's key derivation (``SCRAM.Hi``) is a pure-Python PBKDF2 loop over thousands of HMACs.
+   :func:`install_fast_scram` makes it call ``hashlib.pbkdf2_hmac``, which computes the very same
+   bytes in C, about 50 times faster. Authentication is unchanged on the wire.
+2. Every client builds its own ``ssl.SSLContext`` and loads the system CA store into it (~42 ms,
+   ~0.8 MB each). :func:`client_ssl_context` returns ONE context per CA file per process with
+   certificate and host-name verification on; :func:`apply_to_client` gives it to a client that
+   exists, and :func:`install_shared_tls` makes new slixmpp clients (including the ones SPADE
+   builds inside ``Agent.start``) use it from their constructor, which is where the cost is.
+
+A shared context must never be weakened by one client for all others, so the context returned
+here refuses to turn verification off (SPADE's ``verify_security=False`` does exactly that to
+its client's context): agents using it must keep ``verify_security=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+# ---------------------------------------------------------------------------------------------
+# SCRAM
+
+
+def _scram_class() -> type:
+    from slixmpp.util.sasl.mechanisms import SCRAM
+
+    return SCRAM
+
+
+def original_scram_hi() -> Callable[..., bytes]:
+    """slixmpp's own ``SCRAM.Hi`` (also after :func:`install_fast_scram`), for comparisons."""
+    hi = _scram_class().Hi
+    return getattr(hi, "__vme_original__", hi)
+
+
+def _fast_hi(self: Any, text: Any, salt: bytes, iterations: int) -> bytes:
+    """``SCRAM.Hi`` (RFC 5802: PBKDF2 with dkLen = hash length) computed by OpenSSL."""
+    if iterations < 1:
+        # slixmpp's loop treats 0 like 1 iteration; pbkdf2_hmac refuses it. Keep the behaviour.
+        return original_scram_hi()(self, text, salt, iterations)
+    from slixmpp.util import bytes as to_bytes
+
+    return hashlib.pbkdf2_hmac(self.hash().name, to_bytes(text), salt, iterations)
+
+
+_SCRAM_LOCK = threading.Lock()
+
+
+def install_fast_scram() -> bool:
+    """Make slixmpp's SCRAM key derivation use ``hashlib.pbkdf2_hmac`` (same output, in C).
+
+    Idempotent; returns True if it changed something. Affects every slixmpp client in the
+    process, which is the point: SPADE creates its clients itself."""
+    scram = _scram_class()
+    with _SCRAM_LOCK:
+        if getattr(scram.Hi, "__vme_original__", None) is not None:
+            return False
+
+        def Hi(self: Any, text: Any, salt: bytes, iterations: int) -> bytes:  # noqa: N802 (slixmpp's name)
+            return _fast_hi(self, text, salt, iterations)
+
+        Hi.__vme_original__ = scram.Hi  # type: ignore[attr-defined]
+        Hi.__doc__ = _fast_hi.__doc__
+        scram.Hi = Hi
+        return True
+
+
+def uninstall_fast_scram() -> bool:
+    """Put slixmpp's own ``SCRAM.Hi`` back (for tests and comparisons)."""
+    scram = _scram_class()
+    with _SCRAM_LOCK:
+        original = getattr(scram.Hi, "__vme_original__", None)
+        if original is None:
+            return False
+        scram.Hi = original
+        return True
+
+
+def fast_scram_installed() -> bool:
+    return getattr(_scram_class().Hi, "__vme_original__", None) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared TLS context
+
+
+class SharedClientContext(ssl.SSLContext):
+    """A client TLS context shared by many connections, so it cannot be weakened.
+
+    Once sealed, turning off certificate or host-name checks, adding trust anchors other than
+    its own CA file or loading a client certificate raise ``ValueError``: each of those would
+    silently change every other client of the process."""
+
+    def _seal(self, ca_file: Optional[str]) -> None:
+        self.__dict__["_vme_ca_file"] = ca_file
+        self.__dict__["_vme_sealed"] = True
+
+    def _sealed(self) -> bool:
+        return bool(self.__dict__.get("_vme_sealed"))
+
+    @property
+    def verify_mode(self) -> ssl.VerifyMode:  # type: ignore[override]
+        return ssl.VerifyMode(super().verify_mode)
+
+    @verify_mode.setter
+    def verify_mode(self, value: ssl.VerifyMode) -> None:
+        if self._sealed() and value != ssl.CERT_REQUIRED:
+            raise ValueError(
+                "this TLS context is shared by every XMPP client in the process and keeps certificate "
+                "verification on; do not turn it off (SPADE: use verify_security=True)"
+            )
+        ssl.SSLContext.verify_mode.__set__(self, value)  # type: ignore[attr-defined]
+
+    @property
+    def check_hostname(self) -> bool:  # type: ignore[override]
+        return bool(ssl.SSLContext.check_hostname.__get__(self))  # type: ignore[attr-defined]
+
+    @check_hostname.setter
+    def check_hostname(self, value: bool) -> None:
+        if self._sealed() and not value:
+            raise ValueError(
+                "this TLS context is shared by every XMPP client in the process and keeps host-name "
+                "checking on; do not turn it off (SPADE: use verify_security=True)"
+            )
+        ssl.SSLContext.check_hostname.__set__(self, value)  # type: ignore[attr-defined]
+
+    def load_verify_locations(self, cafile: Any = None, capath: Any = None, cadata: Any = None) -> None:
+        if self._sealed():
+            own = self.__dict__.get("_vme_ca_file")
+            if cafile is not None and capath is None and cadata is None and own and _same_file(cafile, own):
+                return  # already trusted (slixmpp reloads client.ca_certs on every connection)
+            raise ValueError("cannot add trust anchors to a shared TLS context; use client_ssl_context(ca_file)")
+        super().load_verify_locations(cafile, capath, cadata)
+
+    def load_cert_chain(self, *args: Any, **kwargs: Any) -> None:
+        if self._sealed():
+            raise ValueError("a client certificate needs a TLS context of its own, not the shared one")
+        super().load_cert_chain(*args, **kwargs)
+
+
+def _same_file(a: Any, b: str) -> bool:
+    try:
+        return os.path.realpath(os.fspath(a)) == os.path.realpath(b)
+    except TypeError:
+        return False
+
+
+_CONTEXTS: dict[Optional[str], SharedClientContext] = {}
+_CTX_LOCK = threading.Lock()
+
+
+def client_ssl_context(ca_file: Optional[str] = None) -> SharedClientContext:
+    """The process-wide client TLS context for ``ca_file`` (created on first use).
+
+    With ``ca_file`` (e.g. ``ServerInfo.ca_file``, the private server's self-signed
+    certificate) only that certificate is trusted; without, the system CA store is. Either
+    way certificates are verified and the host name (the XMPP domain) must match."""
+    key = os.path.realpath(ca_file) if ca_file else None
+    ctx = _CONTEXTS.get(key)
+    if ctx is not None:
+        return ctx
+    with _CTX_LOCK:
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            ctx = SharedClientContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED + check_hostname
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            if key is None:
+                ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            else:
+                try:
+                    ctx.load_verify_locations(cafile=key)
+                except (OSError, ssl.SSLError) as exc:
+                    raise ValueError(f"cannot load CA file {ca_file}: {exc}") from None
+            ctx._seal(key)
+            _CONTEXTS[key] = ctx
+    return ctx
+
+
+def apply_to_client(client: Any, ca_file: Optional[str] = None) -> ssl.SSLContext:
+    """Give an existing slixmpp client (``ClientXMPP``, SPADE's ``XMPPClient``) the shared
+    context: it frees the client's own context and CA store (memory), but the CPU spent building
+    that context in the constructor is already gone; see :func:`install_shared_tls` for that.
+
+    slixmpp uses ``client.ssl_context`` for STARTTLS and direct TLS (``get_ssl_context``), and
+    would load ``client.ca_certs`` into it on every connection, so that is cleared (the CA file
+    is already in the context). Note: a SPADE client made with ``verify_security=False`` gets
+    verification back on from here."""
+    ctx = client_ssl_context(ca_file)
+    client.ssl_context = ctx
+    client.ca_certs = None
+    return ctx
+
+
+_TLS_LOCK = threading.Lock()
+
+
+def install_shared_tls(ca_file: Optional[str] = None) -> bool:
+    """Make every slixmpp stream built from now on in this process (without an explicit
+    ``ssl_context``) start with the shared context for ``ca_file``, instead of building and
+    filling its own. This is how SPADE agents get the saving, since ``Agent.start`` constructs
+    its client itself. Idempotent for the same CA file; returns True if it changed something.
+    Agents must keep ``verify_security=True`` (the shared context refuses to be weakened)."""
+    from slixmpp.xmlstream.xmlstream import XMLStream
+
+    key = os.path.realpath(ca_file) if ca_file else None
+    client_ssl_context(ca_file)  # fail now on a bad CA file, not in some agent's constructor
+    with _TLS_LOCK:
+        current = getattr(XMLStream.__init__, "__vme_ca_file__", "unset")
+        if current == key:
+            return False
+        original = getattr(XMLStream.__init__, "__vme_original__", XMLStream.__init__)
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807
+            if len(args) < 3 and kwargs.get("ssl_context") is None:
+                kwargs["ssl_context"] = client_ssl_context(key)
+            original(self, *args, **kwargs)
+
+        __init__.__vme_original__ = original  # type: ignore[attr-defined]
+        __init__.__vme_ca_file__ = key  # type: ignore[attr-defined]
+        XMLStream.__init__ = __init__  # type: ignore[method-assign]
+        return True
+
+
+def uninstall_shared_tls() -> bool:
+    """Undo :func:`install_shared_tls`."""
+    from slixmpp.xmlstream.xmlstream import XMLStream
+
+    with _TLS_LOCK:
+        original = getattr(XMLStream.__init__, "__vme_original__", None)
+        if original is None:
+            return False
+        XMLStream.__init__ = original  # type: ignore[method-assign]
+        return True
+
+
+def tune_process(ca_file: Optional[str] = None) -> None:
+    """Both savings at once, for a process about to start many agents."""
+    install_fast_scram()
+    install_shared_tls(ca_file)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where to connect
+
+
+@dataclass(frozen=True)
+class ConnectAddress:
+    """Where a client of ``domain`` should open its TCP connection.
+
+    ``spade_ok`` says whether a SPADE ``Agent`` gets there by itself: ``Agent`` always connects
+    to ``(jid.host, agent.xmpp_port)``, i.e. it resolves the JID's domain and ignores any other
+    host. That works for domain "localhost" (resolves to 127.0.0.1), and for a real deployment
+    whose domain resolves to the server. Otherwise plain slixmpp clients can call
+    ``client.connect(host, port)``; SPADE agents need the domain in /etc/hosts or DNS.
+    TLS always checks the certificate against the domain, never against ``host``."""
+
+    host: str
+    port: int
+    spade_ok: bool
+    note: str
+
+
+def connect_address(domain: str, host: str = "127.0.0.1", port: int = 5222) -> ConnectAddress:
+    """The address to connect to for ``domain`` served at ``host:port``, and whether SPADE's
+    ``Agent`` (which connects to the JID's domain) reaches the same place."""
+    try:
+        resolved = sorted({ai[4][0] for ai in socket.getaddrinfo(domain, port, type=socket.SOCK_STREAM)})
+    except OSError:
+        resolved = []
+    try:
+        wanted = {ai[4][0] for ai in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except OSError:
+        wanted = {host}
+    ok = bool(resolved) and bool(set(resolved) & wanted)
+    if ok:
+        note = f"{domain} resolves to {', '.join(resolved)}: SPADE agents reach {host}:{port} with Agent(..., port={port})"
+    else:
+        note = (
+            f"{domain} resolves to {', '.join(resolved) or 'nothing'}, not {host}: plain clients must call "
+            f"connect({host!r}, {port}); SPADE agents need {domain} mapped to {host} (/etc/hosts or DNS)"
+        )
+    return ConnectAddress(host, port, ok, note)
