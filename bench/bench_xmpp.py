@@ -113,6 +113,7 @@ async def _connect_pass(info: ServerInfo, users: list[tuple[str, str]], tuned: b
     mechs = {str(c.plugin["feature_mechanisms"].mech.name) for c in clients}
     verified = all(c.ssl_context.verify_mode.name == "CERT_REQUIRED" and c.ssl_context.check_hostname for c in clients)
     await asyncio.wait_for(asyncio.gather(*(c.disconnect(wait=1) for c in clients), return_exceptions=True), 30)
+    await asyncio.sleep(0.2)  # let slixmpp's stream tasks finish before the loop closes
     n = len(users)
     return {
         "n": n, "wall_s": t1 - t0, "build_ms_per_client": 1000 * (t_built - t0) / n,
