@@ -33,7 +33,7 @@ from .members import Members
 from .offer import AggregatedFlexOffer
 from .params import AggregationParams
 
-__all__ = ["AggregationRun", "build"]
+__all__ = ["AggregationRun", "build", "aggregate_label"]
 
 
 @dataclass(eq=False)
@@ -180,6 +180,11 @@ def _merge_slices(run: AggregationRun, pos: np.ndarray, n_int: int) -> None:
     run.duration = np.bincount(sid, minlength=n_sl)
 
 
+def aggregate_label(n: int, params: AggregationParams) -> str:
+    """Human-readable label of an aggregate (shows in XMPP clients)."""
+    return f"aggregate of {n} offers ({'start alignment' if params.method == 'start' else 'flexibility-aware'})"
+
+
 def _objects(run: AggregationRun, groups: Groups, params: AggregationParams, has_keys: bool) -> list:
     G = len(run.est)
     if G == 0:
@@ -200,7 +205,6 @@ def _objects(run: AggregationRun, groups: Groups, params: AggregationParams, has
     so = run.slice_offsets.tolist()
     est, tf = run.est.tolist(), run.tf.tolist()
     sizes = np.diff(groups.offsets).tolist()
-    label_method = "start alignment" if params.method == "start" else "flexibility-aware"
     out = []
     for a in range(G):
         lst = est[a] + tf[a]
@@ -218,7 +222,7 @@ def _objects(run: AggregationRun, groups: Groups, params: AggregationParams, has
                 id=cell_name(params, cell, bin_, has_keys),
                 profiles=(Profile(slices),),
                 issuer=params.issuer,
-                label=f"aggregate of {sizes[a]} offers ({label_method})",
+                label=aggregate_label(sizes[a], params),
                 resolution=res[a],
                 acceptance_before=a_deadline,
                 assignment_before=s_deadline,
