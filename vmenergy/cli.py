@@ -161,10 +161,43 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """The main job: the demo scenario swarm on a private XMPP server, then its report."""
     from vmenergy.runtime.demo import run_demo
 
-    run_demo(Path(args.out), out)
+    return run_demo(Path(args.out) if args.out else None, out, scenario=Path(args.scenario))
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from vmenergy.runtime.orchestrator import run_scenario
+    from vmenergy.runtime.scenario import ScenarioError
+
+    try:
+        report = run_scenario(args.scenario, args.out, timeout=args.timeout, out=lambda line: print(line, file=out, flush=True))
+    except ScenarioError as exc:
+        print(f"INVALID {args.scenario}: {exc}", file=out)
+        return 1
+    print(f"report: {report.resolve()}", file=out)
     return 0
+
+
+def cmd_swarm(args: argparse.Namespace, out: TextIO) -> int:
+    from vmenergy.runtime.logs import setup_logging
+    from vmenergy.runtime.swarm import main as swarm_main
+
+    setup_logging(args.log_level)
+    return swarm_main(args.plan, args.part)
+
+
+def cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
+    from vmenergy.agents.config import ConfigError, run_agent
+    from vmenergy.runtime.logs import setup_logging
+
+    setup_logging(args.log_level)
+    try:
+        return run_agent(args.role, Path(args.config))
+    except ConfigError as exc:
+        print(f"INVALID {args.config}: {exc}", file=out)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,9 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the offer and its measures as JSON")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("demo", help="run the demo and write its report")
-    p.add_argument("--out", default="run/demo", metavar="DIR", help="where the report goes (default run/demo)")
+    p = sub.add_parser("demo", help="run the demo swarm on a private XMPP server and print where its report is")
+    p.add_argument("--scenario", default=str(Path(__file__).resolve().parents[1] / "scenarios" / "demo.toml"))
+    p.add_argument("--out", default=None, metavar="DIR", help="run directory (default run/demo-TIMESTAMP)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run a scenario swarm (agents in processes on a private XMPP server)")
+    p.add_argument("scenario", metavar="SCENARIO.toml")
+    p.add_argument("--out", default=None, metavar="DIR", help="run directory (default run/NAME-TIMESTAMP)")
+    p.add_argument("--timeout", type=float, default=None, help="real seconds before giving up (default: until the scenario's end)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("agent", help="run one agent in the foreground (a box, a server, a systemd unit)")
+    p.add_argument("role", choices=("prosumer", "aggregator", "market"))
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML config (examples in agents/<role>/)")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("swarm", help=argparse.SUPPRESS)  # one process of a run (started by `run`)
+    p.add_argument("--plan", required=True)
+    p.add_argument("--part", required=True)
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_swarm)
+
+    from vmenergy.runtime.server_cli import add_server_commands
+
+    add_server_commands(sub)
     return parser
 
 

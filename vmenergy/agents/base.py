@@ -36,6 +36,9 @@ log = logging.getLogger("vmenergy.agent")
 #: Prosody's default c2s stanza limit is 256 KiB, so a bigger payload rarely even arrives.
 MAX_PAYLOAD_BYTES = 256 * 1024
 ONTOLOGY = "vmenergy"
+#: Unanswered messages are resent after this many real seconds, doubling up to the maximum.
+RESEND_REAL_SECONDS = 5.0
+MAX_BACKOFF_REAL_SECONDS = 60.0
 
 _PERFORMATIVE = {
     "flexoffer": "propose", "ack": "inform", "assignment": "request", "measurement": "inform", "bill": "inform",
@@ -142,6 +145,10 @@ class VmeAgent(Agent):
         self.max_payload_bytes = max_payload_bytes
         self.store = Store(store_path) if store_path is not None else None
         self.engine: Engine = self.make_engine()
+        # resend timeouts are about the network, which runs in real time: scale to clock time
+        speed = float(getattr(self.clock, "speed", 1.0))
+        self.engine.resend_after = max(1, int(RESEND_REAL_SECONDS * speed))
+        self.engine.max_backoff = max(self.engine.resend_after, int(MAX_BACKOFF_REAL_SECONDS * speed))
         if self.store is not None:
             self.store.load(self.engine.ledger)
             self.after_restore()
@@ -178,7 +185,7 @@ class VmeAgent(Agent):
         client.disconnected_event = asyncio.Event()
         client.failed_auth_event = asyncio.Event()
         client.add_event_handler("session_start", lambda _: client.connected_event.set())
-        client.add_event_handler("disconnected", lambda _: client.disconnected_event.set())
+        client.add_event_handler("disconnected", lambda _: (client.disconnected_event.set(), client.connected_event.clear()))
         client.add_event_handler("failed_all_auth", lambda _: client.failed_auth_event.set())
         client.add_event_handler("message", self._message_received)
         client.connect(host=self.server.host, port=self.server.port)
@@ -294,7 +301,8 @@ class VmeAgent(Agent):
     def client_send(self, msg: SpadeMessage) -> None:
         if msg.sender is None or str(msg.sender) == "None":
             msg.sender = str(self.jid)
-        if self.client is None or not self.is_alive():
+        client = self.client
+        if client is None or not getattr(client, "connected_event", None) or not client.connected_event.is_set():
             return  # not connected: reliable messages stay in the outbox and are resent
         msg.prepare(self.client).send()
 

@@ -28,6 +28,8 @@ class ProsumerOffer:
     schedule: Optional[Schedule] = None
     measurement_id: Optional[str] = None
     bill_id: Optional[str] = None
+    sent_at: Optional[int] = None  # when the offer (this version) went out
+    answered_at: Optional[int] = None  # when the aggregator's acceptance arrived
 
     @property
     def state(self) -> State:
@@ -66,7 +68,7 @@ class ProsumerEngine(Engine):
                 "acceptance_before", "assignment_before")})
         except FlexOfferError as exc:
             return [Note("update-refused", {"offer": offer.id, "why": exc.reason})]
-        self.ledger.put("offers", offer.id, replace(old, offer=revised, reason=None))
+        self.ledger.put("offers", offer.id, replace(old, offer=revised, reason=None, sent_at=now))
         return self.send_reliable(self.aggregator, OfferMessage("update", offer.id, revised), now)
 
     def withdraw(self, offer_id: str, now: int) -> list[Effect]:
@@ -106,7 +108,7 @@ class ProsumerEngine(Engine):
         for rec in self.ledger.values("offers"):
             if rec.state is State.INITIAL and rec.release <= now:
                 offer = rec.offer.with_state(State.OFFERED)
-                self.ledger.put("offers", offer.id, replace(rec, offer=offer))
+                self.ledger.put("offers", offer.id, replace(rec, offer=offer, sent_at=now))
                 out += self.send_reliable(self.aggregator, OfferMessage("insert", offer.id, offer), now)
         return out
 
@@ -128,7 +130,7 @@ class ProsumerEngine(Engine):
             return [], f"unknown offer {schedule.offer_id}"
         if rec.schedule is not None and schedule.update_id <= rec.schedule.update_id:
             return [], f"stale update {schedule.update_id} (have {rec.schedule.update_id})"
-        violations = rec.offer.check(schedule, now=now // rec.offer.resolution)
+        violations = self.window_offer(rec).check(schedule, now=now // rec.offer.resolution)
         if violations:
             return [], "infeasible: " + "; ".join(str(v) for v in violations)
         try:
@@ -137,6 +139,20 @@ class ProsumerEngine(Engine):
             return [], exc.reason
         self.ledger.put("offers", offer.id, replace(rec, offer=offer, schedule=schedule))
         return [Execute(offer, schedule), Note("assigned", {"offer": offer.id, "schedule": schedule.schedule_id})], None
+
+    @staticmethod
+    def window_offer(rec: ProsumerOffer) -> FlexOffer:
+        """The offer with the start window the aggregator may have used.
+
+        An implicit window is fixed by the aggregator at the moment it accepted the offer, which
+        the prosumer only knows to lie between sending the offer and receiving the acceptance;
+        a start is admissible if it is admissible for some moment in that span."""
+        fo = rec.offer
+        if not fo.is_implicit or rec.sent_at is None or rec.answered_at is None:
+            return fo
+        res = fo.resolution
+        first, last = rec.sent_at // res, rec.answered_at // res
+        return replace(fo.resolve(first), start_before=fo.resolve(last).latest_start())
 
     def _bill(self, bill: Bill) -> tuple[list[Effect], Optional[str]]:
         self.ledger.put("bills", bill.bill_id, bill)
@@ -153,7 +169,8 @@ class ProsumerEngine(Engine):
         if rec is None or rec.offer.version != ack.version or rec.state is not State.OFFERED:
             return []
         new_state = State.ACCEPTED if ack.accepted else State.REJECTED
-        self.ledger.put("offers", ack.ref, replace(rec, offer=rec.offer.with_state(new_state), reason=ack.reason))
+        self.ledger.put("offers", ack.ref, replace(rec, offer=rec.offer.with_state(new_state), reason=ack.reason,
+                                                   answered_at=now))
         return [Note("offer-" + new_state.value, {"offer": ack.ref, "reason": ack.reason})]
 
     # -- reporting -------------------------------------------------------------------------

@@ -57,11 +57,12 @@ class SimClock:
         return cls(sim_start, time.time(), speed)
 
     def now(self) -> float:
-        return self.sim_anchor + (time.time() - self.wall_anchor) * self.speed
+        # frozen at sim_anchor until the wall anchor: a swarm starts all agents first
+        return self.sim_anchor + max(0.0, time.time() - self.wall_anchor) * self.speed
 
     async def sleep_until(self, t: float) -> None:
         while True:
-            delay = (t - self.now()) / self.speed
+            delay = (t - self.now()) / self.speed + max(0.0, self.wall_anchor - time.time())
             if delay <= 0:
                 return
             await asyncio.sleep(min(delay, 1.0))

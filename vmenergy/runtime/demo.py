@@ -1,59 +1,47 @@
-"""``vmenergy demo``: the richest real thing the project can run end to end.
+"""``vmenergy demo`` (``make demo``): the demo scenario swarm on a private XMPP server.
 
-Until the agents land this validates the example flex-offers, summarises each, checks the example
-schedules against their offers with the vectorised checker, and writes a Markdown report.
+Runs ``scenarios/demo.toml`` through the orchestrator (a real Prosody, agents in their own
+processes, accelerated simulated time), prints what happened (offers, aggregates, clearing,
+assignments, measurements, bills) and where the report is.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Optional, TextIO
 
-from vmenergy.cli import describe, load_file, one_line
-from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet
-from vmenergy.flexoffer.offerset import check
+from vmenergy.runtime.orchestrator import run_scenario
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "scenarios" / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "scenarios" / "demo.toml"
 
 
-def run_demo(out_dir: Path, out: TextIO, examples: Path = EXAMPLES) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    offers: list[FlexOffer] = []
-    schedules: list[Schedule] = []
-    lines = ["# VME demo report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from `{examples}`.", ""]
-    problems = 0
-    for path in sorted(examples.glob("*")):
-        if path.suffix not in (".json", ".xml"):
-            continue
-        try:
-            items = load_file(path)
-        except FlexOfferError as exc:
-            problems += 1
-            lines.append(f"- INVALID `{path.name}`: {exc}")
-            print(f"INVALID {path.name}: {exc}", file=out)
-            continue
-        for item in items:
-            print(f"OK {path.name}: {one_line(item)}", file=out)
-            if isinstance(item, FlexOffer):
-                if item.id not in {o.id for o in offers}:
-                    offers.append(item)
-            else:
-                schedules.append(item)
-    lines += ["## Offers", ""]
-    for fo in offers:
-        lines += ["```", describe(fo), "```", ""]
-    fs = FlexOfferSet.from_offers(offers)
-    ss = ScheduleSet.from_schedules(schedules, fs)
-    result = check(fs, ss)
-    lines += ["## Schedules", ""]
-    for k, s in enumerate(schedules):
-        verdict = "feasible" if result.feasible[k] else "INFEASIBLE: " + ", ".join(result.violated(k))
-        lines.append(f"- {one_line(s)}: {verdict}")
-    totals = f"{len(offers)} offers ({fs.n_slices} slices), {len(schedules)} schedules, {problems} invalid files"
-    lines += ["", f"Summary: {totals}.", ""]
-    report = out_dir / "report.md"
-    report.write_text("\n".join(lines))
-    print(f"\n{totals}", file=out)
-    print(f"report: {report.resolve()}", file=out)
-    return report
+def _eur(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def run_demo(out_dir: Optional[Path], out: TextIO, scenario: Path = DEMO, timeout: float = 600) -> int:
+    run_dir = out_dir or ROOT / "run" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    report = run_scenario(scenario, run_dir, timeout=timeout, out=lambda line: print(line, file=out, flush=True))
+    data = json.loads((report.parent / "report.json").read_text())
+    print("", file=out)
+    print("What happened:", file=out)
+    print(f"  offers      {sum(data['offers'].values())}: " + ", ".join(f"{k} {v}" for k, v in sorted(data["offers"].items())), file=out)
+    for a in data["aggregators"]:
+        print(f"  aggregator  {a['jid']}: {a['aggregates']} aggregates of {a['members']} offers "
+              f"{a['aggregate_status']}, market revenue EUR {_eur(a['revenue_cents'])}", file=out)
+    for m in data["markets"]:
+        for s in m["session_details"]:
+            print(f"  clearing    {s['id']} ({s['mechanism']}): {s['accepted']} of {s['bids']} bids accepted, "
+                  f"price {s['price']} EUR/kWh, {s['volume']} kWh", file=out)
+    feas = "all feasible" if not data["infeasible_assignments"] else f"{len(data['infeasible_assignments'])} INFEASIBLE"
+    print(f"  assignments {data['assignments']} ({data['scheduled_kwh']} kWh), {feas}", file=out)
+    print(f"  measured    {data['measurements']} schedules, {data['measured_kwh']} kWh", file=out)
+    print(f"  bills       {data['bills_received']}, prosumers paid EUR {_eur(data['prosumer_bills_cents'])}, "
+          + ("reconciled to the cent" if data["reconciled"] else "NOT reconciled"), file=out)
+    print(f"\nreport: {report.resolve()}", file=out)
+    ok = not data["infeasible_assignments"] and data["reconciled"] and data["assignments"] > 0
+    return 0 if ok else 1

@@ -1,0 +1,6 @@
+"""SPADE agents for the three node roles; thin shells over :mod:`vmenergy.protocol` engines."""
+
+from .base import ServerAddress, VmeAgent, VmeMessage
+from .roles import AggregatorAgent, MarketAgent, ProsumerAgent
+
+__all__ = ["ServerAddress", "VmeAgent", "VmeMessage", "ProsumerAgent", "AggregatorAgent", "MarketAgent"]

@@ -1,0 +1,139 @@
+"""``vmenergy agent ROLE --config FILE``: one agent in the foreground, configured by TOML.
+
+The way a prosumer box, an aggregator server or a market operator runs a node (by hand, or as a
+systemd unit: see agents/<role>/). Example configs live in agents/<role>/*.toml; every key is
+described there. Errors name the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from vmenergy.flexoffer import FlexOffer, FlexOfferError
+from vmenergy.flexoffer.timeutil import parse_utc
+
+__all__ = ["ConfigError", "load_config", "build", "run_agent"]
+
+log = logging.getLogger("vmenergy.agent")
+
+SECTIONS = {"agent", "server", "clock", "prosumer", "aggregator", "market"}
+
+
+class ConfigError(ValueError):
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+def _need(d: dict, key: str, path: str, kind: type | tuple) -> Any:
+    if key not in d:
+        raise ConfigError(f"{path}.{key}", "required")
+    if not isinstance(d[key], kind):
+        raise ConfigError(f"{path}.{key}", f"must be {getattr(kind, '__name__', kind)}")
+    return d[key]
+
+
+def load_config(path: Path) -> dict:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(key, f"unknown section (known: {', '.join(sorted(SECTIONS))})")
+    data["_dir"] = str(Path(path).resolve().parent)
+    return data
+
+
+def _path(base: str, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else Path(base) / p
+
+
+def build(role: str, data: dict):
+    """The agent a config describes (not started)."""
+    from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerAddress
+    from vmenergy.devices.executor import SimulatedExecutor
+    from vmenergy.protocol.aggregator import AggregatorConfig
+    from vmenergy.runtime.clock import RealClock, SimClock
+
+    base = data["_dir"]
+    agent = _need(data, "agent", "", dict)
+    jid = _need(agent, "jid", "agent", str)
+    password = agent.get("password")
+    if password is None and "password_file" in agent:
+        password = _path(base, agent["password_file"]).read_text().strip()
+    if not isinstance(password, str) or not password:
+        raise ConfigError("agent.password", "required (or password_file)")
+    server = data.get("server", {})
+    ca = server.get("ca_file")
+    address = ServerAddress(server.get("host", jid.split("@", 1)[1]), int(server.get("port", 5222)),
+                            str(_path(base, ca)) if ca else None)
+    clock_cfg = data.get("clock", {"kind": "real"})
+    if clock_cfg.get("kind", "real") == "real":
+        clock = RealClock()
+    else:
+        clock = SimClock.starting(parse_utc(_need(clock_cfg, "start", "clock", str), "clock.start"),
+                                  float(clock_cfg.get("speed", 60)))
+    store = _path(base, agent.get("store", f"{jid.split('@')[0]}.sqlite"))
+    common = dict(server=address, clock=clock, store_path=store, tick=float(agent.get("tick", 1.0)))
+    section = data.get(role)
+    if not isinstance(section, dict):
+        raise ConfigError(role, f"a [{role}] section is required for a {role}")
+    try:
+        if role == "prosumer":
+            from vmenergy.cli import load_file
+
+            offers: list[tuple[int, FlexOffer]] = []
+            for i, name in enumerate(section.get("offers", [])):
+                for item in load_file(_path(base, name)):
+                    if isinstance(item, FlexOffer):
+                        offers.append((item.creation_time or 0, item))
+            executor = SimulatedExecutor(deviation=float(section.get("deviation", 0.0)))
+            return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
+                                 offers=offers, executor=executor, **common)
+        if role == "aggregator":
+            cfg = dict(section)
+            if isinstance(cfg.get("enrolment"), list):
+                cfg["enrolment"] = tuple(cfg["enrolment"])
+            return AggregatorAgent(jid, password, config=AggregatorConfig(**cfg), **common)
+        if role == "market":
+            from vmenergy.protocol.market import MarketConfig
+
+            return MarketAgent(jid, password, config=MarketConfig.from_dict(section), **common)
+    except FlexOfferError as exc:
+        raise ConfigError(f"{role}.{exc.path}", exc.reason) from None
+    except TypeError as exc:  # unknown keyword in a section
+        raise ConfigError(role, str(exc)) from None
+    raise ConfigError("role", f"unknown role {role!r}")
+
+
+async def _run(agent, register: bool) -> None:
+    from vmenergy.runtime.xmpp_tuning import tune_process
+
+    tune_process(agent.server.ca_file)
+    await agent.start(auto_register=register)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("event=stopping")
+    await agent.stop()
+
+
+def run_agent(role: str, path: Path) -> int:
+    import spade
+
+    data = load_config(path)
+    agent = build(role, data)
+    register = bool(data.get("agent", {}).get("register", True))
+    spade.run(_run(agent, register))
+    return 0

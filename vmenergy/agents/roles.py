@@ -1,0 +1,118 @@
+"""The three node roles as SPADE agents: prosumer (FOA), aggregator (FMAN), market (FMAR)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Iterable, Optional
+
+from vmenergy.devices.executor import Executor, SimulatedExecutor
+from vmenergy.flexoffer import FlexOffer, State
+from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
+from vmenergy.protocol.engine import Engine, Execute, bare
+from vmenergy.protocol.prosumer import ProsumerEngine
+
+from .base import VmeAgent
+
+__all__ = ["ProsumerAgent", "AggregatorAgent", "MarketAgent"]
+
+
+class ProsumerAgent(VmeAgent):
+    """A prosumer box: sends its offers, executes its schedules, reports metering."""
+
+    role = "prosumer"
+
+    def __init__(self, jid: str, password: str, *, aggregator: str,
+                 offers: Iterable[tuple[int, FlexOffer]] = (), executor: Optional[Executor] = None, **kw) -> None:
+        self.aggregator = bare(aggregator)
+        self.initial_offers = list(offers)
+        self.executor: Executor = executor or SimulatedExecutor()
+        self._executions: dict[str, asyncio.Task] = {}
+        super().__init__(jid, password, peers=(self.aggregator,), **kw)
+
+    def make_engine(self) -> Engine:
+        return ProsumerEngine(str(self.jid), self.aggregator)
+
+    async def setup(self) -> None:
+        await super().setup()
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        for release, fo in self.initial_offers:
+            if engine.ledger.get("offers", fo.id) is None:
+                self.handle(lambda now, fo=fo, release=release: engine.add_offer(fo, release, now))
+        # a restarted box resumes the schedules it had accepted but not yet reported
+        for rec in engine.ledger.values("offers"):
+            if rec.state is State.ASSIGNED and rec.schedule is not None:
+                self.on_execute(Execute(rec.offer, rec.schedule))
+
+    def on_execute(self, effect: Execute) -> None:
+        old = self._executions.pop(effect.offer.id, None)
+        if old is not None:
+            old.cancel()
+        self._executions[effect.offer.id] = asyncio.get_event_loop().create_task(self._run(effect))
+
+    async def _run(self, effect: Execute) -> None:
+        try:
+            start, energy = await self.executor.execute(effect.offer, effect.schedule, self.clock)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a device fault is reported, not fatal
+            self.log.error("event=execution-failed offer=%s error=%r", effect.offer.id, exc)
+            return
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        self.handle(lambda now: engine.executed(effect.offer.id, start, energy, now))
+        self._executions.pop(effect.offer.id, None)
+
+    async def stop(self) -> None:
+        for task in self._executions.values():
+            task.cancel()
+        await super().stop()
+
+
+class AggregatorAgent(VmeAgent):
+    """An aggregator: its prosumers subscribe to it; it subscribes to its market or parent."""
+
+    role = "aggregator"
+
+    def __init__(self, jid: str, password: str, *, config: AggregatorConfig = AggregatorConfig(), **kw) -> None:
+        self.config = config
+        peers = (config.upstream_jid,) if config.upstream_jid else ()
+        super().__init__(jid, password, peers=tuple(p for p in peers if p), **kw)
+
+    def make_engine(self) -> Engine:
+        return AggregatorEngine(str(self.jid), self.config)
+
+    def approve(self, peer: str) -> bool:
+        engine: AggregatorEngine = self.engine  # type: ignore[assignment]
+        return engine.enrolled(peer) or bare(peer) in self.peers
+
+    def operator_command(self, text: str) -> str:
+        engine: AggregatorEngine = self.engine  # type: ignore[assignment]
+        if text in ("offers", "o"):
+            return ", ".join(f"{k}: {v}" for k, v in sorted(engine.counts().items())) or "no offers"
+        if text in ("aggregates", "a"):
+            recs = list(engine.ledger.values("aggregates"))
+            return "\n".join(f"{r.aggregate_id}: {len(r.members)} members, {r.status}" for r in recs) or "no aggregates"
+        if text in ("help", "?"):
+            return "commands: status, offers, aggregates"
+        return super().operator_command(text)
+
+
+class MarketAgent(VmeAgent):
+    """A market operator running sessions (see vmenergy.protocol.market)."""
+
+    role = "market"
+
+    def __init__(self, jid: str, password: str, *, config=None, **kw) -> None:
+        from vmenergy.protocol.market import MarketConfig
+
+        self.config = config or MarketConfig()
+        super().__init__(jid, password, **kw)
+
+    def make_engine(self) -> Engine:
+        from vmenergy.protocol.market import MarketEngine
+
+        return MarketEngine(str(self.jid), self.config)
+
+    def approve(self, peer: str) -> bool:
+        return self.engine.registered(peer) or self.config.registration == "open"  # type: ignore[attr-defined]
+
+
