@@ -27,7 +27,7 @@ import numpy as np
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet
 from vmenergy.flexoffer.measures import energy_flexibility, time_flexibility
 from vmenergy.flexoffer.model import TOLERANCE
-from vmenergy.flexoffer.offerset import NA, Flag, _expand, _segment_sum, check as check_sets
+from vmenergy.flexoffer.offerset import NA, _expand, _segment_sum, check as check_sets
 
 from .errors import SettlementError
 from .metering import MeterData
@@ -418,8 +418,12 @@ def assignments_from_sets(
         sub = ScheduleSet(offer_index=oi_k, start=start, profile=profile, resolution=np.full(mk, res, np.int64),
                           energy_offsets=e_off, energy=np.asarray(energy, dtype=np.float64))
         cf = check_sets(offers, sub).flags.astype(np.int64)
-        cf = np.where(offers.start_after[oi_k] == NA, cf & ~Flag.START, cf)
-        flags[cf != 0] |= np.uint8(OfferFlag.INFEASIBLE)
+        implicit = offers.start_after[oi_k] == NA
+        flags[(cf != 0) & ~implicit] |= np.uint8(OfferFlag.INFEASIBLE)
+        for k in np.flatnonzero(implicit):  # rare: their window is only known relative to "now"
+            k = int(k)
+            if offers.offer(int(oi_k[k])).check(sub.schedule(k, offers), int(start[k])):
+                flags[k] |= np.uint8(OfferFlag.INFEASIBLE)
     # schedule slices
     sl_idx = _expand(offers.slice_offsets, p)
     s_dur = offers.duration[sl_idx]

@@ -44,7 +44,8 @@ def x_of_y(history: np.ndarray, x: int, y: int, select: str = "high") -> np.ndar
     y = min(y, days)
     last = h[:, days - y:, :]  # oldest first
     # day totals, compared at 1e-9 kWh so summation order never decides a tie; NaN if a gap
-    tot = np.round(last.sum(axis=2, dtype=np.float64), DAY_TOTAL_DECIMALS)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in a broken day: not eligible
+        tot = np.round(last.sum(axis=2, dtype=np.float64), DAY_TOTAL_DECIMALS)
     eligible = np.isfinite(tot)
     key = np.where(eligible, -tot if select == "high" else tot, np.inf)
     # rank by key; a stable sort of the days taken most recent first gives ties to the recent day
@@ -98,11 +99,15 @@ def additive_adjustment(
     cols = (first - gap - window)[:, None] + np.arange(window)[None, :]
     valid = (cols >= 0) & has[:, None]
     c = np.clip(cols, 0, T - 1)
-    diff = np.take_along_axis(metered, c, axis=1) - np.take_along_axis(baseline, c, axis=1)
+    with np.errstate(invalid="ignore"):
+        diff = np.take_along_axis(metered, c, axis=1) - np.take_along_axis(baseline, c, axis=1)
     ok = valid & np.isfinite(diff)
     n = ok.sum(axis=1)
+    total = np.zeros(rows)
+    for k in range(window):  # oldest interval first, one at a time (the reference adds the same way)
+        total += np.where(ok[:, k], diff[:, k], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        adj = np.where(ok, diff, 0.0).sum(axis=1) / n
+        adj = total / n
     adj[n == 0] = 0.0
     if cap_kwh is not None:
         np.clip(adj, -cap_kwh, cap_kwh, out=adj)

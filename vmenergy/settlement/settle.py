@@ -280,7 +280,7 @@ def settle(
         rs = slice(a, b)
         cic = ci[a:b]
         present = np.flatnonzero(np.bincount(cic, minlength=len(contracts)))
-        m = np.asarray(meter.energy[a:b], dtype=np.float64)
+        m = np.array(meter.energy[a:b], dtype=np.float64)  # a copy: flagged readings are blanked below
         fl = plausibility(meter, rs, energy=m)
         meter_ok = fl == 0
         any_flag = not meter_ok.all()
@@ -359,7 +359,7 @@ def settle(
         if any_flag or no_base.any():
             flag_parts.append(MeterFlags.from_dense(fl, a, start))
         if detail:
-            for name, arr in (("metered", np.asarray(meter.energy[a:b], dtype=np.float64)), ("baseline", base),
+            for name, arr in (("metered", np.array(meter.energy[a:b], dtype=np.float64)), ("baseline", base),
                               ("requested", r), ("expected", base + r), ("delivered", d), ("verified", v),
                               ("excess", excess), ("flags", fl)):
                 keep[name].append(arr)
