@@ -83,7 +83,10 @@ def build(role: str, data: dict):
         clock = SimClock.starting(parse_utc(_need(clock_cfg, "start", "clock", str), "clock.start"),
                                   float(clock_cfg.get("speed", 60)))
     store = _path(base, agent.get("store", f"{jid.split('@')[0]}.sqlite"))
-    common = dict(server=address, clock=clock, store_path=store, tick=float(agent.get("tick", 1.0)))
+    from vmenergy.agents.base import MAX_PAYLOAD_BYTES
+
+    common = dict(server=address, clock=clock, store_path=store, tick=float(agent.get("tick", 1.0)),
+                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)))
     section = data.get(role)
     if not isinstance(section, dict):
         raise ConfigError(role, f"a [{role}] section is required for a {role}")

@@ -1,0 +1,158 @@
+"""A plain XMPP client (slixmpp, no VME code) takes part in the protocol with a real aggregator
+started by ``vmenergy agent aggregator --config``: it sends a hand-written flex-offer stanza,
+gets the ack and a feasible assignment, acks it, and sees bad stanzas refused with an error
+reply while the aggregator keeps running."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.integration.conftest import next_item
+
+pytestmark = pytest.mark.integration
+
+NS = "urn:vmenergy:flexoffer:1"
+
+
+def _grid(dt: datetime) -> str:
+    dt = dt.replace(second=0, microsecond=0, minute=dt.minute - dt.minute % 15) + timedelta(minutes=15)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def offer_xml(offer_id: str, issuer: str, start_after: str, start_before: str) -> str:
+    return (
+        f'<flexoffer xmlns="{NS}" op="insert" id="{offer_id}" issuer="{issuer}" resolution="900" '
+        f'start-after="{start_after}" start-before="{start_before}">'
+        '<profile><slice duration="1" min="0.5" max="2.0"/><slice duration="2" min="1.0" max="3.0"/>'
+        '<total min="2.0" max="4.0"/></profile></flexoffer>'
+    )
+
+
+def payloads(msg) -> list[ET.Element]:
+    return [el for el in msg.xml if isinstance(el.tag, str) and el.tag.startswith("{" + NS + "}")]
+
+
+async def wait_for(client, predicate, timeout: float = 20.0, what: str = "message"):
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await next_item(client.messages, max(0.1, deadline - time.monotonic()), what)
+        if predicate(msg):
+            return msg
+
+
+@pytest.fixture(scope="module")
+def aggregator(prosody_server, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("fman")
+    cfg = tmp_path / "aggregator.toml"
+    cfg.write_text(f"""
+[agent]
+jid = "{prosody_server.jid('fman')}"
+password = "fman-secret"
+store = "fman.sqlite"
+tick = 0.2
+max_payload_bytes = 4000
+
+[server]
+host = "{prosody_server.host}"
+port = {prosody_server.port}
+ca_file = "{prosody_server.ca_file}"
+
+[aggregator]
+enrolment = "open"
+upstream = "plan"
+cycle = 2
+lead = 60
+objective = {{ kind = "peak" }}
+""")
+    log = open(tmp_path / "aggregator.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "vmenergy", "agent", "aggregator", "--config", str(cfg)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    deadline = time.time() + 30
+    while b"event=started" not in (tmp_path / "aggregator.log").read_bytes():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail("aggregator did not start:\n" + (tmp_path / "aggregator.log").read_text())
+        time.sleep(0.1)
+    yield prosody_server.jid("fman"), proc, tmp_path / "aggregator.log"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def test_plain_client_offers_gets_ack_and_assignment(prosody_server, aggregator, xmpp_client):
+    fman, proc, log = aggregator
+    client = await xmpp_client(prosody_server, "plainbox", "box-secret")
+    me = prosody_server.jid("plainbox")
+    now = datetime.now(timezone.utc)
+    sa, sb = _grid(now + timedelta(minutes=30)), _grid(now + timedelta(hours=2))
+    msg = client.make_message(mto=fman, mbody="flex-offer box-1 (insert)", mtype="chat")
+    msg.append(ET.fromstring(offer_xml("box-1", me, sa, sb)))
+    msg.send()
+
+    ack = await wait_for(client, lambda m: any(p.tag == f"{{{NS}}}ack" for p in payloads(m)), what="ack")
+    (a,) = payloads(ack)
+    assert (a.get("kind"), a.get("ref"), a.get("status"), a.get("version")) == ("flexoffer", "box-1", "accepted", "0")
+    assert "box-1" in ack["body"] and "accepted" in ack["body"]
+
+    asg = await wait_for(client, lambda m: any(p.tag == f"{{{NS}}}assignment" for p in payloads(m)), what="assignment")
+    (s,) = payloads(asg)
+    assert s.get("offer-id") == "box-1" and s.get("schedule-id")
+    energy = [float(x) for x in s.find(f"{{{NS}}}energy").text.split()]
+    # feasible by plain arithmetic: bounds per slice, total, start in the window
+    assert len(energy) == 2 and 0.5 - 1e-6 <= energy[0] <= 2.0 + 1e-6 and 1.0 - 1e-6 <= energy[1] <= 3.0 + 1e-6
+    assert 2.0 - 1e-6 <= sum(energy) <= 4.0 + 1e-6
+    assert sa <= s.get("start") <= sb
+    # answer like any participant: ack the assignment with its schedule id and update id
+    reply = client.make_message(mto=fman, mbody="assignment accepted", mtype="chat")
+    reply.append(ET.fromstring(f'<ack xmlns="{NS}" kind="assignment" ref="{s.get("schedule-id")}" '
+                               f'status="accepted" version="{s.get("update-id")}"/>'))
+    reply.send()
+    # the same offer again (a resend): the same ack, nothing new happens
+    again = client.make_message(mto=fman, mbody="flex-offer box-1 (insert)", mtype="chat")
+    again.append(ET.fromstring(offer_xml("box-1", me, sa, sb)))
+    again.send()
+    ack2 = await wait_for(client, lambda m: any(p.tag == f"{{{NS}}}ack" for p in payloads(m)), what="repeated ack")
+    assert payloads(ack2)[0].attrib == a.attrib
+    assert proc.poll() is None
+
+
+@pytest.mark.parametrize(
+    "payload, expect",
+    [
+        (f'<flexoffer xmlns="{NS}" op="insert" id="bad-1"><profile><slice duration="0" min="0" max="1"/></profile></flexoffer>',
+         "profiles[0].slices[0].duration"),
+        (f'<flexoffer xmlns="{NS}" op="insert" id="bad-2" colour="red"/>', "colour"),
+        (f'<bogus xmlns="{NS}"/>', "unknown element"),
+        (f'<flexoffer xmlns="{NS}" op="insert" id="big">' + "<profile>" + '<slice duration="1" min="0" max="1"/>' * 200
+         + "</profile></flexoffer>", "exceeds"),
+    ],
+)
+async def test_bad_stanzas_get_an_error_reply_and_the_aggregator_lives_on(prosody_server, aggregator, xmpp_client,
+                                                                           payload, expect):
+    fman, proc, log = aggregator
+    client = await xmpp_client(prosody_server, "badbox", "box-secret")
+    msg = client.make_message(mto=fman, mbody="?", mtype="chat")
+    msg.append(ET.fromstring(payload))
+    msg.send()
+    err = await wait_for(client, lambda m: m["type"] == "error", what="error reply")
+    assert err["error"]["condition"] == "bad-request"
+    assert expect in err["error"]["text"]
+    # still alive and answering
+    now = datetime.now(timezone.utc)
+    ok = client.make_message(mto=fman, mbody="flex-offer", mtype="chat")
+    ok.append(ET.fromstring(offer_xml(f"after-{abs(hash(expect))}", prosody_server.jid("badbox"),
+                                      _grid(now + timedelta(minutes=30)), _grid(now + timedelta(hours=1)))))
+    ok.send()
+    ack = await wait_for(client, lambda m: any(p.tag == f"{{{NS}}}ack" for p in payloads(m)), what="ack")
+    assert payloads(ack)[0].get("status") == "accepted"
+    assert proc.poll() is None
+    await asyncio.sleep(0)
