@@ -1,0 +1,19 @@
+"""The error type of planning: bad input named by its field path, as everywhere in the core.
+
+A :class:`PlanningError` is a :class:`~vmenergy.flexoffer.FlexOfferError`, so an agent that
+already catches the core's single error type also catches planning input problems, and the
+message carries the path (``offers[3].start_after``, ``objective.values``) a person can act on.
+"""
+
+from __future__ import annotations
+
+from vmenergy.flexoffer import FlexOfferError
+
+__all__ = ["PlanningError"]
+
+
+class PlanningError(FlexOfferError):
+    """Invalid planning input (offers, objective, horizon, limits): ``path`` and ``reason``."""
+
+    def __reduce__(self):  # keep pickling working with the two-argument constructor
+        return (PlanningError, (self.path, self.reason))
