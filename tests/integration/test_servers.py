@@ -73,6 +73,25 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert read_info(tmp_path / "busy") is None
 
 
+def test_a_port_taken_meanwhile_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process grabs the chosen free port before the server binds it: a new one is tried."""
+    if not check_kind("prosody")[0]:
+        pytest.skip(check_kind("prosody")[1])
+    real_free_port = servers.free_port
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        ports = iter([taken])
+        monkeypatch.setattr(servers, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
+        info = servers.start_server("prosody", tmp_path / "race")
+        try:
+            assert info.port != taken and server_status(info.run_dir).accepting
+            assert "this port is in use" in Path(info.log_path).read_text()  # the first attempt failed
+        finally:
+            stop_server(info.run_dir)
+
+
 def test_a_server_that_dies_reports_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not check_kind("prosody")[0]:
         pytest.skip(check_kind("prosody")[1])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import connect_plain_client, disconnect_all
+from tests.integration.conftest import next_item
 from vmenergy.runtime import xmpp_tuning as tuning
 from vmenergy.runtime.servers import ServerInfo, make_certificate
 
@@ -131,18 +131,17 @@ def test_spade_client_keeps_the_shared_context(prosody_server: ServerInfo) -> No
     assert own.ssl_context is shared and own.ca_certs is None
 
 
-async def test_clients_with_shared_context_and_fast_scram(prosody_server: ServerInfo, scram_restored) -> None:
+async def test_clients_with_shared_context_and_fast_scram(
+    prosody_server: ServerInfo, scram_restored, xmpp_client
+) -> None:
     """Several clients authenticate (SCRAM) over TLS verified by the one shared context."""
     tuning.install_fast_scram()
     ctx = tuning.client_ssl_context(prosody_server.ca_file)
-    clients = [
-        await connect_plain_client(prosody_server, f"tuned{i}", f"pw{i}", ssl_context=ctx) for i in range(3)
-    ]
-    try:
-        assert all(c.ssl_context is ctx and c.tls_peer_certificate() is not None for c in clients)
-        assert all("SCRAM" in str(c.plugin["feature_mechanisms"].mech.name) for c in clients)
-    finally:
-        await disconnect_all(clients)
+    clients = [await xmpp_client(prosody_server, f"tuned{i}", f"pw{i}", ssl_context=ctx) for i in range(3)]
+    assert all(c.ssl_context is ctx and c.tls_peer_certificate() is not None for c in clients)
+    assert all("SCRAM" in str(c.plugin["feature_mechanisms"].mech.name) for c in clients)
+    clients[0].send_message(mto=clients[1].boundjid.bare, mbody="tuned hello", mtype="chat")
+    assert (await next_item(clients[1].messages, what="message"))["body"] == "tuned hello"
 
 
 def test_connect_address() -> None:

@@ -351,7 +351,23 @@ def _spawn(cmd: Sequence[str], run_dir: Path, env: Optional[dict[str, str]] = No
             raise ServerError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
 
 
-def _wait_ready(proc: subprocess.Popen, info: ServerInfo, timeout: float, extra_logs: Iterable[Path] = ()) -> None:
+# Log lines that mean the client port could not be opened (Prosody keeps running without it).
+_PORT_BUSY = ("port is in use", "address already in use", "eaddrinuse")
+
+
+def _log_since(path: Path | str, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(1 << 20).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _wait_ready(
+    proc: subprocess.Popen, info: ServerInfo, timeout: float, extra_logs: Iterable[Path] = (), log_offset: int = 0
+) -> None:
+    """Poll until the server answers XMPP; fail fast if it exits or reports its port busy."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
@@ -364,6 +380,13 @@ def _wait_ready(proc: subprocess.Popen, info: ServerInfo, timeout: float, extra_
             )
         if _xmpp_probe(info.host, info.port, info.domain, timeout=1.0):
             return
+        recent = _log_since(info.log_path, log_offset).lower()
+        if any(p in recent for p in _PORT_BUSY):
+            _kill_group(info)
+            raise ServerError(
+                f"port {info.port} on {info.host} is already in use ({info.kind} could not listen); "
+                f"end of {info.log_path}:\n{_all_tails(info, extra_logs)}"
+            )
         if time.monotonic() > deadline:
             _kill_group(info)
             raise ServerError(
@@ -584,13 +607,15 @@ def start_server(
         )
         if kind == "embedded":
             info.limitations = list(EMBEDDED_LIMITATIONS)
+        log_file = run_dir / LOG_FILE
+        log_offset = log_file.stat().st_size if log_file.exists() else 0
         proc, extra_logs = _STARTERS[kind](info, run_dir)
         info.pid = proc.pid
         (run_dir / INFO_FILE).write_text(info.to_json())
         try:
-            _wait_ready(proc, info, timeout or START_TIMEOUT[kind], extra_logs)
+            _wait_ready(proc, info, timeout or START_TIMEOUT[kind], extra_logs, log_offset)
         except ServerError as exc:
-            in_use = "in use" in str(exc).lower() or "eaddrinuse" in str(exc).lower()
+            in_use = str(exc).startswith(f"port {info.port} on {info.host} is already in use")
             if attempt + 1 < attempts and in_use:
                 log.info("port %d was taken meanwhile; retrying with another", info.port)
                 continue
