@@ -39,3 +39,22 @@ def test_json_and_xml_examples_describe_the_same_offer_and_schedule():
     schedules = [x for x in (wjson.parse_any(b)[0] for b in JSON_BLOCKS) if isinstance(x, Schedule)]
     assert schedules[0] in xml_items
     assert offers[0].is_feasible(schedules[0])
+
+
+MESSAGE_DOCS = [b for kind, b in BLOCKS if kind == "xml" and b.lstrip().startswith(("<ack", "<measurement", "<bill"))]
+
+
+@pytest.mark.parametrize("block", MESSAGE_DOCS)
+def test_agent_message_examples_are_valid(block):
+    from vmenergy.wire.messages import parse_message, to_xml
+
+    msg = parse_message(block)
+    assert parse_message(to_xml(msg)) == msg
+
+
+def test_bill_example_adds_up():
+    from vmenergy.wire.messages import parse_message
+
+    (bill_doc,) = [b for b in MESSAGE_DOCS if b.lstrip().startswith("<bill")]
+    bill = parse_message(bill_doc)
+    assert bill.total_cents == 98 and any(line.offer_id == "fo-ev-17" for line in bill.lines)
