@@ -479,6 +479,7 @@ def _start_ejabberd(info: ServerInfo, run_dir: Path) -> tuple[subprocess.Popen, 
         })
     finally:
         os.umask(old_umask)
+    _render("ejabberd/inetrc.in", run_dir / "inetrc", {})  # --config-dir points Erlang here
     info.config_path = str(cfg)
     info.extra.update({
         "node": _ejabberd_node(run_dir), "dist_port": str(dist_port), "api_port": str(api_port),
