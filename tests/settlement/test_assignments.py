@@ -67,7 +67,8 @@ def test_offer_of_a_prosumer_without_metering_is_an_error():
 
 @st.composite
 def offer_batches(draw):
-    items = draw(st.lists(offer_and_schedule(allow_polytope=False).filter(lambda t: t[0].resolution == 900), min_size=1, max_size=4,
+    items = draw(st.lists(offer_and_schedule(allow_polytope=False).filter(lambda t: t[0].resolution == 900),
+                          min_size=1, max_size=4,
                           unique_by=lambda t: t[0].id))
     return [fo for fo, _, _ in items], [s for _, s, _ in items]
 

@@ -29,7 +29,8 @@ from vmenergy.flexoffer.model import TOLERANCE
 #: Day totals are rounded to this many decimals (kWh) before days are ranked.
 DAY_TOTAL_DECIMALS = 9
 
-__all__ = ["DAY_TOTAL_DECIMALS", "offer_default", "x_of_y", "comparative_day", "additive_adjustment", "first_activation"]
+__all__ = ["DAY_TOTAL_DECIMALS", "offer_default", "x_of_y", "comparative_day", "additive_adjustment",
+           "first_activation"]
 
 
 def offer_default(default_raster: np.ndarray) -> np.ndarray:

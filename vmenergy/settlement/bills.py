@@ -99,7 +99,8 @@ class Bill:
 
     def text(self) -> str:
         """Plain-text rendering for a person."""
-        head = f"{self.role.capitalize()} {self.holder}, {format_utc(self.period_start)} to {format_utc(self.period_end)}"
+        head = (f"{self.role.capitalize()} {self.holder}, "
+                f"{format_utc(self.period_start)} to {format_utc(self.period_end)}")
         extra = ", ".join(f"{k} {v}" for k, v in self.info.items())
         rows = [head] + ([extra] if extra else [])
         for ln in self.lines:

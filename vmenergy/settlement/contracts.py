@@ -307,7 +307,8 @@ class Contract:
 
     def to_dict(self) -> dict:
         """The data form (parses back to an equal contract); unset optional fields are omitted."""
-        out: dict[str, Any] = {"id": self.id, "mode": self.mode, "aggregator": self.aggregator, "currency": self.currency}
+        out: dict[str, Any] = {"id": self.id, "mode": self.mode, "aggregator": self.aggregator,
+                               "currency": self.currency}
         if self.valid_from is not None:
             out["valid_from"] = format_utc(self.valid_from)
         if self.valid_until is not None:

@@ -17,7 +17,6 @@ from vmenergy.flexoffer.timeutil import format_utc
 
 from .bills import Bill
 from .kpis import KPIReport
-from .money import format_eur
 from .settle import Settlement
 
 __all__ = ["bills_to_json", "bills_to_csv", "flags_to_csv", "kpis_to_json", "kpis_to_csv", "BILL_CSV_COLUMNS"]

@@ -110,7 +110,8 @@ def flexibility_envelope(offers: Iterable[FlexOffer] | FlexOfferSet, period_star
         if not isinstance(fo, FlexOffer):
             raise SettlementError(f"offers[{k}]", f"not a FlexOffer: {type(fo).__name__}")
         if fo.resolution != resolution:
-            raise SettlementError(f"offers[{k}].resolution", f"{fo.resolution} s differs from the period's {resolution} s")
+            raise SettlementError(f"offers[{k}].resolution",
+                                  f"{fo.resolution} s differs from the period's {resolution} s")
         lo_o = up_o = None
         for j in range(len(fo.profiles)):
             es = fo.earliest_start(period_start, j)

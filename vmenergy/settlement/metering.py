@@ -96,7 +96,8 @@ class MeterData:
             )
         e = np.asarray(self.energy)
         if e.ndim != 2 or e.shape[0] != len(ids):
-            raise SettlementError("meter.energy", f"must be (prosumers x intervals) = ({len(ids)} x T), got shape {e.shape}")
+            raise SettlementError("meter.energy",
+                                  f"must be (prosumers x intervals) = ({len(ids)} x T), got shape {e.shape}")
         if e.dtype.kind != "f":
             raise SettlementError("meter.energy", f"must be a float array (NaN marks a gap), got {e.dtype}")
         if e.shape[1] < 1:

@@ -59,10 +59,9 @@ def rasterise(asg: Assignments, a: int, b: int, period_start: int, T: int, *, de
         return np.bincount(cell, weights=v[inside], minlength=size).reshape(c, T)
 
     sign = asg.sign[lo:hi]
-    out = Raster(
-        requested=spread(per * sign),
-        covered=(np.bincount(cell, minlength=size) > 0).reshape(c, T),
-    )
+    covered = np.zeros(size, dtype=bool)
+    covered[cell] = True
+    out = Raster(requested=spread(per * sign), covered=covered.reshape(c, T))
     if default:
         out.default = spread(np.where(sign < 0, per, 0.0))
     if prices:

@@ -29,7 +29,7 @@ usable covered intervals and ``r`` (as if delivered as scheduled) in unverified 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -96,7 +96,6 @@ class Settlement:
     offer_prosumer: np.ndarray
     offer_flags: np.ndarray
     detail: Optional[dict[str, np.ndarray]] = None
-    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def period_end(self) -> int:
@@ -139,7 +138,8 @@ def _contract_index(contract_of: object, contracts: tuple[Contract, ...], n: int
     if a.dtype.kind in "iu":
         bad = np.flatnonzero((a < 0) | (a >= len(contracts)))
         if len(bad):
-            raise SettlementError(f"contract_of[{int(bad[0])}]", f"no contract #{int(a[bad[0]])} ({len(contracts)} given)")
+            raise SettlementError(f"contract_of[{int(bad[0])}]",
+                                  f"no contract #{int(a[bad[0]])} ({len(contracts)} given)")
         return a.astype(np.int64)
     ids = {c.id: k for k, c in enumerate(contracts)}
     uniq, inv = np.unique(a.astype(object).astype(str), return_inverse=True)
@@ -201,10 +201,6 @@ def settle(
     arrays (for small populations and audits). Raises :class:`SettlementError` on input that
     cannot be interpreted; bad meter values are flagged, never raised.
     """
-    import time
-
-    clock = time.perf_counter
-    t_begin = clock()
     contracts = tuple(contracts)
     for k, c in enumerate(contracts):
         if not isinstance(c, Contract):
@@ -271,99 +267,108 @@ def settle(
     flag_parts: list[MeterFlags] = []
     keep: dict[str, list[np.ndarray]] = {k: [] for k in ("metered", "baseline", "requested", "expected", "delivered",
                                                          "verified", "excess", "flags")} if detail else {}
-    t_setup = clock() - t_begin
     history = meter.history
-    ones_t = np.ones(T)
+    nan_bit = np.uint8(MeterFlag.NO_BASELINE)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         c = b - a
         rs = slice(a, b)
         cic = ci[a:b]
+        aic = ai[a:b]
         present = np.flatnonzero(np.bincount(cic, minlength=len(contracts)))
-        m = np.array(meter.energy[a:b], dtype=np.float64)  # a copy: flagged readings are blanked below
-        fl = plausibility(meter, rs, energy=m)
+        e = np.asarray(meter.energy[a:b])  # as stored (float32 is fine: compared and gathered only)
+        fl = plausibility(meter, rs, energy=e)
         meter_ok = fl == 0
         any_flag = not meter_ok.all()
-        if any_flag:
-            np.copyto(m, np.nan, where=~meter_ok)  # flagged readings take no part in anything below
         ras = rasterise(assignments, a, b, start, T, default=bool(needs_default[present].any()),
                         prices=bool(offer_priced[present].any()))
         r = ras.requested
-        covered = ras.covered
-        base = _baselines(contracts, present, cic, ras, history, a, b, m, r, q["adjustment_kwh"][rs])
+        base = _baselines(contracts, present, cic, ras, history, a, b, e, meter_ok, r, q["adjustment_kwh"][rs])
+        # verification happens only where a schedule or default runs: work on those cells alone
+        cell = np.flatnonzero(ras.covered)
+        row = cell // T
+        t = cell - row * T
+        mf = e.ravel()[cell].astype(np.float64)
+        bf = base.ravel()[cell]
+        rf = r.ravel()[cell]
+        flf = fl.ravel()[cell]
         with np.errstate(invalid="ignore"):
-            no_base = ~np.isfinite(base)
-            if no_base.any():
-                np.bitwise_or(fl, np.uint8(MeterFlag.NO_BASELINE), out=fl, where=covered & no_base)
-                ok = covered & (fl == 0)  # covered, meter plausible, baseline known
-            else:
-                ok = covered & meter_ok if any_flag else covered
+            nb = ~np.isfinite(bf)
+            if nb.any():
+                flf = flf | np.where(nb, nan_bit, np.uint8(0))
+                fl.ravel()[cell[nb]] |= nan_bit
+            ok = flf == 0  # meter plausible and baseline known
             bad = ~ok
-            d = m - base
-            dev = d - r
-            absr = np.abs(r)
-            band = tol_rel[cic][:, None] * absr
-            np.maximum(band, tol_abs[cic][:, None], out=band)
+            d = mf - bf
+            dev = d - rf
+            absr = np.abs(rf)
+            band = tol_rel[cic][row] * absr
+            np.maximum(band, tol_abs[cic][row], out=band)
             over = np.abs(dev)  # |dev|, then |dev| - band
-            np.copyto(over, 0.0, where=bad)
-            q["deviation_kwh"][rs] = over @ ones_t
+            over[bad] = 0.0
+            adev = over.copy()
             over -= band
-            inside = over <= BAND_SLACK
-            inside &= ok
-            toward = d * np.sign(r)
-            np.copyto(toward, 0.0, where=bad)
+            inside = (over <= BAND_SLACK) & ok
+            toward = d * np.sign(rf)
+            toward[bad] = 0.0
             v = np.clip(toward, 0.0, absr)
-            np.copyto(v, absr, where=inside)
+            v[inside] = absr[inside]
             excess = np.maximum(over, 0.0)
-            np.copyto(excess, 0.0, where=bad)
-            delivered = np.where(ok, d, r)  # r is 0 outside covered intervals
-        n_ok = np.count_nonzero(ok, axis=1)
-        n_cov = np.count_nonzero(covered, axis=1)
-        q["requested_kwh"][rs] = absr @ ones_t
-        q["verified_kwh"][rs] = v @ ones_t
-        q["delivered_kwh"][rs] = toward @ ones_t
-        q["excess_kwh"][rs] = excess @ ones_t
+            excess[bad] = 0.0
+            delivered = np.where(ok, d, rf)
+        rsum = _row_sum(row, c)
+        q["requested_kwh"][rs] = rsum(absr)
+        q["verified_kwh"][rs] = rsum(v)
+        q["delivered_kwh"][rs] = rsum(toward)
+        q["deviation_kwh"][rs] = rsum(adev)
+        q["excess_kwh"][rs] = rsum(excess)
+        n_cov = np.bincount(row, minlength=c)
+        n_ok = np.bincount(row[ok], minlength=c)
         q["covered_intervals"][rs] = n_cov
         q["unverified_intervals"][rs] = n_cov - n_ok
-        q["outside_tolerance_intervals"][rs] = n_ok - np.count_nonzero(inside, axis=1)
+        q["outside_tolerance_intervals"][rs] = n_ok - np.bincount(row[inside], minlength=c)
         # values at interval prices
-        aic = ai[a:b]
-        single = aic[0] == aic[-1] and (n_agg == 1 or bool((aic == aic[0]).all()))
-        if single:
-            g = int(aic[0])
-            q["value_market_eur"][rs] = v @ price[g]
-            q["imbalance_charge_eur"][rs] = excess @ imb_price[g]
-        else:
-            q["value_market_eur"][rs] = (v * price[aic]).sum(axis=1)
-            q["imbalance_charge_eur"][rs] = (excess * imb_price[aic]).sum(axis=1)
+        g = aic[row]
+        q["value_market_eur"][rs] = rsum(v * price[g, t])
+        q["imbalance_charge_eur"][rs] = rsum(excess * imb_price[g, t])
         if ras.price_up is not None:
-            pcell = np.where(r > 0, ras.price_up, ras.price_down)
-            q["value_offer_eur"][rs] = (v * pcell) @ ones_t
-        # portfolio series per aggregator
-        m0 = np.nan_to_num(m, copy=True, nan=0.0) if any_flag else m
-        b0 = np.where(no_base, 0.0, base) if no_base.any() else base
-        weights = np.ones(c) if single else (aic[None, :] == np.arange(n_agg)[:, None]).astype(np.float64)
-        for name, arr in (("baseline", b0), ("measured", m0), ("requested", r), ("delivered", delivered),
-                          ("verified", v)):
-            if single:
-                portfolio[name][g] += weights @ arr
+            pcell = np.where(rf > 0, ras.price_up.ravel()[cell], ras.price_down.ravel()[cell])
+            q["value_offer_eur"][rs] = rsum(v * pcell)
+        # portfolio series per aggregator (baseline and metered over every interval, the rest over
+        # covered ones: elsewhere r, the delivered and the verified adaptation are 0)
+        slot = g * T + t
+        for name, arr in (("requested", rf), ("delivered", delivered), ("verified", v)):
+            portfolio[name] += np.bincount(slot, weights=arr, minlength=n_agg * T).reshape(n_agg, T)
+        with np.errstate(invalid="ignore"):
+            m0 = np.where(meter_ok, e, 0) if any_flag else e
+            b0 = np.where(np.isfinite(base), base, 0.0)
+        for name, arr in (("measured", m0), ("baseline", b0)):
+            if n_agg == 1:
+                portfolio[name][0] += np.add.reduce(arr, axis=0, dtype=np.float64)
             else:
-                portfolio[name] += weights @ arr
-        srows = np.flatnonzero(sharing[a:b])
-        if len(srows):
-            vs = v[srows] if len(srows) < c else v
-            rr, tt = np.nonzero(vs)
-            v_rows.append(srows[rr] + a)
-            v_cols.append(tt.astype(np.int32))
-            v_vals.append(vs[rr, tt])
-        if any_flag or no_base.any():
+                portfolio[name] += np.stack([np.add.reduce(arr[aic == k], axis=0, dtype=np.float64)
+                                             for k in range(n_agg)])
+        keep_v = sharing[a:b][row] & (v != 0)
+        if keep_v.any():
+            v_rows.append(row[keep_v] + a)
+            v_cols.append(t[keep_v].astype(np.int32))
+            v_vals.append(v[keep_v])
+        if any_flag or nb.any():
             flag_parts.append(MeterFlags.from_dense(fl, a, start))
         if detail:
-            for name, arr in (("metered", np.array(meter.energy[a:b], dtype=np.float64)), ("baseline", base),
-                              ("requested", r), ("expected", base + r), ("delivered", d), ("verified", v),
-                              ("excess", excess), ("flags", fl)):
-                keep[name].append(arr)
-    t_loop = clock() - t_begin - t_setup
+            def dense(values: np.ndarray) -> np.ndarray:
+                out = np.zeros(c * T)
+                out[cell] = values
+                return out.reshape(c, T)
+
+            keep["metered"].append(np.array(e, dtype=np.float64))
+            keep["baseline"].append(base)
+            keep["requested"].append(r)
+            keep["expected"].append(base + r)
+            keep["delivered"].append(dense(np.where(ok, d, 0.0)))
+            keep["verified"].append(dense(v))
+            keep["excess"].append(dense(excess))
+            keep["flags"].append(fl)
 
     # per-offer quantities: paid in the period in which the schedule starts
     asg = assignments
@@ -386,9 +391,9 @@ def settle(
         q["attributed_revenue_eur"] = np.bincount(rows_, weights=vals_ * unit[ai[rows_], cols_], minlength=n)
 
     bills = _bills(q, contracts, ci, ai, aggregators, exempt, share, start, T, res, meter.prosumers)
-    payouts = np.bincount(ai, weights=bills.total, minlength=n_agg) if n else np.zeros(n_agg)
+    payouts = np.zeros(n_agg, dtype=np.int64)
+    np.add.at(payouts, ai, bills.total)  # integer sums: exact
     n_members = np.bincount(ai, minlength=n_agg) if n else np.zeros(n_agg, np.int64)
-    # exact integer payouts (bincount goes through float64: exact below 2^53 cents)
     participants = []
     for g, name in enumerate(aggregators):
         imbalance = portfolio["delivered"][g] - sold[g]
@@ -397,9 +402,9 @@ def settle(
             sold_kwh=float(np.abs(sold[g]).sum()), revenue_cents=int(to_cents(revenue_t[g].sum())),
             imbalance_kwh=float(np.abs(imbalance).sum()) if name in markets else 0.0,
             imbalance_cents=int(to_cents((np.abs(imbalance) * imb_price[g]).sum())) if name in markets else 0,
-            payouts_cents=int(round(payouts[g])), prosumers=int(n_members[g]),
+            payouts_cents=int(payouts[g]), prosumers=int(n_members[g]),
         ))
-    out = Settlement(
+    return Settlement(
         period_start=start, n_intervals=T, resolution=res, prosumers=meter.prosumers, contracts=contracts,
         contract_index=ci, aggregators=aggregators, aggregator_index=ai, quantities=q, bills=bills,
         participants=tuple(participants), portfolio=portfolio, market=markets,
@@ -407,22 +412,31 @@ def settle(
         offer_flags=asg.flags,
         detail={k: np.concatenate(v) if v else np.zeros((0, T)) for k, v in keep.items()} if detail else None,
     )
-    out.timings = {"setup_s": t_setup, "verify_s": t_loop, "bills_s": clock() - t_begin - t_setup - t_loop}
-    return out
+
+
+def _row_sum(row: np.ndarray, c: int):
+    """Per-row sums of cell values (cells in row-major order, so each row adds in interval order)."""
+    def fn(values: np.ndarray) -> np.ndarray:
+        return np.bincount(row, weights=values, minlength=c)
+    return fn
 
 
 def _baselines(contracts: tuple[Contract, ...], present: np.ndarray, cic: np.ndarray, ras, history, a: int, b: int,
-               m: np.ndarray, r: np.ndarray, adjustment_out: np.ndarray) -> np.ndarray:
+               energy: np.ndarray, meter_ok: np.ndarray, r: np.ndarray, adjustment_out: np.ndarray) -> np.ndarray:
     """Baseline of rows [a, b), one contract (one rule) at a time; writes each row's additive
-    adjustment into ``adjustment_out``. ``m`` is NaN where the meter was flagged."""
+    adjustment into ``adjustment_out``. Flagged readings take no part in an adjustment."""
     c, T = r.shape
-    base = np.empty((c, T))
+    methods = {contracts[k].baseline.method for k in present}
+    # rows on the offers' defaults start from the default raster (no gather, no scatter for them)
+    base = ras.default if "offer" in methods else np.empty((c, T))  # ours to overwrite
+    whole = len(present) == 1
     for k in present:
         rule = contracts[k].baseline
-        whole = len(present) == 1
         rows = slice(None) if whole else np.flatnonzero(cic == k)
         if rule.method == "offer":
-            bk = bl.offer_default(ras.default if whole else ras.default[rows])
+            if rule.adjustment is None:
+                continue
+            bk = base[rows]
         elif rule.method == "x_of_y":
             h = np.asarray(history[a:b]) if whole else np.asarray(history[a:b])[rows]
             bk = bl.x_of_y(h, rule.x, rule.y, rule.select)
@@ -431,7 +445,8 @@ def _baselines(contracts: tuple[Contract, ...], present: np.ndarray, cic: np.nda
             bk = h.astype(np.float64)
         if rule.adjustment is not None:
             adj = rule.adjustment
-            bk, shift = bl.additive_adjustment(bk, m[rows], r[rows], adj.window, adj.gap, adj.cap_kwh)
+            m = np.where(meter_ok[rows], energy[rows], np.nan)
+            bk, shift = bl.additive_adjustment(bk, m, r[rows], adj.window, adj.gap, adj.cap_kwh)
             adjustment_out[rows] = shift
         base[rows] = bk
     return base
@@ -441,7 +456,8 @@ def _bills(q: dict[str, np.ndarray], contracts: tuple[Contract, ...], ci: np.nda
            aggregators: tuple[str, ...], exempt: np.ndarray, share: np.ndarray, start: int, T: int, res: int,
            prosumers: np.ndarray) -> ProsumerBills:
     n = len(ci)
-    kinds = np.array([c.mode if c.mode == "delegated" else f"direct:{c.pricing.source}" for c in contracts], dtype=object)
+    kinds = np.array([c.mode if c.mode == "delegated" else f"direct:{c.pricing.source}" for c in contracts],
+                     dtype=object)
     kind = kinds[ci] if n else np.zeros(0, dtype=object)
     dele = kind == "delegated"
     d_off = kind == "direct:offer"

@@ -184,8 +184,8 @@ def population(
     schedules = ScheduleSet.from_arrays(
         offer_index=np.arange(n), start=sched_start, energy_offsets=np.arange(n + 1) * k, energy=energy,
     )
-    price_up = rng.uniform(0.02, 0.10, size=n)
-    price_down = rng.uniform(0.02, 0.10, size=n)
+    price_up = rng.uniform(0.01, 0.04, size=n)
+    price_down = rng.uniform(0.01, 0.04, size=n)
 
     # rasters of schedule and default (per interval), straight from the regular layout
     offs = np.concatenate([[0], np.cumsum(_DURATIONS)[:-1]])
@@ -206,7 +206,7 @@ def population(
     history = np.empty((n, history_days, T), dtype=dtype) if history_days else None
     energy_m = np.empty((n, T), dtype=dtype)
     requested = np.zeros(T)
-    block = 65536
+    block = 16384
     for a in range(0, n, block):
         b = min(n, a + block)
         c = b - a
