@@ -27,7 +27,7 @@ import numpy as np
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet, Violation
 from vmenergy.flexoffer.offerset import _offsets, CheckResult, check as check_set
 
-from .alignment import AggregationRun
+from .alignment import CHUNK, AggregationRun
 from .offer import AggregatedFlexOffer
 
 __all__ = ["disaggregate", "disaggregate_many", "InfeasibleScheduleError", "MemberSchedules"]
@@ -213,15 +213,18 @@ def _many(run: AggregationRun, items: list[tuple[int, int, Schedule]], scheds: l
         agg = run.aggregates[p]
         raise _refuse(agg, s, agg.check(s, now), prefix=f"schedules[{k}].", more=len(ks) - 1)
 
-    f = _fractions(X, run.L, run.U)
+    f_ext = np.append(_fractions(X, run.L, run.U), 0.0)  # the last entry serves excluded rows
     mem = run.members
-    t = run.targets()  # every member slice -> its aggregate slice (excluded: past the end)
-    f_ext = np.append(f, 0.0)
-    np.minimum(t, len(f), out=t)
-    y = f_ext[t]
-    y *= mem.hi - mem.lo
-    y += mem.lo
-    del t
+    so = mem.slice_offsets
+    y = np.empty(len(mem.lo))
+    width = np.empty(min(len(mem.lo), 2 * CHUNK))
+    for a, b in run.chunks():  # y = lo + f[t] * (hi - lo), chunk by chunk, nothing big allocated
+        s0, s1 = int(so[a]), int(so[b])
+        ys, w = y[s0:s1], width[: s1 - s0] if s1 - s0 <= len(width) else np.empty(s1 - s0)
+        np.take(f_ext, run.targets_range(a, b), out=ys)
+        np.subtract(mem.hi[s0:s1], mem.lo[s0:s1], out=w)
+        ys *= w
+        ys += mem.lo[s0:s1]
     # members of the aggregates that got a schedule
     g = run.groups.group
     member = g >= 0

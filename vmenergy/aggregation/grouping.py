@@ -26,7 +26,7 @@ import numpy as np
 from .members import DIRECTION_NAMES, Members
 from .params import FLEX_AWARE, AggregationParams
 
-__all__ = ["Groups", "group", "cell_of", "cell_sort_key"]
+__all__ = ["Groups", "group", "cell_of", "cell_sort_key", "stable_argsort"]
 
 #: A cell: (key rank token, resolution, direction code, est column, tf row). The key token sorts
 #: keys of mixed types deterministically.
@@ -131,7 +131,7 @@ def group(
             sort_key = code * sub_range + (tf - tc * T) * E + (est - ec * E)
         else:
             sort_key = code
-        order = np.argsort(sort_key, kind="stable")
+        order = stable_argsort(sort_key, total)
         cc = code[order]
         new_cell = np.empty(m, dtype=bool)
         new_cell[0] = True
@@ -181,6 +181,24 @@ def group(
         cells.append((cell_of(params, key, int(resolution[r]), int(members.direction[r]), int(members.est[r]),
                               int(members.tf[r])), int(bin_no[g])))
     return Groups(srows, offsets, group_of, cells)
+
+
+def stable_argsort(keys: np.ndarray, total: int) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for non-negative keys below ``total``.
+
+    numpy sorts 16-bit integers with a radix sort (linear time, about 6x faster than its stable
+    sort of int64 for a million keys), so keys below 2**48 are sorted 16 bits at a time, least
+    significant first; each pass is stable, so the result is the stable order of the whole key.
+    """
+    if total > 2**48:
+        return np.argsort(keys, kind="stable")
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    shift = 16
+    while total > 1 << shift:
+        digit = ((keys[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        shift += 16
+    return order
 
 
 def _repack(members: Members, srows: np.ndarray, g_starts: np.ndarray, params: AggregationParams) -> np.ndarray:

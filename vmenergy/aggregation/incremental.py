@@ -23,7 +23,7 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet
 
 from .engine import _aggregate_set
 from .grouping import Cell, cell_of, cell_sort_key
-from .members import prepare
+from .members import energy_flexibility_before, prepare
 from .metrics import FlexibilityLoss, flexibility_loss
 from .offer import AggregatedFlexOffer
 from .params import AggregationParams
@@ -203,7 +203,8 @@ class IncrementalAggregator:
     def _entry(self, offer: FlexOffer, key: Hashable, seq: int) -> _Entry:
         single = FlexOfferSet.from_offers([offer])
         mem = prepare(single, self.params, self._box_cache)
-        entry = _Entry(offer, key, seq, single, None, tf_before=float(mem.tf_before[0]), ef_before=float(mem.ef_before[0]))
+        entry = _Entry(offer, key, seq, single, None, tf_before=float(mem.tf_before[0]),
+                       ef_before=float(energy_flexibility_before(mem, single)[0]))
         if mem.ok[0]:
             entry.cell = cell_of(self.params, key if self.keyed else None, offer.resolution, int(mem.direction[0]),
                                  int(mem.est[0]), int(mem.tf[0]))

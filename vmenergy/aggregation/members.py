@@ -23,7 +23,7 @@ from vmenergy.flexoffer.offerset import NA, _expand, _offsets, _segment_sum
 from .inner import box_inside, shrink_to_totals
 from .params import AggregationParams
 
-__all__ = ["Members", "prepare", "CONSUMPTION", "PRODUCTION", "MIXED", "DIRECTION_NAMES"]
+__all__ = ["Members", "prepare", "energy_flexibility_before", "CONSUMPTION", "PRODUCTION", "MIXED", "DIRECTION_NAMES"]
 
 CONSUMPTION, PRODUCTION, MIXED = 0, 1, 2
 DIRECTION_NAMES = ("c", "p", "m")
@@ -41,7 +41,8 @@ class Members:
     energy flexibility (the core measures, max over available profiles) for the loss metrics.
     Box: ``lo``/``hi`` (kWh per slice) with ``slice_offsets`` (n+1); ``dur`` the slice durations;
     ``rel`` each slice's first interval relative to the profile start, or None when every slice
-    lasts one interval (then it is the slice's index).
+    lasts one interval (then it is the slice's index). ``ef_before`` is None until
+    :func:`energy_flexibility_before` computes it (the metrics need it, aggregation does not).
     """
 
     ok: np.ndarray
@@ -53,7 +54,7 @@ class Members:
     direction: np.ndarray
     energy: np.ndarray
     tf_before: np.ndarray
-    ef_before: np.ndarray
+    ef_before: Optional[np.ndarray]
     slice_offsets: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
@@ -112,14 +113,14 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         est = np.where(known, np.maximum(est, now), est)
     avail = known & (latest >= est)
     ptf = np.where(avail, latest - est, -1)
-    pef = _segment_sum(offers.max - offers.min, offers.slice_offsets)
+    pef = None if single else _segment_sum(offers.max - offers.min, offers.slice_offsets)
 
     # ---- the profile each offer is aggregated with
     first = offers.profile_offsets[:-1]
     if single:
         chosen = np.arange(n, dtype=np.int64)
         tf_before = np.maximum(ptf, 0).astype(np.float64)
-        ef_before = pef
+        ef_before = None  # the slice widths of the only profile: computed when the metrics ask
     else:
         nprof = offers.profiles_per_offer
         local = np.arange(offers.n_profiles, dtype=np.int64) - np.repeat(first, nprof)
@@ -226,7 +227,9 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         length = _segment_sum(d64, s_off)
         cum = np.cumsum(d64) - d64
         rel = cum - np.repeat(cum[s_off[:-1]] if n else cum[:0], counts)
-    if n and not params.mix_directions:
+    if n and not params.mix_directions and len(lo) and lo.min() >= 0:
+        direction = np.full(n, CONSUMPTION, dtype=np.int8)  # the common case, one pass
+    elif n and not params.mix_directions:
         lo_min = np.minimum.reduceat(lo, s_off[:-1])
         hi_max = np.maximum.reduceat(hi, s_off[:-1])
         direction = np.where(lo_min >= 0, CONSUMPTION, np.where(hi_max <= 0, PRODUCTION, MIXED)).astype(np.int8)
@@ -248,3 +251,10 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         length=length, direction=direction, energy=energy, tf_before=tf_before, ef_before=ef_before,
         slice_offsets=s_off, lo=lo, hi=hi, dur=dur, rel=rel, deadlines=deadlines,
     )
+
+
+def energy_flexibility_before(members: Members, offers: FlexOfferSet) -> np.ndarray:
+    """Per offer row its own energy flexibility (core measure), computed once on demand."""
+    if members.ef_before is None:
+        members.ef_before = _segment_sum(offers.max - offers.min, offers.slice_offsets)
+    return members.ef_before

@@ -24,6 +24,7 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
+from .members import energy_flexibility_before
 from .offer import AggregatedFlexOffer, AggregationResult
 
 __all__ = ["FlexibilityLoss", "flexibility_loss"]
@@ -98,9 +99,10 @@ def flexibility_loss(aggregates: Iterable[AggregatedFlexOffer], excluded: Option
         rows = np.concatenate([g.rows[g.offsets[p]:g.offsets[p + 1]] for p in positions]) if len(pos) else np.zeros(0, np.int64)
         n_members += len(rows)
         mem = run.members
+        efb = energy_flexibility_before(mem, run.offers)
         tb += math.fsum(mem.tf_before[rows].tolist())
-        eb += math.fsum(mem.ef_before[rows].tolist())
-        pb += math.fsum((mem.tf_before[rows] * mem.ef_before[rows]).tolist())
+        eb += math.fsum(efb[rows].tolist())
+        pb += math.fsum((mem.tf_before[rows] * efb[rows]).tolist())
         W = run.U - run.L
         ef_agg = np.array([math.fsum(W[run.slice_offsets[p]:run.slice_offsets[p + 1]].tolist()) for p in positions])
         tf_agg = run.tf[pos].astype(np.float64)
@@ -110,7 +112,7 @@ def flexibility_loss(aggregates: Iterable[AggregatedFlexOffer], excluded: Option
         if isinstance(aggregates, AggregationResult):
             out = np.flatnonzero(~mem.ok)
             ex_t += math.fsum(mem.tf_before[out].tolist())
-            ex_e += math.fsum(mem.ef_before[out].tolist())
+            ex_e += math.fsum(efb[out].tolist())
     if excluded_flexibility is not None:
         ex_t, ex_e = excluded_flexibility
     n_ex = len(excluded or {})
