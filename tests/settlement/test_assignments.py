@@ -89,3 +89,33 @@ def test_columnar_builder_equals_object_builder(batch, n_prosumers):
     for name in ("energy_flexibility", "flexible_energy", "energy", "price_up", "price_down"):
         np.testing.assert_allclose(getattr(by_sets, name), getattr(by_objects, name), rtol=1e-12, atol=1e-9,
                                    err_msg=name)
+
+
+def test_columnar_builder_keeps_the_latest_update_and_takes_columns():
+    fs = FlexOfferSet.from_arrays(ids=["a", "b"], start_after=np.array([DAY0, DAY0]),
+                                  start_before=np.array([DAY0 + 2, DAY0 + 2]), slice_count=np.array([1, 1]),
+                                  min=np.array([0.0, 0.0]), max=np.array([2.0, 2.0]), issuers=["h0", "h0"])
+    ss = ScheduleSet.from_arrays(offer_index=np.array([0, 1, 0]), start=np.array([DAY0, DAY0 + 1, DAY0 + 2]),
+                                 energy_offsets=np.array([0, 1, 2, 3]), energy=np.array([1.0, 2.0, 0.5]))
+    ss.update_ids = np.array([0, 0, 3])
+    m = meter([[0.0] * 4])
+    # columns are aligned with the schedule set given (three schedules, the first one superseded)
+    asg = assignments_from_sets(fs, ss, m, default_start=np.array([DAY0 + 1, DAY0, DAY0]),
+                                default_energy=np.array([9.0, 2.0, 1.0]), price_up=np.array([9.0, 0.2, 0.1]),
+                                price_down=np.array([9.0, 0.0, 0.05]))
+    # schedule 0 (a, update 0) is replaced by schedule 2 (a, update 3); offers stay in schedule order
+    assert asg.offer_ids.tolist() == ["b", "a"]
+    assert asg.start.tolist() == [DAY0 + 1, DAY0 + 2]
+    assert asg.default_start.tolist() == [DAY0, DAY0]
+    assert asg.energy.tolist() == [2.0, 2.0, 0.5, 1.0]  # per offer: schedule slice, then default slice
+    assert asg.priced.all() and asg.price_up.tolist() == [0.2, 0.2, 0.1, 0.1]
+    assert asg.activated.tolist() == [True, True]
+    ss.update_ids = np.array([0, 0, 0])
+    with pytest.raises(SettlementError) as e:
+        assignments_from_sets(fs, ss, m)
+    assert e.value.path == "schedules[2].update_id"
+    bad = ScheduleSet.from_arrays(offer_index=np.array([0]), start=np.array([DAY0]),
+                                  energy_offsets=np.array([0, 2]), energy=np.array([1.0, 1.0]))
+    with pytest.raises(SettlementError) as e:
+        assignments_from_sets(fs, bad, m)
+    assert e.value.path == "schedules[0].energy"
