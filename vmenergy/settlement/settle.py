@@ -8,7 +8,7 @@ For every prosumer i and interval t of the period (all vectorised over blocks of
     d = m - b                          delivered adaptation (m = metered energy)
     dev = m - e = d - r                deviation from the schedule
     band = max(tol_abs, tol_rel x |r|) tolerance band
-    v = |r| if |dev| <= band else clip(d x sign(r), 0, |r|)     verified adaptation (kWh)
+    v = |r| if |dev| - band <= 1e-6 else clip(d x sign(r), 0, |r|)   verified adaptation (kWh)
     excess = max(|dev| - band, 0)      deviation outside the band (kWh, penalised)
 
 only in *covered* intervals (some schedule or default runs there) that are *usable* (no meter
@@ -49,13 +49,17 @@ from .raster import rasterise
 
 __all__ = ["Settlement", "settle", "DEFAULT_CHUNK", "QUANTITIES", "SERIES"]
 
-#: Prosumers per block: 2048 x 96 intervals x 8 bytes = 1.5 MB per array, so a block's working set
-#: stays in cache-friendly sizes and peak memory is independent of the population.
+#: Prosumers per block: 2048 x 96 intervals x 8 bytes = 1.5 MB per dense array, so a block's
+#: working set stays cache-friendly and the memory settlement needs does not grow with the block.
 DEFAULT_CHUNK = 2048
 #: Tolerance comparisons allow this much float noise (kWh).
 BAND_SLACK = TOLERANCE
 
-#: Per-prosumer quantities of :attr:`Settlement.quantities` (kWh unless said otherwise).
+#: Per-prosumer quantities of :attr:`Settlement.quantities` (kWh unless said otherwise): sums over
+#: covered intervals of |r|, v, d x sign(r) (verified intervals), |dev| and excess; the additive
+#: adjustment (kWh per interval); interval counts; per-offer sums over offers starting in the
+#: period; values in EUR before rounding (v at offer prices, v at market prices, excess x imbalance
+#: price, market revenue attributed to the prosumer's v).
 QUANTITIES = (
     "requested_kwh", "verified_kwh", "delivered_kwh", "deviation_kwh", "excess_kwh", "adjustment_kwh",
     "covered_intervals", "unverified_intervals", "outside_tolerance_intervals",
