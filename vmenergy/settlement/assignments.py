@@ -114,13 +114,24 @@ def _finish(
 
     s_owner, s_t0 = placed(s_off, s_dur, start)
     d_owner, d_t0 = placed(d_off, d_dur, default_start)
-    owner = np.concatenate([s_owner, d_owner])
-    sign = np.concatenate([np.ones(len(s_owner), np.int8), -np.ones(len(d_owner), np.int8)])
-    t0 = np.concatenate([s_t0, d_t0])
-    dur = np.concatenate([s_dur, d_dur]).astype(np.int32)
-    en = np.concatenate([s_en, d_en]).astype(np.float64)
-    pu = np.concatenate([s_pu, d_pu]).astype(np.float64)
-    pd = np.concatenate([s_pd, d_pd]).astype(np.float64)
+    # interleave per offer: its schedule slices, then its default slices (positions, no sort)
+    s_pos = np.arange(len(s_owner), dtype=np.int64) + d_off[:-1][s_owner]
+    d_pos = np.arange(len(d_owner), dtype=np.int64) + s_off[1:][d_owner]
+    total = len(s_owner) + len(d_owner)
+
+    def merged(a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
+        out = np.empty(total, dtype=dtype)
+        out[s_pos] = a
+        out[d_pos] = b
+        return out
+
+    owner = merged(s_owner, d_owner, np.int64)
+    sign = merged(np.ones(len(s_owner), np.int8), -np.ones(len(d_owner), np.int8), np.int8)
+    t0 = merged(s_t0, d_t0, np.int64)
+    dur = merged(s_dur, d_dur, np.int32)
+    en = merged(s_en, d_en, np.float64)
+    pu = merged(s_pu, d_pu, np.float64)
+    pd = merged(s_pd, d_pd, np.float64)
     flexible = _segment_sum(np.abs(s_en.astype(np.float64)), s_off)
 
     per_offer = [offer_ids, prosumer, start, default_start, tf, ef, flexible, activated, priced, flags]
@@ -130,8 +141,8 @@ def _finish(
         per_offer = [a[order] for a in per_offer]
         owner = rank[owner]
     # slices grouped by prosumer, then offer, schedule slices before default slices
-    key_order = np.argsort(owner, kind="stable") if (order is not None or len(d_owner)) else None
-    if key_order is not None:
+    if order is not None:
+        key_order = np.argsort(owner, kind="stable")
         owner, sign, t0, dur, en, pu, pd = (a[key_order] for a in (owner, sign, t0, dur, en, pu, pd))
     offer_ids, prosumer, start, default_start, tf, ef, flexible, activated, priced, flags = per_offer
     offer_offsets = np.searchsorted(prosumer, np.arange(n_prosumers + 1), side="left").astype(np.int64)
@@ -317,7 +328,7 @@ def assignments_from_sets(
     if len(bad):
         raise SettlementError(f"offers[{int(bad[0])}].resolution", f"differs from the meter's {res} s")
     keep = np.arange(m)
-    if m and len(np.unique(oi)) != m:
+    if m and np.bincount(oi, minlength=n_off).max() > 1:  # several schedules for one offer
         upd = schedules.update_ids if schedules.update_ids is not None else np.zeros(m, np.int64)
         order = np.lexsort((upd, oi))
         last = np.r_[oi[order][1:] != oi[order][:-1], True]

@@ -16,18 +16,20 @@ import numpy as np
 
 from .assignments import Assignments
 
-__all__ = ["Raster", "rasterise"]
+__all__ = ["Raster", "rasterise", "cell_prices"]
 
 
 @dataclass(eq=False)
 class Raster:
     """Per block: ``requested`` (r), ``default`` (placed default schedules, or None if not asked),
-    ``covered`` (an interval some schedule or default touches), ``price_up``/``price_down``
-    (energy-weighted EUR/kWh of the slices in an interval, unpriced slices counting 0; or None)."""
+    ``covered`` (an interval some schedule or default touches), and for offer prices (or None):
+    ``weight`` (sum of |kWh| of the slices in an interval) and ``price_up``/``price_down`` (sum of
+    price x |kWh|, unpriced slices counting 0); see :func:`cell_prices`."""
 
     requested: np.ndarray
     covered: np.ndarray
     default: Optional[np.ndarray] = None
+    weight: Optional[np.ndarray] = None
     price_up: Optional[np.ndarray] = None
     price_down: Optional[np.ndarray] = None
 
@@ -66,9 +68,16 @@ def rasterise(asg: Assignments, a: int, b: int, period_start: int, T: int, *, de
         out.default = spread(np.where(sign < 0, per, 0.0))
     if prices:
         w = np.abs(per)
-        wsum = spread(w)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for name, p in (("price_up", asg.price_up[lo:hi]), ("price_down", asg.price_down[lo:hi])):
-                pw = spread(np.where(np.isnan(p), 0.0, p) * w)
-                setattr(out, name, np.where(wsum > 0, pw / wsum, 0.0))
+        out.weight = spread(w)
+        out.price_up = spread(np.where(np.isnan(asg.price_up[lo:hi]), 0.0, asg.price_up[lo:hi]) * w)
+        out.price_down = spread(np.where(np.isnan(asg.price_down[lo:hi]), 0.0, asg.price_down[lo:hi]) * w)
     return out
+
+
+def cell_prices(ras: Raster, cell: np.ndarray, requested: np.ndarray) -> np.ndarray:
+    """EUR/kWh at the given cells (flat indexes): the energy-weighted mean price of the slices
+    running there, up price where ``requested`` > 0, down price otherwise; 0 where no energy runs."""
+    w = ras.weight.ravel()[cell]
+    pw = np.where(requested > 0, ras.price_up.ravel()[cell], ras.price_down.ravel()[cell])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(w > 0, pw / w, 0.0)

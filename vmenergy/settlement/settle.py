@@ -45,7 +45,7 @@ from .errors import SettlementError
 from .market_results import MarketResult
 from .metering import MeterData, MeterFlag, MeterFlags, plausibility
 from .money import allocate, to_cents
-from .raster import rasterise
+from .raster import cell_prices, rasterise
 
 __all__ = ["Settlement", "settle", "DEFAULT_CHUNK", "QUANTITIES", "SERIES"]
 
@@ -336,8 +336,7 @@ def settle(
         q["value_market_eur"][rs] = rsum(v * price[g, t])
         q["imbalance_charge_eur"][rs] = rsum(excess * imb_price[g, t])
         if ras.price_up is not None:
-            pcell = np.where(rf > 0, ras.price_up.ravel()[cell], ras.price_down.ravel()[cell])
-            q["value_offer_eur"][rs] = rsum(v * pcell)
+            q["value_offer_eur"][rs] = rsum(v * cell_prices(ras, cell, rf))
         # portfolio series per aggregator (baseline and metered over every interval, the rest over
         # covered ones: elsewhere r, the delivered and the verified adaptation are 0)
         slot = g * T + t
