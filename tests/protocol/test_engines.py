@@ -58,11 +58,16 @@ def test_full_lifecycle_in_plan_mode():
     assert agg.counts() == {"executed": 4}
     net.tick(LATER)
     assert agg.counts() == {"settled": 4}
+    totals = []
     for p in pros:
         assert p.counts() == {"settled": 1}
         (bill,) = list(p.ledger.values("bills"))
-        assert bill.total_cents == sum(line.amount_cents for line in bill.lines) > 0
-        assert any(line.kind == "offer" and line.offer_id for line in bill.lines)
+        assert bill.total_cents == sum(line.amount_cents for line in bill.lines) >= 0
+        assert [line.offer_id for line in bill.lines if line.kind == "offer"] == [list(p.ledger.table("offers"))[0]]
+        totals.append(bill.total_cents)
+    # the EVs offered energy flexibility and are paid for it; what was paid out is what was sent
+    assert totals[0] > 0 and totals[2] > 0
+    assert sum(totals) == sum(b.total_cents for _, b in agg.ledger.values("bills"))
     # nothing left unanswered anywhere
     assert all(not e.pending() for e in net.engines.values())
 
@@ -251,3 +256,31 @@ def test_measurement_and_bill_rules():
     out = p.receive("mallory@localhost", Bill("b-1", 0, 1, ()), NOW)
     assert not [e.msg for e in out if isinstance(e, Send)][0].accepted
     assert not p.ledger.table("bills")
+
+
+def test_overdue_measurement_is_settled_unverified_then_corrected():
+    agg, (p,), net = setup(1)
+    net.tick(NOW)
+    (sender, e), = net.executions
+    net.executions.clear()
+    end = (e.schedule.start + e.offer.profiles[0].duration) * e.offer.resolution
+    # the device ran, but its measurement is lost on the way (the aggregator was down)
+    net.drop = lambda s, send: isinstance(send.msg, Measurement)
+    ex = SimulatedExecutor(deviation=0.1)
+    net.take(p.jid, p.executed(e.offer.id, e.schedule.start, ex.meter(e.offer, e.schedule), end))
+    net.run(end)
+    net.tick(end + agg.config.settle_after + 1)  # overdue: settled as unverified
+    (first,) = list(p.ledger.values("bills"))
+    assert agg.counts() == {"settled": 1} and p.counts() == {"settled": 1}
+    unverified = [line for line in first.lines if line.kind == "unverified"]
+    assert unverified and "0 intervals" not in unverified[0].description
+    # the resent measurement arrives: a correction bill for exactly the difference it makes
+    net.drop = None
+    net.tick(end + agg.config.settle_after + 10_000)
+    bills = sorted(p.ledger.values("bills"), key=lambda b: b.bill_id)
+    assert len(bills) == 2
+    correction = [b for b in bills if b.bill_id != first.bill_id][0]
+    assert all(line.description.startswith("correction") for line in correction.lines if line.kind != "offer")
+    assert agg.ledger.get("offers", e.offer.id).measurement is not None
+    assert agg.counts() == {"settled": 1}
+    assert sum(b.total_cents for b in bills) == sum(b.total_cents for _, b in agg.ledger.values("bills"))

@@ -64,11 +64,12 @@ class VmeMessage(SpadeMessage):
     element on the way out (:meth:`prepare`) and keeps the decoded value on the way in.
     """
 
-    __slots__ = ("payload",)
+    __slots__ = ("payload", "arrived")
 
-    def __init__(self, *args, payload: Optional[Message] = None, **kw) -> None:
+    def __init__(self, *args, payload: Optional[Message] = None, arrived: Optional[int] = None, **kw) -> None:
         super().__init__(*args, **kw)
         self.payload = payload
+        self.arrived = arrived  # clock time the stanza was read from the stream
 
     def prepare(self, client):
         msg = super().prepare(client)
@@ -93,7 +94,9 @@ class InboxBehaviour(CyclicBehaviour):
         msg = await self.receive(timeout=1.0)
         if msg is not None and isinstance(msg, VmeMessage) and msg.payload is not None:
             agent: VmeAgent = self.agent  # type: ignore[assignment]
-            agent.handle(lambda now: agent.engine.receive(str(msg.sender), msg.payload, now))
+            # deadlines are judged at arrival, not after whatever the agent was busy with
+            await agent.handle(lambda now: agent.engine.receive(str(msg.sender), msg.payload,
+                                                                msg.arrived if msg.arrived is not None else now))
 
 
 class OperatorBehaviour(CyclicBehaviour):
@@ -117,7 +120,9 @@ class TickBehaviour(PeriodicBehaviour):
 
     async def run(self) -> None:
         agent: VmeAgent = self.agent  # type: ignore[assignment]
-        agent.handle(lambda now: agent.engine.tick(now))
+        # timed work (aggregation, planning, settlement) can take seconds: run it off the event
+        # loop so the agent keeps reading its stream and time-stamping arrivals meanwhile
+        await agent.handle(lambda now: agent.engine.tick(now), offload=True)
 
 
 class VmeAgent(Agent):
@@ -153,6 +158,7 @@ class VmeAgent(Agent):
             self.store.load(self.engine.ledger)
             self.after_restore()
         self._status = ""
+        self._engine_lock = asyncio.Lock()
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = logging.LoggerAdapter(log, {"agent": str(self.jid)})
 
@@ -242,7 +248,7 @@ class VmeAgent(Agent):
             payload = decode(el)
         except FlexOfferError as exc:
             return self._error_reply(stanza, str(exc))
-        msg = VmeMessage(to=str(self.jid), sender=sender, body=stanza["body"], payload=payload)
+        msg = VmeMessage(to=str(self.jid), sender=sender, body=stanza["body"], payload=payload, arrived=self.now())
         msg.set_metadata("ontology", ONTOLOGY)
         return self.dispatch(msg)
 
@@ -265,26 +271,40 @@ class VmeAgent(Agent):
     def _presence(self, jid: str, available: bool) -> None:
         if bare(jid) == bare(str(self.jid)):
             return
-        self.handle(lambda now: self.engine.presence(jid, available, now))
+        asyncio.ensure_future(self.handle(lambda now: self.engine.presence(jid, available, now)))
 
     # -- effects ----------------------------------------------------------------------------
     def now(self) -> int:
         return int(self.clock.now())
 
-    def handle(self, step: Callable[[int], list[Effect]]) -> list[Effect]:
+    async def handle(self, step: Callable[[int], list[Effect]], *, offload: bool = False) -> list[Effect]:
         """Run one engine step, persist what changed, then carry out its effects.
 
+        Steps are serialised (one at a time per agent); with ``offload`` the step and its
+        persistence run in a worker thread while the event loop keeps serving the connection.
         Persisting before sending means a crash can only lose unsent messages, which the
         restarted engine resends from its outbox."""
+        async with self._engine_lock:
+            if offload:
+                effects = await asyncio.to_thread(self._step, step)
+            else:
+                effects = self._step(step)
+        self._apply(effects)
+        return effects
+
+    def _step(self, step: Callable[[int], list[Effect]]) -> list[Effect]:
         try:
             effects = step(self.now())
         except Exception:  # an engine bug must not kill the agent; it is logged loudly
             self.log.exception("event=engine-error")
-            return []
-        if self.store is not None:
-            self.store.flush(self.engine.ledger.take_changes())
-        else:
             self.engine.ledger.take_changes()
+            return []
+        changes = self.engine.ledger.take_changes()
+        if self.store is not None:
+            self.store.flush(changes)
+        return effects
+
+    def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 self.client_send(VmeMessage.of(effect.to, effect.msg))
@@ -296,7 +316,6 @@ class VmeAgent(Agent):
                 fields = " ".join(f"{k}={v}" for k, v in effect.fields.items())
                 self.log.info("event=%s %s", effect.event, fields)
         self._update_status()
-        return effects
 
     def client_send(self, msg: SpadeMessage) -> None:
         if msg.sender is None or str(msg.sender) == "None":

@@ -37,7 +37,7 @@ class ProsumerAgent(VmeAgent):
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
         for release, fo in self.initial_offers:
             if engine.ledger.get("offers", fo.id) is None:
-                self.handle(lambda now, fo=fo, release=release: engine.add_offer(fo, release, now))
+                await self.handle(lambda now, fo=fo, release=release: engine.add_offer(fo, release, now))
         # a restarted box resumes the schedules it had accepted but not yet reported
         for rec in engine.ledger.values("offers"):
             if rec.state is State.ASSIGNED and rec.schedule is not None:
@@ -58,7 +58,7 @@ class ProsumerAgent(VmeAgent):
             self.log.error("event=execution-failed offer=%s error=%r", effect.offer.id, exc)
             return
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
-        self.handle(lambda now: engine.executed(effect.offer.id, start, energy, now))
+        await self.handle(lambda now: engine.executed(effect.offer.id, start, energy, now))
         self._executions.pop(effect.offer.id, None)
 
     async def stop(self) -> None:

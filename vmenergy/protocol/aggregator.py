@@ -16,7 +16,7 @@ from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, aggrega
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 from vmenergy.planning import Objective, schedule_offers
 
-from .billing import default_contract, settle_offers
+from .billing import correction_bill, default_contract, settle_offers
 from .engine import Effect, Engine, Note, bare
 from .messages import (
     Ack,
@@ -253,8 +253,20 @@ class AggregatorEngine(Engine):
         offer = rec.offer
         if offer.state in (State.ASSIGNED, State.EXECUTING):
             offer = offer.with_state(State.EXECUTED)
-        self.ledger.put("offers", m.offer_id, replace(rec, offer=offer, measurement=m))
-        return [Note("measurement", {"offer": m.offer_id, "kWh": round(sum(m.energy), 6)})], None
+        updated = replace(rec, offer=offer, measurement=m)
+        self.ledger.put("offers", m.offer_id, updated)
+        out: list[Effect] = [Note("measurement", {"offer": m.offer_id, "kWh": round(sum(m.energy), 6)})]
+        if rec.bill_id is not None and rec.measurement is None:
+            # settled as unverified while the measurement was overdue: bill the difference now
+            n = self.ledger.get("meta", "bill_seq", 0) + 1
+            bill = correction_bill(rec, updated, self.contract, aggregator=self.jid,
+                                   bill_id=f"bill-{self.jid.split('@')[0]}-{n}", aggregates=self.ledger.table("aggregates"))
+            if bill is not None:
+                self.ledger.put("meta", "bill_seq", n)
+                self.ledger.put("bills", bill.bill_id, (sender, bill))
+                out += [Note("correction-bill", {"offer": m.offer_id, "total_cents": bill.total_cents}),
+                        *self.send_reliable(sender, bill, now)]
+        return out, None
 
     def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
         if ack.kind == "assignment" and isinstance(msg, AssignmentMessage):
@@ -443,7 +455,10 @@ class AggregatorEngine(Engine):
         for owner, bill, offer_ids in bills:
             for offer_id in offer_ids:
                 o = self.ledger.get("offers", offer_id)
-                offer = o.offer.with_state(State.SETTLED) if o.offer.state is State.EXECUTED else o.offer
+                offer = o.offer
+                if offer.state is State.ASSIGNED:  # no measurement in time: settled as unverified
+                    offer = offer.with_state(State.EXECUTED)
+                offer = offer.with_state(State.SETTLED)
                 self.ledger.put("offers", offer_id, replace(o, offer=offer, bill_id=bill.bill_id))
             self.ledger.put("bills", bill.bill_id, (owner, bill))
             out += self.send_reliable(owner, bill, now)

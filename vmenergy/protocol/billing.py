@@ -20,7 +20,7 @@ from .messages import Bill, BillLine
 if TYPE_CHECKING:  # pragma: no cover
     from .aggregator import AggOffer, AggregateRecord
 
-__all__ = ["default_contract", "settle_offers"]
+__all__ = ["default_contract", "settle_offers", "correction_bill"]
 
 
 def default_contract(aggregator: str, spec: Optional[Mapping] = None) -> Contract:
@@ -131,3 +131,23 @@ def _market_result(records, aggregates, aggregator: str, start: int, end: int) -
         return None
     price = np.full(end - start, revenue / sold.sum())
     return MarketResult(aggregator, sold, price)
+
+
+def correction_bill(before: "AggOffer", after: "AggOffer", contract: Contract, *, aggregator: str,
+                    bill_id: str, aggregates: Mapping[str, "AggregateRecord"]) -> Optional[Bill]:
+    """A bill for the difference a late measurement makes to an offer that was already billed
+    (it was settled as unverified when its measurement was overdue). Both settlements are of
+    this one offer alone, so the difference is exactly the late measurement's effect; None if it
+    changes nothing."""
+    (_, old, _), = settle_offers([before], contract, aggregator=aggregator, first_bill=0, aggregates=aggregates)[0]
+    (_, new, _), = settle_offers([after], contract, aggregator=aggregator, first_bill=0, aggregates=aggregates)[0]
+    old_by_kind = {line.kind: line.amount_cents for line in old.lines}
+    lines = []
+    for line in new.lines:
+        delta = line.amount_cents - old_by_kind.get(line.kind, 0)
+        if delta and line.kind != "offer":
+            lines.append(BillLine(line.kind, f"correction after late metering: {line.description}", delta))
+    if not lines:
+        return None
+    lines.append(BillLine("offer", f"corrects the bill of offer {after.offer.id}", 0, after.offer.id))
+    return Bill(bill_id, old.period_start, old.period_end, tuple(lines), old.currency)

@@ -158,6 +158,10 @@ class ProsumerEngine(Engine):
         self.ledger.put("bills", bill.bill_id, bill)
         for line in bill.lines:
             rec = self.ledger.get("offers", line.offer_id) if line.offer_id else None
+            if rec is not None and rec.state is State.ASSIGNED:
+                # billed before our measurement reached the aggregator; it is still on its way
+                # (a correction bill follows), so the offer is executed as far as billing goes
+                rec = replace(rec, offer=rec.offer.with_state(State.EXECUTED))
             if rec is not None and rec.state is State.EXECUTED:
                 self.ledger.put("offers", rec.offer.id, replace(rec, offer=rec.offer.with_state(State.SETTLED), bill_id=bill.bill_id))
         return [Note("bill", {"bill": bill.bill_id, "total_cents": bill.total_cents})], None

@@ -1,0 +1,132 @@
+"""A whole lifecycle on a real server: a market, two aggregators and 40 prosumers, the prosumers
+in a process of their own. Every offer must be acked, aggregated, cleared or planned,
+disaggregated, assigned, executed, measured and billed; every assignment feasible; bills
+reconciled. Also: the aggregators are killed mid-lifecycle and restarted, and the run completes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from vmenergy.runtime.orchestrator import Swarm
+
+pytestmark = pytest.mark.integration
+
+SCENARIO = """
+[scenario]
+name = "{name}"
+start = "2026-11-22T18:00:00Z"
+until = "2026-11-23T16:00:00Z"
+speed = {speed}
+seed = 11
+
+{market}
+
+[[aggregator]]
+name = "north"
+upstream = "{upstream}"
+cycle = 900
+
+[[aggregator]]
+name = "south"
+upstream = "{upstream}"
+cycle = 900
+
+[[prosumers]]
+count = 20
+name = "n{{i}}"
+aggregator = "north"
+offers = ["examples/ev-overnight.json", "examples/dishwasher-xor.json", "examples/washer-implicit.json"]
+processes = 1
+
+[[prosumers]]
+count = 20
+name = "s{{i}}"
+aggregator = "south"
+offers = ["examples/ev-overnight.json", "examples/dishwasher-xor.json"]
+processes = 1
+"""
+
+MARKET = """
+[market]
+name = "market"
+mechanism = "many-to-many"
+session_every = 3600
+gate_closure = 1800
+demand = { kind = "dso", volume = 200.0, price = 0.25 }
+"""
+
+
+def scenario(tmp_path: Path, name: str, upstream: str = "market", speed: int = 1200) -> Path:
+    path = tmp_path / f"{name}.toml"
+    market = MARKET if upstream == "market" else ""
+    path.write_text(SCENARIO.format(name=name, speed=speed, upstream=upstream, market=market))
+    return path
+
+
+def server_dict(info) -> dict:
+    return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain, "ca_file": info.ca_file}
+
+
+def check_complete(report_dir: Path, n_offers: int) -> dict:
+    data = json.loads((report_dir / "report.json").read_text())
+    assert data["offers"] == {"settled": n_offers}, data["offers"]
+    assert data["assignments"] == n_offers
+    assert data["infeasible_assignments"] == []
+    assert data["measurements"] == n_offers
+    assert data["bills_received"] >= 40 and data["reconciled"]
+    for a in data["aggregators"]:
+        assert a["pending_messages"] == 0
+        assert a["members"] >= sum(a["offers"].values())  # every offer went through an aggregate
+    return data
+
+
+@pytest.mark.parametrize("upstream", ["market", "plan"])
+def test_forty_prosumers_full_lifecycle(real_xmpp_server, tmp_path, upstream):
+    if upstream == "market":
+        pytest.importorskip("vmenergy.protocol.market")
+    swarm = Swarm(scenario(tmp_path, f"life-{upstream}", upstream), tmp_path / "run", server=server_dict(real_xmpp_server),
+                  out=lambda line: None)
+    try:
+        plan = swarm.start()
+        parts = set(plan.parts)
+        assert {"aggregators", "prosumers-0"} <= parts  # prosumers run in a process of their own
+        prog = swarm.wait(timeout=240)
+        assert prog.done, prog.line()
+    finally:
+        swarm.stop()
+    swarm.report()
+    data = check_complete(tmp_path / "run", 100)
+    if upstream == "market":
+        (m,) = data["markets"]
+        assert m["bids"] >= 2 and m["cleared"] >= 1
+
+
+def test_aggregators_killed_and_restarted_mid_lifecycle(prosody_server, tmp_path):
+    swarm = Swarm(scenario(tmp_path, "restart", "plan", speed=900), tmp_path / "run", server=server_dict(prosody_server),
+                  out=lambda line: None)
+    try:
+        swarm.start()
+        # mid-lifecycle: every offer answered (acceptance deadlines are real), some assigned and
+        # being executed, most not yet settled
+        def middle(p) -> bool:
+            c = p.prosumer_offers
+            return (c.get("initial", 0) == 0 and c.get("offered", 0) == 0 and c.get("not started", 0) == 0
+                    and c.get("assigned", 0) >= 10
+                    and c.get("settled", 0) <= 50)
+
+        prog = swarm.wait(timeout=120, every=0.3, until=middle)
+        assert middle(prog), prog.line()
+        swarm.kill("aggregators")
+        time.sleep(2.0)  # the prosumers notice (presence) and keep their messages queued
+        swarm.restart("aggregators")
+        prog = swarm.wait(timeout=240)
+        assert prog.done, prog.line()
+    finally:
+        swarm.stop()
+    swarm.report()
+    check_complete(tmp_path / "run", 100)
