@@ -14,6 +14,7 @@ the aggregator's current offers would.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, replace
 from typing import Hashable, Optional
 
@@ -113,8 +114,7 @@ class IncrementalAggregator:
             raise FlexOfferError("params", f"expected AggregationParams, got {type(params).__name__}")
         self.keyed = keyed
         self._entries: dict[str, _Entry] = {}
-        self._cells: dict[Cell, list[AggregatedFlexOffer]] = {}
-        self._members: dict[Cell, dict[str, None]] = {}
+        self._cells: dict[Cell, _CellState] = {}
         self._seq = 0
         self._box_cache = _BoxCache()
 
@@ -139,7 +139,7 @@ class IncrementalAggregator:
         """All aggregates, in the order :func:`aggregate` returns them."""
         out: list[AggregatedFlexOffer] = []
         for cell in sorted(self._cells, key=cell_sort_key):
-            out.extend(self._cells[cell])
+            out.extend(self._cells[cell].aggregates)
         return out
 
     @property
@@ -179,6 +179,7 @@ class IncrementalAggregator:
         entry = self._entry(offer, key, old.seq)
         self._entries[offer.id] = entry
         if old.cell is not None and old.cell == entry.cell:
+            self._cells[entry.cell].add(entry)  # replaces the row in place
             return self._rebuild(entry.cell)  # same cell: one rebuild
         return self._unplace(old).merge(self._place(entry))
 
@@ -218,28 +219,24 @@ class IncrementalAggregator:
     def _place(self, entry: _Entry) -> Changes:
         if entry.cell is None:
             return Changes(excluded={entry.offer.id: entry.reason})
-        ids = self._members.setdefault(entry.cell, {})
-        ids[entry.offer.id] = None
+        state = self._cells.setdefault(entry.cell, _CellState())
+        state.add(entry)
         return self._rebuild(entry.cell)
 
     def _unplace(self, entry: _Entry) -> Changes:
         if entry.cell is None:
             return Changes()
-        ids = self._members[entry.cell]
-        del ids[entry.offer.id]
+        self._cells[entry.cell].remove(entry.offer.id)
         return self._rebuild(entry.cell)
 
     def _rebuild(self, cell: Cell) -> Changes:
-        ids = self._members.get(cell, {})
-        old = {a.id: a for a in self._cells.get(cell, [])}
-        if not ids:
-            self._cells.pop(cell, None)
-            self._members.pop(cell, None)
+        state = self._cells[cell]
+        old = {a.id: a for a in state.aggregates}
+        if not state.ids:
+            del self._cells[cell]
             return Changes(removed=list(old))
-        entries = sorted((self._entries[i] for i in ids), key=lambda e: e.seq)
-        fos = FlexOfferSet.concat([e.single for e in entries])
-        keys = [e.key for e in entries] if self.keyed else None
-        result = _aggregate_set(fos, [e.offer for e in entries], self.params, keys, self._box_cache)
+        keys = list(state.keys) if self.keyed else None
+        result = _aggregate_set(state.offers, list(state.objects), self.params, keys, self._box_cache)
         changes = Changes()
         new_list = []
         for agg in result:
@@ -253,8 +250,52 @@ class IncrementalAggregator:
                 changes.updated.append(agg)
             new_list.append(agg)
         changes.removed.extend(old)
-        self._cells[cell] = new_list
+        state.aggregates = new_list
         return changes
+
+
+class _CellState:
+    """One cell: its members in arrival order, as ids and as one columnar set kept up to date
+    (an insert appends one row instead of re-copying every member), and its aggregates."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.seqs: list[int] = []
+        self.objects: list[FlexOffer] = []
+        self.keys: list[Hashable] = []
+        self.offers: FlexOfferSet = FlexOfferSet.from_offers([])
+        self.aggregates: list[AggregatedFlexOffer] = []
+
+    def _splice(self, i: int, j: int, middle: list[FlexOfferSet]) -> None:
+        n = len(self.ids) + (j - i) - len(middle)  # rows before this change
+        parts = []
+        if i > 0:
+            parts.append(self.offers.take(np.arange(0, i)))
+        parts += middle
+        if j < n:
+            parts.append(self.offers.take(np.arange(j, n)))
+        self.offers = FlexOfferSet.concat(parts) if parts else FlexOfferSet.from_offers([])
+
+    def add(self, entry: _Entry) -> None:
+        i = bisect.bisect(self.seqs, entry.seq)
+        if entry.offer.id in self.ids:  # an update in place
+            k = self.ids.index(entry.offer.id)
+            self.objects[k], self.keys[k] = entry.offer, entry.key
+            self._splice(k, k + 1, [entry.single])
+            return
+        self.ids.insert(i, entry.offer.id)
+        self.seqs.insert(i, entry.seq)
+        self.objects.insert(i, entry.offer)
+        self.keys.insert(i, entry.key)
+        if i == len(self.ids) - 1:
+            self.offers = FlexOfferSet.concat([self.offers, entry.single]) if i else entry.single
+        else:
+            self._splice(i, i, [entry.single])
+
+    def remove(self, offer_id: str) -> None:
+        k = self.ids.index(offer_id)
+        del self.ids[k], self.seqs[k], self.objects[k], self.keys[k]
+        self._splice(k, k + 1, [])
 
 
 def _same(a: AggregatedFlexOffer, b: AggregatedFlexOffer) -> bool:
