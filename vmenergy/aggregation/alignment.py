@@ -212,7 +212,7 @@ def _merge_slices(run: AggregationRun, n_int: int) -> None:
     ext = np.full(width, n_sl, dtype=np.int64)  # past the end -> past the last slice
     ext[:n_int] = sid
     run.slice_of_interval = ext
-    run.slice_offsets = np.append(sid[run.int_offsets[:-1]], n_sl).astype(np.int64) if len(run.est) else np.zeros(1, np.int64)
+    run.slice_offsets = np.append(sid[run.int_offsets[:-1]], n_sl).astype(np.int64)
     run.duration = np.bincount(sid, minlength=n_sl)
 
 

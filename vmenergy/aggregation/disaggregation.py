@@ -44,7 +44,8 @@ class InfeasibleScheduleError(FlexOfferError):
         return (InfeasibleScheduleError, (self.path, self.reason, self.violations))
 
 
-def _refuse(agg: FlexOffer, schedule: Schedule, violations: list[Violation], prefix: str = "", more: int = 0) -> InfeasibleScheduleError:
+def _refuse(agg: FlexOffer, schedule: Schedule, violations: list[Violation], prefix: str = "",
+            more: int = 0) -> InfeasibleScheduleError:
     what = f"schedule {schedule.schedule_id!r}" if schedule.schedule_id else "the schedule"
     reason = f"{what} is infeasible for aggregate {agg.id}: " + "; ".join(str(v) for v in violations)
     if more:
@@ -109,8 +110,9 @@ def disaggregate(agg: AggregatedFlexOffer, schedule: Schedule, *, now: Optional[
             schedule_id=schedule.schedule_id, update_id=schedule.update_id, profile=int(prof[r]),
             resolution=agg.resolution,
         )
-        if deep and run.source is not None and isinstance(run.source[r], AggregatedFlexOffer) and run.source[r].run is not None:
-            for oid, s in disaggregate(run.source[r], sched, now=now, deep=True).items():
+        below = run.source[r] if deep and run.source is not None else None
+        if isinstance(below, AggregatedFlexOffer) and below.run is not None:
+            for oid, s in disaggregate(below, sched, now=now, deep=True).items():
                 if oid in out:
                     raise FlexOfferError("aggregate", f"offer {oid!r} appears twice below aggregate {agg.id}")
                 out[oid] = s
@@ -169,7 +171,8 @@ def disaggregate_many(aggregates: Iterable[AggregatedFlexOffer], schedules: Iter
         if agg is None:
             raise FlexOfferError(f"schedules[{k}].offer_id", f"unknown aggregate {s.offer_id!r}")
         if s.offer_id in seen:
-            raise FlexOfferError(f"schedules[{k}].offer_id", f"a second schedule for {s.offer_id!r} (first at [{seen[s.offer_id]}])")
+            raise FlexOfferError(f"schedules[{k}].offer_id",
+                                 f"a second schedule for {s.offer_id!r} (first at [{seen[s.offer_id]}])")
         seen[s.offer_id] = k
         per_run.setdefault(id(agg.run), (agg.run, []))[1].append((agg.position, k, s))
     parts = []

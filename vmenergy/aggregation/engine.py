@@ -36,7 +36,8 @@ def as_offer_set(offers: Union[FlexOfferSet, Iterable[FlexOffer]]) -> tuple[Flex
     try:
         source = list(offers)
     except TypeError:
-        raise FlexOfferError("offers", f"expected a list of FlexOffer or a FlexOfferSet, got {type(offers).__name__}") from None
+        what = type(offers).__name__
+        raise FlexOfferError("offers", f"expected a list of FlexOffer or a FlexOfferSet, got {what}") from None
     return FlexOfferSet.from_offers(source), source
 
 

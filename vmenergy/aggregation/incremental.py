@@ -174,7 +174,8 @@ class IncrementalAggregator:
         if old.offer == offer and old.key == key:
             return Changes()
         if offer.version <= old.offer.version:
-            raise FlexOfferError("version", f"an update must raise the version (have {old.offer.version}, got {offer.version})")
+            raise FlexOfferError("version",
+                                 f"an update must raise the version (have {old.offer.version}, got {offer.version})")
         self._box_cache.drop(offer.id)
         entry = self._entry(offer, key, old.seq)
         self._entries[offer.id] = entry

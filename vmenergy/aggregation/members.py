@@ -95,7 +95,8 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         if bad_state.any():
             names = ", ".join(sorted(s.value for s in params.states))
             for r in np.flatnonzero(bad_state).tolist():
-                reasons[r] = ("state", f"an offer in state {_STATES[int(offers.state[r])].value} is not aggregated (states aggregated: {names})")
+                state = _STATES[int(offers.state[r])].value
+                reasons[r] = ("state", f"an offer in state {state} is not aggregated (states aggregated: {names})")
             ok &= ~bad_state
 
     # ---- start windows of every profile (as FlexOffer.earliest_start/latest_start, at now)
@@ -143,8 +144,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
             if offers.start_after[r] == NA and now is None:
                 reasons[r] = ("start_after", "implicit time flexibility: the window is only known at acceptance; "
                               "pass AggregationParams(now=...) to aggregate it")
-            elif now is not None and not np.any(known[offers.profile_offsets[r]:offers.profile_offsets[r + 1]]
-                                               & (latest[offers.profile_offsets[r]:offers.profile_offsets[r + 1]] >= now)):
+            elif now is not None and not np.any((known & (latest >= now))[first[r]:offers.profile_offsets[r + 1]]):
                 reasons[r] = ("start_before", f"the start window ended before now (interval {now})")
             else:
                 reasons[r] = ("profiles", "no profile has a start window that can still be used")
@@ -177,11 +177,13 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         if poly is not None or vals:
             scalar[r] = (poly, vals)
     if params.constrained == "exclude":
-        _exclude(ok, reasons, has_total, "profiles", "has a total-energy constraint and AggregationParams.constrained is 'exclude'")
+        _exclude(ok, reasons, has_total, "profiles",
+                 "has a total-energy constraint and AggregationParams.constrained is 'exclude'")
         poly_rows = np.array([r for r, (p, _) in scalar.items() if p is not None], dtype=np.int64)
         mask = np.zeros(n, dtype=bool)
         mask[poly_rows] = True
-        _exclude(ok, reasons, mask, "profiles", "has a polytope constraint and AggregationParams.constrained is 'exclude'")
+        _exclude(ok, reasons, mask, "profiles",
+                 "has a polytope constraint and AggregationParams.constrained is 'exclude'")
     if params.discrete == "exclude":
         mask = np.zeros(n, dtype=bool)
         mask[np.array([r for r, (_, v) in scalar.items() if v], dtype=np.int64)] = True

@@ -61,7 +61,8 @@ class FlexibilityLoss:
             f"{self.n_members} members -> {self.n_aggregates} aggregates (compression {self.compression_ratio:.1f}x, "
             f"{self.n_excluded} excluded); time-flexibility loss {self.time_loss:g} member-intervals "
             f"({self.time_loss_per_offer:.3f}/offer, {100 * self.time_loss_ratio:.2f}%); energy-flexibility loss "
-            f"{self.energy_loss:.6g} kWh ({self.energy_loss_per_offer:.4g}/offer, {100 * self.energy_loss_ratio:.2f}%); "
+            f"{self.energy_loss:.6g} kWh ({self.energy_loss_per_offer:.4g}/offer, "
+            f"{100 * self.energy_loss_ratio:.2f}%); "
             f"product-flexibility loss {100 * self.product_loss_ratio:.2f}%"
         )
 
@@ -96,7 +97,7 @@ def flexibility_loss(aggregates: Iterable[AggregatedFlexOffer], excluded: Option
         pos = np.asarray(positions, dtype=np.int64)
         g = run.groups
         sizes = (g.offsets[pos + 1] - g.offsets[pos]).astype(np.float64)
-        rows = np.concatenate([g.rows[g.offsets[p]:g.offsets[p + 1]] for p in positions]) if len(pos) else np.zeros(0, np.int64)
+        rows = np.concatenate([g.rows[g.offsets[p]:g.offsets[p + 1]] for p in positions])
         n_members += len(rows)
         mem = run.members
         efb = energy_flexibility_before(mem, run.offers)

@@ -107,13 +107,14 @@ class AggregationParams:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad(name, f"must be an integer >= 1 (got {v!r})")
         if self.max_length > MAX_SLICES:
-            raise bad("max_length", f"at most {MAX_SLICES} (an aggregate is a flex-offer and has at most that many slices)")
+            raise bad("max_length", f"at most {MAX_SLICES} (an aggregate is a flex-offer: at most that many slices)")
         if self.max_offers is not None and (
             isinstance(self.max_offers, bool) or not isinstance(self.max_offers, int) or self.max_offers < 1
         ):
             raise bad("max_offers", f"must be an integer >= 1 or None (got {self.max_offers!r})")
         if self.max_energy is not None:
-            if isinstance(self.max_energy, bool) or not isinstance(self.max_energy, (int, float)) or not self.max_energy > 0:
+            e = self.max_energy
+            if isinstance(e, bool) or not isinstance(e, (int, float)) or not e > 0:
                 raise bad("max_energy", f"must be a number > 0 or None (got {self.max_energy!r})")
             if self.max_energy == float("inf"):
                 raise bad("max_energy", "use None for no bound")
@@ -132,5 +133,6 @@ class AggregationParams:
         object.__setattr__(self, "states", states)
         if not isinstance(self.id_prefix, str) or not _PREFIX_OK.match(self.id_prefix):
             raise bad("id_prefix", "1-64 characters: letters, digits and ._:@/- (no whitespace), starting alphanumeric")
-        if self.issuer is not None and (not isinstance(self.issuer, str) or not self.issuer or any(c.isspace() for c in self.issuer)):
+        issuer = self.issuer
+        if issuer is not None and (not isinstance(issuer, str) or not issuer or any(c.isspace() for c in issuer)):
             raise bad("issuer", f"must be a JID without whitespace or None (got {self.issuer!r})")
