@@ -44,13 +44,15 @@ def close_offer(draw, oid: str, *, simple: bool = False, resolution: int | None 
         ),
         min_size=1, max_size=3 if draw(st.integers(0, 3)) == 0 else 1,
     ))
+    res = resolution or 900
+    t0 = T0 * 900 // res  # the same moment on the offer's own grid
     implicit = draw(st.integers(0, 6)) == 0
     if implicit:
         sa = sb = None
         dur = draw(st.integers(0, 10))
-        lo_w, hi_w = NOW, NOW + dur
+        lo_w = hi_w = None
     else:
-        sa = T0 + draw(st.integers(0, 11))
+        sa = t0 + draw(st.integers(0, 11))
         sb = sa + draw(st.integers(0, 11))
         dur = None
         lo_w, hi_w = sa, sb
@@ -66,12 +68,12 @@ def close_offer(draw, oid: str, *, simple: bool = False, resolution: int | None 
         j = draw(st.integers(0, len(pp) - 1))
         kw["baseline"] = Baseline(tuple(pp[j][1]), profile=j, start=profiles[j].start_after or sa)
     if not implicit and draw(st.integers(0, 4)) == 0:
-        kw["assignment_before"] = sa * (resolution or 900) - draw(st.integers(0, 1800))
+        kw["assignment_before"] = sa * res - draw(st.integers(0, 1800))
         kw["acceptance_before"] = kw["assignment_before"] - draw(st.integers(0, 1800))
     state = State.INITIAL
     if draw(st.integers(0, 9)) == 0:
         state = draw(st.sampled_from(list(State)))
-    return FlexOffer(id=oid, profiles=tuple(profiles), resolution=resolution or 900, start_after=sa,
+    return FlexOffer(id=oid, profiles=tuple(profiles), resolution=res, start_after=sa,
                      start_before=sb, start_before_duration=dur, state=state, **kw)
 
 

@@ -181,6 +181,18 @@ def test_implicit_windows_need_now_and_past_starts_are_trimmed():
     assert "ended" in res.excluded["gone"]
 
 
+def test_now_is_converted_to_each_offers_own_resolution():
+    hourly = offer("h", None, None, resolution=3600, start_before_duration=2)
+    quarter = offer("q", None, None, start_before_duration=2)
+    res = aggregate([hourly, quarter], AggregationParams(now=401, **WIDE))  # 401 x 900 s = 100.25 h
+    by_res = {a.resolution: a for a in res}
+    assert (by_res[900].start_after, by_res[900].start_before) == (401, 403)
+    assert (by_res[3600].start_after, by_res[3600].start_before) == (101, 103)  # first hour not before now
+    assert AggregationParams(now=401).now_at(3600) == 101 and AggregationParams(now=400).now_at(3600) == 100
+    late = offer("late", 99, 100, resolution=3600)
+    assert "ended" in aggregate([late], AggregationParams(now=401)).excluded["late"]
+
+
 def test_only_open_states_are_aggregated():
     offers = [offer("acc", 0, 0, state=State.ACCEPTED), offer("rej", 0, 0, state=State.REJECTED),
               offer("asg", 0, 0, state=State.ASSIGNED)]

@@ -25,7 +25,9 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet, Violation
-from vmenergy.flexoffer.offerset import _offsets, CheckResult, check as check_set
+from vmenergy.flexoffer.offerset import CheckResult, _expand, _offsets
+from vmenergy.flexoffer.offerset import check as check_set
+from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
 
 from .alignment import CHUNK, AggregationRun
 from .offer import AggregatedFlexOffer
@@ -133,9 +135,26 @@ class MemberSchedules:
     def __len__(self) -> int:
         return sum(len(s) for _, s in self.parts)
 
-    def check(self, now: Optional[int] = None) -> list[CheckResult]:
-        """Feasibility of every member schedule against its own (original) offer, vectorised."""
-        return [check_set(o, s, now) for o, s in self.parts]
+    def check(self, now: Optional[int] = None, now_resolution: int = DEFAULT_RESOLUTION) -> list[CheckResult]:
+        """Feasibility of every member schedule against its own (original) offer, vectorised.
+
+        ``now`` (needed for offers with implicit windows) is an interval at ``now_resolution``;
+        offers at other resolutions are checked at the first of their intervals not before it.
+        """
+        out = []
+        for offers, ss in self.parts:
+            res = ss.resolution
+            if now is None or len(res) == 0 or res.min() == res.max():
+                r = int(res[0]) if len(res) else now_resolution
+                out.append(check_set(offers, ss, None if now is None else -(-(now * now_resolution) // r)))
+                continue
+            flags = np.zeros(len(ss), dtype=np.uint16)
+            for r in np.unique(res).tolist():
+                k = np.flatnonzero(res == r)
+                sub = _take(ss, k)
+                flags[k] = check_set(offers, sub, -(-(now * now_resolution) // r)).flags
+            out.append(CheckResult(flags))
+        return out
 
     def to_dict(self) -> dict[str, Schedule]:
         """offer id -> :class:`Schedule` (builds a million objects slowly: for tests and small sets)."""
@@ -145,6 +164,14 @@ class MemberSchedules:
                 s = scheds.schedule(k, offers)
                 out[s.offer_id] = s
         return out
+
+
+def _take(ss: ScheduleSet, k: np.ndarray) -> ScheduleSet:
+    """The schedules at positions ``k`` of ``ss``."""
+    counts = np.diff(ss.energy_offsets)[k]
+    sl = _expand(ss.energy_offsets, k)
+    return ScheduleSet(offer_index=ss.offer_index[k], start=ss.start[k], profile=ss.profile[k],
+                       resolution=ss.resolution[k], energy_offsets=_offsets(counts), energy=ss.energy[sl])
 
 
 def disaggregate_many(aggregates: Iterable[AggregatedFlexOffer], schedules: Iterable[Schedule], *,

@@ -104,14 +104,19 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
     sa = offers.start_after[o_of_p]
     sb = offers.start_before[o_of_p]
     sbd = offers.start_before_duration[o_of_p]
-    base = np.where(sa == NA, NA if now is None else now, sa)
+    if now is not None:  # now at each offer's own resolution
+        res = offers.resolution[o_of_p]
+        now_p = -(-(now * params.now_resolution) // res)
+    else:
+        now_p = NA
+    base = np.where(sa == NA, now_p, sa)
     latest = np.where(sb != NA, sb, np.where(base != NA, base + np.where(sbd == NA, 0, sbd), NA))
     psa, psb = offers.profile_start_after, offers.profile_start_before
     est = np.where(psa == NA, base, np.where(base == NA, psa, np.maximum(base, psa)))
     latest = np.where(psb == NA, latest, np.where(latest == NA, psb, np.minimum(latest, psb)))
     known = (est != NA) & (latest != NA)
     if now is not None:  # a start in the past cannot be delivered any more
-        est = np.where(known, np.maximum(est, now), est)
+        est = np.where(known, np.maximum(est, now_p), est)
     avail = known & (latest >= est)
     ptf = np.where(avail, latest - est, -1)
     pef = None if single else _segment_sum(offers.max - offers.min, offers.slice_offsets)
@@ -140,12 +145,15 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
     has_window = avail[chosen] if n else np.zeros(0, dtype=bool)
     if not has_window.all():
         rows = np.flatnonzero(~has_window & ok)
+        still = known & (latest >= now_p) if now is not None else known
         for r in rows.tolist():
             if offers.start_after[r] == NA and now is None:
                 reasons[r] = ("start_after", "implicit time flexibility: the window is only known at acceptance; "
                               "pass AggregationParams(now=...) to aggregate it")
-            elif now is not None and not np.any((known & (latest >= now))[first[r]:offers.profile_offsets[r + 1]]):
-                reasons[r] = ("start_before", f"the start window ended before now (interval {now})")
+            elif now is not None and not np.any(still[first[r]:offers.profile_offsets[r + 1]]):
+                res_r = int(offers.resolution[r])
+                reasons[r] = ("start_before", f"the start window ended before now (interval {params.now_at(res_r)} "
+                              f"at {res_r} s)")
             else:
                 reasons[r] = ("profiles", "no profile has a start window that can still be used")
         ok[rows] = False

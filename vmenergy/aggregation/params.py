@@ -12,6 +12,7 @@ from typing import Optional
 
 from vmenergy.flexoffer import FlexOfferError, State
 from vmenergy.flexoffer.model import MAX_SLICES
+from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
 
 __all__ = [
     "AggregationParams",
@@ -72,8 +73,10 @@ class AggregationParams:
     - ``constrained``: profiles with a total-energy or polytope constraint are replaced by the
       largest box of slice bounds inside their constraints (``"box"``, default) or excluded.
 
-    Time: ``now`` (an interval number) resolves implicit start windows and trims windows that
-    started in the past; without it, offers with implicit time flexibility are excluded.
+    Time: ``now`` (an interval number at ``now_resolution`` seconds, default 900) resolves
+    implicit start windows and trims windows that started in the past; without it, offers with
+    implicit time flexibility are excluded. An offer at another resolution uses the first of its
+    own intervals that does not begin before ``now``.
 
     Other: ``states`` that may be aggregated; ``id_prefix`` and ``issuer`` of the aggregates
     (an aggregator agent sets its own so ids are unique across aggregators); ``strict``: raise
@@ -91,10 +94,18 @@ class AggregationParams:
     discrete: str = "pin"
     constrained: str = "box"
     now: Optional[int] = None
+    now_resolution: int = DEFAULT_RESOLUTION
     states: frozenset = field(default=DEFAULT_STATES)
     id_prefix: str = "agg"
     issuer: Optional[str] = None
     strict: bool = False
+
+    def now_at(self, resolution: int) -> Optional[int]:
+        """``now`` as an interval number at ``resolution``: the first interval of that grid that
+        does not begin before ``now`` (the same number when the resolutions agree)."""
+        if self.now is None:
+            return None
+        return -(-(self.now * self.now_resolution) // resolution)
 
     def __post_init__(self) -> None:
         def bad(name: str, reason: str) -> FlexOfferError:
@@ -126,6 +137,9 @@ class AggregationParams:
             raise bad("constrained", f"unknown choice {self.constrained!r} (one of {', '.join(_CONSTRAINED)})")
         if self.now is not None and (isinstance(self.now, bool) or not isinstance(self.now, int)):
             raise bad("now", f"must be an interval number (int) or None (got {self.now!r})")
+        r = self.now_resolution
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise bad("now_resolution", f"must be seconds per interval, an integer >= 1 (got {r!r})")
         try:
             states = frozenset(State(s) for s in self.states)
         except (TypeError, ValueError):
