@@ -16,9 +16,12 @@ from .objective import CapacityLimit, Objective
 from .result import PlanResult
 from .scheduling import MILP_AUTO_LIMIT, SOLVERS, schedule_offers
 from .solver import SolverReport, available_solvers
+from .trading import TradingResult, trade_directly
 
 __all__ = [
     "schedule_offers",
+    "trade_directly",
+    "TradingResult",
     "Objective",
     "CapacityLimit",
     "PlanResult",

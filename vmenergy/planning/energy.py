@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix, csr_matrix
 
 from vmenergy.flexoffer import TOLERANCE
 
@@ -23,62 +24,149 @@ __all__ = ["best_energy", "best_energy_many", "project", "feasible_point", "feas
 def best_energy(row: Row, slopes: Sequence[np.ndarray], intercepts: Sequence[np.ndarray]) -> Optional[np.ndarray]:
     """Energies minimising ``sum_k max_m (slopes[k][m] * x_k + intercepts[k][m])`` (a convex
     piecewise-linear cost per slice) within every constraint of the row; None if infeasible."""
-    k = row.n_slices
-    vals = [v for v in row.values if v is not None]
-    nz = sum(len(v) for v in vals)
-    n = 2 * k + nz  # x, epigraph y, one binary per allowed value
-    c = np.zeros(n)
-    c[k : 2 * k] = 1.0
-    a_rows: list[np.ndarray] = []
-    lb: list[float] = []
-    ub: list[float] = []
-    for q in range(k):
-        for s, b in zip(np.atleast_1d(slopes[q]), np.atleast_1d(intercepts[q])):
-            r = np.zeros(n)
-            r[q] = s
-            r[k + q] = -1.0
-            a_rows.append(r)
-            lb.append(-np.inf)
-            ub.append(-b)
-    if np.isfinite(row.tmin) or np.isfinite(row.tmax):
-        r = np.zeros(n)
-        r[:k] = 1.0
-        a_rows.append(r)
-        lb.append(row.tmin)
-        ub.append(row.tmax)
-    if row.polytope is not None:
-        for arow, bj in zip(row.polytope.A, row.polytope.b):
-            r = np.zeros(n)
-            r[:k] = arow
-            a_rows.append(r)
-            lb.append(-np.inf)
-            ub.append(bj)
-    integrality = np.zeros(n)
-    col = 2 * k
-    for q, v in enumerate(row.values):
-        if v is None:
-            continue
-        r = np.zeros(n)
-        r[q] = 1.0
-        r[col : col + len(v)] = -np.asarray(v)
-        a_rows.append(r)
-        lb.append(0.0)
-        ub.append(0.0)
-        r = np.zeros(n)
-        r[col : col + len(v)] = 1.0
-        a_rows.append(r)
-        lb.append(1.0)
-        ub.append(1.0)
-        integrality[col : col + len(v)] = 1
-        col += len(v)
-    lo = np.concatenate([row.lo, np.full(k, -np.inf), np.zeros(nz)])
-    hi = np.concatenate([row.hi, np.full(k, np.inf), np.ones(nz)])
-    cons = [LinearConstraint(np.array(a_rows), np.array(lb), np.array(ub))] if a_rows else []
-    res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lo, hi),
-               options={"disp": False, "presolve": True})
+    return best_energy_many([row], [slopes], [intercepts])[0]
+
+
+def best_energy_many(rows: Sequence[Row], slopes: Sequence[Sequence[np.ndarray]],
+                     intercepts: Sequence[Sequence[np.ndarray]], chunk: int = 128) -> list[Optional[np.ndarray]]:
+    """:func:`best_energy` for many independent rows, solved as block-diagonal MILPs of up to
+    ``chunk`` rows each (one solver call per chunk instead of one per row). A chunk the solver
+    fails on is solved row by row."""
+    out: list[Optional[np.ndarray]] = []
+    for c0 in range(0, len(rows), chunk):
+        part = list(range(c0, min(len(rows), c0 + chunk)))
+        xs = _solve([rows[j] for j in part], [slopes[j] for j in part], [intercepts[j] for j in part], pin=None)
+        if xs is None:
+            xs = [_solve_one(rows[j], slopes[j], intercepts[j]) for j in part]
+        out.extend(xs)
+    return out
+
+
+def _solve_one(row: Row, slopes, intercepts) -> Optional[np.ndarray]:
+    for pin in (None, "lo", "hi"):
+        xs = _solve([row], [slopes], [intercepts], pin=pin)
+        if xs is not None and xs[0] is not None:
+            return xs[0]
+    return None
+
+
+#: Slices narrower than this (kWh) may be pinned to a bound when HiGHS fails on the model.
+NARROW = 1e-5
+
+
+def _solve(rows: Sequence[Row], slopes, intercepts, *, pin: Optional[str]) -> Optional[list[np.ndarray]]:
+    """One block-diagonal MILP over ``rows``; None when the solver gives no solution.
+
+    Per row: slice energies x, one epigraph variable per slice (``y_q >= s*x_q + b`` for every
+    piece), the total, the polytope rows, and for discrete slices one binary per allowed value.
+    A discrete slice with a single value in range, or a fixed slice, is a fixed variable.
+    ``pin`` fixes slices narrower than :data:`NARROW` to their lower or upper bound (a retry
+    for HiGHS's "solve error" on such models).
+    """
+    ri, ci, vv, lb, ub = [], [], [], [], []
+    cost, lo_b, hi_b, integ, cols = [], [], [], [], []
+    ncol = 0
+    nrow = 0
+    for j, row in enumerate(rows):
+        k = row.n_slices
+        x0, y0 = ncol, ncol + k
+        ncol += 2 * k
+        xlo, xhi = row.lo.astype(float).copy(), row.hi.astype(float).copy()
+        if pin is not None:
+            narrow = (xhi - xlo) < NARROW
+            if pin == "lo":
+                xhi[narrow] = xlo[narrow]
+            else:
+                xlo[narrow] = xhi[narrow]
+        values: list[Optional[np.ndarray]] = []
+        for q, v in enumerate(row.values):
+            if v is None:
+                values.append(None)
+                continue
+            arr = np.asarray(v, dtype=float)
+            arr = arr[(arr >= xlo[q] - TOLERANCE) & (arr <= xhi[q] + TOLERANCE)]
+            if len(arr) == 1:
+                xlo[q] = xhi[q] = arr[0]
+                values.append(None)
+            else:
+                values.append(arr)
+        cost.append(np.concatenate([np.zeros(k), np.ones(k)]))
+        lo_b.append(np.concatenate([xlo, np.full(k, -np.inf)]))
+        hi_b.append(np.concatenate([xhi, np.full(k, np.inf)]))
+        integ.append(np.zeros(2 * k))
+        cols.append(x0)
+        # epigraph pieces: s * x_q - y_q <= -b
+        counts = np.array([len(np.atleast_1d(sl)) for sl in slopes[j]])
+        m = int(counts.sum())
+        q = np.repeat(np.arange(k), counts)
+        s_all = np.concatenate([np.atleast_1d(sl) for sl in slopes[j]]).astype(float)
+        b_all = np.concatenate([np.atleast_1d(b) for b in intercepts[j]]).astype(float)
+        r_idx = nrow + np.arange(m)
+        ri += [r_idx, r_idx]
+        ci += [x0 + q, y0 + q]
+        vv += [s_all, -np.ones(m)]
+        lb.append(np.full(m, -np.inf))
+        ub.append(-b_all)
+        nrow += m
+        if np.isfinite(row.tmin) or np.isfinite(row.tmax):
+            ri.append(np.full(k, nrow))
+            ci.append(x0 + np.arange(k))
+            vv.append(np.ones(k))
+            lb.append(np.array([row.tmin]))
+            ub.append(np.array([row.tmax]))
+            nrow += 1
+        if row.polytope is not None:
+            A = np.asarray(row.polytope.A, dtype=float)
+            keep = np.any(A != 0, axis=1)  # empty rows: satisfiable by validation
+            A = A[keep]
+            rr, cc = np.nonzero(A)
+            ri.append(nrow + rr)
+            ci.append(x0 + cc)
+            vv.append(A[rr, cc])
+            lb.append(np.full(len(A), -np.inf))
+            ub.append(np.asarray(row.polytope.b, dtype=float)[keep])
+            nrow += len(A)
+        for qq, v in enumerate(values):
+            if v is None:
+                continue
+            nv = len(v)
+            z0 = ncol
+            ncol += nv
+            cost.append(np.zeros(nv))
+            lo_b.append(np.zeros(nv))
+            hi_b.append(np.ones(nv))
+            integ.append(np.ones(nv))
+            ri += [np.full(nv + 1, nrow), np.full(nv, nrow + 1)]
+            ci += [np.concatenate([[x0 + qq], z0 + np.arange(nv)]), z0 + np.arange(nv)]
+            vv += [np.concatenate([[1.0], -v]), np.ones(nv)]
+            lb.append(np.array([0.0, 1.0]))
+            ub.append(np.array([0.0, 1.0]))
+            nrow += 2
+    A = coo_matrix((np.concatenate(vv), (np.concatenate(ri), np.concatenate(ci))), shape=(nrow, ncol)).tocsr()
+    cons = [LinearConstraint(A, np.concatenate(lb), np.concatenate(ub))] if nrow else []
+    res = _milp(np.concatenate(cost), cons, np.concatenate(integ),
+                Bounds(np.concatenate(lo_b), np.concatenate(hi_b)))
     if res.x is None:
         return None
-    return snap(row, res.x[:k])
+    return [snap(row, res.x[cols[j] : cols[j] + row.n_slices]) for j, row in enumerate(rows)]
+
+
+def _milp(c, cons, integrality, bounds):
+    """SciPy's HiGHS MILP, with the model cleaned of what trips HiGHS up: negative zeros and
+    explicit zeros in the matrix; a solve error is retried without presolve."""
+    c = np.asarray(c, dtype=float) + 0.0
+    clean = []
+    for k in cons:
+        A = k.A.tocsr() if hasattr(k, "A") and hasattr(k.A, "tocsr") else csr_matrix(k.A)
+        A.data = A.data + 0.0
+        A.eliminate_zeros()
+        clean.append(LinearConstraint(A, np.asarray(k.lb, dtype=float) + 0.0, np.asarray(k.ub, dtype=float) + 0.0))
+    bounds = Bounds(np.asarray(bounds.lb, dtype=float) + 0.0, np.asarray(bounds.ub, dtype=float) + 0.0)
+    opts = {"disp": False, "mip_rel_gap": 1e-6}
+    res = milp(c, constraints=clean, integrality=integrality, bounds=bounds, options=opts)
+    if res.x is None and res.status == 4:
+        res = milp(c, constraints=clean, integrality=integrality, bounds=bounds, options={**opts, "presolve": False})
+    return res
 
 
 def snap(row: Row, x: np.ndarray) -> np.ndarray:
@@ -117,89 +205,6 @@ def mid_point(lo: np.ndarray, hi: np.ndarray, tmin: float, tmax: float) -> np.nd
     a = 0.5 if shi - slo <= TOLERANCE else (goal - slo) / (shi - slo)
     a = min(max(a, 0.0), 1.0)
     return lo + a * (hi - lo)
-
-
-def best_energy_many(rows: Sequence[Row], slopes: Sequence[Sequence[np.ndarray]],
-                     intercepts: Sequence[Sequence[np.ndarray]], chunk: int = 128) -> list[Optional[np.ndarray]]:
-    """:func:`best_energy` for many independent rows, solved as block-diagonal MILPs of up to
-    ``chunk`` rows each (one solver call per chunk instead of one per row)."""
-    from scipy.sparse import coo_matrix
-
-    out: list[Optional[np.ndarray]] = []
-    for c0 in range(0, len(rows), chunk):
-        part = range(c0, min(len(rows), c0 + chunk))
-        ri, ci, vv, lb, ub = [], [], [], [], []
-        cost, lo_b, hi_b, integ, cols = [], [], [], [], []
-        ncol = 0
-        nrow = 0
-        for j in part:
-            row = rows[j]
-            k = row.n_slices
-            x0, y0 = ncol, ncol + k
-            ncol += 2 * k
-            cost.append(np.concatenate([np.zeros(k), np.ones(k)]))
-            lo_b.append(np.concatenate([row.lo, np.full(k, -np.inf)]))
-            hi_b.append(np.concatenate([row.hi, np.full(k, np.inf)]))
-            integ.append(np.zeros(2 * k))
-            cols.append(x0)
-            # epigraph pieces: s * x_q - y_q <= -b
-            counts = np.array([len(np.atleast_1d(s)) for s in slopes[j]])
-            m = int(counts.sum())
-            q = np.repeat(np.arange(k), counts)
-            s_all = np.concatenate([np.atleast_1d(s) for s in slopes[j]]).astype(float)
-            b_all = np.concatenate([np.atleast_1d(b) for b in intercepts[j]]).astype(float)
-            r_idx = nrow + np.arange(m)
-            ri += [r_idx, r_idx]
-            ci += [x0 + q, y0 + q]
-            vv += [s_all, -np.ones(m)]
-            lb.append(np.full(m, -np.inf))
-            ub.append(-b_all)
-            nrow += m
-            if np.isfinite(row.tmin) or np.isfinite(row.tmax):
-                ri.append(np.full(k, nrow))
-                ci.append(x0 + np.arange(k))
-                vv.append(np.ones(k))
-                lb.append(np.array([row.tmin]))
-                ub.append(np.array([row.tmax]))
-                nrow += 1
-            if row.polytope is not None:
-                A = np.asarray(row.polytope.A, dtype=float)
-                rr, cc = np.nonzero(A)
-                ri.append(nrow + rr)
-                ci.append(x0 + cc)
-                vv.append(A[rr, cc])
-                lb.append(np.full(len(A), -np.inf))
-                ub.append(np.asarray(row.polytope.b, dtype=float))
-                nrow += len(A)
-            for qq, v in enumerate(row.values):
-                if v is None:
-                    continue
-                nv = len(v)
-                z0 = ncol
-                ncol += nv
-                cost.append(np.zeros(nv))
-                lo_b.append(np.zeros(nv))
-                hi_b.append(np.ones(nv))
-                integ.append(np.ones(nv))
-                ri += [np.full(nv + 1, nrow), np.full(nv, nrow + 1)]
-                ci += [np.concatenate([[x0 + qq], z0 + np.arange(nv)]), z0 + np.arange(nv)]
-                vv += [np.concatenate([[1.0], -np.asarray(v, dtype=float)]), np.ones(nv)]
-                lb.append(np.array([0.0, 1.0]))
-                ub.append(np.array([0.0, 1.0]))
-                nrow += 2
-        A = coo_matrix((np.concatenate(vv), (np.concatenate(ri), np.concatenate(ci))), shape=(nrow, ncol)).tocsr()
-        cons = [LinearConstraint(A, np.concatenate(lb), np.concatenate(ub))] if nrow else []
-        integrality = np.concatenate(integ)
-        res = milp(np.concatenate(cost), constraints=cons, integrality=integrality,
-                   bounds=Bounds(np.concatenate(lo_b), np.concatenate(hi_b)),
-                   options={"disp": False, "mip_rel_gap": 1e-6})
-        for idx, j in enumerate(part):
-            if res.x is None:
-                out.append(best_energy(rows[j], slopes[j], intercepts[j]))
-            else:
-                k = rows[j].n_slices
-                out.append(snap(rows[j], res.x[cols[idx] : cols[idx] + k]))
-    return out
 
 
 def feasible_points(rows: Sequence[Row]) -> list[np.ndarray]:

@@ -18,7 +18,7 @@ import pulp
 
 from .problem import Row
 
-__all__ = ["Choice", "OfferVars", "add_offer", "load_pairs", "expr"]
+__all__ = ["Choice", "OfferVars", "add_offer", "load_pairs", "expr", "new_var"]
 
 @dataclass(eq=False)
 class Choice:
@@ -52,6 +52,14 @@ class OfferVars:
 
     def accepted(self) -> bool:
         return any(c.value() > 0.5 for c in self.choices)
+
+
+def new_var(prob: pulp.LpProblem, name: str, low: Optional[float] = None, up: Optional[float] = None,
+            cat: str = pulp.LpContinuous) -> pulp.LpVariable:
+    """A variable attached to ``prob`` (PuLP 3.x ``add_variable``; plain ``LpVariable`` before)."""
+    if hasattr(prob, "add_variable"):
+        return prob.add_variable(name, low, up, cat=cat)
+    return pulp.LpVariable(name, low, up, cat=cat)
 
 
 class _Names:
@@ -90,7 +98,7 @@ def add_offer(prob: pulp.LpProblem, rows: Sequence[Row], row_ids: Sequence[int],
     choices: list[Choice] = []
     for r, s in options:
         row = rows[r]
-        y = None if forced else pulp.LpVariable(name("y"), 0, 1, cat=pulp.LpBinary)
+        y = None if forced else new_var(prob, name("y"), 0, 1, pulp.LpBinary)
         ch = Choice(r, s, y)
         for q in range(row.n_slices):
             lo, hi = float(row.lo[q]), float(row.hi[q])
@@ -99,16 +107,16 @@ def add_offer(prob: pulp.LpProblem, rows: Sequence[Row], row_ids: Sequence[int],
                 continue
             vals = row.values[q]
             if vals is not None:
-                zs = [pulp.LpVariable(name("z"), 0, 1, cat=pulp.LpBinary) for _ in vals]
+                zs = [new_var(prob, name("z"), 0, 1, pulp.LpBinary) for _ in vals]
                 pairs = [(z, float(v)) for z, v in zip(zs, vals)]
                 _add(prob, [(z, 1.0) for z in zs] + ([(y, -1.0)] if y is not None else []), pulp.LpConstraintEQ,
                      0.0 if y is not None else 1.0)
                 ch.energy.append((pairs, 0.0))
                 continue
             if y is None:
-                e = pulp.LpVariable(name("e"), lo, hi)
+                e = new_var(prob, name("e"), lo, hi)
             else:
-                e = pulp.LpVariable(name("e"), min(lo, 0.0), max(hi, 0.0))
+                e = new_var(prob, name("e"), min(lo, 0.0), max(hi, 0.0))
                 if hi != 0.0:
                     _add(prob, [(e, 1.0), (y, -hi)], pulp.LpConstraintLE, 0.0)
                 if lo != 0.0:

@@ -21,13 +21,13 @@ How it works, and why:
 - Offers in one batch share intervals. So that they do not all rush into the same gap, each
   offer sees its own effect multiplied by the number of batch offers whose windows cover the
   interval (it fills its share of the gap); with batches of one this is the exact response.
-- Offers with a polytope or discrete values keep their energies while starts are chosen; after
-  every sweep their energies are re-optimised exactly, all at once, by block-diagonal MILPs.
+- Offers with a polytope or discrete values keep their energies while starts are chosen; then
+  their energies are re-optimised exactly by a tiny MILP (:mod:`.energy`): in every step when
+  batches are small, else chunk by chunk after the construction pass and after each phase.
 - Sweeps first use squares instead of hinges (valley filling spreads deviations so later moves
-  have room), then the exact objective. A ruin-and-recreate phase (large neighbourhood search)
-  follows: it removes the offers around an interval that still deviates and re-inserts them one
-  by one, keeping the change only if the objective improves. It finds the chains of moves
-  (A takes B's place, B fills the gap) that single-offer moves cannot.
+  have room), then the exact objective. The result is a local optimum for single-offer moves;
+  chains of moves (A takes B's place, B fills a gap) are what the MILP finds on top (measured in
+  ``bench/bench_planning.py``; a ruin-and-recreate search was tried and gained nothing there).
 - Peak shaving is guided by the sum of squared total load; the reported value is always the
   true objective, and the best state seen is returned.
 
@@ -160,7 +160,6 @@ class _Heuristic:
             self.exact_uniform = 2
         self.n_uniform = self.exact_uniform
         self.sweeps = 0
-        self.lns_done = 0
 
     # -- objective pieces --------------------------------------------------------------------
     def G(self, t: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -193,19 +192,6 @@ class _Heuristic:
             d = self.x[r] - self.a.ref[r]
             value += float(np.sum(self.a.up[r] * np.maximum(d, 0) + self.a.down[r] * np.maximum(-d, 0)))
         return value
-
-    def badness(self) -> np.ndarray:
-        """Per interval: how much it still costs beyond the best it could be (LNS targets)."""
-        out = np.zeros(self.T)
-        for tgt, over, under in self.hinges:
-            d = self.L - tgt
-            out += over * np.maximum(d, 0) + under * np.maximum(-d, 0)
-        for w, base in self.peaks:
-            tot = base + self.L
-            out += np.where(tot >= tot.max() - 1e-9, 1.0, 0.0)
-        if self.has_cap:
-            out += self.p.capacity_violation(self.LP[: self.P]).sum(0)
-        return out
 
     # -- load bookkeeping -------------------------------------------------------------------------
     def _apply(self, offers: np.ndarray, sign: float) -> None:
@@ -436,40 +422,8 @@ class _Heuristic:
                 self.x[r, : len(x)] = x
         self._apply(offers, 1.0)
 
-    # -- large neighbourhood search ---------------------------------------------------------------------
-    def _lns(self, iterations: int, size: int, deadline: Optional[float]) -> None:
-        current = self.true_objective()
-        for it in range(iterations):
-            if deadline is not None and time.perf_counter() > deadline:
-                break
-            bad = self.badness()
-            total = bad.sum()
-            if total <= 1e-9:
-                break
-            t = int(self.rng.choice(self.T, p=bad / total))
-            cand = np.flatnonzero((self.span_lo <= t) & (self.span_hi > t))
-            if len(cand) == 0:
-                continue
-            S = self.rng.choice(cand, size=min(size, len(cand)), replace=False)
-            saved = (self.active[S].copy(), self.start[S].copy(),
-                     [self.x[self.rows_of[o]].copy() for o in S], self.L.copy(), self.LP.copy())
-            self._apply(S, -1.0)
-            self.placed[S] = False
-            order = S[np.lexsort((self.rng.random(len(S)), self.flex[S]))]
-            for o in order:
-                self._step(np.array([o]))
-            value = self.true_objective()
-            self.lns_done += 1
-            if value < current - 1e-9 * max(1.0, abs(current)):
-                current = value
-            else:
-                self.active[S], self.start[S] = saved[0], saved[1]
-                for o, xs in zip(S, saved[2]):
-                    self.x[self.rows_of[o]] = xs
-                self.L, self.LP = saved[3], saved[4]
-
     # -- driver -------------------------------------------------------------------------------------------
-    def run(self, max_sweeps: int, time_limit: Optional[float], t0: float, lns: Optional[int]) -> tuple[str, float]:
+    def run(self, max_sweeps: int, time_limit: Optional[float], t0: float) -> tuple[str, float]:
         size = np.array([max(np.abs(self.a.lo[rs].sum(1)).max(), np.abs(self.a.hi[rs].sum(1)).max()) for rs in self.rows_of])
         order = np.lexsort((np.arange(self.n), -size, self.flex))
         deadline = None if time_limit is None else t0 + time_limit
@@ -513,18 +467,6 @@ class _Heuristic:
             if status == "time_limit":
                 break
         self._restore(best)
-        iterations = (4 * self.n if self.n <= 2000 else 0) if lns is None else lns
-        if iterations and status != "time_limit" and (self.hinges or self.peaks or self.has_cap):
-            self._lns(iterations, 8, deadline)
-            if self.pass_special:
-                self._special_pass()
-            val = self.true_objective()
-            if val < best_val:
-                best_val = val
-                best = self._snapshot()
-            self._restore(best)
-            if deadline is not None and time.perf_counter() > deadline:
-                status = "time_limit"
         return status, best_val
 
     def _snapshot(self):
@@ -546,13 +488,13 @@ def _argmin_by_group(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarra
 
 
 def plan_heuristic(problem: Problem, *, seed: int = 0, max_sweeps: int = 20, time_limit: Optional[float] = None,
-                   batch: Optional[int] = None, joint: Optional[bool] = None,
-                   lns: Optional[int] = None) -> tuple[Assignment, SolverReport]:
+                   batch: Optional[int] = None, joint: Optional[bool] = None) -> tuple[Assignment, SolverReport]:
     """Plan with the heuristic (see module doc).
 
-    ``batch``: offers per step (default n/128); ``joint``: force or forbid choosing starts and
-    energies together (default: by size, :data:`JOINT_BUDGET`); ``lns``: ruin-and-recreate
-    iterations (default 4 per offer up to 2,000 offers, none above).
+    ``batch``: offers per step (default 1 up to 400 offers, n/128 above); ``joint``: force or
+    forbid choosing starts and energies together (default: by size, :data:`JOINT_BUDGET`);
+    ``max_sweeps``: per phase (smoothed, exact); a phase also ends after two sweeps without a
+    relative improvement of 1e-4.
     """
     t0 = time.perf_counter()
     if not problem.offers:
@@ -560,12 +502,11 @@ def plan_heuristic(problem: Problem, *, seed: int = 0, max_sweeps: int = 20, tim
                                                       objective=problem.terms.evaluate(np.zeros(problem.length)),
                                                       time_limit=time_limit)
     h = _Heuristic(problem, seed, batch, joint)
-    status, value = h.run(max_sweeps, time_limit, t0, lns)
+    status, value = h.run(max_sweeps, time_limit, t0)
     rows = h.active.tolist()
     starts = (h.start + problem.start).tolist()
     energies = [h.x[r, : problem.rows[r].n_slices].copy() for r in rows]
-    detail = (f"{h.sweeps} sweeps, {h.lns_done} ruin-and-recreate moves, batch {h.batch}, "
-              f"{'joint start+energy' if h.joint else 'start then energy'}")
+    detail = f"{h.sweeps} sweeps, batch {h.batch}, {'joint start+energy' if h.joint else 'start then energy'}"
     report = SolverReport("heuristic", status, time.perf_counter() - t0, objective=value, time_limit=time_limit,
                           detail=detail)
     return Assignment(rows, starts, energies), report

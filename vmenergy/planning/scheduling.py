@@ -9,6 +9,7 @@ is a bug and raises instead of leaving the planner.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -47,6 +48,7 @@ def schedule_offers(
     gap: float = 1e-3,
     threads: Optional[int] = None,
     seed: int = 0,
+    warm_start: bool = True,
 ) -> PlanResult:
     """One feasible schedule per offer, chosen to minimise ``objective``.
 
@@ -64,6 +66,9 @@ def schedule_offers(
       kWh away from its baseline) to the objective.
     - ``time_limit`` (s): MILP default 60 s; the heuristic runs to convergence unless given.
     - ``gap``: relative MILP gap at which the solver may stop (default 0.1 %).
+    - ``warm_start``: run the heuristic first and hand its plan to the MILP as a starting
+      solution (the MILP result is then never worse than the heuristic's).
+    - ``seed``: the heuristic's random generator seed (its results are deterministic per seed).
     """
     if solver not in SOLVERS:
         raise PlanningError("solver", f"unknown solver {solver!r} (one of {', '.join(SOLVERS)})")
@@ -86,8 +91,20 @@ def schedule_offers(
         if name == "highs" and "highs" not in available_solvers():
             raise PlanningError("solver", "highs needs the highspy package; use milp or cbc")
         limit = 60.0 if time_limit is None else float(time_limit)
-        assignment, report = plan_milp(problem, solver=name, time_limit=limit, gap=gap, threads=threads)
-        if assignment is None:
+        start = None
+        pre = ""
+        h_seconds = 0.0
+        if warm_start:
+            start, h_report = plan_heuristic(problem, seed=seed, time_limit=limit / 4)
+            h_seconds = h_report.seconds
+            pre = f"warm start from the heuristic (objective {h_report.objective:.6g}, {h_seconds:.2f} s); "
+        assignment, report = plan_milp(problem, solver=name, time_limit=limit, gap=gap, threads=threads, start=start)
+        report = replace(report, seconds=report.seconds + h_seconds, detail=pre + report.detail)
+        if assignment is None and start is not None:
+            warnings.append(f"the MILP ({report.solver}) ended with status {report.status} and no solution; "
+                            "the schedules come from the heuristic")
+            assignment = start
+        elif assignment is None:
             warnings.append(f"the MILP ({report.solver}) ended with status {report.status} and no solution; "
                             "the schedules come from the heuristic")
             assignment, h_report = plan_heuristic(problem, seed=seed)

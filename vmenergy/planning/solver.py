@@ -12,6 +12,7 @@ Timing uses ``time.perf_counter`` only to report how long the solver ran.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -60,8 +61,32 @@ def available_solvers() -> list[str]:
     return out + ["cbc"]
 
 
-def make_solver(name: str, *, time_limit: Optional[float], gap: Optional[float], threads: Optional[int] = None):
-    """A configured PuLP solver object; ``name`` is ``auto``, ``highs`` or ``cbc``."""
+class _WarmHiGHS(pulp.HiGHS):
+    """PuLP's highspy interface, handing HiGHS a starting solution (PuLP's own ``warmStart``
+    exists only for the command-line HiGHS)."""
+
+    def __init__(self, start: Optional[dict] = None, **kw) -> None:
+        super().__init__(**kw)
+        self._start = start
+
+    def callSolver(self, lp) -> None:  # noqa: N802 (PuLP's name)
+        if self._start:
+            import highspy
+
+            values = [0.0] * lp.solverModel.getNumCol()
+            for v in lp.variables():
+                values[v.index] = float(self._start.get(v, 0.0))
+            sol = highspy.HighsSolution()
+            sol.col_value = values
+            sol.value_valid = True
+            lp.solverModel.setSolution(sol)
+        super().callSolver(lp)
+
+
+def make_solver(name: str, *, time_limit: Optional[float], gap: Optional[float], threads: Optional[int] = None,
+                start: Optional[dict] = None):
+    """A configured PuLP solver object; ``name`` is ``auto``, ``highs`` or ``cbc``. ``start``
+    (variable -> value) is a feasible solution the solver starts from."""
     if name == "auto":
         name = available_solvers()[0]
     if name == "highs":
@@ -70,19 +95,25 @@ def make_solver(name: str, *, time_limit: Optional[float], gap: Optional[float],
         kw = {"msg": False, "timeLimit": time_limit, "gapRel": gap}
         if threads is not None:
             kw["threads"] = threads
-        return "highs", pulp.HiGHS(**kw)
+        return "highs", _WarmHiGHS(start=start, **kw)
     if name == "cbc":
         kw = {"msg": 0, "timeLimit": time_limit, "gapRel": gap}
+        if start:
+            for v, val in start.items():
+                v.setInitialValue(val)
+            kw["warmStart"] = True
         if threads is not None:
             kw["threads"] = threads
-        return "cbc", pulp.PULP_CBC_CMD(**kw)
+        with warnings.catch_warnings():  # PuLP 3.x deprecates the bundled CBC; it still works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return "cbc", pulp.PULP_CBC_CMD(**kw)
     raise ValueError(f"unknown MILP solver {name!r} (use auto, highs or cbc)")
 
 
 def run(prob: pulp.LpProblem, *, solver: str = "auto", time_limit: Optional[float] = 60.0,
-        gap: Optional[float] = 1e-3, threads: Optional[int] = None) -> SolverReport:
+        gap: Optional[float] = 1e-3, threads: Optional[int] = None, start: Optional[dict] = None) -> SolverReport:
     """Solve ``prob`` in place and report (see :class:`SolverReport`)."""
-    name, slv = make_solver(solver, time_limit=time_limit, gap=gap, threads=threads)
+    name, slv = make_solver(solver, time_limit=time_limit, gap=gap, threads=threads, start=start)
     t0 = time.perf_counter()
     prob.solve(slv)
     seconds = time.perf_counter() - t0
