@@ -273,3 +273,11 @@ def test_a_member_deadline_after_the_aggregates_latest_start_is_brought_forward(
     b = offer("b", 10, 12)
     [agg] = aggregate([a, b], AggregationParams(est_tolerance=4, tf_tolerance=16))
     assert agg.start_before == 12 and agg.assignment_before == 12 * 900
+
+
+def test_sums_beyond_the_models_energy_limit_are_refused():
+    huge = [offer(f"o{i}", 0, 0, [(1, 0.0, 9e11)]) for i in range(3)]
+    with pytest.raises(FlexOfferError) as e:
+        aggregate(huge, AggregationParams())
+    assert e.value.path.startswith("aggregate") and "out of range" in e.value.reason
+    assert len(aggregate(huge, AggregationParams(max_energy=9.5e11))) == 3  # a bound keeps bins legal

@@ -268,7 +268,10 @@ def _objects(run: AggregationRun, groups: Groups, params: AggregationParams, has
             acc[g] = min(acc.get(g, a), a)
         if s is not None:
             asg[g] = min(asg.get(g, s), s)
-    all_slices = _slices(run.duration, run.L, run.U)
+    try:
+        all_slices = _slices(run.duration, run.L, run.U)
+    except FlexOfferError as exc:  # e.g. sums beyond the model's energy limit
+        raise exc.within("aggregate") from None
     so = run.slice_offsets.tolist()
     est, tf = run.est.tolist(), run.tf.tolist()
     sizes = np.diff(groups.offsets).tolist()
