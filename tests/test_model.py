@@ -412,3 +412,13 @@ def test_offers_are_immutable_and_hashable_by_value():
     assert a == b and hash(a) == hash(b)
     with pytest.raises(AttributeError):
         a.id = "x"  # type: ignore[misc]
+
+
+def test_error_path_prefix_keeps_the_subclass():
+    class Sub(FlexOfferError):
+        pass
+
+    e = Sub("max", "not a number").within("profiles[0].slices[1]")
+    assert type(e) is Sub and e.path == "profiles[0].slices[1].max" and str(e).startswith("profiles[0].slices[1].max:")
+    assert FlexOfferError("", "min > max").within("total").path == "total"
+    assert FlexOfferError("[2].id", "x").within("items").path == "items[2].id"

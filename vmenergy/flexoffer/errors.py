@@ -39,9 +39,12 @@ class FlexOfferError(ValueError):
             path = prefix + self.path
         else:
             path = f"{prefix}.{self.path}"
-        err = FlexOfferError(path, self.reason)
+        err = type(self).__new__(type(self))  # keeps the subclass and its extra fields (e.g. violations)
+        err.__dict__.update(self.__dict__)
+        err.path = path
+        err.args = (f"{path}: {self.reason}",)
         err.__cause__ = self.__cause__
         return err
 
     def __reduce__(self):  # keep pickling (multiprocessing) working with two arguments
-        return (FlexOfferError, (self.path, self.reason))
+        return (type(self), (self.path, self.reason))

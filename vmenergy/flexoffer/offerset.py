@@ -448,7 +448,8 @@ class ScheduleSet:
     @classmethod
     def from_arrays(cls, *, offer_index: np.ndarray, start: np.ndarray, energy_offsets: np.ndarray,
                     energy: np.ndarray, profile: Optional[np.ndarray] = None,
-                    resolution: int = DEFAULT_RESOLUTION) -> "ScheduleSet":
+                    resolution: int = DEFAULT_RESOLUTION, schedule_ids: Optional[Sequence[Optional[str]]] = None,
+                    update_ids: Optional[np.ndarray] = None) -> "ScheduleSet":
         m = len(offer_index)
         return cls(
             offer_index=np.asarray(offer_index, dtype=np.int64),
@@ -457,6 +458,8 @@ class ScheduleSet:
             resolution=np.full(m, resolution, dtype=np.int64),
             energy_offsets=np.asarray(energy_offsets, dtype=np.int64),
             energy=np.ascontiguousarray(energy, dtype=np.float64),
+            schedule_ids=None if schedule_ids is None else np.asarray(schedule_ids, dtype=object),
+            update_ids=None if update_ids is None else np.asarray(update_ids, dtype=np.int64),
         )
 
     def schedule(self, k: int, offers: FlexOfferSet) -> Schedule:
