@@ -113,10 +113,8 @@ def group(
     kc = key_codes[rows] if key_codes is not None else np.zeros(m, dtype=np.int64)
     if res.min() == res.max():
         rc = np.zeros(m, dtype=np.int64)
-        res_values = np.array([res[0]])
     else:
-        res_values, rc = np.unique(res, return_inverse=True)
-        rc = rc.astype(np.int64)
+        rc = np.unique(res, return_inverse=True)[1].astype(np.int64)
     columns = [kc, rc, direction, ec - ec.min(), tc - tc.min()]
     ranges = [int(c.max()) + 1 for c in columns]
     sub_range = T * E if params.method == FLEX_AWARE else 1
