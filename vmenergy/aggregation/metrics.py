@@ -59,7 +59,7 @@ class FlexibilityLoss:
     def __str__(self) -> str:
         return (
             f"{self.n_members} members -> {self.n_aggregates} aggregates (compression {self.compression_ratio:.1f}x, "
-            f"{self.n_excluded} excluded); time-flexibility loss {self.time_loss:g} member-intervals "
+            f"{self.n_excluded} excluded); time-flexibility loss {self.time_loss:,.0f} member-intervals "
             f"({self.time_loss_per_offer:.3f}/offer, {100 * self.time_loss_ratio:.2f}%); energy-flexibility loss "
             f"{self.energy_loss:.6g} kWh ({self.energy_loss_per_offer:.4g}/offer, "
             f"{100 * self.energy_loss_ratio:.2f}%); "
