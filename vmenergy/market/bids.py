@@ -1,0 +1,170 @@
+"""What participants put into a market: simple orders and flex-offer bids.
+
+A simple :class:`Order` is a volume per interval over a delivery period at a limit price: a buy
+is paid for at most ``price``, a sell is made for at least ``price`` (EUR/kWh). For the
+flexibility products ``up`` and ``down`` the price is the *reservation* price and
+``activation_price`` what an activation later pays per kWh. Orders are divisible: any part of
+the volume may be accepted (the pools accept the marginal order partly).
+
+A :class:`FlexOfferBid` offers a whole flex-offer. Its ``prices`` are read as a linear price
+curve per slice: ``up`` is the most the participant pays per kWh it consumes (its bid) and
+``down`` the least it accepts per kWh it produces (its ask). A slice's value is therefore
+``up * x`` for x >= 0 and ``down * x`` for x < 0 (x kWh, + consumption). A flex-offer bid is
+accepted as a whole schedule that meets every constraint of the offer, or not at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional, Union
+
+from vmenergy.flexoffer import FlexOffer
+from vmenergy.flexoffer.model import MAX_ABS_ENERGY, _identifier
+
+from .errors import MarketError
+
+__all__ = ["Side", "Product", "Order", "FlexOfferBid", "Bid"]
+
+
+class Side(str, Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Product(str, Enum):
+    """``energy`` is delivered energy; ``up``/``down`` reserve upward (more production / less
+    consumption) or downward regulation, activated later at the activation price."""
+
+    ENERGY = "energy"
+    UP = "up"
+    DOWN = "down"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _ident(value: object, path: str) -> str:
+    try:
+        out = _identifier(value, path)
+    except Exception as exc:  # FlexOfferError -> MarketError with the same path and reason
+        raise MarketError(getattr(exc, "path", path), getattr(exc, "reason", str(exc))) from None
+    assert out is not None
+    return out
+
+
+def _num(value: object, path: str, *, minimum: Optional[float] = None, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            import numpy as np
+
+            if isinstance(value, (np.integer, np.floating)):
+                value = value.item()
+            else:
+                raise TypeError
+        except TypeError:
+            raise MarketError(path, f"not a number: {value!r}") from None
+    out = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(out) or abs(out) > MAX_ABS_ENERGY:
+        raise MarketError(path, f"must be a finite number, got {value!r}")
+    if positive and out <= 0:
+        raise MarketError(path, f"must be > 0, got {value!r}")
+    if minimum is not None and out < minimum:
+        raise MarketError(path, f"must be >= {minimum:g}, got {value!r}")
+    return out
+
+
+def _int(value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if hasattr(value, "dtype") and getattr(getattr(value, "dtype", None), "kind", "") in "iu":
+            return int(value)  # type: ignore[arg-type]
+        raise MarketError(path, f"must be an integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Order:
+    """A divisible order: ``volume`` kWh in every interval of [start, end) at limit ``price``.
+
+    ``expiry`` (epoch seconds): the order is void from then on. ``zone`` is taken from the
+    participant's registration when the session has zones.
+    """
+
+    id: str
+    participant: str
+    side: Side
+    volume: float
+    price: float
+    start: int
+    end: Optional[int] = None
+    kind: Product = Product.ENERGY
+    activation_price: Optional[float] = None
+    expiry: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", _ident(self.id, "id"))
+        object.__setattr__(self, "participant", _ident(self.participant, "participant"))
+        try:
+            object.__setattr__(self, "side", Side(self.side))
+        except ValueError:
+            raise MarketError("side", f"must be buy or sell, got {self.side!r}") from None
+        try:
+            object.__setattr__(self, "kind", Product(self.kind))
+        except ValueError:
+            raise MarketError("kind", f"must be energy, up or down, got {self.kind!r}") from None
+        object.__setattr__(self, "volume", _num(self.volume, "volume", positive=True))
+        object.__setattr__(self, "price", _num(self.price, "price"))
+        start = _int(self.start, "start")
+        end = start + 1 if self.end is None else _int(self.end, "end")
+        if end <= start:
+            raise MarketError("end", f"must be after start ({end} <= {start})")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        if self.activation_price is not None:
+            if self.kind is Product.ENERGY:
+                raise MarketError("activation_price", "only flexibility products (up, down) are activated")
+            object.__setattr__(self, "activation_price", _num(self.activation_price, "activation_price"))
+        if self.expiry is not None:
+            object.__setattr__(self, "expiry", _int(self.expiry, "expiry"))
+
+    @property
+    def intervals(self) -> range:
+        return range(self.start, self.end)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class FlexOfferBid:
+    """A flex-offer placed as one all-or-nothing bid (see module doc for its price curve).
+
+    ``expiry`` defaults to the offer's ``acceptance_before``.
+    """
+
+    id: str
+    participant: str
+    offer: FlexOffer
+    expiry: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", _ident(self.id, "id"))
+        object.__setattr__(self, "participant", _ident(self.participant, "participant"))
+        if not isinstance(self.offer, FlexOffer):
+            raise MarketError("offer", f"must be a FlexOffer, got {type(self.offer).__name__}")
+        if self.expiry is not None:
+            object.__setattr__(self, "expiry", _int(self.expiry, "expiry"))
+
+    @property
+    def effective_expiry(self) -> Optional[int]:
+        return self.expiry if self.expiry is not None else self.offer.acceptance_before
+
+    @property
+    def side(self) -> str:
+        """``buy`` (consumption), ``sell`` (production) or ``both`` (e.g. a battery)."""
+        d = self.offer.direction
+        return "buy" if d == "consumption" else "sell" if d == "production" else "both"
+
+
+Bid = Union[Order, FlexOfferBid]
