@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, aggregate, disaggregate
-from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Schedule, SlicePrice, State
 from vmenergy.planning import Objective, schedule_offers
 
 from .billing import correction_bill, default_contract, settle_offers
@@ -47,6 +47,8 @@ class AggregatorConfig:
     arrive before a schedule starts (offers that cannot be assigned in time are left out and
     rejected when their assignment deadline passes); ``settle_after``: seconds after a schedule
     ends before it is settled without a measurement (settlement flags the missing readings).
+    ``bid_prices``: the price curve of the aggregator's flex-offer bids (EUR/kWh: ``up`` the most
+    it pays per kWh its portfolio consumes, ``down`` the least it takes per kWh it produces).
     ``contract``: the prosumer contract table (see docs/settlement.md); default: a delegated
     contract paying for energy flexibility and activations (:func:`billing.default_contract`).
     """
@@ -61,6 +63,7 @@ class AggregatorConfig:
     settle_after: int = 3600
     contract: dict = field(default_factory=dict)
     solver: str = "auto"
+    bid_prices: dict = field(default_factory=lambda: {"up": 0.30, "down": 0.0})
 
     def __post_init__(self) -> None:
         if self.upstream not in ("plan", "market", "parent"):
@@ -100,6 +103,9 @@ class AggregateRecord:
 
 
 RECORDS = (AggOffer, AggregateRecord)
+
+#: ``AggOffer.aggregate_id`` of an offer scheduled on its own (it could not be aggregated soundly).
+SINGLE = "(single)"
 
 
 def objective_from(spec: dict) -> Objective:
@@ -152,8 +158,11 @@ class AggregatorEngine(Engine):
             self._aggregates[rec.aggregate_id] = agg
 
     def _public(self, agg: AggregatedFlexOffer, agg_id: str) -> FlexOffer:
-        """The aggregate as it goes upstream: a plain offer under this aggregator's id."""
-        return replace(agg.plain(), id=agg_id, issuer=self.jid)
+        """The aggregate as it goes upstream: a plain offer under this aggregator's id.
+
+        The members' acceptance deadline is the aggregator's own (it has accepted them); upstream
+        the binding deadline is the members' assignment deadline, which the aggregate keeps."""
+        return replace(agg.plain(), id=agg_id, issuer=self.jid, acceptance_before=None)
 
     def _dissolve(self, rec: AggregateRecord, why: str) -> None:
         for m in rec.members:
@@ -169,10 +178,12 @@ class AggregatorEngine(Engine):
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
         if isinstance(msg, (OfferMessage, Measurement)):
             return None if self.enrolled(sender) else f"{sender} is not enrolled with this aggregator"
-        if isinstance(msg, (AssignmentMessage, Bill)):
+        if isinstance(msg, AssignmentMessage):
             if self.config.upstream == "parent" and sender == self.upstream_jid:
                 return None
             return f"{sender} is not this aggregator's parent"
+        if isinstance(msg, Bill):
+            return None if sender == self.upstream_jid else f"{sender} is not this aggregator's parent or market"
         if isinstance(msg, Clearing):
             return None if sender == self.upstream_jid else f"{sender} is not this aggregator's market"
         return None
@@ -316,40 +327,93 @@ class AggregatorEngine(Engine):
         if not pending:
             return []
         session = None
+        out: list[Effect] = []
         if self.config.upstream == "market":
             session = self._open_session(now)
             if session is None:
                 return [Note("waiting-for-market", {"offers": len(pending)})]
+            # bid what this session can deliver; the rest waits for a later session unless it
+            # would then be too late, in which case the aggregator plans it itself
+            fits, late = [], []
+            for r in pending:
+                if _fits(r.offer, session):
+                    fits.append(r)
+                elif (r.offer.latest_start() or 0) * r.offer.resolution < now + self.config.lead + 2 * self.config.cycle:
+                    late.append(r)
+            if late:
+                out += [Note("plan-without-market", {"offers": len(late)}), *self._aggregate_and_plan(late, now)]
+            pending = fits
+            if not pending:
+                return out
         result = aggregate([r.offer for r in pending], self.params)
-        out: list[Effect] = [Note("aggregated", {"offers": len(pending), "aggregates": len(result),
-                                                  "excluded": len(result.excluded)})]
+        out.append(Note("aggregated", {"offers": len(pending), "aggregates": len(result),
+                                       "excluded": len(result.excluded)}))
         for offer_id, why in result.excluded.items():
             out.append(Note("excluded", {"offer": offer_id, "reason": why}))
-        n = self.ledger.get("meta", "aggregate_seq", 0)
-        records: list[AggregateRecord] = []
-        for agg in result:
-            n += 1
-            agg_id = f"{self.jid.split('@')[0]}-agg-{n}"
-            rec = AggregateRecord(agg_id, self._public(agg, agg_id), tuple(agg.member_ids), "new", session.session_id if session else None)
-            self._aggregates[agg_id] = agg
-            records.append(rec)
-            for m in agg.member_ids:
-                o = self.ledger.get("offers", m)
-                self.ledger.put("offers", m, replace(o, aggregate_id=agg_id))
-        self.ledger.put("meta", "aggregate_seq", n)
+        if result.excluded:  # what cannot be aggregated soundly is scheduled on its own
+            out += self._plan_individually([r for r in pending if r.offer.id in result.excluded], now)
+        records = self._record_aggregates(result, session)
         if self.config.upstream == "plan":
             out += self._plan(records, now)
         elif self.config.upstream == "market":
             for rec in records:
                 self.ledger.put("aggregates", rec.aggregate_id, replace(rec, status="bidding"))
-                # a producer and a flexible consumer both *sell* flexibility; buyers request it
-                bid = Bid(f"bid-{rec.aggregate_id}", session.session_id, "sell", offer=rec.offer)  # type: ignore[union-attr]
+                priced = replace(rec.offer, prices=self._bid_prices(rec.offer))
+                side = "buy" if priced.direction == "consumption" else "sell"
+                bid = Bid(f"bid-{rec.aggregate_id}", session.session_id, side, offer=priced)  # type: ignore[union-attr]
                 out += self.send_reliable(self.upstream_jid, bid, now)  # type: ignore[arg-type]
         else:
             for rec in records:
                 self.ledger.put("aggregates", rec.aggregate_id, replace(rec, status="offered"))
                 out += self.send_reliable(self.upstream_jid, OfferMessage("insert", rec.offer.id, rec.offer), now)  # type: ignore[arg-type]
         return out
+
+    def _record_aggregates(self, result, session: Optional[MarketSessionNotice]) -> list[AggregateRecord]:
+        n = self.ledger.get("meta", "aggregate_seq", 0)
+        records: list[AggregateRecord] = []
+        for agg in result:
+            n += 1
+            agg_id = f"{self.jid.split('@')[0]}-agg-{n}"
+            rec = AggregateRecord(agg_id, self._public(agg, agg_id), tuple(agg.member_ids), "new",
+                                  session.session_id if session else None)
+            self._aggregates[agg_id] = agg
+            records.append(rec)
+            for m in agg.member_ids:
+                o = self.ledger.get("offers", m)
+                self.ledger.put("offers", m, replace(o, aggregate_id=agg_id))
+        self.ledger.put("meta", "aggregate_seq", n)
+        return records
+
+    def _aggregate_and_plan(self, recs: list[AggOffer], now: int) -> list[Effect]:
+        result = aggregate([r.offer for r in recs], self.params)
+        records = [replace(r, status="fallback") for r in self._record_aggregates(result, None)]
+        return self._plan(records, now)
+
+    def _plan_individually(self, recs: list[AggOffer], now: int) -> list[Effect]:
+        objective = objective_from(self.config.objective)
+        result = schedule_offers([r.offer for r in recs], objective, solver=self.config.solver)
+        out: list[Effect] = [Note("planned-individually", {"offers": len(recs), "solver": result.solver})]
+        for r, s in zip(recs, result.schedules):
+            self.ledger.put("offers", r.offer.id, replace(r, aggregate_id=SINGLE))
+            out += self._send_assignment(r.offer.id, s, now)
+        return out
+
+    def _send_assignment(self, offer_id: str, part: Schedule, now: int) -> list[Effect]:
+        o: AggOffer = self.ledger.get("offers", offer_id)
+        update = 0 if o.schedule is None else o.schedule.update_id + 1
+        s = Schedule(offer_id, part.start, part.energy, f"s-{offer_id}", update, part.profile, part.resolution)
+        offer = o.offer.with_state(State.ASSIGNED) if o.offer.state is State.ACCEPTED else o.offer
+        self.ledger.put("offers", offer_id, replace(o, offer=offer, schedule=s, schedule_confirmed=False))
+        return self.send_reliable(o.owner, AssignmentMessage(s), now)
+
+    def _bid_prices(self, offer: FlexOffer) -> Prices:
+        """The aggregator's price curve for a bid. A portfolio that can both consume and produce
+        (batteries) gets one indifference price, so it never buys dearer than it sells."""
+        up, down = float(self.config.bid_prices["up"]), float(self.config.bid_prices["down"])
+        if offer.direction == "mixed":
+            mid = float(self.config.bid_prices.get("mixed", (up + down) / 2))
+            up = down = mid
+        return Prices((SlicePrice(up, down),))
 
     def _open_session(self, now: int) -> Optional[MarketSessionNotice]:
         sessions = [s for s in self.ledger.values("sessions") if s.state == "open" and s.gate_closure > now]
@@ -388,12 +452,7 @@ class AggregatorEngine(Engine):
             return [Note("assign-failed", {"aggregate": agg_id, "why": str(exc)})]
         out: list[Effect] = []
         for offer_id, part in parts.items():
-            o: AggOffer = self.ledger.get("offers", offer_id)
-            update = 0 if o.schedule is None else o.schedule.update_id + 1
-            s = Schedule(offer_id, part.start, part.energy, f"s-{offer_id}", update, part.profile, part.resolution)
-            offer = o.offer.with_state(State.ASSIGNED) if o.offer.state is State.ACCEPTED else o.offer
-            self.ledger.put("offers", offer_id, replace(o, offer=offer, schedule=s, schedule_confirmed=False))
-            out += self.send_reliable(o.owner, AssignmentMessage(s), now)
+            out += self._send_assignment(offer_id, part, now)
         self.ledger.put("aggregates", agg_id, replace(rec, schedule=schedule))
         out.append(Note("assigned", {"aggregate": agg_id, "members": len(parts)}))
         return out
@@ -418,7 +477,10 @@ class AggregatorEngine(Engine):
         violations = rec.offer.check(c.schedule)
         if violations:
             return self._fallback(rec, now, "cleared schedule infeasible"), None
-        revenue = round((c.price or 0.0) * c.volume * 100)
+        # what the portfolio earned on the market: + for energy sold, - for energy bought
+        sold = sum(e for e in c.schedule.energy if e < 0)
+        bought = sum(e for e in c.schedule.energy if e > 0)
+        revenue = round((c.price or 0.0) * (-sold - bought) * 100)
         self.ledger.put("aggregates", agg_id, replace(rec, status="scheduled", revenue_cents=revenue))
         return [Note("cleared", {"bid": c.bid_id, "volume": c.volume, "price": c.price}),
                 *self._assign(agg_id, c.schedule, now)], None
@@ -477,3 +539,18 @@ class AggregatorEngine(Engine):
         assigned = sum(c.get(s, 0) for s in ("assigned", "executing", "executed", "settled"))
         aggs = len(self.ledger.table("aggregates"))
         return f"{n} offers, {assigned} assigned, {aggs} aggregates, {c.get('settled', 0)} settled"
+
+
+def _fits(offer: FlexOffer, session: MarketSessionNotice) -> bool:
+    """Whether every schedule of ``offer`` can lie inside the session's delivery window."""
+    if offer.resolution != session.resolution:
+        return False
+    lo = offer.earliest_start()
+    hi = offer.latest_start()
+    if lo is None or hi is None:
+        return False
+    return any(
+        max(lo, offer.earliest_start(profile=j) or lo) >= session.delivery_start
+        and min(hi, offer.latest_start(profile=j) or hi) + p.duration <= session.delivery_end
+        for j, p in enumerate(offer.profiles)
+    )

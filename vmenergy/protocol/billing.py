@@ -109,14 +109,15 @@ def _describe(line) -> str:
 
 
 def _market_result(records, aggregates, aggregator: str, start: int, end: int) -> Optional[MarketResult]:
-    """What the aggregator sold on the market for these offers: the cleared aggregates' energy
-    per interval at their clearing revenue (spread evenly over the sold kWh)."""
+    """What the aggregator sold on the market for these offers: the cleared aggregates that
+    earned money (energy sold), per interval, at their clearing revenue spread evenly over the
+    kWh. Energy the portfolio bought is a cost, not revenue to share with prosumers."""
     sold = np.zeros(end - start)
     revenue = 0.0
     seen = set()
     for r in records:
         agg = aggregates.get(r.aggregate_id) if r.aggregate_id else None
-        if agg is None or not agg.revenue_cents or agg.aggregate_id in seen or agg.schedule is None:
+        if agg is None or agg.revenue_cents <= 0 or agg.aggregate_id in seen or agg.schedule is None:
             continue
         seen.add(agg.aggregate_id)
         s = agg.schedule

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from vmenergy.flexoffer.timeutil import format_utc
+from vmenergy.protocol.aggregator import SINGLE
 from vmenergy.protocol.prosumer import ProsumerEngine
 from vmenergy.runtime.scenario import Plan
 from vmenergy.store import Store
@@ -87,6 +88,7 @@ def collect(plan: Plan) -> dict:
             "jid": spec.jid, "upstream": spec.config.get("upstream"), "offers": dict(states),
             "aggregates": len(aggs), "aggregate_status": dict(Counter(r.status for r in aggs)),
             "members": sum(len(r.members) for r in aggs), "revenue_cents": sum(r.revenue_cents for r in aggs),
+            "scheduled_alone": sum(1 for r in ledger.values("offers") if r.aggregate_id == SINGLE),
             "bills": len(bills), "paid_out_cents": paid, "pending_messages": len(ledger.table("outbox")),
         })
     markets = []
@@ -132,7 +134,7 @@ def write_report(plan: Plan, run_dir: Path) -> Path:
     lines += ["", "## Aggregators", ""]
     for a in data["aggregators"]:
         lines.append(f"- {a['jid']} ({a['upstream']}): offers {a['offers']}; {a['aggregates']} aggregates of "
-                     f"{a['members']} members {a['aggregate_status']}; market revenue EUR {_eur(a['revenue_cents'])}; "
+                     f"{a['members']} members {a['aggregate_status']}, {a['scheduled_alone']} offers scheduled on their own; market revenue EUR {_eur(a['revenue_cents'])}; "
                      f"{a['bills']} bills, paid out EUR {_eur(a['paid_out_cents'])}; unanswered messages {a['pending_messages']}")
     if data["markets"]:
         lines += ["", "## Market", ""]

@@ -1,0 +1,134 @@
+"""The market engine with an aggregator and prosumers, without a server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tests.protocol.net import Net
+from tests.protocol.test_engines import AGG, LATER, NOW, execute_all, offer
+from vmenergy.flexoffer import FlexOfferError
+from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
+from vmenergy.protocol.engine import Send
+from vmenergy.protocol.market import MarketConfig, MarketEngine, market_summary
+from vmenergy.protocol.messages import Bid, Clearing, Registration
+from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.store import Store
+
+MKT = "market@localhost"
+LIQ = {"sell": {"volume": 50.0, "prices": [0.08] * 6 + [0.22] * 3 + [0.15] * 7 + [0.32] * 5 + [0.12] * 3},
+       "buy": {"volume": 50.0, "prices": [0.04] * 24}}
+
+
+def world(n=4, config=None, ledger=None):
+    mkt = MarketEngine(MKT, config or MarketConfig(liquidity=LIQ, time_limit=10), ledger=ledger)
+    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT))
+    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(n)]
+    net = Net(mkt, agg, *pros)
+    for i, p in enumerate(pros):
+        net.take(p.jid, p.add_offer(offer(("ev-overnight", "dishwasher-xor")[i % 2], i), NOW, NOW))
+    net.run(NOW)
+    return mkt, agg, pros, net
+
+
+def run_until_cleared(net, start=NOW, steps=6):
+    t = start
+    for _ in range(steps):
+        net.tick(t)
+        t += 900
+    return t
+
+
+def test_session_bids_clearing_assignments_and_market_bill():
+    mkt, agg, pros, net = world()
+    t = run_until_cleared(net)
+    summary = market_summary(mkt.ledger)
+    assert summary["participants"] == 1 and summary["bids"] == 2 and summary["cleared"] == 2
+    (s,) = summary["session_details"]
+    assert s["accepted"] == 2 and s["price"] == pytest.approx(0.08)  # everything bought at night
+    # every member got a feasible schedule from its aggregate's cleared schedule
+    assert agg.counts() == {"assigned": 4}
+    for _, e in net.executions:
+        assert e.offer.is_feasible(e.schedule)
+        start_hour = (e.schedule.start * 900 // 3600) % 24
+        assert start_hour < 6 or start_hour >= 21  # scheduled into the cheap night hours
+    execute_all(net, t)
+    net.tick(LATER)
+    net.tick(LATER + 2 * 86400)  # after delivery: the market bills its participant
+    assert all(p.counts() == {"settled": 1} for p in pros)
+    (bill,) = list(agg.ledger.values("upstream_bills"))
+    awards = [b.amount_cents for b in mkt.ledger.values("bids")]
+    assert bill.total_cents == -sum(awards) < 0  # the aggregator paid for the energy it bought
+    assert sum(r.revenue_cents for r in agg.ledger.values("aggregates")) == bill.total_cents
+
+
+def test_bids_refused_with_reasons_and_nothing_changes():
+    mkt, agg, pros, net = world(2)
+    net.tick(NOW)  # session s-1 opens, aggregator registers
+    fo = replace(offer("ev-overnight", 0), issuer=AGG)
+    out = mkt.receive("mallory@localhost", Bid("b-x", "s-1", "buy", offer=fo), NOW)
+    (ack,) = [e.msg for e in out if isinstance(e, Send)]
+    assert not ack.accepted and "not a registered participant" in ack.reason
+    out = mkt.receive(AGG, Bid("b-y", "s-9", "buy", volume=1.0, price=0.1, start=1, end=2), NOW)
+    assert "unknown session" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    unpriced = replace(offer("dishwasher-xor", 1), issuer=AGG)
+    out = mkt.receive(AGG, Bid("b-z", "s-1", "buy", offer=unpriced), NOW)  # no prices on the offer
+    assert "prices" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    out = mkt.receive(AGG, Bid("b-w", "s-1", "buy", volume=1.0, price=0.1, start=1, end=2), NOW)
+    assert "outside the session" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    assert "bids" not in mkt.ledger.tables or not mkt.ledger.table("bids")
+    out = mkt.receive(AGG, Bid("b-ok", "s-1", "buy", offer=fo), NOW)  # priced: accepted
+    assert [e.msg for e in out if isinstance(e, Send)][0].accepted
+    # the same id again is a repeat: the earlier answer, and the stored bid does not change
+    out = mkt.receive(AGG, Bid("b-ok", "s-1", "buy", offer=replace(fo, label="other")), NOW)
+    assert [e.msg for e in out if isinstance(e, Send)][0].accepted
+    assert mkt.ledger.get("bids", "b-ok").bid.offer.label == fo.label
+    # after gate closure
+    net.tick(NOW + 1800)
+    out = mkt.receive(AGG, Bid("b-v", "s-1", "buy", volume=1.0, price=0.1, start=1, end=2), NOW + 1800)
+    assert "no bids after close" in [e.msg for e in out if isinstance(e, Send)][0].reason
+    # a participant registers only itself
+    out = mkt.receive("eve@localhost", Registration("register", AGG), NOW)
+    assert "registers itself only" in [e.msg for e in out if isinstance(e, Send)][0].reason
+
+
+def test_market_restarted_mid_session_clears_the_same(tmp_path):
+    mkt, agg, pros, net = world()
+    net.tick(NOW)
+    net.tick(NOW + 900)  # aggregator bids
+    assert len(mkt.ledger.table("bids")) == 2
+    store = Store(tmp_path / "m.sqlite")
+    store.flush(mkt.ledger.take_changes())
+    again = MarketEngine(MKT, mkt.config, ledger=Store(tmp_path / "m.sqlite").load())
+    net.engines[MKT] = again
+    run_until_cleared(net, NOW + 1800, 3)
+    assert market_summary(again.ledger)["cleared"] == 2
+    assert agg.counts() == {"assigned": 4}
+
+
+def test_rejected_bid_falls_back_to_the_aggregators_plan():
+    # no liquidity: nothing to buy from, the bids cannot clear
+    mkt, agg, pros, net = world(2, MarketConfig(time_limit=10))
+    run_until_cleared(net)
+    clearings = [m for _, _, m in net.delivered if isinstance(m, Clearing)]
+    assert clearings and all(c.status == "rejected" and c.reason for c in clearings)
+    assert {r.status for r in agg.ledger.values("aggregates")} == {"fallback"}
+    assert agg.counts() == {"assigned": 2}
+    for _, e in net.executions:
+        assert e.offer.is_feasible(e.schedule)
+
+
+def test_market_config_errors_name_the_field():
+    with pytest.raises(FlexOfferError) as info:
+        MarketConfig.from_dict({"mechanism": "auction"})
+    assert info.value.path == "mechanism"
+    with pytest.raises(FlexOfferError) as info:
+        MarketConfig.from_dict({"liquidity": {"sell": {"volume": 1.0, "prices": [0.1] * 23}}})
+    assert info.value.path == "liquidity.sell.prices"
+    with pytest.raises(FlexOfferError) as info:
+        MarketConfig.from_dict({"colour": 1})
+    assert info.value.path == "colour"
+    with pytest.raises(FlexOfferError) as info:
+        MarketConfig.from_dict({"mechanism": "one-sided"})
+    assert info.value.path == "demand.volume"

@@ -1,0 +1,376 @@
+"""The market (FMAR) engine: sessions back to back, bids, clearing, results, bills.
+
+The market rules live in :mod:`vmenergy.market` (``MarketSession`` and its mechanisms); this
+engine runs the calendar (a session opens every ``session_every`` seconds, closes at its gate
+closure and clears at once), turns protocol messages into placements and results into
+``clearing`` messages, and bills every participant for what it traded.
+
+A ``liquidity`` provider can be configured: the energy supplier (or buyer) the flexible offers
+trade against, as simple orders priced by hour of day. Without one, flex-offer bids can only
+clear against each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
+
+from vmenergy.flexoffer import FlexOfferError, Schedule
+from vmenergy.market import (
+    FlexOfferBid,
+    ImplicitCapacity,
+    ManyToMany,
+    MarketError,
+    MarketSession,
+    OneSidedPool,
+    Order,
+    TwoSidedPool,
+)
+
+from .engine import Effect, Engine, Note, Send, bare
+from .messages import (
+    Ack,
+    Bid,
+    Bill,
+    BillLine,
+    Clearing,
+    MarketSessionNotice,
+    Message,
+    Registration,
+)
+
+__all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "RECORDS", "market_summary"]
+
+MECHANISMS = ("one-sided", "two-sided", "many-to-many")
+LIQUIDITY = "liquidity"
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """How a market runs (the ``[market]`` table of its config or scenario).
+
+    ``liquidity``: ``{"sell": {"volume": kWh per interval, "prices": 24 hourly EUR/kWh},
+    "buy": {...}}``: standing orders of the energy supplier/buyer the flexible offers trade
+    against. For ``one-sided``, ``demand = {"volume": kWh per interval, "price": cut-off}`` is
+    the buyer's fixed request (the buyer is the liquidity provider).
+    """
+
+    registration: Any = "open"
+    mechanism: str = "many-to-many"
+    pricing: str = "uniform"
+    session_every: int = 3600
+    gate_closure: int = 1800
+    delivery_offset: int = 1800
+    delivery_length: int = 86400
+    resolution: int = 900
+    liquidity: dict = field(default_factory=dict)
+    demand: dict = field(default_factory=dict)
+    time_limit: float = 20.0
+    bill_after: int = 3600
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in MECHANISMS:
+            raise FlexOfferError("mechanism", f"must be one of {', '.join(MECHANISMS)} (got {self.mechanism!r})")
+        if self.pricing not in ("uniform", "pay_as_bid"):
+            raise FlexOfferError("pricing", "must be uniform or pay_as_bid")
+        if not 0 < self.gate_closure <= self.session_every:
+            raise FlexOfferError("gate_closure", "must be in (0, session_every]")
+        if self.delivery_offset < self.gate_closure:
+            raise FlexOfferError("delivery_offset", "delivery cannot start before gate closure")
+        if self.delivery_length < self.resolution:
+            raise FlexOfferError("delivery_length", "at least one interval")
+        for side, spec in self.liquidity.items():
+            if side not in ("buy", "sell"):
+                raise FlexOfferError(f"liquidity.{side}", "sides are buy and sell")
+            prices = spec.get("prices")
+            if not isinstance(prices, list) or len(prices) != 24:
+                raise FlexOfferError(f"liquidity.{side}.prices", "24 hourly prices (EUR/kWh)")
+            if not isinstance(spec.get("volume"), (int, float)) or spec["volume"] <= 0:
+                raise FlexOfferError(f"liquidity.{side}.volume", "kWh per interval, > 0")
+        if self.mechanism == "one-sided":
+            for key in ("volume", "price"):
+                if not isinstance(self.demand.get(key), (int, float)):
+                    raise FlexOfferError(f"demand.{key}", "required for a one-sided market (a number)")
+        if self.registration != "open" and not isinstance(self.registration, (list, tuple)):
+            raise FlexOfferError("registration", "\"open\" or a list of participant JIDs")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MarketConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        for key in d:
+            if key not in known:
+                raise FlexOfferError(key, f"unknown market setting (known: {', '.join(sorted(known))})")
+        d = dict(d)
+        if isinstance(d.get("registration"), list):
+            d["registration"] = tuple(d["registration"])
+        return cls(**d)
+
+    def mechanism_object(self):
+        if self.mechanism == "many-to-many":
+            return ManyToMany(time_limit=self.time_limit)
+        if self.mechanism == "two-sided":
+            return TwoSidedPool()
+        return OneSidedPool(LIQUIDITY, float(self.demand["volume"]), float(self.demand["price"]))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    notice: MarketSessionNotice
+    opened: int
+    participants: tuple[str, ...]
+    billed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BidRecord:
+    """A bid as placed: the protocol message, who sent it, when, and its outcome."""
+
+    bid: Bid
+    participant: str
+    placed: int
+    status: str = "placed"  # placed | accepted | partial | rejected
+    amount_cents: int = 0  # what the participant pays (+) or receives (-) for its award
+    clearing: Optional[Clearing] = None
+
+
+RECORDS = (SessionRecord, BidRecord)
+
+
+class MarketEngine(Engine):
+    role = "market"
+
+    def __init__(self, jid: str, config: MarketConfig = MarketConfig(), **kw) -> None:
+        super().__init__(jid, **kw)
+        self.config = config
+        self._live: dict[str, MarketSession] = {}
+        self._restore()
+
+    # -- sessions -------------------------------------------------------------------------
+    def registered(self, peer: str) -> bool:
+        return bare(peer) in self.ledger.table("participants")
+
+    def _restore(self) -> None:
+        """Sessions still open or closed-but-not-cleared are rebuilt from their stored bids (the
+        session object itself is not stored; placing the same bids again is deterministic)."""
+        for rec in self.ledger.values("sessions"):
+            if rec.notice.state == "open":
+                session = self._new_session(rec.notice, rec.participants, rec.opened)
+                bids = sorted((b for b in self.ledger.values("bids") if b.bid.session_id == rec.notice.session_id),
+                              key=lambda b: (b.placed, b.bid.bid_id))
+                for b in bids:
+                    session.place(self._market_bid(b.bid, b.participant), b.placed)
+                self._live[rec.notice.session_id] = session
+
+    def _new_session(self, notice: MarketSessionNotice, participants, opened: int) -> MarketSession:
+        c = self.config
+        s = MarketSession(notice.session_id, c.mechanism_object(), delivery_start=notice.delivery_start,
+                          delivery_end=notice.delivery_end, resolution=c.resolution, pricing=c.pricing,
+                          close_at=notice.gate_closure)
+        for p in participants:
+            s.register(p)
+        if c.liquidity or c.mechanism == "one-sided":
+            s.register(LIQUIDITY)
+        s.open(opened)
+        for order in self._liquidity_orders(notice):
+            s.place(order, opened)
+        return s
+
+    def _liquidity_orders(self, notice: MarketSessionNotice) -> list[Order]:
+        out = []
+        res = self.config.resolution
+        per_hour = max(1, 3600 // res)
+        for side, spec in sorted(self.config.liquidity.items()):
+            t = notice.delivery_start
+            while t < notice.delivery_end:
+                hour = (t * res // 3600) % 24
+                end = min(notice.delivery_end, t + per_hour - (t % per_hour))
+                out.append(Order(f"{notice.session_id}-{LIQUIDITY}-{side}-{t}", LIQUIDITY, side, float(spec["volume"]),
+                                 float(spec["prices"][hour]), t, end))
+                t = end
+        return out
+
+    def _open_next(self, now: int) -> list[Effect]:
+        c = self.config
+        n = self.ledger.get("meta", "session_seq", 0) + 1
+        self.ledger.put("meta", "session_seq", n)
+        res = c.resolution
+        start = -(-(now + c.delivery_offset) // res)
+        notice = MarketSessionNotice(f"s-{n}", "open", c.mechanism.replace("-", "_"), now + c.gate_closure, start,
+                                     start + c.delivery_length // res, res)
+        participants = tuple(sorted(self.ledger.table("participants")))
+        self._live[notice.session_id] = self._new_session(notice, participants, now)
+        self.ledger.put("sessions", notice.session_id, SessionRecord(notice, now, participants))
+        self.ledger.put("meta", "next_open", now + c.session_every)
+        return [Note("session-open", {"session": notice.session_id, "participants": len(participants)}),
+                *(Send(p, notice) for p in participants)]
+
+    def on_tick(self, now: int) -> list[Effect]:
+        out: list[Effect] = []
+        for rec in list(self.ledger.values("sessions")):
+            if rec.notice.state == "open" and now >= rec.notice.gate_closure:
+                out += self._close_and_clear(rec, now)
+        if now >= self.ledger.get("meta", "next_open", 0):
+            out += self._open_next(now)
+        for rec in list(self.ledger.values("sessions")):
+            if rec.notice.state == "cleared" and not rec.billed and \
+                    now >= rec.notice.delivery_end * rec.notice.resolution + self.config.bill_after:
+                out += self._bill(rec, now)
+        return out
+
+    def _close_and_clear(self, rec: SessionRecord, now: int) -> list[Effect]:
+        sid = rec.notice.session_id
+        session = self._live.pop(sid, None)
+        out: list[Effect] = []
+        if session is None:  # pragma: no cover - a session always has its object while open
+            return [Note("session-lost", {"session": sid})]
+        session.close(now)
+        closed = replace(rec.notice, state="closed")
+        out += [Send(p, closed) for p in rec.participants]
+        result = session.clear(now)
+        cleared = replace(rec.notice, state="cleared")
+        self.ledger.put("sessions", sid, replace(rec, notice=cleared))
+        accepted = 0
+        for b in list(self.ledger.values("bids")):
+            if b.bid.session_id != sid:
+                continue
+            award = result.awards.get(b.bid.bid_id)
+            if award is None:
+                reason = result.rejected.get(b.bid.bid_id, "not selected")
+                c = Clearing(sid, b.bid.bid_id, "rejected", 0.0, None, reason)
+                self.ledger.put("bids", b.bid.bid_id, replace(b, status="rejected", clearing=c))
+            else:
+                accepted += 1
+                schedule = None
+                if award.schedule is not None:
+                    s = award.schedule
+                    schedule = Schedule(s.offer_id, s.start, s.energy, f"{sid}-{b.bid.bid_id}", 0, s.profile, s.resolution)
+                expected = None
+                if b.bid.volume is not None and b.bid.start is not None:
+                    expected = b.bid.volume * ((b.bid.end or b.bid.start + 1) - b.bid.start)
+                status = "accepted" if expected is None or award.volume >= expected - 1e-6 else "partial"
+                price = award.price
+                clearing_price = _mean_price(result.prices)
+                c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price)
+                self.ledger.put("bids", b.bid.bid_id, replace(b, status=status, clearing=c,
+                                                              amount_cents=round(award.amount * 100)))
+            out += self.send_reliable(b.participant, c, now)
+        out += [Send(p, cleared) for p in rec.participants]
+        out.append(Note("session-cleared", {"session": sid, "accepted": accepted, "rejected": len(result.rejected),
+                                            "welfare": round(result.welfare, 4)}))
+        return out
+
+    def _bill(self, rec: SessionRecord, now: int) -> list[Effect]:
+        sid = rec.notice.session_id
+        self.ledger.put("sessions", sid, replace(rec, billed=True))
+        out: list[Effect] = []
+        by_participant: dict[str, list[BidRecord]] = {}
+        for b in self.ledger.values("bids"):
+            if b.bid.session_id == sid and b.status in ("accepted", "partial"):
+                by_participant.setdefault(b.participant, []).append(b)
+        res = rec.notice.resolution
+        for participant, bids in sorted(by_participant.items()):
+            lines = tuple(
+                BillLine("market_energy", f"bid {b.bid.bid_id}: {b.clearing.volume:g} kWh at "
+                                          f"{b.clearing.price or 0:g} EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
+                         -b.amount_cents)
+                for b in sorted(bids, key=lambda x: x.bid.bid_id))
+            bill = Bill(f"bill-{sid}-{participant.split('@')[0]}", rec.notice.delivery_start * res,
+                        rec.notice.delivery_end * res, lines)
+            out += self.send_reliable(participant, bill, now)
+        return out
+
+    # -- messages -------------------------------------------------------------------------
+    def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
+        if isinstance(msg, Registration):
+            if bare(msg.participant) != sender:
+                return "a participant registers itself only"
+            reg = self.config.registration
+            if reg != "open" and sender not in {bare(p) for p in reg}:
+                return f"{sender} may not register with this market"
+            return None
+        if isinstance(msg, Bid):
+            return None if self.registered(sender) else f"{sender} is not a registered participant"
+        return None
+
+    def on_message(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        if isinstance(msg, Registration):
+            if msg.op == "register":
+                self.ledger.put("participants", sender, msg.role)
+                for sid, session in self._live.items():  # join the open sessions too
+                    try:
+                        session.register(sender)
+                    except MarketError:
+                        pass
+                notices = [Send(sender, rec.notice) for rec in self.ledger.values("sessions") if rec.notice.state == "open"]
+                for rec in self.ledger.values("sessions"):
+                    if rec.notice.state == "open" and sender not in rec.participants:
+                        self.ledger.put("sessions", rec.notice.session_id,
+                                        replace(rec, participants=tuple(sorted((*rec.participants, sender)))))
+                return [Note("registered", {"participant": sender}), *notices], None
+            self.ledger.delete("participants", sender)
+            return [Note("deregistered", {"participant": sender})], None
+        if isinstance(msg, Bid):
+            return self._bid(sender, msg, now)
+        return [], f"a market does not take {type(msg).__name__} messages"
+
+    def _bid(self, sender: str, bid: Bid, now: int) -> tuple[list[Effect], Optional[str]]:
+        session = self._live.get(bid.session_id)
+        if session is None:
+            rec = self.ledger.get("sessions", bid.session_id)
+            return [], "unknown session" if rec is None else f"the session is {rec.notice.state}: no bids after close"
+        old = self.ledger.get("bids", bid.bid_id)
+        if old is not None and (old.participant != sender or old.bid != bid):
+            return [], "bid id already used"
+        try:
+            placed = self._market_bid(bid, sender)
+        except (MarketError, FlexOfferError) as exc:
+            return [], f"{exc.path}: {exc.reason}"
+        ack = session.place(placed, now)
+        if not ack.accepted:
+            return [Note("bid-rejected", {"bid": bid.bid_id, "reason": ack.reason})], f"{ack.path}: {ack.reason}"
+        self.ledger.put("bids", bid.bid_id, BidRecord(bid, sender, now))
+        return [Note("bid", {"bid": bid.bid_id, "from": sender})], None
+
+    @staticmethod
+    def _market_bid(bid: Bid, participant: str):
+        if bid.offer is not None:
+            return FlexOfferBid(bid.bid_id, participant, bid.offer, bid.expiry)
+        if bid.start is None:
+            raise FlexOfferError("start", "a simple order needs its delivery period (start, end)")
+        return Order(bid.bid_id, participant, bid.side, bid.volume, bid.price, bid.start, bid.end,
+                     kind=bid.order_type, activation_price=bid.activation_price, expiry=bid.expiry)
+
+    def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
+        return []
+
+    def status(self) -> str:
+        sessions = list(self.ledger.values("sessions"))
+        open_ = sum(1 for s in sessions if s.notice.state == "open")
+        return (f"{len(self.ledger.table('participants'))} participants, {len(sessions)} sessions "
+                f"({open_} open), {len(self.ledger.table('bids'))} bids")
+
+
+def _mean_price(prices: dict) -> Optional[float]:
+    vals = [p for p in prices.values()]
+    return None if not vals else sum(vals) / len(vals)
+
+
+def market_summary(ledger) -> dict:
+    """What the run report shows about a market, from its ledger."""
+    sessions = sorted(ledger.values("sessions"), key=lambda r: r.opened)
+    bids = list(ledger.values("bids"))
+    details = []
+    for rec in sessions:
+        mine = [b for b in bids if b.bid.session_id == rec.notice.session_id]
+        if not mine:
+            continue
+        acc = [b for b in mine if b.status in ("accepted", "partial")]
+        prices = [b.clearing.price for b in acc if b.clearing is not None and b.clearing.price is not None]
+        details.append({
+            "id": rec.notice.session_id, "mechanism": rec.notice.mechanism, "state": rec.notice.state,
+            "bids": len(mine), "accepted": len(acc), "rejected": sum(1 for b in mine if b.status == "rejected"),
+            "price": round(sum(prices) / len(prices), 4) if prices else None,
+            "volume": round(sum(b.clearing.volume for b in acc if b.clearing is not None), 3),
+        })
+    return {"participants": len(ledger.table("participants")), "sessions": len(sessions), "bids": len(bids),
+            "cleared": sum(1 for b in bids if b.status in ("accepted", "partial")), "session_details": details}
