@@ -27,44 +27,45 @@ seed = 11
 {market}
 
 [[aggregator]]
-name = "north"
+name = "{name}-north"
 upstream = "{upstream}"
 cycle = 900
 
 [[aggregator]]
-name = "south"
+name = "{name}-south"
 upstream = "{upstream}"
 cycle = 900
 
 [[prosumers]]
 count = 20
-name = "n{{i}}"
-aggregator = "north"
+name = "{name}-n{{i}}"
+aggregator = "{name}-north"
 offers = ["examples/ev-overnight.json", "examples/dishwasher-xor.json", "examples/washer-implicit.json"]
 processes = 1
 
 [[prosumers]]
 count = 20
-name = "s{{i}}"
-aggregator = "south"
+name = "{name}-s{{i}}"
+aggregator = "{name}-south"
 offers = ["examples/ev-overnight.json", "examples/dishwasher-xor.json"]
 processes = 1
 """
 
 MARKET = """
 [market]
-name = "market"
+name = "{name}-market"
 mechanism = "many-to-many"
 session_every = 3600
 gate_closure = 1800
-liquidity.sell = { volume = 200.0, prices = [0.08, 0.08, 0.08, 0.08, 0.08, 0.09, 0.18, 0.24, 0.22, 0.16, 0.14, 0.12,
-                                             0.12, 0.13, 0.15, 0.18, 0.26, 0.32, 0.34, 0.30, 0.22, 0.16, 0.12, 0.10] }
+liquidity.sell = {{ volume = 200.0, prices = [0.08, 0.08, 0.08, 0.08, 0.08, 0.09, 0.18, 0.24, 0.22, 0.16, 0.14, 0.12,
+                                              0.12, 0.13, 0.15, 0.18, 0.26, 0.32, 0.34, 0.30, 0.22, 0.16, 0.12, 0.10] }}
 """
 
 
 def scenario(tmp_path: Path, name: str, upstream: str = "market", speed: int = 1200) -> Path:
     path = tmp_path / f"{name}.toml"
-    market = MARKET if upstream == "market" else ""
+    # names are unique per test: accounts live on a server shared by the whole session
+    market = MARKET.format(name=name) if upstream == "market" else ""
     path.write_text(SCENARIO.format(name=name, speed=speed, upstream=upstream, market=market))
     return path
 
@@ -91,7 +92,8 @@ def check_complete(report_dir: Path, n_offers: int) -> dict:
 def test_forty_prosumers_full_lifecycle(real_xmpp_server, tmp_path, upstream):
     if upstream == "market":
         pytest.importorskip("vmenergy.protocol.market")
-    swarm = Swarm(scenario(tmp_path, f"life-{upstream}", upstream), tmp_path / "run", server=server_dict(real_xmpp_server),
+    name = f"life-{upstream}-{real_xmpp_server.kind}"
+    swarm = Swarm(scenario(tmp_path, name, upstream), tmp_path / "run", server=server_dict(real_xmpp_server),
                   out=lambda line: None)
     try:
         plan = swarm.start()
