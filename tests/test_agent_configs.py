@@ -1,0 +1,62 @@
+"""The example node configs in agents/ load and build the agents they describe (no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ROOT
+from vmenergy.agents.config import ConfigError, build, load_config
+
+CONFIGS = {
+    "prosumer": ROOT / "agents" / "foa-box" / "prosumer.toml",
+    "aggregator": ROOT / "agents" / "aggregator" / "aggregator.toml",
+    "market": ROOT / "agents" / "market" / "market.toml",
+}
+
+
+@pytest.mark.parametrize("role", sorted(CONFIGS))
+def test_example_config_builds_its_agent(role, tmp_path):
+    data = load_config(CONFIGS[role])
+    data["agent"].pop("password_file")
+    data["agent"]["password"] = "example"
+    data["agent"]["store"] = str(tmp_path / "store.sqlite")
+    if role == "prosumer":
+        data["prosumer"]["offers"] = [str(ROOT / "scenarios" / "examples" / "ev-overnight.json")]
+    agent = build(role, data)
+    assert agent.role == role and str(agent.jid) == data["agent"]["jid"]
+    assert agent.server.port == 5222
+    if role == "prosumer":
+        assert [fo.id for _, fo in agent.initial_offers] == ["fo-ev-17"]
+
+
+@pytest.mark.parametrize(
+    "mutate, path",
+    [
+        (lambda d: d["aggregator"].update(upstream="sideways"), "aggregator.upstream"),
+        (lambda d: d["aggregator"].update(colour="red"), "aggregator"),
+        (lambda d: d.pop("aggregator"), "aggregator"),
+        (lambda d: d["agent"].pop("password"), "agent.password"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, mutate, path):
+    import tomllib
+
+    data = tomllib.loads(CONFIGS["aggregator"].read_text())
+    data["_dir"] = str(tmp_path)
+    data["agent"].pop("password_file")
+    data["agent"]["password"] = "x"
+    mutate(data)
+    with pytest.raises(ConfigError) as info:
+        build("aggregator", data)
+    assert info.value.path == path
+
+
+def test_unknown_section_in_a_file(tmp_path):
+    f = tmp_path / "x.toml"
+    f.write_text("[agent]\njid='a@b'\n[bogus]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert info.value.path == "bogus"
+    f.write_text("not = [toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(f)
