@@ -170,3 +170,21 @@ def test_welfare_clearing_balances_and_schedules_are_feasible(bids, pricing, lin
     if pricing == "pay_as_bid":  # the market never pays out more than it takes (transport included)
         assert sum(a.amount for a in r.awards.values()) >= -1e-6
     assert set(r.awards) | set(r.rejected) == set(by)
+
+
+@pytest.mark.slow
+def test_many_to_many_at_scale_balances_and_is_feasible():
+    from tests.market.scale import T0, flex_bids
+
+    bids = flex_bids(1000, seed=5)
+    s = MarketSession("big", ManyToMany(time_limit=60), delivery_start=T0, delivery_end=T0 + 96)
+    for b in bids:
+        s.register(b.participant)
+    s.open((T0 - 8) * 900)
+    assert all(s.place(b, (T0 - 8) * 900).accepted for b in bids)
+    s.close((T0 - 8) * 900)
+    r = s.clear((T0 - 8) * 900)
+    assert r.report.has_solution
+    assert all(abs(v) < 1e-6 for v in r.balance().values())
+    by = {b.id: b for b in bids}
+    assert all(by[k].offer.is_feasible(a.schedule, now=T0 - 8) for k, a in r.awards.items())

@@ -23,7 +23,8 @@ so that among equal prices the earlier bid is preferred. The reported welfare le
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -78,6 +79,7 @@ def _slice_value(up: float, down: float, x: float) -> float:
 def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, zones: Sequence[Optional[str]],
                   links: Sequence, window: tuple[int, int], pay_as_bid: bool, solver: str = "auto",
                   time_limit: float = 60.0, gap: float = 1e-3) -> WelfareOutcome:
+    t_start = time.perf_counter()
     d0, d1 = window
     prob = pulp.LpProblem("vme_market", pulp.LpMaximize)
     n_bids = max(1, len(flex) + len(orders))
@@ -147,7 +149,9 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
             prob.addConstraint(c)
             cons[key] = c
     prob.setObjective(expr(value))
-    report = run(prob, solver=solver, time_limit=time_limit, gap=gap)
+    # the time limit covers the whole clearing: building, the MIP, and the two LPs for prices
+    left = time_limit - (time.perf_counter() - t_start)
+    report = run(prob, solver=solver, time_limit=max(1.0, 0.85 * left), gap=gap)
     if not report.has_solution:
         reason = f"no clearing found ({report.solver} {report.status})"
         rejected = {pf.bid.id: reason for pf in flex} | {po.order.id: reason for po in orders}
@@ -162,12 +166,13 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
             val = float(round(v.varValue or 0.0))
             v.cat = pulp.LpContinuous
             v.lowBound = v.upBound = val
-        lp_ok = run(prob, solver=solver, time_limit=time_limit, gap=gap).status == "optimal"
+        lp_left = max(1.0, (time_limit - (time.perf_counter() - t_start)) / 2)
+        lp_ok = run(prob, solver=solver, time_limit=lp_left, gap=gap).status == "optimal"
     alloc = {v: v.varValue for v in prob.variables()}
     raw: dict[tuple, float] = {}
     if lp_ok:
         prob.setObjective(expr(true_value))
-        dual_report = run(prob, solver=solver, time_limit=time_limit, gap=gap)
+        dual_report = run(prob, solver=solver, time_limit=max(1.0, time_limit - (time.perf_counter() - t_start)), gap=gap)
         if dual_report.status == "optimal":
             # PuLP passes a maximisation to HiGHS as the minimisation of -welfare and reports
             # that problem's duals; through CBC it reports them for the maximisation itself. The
@@ -226,6 +231,8 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
     # prices are reported where something was traded or moved
     active = {(a.zone, t) for a in awards.values() for t in a.energy} | {(a, t) for a, _, t in flows} | {(b, t) for _, b, t in flows}
     prices = {(z, t, Product.ENERGY): p for (z, t), p in raw.items() if (z, t) in active}
+    report = replace(report, seconds=time.perf_counter() - t_start, time_limit=time_limit,
+                     detail=f"MIP {report.seconds:.2f} s; whole clearing incl. model building and price LPs")
     return WelfareOutcome(awards, rejected, prices, flows, welfare, report)
 
 

@@ -25,9 +25,12 @@ How it works, and why:
   their energies are re-optimised exactly by a tiny MILP (:mod:`.energy`): in every step when
   batches are small, else chunk by chunk after the construction pass and after each phase.
 - Sweeps first use squares instead of hinges (valley filling spreads deviations so later moves
-  have room), then the exact objective. The result is a local optimum for single-offer moves;
-  chains of moves (A takes B's place, B fills a gap) are what the MILP finds on top (measured in
-  ``bench/bench_planning.py``; a ruin-and-recreate search was tried and gained nothing there).
+  have room), then the exact objective. The result is a local optimum for single-offer moves.
+  For portfolios up to 1,000 offers a last phase tries *forced moves*: an offer is put onto an
+  interval that lacks load (or taken off one with too much) although that alone is worse, the
+  offers around its old and new place answer, and the change is kept if the objective
+  improved (an ejection chain of depth two). Longer chains are what the MILP finds on top
+  (measured in ``bench/bench_planning.py``; a plain ruin-and-recreate search gained nothing).
 - Peak shaving is guided by the sum of squared total load; the reported value is always the
   true objective, and the best state seen is returned.
 
@@ -149,6 +152,10 @@ class _Heuristic:
         # polytope / discrete offers get their exact energies in every step of small batches,
         # and in chunked passes after the sweeps otherwise
         self.exact_batch = 4
+        # forced moves (ejection chains) are tried on portfolios up to this size
+        self.forced_limit = 1_000
+        self.forced_near = 12
+        self.forced_passes = 2
         self.pass_special = bool(a.special.any()) and self.batch > self.exact_batch
         # uniform sample points: none needed when every flexible slice is one interval and the
         # objective is piecewise linear (the kinks are then exact)
@@ -467,7 +474,100 @@ class _Heuristic:
             if status == "time_limit":
                 break
         self._restore(best)
+        if status != "time_limit" and self.n <= self.forced_limit and (self.hinges or self.peaks or self.has_cap):
+            if self._forced_moves(deadline):
+                status = "time_limit"
+            best_val = self.true_objective()
         return status, best_val
+
+    # -- forced moves (ejection chains of depth two) -----------------------------------------------
+    def _bad_intervals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Intervals that still cost: (interval, +1 where load should rise / -1 where it should fall)."""
+        need = np.zeros(self.T)
+        for tgt, over, under in self.hinges:
+            d = self.L - tgt
+            need += np.where(d < -1e-9, under, 0.0) - np.where(d > 1e-9, over, 0.0)
+        for _w, base in self.peaks:
+            tot = base + self.L
+            need -= (tot >= tot.max() - 1e-9).astype(float)
+        if self.has_cap:
+            over = np.maximum(self.LP[: self.P] - self.cap_up[: self.P], 0).sum(0)
+            under = np.maximum(self.cap_lo[: self.P] - self.LP[: self.P], 0).sum(0)
+            need += (under > 1e-9).astype(float) - (over > 1e-9).astype(float)
+        ts = np.flatnonzero(np.abs(need) > 0)
+        return ts, np.sign(need[ts])
+
+    def _forced_moves(self, deadline: Optional[float], rounds: int = 3, tries: int = 6) -> bool:
+        """Move an offer onto an interval that lacks load (or off one with too much) although
+        that alone makes things worse, let the offers around its old and new place answer, and
+        keep the result if the objective improved. Returns True if the deadline stopped it."""
+        a = self.a
+        current = self.true_objective()
+        for _ in range(rounds):
+            improved = False
+            ts, sign = self._bad_intervals()
+            for k in self.rng.permutation(len(ts)):
+                t, want_more = int(ts[k]), sign[k] > 0
+                D = a.D[self.active]
+                covers = (self.start <= t) & (self.start + D > t)
+                reach = (self.span_lo <= t) & (self.span_hi > t)
+                cand = np.flatnonzero(reach & ~covers) if want_more else np.flatnonzero(covers & (self.flex > 1))
+                if len(cand) == 0:
+                    continue
+                for o in self.rng.choice(cand, size=min(tries, len(cand)), replace=False):
+                    if deadline is not None and time.perf_counter() > deadline:
+                        return True
+                    value = self._try_forced(int(o), t, want_more, current)
+                    if value is not None:
+                        current = value
+                        improved = True
+                        break
+            if not improved:
+                break
+        return False
+
+    def _try_forced(self, o: int, t: int, cover: bool, current: float) -> Optional[float]:
+        a = self.a
+        rows = self.rows_of[o]
+        owner, ws = _ragged(a.W[rows])
+        vr = rows[owner]
+        vs = a.first[vr] + ws
+        hit = (vs <= t) & (vs + a.D[vr] > t)
+        keep = hit if cover else ~hit
+        if not keep.any():
+            return None
+        old_lo, old_hi = int(self.start[o]), int(self.start[o] + a.D[self.active[o]])
+        saved_L, saved_LP = self.L.copy(), self.LP.copy()
+        self._apply(np.array([o]), -1.0)
+        self._residual()
+        x, cost = self._respond(vr[keep], vs[keep], np.ones(self.T), a.special[vr[keep]])
+        b = int(np.argmin(cost))
+        new_r, new_s = int(vr[keep][b]), int(vs[keep][b])
+        # the offers around the old and the new place answer (two Gauss-Seidel passes)
+        lo, hi = min(old_lo, new_s), max(old_hi, new_s + int(a.D[new_r]))
+        D = a.D[self.active]
+        near = np.flatnonzero((self.start < hi) & (self.start + D > lo) & (self.flex > 1))
+        near = near[near != o]
+        if len(near) > self.forced_near:
+            near = self.rng.choice(near, size=self.forced_near, replace=False)
+        group = np.concatenate([[o], near]).astype(np.int64)
+        saved = (self.active[group].copy(), self.start[group].copy(), [self.x[self.rows_of[g]].copy() for g in group])
+        self.active[o], self.start[o] = new_r, new_s
+        self.x[new_r] = x[b]
+        self._apply(np.array([o]), 1.0)
+        if self.p.rows[new_r].special:
+            self._exact(np.array([o]))
+        for _ in range(self.forced_passes):
+            for g in self.rng.permutation(near):
+                self._step(np.array([g]))
+        value = self.true_objective()
+        if value < current - 1e-9 * max(1.0, abs(current)):
+            return value
+        self.active[group], self.start[group] = saved[0], saved[1]
+        for g, xs in zip(group, saved[2]):
+            self.x[self.rows_of[g]] = xs
+        self.L, self.LP = saved_L, saved_LP
+        return None
 
     def _snapshot(self):
         return self.active.copy(), self.start.copy(), self.x.copy(), self.L.copy(), self.LP.copy()
