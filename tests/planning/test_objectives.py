@@ -223,3 +223,10 @@ def test_reported_load_and_objective_match_an_independent_computation(solver):
 def test_empty_portfolio():
     r = schedule_offers([], Objective.target([1.0, 2.0], start=0), solver="heuristic")
     assert r.schedules == [] and r.objective == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_no_start_before_now(solver):
+    fo = offer("wm", [(2, 2)], (0, 3))
+    r = schedule_offers([fo], Objective.cost([0.1, 0.2, 0.3, 0.4], start=0), now=2, solver=solver)
+    assert r.schedules[0].start == 2

@@ -41,8 +41,8 @@ def portfolios(draw, max_offers: int = 4):
     for fo, _ in pairs:
         if fo.resolution == res and fo.id not in seen:
             seen.add(fo.id)
-            if fo.start_after is not None:
-                fo = shift(fo, T0 + draw(st.integers(-12, 12)) - fo.start_after)
+            if fo.start_after is not None:  # explicit windows from now (T0) on
+                fo = shift(fo, T0 + draw(st.integers(0, 24)) - fo.start_after)
             offers.append(fo)
     lo = min(fo.earliest_start(T0, j) for fo in offers for j in range(len(fo.profiles)))
     hi = max(fo.latest_start(T0, j) + p.duration for fo in offers for j, p in enumerate(fo.profiles))
@@ -103,7 +103,7 @@ def test_heuristic_schedules_are_always_feasible(data):
 def test_milp_is_feasible_and_the_heuristic_never_beats_its_optimum(data):
     offers, lo, hi = data.draw(portfolios(max_offers=3))
     obj = data.draw(objectives(lo, hi))
-    exact = schedule_offers(offers, obj, solver="milp", now=T0, horizon=(lo, hi), gap=1e-9, time_limit=20,
+    exact = schedule_offers(offers, obj, solver="milp", now=T0, horizon=(lo, hi), gap=1e-9, time_limit=5,
                             warm_start=False)
     _check(offers, exact, lo, hi, obj)
     fast = schedule_offers(offers, obj, solver="heuristic", now=T0, horizon=(lo, hi))
@@ -119,7 +119,7 @@ def test_capacity_limits_are_met_whenever_the_plan_says_so(data):
     points = {fo.id: "f" for fo in offers}
     obj = Objective.energy_max()
     for solver in ("heuristic", "milp"):
-        r = schedule_offers(offers, obj, solver=solver, now=T0, horizon=(lo, hi), capacity_penalty=50.0,
+        r = schedule_offers(offers, obj, solver=solver, now=T0, horizon=(lo, hi), capacity_penalty=50.0, time_limit=3,
                             capacity=[CapacityLimit("f", upper=cap, lower=-cap)], congestion_points=points)
         load = load_of(offers, r.schedules, lo, hi - lo)
         excess = float(np.sum(np.maximum(load - cap, 0) + np.maximum(-cap - load, 0)))

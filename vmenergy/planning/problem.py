@@ -133,11 +133,15 @@ class Problem:
 
 
 def _window(fo: FlexOffer, j: int, now: Optional[int], i: int) -> tuple[int, int]:
+    """Start window of profile j; with ``now`` no start lies in the past (a plan cannot start
+    a device before the moment it is made)."""
     lo = fo.earliest_start(now, j)
     hi = fo.latest_start(now, j)
     if lo is None or hi is None:
         raise PlanningError(f"offers[{i}].start_after",
                             "the offer has implicit time flexibility; pass now (the current interval) to plan it")
+    if now is not None:
+        lo = max(lo, now)
     return lo, hi
 
 

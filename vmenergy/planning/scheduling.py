@@ -56,7 +56,8 @@ def schedule_offers(
     - ``solver``: ``milp`` (HiGHS when highspy is importable, else CBC), ``highs``, ``cbc``,
       ``heuristic``, or ``auto`` (the MILP for models up to :data:`MILP_AUTO_LIMIT` energy
       variables, the heuristic above).
-    - ``now``: current interval; needed for offers with implicit time flexibility.
+    - ``now``: current interval; needed for offers with implicit time flexibility. When given,
+      no schedule starts before it.
     - ``horizon``: (first, end) intervals; default the span of the objective's series, or what
       the offers can reach. Every schedule lies inside it.
     - ``capacity`` + ``congestion_points`` (offer id -> point name): limits on the net load of
