@@ -27,7 +27,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Profile, Slice
 from vmenergy.flexoffer.model import MAX_ABS_ENERGY, MAX_SLICE_DURATION
-from vmenergy.flexoffer.offerset import _expand, _offsets
+from vmenergy.flexoffer.offerset import expand_rows, offsets_from_counts
 
 from .grouping import Groups, cell_name
 from .members import Members
@@ -119,7 +119,7 @@ class AggregationRun:
             total = int(counts.sum())
             pos = np.repeat(self.ishift[rows] - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
         else:
-            pos = np.repeat(self.ishift[rows], counts) + mem.rel[_expand(so, rows)]
+            pos = np.repeat(self.ishift[rows], counts) + mem.rel[expand_rows(so, rows)]
         if self.slice_of_interval is not None:
             pos = self.slice_of_interval[pos]
         return pos
@@ -129,7 +129,7 @@ class AggregationRun:
         mem = self.members
         if rows is None:
             return mem.lo, mem.hi
-        sl = _expand(mem.slice_offsets, rows)
+        sl = expand_rows(mem.slice_offsets, rows)
         return mem.lo[sl], mem.hi[sl]
 
 
@@ -157,7 +157,7 @@ def build(
     else:
         E = TF = LEN = np.zeros(0, dtype=np.int64)
         gid = off_s = np.zeros(0, dtype=np.int64)
-    int_offsets = _offsets(LEN)
+    int_offsets = offsets_from_counts(LEN)
     n_int = int(int_offsets[-1])
     offset = np.full(n, -1, dtype=np.int64)
     offset[rows] = off_s

@@ -25,7 +25,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet, Violation
-from vmenergy.flexoffer.offerset import CheckResult, _expand, _offsets
+from vmenergy.flexoffer.offerset import CheckResult, expand_rows, offsets_from_counts
 from vmenergy.flexoffer.offerset import check as check_set
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
 
@@ -169,9 +169,9 @@ class MemberSchedules:
 def _take(ss: ScheduleSet, k: np.ndarray) -> ScheduleSet:
     """The schedules at positions ``k`` of ``ss``."""
     counts = np.diff(ss.energy_offsets)[k]
-    sl = _expand(ss.energy_offsets, k)
+    sl = expand_rows(ss.energy_offsets, k)
     return ScheduleSet(offer_index=ss.offer_index[k], start=ss.start[k], profile=ss.profile[k],
-                       resolution=ss.resolution[k], energy_offsets=_offsets(counts), energy=ss.energy[sl])
+                       resolution=ss.resolution[k], energy_offsets=offsets_from_counts(counts), energy=ss.energy[sl])
 
 
 def disaggregate_many(aggregates: Iterable[AggregatedFlexOffer], schedules: Iterable[Schedule], *,
@@ -267,7 +267,7 @@ def _many(run: AggregationRun, items: list[tuple[int, int, Schedule]], scheds: l
         energy, e_off = y, mem.slice_offsets
     else:
         keep = np.repeat(member, counts)
-        energy, e_off = y[keep], _offsets(counts[rows])
+        energy, e_off = y[keep], offsets_from_counts(counts[rows])
     sid = np.full(G, None, dtype=object)
     uid = np.zeros(G, dtype=np.int64)
     sid[pos] = [s.schedule_id for _, _, s in items]

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 from vmenergy.flexoffer import FlexOfferSet, State
-from vmenergy.flexoffer.offerset import NA, _expand, _offsets, _segment_sum
+from vmenergy.flexoffer.offerset import NA, expand_rows, offsets_from_counts, segment_sum
 
 from .inner import box_inside, shrink_to_totals
 from .params import AggregationParams
@@ -119,7 +119,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         est = np.where(known, np.maximum(est, now_p), est)
     avail = known & (latest >= est)
     ptf = np.where(avail, latest - est, -1)
-    pef = None if single else _segment_sum(offers.max - offers.min, offers.slice_offsets)
+    pef = None if single else segment_sum(offers.max - offers.min, offers.slice_offsets)
 
     # ---- the profile each offer is aggregated with
     first = offers.profile_offsets[:-1]
@@ -164,8 +164,8 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         s_off = offers.slice_offsets
         lo, hi, dur = offers.min, offers.max, offers.duration
     else:
-        sl = _expand(offers.slice_offsets, chosen)
-        s_off = _offsets(offers.slice_count[chosen])
+        sl = expand_rows(offers.slice_offsets, chosen)
+        s_off = offsets_from_counts(offers.slice_count[chosen])
         lo, hi, dur = offers.min[sl], offers.max[sl], offers.duration[sl]
     counts = np.diff(s_off)
 
@@ -234,7 +234,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         rel = None
     else:
         d64 = dur.astype(np.int64)
-        length = _segment_sum(d64, s_off)
+        length = segment_sum(d64, s_off)
         cum = np.cumsum(d64) - d64
         rel = cum - np.repeat(cum[s_off[:-1]] if n else cum[:0], counts)
     if n and not params.mix_directions and len(lo) and lo.min() >= 0:
@@ -266,5 +266,5 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
 def energy_flexibility_before(members: Members, offers: FlexOfferSet) -> np.ndarray:
     """Per offer row its own energy flexibility (core measure), computed once on demand."""
     if members.ef_before is None:
-        members.ef_before = _segment_sum(offers.max - offers.min, offers.slice_offsets)
+        members.ef_before = segment_sum(offers.max - offers.min, offers.slice_offsets)
     return members.ef_before

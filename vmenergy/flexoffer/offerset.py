@@ -24,7 +24,8 @@ from .model import MAX_ABS_ENERGY, TOLERANCE, FlexOffer, Polytope, Profile, Slic
 from .schedule import Schedule
 from .timeutil import DEFAULT_RESOLUTION
 
-__all__ = ["NA", "FlexOfferSet", "ScheduleSet", "CheckResult", "check", "Flag"]
+__all__ = ["NA", "FlexOfferSet", "ScheduleSet", "CheckResult", "check", "Flag", "expand_rows", "offsets_from_counts",
+           "segment_sum"]
 
 #: "absent" in int64 time columns (an omitted start_after/start_before/duration).
 NA = np.iinfo(np.int64).min
@@ -111,7 +112,7 @@ class FlexOfferSet:
     @property
     def profile_duration(self) -> np.ndarray:
         """Length of every profile in intervals (sum of its slice durations)."""
-        return _segment_sum(self.duration.astype(np.int64), self.slice_offsets)
+        return segment_sum(self.duration.astype(np.int64), self.slice_offsets)
 
     @property
     def nbytes(self) -> int:
@@ -287,8 +288,8 @@ class FlexOfferSet:
         fail(self.min > self.max, "slice", "", "min > max")
         fail(np.isnan(self.total_min) | np.isnan(self.total_max), "profile", "total", "not a number")
         fail(self.total_min > self.total_max, "profile", "total", "min > max")
-        smin = _segment_sum(self.min, self.slice_offsets)
-        smax = _segment_sum(self.max, self.slice_offsets)
+        smin = segment_sum(self.min, self.slice_offsets)
+        smax = segment_sum(self.max, self.slice_offsets)
         fail((self.total_min > smax + TOLERANCE) | (self.total_max < smin - TOLERANCE),
              "profile", "total", "outside the sum of slice bounds")
 
@@ -348,10 +349,10 @@ class FlexOfferSet:
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
         rows = rows.astype(np.int64)
-        prof = _expand(self.profile_offsets, rows)
-        slc = _expand(self.slice_offsets, prof)
-        p_off = _offsets(self.profiles_per_offer[rows])
-        s_off = _offsets(self.slice_count[prof])
+        prof = expand_rows(self.profile_offsets, rows)
+        slc = expand_rows(self.slice_offsets, prof)
+        p_off = offsets_from_counts(self.profiles_per_offer[rows])
+        s_off = offsets_from_counts(self.slice_count[prof])
         sidecar = {new: self.sidecar[int(old)] for new, old in enumerate(rows) if int(old) in self.sidecar}
         return FlexOfferSet(
             ids=self.ids[rows], issuers=self.issuers[rows], resolution=self.resolution[rows],
@@ -439,7 +440,7 @@ class ScheduleSet:
             start=np.array([s.start for s in schedules], dtype=np.int64),
             profile=np.array([s.profile for s in schedules], dtype=np.int64),
             resolution=np.array([s.resolution for s in schedules], dtype=np.int64),
-            energy_offsets=_offsets(np.array(lengths, dtype=np.int64)),
+            energy_offsets=offsets_from_counts(np.array(lengths, dtype=np.int64)),
             energy=np.fromiter((e for s in schedules for e in s.energy), dtype=np.float64, count=sum(lengths)),
             schedule_ids=np.array([s.schedule_id for s in schedules], dtype=object),
             update_ids=np.array([s.update_id for s in schedules], dtype=np.int64),
@@ -640,16 +641,16 @@ def _bounds_and_totals(
 
 
 # ------------------------------------------------------------------------------------------
-# ragged-array helpers
+# ragged-array helpers (public: the aggregation and settlement packages use them too)
 
 
-def _offsets(counts: np.ndarray) -> np.ndarray:
+def offsets_from_counts(counts: np.ndarray) -> np.ndarray:
     out = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=out[1:])
     return out
 
 
-def _expand(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def expand_rows(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """All child indices of ``rows`` given CSR ``offsets``, in row order."""
     counts = offsets[rows + 1] - offsets[rows]
     total = int(counts.sum())
@@ -658,7 +659,7 @@ def _expand(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.repeat(offsets[rows] - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
 
 
-def _segment_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def segment_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Sum of each CSR segment (empty segments give 0)."""
     counts = np.diff(offsets)
     out = np.zeros(len(counts), dtype=values.dtype)

@@ -27,7 +27,7 @@ import numpy as np
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet
 from vmenergy.flexoffer.measures import energy_flexibility, time_flexibility
 from vmenergy.flexoffer.model import TOLERANCE
-from vmenergy.flexoffer.offerset import NA, _expand, _segment_sum, check as check_sets
+from vmenergy.flexoffer.offerset import NA, expand_rows, segment_sum, check as check_sets
 
 from .errors import SettlementError
 from .metering import MeterData
@@ -132,7 +132,7 @@ def _finish(
     en = merged(s_en, d_en, np.float64)
     pu = merged(s_pu, d_pu, np.float64)
     pd = merged(s_pd, d_pd, np.float64)
-    flexible = _segment_sum(np.abs(s_en.astype(np.float64)), s_off)
+    flexible = segment_sum(np.abs(s_en.astype(np.float64)), s_off)
 
     per_offer = [offer_ids, prosumer, start, default_start, tf, ef, flexible, activated, priced, flags]
     if order is not None:
@@ -157,7 +157,7 @@ def _finish(
     )
 
 
-def _offsets(lengths: Iterable[int]) -> np.ndarray:
+def offsets_from_counts(lengths: Iterable[int]) -> np.ndarray:
     lengths = np.fromiter(lengths, dtype=np.int64)
     out = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out[1:])
@@ -286,9 +286,9 @@ def assignments_from_offers(
         res, meter.n, arr(ids, dtype=object), arr(pros, dtype=np.int64), arr(start, dtype=np.int64),
         arr(dstart, dtype=np.int64), arr(tf, dtype=np.int64), arr(ef, dtype=np.float64), arr(act, dtype=bool),
         arr(priced, dtype=bool), arr(flags, dtype=np.uint8),
-        _offsets(s_len), arr(s_dur, dtype=np.int32), arr(s_en, dtype=np.float64), arr(s_pu, dtype=np.float64),
+        offsets_from_counts(s_len), arr(s_dur, dtype=np.int32), arr(s_en, dtype=np.float64), arr(s_pu, dtype=np.float64),
         arr(s_pd, dtype=np.float64),
-        _offsets(d_len), arr(d_dur, dtype=np.int32), arr(d_en, dtype=np.float64), arr(d_pu, dtype=np.float64),
+        offsets_from_counts(d_len), arr(d_dur, dtype=np.int32), arr(d_en, dtype=np.float64), arr(d_pu, dtype=np.float64),
         arr(d_pd, dtype=np.float64),
     )
 
@@ -339,7 +339,7 @@ def assignments_from_sets(
         keep = np.sort(order[last])
     e_off_all = schedules.energy_offsets
     if len(keep) != m:
-        sel = _expand(e_off_all, keep)
+        sel = expand_rows(e_off_all, keep)
         lengths = np.diff(e_off_all)[keep]
         e_off = np.zeros(len(keep) + 1, np.int64)
         np.cumsum(lengths, out=e_off[1:])
@@ -422,7 +422,7 @@ def assignments_from_sets(
             now = fo.creation_time // res if fo.creation_time is not None else int(start[k])
             tf[k] = time_flexibility(fo, now)
             flags[k] |= np.uint8(OfferFlag.IMPLICIT_WINDOW)
-    pef = _segment_sum(offers.max - offers.min, offers.slice_offsets)
+    pef = segment_sum(offers.max - offers.min, offers.slice_offsets)
     ef = (np.maximum.reduceat(pef, offers.profile_offsets[:-1]) if n_off else np.zeros(0))[oi_k]
     # feasibility (implicit windows cannot be checked without "now": their start is not judged)
     if check_feasibility and mk:
@@ -436,7 +436,7 @@ def assignments_from_sets(
             if offers.offer(int(oi_k[k])).check(sub.schedule(k, offers), int(start[k])):
                 flags[k] |= np.uint8(OfferFlag.INFEASIBLE)
     # schedule slices
-    sl_idx = _expand(offers.slice_offsets, p)
+    sl_idx = expand_rows(offers.slice_offsets, p)
     s_dur = offers.duration[sl_idx]
     s_en = np.asarray(energy, dtype=np.float64)
     # defaults
@@ -490,7 +490,7 @@ def assignments_from_sets(
             d_len.append(len(dd))
             act[k] = (bl.profile != profile[k] or d_start[k] != start[k]
                       or any(abs(x - y) > TOLERANCE for x, y in zip(s_en[a:b], bl.energy)))
-        d_off = _offsets(d_len)
+        d_off = offsets_from_counts(d_len)
         d_dur = np.concatenate(pieces_d) if pieces_d else np.zeros(0, np.int32)
         d_en = np.concatenate(pieces_e) if pieces_e else np.zeros(0)
     else:
