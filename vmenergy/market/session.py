@@ -274,15 +274,17 @@ class MarketSession:
         return SessionCleared(self.session_id, now, len(self.result.awards), len(self.result.rejected))
 
     def _pieces(self, live):
+        """Orders as pieces (one order in one interval): owner, interval, price, volume, seq."""
         orders = [(b, s) for b, s, _ in live if isinstance(b, Order)]
-        counts = np.array([b.end - b.start for b, _ in orders], dtype=np.int64)  # type: ignore[operator]
-        owner = np.repeat(np.arange(len(orders)), counts)
+        n = len(orders)
+        start = np.fromiter((b.start for b, _ in orders), np.int64, n)
+        counts = np.fromiter((b.end for b, _ in orders), np.int64, n) - start
+        owner = np.repeat(np.arange(n), counts)
         local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        start = np.array([b.start for b, _ in orders], dtype=np.int64)
-        t = (start[owner] + local) if len(orders) else np.zeros(0, dtype=np.int64)
-        price = np.array([b.price for b, _ in orders])[owner] if len(orders) else np.zeros(0)
-        vol = np.array([b.volume for b, _ in orders])[owner] if len(orders) else np.zeros(0)
-        seq = np.array([s for _, s in orders], dtype=np.int64)[owner] if len(orders) else np.zeros(0, dtype=np.int64)
+        t = start[owner] + local
+        price = np.fromiter((b.price for b, _ in orders), float, n)[owner]
+        vol = np.fromiter((b.volume for b, _ in orders), float, n)[owner]
+        seq = np.fromiter((s for _, s in orders), np.int64, n)[owner]
         return orders, owner, t, price, vol, seq
 
     def _clear_one_sided(self, live) -> MarketResult:
@@ -329,37 +331,40 @@ class MarketSession:
     def _clear_two_sided(self, live) -> MarketResult:
         orders, owner, t, price, vol, seq = self._pieces(live)
         d0 = self.delivery_start
-        kind = np.array([_KIND_CODE[o.kind] for o, _ in orders], dtype=np.int64)[owner] if orders else np.zeros(0, np.int64)
-        is_buy = np.array([o.side is Side.BUY for o, _ in orders], dtype=bool)[owner] if orders else np.zeros(0, bool)
+        kind = np.fromiter((_KIND_CODE[o.kind] for o, _ in orders), np.int64, len(orders))[owner]
+        is_buy = np.fromiter((o.side is Side.BUY for o, _ in orders), bool, len(orders))[owner]
         key = (t - d0) * 3 + kind
         cross = uniform_crossing(key, is_buy, vol, price, seq)
         kprice = dict(zip(cross.keys.tolist(), cross.price.tolist()))
         prices = {(None, d0 + int(k) // 3, _KINDS[int(k) % 3]): p for k, p in kprice.items() if not math.isnan(p)}
         acc = cross.accepted
+        # everything per piece with arrays; Python only builds the awards
+        sign = np.where(is_buy, 1.0, -1.0)
+        if self.pricing is Pricing.PAY_AS_BID:
+            paid = price
+        else:
+            paid = cross.price[np.searchsorted(cross.keys, key)] if len(key) else np.zeros(0)
+        traded = acc > EPS
+        n = len(orders)
+        amount = np.bincount(owner[traded], (sign * paid * acc)[traded], minlength=n)
+        welfare = float(np.sum((sign * price * acc)[traded]))
+        idx = np.flatnonzero(traded)
+        idx = idx[np.argsort(owner[idx], kind="stable")]
+        energy_of: dict[int, dict[int, float]] = {}
+        for i, tt, e in zip(owner[idx].tolist(), t[idx].tolist(), (sign * acc)[idx].tolist()):
+            energy_of.setdefault(i, {})[tt] = e
         awards: dict[str, Award] = {}
         rejected: dict[str, str] = {}
         reservations: list[Reservation] = []
-        welfare = 0.0
-        order_of = np.argsort(owner, kind="stable")
-        bounds = np.searchsorted(owner[order_of], np.arange(len(orders) + 1))
         for i, (o, _s) in enumerate(orders):
-            mine = order_of[bounds[i] : bounds[i + 1]]
-            mine = mine[acc[mine] > EPS]
-            if len(mine) == 0:
+            energy = energy_of.get(i)
+            if energy is None:
                 rejected[o.id] = ("out of merit: no seller at or below its limit price" if o.side is Side.BUY
                                   else "out of merit: no buyer at or above its limit price")
                 continue
-            sign = 1.0 if o.side is Side.BUY else -1.0
-            q = acc[mine]
-            energy = {int(t[j]): sign * float(acc[j]) for j in mine}
-            if self.pricing is Pricing.PAY_AS_BID:
-                amount = sign * o.price * float(q.sum())
-            else:
-                amount = sign * float(sum(kprice[int(key[j])] * acc[j] for j in mine))
-            welfare += sign * o.price * float(q.sum())
-            awards[o.id] = Award(o.id, o.participant, o.side.value, o.kind, energy, amount)
+            awards[o.id] = Award(o.id, o.participant, o.side.value, o.kind, energy, float(amount[i]))
             if o.kind is not Product.ENERGY and o.side is Side.SELL:
-                reservations.append(self._reservation(o, energy, amount, f"market:{self.session_id}"))
+                reservations.append(self._reservation(o, energy, float(amount[i]), f"market:{self.session_id}"))
         return MarketResult(self.session_id, self.mechanism.name, self.pricing.value, awards, rejected, prices, welfare,
                             reservations=reservations)
 
