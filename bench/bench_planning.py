@@ -12,7 +12,8 @@ Figures, each next to a reference measured in the same run:
    against the naive plan (every offer at its earliest start, mid energies);
 2. 200-offer instances (100 with --quick): MILP (HiGHS, warm-started from the heuristic,
    60 s limit, 0.1 % gap) and the same MILP cold; the heuristic's gap to the MILP's best
-   objective in %, and its excess deviation in % of the target's energy;
+   objective in %, its excess deviation in % of the target's energy, and the best of five
+   heuristic seeds (the heuristic's result depends on its seed);
 3. HiGHS and the CBC fallback on a small instance (cold start, 10 s).
 """
 
@@ -77,11 +78,12 @@ def scale(n: int) -> None:
     print(f"reference (earliest start, mid energies): objective {ref:.2f} kWh ({100 * ref / energy:.1f} %)")
 
 
-def compare(n: int, seeds, amplitudes, limit: float, cold: bool) -> None:
+def compare(n: int, seeds, amplitudes, limit: float, cold: bool, restarts: bool = True) -> None:
     print(f"\n## heuristic vs MILP, {n} offers x 96 intervals, MILP limit {limit:.0f} s, gap 0.1 % ({load()})")
     print("| seed | amplitude | heuristic obj | heuristic s | MILP obj | MILP status | proven gap | MILP s "
-          "| cold MILP obj | cold status | cold gap | cold s | heuristic gap to MILP | excess % of target energy |")
-    print("|---" * 14 + "|")
+          "| cold MILP obj | cold status | cold gap | cold s | heuristic gap to MILP | excess % of target energy "
+          "| best of 5 heuristic seeds | its gap |")
+    print("|---" * 16 + "|")
     for amp in amplitudes:
         for seed in seeds:
             offers, target, t0 = portfolio(n, seed=seed, amplitude=amp)
@@ -94,8 +96,12 @@ def compare(n: int, seeds, amplitudes, limit: float, cold: bool) -> None:
             excess = 100 * (h.objective - best) / float(np.abs(target).sum())
             cs = (f"{c.objective:.3f} | {c.report.status} | {100 * (c.gap or 0):.2f} % | {c.seconds:.1f}" if c
                   else "- | - | - | -")
+            multi = min([h.objective] + [schedule_offers(offers, obj, solver="heuristic", seed=k).objective
+                                         for k in range(1, 5 if restarts else 1)])
+            mgap = 100 * (multi - best) / best if best > 1e-9 else float("nan")
             print(f"| {seed} | {amp} | {h.objective:.3f} | {h.seconds:.1f} | {m.objective:.3f} | {m.report.status} | "
-                  f"{100 * (m.gap or 0):.3f} % | {m.seconds:.1f} | {cs} | {gap:.1f} % | {excess:.2f} % |", flush=True)
+                  f"{100 * (m.gap or 0):.3f} % | {m.seconds:.1f} | {cs} | {gap:.1f} % | {excess:.2f} % | "
+                  f"{multi:.3f} | {mgap:.1f} % |", flush=True)
 
 
 def cbc(n: int) -> None:
@@ -114,7 +120,7 @@ def main(argv: list[str]) -> int:
     print(f"# bench_planning {time.strftime('%Y-%m-%d %H:%M')} on {machine()}{' (quick)' if quick else ''}")
     scale(2_000 if quick else 10_000)
     if quick:
-        compare(100, [1], [0.6], 20.0, cold=False)
+        compare(100, [1], [0.6], 20.0, cold=False, restarts=False)
         cbc(20)
     else:
         compare(200, [1, 2, 3], [0.6, 1.2], 60.0, cold=True)

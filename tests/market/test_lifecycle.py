@@ -8,7 +8,7 @@ import pytest
 
 from vmenergy.flexoffer import FlexOffer, Prices, Profile, SlicePrice, Slice, State, TotalEnergy
 from vmenergy.market import (FlexOfferBid, ImplicitCapacity, ManyToMany, MarketError, MarketSession, OneSidedPool,
-                             Order, Product, SessionState, TwoSidedPool)
+                             Order, SessionState, TwoSidedPool)
 
 T = 2_000_000  # first delivery interval
 NOW = (T - 8) * 900  # two hours before delivery, in epoch seconds

@@ -125,7 +125,6 @@ def warm_start(problem: Problem, model: Model, asg: Assignment) -> dict:
     start: dict = {}
     for i, ov in enumerate(model.offers):
         r, s, x = asg.row[i], int(asg.start[i]), np.asarray(asg.energy[i], dtype=float)
-        row = problem.rows[r]
         for ch in ov.choices:
             on = ch.row == r and ch.start == s
             if ch.y is not None:
@@ -140,7 +139,6 @@ def warm_start(problem: Problem, model: Model, asg: Assignment) -> dict:
                     pick = int(np.argmin(np.abs(vals - x[q]))) if on else -1
                     for m, (z, _) in enumerate(pairs):
                         start[z] = 1.0 if m == pick else 0.0
-        del row
     load = problem.load_of(asg.row, asg.start, asg.energy)
     for t, L in enumerate(model.loads):
         start[L] = float(load[t])
