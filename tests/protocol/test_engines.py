@@ -284,3 +284,15 @@ def test_overdue_measurement_is_settled_unverified_then_corrected():
     assert agg.ledger.get("offers", e.offer.id).measurement is not None
     assert agg.counts() == {"settled": 1}
     assert sum(b.total_cents for b in bills) == sum(b.total_cents for _, b in agg.ledger.values("bills"))
+
+
+def test_offers_that_cannot_be_aggregated_are_scheduled_on_their_own():
+    from vmenergy.protocol.aggregator import SINGLE
+
+    agg, pros, net = setup(4, AggregatorConfig(aggregation={"xor": "exclude"}))
+    net.tick(NOW)
+    assert agg.counts() == {"assigned": 4}
+    singles = {r.offer.id for r in agg.ledger.values("offers") if r.aggregate_id == SINGLE}
+    assert singles == {"fo-dw-9-1", "fo-dw-9-3"}  # the exclusive-OR dishwashers
+    for _, e in net.executions:
+        assert e.offer.is_feasible(e.schedule)

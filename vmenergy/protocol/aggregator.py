@@ -386,12 +386,16 @@ class AggregatorEngine(Engine):
 
     def _aggregate_and_plan(self, recs: list[AggOffer], now: int) -> list[Effect]:
         result = aggregate([r.offer for r in recs], self.params)
+        out: list[Effect] = []
+        if result.excluded:
+            out += self._plan_individually([r for r in recs if r.offer.id in result.excluded], now)
         records = [replace(r, status="fallback") for r in self._record_aggregates(result, None)]
-        return self._plan(records, now)
+        return out + self._plan(records, now)
 
     def _plan_individually(self, recs: list[AggOffer], now: int) -> list[Effect]:
         objective = objective_from(self.config.objective)
-        result = schedule_offers([r.offer for r in recs], objective, solver=self.config.solver)
+        result = schedule_offers([r.offer for r in recs], objective, solver=self.config.solver,
+                                 now=now // recs[0].offer.resolution)
         out: list[Effect] = [Note("planned-individually", {"offers": len(recs), "solver": result.solver})]
         for r, s in zip(recs, result.schedules):
             self.ledger.put("offers", r.offer.id, replace(r, aggregate_id=SINGLE))
@@ -424,7 +428,8 @@ class AggregatorEngine(Engine):
             return []
         objective = objective or objective_from(self.config.objective)
         offers = [r.offer for r in records]
-        result = schedule_offers(offers, objective, solver=self.config.solver, now=None)
+        # nothing may be scheduled to start before the current interval
+        result = schedule_offers(offers, objective, solver=self.config.solver, now=now // offers[0].resolution)
         out: list[Effect] = [Note("planned", {"aggregates": len(records), "solver": result.solver,
                                               "objective": round(result.objective, 6)})]
         for rec, schedule in zip(records, result.schedules):
