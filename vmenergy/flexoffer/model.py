@@ -42,6 +42,9 @@ __all__ = [
     "SlicePrice",
     "Prices",
     "FlexOffer",
+    "check_identifier",
+    "check_integer",
+    "check_number",
 ]
 
 #: Absolute tolerance in kWh for every energy comparison (slice bounds, totals, discrete values,
@@ -103,16 +106,17 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 
 # --------------------------------------------------------------------------------------------
-# value checks shared by the dataclasses (they raise with a local path; callers prefix it)
+# value checks shared by the dataclasses and by other packages' message types (they raise with a
+# local path; callers prefix it)
 
 
-def _number(value: object, path: str, *, limit: float = MAX_ABS_ENERGY) -> float:
+def check_number(value: object, path: str, *, limit: float = MAX_ABS_ENERGY) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             import numpy as _np  # numpy scalars are numbers too (FlexOfferSet hands them over)
 
             if isinstance(value, (_np.integer, _np.floating)):
-                return _number(value.item(), path, limit=limit)
+                return check_number(value.item(), path, limit=limit)
         except ImportError:  # pragma: no cover
             pass
         raise FlexOfferError(path, f"not a number: {value!r}")
@@ -124,7 +128,7 @@ def _number(value: object, path: str, *, limit: float = MAX_ABS_ENERGY) -> float
     return out
 
 
-def _integer(value: object, path: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_integer(value: object, path: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu":  # numpy integer
             value = int(value)  # type: ignore[arg-type]
@@ -138,7 +142,7 @@ def _integer(value: object, path: str, *, minimum: int | None = None, maximum: i
 
 
 def _optional_integer(value: object, path: str, **kw) -> int | None:
-    return None if value is None else _integer(value, path, **kw)
+    return None if value is None else check_integer(value, path, **kw)
 
 
 def _text(value: object, path: str, *, required: bool) -> str | None:
@@ -153,7 +157,7 @@ def _text(value: object, path: str, *, required: bool) -> str | None:
     return value
 
 
-def _identifier(value: object, path: str, *, required: bool = True) -> str | None:
+def check_identifier(value: object, path: str, *, required: bool = True) -> str | None:
     text = _text(value, path, required=required)
     if text is None:
         return None
@@ -187,12 +191,12 @@ class Slice:
     values: Optional[tuple[float, ...]] = None
 
     def __post_init__(self) -> None:
-        duration = _integer(self.duration, "duration", maximum=MAX_SLICE_DURATION)
+        duration = check_integer(self.duration, "duration", maximum=MAX_SLICE_DURATION)
         if duration < 1:
             raise FlexOfferError("duration", f"duration must be >= 1 interval (got {duration})")
         _set(self, "duration", duration)
-        lo = _number(self.min, "min")
-        hi = _number(self.max, "max")
+        lo = check_number(self.min, "min")
+        hi = check_number(self.max, "max")
         _set(self, "min", lo)
         _set(self, "max", hi)
         if lo > hi:
@@ -201,7 +205,7 @@ class Slice:
             vals = self.values
             if isinstance(vals, (str, bytes)) or not isinstance(vals, Iterable):
                 raise FlexOfferError("values", "must be a list of numbers")
-            vals = tuple(_number(v, f"values[{i}]") for i, v in enumerate(vals))
+            vals = tuple(check_number(v, f"values[{i}]") for i, v in enumerate(vals))
             if not vals:
                 raise FlexOfferError("values", "must not be empty (omit it for a continuous slice)")
             if len(vals) > MAX_VALUES:
@@ -237,8 +241,8 @@ class TotalEnergy:
     def __post_init__(self) -> None:
         if self.min is None and self.max is None:
             raise FlexOfferError("", "give min, max or both (or omit total)")
-        lo = None if self.min is None else _number(self.min, "min")
-        hi = None if self.max is None else _number(self.max, "max")
+        lo = None if self.min is None else check_number(self.min, "min")
+        hi = None if self.max is None else check_number(self.max, "max")
         _set(self, "min", lo)
         _set(self, "max", hi)
         if lo is not None and hi is not None and lo > hi:
@@ -265,10 +269,10 @@ class Polytope:
         for j, row in enumerate(self.A):
             if isinstance(row, (str, bytes)) or not isinstance(row, Iterable):
                 raise FlexOfferError(f"A[{j}]", "must be a list of numbers")
-            rows.append(tuple(_number(a, f"A[{j}][{k}]") for k, a in enumerate(row)))
+            rows.append(tuple(check_number(a, f"A[{j}][{k}]") for k, a in enumerate(row)))
             if len(rows) > MAX_POLYTOPE_ROWS:
                 raise FlexOfferError("A", f"more than {MAX_POLYTOPE_ROWS} rows")
-        b = tuple(_number(v, f"b[{j}]") for j, v in enumerate(self.b))
+        b = tuple(check_number(v, f"b[{j}]") for j, v in enumerate(self.b))
         if not rows:
             raise FlexOfferError("A", "at least one row (omit polytope for none)")
         if len(b) != len(rows):
@@ -371,11 +375,11 @@ class Baseline:
     def __post_init__(self) -> None:
         if isinstance(self.energy, (str, bytes)) or not isinstance(self.energy, Iterable):
             raise FlexOfferError("energy", "must be a list of numbers")
-        energy = tuple(_number(e, f"energy[{i}]") for i, e in enumerate(self.energy))
+        energy = tuple(check_number(e, f"energy[{i}]") for i, e in enumerate(self.energy))
         if len(energy) > MAX_SLICES:
             raise FlexOfferError("energy", f"more than {MAX_SLICES} values")
         _set(self, "energy", energy)
-        _set(self, "profile", _integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
+        _set(self, "profile", check_integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
         _set(self, "start", _optional_integer(self.start, "start"))
 
 
@@ -387,8 +391,8 @@ class SlicePrice:
     down: float
 
     def __post_init__(self) -> None:
-        _set(self, "up", _number(self.up, "up", limit=1e9))
-        _set(self, "down", _number(self.down, "down", limit=1e9))
+        _set(self, "up", check_number(self.up, "up", limit=1e9))
+        _set(self, "down", check_number(self.down, "down", limit=1e9))
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,8 +449,8 @@ class FlexOffer:
     prices: Optional[Prices] = None
 
     def __post_init__(self) -> None:
-        _set(self, "id", _identifier(self.id, "id"))
-        _set(self, "issuer", _identifier(self.issuer, "issuer", required=False))
+        _set(self, "id", check_identifier(self.id, "id"))
+        _set(self, "issuer", check_identifier(self.issuer, "issuer", required=False))
         label = _text(self.label, "label", required=False) or None  # "" and absent mean the same
         if label is not None and len(label) > 1024:
             raise FlexOfferError("label", "longer than 1024 characters")
@@ -457,8 +461,8 @@ class FlexOffer:
             _set(self, "state", State(self.state))
         except ValueError:
             raise FlexOfferError("state", f"unknown state {self.state!r} (one of {', '.join(s.value for s in State)})") from None
-        _set(self, "version", _integer(self.version, "version", minimum=0))
-        res = _integer(self.resolution, "resolution", maximum=MAX_RESOLUTION)
+        _set(self, "version", check_integer(self.version, "version", minimum=0))
+        res = check_integer(self.resolution, "resolution", maximum=MAX_RESOLUTION)
         if res <= 0:
             raise FlexOfferError("resolution", f"must be > 0 (got {res} s)")
         _set(self, "resolution", res)

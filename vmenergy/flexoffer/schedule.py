@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from .errors import FlexOfferError
-from .model import MAX_PROFILES, MAX_SLICES, _identifier, _integer, _number, _set
+from .model import MAX_PROFILES, MAX_SLICES, check_identifier, check_integer, check_number, _set
 from .timeutil import DEFAULT_RESOLUTION
 
 __all__ = ["Schedule"]
@@ -30,18 +30,18 @@ class Schedule:
     resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
-        _set(self, "offer_id", _identifier(self.offer_id, "offer_id"))
-        _set(self, "schedule_id", _identifier(self.schedule_id, "schedule_id", required=False))
-        _set(self, "start", _integer(self.start, "start"))
+        _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
+        _set(self, "schedule_id", check_identifier(self.schedule_id, "schedule_id", required=False))
+        _set(self, "start", check_integer(self.start, "start"))
         if isinstance(self.energy, (str, bytes)) or not isinstance(self.energy, Iterable):
             raise FlexOfferError("energy", "must be a list of numbers")
-        energy = tuple(_number(e, f"energy[{i}]") for i, e in enumerate(self.energy))
+        energy = tuple(check_number(e, f"energy[{i}]") for i, e in enumerate(self.energy))
         if len(energy) > MAX_SLICES:
             raise FlexOfferError("energy", f"more than {MAX_SLICES} values")
         _set(self, "energy", energy)
-        _set(self, "update_id", _integer(self.update_id, "update_id", minimum=0))
-        _set(self, "profile", _integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
-        res = _integer(self.resolution, "resolution")
+        _set(self, "update_id", check_integer(self.update_id, "update_id", minimum=0))
+        _set(self, "profile", check_integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
+        res = check_integer(self.resolution, "resolution")
         if res <= 0:
             raise FlexOfferError("resolution", f"must be > 0 (got {res} s)")
         _set(self, "resolution", res)

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Optional, Union
 
 from vmenergy.flexoffer import FlexOffer
-from vmenergy.flexoffer.model import MAX_ABS_ENERGY, _identifier
+from vmenergy.flexoffer.model import MAX_ABS_ENERGY, check_identifier
 
 from .errors import MarketError
 
@@ -50,7 +50,7 @@ class Product(str, Enum):
 
 def _ident(value: object, path: str) -> str:
     try:
-        out = _identifier(value, path)
+        out = check_identifier(value, path)
     except Exception as exc:  # FlexOfferError -> MarketError with the same path and reason
         raise MarketError(getattr(exc, "path", path), getattr(exc, "reason", str(exc))) from None
     assert out is not None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
-from vmenergy.flexoffer.model import _identifier, _integer, _number
+from vmenergy.flexoffer.model import check_identifier, check_integer, check_number
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
 
 __all__ = [
@@ -53,7 +53,7 @@ def _choice(value: object, path: str, allowed: tuple[str, ...]) -> str:
 def _energy(values: object, path: str) -> tuple[float, ...]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise FlexOfferError(path, "must be a list of numbers")
-    out = tuple(_number(v, f"{path}[{i}]") for i, v in enumerate(values))  # type: ignore[union-attr]
+    out = tuple(check_number(v, f"{path}[{i}]") for i, v in enumerate(values))  # type: ignore[union-attr]
     if not out:
         raise FlexOfferError(path, "at least one value")
     if len(out) > MAX_INTERVALS:
@@ -76,14 +76,14 @@ class OfferMessage:
 
     def __post_init__(self) -> None:
         _choice(self.op, "op", OPS)
-        _set(self, "offer_id", _identifier(self.offer_id, "id"))
+        _set(self, "offer_id", check_identifier(self.offer_id, "id"))
         if self.op != "delete":
             if not isinstance(self.offer, FlexOffer):
                 raise FlexOfferError("profiles", f"an {self.op} carries the whole offer")
             if self.offer.id != self.offer_id:
                 raise FlexOfferError("id", "offer id and message id differ")
             _set(self, "version", self.offer.version)
-        _set(self, "version", _integer(self.version, "version", minimum=0))
+        _set(self, "version", check_integer(self.version, "version", minimum=0))
 
     def key(self) -> tuple:
         return ("flexoffer", self.offer_id, self.version, self.op)
@@ -101,14 +101,14 @@ class Ack:
 
     def __post_init__(self) -> None:
         _choice(self.kind, "kind", ACK_KINDS)
-        _set(self, "ref", _identifier(self.ref, "ref"))
+        _set(self, "ref", check_identifier(self.ref, "ref"))
         _choice(self.status, "status", ("accepted", "rejected"))
         if self.reason is not None and not isinstance(self.reason, str):
             raise FlexOfferError("reason", "must be text")
         if self.reason is not None and len(self.reason) > 2000:
             _set(self, "reason", self.reason[:1997] + "...")
         if self.version is not None:
-            _set(self, "version", _integer(self.version, "version", minimum=0))
+            _set(self, "version", check_integer(self.version, "version", minimum=0))
 
     @property
     def accepted(self) -> bool:
@@ -149,11 +149,11 @@ class Measurement:
     resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
-        _set(self, "measurement_id", _identifier(self.measurement_id, "id"))
-        _set(self, "offer_id", _identifier(self.offer_id, "offer_id"))
-        _set(self, "start", _integer(self.start, "start"))
+        _set(self, "measurement_id", check_identifier(self.measurement_id, "id"))
+        _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
+        _set(self, "start", check_integer(self.start, "start"))
         _set(self, "energy", _energy(self.energy, "energy"))
-        _set(self, "resolution", _integer(self.resolution, "resolution", minimum=1))
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
         return ("measurement", self.measurement_id)
@@ -177,9 +177,9 @@ class BillLine:
             raise FlexOfferError("kind", "required")
         if not isinstance(self.description, str):
             raise FlexOfferError("description", "must be text")
-        _set(self, "amount_cents", _integer(self.amount_cents, "amount"))
+        _set(self, "amount_cents", check_integer(self.amount_cents, "amount"))
         if self.offer_id is not None:
-            _set(self, "offer_id", _identifier(self.offer_id, "offer_id"))
+            _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +193,9 @@ class Bill:
     currency: str = "EUR"
 
     def __post_init__(self) -> None:
-        _set(self, "bill_id", _identifier(self.bill_id, "id"))
-        _set(self, "period_start", _integer(self.period_start, "period_start"))
-        _set(self, "period_end", _integer(self.period_end, "period_end"))
+        _set(self, "bill_id", check_identifier(self.bill_id, "id"))
+        _set(self, "period_start", check_integer(self.period_start, "period_start"))
+        _set(self, "period_end", check_integer(self.period_end, "period_end"))
         if self.period_end < self.period_start:
             raise FlexOfferError("period_end", "before period_start")
         lines = tuple(self.lines)
@@ -226,7 +226,7 @@ class Registration:
 
     def __post_init__(self) -> None:
         _choice(self.op, "op", ("register", "deregister"))
-        _set(self, "participant", _identifier(self.participant, "participant"))
+        _set(self, "participant", check_identifier(self.participant, "participant"))
         _choice(self.role, "role", ("buyer", "seller", "both"))
 
     def key(self) -> tuple:
@@ -251,14 +251,14 @@ class MarketSessionNotice:
     currency: str = "EUR"
 
     def __post_init__(self) -> None:
-        _set(self, "session_id", _identifier(self.session_id, "id"))
+        _set(self, "session_id", check_identifier(self.session_id, "id"))
         _choice(self.state, "state", ("open", "closed", "cleared"))
-        _set(self, "mechanism", _identifier(self.mechanism, "mechanism"))
+        _set(self, "mechanism", check_identifier(self.mechanism, "mechanism"))
         for name in ("gate_closure", "delivery_start", "delivery_end"):
-            _set(self, name, _integer(getattr(self, name), name))
+            _set(self, name, check_integer(getattr(self, name), name))
         if self.delivery_end <= self.delivery_start:
             raise FlexOfferError("delivery_end", "must be after delivery_start")
-        _set(self, "resolution", _integer(self.resolution, "resolution", minimum=1))
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
         return ("market-session", self.session_id, self.state)
@@ -286,8 +286,8 @@ class Bid:
     order_type: str = "energy"
 
     def __post_init__(self) -> None:
-        _set(self, "bid_id", _identifier(self.bid_id, "id"))
-        _set(self, "session_id", _identifier(self.session_id, "session"))
+        _set(self, "bid_id", check_identifier(self.bid_id, "id"))
+        _set(self, "session_id", check_identifier(self.session_id, "session"))
         _choice(self.side, "side", SIDES)
         if self.offer is None:
             if self.volume is None or self.price is None:
@@ -296,13 +296,13 @@ class Bid:
             raise FlexOfferError("flexoffer", "must be a FlexOffer")
         for name in ("volume", "price", "activation_price"):
             if getattr(self, name) is not None:
-                _set(self, name, _number(getattr(self, name), name))
+                _set(self, name, check_number(getattr(self, name), name))
         if self.volume is not None and self.volume < 0:
             raise FlexOfferError("volume", "must be >= 0 (the side says the direction)")
         for name in ("expiry", "start", "end"):
             if getattr(self, name) is not None:
-                _set(self, name, _integer(getattr(self, name), name))
-        _set(self, "order_type", _identifier(self.order_type, "type"))
+                _set(self, name, check_integer(getattr(self, name), name))
+        _set(self, "order_type", check_identifier(self.order_type, "type"))
 
     def key(self) -> tuple:
         return ("bid", self.bid_id)
@@ -327,13 +327,13 @@ class Clearing:
     clearing_price: Optional[float] = None
 
     def __post_init__(self) -> None:
-        _set(self, "session_id", _identifier(self.session_id, "session"))
-        _set(self, "bid_id", _identifier(self.bid_id, "bid"))
+        _set(self, "session_id", check_identifier(self.session_id, "session"))
+        _set(self, "bid_id", check_identifier(self.bid_id, "bid"))
         _choice(self.status, "status", ("accepted", "partial", "rejected"))
-        _set(self, "volume", _number(self.volume, "volume"))
+        _set(self, "volume", check_number(self.volume, "volume"))
         for name in ("price", "clearing_price"):
             if getattr(self, name) is not None:
-                _set(self, name, _number(getattr(self, name), name))
+                _set(self, name, check_number(getattr(self, name), name))
         if self.schedule is not None and not isinstance(self.schedule, Schedule):
             raise FlexOfferError("assignment", "must be a Schedule")
 
@@ -359,16 +359,16 @@ class Reservation:
     reservation_type: str = "energy"
 
     def __post_init__(self) -> None:
-        _set(self, "reservation_id", _identifier(self.reservation_id, "id"))
-        _set(self, "session_id", _identifier(self.session_id, "session"))
-        _set(self, "bid_id", _identifier(self.bid_id, "bid"))
-        _set(self, "start", _integer(self.start, "start"))
-        _set(self, "end", _integer(self.end, "end"))
+        _set(self, "reservation_id", check_identifier(self.reservation_id, "id"))
+        _set(self, "session_id", check_identifier(self.session_id, "session"))
+        _set(self, "bid_id", check_identifier(self.bid_id, "bid"))
+        _set(self, "start", check_integer(self.start, "start"))
+        _set(self, "end", check_integer(self.end, "end"))
         if self.end <= self.start:
             raise FlexOfferError("end", "must be after start")
-        _set(self, "volume", _number(self.volume, "volume"))
-        _set(self, "price", _number(self.price, "price"))
-        _set(self, "reservation_type", _identifier(self.reservation_type, "type"))
+        _set(self, "volume", check_number(self.volume, "volume"))
+        _set(self, "price", check_number(self.price, "price"))
+        _set(self, "reservation_type", check_identifier(self.reservation_type, "type"))
 
     def key(self) -> tuple:
         return ("reservation", self.reservation_id)
@@ -389,13 +389,13 @@ class Activation:
     volume: float
 
     def __post_init__(self) -> None:
-        _set(self, "activation_id", _identifier(self.activation_id, "id"))
-        _set(self, "reservation_id", _identifier(self.reservation_id, "reservation"))
-        _set(self, "start", _integer(self.start, "start"))
-        _set(self, "end", _integer(self.end, "end"))
+        _set(self, "activation_id", check_identifier(self.activation_id, "id"))
+        _set(self, "reservation_id", check_identifier(self.reservation_id, "reservation"))
+        _set(self, "start", check_integer(self.start, "start"))
+        _set(self, "end", check_integer(self.end, "end"))
         if self.end <= self.start:
             raise FlexOfferError("end", "must be after start")
-        _set(self, "volume", _number(self.volume, "volume"))
+        _set(self, "volume", check_number(self.volume, "volume"))
 
     def key(self) -> tuple:
         return ("activation", self.activation_id)

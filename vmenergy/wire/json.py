@@ -23,7 +23,7 @@ from vmenergy.flexoffer.model import (
     SlicePrice,
     State,
     TotalEnergy,
-    _integer,
+    check_integer,
 )
 from vmenergy.flexoffer.schedule import Schedule
 from vmenergy.flexoffer.timeutil import (
@@ -196,7 +196,7 @@ def offer_from_dict(data: Any) -> FlexOffer:
     if "id" not in d or d["id"] is None:
         raise FlexOfferError("id", "required")
     res = d.get("resolution", DEFAULT_RESOLUTION)
-    res = _integer(res, "resolution")
+    res = check_integer(res, "resolution")
     if res <= 0:
         raise FlexOfferError("resolution", f"must be > 0 (got {res} s)")
     dur = None
@@ -311,7 +311,7 @@ def schedule_from_dict(data: Any, resolution: Optional[int] = None) -> Schedule:
         if key not in d or d[key] is None:
             raise FlexOfferError(key, "required")
     res = d.get("resolution", resolution if resolution is not None else DEFAULT_RESOLUTION)
-    res = _integer(res, "resolution")
+    res = check_integer(res, "resolution")
     if res <= 0:
         raise FlexOfferError("resolution", f"must be > 0 (got {res} s)")
     energy = _list(d["energy"], "energy")
