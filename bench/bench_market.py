@@ -17,7 +17,6 @@ Figures, each next to a reference measured in the same run:
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,16 +30,9 @@ from tests.market.scale import T0, flex_bids  # noqa: E402
 from vmenergy.market import (ImplicitCapacity, Link, ManyToMany, MarketSession, Order, TwoSidedPool,  # noqa: E402
                              merit_order, uniform_crossing)
 
+from machine import describe as machine  # noqa: E402  bench/machine.py (the script's folder is on sys.path)
+
 NOW = (T0 - 8) * 900
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def load() -> str:

@@ -20,7 +20,6 @@ Figures, each next to a reference measured in the same run:
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,14 +33,7 @@ from tests.planning.scale import portfolio  # noqa: E402
 from vmenergy.planning import Objective, available_solvers, schedule_offers  # noqa: E402
 from vmenergy.planning.problem import prepare  # noqa: E402
 
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, numpy {np.__version__}"
+from machine import describe as machine  # bench/machine.py (the script's folder is on sys.path)
 
 
 def load() -> str:

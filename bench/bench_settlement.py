@@ -15,8 +15,6 @@ process's resident high-water mark with the inputs.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 import tracemalloc
@@ -29,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from vmenergy.settlement import kpis, settle  # noqa: E402
 from vmenergy.settlement.reference import settle_reference  # noqa: E402
 from vmenergy.settlement.synthetic import population  # noqa: E402
+
+from machine import describe as machine  # bench/machine.py (the script's folder is on sys.path)
 
 
 def _status(key: str) -> float:
@@ -48,20 +48,6 @@ def _reset_peak() -> bool:
         return True
     except OSError:
         return False
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = _meminfo("MemTotal") / 1024
-    return (f"{os.cpu_count()} cores (nproc), {cpu}, {mem:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"numpy {np.__version__}")
 
 
 def _meminfo(key: str) -> float:

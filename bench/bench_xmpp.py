@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from vmenergy.runtime import servers  # noqa: E402
 from vmenergy.runtime.servers import ServerInfo  # noqa: E402
+
+from machine import describe as machine  # bench/machine.py (the script's folder is on sys.path)
 
 # ---------------------------------------------------------------------------------------------
 # Clients
@@ -299,22 +300,6 @@ def bench_kind(kind: str, n: int, messages: int, pingpong: int, base: Path) -> d
         servers.stop_server(info.run_dir)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
-    except (OSError, ValueError, IndexError):
-        mem = 0
-    return f"{os.cpu_count()} cores, {cpu}, {mem} GiB RAM, Python {platform.python_version()}"
-
-
 def versions() -> str:
     out = []
     for pkg in ("prosody", "ejabberd"):
@@ -337,7 +322,7 @@ def versions() -> str:
 def report(results: list[dict[str, Any]], skipped: dict[str, str], n: int, messages: int, pingpong: int,
            command: str, load: str) -> str:
     lines = [
-        f"## XMPP start-up and raw message rates (`bench/bench_xmpp.py`)",
+        "## XMPP start-up and raw message rates (`bench/bench_xmpp.py`)",
         "",
         f"{time.strftime('%Y-%m-%d')}, {machine()}; {versions()}. Command: `{command}`. "
         f"Load average before the run: {load}; other engineers' work may have been running on the machine.",

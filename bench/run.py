@@ -7,31 +7,14 @@ the same run; copy the figures, with date and machine, into bench/RESULTS.md.
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from machine import describe as machine  # bench/machine.py (the script's folder is on sys.path)
+
 HERE = Path(__file__).resolve().parent
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
-    except (OSError, ValueError, IndexError):
-        mem = 0
-    import os
-
-    return f"{os.cpu_count()} cores, {cpu}, {mem} GiB RAM, Python {platform.python_version()}"
 
 
 def main(argv: list[str]) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet
-from vmenergy.flexoffer.offerset import NA, Flag, check
+from vmenergy.flexoffer.offerset import NA, check
 
 
 def small_set(**overrides) -> FlexOfferSet:

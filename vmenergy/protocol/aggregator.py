@@ -23,7 +23,6 @@ from .messages import (
     AssignmentMessage,
     Bid,
     Bill,
-    BillLine,
     Clearing,
     MarketSessionNotice,
     Measurement,

@@ -18,7 +18,6 @@ from typing import Any, Optional
 from vmenergy.flexoffer import FlexOfferError, Schedule
 from vmenergy.market import (
     FlexOfferBid,
-    ImplicitCapacity,
     ManyToMany,
     MarketError,
     MarketSession,

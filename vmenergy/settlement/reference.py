@@ -63,7 +63,6 @@ def settle_reference(
     n, T, res, start = meter.n, meter.n_intervals, meter.resolution, meter.start
     ci = [ids[c] if isinstance(c, str) else int(c) for c in contract_of]
     aggregators = sorted({contracts[k].aggregator for k in set(ci)})
-    agg_pos = {a: g for g, a in enumerate(aggregators)}
     if market is None:
         markets = []
     elif isinstance(market, MarketResult):

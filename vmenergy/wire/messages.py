@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Optional, Union
+from typing import Union
 
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.flexoffer.errors import DOCUMENT
