@@ -50,7 +50,7 @@ async def test_offline_prosumer_is_left_out_then_served_on_return(prosody_server
         await eventually(lambda: agg.engine.counts().get("accepted") == 2, what="both offers accepted")
         await eventually(lambda: agg.engine.is_available(away_jid) and agg.engine.ledger.get("presence", away_jid) is True,
                          what="presence of the away prosumer")
-        assert "2 offers" in (agg.presence.get_status() or "")
+        await eventually(lambda: "2 offers" in (agg.presence.get_status() or ""), what="status text")
         # the away prosumer leaves
         await away.stop()
         await eventually(lambda: agg.engine.ledger.get("presence", away_jid) is False, what="unavailable presence")

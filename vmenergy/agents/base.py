@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ ONTOLOGY = "vmenergy"
 #: Unanswered messages are resent after this many real seconds, doubling up to the maximum.
 RESEND_REAL_SECONDS = 5.0
 MAX_BACKOFF_REAL_SECONDS = 60.0
+#: Presence status text is refreshed at most this often (real seconds).
+STATUS_EVERY = 1.0
 
 _PERFORMATIVE = {
     "flexoffer": "propose", "ack": "inform", "assignment": "request", "measurement": "inform", "bill": "inform",
@@ -158,6 +161,7 @@ class VmeAgent(Agent):
             self.store.load(self.engine.ledger)
             self.after_restore()
         self._status = ""
+        self._status_at = 0.0
         self._engine_lock = asyncio.Lock()
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = logging.LoggerAdapter(log, {"agent": str(self.jid)})
@@ -325,7 +329,12 @@ class VmeAgent(Agent):
             return  # not connected: reliable messages stay in the outbox and are resent
         msg.prepare(self.client).send()
 
-    def _update_status(self) -> None:
+    def _update_status(self, force: bool = False) -> None:
+        # the status counts every record of the engine: at most once a second, not per message
+        t = time.monotonic()
+        if not force and t - self._status_at < STATUS_EVERY:
+            return
+        self._status_at = t
         status = self.engine.status()
         if status != self._status and self.presence is not None and self.is_alive():
             self._status = status
