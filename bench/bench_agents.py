@@ -1,0 +1,1328 @@
+"""VME agents on a real XMPP server: start-up cost per agent and flex-offer round trips.
+
+For every server kind asked for (prosody, ejabberd; a kind whose binary is missing is skipped
+with the reason), on a private server this script starts in a temporary directory and stops at
+the end:
+
+1. Start-up: N ``ProsumerAgent`` s (no offers, pointing at an aggregator JID that is not running,
+   ``auto_register=True``, ``verify_security=True``, an SQLite store each, like a swarm process)
+   started in one process in concurrent batches of ``swarm.BATCH``, (a) without
+   ``tune_process`` (slixmpp's own TLS context per client, pure-Python SCRAM; the server's
+   certificate is trusted through ``ServerAddress.ca_file``, which the agent applies with
+   ``apply_to_client``) and (b) with ``tune_process(ca_file)``. Each variant in a fresh child
+   process, each with its own fresh accounts (in-band registration is part of the start).
+   Reported per agent: wall time, CPU time (getrusage), RSS; then idle CPU of the running
+   agents and the time to stop them all cleanly. N=1000 (--quick 100).
+2. Flex-offer round trips (offer -> ack): one ``AggregatorAgent`` (upstream "plan", a cycle of a
+   week so no planning happens, open enrolment) in one process, K ``ProsumerAgent`` s in another.
+   The prosumers send M offers together (``ProsumerEngine.add_offer`` with release 0, unique
+   ids, a start window 1-3 h ahead so they are accepted); measured from the first send to the
+   last prosumer ledger moving to 'accepted', with the latency distribution; then P offers one
+   at a time (unloaded latency); then a third, cProfile'd run summarised by where the time goes.
+   Compared in the same run with raw slixmpp between two plain clients on the same server
+   (``bench_xmpp``'s pipelined echo round trips, one-way rate and ping-pong).
+   M=5,000, K=50, P=200 (--quick: M=500, K=10, P=50).
+
+Usage: python bench/bench_agents.py [--quick] [--kinds prosody,ejabberd] [--record] [--py-spy PATH]
+Prints the figures and a Markdown section; with --record it appends that to bench/RESULTS.md.
+The run imports a snapshot of vmenergy/ taken when it starts (others edit the shared tree while it
+runs); --in-place imports the tree itself. Profiling uses py-spy when it is on PATH or given with
+--py-spy (all threads, low overhead), else cProfile (event-loop thread only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import os
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent  # the code imported: the repository, or the snapshot of it this run works from
+REPO = Path(os.environ.get("VME_BENCH_REPO", ROOT))  # the repository itself (git state, RESULTS.md)
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import bench_xmpp as bx  # noqa: E402  (raw slixmpp reference: echo peer, rates, server versions)
+from machine import describe as machine  # noqa: E402  (bench/machine.py)
+
+from vmenergy.runtime import servers  # noqa: E402
+from vmenergy.runtime.servers import ServerInfo  # noqa: E402
+
+AGG_USER, AGG_PASSWORD = "bench-agg", "pw-bench-agg"
+RESULT = "@@"  # prefix of the JSON result lines children print on stdout
+
+
+# =============================================================================================
+# Child processes (agents). Everything SPADE is imported here only, so the parent stays plain.
+
+
+def _emit(obj: Any) -> None:
+    print(RESULT + json.dumps(obj), flush=True)
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _maxrss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _address(info: ServerInfo):
+    from vmenergy.agents import ServerAddress
+
+    return ServerAddress(info.host, info.port, info.ca_file)
+
+
+def _verified(agent: Any) -> bool:
+    import ssl
+
+    ctx = agent.client.ssl_context
+    return ctx.verify_mode == ssl.CERT_REQUIRED and bool(ctx.check_hostname)
+
+
+def _mechanism(agent: Any) -> str:
+    try:
+        return str(agent.client.plugin["feature_mechanisms"].mech.name)
+    except Exception:  # noqa: BLE001 - informative only
+        return "?"
+
+
+async def _stop_all(agents: list) -> float:
+    t0 = time.perf_counter()
+    await asyncio.gather(*(a.stop() for a in agents), return_exceptions=True)
+    took = time.perf_counter() - t0
+    for a in agents:  # so spade.run's own stop_agents at exit has nothing left to do
+        a.container.unregister(str(a.jid))
+    return took
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. start-up
+
+
+async def _startup(info: ServerInfo, n: int, tuned: bool, prefix: str, store_dir: Path, idle_s: float) -> dict:
+    from vmenergy.agents import ProsumerAgent
+    from vmenergy.runtime import swarm
+    from vmenergy.runtime.xmpp_tuning import tune_process
+
+    if tuned:
+        tune_process(info.ca_file)
+    address = _address(info)
+    aggregator = info.jid("bench-agg-absent")  # pointed at, never started
+    rss0, cpu0, srv0 = bx._rss_kib(), _cpu_s(), bx._server_cpu(info)
+    t0 = time.perf_counter()
+    agents = [
+        ProsumerAgent(
+            info.jid(f"{prefix}{i}"),
+            f"pw-{prefix}{i}",
+            aggregator=aggregator,
+            server=address,
+            store_path=store_dir / f"{prefix}{i}.sqlite",
+            tick=swarm.TICK["prosumer"],
+        )
+        for i in range(n)
+    ]
+    t_built, cpu_built = time.perf_counter(), _cpu_s()
+    errors: list[str] = []
+    for i in range(0, n, swarm.BATCH):
+        res = await asyncio.gather(
+            *(a.start(auto_register=True) for a in agents[i : i + swarm.BATCH]), return_exceptions=True
+        )
+        errors += [repr(r) for r in res if isinstance(r, BaseException)]
+    t1, cpu1, rss1, srv1 = time.perf_counter(), _cpu_s(), bx._rss_kib(), bx._server_cpu(info)
+    alive = sum(a.is_alive() for a in agents)
+    verified = all(_verified(a) for a in agents if a.client is not None)
+    contexts = len({id(a.client.ssl_context) for a in agents if a.client is not None})
+    mechs = sorted({_mechanism(a) for a in agents if a.client is not None})
+    # the agents just run (tick every 0.5 s, inbox polls): what does that cost while idle?
+    cpu_i0, t_i0 = _cpu_s(), time.perf_counter()
+    await asyncio.sleep(idle_s)
+    idle_cpu, idle_wall = _cpu_s() - cpu_i0, time.perf_counter() - t_i0
+    stop_s = await _stop_all(agents)
+    connected_after = sum(1 for a in agents if a.client is not None and a.client.is_connected())
+    return {
+        "n": n,
+        "tuned": tuned,
+        "alive": alive,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "wall_s": t1 - t0,
+        "wall_ms_per_agent": 1000 * (t1 - t0) / n,
+        "build_ms_per_agent": 1000 * (t_built - t0) / n,
+        "build_cpu_ms_per_agent": 1000 * (cpu_built - cpu0) / n,
+        "cpu_ms_per_agent": 1000 * (cpu1 - cpu0) / n,
+        "rss_kib_per_agent": (rss1 - rss0) / n,
+        "rss_mib_total": rss1 / 1024,
+        "maxrss_mib": _maxrss_kib() / 1024,
+        "server_cpu_ms_per_agent": 1000 * (srv1 - srv0) / n,
+        "idle_cpu_pct": 100 * idle_cpu / idle_wall,
+        "idle_s": idle_wall,
+        "stop_s": stop_s,
+        "still_connected": connected_after,
+        "verified": verified,
+        "ssl_contexts": contexts,
+        "mechanisms": ",".join(mechs),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. round trips: aggregator process, prosumer process, driven over stdin/stdout
+
+
+class _Commands:
+    """Reads command lines from stdin without blocking the event loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
+    async def next(self) -> list[str]:
+        line = await self.loop.run_in_executor(None, sys.stdin.readline)
+        return line.split() or ["stop"]  # EOF: the parent is gone
+
+
+class _Profiler:
+    def __init__(self) -> None:
+        self.prof = None
+
+    def on(self) -> None:
+        import cProfile
+
+        self.prof = cProfile.Profile()
+        self.prof.enable()
+
+    def off(self, path: str) -> None:
+        if self.prof is not None:
+            self.prof.disable()
+            self.prof.dump_stats(path)
+            self.prof = None
+
+
+def _counting(cls: type) -> type:
+    """A subclass of an agent class that counts engine steps and presence events (cheaply)."""
+
+    class Counting(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            self.n_handle = 0
+            self.n_presence = 0
+            self.n_status_sent = 0
+            self.answers: dict[str, tuple[float, str]] = {}
+            self.resends = 0
+            self.notes: dict[str, int] = {}
+            self.on_answer = None
+            super().__init__(*args, **kw)
+
+        # VmeAgent.handle is a plain method in some versions of the shell and a coroutine in
+        # others (serialised steps, offloaded ticks): wrap whichever this tree has
+        if inspect.iscoroutinefunction(cls.handle):
+
+            async def handle(self, step, **kw):  # the base's signature
+                self.n_handle += 1
+                effects = await super().handle(step, **kw)
+                self._seen(effects)
+                return effects
+        else:
+
+            def handle(self, step, **kw):  # the base's signature
+                self.n_handle += 1
+                effects = super().handle(step, **kw)
+                self._seen(effects)
+                return effects
+
+        def _seen(self, effects: list) -> None:
+            for e in effects:
+                event = getattr(e, "event", None)
+                if event is not None:  # agent.events keeps only the last 500 notes: count here
+                    self.notes[event] = self.notes.get(event, 0) + 1
+                if event in ("offer-accepted", "offer-rejected"):
+                    offer_id = e.fields["offer"]
+                    self.answers[offer_id] = (time.perf_counter(), event)
+                    if self.on_answer is not None:
+                        self.on_answer(offer_id)
+                elif event == "resend":
+                    self.resends += 1
+
+        def _presence(self, jid: str, available: bool) -> None:
+            self.n_presence += 1
+            super()._presence(jid, available)
+
+        def _update_status(self) -> None:
+            before = self._status
+            super()._update_status()
+            if self._status != before:
+                self.n_status_sent += 1
+
+    Counting.__name__ = "Bench" + cls.__name__
+    return Counting
+
+
+async def _step(agent: Any, step: Any) -> list:
+    """Run one engine step through the agent shell, whether its ``handle`` is sync or async."""
+    out = agent.handle(step)
+    if inspect.isawaitable(out):
+        out = await out
+    return out
+
+
+def _agent_stats(agent: Any) -> dict:
+    return {
+        "cpu_s": _cpu_s(),
+        "handles": agent.n_handle,
+        "presence_events": agent.n_presence,
+        "status_broadcasts": agent.n_status_sent,
+        "rss_mib": bx._rss_kib() / 1024,
+    }
+
+
+async def _aggregator(info: ServerInfo, store: Path) -> None:
+    from vmenergy.agents import AggregatorAgent
+    from vmenergy.protocol.aggregator import AggregatorConfig
+    from vmenergy.runtime import swarm
+    from vmenergy.runtime.xmpp_tuning import tune_process
+
+    tune_process(info.ca_file)
+    config = AggregatorConfig(enrolment="open", upstream="plan", cycle=7 * 86400, lead=60)
+    agent = _counting(AggregatorAgent)(
+        info.jid(AGG_USER),
+        AGG_PASSWORD,
+        config=config,
+        server=_address(info),
+        store_path=store,
+        tick=swarm.TICK["aggregator"],
+    )
+    await agent.start(auto_register=True)
+    _emit({"ready": True, "verified": _verified(agent), "mechanism": _mechanism(agent)})
+    commands, prof = _Commands(), _Profiler()
+    while True:
+        cmd = await commands.next()
+        if cmd[0] == "stats":
+            _emit(
+                {
+                    **_agent_stats(agent),
+                    "counts": agent.engine.counts(),
+                    "planned": agent.notes.get("planned", 0),
+                    "duplicates": agent.notes.get("duplicate", 0),
+                }
+            )
+        elif cmd[0] == "profile-on":
+            prof.on()
+            _emit({"ok": True})
+        elif cmd[0] == "profile-off":
+            prof.off(cmd[1])
+            _emit({"ok": True})
+        else:
+            break
+    await _stop_all([agent])
+    _emit({"stopped": True})
+
+
+def _make_offer(offer_id: str, issuer: str, now: float):
+    from vmenergy.flexoffer import FlexOffer, Profile, Slice, TotalEnergy
+
+    res = 900
+    first = int(now) // res + 4  # one hour ahead: well past the aggregator's lead time
+    profile = Profile((Slice(1, 0.5, 2.0), Slice(2, 1.0, 3.0)), total=TotalEnergy(2.0, 4.0))
+    return FlexOffer(offer_id, (profile,), issuer=issuer, resolution=res, start_after=first, start_before=first + 8)
+
+
+def _quantiles(xs: list[float]) -> dict:
+    if not xs:
+        return {}
+    xs = sorted(xs)
+
+    def q(p: float) -> float:
+        return xs[min(len(xs) - 1, int(p * len(xs)))]
+
+    return {
+        "p50_ms": 1000 * q(0.50),
+        "p90_ms": 1000 * q(0.90),
+        "p99_ms": 1000 * q(0.99),
+        "max_ms": 1000 * xs[-1],
+        "min_ms": 1000 * xs[0],
+    }
+
+
+async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
+    from vmenergy.agents import ProsumerAgent
+    from vmenergy.flexoffer import State
+    from vmenergy.runtime import swarm
+    from vmenergy.runtime.xmpp_tuning import tune_process
+
+    tune_process(info.ca_file)
+    cls = _counting(ProsumerAgent)
+    agg = info.jid(AGG_USER)
+    agents = [
+        cls(
+            info.jid(f"rt-p{i}"),
+            f"pw-rt-p{i}",
+            aggregator=agg,
+            server=_address(info),
+            store_path=store_dir / f"rt-p{i}.sqlite",
+            tick=swarm.TICK["prosumer"],
+        )
+        for i in range(k)
+    ]
+    t0 = time.perf_counter()
+    for i in range(0, k, swarm.BATCH):
+        await asyncio.gather(*(a.start(auto_register=True) for a in agents[i : i + swarm.BATCH]))
+    start_s = time.perf_counter() - t0
+    # wait until the presence subscriptions both ways are settled: every prosumer sees the
+    # aggregator available, then a quiet second for the last presence stanzas
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = sum(
+            1 for a in agents if a.presence.contacts.get(agg) is not None and a.presence.contacts[agg].is_available()
+        )
+        if seen == k:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    _emit({"ready": True, "start_s": start_s, "see_aggregator": seen, "verified": all(_verified(a) for a in agents)})
+
+    commands, prof = _Commands(), _Profiler()
+
+    def totals() -> dict:
+        return {
+            "cpu_s": _cpu_s(),
+            "handles": sum(a.n_handle for a in agents),
+            "presence_events": sum(a.n_presence for a in agents),
+            "status_broadcasts": sum(a.n_status_sent for a in agents),
+            "resends": sum(a.resends for a in agents),
+            "stray_acks": sum(a.notes.get("stray-ack", 0) for a in agents),
+            "server_cpu_s": bx._server_cpu(info),
+        }
+
+    while True:
+        cmd = await commands.next()
+        if cmd[0] == "pipelined":
+            run, m, timeout = cmd[1], int(cmd[2]), float(cmd[3])
+            offers = [
+                (agents[j % k], _make_offer(f"{run}-{j}", agents[j % k].engine.jid, time.time())) for j in range(m)
+            ]
+            ids = {fo.id for _, fo in offers}
+            sent: dict[str, float] = {}
+            done = asyncio.get_running_loop().create_future()
+            got = 0
+
+            def on_answer(offer_id: str, ids: set = ids, m: int = m, done: asyncio.Future = done) -> None:
+                nonlocal got
+                if offer_id in ids:
+                    got += 1
+                    if got == m and not done.done():
+                        done.set_result(True)
+
+            for a in agents:
+                a.on_answer = on_answer
+            before = totals()
+            t_first = time.perf_counter()
+            for j, (a, fo) in enumerate(offers):
+                sent[fo.id] = time.perf_counter()
+                await _step(a, lambda now, a=a, fo=fo: a.engine.add_offer(fo, 0, now))
+                if j % k == k - 1:
+                    await asyncio.sleep(0)  # let the writes flow, as separate boxes would
+            t_sent = time.perf_counter()
+            try:
+                await asyncio.wait_for(done, timeout)
+            except TimeoutError:
+                pass
+            after = totals()
+            answers = {fid: a.answers[fid] for a, fo in offers for fid in (fo.id,) if fid in a.answers}
+            accepted = [fid for fid, (_, ev) in answers.items() if ev == "offer-accepted"]
+            t_last = max((t for t, _ in answers.values()), default=time.perf_counter())
+            in_ledger = sum(1 for a, fo in offers if a.engine.ledger.get("offers", fo.id).state is State.ACCEPTED)
+            lat = [answers[fid][0] - sent[fid] for fid in answers]
+            _emit(
+                {
+                    "run": run,
+                    "m": m,
+                    "k": k,
+                    "answered": len(answers),
+                    "accepted": len(accepted),
+                    "ledger_accepted": in_ledger,
+                    "send_s": t_sent - t_first,
+                    "total_s": t_last - t_first,
+                    "acks_per_s": len(accepted) / max(1e-9, t_last - t_first),
+                    **_quantiles(lat),
+                    **{f"d_{key}": after[key] - before[key] for key in after},
+                }
+            )
+        elif cmd[0] == "sequential":
+            run, p = cmd[1], int(cmd[2])
+            before = totals()
+            lat = []
+            t0 = time.perf_counter()
+            for j in range(p):
+                a = agents[j % k]
+                fo = _make_offer(f"{run}-{j}", a.engine.jid, time.time())
+                fut = asyncio.get_running_loop().create_future()
+                a.on_answer = lambda oid, fut=fut, want=fo.id: not fut.done() and oid == want and fut.set_result(True)
+                ts = time.perf_counter()
+                await _step(a, lambda now, a=a, fo=fo: a.engine.add_offer(fo, 0, now))
+                try:
+                    await asyncio.wait_for(fut, 30)
+                except TimeoutError:
+                    break
+                lat.append(a.answers[fo.id][0] - ts)
+            t1 = time.perf_counter()
+            after = totals()
+            _emit(
+                {
+                    "run": run,
+                    "p": p,
+                    "answered": len(lat),
+                    "per_s": len(lat) / (t1 - t0),
+                    **_quantiles(lat),
+                    "mean_ms": 1000 * sum(lat) / max(1, len(lat)),
+                    **{f"d_{key}": after[key] - before[key] for key in after},
+                }
+            )
+        elif cmd[0] == "profile-on":
+            prof.on()
+            _emit({"ok": True})
+        elif cmd[0] == "profile-off":
+            prof.off(cmd[1])
+            _emit({"ok": True})
+        elif cmd[0] == "stats":
+            _emit(totals())
+        else:
+            break
+    stop_s = await _stop_all(agents)
+    _emit({"stopped": True, "stop_s": stop_s})
+
+
+def child_main(argv: list[str]) -> int:
+    import logging
+
+    import spade
+
+    from vmenergy.runtime.logs import setup_logging
+
+    mode, run_dir = argv[0], argv[1]
+    info = servers.read_info(run_dir)
+    if info is None:
+        print(f"no server in {run_dir}", file=sys.stderr)
+        return 1
+    _raise_nofile()
+    setup_logging(os.environ.get("VME_BENCH_LOG_LEVEL", "INFO"))  # what `vmenergy agent/swarm` use
+    logging.getLogger("vmenergy.bench").info("child %s pid %d", mode, os.getpid())
+    rc = 0
+
+    async def main() -> None:
+        nonlocal rc
+        try:
+            if mode == "startup":
+                n, tuned, prefix, store_dir, idle_s = (
+                    int(argv[2]),
+                    argv[3] == "1",
+                    argv[4],
+                    Path(argv[5]),
+                    float(argv[6]),
+                )
+                store_dir.mkdir(parents=True, exist_ok=True)
+                _emit(await _startup(info, n, tuned, prefix, store_dir, idle_s))
+            elif mode == "aggregator":
+                await _aggregator(info, Path(argv[2]))
+            elif mode == "prosumers":
+                store_dir = Path(argv[3])
+                store_dir.mkdir(parents=True, exist_ok=True)
+                await _prosumers(info, int(argv[2]), store_dir)
+            else:
+                raise ValueError(f"unknown child mode {mode}")
+        except BaseException:  # spade.run would swallow it: report and fail
+            traceback.print_exc()
+            _emit({"error": traceback.format_exc(limit=3)})
+            rc = 1
+
+    spade.run(main())  # SPADE's container loop (uvloop), as swarm processes run
+    return rc
+
+
+# =============================================================================================
+# Parent
+
+
+class Child:
+    """A child process of this script, spoken to by command lines, answering with result lines."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            bufsize=1,
+        )
+
+    def result(self, timeout: float) -> dict:
+        import select
+
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"no answer from child in {timeout:.0f} s; log {self.log_path}:\n" + servers.log_tail(self.log_path)
+                )
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not ready:
+                continue
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(
+                    f"child exited ({self.proc.poll()}); log {self.log_path}:\n" + servers.log_tail(self.log_path)
+                )
+            if line.startswith(RESULT):
+                out = json.loads(line[len(RESULT) :])
+                if "error" in out:
+                    raise RuntimeError(f"child failed:\n{out['error']}")
+                return out
+
+    def ask(self, command: str, timeout: float = 120) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.result(timeout)
+
+    def close(self, timeout: float = 120) -> Optional[dict]:
+        out = None
+        if self.proc.poll() is None:
+            try:
+                out = self.ask("stop", timeout)
+            except Exception:  # noqa: BLE001 - it is killed below anyway
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile summary
+
+_KEY_FUNCTIONS = [  # (label, file fragment, function name): cumulative time, i.e. with callees
+    ("VmeAgent._message_received (stanza -> engine)", "agents/base.py", "_message_received"),
+    ("  wire decode (XML -> message, offer validation)", "wire/messages.py", "decode"),
+    ("  FlexOffer.__post_init__ (validation)", "flexoffer/model.py", "__post_init__"),
+    ("VmeAgent.handle (engine step + store + effects)", "agents/base.py", "handle"),
+    ("  Engine.receive", "protocol/engine.py", "receive"),
+    ("  AggregatorEngine._offer", "protocol/aggregator.py", "_offer"),
+    ("  Store.flush (SQLite transaction)", "store/sqlite.py", "flush"),
+    ("    store codec dumps (records -> JSON)", "store/codec.py", "dumps"),
+    ("  VmeMessage.of + prepare + send (ack out)", "agents/base.py", "client_send"),
+    ("  VmeAgent._update_status (status + presence)", "agents/base.py", "_update_status"),
+    ("    engine status()/counts() over all offers", "vmenergy/protocol/", "status"),
+    ("Engine.tick (timer: resend, expire, settle)", "protocol/engine.py", "tick"),
+    ("VmeAgent._presence (presence -> engine step)", "agents/base.py", "_presence"),
+    ("PresenceManager.handle_presence (SPADE)", "spade/presence.py", "handle_presence"),
+    ("slixmpp XMLStream.__spawn_event (stanza dispatch)", "xmlstream/xmlstream.py", "_XMLStream__spawn_event"),
+    ("slixmpp XMLStream.data_received (TLS bytes -> XML)", "xmlstream/xmlstream.py", "data_received"),
+    ("slixmpp XMLStream.send_raw (out)", "xmlstream/xmlstream.py", "send_raw"),
+    ("SPADE dispatch + behaviour queue", "spade/agent.py", "dispatch"),
+    ("InboxBehaviour.run", "agents/base.py", "run"),
+    ("logging (records, formatting, writes)", "logging/__init__.py", "_log"),
+]
+
+
+def _category(filename: str, func: str) -> str:
+    f = filename.replace("\\", "/")
+    # sampled leaf frames whose time is really spent in C below them
+    if f.endswith("slixmpp/xmlstream/xmlstream.py") and func == "send_raw":
+        return "TLS encrypt + socket write (uvloop transport.write)"
+    if (f.endswith("spade/container.py") and func == "run") or (
+        f.endswith("asyncio/base_events.py") and func in ("run_forever", "run_until_complete", "_run_once")
+    ):
+        return "event loop, sockets"
+    if filename == "~":  # built-ins: sort by what they belong to
+        if "sqlite3" in func:
+            return "SQLite (execute/commit)"
+        if "xmlparser" in func or "pyexpat" in func or "XMLPullParser" in func or "_elementtree" in func:
+            return "XML parse/serialise (expat, ElementTree)"
+        if "_ssl" in func or "SSL" in func:
+            return "TLS"
+        if "uvloop" in func or "socket" in func or "select" in func or "epoll" in func:
+            return "event loop, sockets"
+        if "json" in func:
+            return "store record encoding (JSON, codec)"
+        return "other built-ins (str, dict, isinstance, ...)"
+    if "/vmenergy/store/" in f or "/json/" in f:
+        return "store record encoding (JSON, codec)" if "codec" in f or "/json/" in f else "SQLite (execute/commit)"
+    if "/sqlite3/" in f:
+        return "SQLite (execute/commit)"
+    if "/vmenergy/wire/json" in f:
+        return "store record encoding (JSON, codec)"
+    if "/vmenergy/wire/" in f:
+        return "VME wire codec (XML <-> messages)"
+    if "/vmenergy/flexoffer/" in f:
+        return "flex-offer model (construction, validation)"
+    if "/vmenergy/protocol/" in f:
+        return "VME engines (protocol)"
+    if "/vmenergy/agents/" in f:
+        return "VME agent shell"
+    if "/xml/etree/" in f or "/xml/" in f:
+        return "XML parse/serialise (expat, ElementTree)"
+    if "/slixmpp/xmlstream/" in f:
+        return "slixmpp stanza objects + XML stream"
+    if "/slixmpp/" in f:
+        return "slixmpp other (roster, presence, plugins)"
+    if "/spade/" in f:
+        return "SPADE (dispatch, behaviours, presence)"
+    if "/logging/" in f:
+        return "logging"
+    if "/asyncio/" in f or "uvloop" in f:
+        return "event loop, sockets"
+    if "ssl.py" in f:
+        return "TLS"
+    if "dataclasses.py" in f or "copy.py" in f:
+        return "dataclasses.replace / copies"
+    if "enum.py" in f:
+        return "other Python stdlib"
+    return "other Python stdlib"
+
+
+def _summary(
+    total: float,
+    cats: dict[str, float],
+    key: dict[str, tuple[float, int]],
+    top: list,
+    unit: str,
+    threads: Optional[dict[str, float]] = None,
+) -> dict:
+    total = total or 1e-9
+    return {
+        "unit": unit,
+        "total_s": total,
+        "categories": sorted(({"what": k, "s": v, "share": v / total} for k, v in cats.items()), key=lambda d: -d["s"]),
+        "key": [
+            {"what": label, "cum_s": key[label][0], "share": key[label][0] / total, "calls": key[label][1]}
+            for label, _f, _n in _KEY_FUNCTIONS
+            if label in key
+        ],
+        "top_self": top,
+        "threads": sorted(
+            ({"what": k, "s": v, "share": v / total} for k, v in (threads or {}).items()), key=lambda d: -d["s"]
+        ),
+    }
+
+
+def summarise_cprofile(path: Path, top: int = 12) -> dict:
+    """cProfile stats: self time by area, cumulative time of the main steps (event-loop thread only)."""
+    st = pstats.Stats(str(path))
+    stats = st.stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in stats.values())
+    cats: dict[str, float] = {}
+    rows = []
+    for (filename, line, func), (cc, nc, tt, ct, _callers) in stats.items():
+        cat = _category(filename, func)
+        cats[cat] = cats.get(cat, 0.0) + tt
+        short = filename if filename == "~" else "/".join(Path(filename).parts[-2:])
+        rows.append((tt, ct, nc, f"{short}:{line}({func})" if filename != "~" else func))
+    rows.sort(reverse=True)
+    key: dict[str, tuple[float, int]] = {}
+    for label, frag, name in _KEY_FUNCTIONS:
+        for (filename, _line, func), (cc, nc, tt, ct, _c) in stats.items():
+            if func == name and frag in filename.replace("\\", "/") and ct > key.get(label, (-1.0, 0))[0]:
+                key[label] = (ct, nc)
+    top_rows = [
+        {"what": w, "self_s": tt, "cum_s": ct, "calls": nc, "share": tt / (total or 1e-9)}
+        for tt, ct, nc, w in rows[:top]
+    ]
+    return _summary(total, cats, key, top_rows, "cProfile, event-loop thread")
+
+
+def summarise_pyspy(path: Path, rate: int, top: int = 12) -> dict:
+    """py-spy raw (collapsed) stacks of every thread, idle samples excluded: self time by area
+    (leaf frame), inclusive time of the main steps, time per thread."""
+    import re
+
+    frame_re = re.compile(r"^(.*) \((.*):(\d+)\)$")
+    cats: dict[str, float] = {}
+    key: dict[str, tuple[float, int]] = {}
+    leaves: dict[str, float] = {}
+    threads: dict[str, float] = {}
+    total = 0.0
+    # a non-blocking sampler can read a frame name while it changes: tolerate the odd bad byte
+    for line in Path(path).read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        secs = int(count) / rate
+        total += secs
+        parts = stack.split(";")
+        thread = parts[0].split(": ", 1)[-1] if parts[0].startswith("thread") else "?"
+        thread = re.sub(r"_\d+$", "_N", re.sub(r"\(.*\)", "", thread)).strip()
+        threads[thread] = threads.get(thread, 0.0) + secs
+        frames = []
+        for fr in parts[1:] if parts[0].startswith("thread") else parts:
+            m = frame_re.match(fr)
+            frames.append((m.group(2), m.group(1).split(".")[-1], m.group(3)) if m else ("?", fr, "0"))
+        if not frames:
+            continue
+        filename, func, lineno = frames[-1]
+        cat = _category(filename, func)
+        cats[cat] = cats.get(cat, 0.0) + secs
+        leaf = f"{'/'.join(Path(filename).parts[-2:])}:{lineno}({func})"
+        leaves[leaf] = leaves.get(leaf, 0.0) + secs
+        for label, frag, name in _KEY_FUNCTIONS:
+            if any(f == name and frag in fn for fn, f, _l in frames):
+                s0, n0 = key.get(label, (0.0, 0))
+                key[label] = (s0 + secs, n0)
+    top_rows = [
+        {"what": w, "self_s": v, "share": v / (total or 1e-9)}
+        for w, v in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]
+    ]
+    return _summary(total, cats, key, top_rows, f"py-spy, {rate} samples/s, all threads, idle excluded", threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# One server kind
+
+
+def _startup_pass(
+    info: ServerInfo, n: int, tuned: bool, prefix: str, base: Path, idle_s: float, timeout: float
+) -> dict:
+    child = Child(
+        ["startup", info.run_dir, str(n), "1" if tuned else "0", prefix, str(base / f"stores-{prefix}"), str(idle_s)],
+        base / f"startup-{prefix}.log",
+    )
+    try:
+        return child.result(timeout)
+    finally:
+        child.close(30)
+
+
+def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
+    info = servers.start_server(kind, base / kind / "server")
+    work = base / kind
+    res: dict[str, Any] = {"kind": kind}
+    children: list[Child] = []
+    try:
+        n, idle_s = cfg["n"], cfg["idle_s"]
+        # -- 1. start-up ----------------------------------------------------------------------
+        if "startup" in cfg["parts"]:
+            print("  start-up: warm-up pass (20 agents, untimed) ...", flush=True)
+            _startup_pass(info, 20, True, "warm", work, 1.0, 300)
+        for tuned in (False, True) if "startup" in cfg["parts"] else ():
+            variant = "tuned" if tuned else "plain"
+            print(f"  start-up: {n} agents, {variant} ...", flush=True)
+            r = _startup_pass(info, n, tuned, f"st-{variant}-", work, idle_s, 1800)
+            res[variant] = r
+            print(
+                f"    {r['alive']}/{n} alive ({r['errors']} errors), {r['wall_ms_per_agent']:.1f} ms wall/agent, "
+                f"{r['cpu_ms_per_agent']:.1f} ms CPU/agent, {r['rss_kib_per_agent']:.0f} KiB/agent, server "
+                f"{r['server_cpu_ms_per_agent']:.1f} ms CPU/agent; idle {r['idle_cpu_pct']:.1f} % CPU for {n} agents; "
+                f"stop {r['stop_s']:.1f} s; verified={r['verified']} contexts={r['ssl_contexts']} "
+                f"SASL={r['mechanisms']}",
+                flush=True,
+            )
+            if r["first_error"]:
+                print(f"    first error: {r['first_error']}", flush=True)
+        # -- 2a. raw slixmpp reference (bench_xmpp) ----------------------------------------------
+        m, k, p = cfg["m"], cfg["k"], cfg["p"]
+        print(f"  raw slixmpp: {m} messages, {p} ping-pongs (bench_xmpp) ...", flush=True)
+        servers.register_accounts(info, [("bench-echo", "pw-echo"), ("bench-sender", "pw-sender")])
+        peer = bx._child(["echo", info.run_dir], stdout=subprocess.PIPE, text=True)
+        try:
+            line = peer.stdout.readline() if peer.stdout else ""
+            if "READY" not in line:
+                raise RuntimeError(f"echo peer did not start on {kind}")
+            res["raw"] = bx._run(bx._rates(info, info.jid("bench-echo"), m, p))
+            peer.wait(timeout=30)
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+                peer.wait()
+        x = res["raw"]
+        print(
+            f"    one-way {x['oneway_msgs_per_s']:,.0f} msgs/s; pipelined echo {x['echo_roundtrips_per_s']:,.0f} "
+            f"round trips/s; ping-pong {x['pingpong_latency_ms']:.2f} ms",
+            flush=True,
+        )
+        # -- 2b. agents --------------------------------------------------------------------------
+        print(f"  agents: 1 aggregator process, {k} prosumers in another ...", flush=True)
+        agg = Child(["aggregator", info.run_dir, str(work / "agg.sqlite")], work / "aggregator.log")
+        children.append(agg)
+        res["aggregator_ready"] = agg.result(120)
+        pro = Child(["prosumers", info.run_dir, str(k), str(work / "stores-rt")], work / "prosumers.log")
+        children.append(pro)
+        res["prosumers_ready"] = pro.result(600)
+        timeout = max(120.0, m / 10)
+
+        def run_pipelined(name: str, count: int) -> dict:
+            a0 = agg.ask("stats")
+            r = pro.ask(f"pipelined {name} {count} {timeout}", timeout + 60)
+            a1 = agg.ask("stats")
+            r["agg_cpu_s"] = a1["cpu_s"] - a0["cpu_s"]
+            r["agg_handles"] = a1["handles"] - a0["handles"]
+            r["agg_presence_events"] = a1["presence_events"] - a0["presence_events"]
+            r["agg_status_broadcasts"] = a1["status_broadcasts"] - a0["status_broadcasts"]
+            r["agg_offers_before"] = sum(a0["counts"].values())
+            r["agg_duplicates"] = a1["duplicates"] - a0["duplicates"]
+            r["agg_planned"] = a1["planned"]
+            return r
+
+        r = res["pipelined"] = run_pipelined("pipe", m)
+        print(
+            f"    pipelined: {r['accepted']}/{m} accepted (ledgers: {r['ledger_accepted']}) in {r['total_s']:.2f} s "
+            f"= {r['acks_per_s']:,.0f} acks/s; latency p50 {r.get('p50_ms', 0):.0f} / p90 {r.get('p90_ms', 0):.0f} / "
+            f"p99 {r.get('p99_ms', 0):.0f} / max {r.get('max_ms', 0):.0f} ms; CPU aggregator "
+            f"{1e6 * r['agg_cpu_s'] / max(1, m):.0f} us/offer, "
+            f"prosumers {1e6 * r['d_cpu_s'] / max(1, m):.0f} us/offer, "
+            f"server {1e6 * r['d_server_cpu_s'] / max(1, m):.0f} us/offer; resends {r['d_resends']}, "
+            f"prosumer presence events {r['d_presence_events']}, aggregator status broadcasts "
+            f"{r['agg_status_broadcasts']}",
+            flush=True,
+        )
+        a0 = agg.ask("stats")
+        s = res["sequential"] = pro.ask(f"sequential seq {p}", 30 * p + 60)
+        a1 = agg.ask("stats")
+        s["agg_cpu_s"] = a1["cpu_s"] - a0["cpu_s"]
+        print(
+            f"    sequential: {s['answered']}/{p}, {s['per_s']:.0f}/s, latency mean {s['mean_ms']:.1f} ms, "
+            f"p50 {s.get('p50_ms', 0):.1f} / p99 {s.get('p99_ms', 0):.1f} ms",
+            flush=True,
+        )
+        # -- 2c. profiled run ------------------------------------------------------------------
+        mp = cfg["m_profile"]
+        if cfg["pyspy"]:  # sampling, all threads (the shell may run engine steps in worker threads)
+            rate, secs = 100, cfg["profile_s"]
+            spies = [
+                subprocess.Popen(
+                    [
+                        cfg["pyspy"],
+                        "record",
+                        "-p",
+                        str(c.proc.pid),
+                        "-d",
+                        str(secs),
+                        "-r",
+                        str(rate),
+                        "-f",
+                        "raw",
+                        "--full-filenames",
+                        "--nonblocking",
+                        "--threads",
+                        "-o",
+                        str(work / f"{who}.raw"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(work / f"{who}-py-spy.log", "wb"),
+                )
+                for c, who in ((agg, "aggregator"), (pro, "prosumers"))
+            ]
+            time.sleep(0.5)  # let py-spy attach before the first offer
+            try:
+                rp = run_pipelined("prof", mp)
+            finally:
+                for sp in spies:
+                    try:
+                        sp.wait(timeout=secs + 60)
+                    except subprocess.TimeoutExpired:
+                        sp.kill()
+                        sp.wait()
+            rp["agg_profile"] = summarise_pyspy(work / "aggregator.raw", rate)
+            rp["pro_profile"] = summarise_pyspy(work / "prosumers.raw", rate)
+            rp["profiler"] = f"py-spy (first {secs} s of the run)"
+        else:
+            agg.ask("profile-on")
+            pro.ask("profile-on")
+            rp = run_pipelined("prof", mp)
+            agg.ask(f"profile-off {work / 'aggregator.prof'}")
+            pro.ask(f"profile-off {work / 'prosumers.prof'}")
+            rp["agg_profile"] = summarise_cprofile(work / "aggregator.prof")
+            rp["pro_profile"] = summarise_cprofile(work / "prosumers.prof")
+            rp["profiler"] = "cProfile (whole run, event-loop threads only)"
+        res["profiled"] = rp
+        print(f"    profiled run ({mp} offers, {rp['profiler']}): {rp['acks_per_s']:,.0f} acks/s", flush=True)
+        for who in ("agg", "pro"):
+            prof = rp[f"{who}_profile"]
+            print(
+                f"    {'aggregator' if who == 'agg' else 'prosumers'} profile ({prof['total_s']:.1f} s CPU, "
+                f"{prof['unit']}):",
+                flush=True,
+            )
+            for c in prof["categories"][:10]:
+                print(f"      {100 * c['share']:5.1f} %  {c['what']}", flush=True)
+            print("      main steps (inclusive):", flush=True)
+            for c in prof["key"]:
+                print(f"      {100 * c['share']:5.1f} %  {c['what']}", flush=True)
+            for c in prof["threads"]:
+                print(f"      thread {c['what']}: {100 * c['share']:.1f} %", flush=True)
+            for c in prof["top_self"][:8]:
+                print(f"      self {100 * c['share']:5.1f} %  {c['what']}", flush=True)
+        res["agg_final"] = agg.ask("stats")
+        res["pro_final"] = pro.close(300)
+        res["agg_stop"] = agg.close(120)
+        children.clear()
+        return res
+    finally:
+        for c in children:
+            c.close(60)
+        servers.stop_server(info.run_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _prosody_without_nagle() -> None:
+    """Diagnostic only: Prosody's epoll backend leaves Nagle's algorithm on for client
+    connections unless ``network_settings = { nagle = false }``; add that to the config the
+    project generates (by wrapping servers._render in this process; servers.py is unchanged)."""
+    original = servers._render
+
+    def render(template: str, dest: Path, values: dict) -> Path:
+        out = original(template, dest, values)
+        if template.startswith("prosody/"):
+            out.write_text(
+                "network_settings = { nagle = false }  -- bench_agents --prosody-nagle off\n" + out.read_text()
+            )
+        return out
+
+    servers._render = render
+
+
+_CODE_PATHS = (
+    "vmenergy/agents",
+    "vmenergy/protocol",
+    "vmenergy/store",
+    "vmenergy/wire",
+    "vmenergy/runtime",
+    "vmenergy/flexoffer",
+)
+
+
+def code_fingerprint(root: Path = REPO) -> str:
+    """A hash of the agent-path sources under ``root`` (others edit the same tree)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for d in _CODE_PATHS:
+        for f in sorted((root / d).rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def _snapshot(dest: Path) -> Path:
+    """Copy the code a run needs (vmenergy/, bench/, xmpp-server/) so that edits others make to
+    the shared tree while the benchmark runs (minutes) cannot change or break what it measures."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for d in ("vmenergy", "bench", "xmpp-server"):
+        shutil.copytree(REPO / d, dest / d, ignore=ignore)
+    return dest
+
+
+def code_state() -> str:
+    """The commit measured, and which agent-path files had uncommitted changes (others work in
+    the same tree; the figures belong to the code as it was)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", *_CODE_PATHS],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")
+    except OSError:
+        return "unknown commit"
+    files = [line[3:] for line in dirty if line.strip()]
+    if not files:
+        return f"commit {head} (agent path clean)"
+    import hashlib
+
+    diff = subprocess.run(
+        ["git", "-C", str(REPO), "diff", "HEAD", "--", *files], capture_output=True, timeout=10
+    ).stdout
+    return (
+        f"commit {head} plus uncommitted changes in {', '.join(files)} "
+        f"(diff sha1 {hashlib.sha1(diff).hexdigest()[:10]})"
+    )
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def report(
+    results: list[dict], skipped: dict[str, str], cfg: dict, command: str, load_before: str, load_after: str, code: str
+) -> str:
+    n = cfg["n"]
+    lines = [
+        "## VME agents: start-up per agent and flex-offer round trips (`bench/bench_agents.py`)",
+        "",
+        f"{time.strftime('%Y-%m-%d')}, {machine()}; {bx.versions()}. Command: `{command}` (private servers on "
+        f"127.0.0.1 started and stopped by the script). Load average before: {load_before}; after: {load_after} "
+        "(other engineers' work may have been running on the same cores, which makes wall times and rates "
+        "pessimistic; CPU per agent/offer is the steadier figure). Agent processes log at INFO like "
+        f"`vmenergy agent`/`swarm`. Code measured: {code}.",
+    ]
+    if not any("plain" in r or "tuned" in r for r in results):
+        lines.append("")
+        return _report_roundtrips(lines, results, skipped, cfg)
+    lines += [
+        "",
+        f"(1) {n} `ProsumerAgent`s (no offers, aggregator JID not running, `auto_register=True` so in-band "
+        f"registration is included, `verify_security=True`, one SQLite store each) started in one process in "
+        f"concurrent batches of 50 (as `swarm.py`), after an untimed 20-agent warm-up. *plain*: no "
+        "`tune_process` (slixmpp builds a TLS context with the system CA store per client; pure-Python SCRAM; "
+        "the agent then swaps in the CA-file context via `apply_to_client`); *tuned*: `tune_process(ca_file)`. "
+        "Each in a fresh process. CPU per agent includes the ticking of the agents already started while later "
+        "batches start. Idle: CPU of the process (% of one core) while all the started agents just run (ticks, "
+        "inbox polls), over a few seconds after the last start.",
+        "",
+        "| server | variant | alive | start all | wall ms/agent | CPU ms/agent | RSS KiB/agent | server CPU ms/agent "
+        "| idle CPU (all agents) | stop all | verified, contexts, SASL |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        for variant in ("plain", "tuned"):
+            if variant not in r:
+                continue
+            v = r[variant]
+            lines.append(
+                f"| {r['kind']} | {variant} | {v['alive']}/{v['n']} | {v['wall_s']:.1f} s | "
+                f"{v['wall_ms_per_agent']:.1f} | "
+                f"{v['cpu_ms_per_agent']:.1f} | {v['rss_kib_per_agent']:.0f} | {v['server_cpu_ms_per_agent']:.1f} | "
+                f"{v['idle_cpu_pct']:.0f} % | {v['stop_s']:.1f} s | {v['verified']}, {v['ssl_contexts']}, "
+                f"{v['mechanisms']} |"
+            )
+    lines.append("")
+    return _report_roundtrips(lines, results, skipped, cfg)
+
+
+def _report_roundtrips(lines: list[str], results: list[dict], skipped: dict[str, str], cfg: dict) -> str:
+    m, k, p, mp = cfg["m"], cfg["k"], cfg["p"], cfg["m_profile"]
+    if not any("pipelined" in r for r in results):
+        for kind, why in skipped.items():
+            lines.append(f"\n{kind}: not measured ({why}).")
+        return "\n".join(lines) + "\n"
+    lines += [
+        f"(2) One `AggregatorAgent` (upstream plan, cycle one week: no planning during the runs; open "
+        f"enrolment; SQLite store) in one process; {k} `ProsumerAgent`s (tuned) in another; all presence "
+        f"subscriptions settled before measuring. *Pipelined*: the prosumers send {m} offers together "
+        f"(`add_offer`, release 0, {m // k} each, round robin); time from the first send to the last prosumer "
+        f"ledger moving to 'accepted'; latency = send to that moment per offer. *Sequential*: {p} offers one at a "
+        f"time. *Raw*: `bench_xmpp` between two plain slixmpp clients on the same server in the same run "
+        f"({m} messages one way / pipelined echo; {p} ping-pongs).",
+        "",
+        "| server | agent acks/s (pipelined) | raw echo round trips/s | agent / raw | raw one-way msgs/s "
+        "| latency p50 / p90 / p99 / max ms | sequential latency ms (mean, p99) | raw ping-pong ms "
+        "| CPU µs per offer: aggregator / prosumers / server |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        a, x, s = r["pipelined"], r["raw"], r["sequential"]
+        ok = "" if a["accepted"] == m else f" ({a['accepted']}/{m} accepted)"
+        lines.append(
+            f"| {r['kind']} | {a['acks_per_s']:,.0f}{ok} | {x['echo_roundtrips_per_s']:,.0f} | "
+            f"{a['acks_per_s'] / x['echo_roundtrips_per_s']:.2f} | {x['oneway_msgs_per_s']:,.0f} | "
+            f"{a.get('p50_ms', 0):,.0f} / {a.get('p90_ms', 0):,.0f} / {a.get('p99_ms', 0):,.0f} / "
+            f"{a.get('max_ms', 0):,.0f} | "
+            f"{s['mean_ms']:.1f}, {s.get('p99_ms', 0):.1f} | {x['pingpong_latency_ms']:.2f} | "
+            f"{1e6 * a['agg_cpu_s'] / m:,.0f} / {1e6 * a['d_cpu_s'] / m:,.0f} / {1e6 * a['d_server_cpu_s'] / m:,.0f} |"
+        )
+    lines += ["", "Traffic behind the pipelined run (counted by thin subclasses of the agents):", ""]
+    for r in results:
+        a = r["pipelined"]
+        lines.append(
+            f"- {r['kind']}: the {m:,} offers left the prosumers within {a['send_s']:.1f} s; "
+            f"{a['d_handles']:,} engine steps (`VmeAgent.handle`, each an SQLite transaction when "
+            f"something changed) in the prosumers and {a['agg_handles']:,} in the aggregator for {m:,} offers; "
+            f"{a['d_presence_events']:,} presence events handled by the prosumers and {a['agg_presence_events']:,} "
+            f"by the aggregator; {a['agg_status_broadcasts']:,} aggregator and {a['d_status_broadcasts']:,} prosumer "
+            f"status (presence) broadcasts; {a['d_resends']:,} offer resends, {a['agg_duplicates']:,} duplicates "
+            f"answered by the aggregator, {a['d_stray_acks']:,} stray (repeated) acks at the prosumers; planning "
+            f"rounds: {a['agg_planned']}."
+        )
+    for r in results:
+        rp = r["profiled"]
+        lines += [
+            "",
+            f"Where the time goes, {r['kind']}: a third pipelined run of {mp} offers (the aggregator already "
+            f"holding {rp['agg_offers_before']:,}) with {rp['profiler']} "
+            f"on both agent processes ({rp['acks_per_s']:,.0f} acks/s while profiled). Self time by area "
+            f"({rp['agg_profile']['unit']}):",
+            "",
+        ]
+        lines += ["| area | aggregator | prosumers |", "| --- | --- | --- |"]
+        agg_c = {c["what"]: c for c in rp["agg_profile"]["categories"]}
+        pro_c = {c["what"]: c for c in rp["pro_profile"]["categories"]}
+        order = sorted(
+            set(agg_c) | set(pro_c), key=lambda w: -(agg_c.get(w, {}).get("s", 0) + pro_c.get(w, {}).get("s", 0))
+        )
+        for w in order:
+            lines.append(
+                f"| {w} | {_pct(agg_c[w]['share']) if w in agg_c else '-'} | "
+                f"{_pct(pro_c[w]['share']) if w in pro_c else '-'} |"
+            )
+        lines.append(
+            f"| total profiled CPU | {rp['agg_profile']['total_s']:.1f} s | {rp['pro_profile']['total_s']:.1f} s |"
+        )
+        lines += [
+            "",
+            "Inclusive time (with callees) of the main steps, share of the process's profiled CPU:",
+            "",
+            "| step | aggregator | prosumers |",
+            "| --- | --- | --- |",
+        ]
+        agg_k = {d["what"]: d for d in rp["agg_profile"]["key"]}
+        pro_k = {d["what"]: d for d in rp["pro_profile"]["key"]}
+        for label, _f, _n in _KEY_FUNCTIONS:
+            if label in agg_k or label in pro_k:
+                lines.append(
+                    f"| {label.strip()} | {_pct(agg_k[label]['share']) if label in agg_k else '-'} | "
+                    f"{_pct(pro_k[label]['share']) if label in pro_k else '-'} |"
+                )
+        for who, name in (("agg", "aggregator"), ("pro", "prosumers")):
+            prof = rp[f"{who}_profile"]
+            if prof["threads"]:
+                lines.append(
+                    f"\n{name} threads: " + ", ".join(f"{t['what']} {_pct(t['share'])}" for t in prof["threads"])
+                )
+            lines.append(
+                f"\n{name} top self time: " + "; ".join(f"{t['what']} {_pct(t['share'])}" for t in prof["top_self"][:8])
+            )
+    for kind, why in skipped.items():
+        lines.append(f"\n{kind}: not measured ({why}).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--child"]:
+        return child_main(argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="100 agents, 500 offers from 10 prosumers")
+    ap.add_argument("--kinds", default="prosody,ejabberd")
+    ap.add_argument("--n", type=int, help="agents in the start-up passes (default 1000, quick 100)")
+    ap.add_argument("--offers", type=int, help="offers in the pipelined run (default 5000, quick 500)")
+    ap.add_argument("--prosumers", type=int, help="prosumer agents sending them (default 50, quick 10)")
+    ap.add_argument("--record", action="store_true", help="append the Markdown section to bench/RESULTS.md")
+    ap.add_argument("--parts", default="startup,roundtrip", help="startup, roundtrip or both (default)")
+    ap.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="py-spy binary for the profiled run (default: py-spy on PATH; "
+        "without it cProfile, which sees only the event-loop thread)",
+    )
+    ap.add_argument(
+        "--prosody-nagle",
+        choices=("default", "off"),
+        default="default",
+        help="diagnostic: 'off' adds network_settings = { nagle = false } to the generated Prosody config",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
+    ap.add_argument(
+        "--in-place",
+        action="store_true",
+        help="import the working tree directly instead of a snapshot of it taken at the start",
+    )
+    a = ap.parse_args(argv)
+    if not a.in_place and "VME_BENCH_REPO" not in os.environ:
+        # run from a snapshot: the parent, the agent children and bench_xmpp's peers all import it
+        snap = Path(tempfile.mkdtemp(prefix="vme-bench-agents-code-"))
+        try:
+            _snapshot(snap)
+            code = f"{code_state()}; run from a snapshot of the tree (agent-path fingerprint {code_fingerprint(snap)})"
+            env = {**os.environ, "VME_BENCH_REPO": str(REPO), "VME_BENCH_CODE_STATE": code}
+            return subprocess.call([sys.executable, str(snap / "bench" / "bench_agents.py"), *argv], env=env)
+        finally:
+            shutil.rmtree(snap, ignore_errors=True)
+    cfg = {
+        "n": a.n or (100 if a.quick else 1000),
+        "m": a.offers or (500 if a.quick else 5000),
+        "k": a.prosumers or (10 if a.quick else 50),
+        "p": 50 if a.quick else 200,
+        "idle_s": 3.0 if a.quick else 5.0,
+        "parts": a.parts.split(","),
+        "pyspy": a.py_spy or shutil.which("py-spy"),
+        "profile_s": 5 if a.quick else 10,
+    }
+    cfg["m_profile"] = max(cfg["k"], cfg["m"] // 2)
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    if a.prosody_nagle == "off":
+        _prosody_without_nagle()
+    code, fingerprint = os.environ.get("VME_BENCH_CODE_STATE") or code_state(), code_fingerprint(ROOT)
+    print(f"code: {code}", flush=True)
+    results, skipped = [], {}
+    tmp = tempfile.mkdtemp(prefix="vme-bench-agents-")
+    try:
+        for kind in a.kinds.split(","):
+            ok, why = servers.check_kind(kind)
+            if not ok:
+                skipped[kind] = why
+                print(f"{kind}: skipped ({why})", flush=True)
+                continue
+            print(f"{kind}: running ... (work dir {tmp}/{kind})", flush=True)
+            try:
+                results.append(bench_kind(kind, cfg, Path(tmp)))
+            except Exception as exc:  # noqa: BLE001 - one kind failing must not lose the others' figures
+                traceback.print_exc()
+                skipped[kind] = f"the run failed: {str(exc).strip().splitlines()[-1][:300]}"
+    finally:
+        if a.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    if code_fingerprint(ROOT) != fingerprint:
+        code += f"; the agent-path code changed during the run (at the end: {code_state()})"
+    command = (
+        "python bench/bench_agents.py"
+        + (" --quick" if a.quick else "")
+        + (f" --kinds {a.kinds}" if a.kinds != "prosody,ejabberd" else "")
+        + (f" --parts {a.parts}" if a.parts != "startup,roundtrip" else "")
+        + (" --prosody-nagle off" if a.prosody_nagle == "off" else "")
+        + (f" --py-spy {a.py_spy}" if a.py_spy else "")
+    )
+    with open(Path(tempfile.gettempdir()) / "vme-bench-agents-last.json", "w") as f:  # raw figures, for a look later
+        json.dump(
+            {
+                "cfg": cfg,
+                "results": results,
+                "skipped": skipped,
+                "command": command,
+                "code": code,
+                "load": [load_before, load_after],
+            },
+            f,
+            indent=1,
+            default=str,
+        )
+    text = report(results, skipped, cfg, command, load_before, load_after, code)
+    print("\n" + text)
+    if a.record:
+        with open(REPO / "bench" / "RESULTS.md", "a") as f:
+            f.write("\n" + text)
+        print(f"appended to {REPO / 'bench' / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
