@@ -23,6 +23,7 @@ from spade.template import Template
 
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.protocol.engine import Effect, Engine, Execute, Note, Send, bare
+from vmenergy.protocol import messages
 from vmenergy.protocol.messages import Message
 from vmenergy.runtime.clock import Clock, RealClock
 from vmenergy.store import Store
@@ -42,6 +43,16 @@ RESEND_REAL_SECONDS = 5.0
 MAX_BACKOFF_REAL_SECONDS = 60.0
 #: Presence status text is refreshed at most this often (real seconds).
 STATUS_EVERY = 1.0
+
+#: Which element each message type travels as (without encoding it to find out).
+ELEMENT_OF = {
+    messages.OfferMessage: "flexoffer", messages.Ack: "ack", messages.AssignmentMessage: "assignment",
+    messages.Measurement: "measurement", messages.Bill: "bill", messages.Registration: "registration",
+    messages.MarketSessionNotice: "market-session", messages.Bid: "bid", messages.Clearing: "clearing",
+    messages.Reservation: "reservation", messages.Activation: "activation",
+}
+#: Per-message events logged at DEBUG (they happen all the time under load); the rest at INFO.
+QUIET_EVENTS = frozenset({"presence", "duplicate", "stray-ack", "resend", "queued"})
 
 _PERFORMATIVE = {
     "flexoffer": "propose", "ack": "inform", "assignment": "request", "measurement": "inform", "bill": "inform",
@@ -82,7 +93,7 @@ class VmeMessage(SpadeMessage):
 
     @classmethod
     def of(cls, to: str, payload: Message) -> "VmeMessage":
-        name = encode(payload).name
+        name = ELEMENT_OF[type(payload)]
         m = cls(to=to, body=summary(payload), payload=payload)
         m.set_metadata("ontology", ONTOLOGY)
         m.set_metadata("performative", _PERFORMATIVE.get(name, "inform"))
@@ -94,7 +105,7 @@ class InboxBehaviour(CyclicBehaviour):
     """Takes protocol messages (ontology ``vmenergy``) to the engine."""
 
     async def run(self) -> None:
-        msg = await self.receive(timeout=1.0)
+        msg = await self.receive(timeout=30.0)  # a long wait: polling costs idle agents CPU
         if msg is not None and isinstance(msg, VmeMessage) and msg.payload is not None:
             agent: VmeAgent = self.agent  # type: ignore[assignment]
             # deadlines are judged at arrival, not after whatever the agent was busy with
@@ -106,7 +117,7 @@ class OperatorBehaviour(CyclicBehaviour):
     """Answers plain chat (an operator in any XMPP client): ``status`` and ``help``."""
 
     async def run(self) -> None:
-        msg = await self.receive(timeout=1.0)
+        msg = await self.receive(timeout=30.0)
         if msg is None or isinstance(msg, VmeMessage) and msg.payload is not None:
             return
         agent: VmeAgent = self.agent  # type: ignore[assignment]
@@ -125,13 +136,16 @@ class TickBehaviour(PeriodicBehaviour):
         agent: VmeAgent = self.agent  # type: ignore[assignment]
         # timed work (aggregation, planning, settlement) can take seconds: run it off the event
         # loop so the agent keeps reading its stream and time-stamping arrivals meanwhile
-        await agent.handle(lambda now: agent.engine.tick(now), offload=True)
+        await agent.handle(lambda now: agent.engine.tick(now), offload=agent.heavy_ticks)
 
 
 class VmeAgent(Agent):
     """Base agent: connection, persistence, message plumbing, presence, status."""
 
     role = "node"
+    #: Whether timed work can take long (aggregation, planning, clearing) and runs in a thread;
+    #: a prosumer's ticks are cheap and a thread hop per tick is what idle agents spend CPU on.
+    heavy_ticks = True
 
     def __init__(
         self,
@@ -317,8 +331,10 @@ class VmeAgent(Agent):
             elif isinstance(effect, Note):
                 self.events.append(effect)
                 del self.events[:-500]
-                fields = " ".join(f"{k}={v}" for k, v in effect.fields.items())
-                self.log.info("event=%s %s", effect.event, fields)
+                level = logging.DEBUG if effect.event in QUIET_EVENTS else logging.INFO
+                if self.log.isEnabledFor(level):
+                    fields = " ".join(f"{k}={v}" for k, v in effect.fields.items())
+                    self.log.log(level, "event=%s %s", effect.event, fields)
         self._update_status()
 
     def client_send(self, msg: SpadeMessage) -> None:

@@ -20,6 +20,7 @@ class ProsumerAgent(VmeAgent):
     """A prosumer box: sends its offers, executes its schedules, reports metering."""
 
     role = "prosumer"
+    heavy_ticks = False
 
     def __init__(self, jid: str, password: str, *, aggregator: str,
                  offers: Iterable[tuple[int, FlexOffer]] = (), executor: Optional[Executor] = None, **kw) -> None:

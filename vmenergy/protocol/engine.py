@@ -6,7 +6,8 @@ device). All state lives in a :class:`Ledger` of plain records so the shell can 
 what changed after every event and rebuild the engine after a crash.
 
 Reliability: a message that needs an answer stays in the outbox until the peer acknowledges it
-and is resent with the same id (with backoff) while unanswered; a message for a peer that is
+and is resent with the same id while unanswered, after at least four times the peer's smoothed
+answer time and with exponential backoff; a message for a peer that is
 offline is queued, not sent, and goes out when the peer comes back. Receivers remember the answer
 they gave to every message key and repeat it for a duplicate without acting again.
 """
@@ -120,6 +121,9 @@ class Engine:
         self.resend_after = resend_after
         self.max_backoff = max_backoff
         self.answer_ttl = answer_ttl
+        # smoothed answer time per peer (clock seconds), so a busy peer is not flooded with
+        # resends of messages it has simply not got to yet; not persisted (relearnt quickly)
+        self._rtt: dict[str, float] = {}
 
     # -- presence --------------------------------------------------------------------------
     def is_available(self, peer: str) -> bool:
@@ -129,6 +133,8 @@ class Engine:
     def presence(self, peer: str, available: bool, now: int) -> list[Effect]:
         peer = bare(peer)
         was = self.is_available(peer)
+        if self.ledger.get("presence", peer) is bool(available):
+            return []  # a repeated presence (status text changed): nothing to do, nothing to store
         self.ledger.put("presence", peer, bool(available))
         effects: list[Effect] = [Note("presence", {"peer": peer, "available": available})]
         if available and not was:
@@ -191,6 +197,10 @@ class Engine:
         if entry is None or entry.to != sender:
             return [Note("stray-ack", {"from": sender, "kind": ack.kind, "ref": ack.ref})]
         self.ledger.delete("outbox", key)
+        if entry.attempts == 1:  # an unambiguous round trip: learn how long answers take
+            sample = max(0, now - entry.last_sent)
+            old = self._rtt.get(sender)
+            self._rtt[sender] = sample if old is None else 0.875 * old + 0.125 * sample
         return self.on_ack(sender, ack, entry.msg, now)
 
     # -- time -------------------------------------------------------------------------------
@@ -200,7 +210,8 @@ class Engine:
         for key, entry in list(self.ledger.table("outbox").items()):
             if entry.attempts == 0 or not self.is_available(entry.to):
                 continue
-            wait = min(self.resend_after * 2 ** (entry.attempts - 1), self.max_backoff)
+            wait = min(max(self.resend_after, 4 * self._rtt.get(entry.to, 0)) * 2 ** (entry.attempts - 1),
+                       self.max_backoff)
             if now - entry.last_sent >= wait:
                 self.ledger.put("outbox", key, replace(entry, last_sent=now, attempts=entry.attempts + 1))
                 out.append(Send(entry.to, entry.msg))
