@@ -35,16 +35,18 @@ class Progress:
     total: int = 0
     parts_started: int = 0
     parts: int = 0
+    unanswered: int = 0  # messages the aggregators still wait to have acknowledged
 
     @property
     def done(self) -> bool:
-        return self.total > 0 and self.unfinished == 0
+        return self.total > 0 and self.unfinished == 0 and self.unanswered == 0
 
     def line(self) -> str:
         from vmenergy.flexoffer.timeutil import format_utc
 
         states = ", ".join(f"{k} {v}" for k, v in sorted(self.prosumer_offers.items()))
-        return f"[{format_utc(int(self.sim_time))}] parts {self.parts_started}/{self.parts}; offers: {states or '-'}"
+        waiting = f"; {self.unanswered} messages awaiting acks" if self.unanswered else ""
+        return f"[{format_utc(int(self.sim_time))}] parts {self.parts_started}/{self.parts}; offers: {states or '-'}{waiting}"
 
 
 class Swarm:
@@ -152,6 +154,13 @@ class Swarm:
                 if state not in FINAL:
                     prog.unfinished += 1
             prog.unfinished += expected - seen
+        for spec in self.plan.by_role("aggregator"):
+            if Path(spec.store).exists():
+                store = Store(spec.store)
+                try:
+                    prog.unanswered += len(store.load().table("outbox"))
+                finally:
+                    store.close()
         return prog
 
     def dead_parts(self) -> list[str]:
