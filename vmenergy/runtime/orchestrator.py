@@ -158,7 +158,7 @@ class Swarm:
             if Path(spec.store).exists():
                 store = Store(spec.store)
                 try:
-                    prog.unanswered += len(store.load().table("outbox"))
+                    prog.unanswered += store.count("outbox")
                 finally:
                     store.close()
         return prog

@@ -68,6 +68,10 @@ class Store:
                 self.db.executemany("DELETE FROM records WHERE tbl = ? AND key = ?", rows_del)
         return len(rows_put) + len(rows_del)
 
+    def count(self, table: str) -> int:
+        """Records in ``table`` (cheap: no decoding)."""
+        return self.db.execute("SELECT COUNT(*) FROM records WHERE tbl = ?", (table,)).fetchone()[0]
+
     def get_meta(self, name: str) -> Optional[str]:
         row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else row[0]
