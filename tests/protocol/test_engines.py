@@ -296,3 +296,27 @@ def test_offers_that_cannot_be_aggregated_are_scheduled_on_their_own():
     assert singles == {"fo-dw-9-1", "fo-dw-9-3"}  # the exclusive-OR dishwashers
     for _, e in net.executions:
         assert e.offer.is_feasible(e.schedule)
+
+
+def test_resend_rules_a_busy_peer_is_not_flooded_and_a_lost_message_goes_again_at_once():
+    p = ProsumerEngine("p0@localhost", AGG, resend_after=30, max_backoff=600)
+    fos = [offer("ev-overnight", 0), replace(offer("ev-overnight", 0), id="second")]
+    p.add_offer(fos[0], NOW, NOW)  # sent at NOW
+    p.add_offer(fos[1], NOW + 5, NOW + 5)  # sent at NOW + 5
+    # the aggregator answers the second one (sent later) but not the first: the first was lost
+    ack = Ack("flexoffer", "second", "accepted", None, 0)
+    p.receive(AGG, ack, NOW + 6)
+    resent = [e for e in p.tick(NOW + 7) if isinstance(e, Send)]
+    assert [e.msg.offer_id for e in resent] == ["fo-ev-17-0"]
+    # a peer that keeps answering other messages is busy, not gone: no resend before max_backoff
+    q = ProsumerEngine("p1@localhost", AGG, resend_after=30, max_backoff=600)
+    q.add_offer(replace(offer("ev-overnight", 1), id="a"), NOW, NOW)
+    q.add_offer(replace(offer("ev-overnight", 1), id="b"), NOW, NOW)
+    q.receive(AGG, Ack("flexoffer", "b", "accepted", None, 0), NOW + 40)  # b sent at the same time
+    assert not [e for e in q.tick(NOW + 100) if isinstance(e, Send)]
+    assert [e.msg.offer_id for e in q.tick(NOW + 600) if isinstance(e, Send)] == ["a"]
+    # silence: the usual timeout
+    r = ProsumerEngine("p2@localhost", AGG, resend_after=30, max_backoff=600)
+    r.add_offer(offer("ev-overnight", 2), NOW, NOW)
+    assert not [e for e in r.tick(NOW + 29) if isinstance(e, Send)]
+    assert len([e for e in r.tick(NOW + 30) if isinstance(e, Send)]) == 1

@@ -124,6 +124,8 @@ class Engine:
         # smoothed answer time per peer (clock seconds), so a busy peer is not flooded with
         # resends of messages it has simply not got to yet; not persisted (relearnt quickly)
         self._rtt: dict[str, float] = {}
+        self._last_ack_at: dict[str, int] = {}  # when each peer last answered anything
+        self._acked_sent: dict[str, int] = {}  # latest send time among each peer's answered messages
 
     # -- presence --------------------------------------------------------------------------
     def is_available(self, peer: str) -> bool:
@@ -201,6 +203,8 @@ class Engine:
             sample = max(0, now - entry.last_sent)
             old = self._rtt.get(sender)
             self._rtt[sender] = sample if old is None else 0.875 * old + 0.125 * sample
+        self._last_ack_at[sender] = now
+        self._acked_sent[sender] = max(self._acked_sent.get(sender, entry.last_sent), entry.last_sent)
         return self.on_ack(sender, ack, entry.msg, now)
 
     # -- time -------------------------------------------------------------------------------
@@ -210,9 +214,7 @@ class Engine:
         for key, entry in list(self.ledger.table("outbox").items()):
             if entry.attempts == 0 or not self.is_available(entry.to):
                 continue
-            wait = min(max(self.resend_after, 4 * self._rtt.get(entry.to, 0)) * 2 ** (entry.attempts - 1),
-                       self.max_backoff)
-            if now - entry.last_sent >= wait:
+            if self._due(entry, now):
                 self.ledger.put("outbox", key, replace(entry, last_sent=now, attempts=entry.attempts + 1))
                 out.append(Send(entry.to, entry.msg))
                 out.append(Note("resend", {"to": entry.to, "key": key, "attempt": entry.attempts + 1}))
@@ -220,6 +222,22 @@ class Engine:
             if now - when > self.answer_ttl:
                 self.ledger.delete("answers", key)
         return out + self.on_tick(now)
+
+    def _due(self, entry: OutboxEntry, now: int) -> bool:
+        """Whether an unanswered message should go out again now.
+
+        A stream delivers in order, so a message sent *after* this one being answered means this
+        one was lost: resend at once. A peer that has answered other messages since this one was
+        sent is alive and working through its queue: wait (up to the maximum backoff) rather than
+        add to the queue. Otherwise resend after four smoothed answer times, with backoff."""
+        to = entry.to
+        if self._acked_sent.get(to, -1) > entry.last_sent:
+            return True
+        age = now - entry.last_sent
+        if self._last_ack_at.get(to, -1) > entry.last_sent:
+            return age >= self.max_backoff
+        wait = max(self.resend_after, 4 * self._rtt.get(to, 0)) * 2 ** (entry.attempts - 1)
+        return age >= min(wait, self.max_backoff)
 
     # -- role hooks -------------------------------------------------------------------------
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
