@@ -110,9 +110,12 @@ def test_forty_prosumers_full_lifecycle(real_xmpp_server, tmp_path, upstream):
         assert m["bids"] >= 2 and m["cleared"] >= 1
 
 
-def test_aggregators_killed_and_restarted_mid_lifecycle(prosody_server, tmp_path):
-    swarm = Swarm(scenario(tmp_path, "restart", "plan", speed=900), tmp_path / "run", server=server_dict(prosody_server),
-                  out=lambda line: None)
+@pytest.mark.parametrize("upstream", ["plan", "market"])
+def test_aggregators_killed_and_restarted_mid_lifecycle(prosody_server, tmp_path, upstream):
+    """With a market, aggregates may be waiting for their clearing when the aggregators die: the
+    restarted aggregators rebuild them from their stores and disaggregate the results."""
+    swarm = Swarm(scenario(tmp_path, f"restart-{upstream}", upstream, speed=900), tmp_path / "run",
+                  server=server_dict(prosody_server), out=lambda line: None)
     try:
         swarm.start()
         # mid-lifecycle: every offer answered (acceptance deadlines are real), some assigned and

@@ -22,7 +22,7 @@ from spade.message import Message as SpadeMessage
 from spade.template import Template
 
 from vmenergy.flexoffer import FlexOfferError
-from vmenergy.protocol.engine import Effect, Engine, Execute, Note, Send, bare
+from vmenergy.protocol.engine import Effect, Engine, Execute, Ledger, Note, Send, bare
 from vmenergy.protocol import messages
 from vmenergy.protocol.messages import Message
 from vmenergy.runtime.clock import Clock, RealClock
@@ -166,14 +166,14 @@ class VmeAgent(Agent):
         self.peers = tuple(bare(p) for p in peers)
         self.max_payload_bytes = max_payload_bytes
         self.store = Store(store_path) if store_path is not None else None
-        self.engine: Engine = self.make_engine()
+        # the ledger is loaded before the engine exists: engines rebuild what they keep live
+        # (aggregates awaiting a schedule, open market sessions) from it in their constructor
+        ledger = self.store.load() if self.store is not None else Ledger()
+        self.engine: Engine = self.make_engine(ledger)
         # resend timeouts are about the network, which runs in real time: scale to clock time
         speed = float(getattr(self.clock, "speed", 1.0))
         self.engine.resend_after = max(1, int(RESEND_REAL_SECONDS * speed))
         self.engine.max_backoff = max(self.engine.resend_after, int(MAX_BACKOFF_REAL_SECONDS * speed))
-        if self.store is not None:
-            self.store.load(self.engine.ledger)
-            self.after_restore()
         self._status = ""
         self._status_at = 0.0
         self._engine_lock = asyncio.Lock()
@@ -181,11 +181,9 @@ class VmeAgent(Agent):
         self.log = logging.LoggerAdapter(log, {"agent": str(self.jid)})
 
     # -- to be provided by roles -----------------------------------------------------------
-    def make_engine(self) -> Engine:
+    def make_engine(self, ledger: Ledger) -> Engine:
+        """The role's engine over ``ledger`` (empty, or restored from the store)."""
         raise NotImplementedError
-
-    def after_restore(self) -> None:
-        """Called once the ledger is loaded from the store (restart)."""
 
     def approve(self, peer: str) -> bool:
         """Whether to accept a presence subscription from ``peer``."""

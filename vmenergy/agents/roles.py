@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 from vmenergy.devices.executor import Executor, SimulatedExecutor
 from vmenergy.flexoffer import FlexOffer, State
 from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
-from vmenergy.protocol.engine import Engine, Execute, bare
+from vmenergy.protocol.engine import Engine, Execute, Ledger, bare
 from vmenergy.protocol.prosumer import ProsumerEngine
 
 from .base import VmeAgent
@@ -30,8 +30,8 @@ class ProsumerAgent(VmeAgent):
         self._executions: dict[str, asyncio.Task] = {}
         super().__init__(jid, password, peers=(self.aggregator,), **kw)
 
-    def make_engine(self) -> Engine:
-        return ProsumerEngine(str(self.jid), self.aggregator)
+    def make_engine(self, ledger: Ledger) -> Engine:
+        return ProsumerEngine(str(self.jid), self.aggregator, ledger=ledger)
 
     async def setup(self) -> None:
         await super().setup()
@@ -78,8 +78,8 @@ class AggregatorAgent(VmeAgent):
         peers = (config.upstream_jid,) if config.upstream_jid else ()
         super().__init__(jid, password, peers=tuple(p for p in peers if p), **kw)
 
-    def make_engine(self) -> Engine:
-        return AggregatorEngine(str(self.jid), self.config)
+    def make_engine(self, ledger: Ledger) -> Engine:
+        return AggregatorEngine(str(self.jid), self.config, ledger=ledger)
 
     def approve(self, peer: str) -> bool:
         engine: AggregatorEngine = self.engine  # type: ignore[assignment]
@@ -108,10 +108,10 @@ class MarketAgent(VmeAgent):
         self.config = config or MarketConfig()
         super().__init__(jid, password, **kw)
 
-    def make_engine(self) -> Engine:
+    def make_engine(self, ledger: Ledger) -> Engine:
         from vmenergy.protocol.market import MarketEngine
 
-        return MarketEngine(str(self.jid), self.config)
+        return MarketEngine(str(self.jid), self.config, ledger=ledger)
 
     def approve(self, peer: str) -> bool:
         return self.engine.registered(peer) or self.config.registration == "open"  # type: ignore[attr-defined]
