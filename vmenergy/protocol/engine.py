@@ -126,6 +126,7 @@ class Engine:
         self._rtt: dict[str, float] = {}
         self._last_ack_at: dict[str, int] = {}  # when each peer last answered anything
         self._acked_sent: dict[str, int] = {}  # latest send time among each peer's answered messages
+        self._next_prune = 0
 
     # -- presence --------------------------------------------------------------------------
     def is_available(self, peer: str) -> bool:
@@ -218,9 +219,11 @@ class Engine:
                 self.ledger.put("outbox", key, replace(entry, last_sent=now, attempts=entry.attempts + 1))
                 out.append(Send(entry.to, entry.msg))
                 out.append(Note("resend", {"to": entry.to, "key": key, "attempt": entry.attempts + 1}))
-        for key, (_, _, when) in list(self.ledger.table("answers").items()):
-            if now - when > self.answer_ttl:
-                self.ledger.delete("answers", key)
+        if now >= self._next_prune:  # forgetting old answers is not urgent: not on every tick
+            self._next_prune = now + max(1, self.answer_ttl // 24)
+            for key, (_, _, when) in list(self.ledger.table("answers").items()):
+                if now - when > self.answer_ttl:
+                    self.ledger.delete("answers", key)
         return out + self.on_tick(now)
 
     def _due(self, entry: OutboxEntry, now: int) -> bool:
