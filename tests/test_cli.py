@@ -104,3 +104,15 @@ def test_console_script_end_to_end():
     p = subprocess.run([*cmd, "validate", str(ROOT / "tests/vectors/invalid/zero-duration.json")],
                        capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 1 and "profiles[0].slices[2].duration" in p.stdout
+
+
+def test_run_reports_a_bad_scenario_naming_the_field(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('[scenario]\nname = "x"\nstart = "2026-11-22T18:00:00Z"\nuntil = "2026-11-22T17:00:00Z"\n'
+                 '[[aggregator]]\nname = "a"\n[[prosumers]]\ncount = 1\naggregator = "a"\noffers = []\n')
+    rc, out = run("run", str(f), "--out", str(tmp_path / "run"))
+    assert rc == 1 and "scenario.until: must be after scenario.start" in out
+    f.write_text('[scenario]\nstart = "2026-11-22T18:00:00Z"\nuntil = "2026-11-23T17:00:00Z"\n[[aggregator]]\n'
+                 'name = "a"\n[[prosumers]]\ncount = 1\naggregator = "b"\noffers = []\n')
+    rc, out = run("run", str(f), "--out", str(tmp_path / "run2"))
+    assert rc == 1 and "prosumers[0].aggregator: no aggregator named 'b'" in out

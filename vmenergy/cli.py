@@ -163,18 +163,29 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     """The main job: the demo scenario swarm on a private XMPP server, then its report."""
     from vmenergy.runtime.demo import run_demo
+    from vmenergy.runtime.scenario import ScenarioError
+    from vmenergy.runtime.servers import ServerError
 
-    return run_demo(Path(args.out) if args.out else None, out, scenario=Path(args.scenario))
+    try:
+        return run_demo(Path(args.out) if args.out else None, out, scenario=Path(args.scenario))
+    except (ServerError, ScenarioError) as exc:
+        print(f"demo not run: {exc}", file=out)
+        return 1
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from vmenergy.runtime.orchestrator import run_scenario
     from vmenergy.runtime.scenario import ScenarioError
 
+    from vmenergy.runtime.servers import ServerError
+
     try:
         report = run_scenario(args.scenario, args.out, timeout=args.timeout, out=lambda line: print(line, file=out, flush=True))
     except ScenarioError as exc:
         print(f"INVALID {args.scenario}: {exc}", file=out)
+        return 1
+    except ServerError as exc:
+        print(f"no XMPP server: {exc}", file=out)
         return 1
     print(f"report: {report.resolve()}", file=out)
     return 0

@@ -66,11 +66,12 @@ class Swarm:
     def start(self) -> Plan:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
+        # the whole plan first: a bad scenario is refused before any server or process starts
+        self.plan = make_plan(self.data, self.run_dir, wall_start=time.time())
         server = self._server()
-        self.data["server"] = server
-        n_agents = sum(g.get("count", 0) for g in self.data["prosumers"]) + len(self.data["aggregator"]) + 1
-        margin = 4.0 + 0.03 * n_agents  # the sim clock starts once every agent is up
-        self.plan = make_plan(self.data, self.run_dir, wall_start=time.time(), startup_margin=margin)
+        self.plan.server = server
+        margin = 4.0 + 0.03 * len(self.plan.agents)  # the sim clock starts once every agent is up
+        self.plan.clock["wall_anchor"] = time.time() + margin
         self.plan.save(self.run_dir / "plan.json")
         for part in self.plan.parts:
             self._spawn(part)
