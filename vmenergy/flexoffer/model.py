@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from .errors import FlexOfferError
 from .timeutil import DEFAULT_RESOLUTION, format_utc
@@ -688,7 +688,3 @@ class FlexOffer:
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:g}"
 
-
-def profile_of(slices: Sequence[tuple[int, float, float]], **kw) -> Profile:
-    """Convenience: build a profile from ``(duration, min, max)`` triples."""
-    return Profile(tuple(Slice(d, lo, hi) for d, lo, hi in slices), **kw)
