@@ -320,3 +320,19 @@ def test_resend_rules_a_busy_peer_is_not_flooded_and_a_lost_message_goes_again_a
     r.add_offer(offer("ev-overnight", 2), NOW, NOW)
     assert not [e for e in r.tick(NOW + 29) if isinstance(e, Send)]
     assert len([e for e in r.tick(NOW + 30) if isinstance(e, Send)]) == 1
+
+
+def test_withdrawing_an_offer_before_it_is_aggregated():
+    agg, (p,), net = setup(1)
+    fo_id = "fo-ev-17-0"
+    net.take(p.jid, p.withdraw(fo_id, NOW + 10))
+    net.run(NOW + 10)
+    assert p.counts() == {"withdrawn": 1}
+    assert agg.ledger.get("offers", fo_id).offer.state.value == "withdrawn"
+    net.tick(NOW + 20)  # a withdrawn offer is not planned
+    assert not net.executions and not agg.ledger.table("aggregates")
+    # once assigned, an offer can no longer be withdrawn
+    agg2, (p2,), net2 = setup(1)
+    net2.tick(NOW)
+    out = p2.withdraw(fo_id, NOW + 30)
+    assert [e.event for e in out] == ["withdraw-refused"] and p2.counts() == {"assigned": 1}

@@ -263,6 +263,3 @@ class Engine:
     def status(self) -> str:
         return self.role
 
-
-def sends(effects: Iterable[Effect]) -> list[Send]:
-    return [e for e in effects if isinstance(e, Send)]

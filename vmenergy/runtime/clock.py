@@ -22,9 +22,6 @@ class Clock(Protocol):
     async def sleep_until(self, t: float) -> None:
         """Return once the clock's time has reached ``t``."""
 
-    def real_seconds(self, seconds: float) -> float:
-        """Real seconds that ``seconds`` of clock time take."""
-
 
 class RealClock:
     speed = 1.0
@@ -36,9 +33,6 @@ class RealClock:
         delay = t - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
-
-    def real_seconds(self, seconds: float) -> float:
-        return seconds
 
     def describe(self) -> dict:
         return {"kind": "real"}
@@ -66,9 +60,6 @@ class SimClock:
             if delay <= 0:
                 return
             await asyncio.sleep(min(delay, 1.0))
-
-    def real_seconds(self, seconds: float) -> float:
-        return seconds / self.speed
 
     def describe(self) -> dict:
         return {"kind": "sim", "sim_anchor": self.sim_anchor, "wall_anchor": self.wall_anchor, "speed": self.speed}

@@ -24,10 +24,6 @@ CREATE TABLE IF NOT EXISTS records (
     value TEXT NOT NULL,
     PRIMARY KEY (tbl, key)
 );
-CREATE TABLE IF NOT EXISTS meta (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
 """
 
 
@@ -71,14 +67,6 @@ class Store:
     def count(self, table: str) -> int:
         """Records in ``table`` (cheap: no decoding)."""
         return self.db.execute("SELECT COUNT(*) FROM records WHERE tbl = ?", (table,)).fetchone()[0]
-
-    def get_meta(self, name: str) -> Optional[str]:
-        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else row[0]
-
-    def set_meta(self, name: str, value: str) -> None:
-        self.db.execute("INSERT INTO meta (name, value) VALUES (?, ?) "
-                        "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
 
     def close(self) -> None:
         self.db.close()
