@@ -128,7 +128,7 @@ class Swarm:
 
     # -- watching ---------------------------------------------------------------------------
     def progress(self) -> Progress:
-        from vmenergy.store import Store
+        from vmenergy.store import Store, read_ledger
 
         assert self.plan is not None
         clock = clock_from(self.plan.clock)
@@ -137,16 +137,11 @@ class Swarm:
         for spec in self.plan.by_role("prosumer"):
             expected = len(spec.offers)
             prog.total += expected
-            path = Path(spec.store)
-            if not path.exists():
+            ledger = read_ledger(spec.store)
+            if ledger is None:
                 prog.unfinished += expected
                 prog.prosumer_offers["not started"] = prog.prosumer_offers.get("not started", 0) + expected
                 continue
-            store = Store(path)
-            try:
-                ledger = store.load()
-            finally:
-                store.close()
             seen = 0
             for rec in ledger.values("offers"):
                 seen += 1
@@ -157,11 +152,8 @@ class Swarm:
             prog.unfinished += expected - seen
         for spec in self.plan.by_role("aggregator"):
             if Path(spec.store).exists():
-                store = Store(spec.store)
-                try:
+                with Store(spec.store, readonly=True) as store:
                     prog.unanswered += store.count("outbox")
-                finally:
-                    store.close()
         return prog
 
     def dead_parts(self) -> list[str]:

@@ -15,20 +15,9 @@ from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.protocol.aggregator import SINGLE
 from vmenergy.protocol.prosumer import ProsumerEngine
 from vmenergy.runtime.scenario import Plan
-from vmenergy.store import Store
+from vmenergy.store import read_ledger
 
 __all__ = ["collect", "write_report"]
-
-
-def _load(path: str):
-    p = Path(path)
-    if not p.exists():
-        return None
-    store = Store(p)
-    try:
-        return store.load()
-    finally:
-        store.close()
 
 
 def _eur(cents: int) -> str:
@@ -48,7 +37,7 @@ def collect(plan: Plan) -> dict:
     rejected_reasons: Counter = Counter()
     prosumers = []
     for spec in plan.by_role("prosumer"):
-        ledger = _load(spec.store)
+        ledger = read_ledger(spec.store)
         if ledger is None:
             offers_by_state["not started"] += len(spec.offers)
             continue
@@ -72,7 +61,7 @@ def collect(plan: Plan) -> dict:
     aggregators = []
     sent_bills_cents = 0
     for spec in plan.by_role("aggregator"):
-        ledger = _load(spec.store)
+        ledger = read_ledger(spec.store)
         if ledger is None:
             continue
         aggs = list(ledger.values("aggregates"))
@@ -93,7 +82,7 @@ def collect(plan: Plan) -> dict:
         })
     markets = []
     for spec in plan.by_role("market"):
-        ledger = _load(spec.store)
+        ledger = read_ledger(spec.store)
         if ledger is None:
             continue
         from vmenergy.protocol.market import market_summary  # noqa: PLC0415 - only runs with a market

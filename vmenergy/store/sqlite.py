@@ -15,7 +15,7 @@ from vmenergy.protocol.engine import Ledger
 
 from .codec import dumps, loads
 
-__all__ = ["Store"]
+__all__ = ["Store", "read_ledger"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -28,11 +28,17 @@ CREATE TABLE IF NOT EXISTS records (
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        if readonly:
+            # an observer (orchestrator, report) beside a running agent: no schema or journal
+            # changes, which would need a write lock the agent may be holding
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                      check_same_thread=False, timeout=10.0)
+            return
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
@@ -70,3 +76,18 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_ledger(path: Path | str) -> Optional[Ledger]:
+    """The ledger in the store at ``path`` (read while its agent may still be writing; WAL
+    allows that), or None if there is no store yet."""
+    if not Path(path).exists():
+        return None
+    with Store(path, readonly=True) as store:
+        return store.load()
