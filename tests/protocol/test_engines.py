@@ -336,3 +336,21 @@ def test_withdrawing_an_offer_before_it_is_aggregated():
     net2.tick(NOW)
     out = p2.withdraw(fo_id, NOW + 30)
     assert [e.event for e in out] == ["withdraw-refused"] and p2.counts() == {"assigned": 1}
+
+
+def test_observers_read_a_store_that_is_still_being_created(tmp_path):
+    import sqlite3
+
+    from vmenergy.store import read_ledger
+
+    path = tmp_path / "new.sqlite"
+    assert read_ledger(path) is None
+    sqlite3.connect(path).close()  # the agent has opened the file but not made its schema
+    assert read_ledger(path) is None
+    with Store(path, readonly=True) as observer:
+        assert observer.count("outbox") == 0
+    writer = Store(path)
+    writer.flush([("outbox", "k", 1)])
+    assert read_ledger(path).get("outbox", "k") == 1
+    with Store(path, readonly=True) as observer:
+        assert observer.count("outbox") == 1

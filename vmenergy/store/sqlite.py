@@ -70,8 +70,14 @@ class Store:
                 self.db.executemany("DELETE FROM records WHERE tbl = ? AND key = ?", rows_del)
         return len(rows_put) + len(rows_del)
 
+    def ready(self) -> bool:
+        """Whether the schema exists (an observer may open a store its agent is just creating)."""
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'").fetchone() is not None
+
     def count(self, table: str) -> int:
         """Records in ``table`` (cheap: no decoding)."""
+        if not self.ready():
+            return 0
         return self.db.execute("SELECT COUNT(*) FROM records WHERE tbl = ?", (table,)).fetchone()[0]
 
     def close(self) -> None:
@@ -86,8 +92,8 @@ class Store:
 
 def read_ledger(path: Path | str) -> Optional[Ledger]:
     """The ledger in the store at ``path`` (read while its agent may still be writing; WAL
-    allows that), or None if there is no store yet."""
+    allows that), or None if there is no store (or no schema) yet."""
     if not Path(path).exists():
         return None
     with Store(path, readonly=True) as store:
-        return store.load()
+        return store.load() if store.ready() else None
