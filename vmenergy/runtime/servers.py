@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -747,7 +748,9 @@ def _prosody_shell_register(info: ServerInfo, accounts: Sequence[tuple[str, str]
         )
     out = _prosodyctl(info, ["shell"], timeout, stdin="\n".join(lines) + "\n")
     # The shell echoes each input line after its prompt and prefixes output lines with "| ".
-    results = [ln[2:] for ln in out.splitlines() if ln.startswith("| VME-")]
+    # Output lines start with "| ", but under load a result can land on the prompt's line
+    # ("prosody> | VME-OK u nil"): find the marker anywhere in the line.
+    results = [m.group(1) for ln in out.splitlines() if (m := re.search(r"\| (VME-(?:OK|FAIL) .*)", ln))]
     ok = sum(1 for r in results if r.startswith("VME-OK "))
     if ok != len(accounts):
         fails = [r for r in results if r.startswith("VME-FAIL")][:5]
