@@ -70,6 +70,6 @@ class SimClock:
 
 
 def clock_from(d: dict | None) -> "Clock":
-    if not d or d.get("kind", "real") == "real":
+    if not d or d.get("mode", "real") == "real":
         return RealClock()
-    return SimClock.from_description(d)
+    return SimClock(float(d["start"]), float(d["wall_anchor"]), float(d["speed"]))

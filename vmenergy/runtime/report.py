@@ -109,7 +109,7 @@ def write_report(plan: Plan, run_dir: Path) -> Path:
     data = collect(plan)
     (run_dir / "report.json").write_text(json.dumps(data, indent=1, default=str))
     lines = [f"# VME run report: {plan.name}", ""]
-    lines.append(f"Server: {data['server']}; simulated period {format_utc(int(plan.clock['sim_anchor']))} to "
+    lines.append(f"Server: {data['server']}; simulated period {format_utc(plan.start)} to "
                  f"{format_utc(plan.until)} at {plan.clock.get('speed')}x; agents: "
                  + ", ".join(f"{n} {r}" for r, n in data["agents"].items()) + ".")
     lines += ["", "## Start-up", ""]

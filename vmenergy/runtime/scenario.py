@@ -47,14 +47,23 @@ class AgentSpec:
 
 @dataclass
 class Plan:
+    """Everything the swarm processes need, decided once.
+
+    ``start``/``until``: scenario time (epoch seconds, UTC). ``clock``: ``{"mode": "virtual" |
+    "accelerated" | "real", "speed": simulated seconds per real second (accelerated only)}``
+    plus what the orchestrator adds when it starts the run. ``coordinator``: where the swarm
+    processes reach the time coordinator (filled in by the orchestrator)."""
+
     name: str
     run_dir: str
     server: dict
     clock: dict
+    start: int
     until: int
     agents: list[AgentSpec]
     parts: list[str]
     seed: int = 0
+    coordinator: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -230,8 +239,8 @@ def make_plan(data: dict, run_dir: Path, *, wall_start: float, startup_margin: f
             parts.add(part)
             agents.append(AgentSpec("prosumer", pname, jid, pw(), part, str(stores / f"{pname}.sqlite"),
                                     {"aggregator": f"{aggname}@{domain}", "deviation": deviation}, offers))
-    clock = {"kind": "sim", "sim_anchor": start, "wall_anchor": wall_start + startup_margin, "speed": speed}
+    clock = {"mode": "accelerated", "start": start, "speed": speed, "wall_anchor": wall_start + startup_margin}
     order = ["market", "aggregators"]
-    return Plan(name, str(run_dir), server, clock, until, agents,
+    return Plan(name, str(run_dir), server, clock, start, until, agents,
                 sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), seed)
 
