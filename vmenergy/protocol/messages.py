@@ -150,8 +150,9 @@ def _register(cls: type[Message]) -> None:
         raise TypeError(f"{name}.performative: one of the FIPA acts ({', '.join(sorted(PERFORMATIVES))}); "
                         f"got {performative!r}")
     old = _BY_ELEMENT.get(element)
-    # dataclass(slots=True) builds the class anew: the same class coming again replaces itself
-    same = old is not None and (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__)
+    # dataclass(slots=True) builds the class anew (its __qualname__ is set only afterwards): a
+    # class of the same module and name coming again replaces itself
+    same = old is not None and (old.__module__, old.__name__) == (cls.__module__, cls.__name__)
     if old is not None and not same:
         raise TypeError(f"{name}.element: <{element}> is already the element of {old.__name__}")
     if ack is not None:
