@@ -170,4 +170,4 @@ class AggregatorConfig:
         except TypeError as exc:  # an unknown key
             raise FlexOfferError("aggregation", f"bad parameters: {exc}") from None
         except FlexOfferError as exc:
-            raise FlexOfferError(f"aggregation.{exc.path}", exc.reason) from None
+            raise FlexOfferError(f"aggregation.{exc.path.removeprefix('params.')}", exc.reason) from None
