@@ -240,3 +240,22 @@ def test_the_aggregator_keeps_no_offer_without_a_record_type_check():
     agg = AggregatorEngine(AGG)
     with pytest.raises(TypeError, match="AggOffer"):
         agg.ledger[AGG_OFFERS].put("x", offer("ev-overnight", 0))  # a bare offer is not its record
+
+
+def test_the_bidding_example_of_docs_extending_prices_night_and_day_aggregates_differently():
+    import re
+    import types
+
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "extending.md").read_text()
+    (code,) = [b for k, b in re.findall(r"```(\w+)\n(.*?)```", doc, flags=re.S) if k == "python"]
+    module = types.ModuleType("mybidding")
+    exec(compile(code, "docs/extending.md", "exec"), module.__dict__)
+    bidding = module.NightOwlBidding(night=0.15, day=0.10)
+    mkt, agg, pros, net = market_world(
+        lambda config: replace(AggregatorStrategies.from_config(config, AGG), bidding=bidding))
+    run_until_cleared(net)
+    prices = {b.bid.offer.earliest_start() * 900 // 3600 % 24: b.bid.offer.prices.slices[0].up
+              for b in mkt.ledger[BIDS].values()}
+    assert prices == {22: 0.15, 20: 0.10}  # the EVs from 22:00, the dishwashers from 20:00
