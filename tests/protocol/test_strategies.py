@@ -11,12 +11,12 @@ import pytest
 
 from tests.protocol.net import Net
 from tests.protocol.test_engines import AGG, NOW, offer, setup
-from tests.protocol.test_market_engine import LIQ, MKT, run_until_cleared
+from tests.protocol.test_market_engine import MKT, run_until_cleared, world
 from vmenergy.agents.plugins import aggregator_strategies, build_strategy, load_class
 from vmenergy.flexoffer import FlexOfferError, Prices, SlicePrice
 from vmenergy.protocol.aggregator import AGG_OFFERS, AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.aggregator_config import StrategySpec
-from vmenergy.protocol.market import BIDS, MarketConfig, MarketEngine
+from vmenergy.protocol.market import BIDS
 from vmenergy.protocol.prosumer import PROSUMER_OFFERS, ProsumerEngine
 from vmenergy.protocol.strategies import (
     AggregatorStrategies,
@@ -41,16 +41,8 @@ class FlatBidding(Bidding):
         return Prices((SlicePrice(self.up, self.up + 0.01),))
 
 
-def market_world(strategies_of, n: int = 4):
-    mkt = MarketEngine(MKT, MarketConfig(liquidity=LIQ, time_limit=10))
-    config = AggregatorConfig(upstream="market", upstream_jid=MKT)
-    agg = AggregatorEngine(AGG, config, strategies=strategies_of(config))
-    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(n)]
-    net = Net(mkt, agg, *pros)
-    for i, p in enumerate(pros):
-        net.take(p.jid, p.add_offer(offer(("ev-overnight", "dishwasher-xor")[i % 2], i), NOW, NOW))
-    net.run(NOW)
-    return mkt, agg, pros, net
+def market_world(strategies_of):
+    return world(strategies=strategies_of)
 
 
 def test_the_bids_carry_the_prices_of_the_bidding_strategy_the_aggregator_was_given():
