@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from vmenergy.aggregation import AggregationParams
 from vmenergy.flexoffer import FlexOfferError
@@ -38,7 +38,7 @@ def objective_from(spec: Mapping) -> Objective:
     """An :class:`Objective` from its config form (``{"kind": ..., ...}``)."""
     spec = dict(spec)
     kind = spec.pop("kind", "peak")
-    makers = {
+    makers: dict[str, Callable[..., Objective]] = {
         "peak": Objective.peak, "target": Objective.target, "balance": Objective.balance, "cost": Objective.cost,
         "energy_min": Objective.energy_min, "energy_max": Objective.energy_max,
         "follow_market": Objective.follow_market,
