@@ -173,22 +173,42 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         return 1
 
 
+#: Exit codes of ``vmenergy run`` besides 0 (every offer final) and 1 (invalid scenario, no server).
+EXIT_UNFINISHED, EXIT_TIMEOUT, EXIT_INTERRUPTED = 3, 4, 130
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from vmenergy.runtime.orchestrator import run_scenario
+    from vmenergy.runtime.progress import view_for
     from vmenergy.runtime.scenario import ScenarioError
-
     from vmenergy.runtime.servers import ServerError
 
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
     try:
-        report = run_scenario(args.scenario, args.out, timeout=args.timeout, out=lambda line: print(line, file=out, flush=True))
+        result = run_scenario(args.scenario, args.out, timeout=args.timeout, out=say, view=view_for(say, out))
     except ScenarioError as exc:
         print(f"INVALID {args.scenario}: {exc}", file=out)
         return 1
     except ServerError as exc:
         print(f"no XMPP server: {exc}", file=out)
         return 1
-    print(f"report: {report.resolve()}", file=out)
-    return 0
+    return run_outcome(result, say)
+
+
+def run_outcome(result, say) -> int:
+    """Say how a run ended and turn it into the exit code."""
+    prog = result.progress
+    if result.outcome == "until":
+        say(f"the scenario reached its end time with work unfinished: {prog.unfinished} offers not final, "
+            f"{prog.unanswered} messages unanswered")
+    elif result.outcome == "timeout":
+        say("stopped: the real-time limit (--timeout) came before the scenario's end")
+    elif result.outcome == "interrupted":
+        say("interrupted: the report shows what happened until then")
+    say(f"report: {result.report.resolve()}")
+    return {"done": 0, "until": EXIT_UNFINISHED, "timeout": EXIT_TIMEOUT}.get(result.outcome, EXIT_INTERRUPTED)
 
 
 def cmd_swarm(args: argparse.Namespace, out: TextIO) -> int:

@@ -167,6 +167,10 @@ class Coordinator:
                 log.warning("event=control-refused reason=part-already-connected part=%s", part.name)
                 part = None
                 return
+            if self._stop is not None and self._stop.is_set():
+                await control.send(writer, "stop")  # a process that starts after the run ended
+                part = None
+                return
             part.writer, part.incarnation = writer, str(hello.get("incarnation", ""))
             part.agents = int(hello.get("agents", 0))
             part.ready, part.report = False, None

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from vmenergy.runtime.coordinator import Coordinator, Snapshot
+from vmenergy.runtime.progress import LineView, ProgressView, offers_text, view_for
 from vmenergy.runtime.scenario import Plan, load_scenario, make_plan
 
-__all__ = ["Swarm", "Progress", "run_scenario", "FINAL"]
+__all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "FINAL"]
 
 FINAL = {"settled", "rejected", "withdrawn"}
 
@@ -54,10 +55,10 @@ class Progress:
     def line(self) -> str:
         from vmenergy.flexoffer.timeutil import format_utc
 
-        states = ", ".join(f"{k} {v}" for k, v in sorted(self.prosumer_offers.items()))
+        states = offers_text(self.prosumer_offers)
         waiting = f"; {self.unanswered} messages awaiting acks" if self.unanswered else ""
         up = f"agents {self.agents_ready}/{self.agents}" if self.agents_ready < self.agents else f"parts {self.parts_started}/{self.parts}"
-        return f"[{format_utc(int(self.sim_time))}] {up}; offers: {states or '-'}{waiting}"
+        return f"[{format_utc(int(self.sim_time))}] {up}; offers: {states}{waiting}"
 
 
 def progress_of(snap: Snapshot, expected_offers: int) -> Progress:
@@ -129,6 +130,10 @@ class _CoordinatorThread:
     def call(self, fn: Callable[[], object]) -> None:
         self.loop.call_soon_threadsafe(fn)
 
+    def request_stop(self) -> None:
+        """Stop the run; processes that connect from now on are told to stop at once."""
+        self.loop.call_soon_threadsafe(self.coordinator.request_stop)
+
     def run_coroutine(self, coro, timeout: float = 30.0) -> None:
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
@@ -144,8 +149,10 @@ class _CoordinatorThread:
 
 class Swarm:
     def __init__(self, scenario: Path | str, run_dir: Path | str, *, server: Optional[dict] = None,
-                 out: Callable[[str], None] = print, python: str = sys.executable) -> None:
+                 out: Callable[[str], None] = print, python: str = sys.executable,
+                 view: Optional[ProgressView] = None) -> None:
         self.scenario_path = Path(scenario)
+        self.view = view or LineView(out, every=0)
         self.data = load_scenario(self.scenario_path)
         self.run_dir = Path(run_dir).resolve()
         self.external_server = server
@@ -180,6 +187,7 @@ class Swarm:
         self.started_wall = time.time()
         for part in plan.parts:
             self._spawn(part)
+        self.view.start(plan.start, plan.until)
         self.out(f"started {len(plan.agents)} agents in {len(plan.parts)} processes on "
                  f"{server['kind']} {server['host']}:{server['port']} ({mode} time); run directory {self.run_dir}")
         return plan
@@ -222,22 +230,20 @@ class Swarm:
         self._spawn(part)
 
     def stop(self) -> None:
-        if self._coord is not None:
-            self._coord.run_coroutine(self._coord.coordinator.stop_parts())
-        deadline = time.time() + 30
-        for p in self.procs.values():
-            if p.poll() is None:
-                try:
-                    p.wait(timeout=max(0.1, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    p.send_signal(signal.SIGTERM)
-        deadline = time.time() + 20
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        """Stop every process (the coordinator tells them; a process that does not listen gets
+        SIGTERM, then SIGKILL), the coordinator and a private server. A second Ctrl-C while
+        this runs kills what is left at once."""
+        try:
+            if self._coord is not None:
+                self._coord.request_stop()
+                self._coord.run_coroutine(self._coord.coordinator.stop_parts())
+            self._wait_procs(30, signal.SIGTERM)
+            self._wait_procs(20, signal.SIGKILL)
+        except KeyboardInterrupt:
+            for p in self.procs.values():
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
         if self._coord is not None:
             self._coord.close()
             self._coord = None
@@ -246,6 +252,14 @@ class Swarm:
 
             stop_server(self.run_dir / "xmpp")
             self._own_server = False
+
+    def _wait_procs(self, seconds: float, then: int) -> None:
+        deadline = time.time() + seconds
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.send_signal(then)
 
     def interrupt(self) -> None:
         """Stop scenario time where it is (Ctrl-C): the processes are stopped by :meth:`stop`."""
@@ -281,15 +295,11 @@ class Swarm:
                 coord.coordinator.resume()
 
             coord.call(set_pause)
-        t_end = time.time() + (timeout if timeout is not None else 3600)
-        last = ""
+        t_end = time.time() + timeout if timeout is not None else float("inf")
         while True:
             snap = coord.latest()
             prog = progress_of(snap, expected)
-            line = prog.line()
-            if line != last:
-                self.out(line)
-                last = line
+            self.view.update(prog)
             if snap.finished is not None:
                 return prog
             if until is not None and (snap.paused or self.plan.clock["mode"] != "virtual") and until(prog):
@@ -327,16 +337,48 @@ def _tail(path: Path, n: int = 15) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: ``outcome`` is "done" (every offer final, nothing unanswered), "until"
+    (the scenario's end time came first), "interrupted" or "timeout" (real seconds ran out)."""
+
+    report: Path
+    outcome: str
+    progress: Progress
+    wall_seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return self.outcome == "done"
+
+
 def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, timeout: Optional[float] = None,
-                 out: Callable[[str], None] = print, server: Optional[dict] = None) -> Path:
+                 out: Callable[[str], None] = print, server: Optional[dict] = None,
+                 view: Optional[ProgressView] = None) -> RunResult:
+    """Run a scenario from start to report. Ctrl-C stops scenario time where it is, stops every
+    process and still writes the report of what happened so far."""
     data = load_scenario(path)
     name = data["scenario"].get("name", "scenario")
     run_dir = Path(run_dir) if run_dir else Path("run") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    swarm = Swarm(path, run_dir, out=out, server=server)
+    swarm = Swarm(path, run_dir, out=out, server=server, view=view)
+    t0 = time.time()
+    outcome = "timeout"
+    prog: Optional[Progress] = None
     try:
         swarm.start()
-        swarm.wait(timeout=timeout)
+        prog = swarm.wait(timeout=timeout)
+        outcome = {"done": "done", "until": "until", "stopped": "interrupted"}.get(prog.finished or "", "timeout")
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        out("interrupted: stopping every process and writing what happened so far")
+        swarm.interrupt()
     finally:
+        if swarm.plan is not None:
+            try:
+                prog = swarm.progress()
+            except RuntimeError:
+                pass
+        swarm.view.close()
         swarm.stop()
     report = swarm.report()
-    return report
+    return RunResult(report, outcome, prog or Progress(0), round(time.time() - t0, 3))
