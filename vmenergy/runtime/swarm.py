@@ -121,7 +121,7 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
             pass
     coord = plan.coordinator
-    reader, writer = await asyncio.open_connection(coord["host"], int(coord["port"]), limit=control.MAX_LINE)
+    reader, writer = await control.connect(coord)
     specs = plan.of_part(part)
     await control.send(writer, "hello", part=part, token=coord["token"], incarnation=secrets.token_hex(4),
                        agents=len(specs))
