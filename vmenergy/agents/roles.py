@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 from vmenergy.devices.executor import Executor, SimulatedExecutor
 from vmenergy.flexoffer import FlexOffer, State
 from vmenergy.protocol.aggregator import AGGREGATES, AggregatorConfig, AggregatorEngine
-from vmenergy.protocol.engine import Engine, Execute, Ledger, bare
+from vmenergy.protocol.engine import OUTBOX, Engine, Execute, Ledger, bare
 from vmenergy.protocol.prosumer import PROSUMER_OFFERS, ProsumerEngine
 from vmenergy.protocol.strategies import ScheduledOffers
 
@@ -45,11 +45,20 @@ class ProsumerAgent(VmeAgent):
             if rec.state is State.ASSIGNED and rec.schedule is not None:
                 self.on_execute(Execute(rec.offer, rec.schedule))
 
+    def startup_steps(self):
+        # the engine took its offers from its source when it was built: send those released by now
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        return [engine.on_tick]
+
+    def progress(self) -> dict:
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        return {"offers": engine.counts(), "expected_offers": len(self.initial_offers)}
+
     def on_execute(self, effect: Execute) -> None:
         old = self._executions.pop(effect.offer.id, None)
         if old is not None:
             old.cancel()
-        self._executions[effect.offer.id] = asyncio.get_event_loop().create_task(self._run(effect))
+        self._executions[effect.offer.id] = self.clock.spawn(self._run(effect))
 
     async def _run(self, effect: Execute) -> None:
         try:
@@ -82,6 +91,10 @@ class AggregatorAgent(VmeAgent):
     def make_engine(self, ledger: Ledger) -> Engine:
         return AggregatorEngine(str(self.jid), self.config, ledger=ledger,
                                 strategies=aggregator_strategies(self.config, str(self.jid)))
+
+    def progress(self) -> dict:
+        # messages the aggregator still waits to have answered (the last bill's ack)
+        return {"unanswered": len(self.engine.ledger[OUTBOX])}
 
     def approve(self, peer: str) -> bool:
         engine: AggregatorEngine = self.engine  # type: ignore[assignment]

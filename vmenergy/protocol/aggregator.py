@@ -236,14 +236,38 @@ class AggregatorEngine(Engine):
 
     # -- the round: aggregate, then send upstream ----------------------------------------------
     def on_tick(self, now: int) -> list[Effect]:
-        out = self.upstream.on_tick(self, now)
+        # offers past their deadline are rejected before the round: a round that came late (a
+        # restart, a clock that jumped) must not try to plan what can no longer start
+        out = self._expire(now)
+        out += self.upstream.on_tick(self, now)
         meta = self.ledger[META]
         if now >= meta.get("next_cycle", 0):
             meta.put("next_cycle", now + self.config.cycle)
             out += self._cycle(now)
-        out += self._expire(now)
         out += self._settle(now)
         return out
+
+    def on_next_due(self, now: int) -> Optional[int]:
+        """The next cycle, the first expiry of an unassigned offer, the first settlement (at once
+        for a measured schedule, ``settle_after`` past its end otherwise), and the upstream
+        strategy's own timed work."""
+        times: list[int] = [self.ledger[META].get("next_cycle", 0)]
+        upstream = self.upstream.next_due(self, now)
+        if upstream is not None:
+            times.append(upstream)
+        for rec in self.ledger[AGG_OFFERS].values():
+            fo = rec.offer
+            if fo.state is State.ACCEPTED and rec.aggregate_id is None:
+                times.append(self._assignment_deadline(fo) + 1)
+            elif rec.bill_id is None and rec.schedule is not None and rec.schedule_confirmed:
+                end = (rec.schedule.start + fo.profiles[rec.schedule.profile].duration) * fo.resolution
+                times.append(now if rec.measurement is not None else end + self.config.settle_after)
+        return min(times)
+
+    @staticmethod
+    def _assignment_deadline(fo: FlexOffer) -> int:
+        """The last moment (epoch seconds) an accepted offer can still be assigned."""
+        return fo.assignment_before if fo.assignment_before is not None else (fo.latest_start() or 0) * fo.resolution
 
     def _pending(self, now: int) -> list[AggOffer]:
         out = []
@@ -397,8 +421,7 @@ class AggregatorEngine(Engine):
             if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
                 continue
             fo = rec.offer
-            deadline = fo.assignment_before if fo.assignment_before is not None else (fo.latest_start() or 0) * fo.resolution
-            if now > deadline:
+            if now > self._assignment_deadline(fo):
                 offers.put(fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note=NOT_ASSIGNED_IN_TIME))
                 out.append(Note("offer-expired", {"offer": fo.id}))
                 out += self.send_reliable(rec.owner, OfferRejection(fo.id, fo.version, NOT_ASSIGNED_IN_TIME), now)

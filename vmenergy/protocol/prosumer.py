@@ -136,6 +136,14 @@ class ProsumerEngine(Engine):
                 out += self.send_reliable(self.aggregator, OfferMessage("insert", offer.id, offer), now)
         return out
 
+    def on_next_due(self, now: int) -> Optional[int]:
+        """The first release of an offer not yet sent, and when the source has new offers."""
+        times = [rec.release for rec in self.ledger[PROSUMER_OFFERS].values() if rec.state is State.INITIAL]
+        upcoming = self.source.next_due(now) if self.source is not None else None
+        if upcoming is not None:
+            times.append(upcoming)
+        return min(times) if times else None
+
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
         if sender != self.aggregator:
             return f"{sender} is not this prosumer's aggregator"

@@ -62,6 +62,11 @@ class OfferSource(ABC):
         """New ``(release, offer)`` pairs: the offer is sent at ``release`` (epoch seconds).
         ``now`` is None when the engine is being built (before the clock runs)."""
 
+    def next_due(self, now: int) -> Optional[int]:
+        """When the source will next have new offers (epoch seconds), so a coordinated clock
+        wakes the prosumer then; None if it only has what it gave at construction."""
+        return None
+
 
 class ScheduledOffers(OfferSource):
     """A fixed list of offers, each sent at its release time: the offers a scenario makes from

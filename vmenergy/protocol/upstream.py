@@ -94,6 +94,10 @@ class Upstream(ABC):
         """Timed work of the upstream side (before the round)."""
         return []
 
+    def next_due(self, p: Portfolio, now: int) -> Optional[int]:
+        """When :meth:`on_tick` next has work (None: only a message can give it work)."""
+        return None
+
     def select(self, p: Portfolio, pending: Sequence[FlexOffer], now: int) -> Selection:
         """Which pending (accepted, not yet aggregated) offers this round sends upstream."""
         return Selection(tuple(fo.id for fo in pending))
@@ -139,9 +143,10 @@ class PlanUpstream(Upstream):
 class MarketUpstream(Upstream):
     """Bid aggregates on a market (registering once), priced by the ``bidding`` strategy.
 
-    A round bids what the earliest open session can deliver; an offer that does not fit it waits
-    for a later session, unless waiting would make it too late (its latest start within ``lead``
-    plus two cycles), in which case the aggregator plans it itself."""
+    A round bids what the earliest open session can deliver; an offer that does not fit it (or
+    any offer, when no session is open) waits for a later session, unless waiting would make it
+    too late (its latest start within ``lead`` plus two cycles), in which case the aggregator
+    plans it itself."""
 
     mode = "market"
 
@@ -150,6 +155,9 @@ class MarketUpstream(Upstream):
         self.bidding = bidding
         self.lead = lead
         self.cycle = cycle
+
+    def next_due(self, p: Portfolio, now: int) -> Optional[int]:
+        return None if p.ledger[META].get("registration_sent", False) else now
 
     def on_tick(self, p: Portfolio, now: int) -> list[Effect]:
         meta = p.ledger[META]
@@ -165,16 +173,16 @@ class MarketUpstream(Upstream):
 
     def select(self, p: Portfolio, pending: Sequence[FlexOffer], now: int) -> Selection:
         session = self.open_session(p, now)
-        if session is None:
-            return Selection((), notes=(Note("waiting-for-market", {"offers": len(pending)}),))
         fits, late = [], []
         for fo in pending:
-            if fits_session(fo, session):
+            if session is not None and fits_session(fo, session):
                 fits.append(fo.id)
             elif (fo.latest_start() or 0) * fo.resolution < now + self.lead + 2 * self.cycle:
                 late.append(fo.id)
-        notes = (Note("plan-without-market", {"offers": len(late)}),) if late else ()
-        return Selection(tuple(fits), tuple(late), session, notes)
+        notes = [Note("plan-without-market", {"offers": len(late)})] if late else []
+        if session is None and len(pending) > len(late):
+            notes.append(Note("waiting-for-market", {"offers": len(pending) - len(late)}))
+        return Selection(tuple(fits), tuple(late), session, tuple(notes))
 
     def dispatch(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]], selection: Selection,
                  now: int) -> list[Effect]:
