@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from vmenergy.runtime.clock import clock_from
-from vmenergy.runtime.scenario import Plan, load_scenario, make_plan
+from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
 
 __all__ = ["Swarm", "Progress", "run_scenario"]
 
@@ -50,10 +50,10 @@ class Progress:
 
 
 class Swarm:
-    def __init__(self, scenario: Path | str, run_dir: Path | str, *, server: Optional[dict] = None,
+    def __init__(self, scenario: Scenario | Path | str, run_dir: Path | str, *, server: Optional[dict] = None,
                  out: Callable[[str], None] = print, python: str = sys.executable) -> None:
-        self.scenario_path = Path(scenario)
-        self.data = load_scenario(self.scenario_path)
+        # checked once (a path is loaded here): a bad scenario is refused before anything starts
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.run_dir = Path(run_dir).resolve()
         self.external_server = server
         self.out = out
@@ -66,12 +66,12 @@ class Swarm:
     def start(self) -> Plan:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
-        # the whole plan first: a bad scenario is refused before any server or process starts
-        self.plan = make_plan(self.data, self.run_dir, wall_start=time.time())
+        self.plan = make_plan(self.scenario, self.run_dir, wall_start=time.time())
         server = self._server()
         self.plan.server = server
-        margin = 4.0 + 0.03 * len(self.plan.agents)  # the sim clock starts once every agent is up
-        self.plan.clock["wall_anchor"] = time.time() + margin
+        if self.plan.clock["mode"] == "accelerated":
+            margin = 4.0 + 0.03 * len(self.plan.agents)  # the sim clock starts once every agent is up
+            self.plan.clock["wall_anchor"] = time.time() + margin
         self.plan.save(self.run_dir / "plan.json")
         for part in self.plan.parts:
             self._spawn(part)
@@ -84,9 +84,8 @@ class Swarm:
             return dict(self.external_server)
         from vmenergy.runtime.servers import start_server
 
-        wanted = dict(self.data.get("server", {}))
-        kind = wanted.get("kind", "prosody")
-        info = start_server(kind, self.run_dir / "xmpp", domain=wanted.get("domain", "localhost"))
+        kind = self.scenario.server.kind
+        info = start_server(kind, self.run_dir / "xmpp", domain=self.scenario.server.domain)
         self._own_server = True
         for note in getattr(info, "limitations", []) or []:
             self.out(f"note: {kind} server: {note}")
@@ -198,10 +197,11 @@ def _tail(path: Path, n: int = 15) -> str:
 
 def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, timeout: Optional[float] = None,
                  out: Callable[[str], None] = print, server: Optional[dict] = None) -> Path:
-    data = load_scenario(path)
-    name = data["scenario"].get("name", "scenario")
-    run_dir = Path(run_dir) if run_dir else Path("run") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    swarm = Swarm(path, run_dir, out=out, server=server)
+    scenario = load_scenario(path)  # raises before any run folder, server or process exists
+    run_dir = Path(run_dir) if run_dir else Path("run") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for warning in scenario.warnings:
+        out(warning.format(str(path)))
+    swarm = Swarm(scenario, run_dir, out=out, server=server)
     try:
         swarm.start()
         swarm.wait(timeout=timeout)
