@@ -117,13 +117,12 @@ def _shift_for(t: FlexOffer, start: int, day0: int) -> int:
     return candidate - first
 
 
-def make_plan(scenario: Scenario, run_dir: Path, *, wall_start: Optional[float] = None,
-              startup_margin: float = 3.0) -> Plan:
+def make_plan(scenario: Scenario, run_dir: Path) -> Plan:
     """Everything the swarm processes need, decided once (passwords, offers, clock).
 
-    ``Plan.clock`` is ``{"mode", "speed", "start"}``; an accelerated clock also gets its
-    ``wall_anchor`` (``wall_start + startup_margin``; the orchestrator moves it once the
-    agents are up). The virtual clock has no speed and no anchor: the coordinator moves it."""
+    ``Plan.clock`` is ``{"mode", "speed", "start"}``: ``speed`` is None for the virtual clock
+    (the coordinator moves its time); the accelerated clock's wall anchor is sent by the
+    coordinator once every agent is up."""
     settings = scenario.scenario
     start = settings.start
     rng = random.Random(settings.seed)
@@ -159,12 +158,8 @@ def make_plan(scenario: Scenario, run_dir: Path, *, wall_start: Optional[float] 
             parts.add(part)
             agents.append(spec("prosumer", name, part, {"aggregator": aggregator, "deviation": group.deviation},
                                offers))
-    clock: dict = {"mode": settings.clock, "speed": None, "start": start}
-    if settings.clock == "accelerated":
-        if wall_start is None:
-            raise ValueError("make_plan: wall_start (epoch seconds) is required for an accelerated clock")
-        clock["speed"] = settings.speed
-        clock["wall_anchor"] = wall_start + startup_margin
+    speed = settings.speed if settings.clock == "accelerated" else None
+    clock = {"mode": settings.clock, "speed": speed, "start": start}
     order = ["market", "aggregators"]
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
                 sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed)
