@@ -8,15 +8,13 @@ agent does, so a setting that would stop an agent stops the check instead. Then 
 between tables: names unique, groups name existing aggregators, parents exist and form a tree,
 offer templates exist and parse.
 
-:func:`check_text` returns the model (None if there are errors) and every problem with its
-line; :func:`load_scenario` is what runners call: the model, or a :class:`ScenarioError`
-holding all problems. Nothing here starts a server, creates a folder or opens a socket.
+:func:`read_scenario` gives the model (None if there are errors) and adds every problem found.
+Nothing here starts a server, creates a folder or opens a socket.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -24,13 +22,14 @@ from typing import Any, Callable, Literal, Mapping, Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 
-from .locate import KeyLines, KeyPath
-from .problems import Problem, Problems, ScenarioError, format_path, parse_path, suggest
+from .locate import KeyPath
+from .problems import Problem, Problems, format_path, suggest
+from .configs import check_aggregator, check_market
 from .tables import Instant, check_keys, limits, read_table, show
 
 __all__ = [
     "ScenarioTable", "ServerTable", "Market", "Aggregator", "ProsumerGroup", "Scenario",
-    "check_text", "check_file", "load_scenario", "SECTIONS",
+    "read_scenario", "SECTIONS",
 ]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -155,40 +154,11 @@ class Scenario:
         return f"{name}@{self.server.domain}"
 
 
-# -- entry points ---------------------------------------------------------------------------
-def check_file(path: Path | str) -> tuple[Optional[Scenario], list[Problem]]:
-    """Check a scenario file: the model (None if it has errors) and every problem found."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem("(file)", f"cannot read: {getattr(exc, 'strerror', None) or exc}")]
-    return check_text(text, base_dir=path.resolve().parent, source=str(path))
-
-
-def load_scenario(path: Path | str) -> Scenario:
-    """The checked scenario of a file; raises :class:`ScenarioError` with every problem."""
-    scenario, problems = check_file(path)
-    if scenario is None:
-        raise ScenarioError.of(problems)
-    return scenario
-
-
-_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)|\(at end of document\)")
-
-
-def check_text(text: str, *, base_dir: Path, source: str = "") -> tuple[Optional[Scenario], list[Problem]]:
-    """Check scenario text; relative paths in it are resolved against ``base_dir``."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = _TOML_POSITION.search(str(exc))
-        line = int(m.group(1)) if m and m.group(1) else (text.count("\n") + 1 if m else None)
-        reason = _TOML_POSITION.sub("", str(exc)).strip()
-        return None, [Problem("(toml)", f"not valid TOML: {reason}", line)]
-    problems = Problems(KeyLines(text))
+def read_scenario(data: dict, problems: Problems, *, base_dir: Path, source: str = "") -> Optional[Scenario]:
+    """The scenario a parsed file describes, or None (every problem added to ``problems``);
+    relative paths in it are resolved against ``base_dir``."""
     scenario = _Reader(data, problems, Path(base_dir), source).read()
-    return (scenario if not problems.errors else None), problems.items
+    return scenario if not problems.errors else None
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -280,7 +250,7 @@ class _Reader:
 
     # [market] -----------------------------------------------------------------------------
     def _market(self, domain: str) -> Optional[Market]:
-        from vmenergy.protocol.market import MarketConfig, MarketEngine
+        from vmenergy.protocol.market import MarketConfig
 
         at: KeyPath = ("market",)
         table = self.data["market"]
@@ -291,13 +261,8 @@ class _Reader:
         named = self._agent_name(name, at + ("name",))
         written = {k: v for k, v in table.items() if k != "name"}
         settings = check_keys(MarketConfig, written, at, self.p, also=("name",))
-        errors = len(self.p.errors)
-        config = self._build(at, MarketConfig.from_dict, settings)
-        if config is None or not named or len(self.p.errors) > errors:
-            return None
-        # what the market agent does with its config when it starts and opens a session
-        if self._build(at, lambda _: (MarketEngine(f"{name}@{domain}", config), config.mechanism_object()),
-                       {}) is None:
+        config = check_market(settings, at, self.p, f"{name}@{domain}")
+        if config is None or not named:
             return None
         return Market(name, config, MappingProxyType(settings))
 
@@ -324,9 +289,7 @@ class _Reader:
 
     def _aggregator(self, at: KeyPath, table: dict, place: Optional[AggregatorPlace], own: set[str], domain: str,
                     market: Optional[str]) -> Optional[Aggregator]:
-        from vmenergy.aggregation import AggregationParams
-        from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine, objective_from
-        from vmenergy.protocol.billing import default_contract
+        from vmenergy.protocol.aggregator import AggregatorConfig
 
         errors = len(self.p.errors)
         written = {k: v for k, v in table.items() if k not in own}
@@ -346,25 +309,8 @@ class _Reader:
             self.p.warn(at + ("parent",), f"has no effect with upstream = {show(upstream)}; "
                                           "it applies to upstream = \"parent\"")
         name = place.name if place is not None else "aggregator"
-        jid = f"{name}@{domain}"
-
-        def make(kw: dict) -> Any:
-            if isinstance(kw.get("enrolment"), list):
-                kw = dict(kw, enrolment=tuple(kw["enrolment"]))
-            return AggregatorConfig(**kw)
-
-        config = self._build(at, make, settings)
-        if config is None:
-            return None
-        # the pieces the aggregator engine builds from its config, each checked under its own key ...
-        params = check_keys(AggregationParams, config.aggregation, at + ("aggregation",), self.p)
-        self._build(at + ("aggregation",), lambda kw: AggregationParams(**kw), params, strip="params")
-        self._build(at + ("contract",), lambda kw: default_contract(jid, kw), config.contract)
-        self._build(at + ("objective",), objective_from, config.objective, strip="objective")
-        if place is None or len(self.p.errors) > errors:
-            return None
-        # ... and the engine itself, for whatever else it checks when an agent starts
-        if self._build(at, lambda _: AggregatorEngine(jid, config), {}) is None:
+        config = check_aggregator(settings, at, self.p, f"{name}@{domain}")
+        if place is None or config is None or len(self.p.errors) > errors:
             return None
         return Aggregator(place.name, config, MappingProxyType(settings), place.parent, place.part)
 
@@ -486,54 +432,3 @@ class _Reader:
                 for i in range(group.count):
                     if not claim(group.member(i, g), ("prosumers", g, "name")):
                         break
-
-    def _build(self, at: KeyPath, make: Callable[[dict], Any], table: dict, strip: str = "") -> Any:
-        """``make(table)``, adding its errors under ``at``.
-
-        The agents' config classes stop at their first error; to report all of them the key an
-        error names is left out and the object built again, as long as errors name keys that are
-        written in the table (an error about a default would not be the user's). Returns what
-        was built in the end, without the refused keys (so the checks of its parts can go on),
-        or None. A refused string gets a likely spelling taken from the error message."""
-        current, failed = dict(table), False
-        while True:
-            try:
-                made = make(current)
-            except FlexOfferError as exc:
-                sub = parse_path(exc.path)
-                if strip and sub[:1] == (strip,):
-                    sub = sub[1:]
-                key = sub[0] if sub else None
-                if not failed or key in current:
-                    self.p.error(at + sub, exc.reason, _spelling(table, sub, exc.reason))
-                if key not in current:
-                    return None
-                del current[key]
-                failed = True
-            except (TypeError, ValueError) as exc:
-                if not failed:
-                    self.p.error(at, str(exc))
-                return None
-            else:
-                return made
-
-
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-
-
-def _spelling(table: dict, path: KeyPath, reason: str) -> Optional[str]:
-    """A likely intended spelling for what an error refused: the word of the error message
-    closest to the refused string (``must be uniform or pay-as-bid`` lists the choices) or, for
-    an unknown key, to the key."""
-    value: Any = table
-    for part in path:
-        try:
-            value = value[part]
-        except (KeyError, IndexError, TypeError):
-            value = None
-            break
-    if not isinstance(value, str):
-        value = path[-1] if path and isinstance(path[-1], str) and reason.startswith("unknown") else None
-    if value is None:
-        return None
-    return suggest(value, set(_WORD.findall(reason)) - {value}, cutoff=0.75)
