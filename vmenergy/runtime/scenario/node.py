@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from .configs import check_aggregator, check_market
-from .locate import KeyPath
-from .problems import Problems
+from .locate import KeyLines, KeyPath
+from .problems import Problem, Problems
 from .tables import Instant, check_keys, limits, read_table, show
 
-__all__ = ["AgentTable", "NodeServerTable", "NodeClockTable", "ProsumerTable", "Node", "read_node", "ROLES"]
+__all__ = ["AgentTable", "NodeServerTable", "NodeClockTable", "ProsumerTable", "Node", "read_node", "check_node",
+           "ROLES"]
 
 #: The roles a node runs, each configured by the table of that name.
 ROLES = ("prosumer", "aggregator", "market")
@@ -100,6 +101,13 @@ def read_node(data: dict, problems: Problems) -> Optional[Node]:
     if None in (agent, server, clock, config) or problems.errors:
         return None
     return Node(role, agent, server, clock, config)
+
+
+def check_node(data: dict, text: str) -> list[Problem]:
+    """Every problem of a parsed node config (``text``: the file's text, for the lines)."""
+    problems = Problems(KeyLines(text))
+    read_node(data, problems)
+    return problems.items
 
 
 def _role(role: str, table: Any, jid: str, problems: Problems) -> Optional[Any]:
