@@ -301,10 +301,12 @@ class _Reader:
             if market is None:
                 self.p.error(at + ("upstream",), "market, but the scenario has no [market] table")
             settings["upstream_jid"] = f"{market or 'market'}@{domain}"
-        elif upstream == "parent" and place is not None:
-            self._parent(at, place)
-            if isinstance(place.parent, str):
-                settings["upstream_jid"] = f"{place.parent}@{domain}"
+        elif upstream == "parent":
+            if place is not None:
+                self._parent(at, place)
+            # a wrong parent is reported above; a stand-in lets the rest of the table be checked
+            parent = table.get("parent")
+            settings["upstream_jid"] = f"{parent if isinstance(parent, str) else 'parent'}@{domain}"
         if place is not None and place.parent is not None and upstream != "parent":
             self.p.warn(at + ("parent",), f"has no effect with upstream = {show(upstream)}; "
                                           "it applies to upstream = \"parent\"")
