@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import ROOT
 from vmenergy.flexoffer import FlexOfferError
-from vmenergy.market import ImplicitCapacity, ManyToMany, MarketError, MarketSession, OneSidedPool, Pricing, TwoSidedPool
+from vmenergy.market import (ImplicitCapacity, ManyToMany, MarketError, MarketSession, OneSidedPool, Pricing,
+                             TwoSidedPool)
 from vmenergy.protocol.market import MECHANISMS, MarketConfig
 
 VALUES = ("one-sided", "two-sided", "many-to-many", "implicit-capacity", "pay-as-bid", "uniform")

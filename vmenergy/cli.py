@@ -178,9 +178,9 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def print_check(name: str, problems: Sequence, out: TextIO) -> bool:
-    """Print a file's problems (``FILE:LINE: path: reason``), then ``OK FILE`` or
-    ``INVALID FILE (N errors)``; whether the file is valid."""
-    for p in problems:
+    """Print a file's problems in the order of their lines (``FILE:LINE: path: reason``), then
+    ``OK FILE`` or ``INVALID FILE (N errors)``; whether the file is valid."""
+    for p in sorted(problems, key=lambda p: (p.line is None, p.line or 0)):
         print(p.format(name), file=out)
     errors = sum(1 for p in problems if not p.warning)
     warnings = len(problems) - errors

@@ -142,7 +142,8 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.di
 tables = st.dictionaries(keys, values, min_size=1, max_size=4)
 
 
-@given(st.dictionaries(keys.filter(lambda k: k != "many"), tables, min_size=1, max_size=3), st.lists(tables, max_size=3))
+@given(st.dictionaries(keys.filter(lambda k: k != "many"), tables, min_size=1, max_size=3),
+       st.lists(tables, max_size=3))
 def test_every_written_key_is_found_on_its_line(named, array):
     out, expect = [], {}
     for name, table in named.items():

@@ -18,13 +18,13 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 
+from .configs import check_aggregator, check_market
 from .locate import KeyPath
 from .problems import Problem, Problems, format_path, suggest
-from .configs import check_aggregator, check_market
 from .tables import Instant, check_keys, limits, read_table, show
 
 __all__ = [
@@ -38,10 +38,10 @@ DAY = 86400
 #: The tables a scenario file may have.
 SECTIONS = ("scenario", "server", "market", "aggregator", "prosumers")
 
-# An agent's name is the node of its JID and the name of its store file: keep it to characters
-# that are safe in both (and compared case-insensitively, as servers compare JIDs).
-_AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+# An agent's name is the node of its JID and the name of its store file, a scenario's names its
+# run folder: keep them to characters that are safe in all three (agent names are compared
+# case-insensitively, as servers compare JIDs).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\Z")
 
 
@@ -208,7 +208,7 @@ class _Reader:
         s = read_table(ScenarioTable, table, ("scenario",), self.p)
         if s is None:
             return None
-        if not _RUN_NAME.match(s.name):
+        if not _NAME.match(s.name):
             self.p.error(("scenario", "name"), "1-64 letters, digits and ._- (it names the run folder), "
                                                f"starting with a letter or digit, got {show(s.name)}")
         if s.until <= s.start:
@@ -388,7 +388,8 @@ class _Reader:
                                                                      ROOT / "scenarios" / name]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            self.p.error(at, "offer template not found (looked in " + ", ".join(str(c.parent) for c in candidates) + ")")
+            looked = ", ".join(str(c.parent) for c in candidates)
+            self.p.error(at, f"offer template not found (looked in {looked})")
             return None
         try:
             offers = [x for x in load_file(found) if isinstance(x, FlexOffer)]
@@ -406,7 +407,7 @@ class _Reader:
 
     # rules across tables ------------------------------------------------------------------
     def _agent_name(self, name: Any, at: KeyPath) -> bool:
-        if not isinstance(name, str) or not _AGENT_NAME.match(name):
+        if not isinstance(name, str) or not _NAME.match(name):
             self.p.error(at, "an agent name is 1-64 letters, digits and ._- starting with a letter or digit "
                              f"(it is the JID's node and the store's file name), got {show(name)}")
             return False

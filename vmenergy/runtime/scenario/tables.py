@@ -168,7 +168,8 @@ def _in_limits(value: Any, at: KeyPath, problems: Problems, meta: Any) -> bool:
 def _instant(value: Any, at: KeyPath, problems: Problems) -> tuple[bool, Any]:
     if isinstance(value, datetime):  # a TOML date-time written without quotes
         if value.tzinfo is None or value.utcoffset() is None:
-            problems.error(at, f"not an ISO 8601 UTC time: {show(value)} has no offset (write e.g. 2026-11-22T18:00:00Z)")
+            problems.error(at, f"not an ISO 8601 UTC time: {show(value)} has no offset "
+                               "(write e.g. 2026-11-22T18:00:00Z)")
             return False, value
         if value.utcoffset().total_seconds() != 0:
             problems.error(at, f"not an ISO 8601 UTC time: {show(value)} (write it in UTC, with Z)")
