@@ -330,3 +330,15 @@ def test_run_refuses_an_invalid_scenario_and_leaves_no_run_folder(tmp_path, monk
     rc, out = run("run", str(f))
     assert rc == 1 and not (tmp_path / "run").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_an_agent_node_loads_through_the_same_check(tmp_path):
+    from vmenergy.agents.config import ConfigError, load_config
+
+    text = (ROOT / "agents" / "aggregator" / "aggregator.toml").read_text()
+    f = write(tmp_path, text.replace("cycle = 900", "cycel = 900"))
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    line = next(n for n, t in enumerate(f.read_text().splitlines(), 1) if t.startswith("cycel"))
+    assert info.value.path == "aggregator.cycel"
+    assert f"(line {line}); did you mean cycle?" in info.value.reason
