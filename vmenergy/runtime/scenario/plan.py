@@ -55,6 +55,11 @@ class Plan:
     parts: list[str]
     seed: int = 0
     coordinator: dict = field(default_factory=dict)
+    #: In a sharded run (``vmenergy run --shard i/n``), which shard runs each part (default 1).
+    shard_of: dict = field(default_factory=dict)
+
+    def shard(self, part: str) -> int:
+        return int(self.shard_of.get(part, 1))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -117,8 +122,11 @@ def _shift_for(t: FlexOffer, start: int, day0: int) -> int:
     return candidate - first
 
 
-def make_plan(scenario: Scenario, run_dir: Path) -> Plan:
+def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     """Everything the swarm processes need, decided once (passwords, offers, clock).
+
+    With ``shards`` > 1 each shard runs ``processes`` processes of every prosumer group
+    (``Plan.shard_of`` says which shard runs which part).
 
     ``Plan.clock`` is ``{"mode", "speed", "start"}``: ``speed`` is None for the virtual clock
     (the coordinator moves its time); the accelerated clock's wall anchor is sent by the
@@ -143,6 +151,7 @@ def make_plan(scenario: Scenario, run_dir: Path) -> Plan:
         agents.append(spec("aggregator", a.name, a.part, dict(a.settings)))
     day0 = start - start % DAY
     parts = {a.part for a in agents}
+    shard_of: dict[str, int] = {}
     for g, group in enumerate(scenario.prosumers):
         aggregator = scenario.jid(group.aggregator)
         for i in range(group.count):
@@ -154,12 +163,16 @@ def make_plan(scenario: Scenario, run_dir: Path) -> Plan:
                                 energy_spread=group.energy_spread, start_jitter=group.start_jitter)
                 release = max(start, fo.creation_time or start)
                 offers.append({"release": release, "offer": fo.to_dict()})
-            part = f"prosumers-{i % group.processes}"
+            # sharded: each shard runs `processes` processes of the group's prosumers
+            j = i % (group.processes * shards)
+            part = f"prosumers-{j}"
             parts.add(part)
+            shard_of[part] = 1 + j % shards
             agents.append(spec("prosumer", name, part, {"aggregator": aggregator, "deviation": group.deviation},
                                offers))
     speed = settings.speed if settings.clock == "accelerated" else None
     clock = {"mode": settings.clock, "speed": speed, "start": start}
     order = ["market", "aggregators"]
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
-                sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed)
+                sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed,
+                shard_of=shard_of)
