@@ -79,3 +79,13 @@ def test_a_saved_plan_loads_and_every_agent_builds_from_it(tmp_path):
 def test_the_demo_plans(tmp_path):
     plan = make_plan(load_scenario(ROOT / "scenarios" / "demo.toml"), tmp_path)
     assert len(plan.by_role("prosumer")) == 6 and plan.clock["mode"] == "virtual"
+
+
+def test_a_sharded_plan_gives_each_shard_its_share_of_every_group(tmp_path):
+    text = broken(("count = 2", "count = 6"), ('name = "h{i}"', 'name = "h{i}"\nprocesses = 2'))
+    plan = make_plan(load_scenario(write(tmp_path, text)), tmp_path / "run", shards=2)
+    assert plan.parts == ["market", "aggregators", "prosumers-0", "prosumers-1", "prosumers-2", "prosumers-3"]
+    assert plan.shard_of == {"prosumers-0": 1, "prosumers-1": 2, "prosumers-2": 1, "prosumers-3": 2}
+    assert plan.shard("market") == 1
+    by_shard = [sum(1 for a in plan.by_role("prosumer") if plan.shard(a.part) == s) for s in (1, 2)]
+    assert by_shard == [3, 3]
