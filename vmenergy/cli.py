@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default run/demo-TIMESTAMP)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("check", help="check scenario files without starting anything",
+    p = sub.add_parser("check", help="check scenario files (or agent node configs) without starting anything",
                        description="Check each scenario file: every table against its schema, the market, "
                                    "aggregator and contract tables with the agents' own code, the rules "
                                    "between tables, the offer templates. No server, no run folder, no "
