@@ -251,3 +251,22 @@ def test_the_bidding_example_of_docs_extending_prices_night_and_day_aggregates_d
     prices = {b.bid.offer.earliest_start() * 900 // 3600 % 24: b.bid.offer.prices.slices[0].up
               for b in mkt.ledger[BIDS].values()}
     assert prices == {22: 0.15, 20: 0.10}  # the EVs from 22:00, the dishwashers from 20:00
+
+
+def test_vmenergy_check_imports_the_strategy_classes_a_scenario_names(tmp_path, user_package):
+    import io
+    import re
+
+    from tests.conftest import ROOT
+    from vmenergy.cli import main
+
+    doc = (ROOT / "docs" / "extending.md").read_text()
+    (scenario,) = [b for k, b in re.findall(r"```(\w+)\n(.*?)```", doc, flags=re.S) if k == "toml"]
+    ok = scenario.replace("mybidding:NightOwlBidding", f"{user_package}.bids:Flat").replace("night = 0.15, day = 0.10",
+                                                                                          "up = 0.2")
+    for text, expect in ((ok, 0), (ok.replace(f"{user_package}.bids:Flat", "mybiding:NightOwlBidding"), 1)):
+        path = tmp_path / "s.toml"
+        path.write_text(text)
+        out = io.StringIO()
+        assert main(["check", str(path)], out=out) == expect, out.getvalue()
+    assert "aggregator[0].bidding: cannot import 'mybiding'" in out.getvalue()

@@ -17,8 +17,8 @@ from typing import Any, Callable, Mapping, Optional
 
 from vmenergy.aggregation import AggregationParams
 from vmenergy.flexoffer import FlexOfferError
-from vmenergy.flexoffer.model import check_number
 from vmenergy.planning import Objective
+from vmenergy.planning.scheduling import SOLVERS
 
 __all__ = ["AggregatorConfig", "StrategySpec", "UPSTREAMS", "STRATEGY_KEYS", "parse_strategy", "objective_from"]
 
@@ -128,18 +128,23 @@ class AggregatorConfig:
             raise FlexOfferError("upstream_jid", f"required when upstream is {self.upstream}")
         if self.enrolment != "open" and not isinstance(self.enrolment, (tuple, list)):
             raise FlexOfferError("enrolment", "\"open\" or a list of prosumer JIDs")
-        for name in ("cycle", "lead", "settle_after"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name == "cycle" else 0):
-                raise FlexOfferError(name, f"whole seconds, {'> 0' if name == 'cycle' else '>= 0'} (got {value!r})")
+        # checked here rather than on first use, so a bad config stops the agent (and
+        # `vmenergy check`) at start-up, not a round later
+        for name, least in (("cycle", 1), ("lead", 0), ("settle_after", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise FlexOfferError(name, f"seconds, an integer >= {least} (got {v!r})")
+        if self.solver not in SOLVERS:
+            raise FlexOfferError("solver", f"unknown solver {self.solver!r} (one of {', '.join(SOLVERS)})")
         for name in ("objective", "aggregation", "contract", "bid_prices"):
             if not isinstance(getattr(self, name), Mapping):
                 raise FlexOfferError(name, "must be a table")
         if self.planning is None:
             objective_from(self.objective)  # the objective is used: check it now, not at the first cycle
-        for side in ("up", "down", "mixed"):
-            if side in self.bid_prices:
-                check_number(self.bid_prices[side], f"bid_prices.{side}")
+        for key in ("up", "down", "mixed"):
+            v = self.bid_prices.get(key, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise FlexOfferError(f"bid_prices.{key}", f"a price in EUR/kWh (got {v!r})")
         for key in ("up", "down"):
             if key not in self.bid_prices:
                 raise FlexOfferError(f"bid_prices.{key}", "required (EUR/kWh)")
