@@ -68,18 +68,18 @@ def start_server(
     and write ``run_dir/server.json``. ``port=None`` picks a free port (and retries on a race
     with another process taking it). Raises :class:`ServerError` with the reason (missing
     binary, port in use, server exited, with the end of its log)."""
-    ok, reason = check_kind(kind)
-    if not ok:
-        raise ServerError(reason)
-    module = _MODULES[kind]
     run_dir = Path(run_dir).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
     recorded = read_info(run_dir)
     if recorded is not None and recorded.external:
         raise ServerError(
             f"{run_dir} records the external server {recorded.host}:{recorded.port}; "
             "use another run directory for a private server"
         )
+    ok, reason = check_kind(kind)
+    if not ok:
+        raise ServerError(reason)
+    module = _MODULES[kind]
+    run_dir.mkdir(parents=True, exist_ok=True)
     if recorded is not None and server_status(run_dir).running:
         raise ServerError(
             f"a {recorded.kind} server is already running in {run_dir} (pid {recorded.pid}); "

@@ -7,6 +7,7 @@ the thing on the port is an XMPP server for the domain, without logging in.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import time
@@ -36,6 +37,13 @@ def _read_until(sock: socket.socket, markers: tuple[bytes, ...], deadline: float
             break
         data += chunk
     return data
+
+
+def _stream_error(data: bytes) -> str:
+    """The condition of a stream error (RFC 6120 4.9.3), e.g. ``host-unknown``: the server does
+    not serve the domain asked for."""
+    m = re.search(rb"<([a-z-]+)[^>]*xmlns=['\"]urn:ietf:params:xml:ns:xmpp-streams['\"]", data)
+    return m.group(1).decode() if m else "(no condition given)"
 
 
 def xmpp_probe(host: str, port: int, domain: str, timeout: float = 2.0) -> bool:
@@ -89,7 +97,7 @@ def check_reachable(host: str, port: int, domain: str, ca_file: str = "", timeou
             s.sendall(_stream_header(domain))
             data = _read_until(s, (b"</stream:features>", b"stream:error"), deadline)
             if b"features" not in data:
-                why = "a stream error" if b"stream:error" in data else "no XMPP stream features"
+                why = f"stream error {_stream_error(data)}" if b"stream:error" in data else "no XMPP stream features"
                 return Reachability(False, None, f"{where} answered with {why} for domain {domain!r}")
             if _TLS_NS.encode() not in data:
                 return Reachability(True, False, f"{where} answers XMPP for {domain} but offers no STARTTLS")
