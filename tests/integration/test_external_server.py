@@ -3,14 +3,11 @@ or registered in-band. A private Prosody started by the fixtures plays the stand
 
 from __future__ import annotations
 
-import argparse
-import io
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import connect_plain_client, disconnect_all, next_item
-from vmenergy.runtime.server_cli import add_server_commands
+from tests.integration.conftest import connect_plain_client, disconnect_all, next_item, server_cli
 from vmenergy.runtime.servers import (
     ServerInfo,
     ServerTableError,
@@ -27,13 +24,6 @@ pytestmark = pytest.mark.integration
 
 AGENTS = ["market@localhost", "agg1@localhost", "house1@localhost", "house2@localhost"]
 
-
-def _cli(argv: list[str]) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="vmenergy")
-    add_server_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    out = io.StringIO()
-    return int(args.func(args, out)), out.getvalue()
 
 
 def _external_table(standing: ServerInfo, **more: object) -> dict:
@@ -79,12 +69,12 @@ async def test_accounts_from_a_file_on_an_external_prosody(fresh_xmpp_server, tm
     st = server_status(run_dir)
     assert st.running and st.accepting and "reachable" in st.detail and "certificate verified" in st.detail
     assert stop_server(run_dir) is False
-    code, out = _cli(["server", "stop", "--dir", str(run_dir)])
+    code, out = server_cli(["server", "stop", "--dir", str(run_dir)])
     assert code == 0 and "left running" in out
     assert server_status(standing.run_dir).accepting  # the standing server is untouched
-    code, out = _cli(["server", "status", "--dir", str(run_dir)])
+    code, out = server_cli(["server", "status", "--dir", str(run_dir)])
     assert code == 0 and "external server for localhost" in out and "VME does not start or stop it" in out
-    code, out = _cli(["server", "register", "--dir", str(run_dir), "newuser", "pw"])
+    code, out = server_cli(["server", "register", "--dir", str(run_dir), "newuser", "pw"])
     assert code == 1 and "operator" in out
 
 
@@ -105,10 +95,10 @@ def test_an_external_server_whose_certificate_does_not_verify_is_refused(
         prepare_server(_external_table(prosody_server, ca_file=str(other_ca)), ["a@localhost"], tmp_path / "xmpp")
     assert err.value.path == "server" and "certificate does not verify" in err.value.reason
     assert not (tmp_path / "xmpp" / "server.json").exists()
-    code, out = _cli(["server", "status", "--host", "127.0.0.1", "--port", str(prosody_server.port),
+    code, out = server_cli(["server", "status", "--host", "127.0.0.1", "--port", str(prosody_server.port),
                       "--domain", "localhost", "--ca-file", str(other_ca)])
     assert code == 1 and "NOT reachable" in out and "certificate does not verify" in out
-    code, out = _cli(["server", "status", "--host", "127.0.0.1", "--port", str(prosody_server.port),
+    code, out = server_cli(["server", "status", "--host", "127.0.0.1", "--port", str(prosody_server.port),
                       "--domain", "localhost", "--ca-file", prosody_server.ca_file])
     assert code == 0 and "certificate verified" in out
 

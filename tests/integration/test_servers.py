@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import io
 import json
 import logging
 import os
@@ -14,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import connect_plain_client, disconnect_all, next_item
+from tests.integration.conftest import connect_plain_client, disconnect_all, next_item, server_cli
 from vmenergy.runtime import servers
-from vmenergy.runtime.server_cli import add_server_commands
 from vmenergy.runtime.servers import (
     EMBEDDED_LIMITATIONS,
     ServerError,
@@ -276,36 +273,29 @@ async def _presences_from(client, bare: str, within: float) -> list:
 # The `vmenergy server` commands
 
 
-def _cli(argv: list[str]) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="vmenergy")
-    add_server_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    out = io.StringIO()
-    return int(args.func(args, out)), out.getvalue()
-
 
 def test_cli_start_status_register_stop(tmp_path: Path) -> None:
     if not check_kind("prosody")[0]:
         pytest.skip(check_kind("prosody")[1])
     d = str(tmp_path / "cli")
     try:
-        code, out = _cli(["server", "start", "--kind", "prosody", "--dir", d])
+        code, out = server_cli(["server", "start", "--kind", "prosody", "--dir", d])
         assert code == 0 and "127.0.0.1:" in out and "server.crt" in out, out
         info = read_info(d)
         assert info is not None and info.kind == "prosody"
-        code, out = _cli(["server", "status", "--dir", d])
+        code, out = server_cli(["server", "status", "--dir", d])
         assert code == 0 and "accepting" in out
-        code, out = _cli(["server", "register", "--dir", d, "carol", "s3cret"])
+        code, out = server_cli(["server", "register", "--dir", d, "carol", "s3cret"])
         assert code == 0 and "carol@localhost" in out
         asyncio.run(_auth_only(info, "carol", "s3cret"))
-        code, out = _cli(["server", "start", "--kind", "prosody", "--dir", d])
+        code, out = server_cli(["server", "start", "--kind", "prosody", "--dir", d])
         assert code == 1 and "already running" in out
     finally:
-        code, out = _cli(["server", "stop", "--dir", d])
+        code, out = server_cli(["server", "stop", "--dir", d])
     assert code == 0 and "stopped" in out
-    code, out = _cli(["server", "stop", "--dir", d])
+    code, out = server_cli(["server", "stop", "--dir", d])
     assert code == 0 and "not running" in out
-    code, out = _cli(["server", "status", "--dir", d])
+    code, out = server_cli(["server", "status", "--dir", d])
     assert code == 1
 
 
@@ -316,5 +306,5 @@ async def _auth_only(info: ServerInfo, user: str, password: str) -> None:
 
 def test_cli_missing_kind_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(servers.lifecycle, "check_kind", lambda kind: (False, "prosody is not installed: sudo apt-get install prosody"))
-    code, out = _cli(["server", "start", "--kind", "prosody", "--dir", str(tmp_path)])
+    code, out = server_cli(["server", "start", "--kind", "prosody", "--dir", str(tmp_path)])
     assert code == 1 and "sudo apt-get install prosody" in out
