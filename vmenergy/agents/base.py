@@ -22,6 +22,7 @@ from spade.message import Message as SpadeMessage
 from spade.template import Template
 
 from vmenergy.flexoffer import FlexOfferError
+from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.protocol.engine import Effect, Engine, Execute, Ledger, Note, Send, bare
 from vmenergy.protocol import messages
 from vmenergy.protocol.messages import Message
@@ -212,7 +213,7 @@ class VmeAgent(Agent):
         self._ready = asyncio.Event()
         self._ticking = False
         self.events: list[Note] = []  # recent notes, for tests and the operator
-        self.log = logging.LoggerAdapter(log, {"agent": str(self.jid)})
+        self.log = _AgentLog(log, self)
 
     # -- to be provided by roles -----------------------------------------------------------
     def make_engine(self, ledger: Ledger) -> Engine:
@@ -286,7 +287,7 @@ class VmeAgent(Agent):
         if self.driver is None:
             self.add_behaviour(InboxBehaviour(), template)
         self.add_behaviour(OperatorBehaviour(), ~template)
-        if self.driver is None and self.clock.mode == "real":
+        if self.driver is None and self.clock.running:
             await self.start_time()
         self.log.info("event=started role=%s status=%r", self.role, self.engine.status())
 
@@ -442,6 +443,22 @@ class VmeAgent(Agent):
         await super().stop()
         if self.store is not None:
             self.store.close()
+
+
+class _AgentLog(logging.LoggerAdapter):
+    """Log lines name the agent and, unless the clock is the wall clock, the scenario time
+    (``at=``): a log of a simulated day is read in simulated time."""
+
+    def __init__(self, logger: logging.Logger, agent: "VmeAgent") -> None:
+        super().__init__(logger, {"agent": str(agent.jid)})
+        self.agent = agent
+
+    def process(self, msg, kwargs):
+        extra = {"agent": str(self.agent.jid)}
+        if self.agent.clock.mode != "real":
+            extra["at"] = format_utc(int(self.agent.clock.now()))
+        kwargs["extra"] = extra
+        return msg, kwargs
 
 
 def _sim_element(tag: tuple[int, int]) -> ET.Element:

@@ -30,6 +30,7 @@ __all__ = ["Clock", "RealClock", "AcceleratedClock", "VirtualClock", "clock_from
 
 class Clock(Protocol):
     mode: str
+    running: bool  # whether an agent may start its own timed work (no driver decides for it)
 
     def now(self) -> float:
         """Epoch seconds (UTC) of the clock's time."""
@@ -44,6 +45,7 @@ class Clock(Protocol):
 class RealClock:
     mode = "real"
     speed = 1.0
+    running = True
 
     def now(self) -> float:
         return time.time()
@@ -72,6 +74,11 @@ class AcceleratedClock:
         self.speed = float(speed)
         self.wall_anchor = wall_anchor
         self._anchored = asyncio.Event() if wall_anchor is None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether scenario time has started."""
+        return self.wall_anchor is not None
 
     def anchor(self, wall_anchor: float) -> None:
         self.wall_anchor = float(wall_anchor)
@@ -106,6 +113,7 @@ class VirtualClock:
 
     mode = "virtual"
     speed = None
+    running = False  # its driver decides when anything happens
 
     def __init__(self, start: float) -> None:
         self._now = float(start)

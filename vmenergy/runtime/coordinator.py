@@ -122,6 +122,7 @@ class Coordinator:
         self._resume: Optional[asyncio.Event] = None
         self._paused = False
         self._round: Optional[tuple[int, int]] = None
+        self._handlers: set[asyncio.Task] = set()
         self.on_snapshot: Callable[[Snapshot], None] = lambda s: None
 
     # -- serving ----------------------------------------------------------------------------
@@ -142,10 +143,17 @@ class Coordinator:
                 part.writer.close()
         if self._server is not None:
             self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         part: Optional[PartState] = None
+        me = asyncio.current_task()
+        if me is not None:
+            self._handlers.add(me)
         try:
             hello = await control.receive(reader)
             if hello is None or hello.get("op") != "hello" or not control.token_matches(hello.get("token"), self.token):
@@ -178,6 +186,8 @@ class Coordinator:
                 (log.info if self.outcome is not None else log.warning)("event=part-down part=%s", part.name)
                 await self._notify()
             writer.close()
+            if me is not None:
+                self._handlers.discard(me)
 
     async def _on_message(self, part: PartState, msg: dict) -> None:
         op = msg["op"]
@@ -318,13 +328,13 @@ class Coordinator:
 
     async def _instant(self, t: int) -> bool:
         """Run every round of instant ``t`` until nothing is sent and nothing is due."""
-        self.now = t
         expect: dict[str, int] = {}
         k = 0
         while True:
             # a process that is down is waited for: time stands still until it is back
             if not await self._wait_for(self._all_ready):
                 return False
+            self.now = t
             self._round = (t, k)
             for part in self.parts.values():
                 part.report = None
