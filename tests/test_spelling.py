@@ -28,7 +28,7 @@ def test_the_session_notice_carries_the_configured_spelling():
     from vmenergy.protocol.market import MarketEngine
 
     engine = MarketEngine("market@x", MarketConfig(liquidity={"sell": {"volume": 1.0, "prices": [0.1] * 24}}))
-    engine.on_tick(3600)
+    engine.tick(3600)
     (rec,) = engine.ledger.values("sessions")
     assert rec.notice.mechanism == "many-to-many"
 

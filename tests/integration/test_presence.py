@@ -48,6 +48,8 @@ async def test_offline_prosumer_is_left_out_then_served_on_return(prosody_server
     await away.start(auto_register=True)
     try:
         await eventually(lambda: agg.engine.counts().get("accepted") == 2, what="both offers accepted")
+        # each timed step of the engine is a behaviour of its own (no periodic tick)
+        assert [b.step for b in agg._step_behaviours] == [s.name for s in agg.engine.timed_steps()]
         await eventually(lambda: agg.engine.is_available(away_jid) and agg.engine.ledger.get("presence", away_jid) is True,
                          what="presence of the away prosumer")
         await eventually(lambda: "2 offers" in (agg.presence.get_status() or ""), what="status text")
@@ -55,6 +57,7 @@ async def test_offline_prosumer_is_left_out_then_served_on_return(prosody_server
         await away.stop()
         await eventually(lambda: agg.engine.ledger.get("presence", away_jid) is False, what="unavailable presence")
         agg.engine.ledger.put("meta", "next_cycle", 0)  # a planning round now
+        agg.wake_steps()
         await eventually(lambda: agg.engine.counts().get("assigned") == 1, what="round without the away prosumer")
         assert agg.engine.ledger.get("offers", "away-1").offer.state is State.ACCEPTED
         assert agg.engine.ledger.get("offers", "home-1").offer.state is State.ASSIGNED
@@ -65,6 +68,7 @@ async def test_offline_prosumer_is_left_out_then_served_on_return(prosody_server
         try:
             await eventually(lambda: agg.engine.ledger.get("presence", away_jid) is True, what="presence back")
             agg.engine.ledger.put("meta", "next_cycle", 0)
+            agg.wake_steps()
             await eventually(lambda: away2.engine.ledger.get("offers", "away-1").state is State.ASSIGNED,
                              what="assignment delivered after return")
             assert agg.engine.counts().get("assigned") == 2
@@ -88,6 +92,7 @@ async def test_assignment_for_an_offline_prosumer_is_queued(prosody_server, tmp_
         await eventually(lambda: agg.engine.ledger.get("presence", p_jid) is True, what="presence")
         # the aggregator plans while the prosumer still looks available, then it drops away
         agg.engine.ledger.put("meta", "next_cycle", 0)
+        agg.wake_steps()
         await eventually(lambda: agg.engine.counts().get("assigned") == 1, what="assigned")
         await eventually(lambda: not agg.engine.pending(p_jid), what="the assignment acknowledged")
         await p.stop()

@@ -149,3 +149,21 @@ def test_resend_time_matches_the_resend_rule(attempts):
         t = due
     entry, = list(p.ledger.values("outbox"))
     assert entry.attempts == attempts + 1 and entry.last_sent == t
+
+
+def test_timed_steps_are_named_and_a_step_run_alone_keeps_the_tick_order():
+    """A SPADE agent runs each timed step as its own behaviour; running the round alone still
+    expires overdue offers first (a late round must not plan what can no longer start)."""
+    agg = AggregatorEngine(AGG, AggregatorConfig(cycle=900))
+    assert [s.name for s in agg.timed_steps()] == ["resends", "deadlines", "upstream", "round", "settlement"]
+    mkt = MarketEngine(MKT, MarketConfig(liquidity=LIQ, time_limit=5))
+    assert [s.name for s in mkt.timed_steps()] == ["resends", "clearing", "opening", "billing"]
+    assert [s.name for s in ProsumerEngine("p0@localhost", AGG).timed_steps()] == ["resends", "releases"]
+    fo = offer("ev-overnight", 0)
+    agg.receive("p0@localhost", OfferMessage("insert", fo.id, fo), NOW)
+    late = AggregatorEngine._assignment_deadline(agg.ledger.get("offers", fo.id).offer) + 1
+    effects = agg.run_step("round", late)
+    assert agg.ledger.get("offers", fo.id).offer.state.value == "rejected"
+    assert not any(type(e).__name__ == "Note" and e.event == "planned" for e in effects)
+    with pytest.raises(KeyError, match="no timed step 'lunch'"):
+        agg.run_step("lunch", NOW)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 from spade.agent import Agent
-from spade.behaviour import CyclicBehaviour, PeriodicBehaviour
+from spade.behaviour import CyclicBehaviour
 from spade.message import Message as SpadeMessage
 from spade.template import Template
 
@@ -146,14 +146,54 @@ class OperatorBehaviour(CyclicBehaviour):
         agent.client_send(reply)
 
 
-class TickBehaviour(PeriodicBehaviour):
-    """Gives the engine the time: resends, deadlines, gate closures, clearing."""
+class StepBehaviour(CyclicBehaviour):
+    """One timed step of the engine (a round, settlement, deadlines, resends...) as a behaviour
+    of its own: it waits until the step is due, or until the agent's state changed (a message
+    may bring the step forward), then runs it. An idle agent spends no CPU on waiting."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__()
+        self.step = step
+        self.changed = asyncio.Event()
+
+    def kill(self, exit_code=None) -> None:
+        # SPADE only sets a flag that a waiting behaviour never looks at: wake the wait too
+        super().kill(exit_code)
+        self.changed.set()
 
     async def run(self) -> None:
         agent: VmeAgent = self.agent  # type: ignore[assignment]
-        # timed work (aggregation, planning, settlement) can take seconds: run it off the event
-        # loop so the agent keeps reading its stream and time-stamping arrivals meanwhile
-        await agent.handle(lambda now: agent.engine.tick(now), offload=agent.heavy_ticks)
+        engine = agent.engine
+        timed = next(s for s in engine.timed_steps() if s.name == self.step)
+        now = agent.now()
+        due = timed.due(now)
+        if due is not None and due <= now:
+            # timed work (aggregation, planning, settlement) can take seconds: run it off the
+            # event loop so the agent keeps reading its stream and time-stamping arrivals
+            await agent.handle(lambda t: engine.run_step(self.step, t), offload=agent.heavy_ticks)
+            after = timed.due(agent.now())
+            if after is not None and after <= now:  # a step that stays due must not spin
+                agent.log.error("event=step-stays-due step=%s", self.step)
+                await asyncio.sleep(agent.tick_seconds)
+            return
+        self.changed.clear()
+        if self.is_killed():
+            return
+        waits = {asyncio.ensure_future(self.changed.wait())}
+        if due is not None:
+            waits.add(asyncio.ensure_future(agent.clock.sleep_until(due)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # SPADE's loop swallows a cancellation and runs the behaviour again: a loop that shuts
+            # down would wait for it forever. Cancelled means done.
+            self.kill()
+            raise
+        finally:
+            for w in waits:
+                w.cancel()
+        if self.changed.is_set():  # a burst of messages: look again once, not after each one
+            await asyncio.sleep(agent.tick_seconds)
 
 
 class VmeAgent(Agent):
@@ -203,10 +243,12 @@ class VmeAgent(Agent):
             self.engine.max_backoff = max(self.engine.resend_after, int(MAX_BACKOFF_REAL_SECONDS * speed))
         self._status = ""
         self._status_at = 0.0
+        self._status_pending = False
         self._engine_lock = asyncio.Lock()
         self._available: dict[str, bool] = {}  # the peers' availability as presence last said
         self._ready = asyncio.Event()
         self._ticking = False
+        self._step_behaviours: list[StepBehaviour] = []
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
 
@@ -286,15 +328,25 @@ class VmeAgent(Agent):
             await self.start_time()
         self.log.info("event=started role=%s status=%r", self.role, self.engine.status())
 
+    def wake_steps(self) -> None:
+        """The engine's state was changed outside an engine step (an operator, a test): the
+        timed steps look again when they are due."""
+        for behaviour in self._step_behaviours:
+            behaviour.changed.set()
+
     async def start_time(self) -> None:
         """Scenario time has started (at once for a real clock; when every agent of the run is
-        up for an accelerated one): run the start-up steps, then tick periodically."""
+        up for an accelerated one): run the start-up steps, then one behaviour per timed step
+        of the engine."""
         if self._ticking:
             return
         self._ticking = True
         for step in self.startup_steps():
             await self.handle(step)
-        self.add_behaviour(TickBehaviour(period=self.tick_seconds))
+        for timed in self.engine.timed_steps():
+            behaviour = StepBehaviour(timed.name)
+            self._step_behaviours.append(behaviour)
+            self.add_behaviour(behaviour)
 
     # -- readiness --------------------------------------------------------------------------
     def _check_ready(self) -> None:
@@ -389,6 +441,7 @@ class VmeAgent(Agent):
             else:
                 effects = self._step(step)
         self._apply(effects)
+        self.wake_steps()  # the state changed: a step may be due sooner
         return effects
 
     def _step(self, step: Callable[[int], list[Effect]]) -> list[Effect]:
@@ -432,15 +485,23 @@ class VmeAgent(Agent):
         stanza.send()
 
     def _update_status(self, force: bool = False) -> None:
-        # the status counts every record of the engine: at most once a second, not per message
+        # the status counts every record of the engine: at most once a second, not per message;
+        # a change within the second is shown when it ends (an idle agent has no later step)
         t = time.monotonic()
         if not force and t - self._status_at < STATUS_EVERY:
+            if not self._status_pending:
+                self._status_pending = True
+                asyncio.get_running_loop().call_later(STATUS_EVERY - (t - self._status_at), self._deferred_status)
             return
         self._status_at = t
         status = self.engine.status()
         if status != self._status and self.presence is not None and self.is_alive():
             self._status = status
             self.presence.set_presence(status=status, priority=1)
+
+    def _deferred_status(self) -> None:
+        self._status_pending = False
+        self._update_status()
 
     async def stop(self) -> None:
         await super().stop()

@@ -17,7 +17,7 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 
 from .aggregator_config import AggregatorConfig, objective_from
 from .billing import correction_bill, settle_offers
-from .engine import META, Effect, Engine, Note, Table, bare, handles
+from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
 from .messages import (
     Ack,
     AssignmentMessage,
@@ -235,34 +235,40 @@ class AggregatorEngine(Engine):
         return self.upstream.on_ack(self, sender, ack, msg, now)
 
     # -- the round: aggregate, then send upstream ----------------------------------------------
-    def on_tick(self, now: int) -> list[Effect]:
-        # offers past their deadline are rejected before the round: a round that came late (a
-        # restart, a clock that jumped) must not try to plan what can no longer start
-        out = self._expire(now)
-        out += self.upstream.on_tick(self, now)
-        meta = self.ledger[META]
-        if now >= meta.get("next_cycle", 0):
-            meta.put("next_cycle", now + self.config.cycle)
-            out += self._cycle(now)
-        out += self._settle(now)
-        return out
+    def role_steps(self) -> list[TimedStep]:
+        """Deadlines first (a round that came late, after a restart or a jump of the clock, must
+        not try to plan what can no longer start), the upstream side's own work, the
+        aggregation round every ``cycle``, settlement."""
+        return [
+            TimedStep("deadlines", self._expire, self._expiry_due),
+            TimedStep("upstream", lambda now: self.upstream.on_tick(self, now),
+                      lambda now: self.upstream.next_due(self, now)),
+            TimedStep("round", self._round, lambda now: self.ledger[META].get("next_cycle", 0)),
+            TimedStep("settlement", self._settle, self._settlement_due),
+        ]
 
-    def on_next_due(self, now: int) -> Optional[int]:
-        """The next cycle, the first expiry of an unassigned offer, the first settlement (at once
-        for a measured schedule, ``settle_after`` past its end otherwise), and the upstream
-        strategy's own timed work."""
-        times: list[int] = [self.ledger[META].get("next_cycle", 0)]
-        upstream = self.upstream.next_due(self, now)
-        if upstream is not None:
-            times.append(upstream)
+    def _round(self, now: int) -> list[Effect]:
+        meta = self.ledger[META]
+        if now < meta.get("next_cycle", 0):
+            return []
+        meta.put("next_cycle", now + self.config.cycle)
+        return self._cycle(now)
+
+    def _expiry_due(self, now: int) -> Optional[int]:
+        """Just after the first assignment deadline of an accepted offer not yet aggregated."""
+        times = [self._assignment_deadline(r.offer) + 1 for r in self.ledger[AGG_OFFERS].values()
+                 if r.offer.state is State.ACCEPTED and r.aggregate_id is None]
+        return min(times) if times else None
+
+    def _settlement_due(self, now: int) -> Optional[int]:
+        """At once for a measured schedule, ``settle_after`` past its end for one without."""
+        times = []
         for rec in self.ledger[AGG_OFFERS].values():
-            fo = rec.offer
-            if fo.state is State.ACCEPTED and rec.aggregate_id is None:
-                times.append(self._assignment_deadline(fo) + 1)
-            elif rec.bill_id is None and rec.schedule is not None and rec.schedule_confirmed:
+            if rec.bill_id is None and rec.schedule is not None and rec.schedule_confirmed:
+                fo = rec.offer
                 end = (rec.schedule.start + fo.profiles[rec.schedule.profile].duration) * fo.resolution
                 times.append(now if rec.measurement is not None else end + self.config.settle_after)
-        return min(times)
+        return min(times) if times else None
 
     @staticmethod
     def _assignment_deadline(fo: FlexOffer) -> int:

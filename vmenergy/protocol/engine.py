@@ -28,7 +28,7 @@ from vmenergy.flexoffer import FlexOffer, Schedule
 from .ledger import Ledger, Table
 from .messages import Ack, Message, needs_ack
 
-__all__ = ["Ledger", "Table", "Send", "Execute", "Note", "Effect", "OutboxEntry", "Engine", "bare", "handles",
+__all__ = ["Ledger", "Table", "Send", "Execute", "Note", "Effect", "OutboxEntry", "TimedStep", "Engine", "bare", "handles",
            "OUTBOX", "ANSWERS", "PRESENCE", "META"]
 
 
@@ -60,6 +60,16 @@ class Note:
 
 
 Effect = Union[Send, Execute, Note]
+
+
+@dataclass(frozen=True)
+class TimedStep:
+    """One piece of an engine's timed work: ``run(now)`` does what is due at ``now`` (nothing if
+    nothing is), ``due(now)`` says when it next has work (None: only a message can give it)."""
+
+    name: str
+    run: Callable[[int], list[Effect]]
+    due: Callable[[int], Optional[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +242,45 @@ class Engine:
         return self.on_ack(sender, ack, entry.msg, now)
 
     # -- time -------------------------------------------------------------------------------
+    def timed_steps(self) -> list["TimedStep"]:
+        """The engine's timed work as named steps, in the order a tick runs them: resending what
+        is unanswered, then the role's own (:meth:`role_steps`). A SPADE agent runs each as a
+        behaviour of its own that waits until the step is due; a virtual clock's driver ticks."""
+        return [TimedStep("resends", self._resend_step, self._resends_due), *self.role_steps()]
+
+    def role_steps(self) -> list["TimedStep"]:
+        """The role's timed steps; by default one, :meth:`on_tick` when :meth:`on_next_due`."""
+        return [TimedStep("timed-work", self.on_tick, self.on_next_due)]
+
+    def run_step(self, name: str, now: int) -> list[Effect]:
+        """The timed step ``name``, after the steps that come before it in a tick (each does only
+        what is due): work that must come first (deadlines before a round) keeps its order when
+        the steps run apart. An unknown name raises."""
+        steps = self.timed_steps()
+        names = [s.name for s in steps]
+        if name not in names:
+            raise KeyError(f"{self.role} has no timed step {name!r} (it has {', '.join(names)})")
+        out: list[Effect] = []
+        for step in steps[:names.index(name) + 1]:
+            out += step.run(now)
+        return out
+
     def tick(self, now: int) -> list[Effect]:
-        """Resend what is unanswered, forget old answers, then the role's own timed work."""
+        """Every timed step that has work at ``now``."""
+        out: list[Effect] = []
+        for step in self.timed_steps():
+            out += step.run(now)
+        return out
+
+    def next_due(self, now: int) -> Optional[int]:
+        """The earliest time at which :meth:`tick` has work, or None if only a message can give
+        it work. A coordinated (virtual) clock jumps straight to it instead of ticking through
+        the idle time in between; a value <= ``now`` means "tick again now"."""
+        times = [t for t in (step.due(now) for step in self.timed_steps()) if t is not None]
+        return min(times) if times else None
+
+    def _resend_step(self, now: int) -> list[Effect]:
+        """Resend what is unanswered, and now and then forget old answers."""
         out: list[Effect] = []
         outbox = self.ledger[OUTBOX]
         for key, entry in outbox.items():
@@ -248,16 +295,10 @@ class Engine:
             for key, (_, _, when) in answers.items():
                 if now - when > self.answer_ttl:
                     answers.delete(key)
-        return out + self.on_tick(now)
+        return out
 
-    def next_due(self, now: int) -> Optional[int]:
-        """The earliest time at which :meth:`tick` has work, or None if only a message can give
-        it work. A coordinated (virtual) clock jumps straight to it instead of ticking through
-        the idle time in between; a value <= ``now`` means "tick again now"."""
+    def _resends_due(self, now: int) -> Optional[int]:
         times = [t for t in (self._resend_at(e) for e in self.ledger[OUTBOX].values()) if t is not None]
-        role = self.on_next_due(now)
-        if role is not None:
-            times.append(role)
         return min(times) if times else None
 
     def _resend_at(self, entry: OutboxEntry) -> Optional[int]:

@@ -27,7 +27,7 @@ from vmenergy.market import (
     TwoSidedPool,
 )
 
-from .engine import META, Effect, Engine, Note, Send, Table, bare, handles
+from .engine import META, Effect, Engine, Note, Send, Table, TimedStep, bare, handles
 from .ledger import Ledger
 from .messages import (
     Ack,
@@ -213,29 +213,43 @@ class MarketEngine(Engine):
         return [Note("session-open", {"session": notice.session_id, "participants": len(participants)}),
                 *(Send(p, notice) for p in participants)]
 
-    def on_tick(self, now: int) -> list[Effect]:
+    def role_steps(self) -> list[TimedStep]:
+        """Clearing at each gate closure, then the next session's opening, then the bills of
+        sessions whose delivery ended ``bill_after`` ago."""
+        return [
+            TimedStep("clearing", self._clear_due_sessions, self._clearing_due),
+            TimedStep("opening", self._open_when_due, lambda now: self.ledger[META].get("next_open", 0)),
+            TimedStep("billing", self._bill_due_sessions, self._billing_due),
+        ]
+
+    def _clear_due_sessions(self, now: int) -> list[Effect]:
         out: list[Effect] = []
         for rec in self.ledger[MARKET_SESSIONS].values():
             if rec.notice.state == "open" and now >= rec.notice.gate_closure:
                 out += self._close_and_clear(rec, now)
-        if now >= self.ledger[META].get("next_open", 0):
-            out += self._open_next(now)
+        return out
+
+    def _clearing_due(self, now: int) -> Optional[int]:
+        times = [r.notice.gate_closure for r in self.ledger[MARKET_SESSIONS].values() if r.notice.state == "open"]
+        return min(times) if times else None
+
+    def _open_when_due(self, now: int) -> list[Effect]:
+        return self._open_next(now) if now >= self.ledger[META].get("next_open", 0) else []
+
+    def _bill_time(self, rec: SessionRecord) -> int:
+        return rec.notice.delivery_end * rec.notice.resolution + self.config.bill_after
+
+    def _bill_due_sessions(self, now: int) -> list[Effect]:
+        out: list[Effect] = []
         for rec in self.ledger[MARKET_SESSIONS].values():
-            if rec.notice.state == "cleared" and not rec.billed and \
-                    now >= rec.notice.delivery_end * rec.notice.resolution + self.config.bill_after:
+            if rec.notice.state == "cleared" and not rec.billed and now >= self._bill_time(rec):
                 out += self._bill(rec, now)
         return out
 
-    def on_next_due(self, now: int) -> Optional[int]:
-        """The next session opening, gate closure and bill."""
-        times = [self.ledger[META].get("next_open", 0)]
-        for rec in self.ledger[MARKET_SESSIONS].values():
-            n = rec.notice
-            if n.state == "open":
-                times.append(n.gate_closure)
-            elif n.state == "cleared" and not rec.billed:
-                times.append(n.delivery_end * n.resolution + self.config.bill_after)
-        return min(times)
+    def _billing_due(self, now: int) -> Optional[int]:
+        times = [self._bill_time(r) for r in self.ledger[MARKET_SESSIONS].values()
+                 if r.notice.state == "cleared" and not r.billed]
+        return min(times) if times else None
 
     def _close_and_clear(self, rec: SessionRecord, now: int) -> list[Effect]:
         sid = rec.notice.session_id

@@ -13,7 +13,7 @@ from typing import Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 
-from .engine import Effect, Engine, Execute, Note, Table, bare, handles
+from .engine import Effect, Engine, Execute, Note, Table, TimedStep, bare, handles
 from .messages import Ack, AssignmentMessage, Bill, Measurement, Message, OfferMessage, OfferRejection
 from .strategies import OfferSource
 
@@ -125,6 +125,9 @@ class ProsumerEngine(Engine):
                 *self.send_reliable(self.aggregator, msg, now)]
 
     # -- engine hooks ----------------------------------------------------------------------
+    def role_steps(self) -> list[TimedStep]:
+        return [TimedStep("releases", self.on_tick, self.on_next_due)]
+
     def on_tick(self, now: int) -> list[Effect]:
         self._take_offers(now)
         out: list[Effect] = []
