@@ -198,7 +198,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     except ServerError as exc:
         print(f"no XMPP server: {exc}", file=out)
         return 1
-    print(f"report: {report.resolve()}", file=out)
+    from vmenergy.runtime.report import format_summary, read_summary
+
+    print("", file=out)
+    print(format_summary(read_summary(report.parent), report.resolve()), file=out, end="")
     return 0
 
 

@@ -182,11 +182,18 @@ class Swarm:
                 return prog
             time.sleep(every)
 
-    def report(self) -> Path:
-        from vmenergy.runtime.report import write_report
+    def report(self, outcome=None) -> Path:
+        """The run folder's report; ``outcome`` (a :class:`vmenergy.runtime.report.Outcome`)
+        defaults to what the stores show now."""
+        from vmenergy.runtime.report import Outcome, write_report
 
         assert self.plan is not None
-        return write_report(self.plan, self.run_dir)
+        if outcome is None:
+            prog = self.progress()
+            sim_end = int(min(prog.sim_time, self.plan.until))
+            stopped_by = "done" if prog.done else "until" if prog.sim_time >= self.plan.until else "interrupted"
+            outcome = Outcome(stopped_by, sim_end, prog.line())
+        return write_report(self.plan, self.run_dir, outcome)
 
 
 def _tail(path: Path, n: int = 15) -> str:

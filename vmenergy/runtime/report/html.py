@@ -63,7 +63,7 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
     parts.append(f"<p>Outcome: {_yes(oc['finished'], 'finished', 'NOT FINISHED')}</p>\n")
     problems = notes(summary)
     if problems or oc["pending"]:
-        parts.append("<h2>What did not finish</h2>\n<ul>")
+        parts.append("<h2>What did not finish or does not add up</h2>\n<ul>")
         parts += [f'<li class="bad">{_e(p)}</li>' for p in problems]
         parts += [f"<li>pending: {_e(p)}</li>" for p in oc["pending"]]
         parts.append("</ul>\n")
@@ -125,7 +125,7 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
     if mk["markets"]:
         parts.append("<h2>Market sessions</h2>\n")
         parts.append(_table(("market", "sessions opened", "bids", "cleared", "cleared kWh"),
-                            ((m["jid"], m["sessions_opened"], m["bids"], m["cleared"], kwh(mk["cleared_volume_kwh"]))
+                            ((m["jid"], m["sessions_opened"], m["bids"], m["cleared"], kwh(m["cleared_volume_kwh"]))
                              for m in mk["markets"]), (1, 2, 3, 4)))
         parts.append(_table(
             ("session", "mechanism", "gate closure", "delivery", "bids", "accepted", "rejected", "kWh", "EUR/kWh",

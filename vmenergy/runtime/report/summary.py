@@ -142,12 +142,16 @@ def _market_amounts(m: MarketData) -> dict[str, dict[str, int]]:
     billed for sessions whose bills went out, pending for cleared sessions billed later."""
     billed = {r.notice.session_id for r in m.sessions if r.billed}
     out: dict[str, dict[str, int]] = {}
+    sessions: dict[str, set[str]] = {}
     for b in m.bids:
         if b.status not in ("accepted", "partial"):
             continue
-        row = out.setdefault(b.participant, {"billed": 0, "pending": 0, "bids": 0})
+        row = out.setdefault(b.participant, {"billed": 0, "pending": 0, "bills": 0})
         row["billed" if b.bid.session_id in billed else "pending"] += -b.amount_cents
-        row["bids"] += 1
+        if b.bid.session_id in billed:  # the market bills each participant once per session
+            sessions.setdefault(b.participant, set()).add(b.bid.session_id)
+    for participant, row in out.items():
+        row["bills"] = len(sessions.get(participant, ()))
     return out
 
 
@@ -192,9 +196,10 @@ def _money_and_bills(run: RunData) -> tuple[dict, dict]:
     market_recon = []
     for m in run.markets:
         for participant, row in sorted(market_rows[m.jid].items()):
-            flows.append({"from": m.jid, "to": participant, "bills": None, "state": "billed", **_money(row["billed"])})
+            flows.append({"from": m.jid, "to": participant, "bills": row["bills"], "state": "billed",
+                          **_money(row["billed"])})
             if row["pending"]:
-                flows.append({"from": m.jid, "to": participant, "bills": None, "state": "cleared, not billed yet",
+                flows.append({"from": m.jid, "to": participant, "bills": 0, "state": "cleared, not billed yet",
                               **_money(row["pending"])})
             agg = next((a for a in run.aggregators if a.jid == participant), None)
             if agg is not None:
@@ -264,6 +269,7 @@ def _market(run: RunData) -> dict:
     return {
         "markets": [{"jid": m.jid, "participants": len(m.participants), "sessions_opened": len(m.sessions),
                      "bids": len(m.bids), "cleared": sum(1 for b in m.bids if b.status in ("accepted", "partial")),
+                     "cleared_volume_kwh": sum(x["volume_kwh"] for x in sessions if x["market"] == m.jid),
                      "unanswered_messages": m.unanswered} for m in run.markets],
         "sessions": sessions,
         "cleared_volume_kwh": sum(s["volume_kwh"] for s in sessions),

@@ -100,7 +100,7 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     mk = summary["market"]
     for m in mk["markets"]:
         lines += ["", f"market {m['jid']}: {m['sessions_opened']} sessions opened, {m['cleared']} of {m['bids']} bids cleared, "
-                      f"{kwh(mk['cleared_volume_kwh'])} kWh"]
+                      f"{kwh(m['cleared_volume_kwh'])} kWh"]
         for s in (x for x in mk["sessions"] if x["market"] == m["jid"]):
             lines.append(f"  {s['id']:<6}{s['gate_closure']}  {s['mechanism']:<13}{s['accepted']:>3}/{s['bids']:<3} bids "
                          f"{kwh(s['volume_kwh']):>11} kWh  {price(s['price_eur_per_kwh']):>7} EUR/kWh  "
