@@ -57,6 +57,17 @@ def _unit(s: Series) -> str:
     return f"kWh per {minutes} min interval" if minutes < 60 else f"kWh per {s.resolution // 3600} h interval"
 
 
+def _save_energy_plot(fig: Figure, ax, s: Series, title: str, path: Path) -> str:
+    """The common frame of the kWh-over-time plots: zero line, title, axes, legend; then save."""
+    ax.axhline(0, color="0.2", linewidth=0.6)
+    ax.set_title(title)
+    ax.set_ylabel(_unit(s))
+    _time_axis(ax)
+    ax.legend(loc="best")
+    fig.savefig(path)
+    return path.name
+
+
 def plot_load(s: Series, _summary: dict, path: Path) -> Optional[str]:
     if s.n_intervals == 0 or not np.any(s.scheduled) and not np.any(s.baseline):
         return None
@@ -67,13 +78,7 @@ def plot_load(s: Series, _summary: dict, path: Path) -> Optional[str]:
             linestyle="--")
     ax.step(t, _hold(s.scheduled.sum(axis=0)), where="post", label="scheduled", color="tab:blue", linewidth=2)
     ax.step(t, _hold(s.measured.sum(axis=0)), where="post", label="measured", color="tab:orange")
-    ax.axhline(0, color="0.2", linewidth=0.6)
-    ax.set_title("Flexible load of all prosumers: baseline, scheduled and measured (+ consumption, - production)")
-    ax.set_ylabel(_unit(s))
-    _time_axis(ax)
-    ax.legend(loc="best")
-    fig.savefig(path)
-    return path.name
+    return _save_energy_plot(fig, ax, s, "Flexible load of all prosumers: baseline, scheduled and measured (+ consumption, - production)", path)
 
 
 def plot_envelope(s: Series, _summary: dict, path: Path) -> Optional[str]:
@@ -84,13 +89,7 @@ def plot_envelope(s: Series, _summary: dict, path: Path) -> Optional[str]:
     ax.fill_between(t, _hold(s.flex_min.sum(axis=0)), _hold(s.flex_max.sum(axis=0)), step="post", alpha=0.3,
                     color="tab:green", label="envelope of the accepted offers (min .. max)")
     ax.step(t, _hold(s.scheduled.sum(axis=0)), where="post", color="tab:blue", linewidth=2, label="scheduled")
-    ax.axhline(0, color="0.2", linewidth=0.6)
-    ax.set_title("Aggregated flexibility: what the accepted offers could do, and the schedule inside it")
-    ax.set_ylabel(_unit(s))
-    _time_axis(ax)
-    ax.legend(loc="best")
-    fig.savefig(path)
-    return path.name
+    return _save_energy_plot(fig, ax, s, "Aggregated flexibility: what the accepted offers could do, and the schedule inside it", path)
 
 
 def plot_market(_s: Series, summary: dict, path: Path) -> Optional[str]:

@@ -75,7 +75,7 @@ def _states(values: Iterable[str]) -> dict[str, int]:
 def _offers(run: RunData) -> tuple[dict, dict]:
     """The offers block and the offers part of the reconciliation."""
     prosumer_view: dict[str, str] = {}
-    reasons: Counter = Counter()
+    why: dict[str, str] = {}  # offer id -> why it was rejected (the prosumer's word first)
     infeasible: list[str] = []
     assigned = checked = 0
     for p in run.prosumers:
@@ -86,7 +86,7 @@ def _offers(run: RunData) -> tuple[dict, dict]:
         for rec in p.offers:
             prosumer_view[rec.offer.id] = rec.state.value
             if rec.state is State.REJECTED and rec.reason:
-                reasons[rec.reason] += 1
+                why[rec.offer.id] = rec.reason
             if rec.schedule is not None:
                 assigned += 1
                 checked += 1
@@ -99,7 +99,7 @@ def _offers(run: RunData) -> tuple[dict, dict]:
         for rec in prosumer_offers_held(a, run):
             aggregator_view[rec.offer.id] = rec.offer.state.value
             if rec.offer.state is State.REJECTED and rec.note:
-                reasons[rec.note] += 1
+                why.setdefault(rec.offer.id, rec.note)
             measured += rec.measurement is not None
     differ = []
     agree = 0
@@ -115,7 +115,7 @@ def _offers(run: RunData) -> tuple[dict, dict]:
         "planned": planned,
         "by_prosumers": _states(prosumer_view.values()),
         "by_aggregators": _states(aggregator_view.get(oid, NOT_HELD) for oid in prosumer_view),
-        "rejected_reasons": dict(sorted(reasons.items())),
+        "rejected_reasons": dict(sorted(Counter(why.values()).items())),
         "assigned": assigned,
         "measured": measured,
     }

@@ -13,6 +13,8 @@ from vmenergy.settlement.money import format_eur
 __all__ = ["format_summary", "eur", "kwh", "price", "states_line", "agents_line", "ordered_states", "flow_line",
            "notes", "STATE_ORDER"]
 
+#: Market sessions listed one per line; the rest are counted.
+MAX_SESSIONS = 12
 #: Lifecycle order for tables of offers by state (unknown ones follow, alphabetically).
 STATE_ORDER = ("not started", "initial", "offered", "accepted", "assigned", "executing", "executed", "settled",
                "rejected", "withdrawn", "not held")
@@ -101,10 +103,13 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     for m in mk["markets"]:
         lines += ["", f"market {m['jid']}: {m['sessions_opened']} sessions opened, {m['cleared']} of {m['bids']} bids cleared, "
                       f"{kwh(m['cleared_volume_kwh'])} kWh"]
-        for s in (x for x in mk["sessions"] if x["market"] == m["jid"]):
+        mine = [x for x in mk["sessions"] if x["market"] == m["jid"]]
+        for s in mine[:MAX_SESSIONS]:
             lines.append(f"  {s['id']:<6}{s['gate_closure']}  {s['mechanism']:<13}{s['accepted']:>3}/{s['bids']:<3} bids "
                          f"{kwh(s['volume_kwh']):>11} kWh  {price(s['price_eur_per_kwh']):>7} EUR/kWh  "
                          + ("billed" if s["billed"] else "not billed yet"))
+        if len(mine) > MAX_SESSIONS:
+            lines.append(f"  ... {len(mine) - MAX_SESSIONS} more sessions with bids in summary.json")
     lines += ["", "money (EUR): who pays whom"]
     for f in summary["money"]["flows"]:
         payer, payee, amount = flow_line(f)
