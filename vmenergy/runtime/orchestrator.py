@@ -192,7 +192,9 @@ class Swarm:
             prog = self.progress()
             sim_end = int(min(prog.sim_time, self.plan.until))
             stopped_by = "done" if prog.done else "until" if prog.sim_time >= self.plan.until else "interrupted"
-            outcome = Outcome(stopped_by, sim_end, prog.line())
+            detail = {"done": "every offer reached a final state", "until": "scenario time reached until",
+                      "interrupted": "stopped before the end (real-time limit)"}[stopped_by]
+            outcome = Outcome(stopped_by, sim_end, detail)
         return write_report(self.plan, self.run_dir, outcome)
 
 
