@@ -216,6 +216,17 @@ class MarketEngine(Engine):
                 out += self._bill(rec, now)
         return out
 
+    def on_next_due(self, now: int) -> Optional[int]:
+        """The next session opening, gate closure and bill."""
+        times = [self.ledger.get("meta", "next_open", 0)]
+        for rec in self.ledger.values("sessions"):
+            n = rec.notice
+            if n.state == "open":
+                times.append(n.gate_closure)
+            elif n.state == "cleared" and not rec.billed:
+                times.append(n.delivery_end * n.resolution + self.config.bill_after)
+        return min(times)
+
     def _close_and_clear(self, rec: SessionRecord, now: int) -> list[Effect]:
         sid = rec.notice.session_id
         session = self._live.pop(sid, None)

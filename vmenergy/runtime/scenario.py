@@ -239,7 +239,10 @@ def make_plan(data: dict, run_dir: Path, *, wall_start: float, startup_margin: f
             parts.add(part)
             agents.append(AgentSpec("prosumer", pname, jid, pw(), part, str(stores / f"{pname}.sqlite"),
                                     {"aggregator": f"{aggname}@{domain}", "deviation": deviation}, offers))
-    clock = {"mode": "accelerated", "start": start, "speed": speed, "wall_anchor": wall_start + startup_margin}
+    mode = _get(sc, "clock", "scenario", str, "virtual")
+    if mode not in ("virtual", "accelerated"):
+        raise ScenarioError("scenario.clock", f"virtual or accelerated (got {mode!r})")
+    clock = {"mode": mode, "start": start, "speed": speed}
     order = ["market", "aggregators"]
     return Plan(name, str(run_dir), server, clock, start, until, agents,
                 sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), seed)

@@ -1,0 +1,54 @@
+"""Same scenario and seed, same results: whatever the machine's load and however the prosumers
+are split into processes (virtual time). Each run starts its own private Prosody, as `vmenergy
+run` does, so the runs use the same JIDs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.load import busy_cpus
+from vmenergy.runtime.orchestrator import run_scenario
+from vmenergy.runtime.servers import check_kind
+
+pytestmark = pytest.mark.integration
+
+DEMO = ROOT / "scenarios" / "demo.toml"
+
+
+@pytest.fixture(autouse=True)
+def _prosody():
+    ok, reason = check_kind("prosody")
+    if not ok:
+        pytest.skip(reason)
+
+
+def run(scenario: Path, run_dir: Path) -> str:
+    """summary.json, which must be the same bytes between runs (wall-clock figures are in
+    timings.json)."""
+    run_scenario(scenario, run_dir, timeout=600, out=lambda line: None)
+    return (run_dir / "summary.json").read_text()
+
+
+def test_demo_gives_the_same_results_on_an_idle_and_on_a_busy_machine(tmp_path):
+    idle = run(DEMO, tmp_path / "idle")
+    with busy_cpus():
+        busy = run(DEMO, tmp_path / "busy")
+    assert busy == idle
+    summary = json.loads(idle)
+    assert summary["offers"]["by_prosumers"] == {"settled": 36}  # and the demo completes
+    assert summary["outcome"]["finished"] and summary["reconciled"]["offers"]["ok"]
+
+
+def test_prosumers_in_one_or_four_processes_give_the_same_results(tmp_path):
+    text = DEMO.read_text()
+    assert "processes = 1" in text
+    one = tmp_path / "one.toml"
+    four = tmp_path / "four.toml"
+    # templates are found relative to the scenario file or scenarios/
+    one.write_text(text)
+    four.write_text(text.replace("processes = 1", "processes = 4"))
+    assert run(one, tmp_path / "run1") == run(four, tmp_path / "run4")
