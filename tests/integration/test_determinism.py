@@ -5,6 +5,9 @@ run` does, so the runs use the same JIDs."""
 from __future__ import annotations
 
 import json
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,28 @@ def test_prosumers_in_one_or_four_processes_give_the_same_results(tmp_path):
     one.write_text(text)
     four.write_text(text.replace("processes = 1", "processes = 4"))
     assert run(one, tmp_path / "run1") == run(four, tmp_path / "run4")
+
+
+def test_two_shards_give_the_same_results_as_one_run(tmp_path):
+    """`vmenergy run --shard 1/2` and `--shard 2/2 --join FILE`, as two commands (here on one
+    machine, against the private server of shard 1), give the report of a single run."""
+    single = run(DEMO, tmp_path / "single")
+    cmd = [sys.executable, "-m", "vmenergy", "run", str(DEMO)]
+    first = subprocess.Popen(cmd + ["--shard", "1/2", "--out", str(tmp_path / "s1")], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    join = tmp_path / "s1" / "join.json"
+    try:
+        for line in first.stdout:  # shard 1 says where the join file is once it is written
+            if "join with" in line:
+                break
+        assert join.exists()
+        assert stat.S_IMODE(join.stat().st_mode) == 0o600  # it holds the run's token
+        second = subprocess.run(cmd + ["--shard", "2/2", "--join", str(join), "--out", str(tmp_path / "s2")],
+                                capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "sent 3 agent stores" in second.stdout
+        assert first.wait(600) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert (tmp_path / "s1" / "summary.json").read_text() == single

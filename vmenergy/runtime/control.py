@@ -12,6 +12,14 @@ process -> coordinator
                                                        destination part to the number of agent
                                                        messages this process sent in the round
   bye      {part}                                      stopped (answer to ``stop``)
+shard orchestrator -> coordinator (``vmenergy run --shard k/n``, k > 1)
+  join     {shard, token}                              first line; the answer is ``plan``
+  store    {name, data}                                after ``stop``: an agent store (base64)
+  bye      {shard}                                     every store sent
+coordinator -> shard orchestrator
+  plan     {plan}                                      the run's plan, with the passwords of this
+                                                       shard's agents only
+  stop     {}                                          the run ended: stop, then send the stores
 coordinator -> process
   welcome  {time, mode}                                the scenario time to start at
   start    {wall_anchor}                               accelerated clock: when time starts
@@ -27,9 +35,15 @@ import asyncio
 import hmac
 import json
 import secrets
+import ssl
 from typing import Any, Optional
 
-__all__ = ["ControlError", "send", "receive", "new_token", "token_matches", "MAX_LINE"]
+__all__ = ["ControlError", "send", "receive", "new_token", "token_matches", "MAX_LINE", "SERVER_NAME",
+           "server_context", "client_context", "connect"]
+
+#: The name in the coordinator's certificate (a sharded run's control channel is TLS with a
+#: self-signed certificate that the join file carries: its holders pin it).
+SERVER_NAME = "vme-coordinator"
 
 #: Longest control line accepted (a summary of a big process stays far below this).
 MAX_LINE = 16 * 1024 * 1024
@@ -71,3 +85,24 @@ async def receive(reader: asyncio.StreamReader) -> Optional[dict]:
     if not isinstance(obj, dict) or not isinstance(obj.get("op"), str):
         raise ControlError("control line without an op")
     return obj
+
+
+def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
+def client_context(cert_file: str) -> ssl.SSLContext:
+    """Trust exactly the coordinator's own certificate (verification and name check on)."""
+    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cert_file)
+
+
+async def connect(address: dict) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open the control channel described by ``address`` (``host``, ``port`` and, for TLS,
+    ``cert``: the coordinator's certificate file)."""
+    cert = address.get("cert")
+    if cert:
+        return await asyncio.open_connection(address["host"], int(address["port"]), limit=MAX_LINE,
+                                             ssl=client_context(cert), server_hostname=SERVER_NAME)
+    return await asyncio.open_connection(address["host"], int(address["port"]), limit=MAX_LINE)

@@ -103,7 +103,9 @@ class Coordinator:
 
     def __init__(self, parts: list[str], *, start: int, until: int, mode: str = "virtual",
                  token: Optional[str] = None, finished: Optional[Callable[[dict], bool]] = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, ssl_context=None,
+                 shards: int = 1, plan_for_shard: Optional[Callable[[int], dict]] = None,
+                 on_store: Optional[Callable[[int, str, bytes], None]] = None) -> None:
         if mode not in ("virtual", "accelerated"):
             raise ValueError(f"the coordinator runs virtual or accelerated time, not {mode!r}")
         self.parts = {p: PartState(p) for p in parts}
@@ -124,6 +126,12 @@ class Coordinator:
         self._round: Optional[tuple[int, int]] = None
         self._handlers: set[asyncio.Task] = set()
         self.on_snapshot: Callable[[Snapshot], None] = lambda s: None
+        self.ssl_context = ssl_context
+        self.shards = shards
+        self.plan_for_shard = plan_for_shard
+        self.on_store = on_store or (lambda shard, name, data: None)
+        self._observers: dict[int, asyncio.StreamWriter] = {}  # shard -> its orchestrator
+        self.shards_done: set[int] = set()
 
     # -- serving ----------------------------------------------------------------------------
     async def listen(self) -> tuple[str, int]:
@@ -132,7 +140,8 @@ class Coordinator:
         self._stop = asyncio.Event()
         self._resume = asyncio.Event()
         self._resume.set()
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=control.MAX_LINE)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=control.MAX_LINE,
+                                                  ssl=self.ssl_context)
         sock = self._server.sockets[0].getsockname()
         self.host, self.port = sock[0], sock[1]
         return self.host, self.port
@@ -156,8 +165,12 @@ class Coordinator:
             self._handlers.add(me)
         try:
             hello = await control.receive(reader)
-            if hello is None or hello.get("op") != "hello" or not control.token_matches(hello.get("token"), self.token):
+            if hello is None or hello.get("op") not in ("hello", "join") or \
+                    not control.token_matches(hello.get("token"), self.token):
                 log.warning("event=control-refused peer=%s", writer.get_extra_info("peername"))
+                return
+            if hello["op"] == "join":
+                await self._serve_shard(hello, reader, writer)
                 return
             part = self.parts.get(hello.get("part"))
             if part is None:
@@ -165,6 +178,10 @@ class Coordinator:
                 return
             if part.up:
                 log.warning("event=control-refused reason=part-already-connected part=%s", part.name)
+                part = None
+                return
+            if self._stop is not None and self._stop.is_set():
+                await control.send(writer, "stop")  # a process that starts after the run ended
                 part = None
                 return
             part.writer, part.incarnation = writer, str(hello.get("incarnation", ""))
@@ -188,6 +205,47 @@ class Coordinator:
             writer.close()
             if me is not None:
                 self._handlers.discard(me)
+
+    async def _serve_shard(self, join: dict, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Another machine's orchestrator: give it its plan, take its stores at the end."""
+        import base64
+
+        shard = join.get("shard")
+        if not isinstance(shard, int) or not 2 <= shard <= self.shards or self.plan_for_shard is None \
+                or shard in self._observers:
+            log.warning("event=control-refused reason=bad-shard shard=%r", shard)
+            return
+        self._observers[shard] = writer
+        try:
+            await control.send(writer, "plan", plan=self.plan_for_shard(shard))
+            if self._stop is not None and self._stop.is_set():
+                await control.send(writer, "stop")
+            while True:
+                msg = await control.receive(reader)
+                if msg is None:
+                    break
+                if msg["op"] == "store":
+                    self.on_store(shard, str(msg.get("name", "")), base64.b64decode(msg.get("data", "")))
+                elif msg["op"] == "bye":
+                    self.shards_done.add(shard)
+                    await self._notify()
+                    break
+        finally:
+            self._observers.pop(shard, None)
+
+    async def wait_shards(self, timeout: float) -> bool:
+        """Until every other shard has sent its stores (after :meth:`stop_parts`)."""
+        try:
+            return await asyncio.wait_for(self._wait_for_shards(), timeout)
+        except asyncio.TimeoutError:
+            return False
+
+    async def _wait_for_shards(self) -> bool:
+        assert self._changed is not None
+        while len(self.shards_done) < self.shards - 1:
+            self._changed.clear()
+            await self._changed.wait()
+        return True
 
     async def _on_message(self, part: PartState, msg: dict) -> None:
         op = msg["op"]
@@ -276,8 +334,13 @@ class Coordinator:
                     pass  # the reader side notices and marks the part down
 
     async def stop_parts(self) -> None:
-        """Tell every process to stop its agents (they answer "bye" and exit)."""
+        """Tell every process (and the other shards) to stop (they answer "bye" and exit)."""
         await self._broadcast("stop")
+        for writer in list(self._observers.values()):
+            try:
+                await control.send(writer, "stop")
+            except (ConnectionError, OSError):
+                pass
 
     async def _run_accelerated(self) -> str:
         """Start every clock at the same wall time, then watch the progress reports. Time runs

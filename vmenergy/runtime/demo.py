@@ -20,7 +20,8 @@ DEMO = ROOT / "scenarios" / "demo.toml"
 
 def run_demo(out_dir: Optional[Path], out: TextIO, scenario: Path = DEMO, timeout: float = 600) -> int:
     run_dir = out_dir or ROOT / "run" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    report = run_scenario(scenario, run_dir, timeout=timeout, out=lambda line: print(line, file=out, flush=True))
+    result = run_scenario(scenario, run_dir, timeout=timeout, out=lambda line: print(line, file=out, flush=True))
+    report = result.report
     summary = read_summary(report.parent)
     print("", file=out)
     print(format_summary(summary, report.resolve()), file=out, end="")

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from vmenergy.runtime.coordinator import Coordinator, Snapshot
+from vmenergy.runtime.progress import LineView, ProgressView, offers_text, view_for
 from vmenergy.runtime.scenario import Plan, load_scenario, make_plan
 
-__all__ = ["Swarm", "Progress", "run_scenario", "FINAL"]
+__all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "join_run", "FINAL"]
 
 FINAL = {"settled", "rejected", "withdrawn"}
 
@@ -54,10 +55,10 @@ class Progress:
     def line(self) -> str:
         from vmenergy.flexoffer.timeutil import format_utc
 
-        states = ", ".join(f"{k} {v}" for k, v in sorted(self.prosumer_offers.items()))
+        states = offers_text(self.prosumer_offers)
         waiting = f"; {self.unanswered} messages awaiting acks" if self.unanswered else ""
         up = f"agents {self.agents_ready}/{self.agents}" if self.agents_ready < self.agents else f"parts {self.parts_started}/{self.parts}"
-        return f"[{format_utc(int(self.sim_time))}] {up}; offers: {states or '-'}{waiting}"
+        return f"[{format_utc(int(self.sim_time))}] {up}; offers: {states}{waiting}"
 
 
 def progress_of(snap: Snapshot, expected_offers: int) -> Progress:
@@ -129,6 +130,10 @@ class _CoordinatorThread:
     def call(self, fn: Callable[[], object]) -> None:
         self.loop.call_soon_threadsafe(fn)
 
+    def request_stop(self) -> None:
+        """Stop the run; processes that connect from now on are told to stop at once."""
+        self.loop.call_soon_threadsafe(self.coordinator.request_stop)
+
     def run_coroutine(self, coro, timeout: float = 30.0) -> None:
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
@@ -144,8 +149,15 @@ class _CoordinatorThread:
 
 class Swarm:
     def __init__(self, scenario: Path | str, run_dir: Path | str, *, server: Optional[dict] = None,
-                 out: Callable[[str], None] = print, python: str = sys.executable) -> None:
+                 out: Callable[[str], None] = print, python: str = sys.executable,
+                 view: Optional[ProgressView] = None, shards: int = 1,
+                 listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.scenario_path = Path(scenario)
+        self.view = view or LineView(out, every=0)
+        if shards < 1:
+            raise ValueError("shards must be >= 1")
+        self.shards = shards
+        self.listen = listen
         self.data = load_scenario(self.scenario_path)
         self.run_dir = Path(run_dir).resolve()
         self.external_server = server
@@ -163,7 +175,7 @@ class Swarm:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Plan:
         # the whole plan first: a bad scenario is refused before any server or process starts
-        plan = make_plan(self.data, self.run_dir, wall_start=time.time())
+        plan = make_plan(self.data, self.run_dir, wall_start=time.time(), shards=self.shards)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.plan = plan
@@ -171,19 +183,59 @@ class Swarm:
         server = self._server()
         plan.server = server
         mode = plan.clock["mode"]
+        tls, cert = None, None
+        if self.shards > 1:  # other machines join: the control channel is TLS, its certificate pinned
+            from vmenergy.runtime import control
+            from vmenergy.runtime.servers import make_certificate
+
+            (self.run_dir / "control").mkdir(exist_ok=True)
+            cert_path, key_path = make_certificate(self.run_dir / "control", control.SERVER_NAME)
+            tls, cert = control.server_context(str(cert_path), str(key_path)), str(cert_path)
         coordinator = Coordinator(plan.parts, start=plan.start, until=plan.until,
                                   mode="virtual" if mode == "virtual" else "accelerated",
-                                  finished=self._finished_summary)
+                                  finished=self._finished_summary, host=self.listen[0], port=self.listen[1],
+                                  ssl_context=tls, shards=self.shards, plan_for_shard=self._plan_for_shard,
+                                  on_store=self._take_store)
         self._coord = _CoordinatorThread(coordinator)
         host, port = self._coord.start()
         plan.coordinator = {"host": host, "port": port, "token": coordinator.token}
+        if cert is not None:
+            plan.coordinator["cert"] = cert
+            join = {"coordinator": {"host": self.listen[0], "port": port, "token": coordinator.token},
+                    "certificate": Path(cert).read_text(), "scenario": plan.name, "shards": self.shards}
+            _write_private_text(self.run_dir / "join.json", json.dumps(join, indent=1))
         _write_private(self.run_dir / "plan.json", plan)  # passwords and the token: owner only
         self.started_wall = time.time()
-        for part in plan.parts:
+        mine = [p for p in plan.parts if plan.shard(p) == 1]
+        for part in mine:
             self._spawn(part)
-        self.out(f"started {len(plan.agents)} agents in {len(plan.parts)} processes on "
-                 f"{server['kind']} {server['host']}:{server['port']} ({mode} time); run directory {self.run_dir}")
+        self.view.start(plan.start, plan.until)
+        where = f"; other shards join with {self.run_dir / 'join.json'}" if self.shards > 1 else ""
+        self.out(f"started {sum(1 for a in plan.agents if plan.shard(a.part) == 1)} agents in {_n(len(mine), 'process')} on "
+                 f"{server['kind']} {server['host']}:{server['port']} ({mode} time); run directory {self.run_dir}{where}")
         return plan
+
+    def _plan_for_shard(self, shard: int) -> dict:
+        """The plan for another shard: every agent (it must know where messages go), but only
+        its own agents' passwords."""
+        assert self.plan is not None
+        d = asdict(self.plan)
+        for a in d["agents"]:
+            if self.plan.shard(a["part"]) != shard:
+                a["password"] = ""
+        d["coordinator"] = {k: v for k, v in d["coordinator"].items() if k != "cert"}
+        return d
+
+    def _take_store(self, shard: int, name: str, data: bytes) -> None:
+        """A store another shard sends after the run: only the stores of its own agents, into
+        the place the plan says (so the report reads every agent's store here)."""
+        assert self.plan is not None
+        for a in self.plan.agents:
+            if self.plan.shard(a.part) == shard and Path(a.store).name == name:
+                Path(a.store).parent.mkdir(parents=True, exist_ok=True)
+                Path(a.store).write_bytes(data)
+                return
+        self.out(f"note: shard {shard} sent a store this run has no agent for: {name!r} (ignored)")
 
     def _finished_summary(self, summary: dict) -> bool:
         snap = Snapshot(0, 0, 0, 0, 0, summary, 0, 0, False, None)
@@ -223,22 +275,27 @@ class Swarm:
         self._spawn(part)
 
     def stop(self) -> None:
-        if self._coord is not None:
-            self._coord.run_coroutine(self._coord.coordinator.stop_parts())
-        deadline = time.time() + 30
-        for p in self.procs.values():
-            if p.poll() is None:
-                try:
-                    p.wait(timeout=max(0.1, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    p.send_signal(signal.SIGTERM)
-        deadline = time.time() + 20
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        """Stop every process (the coordinator tells them; a process that does not listen gets
+        SIGTERM, then SIGKILL), the coordinator and a private server. A second Ctrl-C while
+        this runs kills what is left at once."""
+        try:
+            if self._coord is not None:
+                self._coord.request_stop()
+                self._coord.run_coroutine(self._coord.coordinator.stop_parts())
+            self._wait_procs(30, signal.SIGTERM)
+            self._wait_procs(20, signal.SIGKILL)
+            if self._coord is not None and self.shards > 1:
+                coord = self._coord.coordinator
+                self._coord.run_coroutine(coord.wait_shards(120), timeout=125)
+                missing = sorted(set(range(2, self.shards + 1)) - coord.shards_done)
+                if missing:
+                    self.out(f"note: shard(s) {', '.join(map(str, missing))} did not send their stores; "
+                             "the report lacks their prosumers")
+        except KeyboardInterrupt:
+            for p in self.procs.values():
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
         if self._coord is not None:
             self.last_progress = self.progress()  # what the report says about how the run ended
             self._coord.close()
@@ -248,6 +305,14 @@ class Swarm:
 
             stop_server(self.run_dir / "xmpp")
             self._own_server = False
+
+    def _wait_procs(self, seconds: float, then: int) -> None:
+        deadline = time.time() + seconds
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.send_signal(then)
 
     def interrupt(self) -> None:
         """Stop scenario time where it is (Ctrl-C): the processes are stopped by :meth:`stop`."""
@@ -283,15 +348,11 @@ class Swarm:
                 coord.coordinator.resume()
 
             coord.call(set_pause)
-        t_end = time.time() + (timeout if timeout is not None else 3600)
-        last = ""
+        t_end = time.time() + timeout if timeout is not None else float("inf")
         while True:
             snap = coord.latest()
             prog = progress_of(snap, expected)
-            line = prog.line()
-            if line != last:
-                self.out(line)
-                last = line
+            self.view.update(prog)
             if snap.finished is not None:
                 return prog
             if until is not None and (snap.paused or self.plan.clock["mode"] != "virtual") and until(prog):
@@ -308,35 +369,45 @@ class Swarm:
 
     def report(self, outcome=None) -> Path:
         """The run folder's report; ``outcome`` (a :class:`vmenergy.runtime.report.Outcome`)
-        defaults to how the coordinator last reported the run."""
+        defaults to :meth:`outcome`."""
         from vmenergy.runtime.report import write_report
 
         if self.plan is None:
             raise RuntimeError("the swarm was not started")
-        return write_report(self.plan, self.run_dir, outcome if outcome is not None else self._outcome())
+        return write_report(self.plan, self.run_dir, outcome if outcome is not None else self.outcome())
 
-    def _outcome(self):
-        """How the run ended, from the coordinator's last word (kept by :meth:`stop`)."""
+    def outcome(self, stopped_by: Optional[str] = None):
+        """How the run ended, for the report: ``stopped_by`` as the caller saw it (done | until |
+        interrupted | timeout | error), by default the coordinator's last word (kept by :meth:`stop`)."""
         from vmenergy.runtime.report import Outcome
 
+        assert self.plan is not None
         prog = self.progress() if self._coord is not None else self.last_progress
-        if prog is None:
-            return Outcome("error", self.plan.start, "scenario time never started")
-        stopped_by = {"done": "done", "until": "until", "stopped": "interrupted"}.get(prog.finished or "")
         if stopped_by is None:
-            stopped_by = "done" if prog.done else "interrupted"
+            stopped_by = "error" if prog is None else \
+                {"done": "done", "until": "until", "stopped": "interrupted"}.get(prog.finished or "") or \
+                ("done" if prog.done else "timeout")
         detail = {"done": "every offer reached a final state", "until": "scenario time reached until",
-                  "interrupted": "stopped before the end", "error": ""}[stopped_by]
+                  "interrupted": "interrupted", "timeout": "the real-time limit came first",
+                  "error": "scenario time never started"}[stopped_by]
         timings = {"run_seconds": round(time.time() - self.started_wall, 3)} if self.started_wall else {}
-        return Outcome(stopped_by, int(prog.sim_time), detail, timings)
+        return Outcome(stopped_by, int(prog.sim_time) if prog is not None else self.plan.start, detail, timings)
 
 
 def _write_private(path: Path, plan: Plan) -> None:
     """Write ``plan`` readable by its owner only (it holds every agent's password)."""
+    _write_private_text(path, json.dumps(asdict(plan), indent=1))
+
+
+def _write_private_text(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(asdict(plan), indent=1))
+        f.write(text)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("s") else "s")
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -346,16 +417,120 @@ def _tail(path: Path, n: int = 15) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: ``outcome`` is "done" (every offer final, nothing unanswered), "until"
+    (the scenario's end time came first), "interrupted" or "timeout" (real seconds ran out)."""
+
+    report: Path
+    outcome: str
+    progress: Progress
+    wall_seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return self.outcome == "done"
+
+
 def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, timeout: Optional[float] = None,
-                 out: Callable[[str], None] = print, server: Optional[dict] = None) -> Path:
+                 out: Callable[[str], None] = print, server: Optional[dict] = None,
+                 view: Optional[ProgressView] = None, shards: int = 1,
+                 listen: tuple[str, int] = ("127.0.0.1", 0)) -> RunResult:
+    """Run a scenario from start to report. Ctrl-C stops scenario time where it is, stops every
+    process and still writes the report of what happened so far."""
     data = load_scenario(path)
     name = data["scenario"].get("name", "scenario")
     run_dir = Path(run_dir) if run_dir else Path("run") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    swarm = Swarm(path, run_dir, out=out, server=server)
+    swarm = Swarm(path, run_dir, out=out, server=server, view=view, shards=shards, listen=listen)
+    t0 = time.time()
+    outcome = "timeout"
+    prog: Optional[Progress] = None
     try:
         swarm.start()
-        swarm.wait(timeout=timeout)
+        prog = swarm.wait(timeout=timeout)
+        outcome = {"done": "done", "until": "until", "stopped": "interrupted"}.get(prog.finished or "", "timeout")
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        out("interrupted: stopping every process and writing what happened so far")
+        swarm.interrupt()
     finally:
+        if swarm.plan is not None:
+            try:
+                prog = swarm.progress()
+            except RuntimeError:
+                pass
+        swarm.view.close()
         swarm.stop()
-    report = swarm.report()
-    return report
+    report = swarm.report(swarm.outcome(outcome))
+    return RunResult(report, outcome, prog or Progress(0), round(time.time() - t0, 3))
+
+
+def join_run(join_file: Path | str, run_dir: Path | str, *, shard: int, out: Callable[[str], None] = print,
+             python: str = sys.executable) -> int:
+    """Run shard ``shard`` of a sharded run on this machine (``vmenergy run --shard k/n --join
+    FILE``): take its part of the plan from the coordinator named in the join file, start its
+    processes, and when the run ends send the agents' stores to the coordinator's machine."""
+    return asyncio.run(_join(Path(join_file), Path(run_dir).resolve(), shard, out, python))
+
+
+async def _join(join_file: Path, run_dir: Path, shard: int, out: Callable[[str], None], python: str) -> int:
+    import base64
+
+    from vmenergy.runtime import control
+    from vmenergy.runtime.scenario import AgentSpec
+
+    join = json.loads(join_file.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    (run_dir / "control").mkdir(exist_ok=True)
+    cert = run_dir / "control" / "coordinator.crt"
+    cert.write_text(join["certificate"])
+    address = dict(join["coordinator"], cert=str(cert))
+    reader, writer = await control.connect(address)
+    await control.send(writer, "join", shard=shard, token=address["token"])
+    msg = await control.receive(reader)
+    if msg is None or msg.get("op") != "plan":
+        out(f"shard {shard}: the coordinator refused to let this shard join (wrong token or shard number?)")
+        return 1
+    d = msg["plan"]
+    agents = [AgentSpec(**a) for a in d.pop("agents")]
+    plan = Plan(**d, agents=agents)
+    plan.run_dir = str(run_dir)
+    plan.coordinator = address
+    for a in agents:
+        a.store = str(run_dir / "stores" / Path(a.store).name)
+    mine = [p for p in plan.parts if plan.shard(p) == shard]
+    _write_private(run_dir / "plan.json", plan)
+    procs: dict[str, subprocess.Popen] = {}
+    for part in mine:
+        log = open(run_dir / "logs" / f"{part}.log", "ab")
+        procs[part] = subprocess.Popen(
+            [python, "-m", "vmenergy", "swarm", "--plan", str(run_dir / "plan.json"), "--part", part],
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+        log.close()
+    n_agents = sum(1 for a in agents if plan.shard(a.part) == shard)
+    out(f"shard {shard}/{len(set(plan.shard_of.values())) or 1}: started {n_agents} agents in {_n(len(mine), 'process')}; "
+        f"time is coordinated by {address['host']}:{address['port']}")
+    while True:  # until the coordinator says the run ended
+        msg = await control.receive(reader)
+        if msg is None or msg.get("op") == "stop":
+            break
+    for p in procs.values():  # the coordinator stops them too; wait, then make sure
+        try:
+            await asyncio.to_thread(p.wait, 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            await asyncio.to_thread(p.wait)
+    if msg is None:
+        out(f"shard {shard}: the coordinator went away; the stores stay in {run_dir / 'stores'}")
+        return 1
+    sent = 0
+    for a in agents:
+        store = Path(a.store)
+        if plan.shard(a.part) == shard and store.exists():
+            await control.send(writer, "store", name=store.name, data=base64.b64encode(store.read_bytes()).decode())
+            sent += 1
+    await control.send(writer, "bye", shard=shard)
+    writer.close()
+    out(f"shard {shard}: the run ended; sent {sent} agent stores to the coordinator's machine")
+    return 0

@@ -64,6 +64,11 @@ class Plan:
     parts: list[str]
     seed: int = 0
     coordinator: dict = field(default_factory=dict)
+    #: In a sharded run (``vmenergy run --shard i/n``), which shard runs each part (default 1).
+    shard_of: dict = field(default_factory=dict)
+
+    def shard(self, part: str) -> int:
+        return int(self.shard_of.get(part, 1))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -168,7 +173,7 @@ def _shift_for(t: FlexOffer, start: int, day0: int) -> int:
     return candidate - first
 
 
-def make_plan(data: dict, run_dir: Path, *, wall_start: float, startup_margin: float = 3.0) -> Plan:
+def make_plan(data: dict, run_dir: Path, *, wall_start: float, startup_margin: float = 3.0, shards: int = 1) -> Plan:
     """Everything the swarm processes need, decided once (passwords, offers, clock anchor)."""
     sc = data["scenario"]
     name = _get(sc, "name", "scenario", str, "scenario")
@@ -213,6 +218,7 @@ def make_plan(data: dict, run_dir: Path, *, wall_start: float, startup_margin: f
         agents.append(AgentSpec("aggregator", aname, f"{aname}@{domain}", pw(), part, str(stores / f"{aname}.sqlite"), cfg))
     day0 = start - start % DAY
     parts = {a.part for a in agents}
+    shard_of: dict[str, int] = {}
     for g, group in enumerate(data["prosumers"]):
         path = f"prosumers[{g}]"
         count = _get(group, "count", path, int)
@@ -235,8 +241,11 @@ def make_plan(data: dict, run_dir: Path, *, wall_start: float, startup_margin: f
                                 energy_spread=spread, start_jitter=jitter)
                 release = max(start, fo.creation_time or start)
                 offers.append({"release": release, "offer": fo.to_dict()})
-            part = f"prosumers-{i % processes}"
+            # sharded: each shard runs `processes` processes of the group's prosumers
+            j = i % (processes * shards)
+            part = f"prosumers-{j}"
             parts.add(part)
+            shard_of[part] = 1 + j % shards
             agents.append(AgentSpec("prosumer", pname, jid, pw(), part, str(stores / f"{pname}.sqlite"),
                                     {"aggregator": f"{aggname}@{domain}", "deviation": deviation}, offers))
     mode = _get(sc, "clock", "scenario", str, "virtual")
@@ -245,5 +254,5 @@ def make_plan(data: dict, run_dir: Path, *, wall_start: float, startup_margin: f
     clock = {"mode": mode, "start": start, "speed": speed}
     order = ["market", "aggregators"]
     return Plan(name, str(run_dir), server, clock, start, until, agents,
-                sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), seed)
+                sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), seed, shard_of=shard_of)
 

@@ -121,11 +121,14 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
             pass
     coord = plan.coordinator
-    reader, writer = await asyncio.open_connection(coord["host"], int(coord["port"]), limit=control.MAX_LINE)
+    reader, writer = await control.connect(coord)
     specs = plan.of_part(part)
     await control.send(writer, "hello", part=part, token=coord["token"], incarnation=secrets.token_hex(4),
                        agents=len(specs))
     welcome = await control.receive(reader)
+    if welcome is not None and welcome.get("op") == "stop":
+        log.info("event=run-already-stopped part=%s", part)
+        return 0
     if welcome is None or welcome.get("op") != "welcome":
         raise control.ControlError("the coordinator did not welcome this process (wrong token or part?)")
     mode = plan.clock["mode"]
@@ -140,20 +143,26 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
     if driver is not None:
         for a in agents:
             driver.add(a)
-    took = await _start_agents(agents)
-    _write_status(plan, part, agents, took)
-    await _wait_ready(agents, part)
-    if driver is not None:
-        driver.start()
-        await control.send(writer, "ready", part=part, summary=driver.summary(), next_due=driver.next_due())
-    else:
-        await control.send(writer, "ready", part=part, summary=_summary(agents), next_due=None)
+    # the coordinator may say stop (Ctrl-C) while the agents are still starting: listen already
+    ops = asyncio.ensure_future(_next_op(reader, stop))
+    startup = asyncio.ensure_future(_start_and_wait(plan, part, agents))
     try:
-        if driver is not None:
-            await _serve_rounds(driver, reader, writer, stop)
+        done, _ = await asyncio.wait({ops, startup}, return_when=asyncio.FIRST_COMPLETED)
+        if startup in done:
+            startup.result()
+            if driver is not None:
+                driver.start()
+                await control.send(writer, "ready", part=part, summary=driver.summary(), next_due=driver.next_due())
+                await _serve_rounds(driver, reader, writer, stop, ops)
+            else:
+                await control.send(writer, "ready", part=part, summary=_summary(agents), next_due=None)
+                await _serve_accelerated(agents, clock, reader, writer, stop, ops)  # type: ignore[arg-type]
         else:
-            await _serve_accelerated(agents, clock, reader, writer, stop)  # type: ignore[arg-type]
+            log.info("event=stopped-during-start-up part=%s", part)
     finally:
+        for task in (ops, startup):
+            task.cancel()
+        await asyncio.gather(ops, startup, return_exceptions=True)
         await asyncio.gather(*(a.stop() for a in agents), return_exceptions=True)
         try:
             await control.send(writer, "bye", part=part)
@@ -162,6 +171,12 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
             pass
         log.info("event=part-stopped part=%s", part)
     return 0
+
+
+async def _start_and_wait(plan: Plan, part: str, agents: list[VmeAgent]) -> None:
+    took = await _start_agents(agents)
+    _write_status(plan, part, agents, took)
+    await _wait_ready(agents, part)
 
 
 async def _next_op(reader: asyncio.StreamReader, stop: asyncio.Event) -> Optional[dict]:
@@ -177,12 +192,13 @@ async def _next_op(reader: asyncio.StreamReader, stop: asyncio.Event) -> Optiona
 
 
 async def _serve_rounds(driver: VirtualDriver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        stop: asyncio.Event) -> None:
+                        stop: asyncio.Event, first: asyncio.Future) -> None:
     """Process the coordinator's rounds; a round runs while further operations are read (a
     ``release`` can arrive while the round waits for messages that will never come)."""
     current: Optional[asyncio.Task] = None
+    pending: asyncio.Future = first
     while True:
-        msg = await _next_op(reader, stop)
+        msg = await pending
         if current is not None and current.done() and current.exception() is not None:
             raise current.exception()  # type: ignore[misc]
         if msg is None or msg["op"] == "stop":
@@ -199,6 +215,7 @@ async def _serve_rounds(driver: VirtualDriver, reader: asyncio.StreamReader, wri
             current.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
         else:
             raise control.ControlError(f"unexpected op {msg['op']!r} from the coordinator")
+        pending = asyncio.ensure_future(_next_op(reader, stop))
 
 
 async def _round(driver: VirtualDriver, writer: asyncio.StreamWriter, t: int, k: int, expect: int) -> None:
@@ -207,8 +224,8 @@ async def _round(driver: VirtualDriver, writer: asyncio.StreamWriter, t: int, k:
 
 
 async def _serve_accelerated(agents: list[VmeAgent], clock: AcceleratedClock, reader: asyncio.StreamReader,
-                             writer: asyncio.StreamWriter, stop: asyncio.Event) -> None:
-    msg = await _next_op(reader, stop)
+                             writer: asyncio.StreamWriter, stop: asyncio.Event, first: asyncio.Future) -> None:
+    msg = await first
     if msg is None or msg["op"] != "start":
         return
     clock.anchor(float(msg["wall_anchor"]))

@@ -9,8 +9,9 @@ from typing import Mapping
 __all__ = ["Outcome", "STOPPED_BY", "ReportError"]
 
 #: Why a run stopped: every offer reached a final state (``done``), scenario time reached
-#: ``until``, the user pressed Ctrl-C (``interrupted``), or a part failed (``error``).
-STOPPED_BY = ("done", "until", "interrupted", "error")
+#: ``until``, the user pressed Ctrl-C (``interrupted``), the real-time limit came first
+#: (``timeout``), or a part failed (``error``).
+STOPPED_BY = ("done", "until", "interrupted", "timeout", "error")
 
 
 class ReportError(ValueError):
