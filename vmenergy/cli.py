@@ -180,9 +180,35 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
     try:
         return run_demo(Path(args.out) if args.out else None, out, scenario=Path(args.scenario))
-    except (ServerError, ScenarioError) as exc:
+    except ScenarioError as exc:
+        print_check(args.scenario, exc.problems, out)
+        print("demo not run", file=out)
+        return 1
+    except ServerError as exc:
         print(f"demo not run: {exc}", file=out)
         return 1
+
+
+def print_check(name: str, problems: Sequence, out: TextIO) -> bool:
+    """Print a file's problems in the order of their lines (``FILE:LINE: path: reason``), then
+    ``OK FILE`` or ``INVALID FILE (N errors)``; whether the file is valid."""
+    for p in sorted(problems, key=lambda p: (p.line is None, p.line or 0)):
+        print(p.format(name), file=out)
+    errors = sum(1 for p in problems if not p.warning)
+    warnings = len(problems) - errors
+    if errors:
+        print(f"INVALID {name} ({errors} error{'s' * (errors != 1)})", file=out)
+    else:
+        print(f"OK {name}" + (f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""), file=out)
+    return not errors
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    """Validate scenario files (and agent node configs) without starting anything."""
+    from vmenergy.runtime.scenario import check_file
+
+    valid = [print_check(name, check_file(name)[1], out) for name in args.files]
+    return 0 if all(valid) else 1
 
 
 #: Exit codes of ``vmenergy run`` besides 0 (every offer final) and 1 (invalid scenario, no server).
@@ -216,7 +242,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         result = run_scenario(args.scenario, args.out, timeout=args.timeout, out=say, view=view_for(say, out),
                               shards=shards, listen=listen)
     except ScenarioError as exc:
-        print(f"INVALID {args.scenario}: {exc}", file=out)
+        print_check(args.scenario, exc.problems, out)
         return 1
     except ServerError as exc:
         print(f"no XMPP server: {exc}", file=out)
@@ -300,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default=str(Path(__file__).resolve().parents[1] / "scenarios" / "demo.toml"))
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default run/demo-TIMESTAMP)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", help="check scenario files (or agent node configs) without starting anything",
+                       description="Check each scenario file: every table against its schema, the market, "
+                                   "aggregator and contract tables with the agents' own code, the rules "
+                                   "between tables, the offer templates. No server, no run folder, no "
+                                   "network. Prints FILE:LINE: key: reason for each problem; exit code 1 if "
+                                   "any file is invalid.")
+    p.add_argument("files", nargs="+", metavar="SCENARIO.toml")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("run", help="run a scenario swarm (agents in processes on a private XMPP server)")
     p.add_argument("scenario", metavar="SCENARIO.toml")

@@ -49,6 +49,8 @@ MAX_BACKOFF_VIRTUAL_SECONDS = 900
 #: Namespace of the co-simulation tag a message carries under a virtual clock: the scenario
 #: time and round that produced it (see vmenergy.runtime.coordinator).
 SIM_NS = "urn:vmenergy:sim:1"
+#: While a peer has not been seen available, the subscription to it is repeated this often (s).
+RESUBSCRIBE_EVERY = 2.0
 #: Presence status text is refreshed at most this often (real seconds).
 STATUS_EVERY = 1.0
 
@@ -308,8 +310,16 @@ class VmeAgent(Agent):
 
     async def wait_ready(self) -> None:
         """Until every peer this agent subscribes to has been seen available: before that a
-        scenario's time must not start (its first messages would find nobody)."""
-        await self._ready.wait()
+        scenario's time must not start (its first messages would find nobody).
+
+        A subscription sent before the peer's account existed (the peer's process is still
+        starting) is dropped by some servers (ejabberd): it is sent again while a peer is missing."""
+        while not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), RESUBSCRIBE_EVERY)
+            except asyncio.TimeoutError:
+                for peer in self.missing_peers():
+                    self.presence.subscribe(peer)
 
     def missing_peers(self) -> list[str]:
         return [p for p in self.peers if not self._available.get(p, False)]

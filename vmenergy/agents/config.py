@@ -49,6 +49,14 @@ def load_config(path: Path) -> dict:
     for key in data:
         if key not in SECTIONS:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(SECTIONS))})")
+    # the tables' schemas are those `vmenergy check` uses: a misspelt key stops the node here
+    from vmenergy.runtime.scenario.node import check_node
+
+    errors = [p for p in check_node(data, Path(path).read_text()) if not p.warning]
+    if errors:
+        where = f" (line {errors[0].line})" if errors[0].line else ""
+        raise ConfigError(errors[0].path, errors[0].reason + where + (f"; did you mean {errors[0].hint}?"
+                                                                      if errors[0].hint else ""))
     data["_dir"] = str(Path(path).resolve().parent)
     return data
 

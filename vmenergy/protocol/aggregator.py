@@ -15,6 +15,7 @@ from typing import Any, Optional
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, aggregate, disaggregate
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Schedule, SlicePrice, State
 from vmenergy.planning import Objective, schedule_offers
+from vmenergy.planning.scheduling import SOLVERS
 
 from .billing import correction_bill, default_contract, settle_offers
 from .engine import Effect, Engine, Note, bare
@@ -71,6 +72,18 @@ class AggregatorConfig:
             raise FlexOfferError("upstream_jid", f"required when upstream is {self.upstream}")
         if self.enrolment != "open" and not isinstance(self.enrolment, (tuple, list)):
             raise FlexOfferError("enrolment", "\"open\" or a list of prosumer JIDs")
+        # checked here rather than on first use, so a bad config stops the agent (and
+        # `vmenergy check`) at start-up, not a round later
+        for name, least in (("cycle", 1), ("lead", 0), ("settle_after", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise FlexOfferError(name, f"seconds, an integer >= {least} (got {v!r})")
+        if self.solver not in SOLVERS:
+            raise FlexOfferError("solver", f"unknown solver {self.solver!r} (one of {', '.join(SOLVERS)})")
+        for key in ("up", "down", "mixed"):
+            v = self.bid_prices.get(key, 0.0) if isinstance(self.bid_prices, dict) else None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise FlexOfferError(f"bid_prices.{key}", f"a price in EUR/kWh (got {v!r})")
 
 
 @dataclass(frozen=True, slots=True)

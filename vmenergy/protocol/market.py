@@ -23,6 +23,7 @@ from vmenergy.market import (
     MarketSession,
     OneSidedPool,
     Order,
+    Pricing,
     TwoSidedPool,
 )
 
@@ -41,6 +42,7 @@ from .messages import (
 __all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "RECORDS", "market_summary"]
 
 MECHANISMS = ("one-sided", "two-sided", "many-to-many")
+PRICINGS = tuple(p.value for p in Pricing)
 LIQUIDITY = "liquidity"
 
 
@@ -70,8 +72,8 @@ class MarketConfig:
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
             raise FlexOfferError("mechanism", f"must be one of {', '.join(MECHANISMS)} (got {self.mechanism!r})")
-        if self.pricing not in ("uniform", "pay_as_bid"):
-            raise FlexOfferError("pricing", "must be uniform or pay_as_bid")
+        if self.pricing not in PRICINGS:
+            raise FlexOfferError("pricing", f"must be {' or '.join(PRICINGS)} (got {self.pricing!r})")
         if not 0 < self.gate_closure <= self.session_every:
             raise FlexOfferError("gate_closure", "must be in (0, session_every]")
         if self.delivery_offset < self.gate_closure:
@@ -194,7 +196,7 @@ class MarketEngine(Engine):
         self.ledger.put("meta", "session_seq", n)
         res = c.resolution
         start = -(-(now + c.delivery_offset) // res)
-        notice = MarketSessionNotice(f"s-{n}", "open", c.mechanism.replace("-", "_"), now + c.gate_closure, start,
+        notice = MarketSessionNotice(f"s-{n}", "open", c.mechanism, now + c.gate_closure, start,
                                      start + c.delivery_length // res, res)
         participants = tuple(sorted(self.ledger.table("participants")))
         self._live[notice.session_id] = self._new_session(notice, participants, now)

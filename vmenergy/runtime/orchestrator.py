@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 from vmenergy.runtime.coordinator import Coordinator, Snapshot
 from vmenergy.runtime.progress import LineView, ProgressView, offers_text, view_for
-from vmenergy.runtime.scenario import Plan, load_scenario, make_plan
+from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
 
 __all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "join_run", "FINAL"]
 
@@ -148,17 +148,17 @@ class _CoordinatorThread:
 
 
 class Swarm:
-    def __init__(self, scenario: Path | str, run_dir: Path | str, *, server: Optional[dict] = None,
+    def __init__(self, scenario: Scenario | Path | str, run_dir: Path | str, *, server: Optional[dict] = None,
                  out: Callable[[str], None] = print, python: str = sys.executable,
                  view: Optional[ProgressView] = None, shards: int = 1,
                  listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
-        self.scenario_path = Path(scenario)
         self.view = view or LineView(out, every=0)
         if shards < 1:
             raise ValueError("shards must be >= 1")
         self.shards = shards
         self.listen = listen
-        self.data = load_scenario(self.scenario_path)
+        # checked once (a path is loaded here): a bad scenario is refused before anything starts
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.run_dir = Path(run_dir).resolve()
         self.external_server = server
         self.out = out
@@ -174,8 +174,7 @@ class Swarm:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Plan:
-        # the whole plan first: a bad scenario is refused before any server or process starts
-        plan = make_plan(self.data, self.run_dir, wall_start=time.time(), shards=self.shards)
+        plan = make_plan(self.scenario, self.run_dir, shards=self.shards)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.plan = plan
@@ -246,9 +245,8 @@ class Swarm:
             return dict(self.external_server)
         from vmenergy.runtime.servers import start_server
 
-        wanted = dict(self.data.get("server", {}))
-        kind = wanted.get("kind", "prosody")
-        info = start_server(kind, self.run_dir / "xmpp", domain=wanted.get("domain", "localhost"))
+        kind = self.scenario.server.kind
+        info = start_server(kind, self.run_dir / "xmpp", domain=self.scenario.server.domain)
         self._own_server = True
         for note in getattr(info, "limitations", []) or []:
             self.out(f"note: {kind} server: {note}")
@@ -438,10 +436,11 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
                  listen: tuple[str, int] = ("127.0.0.1", 0)) -> RunResult:
     """Run a scenario from start to report. Ctrl-C stops scenario time where it is, stops every
     process and still writes the report of what happened so far."""
-    data = load_scenario(path)
-    name = data["scenario"].get("name", "scenario")
-    run_dir = Path(run_dir) if run_dir else Path("run") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    swarm = Swarm(path, run_dir, out=out, server=server, view=view, shards=shards, listen=listen)
+    scenario = load_scenario(path)  # raises before any run folder, server or process exists
+    run_dir = Path(run_dir) if run_dir else Path("run") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for warning in scenario.warnings:
+        out(warning.format(str(path)))
+    swarm = Swarm(scenario, run_dir, out=out, server=server, view=view, shards=shards, listen=listen)
     t0 = time.time()
     outcome = "timeout"
     prog: Optional[Progress] = None

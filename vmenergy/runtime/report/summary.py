@@ -258,7 +258,7 @@ def _market(run: RunData) -> dict:
                 price = (sum(b.clearing.price * abs(b.clearing.volume) for b in priced) / weight if weight > 0
                          else sum(b.clearing.price for b in priced) / len(priced))
             sessions.append({
-                "market": m.jid, "id": n.session_id, "mechanism": n.mechanism.replace("_", "-"), "state": n.state,
+                "market": m.jid, "id": n.session_id, "mechanism": n.mechanism, "state": n.state,
                 "gate_closure": format_utc(n.gate_closure),
                 "delivery_start": format_utc(n.delivery_start * n.resolution),
                 "delivery_end": format_utc(n.delivery_end * n.resolution),
