@@ -41,7 +41,8 @@ def test_json_and_xml_examples_describe_the_same_offer_and_schedule():
     assert offers[0].is_feasible(schedules[0])
 
 
-MESSAGE_DOCS = [b for kind, b in BLOCKS if kind == "xml" and b.lstrip().startswith(("<ack", "<measurement", "<bill"))]
+MESSAGE_DOCS = [b for kind, b in BLOCKS
+                if kind == "xml" and b.lstrip().startswith(("<ack", "<measurement", "<bill", "<rejection"))]
 
 
 @pytest.mark.parametrize("block", MESSAGE_DOCS)
@@ -58,3 +59,20 @@ def test_bill_example_adds_up():
     (bill_doc,) = [b for b in MESSAGE_DOCS if b.lstrip().startswith("<bill")]
     bill = parse_message(bill_doc)
     assert bill.total_cents == 98 and any(line.offer_id == "fo-ev-17" for line in bill.lines)
+
+
+def test_the_message_table_lists_every_message_type_with_its_declared_performative():
+    from vmenergy.protocol.messages import message_types
+
+    rows = dict(re.findall(r"^\| `([a-z-]+)` \|.*\| `([a-z-]+)` \|$", DOC, flags=re.M))
+    declared = {t.element: t.performative for t in message_types() if t.element != "ack"}
+    assert rows == declared
+
+
+def test_the_rejection_example_is_the_message_an_aggregator_sends():
+    from vmenergy.protocol.aggregator import NOT_ASSIGNED_IN_TIME
+    from vmenergy.protocol.messages import OfferRejection
+    from vmenergy.wire.messages import parse_message
+
+    (doc,) = [b for b in MESSAGE_DOCS if b.lstrip().startswith("<rejection")]
+    assert parse_message(doc) == OfferRejection("fo-ev-17", 0, NOT_ASSIGNED_IN_TIME)

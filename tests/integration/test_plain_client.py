@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.integration.conftest import next_item
+from vmenergy.store import read_ledger
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +48,14 @@ async def wait_for(client, predicate, timeout: float = 20.0, what: str = "messag
             return msg
 
 
-@pytest.fixture(scope="module")
-def aggregator(prosody_server, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("fman")
+def start_aggregator(prosody_server, tmp_path, name: str, section: str):
+    """``vmenergy agent aggregator --config`` with ``section`` as its [aggregator] table."""
     cfg = tmp_path / "aggregator.toml"
     cfg.write_text(f"""
 [agent]
-jid = "{prosody_server.jid('fman')}"
-password = "fman-secret"
-store = "fman.sqlite"
+jid = "{prosody_server.jid(name)}"
+password = "{name}-secret"
+store = "{name}.sqlite"
 tick = 0.2
 max_payload_bytes = 4000
 
@@ -65,11 +65,7 @@ port = {prosody_server.port}
 ca_file = "{prosody_server.ca_file}"
 
 [aggregator]
-enrolment = "open"
-upstream = "plan"
-cycle = 2
-lead = 60
-objective = {{ kind = "peak" }}
+{section}
 """)
     log = open(tmp_path / "aggregator.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "vmenergy", "agent", "aggregator", "--config", str(cfg)],
@@ -80,12 +76,29 @@ objective = {{ kind = "peak" }}
             proc.kill()
             pytest.fail("aggregator did not start:\n" + (tmp_path / "aggregator.log").read_text())
         time.sleep(0.1)
-    yield prosody_server.jid("fman"), proc, tmp_path / "aggregator.log"
+    return proc
+
+
+def stop(proc) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def aggregator(prosody_server, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("fman")
+    proc = start_aggregator(prosody_server, tmp_path, "fman", """
+enrolment = "open"
+upstream = "plan"
+cycle = 2
+lead = 60
+objective = { kind = "peak" }
+""")
+    yield prosody_server.jid("fman"), proc, tmp_path / "aggregator.log"
+    stop(proc)
 
 
 async def test_plain_client_offers_gets_ack_and_assignment(prosody_server, aggregator, xmpp_client):
@@ -156,3 +169,49 @@ async def test_bad_stanzas_get_an_error_reply_and_the_aggregator_lives_on(prosod
     assert payloads(ack)[0].get("status") == "accepted"
     assert proc.poll() is None
     await asyncio.sleep(0)
+
+
+async def test_plain_client_is_told_when_an_accepted_offer_expires_and_acks_it(prosody_server, xmpp_client,
+                                                                              tmp_path):
+    """An aggregator waiting for a market that never opens a session cannot assign the offer
+    before its deadline: the plain client gets a <rejection> and answers it like any message."""
+    proc = start_aggregator(prosody_server, tmp_path, "fman-nomarket", f"""
+upstream = "market"
+upstream_jid = "{prosody_server.jid('closed-market')}"
+cycle = 2
+lead = 60
+""")
+    try:
+        fman = prosody_server.jid("fman-nomarket")
+        client = await xmpp_client(prosody_server, "latebox", "box-secret")
+        now = datetime.now(timezone.utc)
+        sa, sb = _grid(now + timedelta(minutes=30)), _grid(now + timedelta(hours=2))
+        deadline = (now + timedelta(seconds=8)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        offer = offer_xml("late-1", prosody_server.jid("latebox"), sa, sb).replace(
+            'resolution="900"', f'resolution="900" assignment-before="{deadline}"')
+        msg = client.make_message(mto=fman, mbody="flex-offer late-1 (insert)", mtype="chat")
+        msg.append(ET.fromstring(offer))
+        msg.send()
+        ack = await wait_for(client, lambda m: any(p.tag == f"{{{NS}}}ack" for p in payloads(m)), what="ack")
+        assert payloads(ack)[0].get("status") == "accepted"
+        rej = await wait_for(client, lambda m: any(p.tag == f"{{{NS}}}rejection" for p in payloads(m)),
+                             timeout=30, what="rejection")
+        (r,) = payloads(rej)
+        assert r.attrib == {"offer-id": "late-1", "version": "0", "reason": "not assigned in time"}
+        assert rej["body"] == "offer late-1 (v0) rejected: not assigned in time"
+        reply = client.make_message(mto=fman, mbody="rejection noted", mtype="chat")
+        reply.append(ET.fromstring(f'<ack xmlns="{NS}" kind="rejection" ref="late-1" status="accepted" version="0"/>'))
+        reply.send()
+        store = tmp_path / "fman-nomarket.sqlite"
+        waited = time.monotonic() + 20
+        while True:  # the aggregator stops resending once the ack is in
+            ledger = read_ledger(store)
+            pending = [e for e in ledger.values("outbox") if e.to == prosody_server.jid("latebox")]
+            if not pending or time.monotonic() > waited:
+                break
+            await asyncio.sleep(0.2)
+        assert not pending
+        assert ledger.get("offers", "late-1").offer.state.value == "rejected"
+        assert proc.poll() is None
+    finally:
+        stop(proc)

@@ -111,7 +111,7 @@ def test_the_valid_scenario_passes(tmp_path):
                  id="bad pricing"),
     pytest.param([("prices = [", "prices = [0.1, ")], ":14: market.liquidity.sell.prices: 24 hourly prices",
                  id="market liquidity"),
-    pytest.param([("cycle = 900", 'colour = "red"')], ":18: aggregator[0].colour: unknown key (known: aggregation, ",
+    pytest.param([("cycle = 900", 'colour = "red"')], ":18: aggregator[0].colour: unknown key (known: acceptance, aggregation, ",
                  id="unknown aggregator key"),
     pytest.param([("cycle = 900", "cycel = 900")], (":18: aggregator[0].cycel: unknown key", "(did you mean cycle?)"),
                  id="misspelt aggregator key"),
@@ -262,14 +262,14 @@ def test_a_field_added_to_the_aggregator_config_is_accepted_without_a_list_here(
     import vmenergy.protocol.aggregator as agg
 
     @dataclasses.dataclass(frozen=True)
-    class WithBidding(agg.AggregatorConfig):
-        bidding: str = "vmenergy.strategies:Default"
+    class WithForecast(agg.AggregatorConfig):
+        forecast: str = "persistence"
 
-    monkeypatch.setattr(agg, "AggregatorConfig", WithBidding)
-    rc, out, f = check(tmp_path, broken(("cycle = 900", 'bidding = "pkg.mod:Class"')))
+    monkeypatch.setattr(agg, "AggregatorConfig", WithForecast)
+    rc, out, f = check(tmp_path, broken(("cycle = 900", 'forecast = "weather"')))
     assert (rc, out) == (0, f"OK {f}\n")
-    rc, out, f = check(tmp_path, broken(("cycle = 900", 'biding = "pkg.mod:Class"')))
-    assert rc == 1 and "aggregator[0].biding: unknown key" in out and "(did you mean bidding?)" in out
+    rc, out, f = check(tmp_path, broken(("cycle = 900", 'forcast = "weather"')))
+    assert rc == 1 and "aggregator[0].forcast: unknown key" in out and "(did you mean forecast?)" in out
 
 
 # -- the files of the project ------------------------------------------------------------------

@@ -54,21 +54,14 @@ RESUBSCRIBE_EVERY = 2.0
 #: Presence status text is refreshed at most this often (real seconds).
 STATUS_EVERY = 1.0
 
-#: Which element each message type travels as (without encoding it to find out).
-ELEMENT_OF = {
-    messages.OfferMessage: "flexoffer", messages.Ack: "ack", messages.AssignmentMessage: "assignment",
-    messages.Measurement: "measurement", messages.Bill: "bill", messages.Registration: "registration",
-    messages.MarketSessionNotice: "market-session", messages.Bid: "bid", messages.Clearing: "clearing",
-    messages.Reservation: "reservation", messages.Activation: "activation",
-}
+#: Which element each message type travels as (without encoding it to find out): declared by
+#: each message type, read live from the registry in vmenergy.protocol.messages.
+ELEMENT_OF = messages.ELEMENT_OF
 #: Per-message events logged at DEBUG (they happen all the time under load); the rest at INFO.
 QUIET_EVENTS = frozenset({"presence", "duplicate", "stray-ack", "resend", "queued"})
 
-_PERFORMATIVE = {
-    "flexoffer": "propose", "ack": "inform", "assignment": "request", "measurement": "inform", "bill": "inform",
-    "registration": "subscribe", "market-session": "inform", "bid": "propose", "clearing": "inform",
-    "reservation": "request", "activation": "request",
-}
+#: element -> SPADE performative, as each message type declares it.
+_PERFORMATIVE = messages.PERFORMATIVE
 
 
 class Driver(Protocol):

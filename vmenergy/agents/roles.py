@@ -7,11 +7,13 @@ from typing import Iterable, Optional
 
 from vmenergy.devices.executor import Executor, SimulatedExecutor
 from vmenergy.flexoffer import FlexOffer, State
-from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
-from vmenergy.protocol.engine import Engine, Execute, Ledger, bare
-from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.protocol.aggregator import AGGREGATES, AggregatorConfig, AggregatorEngine
+from vmenergy.protocol.engine import OUTBOX, Engine, Execute, Ledger, bare
+from vmenergy.protocol.prosumer import PROSUMER_OFFERS, ProsumerEngine
+from vmenergy.protocol.strategies import ScheduledOffers
 
 from .base import VmeAgent
+from .plugins import aggregator_strategies
 
 __all__ = ["ProsumerAgent", "AggregatorAgent", "MarketAgent"]
 
@@ -31,20 +33,22 @@ class ProsumerAgent(VmeAgent):
         super().__init__(jid, password, peers=(self.aggregator,), **kw)
 
     def make_engine(self, ledger: Ledger) -> Engine:
-        return ProsumerEngine(str(self.jid), self.aggregator, ledger=ledger)
+        # the offers made from templates (or read from files) are the engine's offer source
+        return ProsumerEngine(str(self.jid), self.aggregator, ledger=ledger,
+                              source=ScheduledOffers(self.initial_offers))
 
     async def setup(self) -> None:
         await super().setup()
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
         # a restarted box resumes the schedules it had accepted but not yet reported
-        for rec in engine.ledger.values("offers"):
+        for rec in engine.ledger[PROSUMER_OFFERS].values():
             if rec.state is State.ASSIGNED and rec.schedule is not None:
                 self.on_execute(Execute(rec.offer, rec.schedule))
 
     def startup_steps(self):
+        # the engine took its offers from its source when it was built: send those released by now
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
-        return [lambda now, fo=fo, release=release: engine.add_offer(fo, release, now)
-                for release, fo in self.initial_offers if engine.ledger.get("offers", fo.id) is None]
+        return [engine.on_tick]
 
     def progress(self) -> dict:
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
@@ -85,11 +89,12 @@ class AggregatorAgent(VmeAgent):
         super().__init__(jid, password, peers=tuple(p for p in peers if p), **kw)
 
     def make_engine(self, ledger: Ledger) -> Engine:
-        return AggregatorEngine(str(self.jid), self.config, ledger=ledger)
+        return AggregatorEngine(str(self.jid), self.config, ledger=ledger,
+                                strategies=aggregator_strategies(self.config, str(self.jid)))
 
     def progress(self) -> dict:
         # messages the aggregator still waits to have answered (the last bill's ack)
-        return {"unanswered": len(self.engine.ledger.table("outbox"))}
+        return {"unanswered": len(self.engine.ledger[OUTBOX])}
 
     def approve(self, peer: str) -> bool:
         engine: AggregatorEngine = self.engine  # type: ignore[assignment]
@@ -100,7 +105,7 @@ class AggregatorAgent(VmeAgent):
         if text in ("offers", "o"):
             return ", ".join(f"{k}: {v}" for k, v in sorted(engine.counts().items())) or "no offers"
         if text in ("aggregates", "a"):
-            recs = list(engine.ledger.values("aggregates"))
+            recs = engine.ledger[AGGREGATES].values()
             return "\n".join(f"{r.aggregate_id}: {len(r.members)} members, {r.status}" for r in recs) or "no aggregates"
         if text in ("help", "?"):
             return "commands: status, offers, aggregates"

@@ -28,21 +28,7 @@ from .messages import Bill, BillLine
 if TYPE_CHECKING:  # pragma: no cover
     from .aggregator import AggOffer, AggregateRecord
 
-__all__ = ["default_contract", "settle_records", "settle_offers", "correction_bill"]
-
-
-def default_contract(aggregator: str, spec: Optional[Mapping] = None) -> Contract:
-    """The prosumer contract an aggregator applies: ``spec`` is a contract table as in
-    docs/settlement.md (TOML/JSON), completed with the aggregator's id; without one, a delegated
-    contract paying for energy flexibility and activations with a 10 % tolerance band."""
-    if spec:
-        return Contract.from_dict({"id": "default", "mode": "delegated", **dict(spec), "aggregator": aggregator})
-    return Contract.from_dict({
-        "id": "default", "mode": "delegated", "aggregator": aggregator,
-        "reward": {"per_kwh_energy_flexibility": 0.02, "per_activation": 0.10, "revenue_share": 0.5},
-        "tolerance": {"relative": 0.10, "absolute_kwh": 0.01},
-        "penalty": {"per_kwh": 0.05},
-    })
+__all__ = ["settle_records", "settle_offers", "correction_bill"]
 
 
 def settle_records(
@@ -60,7 +46,8 @@ def settle_records(
     spans = []
     for r in records:
         s = r.schedule
-        assert s is not None
+        if s is None:
+            raise ValueError(f"settle_records: offer {r.offer.id} has no schedule; only scheduled offers are settled")
         spans.append((s.start, s.start + r.offer.profiles[s.profile].duration))
     start = min(a for a, _ in spans)
     end = max(b for _, b in spans)

@@ -3,7 +3,13 @@
 Engines are sans-IO (in the manner of h11): the shell feeds them events (a message from a peer, a
 clock tick, a presence change) and carries out the effects they return (send a message, drive a
 device). All state lives in a :class:`Ledger` of plain records so the shell can persist exactly
-what changed after every event and rebuild the engine after a crash.
+what changed after every event and rebuild the engine after a crash; each engine declares the
+typed tables it keeps (``tables``), from which the store derives the record types it may decode.
+
+Messages reach the role's code through handlers: a method marked ``@handles(SomeMessage)``
+receives every new message of that type (an acknowledged one returns ``(effects, reason)``, a
+notice returns effects). A new message type is therefore one class in
+:mod:`vmenergy.protocol.messages` plus one handler in the engine that receives it.
 
 Reliability: a message that needs an answer stays in the outbox until the peer acknowledges it
 and is resent with the same id while unanswered, after at least four times the peer's smoothed
@@ -15,53 +21,20 @@ they gave to every message key and repeat it for a duplicate without acting agai
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
 from vmenergy.flexoffer import FlexOffer, Schedule
 
-from .messages import Ack, Message, ack_ref, needs_ack
+from .ledger import Ledger, Table
+from .messages import Ack, Message, needs_ack
 
-__all__ = ["Ledger", "Send", "Execute", "Note", "Effect", "OutboxEntry", "Engine", "bare"]
+__all__ = ["Ledger", "Table", "Send", "Execute", "Note", "Effect", "OutboxEntry", "Engine", "bare", "handles",
+           "OUTBOX", "ANSWERS", "PRESENCE", "META"]
 
 
 def bare(jid: str) -> str:
     """The bare JID (``user@domain``) of a full JID; what identities are compared on."""
     return str(jid).split("/", 1)[0].lower()
-
-
-class Ledger:
-    """Tables of records (table -> key -> value) and the keys changed since the last flush."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Any]] = {}
-        self._dirty: set[tuple[str, str]] = set()
-
-    def table(self, name: str) -> dict[str, Any]:
-        return self.tables.setdefault(name, {})
-
-    def get(self, table: str, key: str, default: Any = None) -> Any:
-        return self.tables.get(table, {}).get(key, default)
-
-    def put(self, table: str, key: str, value: Any) -> None:
-        self.table(table)[key] = value
-        self._dirty.add((table, key))
-
-    def delete(self, table: str, key: str) -> None:
-        if self.tables.get(table, {}).pop(key, None) is not None:
-            self._dirty.add((table, key))
-
-    def values(self, table: str) -> Iterator[Any]:
-        return iter(list(self.tables.get(table, {}).values()))
-
-    def load(self, table: str, key: str, value: Any) -> None:
-        """Put without marking dirty (used when restoring from the store)."""
-        self.table(table)[key] = value
-
-    def take_changes(self) -> list[tuple[str, str, Any]]:
-        """(table, key, value or None if deleted) for everything changed since the last call."""
-        out = [(t, k, self.tables.get(t, {}).get(k)) for t, k in sorted(self._dirty)]
-        self._dirty.clear()
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +75,58 @@ def outbox_key(kind: str, ref: str, version: Optional[int]) -> str:
     return f"{kind}|{ref}|{'' if version is None else version}"
 
 
+#: Messages sent and not yet acknowledged, by :func:`outbox_key`.
+OUTBOX: Table[OutboxEntry] = Table("outbox", OutboxEntry)
+#: The answer given to every message key received: (sender, ack, when), repeated for a duplicate.
+ANSWERS: Table[tuple] = Table("answers", tuple)
+#: What presence said of each peer (bare JID): available or not.
+PRESENCE: Table[bool] = Table("presence", bool)
+#: Counters and flags of the role (sequence numbers, next cycle time, ...).
+META: Table[int] = Table("meta", int)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles(*message_types: type[Message]) -> Callable[[F], F]:
+    """Mark an engine method as the handler of ``message_types``.
+
+    The method is called as ``handler(sender, msg, now)``; for an acknowledged message type it
+    returns ``(effects, None)`` to accept or ``(effects, reason)`` to reject, for a notice it
+    returns effects."""
+    for t in message_types:
+        if not (isinstance(t, type) and issubclass(t, Message)):
+            raise TypeError(f"@handles takes message types, not {t!r}")
+
+    def mark(fn: F) -> F:
+        fn._vme_handles = message_types  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
 class Engine:
     """Base of the role engines (prosumer, aggregator, market). Times are epoch seconds."""
 
     role = "node"
+    #: The ledger tables this engine keeps (a subclass adds its own to these).
+    tables: ClassVar[tuple[Table, ...]] = (OUTBOX, ANSWERS, PRESENCE, META)
+    _handlers: ClassVar[dict[type, str]] = {}
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        handlers = dict(cls._handlers)  # inherited ones first, overridden by the subclass's own
+        for name, member in vars(cls).items():
+            for t in getattr(member, "_vme_handles", ()):
+                handlers[t] = name
+        cls._handlers = handlers
+
+    def handler(self, message_type: type) -> Optional[Callable[..., Any]]:
+        """The bound handler of ``message_type`` (or of its nearest registered base), or None."""
+        for t in message_type.__mro__:
+            name = self._handlers.get(t)
+            if name is not None:
+                return getattr(self, name)
+        return None
 
     def __init__(
         self,
@@ -131,14 +152,14 @@ class Engine:
     # -- presence --------------------------------------------------------------------------
     def is_available(self, peer: str) -> bool:
         """Unknown peers count as available: we learn otherwise from presence."""
-        return self.ledger.get("presence", bare(peer), True)
+        return self.ledger[PRESENCE].get(bare(peer), True)
 
     def presence(self, peer: str, available: bool, now: int) -> list[Effect]:
         peer = bare(peer)
         was = self.is_available(peer)
-        if self.ledger.get("presence", peer) is bool(available):
+        if self.ledger[PRESENCE].get(peer) is bool(available):
             return []  # a repeated presence (status text changed): nothing to do, nothing to store
-        self.ledger.put("presence", peer, bool(available))
+        self.ledger[PRESENCE].put(peer, bool(available))
         effects: list[Effect] = [Note("presence", {"peer": peer, "available": available})]
         if available and not was:
             effects += self._flush_queue(peer, now)
@@ -152,22 +173,24 @@ class Engine:
     def send_reliable(self, to: str, msg: Message, now: int) -> list[Effect]:
         """Send ``msg`` and keep it until acknowledged; queue it if ``to`` is offline."""
         kind = needs_ack(msg)
-        assert kind is not None, f"{type(msg).__name__} is not acknowledged; use Send directly"
-        ref, version = ack_ref(msg)
+        if kind is None:
+            raise TypeError(f"{type(msg).__name__} is not acknowledged: send it with a Send effect, not send_reliable")
+        ref, version = msg.ack_ref()
         to = bare(to)
         key = outbox_key(kind, ref, version)
         online = self.is_available(to)
-        self.ledger.put("outbox", key, OutboxEntry(to, msg, now, now if online else -1, 1 if online else 0))
+        self.ledger[OUTBOX].put(key, OutboxEntry(to, msg, now, now if online else -1, 1 if online else 0))
         return [Send(to, msg)] if online else [Note("queued", {"to": to, "kind": kind, "ref": ref})]
 
     def pending(self, to: Optional[str] = None) -> list[OutboxEntry]:
-        return [e for e in self.ledger.values("outbox") if to is None or e.to == bare(to)]
+        return [e for e in self.ledger[OUTBOX].values() if to is None or e.to == bare(to)]
 
     def _flush_queue(self, peer: str, now: int) -> list[Effect]:
         out: list[Effect] = []
-        for key, entry in list(self.ledger.table("outbox").items()):
+        outbox = self.ledger[OUTBOX]
+        for key, entry in outbox.items():
             if entry.to == peer and entry.attempts == 0:
-                self.ledger.put("outbox", key, replace(entry, last_sent=now, attempts=1))
+                outbox.put(key, replace(entry, last_sent=now, attempts=1))
                 out.append(Send(peer, entry.msg))
         return out
 
@@ -181,25 +204,25 @@ class Engine:
         if kind is None:
             return self.on_notice(sender, msg, now)
         key = repr(msg.key())
-        earlier = self.ledger.get("answers", key)
+        earlier = self.ledger[ANSWERS].get(key)
         if earlier is not None and earlier[0] == sender:
             return [Send(sender, earlier[1]), Note("duplicate", {"from": sender, "key": key})]
-        ref, version = ack_ref(msg)
+        ref, version = msg.ack_ref()
         refusal = self.authorize(sender, msg, now)
         if refusal is not None:
             # unauthorised senders change nothing, not even the answer memory
             return [Send(sender, Ack(kind, ref, "rejected", refusal, version)), Note("refused", {"from": sender, "why": refusal})]
         effects, reason = self.on_message(sender, msg, now)
         answer = Ack(kind, ref, "accepted" if reason is None else "rejected", reason, version)
-        self.ledger.put("answers", key, (sender, answer, now))
+        self.ledger[ANSWERS].put(key, (sender, answer, now))
         return [Send(sender, answer), *effects]
 
     def _on_ack(self, sender: str, ack: Ack, now: int) -> list[Effect]:
         key = outbox_key(ack.kind, ack.ref, ack.version)
-        entry = self.ledger.get("outbox", key)
+        entry = self.ledger[OUTBOX].get(key)
         if entry is None or entry.to != sender:
             return [Note("stray-ack", {"from": sender, "kind": ack.kind, "ref": ack.ref})]
-        self.ledger.delete("outbox", key)
+        self.ledger[OUTBOX].delete(key)
         if entry.attempts == 1:  # an unambiguous round trip: learn how long answers take
             sample = max(0, now - entry.last_sent)
             old = self._rtt.get(sender)
@@ -212,24 +235,26 @@ class Engine:
     def tick(self, now: int) -> list[Effect]:
         """Resend what is unanswered, forget old answers, then the role's own timed work."""
         out: list[Effect] = []
-        for key, entry in list(self.ledger.table("outbox").items()):
+        outbox = self.ledger[OUTBOX]
+        for key, entry in outbox.items():
             due = self._resend_at(entry)
             if due is not None and now >= due:
-                self.ledger.put("outbox", key, replace(entry, last_sent=now, attempts=entry.attempts + 1))
+                outbox.put(key, replace(entry, last_sent=now, attempts=entry.attempts + 1))
                 out.append(Send(entry.to, entry.msg))
                 out.append(Note("resend", {"to": entry.to, "key": key, "attempt": entry.attempts + 1}))
         if now >= self._next_prune:  # forgetting old answers is not urgent: not on every tick
             self._next_prune = now + max(1, self.answer_ttl // 24)
-            for key, (_, _, when) in list(self.ledger.table("answers").items()):
+            answers = self.ledger[ANSWERS]
+            for key, (_, _, when) in answers.items():
                 if now - when > self.answer_ttl:
-                    self.ledger.delete("answers", key)
+                    answers.delete(key)
         return out + self.on_tick(now)
 
     def next_due(self, now: int) -> Optional[int]:
         """The earliest time at which :meth:`tick` has work, or None if only a message can give
         it work. A coordinated (virtual) clock jumps straight to it instead of ticking through
         the idle time in between; a value <= ``now`` means "tick again now"."""
-        times = [t for t in (self._resend_at(e) for e in self.ledger.values("outbox")) if t is not None]
+        times = [t for t in (self._resend_at(e) for e in self.ledger[OUTBOX].values()) if t is not None]
         role = self.on_next_due(now)
         if role is not None:
             times.append(role)
@@ -258,11 +283,19 @@ class Engine:
         return None
 
     def on_message(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
-        """Act on a new message; return effects and None (accepted) or a rejection reason."""
-        return [], f"{type(msg).__name__} is not handled by a {self.role}"
+        """Act on a new message: its handler's effects and None (accepted) or a rejection reason."""
+        handler = self.handler(type(msg))
+        if handler is None:
+            article = "an" if self.role[:1] in "aeiou" else "a"
+            return [], f"{article} {self.role} does not take {type(msg).__name__} messages"
+        return handler(sender, msg, now)
 
     def on_notice(self, sender: str, msg: Message, now: int) -> list[Effect]:
-        return [Note("ignored", {"from": sender, "type": type(msg).__name__})]
+        """Act on a notice (a message that is not answered): its handler's effects."""
+        handler = self.handler(type(msg))
+        if handler is None:
+            return [Note("ignored", {"from": sender, "type": type(msg).__name__})]
+        return handler(sender, msg, now)
 
     def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
         return []

@@ -27,7 +27,8 @@ from vmenergy.market import (
     TwoSidedPool,
 )
 
-from .engine import Effect, Engine, Note, Send, bare
+from .engine import META, Effect, Engine, Note, Send, Table, bare, handles
+from .ledger import Ledger
 from .messages import (
     Ack,
     Bid,
@@ -39,7 +40,8 @@ from .messages import (
     Registration,
 )
 
-__all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "RECORDS", "market_summary"]
+__all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "MARKET_SESSIONS", "BIDS", "PARTICIPANTS",
+           "market_summary"]
 
 MECHANISMS = ("one-sided", "two-sided", "many-to-many")
 PRICINGS = tuple(p.value for p in Pricing)
@@ -134,11 +136,17 @@ class BidRecord:
     clearing: Optional[Clearing] = None
 
 
-RECORDS = (SessionRecord, BidRecord)
+#: The market's sessions, by session id.
+MARKET_SESSIONS: Table[SessionRecord] = Table("sessions", SessionRecord)
+#: Every bid placed, by bid id.
+BIDS: Table[BidRecord] = Table("bids", BidRecord)
+#: Registered participants (bare JID) and their role.
+PARTICIPANTS: Table[str] = Table("participants", str)
 
 
 class MarketEngine(Engine):
     role = "market"
+    tables = Engine.tables + (MARKET_SESSIONS, BIDS, PARTICIPANTS)
 
     def __init__(self, jid: str, config: MarketConfig = MarketConfig(), **kw) -> None:
         super().__init__(jid, **kw)
@@ -148,15 +156,15 @@ class MarketEngine(Engine):
 
     # -- sessions -------------------------------------------------------------------------
     def registered(self, peer: str) -> bool:
-        return bare(peer) in self.ledger.table("participants")
+        return bare(peer) in self.ledger[PARTICIPANTS]
 
     def _restore(self) -> None:
         """Sessions still open or closed-but-not-cleared are rebuilt from their stored bids (the
         session object itself is not stored; placing the same bids again is deterministic)."""
-        for rec in self.ledger.values("sessions"):
+        for rec in self.ledger[MARKET_SESSIONS].values():
             if rec.notice.state == "open":
                 session = self._new_session(rec.notice, rec.participants, rec.opened)
-                bids = sorted((b for b in self.ledger.values("bids") if b.bid.session_id == rec.notice.session_id),
+                bids = sorted((b for b in self.ledger[BIDS].values() if b.bid.session_id == rec.notice.session_id),
                               key=lambda b: (b.placed, b.bid.bid_id))
                 for b in bids:
                     session.place(self._market_bid(b.bid, b.participant), b.placed)
@@ -192,27 +200,27 @@ class MarketEngine(Engine):
 
     def _open_next(self, now: int) -> list[Effect]:
         c = self.config
-        n = self.ledger.get("meta", "session_seq", 0) + 1
-        self.ledger.put("meta", "session_seq", n)
+        n = self.ledger[META].get("session_seq", 0) + 1
+        self.ledger[META].put("session_seq", n)
         res = c.resolution
         start = -(-(now + c.delivery_offset) // res)
         notice = MarketSessionNotice(f"s-{n}", "open", c.mechanism, now + c.gate_closure, start,
                                      start + c.delivery_length // res, res)
-        participants = tuple(sorted(self.ledger.table("participants")))
+        participants = tuple(sorted(self.ledger[PARTICIPANTS]))
         self._live[notice.session_id] = self._new_session(notice, participants, now)
-        self.ledger.put("sessions", notice.session_id, SessionRecord(notice, now, participants))
-        self.ledger.put("meta", "next_open", now + c.session_every)
+        self.ledger[MARKET_SESSIONS].put(notice.session_id, SessionRecord(notice, now, participants))
+        self.ledger[META].put("next_open", now + c.session_every)
         return [Note("session-open", {"session": notice.session_id, "participants": len(participants)}),
                 *(Send(p, notice) for p in participants)]
 
     def on_tick(self, now: int) -> list[Effect]:
         out: list[Effect] = []
-        for rec in list(self.ledger.values("sessions")):
+        for rec in self.ledger[MARKET_SESSIONS].values():
             if rec.notice.state == "open" and now >= rec.notice.gate_closure:
                 out += self._close_and_clear(rec, now)
-        if now >= self.ledger.get("meta", "next_open", 0):
+        if now >= self.ledger[META].get("next_open", 0):
             out += self._open_next(now)
-        for rec in list(self.ledger.values("sessions")):
+        for rec in self.ledger[MARKET_SESSIONS].values():
             if rec.notice.state == "cleared" and not rec.billed and \
                     now >= rec.notice.delivery_end * rec.notice.resolution + self.config.bill_after:
                 out += self._bill(rec, now)
@@ -220,8 +228,8 @@ class MarketEngine(Engine):
 
     def on_next_due(self, now: int) -> Optional[int]:
         """The next session opening, gate closure and bill."""
-        times = [self.ledger.get("meta", "next_open", 0)]
-        for rec in self.ledger.values("sessions"):
+        times = [self.ledger[META].get("next_open", 0)]
+        for rec in self.ledger[MARKET_SESSIONS].values():
             n = rec.notice
             if n.state == "open":
                 times.append(n.gate_closure)
@@ -240,16 +248,16 @@ class MarketEngine(Engine):
         out += [Send(p, closed) for p in rec.participants]
         result = session.clear(now)
         cleared = replace(rec.notice, state="cleared")
-        self.ledger.put("sessions", sid, replace(rec, notice=cleared))
+        self.ledger[MARKET_SESSIONS].put(sid, replace(rec, notice=cleared))
         accepted = 0
-        for b in list(self.ledger.values("bids")):
+        for b in self.ledger[BIDS].values():
             if b.bid.session_id != sid:
                 continue
             award = result.awards.get(b.bid.bid_id)
             if award is None:
                 reason = result.rejected.get(b.bid.bid_id, "not selected")
                 c = Clearing(sid, b.bid.bid_id, "rejected", 0.0, None, reason)
-                self.ledger.put("bids", b.bid.bid_id, replace(b, status="rejected", clearing=c))
+                self.ledger[BIDS].put(b.bid.bid_id, replace(b, status="rejected", clearing=c))
             else:
                 accepted += 1
                 schedule = None
@@ -263,7 +271,7 @@ class MarketEngine(Engine):
                 price = award.price
                 clearing_price = _mean_price(result.prices)
                 c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price)
-                self.ledger.put("bids", b.bid.bid_id, replace(b, status=status, clearing=c,
+                self.ledger[BIDS].put(b.bid.bid_id, replace(b, status=status, clearing=c,
                                                               amount_cents=round(award.amount * 100)))
             out += self.send_reliable(b.participant, c, now)
         out += [Send(p, cleared) for p in rec.participants]
@@ -273,10 +281,10 @@ class MarketEngine(Engine):
 
     def _bill(self, rec: SessionRecord, now: int) -> list[Effect]:
         sid = rec.notice.session_id
-        self.ledger.put("sessions", sid, replace(rec, billed=True))
+        self.ledger[MARKET_SESSIONS].put(sid, replace(rec, billed=True))
         out: list[Effect] = []
         by_participant: dict[str, list[BidRecord]] = {}
-        for b in self.ledger.values("bids"):
+        for b in self.ledger[BIDS].values():
             if b.bid.session_id == sid and b.status in ("accepted", "partial"):
                 by_participant.setdefault(b.participant, []).append(b)
         res = rec.notice.resolution
@@ -304,33 +312,31 @@ class MarketEngine(Engine):
             return None if self.registered(sender) else f"{sender} is not a registered participant"
         return None
 
-    def on_message(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
-        if isinstance(msg, Registration):
-            if msg.op == "register":
-                self.ledger.put("participants", sender, msg.role)
-                for sid, session in self._live.items():  # join the open sessions too
-                    try:
-                        session.register(sender)
-                    except MarketError:
-                        pass
-                notices = [Send(sender, rec.notice) for rec in self.ledger.values("sessions") if rec.notice.state == "open"]
-                for rec in self.ledger.values("sessions"):
-                    if rec.notice.state == "open" and sender not in rec.participants:
-                        self.ledger.put("sessions", rec.notice.session_id,
-                                        replace(rec, participants=tuple(sorted((*rec.participants, sender)))))
-                return [Note("registered", {"participant": sender}), *notices], None
-            self.ledger.delete("participants", sender)
+    @handles(Registration)
+    def _registration(self, sender: str, msg: Registration, now: int) -> tuple[list[Effect], Optional[str]]:
+        if msg.op == "deregister":
+            self.ledger[PARTICIPANTS].delete(sender)
             return [Note("deregistered", {"participant": sender})], None
-        if isinstance(msg, Bid):
-            return self._bid(sender, msg, now)
-        return [], f"a market does not take {type(msg).__name__} messages"
+        self.ledger[PARTICIPANTS].put(sender, msg.role)
+        for sid, session in self._live.items():  # join the open sessions too
+            try:
+                session.register(sender)
+            except MarketError:
+                pass
+        sessions = self.ledger[MARKET_SESSIONS]
+        notices = [Send(sender, rec.notice) for rec in sessions.values() if rec.notice.state == "open"]
+        for rec in sessions.values():
+            if rec.notice.state == "open" and sender not in rec.participants:
+                sessions.put(rec.notice.session_id, replace(rec, participants=tuple(sorted((*rec.participants, sender)))))
+        return [Note("registered", {"participant": sender}), *notices], None
 
+    @handles(Bid)
     def _bid(self, sender: str, bid: Bid, now: int) -> tuple[list[Effect], Optional[str]]:
         session = self._live.get(bid.session_id)
         if session is None:
-            rec = self.ledger.get("sessions", bid.session_id)
+            rec = self.ledger[MARKET_SESSIONS].get(bid.session_id)
             return [], "unknown session" if rec is None else f"the session is {rec.notice.state}: no bids after close"
-        old = self.ledger.get("bids", bid.bid_id)
+        old = self.ledger[BIDS].get(bid.bid_id)
         if old is not None and (old.participant != sender or old.bid != bid):
             return [], "bid id already used"
         try:
@@ -340,7 +346,7 @@ class MarketEngine(Engine):
         ack = session.place(placed, now)
         if not ack.accepted:
             return [Note("bid-rejected", {"bid": bid.bid_id, "reason": ack.reason})], f"{ack.path}: {ack.reason}"
-        self.ledger.put("bids", bid.bid_id, BidRecord(bid, sender, now))
+        self.ledger[BIDS].put(bid.bid_id, BidRecord(bid, sender, now))
         return [Note("bid", {"bid": bid.bid_id, "from": sender})], None
 
     @staticmethod
@@ -356,10 +362,10 @@ class MarketEngine(Engine):
         return []
 
     def status(self) -> str:
-        sessions = list(self.ledger.values("sessions"))
+        sessions = self.ledger[MARKET_SESSIONS].values()
         open_ = sum(1 for s in sessions if s.notice.state == "open")
-        return (f"{len(self.ledger.table('participants'))} participants, {len(sessions)} sessions "
-                f"({open_} open), {len(self.ledger.table('bids'))} bids")
+        return (f"{len(self.ledger[PARTICIPANTS])} participants, {len(sessions)} sessions "
+                f"({open_} open), {len(self.ledger[BIDS])} bids")
 
 
 def _mean_price(prices: dict) -> Optional[float]:
@@ -367,10 +373,10 @@ def _mean_price(prices: dict) -> Optional[float]:
     return None if not vals else sum(vals) / len(vals)
 
 
-def market_summary(ledger) -> dict:
+def market_summary(ledger: Ledger) -> dict:
     """What the run report shows about a market, from its ledger."""
-    sessions = sorted(ledger.values("sessions"), key=lambda r: r.opened)
-    bids = list(ledger.values("bids"))
+    sessions = sorted(ledger[MARKET_SESSIONS].values(), key=lambda r: r.opened)
+    bids = ledger[BIDS].values()
     details = []
     for rec in sessions:
         mine = [b for b in bids if b.bid.session_id == rec.notice.session_id]
@@ -384,5 +390,5 @@ def market_summary(ledger) -> dict:
             "price": round(sum(prices) / len(prices), 4) if prices else None,
             "volume": round(sum(b.clearing.volume for b in acc if b.clearing is not None), 3),
         })
-    return {"participants": len(ledger.table("participants")), "sessions": len(sessions), "bids": len(bids),
+    return {"participants": len(ledger[PARTICIPANTS]), "sessions": len(sessions), "bids": len(bids),
             "cleared": sum(1 for b in bids if b.status in ("accepted", "partial")), "session_details": details}

@@ -1,8 +1,14 @@
 """The messages VME nodes exchange, as plain immutable values (no XML, no XMPP).
 
-Every message carries the id it refers to, and :meth:`key` gives the identity a receiver uses to
-be idempotent: a message whose key was seen before changes nothing (the receiver only repeats its
-earlier answer, because the sender resends when an answer was lost).
+Every message carries the id it refers to, and :meth:`Message.key` gives the identity a receiver
+uses to be idempotent: a message whose key was seen before changes nothing (the receiver only
+repeats its earlier answer, because the sender resends when an answer was lost).
+
+Each message type describes itself once, in the manner of a slixmpp stanza class: its XML
+``element`` name, the ``ack`` kind a receiver answers it with (None for a notice, which is never
+answered) and the SPADE ``performative`` it is routed by. Defining the class registers it;
+everything else (the wire codec, the store, the agents' routing tables) is derived from the
+registry, so adding a message type is one class here plus its handler in an engine.
 
 Times: ``start``/``end`` of energy periods are intervals at ``resolution``; instants (gate
 closure, bill periods) are epoch seconds, as in the flex-offer model. Money is integer cents so
@@ -11,16 +17,20 @@ bills add up exactly.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from types import MappingProxyType
+from typing import ClassVar, Mapping, Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
 from vmenergy.flexoffer.model import check_identifier, check_integer, check_number
-from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
+from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_utc
+from vmenergy.settlement.money import format_eur
 
 __all__ = [
     "OPS",
-    "ACK_KINDS",
+    "PERFORMATIVES",
+    "Message",
     "OfferMessage",
     "Ack",
     "AssignmentMessage",
@@ -33,15 +43,26 @@ __all__ = [
     "Clearing",
     "Reservation",
     "Activation",
-    "Message",
+    "OfferRejection",
+    "ELEMENT_OF",
+    "PERFORMATIVE",
+    "ACKED",
+    "message_types",
+    "message_type",
+    "ack_kinds",
     "needs_ack",
 ]
 
 OPS = ("insert", "update", "delete")
-ACK_KINDS = ("flexoffer", "assignment", "measurement", "bill", "registration", "bid", "clearing", "reservation",
-             "activation")
 SIDES = ("buy", "sell")
 MAX_INTERVALS = 100_000
+#: The FIPA-ACL communicative acts SPADE knows; a message type declares one of them.
+PERFORMATIVES = frozenset({
+    "accept-proposal", "agree", "cancel", "cfp", "confirm", "disconfirm", "failure", "inform", "inform-if",
+    "inform-ref", "not-understood", "propagate", "propose", "proxy", "query-if", "query-ref", "refuse",
+    "reject-proposal", "request", "request-when", "request-whenever", "subscribe",
+})
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
 
 
 def _choice(value: object, path: str, allowed: tuple[str, ...]) -> str:
@@ -65,9 +86,120 @@ def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
+# ------------------------------------------------------------------------------------------
+# the registry: filled by the classes themselves, read through derived views
+
+_BY_ELEMENT: dict[str, type["Message"]] = {}
+_ELEMENT_OF: dict[type, str] = {}
+_PERFORMATIVE: dict[str, str] = {}
+_ACKED: dict[type, str] = {}
+
+#: message type -> the element it travels as (a live, read-only view of the registry).
+ELEMENT_OF: Mapping[type, str] = MappingProxyType(_ELEMENT_OF)
+#: element -> the SPADE performative of its messages.
+PERFORMATIVE: Mapping[str, str] = MappingProxyType(_PERFORMATIVE)
+#: message type -> the ack kind a receiver answers it with (notices and acks are absent).
+ACKED: Mapping[type, str] = MappingProxyType(_ACKED)
+
+
+class Message:
+    """Base of every protocol message; a subclass declares how it travels (class attributes).
+
+    - ``element``: local name of its XML element in ``urn:vmenergy:flexoffer:1`` (unique);
+    - ``ack``: the ack kind a receiver answers it with, or None for a notice (never answered,
+      never resent); unique among message types, because an ack names what it answers by it;
+    - ``performative``: the FIPA-ACL act SPADE agents route it by (one of :data:`PERFORMATIVES`).
+
+    A subclass is a frozen dataclass; it gives :meth:`key` (its identity for idempotent receipt)
+    and, if acknowledged, ``ref`` (the id its ack carries) or its own :meth:`ack_ref`.
+    """
+
+    __slots__ = ()
+    element: ClassVar[str]
+    ack: ClassVar[Optional[str]]
+    performative: ClassVar[str]
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        _register(cls)
+
+    def key(self) -> tuple:
+        raise NotImplementedError(f"{type(self).__name__} must define key()")
+
+    def ack_ref(self) -> tuple[str, Optional[int]]:
+        """(ref, version) an ack of this message carries, so the sender can match it to its outbox."""
+        return getattr(self, "ref"), None
+
+    def summary(self) -> str:
+        """One line for the human-readable ``<body/>`` that rides along on the wire."""
+        return f"{self.element} {' '.join(str(k) for k in self.key()[1:])}"
+
+
+def _register(cls: type[Message]) -> None:
+    """Check a message type's declaration and enter it in the registry (raises on misuse)."""
+    name = cls.__name__
+    for attr in ("element", "ack", "performative"):
+        if attr not in cls.__dict__:
+            raise TypeError(f"message type {name} must declare {attr!r} (see vmenergy.protocol.messages.Message)")
+    element, ack, performative = cls.__dict__["element"], cls.__dict__["ack"], cls.__dict__["performative"]
+    if not isinstance(element, str) or not _NAME.match(element):
+        raise TypeError(f"{name}.element: an XML local name in lower case (got {element!r})")
+    if ack is not None and (not isinstance(ack, str) or not _NAME.match(ack)):
+        raise TypeError(f"{name}.ack: None or an ack kind in lower case (got {ack!r})")
+    if performative not in PERFORMATIVES:
+        raise TypeError(f"{name}.performative: one of the FIPA acts ({', '.join(sorted(PERFORMATIVES))}); "
+                        f"got {performative!r}")
+    old = _BY_ELEMENT.get(element)
+    # dataclass(slots=True) builds the class anew (its __qualname__ is set only afterwards): a
+    # class of the same module and name coming again replaces itself
+    same = old is not None and (old.__module__, old.__name__) == (cls.__module__, cls.__name__)
+    if old is not None and not same:
+        raise TypeError(f"{name}.element: <{element}> is already the element of {old.__name__}")
+    if ack is not None:
+        for other, kind in _ACKED.items():
+            if kind == ack and other is not old:
+                raise TypeError(f"{name}.ack: {ack!r} is already the ack kind of {other.__name__}")
+    if old is not None:
+        _ELEMENT_OF.pop(old, None)
+        _ACKED.pop(old, None)
+    _BY_ELEMENT[element] = cls
+    _ELEMENT_OF[cls] = element
+    _PERFORMATIVE[element] = performative
+    if ack is not None:
+        _ACKED[cls] = ack
+
+
+def message_types() -> tuple[type[Message], ...]:
+    """Every registered message type, in the order they were defined."""
+    return tuple(_BY_ELEMENT.values())
+
+
+def message_type(element: str) -> Optional[type[Message]]:
+    """The message type that travels as ``element``, or None."""
+    return _BY_ELEMENT.get(element)
+
+
+def ack_kinds() -> tuple[str, ...]:
+    """The kinds an ``ack`` may name: one per acknowledged message type."""
+    return tuple(_ACKED.values())
+
+
+def needs_ack(msg: Message) -> Optional[str]:
+    """The ack kind a receiver answers ``msg`` with, or None (acks and notices are not acked)."""
+    return type(msg).ack
+
+
+def _hhmm(seconds: int) -> str:
+    return format_utc(seconds)[11:16]
+
+
 @dataclass(frozen=True, slots=True)
-class OfferMessage:
+class OfferMessage(Message):
     """A prosumer (or child aggregator) inserts, updates or deletes a flex-offer."""
+
+    element = "flexoffer"
+    ack = "flexoffer"
+    performative = "propose"
 
     op: str
     offer_id: str
@@ -88,10 +220,31 @@ class OfferMessage:
     def key(self) -> tuple:
         return ("flexoffer", self.offer_id, self.version, self.op)
 
+    def ack_ref(self) -> tuple[str, Optional[int]]:
+        return self.offer_id, self.version
+
+    def summary(self) -> str:
+        if self.offer is None:
+            return f"flex-offer {self.offer_id}: {self.op}"
+        fo = self.offer
+        n = sum(p.n_slices for p in fo.profiles)
+        window = ""
+        if fo.start_after is not None:
+            window = f", start {_hhmm(fo.start_after * fo.resolution)}"
+            latest = fo.latest_start()
+            if latest is not None and latest != fo.start_after:
+                window += f"-{_hhmm(latest * fo.resolution)}"
+        return (f"flex-offer {fo.id} ({self.op}, v{fo.version}): {n} slices{window}, "
+                f"{fo.min_total_energy:g}..{fo.max_total_energy:g} kWh")
+
 
 @dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(Message):
     """The answer to a message of ``kind`` with id ``ref``: accepted, or rejected with a reason."""
+
+    element = "ack"
+    ack = None
+    performative = "inform"
 
     kind: str
     ref: str
@@ -100,7 +253,7 @@ class Ack:
     version: Optional[int] = None
 
     def __post_init__(self) -> None:
-        _choice(self.kind, "kind", ACK_KINDS)
+        _choice(self.kind, "kind", ack_kinds())
         _set(self, "ref", check_identifier(self.ref, "ref"))
         _choice(self.status, "status", ("accepted", "rejected"))
         if self.reason is not None and not isinstance(self.reason, str):
@@ -117,10 +270,18 @@ class Ack:
     def key(self) -> tuple:
         return ("ack", self.kind, self.ref, self.version)
 
+    def summary(self) -> str:
+        extra = f": {self.reason}" if self.reason else ""
+        return f"{self.kind} {self.ref} {self.status}{extra}"
+
 
 @dataclass(frozen=True, slots=True)
-class AssignmentMessage:
+class AssignmentMessage(Message):
     """A schedule for an offer (aggregator -> prosumer, or market -> participant in a clearing)."""
+
+    element = "assignment"
+    ack = "assignment"
+    performative = "request"
 
     schedule: Schedule
 
@@ -137,10 +298,22 @@ class AssignmentMessage:
     def ref(self) -> str:
         return self.schedule.schedule_id  # type: ignore[return-value]
 
+    def ack_ref(self) -> tuple[str, Optional[int]]:
+        return self.ref, self.schedule.update_id
+
+    def summary(self) -> str:
+        s = self.schedule
+        return (f"assignment {s.schedule_id} for {s.offer_id}: start {format_utc(s.start * s.resolution)}, "
+                f"{s.total:g} kWh in {len(s.energy)} slices")
+
 
 @dataclass(frozen=True, slots=True)
-class Measurement:
+class Measurement(Message):
     """Metered energy (kWh per interval, + consumption) of the device behind ``offer_id``."""
+
+    element = "measurement"
+    ack = "measurement"
+    performative = "inform"
 
     measurement_id: str
     offer_id: str
@@ -161,6 +334,10 @@ class Measurement:
     @property
     def ref(self) -> str:
         return self.measurement_id
+
+    def summary(self) -> str:
+        return (f"measurement {self.measurement_id} for {self.offer_id}: {sum(self.energy):g} kWh in "
+                f"{len(self.energy)} intervals")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +360,12 @@ class BillLine:
 
 
 @dataclass(frozen=True, slots=True)
-class Bill:
+class Bill(Message):
     """A settlement statement: its lines add up to ``total_cents`` exactly."""
+
+    element = "bill"
+    ack = "bill"
+    performative = "inform"
 
     bill_id: str
     period_start: int
@@ -215,10 +396,17 @@ class Bill:
     def ref(self) -> str:
         return self.bill_id
 
+    def summary(self) -> str:
+        return f"bill {self.bill_id}: {format_eur(self.total_cents)} {self.currency} ({len(self.lines)} lines)"
+
 
 @dataclass(frozen=True, slots=True)
-class Registration:
+class Registration(Message):
     """A participant registers with (or leaves) a market."""
+
+    element = "registration"
+    ack = "registration"
+    performative = "subscribe"
 
     op: str
     participant: str
@@ -236,10 +424,17 @@ class Registration:
     def ref(self) -> str:
         return self.participant
 
+    def summary(self) -> str:
+        return f"{self.op} {self.participant} as {self.role}"
+
 
 @dataclass(frozen=True, slots=True)
-class MarketSessionNotice:
+class MarketSessionNotice(Message):
     """A market tells its participants a session opened, closed or was cleared."""
+
+    element = "market-session"
+    ack = None
+    performative = "inform"
 
     session_id: str
     state: str
@@ -263,15 +458,23 @@ class MarketSessionNotice:
     def key(self) -> tuple:
         return ("market-session", self.session_id, self.state)
 
+    def summary(self) -> str:
+        return (f"market session {self.session_id} {self.state} ({self.mechanism}), "
+                f"gate closure {format_utc(self.gate_closure)}")
+
 
 @dataclass(frozen=True, slots=True)
-class Bid:
+class Bid(Message):
     """A bid in a market session: a flex-offer with prices, or a simple order.
 
     Simple order fields follow the GOFLEX market: ``volume`` (kWh), ``price`` (EUR/kWh, the
     reservation or energy price), ``activation_price`` (EUR/kWh when activated), ``expiry``
     (epoch seconds), and the period ``start``..``end`` (intervals) it covers.
     """
+
+    element = "bid"
+    ack = "bid"
+    performative = "propose"
 
     bid_id: str
     session_id: str
@@ -311,11 +514,19 @@ class Bid:
     def ref(self) -> str:
         return self.bid_id
 
+    def summary(self) -> str:
+        what = f"flex-offer {self.offer.id}" if self.offer is not None else f"{self.volume:g} kWh at {self.price:g}"
+        return f"bid {self.bid_id} in {self.session_id}: {self.side} {what}"
+
 
 @dataclass(frozen=True, slots=True)
-class Clearing:
+class Clearing(Message):
     """The result of one bid: accepted (fully or partly) at ``price`` with ``volume``, with a
     schedule when the bid was a flex-offer; or rejected with a reason."""
+
+    element = "clearing"
+    ack = "clearing"
+    performative = "inform"
 
     session_id: str
     bid_id: str
@@ -344,10 +555,18 @@ class Clearing:
     def ref(self) -> str:
         return self.bid_id
 
+    def summary(self) -> str:
+        price = f" at {self.price:g}" if self.price is not None else ""
+        return f"clearing of bid {self.bid_id}: {self.status}, {self.volume:g} kWh{price}"
+
 
 @dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(Message):
     """Capacity reserved from an accepted bid for a period (it may be activated later)."""
+
+    element = "reservation"
+    ack = "reservation"
+    performative = "request"
 
     reservation_id: str
     session_id: str
@@ -377,10 +596,17 @@ class Reservation:
     def ref(self) -> str:
         return self.reservation_id
 
+    def summary(self) -> str:
+        return f"reservation {self.reservation_id}: {self.volume:g} kWh at {self.price:g}"
+
 
 @dataclass(frozen=True, slots=True)
-class Activation:
+class Activation(Message):
     """Activation of (part of) a reservation: deliver ``volume`` kWh over start..end."""
+
+    element = "activation"
+    ack = "activation"
+    performative = "request"
 
     activation_id: str
     reservation_id: str
@@ -404,30 +630,39 @@ class Activation:
     def ref(self) -> str:
         return self.activation_id
 
-
-Message = Union[
-    OfferMessage, Ack, AssignmentMessage, Measurement, Bill, Registration, MarketSessionNotice, Bid, Clearing,
-    Reservation, Activation,
-]
-
-_ACKED = {
-    OfferMessage: "flexoffer", AssignmentMessage: "assignment", Measurement: "measurement", Bill: "bill",
-    Registration: "registration", Bid: "bid", Clearing: "clearing", Reservation: "reservation",
-    Activation: "activation",
-}
+    def summary(self) -> str:
+        return f"activation {self.activation_id} of {self.reservation_id}: {self.volume:g} kWh"
 
 
-def needs_ack(msg: Message) -> Optional[str]:
-    """The ack kind a receiver answers ``msg`` with, or None (acks and notices are not acked)."""
-    return _ACKED.get(type(msg))
+@dataclass(frozen=True, slots=True)
+class OfferRejection(Message):
+    """An aggregator takes back its acceptance of an offer (for now: it could not be assigned a
+    schedule before its deadline), so the prosumer's count of rejected offers agrees with the
+    aggregator's. ``version`` is the offer version that was accepted."""
 
+    element = "rejection"
+    ack = "rejection"
+    performative = "reject-proposal"
 
-def ack_ref(msg: Message) -> tuple[str, Optional[int]]:
-    """(ref, version) an ack of ``msg`` carries, so the sender can match it to its outbox."""
-    if isinstance(msg, OfferMessage):
-        return msg.offer_id, msg.version
-    if isinstance(msg, AssignmentMessage):
-        return msg.schedule.schedule_id, msg.schedule.update_id  # type: ignore[return-value]
-    return msg.ref, None  # type: ignore[union-attr]
+    offer_id: str
+    version: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
+        _set(self, "version", check_integer(self.version, "version", minimum=0))
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise FlexOfferError("reason", "required (text saying why the offer is rejected)")
+        if len(self.reason) > 2000:
+            _set(self, "reason", self.reason[:1997] + "...")
+
+    def key(self) -> tuple:
+        return ("rejection", self.offer_id, self.version)
+
+    def ack_ref(self) -> tuple[str, Optional[int]]:
+        return self.offer_id, self.version
+
+    def summary(self) -> str:
+        return f"offer {self.offer_id} (v{self.version}) rejected: {self.reason}"
 
 

@@ -1,8 +1,9 @@
 """The prosumer (FOA) engine: offers up, schedules down, measurements up, bills down.
 
-Its offers come from a source (a file, or device models) with a release time; each offer's
-lifecycle follows :data:`vmenergy.flexoffer.TRANSITIONS` so an illegal step (an assignment for a
-rejected offer, a second execution) is refused rather than silently applied.
+Its offers come from an :class:`~vmenergy.protocol.strategies.OfferSource` (a scenario's
+templates, files, device models) with a release time; each offer's lifecycle follows
+:data:`vmenergy.flexoffer.TRANSITIONS` so an illegal step (an assignment for a rejected offer, a
+second execution) is refused rather than silently applied.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 
-from .engine import Effect, Engine, Execute, Note, bare
-from .messages import Ack, AssignmentMessage, Bill, Measurement, Message, OfferMessage
+from .engine import Effect, Engine, Execute, Note, Table, bare, handles
+from .messages import Ack, AssignmentMessage, Bill, Measurement, Message, OfferMessage, OfferRejection
+from .strategies import OfferSource
 
-__all__ = ["ProsumerOffer", "ProsumerEngine", "slice_energy_per_interval"]
+__all__ = ["ProsumerOffer", "ProsumerEngine", "slice_energy_per_interval", "PROSUMER_OFFERS", "PROSUMER_BILLS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,12 @@ class ProsumerOffer:
         return self.offer.state
 
 
+#: The prosumer's offers as it tracks them, by offer id.
+PROSUMER_OFFERS: Table[ProsumerOffer] = Table("offers", ProsumerOffer)
+#: The bills received from the aggregator, by bill id.
+PROSUMER_BILLS: Table[Bill] = Table("bills", Bill)
+
+
 def slice_energy_per_interval(offer: FlexOffer, schedule: Schedule) -> list[float]:
     """A schedule's slice energies spread evenly over each slice's intervals (kWh/interval)."""
     out: list[float] = []
@@ -46,20 +54,34 @@ def slice_energy_per_interval(offer: FlexOffer, schedule: Schedule) -> list[floa
 
 class ProsumerEngine(Engine):
     role = "prosumer"
+    tables = Engine.tables + (PROSUMER_OFFERS, PROSUMER_BILLS)
 
-    def __init__(self, jid: str, aggregator: str, **kw) -> None:
+    def __init__(self, jid: str, aggregator: str, *, source: Optional[OfferSource] = None, **kw) -> None:
         super().__init__(jid, **kw)
         self.aggregator = bare(aggregator)
+        self.source = source
+        self._take_offers(None)  # known before the clock runs: they are the prosumer's first work
+
+    def _take_offers(self, now: Optional[int]) -> None:
+        """New offers from the source; an id already held is not taken again (a restarted agent
+        finds its offers in the ledger and its source offering them once more)."""
+        if self.source is None:
+            return
+        offers = self.ledger[PROSUMER_OFFERS]
+        for release, fo in self.source.offers(now):
+            if fo.id not in offers:
+                offers.put(fo.id, ProsumerOffer(replace(fo, state=State.INITIAL), release))
 
     # -- inputs from the shell -------------------------------------------------------------
     def add_offer(self, offer: FlexOffer, release: int, now: int) -> list[Effect]:
         """Register an offer to send at ``release`` (epoch seconds); an existing id is updated."""
-        old: Optional[ProsumerOffer] = self.ledger.get("offers", offer.id)
+        offers = self.ledger[PROSUMER_OFFERS]
+        old = offers.get(offer.id)
         if old is None:
-            self.ledger.put("offers", offer.id, ProsumerOffer(replace(offer, state=State.INITIAL), release))
+            offers.put(offer.id, ProsumerOffer(replace(offer, state=State.INITIAL), release))
             return self.on_tick(now)
         if old.state in (State.INITIAL,):
-            self.ledger.put("offers", offer.id, replace(old, offer=offer, release=release))
+            offers.put(offer.id, replace(old, offer=offer, release=release))
             return self.on_tick(now)
         # an update of an offer the aggregator already has: same id, next version
         try:
@@ -68,18 +90,18 @@ class ProsumerEngine(Engine):
                 "acceptance_before", "assignment_before")})
         except FlexOfferError as exc:
             return [Note("update-refused", {"offer": offer.id, "why": exc.reason})]
-        self.ledger.put("offers", offer.id, replace(old, offer=revised, reason=None, sent_at=now))
+        offers.put(offer.id, replace(old, offer=revised, reason=None, sent_at=now))
         return self.send_reliable(self.aggregator, OfferMessage("update", offer.id, revised), now)
 
     def withdraw(self, offer_id: str, now: int) -> list[Effect]:
-        rec: Optional[ProsumerOffer] = self.ledger.get("offers", offer_id)
+        rec = self.ledger[PROSUMER_OFFERS].get(offer_id)
         if rec is None:
             return [Note("unknown-offer", {"offer": offer_id})]
         try:
             offer = rec.offer.with_state(State.WITHDRAWN)
         except FlexOfferError as exc:
             return [Note("withdraw-refused", {"offer": offer_id, "why": exc.reason})]
-        self.ledger.put("offers", offer_id, replace(rec, offer=offer))
+        self.ledger[PROSUMER_OFFERS].put(offer_id, replace(rec, offer=offer))
         if rec.state is State.INITIAL:
             return []
         return self.send_reliable(self.aggregator, OfferMessage("delete", offer_id, version=offer.version), now)
@@ -89,7 +111,7 @@ class ProsumerEngine(Engine):
 
         ``start`` is an interval at the offer's resolution, ``energy`` kWh per interval.
         """
-        rec: Optional[ProsumerOffer] = self.ledger.get("offers", offer_id)
+        rec = self.ledger[PROSUMER_OFFERS].get(offer_id)
         if rec is None or rec.schedule is None:
             return [Note("unknown-execution", {"offer": offer_id})]
         try:
@@ -98,38 +120,39 @@ class ProsumerEngine(Engine):
             return [Note("execution-refused", {"offer": offer_id, "why": exc.reason})]
         mid = f"m-{offer_id}-{rec.schedule.update_id}"
         msg = Measurement(mid, offer_id, start, tuple(energy), rec.offer.resolution)
-        self.ledger.put("offers", offer_id, replace(rec, offer=offer, measurement_id=mid))
+        self.ledger[PROSUMER_OFFERS].put(offer_id, replace(rec, offer=offer, measurement_id=mid))
         return [Note("executed", {"offer": offer_id, "kWh": round(sum(energy), 6)}),
                 *self.send_reliable(self.aggregator, msg, now)]
 
     # -- engine hooks ----------------------------------------------------------------------
     def on_tick(self, now: int) -> list[Effect]:
+        self._take_offers(now)
         out: list[Effect] = []
-        for rec in self.ledger.values("offers"):
+        offers = self.ledger[PROSUMER_OFFERS]
+        for rec in offers.values():
             if rec.state is State.INITIAL and rec.release <= now:
                 offer = rec.offer.with_state(State.OFFERED)
-                self.ledger.put("offers", offer.id, replace(rec, offer=offer, sent_at=now))
+                offers.put(offer.id, replace(rec, offer=offer, sent_at=now))
                 out += self.send_reliable(self.aggregator, OfferMessage("insert", offer.id, offer), now)
         return out
 
     def on_next_due(self, now: int) -> Optional[int]:
-        releases = [rec.release for rec in self.ledger.values("offers") if rec.state is State.INITIAL]
-        return min(releases) if releases else None
+        """The first release of an offer not yet sent, and when the source has new offers."""
+        times = [rec.release for rec in self.ledger[PROSUMER_OFFERS].values() if rec.state is State.INITIAL]
+        upcoming = self.source.next_due(now) if self.source is not None else None
+        if upcoming is not None:
+            times.append(upcoming)
+        return min(times) if times else None
 
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
         if sender != self.aggregator:
             return f"{sender} is not this prosumer's aggregator"
         return None
 
-    def on_message(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
-        if isinstance(msg, AssignmentMessage):
-            return self._assignment(msg.schedule, now)
-        if isinstance(msg, Bill):
-            return self._bill(msg)
-        return [], f"a prosumer does not take {type(msg).__name__} messages"
-
-    def _assignment(self, schedule: Schedule, now: int) -> tuple[list[Effect], Optional[str]]:
-        rec: Optional[ProsumerOffer] = self.ledger.get("offers", schedule.offer_id)
+    @handles(AssignmentMessage)
+    def _assignment(self, sender: str, msg: AssignmentMessage, now: int) -> tuple[list[Effect], Optional[str]]:
+        schedule = msg.schedule
+        rec = self.ledger[PROSUMER_OFFERS].get(schedule.offer_id)
         if rec is None:
             return [], f"unknown offer {schedule.offer_id}"
         if rec.schedule is not None and schedule.update_id <= rec.schedule.update_id:
@@ -141,8 +164,26 @@ class ProsumerEngine(Engine):
             offer = rec.offer.with_state(State.ASSIGNED)
         except FlexOfferError as exc:
             return [], exc.reason
-        self.ledger.put("offers", offer.id, replace(rec, offer=offer, schedule=schedule))
+        self.ledger[PROSUMER_OFFERS].put(offer.id, replace(rec, offer=offer, schedule=schedule))
         return [Execute(offer, schedule), Note("assigned", {"offer": offer.id, "schedule": schedule.schedule_id})], None
+
+    @handles(OfferRejection)
+    def _rejection(self, sender: str, msg: OfferRejection, now: int) -> tuple[list[Effect], Optional[str]]:
+        """The aggregator takes back an acceptance (the offer could not be assigned in time)."""
+        offers = self.ledger[PROSUMER_OFFERS]
+        rec = offers.get(msg.offer_id)
+        if rec is None:
+            return [], f"unknown offer {msg.offer_id}"
+        if rec.offer.version != msg.version:
+            return [], f"version {msg.version} is not the current version {rec.offer.version}"
+        if rec.state is State.REJECTED:
+            return [], None  # already rejected (an earlier rejection, told again): nothing changes
+        try:
+            offer = rec.offer.with_state(State.REJECTED)
+        except FlexOfferError as exc:
+            return [], exc.reason
+        offers.put(offer.id, replace(rec, offer=offer, reason=msg.reason))
+        return [Note("offer-rejected", {"offer": offer.id, "reason": msg.reason})], None
 
     @staticmethod
     def window_offer(rec: ProsumerOffer) -> FlexOffer:
@@ -158,33 +199,35 @@ class ProsumerEngine(Engine):
         first, last = rec.sent_at // res, rec.answered_at // res
         return replace(fo.resolve(first), start_before=fo.resolve(last).latest_start())
 
-    def _bill(self, bill: Bill) -> tuple[list[Effect], Optional[str]]:
-        self.ledger.put("bills", bill.bill_id, bill)
+    @handles(Bill)
+    def _bill(self, sender: str, bill: Bill, now: int) -> tuple[list[Effect], Optional[str]]:
+        self.ledger[PROSUMER_BILLS].put(bill.bill_id, bill)
+        offers = self.ledger[PROSUMER_OFFERS]
         for line in bill.lines:
-            rec = self.ledger.get("offers", line.offer_id) if line.offer_id else None
+            rec = offers.get(line.offer_id) if line.offer_id else None
             if rec is not None and rec.state is State.ASSIGNED:
                 # billed before our measurement reached the aggregator; it is still on its way
                 # (a correction bill follows), so the offer is executed as far as billing goes
                 rec = replace(rec, offer=rec.offer.with_state(State.EXECUTED))
             if rec is not None and rec.state is State.EXECUTED:
-                self.ledger.put("offers", rec.offer.id, replace(rec, offer=rec.offer.with_state(State.SETTLED), bill_id=bill.bill_id))
+                offers.put(rec.offer.id, replace(rec, offer=rec.offer.with_state(State.SETTLED), bill_id=bill.bill_id))
         return [Note("bill", {"bill": bill.bill_id, "total_cents": bill.total_cents})], None
 
     def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
-        if ack.kind != "flexoffer" or not isinstance(msg, OfferMessage) or msg.op == "delete":
+        if ack.kind != OfferMessage.ack or not isinstance(msg, OfferMessage) or msg.op == "delete":
             return []
-        rec: Optional[ProsumerOffer] = self.ledger.get("offers", ack.ref)
+        offers = self.ledger[PROSUMER_OFFERS]
+        rec = offers.get(ack.ref)
         if rec is None or rec.offer.version != ack.version or rec.state is not State.OFFERED:
             return []
         new_state = State.ACCEPTED if ack.accepted else State.REJECTED
-        self.ledger.put("offers", ack.ref, replace(rec, offer=rec.offer.with_state(new_state), reason=ack.reason,
-                                                   answered_at=now))
+        offers.put(ack.ref, replace(rec, offer=rec.offer.with_state(new_state), reason=ack.reason, answered_at=now))
         return [Note("offer-" + new_state.value, {"offer": ack.ref, "reason": ack.reason})]
 
     # -- reporting -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for rec in self.ledger.values("offers"):
+        for rec in self.ledger[PROSUMER_OFFERS].values():
             out[rec.state.value] = out.get(rec.state.value, 0) + 1
         return out
 

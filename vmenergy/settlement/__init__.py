@@ -27,6 +27,7 @@ from .contracts import (
     Reward,
     Tolerance,
     contracts_to_json,
+    default_contract,
     parse_contracts,
 )
 from .errors import SettlementError
@@ -52,6 +53,7 @@ __all__ = [
     "Pricing",
     "Penalty",
     "parse_contracts",
+    "default_contract",
     "contracts_to_json",
     "MeterData",
     "MeterFlag",

@@ -44,6 +44,7 @@ __all__ = [
     "Contract",
     "parse_contracts",
     "contracts_to_json",
+    "default_contract",
 ]
 
 MODES = ("delegated", "direct")
@@ -440,3 +441,17 @@ def _no_constant(name: str) -> float:
 def contracts_to_json(contracts: Sequence[Contract], *, indent: Optional[int] = 2) -> str:
     """JSON text of ``contracts`` in the form :func:`parse_contracts` reads."""
     return json.dumps({"contracts": [c.to_dict() for c in contracts]}, indent=indent)
+
+
+def default_contract(aggregator: str, spec: Optional[Mapping] = None) -> Contract:
+    """The prosumer contract an aggregator applies: ``spec`` is a contract table as in
+    docs/settlement.md (TOML/JSON), completed with the aggregator's id; without one, a delegated
+    contract paying for energy flexibility and activations with a 10 % tolerance band."""
+    if spec:
+        return Contract.from_dict({"id": "default", "mode": "delegated", **dict(spec), "aggregator": aggregator})
+    return Contract.from_dict({
+        "id": "default", "mode": "delegated", "aggregator": aggregator,
+        "reward": {"per_kwh_energy_flexibility": 0.02, "per_activation": 0.10, "revenue_share": 0.5},
+        "tolerance": {"relative": 0.10, "absolute_kwh": 0.01},
+        "penalty": {"per_kwh": 0.05},
+    })

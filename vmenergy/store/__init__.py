@@ -1,6 +1,6 @@
 """Persistence of agent state (SQLite by default; the SQL is plain enough for PostgreSQL)."""
 
-from .codec import decode, encode, register_record
+from .codec import decode, encode
 from .sqlite import Store, read_ledger
 
-__all__ = ["Store", "read_ledger", "encode", "decode", "register_record"]
+__all__ = ["Store", "read_ledger", "encode", "decode"]

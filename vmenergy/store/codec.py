@@ -2,7 +2,8 @@
 
 Offers and schedules use their JSON wire form and protocol messages their XML wire form, both of
 which round-trip exactly; record dataclasses are encoded field by field under their class name.
-A record class must be registered so that decoding never instantiates arbitrary types.
+Decoding never instantiates arbitrary types: the record types are those the engines declare in
+their ledger tables (``Engine.tables``), read from the engine classes below.
 """
 
 from __future__ import annotations
@@ -12,56 +13,47 @@ import json
 from typing import Any
 
 from vmenergy.flexoffer import FlexOffer, Schedule
+from vmenergy.protocol.aggregator import AggregatorEngine
+from vmenergy.protocol.engine import Engine
+from vmenergy.protocol.market import MarketEngine
+from vmenergy.protocol.messages import Message
+from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.wire.json import offer_from_dict, offer_to_dict, schedule_from_dict
+from vmenergy.wire.messages import parse_message, to_xml
 
-__all__ = ["encode", "decode", "dumps", "loads", "register_record"]
+__all__ = ["ENGINES", "RECORDS", "encode", "decode", "dumps", "loads"]
 
-_RECORDS: dict[str, type] = {}
-
-
-def register_record(cls: type) -> type:
-    """Allow ``cls`` (a dataclass) in the store; usable as a decorator."""
-    _RECORDS[cls.__name__] = cls
-    return cls
-
-
-def _ensure_registered() -> None:
-    """The engines' record types (core code cannot import the store to register itself)."""
-    if _RECORDS:
-        return
-    from vmenergy.protocol import engine, prosumer
-
-    for cls in (engine.OutboxEntry, prosumer.ProsumerOffer):
-        register_record(cls)
-    import importlib
-
-    for name in ("aggregator", "market"):
-        try:
-            module = importlib.import_module(f"vmenergy.protocol.{name}")
-        except ImportError:  # pragma: no cover - an engine missing from a partial install
-            continue
-        for cls in getattr(module, "RECORDS", ()):
-            register_record(cls)
+#: The engines whose ledgers are stored.
+ENGINES: tuple[type[Engine], ...] = (ProsumerEngine, AggregatorEngine, MarketEngine)
 
 
-def _message_types() -> tuple[type, ...]:
-    from vmenergy.protocol import messages as m
+def record_types(engines: tuple[type[Engine], ...] = ENGINES) -> dict[str, type]:
+    """Record dataclasses by class name: the values of the engines' tables (messages aside,
+    which travel in their wire form)."""
+    out: dict[str, type] = {}
+    for engine in engines:
+        for table in engine.tables:
+            cls = table.record
+            if dataclasses.is_dataclass(cls) and not issubclass(cls, Message):
+                other = out.setdefault(cls.__name__, cls)
+                if other is not cls:  # two records of one name would decode as each other
+                    raise TypeError(f"two ledger record types are called {cls.__name__}: "
+                                    f"{other.__module__} and {cls.__module__}")
+    return out
 
-    return (m.OfferMessage, m.Ack, m.AssignmentMessage, m.Measurement, m.Bill, m.Registration,
-            m.MarketSessionNotice, m.Bid, m.Clearing, m.Reservation, m.Activation)
+
+#: Record types the store may decode, by class name.
+RECORDS: dict[str, type] = record_types()
 
 
 def encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, FlexOffer):
-        from vmenergy.wire.json import offer_to_dict
-
         return {"$": "FlexOffer", "v": offer_to_dict(value)}
     if isinstance(value, Schedule):
         return {"$": "Schedule", "v": {**value.to_dict(), "resolution": value.resolution}}
-    if isinstance(value, _message_types()):
-        from vmenergy.wire.messages import to_xml
-
+    if isinstance(value, Message):
         return {"$": "msg", "v": to_xml(value)}
     if isinstance(value, tuple):
         return {"$": "tuple", "v": [encode(v) for v in value]}
@@ -69,11 +61,10 @@ def encode(value: Any) -> Any:
         return [encode(v) for v in value]
     if isinstance(value, dict):
         return {"$": "dict", "v": [[encode(k), encode(v)] for k, v in value.items()]}
-    _ensure_registered()
-    if dataclasses.is_dataclass(value) and type(value).__name__ in _RECORDS:
+    if dataclasses.is_dataclass(value) and RECORDS.get(type(value).__name__) is type(value):
         return {"$": type(value).__name__,
                 "v": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
-    raise TypeError(f"cannot store a {type(value).__name__}; register it with register_record")
+    raise TypeError(f"cannot store a {type(value).__name__}: not a record type of an engine's ledger tables")
 
 
 def decode(data: Any) -> Any:
@@ -83,23 +74,16 @@ def decode(data: Any) -> Any:
         return [decode(v) for v in data]
     tag, v = data["$"], data["v"]
     if tag == "FlexOffer":
-        from vmenergy.wire.json import offer_from_dict
-
         return offer_from_dict(v)
     if tag == "Schedule":
-        from vmenergy.wire.json import schedule_from_dict
-
         return schedule_from_dict(v)
     if tag == "msg":
-        from vmenergy.wire.messages import parse_message
-
         return parse_message(v)
     if tag == "tuple":
         return tuple(decode(x) for x in v)
     if tag == "dict":
         return {decode(k): decode(x) for k, x in v}
-    _ensure_registered()
-    cls = _RECORDS.get(tag)
+    cls = RECORDS.get(tag)
     if cls is None:
         raise ValueError(f"unknown record type {tag!r} in the store")
     return cls(**{k: decode(x) for k, x in v.items()})

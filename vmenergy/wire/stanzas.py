@@ -8,8 +8,16 @@ between them and the model. Attribute names are the JSON field names in kebab-ca
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Iterator, Mapping
+
 from slixmpp import Message
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
+
+from vmenergy.protocol.messages import message_type, message_types
 
 __all__ = [
     "NS",
@@ -24,6 +32,13 @@ __all__ = [
     "FlexOfferElement",
     "AssignmentElement",
     "register_message_plugins",
+    "MESSAGE_ELEMENTS",
+    "STANZA_CLASSES",
+    "FlatField",
+    "flat_fields",
+    "flat_stanza",
+    "stanza_class",
+    "register_protocol_plugins",
 ]
 
 NS = "urn:vmenergy:flexoffer:1"
@@ -256,13 +271,101 @@ register_stanza_plugin(BillElement, BillLineElement, iterable=True)
 register_stanza_plugin(BidElement, FlexOfferElement)
 register_stanza_plugin(ClearingElement, AssignmentElement)
 
-#: Every element that may ride on a ``<message/>``, by local name.
-MESSAGE_ELEMENTS = {
+#: The stanza classes written by hand, by element. A message type without one here travels as a
+#: flat element derived from its fields (:func:`flat_stanza`).
+STANZA_CLASSES: dict[str, type[ElementBase]] = {
     cls.name: cls
     for cls in (FlexOfferElement, AckElement, AssignmentElement, MeasurementElement, BillElement,
                 RegistrationElement, MarketSessionElement, BidElement, ClearingElement, ReservationElement,
                 ActivationElement)
 }
+
+#: Scalar field types a flat element carries as attributes, with the attribute's text kind.
+FLAT_KINDS = {str: "s", int: "i", float: "f"}
+
+
+@dataclass(frozen=True)
+class FlatField:
+    """One field of a message type as an attribute of its flat element."""
+
+    name: str  # the dataclass field
+    attribute: str  # the XML attribute: the field name in kebab-case
+    kind: str  # "s" | "i" | "f"
+    required: bool  # no default: a missing attribute is an error
+    optional: bool  # may be None (then the attribute is left out)
+
+
+def flat_fields(message_type: type) -> tuple[FlatField, ...]:
+    """The attributes of ``message_type``'s flat element, from its dataclass fields.
+
+    Only scalar fields (``str``, ``int``, ``float``, optionally ``Optional``) can be carried this
+    way; anything else raises TypeError naming the field, so a message type that needs children
+    or times on the wire gets a hand-written codec instead of a silently wrong one."""
+    cached = _FLAT_FIELDS.get(message_type)
+    if cached is not None:
+        return cached
+    if not dataclasses.is_dataclass(message_type):
+        raise TypeError(f"{message_type.__name__} is not a dataclass; a flat element needs its fields")
+    hints = typing.get_type_hints(message_type)
+    out = []
+    for f in dataclasses.fields(message_type):
+        tp, optional = hints[f.name], False
+        args = typing.get_args(tp)
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:
+            tp, optional = next(a for a in args if a is not type(None)), True
+        if tp not in FLAT_KINDS:
+            raise TypeError(f"{message_type.__name__}.{f.name}: a {tp!r} cannot travel as an XML attribute; "
+                            "give the type a hand-written codec in vmenergy/wire/messages.py")
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        out.append(FlatField(f.name, f.name.replace("_", "-"), FLAT_KINDS[tp], required, optional))
+    result = _FLAT_FIELDS[message_type] = tuple(out)
+    return result
+
+
+_FLAT_FIELDS: dict[type, tuple[FlatField, ...]] = {}
+_FLAT_STANZAS: dict[type, type[ElementBase]] = {}
+
+
+def flat_stanza(message_type: type) -> type[ElementBase]:
+    """The stanza class of a message type without a hand-written one: its element name, and one
+    attribute per field (``msg['vme_rejection']`` on a slixmpp message)."""
+    cls = _FLAT_STANZAS.get(message_type)
+    if cls is None:
+        element = message_type.element  # type: ignore[attr-defined]
+        cls = type(f"{message_type.__name__}Element", (ElementBase,), {
+            "__doc__": f"``<{element}>``: the flat element of {message_type.__name__}.",
+            "name": element, "namespace": NS, "plugin_attrib": "vme_" + element.replace("-", "_"),
+            "interfaces": {f.attribute for f in flat_fields(message_type)},
+        })
+        _FLAT_STANZAS[message_type] = cls
+    return cls
+
+
+def stanza_class(message_type: type) -> type[ElementBase]:
+    """The stanza class ``message_type`` travels as (hand-written, or derived from its fields)."""
+    return STANZA_CLASSES.get(message_type.element) or flat_stanza(message_type)  # type: ignore[attr-defined]
+
+
+class _MessageElements(Mapping[str, type[ElementBase]]):
+    """element -> stanza class for every registered message type (a live view: a type defined
+    after this module was imported is included)."""
+
+    def __getitem__(self, element: str) -> type[ElementBase]:
+        t = message_type(element)
+        if t is None:
+            raise KeyError(element)
+        return stanza_class(t)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([t.element for t in message_types()])
+
+    def __len__(self) -> int:
+        return len(message_types())
+
+
+#: Every element that may ride on a ``<message/>``, by local name (derived from the registry of
+#: message types in :mod:`vmenergy.protocol.messages`).
+MESSAGE_ELEMENTS: Mapping[str, type[ElementBase]] = _MessageElements()
 
 
 def register_protocol_plugins() -> None:

@@ -15,13 +15,12 @@ from typing import Mapping, Optional
 
 from vmenergy.flexoffer import Schedule
 from vmenergy.protocol.aggregator import AggOffer, AggregateRecord
-from vmenergy.protocol.billing import default_contract
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
 from vmenergy.protocol.messages import Bill
 from vmenergy.protocol.prosumer import ProsumerOffer
 from vmenergy.runtime.scenario import Plan
-from vmenergy.settlement import Contract
+from vmenergy.settlement import Contract, default_contract
 from vmenergy.store import read_ledger
 
 __all__ = ["ProsumerData", "AggregatorData", "MarketData", "RunData", "collect", "run_data", "part_timings",

@@ -39,7 +39,8 @@ def check_aggregator(settings: dict, at: KeyPath, problems: Problems, jid: str) 
     """The ``AggregatorConfig`` of an aggregator table whose keys were checked, or None."""
     from vmenergy.aggregation import AggregationParams
     from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine, objective_from
-    from vmenergy.protocol.billing import default_contract
+    from vmenergy.agents.plugins import aggregator_strategies
+    from vmenergy.settlement import default_contract
 
     def make(kw: dict) -> Any:
         if isinstance(kw.get("enrolment"), list):
@@ -51,14 +52,17 @@ def check_aggregator(settings: dict, at: KeyPath, problems: Problems, jid: str) 
     if config is None:
         return None
     # the pieces the aggregator engine builds from its config, each checked under its own key ...
-    params = check_keys(AggregationParams, config.aggregation, at + ("aggregation",), problems)
-    build_all(at + ("aggregation",), lambda kw: AggregationParams(**kw), params, problems, strip="params")
+    if "class" not in config.aggregation:  # else a user's aggregation class takes these as its options
+        params = check_keys(AggregationParams, config.aggregation, at + ("aggregation",), problems)
+        build_all(at + ("aggregation",), lambda kw: AggregationParams(**kw), params, problems, strip="params")
     build_all(at + ("contract",), lambda kw: default_contract(jid, kw), config.contract, problems)
     build_all(at + ("objective",), objective_from, config.objective, problems, strip="objective")
     if len(problems.errors) > errors:
         return None
-    # ... and the engine itself, for whatever else it checks when an agent starts
-    made = build_all(at, lambda _: AggregatorEngine(jid, config), {}, problems)
+    # ... and the engine itself, with the user's strategy classes the table names (imported, as
+    # the agent will), for whatever else it checks when an agent starts
+    made = build_all(at, lambda _: AggregatorEngine(jid, config, strategies=aggregator_strategies(config, jid)),
+                     {}, problems)
     return None if made is None else config
 
 

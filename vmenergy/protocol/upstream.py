@@ -1,0 +1,306 @@
+"""Where an aggregator's aggregates go: one strategy per upstream, behind one interface.
+
+- :class:`PlanUpstream` (``plan``): the aggregator schedules its aggregates itself.
+- :class:`MarketUpstream` (``market``): it registers with a market, bids each aggregate in the
+  open session that can deliver it, and assigns the cleared schedules.
+- :class:`ParentUpstream` (``parent``): it offers its aggregates to a parent aggregator as
+  flex-offers (acting as a prosumer upward, so trees of any depth work).
+
+Whatever goes wrong upstream (a bid rejected or not cleared, a parent refusing an aggregate)
+falls back to the aggregator's own plan, so every accepted offer is assigned. A strategy works
+on the aggregator through :class:`Portfolio` (aggregate ids, offers and schedules), so it never
+touches the aggregator's records itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import ClassVar, Optional, Protocol, Sequence
+
+from vmenergy.flexoffer import FlexOffer, Schedule
+
+from .engine import META, Effect, Note, Table
+from .ledger import Ledger
+from .messages import (
+    Ack,
+    AssignmentMessage,
+    Bid,
+    Bill,
+    Clearing,
+    MarketSessionNotice,
+    Message,
+    OfferMessage,
+    Registration,
+)
+from .strategies import Bidding
+
+__all__ = ["MARKET_NOTICES", "Portfolio", "Selection", "Upstream", "PlanUpstream", "MarketUpstream",
+           "ParentUpstream", "UPSTREAM_CLASSES", "make_upstream", "fits_session"]
+
+#: The market sessions an aggregator has been told of by its market, by session id.
+MARKET_NOTICES: Table[MarketSessionNotice] = Table("sessions", MarketSessionNotice)
+
+
+class Portfolio(Protocol):
+    """The aggregator engine as an upstream strategy sees it."""
+
+    jid: str
+    ledger: Ledger
+
+    def send_reliable(self, to: str, msg: Message, now: int) -> list[Effect]: ...
+
+    def aggregate_offer(self, aggregate_id: str) -> Optional[FlexOffer]:
+        """The aggregate as it went upstream, or None if there is no such aggregate."""
+
+    def mark_aggregate(self, aggregate_id: str, status: str, *, revenue_cents: Optional[int] = None) -> None:
+        """Record where an aggregate stands ("bidding", "offered", "scheduled") and what it earned."""
+
+    def plan_aggregates(self, aggregate_ids: Sequence[str], now: int) -> list[Effect]:
+        """Schedule these aggregates with the aggregator's own planning and assign their members."""
+
+    def plan_offers(self, offer_ids: Sequence[str], now: int) -> list[Effect]:
+        """Aggregate these accepted offers and plan them at once (too late to go upstream)."""
+
+    def assign_aggregate(self, aggregate_id: str, schedule: Schedule, now: int) -> list[Effect]:
+        """Split an aggregate's schedule among its members and send them their assignments."""
+
+    def fall_back(self, aggregate_id: str, now: int, why: str) -> list[Effect]:
+        """Plan an aggregate with the aggregator's own planning after upstream did not take it."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one round does with the pending offers: ``upstream`` go into new aggregates sent
+    upstream (in ``session`` for a market), ``plan_now`` are planned by the aggregator at once,
+    the rest wait for a later round; ``notes`` say why, for the log."""
+
+    upstream: tuple[str, ...]
+    plan_now: tuple[str, ...] = ()
+    session: Optional[MarketSessionNotice] = None
+    notes: tuple[Note, ...] = ()
+
+
+class Upstream(ABC):
+    """The upstream side of an aggregator: what it does with new aggregates, and with the
+    messages, notices and acks that come back from ``jid`` (its market or parent)."""
+
+    mode: ClassVar[str]
+
+    def __init__(self, jid: Optional[str]) -> None:
+        self.jid = jid
+
+    def on_tick(self, p: Portfolio, now: int) -> list[Effect]:
+        """Timed work of the upstream side (before the round)."""
+        return []
+
+    def next_due(self, p: Portfolio, now: int) -> Optional[int]:
+        """When :meth:`on_tick` next has work (None: only a message can give it work)."""
+        return None
+
+    def select(self, p: Portfolio, pending: Sequence[FlexOffer], now: int) -> Selection:
+        """Which pending (accepted, not yet aggregated) offers this round sends upstream."""
+        return Selection(tuple(fo.id for fo in pending))
+
+    @abstractmethod
+    def dispatch(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]], selection: Selection,
+                 now: int) -> list[Effect]:
+        """Send the round's new aggregates (id, offer) upstream, or plan them."""
+
+    def authorize(self, sender: str, msg: Message) -> Optional[str]:
+        """None if ``sender`` may send ``msg`` as this aggregator's upstream, else the reason."""
+        if isinstance(msg, Bill):
+            return None if sender == self.jid else f"{sender} is not this aggregator's parent or market"
+        if isinstance(msg, AssignmentMessage):
+            return f"{sender} is not this aggregator's parent"
+        if isinstance(msg, Clearing):
+            return f"{sender} is not this aggregator's market"
+        return None
+
+    def on_message(self, p: Portfolio, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        """An authorised message from upstream: effects and None (accepted) or a rejection reason."""
+        return [], f"an aggregator with upstream {self.mode} does not take {type(msg).__name__} messages"
+
+    def on_notice(self, p: Portfolio, sender: str, msg: Message, now: int) -> Optional[list[Effect]]:
+        """A notice from upstream: effects, or None if it is not one this strategy follows."""
+        return None
+
+    def on_ack(self, p: Portfolio, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
+        """The answer to something this strategy sent upstream."""
+        return []
+
+
+class PlanUpstream(Upstream):
+    """No upstream: the aggregator plans its aggregates with its own planning strategy."""
+
+    mode = "plan"
+
+    def dispatch(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]], selection: Selection,
+                 now: int) -> list[Effect]:
+        return p.plan_aggregates([agg_id for agg_id, _ in aggregates], now)
+
+
+class MarketUpstream(Upstream):
+    """Bid aggregates on a market (registering once), priced by the ``bidding`` strategy.
+
+    A round bids what the earliest open session can deliver; an offer that does not fit it (or
+    any offer, when no session is open) waits for a later session, unless waiting would make it
+    too late (its latest start within ``lead`` plus two cycles), in which case the aggregator
+    plans it itself."""
+
+    mode = "market"
+
+    def __init__(self, jid: str, bidding: Bidding, *, lead: int, cycle: int) -> None:
+        super().__init__(jid)
+        self.bidding = bidding
+        self.lead = lead
+        self.cycle = cycle
+
+    def next_due(self, p: Portfolio, now: int) -> Optional[int]:
+        return None if p.ledger[META].get("registration_sent", False) else now
+
+    def on_tick(self, p: Portfolio, now: int) -> list[Effect]:
+        meta = p.ledger[META]
+        if meta.get("registration_sent", False):
+            return []
+        meta.put("registration_sent", True)
+        return p.send_reliable(self.jid, Registration("register", p.jid, "seller"), now)  # type: ignore[arg-type]
+
+    def open_session(self, p: Portfolio, now: int) -> Optional[MarketSessionNotice]:
+        """The open session with the earliest gate closure still ahead, if any."""
+        sessions = [s for s in p.ledger[MARKET_NOTICES].values() if s.state == "open" and s.gate_closure > now]
+        return min(sessions, key=lambda s: s.gate_closure) if sessions else None
+
+    def select(self, p: Portfolio, pending: Sequence[FlexOffer], now: int) -> Selection:
+        session = self.open_session(p, now)
+        fits, late = [], []
+        for fo in pending:
+            if session is not None and fits_session(fo, session):
+                fits.append(fo.id)
+            elif (fo.latest_start() or 0) * fo.resolution < now + self.lead + 2 * self.cycle:
+                late.append(fo.id)
+        notes = [Note("plan-without-market", {"offers": len(late)})] if late else []
+        if session is None and len(pending) > len(late):
+            notes.append(Note("waiting-for-market", {"offers": len(pending) - len(late)}))
+        return Selection(tuple(fits), tuple(late), session, tuple(notes))
+
+    def dispatch(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]], selection: Selection,
+                 now: int) -> list[Effect]:
+        session = selection.session
+        if session is None:  # select() never sends aggregates upstream without a session
+            raise ValueError("MarketUpstream.dispatch: the selection has no market session")
+        out: list[Effect] = []
+        for agg_id, offer in aggregates:
+            p.mark_aggregate(agg_id, "bidding")
+            priced = replace(offer, prices=self.bidding.prices(offer, session))
+            side = "buy" if priced.direction == "consumption" else "sell"
+            out += p.send_reliable(self.jid, Bid(f"bid-{agg_id}", session.session_id, side, offer=priced), now)  # type: ignore[arg-type]
+        return out
+
+    def authorize(self, sender: str, msg: Message) -> Optional[str]:
+        if isinstance(msg, Clearing):
+            return None if sender == self.jid else f"{sender} is not this aggregator's market"
+        return super().authorize(sender, msg)
+
+    def on_message(self, p: Portfolio, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        if not isinstance(msg, Clearing):
+            return super().on_message(p, sender, msg, now)
+        c = msg
+        agg_id = c.bid_id.removeprefix("bid-")
+        offer = p.aggregate_offer(agg_id)
+        if offer is None:
+            return [], f"unknown bid {c.bid_id}"
+        if c.status == "rejected" or c.schedule is None:
+            return p.fall_back(agg_id, now, f"not cleared: {c.reason or c.status}"), None
+        if offer.check(c.schedule):
+            return p.fall_back(agg_id, now, "cleared schedule infeasible"), None
+        # what the portfolio earned on the market: + for energy sold, - for energy bought
+        sold = sum(e for e in c.schedule.energy if e < 0)
+        bought = sum(e for e in c.schedule.energy if e > 0)
+        revenue = round((c.price or 0.0) * (-sold - bought) * 100)
+        p.mark_aggregate(agg_id, "scheduled", revenue_cents=revenue)
+        return [Note("cleared", {"bid": c.bid_id, "volume": c.volume, "price": c.price}),
+                *p.assign_aggregate(agg_id, c.schedule, now)], None
+
+    def on_notice(self, p: Portfolio, sender: str, msg: Message, now: int) -> Optional[list[Effect]]:
+        if isinstance(msg, MarketSessionNotice) and sender == self.jid:
+            p.ledger[MARKET_NOTICES].put(msg.session_id, msg)
+            return [Note("market-session", {"session": msg.session_id, "state": msg.state})]
+        return None
+
+    def on_ack(self, p: Portfolio, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
+        if ack.kind == Bid.ack and isinstance(msg, Bid) and not ack.accepted:
+            agg_id = msg.bid_id.removeprefix("bid-")
+            if p.aggregate_offer(agg_id) is not None:
+                return [Note("bid-rejected", {"bid": msg.bid_id, "reason": ack.reason}),
+                        *p.fall_back(agg_id, now, f"bid rejected: {ack.reason}")]
+        return []
+
+
+class ParentUpstream(Upstream):
+    """Offer aggregates to a parent aggregator and assign the schedules it sends back."""
+
+    mode = "parent"
+
+    def dispatch(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]], selection: Selection,
+                 now: int) -> list[Effect]:
+        out: list[Effect] = []
+        for agg_id, offer in aggregates:
+            p.mark_aggregate(agg_id, "offered")
+            out += p.send_reliable(self.jid, OfferMessage("insert", offer.id, offer), now)  # type: ignore[arg-type]
+        return out
+
+    def authorize(self, sender: str, msg: Message) -> Optional[str]:
+        if isinstance(msg, AssignmentMessage):
+            return None if sender == self.jid else f"{sender} is not this aggregator's parent"
+        return super().authorize(sender, msg)
+
+    def on_message(self, p: Portfolio, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        if not isinstance(msg, AssignmentMessage):
+            return super().on_message(p, sender, msg, now)
+        schedule = msg.schedule
+        offer = p.aggregate_offer(schedule.offer_id)
+        if offer is None:
+            return [], f"unknown aggregate {schedule.offer_id}"
+        violations = offer.check(schedule)
+        if violations:
+            return [], "infeasible: " + "; ".join(str(v) for v in violations)
+        p.mark_aggregate(schedule.offer_id, "scheduled")
+        return p.assign_aggregate(schedule.offer_id, schedule, now), None
+
+    def on_ack(self, p: Portfolio, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
+        if ack.kind == OfferMessage.ack and isinstance(msg, OfferMessage) and not ack.accepted:
+            if p.aggregate_offer(msg.offer_id) is not None:
+                return [Note("parent-rejected", {"aggregate": msg.offer_id, "reason": ack.reason}),
+                        *p.fall_back(msg.offer_id, now, f"parent rejected: {ack.reason}")]
+        return []
+
+
+#: The upstream strategy of each ``upstream`` config value.
+UPSTREAM_CLASSES: dict[str, type[Upstream]] = {c.mode: c for c in (PlanUpstream, MarketUpstream, ParentUpstream)}
+
+
+def make_upstream(mode: str, jid: Optional[str], *, bidding: Bidding, lead: int, cycle: int) -> Upstream:
+    """The upstream strategy of an aggregator whose config says ``upstream = mode``."""
+    if mode not in UPSTREAM_CLASSES:
+        raise ValueError(f"unknown upstream {mode!r} (one of {', '.join(UPSTREAM_CLASSES)})")
+    if mode == MarketUpstream.mode:
+        if jid is None:
+            raise ValueError("a market upstream needs the market's JID")
+        return MarketUpstream(jid, bidding, lead=lead, cycle=cycle)
+    return UPSTREAM_CLASSES[mode](jid)
+
+
+def fits_session(offer: FlexOffer, session: MarketSessionNotice) -> bool:
+    """Whether every schedule of ``offer`` can lie inside the session's delivery window."""
+    if offer.resolution != session.resolution:
+        return False
+    lo = offer.earliest_start()
+    hi = offer.latest_start()
+    if lo is None or hi is None:
+        return False
+    return any(
+        max(lo, offer.earliest_start(profile=j) or lo) >= session.delivery_start
+        and min(hi, offer.latest_start(profile=j) or hi) + p.duration <= session.delivery_end
+        for j, p in enumerate(offer.profiles)
+    )
