@@ -230,3 +230,15 @@ def test_no_start_before_now(solver):
     fo = offer("wm", [(2, 2)], (0, 3))
     r = schedule_offers([fo], Objective.cost([0.1, 0.2, 0.3, 0.4], start=0), now=2, solver=solver)
     assert r.schedules[0].start == 2
+
+
+def test_a_denormal_weight_does_not_make_the_milp_prove_a_worse_plan_optimal():
+    """Found by hypothesis: with over = 5e-324 HiGHS's cost scaling broke and it called the worse
+    of two starts optimal (1.0 against 0.5). Negligible coefficients are left out of the model."""
+    from vmenergy.flexoffer import FlexOffer, Profile, Slice
+
+    fo = FlexOffer(id="a", start_after=1994800, start_before=1994801, profiles=(Profile((Slice(1, -2.0, -2.0),)),))
+    obj = Objective.target([-1.0, -1.5], start=1994800, over=5e-324, under=1.0)
+    exact = schedule_offers([fo], obj, solver="milp", now=1994800, horizon=(1994800, 1994802), gap=1e-9,
+                            time_limit=5, warm_start=False)
+    assert exact.objective == pytest.approx(0.5) and exact.schedules[0].start == 1994801

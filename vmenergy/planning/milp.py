@@ -27,6 +27,9 @@ from .solver import SolverReport, run
 __all__ = ["plan_milp", "build_model", "Model"]
 
 
+#: Objective coefficients smaller than this are left out of the model (see build).
+NEGLIGIBLE = 1e-12
+
 @dataclass(eq=False)
 class Model:
     """The PuLP problem plus handles on its variables (for reading and warm-starting)."""
@@ -116,7 +119,9 @@ def build_model(problem: Problem, *, compact: bool = True) -> Model:
             prob.addConstraint(pulp.LpConstraint(expr(pairs + [(w, 1.0)]), pulp.LpConstraintGE, rhs=float(lo) - c))
             objective.append((w, pen))
         model.caps[(point, t)] = (v, w)
-    prob.setObjective(expr(objective))
+    # a coefficient far below the solver's tolerances is noise to it, and one that is denormal
+    # (5e-324) breaks its cost scaling (it then proved a worse plan "optimal"): drop them
+    prob.setObjective(expr([(v, c) for v, c in objective if abs(c) >= NEGLIGIBLE]))
     return model
 
 
