@@ -47,9 +47,9 @@ def one(tmp: Path, name: str, text: str) -> dict:
     wall = time.perf_counter() - t0
     start = parse_utc(re.search(r'^start = "(.*)"', text, re.M).group(1), "start")
     prog = result.progress
-    report = json.loads((tmp / name / "report.json").read_text())
-    return {"wall": wall, "sim_hours": (prog.sim_time - start) / 3600, "settled": report["offers"].get("settled", 0),
-            "offers": sum(report["offers"].values()), "outcome": result.outcome}
+    offers = json.loads((tmp / name / "summary.json").read_text())["offers"]["by_prosumers"]
+    return {"wall": wall, "sim_hours": (prog.sim_time - start) / 3600, "settled": offers.get("settled", 0),
+            "offers": sum(offers.values()), "outcome": result.outcome}
 
 
 def main(argv: list[str]) -> int:

@@ -69,6 +69,18 @@ def test_validate_reports_infeasible_schedule_against_its_offer(tmp_path):
     assert rc == 1 and "INFEASIBLE" in out and "energy[1]: 12 kWh is above the slice max 11 kWh" in out
 
 
+def test_validate_reads_json_lines_one_document_per_line_and_names_a_bad_line(tmp_path):
+    offer = json.loads((EXAMPLES / "ev-overnight.json").read_text())
+    schedule = json.loads((EXAMPLES / "ev-overnight-schedule.json").read_text())
+    f = tmp_path / "run.jsonl"
+    f.write_text(json.dumps(offer) + "\n\n" + json.dumps(schedule) + "\n")
+    rc, out = run("validate", str(f))
+    assert rc == 0 and f"(feasible for {offer['id']})" in out and "all 2 item(s)" in out
+    f.write_text(json.dumps(offer) + "\n" + json.dumps({**schedule, "energy": "lots"}) + "\n")
+    rc, out = run("validate", str(f))
+    assert rc == 1 and f"INVALID {f}: line 2" in out
+
+
 def test_validate_missing_file(tmp_path):
     rc, out = run("validate", str(tmp_path / "nope.json"))
     assert rc == 1 and "cannot read" in out

@@ -19,7 +19,8 @@ Item = Union[FlexOffer, Schedule]
 
 
 def load_file(path: Path) -> list[Item]:
-    """Offers/schedules in a JSON (object or array) or XML file; raises FlexOfferError."""
+    """Offers/schedules in a JSON (object or array), JSON Lines (``.jsonl``: one offer or schedule
+    per line, as a run folder's offers.jsonl) or XML file; raises FlexOfferError."""
     from vmenergy.wire import json as wjson
     from vmenergy.wire import xml as wxml
 
@@ -27,6 +28,16 @@ def load_file(path: Path) -> list[Item]:
         data = path.read_bytes()
     except OSError as exc:
         raise FlexOfferError("(file)", f"cannot read: {exc.strerror or exc}") from None
+    if path.suffix == ".jsonl":
+        # each line is a document of its own (and is size-checked as one)
+        items: list[Item] = []
+        for n, line in enumerate(data.split(b"\n"), 1):
+            if line.strip():
+                try:
+                    items += wjson.parse_any(line)
+                except FlexOfferError as exc:
+                    raise exc.within(f"line {n}") from None
+        return items
     if len(data) > wjson.MAX_DOCUMENT_BYTES:
         raise FlexOfferError("(document)", f"oversize document ({len(data)} bytes > {wjson.MAX_DOCUMENT_BYTES})")
     head = data.lstrip()[:1]
@@ -263,7 +274,10 @@ def run_outcome(result, say) -> int:
         say("stopped: the real-time limit (--timeout) came before the scenario's end")
     elif result.outcome == "interrupted":
         say("interrupted: the report shows what happened until then")
-    say(f"report: {result.report.resolve()}")
+    from vmenergy.runtime.report import format_summary, read_summary
+
+    say("")
+    say(format_summary(read_summary(result.report.parent), result.report.resolve()).rstrip("\n"))
     return {"done": 0, "until": EXIT_UNFINISHED, "timeout": EXIT_TIMEOUT}.get(result.outcome, EXIT_INTERRUPTED)
 
 
@@ -295,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vmenergy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check flex-offer and schedule files (JSON or XML)",
+    p = sub.add_parser("validate", help="check flex-offer and schedule files (JSON, JSON Lines or XML)",
                        description="Check each file; schedules are also checked for feasibility against offers "
                                    "given in the same call. Exit code 1 if anything is invalid.")
     p.add_argument("files", nargs="+", metavar="FILE")

@@ -35,8 +35,8 @@ def test_a_scenario_runs_on_a_standing_server_with_an_accounts_file(fresh_xmpp_s
     rc = main(["run", str(scenario), "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert rc == 0, out
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["offers"] == {"settled": 36}
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["offers"]["by_prosumers"] == {"settled": 36}
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert {a["jid"]: a["password"] for a in plan["agents"]} == {f"{a}@localhost": f"pw-{a}-s3cret" for a in AGENTS}
     assert plan["server"]["register_in_band"] is False

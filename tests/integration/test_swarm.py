@@ -6,12 +6,14 @@ reconciled. Also: the aggregators are killed mid-lifecycle and restarted, and th
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from tests.load import busy_cpus
+from vmenergy import cli
 from vmenergy.runtime.orchestrator import Swarm
 
 pytestmark = pytest.mark.integration
@@ -83,16 +85,24 @@ def server_dict(info) -> dict:
 
 
 def check_complete(report_dir: Path, n_offers: int) -> dict:
-    data = json.loads((report_dir / "report.json").read_text())
-    assert data["offers"] == {"settled": n_offers}, data["offers"]
-    assert data["assignments"] == n_offers
-    assert data["infeasible_assignments"] == []
-    assert data["measurements"] == n_offers
-    assert data["bills_received"] >= 40 and data["reconciled"]
+    data = json.loads((report_dir / "summary.json").read_text())
+    offers, recon = data["offers"], data["reconciled"]
+    assert offers["by_prosumers"] == {"settled": n_offers}, offers
+    assert offers["by_aggregators"] == {"settled": n_offers}, offers
+    assert recon["offers"]["ok"], recon["offers"]
+    assert offers["assigned"] == n_offers
+    assert recon["assignments_feasible"]["ok"], recon["assignments_feasible"]
+    assert offers["measured"] == n_offers
+    assert recon["bills"]["received"] >= 40 and recon["bills"]["ok"], recon["bills"]
+    assert data["outcome"]["finished"], data["outcome"]
     for a in data["aggregators"]:
-        assert a["pending_messages"] == 0
+        assert a["unanswered_messages"] == 0
         # every offer went through an aggregate, or was scheduled on its own (with the reason logged)
         assert a["members"] + a["scheduled_alone"] >= sum(a["offers"].values())
+    # anyone can re-check every final schedule against its offer from the run folder alone
+    out = io.StringIO()
+    assert cli.main(["validate", str(report_dir / "offers.jsonl"), str(report_dir / "schedules.jsonl")], out) == 0, \
+        out.getvalue()[-2000:]
     return data
 
 
@@ -114,7 +124,7 @@ def test_forty_prosumers_full_lifecycle(real_xmpp_server, tmp_path, upstream):
     swarm.report()
     data = check_complete(tmp_path / "run", 100)
     if upstream == "market":
-        (m,) = data["markets"]
+        (m,) = data["market"]["markets"]
         assert m["bids"] >= 2 and m["cleared"] >= 1
 
 

@@ -13,36 +13,41 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import numpy as np
 
-from vmenergy.settlement import Contract, MarketResult, MeterData, assignments_from_offers, settle
+from vmenergy.settlement import (
+    Contract,
+    MarketResult,
+    MeterData,
+    Settlement,
+    SettlementError,
+    assignments_from_offers,
+    settle,
+)
 
 from .messages import Bill, BillLine
 
 if TYPE_CHECKING:  # pragma: no cover
     from .aggregator import AggOffer, AggregateRecord
 
-__all__ = ["settle_offers", "correction_bill"]
+__all__ = ["settle_records", "settle_offers", "correction_bill"]
 
 
-def settle_offers(
+def settle_records(
     records: Sequence["AggOffer"],
     contract: Contract,
     *,
     aggregator: str,
-    first_bill: int,
     aggregates: Mapping[str, "AggregateRecord"],
-) -> tuple[list[tuple[str, Bill, list[str]]], dict]:
-    """Settle ``records`` (offers with a schedule) in one period.
-
-    Returns ``[(owner, bill, offer_ids)]`` and a summary for the log. Bills carry the settlement
-    lines (codes and amounts in cents, descriptions a person can check) plus one zero-amount line
-    per settled offer, so the prosumer knows which offers the bill closes.
-    """
+) -> Settlement:
+    """The :class:`Settlement` of ``records`` (offers with a schedule) over the span of their
+    schedules: the one computation behind the bills (:func:`settle_offers`) and the run report."""
+    if not records:
+        raise SettlementError("records", "nothing to settle (no offer with a schedule)")
     res = records[0].offer.resolution
     spans = []
     for r in records:
         s = r.schedule
         if s is None:
-            raise ValueError(f"settle_offers: offer {r.offer.id} has no schedule; only scheduled offers are settled")
+            raise ValueError(f"settle_records: offer {r.offer.id} has no schedule; only scheduled offers are settled")
         spans.append((s.start, s.start + r.offer.profiles[s.profile].duration))
     start = min(a for a, _ in spans)
     end = max(b for _, b in spans)
@@ -66,7 +71,26 @@ def settle_offers(
     schedules = [r.schedule for r in records]
     asg = assignments_from_offers(offers, schedules, meter, prosumer_of={r.offer.id: r.owner for r in records})
     market = _market_result(records, aggregates, aggregator, start, end)
-    result = settle(meter, asg, [contract], [0] * len(owners), market)
+    return settle(meter, asg, [contract], [0] * len(owners), market)
+
+
+def settle_offers(
+    records: Sequence["AggOffer"],
+    contract: Contract,
+    *,
+    aggregator: str,
+    first_bill: int,
+    aggregates: Mapping[str, "AggregateRecord"],
+) -> tuple[list[tuple[str, Bill, list[str]]], dict]:
+    """Settle ``records`` (offers with a schedule) in one period.
+
+    Returns ``[(owner, bill, offer_ids)]`` and a summary for the log. Bills carry the settlement
+    lines (codes and amounts in cents, descriptions a person can check) plus one zero-amount line
+    per settled offer, so the prosumer knows which offers the bill closes.
+    """
+    result = settle_records(records, contract, aggregator=aggregator, aggregates=aggregates)
+    res, start, end = result.resolution, result.period_start, result.period_end
+    owners = [str(o) for o in result.prosumers]
     bills: list[tuple[str, Bill, list[str]]] = []
     n = first_bill
     for i, owner in enumerate(owners):

@@ -169,6 +169,7 @@ class Swarm:
         self._coord: Optional[_CoordinatorThread] = None
         self._killed: set[str] = set()
         self.started_wall: Optional[float] = None
+        self.last_progress: Optional[Progress] = None
         self.expected_offers = 0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -302,6 +303,7 @@ class Swarm:
                     p.kill()
                     p.wait()
         if self._coord is not None:
+            self.last_progress = self.progress()  # what the report says about how the run ended
             self._coord.close()
             self._coord = None
         if self._own_server:
@@ -371,12 +373,31 @@ class Swarm:
                 return prog
             coord.wait_change(min(every, 1.0))
 
-    def report(self) -> Path:
+    def report(self, outcome=None) -> Path:
+        """The run folder's report; ``outcome`` (a :class:`vmenergy.runtime.report.Outcome`)
+        defaults to :meth:`outcome`."""
         from vmenergy.runtime.report import write_report
 
         if self.plan is None:
             raise RuntimeError("the swarm was not started")
-        return write_report(self.plan, self.run_dir)
+        return write_report(self.plan, self.run_dir, outcome if outcome is not None else self.outcome())
+
+    def outcome(self, stopped_by: Optional[str] = None):
+        """How the run ended, for the report: ``stopped_by`` as the caller saw it (done | until |
+        interrupted | timeout | error), by default the coordinator's last word (kept by :meth:`stop`)."""
+        from vmenergy.runtime.report import Outcome
+
+        assert self.plan is not None
+        prog = self.progress() if self._coord is not None else self.last_progress
+        if stopped_by is None:
+            stopped_by = "error" if prog is None else \
+                {"done": "done", "until": "until", "stopped": "interrupted"}.get(prog.finished or "") or \
+                ("done" if prog.done else "timeout")
+        detail = {"done": "every offer reached a final state", "until": "scenario time reached until",
+                  "interrupted": "interrupted", "timeout": "the real-time limit came first",
+                  "error": "scenario time never started"}[stopped_by]
+        timings = {"run_seconds": round(time.time() - self.started_wall, 3)} if self.started_wall else {}
+        return Outcome(stopped_by, int(prog.sim_time) if prog is not None else self.plan.start, detail, timings)
 
 
 def _write_private(path: Path, plan: Plan) -> None:
@@ -447,7 +468,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
                 pass
         swarm.view.close()
         swarm.stop()
-    report = swarm.report()
+    report = swarm.report(swarm.outcome(outcome))
     return RunResult(report, outcome, prog or Progress(0), round(time.time() - t0, 3))
 
 

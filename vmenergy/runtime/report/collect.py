@@ -1,0 +1,174 @@
+"""What the report reads: every agent's ledger, in a fixed order.
+
+Stores return records in insertion order, which depends on message timing; everything here is
+sorted by id (numbers inside ids compared as numbers, so ``agg-10`` follows ``agg-9``) so that two
+runs that ended in the same state give the same report byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+from vmenergy.flexoffer import Schedule
+from vmenergy.protocol.aggregator import AggOffer, AggregateRecord
+from vmenergy.protocol.engine import Ledger, bare
+from vmenergy.protocol.market import BidRecord, SessionRecord
+from vmenergy.protocol.messages import Bill
+from vmenergy.protocol.prosumer import ProsumerOffer
+from vmenergy.runtime.scenario import Plan
+from vmenergy.settlement import Contract, default_contract
+from vmenergy.store import read_ledger
+
+__all__ = ["ProsumerData", "AggregatorData", "MarketData", "RunData", "collect", "run_data", "part_timings",
+           "final_schedules", "prosumer_offers_held", "natural_key"]
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that compares the digit runs of ``text`` as numbers (``house2`` < ``house10``)."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text) if p)
+
+
+@dataclass(frozen=True)
+class ProsumerData:
+    jid: str
+    aggregator: str
+    planned: tuple[str, ...]  # ids of the offers the plan gives it
+    started: bool  # False: no store (the agent never ran)
+    offers: tuple[ProsumerOffer, ...]
+    bills: tuple[Bill, ...]
+
+
+@dataclass(frozen=True)
+class AggregatorData:
+    jid: str
+    upstream: str  # plan | market | parent
+    upstream_jid: Optional[str]
+    contract: Contract
+    started: bool
+    offers: tuple[AggOffer, ...]
+    aggregates: tuple[AggregateRecord, ...]
+    bills: tuple[tuple[str, Bill], ...]  # (addressee, bill) as sent
+    upstream_bills: tuple[Bill, ...]  # bills from its market or parent
+    unanswered: int  # messages still waiting for an acknowledgement
+
+
+@dataclass(frozen=True)
+class MarketData:
+    jid: str
+    started: bool
+    bill_after: int  # seconds after a session's delivery ends before it is billed
+    sessions: tuple[SessionRecord, ...]
+    bids: tuple[BidRecord, ...]
+    participants: tuple[str, ...]
+    unanswered: int
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run's agents as their ledgers left them (plus the plan's facts the report needs)."""
+
+    name: str
+    seed: int
+    start: int
+    until: int
+    clock_mode: str
+    roles: Mapping[str, str]  # bare JID -> role
+    prosumers: tuple[ProsumerData, ...]
+    aggregators: tuple[AggregatorData, ...]
+    markets: tuple[MarketData, ...]
+
+    @property
+    def resolution(self) -> int:
+        """The offers' resolution (seconds per interval; 900 when no offer was seen)."""
+        for p in self.prosumers:
+            for rec in p.offers:
+                return rec.offer.resolution
+        return 900
+
+    def role_of(self, jid: str) -> str:
+        return self.roles.get(bare(jid), "unknown")
+
+
+def _values(ledger: Optional[Ledger], table: str) -> list:
+    if ledger is None:
+        return []
+    return [v for _, v in sorted(ledger.table(table).items(), key=lambda kv: natural_key(kv[0]))]
+
+
+def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
+    """The run from ``ledgers`` (bare JID -> ledger, None or absent for an agent that never
+    started); used directly by tests that run the engines in memory."""
+    def ledger_of(jid: str) -> Optional[Ledger]:
+        return ledgers.get(bare(jid))
+
+    prosumers = []
+    for spec in sorted(plan.by_role("prosumer"), key=lambda s: natural_key(bare(s.jid))):
+        led = ledger_of(spec.jid)
+        prosumers.append(ProsumerData(
+            bare(spec.jid), bare(spec.config.get("aggregator", "")),
+            tuple(sorted((o["offer"]["id"] for o in spec.offers), key=natural_key)), led is not None,
+            tuple(_values(led, "offers")), tuple(_values(led, "bills"))))
+    aggregators = []
+    for spec in sorted(plan.by_role("aggregator"), key=lambda s: natural_key(bare(s.jid))):
+        led = ledger_of(spec.jid)
+        up_jid = spec.config.get("upstream_jid")
+        aggregators.append(AggregatorData(
+            bare(spec.jid), spec.config.get("upstream", "plan"), bare(up_jid) if up_jid else None,
+            default_contract(bare(spec.jid), spec.config.get("contract")), led is not None,
+            tuple(_values(led, "offers")), tuple(_values(led, "aggregates")),
+            tuple(sorted(_values(led, "bills"), key=lambda ob: natural_key(ob[1].bill_id))),
+            tuple(sorted(_values(led, "upstream_bills"), key=lambda b: natural_key(b.bill_id))),
+            0 if led is None else len(led.table("outbox"))))
+    markets = []
+    for spec in sorted(plan.by_role("market"), key=lambda s: natural_key(bare(s.jid))):
+        led = ledger_of(spec.jid)
+        markets.append(MarketData(
+            bare(spec.jid), led is not None, int(spec.config.get("bill_after", 3600)),
+            tuple(sorted(_values(led, "sessions"), key=lambda r: (r.opened, natural_key(r.notice.session_id)))),
+            tuple(_values(led, "bids")), tuple(sorted(led.table("participants"), key=natural_key) if led else ()),
+            0 if led is None else len(led.table("outbox"))))
+    return RunData(
+        name=plan.name, seed=plan.seed, start=plan.start, until=plan.until,
+        clock_mode=str(plan.clock.get("mode", "")), roles={bare(a.jid): a.role for a in plan.agents},
+        prosumers=tuple(prosumers), aggregators=tuple(aggregators), markets=tuple(markets))
+
+
+def collect(plan: Plan) -> RunData:
+    """The run as the agents' stores hold it (read-only; agents may still be writing)."""
+    return run_data(plan, {bare(a.jid): read_ledger(a.store) for a in plan.agents})
+
+
+def part_timings(run_dir: Path, plan: Plan) -> dict:
+    """Start-up figures each swarm process wrote (wall-clock: they go to timings.json only)."""
+    out = {}
+    for part in plan.parts:
+        f = Path(run_dir) / "parts" / f"{part}.json"
+        if f.exists():
+            d = json.loads(f.read_text())
+            out[part] = {k: d[k] for k in ("agents", "start_seconds", "per_agent_ms") if k in d}
+    return out
+
+
+def final_schedules(run: RunData) -> dict[str, Schedule]:
+    """Offer id -> the schedule that binds it: the one its prosumer accepted (and executed), or,
+    for a prosumer whose store is missing, the one its aggregator had confirmed."""
+    out: dict[str, Schedule] = {}
+    for a in run.aggregators:
+        for rec in a.offers:
+            if rec.schedule is not None and rec.schedule_confirmed and run.role_of(rec.owner) == "prosumer":
+                out[rec.offer.id] = rec.schedule
+    for p in run.prosumers:
+        for rec in p.offers:
+            if rec.schedule is not None:
+                out[rec.offer.id] = rec.schedule
+    return out
+
+
+def prosumer_offers_held(a: AggregatorData, run: RunData) -> list[AggOffer]:
+    """The offers an aggregator holds from prosumers (a parent's offers from child aggregators
+    are aggregates, counted with their child)."""
+    return [rec for rec in a.offers if run.role_of(rec.owner) == "prosumer"]

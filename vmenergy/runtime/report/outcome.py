@@ -1,0 +1,47 @@
+"""How a run ended, as the orchestrator tells the report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+__all__ = ["Outcome", "STOPPED_BY", "ReportError"]
+
+#: Why a run stopped: every offer reached a final state (``done``), scenario time reached
+#: ``until``, the user pressed Ctrl-C (``interrupted``), the real-time limit came first
+#: (``timeout``), or a part failed (``error``).
+STOPPED_BY = ("done", "until", "interrupted", "timeout", "error")
+
+
+class ReportError(ValueError):
+    """Bad input to the report; names the field."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``sim_end``: scenario time (epoch seconds) when the run stopped. ``timings``: wall-clock
+    figures (seconds; name -> number); they are kept out of summary.json, which must be the same
+    for every run of a scenario and seed, and written to timings.json."""
+
+    stopped_by: str
+    sim_end: int
+    detail: str = ""
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stopped_by not in STOPPED_BY:
+            raise ReportError("outcome.stopped_by", f"must be one of {', '.join(STOPPED_BY)} (got {self.stopped_by!r})")
+        if isinstance(self.sim_end, bool) or not isinstance(self.sim_end, int):
+            raise ReportError("outcome.sim_end", f"must be whole epoch seconds (got {self.sim_end!r})")
+        if not isinstance(self.detail, str):
+            raise ReportError("outcome.detail", "must be text")
+        for key, value in self.timings.items():
+            if not isinstance(key, str):
+                raise ReportError("outcome.timings", f"keys must be names (got {key!r})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ReportError(f"outcome.timings.{key}", f"must be a finite number of seconds (got {value!r})")
