@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from vmenergy.runtime.orchestrator import run_scenario
+from vmenergy.runtime.progress import view_for
 from vmenergy.runtime.report import format_summary, read_summary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +21,11 @@ DEMO = ROOT / "scenarios" / "demo.toml"
 
 def run_demo(out_dir: Optional[Path], out: TextIO, scenario: Path = DEMO, timeout: float = 600) -> int:
     run_dir = out_dir or ROOT / "run" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_scenario(scenario, run_dir, timeout=timeout, out=lambda line: print(line, file=out, flush=True))
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    # a progress bar on a terminal; elsewhere a line when something changed, every few seconds
+    result = run_scenario(scenario, run_dir, timeout=timeout, out=say, view=view_for(say, out))
     report = result.report
     summary = read_summary(report.parent)
     print("", file=out)
