@@ -30,6 +30,7 @@ from .messages import (
     OfferMessage,
     Registration,
 )
+from .records import AggOffer, AggregateRecord
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "RECORDS", "objective_from"]
 
@@ -71,34 +72,6 @@ class AggregatorConfig:
             raise FlexOfferError("upstream_jid", f"required when upstream is {self.upstream}")
         if self.enrolment != "open" and not isinstance(self.enrolment, (tuple, list)):
             raise FlexOfferError("enrolment", "\"open\" or a list of prosumer JIDs")
-
-
-@dataclass(frozen=True, slots=True)
-class AggOffer:
-    """A prosumer's offer as the aggregator holds it."""
-
-    offer: FlexOffer
-    owner: str
-    received: int
-    aggregate_id: Optional[str] = None
-    schedule: Optional[Schedule] = None
-    schedule_confirmed: bool = False
-    measurement: Optional[Measurement] = None
-    bill_id: Optional[str] = None
-    note: Optional[str] = None
-
-
-@dataclass(frozen=True, slots=True)
-class AggregateRecord:
-    """An aggregate the aggregator built: its offer, members (in order) and where it went."""
-
-    aggregate_id: str
-    offer: FlexOffer
-    members: tuple[str, ...]
-    status: str  # "bidding" | "offered" | "scheduled" | "fallback"
-    session_id: Optional[str] = None
-    schedule: Optional[Schedule] = None
-    revenue_cents: int = 0
 
 
 RECORDS = (AggOffer, AggregateRecord)

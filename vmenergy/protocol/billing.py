@@ -9,16 +9,14 @@ stay NaN, which settlement flags instead of guessing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from vmenergy.settlement import Contract, MarketResult, MeterData, assignments_from_offers, settle
 
 from .messages import Bill, BillLine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .aggregator import AggOffer, AggregateRecord
+from .records import AggOffer, AggregateRecord
 
 __all__ = ["default_contract", "settle_offers", "correction_bill"]
 
@@ -38,12 +36,12 @@ def default_contract(aggregator: str, spec: Optional[Mapping] = None) -> Contrac
 
 
 def settle_offers(
-    records: Sequence["AggOffer"],
+    records: Sequence[AggOffer],
     contract: Contract,
     *,
     aggregator: str,
     first_bill: int,
-    aggregates: Mapping[str, "AggregateRecord"],
+    aggregates: Mapping[str, AggregateRecord],
 ) -> tuple[list[tuple[str, Bill, list[str]]], dict]:
     """Settle ``records`` (offers with a schedule) in one period.
 
@@ -134,8 +132,8 @@ def _market_result(records, aggregates, aggregator: str, start: int, end: int) -
     return MarketResult(aggregator, sold, price)
 
 
-def correction_bill(before: "AggOffer", after: "AggOffer", contract: Contract, *, aggregator: str,
-                    bill_id: str, aggregates: Mapping[str, "AggregateRecord"]) -> Optional[Bill]:
+def correction_bill(before: AggOffer, after: AggOffer, contract: Contract, *, aggregator: str,
+                    bill_id: str, aggregates: Mapping[str, AggregateRecord]) -> Optional[Bill]:
     """A bill for the difference a late measurement makes to an offer that was already billed
     (it was settled as unverified when its measurement was overdue). Both settlements are of
     this one offer alone, so the difference is exactly the late measurement's effect; None if it
