@@ -92,11 +92,11 @@ def build(role: str, data: dict):
         raise ConfigError(role, f"a [{role}] section is required for a {role}")
     try:
         if role == "prosumer":
-            from vmenergy.cli import load_file
+            from vmenergy.runtime.documents import read_document
 
             offers: list[tuple[int, FlexOffer]] = []
             for i, name in enumerate(section.get("offers", [])):
-                for item in load_file(_path(base, name)):
+                for item in read_document(_path(base, name)):
                     if isinstance(item, FlexOffer):
                         offers.append((item.creation_time or 0, item))
             executor = SimulatedExecutor(deviation=float(section.get("deviation", 0.0)))

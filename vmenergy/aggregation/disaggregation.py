@@ -29,7 +29,7 @@ from vmenergy.flexoffer.offerset import CheckResult, expand_rows, offsets_from_c
 from vmenergy.flexoffer.offerset import check as check_set
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
 
-from .alignment import CHUNK, AggregationRun
+from .run import CHUNK, AggregationRun
 from .offer import AggregatedFlexOffer
 
 __all__ = ["disaggregate", "disaggregate_many", "InfeasibleScheduleError", "MemberSchedules"]
@@ -41,9 +41,6 @@ class InfeasibleScheduleError(FlexOfferError):
     def __init__(self, path: str, reason: str, violations: Sequence[Violation] = ()) -> None:
         super().__init__(path, reason)
         self.violations = list(violations)
-
-    def __reduce__(self):
-        return (InfeasibleScheduleError, (self.path, self.reason, self.violations))
 
 
 def _refuse(agg: FlexOffer, schedule: Schedule, violations: list[Violation], prefix: str = "",

@@ -16,7 +16,8 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet
 
-from .alignment import AggregationRun, build
+from .alignment import build
+from .run import AggregationRun
 from .grouping import group, key_token
 from .members import prepare
 from .offer import AggregationResult

@@ -11,12 +11,11 @@ objects would cost more than the aggregation itself); :attr:`members` builds obj
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .alignment import AggregationRun
+from .run import AggregationRun
 
 __all__ = ["AggregatedFlexOffer", "Member", "AggregationResult"]
 
@@ -41,7 +40,7 @@ class AggregatedFlexOffer(FlexOffer):
     wire). Copies made with ``dataclasses.replace`` or :meth:`FlexOffer.with_state` keep them.
     """
 
-    run: Optional["AggregationRun"] = field(default=None, compare=False, repr=False)
+    run: Optional[AggregationRun] = field(default=None, compare=False, repr=False)
     position: int = field(default=-1, compare=False, repr=False)
 
     @property

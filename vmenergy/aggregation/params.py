@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from vmenergy.flexoffer import FlexOfferError, State
-from vmenergy.flexoffer.model import MAX_SLICES
+from vmenergy.flexoffer.limits import MAX_SLICES
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from .errors import FlexOfferError
-from .model import Polytope, Profile, Slice, TotalEnergy
+from .parts import Polytope, Profile, Slice, TotalEnergy
 
 __all__ = ["dependency_profile", "battery_profile", "conditional_profiles"]
 

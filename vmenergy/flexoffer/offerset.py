@@ -20,7 +20,9 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from .errors import FlexOfferError
-from .model import MAX_ABS_ENERGY, TOLERANCE, FlexOffer, Polytope, Profile, Slice, State, TotalEnergy
+from .limits import MAX_ABS_ENERGY, TOLERANCE
+from .model import FlexOffer, State
+from .parts import Polytope, Profile, Slice, TotalEnergy
 from .schedule import Schedule
 from .timeutil import DEFAULT_RESOLUTION
 

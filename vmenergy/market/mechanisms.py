@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Mapping, Sequence, Union
 
-from .bids import Product, _ident, _num
-from .errors import MarketError
+from .bids import Product
+from .errors import MarketError, check
 
 __all__ = ["Pricing", "OneSidedPool", "TwoSidedPool", "ManyToMany", "ImplicitCapacity", "Link", "Mechanism"]
 
@@ -48,8 +48,8 @@ class OneSidedPool:
     name: str = field(default="one_sided", init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "buyer", _ident(self.buyer, "mechanism.buyer"))
-        object.__setattr__(self, "cutoff_price", _num(self.cutoff_price, "mechanism.cutoff_price"))
+        object.__setattr__(self, "buyer", check.identifier(self.buyer, "mechanism.buyer"))
+        object.__setattr__(self, "cutoff_price", check.number(self.cutoff_price, "mechanism.cutoff_price"))
         try:
             object.__setattr__(self, "kind", Product(self.kind))
         except ValueError:
@@ -59,10 +59,10 @@ class OneSidedPool:
             for k, v in self.demand.items():
                 if isinstance(k, bool) or not isinstance(k, int):
                     raise MarketError("mechanism.demand", f"keys must be interval numbers, got {k!r}")
-                clean[k] = _num(v, f"mechanism.demand[{k}]", minimum=0.0)
+                clean[k] = check.number(v, f"mechanism.demand[{k}]", minimum=0.0)
             object.__setattr__(self, "demand", clean)
         else:
-            object.__setattr__(self, "demand", _num(self.demand, "mechanism.demand", minimum=0.0))
+            object.__setattr__(self, "demand", check.number(self.demand, "mechanism.demand", minimum=0.0))
 
     def demand_at(self, t: int) -> float:
         return self.demand.get(t, 0.0) if isinstance(self.demand, dict) else float(self.demand)  # type: ignore[union-attr]
@@ -83,8 +83,8 @@ class ManyToMany:
     name: str = field(default="many_to_many", init=False)
 
     def __post_init__(self) -> None:
-        _num(self.time_limit, "mechanism.time_limit", positive=True)
-        if not (0 <= _num(self.gap, "mechanism.gap") < 1):
+        check.number(self.time_limit, "mechanism.time_limit", positive=True)
+        if not (0 <= check.number(self.gap, "mechanism.gap") < 1):
             raise MarketError("mechanism.gap", "must be a fraction in [0, 1)")
 
 
@@ -99,8 +99,8 @@ class Link:
     cost: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "capacity", _num(self.capacity, "capacity", minimum=0.0))
-        object.__setattr__(self, "cost", _num(self.cost, "cost", minimum=0.0))
+        object.__setattr__(self, "capacity", check.number(self.capacity, "capacity", minimum=0.0))
+        object.__setattr__(self, "cost", check.number(self.cost, "cost", minimum=0.0))
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class ImplicitCapacity:
     name: str = field(default="implicit_capacity", init=False)
 
     def __post_init__(self) -> None:
-        zones = tuple(_ident(z, f"mechanism.zones[{i}]") for i, z in enumerate(self.zones))
+        zones = tuple(check.identifier(z, f"mechanism.zones[{i}]") for i, z in enumerate(self.zones))
         if not zones:
             raise MarketError("mechanism.zones", "at least one zone")
         if len(set(zones)) != len(zones):
@@ -132,8 +132,8 @@ class ImplicitCapacity:
             if ln.a == ln.b:
                 raise MarketError(f"mechanism.links[{i}]", "a link joins two different zones")
         object.__setattr__(self, "links", links)
-        _num(self.time_limit, "mechanism.time_limit", positive=True)
-        if not (0 <= _num(self.gap, "mechanism.gap") < 1) or math.isnan(self.gap):
+        check.number(self.time_limit, "mechanism.time_limit", positive=True)
+        if not (0 <= check.number(self.gap, "mechanism.gap") < 1) or math.isnan(self.gap):
             raise MarketError("mechanism.gap", "must be a fraction in [0, 1)")
 
 

@@ -32,8 +32,8 @@ from vmenergy.planning.errors import PlanningError
 from vmenergy.planning.objective import Objective
 from vmenergy.planning.problem import prepare
 
-from .bids import Bid, FlexOfferBid, Order, Product, Side, _ident
-from .errors import MarketError
+from .bids import Bid, FlexOfferBid, Order, Product, Side
+from .errors import MarketError, check
 from .events import (BidAck, ParticipantDeregistered, ParticipantRegistered, SessionCleared, SessionClosed,
                      SessionOpened)
 from .mechanisms import ImplicitCapacity, ManyToMany, Mechanism, OneSidedPool, Pricing, TwoSidedPool
@@ -63,36 +63,30 @@ class _Rejected(Exception):
         self.path, self.reason = path, reason
 
 
-def _time(value: object, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise MarketError(path, f"must be an integer (epoch seconds / interval), got {value!r}")
-    return int(value)
-
-
 class MarketSession:
     """One market session (see module doc)."""
 
     def __init__(self, session_id: str, mechanism: Mechanism, *, delivery_start: int, delivery_end: int,
                  resolution: int = 900, pricing: Union[Pricing, str] = Pricing.UNIFORM,
                  close_at: Optional[int] = None) -> None:
-        self.session_id = _ident(session_id, "session_id")
+        self.session_id = check.identifier(session_id, "session_id")
         if not isinstance(mechanism, (OneSidedPool, TwoSidedPool, ManyToMany, ImplicitCapacity)):
             raise MarketError("mechanism", "must be OneSidedPool, TwoSidedPool, ManyToMany or ImplicitCapacity")
         self.mechanism = mechanism
-        self.delivery_start = _time(delivery_start, "delivery_start")
-        self.delivery_end = _time(delivery_end, "delivery_end")
+        self.delivery_start = check.integer(delivery_start, "delivery_start")
+        self.delivery_end = check.integer(delivery_end, "delivery_end")
         if self.delivery_end <= self.delivery_start:
             raise MarketError("delivery_end", "must be after delivery_start")
         if self.delivery_end - self.delivery_start > 366 * 96:
             raise MarketError("delivery_end", "a session delivers at most a year of intervals")
-        self.resolution = _time(resolution, "resolution")
+        self.resolution = check.integer(resolution, "resolution")
         if self.resolution <= 0:
             raise MarketError("resolution", "must be > 0 seconds")
         try:
             self.pricing = Pricing(pricing)
         except ValueError:
             raise MarketError("pricing", f"must be uniform or pay_as_bid, got {pricing!r}") from None
-        self.close_at = None if close_at is None else _time(close_at, "close_at")
+        self.close_at = None if close_at is None else check.integer(close_at, "close_at")
         self.state = SessionState.CREATED
         self.participants: dict[str, Optional[str]] = {}
         self.bids: dict[str, tuple[Bid, int, int]] = {}  # id -> (bid, sequence number, interval placed)
@@ -109,7 +103,7 @@ class MarketSession:
     def register(self, participant: str, *, zone: Optional[str] = None) -> ParticipantRegistered:
         """Admit a participant (again with the same zone: no change)."""
         self._require(SessionState.CREATED, SessionState.OPEN, action="register in")
-        pid = _ident(participant, "participant")
+        pid = check.identifier(participant, "participant")
         if isinstance(self.mechanism, ImplicitCapacity):
             if zone not in self.mechanism.zones:
                 raise MarketError("zone", f"must be one of the session's zones {list(self.mechanism.zones)}, got {zone!r}")
@@ -133,7 +127,7 @@ class MarketSession:
 
     def open(self, now: int) -> SessionOpened:
         self._require(SessionState.CREATED, action="open")
-        now = _time(now, "now")
+        now = check.integer(now, "now")
         if isinstance(self.mechanism, OneSidedPool) and self.mechanism.buyer not in self.participants:
             raise MarketError("mechanism.buyer", f"the buyer {self.mechanism.buyer!r} must be registered first")
         if self.close_at is not None and self.close_at <= now:
@@ -144,7 +138,7 @@ class MarketSession:
 
     def close(self, now: int) -> SessionClosed:
         self._require(SessionState.OPEN, action="close")
-        now = _time(now, "now")
+        now = check.integer(now, "now")
         self.state = SessionState.CLOSED
         return SessionClosed(self.session_id, now, len(self.bids))
 
@@ -154,7 +148,7 @@ class MarketSession:
         bid_id = getattr(bid, "id", "?")
         who = getattr(bid, "participant", "?")
         try:
-            now = _time(now, "now")
+            now = check.integer(now, "now")
             interval = self._check(bid, now)
         except _Rejected as r:
             return BidAck(str(bid_id), str(who), False, r.reason, r.path)
@@ -245,7 +239,7 @@ class MarketSession:
     def clear(self, now: int) -> MarketResult:
         """Clear the closed session; bids that expired since placement are dropped with a reason."""
         self._require(SessionState.CLOSED, action="clear")
-        now = _time(now, "now")
+        now = check.integer(now, "now")
         live: list[tuple[Bid, int, int]] = []
         dropped: dict[str, str] = {}
         for bid, seq, interval in self.bids.values():
@@ -397,7 +391,7 @@ class MarketSession:
         res = next((r for r in self.result.reservations if r.id == reservation_id), None)
         if res is None:
             raise MarketError("reservation_id", f"no reservation {reservation_id!r} in this session")
-        start, end, now = _time(start, "start"), _time(end, "end"), _time(now, "now")
+        start, end, now = check.integer(start, "start"), check.integer(end, "end"), check.integer(now, "now")
         if end <= start:
             raise MarketError("end", "must be after start")
         if start < res.start or end > res.end:

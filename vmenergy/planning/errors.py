@@ -14,6 +14,3 @@ __all__ = ["PlanningError"]
 
 class PlanningError(FlexOfferError):
     """Invalid planning input (offers, objective, horizon, limits): ``path`` and ``reason``."""
-
-    def __reduce__(self):  # keep pickling working with the two-argument constructor
-        return (PlanningError, (self.path, self.reason))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
-from vmenergy.flexoffer.model import check_identifier, check_integer, check_number
+from vmenergy.flexoffer.errors import check
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
+from vmenergy.validation import set_field as _set
 
 __all__ = [
     "OPS",
@@ -44,25 +45,8 @@ SIDES = ("buy", "sell")
 MAX_INTERVALS = 100_000
 
 
-def _choice(value: object, path: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise FlexOfferError(path, f"must be one of {', '.join(allowed)} (got {value!r})")
-    return value  # type: ignore[return-value]
-
-
-def _energy(values: object, path: str) -> tuple[float, ...]:
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise FlexOfferError(path, "must be a list of numbers")
-    out = tuple(check_number(v, f"{path}[{i}]") for i, v in enumerate(values))  # type: ignore[union-attr]
-    if not out:
-        raise FlexOfferError(path, "at least one value")
-    if len(out) > MAX_INTERVALS:
-        raise FlexOfferError(path, f"more than {MAX_INTERVALS} values")
-    return out
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
+# The model's field checks (FlexOfferError with the field's path), under their usual names here.
+check_identifier, check_integer, check_number, _choice = check.identifier, check.integer, check.number, check.choice
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +136,7 @@ class Measurement:
         _set(self, "measurement_id", check_identifier(self.measurement_id, "id"))
         _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
         _set(self, "start", check_integer(self.start, "start"))
-        _set(self, "energy", _energy(self.energy, "energy"))
+        _set(self, "energy", check.numbers(self.energy, "energy", at_least=1, at_most=MAX_INTERVALS))
         _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vmenergy.flexoffer import FlexOffer, Profile, Slice, TotalEnergy
-from vmenergy.flexoffer.model import Baseline
+from vmenergy.flexoffer import Baseline, FlexOffer, Profile, Slice, TotalEnergy
 from vmenergy.flexoffer.timeutil import parse_utc
+from vmenergy.runtime.documents import read_document
 
 __all__ = ["ScenarioError", "AgentSpec", "Plan", "load_scenario", "make_plan", "vary_offer"]
 
@@ -145,11 +145,9 @@ def vary_offer(fo: FlexOffer, *, shift: int, rng: random.Random, new_id: str, is
 
 
 def _template(path: str, base_dir: str) -> FlexOffer:
-    from vmenergy.cli import load_file
-
     for candidate in (Path(base_dir) / path, ROOT / path, ROOT / "scenarios" / path):
         if candidate.is_file():
-            items = [x for x in load_file(candidate) if isinstance(x, FlexOffer)]
+            items = [x for x in read_document(candidate) if isinstance(x, FlexOffer)]
             if not items:
                 raise ScenarioError(path, "holds no flex-offer")
             return items[0]

@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from vmenergy.flexoffer.model import TOLERANCE
+from vmenergy.flexoffer.limits import TOLERANCE
 
 #: Day totals are rounded to this many decimals (kWh) before days are ranked.
 DAY_TOTAL_DECIMALS = 9

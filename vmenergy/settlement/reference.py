@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Optional, Sequence
 
-from vmenergy.flexoffer.model import TOLERANCE
+from vmenergy.flexoffer.limits import TOLERANCE
 
 from .assignments import Assignments, OfferFlag
 from .baselines import DAY_TOTAL_DECIMALS

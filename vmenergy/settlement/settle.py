@@ -34,7 +34,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from vmenergy.flexoffer.model import TOLERANCE
+from vmenergy.flexoffer.limits import TOLERANCE
 from vmenergy.flexoffer.timeutil import format_utc
 
 from . import baselines as bl

@@ -31,7 +31,7 @@ from vmenergy.protocol.messages import (
     Reservation,
 )
 
-from .json import _guard
+from vmenergy.flexoffer.jsontext import guard as _guard
 from .stanzas import (
     NS,
     AckElement,

@@ -5,7 +5,7 @@ same constructor, so both formats share one set of rules and the same error path
 names: ``profiles[0].slices[1].max``). Writing builds the slixmpp stanza objects of
 :mod:`vmenergy.wire.stanzas`, which agents attach to ``<message/>`` as they are.
 
-Safety: documents over :data:`~vmenergy.wire.json.MAX_DOCUMENT_BYTES` and any DTD or entity
+Safety: documents over :data:`~vmenergy.flexoffer.jsontext.MAX_DOCUMENT_BYTES` and any DTD or entity
 declaration are refused before the tree is built (no entity expansion, no external fetch).
 """
 
@@ -17,11 +17,11 @@ from xml.parsers import expat
 from typing import Any, Callable, Optional, Union
 
 from vmenergy.flexoffer.errors import DOCUMENT, FlexOfferError
+from vmenergy.flexoffer.jsontext import MAX_DOCUMENT_BYTES, guard
 from vmenergy.flexoffer.model import FlexOffer, State
 from vmenergy.flexoffer.schedule import Schedule
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_duration, format_utc
 
-from .json import MAX_DOCUMENT_BYTES, _guard, offer_from_dict, schedule_from_dict
 from .stanzas import (
     NS,
     AssignmentElement,
@@ -289,9 +289,9 @@ def read_flexoffer(el: Union[ET.Element, FlexOfferElement]) -> tuple[Optional[st
         if _local(x, "") != "flexoffer":
             raise FlexOfferError(DOCUMENT, f"expected <flexoffer>, got <{_local(x, '')}>")
         op, d = _offer_dict(x)
-        return op, offer_from_dict(d)
+        return op, FlexOffer.from_dict(d)
 
-    return _guard(run)
+    return guard(run)
 
 
 def schedule_from_element(el: Union[ET.Element, AssignmentElement], resolution: Optional[int] = None) -> Schedule:
@@ -301,9 +301,9 @@ def schedule_from_element(el: Union[ET.Element, AssignmentElement], resolution: 
         x = _element(el)
         if _local(x, "") != "assignment":
             raise FlexOfferError(DOCUMENT, f"expected <assignment>, got <{_local(x, '')}>")
-        return schedule_from_dict(_schedule_dict(x), resolution=resolution)
+        return Schedule.from_dict(_schedule_dict(x), resolution=resolution)
 
-    return _guard(run)
+    return guard(run)
 
 
 def parse(text: Union[str, bytes]) -> Union[FlexOffer, Schedule]:
@@ -318,15 +318,15 @@ def parse(text: Union[str, bytes]) -> Union[FlexOffer, Schedule]:
             return schedule_from_element(root)
         raise FlexOfferError(DOCUMENT, f"unknown root element <{name}> (expected <flexoffer> or <assignment>)")
 
-    return _guard(run)
+    return guard(run)
 
 
 def parse_offer(text: Union[str, bytes]) -> FlexOffer:
-    return _guard(lambda: offer_from_element(parse_element(text)))
+    return guard(lambda: offer_from_element(parse_element(text)))
 
 
 def parse_schedule(text: Union[str, bytes], resolution: Optional[int] = None) -> Schedule:
-    return _guard(lambda: schedule_from_element(parse_element(text), resolution))
+    return guard(lambda: schedule_from_element(parse_element(text), resolution))
 
 
 # ------------------------------------------------------------------------------------------
