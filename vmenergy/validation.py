@@ -83,7 +83,8 @@ class Checks(Generic[E]):
         else:
             bound = self.limit if limit is None else limit
             if math.isinf(out) or abs(out) > bound:
-                raise self.error(path, f"out of range: {value!r} (magnitude above {bound:g})")
+                why = "must be finite" if math.isinf(bound) else f"magnitude above {bound:g}"
+                raise self.error(path, f"out of range: {value!r} ({why})")
         if positive and out <= 0:
             raise self.error(path, f"must be > 0 (got {value!r})")
         return out

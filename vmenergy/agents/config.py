@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from vmenergy.errors import VmeError
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 from vmenergy.flexoffer.timeutil import parse_utc
 
@@ -24,10 +25,8 @@ log = logging.getLogger("vmenergy.agent")
 SECTIONS = {"agent", "server", "clock", "prosumer", "aggregator", "market"}
 
 
-class ConfigError(ValueError):
-    def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: {reason}")
+class ConfigError(VmeError):
+    """Invalid agent config: ``path`` names the field, ``reason`` says why."""
 
 
 def _need(d: dict, key: str, path: str, kind: type | tuple) -> Any:

@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Optional, Union
 
 from vmenergy.flexoffer import FlexOffer
+from vmenergy.validation import set_field
 
 from .errors import MarketError, check
 
@@ -66,30 +67,30 @@ class Order:
     expiry: Optional[int] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", check.identifier(self.id, "id"))
-        object.__setattr__(self, "participant", check.identifier(self.participant, "participant"))
+        set_field(self, "id", check.identifier(self.id, "id"))
+        set_field(self, "participant", check.identifier(self.participant, "participant"))
         try:
-            object.__setattr__(self, "side", Side(self.side))
+            set_field(self, "side", Side(self.side))
         except ValueError:
             raise MarketError("side", f"must be buy or sell, got {self.side!r}") from None
         try:
-            object.__setattr__(self, "kind", Product(self.kind))
+            set_field(self, "kind", Product(self.kind))
         except ValueError:
             raise MarketError("kind", f"must be energy, up or down, got {self.kind!r}") from None
-        object.__setattr__(self, "volume", check.number(self.volume, "volume", positive=True))
-        object.__setattr__(self, "price", check.number(self.price, "price"))
+        set_field(self, "volume", check.number(self.volume, "volume", positive=True))
+        set_field(self, "price", check.number(self.price, "price"))
         start = check.integer(self.start, "start")
         end = start + 1 if self.end is None else check.integer(self.end, "end")
         if end <= start:
             raise MarketError("end", f"must be after start ({end} <= {start})")
-        object.__setattr__(self, "start", start)
-        object.__setattr__(self, "end", end)
+        set_field(self, "start", start)
+        set_field(self, "end", end)
         if self.activation_price is not None:
             if self.kind is Product.ENERGY:
                 raise MarketError("activation_price", "only flexibility products (up, down) are activated")
-            object.__setattr__(self, "activation_price", check.number(self.activation_price, "activation_price"))
+            set_field(self, "activation_price", check.number(self.activation_price, "activation_price"))
         if self.expiry is not None:
-            object.__setattr__(self, "expiry", check.integer(self.expiry, "expiry"))
+            set_field(self, "expiry", check.integer(self.expiry, "expiry"))
 
     @property
     def intervals(self) -> range:
@@ -109,12 +110,12 @@ class FlexOfferBid:
     expiry: Optional[int] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", check.identifier(self.id, "id"))
-        object.__setattr__(self, "participant", check.identifier(self.participant, "participant"))
+        set_field(self, "id", check.identifier(self.id, "id"))
+        set_field(self, "participant", check.identifier(self.participant, "participant"))
         if not isinstance(self.offer, FlexOffer):
             raise MarketError("offer", f"must be a FlexOffer, got {type(self.offer).__name__}")
         if self.expiry is not None:
-            object.__setattr__(self, "expiry", check.integer(self.expiry, "expiry"))
+            set_field(self, "expiry", check.integer(self.expiry, "expiry"))
 
     @property
     def effective_expiry(self) -> Optional[int]:

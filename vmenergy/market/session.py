@@ -398,8 +398,7 @@ class MarketSession:
             raise MarketError("start", f"[{start}, {end}) is outside the reservation's [{res.start}, {res.end})")
         if now >= start * self.resolution:
             raise MarketError("start", "an activation must be called before the interval it starts in")
-        if isinstance(volume, bool) or not isinstance(volume, (int, float)) or not (volume > 0) or not math.isfinite(volume):
-            raise MarketError("volume", f"must be a number > 0, got {volume!r}")
+        check.number(volume, "volume", positive=True)
         short = [t for t in range(start, end) if res.volume.get(t, 0.0) < volume - 1e-9]
         if short:
             raise MarketError("volume", f"{volume:g} kWh exceeds what was reserved at interval {short[0]} "

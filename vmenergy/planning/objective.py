@@ -22,7 +22,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import PlanningError
+from .errors import PlanningError, check
 
 __all__ = ["Objective", "CapacityLimit", "Terms", "Hinge", "Peak", "Series"]
 
@@ -79,7 +79,7 @@ def _series(values: SeriesLike | Number, start: Optional[int], path: str, *, sca
             raise PlanningError(path, f"spans {hi - lo} intervals; too long")
         arr = np.zeros(hi - lo)
         for k, v in values.items():
-            arr[int(k) - lo] = _finite(v, f"{path}[{k}]")
+            arr[int(k) - lo] = check.number(v, f"{path}[{k}]")
         return Series(lo, arr)
     if isinstance(values, (str, bytes)):
         raise PlanningError(path, "must be a list of numbers")
@@ -95,15 +95,6 @@ def _series(values: SeriesLike | Number, start: Optional[int], path: str, *, sca
     if start is None or isinstance(start, bool) or not isinstance(start, (int, np.integer)):
         raise PlanningError(f"{path}.start", "give the interval number of the first value (start=...)")
     return Series(int(start), arr)
-
-
-def _finite(v: object, path: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise PlanningError(path, f"not a number: {v!r}")
-    out = float(v)
-    if not math.isfinite(out):
-        raise PlanningError(path, f"must be finite, got {v!r}")
-    return out
 
 
 def _weight(value: SeriesLike | Number, start: Optional[int], path: str) -> Series | float:
@@ -181,7 +172,7 @@ class Objective:
 
         ``base_load`` (kWh per interval, the inflexible load; 0 where not given) is optional.
         """
-        w = _finite(weight, "objective.weight")
+        w = check.number(weight, "objective.weight")
         if w < 0:
             raise PlanningError("objective.weight", "must be >= 0")
         base = None if base_load is None else _series(base_load, start, "objective.base_load")

@@ -20,7 +20,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, Polytope
 
-from .errors import PlanningError
+from .errors import PlanningError, check
 from .objective import CapacityLimit, Objective, Terms
 
 __all__ = ["Row", "Problem", "prepare", "MAX_HORIZON"]
@@ -161,9 +161,7 @@ def prepare(
         raise PlanningError("offers", "must be a list of FlexOffer")
     if not isinstance(objective, Objective):
         raise PlanningError("objective", "must be an Objective (use Objective.target(...), .cost(...), ...)")
-    if now is not None and (isinstance(now, bool) or not isinstance(now, (int, np.integer))):
-        raise PlanningError("now", f"must be an interval number, got {now!r}")
-    now = None if now is None else int(now)
+    now = check.optional_integer(now, "now")  # an interval number
     offers = list(offers)
     seen: dict[str, int] = {}
     resolution = None

@@ -34,7 +34,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, Schedule
 
-from .errors import PlanningError
+from .errors import PlanningError, check
 from .objective import Objective, Series, _series
 from .scheduling import schedule_offers
 from .solver import SolverReport
@@ -103,8 +103,7 @@ def trade_directly(
     rejected); ``volume_limit`` caps the absolute net deviation per interval (a number or a
     series aligned with ``prices``).
     """
-    if isinstance(now, bool) or not isinstance(now, (int, np.integer)):
-        raise PlanningError("now", f"must be an interval number, got {now!r}")
+    now = check.integer(now, "now")  # an interval number
     series = _series(prices, start, "prices")
     assert isinstance(series, Series)
     h0, length = series.start, len(series.values)

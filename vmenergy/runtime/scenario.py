@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vmenergy.errors import VmeError
 from vmenergy.flexoffer import Baseline, FlexOffer, Profile, Slice, TotalEnergy
 from vmenergy.flexoffer.timeutil import parse_utc
 from vmenergy.runtime.documents import read_document
@@ -27,10 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DAY = 86400
 
 
-class ScenarioError(ValueError):
-    def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: {reason}")
+class ScenarioError(VmeError):
+    """Invalid scenario: ``path`` names the field, ``reason`` says why."""
 
 
 @dataclass

@@ -33,7 +33,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferSet
 
-from .errors import SettlementError
+from .errors import SettlementError, check
 from .money import format_eur
 from .settle import Settlement
 
@@ -218,8 +218,7 @@ def kpis(
 
     projections = []
     for k in scales:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise SettlementError("scales", f"must be integers >= 1 (got {k!r})")
+        check.integer(k, "scales", minimum=1)
         cap_k = capacity * k
         volume_factor = float(k)
         if market_depth_mw is not None and capacity > 0:

@@ -23,7 +23,7 @@ import numpy as np
 
 from vmenergy.flexoffer.timeutil import format_utc
 
-from .errors import SettlementError
+from .errors import SettlementError, check
 
 __all__ = ["MeterFlag", "FLAG_REASONS", "MeterData", "MeterFlags", "plausibility", "check_meter", "RATING_TOLERANCE"]
 
@@ -86,10 +86,7 @@ class MeterData:
             raise SettlementError("meter.prosumers", "must be a 1-d list of prosumer ids")
         self.prosumers = ids
         for name in ("start", "resolution"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise SettlementError(f"meter.{name}", f"must be an integer, got {type(v).__name__}")
-            setattr(self, name, int(v))
+            setattr(self, name, check.integer(getattr(self, name), f"meter.{name}"))
         if self.resolution <= 0 or (3600 % self.resolution and self.resolution % 3600):
             raise SettlementError(
                 "meter.resolution", f"must be > 0 s and divide or be a multiple of an hour (got {self.resolution})"
