@@ -26,7 +26,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Profile, Slice
 from vmenergy.flexoffer.limits import MAX_ABS_ENERGY, MAX_SLICE_DURATION
-from vmenergy.flexoffer.offerset import offsets_from_counts
+from vmenergy.flexoffer.ragged import offsets_from_counts
 
 from .grouping import Groups, cell_name
 from .members import Members

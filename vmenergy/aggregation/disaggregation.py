@@ -25,8 +25,9 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet, Violation
-from vmenergy.flexoffer.offerset import CheckResult, expand_rows, offsets_from_counts
+from vmenergy.flexoffer.offerset import CheckResult
 from vmenergy.flexoffer.offerset import check as check_set
+from vmenergy.flexoffer.ragged import expand_rows, offsets_from_counts
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
 
 from .run import CHUNK, AggregationRun

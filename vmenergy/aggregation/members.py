@@ -18,7 +18,8 @@ from typing import Optional
 import numpy as np
 
 from vmenergy.flexoffer import FlexOfferSet, State
-from vmenergy.flexoffer.offerset import NA, expand_rows, offsets_from_counts, segment_sum
+from vmenergy.flexoffer.offerset import NA
+from vmenergy.flexoffer.ragged import expand_rows, offsets_from_counts, segment_sum, starts_within
 
 from .inner import box_inside, shrink_to_totals
 from .params import AggregationParams
@@ -235,8 +236,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
     else:
         d64 = dur.astype(np.int64)
         length = segment_sum(d64, s_off)
-        cum = np.cumsum(d64) - d64
-        rel = cum - np.repeat(cum[s_off[:-1]] if n else cum[:0], counts)
+        rel = starts_within(d64, s_off)
     if n and not params.mix_directions and len(lo) and lo.min() >= 0:
         direction = np.full(n, CONSUMPTION, dtype=np.int8)  # the common case, one pass
     elif n and not params.mix_directions:

@@ -13,7 +13,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferSet
-from vmenergy.flexoffer.offerset import expand_rows
+from vmenergy.flexoffer.ragged import expand_rows
 
 from .grouping import Groups
 from .members import Members

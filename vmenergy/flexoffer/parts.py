@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+import numpy as np
+
 from vmenergy.validation import set_field
 
 from . import jsontext as jt
@@ -204,15 +206,6 @@ class Profile:
         return sum(s.duration for s in self.slices)
 
     @property
-    def offsets(self) -> tuple[int, ...]:
-        """Interval offset of each slice from the profile's start."""
-        out, t = [], 0
-        for s in self.slices:
-            out.append(t)
-            t += s.duration
-        return tuple(out)
-
-    @property
     def min_total(self) -> float:
         """Smallest total energy any schedule of this profile can have (kWh)."""
         lo = math.fsum(s.min for s in self.slices)
@@ -229,15 +222,14 @@ class Profile:
         """kWh between the slice minima and maxima."""
         return math.fsum(s.max - s.min for s in self.slices)
 
-    def spread(self, energy: Sequence[float]) -> list[float]:
-        """Energy per interval of a schedule of this profile: each slice's kWh spread evenly over
-        its ``duration`` intervals (what a meter sees when the device runs the schedule)."""
-        if len(energy) != len(self.slices):
-            raise FlexOfferError("energy", f"has {len(energy)} values; the profile has {len(self.slices)} slices")
-        out: list[float] = []
-        for s, e in zip(self.slices, energy):
-            out.extend([e / s.duration] * s.duration)
-        return out
+    def spread(self, values: Sequence[float]) -> np.ndarray:
+        """Per-slice kWh (a schedule's energies, or the slices' minima or maxima) spread evenly
+        over each slice's ``duration`` intervals: kWh per interval, ``duration`` values. A slice's
+        energy is over its whole duration, so this is what a meter sees when the device runs."""
+        if len(values) != len(self.slices):
+            raise FlexOfferError("energy", f"has {len(values)} values; the profile has {len(self.slices)} slices")
+        d = np.fromiter((s.duration for s in self.slices), dtype=np.int64, count=len(self.slices))
+        return np.repeat(np.asarray(values, dtype=np.float64) / d, d)
 
     # -- feasibility ------------------------------------------------------------------------
     def check_energy(self, energy: Sequence[float]) -> list[Violation]:
@@ -276,7 +268,6 @@ class Profile:
         Solved as an LP with SciPy's HiGHS (discrete slice values are relaxed to their [min, max]
         range, so this rejects only offers that are certainly empty).
         """
-        import numpy as np
         from scipy.optimize import linprog  # here: SciPy is loaded only by offers with a polytope
 
         n = len(self.slices)

@@ -28,6 +28,7 @@ from typing import Optional, Union
 import numpy as np
 
 from vmenergy.flexoffer import State
+from vmenergy.flexoffer.ragged import positions
 from vmenergy.planning.errors import PlanningError
 from vmenergy.planning.objective import Objective
 from vmenergy.planning.problem import prepare
@@ -273,8 +274,7 @@ class MarketSession:
         n = len(orders)
         start = np.fromiter((b.start for b, _ in orders), np.int64, n)
         counts = np.fromiter((b.end for b, _ in orders), np.int64, n) - start
-        owner = np.repeat(np.arange(n), counts)
-        local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        owner, local = positions(counts)
         t = start[owner] + local
         price = np.fromiter((b.price for b, _ in orders), float, n)[owner]
         vol = np.fromiter((b.volume for b, _ in orders), float, n)[owner]

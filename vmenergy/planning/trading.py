@@ -75,13 +75,12 @@ def _reference(fo: FlexOffer, now: int) -> tuple[int, int, np.ndarray]:
 
 
 def _load(fo: FlexOffer, profile: int, start: int, energy: Sequence[float], h0: int, length: int) -> np.ndarray:
+    """The schedule's kWh per interval on the horizon [h0, h0 + length) (outside it: dropped)."""
     out = np.zeros(length)
-    t = start - h0
-    for s, e in zip(fo.profiles[profile].slices, energy):
-        for _ in range(s.duration):
-            if 0 <= t < length:
-                out[t] += e / s.duration
-            t += 1
+    per = fo.profiles[profile].spread(energy)
+    t = start - h0 + np.arange(len(per))
+    inside = (t >= 0) & (t < length)
+    out[t[inside]] = per[inside]
     return out
 
 

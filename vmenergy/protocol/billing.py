@@ -119,12 +119,10 @@ def _market_result(records, aggregates, aggregator: str, start: int, end: int) -
             continue
         seen.add(agg.aggregate_id)
         s = agg.schedule
-        t = s.start
-        for sl, e in zip(agg.offer.profiles[s.profile].slices, s.energy):
-            for k in range(sl.duration):
-                if start <= t + k < end:
-                    sold[t + k - start] += abs(e) / sl.duration
-            t += sl.duration
+        per = np.abs(agg.offer.profiles[s.profile].spread(s.energy))
+        lo, hi = max(s.start, start), min(s.start + len(per), end)
+        if hi > lo:
+            sold[lo - start:hi - start] += per[lo - s.start:hi - s.start]
         revenue += agg.revenue_cents / 100
     if not seen or sold.sum() <= 0:
         return None

@@ -15,7 +15,7 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 from .engine import Effect, Engine, Execute, Note, bare
 from .messages import Ack, AssignmentMessage, Bill, Measurement, Message, OfferMessage
 
-__all__ = ["ProsumerOffer", "ProsumerEngine", "slice_energy_per_interval"]
+__all__ = ["ProsumerOffer", "ProsumerEngine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +34,6 @@ class ProsumerOffer:
     @property
     def state(self) -> State:
         return self.offer.state
-
-
-def slice_energy_per_interval(offer: FlexOffer, schedule: Schedule) -> list[float]:
-    """A schedule's slice energies spread evenly over each slice's intervals (kWh/interval)."""
-    out: list[float] = []
-    for s, e in zip(offer.profiles[schedule.profile].slices, schedule.energy):
-        out += [e / s.duration] * s.duration
-    return out
 
 
 class ProsumerEngine(Engine):

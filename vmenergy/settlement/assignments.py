@@ -25,7 +25,8 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet
 from vmenergy.flexoffer.limits import TOLERANCE
-from vmenergy.flexoffer.offerset import NA, expand_rows, offsets_from_counts, segment_sum, check as check_sets
+from vmenergy.flexoffer.offerset import NA, check as check_sets
+from vmenergy.flexoffer.ragged import expand_rows, offsets_from_counts, positions, segment_any, segment_sum, starts_within
 
 from .errors import SettlementError
 from .metering import MeterData
@@ -102,13 +103,8 @@ def _finish(
         order = np.argsort(prosumer, kind="stable")
 
     def placed(off, dur, start_of):
-        counts = np.diff(off)
-        owner = np.repeat(np.arange(m, dtype=np.int64), counts)
-        d64 = dur.astype(np.int64)
-        cum = np.cumsum(d64) - d64  # start of each slice counted from the very first slice
-        nz = counts > 0
-        first = np.repeat(cum[off[:-1][nz]], counts[nz])
-        return owner, start_of[owner] + (cum - first)
+        owner, _ = positions(np.diff(off))
+        return owner, start_of[owner] + starts_within(dur, off)
 
     s_owner, s_t0 = placed(s_off, s_dur, start)
     d_owner, d_t0 = placed(d_off, d_dur, default_start)
@@ -402,7 +398,7 @@ def assignments_from_sets(
         d_en = np.where(rep, de, s_en)
         d_start = np.where(has_def, ds, earliest_or_start)
         d_off, d_dur = e_off, s_dur
-        act = (d_start != start) | _segment_any(np.abs(d_en - s_en) > TOLERANCE, e_off)
+        act = (d_start != start) | segment_any(np.abs(d_en - s_en) > TOLERANCE, e_off)
     elif sidecar_default:
         pos = {int(o): k for k, o in enumerate(oi_k.tolist()) if int(o) in sidecar_default}
         has_def = np.zeros(mk, bool)
@@ -478,12 +474,3 @@ def assignments_from_sets(
         res, meter.n, offers.ids[oi_k], pros, start, d_start.astype(np.int64), tf, ef, act, priced, flags,
         e_off, s_dur, s_en, s_pu, s_pd, d_off, d_dur.astype(np.int32), d_en, d_pu, d_pd,
     )
-
-
-def _segment_any(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    counts = np.diff(offsets)
-    out = np.zeros(len(counts), dtype=bool)
-    nonempty = counts > 0
-    if nonempty.any():
-        out[nonempty] = np.logical_or.reduceat(mask, offsets[:-1][nonempty])
-    return out

@@ -89,10 +89,7 @@ class KPIReport:
 def _profile_bounds(fo: FlexOffer, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-interval min and max of profile j (slice energy spread over its duration)."""
     p = fo.profiles[j]
-    d = np.array([s.duration for s in p.slices])
-    lo = np.repeat([s.min / s.duration for s in p.slices], d)
-    hi = np.repeat([s.max / s.duration for s in p.slices], d)
-    return lo, hi
+    return p.spread([s.min for s in p.slices]), p.spread([s.max for s in p.slices])
 
 
 def flexibility_envelope(offers: Iterable[FlexOffer] | FlexOfferSet, period_start: int, n_intervals: int,

@@ -14,6 +14,8 @@ from typing import Optional
 
 import numpy as np
 
+from vmenergy.flexoffer.ragged import positions
+
 from .assignments import Assignments
 
 __all__ = ["Raster", "rasterise", "cell_prices"]
@@ -49,8 +51,7 @@ def rasterise(asg: Assignments, a: int, b: int, period_start: int, T: int, *, de
         t = t0
         cell_rows = rows
     else:
-        rep = np.repeat(np.arange(hi - lo), dur)
-        within = np.arange(len(rep)) - np.repeat(np.cumsum(dur) - dur, dur)
+        rep, within = positions(dur)  # every covered interval: its slice, its place in the slice
         t = t0[rep] + within
         cell_rows = rows[rep]
     inside = (t >= 0) & (t < T)
