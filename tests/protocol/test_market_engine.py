@@ -14,6 +14,7 @@ from vmenergy.protocol.engine import Send
 from vmenergy.protocol.market import MarketConfig, MarketEngine, market_summary
 from vmenergy.protocol.messages import Bid, Clearing, Registration
 from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.settlement.money import cents
 from vmenergy.store import Store
 
 MKT = "market@localhost"
@@ -132,3 +133,36 @@ def test_market_config_errors_name_the_field():
     with pytest.raises(FlexOfferError) as info:
         MarketConfig.from_dict({"mechanism": "one-sided"})
     assert info.value.path == "demand.volume"
+
+
+# Money crosses the protocol in integer cents rounded by settlement's one rule (half away from
+# zero); Python's round() takes halves to even, so an award of 12.5 cents would bill 12.
+
+
+def test_award_of_half_a_cent_is_billed_by_the_settlement_rounding_rule():
+    liquidity = {"sell": {"volume": 10.0, "prices": [0.25] * 24}}
+    mkt = MarketEngine(MKT, MarketConfig(mechanism="two-sided", liquidity=liquidity))
+    buyer = "alice@localhost"
+    mkt.receive(buyer, Registration("register", buyer), NOW)
+    mkt.tick(NOW)
+    (session,) = mkt.ledger.values("sessions")
+    t = session.notice.delivery_start
+    mkt.receive(buyer, Bid("b-half", session.notice.session_id, "buy", volume=0.5, price=0.30, start=t, end=t + 1), NOW)
+    mkt.tick(session.notice.gate_closure)
+    rec = mkt.ledger.get("bids", "b-half")
+    assert rec.clearing.price == 0.25 and rec.clearing.volume == 0.5  # 0.125 EUR: half a cent over 12
+    assert rec.amount_cents == cents(0.125) == 13
+
+
+def test_aggregate_revenue_of_half_a_cent_rounds_like_settlement():
+    mkt, agg, pros, net = world(1)
+    held = []
+    net.drop = lambda sender, send: isinstance(send.msg, Clearing) and not held.append(send.msg)
+    t = run_until_cleared(net)
+    (c,) = {m for m in held if m.status == "accepted"}  # resent while unanswered: the same message
+    bought = sum(e for e in c.schedule.energy if e > 0)
+    assert bought > 0 and not any(e < 0 for e in c.schedule.energy)
+    price = 0.125 / bought  # the portfolio pays 12.5 cents
+    net.take(agg.jid, agg.receive(MKT, replace(c, price=price), t))
+    (rec,) = agg.ledger.values("aggregates")
+    assert rec.status == "scheduled" and rec.revenue_cents == cents(-price * bought) == -13

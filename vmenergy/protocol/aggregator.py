@@ -15,6 +15,7 @@ from typing import Any, Optional
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, aggregate, disaggregate
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Schedule, SlicePrice, State
 from vmenergy.planning import Objective, schedule_offers
+from vmenergy.settlement.money import cents
 
 from .billing import correction_bill, default_contract, settle_offers
 from .engine import Effect, Engine, Note, bare
@@ -457,7 +458,7 @@ class AggregatorEngine(Engine):
         # what the portfolio earned on the market: + for energy sold, - for energy bought
         sold = sum(e for e in c.schedule.energy if e < 0)
         bought = sum(e for e in c.schedule.energy if e > 0)
-        revenue = round((c.price or 0.0) * (-sold - bought) * 100)
+        revenue = cents((c.price or 0.0) * (-sold - bought))
         self.ledger.put("aggregates", agg_id, replace(rec, status="scheduled", revenue_cents=revenue))
         return [Note("cleared", {"bid": c.bid_id, "volume": c.volume, "price": c.price}),
                 *self._assign(agg_id, c.schedule, now)], None

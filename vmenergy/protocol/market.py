@@ -25,6 +25,7 @@ from vmenergy.market import (
     Order,
     TwoSidedPool,
 )
+from vmenergy.settlement.money import cents
 
 from .engine import Effect, Engine, Note, Send, bare
 from .messages import (
@@ -251,7 +252,7 @@ class MarketEngine(Engine):
                 clearing_price = _mean_price(result.prices)
                 c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price)
                 self.ledger.put("bids", b.bid.bid_id, replace(b, status=status, clearing=c,
-                                                              amount_cents=round(award.amount * 100)))
+                                                              amount_cents=cents(award.amount)))
             out += self.send_reliable(b.participant, c, now)
         out += [Send(p, cleared) for p in rec.participants]
         out.append(Note("session-cleared", {"session": sid, "accepted": accepted, "rejected": len(result.rejected),
