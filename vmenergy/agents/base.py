@@ -47,9 +47,9 @@ STATUS_EVERY = 1.0
 #: Which element each message type travels as (without encoding it to find out).
 ELEMENT_OF = {
     messages.OfferMessage: "flexoffer", messages.Ack: "ack", messages.AssignmentMessage: "assignment",
-    messages.Measurement: "measurement", messages.Bill: "bill", messages.Registration: "registration",
-    messages.MarketSessionNotice: "market-session", messages.Bid: "bid", messages.Clearing: "clearing",
-    messages.Reservation: "reservation", messages.Activation: "activation",
+    messages.Measurement: "measurement", messages.BillMessage: "bill", messages.Registration: "registration",
+    messages.MarketSessionNotice: "market-session", messages.BidMessage: "bid", messages.Clearing: "clearing",
+    messages.ReservationMessage: "reservation", messages.ActivationMessage: "activation",
 }
 #: Per-message events logged at DEBUG (they happen all the time under load); the rest at INFO.
 QUIET_EVENTS = frozenset({"presence", "duplicate", "stray-ack", "resend", "queued"})

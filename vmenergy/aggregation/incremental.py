@@ -22,7 +22,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet
 
-from .engine import _aggregate_set
+from .pipeline import _aggregate_set
 from .grouping import Cell, cell_of, cell_sort_key
 from .members import energy_flexibility_before, prepare
 from .metrics import FlexibilityLoss, flexibility_loss

@@ -22,8 +22,8 @@ from .engine import Effect, Engine, Note, bare
 from .messages import (
     Ack,
     AssignmentMessage,
-    Bid,
-    Bill,
+    BidMessage,
+    BillMessage,
     Clearing,
     MarketSessionNotice,
     Measurement,
@@ -155,7 +155,7 @@ class AggregatorEngine(Engine):
             if self.config.upstream == "parent" and sender == self.upstream_jid:
                 return None
             return f"{sender} is not this aggregator's parent"
-        if isinstance(msg, Bill):
+        if isinstance(msg, BillMessage):
             return None if sender == self.upstream_jid else f"{sender} is not this aggregator's parent or market"
         if isinstance(msg, Clearing):
             return None if sender == self.upstream_jid else f"{sender} is not this aggregator's market"
@@ -171,7 +171,7 @@ class AggregatorEngine(Engine):
             return self._upstream_assignment(msg.schedule, now)
         if isinstance(msg, Clearing):
             return self._clearing(msg, now)
-        if isinstance(msg, Bill):
+        if isinstance(msg, BillMessage):
             self.ledger.put("upstream_bills", msg.bill_id, msg)
             return [Note("upstream-bill", {"bill": msg.bill_id, "total_cents": msg.total_cents})], None
         return [], f"an aggregator does not take {type(msg).__name__} messages"
@@ -259,7 +259,7 @@ class AggregatorEngine(Engine):
                 self.ledger.put("offers", rec.offer.id, replace(rec, schedule_confirmed=ack.accepted,
                                                                  note=None if ack.accepted else ack.reason))
             return [Note("assignment-" + ack.status, {"offer": msg.schedule.offer_id, "reason": ack.reason})]
-        if ack.kind == "bid" and isinstance(msg, Bid) and not ack.accepted:
+        if ack.kind == "bid" and isinstance(msg, BidMessage) and not ack.accepted:
             rec = self.ledger.get("aggregates", msg.bid_id.removeprefix("bid-"))
             if rec is not None:
                 return [Note("bid-rejected", {"bid": msg.bid_id, "reason": ack.reason}),
@@ -333,7 +333,7 @@ class AggregatorEngine(Engine):
                 self.ledger.put("aggregates", rec.aggregate_id, replace(rec, status="bidding"))
                 priced = replace(rec.offer, prices=self._bid_prices(rec.offer))
                 side = "buy" if priced.direction == "consumption" else "sell"
-                bid = Bid(f"bid-{rec.aggregate_id}", session.session_id, side, offer=priced)  # type: ignore[union-attr]
+                bid = BidMessage(f"bid-{rec.aggregate_id}", session.session_id, side, offer=priced)  # type: ignore[union-attr]
                 out += self.send_reliable(self.upstream_jid, bid, now)  # type: ignore[arg-type]
         else:
             for rec in records:

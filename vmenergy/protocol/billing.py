@@ -13,9 +13,9 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from vmenergy.settlement import Contract, MarketResult, MeterData, assignments_from_offers, settle
+from vmenergy.settlement import Contract, MarketSales, MeterData, assignments_from_offers, settle
 
-from .messages import Bill, BillLine
+from .messages import BillMessage, BillLine
 from .records import AggOffer, AggregateRecord
 
 __all__ = ["default_contract", "settle_offers", "correction_bill"]
@@ -42,7 +42,7 @@ def settle_offers(
     aggregator: str,
     first_bill: int,
     aggregates: Mapping[str, AggregateRecord],
-) -> tuple[list[tuple[str, Bill, list[str]]], dict]:
+) -> tuple[list[tuple[str, BillMessage, list[str]]], dict]:
     """Settle ``records`` (offers with a schedule) in one period.
 
     Returns ``[(owner, bill, offer_ids)]`` and a summary for the log. Bills carry the settlement
@@ -76,16 +76,16 @@ def settle_offers(
     offers = [r.offer for r in records]
     schedules = [r.schedule for r in records]
     asg = assignments_from_offers(offers, schedules, meter, prosumer_of={r.offer.id: r.owner for r in records})
-    market = _market_result(records, aggregates, aggregator, start, end)
+    market = _market_sales(records, aggregates, aggregator, start, end)
     result = settle(meter, asg, [contract], [0] * len(owners), market)
-    bills: list[tuple[str, Bill, list[str]]] = []
+    bills: list[tuple[str, BillMessage, list[str]]] = []
     n = first_bill
     for i, owner in enumerate(owners):
         b = result.bills.bill(i)
         mine = [r for r in records if r.owner == owner]
         lines = [BillLine(ln.code, _describe(ln), ln.amount_cents) for ln in b.lines]
         lines += [BillLine("offer", f"settles offer {r.offer.id}", 0, r.offer.id) for r in mine]
-        bill = Bill(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
+        bill = BillMessage(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
         n += 1
         bills.append((owner, bill, [r.offer.id for r in mine]))
     participants = {p.participant: p for p in result.participants}
@@ -106,7 +106,7 @@ def _describe(line) -> str:
     return text + (f" ({line.note})" if line.note else "")
 
 
-def _market_result(records, aggregates, aggregator: str, start: int, end: int) -> Optional[MarketResult]:
+def _market_sales(records, aggregates, aggregator: str, start: int, end: int) -> Optional[MarketSales]:
     """What the aggregator sold on the market for these offers: the cleared aggregates that
     earned money (energy sold), per interval, at their clearing revenue spread evenly over the
     kWh. Energy the portfolio bought is a cost, not revenue to share with prosumers."""
@@ -127,24 +127,24 @@ def _market_result(records, aggregates, aggregator: str, start: int, end: int) -
     if not seen or sold.sum() <= 0:
         return None
     price = np.full(end - start, revenue / sold.sum())
-    return MarketResult(aggregator, sold, price)
+    return MarketSales(aggregator, sold, price)
 
 
 def correction_bill(before: AggOffer, after: AggOffer, contract: Contract, *, aggregator: str,
-                    bill_id: str, aggregates: Mapping[str, AggregateRecord]) -> Optional[Bill]:
+                    bill_id: str, aggregates: Mapping[str, AggregateRecord]) -> Optional[BillMessage]:
     """A bill for the difference a late measurement makes to an offer that was already billed
     (it was settled as unverified when its measurement was overdue). Both settlements are of
     this one offer alone, so the difference is exactly the late measurement's effect; None if it
     changes nothing."""
     (_, old, _), = settle_offers([before], contract, aggregator=aggregator, first_bill=0, aggregates=aggregates)[0]
     (_, new, _), = settle_offers([after], contract, aggregator=aggregator, first_bill=0, aggregates=aggregates)[0]
-    old_by_kind = {line.kind: line.amount_cents for line in old.lines}
+    old_by_code = {line.code: line.amount_cents for line in old.lines}
     lines = []
     for line in new.lines:
-        delta = line.amount_cents - old_by_kind.get(line.kind, 0)
-        if delta and line.kind != "offer":
-            lines.append(BillLine(line.kind, f"correction after late metering: {line.description}", delta))
+        delta = line.amount_cents - old_by_code.get(line.code, 0)
+        if delta and line.code != "offer":
+            lines.append(BillLine(line.code, f"correction after late metering: {line.description}", delta))
     if not lines:
         return None
     lines.append(BillLine("offer", f"corrects the bill of offer {after.offer.id}", 0, after.offer.id))
-    return Bill(bill_id, old.period_start, old.period_end, tuple(lines), old.currency)
+    return BillMessage(bill_id, old.period_start, old.period_end, tuple(lines), old.currency)

@@ -30,8 +30,8 @@ from vmenergy.settlement.money import cents
 from .engine import Effect, Engine, Note, Send, bare
 from .messages import (
     Ack,
-    Bid,
-    Bill,
+    BidMessage,
+    BillMessage,
     BillLine,
     Clearing,
     MarketSessionNotice,
@@ -125,7 +125,7 @@ class SessionRecord:
 class BidRecord:
     """A bid as placed: the protocol message, who sent it, when, and its outcome."""
 
-    bid: Bid
+    bid: BidMessage
     participant: str
     placed: int
     status: str = "placed"  # placed | accepted | partial | rejected
@@ -274,7 +274,7 @@ class MarketEngine(Engine):
                                           f"{b.clearing.price or 0:g} EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
                          -b.amount_cents)
                 for b in sorted(bids, key=lambda x: x.bid.bid_id))
-            bill = Bill(f"bill-{sid}-{participant.split('@')[0]}", rec.notice.delivery_start * res,
+            bill = BillMessage(f"bill-{sid}-{participant.split('@')[0]}", rec.notice.delivery_start * res,
                         rec.notice.delivery_end * res, lines)
             out += self.send_reliable(participant, bill, now)
         return out
@@ -288,7 +288,7 @@ class MarketEngine(Engine):
             if reg != "open" and sender not in {bare(p) for p in reg}:
                 return f"{sender} may not register with this market"
             return None
-        if isinstance(msg, Bid):
+        if isinstance(msg, BidMessage):
             return None if self.registered(sender) else f"{sender} is not a registered participant"
         return None
 
@@ -309,11 +309,11 @@ class MarketEngine(Engine):
                 return [Note("registered", {"participant": sender}), *notices], None
             self.ledger.delete("participants", sender)
             return [Note("deregistered", {"participant": sender})], None
-        if isinstance(msg, Bid):
+        if isinstance(msg, BidMessage):
             return self._bid(sender, msg, now)
         return [], f"a market does not take {type(msg).__name__} messages"
 
-    def _bid(self, sender: str, bid: Bid, now: int) -> tuple[list[Effect], Optional[str]]:
+    def _bid(self, sender: str, bid: BidMessage, now: int) -> tuple[list[Effect], Optional[str]]:
         session = self._live.get(bid.session_id)
         if session is None:
             rec = self.ledger.get("sessions", bid.session_id)
@@ -332,7 +332,7 @@ class MarketEngine(Engine):
         return [Note("bid", {"bid": bid.bid_id, "from": sender})], None
 
     @staticmethod
-    def _market_bid(bid: Bid, participant: str):
+    def _market_bid(bid: BidMessage, participant: str):
         if bid.offer is not None:
             return FlexOfferBid(bid.bid_id, participant, bid.offer, bid.expiry)
         if bid.start is None:

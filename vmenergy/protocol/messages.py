@@ -27,13 +27,13 @@ __all__ = [
     "AssignmentMessage",
     "Measurement",
     "BillLine",
-    "Bill",
+    "BillMessage",
     "Registration",
     "MarketSessionNotice",
-    "Bid",
+    "BidMessage",
     "Clearing",
-    "Reservation",
-    "Activation",
+    "ReservationMessage",
+    "ActivationMessage",
     "Message",
     "needs_ack",
 ]
@@ -149,16 +149,17 @@ class Measurement:
 
 @dataclass(frozen=True, slots=True)
 class BillLine:
-    """One readable line of a bill; ``amount_cents`` > 0 is paid to the addressee."""
+    """One readable line of a bill; ``amount_cents`` > 0 is paid to the addressee. ``code`` is the
+    settlement line code (``flexible_energy``, ``penalty``, ...; the wire attribute ``kind``)."""
 
-    kind: str
+    code: str
     description: str
     amount_cents: int
     offer_id: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, str) or not self.kind:
-            raise FlexOfferError("kind", "required")
+        if not isinstance(self.code, str) or not self.code:
+            raise FlexOfferError("kind", "required")  # named as on the wire
         if not isinstance(self.description, str):
             raise FlexOfferError("description", "must be text")
         _set(self, "amount_cents", check_integer(self.amount_cents, "amount"))
@@ -167,7 +168,7 @@ class BillLine:
 
 
 @dataclass(frozen=True, slots=True)
-class Bill:
+class BillMessage:
     """A settlement statement: its lines add up to ``total_cents`` exactly."""
 
     bill_id: str
@@ -249,7 +250,7 @@ class MarketSessionNotice:
 
 
 @dataclass(frozen=True, slots=True)
-class Bid:
+class BidMessage:
     """A bid in a market session: a flex-offer with prices, or a simple order.
 
     Simple order fields follow the GOFLEX market: ``volume`` (kWh), ``price`` (EUR/kWh, the
@@ -330,7 +331,7 @@ class Clearing:
 
 
 @dataclass(frozen=True, slots=True)
-class Reservation:
+class ReservationMessage:
     """Capacity reserved from an accepted bid for a period (it may be activated later)."""
 
     reservation_id: str
@@ -363,7 +364,7 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
-class Activation:
+class ActivationMessage:
     """Activation of (part of) a reservation: deliver ``volume`` kWh over start..end."""
 
     activation_id: str
@@ -390,14 +391,14 @@ class Activation:
 
 
 Message = Union[
-    OfferMessage, Ack, AssignmentMessage, Measurement, Bill, Registration, MarketSessionNotice, Bid, Clearing,
-    Reservation, Activation,
+    OfferMessage, Ack, AssignmentMessage, Measurement, BillMessage, Registration, MarketSessionNotice, BidMessage,
+    Clearing, ReservationMessage, ActivationMessage,
 ]
 
 _ACKED = {
-    OfferMessage: "flexoffer", AssignmentMessage: "assignment", Measurement: "measurement", Bill: "bill",
-    Registration: "registration", Bid: "bid", Clearing: "clearing", Reservation: "reservation",
-    Activation: "activation",
+    OfferMessage: "flexoffer", AssignmentMessage: "assignment", Measurement: "measurement", BillMessage: "bill",
+    Registration: "registration", BidMessage: "bid", Clearing: "clearing", ReservationMessage: "reservation",
+    ActivationMessage: "activation",
 }
 
 

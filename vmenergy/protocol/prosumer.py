@@ -13,7 +13,7 @@ from typing import Optional
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 
 from .engine import Effect, Engine, Execute, Note, bare
-from .messages import Ack, AssignmentMessage, Bill, Measurement, Message, OfferMessage
+from .messages import Ack, AssignmentMessage, BillMessage, Measurement, Message, OfferMessage
 
 __all__ = ["ProsumerOffer", "ProsumerEngine"]
 
@@ -112,7 +112,7 @@ class ProsumerEngine(Engine):
     def on_message(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
         if isinstance(msg, AssignmentMessage):
             return self._assignment(msg.schedule, now)
-        if isinstance(msg, Bill):
+        if isinstance(msg, BillMessage):
             return self._bill(msg)
         return [], f"a prosumer does not take {type(msg).__name__} messages"
 
@@ -146,7 +146,7 @@ class ProsumerEngine(Engine):
         first, last = rec.sent_at // res, rec.answered_at // res
         return replace(fo.resolve(first), start_before=fo.resolve(last).latest_start())
 
-    def _bill(self, bill: Bill) -> tuple[list[Effect], Optional[str]]:
+    def _bill(self, bill: BillMessage) -> tuple[list[Effect], Optional[str]]:
         self.ledger.put("bills", bill.bill_id, bill)
         for line in bill.lines:
             rec = self.ledger.get("offers", line.offer_id) if line.offer_id else None

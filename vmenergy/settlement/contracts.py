@@ -40,7 +40,7 @@ __all__ = [
     "BaselineRule",
     "Tolerance",
     "Reward",
-    "Pricing",
+    "DirectPricing",
     "Penalty",
     "Contract",
     "parse_contracts",
@@ -154,7 +154,7 @@ class Reward:
 
 
 @dataclass(frozen=True)
-class Pricing:
+class DirectPricing:
     """Direct-mode pricing: price ``source`` and the aggregator's fee."""
 
     source: str = "offer"
@@ -194,7 +194,7 @@ class Contract:
     tolerance: Tolerance = field(default_factory=Tolerance)
     penalty: Penalty = field(default_factory=Penalty)
     reward: Optional[Reward] = None
-    pricing: Optional[Pricing] = None
+    pricing: Optional[DirectPricing] = None
     currency: str = "EUR"
     valid_from: Optional[int] = None
     valid_until: Optional[int] = None
@@ -219,9 +219,9 @@ class Contract:
             if self.reward is not None:
                 raise SettlementError("reward", "only for delegated contracts (direct contracts are paid by 'pricing')")
             if self.pricing is None:
-                set_field(self, "pricing", Pricing())
-            elif not isinstance(self.pricing, Pricing):
-                raise SettlementError("pricing", "must be a Pricing")
+                set_field(self, "pricing", DirectPricing())
+            elif not isinstance(self.pricing, DirectPricing):
+                raise SettlementError("pricing", "must be a DirectPricing")
         for name in ("valid_from", "valid_until"):
             set_field(self, name, check.optional_integer(getattr(self, name), name))  # epoch seconds
         if self.valid_from is not None and self.valid_until is not None and self.valid_until <= self.valid_from:
@@ -260,7 +260,7 @@ class Contract:
             ("tolerance", Tolerance, _TOLERANCE_FIELDS),
             ("penalty", Penalty, _PENALTY_FIELDS),
             ("reward", Reward, _REWARD_FIELDS),
-            ("pricing", Pricing, _PRICING_FIELDS),
+            ("pricing", DirectPricing, _PRICING_FIELDS),
         ):
             if key in d:
                 t = check.table(d[key], key, fields, noun=_TABLE)

@@ -17,7 +17,7 @@ from vmenergy.flexoffer.limits import TOLERANCE
 from .assignments import Assignments, OfferFlag
 from .baselines import DAY_TOTAL_DECIMALS
 from .contracts import Contract
-from .market_results import MarketResult
+from .market_sales import MarketSales
 from .metering import RATING_TOLERANCE, MeterData, MeterFlag
 from .money import FRACTION_DIGITS, cents
 
@@ -51,7 +51,7 @@ def settle_reference(
     assignments: Assignments,
     contracts: Sequence[Contract],
     contract_of: Sequence,
-    market: Optional[Mapping[str, MarketResult] | Sequence[MarketResult] | MarketResult] = None,
+    market: Optional[Mapping[str, MarketSales] | Sequence[MarketSales] | MarketSales] = None,
 ) -> dict:
     """Per-prosumer line amounts (cents), quantities and per-participant sums, the slow way.
 
@@ -65,7 +65,7 @@ def settle_reference(
     aggregators = sorted({contracts[k].aggregator for k in set(ci)})
     if market is None:
         markets = []
-    elif isinstance(market, MarketResult):
+    elif isinstance(market, MarketSales):
         markets = [market]
     elif isinstance(market, Mapping):
         markets = list(market.values())

@@ -42,7 +42,7 @@ from .assignments import Assignments, OfferFlag
 from .bills import LINE_CODES, ParticipantBill, ProsumerBills
 from .contracts import Contract
 from .errors import SettlementError
-from .market_results import MarketResult
+from .market_sales import MarketSales
 from .metering import MeterData, MeterFlag, MeterFlags, plausibility
 from .money import allocate, to_cents
 from .raster import cell_prices, rasterise
@@ -94,7 +94,7 @@ class Settlement:
     bills: ProsumerBills
     participants: tuple[ParticipantBill, ...]
     portfolio: dict[str, np.ndarray]
-    market: dict[str, MarketResult]
+    market: dict[str, MarketSales]
     flags: MeterFlags
     offer_ids: np.ndarray
     offer_prosumer: np.ndarray
@@ -156,19 +156,19 @@ def _contract_index(contract_of: object, contracts: tuple[Contract, ...], n: int
     return codes[inv]
 
 
-def _markets(market: object, aggregators: tuple[str, ...], T: int) -> dict[str, MarketResult]:
+def _markets(market: object, aggregators: tuple[str, ...], T: int) -> dict[str, MarketSales]:
     if market is None:
-        items: list[MarketResult] = []
-    elif isinstance(market, MarketResult):
+        items: list[MarketSales] = []
+    elif isinstance(market, MarketSales):
         items = [market]
     elif isinstance(market, Mapping):
         items = list(market.values())
     else:
         items = list(market)  # type: ignore[arg-type]
-    out: dict[str, MarketResult] = {}
+    out: dict[str, MarketSales] = {}
     for k, mr in enumerate(items):
-        if not isinstance(mr, MarketResult):
-            raise SettlementError(f"market[{k}]", f"not a MarketResult: {type(mr).__name__}")
+        if not isinstance(mr, MarketSales):
+            raise SettlementError(f"market[{k}]", f"not a MarketSales: {type(mr).__name__}")
         if mr.participant not in aggregators:
             raise SettlementError(
                 f"market[{k}].participant",
@@ -190,7 +190,7 @@ def settle(
     assignments: Assignments,
     contracts: Sequence[Contract],
     contract_of: Sequence[str] | np.ndarray,
-    market: MarketResult | Mapping[str, MarketResult] | Iterable[MarketResult] | None = None,
+    market: MarketSales | Mapping[str, MarketSales] | Iterable[MarketSales] | None = None,
     *,
     chunk: int = DEFAULT_CHUNK,
     detail: bool = False,
@@ -200,7 +200,7 @@ def settle(
     ``meter``: the period's metering (defines prosumers, period and resolution);
     ``assignments``: the assigned offers (:func:`~vmenergy.settlement.assignments_from_offers` or
     ``assignments_from_sets``); ``contracts`` and ``contract_of`` (per prosumer: a contract id, or
-    an index into ``contracts``); ``market``: each aggregator's :class:`MarketResult` (an
+    an index into ``contracts``); ``market``: each aggregator's :class:`MarketSales` (an
     aggregator without one sold nothing). ``detail=True`` keeps the full prosumer x interval
     arrays (for small populations and audits). Raises :class:`SettlementError` on input that
     cannot be interpreted; bad meter values are flagged, never raised.

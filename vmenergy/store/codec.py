@@ -46,8 +46,8 @@ def _ensure_registered() -> None:
 def _message_types() -> tuple[type, ...]:
     from vmenergy.protocol import messages as m
 
-    return (m.OfferMessage, m.Ack, m.AssignmentMessage, m.Measurement, m.Bill, m.Registration,
-            m.MarketSessionNotice, m.Bid, m.Clearing, m.Reservation, m.Activation)
+    return (m.OfferMessage, m.Ack, m.AssignmentMessage, m.Measurement, m.BillMessage, m.Registration,
+            m.MarketSessionNotice, m.BidMessage, m.Clearing, m.ReservationMessage, m.ActivationMessage)
 
 
 def encode(value: Any) -> Any:

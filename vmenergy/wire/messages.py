@@ -14,13 +14,14 @@ from typing import Union
 
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.flexoffer.errors import DOCUMENT
+from vmenergy.flexoffer.jsontext import guard as _guard
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_utc, parse_utc, seconds_to_interval
 from vmenergy.protocol.messages import (
     Ack,
-    Activation,
+    ActivationMessage,
     AssignmentMessage,
-    Bid,
-    Bill,
+    BidMessage,
+    BillMessage,
     BillLine,
     Clearing,
     MarketSessionNotice,
@@ -28,10 +29,10 @@ from vmenergy.protocol.messages import (
     Message,
     OfferMessage,
     Registration,
-    Reservation,
+    ReservationMessage,
 )
+from vmenergy.settlement.money import format_eur
 
-from vmenergy.flexoffer.jsontext import guard as _guard
 from .stanzas import (
     NS,
     AckElement,
@@ -70,12 +71,6 @@ _AMOUNT = re.compile(r"-?\d{1,15}(\.\d{1,2})?\Z")
 
 def _num(x: float) -> str:
     return repr(float(x))
-
-
-def _cents_text(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}{cents // 100}.{cents % 100:02d}"
 
 
 def _cents(value: object, path: str) -> int:
@@ -144,17 +139,17 @@ def encode(msg: Message):
             el["resolution"] = str(msg.resolution)
         el["energy"] = " ".join(_num(e) for e in msg.energy)
         return el
-    if isinstance(msg, Bill):
+    if isinstance(msg, BillMessage):
         el = BillElement()
         el["id"] = msg.bill_id
         el["period-start"] = format_utc(msg.period_start)
         el["period-end"] = format_utc(msg.period_end)
         el["currency"] = msg.currency
-        el["total"] = _cents_text(msg.total_cents)
+        el["total"] = format_eur(msg.total_cents)
         for line in msg.lines:
             le = BillLineElement()
-            le["kind"] = line.kind
-            le["amount"] = _cents_text(line.amount_cents)
+            le["kind"] = line.code  # the wire calls a line's code its kind
+            le["amount"] = format_eur(line.amount_cents)
             if line.offer_id is not None:
                 le["offer-id"] = line.offer_id
             le["description"] = line.description
@@ -174,7 +169,7 @@ def encode(msg: Message):
             el["resolution"] = str(msg.resolution)
         el["currency"] = msg.currency
         return el
-    if isinstance(msg, Bid):
+    if isinstance(msg, BidMessage):
         el = BidElement()
         el["id"], el["session"], el["side"] = msg.bid_id, msg.session_id, msg.side
         res = msg.offer.resolution if msg.offer is not None else DEFAULT_RESOLUTION
@@ -204,7 +199,7 @@ def encode(msg: Message):
         if msg.schedule is not None:
             el.append(schedule_to_stanza(msg.schedule))
         return el
-    if isinstance(msg, Reservation):
+    if isinstance(msg, ReservationMessage):
         el = ReservationElement()
         el["id"], el["session"], el["bid"] = msg.reservation_id, msg.session_id, msg.bid_id
         el["start"] = format_utc(msg.start * DEFAULT_RESOLUTION)
@@ -213,7 +208,7 @@ def encode(msg: Message):
         if msg.reservation_type != "energy":
             el["type"] = msg.reservation_type
         return el
-    if isinstance(msg, Activation):
+    if isinstance(msg, ActivationMessage):
         el = ActivationElement()
         el["id"], el["reservation"] = msg.activation_id, msg.reservation_id
         el["start"] = format_utc(msg.start * DEFAULT_RESOLUTION)
@@ -269,10 +264,10 @@ def _decode(x: ET.Element) -> Message:
         d = _attrs(x, {"id": _S, "period-start": _S, "period-end": _S, "currency": _S, "total": _S}, "")
         _require(d, "id", "period_start", "period_end")
         lines = _children(x, "", {"line": _bill_line})["line"]
-        bill = Bill(d["id"], parse_utc(d["period_start"], "period_start"), parse_utc(d["period_end"], "period_end"),
+        bill = BillMessage(d["id"], parse_utc(d["period_start"], "period_start"), parse_utc(d["period_end"], "period_end"),
                     tuple(lines), d.get("currency", "EUR"))
         if "total" in d and _cents(d["total"], "total") != bill.total_cents:
-            raise FlexOfferError("total", f"{d['total']} differs from the sum of the lines {_cents_text(bill.total_cents)}")
+            raise FlexOfferError("total", f"{d['total']} differs from the sum of the lines {format_eur(bill.total_cents)}")
         return bill
     if name == "registration":
         d = _attrs(x, {"op": _S, "participant": _S, "role": _S}, "")
@@ -298,7 +293,7 @@ def _decode(x: ET.Element) -> Message:
         offer = _single(kids["flexoffer"], "", "flexoffer")
         _require(d, "id", "session", "side")
         res = offer.resolution if offer is not None else _resolution(d)
-        return Bid(
+        return BidMessage(
             d["id"], d["session"], d["side"], offer, d.get("volume"), d.get("price"), d.get("activation_price"),
             parse_utc(d["expiry"], "expiry") if "expiry" in d else None,
             _interval(d, "start", res) if "start" in d else None,
@@ -320,7 +315,7 @@ def _decode(x: ET.Element) -> Message:
         _children(x, "", {})
         _require(d, "id", "session", "bid", "start", "end", "volume", "price")
         res = DEFAULT_RESOLUTION
-        return Reservation(d["id"], d["session"], d["bid"], _interval(d, "start", res), _interval(d, "end", res),
+        return ReservationMessage(d["id"], d["session"], d["bid"], _interval(d, "start", res), _interval(d, "end", res),
                            d["volume"], d["price"], d.get("type", "energy"))
     if name == "activation":
         spec = {"id": _S, "reservation": _S, "start": _S, "end": _S, "volume": _F}
@@ -328,7 +323,7 @@ def _decode(x: ET.Element) -> Message:
         _children(x, "", {})
         _require(d, "id", "reservation", "start", "end", "volume")
         res = DEFAULT_RESOLUTION
-        return Activation(d["id"], d["reservation"], _interval(d, "start", res), _interval(d, "end", res), d["volume"])
+        return ActivationMessage(d["id"], d["reservation"], _interval(d, "start", res), _interval(d, "end", res), d["volume"])
     raise FlexOfferError(DOCUMENT, f"unknown element <{name}> in {NS}")
 
 
@@ -375,21 +370,21 @@ def summary(msg: Message) -> str:
                 f"{s.total:g} kWh in {len(s.energy)} slices")
     if isinstance(msg, Measurement):
         return f"measurement {msg.measurement_id} for {msg.offer_id}: {sum(msg.energy):g} kWh in {len(msg.energy)} intervals"
-    if isinstance(msg, Bill):
-        return f"bill {msg.bill_id}: {_cents_text(msg.total_cents)} {msg.currency} ({len(msg.lines)} lines)"
+    if isinstance(msg, BillMessage):
+        return f"bill {msg.bill_id}: {format_eur(msg.total_cents)} {msg.currency} ({len(msg.lines)} lines)"
     if isinstance(msg, Registration):
         return f"{msg.op} {msg.participant} as {msg.role}"
     if isinstance(msg, MarketSessionNotice):
         return f"market session {msg.session_id} {msg.state} ({msg.mechanism}), gate closure {format_utc(msg.gate_closure)}"
-    if isinstance(msg, Bid):
+    if isinstance(msg, BidMessage):
         what = f"flex-offer {msg.offer.id}" if msg.offer is not None else f"{msg.volume:g} kWh at {msg.price:g}"
         return f"bid {msg.bid_id} in {msg.session_id}: {msg.side} {what}"
     if isinstance(msg, Clearing):
         price = f" at {msg.price:g}" if msg.price is not None else ""
         return f"clearing of bid {msg.bid_id}: {msg.status}, {msg.volume:g} kWh{price}"
-    if isinstance(msg, Reservation):
+    if isinstance(msg, ReservationMessage):
         return f"reservation {msg.reservation_id}: {msg.volume:g} kWh at {msg.price:g}"
-    if isinstance(msg, Activation):
+    if isinstance(msg, ActivationMessage):
         return f"activation {msg.activation_id} of {msg.reservation_id}: {msg.volume:g} kWh"
     return type(msg).__name__
 
