@@ -13,13 +13,12 @@ import math
 from typing import Mapping, Optional, Sequence
 
 from vmenergy.flexoffer.limits import TOLERANCE
-
-from .assignments import Assignments, OfferFlag
-from .baselines import DAY_TOTAL_DECIMALS
-from .contracts import Contract
-from .market_sales import MarketSales
-from .metering import RATING_TOLERANCE, MeterData, MeterFlag
-from .money import FRACTION_DIGITS, cents
+from vmenergy.settlement.assignments import Assignments, OfferFlag
+from vmenergy.settlement.baselines import DAY_TOTAL_DECIMALS
+from vmenergy.settlement.contracts import Contract
+from vmenergy.settlement.market_sales import MarketSales
+from vmenergy.settlement.metering import RATING_TOLERANCE, MeterData, MeterFlag
+from vmenergy.settlement.money import FRACTION_DIGITS, cents
 
 __all__ = ["settle_reference"]
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOfferSet, ScheduleSet
 
-from .assignments import Assignments, assignments_from_sets
-from .contracts import Contract, parse_contracts
-from .market_sales import MarketSales
-from .metering import MeterData
+from vmenergy.settlement.assignments import Assignments, assignments_from_sets
+from vmenergy.settlement.contracts import Contract, parse_contracts
+from vmenergy.settlement.market_sales import MarketSales
+from vmenergy.settlement.metering import MeterData
 
 __all__ = ["Population", "population", "CONTRACTS_TOML", "DAY0"]
 
