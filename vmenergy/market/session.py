@@ -253,11 +253,11 @@ class MarketSession:
                 live.append((bid, seq, interval))
         m = self.mechanism
         if isinstance(m, OneSidedPool):
-            result = self._clear_one_sided(live)
+            result = self._clear_one_sided(live, m)
         elif isinstance(m, TwoSidedPool):
             result = self._clear_two_sided(live)
         else:
-            result = self._clear_welfare(live)
+            result = self._clear_welfare(live, m)
         result.rejected.update(dropped)
         self.result = result
         self.state = SessionState.CLEARED
@@ -281,9 +281,7 @@ class MarketSession:
         seq = np.fromiter((s for _, s in orders), np.int64, n)[owner]
         return orders, owner, t, price, vol, seq
 
-    def _clear_one_sided(self, live) -> MarketResult:
-        m = self.mechanism
-        assert isinstance(m, OneSidedPool)
+    def _clear_one_sided(self, live, m: OneSidedPool) -> MarketResult:
         orders, owner, t, price, vol, seq = self._pieces(live)
         d0, d1 = self.delivery_start, self.delivery_end
         demand = np.array([m.demand_at(x) for x in range(d0, d1)])
@@ -362,9 +360,7 @@ class MarketSession:
         return MarketResult(self.session_id, self.mechanism.name, self.pricing.value, awards, rejected, prices, welfare,
                             reservations=reservations)
 
-    def _clear_welfare(self, live) -> MarketResult:
-        m = self.mechanism
-        assert isinstance(m, (ManyToMany, ImplicitCapacity))
+    def _clear_welfare(self, live, m: Union[ManyToMany, ImplicitCapacity]) -> MarketResult:
         flex = [PlacedFlex(b, s, self.participants.get(b.participant), iv) for b, s, iv in live if isinstance(b, FlexOfferBid)]
         orders = [PlacedOrder(b, s, self.participants.get(b.participant)) for b, s, _ in live if isinstance(b, Order)]
         zones = list(m.zones) if isinstance(m, ImplicitCapacity) else [None]
@@ -387,8 +383,10 @@ class MarketSession:
         """Call ``volume`` kWh per interval of [start, end) on a reservation (at most what was
         reserved in each of those intervals), paid at its activation price."""
         self._require(SessionState.CLEARED, action="activate reservations of")
-        assert self.result is not None
-        res = next((r for r in self.result.reservations if r.id == reservation_id), None)
+        result = self.result
+        if result is None:  # pragma: no cover - a cleared session always has its result
+            raise MarketError("state", "the session is not cleared")
+        res = next((r for r in result.reservations if r.id == reservation_id), None)
         if res is None:
             raise MarketError("reservation_id", f"no reservation {reservation_id!r} in this session")
         start, end, now = check.integer(start, "start"), check.integer(end, "end"), check.integer(now, "now")

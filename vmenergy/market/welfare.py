@@ -38,6 +38,7 @@ from vmenergy.planning.problem import Problem, prepare
 from vmenergy.planning.solver import SolverReport, run
 
 from .bids import FlexOfferBid, Order, Product, Side
+from .errors import MarketError
 from .pools import EPS
 from .results import Award
 
@@ -95,7 +96,8 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
         problems.append(pr)
         offer_vars.append(ov)
         prices = pf.bid.offer.prices
-        assert prices is not None
+        if prices is None:  # placing a bid refuses this; a direct caller may not
+            raise MarketError("offer.prices", "a flex-offer bid needs prices (its price curve)")
         for ch in ov.choices:
             for t, pairs, _c in load_pairs(pr.rows, ch, d0):
                 balance[(pf.zone, d0 + t)].extend(pairs)
@@ -204,7 +206,8 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
         load = row.spread(x)
         energy = {ch.start + k: float(v) for k, v in enumerate(load)}
         prices_curve = bid.offer.prices
-        assert prices_curve is not None
+        if prices_curve is None:  # pragma: no cover - refused when the problem was built above
+            raise MarketError("offer.prices", "a flex-offer bid needs prices (its price curve)")
         val = sum(_slice_value(prices_curve.for_slice(q).up, prices_curve.for_slice(q).down, float(e)) for q, e in enumerate(x))
         welfare += val
         amount = val if pay_as_bid else sum(price_at(pf.zone, t) * e for t, e in energy.items())

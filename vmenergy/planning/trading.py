@@ -35,7 +35,7 @@ import numpy as np
 from vmenergy.flexoffer import FlexOffer, Schedule
 
 from .errors import PlanningError, check
-from .objective import Objective, Series, _series
+from .objective import Objective, _series
 from .scheduling import schedule_offers
 from .solver import SolverReport
 
@@ -104,7 +104,6 @@ def trade_directly(
     """
     now = check.integer(now, "now")  # an interval number
     series = _series(prices, start, "prices")
-    assert isinstance(series, Series)
     h0, length = series.start, len(series.values)
     price = series.values
     limit = None
@@ -184,7 +183,8 @@ def trade_directly(
 def _deviation_cost(fo: FlexOffer, sched: Schedule, ref_profile: int, ref_energy: np.ndarray) -> float:
     """EUR the offer's prices charge for ``sched`` relative to the reference energies (slice by
     slice; slices beyond the reference's count compare with 0)."""
-    assert fo.prices is not None
+    if fo.prices is None:  # pragma: no cover - unpriced offers are rejected before planning
+        raise PlanningError("prices", "missing; the direct trading rule needs the offer's prices per slice")
     cost = 0.0
     for q, e in enumerate(sched.energy):
         r = float(ref_energy[q]) if q < len(ref_energy) else 0.0

@@ -39,7 +39,7 @@ from vmenergy.flexoffer.timeutil import format_utc
 
 from . import baselines as bl
 from .assignments import Assignments, OfferFlag
-from .bills import LINE_CODES, ParticipantBill, ProsumerBills
+from .bills import ParticipantBill, ProsumerBills
 from .contracts import Contract
 from .errors import SettlementError
 from .market_sales import MarketSales
@@ -517,7 +517,6 @@ def _bills(q: dict[str, np.ndarray], contracts: tuple[Contract, ...], ci: np.nda
     raw = np.where(exempt, 0.0, raw)
     line("penalty", q["excess_kwh"], np.where(factor > 0, np.nan, per_kwh), -raw, np.ones(n, bool))
     line("unverified", q["unverified_intervals"], np.full(n, np.nan), zero, np.ones(n, bool))
-    assert set(amount) == set(LINE_CODES)
     return ProsumerBills(
         prosumers=prosumers, contract_index=ci, contract_ids=tuple(c.id for c in contracts), bill_kind=kinds,
         aggregators=aggregators, aggregator_index=ai, period_start=start * res, period_end=(start + T) * res,
