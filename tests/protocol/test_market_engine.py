@@ -167,3 +167,13 @@ def test_aggregate_revenue_of_half_a_cent_rounds_like_settlement():
     net.take(agg.jid, agg.receive(MKT, replace(c, price=price), t))
     (rec,) = agg.ledger.values("aggregates")
     assert rec.status == "scheduled" and rec.revenue_cents == cents(-price * bought) == -13
+
+
+def test_simple_order_timed_at_another_resolution_than_the_session_is_refused():
+    mkt, agg, pros, net = world(1)
+    net.tick(NOW)  # session s-1 opens, the aggregator registers
+    (session,) = mkt.ledger.values("sessions")
+    t = session.notice.delivery_start // 4  # an hour, counted in hours
+    hourly = BidMessage("b-h", "s-1", "buy", volume=1.0, price=0.1, start=t, end=t + 1, resolution=3600)
+    (ack,) = [e.msg for e in mkt.receive(AGG, hourly, NOW) if isinstance(e, Send)]
+    assert not ack.accepted and ack.reason.startswith("resolution: 3600 s differs from the session's 900 s")

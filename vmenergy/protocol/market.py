@@ -331,12 +331,13 @@ class MarketEngine(Engine):
         self.ledger.put("bids", bid.bid_id, BidRecord(bid, sender, now))
         return [Note("bid", {"bid": bid.bid_id, "from": sender})], None
 
-    @staticmethod
-    def _market_bid(bid: BidMessage, participant: str):
+    def _market_bid(self, bid: BidMessage, participant: str):
         if bid.offer is not None:
             return FlexOfferBid(bid.bid_id, participant, bid.offer, bid.expiry)
         if bid.start is None:
             raise FlexOfferError("start", "a simple order needs its delivery period (start, end)")
+        if bid.resolution != self.config.resolution:
+            raise FlexOfferError("resolution", f"{bid.resolution} s differs from the session's {self.config.resolution} s")
         return Order(bid.bid_id, participant, bid.side, bid.volume, bid.price, bid.start, bid.end,
                      kind=bid.order_type, activation_price=bid.activation_price, expiry=bid.expiry)
 

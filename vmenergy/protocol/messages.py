@@ -255,7 +255,8 @@ class BidMessage:
 
     Simple order fields follow the GOFLEX market: ``volume`` (kWh), ``price`` (EUR/kWh, the
     reservation or energy price), ``activation_price`` (EUR/kWh when activated), ``expiry``
-    (epoch seconds), and the period ``start``..``end`` (intervals) it covers.
+    (epoch seconds), and the period ``start``..``end`` (intervals at ``resolution`` seconds, the
+    session's) it covers.
     """
 
     bid_id: str
@@ -269,6 +270,7 @@ class BidMessage:
     start: Optional[int] = None
     end: Optional[int] = None
     order_type: str = "energy"
+    resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
         _set(self, "bid_id", check_identifier(self.bid_id, "id"))
@@ -288,6 +290,7 @@ class BidMessage:
             if getattr(self, name) is not None:
                 _set(self, name, check_integer(getattr(self, name), name))
         _set(self, "order_type", check_identifier(self.order_type, "type"))
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
         return ("bid", self.bid_id)
@@ -332,7 +335,8 @@ class Clearing:
 
 @dataclass(frozen=True, slots=True)
 class ReservationMessage:
-    """Capacity reserved from an accepted bid for a period (it may be activated later)."""
+    """Capacity reserved from an accepted bid for a period ``start``..``end`` (intervals at
+    ``resolution`` seconds); it may be activated later."""
 
     reservation_id: str
     session_id: str
@@ -342,6 +346,7 @@ class ReservationMessage:
     volume: float
     price: float
     reservation_type: str = "energy"
+    resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
         _set(self, "reservation_id", check_identifier(self.reservation_id, "id"))
@@ -354,6 +359,7 @@ class ReservationMessage:
         _set(self, "volume", check_number(self.volume, "volume"))
         _set(self, "price", check_number(self.price, "price"))
         _set(self, "reservation_type", check_identifier(self.reservation_type, "type"))
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
         return ("reservation", self.reservation_id)
@@ -365,13 +371,15 @@ class ReservationMessage:
 
 @dataclass(frozen=True, slots=True)
 class ActivationMessage:
-    """Activation of (part of) a reservation: deliver ``volume`` kWh over start..end."""
+    """Activation of (part of) a reservation: deliver ``volume`` kWh over ``start``..``end``
+    (intervals at ``resolution`` seconds)."""
 
     activation_id: str
     reservation_id: str
     start: int
     end: int
     volume: float
+    resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
         _set(self, "activation_id", check_identifier(self.activation_id, "id"))
@@ -381,6 +389,7 @@ class ActivationMessage:
         if self.end <= self.start:
             raise FlexOfferError("end", "must be after start")
         _set(self, "volume", check_number(self.volume, "volume"))
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
         return ("activation", self.activation_id)

@@ -15,6 +15,7 @@ from typing import Union
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.flexoffer.errors import DOCUMENT
 from vmenergy.flexoffer.jsontext import guard as _guard
+from vmenergy.flexoffer.jsontext import resolution_field
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_utc, parse_utc, seconds_to_interval
 from vmenergy.protocol.messages import (
     Ack,
@@ -94,13 +95,6 @@ def _interval(d: dict, key: str, res: int) -> int:
     return seconds_to_interval(parse_utc(value, key), res, key)
 
 
-def _resolution(d: dict) -> int:
-    res = d.get("resolution", DEFAULT_RESOLUTION)
-    if not isinstance(res, int) or isinstance(res, bool) or res <= 0:
-        raise FlexOfferError("resolution", f"must be > 0 (got {res!r})")
-    return res
-
-
 # ------------------------------------------------------------------------------------------
 # encode
 
@@ -172,7 +166,7 @@ def encode(msg: Message):
     if isinstance(msg, BidMessage):
         el = BidElement()
         el["id"], el["session"], el["side"] = msg.bid_id, msg.session_id, msg.side
-        res = msg.offer.resolution if msg.offer is not None else DEFAULT_RESOLUTION
+        res = msg.resolution
         for key, attr in (("volume", "volume"), ("price", "price"), ("activation_price", "activation-price")):
             if getattr(msg, key) is not None:
                 el[attr] = _num(getattr(msg, key))
@@ -183,6 +177,8 @@ def encode(msg: Message):
                 el[key] = format_utc(getattr(msg, key) * res)
         if msg.order_type != "energy":
             el["type"] = msg.order_type
+        if res != DEFAULT_RESOLUTION:
+            el["resolution"] = str(res)
         if msg.offer is not None:
             el.append(offer_to_stanza(msg.offer))
         return el
@@ -202,18 +198,22 @@ def encode(msg: Message):
     if isinstance(msg, ReservationMessage):
         el = ReservationElement()
         el["id"], el["session"], el["bid"] = msg.reservation_id, msg.session_id, msg.bid_id
-        el["start"] = format_utc(msg.start * DEFAULT_RESOLUTION)
-        el["end"] = format_utc(msg.end * DEFAULT_RESOLUTION)
+        el["start"] = format_utc(msg.start * msg.resolution)
+        el["end"] = format_utc(msg.end * msg.resolution)
         el["volume"], el["price"] = _num(msg.volume), _num(msg.price)
         if msg.reservation_type != "energy":
             el["type"] = msg.reservation_type
+        if msg.resolution != DEFAULT_RESOLUTION:
+            el["resolution"] = str(msg.resolution)
         return el
     if isinstance(msg, ActivationMessage):
         el = ActivationElement()
         el["id"], el["reservation"] = msg.activation_id, msg.reservation_id
-        el["start"] = format_utc(msg.start * DEFAULT_RESOLUTION)
-        el["end"] = format_utc(msg.end * DEFAULT_RESOLUTION)
+        el["start"] = format_utc(msg.start * msg.resolution)
+        el["end"] = format_utc(msg.end * msg.resolution)
         el["volume"] = _num(msg.volume)
+        if msg.resolution != DEFAULT_RESOLUTION:
+            el["resolution"] = str(msg.resolution)
         return el
     raise TypeError(f"not a protocol message: {type(msg).__name__}")
 
@@ -258,7 +258,7 @@ def _decode(x: ET.Element) -> Message:
         _require(d, "id", "offer_id", "start")
         if energy is None:
             raise FlexOfferError("energy", "required")
-        res = _resolution(d)
+        res = resolution_field(d)
         return Measurement(d["id"], d["offer_id"], _interval(d, "start", res), tuple(energy), res)
     if name == "bill":
         d = _attrs(x, {"id": _S, "period-start": _S, "period-end": _S, "currency": _S, "total": _S}, "")
@@ -280,7 +280,7 @@ def _decode(x: ET.Element) -> Message:
         d = _attrs(x, spec, "")
         _children(x, "", {})
         _require(d, "id", "state", "mechanism", "gate_closure", "delivery_start", "delivery_end")
-        res = _resolution(d)
+        res = resolution_field(d)
         return MarketSessionNotice(
             d["id"], d["state"], d["mechanism"], parse_utc(d["gate_closure"], "gate_closure"),
             _interval(d, "delivery_start", res), _interval(d, "delivery_end", res), res, d.get("currency", "EUR"),
@@ -292,13 +292,13 @@ def _decode(x: ET.Element) -> Message:
         kids = _children(x, "", {"flexoffer": lambda e, p: read_flexoffer(e)[1]})
         offer = _single(kids["flexoffer"], "", "flexoffer")
         _require(d, "id", "session", "side")
-        res = offer.resolution if offer is not None else _resolution(d)
+        res = resolution_field(d)
         return BidMessage(
             d["id"], d["session"], d["side"], offer, d.get("volume"), d.get("price"), d.get("activation_price"),
             parse_utc(d["expiry"], "expiry") if "expiry" in d else None,
             _interval(d, "start", res) if "start" in d else None,
             _interval(d, "end", res) if "end" in d else None,
-            d.get("type", "energy"),
+            d.get("type", "energy"), res,
         )
     if name == "clearing":
         spec = {"session": _S, "bid": _S, "status": _S, "volume": _F, "price": _F, "clearing-price": _F,
@@ -310,20 +310,22 @@ def _decode(x: ET.Element) -> Message:
         return Clearing(d["session"], d["bid"], d["status"], d.get("volume", 0.0), d.get("price"), d.get("reason"),
                         schedule, d.get("clearing_price"))
     if name == "reservation":
-        spec = {"id": _S, "session": _S, "bid": _S, "start": _S, "end": _S, "volume": _F, "price": _F, "type": _S}
+        spec = {"id": _S, "session": _S, "bid": _S, "start": _S, "end": _S, "volume": _F, "price": _F, "type": _S,
+                "resolution": _I}
         d = _attrs(x, spec, "")
         _children(x, "", {})
         _require(d, "id", "session", "bid", "start", "end", "volume", "price")
-        res = DEFAULT_RESOLUTION
+        res = resolution_field(d)
         return ReservationMessage(d["id"], d["session"], d["bid"], _interval(d, "start", res), _interval(d, "end", res),
-                           d["volume"], d["price"], d.get("type", "energy"))
+                                  d["volume"], d["price"], d.get("type", "energy"), res)
     if name == "activation":
-        spec = {"id": _S, "reservation": _S, "start": _S, "end": _S, "volume": _F}
+        spec = {"id": _S, "reservation": _S, "start": _S, "end": _S, "volume": _F, "resolution": _I}
         d = _attrs(x, spec, "")
         _children(x, "", {})
         _require(d, "id", "reservation", "start", "end", "volume")
-        res = DEFAULT_RESOLUTION
-        return ActivationMessage(d["id"], d["reservation"], _interval(d, "start", res), _interval(d, "end", res), d["volume"])
+        res = resolution_field(d)
+        return ActivationMessage(d["id"], d["reservation"], _interval(d, "start", res), _interval(d, "end", res),
+                                 d["volume"], res)
     raise FlexOfferError(DOCUMENT, f"unknown element <{name}> in {NS}")
 
 

@@ -242,14 +242,14 @@ class ReservationElement(ElementBase):
     name = "reservation"
     namespace = NS
     plugin_attrib = "reservation"
-    interfaces = {"id", "session", "bid", "start", "end", "volume", "price", "type"}
+    interfaces = {"id", "session", "bid", "start", "end", "volume", "price", "type", "resolution"}
 
 
 class ActivationElement(ElementBase):
     name = "activation"
     namespace = NS
     plugin_attrib = "activation"
-    interfaces = {"id", "reservation", "start", "end", "volume"}
+    interfaces = {"id", "reservation", "start", "end", "volume", "resolution"}
 
 
 register_stanza_plugin(BillElement, BillLineElement, iterable=True)
