@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from vmenergy.flexoffer import FlexOfferSet, State
+from vmenergy.flexoffer import FlexOfferSet, Polytope, State
 from vmenergy.flexoffer.offerset import NA
 from vmenergy.flexoffer.ragged import expand_rows, offsets_from_counts, segment_sum, starts_within
 
@@ -120,7 +120,6 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         est = np.where(known, np.maximum(est, now_p), est)
     avail = known & (latest >= est)
     ptf = np.where(avail, latest - est, -1)
-    pef = None if single else segment_sum(offers.max - offers.min, offers.slice_offsets)
 
     # ---- the profile each offer is aggregated with
     first = offers.profile_offsets[:-1]
@@ -129,6 +128,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         tf_before = np.maximum(ptf, 0).astype(np.float64)
         ef_before = None  # the slice widths of the only profile: computed when the metrics ask
     else:
+        pef = segment_sum(offers.max - offers.min, offers.slice_offsets)  # energy flexibility per profile
         nprof = offers.profiles_per_offer
         local = np.arange(offers.n_profiles, dtype=np.int64) - np.repeat(first, nprof)
         if params.xor == "first":
@@ -174,7 +174,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
     tmin = offers.total_min[chosen]
     tmax = offers.total_max[chosen]
     has_total = np.isfinite(tmin) | np.isfinite(tmax)
-    scalar: dict[int, tuple[object, dict]] = {}  # row -> (polytope or None, {slice: values})
+    scalar: dict[int, tuple[Optional[Polytope], dict]] = {}  # row -> (polytope or None, {slice: values})
     deadlines: dict[int, tuple[Optional[int], Optional[int]]] = {}
     for r, extra in offers.sidecar.items():
         acc, asg = extra.get("acceptance_before"), extra.get("assignment_before")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Optional, overload
 
 from vmenergy.validation import set_field
 
@@ -195,13 +195,23 @@ class FlexOffer:
             raise FlexOfferError(f"baseline.{v.field}", f"the default schedule must be feasible: {v.reason}")
 
     # -- time window ------------------------------------------------------------------------
+    @overload
+    def earliest_start(self, now: int, profile: int | None = None) -> int: ...
+    @overload
+    def earliest_start(self, now: None = None, profile: int | None = None) -> int | None: ...
+
     def earliest_start(self, now: int | None = None, profile: int | None = None) -> int | None:
         """Earliest start interval; None if it depends on a ``now`` that was not given."""
         sa = self.start_after if self.start_after is not None else now
-        if profile is not None and self.profiles[profile].start_after is not None:
-            psa = self.profiles[profile].start_after
+        psa = None if profile is None else self.profiles[profile].start_after
+        if psa is not None:
             sa = psa if sa is None else max(sa, psa)
         return sa
+
+    @overload
+    def latest_start(self, now: int, profile: int | None = None) -> int: ...
+    @overload
+    def latest_start(self, now: None = None, profile: int | None = None) -> int | None: ...
 
     def latest_start(self, now: int | None = None, profile: int | None = None) -> int | None:
         """Latest start interval (inclusive); None if it depends on a ``now`` that was not given."""
@@ -210,8 +220,8 @@ class FlexOffer:
         else:
             base = self.start_after if self.start_after is not None else now
             sb = None if base is None else base + (self.start_before_duration or 0)
-        if profile is not None and self.profiles[profile].start_before is not None:
-            psb = self.profiles[profile].start_before
+        psb = None if profile is None else self.profiles[profile].start_before
+        if psb is not None:
             sb = psb if sb is None else min(sb, psb)
         return sb
 

@@ -571,8 +571,7 @@ def check(offers: FlexOfferSet, schedules: ScheduleSet, now: Optional[int] = Non
     # polytopes and discrete values: scalar rules, only for the offers that have them
     if offers.sidecar:
         special = offers.has_scalar_constraints()
-        for k in np.flatnonzero(ok_len & special[o]):
-            k = int(k)
+        for k in np.flatnonzero(ok_len & special[o]).tolist():
             extra = offers.sidecar[int(o[k])]
             j = int(schedules.profile[k])
             a, b = schedules.energy_offsets[k], schedules.energy_offsets[k + 1]

@@ -222,7 +222,7 @@ class Profile:
         """kWh between the slice minima and maxima."""
         return math.fsum(s.max - s.min for s in self.slices)
 
-    def spread(self, values: Sequence[float]) -> np.ndarray:
+    def spread(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         """Per-slice kWh (a schedule's energies, or the slices' minima or maxima) spread evenly
         over each slice's ``duration`` intervals: kWh per interval, ``duration`` values. A slice's
         energy is over its whole duration, so this is what a meter sees when the device runs."""

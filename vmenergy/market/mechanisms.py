@@ -67,7 +67,8 @@ class OneSidedPool:
             set_field(self, "demand", check.number(self.demand, "mechanism.demand", minimum=0.0))
 
     def demand_at(self, t: int) -> float:
-        return self.demand.get(t, 0.0) if isinstance(self.demand, dict) else float(self.demand)  # type: ignore[union-attr]
+        demand = self.demand
+        return demand.get(t, 0.0) if isinstance(demand, Mapping) else float(demand)
 
 
 @dataclass(frozen=True)

@@ -184,8 +184,8 @@ def prepare(
     for i, fo in enumerate(offers):
         ws: list[Optional[tuple[int, int]]] = []
         for j in range(len(fo.profiles)):
-            lo, hi = _window(fo, j, now, i)
-            ws.append((lo, hi) if lo <= hi else None)
+            earliest, latest = _window(fo, j, now, i)
+            ws.append((earliest, latest) if earliest <= latest else None)
         if all(w is None for w in ws):
             raise PlanningError(f"offers[{i}].start_before",
                                 f"no start left in its window at now={now} (every profile's latest start has passed)")

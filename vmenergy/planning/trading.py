@@ -74,7 +74,8 @@ def _reference(fo: FlexOffer, now: int) -> tuple[int, int, np.ndarray]:
     return 0, int(fo.earliest_start(now, 0)), np.clip(0.0, lo, hi)
 
 
-def _load(fo: FlexOffer, profile: int, start: int, energy: Sequence[float], h0: int, length: int) -> np.ndarray:
+def _load(fo: FlexOffer, profile: int, start: int, energy: Sequence[float] | np.ndarray, h0: int,
+          length: int) -> np.ndarray:
     """The schedule's kWh per interval on the horizon [h0, h0 + length) (outside it: dropped)."""
     out = np.zeros(length)
     per = fo.profiles[profile].spread(energy)

@@ -10,7 +10,7 @@ packages (aggregation, planning, settlement); this module only sequences it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, aggregate, disaggregate
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Schedule, SlicePrice, State
@@ -85,7 +85,7 @@ def objective_from(spec: dict) -> Objective:
     """An :class:`Objective` from its config form (``{"kind": ..., ...}``)."""
     spec = dict(spec)
     kind = spec.pop("kind", "peak")
-    makers = {
+    makers: dict[str, Callable[..., Objective]] = {
         "peak": Objective.peak, "target": Objective.target, "balance": Objective.balance, "cost": Objective.cost,
         "energy_min": Objective.energy_min, "energy_max": Objective.energy_max,
         "follow_market": Objective.follow_market,
@@ -260,15 +260,15 @@ class AggregatorEngine(Engine):
                                                                  note=None if ack.accepted else ack.reason))
             return [Note("assignment-" + ack.status, {"offer": msg.schedule.offer_id, "reason": ack.reason})]
         if ack.kind == "bid" and isinstance(msg, BidMessage) and not ack.accepted:
-            rec = self.ledger.get("aggregates", msg.bid_id.removeprefix("bid-"))
-            if rec is not None:
+            agg: Optional[AggregateRecord] = self.ledger.get("aggregates", msg.bid_id.removeprefix("bid-"))
+            if agg is not None:
                 return [Note("bid-rejected", {"bid": msg.bid_id, "reason": ack.reason}),
-                        *self._fallback(rec, now, f"bid rejected: {ack.reason}")]
+                        *self._fallback(agg, now, f"bid rejected: {ack.reason}")]
         if ack.kind == "flexoffer" and isinstance(msg, OfferMessage) and not ack.accepted:
-            rec = self.ledger.get("aggregates", msg.offer_id)
-            if rec is not None:
+            agg = self.ledger.get("aggregates", msg.offer_id)
+            if agg is not None:
                 return [Note("parent-rejected", {"aggregate": msg.offer_id, "reason": ack.reason}),
-                        *self._fallback(rec, now, f"parent rejected: {ack.reason}")]
+                        *self._fallback(agg, now, f"parent rejected: {ack.reason}")]
         return []
 
     # -- the planning/bidding round ----------------------------------------------------------

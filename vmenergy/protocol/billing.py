@@ -51,9 +51,11 @@ def settle_offers(
     """
     res = records[0].offer.resolution
     spans = []
+    schedules = []
     for r in records:
         s = r.schedule
         assert s is not None
+        schedules.append(s)
         spans.append((s.start, s.start + r.offer.profiles[s.profile].duration))
     start = min(a for a, _ in spans)
     end = max(b for _, b in spans)
@@ -74,16 +76,15 @@ def settle_offers(
     energy[scheduled & ~measured] = np.nan
     meter = MeterData(prosumers=np.array(owners, dtype=object), start=start, resolution=res, energy=energy)
     offers = [r.offer for r in records]
-    schedules = [r.schedule for r in records]
     asg = assignments_from_offers(offers, schedules, meter, prosumer_of={r.offer.id: r.owner for r in records})
     market = _market_sales(records, aggregates, aggregator, start, end)
     result = settle(meter, asg, [contract], [0] * len(owners), market)
     bills: list[tuple[str, BillMessage, list[str]]] = []
     n = first_bill
     for i, owner in enumerate(owners):
-        b = result.bills.bill(i)
+        statement = result.bills.bill(i)
         mine = [r for r in records if r.owner == owner]
-        lines = [BillLine(ln.code, _describe(ln), ln.amount_cents) for ln in b.lines]
+        lines = [BillLine(ln.code, _describe(ln), ln.amount_cents) for ln in statement.lines]
         lines += [BillLine("offer", f"settles offer {r.offer.id}", 0, r.offer.id) for r in mine]
         bill = BillMessage(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
         n += 1

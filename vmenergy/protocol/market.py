@@ -23,6 +23,8 @@ from vmenergy.market import (
     MarketSession,
     OneSidedPool,
     Order,
+    Product,
+    Side,
     TwoSidedPool,
 )
 from vmenergy.settlement.money import cents
@@ -263,19 +265,19 @@ class MarketEngine(Engine):
         sid = rec.notice.session_id
         self.ledger.put("sessions", sid, replace(rec, billed=True))
         out: list[Effect] = []
-        by_participant: dict[str, list[BidRecord]] = {}
+        by_participant: dict[str, list[tuple[BidRecord, Clearing]]] = {}
         for b in self.ledger.values("bids"):
-            if b.bid.session_id == sid and b.status in ("accepted", "partial"):
-                by_participant.setdefault(b.participant, []).append(b)
+            if b.bid.session_id == sid and b.status in ("accepted", "partial") and b.clearing is not None:
+                by_participant.setdefault(b.participant, []).append((b, b.clearing))
         res = rec.notice.resolution
         for participant, bids in sorted(by_participant.items()):
             lines = tuple(
-                BillLine("market_energy", f"bid {b.bid.bid_id}: {b.clearing.volume:g} kWh at "
-                                          f"{b.clearing.price or 0:g} EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
+                BillLine("market_energy", f"bid {b.bid.bid_id}: {c.volume:g} kWh at "
+                                          f"{c.price or 0:g} EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
                          -b.amount_cents)
-                for b in sorted(bids, key=lambda x: x.bid.bid_id))
+                for b, c in sorted(bids, key=lambda x: x[0].bid.bid_id))
             bill = BillMessage(f"bill-{sid}-{participant.split('@')[0]}", rec.notice.delivery_start * res,
-                        rec.notice.delivery_end * res, lines)
+                               rec.notice.delivery_end * res, lines)
             out += self.send_reliable(participant, bill, now)
         return out
 
@@ -338,8 +340,14 @@ class MarketEngine(Engine):
             raise FlexOfferError("start", "a simple order needs its delivery period (start, end)")
         if bid.resolution != self.config.resolution:
             raise FlexOfferError("resolution", f"{bid.resolution} s differs from the session's {self.config.resolution} s")
-        return Order(bid.bid_id, participant, bid.side, bid.volume, bid.price, bid.start, bid.end,
-                     kind=bid.order_type, activation_price=bid.activation_price, expiry=bid.expiry)
+        if bid.volume is None or bid.price is None:  # pragma: no cover - the message refuses an order without
+            raise FlexOfferError("volume", "a simple order needs volume and price")
+        try:
+            kind = Product(bid.order_type)
+        except ValueError:
+            raise FlexOfferError("type", f"must be energy, up or down, got {bid.order_type!r}") from None
+        return Order(bid.bid_id, participant, Side(bid.side), bid.volume, bid.price, bid.start, bid.end,
+                     kind=kind, activation_price=bid.activation_price, expiry=bid.expiry)
 
     def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
         return []

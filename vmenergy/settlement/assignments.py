@@ -351,7 +351,7 @@ def assignments_from_sets(
     offer_tf = np.maximum.reduceat(ptf, offers.profile_offsets[:-1]) if n_off else np.zeros(0, np.int64)
     offer_known = np.logical_and.reduceat(known, offers.profile_offsets[:-1]) if n_off else np.zeros(0, bool)
     tf = offer_tf[oi_k].copy()
-    for k in np.flatnonzero(~offer_known[oi_k]):
+    for k in np.flatnonzero(~offer_known[oi_k]).tolist():
         fo = offers.offer(int(oi_k[k]))
         try:
             tf[k] = fo.time_flexibility
@@ -368,8 +368,7 @@ def assignments_from_sets(
         cf = check_sets(offers, sub).flags.astype(np.int64)
         implicit = offers.start_after[oi_k] == NA
         flags[(cf != 0) & ~implicit] |= np.uint8(OfferFlag.INFEASIBLE)
-        for k in np.flatnonzero(implicit):  # rare: their window is only known relative to "now"
-            k = int(k)
+        for k in np.flatnonzero(implicit).tolist():  # rare: their window is only known relative to "now"
             if offers.offer(int(oi_k[k])).check(sub.schedule(k, offers), int(start[k])):
                 flags[k] |= np.uint8(OfferFlag.INFEASIBLE)
     # schedule slices

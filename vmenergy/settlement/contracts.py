@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from typing import Any, Mapping, Optional, Sequence
 
@@ -227,6 +228,12 @@ class Contract:
         if self.valid_from is not None and self.valid_until is not None and self.valid_until <= self.valid_from:
             raise SettlementError("valid_until", "must be after valid_from")
 
+    @property
+    def bill_kind(self) -> str:
+        """``delegated``, ``direct:offer`` or ``direct:market``: which lines its bills carry
+        (the ``modes`` of :data:`~vmenergy.settlement.bills.LINES`)."""
+        return self.mode if self.pricing is None else f"{self.mode}:{self.pricing.source}"
+
     def covers(self, start_seconds: int, end_seconds: int) -> bool:
         """True if the contract is valid for the whole period [start, end)."""
         return (self.valid_from is None or self.valid_from <= start_seconds) and (
@@ -264,7 +271,7 @@ class Contract:
         ):
             if key in d:
                 t = check.table(d[key], key, fields, noun=_TABLE)
-                kw[key] = check.build(key, lambda t=t, c=cls_: c(**t))
+                kw[key] = check.build(key, partial(cls_, **t))
         return cls(**kw)
 
     def to_dict(self) -> dict:

@@ -109,7 +109,7 @@ def flexibility_envelope(offers: Iterable[FlexOffer] | FlexOfferSet, period_star
         if fo.resolution != resolution:
             raise SettlementError(f"offers[{k}].resolution",
                                   f"{fo.resolution} s differs from the period's {resolution} s")
-        lo_o = up_o = None
+        lows, highs = [], []  # per profile: the least and most it can place at each interval
         for j in range(len(fo.profiles)):
             es = fo.earliest_start(period_start, j)
             ls = fo.latest_start(period_start, j)
@@ -127,12 +127,10 @@ def flexibility_envelope(offers: Iterable[FlexOffer] | FlexOfferSet, period_star
             ok = (t >= 0) & (t < n_intervals)
             seg_lo[t[ok]] = win_lo[src[ok]]
             seg_hi[t[ok]] = win_hi[src[ok]]
-            if lo_o is None:
-                lo_o, up_o = seg_lo, seg_hi
-            else:
-                lo_o, up_o = np.minimum(lo_o, seg_lo), np.maximum(up_o, seg_hi)
-        lower += lo_o
-        upper += up_o
+            lows.append(seg_lo)
+            highs.append(seg_hi)
+        lower += np.minimum.reduce(lows)  # the offer runs one of its profiles
+        upper += np.maximum.reduce(highs)
     return lower, upper
 
 

@@ -59,6 +59,11 @@ def reasons(code: int) -> list[str]:
     return [text for bit, text in FLAG_REASONS.items() if int(code) & int(bit)]
 
 
+def _name(flag: MeterFlag) -> str:
+    """A flag's name as reports print it (every member iterated over has one)."""
+    return (flag.name or str(int(flag))).lower()
+
+
 @dataclass(eq=False)
 class MeterData:
     """Metered energy of a population over one settlement period.
@@ -247,7 +252,7 @@ class MeterFlags:
         return int(np.count_nonzero(self.code & int(flag)))
 
     def counts(self) -> dict[str, int]:
-        return {f.name.lower(): self.count(f) for f in MeterFlag}
+        return {_name(f): self.count(f) for f in MeterFlag}
 
     def records(self, prosumers: np.ndarray, resolution: int, limit: Optional[int] = None) -> list[dict]:
         """One dict per flagged cell: prosumer id, interval number, UTC time and reasons."""
@@ -257,7 +262,7 @@ class MeterFlags:
                 "prosumer": prosumers[int(self.row[j])],
                 "interval": int(self.interval[j]),
                 "time": format_utc(int(self.interval[j]) * resolution),
-                "flags": [f.name.lower() for f in MeterFlag if int(self.code[j]) & int(f)],
+                "flags": [_name(f) for f in MeterFlag if int(self.code[j]) & int(f)],
                 "reasons": reasons(int(self.code[j])),
             }
             for j in range(k)

@@ -12,10 +12,11 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Union
 
+from slixmpp.xmlstream import ElementBase
+
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.flexoffer.errors import DOCUMENT
-from vmenergy.flexoffer.jsontext import guard as _guard
-from vmenergy.flexoffer.jsontext import resolution_field
+from vmenergy.flexoffer.jsontext import guard as _guard, resolution_field
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_utc, parse_utc, seconds_to_interval
 from vmenergy.protocol.messages import (
     Ack,
@@ -99,8 +100,9 @@ def _interval(d: dict, key: str, res: int) -> int:
 # encode
 
 
-def encode(msg: Message):
+def encode(msg: Message) -> ElementBase:
     """A protocol message as its slixmpp stanza element (append it to a Message)."""
+    el: ElementBase
     if isinstance(msg, OfferMessage):
         if msg.op == "delete":
             from .stanzas import FlexOfferElement

@@ -8,6 +8,8 @@ between them and the model. Attribute names are the JSON field names in kebab-ca
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from slixmpp import Message
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
 
@@ -71,7 +73,7 @@ class PolytopeElement(ElementBase):
     name = "polytope"
     namespace = NS
     plugin_attrib = "polytope"
-    interfaces: set[str] = set()
+    interfaces: ClassVar[set[str]] = set()
 
 
 class ProfileElement(ElementBase):

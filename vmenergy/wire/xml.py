@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from xml.parsers import expat
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, NoReturn, Optional, Union
 
 from vmenergy.flexoffer.errors import DOCUMENT, FlexOfferError
 from vmenergy.flexoffer.jsontext import MAX_DOCUMENT_BYTES, guard
@@ -90,7 +90,7 @@ def parse_element(text: Union[str, bytes]) -> ET.Element:
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate(namespace_separator="}")
 
-    def forbid(*_args: Any) -> None:
+    def forbid(*_args: Any) -> NoReturn:
         raise FlexOfferError(DOCUMENT, "DTDs and entity declarations are not allowed")
 
     def start(tag: str, attrs: dict[str, str]) -> None:
@@ -273,7 +273,7 @@ _TEXT_ELEMENTS = {f"{{{NS}}}row", f"{{{NS}}}energy", f"{{{NS}}}line"}
 
 
 def _element(obj: Union[ET.Element, FlexOfferElement, AssignmentElement]) -> ET.Element:
-    return obj.xml if hasattr(obj, "xml") and not isinstance(obj, ET.Element) else obj  # type: ignore[return-value]
+    return obj if isinstance(obj, ET.Element) else obj.xml
 
 
 def offer_from_element(el: Union[ET.Element, FlexOfferElement]) -> FlexOffer:
