@@ -149,10 +149,25 @@ class Checks(Generic[E]):
             raise self.error(path, f"must be a list of {what}")
         return tuple(value)
 
+    def parts(self, value: object, path: str, cls: type[T], what: str, *, at_most: Optional[int] = None,
+              if_empty: str = "") -> tuple[T, ...]:
+        """A non-empty list of ``cls`` instances, at most ``at_most`` long; ``what`` names one in
+        the errors (``slice``: "must be a list of slices", "at least one slice")."""
+        out = self.items(value, path, f"{what}s")
+        if not out:
+            raise self.error(path, f"at least one {what}" + (f" ({if_empty})" if if_empty else ""))
+        if at_most is not None and len(out) > at_most:
+            raise self.error(path, f"more than {at_most} {what}s ({len(out)})")
+        for i, item in enumerate(out):
+            if not isinstance(item, cls):
+                raise self.error(f"{path}[{i}]", f"must be a {cls.__name__}")
+        return out
+
     def numbers(self, value: object, path: str, *, at_most: int, at_least: int = 0,
                 limit: Optional[float] = None) -> tuple[float, ...]:
         """A list of numbers (each checked as by :meth:`number`), ``at_least`` to ``at_most`` long."""
-        out = tuple(self.number(v, f"{path}[{i}]", limit=limit) for i, v in enumerate(self.items(value, path, "numbers")))
+        items = self.items(value, path, "numbers")
+        out = tuple(self.number(v, f"{path}[{i}]", limit=limit) for i, v in enumerate(items))
         if len(out) < at_least:
             raise self.error(path, "at least one value" if at_least == 1 else f"at least {at_least} values")
         if len(out) > at_most:

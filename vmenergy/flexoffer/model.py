@@ -161,14 +161,8 @@ class FlexOffer:
             raise FlexOfferError("assignment_before", f"after the latest start {self._time(latest)}")
 
     def _check_profiles(self) -> None:
-        profiles = check.items(self.profiles, "profiles", "profiles")
-        if not profiles:
-            raise FlexOfferError("profiles", "at least one profile")
-        if len(profiles) > MAX_PROFILES:
-            raise FlexOfferError("profiles", f"more than {MAX_PROFILES} profiles ({len(profiles)})")
+        profiles = check.parts(self.profiles, "profiles", Profile, "profile", at_most=MAX_PROFILES)
         for i, p in enumerate(profiles):
-            if not isinstance(p, Profile):
-                raise FlexOfferError(f"profiles[{i}]", "must be a Profile")
             if p.start_after is not None and self.start_after is not None and p.start_after < self.start_after:
                 raise FlexOfferError(f"profiles[{i}].start_after", "before the offer's start_after")
             latest = self.latest_start()

@@ -131,7 +131,8 @@ class Polytope:
         raw_b = check.items(self.b, "b", "numbers")
         rows = []
         for j, row in enumerate(raw_rows):
-            rows.append(tuple(check.number(a, f"A[{j}][{k}]") for k, a in enumerate(check.items(row, f"A[{j}]", "numbers"))))
+            cells = check.items(row, f"A[{j}]", "numbers")
+            rows.append(tuple(check.number(a, f"A[{j}][{k}]") for k, a in enumerate(cells)))
             if len(rows) > MAX_POLYTOPE_ROWS:
                 raise FlexOfferError("A", f"more than {MAX_POLYTOPE_ROWS} rows")
         b = tuple(check.number(v, f"b[{j}]") for j, v in enumerate(raw_b))
@@ -163,14 +164,7 @@ class Profile:
     start_before: Optional[int] = None
 
     def __post_init__(self) -> None:
-        slices = check.items(self.slices, "slices", "slices")
-        if not slices:
-            raise FlexOfferError("slices", "at least one slice")
-        if len(slices) > MAX_SLICES:
-            raise FlexOfferError("slices", f"more than {MAX_SLICES} slices ({len(slices)})")
-        for i, s in enumerate(slices):
-            if not isinstance(s, Slice):
-                raise FlexOfferError(f"slices[{i}]", "must be a Slice")
+        slices = check.parts(self.slices, "slices", Slice, "slice", at_most=MAX_SLICES)
         set_field(self, "slices", slices)
         set_field(self, "start_after", check.optional_integer(self.start_after, "start_after"))
         set_field(self, "start_before", check.optional_integer(self.start_before, "start_before"))
@@ -194,7 +188,8 @@ class Profile:
                         f"polytope.A[{j}]", f"row length differs from slice count ({len(row)} != {n})"
                     )
             if not self._polytope_is_satisfiable(self.polytope):
-                raise FlexOfferError("polytope", "no energy profile satisfies A·x <= b within the slice and total bounds")
+                raise FlexOfferError("polytope",
+                                     "no energy profile satisfies A·x <= b within the slice and total bounds")
 
     @property
     def n_slices(self) -> int:
@@ -405,13 +400,8 @@ class Prices:
     currency: str = "EUR"
 
     def __post_init__(self) -> None:
-        slices = check.items(self.slices, "slices", "prices")
-        if not slices:
-            raise FlexOfferError("slices", "at least one price (omit prices for none)")
-        for i, p in enumerate(slices):
-            if not isinstance(p, SlicePrice):
-                raise FlexOfferError(f"slices[{i}]", "must be a SlicePrice")
-        set_field(self, "slices", slices)
+        prices = check.parts(self.slices, "slices", SlicePrice, "price", if_empty="omit prices for none")
+        set_field(self, "slices", prices)
         if not isinstance(self.currency, str) or not _CURRENCY.match(self.currency):
             raise FlexOfferError("currency", f"must be an ISO 4217 code such as EUR, got {self.currency!r}")
 

@@ -18,9 +18,8 @@ from typing import Any, Callable, NoReturn, Optional, Union
 
 from vmenergy.flexoffer.errors import DOCUMENT, FlexOfferError
 from vmenergy.flexoffer.jsontext import MAX_DOCUMENT_BYTES, guard
-from vmenergy.flexoffer.model import FlexOffer, State
+from vmenergy.flexoffer.model import FlexOffer
 from vmenergy.flexoffer.schedule import Schedule
-from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_duration, format_utc
 
 from .stanzas import (
     NS,
@@ -333,103 +332,73 @@ def parse_schedule(text: Union[str, bytes], resolution: Optional[int] = None) ->
 # writing
 
 
-def _num(x: float) -> str:
-    return repr(float(x))
+def _text(value: Any) -> str:
+    """An attribute's text: floats as ``repr`` (exact round trip), lists space-separated."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return " ".join(_text(v) for v in value)
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def _nums(xs) -> str:
-    return " ".join(repr(float(x)) for x in xs)
+def _put(el: Any, fields: dict, skip: tuple[str, ...] = ()) -> None:
+    """Write a dict form's scalar fields as attributes (JSON names in kebab-case)."""
+    for key, value in fields.items():
+        if key not in skip:
+            el[key.replace("_", "-")] = _text(value)
 
 
 def offer_to_stanza(fo: FlexOffer, op: Optional[str] = None) -> FlexOfferElement:
-    """A FlexOffer as a ``<flexoffer>`` stanza object (append it to a slixmpp Message)."""
+    """A FlexOffer as a ``<flexoffer>`` stanza object (append it to a slixmpp Message).
+
+    Written from the offer's canonical (JSON) form, so both formats carry the same fields in
+    the same way; only the nesting differs."""
     if op is not None and op not in OPS:
         raise FlexOfferError("op", f"unknown operation {op!r} (one of {', '.join(OPS)})")
-    res = fo.resolution
+    d = fo.to_dict()
     el = FlexOfferElement()
     if op is not None:
         el["op"] = op
-    el["id"] = fo.id
-    if fo.issuer is not None:
-        el["issuer"] = fo.issuer
-    if fo.label is not None:
-        el["label"] = fo.label
-    if fo.state is not State.INITIAL:
-        el["state"] = fo.state.value
-    if fo.version:
-        el["version"] = str(fo.version)
-    el["resolution"] = str(res)
-    for key in ("creation_time", "acceptance_before", "assignment_before"):
-        value = getattr(fo, key)
-        if value is not None:
-            el[key.replace("_", "-")] = format_utc(value)
-    for key in ("start_after", "start_before"):
-        value = getattr(fo, key)
-        if value is not None:
-            el[key.replace("_", "-")] = format_utc(value * res)
-    if fo.start_before_duration is not None:
-        el["start-before-duration"] = format_duration(fo.start_before_duration * res)
-    for p in fo.profiles:
+    _put(el, d, skip=("profiles", "baseline", "prices"))
+    for p in d["profiles"]:
         pe = ProfileElement()
-        if p.start_after is not None:
-            pe["start-after"] = format_utc(p.start_after * res)
-        if p.start_before is not None:
-            pe["start-before"] = format_utc(p.start_before * res)
-        for s in p.slices:
+        _put(pe, p, skip=("slices", "total", "polytope"))
+        for sl in p["slices"]:
             se = SliceElement()
-            se["duration"] = str(s.duration)
-            se["min"] = _num(s.min)
-            se["max"] = _num(s.max)
-            if s.values is not None:
-                se["values"] = _nums(s.values)
+            _put(se, sl)
             pe.append(se)
-        if p.total is not None:
+        if "total" in p:
             te = TotalElement()
-            if p.total.min is not None:
-                te["min"] = _num(p.total.min)
-            if p.total.max is not None:
-                te["max"] = _num(p.total.max)
+            _put(te, p["total"])
             pe.append(te)
-        if p.polytope is not None:
+        if "polytope" in p:
             poly = PolytopeElement()
-            for row, b in zip(p.polytope.A, p.polytope.b):
+            for row, b in zip(p["polytope"]["A"], p["polytope"]["b"]):
                 re_ = RowElement()
-                re_["b"] = _num(b)
-                re_["a"] = _nums(row)
+                re_["b"] = _text(b)
+                re_["a"] = _text(row)
                 poly.append(re_)
             pe.append(poly)
         el.append(pe)
-    if fo.baseline is not None:
+    if "baseline" in d:
         be = BaselineElement()
-        be["profile"] = str(fo.baseline.profile)
-        if fo.baseline.start is not None:
-            be["start"] = format_utc(fo.baseline.start * res)
-        be["energy"] = _nums(fo.baseline.energy)
+        _put(be, d["baseline"])
         el.append(be)
-    if fo.prices is not None:
+    if "prices" in d:
         pr = PricesElement()
-        pr["currency"] = fo.prices.currency
-        for sp in fo.prices.slices:
+        _put(pr, d["prices"], skip=("slices",))
+        for price in d["prices"]["slices"]:
             pe2 = PriceElement()
-            pe2["up"] = _num(sp.up)
-            pe2["down"] = _num(sp.down)
+            _put(pe2, price)
             pr.append(pe2)
         el.append(pr)
     return el
 
 
 def schedule_to_stanza(s: Schedule) -> AssignmentElement:
-    """A Schedule as an ``<assignment>`` stanza object."""
+    """A Schedule as an ``<assignment>`` stanza object (from its canonical form, like offers)."""
     el = AssignmentElement()
-    el["offer-id"] = s.offer_id
-    if s.schedule_id is not None:
-        el["schedule-id"] = s.schedule_id
-    el["update-id"] = str(s.update_id)
-    el["profile"] = str(s.profile)
-    el["start"] = format_utc(s.start * s.resolution)
-    if s.resolution != DEFAULT_RESOLUTION:
-        el["resolution"] = str(s.resolution)
-    el["energy"] = _nums(s.energy)
+    _put(el, s.to_dict())
     return el
 
 
