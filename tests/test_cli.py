@@ -115,4 +115,4 @@ def test_run_reports_a_bad_scenario_naming_the_field(tmp_path):
     f.write_text('[scenario]\nstart = "2026-11-22T18:00:00Z"\nuntil = "2026-11-23T17:00:00Z"\n[[aggregator]]\n'
                  'name = "a"\n[[prosumers]]\ncount = 1\naggregator = "b"\noffers = []\n')
     rc, out = run("run", str(f), "--out", str(tmp_path / "run2"))
-    assert rc == 1 and "prosumers[0].aggregator: no aggregator named 'b'" in out
+    assert rc == 1 and 'prosumers[0].aggregator: no aggregator named "b"' in out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
@@ -150,27 +151,102 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
     try:
         return run_demo(Path(args.out) if args.out else None, out, scenario=Path(args.scenario))
-    except (ServerError, ScenarioError) as exc:
+    except ScenarioError as exc:
+        print_check(args.scenario, exc.problems, out)
+        print("demo not run", file=out)
+        return 1
+    except ServerError as exc:
         print(f"demo not run: {exc}", file=out)
         return 1
 
 
+def print_check(name: str, problems: Sequence, out: TextIO) -> bool:
+    """Print a file's problems in the order of their lines (``FILE:LINE: path: reason``), then
+    ``OK FILE`` or ``INVALID FILE (N errors)``; whether the file is valid."""
+    for p in sorted(problems, key=lambda p: (p.line is None, p.line or 0)):
+        print(p.format(name), file=out)
+    errors = sum(1 for p in problems if not p.warning)
+    warnings = len(problems) - errors
+    if errors:
+        print(f"INVALID {name} ({errors} error{'s' * (errors != 1)})", file=out)
+    else:
+        print(f"OK {name}" + (f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""), file=out)
+    return not errors
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    """Validate scenario files (and agent node configs) without starting anything."""
+    from vmenergy.runtime.scenario import check_file
+
+    valid = [print_check(name, check_file(name)[1], out) for name in args.files]
+    return 0 if all(valid) else 1
+
+
+#: Exit codes of ``vmenergy run`` besides 0 (every offer final) and 1 (invalid scenario, no server).
+EXIT_UNFINISHED, EXIT_TIMEOUT, EXIT_INTERRUPTED = 3, 4, 130
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from vmenergy.runtime.orchestrator import run_scenario
+    from vmenergy.runtime.progress import view_for
     from vmenergy.runtime.scenario import ScenarioError
-
     from vmenergy.runtime.servers import ServerError
 
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
     try:
-        report = run_scenario(args.scenario, args.out, timeout=args.timeout, out=lambda line: print(line, file=out, flush=True))
+        shard, shards = _shard(args.shard)
+        listen = _address(args.listen) if args.listen else ("127.0.0.1", 0)
+    except ValueError as exc:
+        print(f"vmenergy run: {exc}", file=out)
+        return 1
+    if shard > 1:
+        from vmenergy.runtime.orchestrator import join_run
+
+        if not args.join:
+            print(f"vmenergy run: --shard {args.shard} needs --join FILE (the join.json that shard 1 wrote)", file=out)
+            return 1
+        run_dir = Path(args.out) if args.out else Path("run") / f"shard{shard}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return join_run(args.join, run_dir, shard=shard, out=say)
+    try:
+        result = run_scenario(args.scenario, args.out, timeout=args.timeout, out=say, view=view_for(say, out),
+                              shards=shards, listen=listen)
     except ScenarioError as exc:
-        print(f"INVALID {args.scenario}: {exc}", file=out)
+        print_check(args.scenario, exc.problems, out)
         return 1
     except ServerError as exc:
         print(f"no XMPP server: {exc}", file=out)
         return 1
-    print(f"report: {report.resolve()}", file=out)
-    return 0
+    return run_outcome(result, say)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise ValueError(f"--shard must be K/N with 1 <= K <= N (got {text!r})")
+    return int(k), int(n)
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"--listen must be HOST:PORT (got {text!r})")
+    return host, int(port)
+
+
+def run_outcome(result, say) -> int:
+    """Say how a run ended and turn it into the exit code."""
+    prog = result.progress
+    if result.outcome == "until":
+        say(f"the scenario reached its end time with work unfinished: {prog.unfinished} offers not final, "
+            f"{prog.unanswered} messages unanswered")
+    elif result.outcome == "timeout":
+        say("stopped: the real-time limit (--timeout) came before the scenario's end")
+    elif result.outcome == "interrupted":
+        say("interrupted: the report shows what happened until then")
+    say(f"report: {result.report.resolve()}")
+    return {"done": 0, "until": EXIT_UNFINISHED, "timeout": EXIT_TIMEOUT}.get(result.outcome, EXIT_INTERRUPTED)
 
 
 def cmd_swarm(args: argparse.Namespace, out: TextIO) -> int:
@@ -219,10 +295,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default run/demo-TIMESTAMP)")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("check", help="check scenario files (or agent node configs) without starting anything",
+                       description="Check each scenario file: every table against its schema, the market, "
+                                   "aggregator and contract tables with the agents' own code, the rules "
+                                   "between tables, the offer templates. No server, no run folder, no "
+                                   "network. Prints FILE:LINE: key: reason for each problem; exit code 1 if "
+                                   "any file is invalid.")
+    p.add_argument("files", nargs="+", metavar="SCENARIO.toml")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("run", help="run a scenario swarm (agents in processes on a private XMPP server)")
     p.add_argument("scenario", metavar="SCENARIO.toml")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default run/NAME-TIMESTAMP)")
     p.add_argument("--timeout", type=float, default=None, help="real seconds before giving up (default: until the scenario's end)")
+    p.add_argument("--shard", default="1/1", metavar="K/N",
+                   help="run part K of N of the agents on this machine; shard 1 coordinates time and writes "
+                        "RUN/join.json, which shards 2..N need (--join)")
+    p.add_argument("--join", default=None, metavar="FILE", help="shards 2..N: the join file written by shard 1")
+    p.add_argument("--listen", default=None, metavar="HOST:PORT",
+                   help="shard 1: where the coordinator listens for the other shards (default 127.0.0.1, any port)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("agent", help="run one agent in the foreground (a box, a server, a systemd unit)")

@@ -136,9 +136,11 @@ class Checks(Generic[E]):
             raise self.error(path, "no whitespace or control characters allowed")
         return text
 
-    def choice(self, value: object, path: str, choices: Sequence[str]) -> str:
-        """One of ``choices``."""
+    def choice(self, value: object, path: str, choices: Sequence[str], *, what: str = "") -> str:
+        """One of ``choices``; ``what`` names a choice that selects a rule (``unknown method 'x'``)."""
         if not isinstance(value, str) or value not in choices:
+            if what:
+                raise self.error(path, f"unknown {what} {value!r} (one of {', '.join(choices)})")
             raise self.error(path, f"must be one of {', '.join(choices)} (got {value!r})")
         return value
 

@@ -34,7 +34,7 @@ def snapshot(s: MarketSession):
 def test_lifecycle_events_and_order():
     s = session(close_at=NOW + 3600)
     opened = s.open(NOW)
-    assert opened.session_id == "s1" and opened.mechanism == "two_sided" and opened.close_at == NOW + 3600
+    assert opened.session_id == "s1" and opened.mechanism == "two-sided" and opened.close_at == NOW + 3600
     assert set(opened.participants) == {"alice", "bob", "dso"}
     assert s.place(Order("b1", "alice", "buy", 5, 0.3, T), NOW).accepted
     assert s.place(Order("s1", "bob", "sell", 5, 0.1, T), NOW).accepted
@@ -205,7 +205,7 @@ def test_bids_that_expire_before_clearing_are_dropped_with_a_reason():
 
 
 def test_reservations_activations_and_imbalance():
-    s = session(OneSidedPool("dso", 4.0, 0.3), pricing="pay_as_bid")
+    s = session(OneSidedPool("dso", 4.0, 0.3), pricing="pay-as-bid")
     s.open(NOW)
     s.place(Order("u1", "alice", "sell", 3, 0.05, T, T + 2, kind="up", activation_price=0.2), NOW)
     s.place(Order("u2", "bob", "sell", 3, 0.1, T, kind="up", activation_price=0.25), NOW)

@@ -48,7 +48,7 @@ def test_one_sided_merit_order_uniform_price():
 
 def test_one_sided_pay_as_bid_and_demand_met():
     r = run(OneSidedPool("dso", {T: 10.0}, 0.30), DSO + [Order("s5", "e", "sell", 2, 0.28, T, kind="up")],
-            pricing="pay_as_bid")
+            pricing="pay-as-bid")
     assert {k: a.amount for k, a in r.awards.items() if k != "s/demand"} == pytest.approx(
         {"s1": -0.4, "s2": -1.0, "s3": -0.25})
     assert r.awards["s/demand"].amount == pytest.approx(1.65)
@@ -91,7 +91,7 @@ def test_two_sided_pay_as_bid_products_and_no_crossing():
     orders = [Order("s", "a", "sell", 10, 0.10, T), Order("b", "b", "buy", 10, 0.30, T),
               Order("su", "c", "sell", 2, 0.05, T, kind="up"), Order("bu", "d", "buy", 2, 0.04, T, kind="up"),
               Order("late", "e", "sell", 1, 0.01, T + 1)]
-    r = run(TwoSidedPool(), orders, pricing="pay_as_bid")
+    r = run(TwoSidedPool(), orders, pricing="pay-as-bid")
     assert r.awards["s"].amount == pytest.approx(-1.0) and r.awards["b"].amount == pytest.approx(3.0)
     assert (None, T, Product.UP) not in r.prices  # 0.04 bid < 0.05 ask: no trade
     assert set(r.rejected) == {"su", "bu", "late"}

@@ -82,7 +82,7 @@ def test_battery_buys_cheap_and_sells_dear(solver):
 
 def test_pay_as_bid_charges_each_bid_its_own_price():
     ev = flex("ev", [(0, 4)], (T, T), up=0.25, down=0.5, total=(4, 4))
-    r = run([Order("a", "a", "sell", 10, 0.10, T), FlexOfferBid("f", "c", ev)], pricing="pay_as_bid")
+    r = run([Order("a", "a", "sell", 10, 0.10, T), FlexOfferBid("f", "c", ev)], pricing="pay-as-bid")
     assert r.awards["f"].amount == pytest.approx(1.0) and r.awards["a"].amount == pytest.approx(-0.4)
 
 
@@ -144,7 +144,7 @@ def markets(draw):
 
 
 @settings(max_examples=100)
-@given(markets(), st.sampled_from(["uniform", "pay_as_bid"]), st.none() | st.tuples(st.integers(0, 5), st.integers(0, 5)))
+@given(markets(), st.sampled_from(["uniform", "pay-as-bid"]), st.none() | st.tuples(st.integers(0, 5), st.integers(0, 5)))
 def test_welfare_clearing_balances_and_schedules_are_feasible(bids, pricing, link):
     zones = None
     mechanism = None
@@ -166,7 +166,7 @@ def test_welfare_clearing_balances_and_schedules_are_feasible(bids, pricing, lin
                     p = price(r, t, a.zone)
                     assert (b.price >= p - 1e-6) if b.side.value == "buy" else (b.price <= p + 1e-6)
     assert r.welfare >= -1e-6
-    if pricing == "pay_as_bid":  # the market never pays out more than it takes (transport included)
+    if pricing == "pay-as-bid":  # the market never pays out more than it takes (transport included)
         assert sum(a.amount for a in r.awards.values()) >= -1e-6
     assert set(r.awards) | set(r.rejected) == set(by)
 

@@ -14,7 +14,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from spade.agent import Agent
 from spade.behaviour import CyclicBehaviour, PeriodicBehaviour
@@ -22,6 +22,7 @@ from spade.message import Message as SpadeMessage
 from spade.template import Template
 
 from vmenergy.flexoffer import FlexOfferError
+from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.protocol.engine import Effect, Engine, Execute, Ledger, Note, Send, bare
 from vmenergy.protocol import messages
 from vmenergy.protocol.messages import Message
@@ -30,7 +31,7 @@ from vmenergy.store import Store
 from vmenergy.wire.messages import decode, encode, summary
 from vmenergy.wire.stanzas import NS, register_protocol_plugins
 
-__all__ = ["ServerAddress", "VmeMessage", "VmeAgent", "MAX_PAYLOAD_BYTES"]
+__all__ = ["ServerAddress", "VmeMessage", "VmeAgent", "MAX_PAYLOAD_BYTES", "SIM_NS", "Driver"]
 
 log = logging.getLogger("vmenergy.agent")
 
@@ -41,6 +42,15 @@ ONTOLOGY = "vmenergy"
 #: Unanswered messages are resent after this many real seconds, doubling up to the maximum.
 RESEND_REAL_SECONDS = 5.0
 MAX_BACKOFF_REAL_SECONDS = 60.0
+#: With a virtual clock nothing is lost while every process is up (time only moves when every
+#: message has arrived), so resends only matter after a crash: scenario seconds.
+RESEND_VIRTUAL_SECONDS = 60
+MAX_BACKOFF_VIRTUAL_SECONDS = 900
+#: Namespace of the co-simulation tag a message carries under a virtual clock: the scenario
+#: time and round that produced it (see vmenergy.runtime.coordinator).
+SIM_NS = "urn:vmenergy:sim:1"
+#: While a peer has not been seen available, the subscription to it is repeated this often (s).
+RESUBSCRIBE_EVERY = 2.0
 #: Presence status text is refreshed at most this often (real seconds).
 STATUS_EVERY = 1.0
 
@@ -59,6 +69,20 @@ _PERFORMATIVE = {
     "registration": "subscribe", "market-session": "inform", "bid": "propose", "clearing": "inform",
     "reservation": "request", "activation": "request",
 }
+
+
+class Driver(Protocol):
+    """What runs an agent's steps under a coordinated (virtual) clock instead of its SPADE
+    behaviours: it takes the agent's incoming messages and presence changes, and tags and counts
+    what it sends (see vmenergy.runtime.worker)."""
+
+    def received(self, agent: "VmeAgent", sender: str, payload: Message, tag: Optional[tuple[int, int]]) -> None: ...
+
+    def presence(self, agent: "VmeAgent", peer: str, available: bool) -> None: ...
+
+    def sending(self, agent: "VmeAgent", to: str) -> Optional[tuple[int, int]]: ...
+
+    def stepped(self, agent: "VmeAgent") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -140,7 +164,12 @@ class TickBehaviour(PeriodicBehaviour):
 
 
 class VmeAgent(Agent):
-    """Base agent: connection, persistence, message plumbing, presence, status."""
+    """Base agent: connection, persistence, message plumbing, presence, status.
+
+    With a real or accelerated clock the agent runs its own SPADE behaviours (an inbox, a
+    periodic tick). With a virtual clock a :class:`Driver` runs its steps in the coordinator's
+    rounds instead: incoming protocol messages and presence changes go to the driver, and every
+    outgoing protocol message carries the round that produced it."""
 
     role = "node"
     #: Whether timed work can take long (aggregation, planning, clearing) and runs in a thread;
@@ -158,10 +187,12 @@ class VmeAgent(Agent):
         tick: float = 0.5,
         peers: tuple[str, ...] = (),
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        driver: Optional[Driver] = None,
     ) -> None:
         super().__init__(jid, password, port=server.port, verify_security=True)
         self.server = server
         self.clock: Clock = clock or RealClock()
+        self.driver = driver
         self.tick_seconds = tick
         self.peers = tuple(bare(p) for p in peers)
         self.max_payload_bytes = max_payload_bytes
@@ -170,15 +201,21 @@ class VmeAgent(Agent):
         # (aggregates awaiting a schedule, open market sessions) from it in their constructor
         ledger = self.store.load() if self.store is not None else Ledger()
         self.engine: Engine = self.make_engine(ledger)
-        # resend timeouts are about the network, which runs in real time: scale to clock time
-        speed = float(getattr(self.clock, "speed", 1.0))
-        self.engine.resend_after = max(1, int(RESEND_REAL_SECONDS * speed))
-        self.engine.max_backoff = max(self.engine.resend_after, int(MAX_BACKOFF_REAL_SECONDS * speed))
+        if self.clock.mode == "virtual":
+            self.engine.resend_after = RESEND_VIRTUAL_SECONDS
+            self.engine.max_backoff = MAX_BACKOFF_VIRTUAL_SECONDS
+        else:  # resend timeouts are about the network, which runs in real time: scale to clock time
+            speed = float(getattr(self.clock, "speed", 1.0) or 1.0)
+            self.engine.resend_after = max(1, int(RESEND_REAL_SECONDS * speed))
+            self.engine.max_backoff = max(self.engine.resend_after, int(MAX_BACKOFF_REAL_SECONDS * speed))
         self._status = ""
         self._status_at = 0.0
         self._engine_lock = asyncio.Lock()
+        self._available: dict[str, bool] = {}  # the peers' availability as presence last said
+        self._ready = asyncio.Event()
+        self._ticking = False
         self.events: list[Note] = []  # recent notes, for tests and the operator
-        self.log = logging.LoggerAdapter(log, {"agent": str(self.jid)})
+        self.log = _AgentLog(log, self)
 
     # -- to be provided by roles -----------------------------------------------------------
     def make_engine(self, ledger: Ledger) -> Engine:
@@ -191,6 +228,14 @@ class VmeAgent(Agent):
 
     def on_execute(self, effect: Execute) -> None:
         self.log.warning("event=execute-ignored offer=%s", effect.offer.id)
+
+    def startup_steps(self) -> list[Callable[[int], list[Effect]]]:
+        """Engine steps to run when scenario time starts (a prosumer's initial offers)."""
+        return []
+
+    def progress(self) -> dict:
+        """Counts for the run's progress line (summed over all agents by the coordinator)."""
+        return {}
 
     def operator_command(self, text: str) -> str:
         if text in ("status", "s"):
@@ -238,12 +283,46 @@ class VmeAgent(Agent):
         self.presence.set_presence(status=self.engine.status(), priority=1)
         for peer in self.peers:
             self.presence.subscribe(peer)
+        self._check_ready()
         template = Template()
         template.set_metadata("ontology", ONTOLOGY)
-        self.add_behaviour(InboxBehaviour(), template)
+        if self.driver is None:
+            self.add_behaviour(InboxBehaviour(), template)
         self.add_behaviour(OperatorBehaviour(), ~template)
-        self.add_behaviour(TickBehaviour(period=self.tick_seconds))
+        if self.driver is None and self.clock.running:
+            await self.start_time()
         self.log.info("event=started role=%s status=%r", self.role, self.engine.status())
+
+    async def start_time(self) -> None:
+        """Scenario time has started (at once for a real clock; when every agent of the run is
+        up for an accelerated one): run the start-up steps, then tick periodically."""
+        if self._ticking:
+            return
+        self._ticking = True
+        for step in self.startup_steps():
+            await self.handle(step)
+        self.add_behaviour(TickBehaviour(period=self.tick_seconds))
+
+    # -- readiness --------------------------------------------------------------------------
+    def _check_ready(self) -> None:
+        if all(self._available.get(p, False) for p in self.peers):
+            self._ready.set()
+
+    async def wait_ready(self) -> None:
+        """Until every peer this agent subscribes to has been seen available: before that a
+        scenario's time must not start (its first messages would find nobody).
+
+        A subscription sent before the peer's account existed (the peer's process is still
+        starting) is dropped by some servers (ejabberd): it is sent again while a peer is missing."""
+        while not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), RESUBSCRIBE_EVERY)
+            except asyncio.TimeoutError:
+                for peer in self.missing_peers():
+                    self.presence.subscribe(peer)
+
+    def missing_peers(self) -> list[str]:
+        return [p for p in self.peers if not self._available.get(p, False)]
 
     # -- incoming ---------------------------------------------------------------------------
     def _message_received(self, stanza):
@@ -264,6 +343,9 @@ class VmeAgent(Agent):
             payload = decode(el)
         except FlexOfferError as exc:
             return self._error_reply(stanza, str(exc))
+        if self.driver is not None:
+            self.driver.received(self, sender, payload, _sim_tag(stanza))
+            return []
         msg = VmeMessage(to=str(self.jid), sender=sender, body=stanza["body"], payload=payload, arrived=self.now())
         msg.set_metadata("ontology", ONTOLOGY)
         return self.dispatch(msg)
@@ -285,9 +367,15 @@ class VmeAgent(Agent):
             self.presence.subscribe(peer)
 
     def _presence(self, jid: str, available: bool) -> None:
-        if bare(jid) == bare(str(self.jid)):
+        peer = bare(jid)
+        if peer == bare(str(self.jid)) or self._available.get(peer) is available:
+            return  # our own resources, or only the status text changed
+        self._available[peer] = available
+        self._check_ready()
+        if self.driver is not None:
+            self.driver.presence(self, peer, available)
             return
-        asyncio.ensure_future(self.handle(lambda now: self.engine.presence(jid, available, now)))
+        asyncio.ensure_future(self.handle(lambda now: self.engine.presence(peer, available, now)))
 
     # -- effects ----------------------------------------------------------------------------
     def now(self) -> int:
@@ -300,6 +388,8 @@ class VmeAgent(Agent):
         persistence run in a worker thread while the event loop keeps serving the connection.
         Persisting before sending means a crash can only lose unsent messages, which the
         restarted engine resends from its outbox."""
+        if self.driver is not None:
+            self.driver.stepped(self)
         async with self._engine_lock:
             if offload:
                 effects = await asyncio.to_thread(self._step, step)
@@ -341,7 +431,12 @@ class VmeAgent(Agent):
         client = self.client
         if client is None or not getattr(client, "connected_event", None) or not client.connected_event.is_set():
             return  # not connected: reliable messages stay in the outbox and are resent
-        msg.prepare(self.client).send()
+        stanza = msg.prepare(self.client)
+        if self.driver is not None and isinstance(msg, VmeMessage) and msg.payload is not None:
+            tag = self.driver.sending(self, str(msg.to))
+            if tag is not None:
+                stanza.append(_sim_element(tag))
+        stanza.send()
 
     def _update_status(self, force: bool = False) -> None:
         # the status counts every record of the engine: at most once a second, not per message
@@ -358,3 +453,34 @@ class VmeAgent(Agent):
         await super().stop()
         if self.store is not None:
             self.store.close()
+
+
+class _AgentLog(logging.LoggerAdapter):
+    """Log lines name the agent and, unless the clock is the wall clock, the scenario time
+    (``at=``): a log of a simulated day is read in simulated time."""
+
+    def __init__(self, logger: logging.Logger, agent: "VmeAgent") -> None:
+        super().__init__(logger, {"agent": str(agent.jid)})
+        self.agent = agent
+
+    def process(self, msg, kwargs):
+        extra = {"agent": str(self.agent.jid)}
+        if self.agent.clock.mode != "real":
+            extra["at"] = format_utc(int(self.agent.clock.now()))
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+def _sim_element(tag: tuple[int, int]) -> ET.Element:
+    """``<at xmlns="urn:vmenergy:sim:1" t="..." round="..."/>``: when a message was produced."""
+    return ET.Element(f"{{{SIM_NS}}}at", {"t": str(int(tag[0])), "round": str(int(tag[1]))})
+
+
+def _sim_tag(stanza) -> Optional[tuple[int, int]]:
+    el = stanza.xml.find(f"{{{SIM_NS}}}at")
+    if el is None:
+        return None
+    try:
+        return int(el.get("t", "")), int(el.get("round", ""))
+    except ValueError:
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,14 @@ def load_config(path: Path) -> dict:
     for key in data:
         if key not in SECTIONS:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(SECTIONS))})")
+    # the tables' schemas are those `vmenergy check` uses: a misspelt key stops the node here
+    from vmenergy.runtime.scenario.node import check_node
+
+    errors = [p for p in check_node(data, Path(path).read_text()) if not p.warning]
+    if errors:
+        where = f" (line {errors[0].line})" if errors[0].line else ""
+        raise ConfigError(errors[0].path, errors[0].reason + where + (f"; did you mean {errors[0].hint}?"
+                                                                      if errors[0].hint else ""))
     data["_dir"] = str(Path(path).resolve().parent)
     return data
 
@@ -61,7 +70,7 @@ def build(role: str, data: dict):
     from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerAddress
     from vmenergy.devices.executor import SimulatedExecutor
     from vmenergy.protocol.aggregator import AggregatorConfig
-    from vmenergy.runtime.clock import RealClock, SimClock
+    from vmenergy.runtime.clock import AcceleratedClock, RealClock
 
     base = data["_dir"]
     agent = _need(data, "agent", "", dict)
@@ -76,11 +85,15 @@ def build(role: str, data: dict):
     address = ServerAddress(server.get("host", jid.split("@", 1)[1]), int(server.get("port", 5222)),
                             str(_path(base, ca)) if ca else None)
     clock_cfg = data.get("clock", {"kind": "real"})
-    if clock_cfg.get("kind", "real") == "real":
+    kind = clock_cfg.get("kind", "real")
+    if kind == "real":
         clock = RealClock()
+    elif kind == "accelerated":  # a node on its own: its scenario time starts when it starts
+        clock = AcceleratedClock(parse_utc(_need(clock_cfg, "start", "clock", str), "clock.start"),
+                                 float(clock_cfg.get("speed", 60)), wall_anchor=time.time())
     else:
-        clock = SimClock.starting(parse_utc(_need(clock_cfg, "start", "clock", str), "clock.start"),
-                                  float(clock_cfg.get("speed", 60)))
+        raise ConfigError("clock.kind", f"real or accelerated (got {kind!r}); a virtual clock needs a "
+                                        "scenario run's coordinator (vmenergy run)")
     store = _path(base, agent.get("store", f"{jid.split('@')[0]}.sqlite"))
     from vmenergy.agents.base import MAX_PAYLOAD_BYTES
 

@@ -36,19 +36,25 @@ class ProsumerAgent(VmeAgent):
     async def setup(self) -> None:
         await super().setup()
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
-        for release, fo in self.initial_offers:
-            if engine.ledger.get("offers", fo.id) is None:
-                await self.handle(lambda now, fo=fo, release=release: engine.add_offer(fo, release, now))
         # a restarted box resumes the schedules it had accepted but not yet reported
         for rec in engine.ledger.values("offers"):
             if rec.state is State.ASSIGNED and rec.schedule is not None:
                 self.on_execute(Execute(rec.offer, rec.schedule))
 
+    def startup_steps(self):
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        return [lambda now, fo=fo, release=release: engine.add_offer(fo, release, now)
+                for release, fo in self.initial_offers if engine.ledger.get("offers", fo.id) is None]
+
+    def progress(self) -> dict:
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        return {"offers": engine.counts(), "expected_offers": len(self.initial_offers)}
+
     def on_execute(self, effect: Execute) -> None:
         old = self._executions.pop(effect.offer.id, None)
         if old is not None:
             old.cancel()
-        self._executions[effect.offer.id] = asyncio.get_event_loop().create_task(self._run(effect))
+        self._executions[effect.offer.id] = self.clock.spawn(self._run(effect))
 
     async def _run(self, effect: Execute) -> None:
         try:
@@ -80,6 +86,10 @@ class AggregatorAgent(VmeAgent):
 
     def make_engine(self, ledger: Ledger) -> Engine:
         return AggregatorEngine(str(self.jid), self.config, ledger=ledger)
+
+    def progress(self) -> dict:
+        # messages the aggregator still waits to have answered (the last bill's ack)
+        return {"unanswered": len(self.engine.ledger.table("outbox"))}
 
     def approve(self, peer: str) -> bool:
         engine: AggregatorEngine = self.engine  # type: ignore[assignment]

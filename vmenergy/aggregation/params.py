@@ -113,7 +113,7 @@ class AggregationParams:
         def bad(name: str, reason: str) -> FlexOfferError:
             return FlexOfferError(f"params.{name}", reason)
 
-        check.choice(self.method, "params.method", METHODS)
+        check.choice(self.method, "params.method", METHODS, what="method")
         for name in ("est_tolerance", "tf_tolerance", "max_length"):
             check.integer(getattr(self, name), f"params.{name}", minimum=1)
         if self.max_length > MAX_SLICES:
@@ -123,9 +123,9 @@ class AggregationParams:
             if self.max_energy == float("inf"):
                 raise bad("max_energy", "use None for no bound")
             check.number(self.max_energy, "params.max_energy", positive=True)
-        check.choice(self.xor, "params.xor", _XOR)
-        check.choice(self.discrete, "params.discrete", _DISCRETE)
-        check.choice(self.constrained, "params.constrained", _CONSTRAINED)
+        check.choice(self.xor, "params.xor", _XOR, what="choice")
+        check.choice(self.discrete, "params.discrete", _DISCRETE, what="choice")
+        check.choice(self.constrained, "params.constrained", _CONSTRAINED, what="choice")
         check.optional_integer(self.now, "params.now")  # an interval number
         check.integer(self.now_resolution, "params.now_resolution", minimum=1)  # seconds per interval
         try:

@@ -10,7 +10,7 @@
   (kWh per interval, each direction) and a transport cost (EUR/kWh) that the flows pay.
 
 :class:`Pricing`: ``uniform`` (one price per product, interval and zone; what the pools derive
-from the crossing, what the MIPs derive from the balance constraints' duals) or ``pay_as_bid``
+from the crossing, what the MIPs derive from the balance constraints' duals) or ``pay-as-bid``
 (every accepted bid at its own price).
 """
 
@@ -31,7 +31,7 @@ __all__ = ["Pricing", "OneSidedPool", "TwoSidedPool", "ManyToMany", "ImplicitCap
 
 class Pricing(str, Enum):
     UNIFORM = "uniform"
-    PAY_AS_BID = "pay_as_bid"
+    PAY_AS_BID = "pay-as-bid"
 
     def __str__(self) -> str:
         return self.value
@@ -47,7 +47,7 @@ class OneSidedPool:
     demand: Union[float, Mapping[int, float]]
     cutoff_price: float
     kind: Product = Product.UP
-    name: str = field(default="one_sided", init=False)
+    name: str = field(default="one-sided", init=False)
 
     def __post_init__(self) -> None:
         set_field(self, "buyer", check.identifier(self.buyer, "mechanism.buyer"))
@@ -73,7 +73,7 @@ class OneSidedPool:
 
 @dataclass(frozen=True)
 class TwoSidedPool:
-    name: str = field(default="two_sided", init=False)
+    name: str = field(default="two-sided", init=False)
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class ManyToMany:
     time_limit: float = 60.0
     gap: float = 1e-3
     solver: str = "auto"
-    name: str = field(default="many_to_many", init=False)
+    name: str = field(default="many-to-many", init=False)
 
     def __post_init__(self) -> None:
         check.number(self.time_limit, "mechanism.time_limit", positive=True)
@@ -116,7 +116,7 @@ class ImplicitCapacity:
     time_limit: float = 60.0
     gap: float = 1e-3
     solver: str = "auto"
-    name: str = field(default="implicit_capacity", init=False)
+    name: str = field(default="implicit-capacity", init=False)
 
     def __post_init__(self) -> None:
         zones = tuple(check.identifier(z, f"mechanism.zones[{i}]") for i, z in enumerate(self.zones))

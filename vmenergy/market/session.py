@@ -86,7 +86,7 @@ class MarketSession:
         try:
             self.pricing = Pricing(pricing)
         except ValueError:
-            raise MarketError("pricing", f"must be uniform or pay_as_bid, got {pricing!r}") from None
+            raise MarketError("pricing", f"must be uniform or pay-as-bid, got {pricing!r}") from None
         self.close_at = None if close_at is None else check.integer(close_at, "close_at")
         self.state = SessionState.CREATED
         self.participants: dict[str, Optional[str]] = {}

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, aggregate, disaggregate
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Schedule, SlicePrice, State
 from vmenergy.planning import Objective, schedule_offers
+from vmenergy.planning.scheduling import SOLVERS
 from vmenergy.settlement.money import cents
 
 from .billing import correction_bill, default_contract, settle_offers
@@ -73,6 +74,18 @@ class AggregatorConfig:
             raise FlexOfferError("upstream_jid", f"required when upstream is {self.upstream}")
         if self.enrolment != "open" and not isinstance(self.enrolment, (tuple, list)):
             raise FlexOfferError("enrolment", "\"open\" or a list of prosumer JIDs")
+        # checked here rather than on first use, so a bad config stops the agent (and
+        # `vmenergy check`) at start-up, not a round later
+        for name, least in (("cycle", 1), ("lead", 0), ("settle_after", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise FlexOfferError(name, f"seconds, an integer >= {least} (got {v!r})")
+        if self.solver not in SOLVERS:
+            raise FlexOfferError("solver", f"unknown solver {self.solver!r} (one of {', '.join(SOLVERS)})")
+        for key in ("up", "down", "mixed"):
+            v = self.bid_prices.get(key, 0.0) if isinstance(self.bid_prices, dict) else None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise FlexOfferError(f"bid_prices.{key}", f"a price in EUR/kWh (got {v!r})")
 
 
 RECORDS = (AggOffer, AggregateRecord)
@@ -285,6 +298,27 @@ class AggregatorEngine(Engine):
         out += self._settle(now)
         return out
 
+    def on_next_due(self, now: int) -> Optional[int]:
+        """The next cycle, the first expiry of an unassigned offer, and the first settlement
+        (at once for a measured schedule, ``settle_after`` past its end otherwise)."""
+        times: list[int] = []
+        if self.config.upstream == "market" and not self.ledger.get("meta", "registration_sent", False):
+            times.append(now)
+        times.append(self.ledger.get("meta", "next_cycle", 0))
+        for rec in self.ledger.values("offers"):
+            fo = rec.offer
+            if fo.state is State.ACCEPTED and rec.aggregate_id is None:
+                times.append(self._assignment_deadline(fo) + 1)
+            elif rec.bill_id is None and rec.schedule is not None and rec.schedule_confirmed:
+                end = (rec.schedule.start + fo.profiles[rec.schedule.profile].duration) * fo.resolution
+                times.append(now if rec.measurement is not None else end + self.config.settle_after)
+        return min(times)
+
+    @staticmethod
+    def _assignment_deadline(fo: FlexOffer) -> int:
+        """The last moment (epoch seconds) an accepted offer can still be assigned."""
+        return fo.assignment_before if fo.assignment_before is not None else (fo.latest_start() or 0) * fo.resolution
+
     def _pending(self, now: int) -> list[AggOffer]:
         out = []
         for rec in self.ledger.values("offers"):
@@ -303,18 +337,20 @@ class AggregatorEngine(Engine):
         out: list[Effect] = []
         if self.config.upstream == "market":
             session = self._open_session(now)
-            if session is None:
-                return [Note("waiting-for-market", {"offers": len(pending)})]
             # bid what this session can deliver; the rest waits for a later session unless it
-            # would then be too late, in which case the aggregator plans it itself
+            # would then be too late (also when no session is open now), in which case the
+            # aggregator plans it itself
             fits, late = [], []
             for r in pending:
-                if _fits(r.offer, session):
+                if session is not None and _fits(r.offer, session):
                     fits.append(r)
                 elif (r.offer.latest_start() or 0) * r.offer.resolution < now + self.config.lead + 2 * self.config.cycle:
                     late.append(r)
             if late:
                 out += [Note("plan-without-market", {"offers": len(late)}), *self._aggregate_and_plan(late, now)]
+            if session is None:
+                waiting = len(pending) - len(late)
+                return out + ([Note("waiting-for-market", {"offers": waiting})] if waiting else [])
             pending = fits
             if not pending:
                 return out
@@ -471,8 +507,7 @@ class AggregatorEngine(Engine):
             if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
                 continue
             fo = rec.offer
-            deadline = fo.assignment_before if fo.assignment_before is not None else (fo.latest_start() or 0) * fo.resolution
-            if now > deadline:
+            if now > self._assignment_deadline(fo):
                 self.ledger.put("offers", fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note="not assigned in time"))
                 out.append(Note("offer-expired", {"offer": fo.id}))
         return out

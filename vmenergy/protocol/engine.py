@@ -213,9 +213,8 @@ class Engine:
         """Resend what is unanswered, forget old answers, then the role's own timed work."""
         out: list[Effect] = []
         for key, entry in list(self.ledger.table("outbox").items()):
-            if entry.attempts == 0 or not self.is_available(entry.to):
-                continue
-            if self._due(entry, now):
+            due = self._resend_at(entry)
+            if due is not None and now >= due:
                 self.ledger.put("outbox", key, replace(entry, last_sent=now, attempts=entry.attempts + 1))
                 out.append(Send(entry.to, entry.msg))
                 out.append(Note("resend", {"to": entry.to, "key": key, "attempt": entry.attempts + 1}))
@@ -226,21 +225,32 @@ class Engine:
                     self.ledger.delete("answers", key)
         return out + self.on_tick(now)
 
-    def _due(self, entry: OutboxEntry, now: int) -> bool:
-        """Whether an unanswered message should go out again now.
+    def next_due(self, now: int) -> Optional[int]:
+        """The earliest time at which :meth:`tick` has work, or None if only a message can give
+        it work. A coordinated (virtual) clock jumps straight to it instead of ticking through
+        the idle time in between; a value <= ``now`` means "tick again now"."""
+        times = [t for t in (self._resend_at(e) for e in self.ledger.values("outbox")) if t is not None]
+        role = self.on_next_due(now)
+        if role is not None:
+            times.append(role)
+        return min(times) if times else None
+
+    def _resend_at(self, entry: OutboxEntry) -> Optional[int]:
+        """When an unanswered message should go out again (None: queued for an offline peer).
 
         A stream delivers in order, so a message sent *after* this one being answered means this
         one was lost: resend at once. A peer that has answered other messages since this one was
         sent is alive and working through its queue: wait (up to the maximum backoff) rather than
         add to the queue. Otherwise resend after four smoothed answer times, with backoff."""
+        if entry.attempts == 0 or not self.is_available(entry.to):
+            return None
         to = entry.to
         if self._acked_sent.get(to, -1) > entry.last_sent:
-            return True
-        age = now - entry.last_sent
+            return entry.last_sent
         if self._last_ack_at.get(to, -1) > entry.last_sent:
-            return age >= self.max_backoff
+            return entry.last_sent + self.max_backoff
         wait = max(self.resend_after, 4 * self._rtt.get(to, 0)) * 2 ** (entry.attempts - 1)
-        return age >= min(wait, self.max_backoff)
+        return entry.last_sent + int(-(-min(wait, self.max_backoff) // 1))
 
     # -- role hooks -------------------------------------------------------------------------
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
@@ -259,6 +269,10 @@ class Engine:
 
     def on_tick(self, now: int) -> list[Effect]:
         return []
+
+    def on_next_due(self, now: int) -> Optional[int]:
+        """The role's own next timed work (see :meth:`next_due`)."""
+        return None
 
     def status(self) -> str:
         return self.role

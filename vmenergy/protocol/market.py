@@ -23,6 +23,7 @@ from vmenergy.market import (
     MarketSession,
     OneSidedPool,
     Order,
+    Pricing,
     Product,
     Side,
     TwoSidedPool,
@@ -44,6 +45,7 @@ from .messages import (
 __all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "RECORDS", "market_summary"]
 
 MECHANISMS = ("one-sided", "two-sided", "many-to-many")
+PRICINGS = tuple(p.value for p in Pricing)
 LIQUIDITY = "liquidity"
 
 
@@ -73,8 +75,8 @@ class MarketConfig:
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
             raise FlexOfferError("mechanism", f"must be one of {', '.join(MECHANISMS)} (got {self.mechanism!r})")
-        if self.pricing not in ("uniform", "pay_as_bid"):
-            raise FlexOfferError("pricing", "must be uniform or pay_as_bid")
+        if self.pricing not in PRICINGS:
+            raise FlexOfferError("pricing", f"must be {' or '.join(PRICINGS)} (got {self.pricing!r})")
         if not 0 < self.gate_closure <= self.session_every:
             raise FlexOfferError("gate_closure", "must be in (0, session_every]")
         if self.delivery_offset < self.gate_closure:
@@ -197,7 +199,7 @@ class MarketEngine(Engine):
         self.ledger.put("meta", "session_seq", n)
         res = c.resolution
         start = -(-(now + c.delivery_offset) // res)
-        notice = MarketSessionNotice(f"s-{n}", "open", c.mechanism.replace("-", "_"), now + c.gate_closure, start,
+        notice = MarketSessionNotice(f"s-{n}", "open", c.mechanism, now + c.gate_closure, start,
                                      start + c.delivery_length // res, res)
         participants = tuple(sorted(self.ledger.table("participants")))
         self._live[notice.session_id] = self._new_session(notice, participants, now)
@@ -218,6 +220,17 @@ class MarketEngine(Engine):
                     now >= rec.notice.delivery_end * rec.notice.resolution + self.config.bill_after:
                 out += self._bill(rec, now)
         return out
+
+    def on_next_due(self, now: int) -> Optional[int]:
+        """The next session opening, gate closure and bill."""
+        times = [self.ledger.get("meta", "next_open", 0)]
+        for rec in self.ledger.values("sessions"):
+            n = rec.notice
+            if n.state == "open":
+                times.append(n.gate_closure)
+            elif n.state == "cleared" and not rec.billed:
+                times.append(n.delivery_end * n.resolution + self.config.bill_after)
+        return min(times)
 
     def _close_and_clear(self, rec: SessionRecord, now: int) -> list[Effect]:
         sid = rec.notice.session_id

@@ -104,6 +104,10 @@ class ProsumerEngine(Engine):
                 out += self.send_reliable(self.aggregator, OfferMessage("insert", offer.id, offer), now)
         return out
 
+    def on_next_due(self, now: int) -> Optional[int]:
+        releases = [rec.release for rec in self.ledger.values("offers") if rec.state is State.INITIAL]
+        return min(releases) if releases else None
+
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
         if sender != self.aggregator:
             return f"{sender} is not this prosumer's aggregator"

@@ -25,7 +25,8 @@ def _eur(cents: int) -> str:
 
 def run_demo(out_dir: Optional[Path], out: TextIO, scenario: Path = DEMO, timeout: float = 600) -> int:
     run_dir = out_dir or ROOT / "run" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    report = run_scenario(scenario, run_dir, timeout=timeout, out=lambda line: print(line, file=out, flush=True))
+    result = run_scenario(scenario, run_dir, timeout=timeout, out=lambda line: print(line, file=out, flush=True))
+    report = result.report
     data = json.loads((report.parent / "report.json").read_text())
     print("", file=out)
     print("What happened:", file=out)

@@ -32,7 +32,10 @@ def setup_logging(level: str | int = "INFO") -> None:
 
 
 class _AgentField(logging.Filter):
+    """``agent=JID`` and, under a simulated clock, ``at=`` scenario time, when the line has them."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         agent = getattr(record, "agent", None)
-        record.agent = f"agent={agent} " if agent else ""
+        at = getattr(record, "at", None)
+        record.agent = (f"agent={agent} " if agent else "") + (f"at={at} " if at else "")
         return True

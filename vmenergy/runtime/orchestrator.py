@@ -1,34 +1,42 @@
 """``vmenergy run``: a scenario swarm on a real XMPP server, from start to report.
 
-The orchestrator starts (or uses) the server, writes the plan, starts one process per part (the
-market, the aggregators, and the prosumers in one or more processes of their own), watches the
-agents' stores until every offer reached a final state or the scenario's end time, stops the
-processes and writes the report. Parts can be killed and restarted while it runs (the
-restart test does exactly that to the aggregators).
+The orchestrator starts (or uses) the server, writes the plan, runs the time coordinator (see
+:mod:`vmenergy.runtime.coordinator`) and starts one process per part (the market, the
+aggregators, and the prosumers in one or more processes of their own). Scenario time starts
+when every agent of every process is connected and has seen its peers; the run ends when every
+offer reached a final state and nothing is left unanswered, or at the scenario's end time, or
+when it is interrupted. Then it stops the processes and writes the report. Parts can be killed
+and restarted while it runs (the restart test does exactly that to the aggregators); with the
+virtual clock, time stands still until the part is back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from vmenergy.runtime.clock import clock_from
-from vmenergy.runtime.scenario import Plan, load_scenario, make_plan
+from vmenergy.runtime.coordinator import Coordinator, Snapshot
+from vmenergy.runtime.progress import LineView, ProgressView, offers_text, view_for
+from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
 
-__all__ = ["Swarm", "Progress", "run_scenario"]
+__all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "join_run", "FINAL"]
 
 FINAL = {"settled", "rejected", "withdrawn"}
 
 
 @dataclass
 class Progress:
+    """Where a run stands, as the processes last reported it."""
+
     sim_time: float
     prosumer_offers: dict[str, int] = field(default_factory=dict)
     unfinished: int = 0
@@ -36,6 +44,9 @@ class Progress:
     parts_started: int = 0
     parts: int = 0
     unanswered: int = 0  # messages the aggregators still wait to have acknowledged
+    agents_ready: int = 0
+    agents: int = 0
+    finished: Optional[str] = None  # "done" | "until" | "stopped" once the coordinator ended
 
     @property
     def done(self) -> bool:
@@ -44,16 +55,110 @@ class Progress:
     def line(self) -> str:
         from vmenergy.flexoffer.timeutil import format_utc
 
-        states = ", ".join(f"{k} {v}" for k, v in sorted(self.prosumer_offers.items()))
+        states = offers_text(self.prosumer_offers)
         waiting = f"; {self.unanswered} messages awaiting acks" if self.unanswered else ""
-        return f"[{format_utc(int(self.sim_time))}] parts {self.parts_started}/{self.parts}; offers: {states or '-'}{waiting}"
+        up = f"agents {self.agents_ready}/{self.agents}" if self.agents_ready < self.agents else f"parts {self.parts_started}/{self.parts}"
+        return f"[{format_utc(int(self.sim_time))}] {up}; offers: {states}{waiting}"
+
+
+def progress_of(snap: Snapshot, expected_offers: int) -> Progress:
+    """Progress from the coordinator's snapshot (summed reports of the processes)."""
+    s = snap.summary
+    offers = dict(s.get("offers", {}))
+    seen = sum(offers.values())
+    if expected_offers > seen:
+        offers["not started"] = expected_offers - seen
+    unfinished = sum(n for state, n in offers.items() if state not in FINAL)
+    return Progress(snap.time, offers, unfinished, expected_offers, snap.parts_up, snap.parts,
+                    int(s.get("unanswered", 0)), snap.agents_ready, snap.agents, snap.finished)
+
+
+class _CoordinatorThread:
+    """The coordinator's event loop, beside the orchestrator's (synchronous) control flow."""
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+        self.loop = asyncio.new_event_loop()
+        self._listening = threading.Event()
+        self._latest: Optional[Snapshot] = None
+        self._lock = threading.Lock()
+        self.changed = threading.Condition(self._lock)
+        self.error: Optional[BaseException] = None
+        coordinator.on_snapshot = self._snapshot
+        self.thread = threading.Thread(target=self._main, name="vme-coordinator", daemon=True)
+
+    def start(self) -> tuple[str, int]:
+        self.thread.start()
+        self._listening.wait()
+        if self.error is not None:
+            raise self.error
+        return self.coordinator.host, self.coordinator.port
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - reported to the orchestrator's thread
+            self.error = exc
+            self._listening.set()
+            with self.changed:
+                self.changed.notify_all()
+
+    async def _serve(self) -> None:
+        await self.coordinator.listen()
+        self._closing = asyncio.Event()
+        self._listening.set()
+        run = asyncio.ensure_future(self.coordinator.run())
+        await self._closing.wait()
+        self.coordinator.request_stop()
+        await asyncio.gather(run, return_exceptions=True)
+        await self.coordinator.close()
+
+    def _snapshot(self, snap: Snapshot) -> None:
+        with self.changed:
+            self._latest = snap
+            self.changed.notify_all()
+
+    def latest(self) -> Snapshot:
+        with self._lock:
+            return self._latest or self.coordinator.snapshot()
+
+    def wait_change(self, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait(timeout)
+
+    def call(self, fn: Callable[[], object]) -> None:
+        self.loop.call_soon_threadsafe(fn)
+
+    def request_stop(self) -> None:
+        """Stop the run; processes that connect from now on are told to stop at once."""
+        self.loop.call_soon_threadsafe(self.coordinator.request_stop)
+
+    def run_coroutine(self, coro, timeout: float = 30.0) -> None:
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            fut.result(timeout)
+        except Exception:  # noqa: BLE001 - best effort while stopping
+            pass
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(lambda: self._closing.set())
+            self.thread.join(30)
 
 
 class Swarm:
-    def __init__(self, scenario: Path | str, run_dir: Path | str, *, server: Optional[dict] = None,
-                 out: Callable[[str], None] = print, python: str = sys.executable) -> None:
-        self.scenario_path = Path(scenario)
-        self.data = load_scenario(self.scenario_path)
+    def __init__(self, scenario: Scenario | Path | str, run_dir: Path | str, *, server: Optional[dict] = None,
+                 out: Callable[[str], None] = print, python: str = sys.executable,
+                 view: Optional[ProgressView] = None, shards: int = 1,
+                 listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        self.view = view or LineView(out, every=0)
+        if shards < 1:
+            raise ValueError("shards must be >= 1")
+        self.shards = shards
+        self.listen = listen
+        # checked once (a path is loaded here): a bad scenario is refused before anything starts
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.run_dir = Path(run_dir).resolve()
         self.external_server = server
         self.out = out
@@ -61,32 +166,86 @@ class Swarm:
         self.procs: dict[str, subprocess.Popen] = {}
         self.plan: Optional[Plan] = None
         self._own_server = False
+        self._coord: Optional[_CoordinatorThread] = None
+        self._killed: set[str] = set()
+        self.started_wall: Optional[float] = None
+        self.expected_offers = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Plan:
+        plan = make_plan(self.scenario, self.run_dir, shards=self.shards)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
-        # the whole plan first: a bad scenario is refused before any server or process starts
-        self.plan = make_plan(self.data, self.run_dir, wall_start=time.time())
+        self.plan = plan
+        self.expected_offers = sum(len(a.offers) for a in plan.by_role("prosumer"))
         server = self._server()
-        self.plan.server = server
-        margin = 4.0 + 0.03 * len(self.plan.agents)  # the sim clock starts once every agent is up
-        self.plan.clock["wall_anchor"] = time.time() + margin
-        self.plan.save(self.run_dir / "plan.json")
-        for part in self.plan.parts:
+        plan.server = server
+        mode = plan.clock["mode"]
+        tls, cert = None, None
+        if self.shards > 1:  # other machines join: the control channel is TLS, its certificate pinned
+            from vmenergy.runtime import control
+            from vmenergy.runtime.servers import make_certificate
+
+            (self.run_dir / "control").mkdir(exist_ok=True)
+            cert_path, key_path = make_certificate(self.run_dir / "control", control.SERVER_NAME)
+            tls, cert = control.server_context(str(cert_path), str(key_path)), str(cert_path)
+        coordinator = Coordinator(plan.parts, start=plan.start, until=plan.until,
+                                  mode="virtual" if mode == "virtual" else "accelerated",
+                                  finished=self._finished_summary, host=self.listen[0], port=self.listen[1],
+                                  ssl_context=tls, shards=self.shards, plan_for_shard=self._plan_for_shard,
+                                  on_store=self._take_store)
+        self._coord = _CoordinatorThread(coordinator)
+        host, port = self._coord.start()
+        plan.coordinator = {"host": host, "port": port, "token": coordinator.token}
+        if cert is not None:
+            plan.coordinator["cert"] = cert
+            join = {"coordinator": {"host": self.listen[0], "port": port, "token": coordinator.token},
+                    "certificate": Path(cert).read_text(), "scenario": plan.name, "shards": self.shards}
+            _write_private_text(self.run_dir / "join.json", json.dumps(join, indent=1))
+        _write_private(self.run_dir / "plan.json", plan)  # passwords and the token: owner only
+        self.started_wall = time.time()
+        mine = [p for p in plan.parts if plan.shard(p) == 1]
+        for part in mine:
             self._spawn(part)
-        self.out(f"started {len(self.plan.agents)} agents in {len(self.plan.parts)} processes on "
-                 f"{server['kind']} {server['host']}:{server['port']}; run directory {self.run_dir}")
-        return self.plan
+        self.view.start(plan.start, plan.until)
+        where = f"; other shards join with {self.run_dir / 'join.json'}" if self.shards > 1 else ""
+        self.out(f"started {sum(1 for a in plan.agents if plan.shard(a.part) == 1)} agents in {_n(len(mine), 'process')} on "
+                 f"{server['kind']} {server['host']}:{server['port']} ({mode} time); run directory {self.run_dir}{where}")
+        return plan
+
+    def _plan_for_shard(self, shard: int) -> dict:
+        """The plan for another shard: every agent (it must know where messages go), but only
+        its own agents' passwords."""
+        assert self.plan is not None
+        d = asdict(self.plan)
+        for a in d["agents"]:
+            if self.plan.shard(a["part"]) != shard:
+                a["password"] = ""
+        d["coordinator"] = {k: v for k, v in d["coordinator"].items() if k != "cert"}
+        return d
+
+    def _take_store(self, shard: int, name: str, data: bytes) -> None:
+        """A store another shard sends after the run: only the stores of its own agents, into
+        the place the plan says (so the report reads every agent's store here)."""
+        assert self.plan is not None
+        for a in self.plan.agents:
+            if self.plan.shard(a.part) == shard and Path(a.store).name == name:
+                Path(a.store).parent.mkdir(parents=True, exist_ok=True)
+                Path(a.store).write_bytes(data)
+                return
+        self.out(f"note: shard {shard} sent a store this run has no agent for: {name!r} (ignored)")
+
+    def _finished_summary(self, summary: dict) -> bool:
+        snap = Snapshot(0, 0, 0, 0, 0, summary, 0, 0, False, None)
+        return progress_of(snap, self.expected_offers).done
 
     def _server(self) -> dict:
         if self.external_server is not None:
             return dict(self.external_server)
         from vmenergy.runtime.servers import start_server
 
-        wanted = dict(self.data.get("server", {}))
-        kind = wanted.get("kind", "prosody")
-        info = start_server(kind, self.run_dir / "xmpp", domain=wanted.get("domain", "localhost"))
+        kind = self.scenario.server.kind
+        info = start_server(kind, self.run_dir / "xmpp", domain=self.scenario.server.domain)
         self._own_server = True
         for note in getattr(info, "limitations", []) or []:
             self.out(f"note: {kind} server: {note}")
@@ -98,9 +257,12 @@ class Swarm:
         self.procs[part] = subprocess.Popen(
             [self.python, "-m", "vmenergy", "swarm", "--plan", str(self.run_dir / "plan.json"), "--part", part],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        self._killed.discard(part)
 
     def kill(self, part: str, sig: int = signal.SIGKILL) -> None:
         p = self.procs[part]
+        self._killed.add(part)
         p.send_signal(sig)
         p.wait(timeout=30)
         status = self.run_dir / "parts" / f"{part}.json"
@@ -110,83 +272,119 @@ class Swarm:
         self._spawn(part)
 
     def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.time() + 20
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        """Stop every process (the coordinator tells them; a process that does not listen gets
+        SIGTERM, then SIGKILL), the coordinator and a private server. A second Ctrl-C while
+        this runs kills what is left at once."""
+        try:
+            if self._coord is not None:
+                self._coord.request_stop()
+                self._coord.run_coroutine(self._coord.coordinator.stop_parts())
+            self._wait_procs(30, signal.SIGTERM)
+            self._wait_procs(20, signal.SIGKILL)
+            if self._coord is not None and self.shards > 1:
+                coord = self._coord.coordinator
+                self._coord.run_coroutine(coord.wait_shards(120), timeout=125)
+                missing = sorted(set(range(2, self.shards + 1)) - coord.shards_done)
+                if missing:
+                    self.out(f"note: shard(s) {', '.join(map(str, missing))} did not send their stores; "
+                             "the report lacks their prosumers")
+        except KeyboardInterrupt:
+            for p in self.procs.values():
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        if self._coord is not None:
+            self._coord.close()
+            self._coord = None
         if self._own_server:
             from vmenergy.runtime.servers import stop_server
 
             stop_server(self.run_dir / "xmpp")
             self._own_server = False
 
+    def _wait_procs(self, seconds: float, then: int) -> None:
+        deadline = time.time() + seconds
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.send_signal(then)
+
+    def interrupt(self) -> None:
+        """Stop scenario time where it is (Ctrl-C): the processes are stopped by :meth:`stop`."""
+        if self._coord is not None:
+            self._coord.call(self._coord.coordinator.request_stop)
+
     # -- watching ---------------------------------------------------------------------------
     def progress(self) -> Progress:
-        from vmenergy.store import Store, read_ledger
-
-        assert self.plan is not None
-        clock = clock_from(self.plan.clock)
-        prog = Progress(clock.now(), parts=len(self.plan.parts))
-        prog.parts_started = sum(1 for p in self.plan.parts if (self.run_dir / "parts" / f"{p}.json").exists())
-        for spec in self.plan.by_role("prosumer"):
-            expected = len(spec.offers)
-            prog.total += expected
-            ledger = read_ledger(spec.store)
-            if ledger is None:
-                prog.unfinished += expected
-                prog.prosumer_offers["not started"] = prog.prosumer_offers.get("not started", 0) + expected
-                continue
-            seen = 0
-            for rec in ledger.values("offers"):
-                seen += 1
-                state = rec.offer.state.value
-                prog.prosumer_offers[state] = prog.prosumer_offers.get(state, 0) + 1
-                if state not in FINAL:
-                    prog.unfinished += 1
-            prog.unfinished += expected - seen
-        for spec in self.plan.by_role("aggregator"):
-            if Path(spec.store).exists():
-                with Store(spec.store, readonly=True) as store:
-                    prog.unanswered += store.count("outbox")
-        return prog
+        if self._coord is None:
+            raise RuntimeError("the swarm is not running")
+        return progress_of(self._coord.latest(), self.expected_offers)
 
     def dead_parts(self) -> list[str]:
-        return [part for part, p in self.procs.items() if p.poll() is not None]
+        return [part for part, p in self.procs.items() if p.poll() is not None and part not in self._killed]
 
     def wait(self, timeout: Optional[float] = None, every: float = 1.0,
              until: Optional[Callable[[Progress], bool]] = None) -> Progress:
-        """Until ``until(progress)`` (default: every offer final), the scenario's end time, or
-        ``timeout`` real seconds; raises if a part died on its own."""
-        assert self.plan is not None
-        t_end = time.time() + (timeout if timeout is not None else 3600)
-        last = ""
+        """Until ``until(progress)`` (default: the coordinator ends the run: every offer final, or
+        the scenario's end time), or ``timeout`` real seconds; raises if a part died on its own.
+
+        With the virtual clock, ``until`` is checked at each finished instant and time is held
+        there when it is true (continue with another :meth:`wait`); with the accelerated clock it
+        is only observed."""
+        if self._coord is None or self.plan is None:
+            raise RuntimeError("the swarm is not running")
+        coord = self._coord
+        expected = self.expected_offers
+        if self.plan.clock["mode"] == "virtual":
+            pause = None if until is None else (lambda snap: until(progress_of(snap, expected)))
+
+            def set_pause() -> None:
+                coord.coordinator.pause_when = pause
+                coord.coordinator.resume()
+
+            coord.call(set_pause)
+        t_end = time.time() + timeout if timeout is not None else float("inf")
         while True:
-            prog = self.progress()
-            line = prog.line()
-            if line != last:
-                self.out(line)
-                last = line
-            if (until(prog) if until is not None else prog.done) or prog.sim_time >= self.plan.until:
+            snap = coord.latest()
+            prog = progress_of(snap, expected)
+            self.view.update(prog)
+            if snap.finished is not None:
                 return prog
+            if until is not None and (snap.paused or self.plan.clock["mode"] != "virtual") and until(prog):
+                return prog
+            if coord.error is not None:
+                raise RuntimeError(f"time coordinator failed: {coord.error!r}")
             dead = self.dead_parts()
             if dead:
                 tails = {d: _tail(self.run_dir / "logs" / f"{d}.log") for d in dead}
                 raise RuntimeError(f"swarm process(es) {', '.join(dead)} exited: " + json.dumps(tails, indent=1))
             if time.time() > t_end:
                 return prog
-            time.sleep(every)
+            coord.wait_change(min(every, 1.0))
 
     def report(self) -> Path:
         from vmenergy.runtime.report import write_report
 
-        assert self.plan is not None
+        if self.plan is None:
+            raise RuntimeError("the swarm was not started")
         return write_report(self.plan, self.run_dir)
+
+
+def _write_private(path: Path, plan: Plan) -> None:
+    """Write ``plan`` readable by its owner only (it holds every agent's password)."""
+    _write_private_text(path, json.dumps(asdict(plan), indent=1))
+
+
+def _write_private_text(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("s") else "s")
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -196,16 +394,121 @@ def _tail(path: Path, n: int = 15) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: ``outcome`` is "done" (every offer final, nothing unanswered), "until"
+    (the scenario's end time came first), "interrupted" or "timeout" (real seconds ran out)."""
+
+    report: Path
+    outcome: str
+    progress: Progress
+    wall_seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return self.outcome == "done"
+
+
 def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, timeout: Optional[float] = None,
-                 out: Callable[[str], None] = print, server: Optional[dict] = None) -> Path:
-    data = load_scenario(path)
-    name = data["scenario"].get("name", "scenario")
-    run_dir = Path(run_dir) if run_dir else Path("run") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    swarm = Swarm(path, run_dir, out=out, server=server)
+                 out: Callable[[str], None] = print, server: Optional[dict] = None,
+                 view: Optional[ProgressView] = None, shards: int = 1,
+                 listen: tuple[str, int] = ("127.0.0.1", 0)) -> RunResult:
+    """Run a scenario from start to report. Ctrl-C stops scenario time where it is, stops every
+    process and still writes the report of what happened so far."""
+    scenario = load_scenario(path)  # raises before any run folder, server or process exists
+    run_dir = Path(run_dir) if run_dir else Path("run") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for warning in scenario.warnings:
+        out(warning.format(str(path)))
+    swarm = Swarm(scenario, run_dir, out=out, server=server, view=view, shards=shards, listen=listen)
+    t0 = time.time()
+    outcome = "timeout"
+    prog: Optional[Progress] = None
     try:
         swarm.start()
-        swarm.wait(timeout=timeout)
+        prog = swarm.wait(timeout=timeout)
+        outcome = {"done": "done", "until": "until", "stopped": "interrupted"}.get(prog.finished or "", "timeout")
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        out("interrupted: stopping every process and writing what happened so far")
+        swarm.interrupt()
     finally:
+        if swarm.plan is not None:
+            try:
+                prog = swarm.progress()
+            except RuntimeError:
+                pass
+        swarm.view.close()
         swarm.stop()
     report = swarm.report()
-    return report
+    return RunResult(report, outcome, prog or Progress(0), round(time.time() - t0, 3))
+
+
+def join_run(join_file: Path | str, run_dir: Path | str, *, shard: int, out: Callable[[str], None] = print,
+             python: str = sys.executable) -> int:
+    """Run shard ``shard`` of a sharded run on this machine (``vmenergy run --shard k/n --join
+    FILE``): take its part of the plan from the coordinator named in the join file, start its
+    processes, and when the run ends send the agents' stores to the coordinator's machine."""
+    return asyncio.run(_join(Path(join_file), Path(run_dir).resolve(), shard, out, python))
+
+
+async def _join(join_file: Path, run_dir: Path, shard: int, out: Callable[[str], None], python: str) -> int:
+    import base64
+
+    from vmenergy.runtime import control
+    from vmenergy.runtime.scenario import AgentSpec
+
+    join = json.loads(join_file.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    (run_dir / "control").mkdir(exist_ok=True)
+    cert = run_dir / "control" / "coordinator.crt"
+    cert.write_text(join["certificate"])
+    address = dict(join["coordinator"], cert=str(cert))
+    reader, writer = await control.connect(address)
+    await control.send(writer, "join", shard=shard, token=address["token"])
+    msg = await control.receive(reader)
+    if msg is None or msg.get("op") != "plan":
+        out(f"shard {shard}: the coordinator refused to let this shard join (wrong token or shard number?)")
+        return 1
+    d = msg["plan"]
+    agents = [AgentSpec(**a) for a in d.pop("agents")]
+    plan = Plan(**d, agents=agents)
+    plan.run_dir = str(run_dir)
+    plan.coordinator = address
+    for a in agents:
+        a.store = str(run_dir / "stores" / Path(a.store).name)
+    mine = [p for p in plan.parts if plan.shard(p) == shard]
+    _write_private(run_dir / "plan.json", plan)
+    procs: dict[str, subprocess.Popen] = {}
+    for part in mine:
+        log = open(run_dir / "logs" / f"{part}.log", "ab")
+        procs[part] = subprocess.Popen(
+            [python, "-m", "vmenergy", "swarm", "--plan", str(run_dir / "plan.json"), "--part", part],
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+        log.close()
+    n_agents = sum(1 for a in agents if plan.shard(a.part) == shard)
+    out(f"shard {shard}/{len(set(plan.shard_of.values())) or 1}: started {n_agents} agents in {_n(len(mine), 'process')}; "
+        f"time is coordinated by {address['host']}:{address['port']}")
+    while True:  # until the coordinator says the run ended
+        msg = await control.receive(reader)
+        if msg is None or msg.get("op") == "stop":
+            break
+    for p in procs.values():  # the coordinator stops them too; wait, then make sure
+        try:
+            await asyncio.to_thread(p.wait, 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            await asyncio.to_thread(p.wait)
+    if msg is None:
+        out(f"shard {shard}: the coordinator went away; the stores stay in {run_dir / 'stores'}")
+        return 1
+    sent = 0
+    for a in agents:
+        store = Path(a.store)
+        if plan.shard(a.part) == shard and store.exists():
+            await control.send(writer, "store", name=store.name, data=base64.b64encode(store.read_bytes()).decode())
+            sent += 1
+    await control.send(writer, "bye", shard=shard)
+    writer.close()
+    out(f"shard {shard}: the run ended; sent {sent} agent stores to the coordinator's machine")
+    return 0

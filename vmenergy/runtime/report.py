@@ -110,7 +110,8 @@ def write_report(plan: Plan, run_dir: Path) -> Path:
     (run_dir / "report.json").write_text(json.dumps(data, indent=1, default=str))
     lines = [f"# VME run report: {plan.name}", ""]
     lines.append(f"Server: {data['server']}; simulated period {format_utc(plan.start)} to "
-                 f"{format_utc(plan.until)} at {plan.clock.get('speed')}x; agents: "
+                 f"{format_utc(plan.until)}, {plan.clock['mode']} time"
+                 + (f" at {plan.clock['speed']:g}x" if plan.clock.get("speed") else "") + "; agents: "
                  + ", ".join(f"{n} {r}" for r, n in data["agents"].items()) + ".")
     lines += ["", "## Start-up", ""]
     for part, p in data["parts"].items():

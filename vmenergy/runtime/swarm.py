@@ -1,9 +1,16 @@
-"""One swarm process: start the agents of one part of a plan, run until told to stop.
+"""One swarm process: start the agents of one part of a plan and run them with the coordinator.
 
 Many agents share the process and its event loop; the process applies the start-up savings of
 :mod:`vmenergy.runtime.xmpp_tuning` (fast SCRAM, one shared TLS context, verification on) and
-starts agents in concurrent batches. It writes ``parts/<part>.json`` when all are up, so the
-orchestrator (or a person) can see how long start-up took.
+starts agents in concurrent batches. It then connects to the run's time coordinator (see
+:mod:`vmenergy.runtime.coordinator`), says when every agent is connected and has seen its peers,
+and from then on:
+
+- virtual clock: runs the coordinator's rounds through a :class:`VirtualDriver`;
+- accelerated clock: starts its agents' clock at the wall time the coordinator gives and sends
+  a progress report every second.
+
+It writes ``parts/<part>.json`` with its start-up figures when all agents are up.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import signal
 import time
 from pathlib import Path
@@ -21,7 +29,9 @@ from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerA
 from vmenergy.devices.executor import SimulatedExecutor
 from vmenergy.flexoffer import FlexOffer
 from vmenergy.protocol.aggregator import AggregatorConfig
-from vmenergy.runtime.clock import Clock, clock_from
+from vmenergy.runtime import control
+from vmenergy.runtime.clock import AcceleratedClock, Clock, VirtualClock
+from vmenergy.runtime.driver import VirtualDriver
 from vmenergy.runtime.scenario import AgentSpec, Plan
 
 __all__ = ["build_agent", "run_part", "main"]
@@ -29,6 +39,8 @@ __all__ = ["build_agent", "run_part", "main"]
 log = logging.getLogger("vmenergy.swarm")
 BATCH = 50
 TICK = {"prosumer": 0.5, "aggregator": 0.2, "market": 0.2}
+#: How often a process waiting for its agents' peers says who is still missing (real seconds).
+WAITING_NOTE_EVERY = 10.0
 
 
 def server_address(server: dict) -> ServerAddress:
@@ -54,24 +66,53 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
     raise ValueError(f"unknown role {spec.role!r}")
 
 
-async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) -> None:
-    from vmenergy.runtime.xmpp_tuning import tune_process
-
-    address = server_address(plan.server)
-    tune_process(address.ca_file)
-    clock = clock_from(plan.clock)
-    specs = plan.of_part(part)
-    agents = [build_agent(s, address, clock, plan.seed) for s in specs]
+async def _start_agents(agents: list[VmeAgent]) -> float:
     t0 = time.perf_counter()
     for i in range(0, len(agents), BATCH):
         await asyncio.gather(*(a.start(auto_register=True) for a in agents[i:i + BATCH]))
-    took = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+async def _wait_ready(agents: list[VmeAgent], part: str) -> None:
+    """Until every agent has seen its peers available; says who is missing now and then."""
+    waiting = asyncio.ensure_future(asyncio.gather(*(a.wait_ready() for a in agents)))
+    while True:
+        done, _ = await asyncio.wait({waiting}, timeout=WAITING_NOTE_EVERY)
+        if done:
+            return
+        missing = [(str(a.jid), a.missing_peers()) for a in agents if a.missing_peers()]
+        log.warning("event=waiting-for-peers part=%s agents=%d example=%s waits-for=%s", part, len(missing),
+                    missing[0][0], ",".join(missing[0][1]))
+
+
+def _write_status(plan: Plan, part: str, agents: list[VmeAgent], took: float) -> None:
     status_dir = Path(plan.run_dir) / "parts"
     status_dir.mkdir(parents=True, exist_ok=True)
     (status_dir / f"{part}.json").write_text(json.dumps({
         "part": part, "pid": os.getpid(), "agents": len(agents), "start_seconds": round(took, 3),
         "per_agent_ms": round(1000 * took / max(1, len(agents)), 2), "started_at": time.time()}))
     log.info("event=part-started part=%s agents=%d seconds=%.2f", part, len(agents), took)
+
+
+def _summary(agents: list[VmeAgent]) -> dict:
+    out: dict = {"agents": len(agents)}
+    for a in agents:
+        for k, v in a.progress().items():
+            if isinstance(v, dict):
+                inner = out.setdefault(k, {})
+                for kk, vv in v.items():
+                    inner[kk] = inner.get(kk, 0) + vv
+            else:
+                out[k] = out.get(k, 0) + v
+    return out
+
+
+async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) -> int:
+    """Run the agents of ``part`` until the coordinator says stop (or a signal arrives)."""
+    from vmenergy.runtime.xmpp_tuning import tune_process
+
+    address = server_address(plan.server)
+    tune_process(address.ca_file)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -79,14 +120,136 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
             pass
-    await stop.wait()
-    await asyncio.gather(*(a.stop() for a in agents), return_exceptions=True)
-    log.info("event=part-stopped part=%s", part)
+    coord = plan.coordinator
+    reader, writer = await control.connect(coord)
+    specs = plan.of_part(part)
+    await control.send(writer, "hello", part=part, token=coord["token"], incarnation=secrets.token_hex(4),
+                       agents=len(specs))
+    welcome = await control.receive(reader)
+    if welcome is not None and welcome.get("op") == "stop":
+        log.info("event=run-already-stopped part=%s", part)
+        return 0
+    if welcome is None or welcome.get("op") != "welcome":
+        raise control.ControlError("the coordinator did not welcome this process (wrong token or part?)")
+    mode = plan.clock["mode"]
+    clock: Clock
+    driver: Optional[VirtualDriver] = None
+    if mode == "virtual":
+        clock = VirtualClock(float(welcome["time"]))
+        driver = VirtualDriver(clock, {a.jid: a.part for a in plan.agents})
+    else:
+        clock = AcceleratedClock(float(plan.clock["start"]), float(plan.clock["speed"]))
+    agents = [build_agent(s, address, clock, plan.seed) for s in specs]
+    if driver is not None:
+        for a in agents:
+            driver.add(a)
+    # the coordinator may say stop (Ctrl-C) while the agents are still starting: listen already
+    ops = asyncio.ensure_future(_next_op(reader, stop))
+    startup = asyncio.ensure_future(_start_and_wait(plan, part, agents))
+    try:
+        done, _ = await asyncio.wait({ops, startup}, return_when=asyncio.FIRST_COMPLETED)
+        if startup in done:
+            startup.result()
+            if driver is not None:
+                driver.start()
+                await control.send(writer, "ready", part=part, summary=driver.summary(), next_due=driver.next_due())
+                await _serve_rounds(driver, reader, writer, stop, ops)
+            else:
+                await control.send(writer, "ready", part=part, summary=_summary(agents), next_due=None)
+                await _serve_accelerated(agents, clock, reader, writer, stop, ops)  # type: ignore[arg-type]
+        else:
+            log.info("event=stopped-during-start-up part=%s", part)
+    finally:
+        for task in (ops, startup):
+            task.cancel()
+        await asyncio.gather(ops, startup, return_exceptions=True)
+        await asyncio.gather(*(a.stop() for a in agents), return_exceptions=True)
+        try:
+            await control.send(writer, "bye", part=part)
+            writer.close()
+        except (ConnectionError, OSError):
+            pass
+        log.info("event=part-stopped part=%s", part)
+    return 0
+
+
+async def _start_and_wait(plan: Plan, part: str, agents: list[VmeAgent]) -> None:
+    took = await _start_agents(agents)
+    _write_status(plan, part, agents, took)
+    await _wait_ready(agents, part)
+
+
+async def _next_op(reader: asyncio.StreamReader, stop: asyncio.Event) -> Optional[dict]:
+    """The coordinator's next operation; None when it went away or a signal asked to stop."""
+    get = asyncio.ensure_future(control.receive(reader))
+    halt = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({get, halt}, return_when=asyncio.FIRST_COMPLETED)
+    halt.cancel()
+    if get in done:
+        return get.result()
+    get.cancel()
+    return None
+
+
+async def _serve_rounds(driver: VirtualDriver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        stop: asyncio.Event, first: asyncio.Future) -> None:
+    """Process the coordinator's rounds; a round runs while further operations are read (a
+    ``release`` can arrive while the round waits for messages that will never come)."""
+    current: Optional[asyncio.Task] = None
+    pending: asyncio.Future = first
+    while True:
+        msg = await pending
+        if current is not None and current.done() and current.exception() is not None:
+            raise current.exception()  # type: ignore[misc]
+        if msg is None or msg["op"] == "stop":
+            if current is not None:
+                current.cancel()
+            return
+        if msg["op"] == "release":
+            driver.release()
+        elif msg["op"] == "round":
+            if current is not None and not current.done():
+                raise control.ControlError("a round was started before the previous one finished")
+            current = asyncio.ensure_future(_round(driver, writer, int(msg["t"]), int(msg["k"]), int(msg["expect"])))
+            # a failing round must end the process (the coordinator then sees it down), not hang it
+            current.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
+        else:
+            raise control.ControlError(f"unexpected op {msg['op']!r} from the coordinator")
+        pending = asyncio.ensure_future(_next_op(reader, stop))
+
+
+async def _round(driver: VirtualDriver, writer: asyncio.StreamWriter, t: int, k: int, expect: int) -> None:
+    report = await driver.run_round(t, k, expect)
+    await control.send(writer, "done", **report)
+
+
+async def _serve_accelerated(agents: list[VmeAgent], clock: AcceleratedClock, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter, stop: asyncio.Event, first: asyncio.Future) -> None:
+    msg = await first
+    if msg is None or msg["op"] != "start":
+        return
+    clock.anchor(float(msg["wall_anchor"]))
+    await asyncio.gather(*(a.start_time() for a in agents))
+    ops = asyncio.ensure_future(_next_op(reader, stop))
+    while True:
+        done, _ = await asyncio.wait({ops}, timeout=1.0)
+        if done:
+            return  # stop, or the coordinator went away
+        await control.send(writer, "status", time=int(clock.now()), summary=_summary(agents))
 
 
 def main(plan_path: str, part: str) -> int:
     import spade
 
     plan = Plan.load(Path(plan_path))
-    spade.run(run_part(plan, part))
-    return 0
+    rc = {"code": 1}
+
+    async def go() -> None:  # spade.run logs an exception and returns None: keep the exit code
+        try:
+            rc["code"] = await run_part(plan, part)
+        except Exception:
+            log.exception("event=part-failed part=%s", part)
+            raise
+
+    spade.run(go())
+    return rc["code"]

@@ -1,0 +1,85 @@
+"""Same scenario and seed, same results: whatever the machine's load and however the prosumers
+are split into processes (virtual time). Each run starts its own private Prosody, as `vmenergy
+run` does, so the runs use the same JIDs."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.load import busy_cpus
+from vmenergy.runtime.orchestrator import run_scenario
+from vmenergy.runtime.servers import check_kind
+
+pytestmark = pytest.mark.integration
+
+DEMO = ROOT / "scenarios" / "demo.toml"
+
+
+@pytest.fixture(autouse=True)
+def _prosody():
+    ok, reason = check_kind("prosody")
+    if not ok:
+        pytest.skip(reason)
+
+
+def results(run_dir: Path) -> dict:
+    """What must be identical between runs: everything but wall-clock figures."""
+    data = json.loads((run_dir / "report.json").read_text())
+    data.pop("parts", None)
+    return data
+
+
+def run(scenario: Path, run_dir: Path) -> dict:
+    run_scenario(scenario, run_dir, timeout=600, out=lambda line: None)
+    return results(run_dir)
+
+
+def test_demo_gives_the_same_results_on_an_idle_and_on_a_busy_machine(tmp_path):
+    idle = run(DEMO, tmp_path / "idle")
+    with busy_cpus():
+        busy = run(DEMO, tmp_path / "busy")
+    assert busy == idle
+    assert idle["offers"] == {"settled": 36}  # and the demo completes
+
+
+def test_prosumers_in_one_or_four_processes_give_the_same_results(tmp_path):
+    text = DEMO.read_text()
+    assert "processes = 1" in text
+    one = tmp_path / "one.toml"
+    four = tmp_path / "four.toml"
+    # templates are found relative to the scenario file or scenarios/
+    one.write_text(text)
+    four.write_text(text.replace("processes = 1", "processes = 4"))
+    assert run(one, tmp_path / "run1") == run(four, tmp_path / "run4")
+
+
+def test_two_shards_give_the_same_results_as_one_run(tmp_path):
+    """`vmenergy run --shard 1/2` and `--shard 2/2 --join FILE`, as two commands (here on one
+    machine, against the private server of shard 1), give the report of a single run."""
+    single = run(DEMO, tmp_path / "single")
+    cmd = [sys.executable, "-m", "vmenergy", "run", str(DEMO)]
+    first = subprocess.Popen(cmd + ["--shard", "1/2", "--out", str(tmp_path / "s1")], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    join = tmp_path / "s1" / "join.json"
+    try:
+        for line in first.stdout:  # shard 1 says where the join file is once it is written
+            if "join with" in line:
+                break
+        assert join.exists()
+        assert stat.S_IMODE(join.stat().st_mode) == 0o600  # it holds the run's token
+        second = subprocess.run(cmd + ["--shard", "2/2", "--join", str(join), "--out", str(tmp_path / "s2")],
+                                capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "sent 3 agent stores" in second.stdout
+        assert first.wait(600) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert results(tmp_path / "s1") == single

@@ -1,0 +1,436 @@
+"""The typed scenario: a TOML scenario file parsed once into frozen dataclasses, fully checked.
+
+Each table has its own schema: the ``[scenario]``, ``[server]`` and ``[[prosumers]]`` tables are
+the dataclasses below (read by :mod:`.tables`); the ``[market]`` and ``[[aggregator]]`` tables
+are the agents' own config classes (``MarketConfig``, ``AggregatorConfig`` with its aggregation
+parameters, contract and objective), checked by building them and their engines exactly as an
+agent does, so a setting that would stop an agent stops the check instead. Then the rules
+between tables: names unique, groups name existing aggregators, parents exist and form a tree,
+offer templates exist and parse.
+
+:func:`read_scenario` gives the model (None if there are errors) and adds every problem found.
+Nothing here starts a server, creates a folder or opens a socket.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, Mapping, Optional
+
+from vmenergy.flexoffer import FlexOffer, FlexOfferError
+from vmenergy.runtime.documents import read_document
+
+from .configs import check_aggregator, check_market
+from .locate import KeyPath
+from .problems import Problem, Problems, format_path, suggest
+from .tables import Instant, check_keys, limits, read_table, show
+
+__all__ = [
+    "ScenarioTable", "ServerTable", "Market", "Aggregator", "ProsumerGroup", "Scenario",
+    "read_scenario", "SECTIONS",
+]
+
+ROOT = Path(__file__).resolve().parents[3]
+DAY = 86400
+
+#: The tables a scenario file may have.
+SECTIONS = ("scenario", "server", "market", "aggregator", "prosumers")
+
+# An agent's name is the node of its JID and the name of its store file, a scenario's names its
+# run folder: keep them to characters that are safe in all three (agent names are compared
+# case-insensitively, as servers compare JIDs).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\Z")
+
+
+@dataclass(frozen=True)
+class ScenarioTable:
+    """``[scenario]``. ``clock``: ``virtual`` (scenario time advances when every agent is idle
+    and no message is in flight: same results on any machine) or ``accelerated`` (scenario time
+    is the wall clock times ``speed``: for demos that should look live)."""
+
+    start: Instant
+    until: Instant
+    name: str = "scenario"
+    clock: Literal["virtual", "accelerated"] = "virtual"
+    speed: float = field(default=600.0, metadata=limits(gt=0))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ServerTable:
+    """``[server]``. ``kind``: a private server VME starts for the run (``prosody``,
+    ``ejabberd``, ``embedded``) or a standing one (``external``: ``host``, ``port``,
+    ``ca_file`` if its certificate is not signed by a public CA, and ``accounts``: ``register``
+    to create them in-band, or the path of an accounts file). Paths are resolved against the
+    scenario's folder."""
+
+    kind: Literal["prosody", "ejabberd", "embedded", "external"] = "prosody"
+    domain: str = "localhost"
+    host: Optional[str] = None
+    port: Optional[int] = field(default=None, metadata=limits(ge=1, le=65535))
+    ca_file: Optional[str] = None
+    accounts: Optional[str] = None
+
+    def as_plan(self) -> dict:
+        """The ``Plan.server`` form: only what is set."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class Market:
+    """``[market]``: the market agent's name and its config, as the market agent reads it.
+    ``settings`` is the table as written (what the plan hands to the market's process)."""
+
+    name: str
+    config: Any  # vmenergy.protocol.market.MarketConfig
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Aggregator:
+    """One ``[[aggregator]]``: its name, where it runs, its parent (``upstream = "parent"``) and
+    its config as the aggregator agent reads it (``upstream_jid`` filled in from ``upstream``
+    and ``parent``). ``settings`` is that config as a table (what the plan carries)."""
+
+    name: str
+    config: Any  # vmenergy.protocol.aggregator.AggregatorConfig
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    parent: Optional[str] = None
+    part: str = "aggregators"
+
+
+@dataclass(frozen=True)
+class AggregatorPlace:
+    """The keys of ``[[aggregator]]`` that are the scenario's, not the aggregator config's."""
+
+    name: str
+    parent: Optional[str] = None
+    part: str = "aggregators"
+
+
+@dataclass(frozen=True)
+class ProsumerGroup:
+    """One ``[[prosumers]]`` group: ``count`` prosumers named by ``name`` (``{i}``: index in the
+    group, ``{g}``: index of the group), served by ``aggregator``, each sending every offer
+    template in ``offers`` (varied: energy bounds scaled by up to ``energy_spread``, window moved
+    up to ``start_jitter`` intervals later), spread over ``processes`` processes.
+    ``templates`` are the parsed template offers (filled in by the check)."""
+
+    count: int = field(metadata=limits(ge=1))
+    aggregator: str
+    offers: tuple[str, ...]
+    name: str = "g{g}-house{i}"
+    processes: int = field(default=1, metadata=limits(ge=1))
+    energy_spread: float = field(default=0.2, metadata=limits(ge=0, lt=1))
+    start_jitter: int = field(default=4, metadata=limits(ge=0))
+    deviation: float = field(default=0.02, metadata=limits(ge=0))
+    templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
+
+    def member(self, i: int, g: int) -> str:
+        return self.name.format(i=i, g=g)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A checked scenario. ``source``: the file it came from; ``warnings``: problems that do not
+    stop a run (the check prints them)."""
+
+    scenario: ScenarioTable
+    server: ServerTable
+    market: Optional[Market]
+    aggregators: tuple[Aggregator, ...]
+    prosumers: tuple[ProsumerGroup, ...]
+    source: str = ""
+    warnings: tuple[Problem, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    def jid(self, name: str) -> str:
+        return f"{name}@{self.server.domain}"
+
+
+def read_scenario(data: dict, problems: Problems, *, base_dir: Path, source: str = "") -> Optional[Scenario]:
+    """The scenario a parsed file describes, or None (every problem added to ``problems``);
+    relative paths in it are resolved against ``base_dir``."""
+    scenario = _Reader(data, problems, Path(base_dir), source).read()
+    return scenario if not problems.errors else None
+
+
+# -- reading --------------------------------------------------------------------------------
+class _Reader:
+    """Reads one parsed file into a :class:`Scenario`, adding every problem to ``problems``."""
+
+    def __init__(self, data: dict, problems: Problems, base_dir: Path, source: str) -> None:
+        self.data, self.p, self.base_dir, self.source = data, problems, base_dir, source
+        self.aggregator_names: dict[str, int] = {}
+
+    def read(self) -> Optional[Scenario]:
+        data, p = self.data, self.p
+        for key in data:
+            if key not in SECTIONS:
+                p.unknown_key((key,), SECTIONS, "table")
+        settings = self._scenario()
+        server = self._server()
+        domain = server.domain if server is not None else "localhost"
+        market = self._market(domain) if "market" in data else None
+        aggregators = self._aggregators(domain, has_market="market" in data)
+        groups = self._prosumers(set(self.aggregator_names))
+        self._unique_names(market, aggregators, groups)
+        if settings is None or server is None or None in aggregators or None in groups or (
+                "market" in data and market is None) or self.p.errors:
+            return None
+        return Scenario(settings, server, market, tuple(aggregators), tuple(groups), self.source,
+                        tuple(p.warnings))
+
+    def _array_of_tables(self, key: str) -> list:
+        value = self.data.get(key)
+        if value is None:
+            self.p.error((key,), f"required: at least one [[{key}]] table")
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.p.error((key,), f"must be an array of tables, written [[{key}]], got {show(value)}")
+            return []
+        if not value:
+            self.p.error((key,), f"at least one [[{key}]] table")
+        return value
+
+    # [scenario] ---------------------------------------------------------------------------
+    def _scenario(self) -> Optional[ScenarioTable]:
+        if "scenario" not in self.data:
+            self.p.error(("scenario",), "required: a [scenario] table with start and until")
+            return None
+        table = self.data["scenario"]
+        s = read_table(ScenarioTable, table, ("scenario",), self.p)
+        if s is None:
+            return None
+        if not _NAME.match(s.name):
+            self.p.error(("scenario", "name"), "1-64 letters, digits and ._- (it names the run folder), "
+                                               f"starting with a letter or digit, got {show(s.name)}")
+        if s.until <= s.start:
+            self.p.error(("scenario", "until"), "must be after scenario.start")
+        if "speed" in table and s.clock == "virtual":
+            self.p.warn(("scenario", "speed"), "has no effect with clock = \"virtual\" (scenario time "
+                                               "advances as fast as the agents go); it applies to \"accelerated\"")
+        return s
+
+    # [server] -----------------------------------------------------------------------------
+    def _server(self) -> Optional[ServerTable]:
+        at: KeyPath = ("server",)
+        s = read_table(ServerTable, self.data.get("server", {}), at, self.p)
+        if s is None:
+            return None
+        if not _DOMAIN.match(s.domain):
+            self.p.error(at + ("domain",), f"not a domain name: {show(s.domain)}")
+        standing_only = ("host", "port", "ca_file", "accounts")
+        if s.kind != "external":
+            for key in standing_only:
+                if getattr(s, key) is not None:
+                    self.p.warn(at + (key,), f"has no effect with kind = {show(s.kind)} (VME starts a "
+                                             "private server); it applies to kind = \"external\"")
+            return s
+        if s.host is None:
+            self.p.error(at + ("host",), "required with kind = \"external\"")
+        ca_file = s.ca_file and self._existing(s.ca_file, at + ("ca_file",), "CA file")
+        accounts = s.accounts or "register"
+        if accounts != "register":
+            accounts = self._existing(accounts, at + ("accounts",), "accounts file")
+        return replace(s, port=s.port or 5222, ca_file=ca_file or None, accounts=accounts)
+
+    def _existing(self, name: str, at: KeyPath, what: str) -> Optional[str]:
+        path = Path(name) if Path(name).is_absolute() else self.base_dir / name
+        if not path.is_file():
+            self.p.error(at, f"{what} not found: {path}")
+            return None
+        return str(path)
+
+    # [market] -----------------------------------------------------------------------------
+    def _market(self, domain: str) -> Optional[Market]:
+        from vmenergy.protocol.market import MarketConfig
+
+        at: KeyPath = ("market",)
+        table = self.data["market"]
+        if not isinstance(table, dict):
+            self.p.error(at, f"must be a table, written [market], got {show(table)}")
+            return None
+        name = table.get("name", "market")
+        named = self._agent_name(name, at + ("name",))
+        written = {k: v for k, v in table.items() if k != "name"}
+        settings = check_keys(MarketConfig, written, at, self.p, also=("name",))
+        config = check_market(settings, at, self.p, f"{name}@{domain}")
+        if config is None or not named:
+            return None
+        return Market(name, config, MappingProxyType(settings))
+
+    # [[aggregator]] -----------------------------------------------------------------------
+    def _aggregators(self, domain: str, has_market: bool) -> list[Optional[Aggregator]]:
+        tables = self._array_of_tables("aggregator")
+        own = {f.name for f in fields(AggregatorPlace)}
+        places: list[Optional[AggregatorPlace]] = []
+        for i, table in enumerate(tables):
+            at: KeyPath = ("aggregator", i)
+            place = read_table(AggregatorPlace, {k: v for k, v in table.items() if k in own}, at, self.p)
+            if place is not None and not self._agent_name(place.name, at + ("name",)):
+                place = None
+            places.append(place)
+        self.aggregator_names = {pl.name: i for i, pl in enumerate(places) if pl is not None}
+        market = self.data.get("market")
+        market_name = market.get("name", "market") if isinstance(market, dict) else "market"
+        out: list[Optional[Aggregator]] = []
+        for i, (table, place) in enumerate(zip(tables, places)):
+            at = ("aggregator", i)
+            out.append(self._aggregator(at, table, place, own, domain, market_name if has_market else None))
+        self._tree(places, tables)
+        return out
+
+    def _aggregator(self, at: KeyPath, table: dict, place: Optional[AggregatorPlace], own: set[str], domain: str,
+                    market: Optional[str]) -> Optional[Aggregator]:
+        from vmenergy.protocol.aggregator import AggregatorConfig
+
+        errors = len(self.p.errors)
+        written = {k: v for k, v in table.items() if k not in own}
+        if written.pop("upstream_jid", None) is not None:
+            self.p.error(at + ("upstream_jid",), "set by the scenario from upstream (and parent); leave it out")
+        settings = check_keys(AggregatorConfig, written, at, self.p, also=own, exclude=("upstream_jid",))
+        upstream = settings.setdefault("upstream", "plan" if market is None else "market")
+        if upstream == "market":
+            if market is None:
+                self.p.error(at + ("upstream",), "market, but the scenario has no [market] table")
+            settings["upstream_jid"] = f"{market or 'market'}@{domain}"
+        elif upstream == "parent":
+            if place is not None:
+                self._parent(at, place)
+            # a wrong parent is reported above; a stand-in lets the rest of the table be checked
+            parent = table.get("parent")
+            settings["upstream_jid"] = f"{parent if isinstance(parent, str) else 'parent'}@{domain}"
+        if place is not None and place.parent is not None and upstream != "parent":
+            self.p.warn(at + ("parent",), f"has no effect with upstream = {show(upstream)}; "
+                                          "it applies to upstream = \"parent\"")
+        name = place.name if place is not None else "aggregator"
+        config = check_aggregator(settings, at, self.p, f"{name}@{domain}")
+        if place is None or config is None or len(self.p.errors) > errors:
+            return None
+        return Aggregator(place.name, config, MappingProxyType(settings), place.parent, place.part)
+
+    def _parent(self, at: KeyPath, place: AggregatorPlace) -> None:
+        at = at + ("parent",)
+        names = self.aggregator_names
+        if place.parent is None:
+            self.p.error(at, "required with upstream = \"parent\": the name of the parent aggregator")
+        elif place.parent == place.name:
+            self.p.error(at, "an aggregator cannot be its own parent")
+        elif place.parent not in names:
+            self.p.error(at, f"no aggregator named {show(place.parent)}", suggest(place.parent, names))
+
+    def _tree(self, places: list[Optional[AggregatorPlace]], tables: list[dict]) -> None:
+        """Parents must form a tree: following parents from any aggregator ends at a root."""
+        parent_of = {pl.name: pl.parent for pl, t in zip(places, tables)
+                     if pl is not None and t.get("upstream") == "parent" and pl.parent not in (None, pl.name)}
+        index = {pl.name: i for i, pl in enumerate(places) if pl is not None}
+        reported: set[str] = set()
+        for start in parent_of:
+            seen = [start]
+            node = parent_of.get(start)
+            while node is not None and node not in seen:
+                seen.append(node)
+                node = parent_of.get(node)
+            if node is not None and node not in reported:
+                loop = seen[seen.index(node):]
+                reported.update(loop)
+                self.p.error(("aggregator", index[node], "parent"),
+                             "parents form a loop: " + " -> ".join(loop + [node]) + " (they must form a tree)")
+
+    # [[prosumers]] ------------------------------------------------------------------------
+    def _prosumers(self, aggregators: set[str]) -> list[Optional[ProsumerGroup]]:
+        out: list[Optional[ProsumerGroup]] = []
+        for g, table in enumerate(self._array_of_tables("prosumers")):
+            at: KeyPath = ("prosumers", g)
+            group = read_table(ProsumerGroup, table, at, self.p)
+            if group is None:
+                out.append(None)
+                continue
+            ok = self._pattern(group, g, at + ("name",))
+            if group.aggregator not in aggregators:
+                self.p.error(at + ("aggregator",), f"no aggregator named {show(group.aggregator)}",
+                             suggest(group.aggregator, aggregators))
+                ok = False
+            templates = [self._template(name, at + ("offers", k)) for k, name in enumerate(group.offers)]
+            if not ok or None in templates:
+                out.append(None)
+                continue
+            if group.processes > group.count:
+                self.p.warn(at + ("processes",), f"{group.processes} processes for {group.count} prosumers: "
+                                                 f"only {group.count} are used")
+            out.append(replace(group, templates=tuple(templates)))
+        return out
+
+    def _pattern(self, group: ProsumerGroup, g: int, at: KeyPath) -> bool:
+        try:
+            first, last = group.member(0, g), group.member(group.count - 1, g)
+        except (KeyError, IndexError, ValueError) as exc:
+            self.p.error(at, f"{show(group.name)} is not a name pattern ({exc}); placeholders are {{i}} and {{g}}")
+            return False
+        if group.count > 1 and first == last:
+            self.p.error(at, f"{show(group.name)} gives every prosumer the same name: put {{i}} in it")
+            return False
+        return self._agent_name(first, at) and self._agent_name(last, at)
+
+    def _template(self, name: str, at: KeyPath) -> Optional[FlexOffer]:
+        """An offer template: a JSON or XML flex-offer file, found relative to the scenario, the
+        project root or ``scenarios/``."""
+        candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
+                                                                     ROOT / "scenarios" / name]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            looked = ", ".join(str(c.parent) for c in candidates)
+            self.p.error(at, f"offer template not found (looked in {looked})")
+            return None
+        try:
+            offers = [x for x in read_document(found) if isinstance(x, FlexOffer)]
+        except FlexOfferError as exc:
+            self.p.error(at, f"{found}: not a valid flex-offer: {exc}")
+            return None
+        if not offers:
+            self.p.error(at, f"{found} holds no flex-offer")
+            return None
+        if DAY % offers[0].resolution:
+            self.p.error(at, f"{found}: resolution {offers[0].resolution} s does not divide a day "
+                             "(templates are moved by whole days)")
+            return None
+        return offers[0]
+
+    # rules across tables ------------------------------------------------------------------
+    def _agent_name(self, name: Any, at: KeyPath) -> bool:
+        if not isinstance(name, str) or not _NAME.match(name):
+            self.p.error(at, "an agent name is 1-64 letters, digits and ._- starting with a letter or digit "
+                             f"(it is the JID's node and the store's file name), got {show(name)}")
+            return False
+        return True
+
+    def _unique_names(self, market: Optional[Market], aggregators: list, groups: list) -> None:
+        """Every agent needs its own JID (compared case-insensitively, as servers do)."""
+        owner: dict[str, KeyPath] = {}
+
+        def claim(name: str, at: KeyPath) -> bool:
+            key = name.lower()
+            if key in owner:
+                self.p.error(at, f"agent name {show(name)} is also used at {format_path(owner[key])}")
+                return False
+            owner[key] = at
+            return True
+
+        if market is not None:
+            claim(market.name, ("market", "name"))
+        for i, a in enumerate(aggregators):
+            if a is not None:
+                claim(a.name, ("aggregator", i, "name"))
+        for g, group in enumerate(groups):
+            if group is not None:
+                for i in range(group.count):
+                    if not claim(group.member(i, g), ("prosumers", g, "name")):
+                        break

@@ -1,0 +1,123 @@
+"""Agent node configs (``vmenergy agent ROLE --config FILE``, examples in agents/<role>/).
+
+The same kind of check as for scenarios: each table against its schema (the dataclasses below),
+the ``[market]`` and ``[aggregator]`` tables by the agents' own code (:mod:`.configs`). Paths
+(password file, store, offers, CA file) are not looked up: they name places on the machine the
+node will run on, not on the one that checks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from .configs import check_aggregator, check_market
+from .locate import KeyLines, KeyPath
+from .problems import Problem, Problems
+from .tables import Instant, check_keys, limits, read_table, show
+
+__all__ = ["AgentTable", "NodeServerTable", "NodeClockTable", "ProsumerTable", "Node", "read_node", "check_node",
+           "ROLES"]
+
+#: The roles a node runs, each configured by the table of that name.
+ROLES = ("prosumer", "aggregator", "market")
+
+
+@dataclass(frozen=True)
+class AgentTable:
+    """``[agent]``: the node's account, store and timing."""
+
+    jid: str
+    password: Optional[str] = None
+    password_file: Optional[str] = None
+    register: bool = True
+    store: Optional[str] = None
+    tick: float = field(default=1.0, metadata=limits(gt=0))
+    max_payload_bytes: Optional[int] = field(default=None, metadata=limits(ge=1))
+
+
+@dataclass(frozen=True)
+class NodeServerTable:
+    """``[server]``: where the node connects (host defaults to the JID's domain)."""
+
+    host: Optional[str] = None
+    port: int = field(default=5222, metadata=limits(ge=1, le=65535))
+    ca_file: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class NodeClockTable:
+    """``[clock]``: ``real`` for a live node; ``accelerated`` (from ``start``, ``speed`` times
+    the wall clock) to try a node on its own."""
+
+    kind: Literal["real", "accelerated"] = "real"
+    start: Optional[Instant] = None
+    speed: float = field(default=60.0, metadata=limits(gt=0))
+
+
+@dataclass(frozen=True)
+class ProsumerTable:
+    """``[prosumer]``: its aggregator's JID, the offer files it sends, simulated metering noise."""
+
+    aggregator: str
+    offers: tuple[str, ...] = ()
+    deviation: float = field(default=0.0, metadata=limits(ge=0))
+
+
+@dataclass(frozen=True)
+class Node:
+    """A checked node config: its role and tables (``config``: the role's table as the agent's
+    config object, or the :class:`ProsumerTable`)."""
+
+    role: str
+    agent: AgentTable
+    server: NodeServerTable
+    clock: NodeClockTable
+    config: Any
+
+
+def read_node(data: dict, problems: Problems) -> Optional[Node]:
+    """The node a parsed config describes, or None (every problem added to ``problems``)."""
+    for key in data:
+        if key not in ("agent", "server", "clock") + ROLES:
+            problems.unknown_key((key,), ("agent", "server", "clock") + ROLES, "table")
+    agent = read_table(AgentTable, data.get("agent"), ("agent",), problems)
+    server = read_table(NodeServerTable, data.get("server", {}), ("server",), problems)
+    clock = read_table(NodeClockTable, data.get("clock", {}), ("clock",), problems)
+    if agent is not None:
+        if "@" not in agent.jid.strip("@"):
+            problems.error(("agent", "jid"), f"a JID, node@domain, got {show(agent.jid)}")
+        if agent.password is None and agent.password_file is None:
+            problems.error(("agent",), "password or password_file is required")
+    if clock is not None and clock.kind == "accelerated" and clock.start is None:
+        problems.error(("clock", "start"), "required with kind = \"accelerated\"")
+    roles = [r for r in ROLES if r in data]
+    if len(roles) != 1:
+        problems.error((roles[1],) if roles else ("agent",), "a node runs one role: one table of [prosumer], "
+                       f"[aggregator] or [market], not {len(roles)}")
+        return None
+    role = roles[0]
+    config = _role(role, data[role], agent.jid if agent is not None else "node@localhost", problems)
+    if None in (agent, server, clock, config) or problems.errors:
+        return None
+    return Node(role, agent, server, clock, config)
+
+
+def check_node(data: dict, text: str) -> list[Problem]:
+    """Every problem of a parsed node config (``text``: the file's text, for the lines)."""
+    problems = Problems(KeyLines(text))
+    read_node(data, problems)
+    return problems.items
+
+
+def _role(role: str, table: Any, jid: str, problems: Problems) -> Optional[Any]:
+    at: KeyPath = (role,)
+    if role == "prosumer":
+        return read_table(ProsumerTable, table, at, problems)
+    if role == "market":
+        from vmenergy.protocol.market import MarketConfig
+
+        return check_market(check_keys(MarketConfig, table, at, problems), at, problems, jid)
+    from vmenergy.protocol.aggregator import AggregatorConfig
+
+    return check_aggregator(check_keys(AggregatorConfig, table, at, problems), at, problems, jid)

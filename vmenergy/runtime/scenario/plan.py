@@ -1,0 +1,177 @@
+"""From a checked scenario to a plan: what every swarm process needs, decided once.
+
+:func:`make_plan` turns a :class:`~.model.Scenario` into a :class:`Plan`: every agent with its
+JID, password, store path and configuration, the parts (processes) they run in, and the offers
+each prosumer will send (generated from templates, shifted to the scenario's day and varied with
+a seeded generator so runs are reproducible). The plan is saved as JSON for the processes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Optional
+
+from vmenergy.flexoffer import Baseline, FlexOffer, Profile, Slice, TotalEnergy
+
+from .model import DAY, Scenario
+from .problems import ScenarioError
+
+__all__ = ["AgentSpec", "Plan", "make_plan", "vary_offer"]
+
+
+@dataclass
+class AgentSpec:
+    role: str
+    name: str
+    jid: str
+    password: str
+    part: str
+    store: str
+    config: dict = field(default_factory=dict)
+    offers: list[dict] = field(default_factory=list)  # (prosumers) offer dicts with "release"
+
+
+@dataclass
+class Plan:
+    """Everything the swarm processes need, decided once.
+
+    ``start``/``until``: scenario time (epoch seconds, UTC). ``clock``: ``{"mode": "virtual" |
+    "accelerated" | "real", "speed": simulated seconds per real second (accelerated only)}``
+    plus what the orchestrator adds when it starts the run. ``coordinator``: where the swarm
+    processes reach the time coordinator (filled in by the orchestrator)."""
+
+    name: str
+    run_dir: str
+    server: dict
+    clock: dict
+    start: int
+    until: int
+    agents: list[AgentSpec]
+    parts: list[str]
+    seed: int = 0
+    coordinator: dict = field(default_factory=dict)
+    #: In a sharded run (``vmenergy run --shard i/n``), which shard runs each part (default 1).
+    shard_of: dict = field(default_factory=dict)
+
+    def shard(self, part: str) -> int:
+        return int(self.shard_of.get(part, 1))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "Plan":
+        d = json.loads(Path(path).read_text())
+        d["agents"] = [AgentSpec(**a) for a in d["agents"]]
+        return cls(**d)
+
+    def of_part(self, part: str) -> list[AgentSpec]:
+        return [a for a in self.agents if a.part == part]
+
+    def by_role(self, role: str) -> list[AgentSpec]:
+        return [a for a in self.agents if a.role == role]
+
+
+def vary_offer(fo: FlexOffer, *, shift: int, rng: random.Random, new_id: str, issuer: str,
+               energy_spread: float = 0.2, start_jitter: int = 4) -> FlexOffer:
+    """A template offer moved by ``shift`` seconds (a multiple of its resolution), its energy
+    bounds scaled by a factor in [1 - spread, 1 + spread] and its window moved by up to
+    ``start_jitter`` intervals later; deadlines move with it so the offer stays valid."""
+    res = fo.resolution
+    if shift % res:
+        raise ScenarioError("shift", "must be a multiple of the offer's resolution")
+    k = 1 + rng.uniform(-energy_spread, energy_spread)
+    jitter = rng.randint(0, start_jitter)
+    d = shift // res + jitter
+    moved = lambda t: None if t is None else t + d  # noqa: E731
+    moved_s = lambda t: None if t is None else t + d * res  # noqa: E731
+    profiles = []
+    for p in fo.profiles:
+        slices = tuple(Slice(s.duration, s.min * k, s.max * k, None if s.values is None else tuple(v * k for v in s.values))
+                       for s in p.slices)
+        total = None if p.total is None else TotalEnergy(
+            None if p.total.min is None else p.total.min * k, None if p.total.max is None else p.total.max * k)
+        poly = None if p.polytope is None else replace(p.polytope, b=tuple(b * k for b in p.polytope.b))
+        profiles.append(Profile(slices, total=total, polytope=poly, start_after=moved(p.start_after),
+                                start_before=moved(p.start_before)))
+    baseline = None
+    if fo.baseline is not None:
+        baseline = Baseline(tuple(e * k for e in fo.baseline.energy), fo.baseline.profile, moved(fo.baseline.start))
+    return replace(
+        fo, id=new_id, issuer=issuer, profiles=tuple(profiles), baseline=baseline,
+        start_after=moved(fo.start_after), start_before=moved(fo.start_before),
+        creation_time=moved_s(fo.creation_time), acceptance_before=moved_s(fo.acceptance_before),
+        assignment_before=moved_s(fo.assignment_before),
+    )
+
+
+def _shift_for(t: FlexOffer, start: int, day0: int) -> int:
+    """Seconds to move a template so its window opens at the same time of day, at the first
+    occurrence at least an hour after the scenario starts (offers without a window: none)."""
+    if t.start_after is None:
+        return 0
+    first = t.start_after * t.resolution
+    candidate = day0 + first % DAY
+    if candidate < start + 3600:
+        candidate += DAY
+    return candidate - first
+
+
+def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
+    """Everything the swarm processes need, decided once (passwords, offers, clock).
+
+    With ``shards`` > 1 each shard runs ``processes`` processes of every prosumer group
+    (``Plan.shard_of`` says which shard runs which part).
+
+    ``Plan.clock`` is ``{"mode", "speed", "start"}``: ``speed`` is None for the virtual clock
+    (the coordinator moves its time); the accelerated clock's wall anchor is sent by the
+    coordinator once every agent is up."""
+    settings = scenario.scenario
+    start = settings.start
+    rng = random.Random(settings.seed)
+    run_dir = Path(run_dir)
+    stores = run_dir / "stores"
+    agents: list[AgentSpec] = []
+
+    def pw() -> str:
+        return secrets.token_urlsafe(12)
+
+    def spec(role: str, name: str, part: str, config: dict, offers: Optional[list] = None) -> AgentSpec:
+        return AgentSpec(role, name, scenario.jid(name), pw(), part, str(stores / f"{name}.sqlite"), config,
+                         offers or [])
+
+    if scenario.market is not None:
+        agents.append(spec("market", scenario.market.name, "market", dict(scenario.market.settings)))
+    for a in scenario.aggregators:
+        agents.append(spec("aggregator", a.name, a.part, dict(a.settings)))
+    day0 = start - start % DAY
+    parts = {a.part for a in agents}
+    shard_of: dict[str, int] = {}
+    for g, group in enumerate(scenario.prosumers):
+        aggregator = scenario.jid(group.aggregator)
+        for i in range(group.count):
+            name = group.member(i, g)
+            jid = scenario.jid(name)
+            offers = []
+            for k, t in enumerate(group.templates):
+                fo = vary_offer(t, shift=_shift_for(t, start, day0), rng=rng, new_id=f"{name}-{k}", issuer=jid,
+                                energy_spread=group.energy_spread, start_jitter=group.start_jitter)
+                release = max(start, fo.creation_time or start)
+                offers.append({"release": release, "offer": fo.to_dict()})
+            # sharded: each shard runs `processes` processes of the group's prosumers
+            j = i % (group.processes * shards)
+            part = f"prosumers-{j}"
+            parts.add(part)
+            shard_of[part] = 1 + j % shards
+            agents.append(spec("prosumer", name, part, {"aggregator": aggregator, "deviation": group.deviation},
+                               offers))
+    speed = settings.speed if settings.clock == "accelerated" else None
+    clock = {"mode": settings.clock, "speed": speed, "start": start}
+    order = ["market", "aggregators"]
+    return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
+                sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed,
+                shard_of=shard_of)
