@@ -5,9 +5,10 @@ every schedule (and of every offer's default schedule) is *placed* in time: slic
 starting at interval s covers intervals [s + d_0 + ... + d_{k-1}, ... + d_k) and its energy is
 spread evenly over them (a slice's energy is kWh over its whole duration). :class:`Assignments`
 holds those placed slices flat, sorted by prosumer (CSR offsets over the meter rows), plus the
-per-offer numbers delegated contracts pay for. Build it from objects
-(:func:`assignments_from_offers`) or, for a population, from columnar sets
-(:func:`assignments_from_sets`).
+per-offer numbers delegated contracts pay for. Build it from columnar sets
+(:func:`assignments_from_sets`, the one implementation) or from objects
+(:func:`assignments_from_offers`, which checks them, names the offending object, and hands
+their columnar copy to the same implementation).
 
 Default schedule: the offer's ``baseline`` (what the device does without flexibility). An offer
 without one is taken to run the *same energies at its earliest start* (the natural behaviour of a
