@@ -993,8 +993,8 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
 def _prosody_without_nagle() -> None:
     """Diagnostic only: Prosody's epoll backend leaves Nagle's algorithm on for client
     connections unless ``network_settings = { nagle = false }``; add that to the config the
-    project generates (by wrapping servers._render in this process; servers.py is unchanged)."""
-    original = servers._render
+    project generates (by wrapping servers.templates.render in this process; the package is unchanged)."""
+    original = servers.templates.render
 
     def render(template: str, dest: Path, values: dict) -> Path:
         out = original(template, dest, values)
@@ -1004,7 +1004,7 @@ def _prosody_without_nagle() -> None:
             )
         return out
 
-    servers._render = render
+    servers.templates.render = render  # type: ignore[assignment]
 
 
 _CODE_PATHS = (

@@ -87,7 +87,7 @@ def _server_cpu(info: ServerInfo) -> float:
     """CPU seconds used so far by the server's whole process group."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    for pid in servers._group_members(info.pid):
+    for pid in servers.process.group_members(info.pid):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime

@@ -60,3 +60,22 @@ def test_unknown_section_in_a_file(tmp_path):
     f.write_text("not = [toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(f)
+
+
+@pytest.mark.parametrize("start", ['"2026-11-22T18:00:00Z"', "2026-11-22T18:00:00Z"])
+def test_an_accelerated_node_clock_starts_where_its_config_says(tmp_path, start):
+    """A quoted ISO 8601 string or a TOML date-time: both mean the same instant."""
+    f = tmp_path / "node.toml"
+    f.write_text(f'[agent]\njid = "n@localhost"\npassword = "pw"\n[clock]\nkind = "accelerated"\nstart = {start}\n'
+                 'speed = 60\n[aggregator]\nupstream = "plan"\n')
+    agent = build("aggregator", load_config(f))
+    assert agent.clock.mode == "accelerated" and agent.clock.start == 1795370400
+
+
+def test_a_node_clock_without_a_time_zone_is_refused(tmp_path):
+    f = tmp_path / "node.toml"
+    f.write_text('[agent]\njid = "n@localhost"\npassword = "pw"\n[clock]\nkind = "accelerated"\n'
+                 'start = 2026-11-22T18:00:00\n[aggregator]\nupstream = "plan"\n')
+    with pytest.raises(ConfigError) as info:
+        build("aggregator", load_config(f))
+    assert info.value.path.startswith("clock")

@@ -27,13 +27,16 @@ the certificate in the system store or verify_security=False).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import ssl
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, Optional
 
 import pytest
 
+from vmenergy.runtime.server_cli import add_server_commands
 from vmenergy.runtime.servers import ServerError, ServerInfo, check_kind, start_server, stop_server
 
 ServerFactory = Callable[..., ServerInfo]
@@ -216,3 +219,12 @@ async def next_item(queue: asyncio.Queue, timeout: float = 10.0, what: str = "it
 
 
 AsyncFactory = Callable[..., Awaitable[Any]]
+
+
+def server_cli(argv: list[str]) -> tuple[int, str]:
+    """Run ``vmenergy server ...`` in-process: (exit code, output)."""
+    parser = argparse.ArgumentParser(prog="vmenergy")
+    add_server_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    out = io.StringIO()
+    return int(args.func(args, out)), out.getvalue()

@@ -89,6 +89,7 @@ async def test_assignment_for_an_offline_prosumer_is_queued(prosody_server, tmp_
         # the aggregator plans while the prosumer still looks available, then it drops away
         agg.engine.ledger.put("meta", "next_cycle", 0)
         await eventually(lambda: agg.engine.counts().get("assigned") == 1, what="assigned")
+        await eventually(lambda: not agg.engine.pending(p_jid), what="the assignment acknowledged")
         await p.stop()
         await eventually(lambda: agg.engine.ledger.get("presence", p_jid) is False, what="unavailable")
         rec = agg.engine.ledger.get("offers", "q-1")
@@ -96,7 +97,8 @@ async def test_assignment_for_an_offline_prosumer_is_queued(prosody_server, tmp_
         from vmenergy.protocol.messages import AssignmentMessage
 
         await agg.handle(lambda now: agg.engine.send_reliable(p_jid, AssignmentMessage(newer), now))
-        assert agg.engine.pending(p_jid)[0].attempts == 0  # held, not sent
+        (held,) = agg.engine.pending(p_jid)
+        assert held.msg.schedule.update_id == newer.update_id and held.attempts == 0  # held, not sent
         p2 = ProsumerAgent(p_jid, "pw", aggregator=agg_jid, server=addr, tick=0.2, store_path=tmp_path / "p.sqlite")
         await p2.start(auto_register=True)
         try:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import io
 import json
 import logging
+import os
+import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import connect_plain_client, disconnect_all, next_item
+from tests.integration.conftest import connect_plain_client, disconnect_all, next_item, server_cli
 from vmenergy.runtime import servers
-from vmenergy.runtime.server_cli import add_server_commands
 from vmenergy.runtime.servers import (
     EMBEDDED_LIMITATIONS,
     ServerError,
@@ -51,12 +50,12 @@ def _check_info(info: ServerInfo, kind: str) -> None:
 
 def test_check_kind_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
     assert check_kind("nope")[0] is False and "prosody" in check_kind("nope")[1]
-    monkeypatch.setattr(servers.shutil, "which", lambda name: None)
-    monkeypatch.setattr(servers.os, "access", lambda *a: False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "access", lambda *a: False)
     for kind, package in (("prosody", "openssl"), ("ejabberd", "openssl")):
         ok, reason = check_kind(kind)
         assert not ok and f"sudo apt-get install {package}" in reason
-    monkeypatch.setattr(servers.shutil, "which", lambda name: "/usr/bin/openssl" if name == "openssl" else None)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/openssl" if name == "openssl" else None)
     assert check_kind("prosody") == (False, "prosody is not installed: sudo apt-get install prosody")
     assert check_kind("ejabberd") == (False, "ejabberd is not installed: sudo apt-get install ejabberd")
 
@@ -77,13 +76,13 @@ def test_a_port_taken_meanwhile_is_retried(tmp_path: Path, monkeypatch: pytest.M
     """Another process grabs the chosen free port before the server binds it: a new one is tried."""
     if not check_kind("prosody")[0]:
         pytest.skip(check_kind("prosody")[1])
-    real_free_port = servers.free_port
+    real_free_port = servers.process.free_port
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
         ports = iter([taken])
-        monkeypatch.setattr(servers, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
+        monkeypatch.setattr(servers.process, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
         info = servers.start_server("prosody", tmp_path / "race")
         try:
             assert info.port != taken and server_status(info.run_dir).accepting
@@ -97,9 +96,9 @@ def test_a_server_that_dies_reports_its_log(tmp_path: Path, monkeypatch: pytest.
         pytest.skip(check_kind("prosody")[1])
     templates = tmp_path / "templates"
     (templates / "prosody").mkdir(parents=True)
-    good = (servers._TEMPLATES / "prosody" / "prosody.cfg.lua.in").read_text()
+    good = (servers.templates.TEMPLATES / "prosody" / "prosody.cfg.lua.in").read_text()
     (templates / "prosody" / "prosody.cfg.lua.in").write_text(good + "\nthis is not lua = = =\n")
-    monkeypatch.setattr(servers, "_TEMPLATES", templates)
+    monkeypatch.setattr(servers.templates, "TEMPLATES", templates)
     run_dir = tmp_path / "broken"
     try:
         with pytest.raises(ServerError) as err:
@@ -217,7 +216,7 @@ def test_ejabberd_lifecycle_and_node(fresh_xmpp_server) -> None:
     assert "backlog: 1024" in cfg and "ip_access: all" in cfg and "registration_timeout: infinity" in cfg
     pid = info.pid
     assert stop_server(info.run_dir) is True
-    assert servers._group_members(pid) == []  # beam and its helpers are gone too
+    assert servers.process.group_members(pid) == []  # beam and its helpers are gone too
     assert stop_server(info.run_dir) is False
 
 
@@ -274,36 +273,29 @@ async def _presences_from(client, bare: str, within: float) -> list:
 # The `vmenergy server` commands
 
 
-def _cli(argv: list[str]) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="vmenergy")
-    add_server_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    out = io.StringIO()
-    return int(args.func(args, out)), out.getvalue()
-
 
 def test_cli_start_status_register_stop(tmp_path: Path) -> None:
     if not check_kind("prosody")[0]:
         pytest.skip(check_kind("prosody")[1])
     d = str(tmp_path / "cli")
     try:
-        code, out = _cli(["server", "start", "--kind", "prosody", "--dir", d])
+        code, out = server_cli(["server", "start", "--kind", "prosody", "--dir", d])
         assert code == 0 and "127.0.0.1:" in out and "server.crt" in out, out
         info = read_info(d)
         assert info is not None and info.kind == "prosody"
-        code, out = _cli(["server", "status", "--dir", d])
+        code, out = server_cli(["server", "status", "--dir", d])
         assert code == 0 and "accepting" in out
-        code, out = _cli(["server", "register", "--dir", d, "carol", "s3cret"])
+        code, out = server_cli(["server", "register", "--dir", d, "carol", "s3cret"])
         assert code == 0 and "carol@localhost" in out
         asyncio.run(_auth_only(info, "carol", "s3cret"))
-        code, out = _cli(["server", "start", "--kind", "prosody", "--dir", d])
+        code, out = server_cli(["server", "start", "--kind", "prosody", "--dir", d])
         assert code == 1 and "already running" in out
     finally:
-        code, out = _cli(["server", "stop", "--dir", d])
+        code, out = server_cli(["server", "stop", "--dir", d])
     assert code == 0 and "stopped" in out
-    code, out = _cli(["server", "stop", "--dir", d])
+    code, out = server_cli(["server", "stop", "--dir", d])
     assert code == 0 and "not running" in out
-    code, out = _cli(["server", "status", "--dir", d])
+    code, out = server_cli(["server", "status", "--dir", d])
     assert code == 1
 
 
@@ -313,6 +305,6 @@ async def _auth_only(info: ServerInfo, user: str, password: str) -> None:
 
 
 def test_cli_missing_kind_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(servers, "check_kind", lambda kind: (False, "prosody is not installed: sudo apt-get install prosody"))
-    code, out = _cli(["server", "start", "--kind", "prosody", "--dir", str(tmp_path)])
+    monkeypatch.setattr(servers.lifecycle, "check_kind", lambda kind: (False, "prosody is not installed: sudo apt-get install prosody"))
+    code, out = server_cli(["server", "start", "--kind", "prosody", "--dir", str(tmp_path)])
     assert code == 1 and "sudo apt-get install prosody" in out

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import time
+from datetime import datetime, timezone
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,13 @@ def build(role: str, data: dict):
     if kind == "real":
         clock = RealClock()
     elif kind == "accelerated":  # a node on its own: its scenario time starts when it starts
-        clock = AcceleratedClock(parse_utc(_need(clock_cfg, "start", "clock", str), "clock.start"),
-                                 float(clock_cfg.get("speed", 60)), wall_anchor=time.time())
+        start = _need(clock_cfg, "start", "clock", (str, datetime))
+        if isinstance(start, datetime):  # a TOML date-time without quotes (the check accepts it)
+            if start.tzinfo is None:
+                raise ConfigError("clock.start", "needs a time zone (UTC: end it with Z)")
+            start = start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        clock = AcceleratedClock(parse_utc(start, "clock.start"), float(clock_cfg.get("speed", 60)),
+                                 wall_anchor=time.time())
     else:
         raise ConfigError("clock.kind", f"real or accelerated (got {kind!r}); a virtual clock needs a "
                                         "scenario run's coordinator (vmenergy run)")

@@ -240,16 +240,24 @@ class Swarm:
         return progress_of(snap, self.expected_offers).done
 
     def _server(self) -> dict:
-        if self.external_server is not None:
-            return dict(self.external_server)
-        from vmenergy.runtime.servers import start_server
+        """Start (private kinds) or check (external) the server and settle each agent's password:
+        generated ones for in-band registration, or an accounts file's."""
+        assert self.plan is not None
+        if self.external_server is not None:  # a server the caller runs (the tests' shared one)
+            return dict(self.external_server, register_in_band=True)
+        from vmenergy.runtime.servers import prepare_server
 
-        kind = self.scenario.server.kind
-        info = start_server(kind, self.run_dir / "xmpp", domain=self.scenario.server.domain)
-        self._own_server = True
+        table = {k: v for k, v in self.scenario.server.as_plan().items()}
+        run = prepare_server(table, [a.jid for a in self.plan.agents], self.run_dir / "xmpp",
+                             base_dir=Path(self.scenario.source).resolve().parent if self.scenario.source else None)
+        self._own_server = run.owned
+        for agent in self.plan.agents:
+            agent.password = run.passwords[agent.jid.lower()]
+        info = run.info
         for note in getattr(info, "limitations", []) or []:
-            self.out(f"note: {kind} server: {note}")
-        return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain, "ca_file": info.ca_file}
+            self.out(f"note: {info.kind} server: {note}")
+        return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain,
+                "ca_file": info.ca_file or None, "register_in_band": run.register_in_band}
 
     def _spawn(self, part: str) -> None:
         log = open(self.run_dir / "logs" / f"{part}.log", "ab")

@@ -1,4 +1,5 @@
-"""``vmenergy server start|stop|status|register``: a private XMPP server from the command line.
+"""``vmenergy server start|stop|status|register``: a private XMPP server from the command line,
+and what VME knows of an external one (``status``).
 
 Kept apart from ``vmenergy/cli.py`` so the command line stays a list of thin subcommands;
 ``vmenergy.cli.build_parser`` calls :func:`add_server_commands`. Each handler takes the parsed
@@ -39,9 +40,18 @@ def add_server_commands(subparsers: "argparse._SubParsersAction[argparse.Argumen
     p.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR")
     p.set_defaults(func=cmd_server_stop)
 
-    p = sub.add_parser("status", help="is the server of a run directory running? (exit 1 if not)")
+    p = sub.add_parser(
+        "status", help="is the server of a run directory running? (exit 1 if not)",
+        description="The server recorded in DIR (a private one, or an external one a run used), or, with "
+                    "--host, any XMPP server: does it answer, and does its certificate verify? Exit 0 when usable.",
+    )
     p.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print server.json as well")
+    p.add_argument("--host", help="probe this external server instead of DIR's")
+    p.add_argument("--port", type=int, default=5222, help="with --host: client port (default 5222)")
+    p.add_argument("--domain", help="with --host: XMPP domain (default: the host)")
+    p.add_argument("--ca-file", default="", metavar="FILE",
+                   help="with --host: CA file clients trust (default: the system trust store)")
     p.set_defaults(func=cmd_server_status)
 
     p = sub.add_parser("register", help="create an account (or reset its password) with the server's tool")
@@ -81,7 +91,9 @@ def cmd_server_stop(args: argparse.Namespace, out: TextIO) -> int:
     except servers.ServerError as exc:
         print(f"ERROR: {exc}", file=out)
         return 1
-    if stopped and info is not None:
+    if info is not None and info.external:
+        print(f"external server {info.host}:{info.port} left running (VME does not stop it)", file=out)
+    elif stopped and info is not None:
         print(f"stopped {info.kind} (pid {info.pid}) in {info.run_dir}", file=out)
     else:
         print(f"no server running in {Path(args.dir).resolve()} (not running)", file=out)
@@ -91,6 +103,10 @@ def cmd_server_stop(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_server_status(args: argparse.Namespace, out: TextIO) -> int:
     from vmenergy.runtime import servers
 
+    if args.host:
+        reach = servers.check_reachable(args.host, args.port, args.domain or args.host, args.ca_file)
+        print(f"external server: {'reachable' if reach.usable else 'NOT reachable'}: {reach.detail}", file=out)
+        return 0 if reach.usable else 1
     try:
         st = servers.server_status(args.dir)
     except servers.ServerError as exc:
@@ -98,7 +114,9 @@ def cmd_server_status(args: argparse.Namespace, out: TextIO) -> int:
         return 1
     print(st.detail, file=out)
     if st.info is not None:
-        print(f"  CA file: {st.info.ca_file}\n  log: {st.info.log_path}", file=out)
+        print(f"  CA file: {st.info.ca_file or '(system trust store)'}", file=out)
+        if st.info.log_path:
+            print(f"  log: {st.info.log_path}", file=out)
         for item in st.info.limitations:
             print(f"  WARNING (embedded server): {item}", file=out)
         if args.json:
@@ -111,6 +129,8 @@ def cmd_server_register(args: argparse.Namespace, out: TextIO) -> int:
 
     try:
         st = servers.server_status(args.dir)
+        if st.info is not None and st.info.external:
+            servers.register_accounts(st.info, [(args.user, args.password)])  # explains why not
         if st.info is None or not st.running:
             print(f"ERROR: {st.detail}; start it with: vmenergy server start --dir {args.dir}", file=out)
             return 1

@@ -66,10 +66,12 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
     raise ValueError(f"unknown role {spec.role!r}")
 
 
-async def _start_agents(agents: list[VmeAgent]) -> float:
+async def _start_agents(agents: list[VmeAgent], register: bool) -> float:
+    """Start the agents in batches; ``register``: create their accounts in-band (otherwise the
+    accounts exist: an accounts file's, made by the server's own tool or its operator)."""
     t0 = time.perf_counter()
     for i in range(0, len(agents), BATCH):
-        await asyncio.gather(*(a.start(auto_register=True) for a in agents[i:i + BATCH]))
+        await asyncio.gather(*(a.start(auto_register=register) for a in agents[i:i + BATCH]))
     return time.perf_counter() - t0
 
 
@@ -174,7 +176,7 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
 
 
 async def _start_and_wait(plan: Plan, part: str, agents: list[VmeAgent]) -> None:
-    took = await _start_agents(agents)
+    took = await _start_agents(agents, bool(plan.server.get("register_in_band", True)))
     _write_status(plan, part, agents, took)
     await _wait_ready(agents, part)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import random
-import secrets
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
 from vmenergy.flexoffer import Baseline, FlexOffer, Profile, Slice, TotalEnergy
+
+from vmenergy.runtime.servers.accounts import new_password
 
 from .model import DAY, Scenario
 from .problems import ScenarioError
@@ -137,8 +138,8 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     stores = run_dir / "stores"
     agents: list[AgentSpec] = []
 
-    def pw() -> str:
-        return secrets.token_urlsafe(12)
+    def pw() -> str:  # the run's server may replace it (an accounts file's password)
+        return new_password()
 
     def spec(role: str, name: str, part: str, config: dict, offers: Optional[list] = None) -> AgentSpec:
         return AgentSpec(role, name, scenario.jid(name), pw(), part, str(stores / f"{name}.sqlite"), config,

@@ -1,0 +1,207 @@
+"""The server process: ports, spawning in its own process group, waiting until it answers,
+and ending it with everything it spawned (also from another process, by its recorded pid).
+
+Shared by the three private kinds; none of this applies to an external server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from .info import HOST, LOG_FILE, ServerError, ServerInfo
+from .probe import xmpp_probe
+
+log = logging.getLogger(__name__)
+
+# Open-files limit for the server child: one descriptor per connected agent, and ejabberd dies
+# at ~1,000 connections with the usual soft limit of 1024.
+NOFILE_WANTED = 65536
+
+# Log lines that mean the client port could not be opened (Prosody keeps running without it).
+PORT_BUSY = ("port is in use", "address already in use", "eaddrinuse")
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def log_tail(path: Path | str, lines: int = 30) -> str:
+    """The last lines of a log file (for error messages)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _log_since(path: Path | str, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(1 << 20).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _raise_nofile() -> None:
+    """In the child before exec: a high open-files limit (one descriptor per agent)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def _proc_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``, found in /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command name in parentheses: state ppid pgrp ...
+        rest = stat.rsplit(")", 1)[-1].split()
+        if len(rest) >= 3 and rest[0] != "Z" and int(rest[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def owned_group(info: ServerInfo) -> list[int]:
+    """Processes of the server's group that belong to this run dir (guards against pid reuse)."""
+    if info.pid <= 0:  # an external server: no process of ours
+        return []
+    members = group_members(info.pid)
+    if any(info.run_dir in _proc_cmdline(p) for p in members):
+        return members
+    return []
+
+
+def reap(pid: int) -> None:
+    """Collect an exited child of this process, if it is one (no zombie left behind)."""
+    if pid <= 0:
+        return
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def spawn(cmd: Sequence[str], run_dir: Path, env: Optional[dict[str, str]] = None) -> subprocess.Popen:
+    """Start the server in the foreground, in its own session and process group, with stdout
+    and stderr appended to server.log."""
+    log_path = run_dir / LOG_FILE
+    with open(log_path, "ab") as logf:
+        logf.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
+        logf.flush()
+        try:
+            return subprocess.Popen(
+                list(cmd), cwd=run_dir, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_raise_nofile, env=env, close_fds=True,
+            )
+        except OSError as exc:
+            raise ServerError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
+
+
+def wait_ready(
+    proc: subprocess.Popen, info: ServerInfo, timeout: float, extra_logs: Iterable[Path] = (), log_offset: int = 0
+) -> None:
+    """Poll until the server answers XMPP; fail fast if it exits or reports its port busy."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        code = proc.poll()
+        if code is not None:
+            kill_group(info)
+            raise ServerError(
+                f"{info.kind} exited with code {code} before accepting connections on "
+                f"{info.host}:{info.port}; end of {info.log_path}:\n{_all_tails(info, extra_logs)}"
+            )
+        if xmpp_probe(info.host, info.port, info.domain, timeout=1.0):
+            return
+        recent = _log_since(info.log_path, log_offset).lower()
+        if any(p in recent for p in PORT_BUSY):
+            kill_group(info)
+            raise ServerError(
+                f"port {info.port} on {info.host} is already in use ({info.kind} could not listen); "
+                f"end of {info.log_path}:\n{_all_tails(info, extra_logs)}"
+            )
+        if time.monotonic() > deadline:
+            kill_group(info)
+            raise ServerError(
+                f"{info.kind} did not accept XMPP connections on {info.host}:{info.port} within "
+                f"{timeout:g} s; end of {info.log_path}:\n{_all_tails(info, extra_logs)}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def _all_tails(info: ServerInfo, extra_logs: Iterable[Path]) -> str:
+    parts = [log_tail(info.log_path)]
+    for p in extra_logs:
+        if Path(p).exists():
+            parts.append(f"--- {p}:\n{log_tail(p, 15)}")
+    return "\n".join(parts)
+
+
+def kill_group(info: ServerInfo, grace: float = 10.0) -> None:
+    """SIGTERM to the server's process group, wait up to ``grace`` s, then SIGKILL."""
+    reap(info.pid)
+    members = owned_group(info)
+    if not members:
+        return
+    try:
+        os.killpg(info.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        reap(info.pid)
+        if not group_members(info.pid):
+            return
+        time.sleep(0.05)
+    log.warning("%s (pid %d) did not stop within %g s of SIGTERM; killing it", info.kind, info.pid, grace)
+    try:
+        os.killpg(info.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and group_members(info.pid):
+        reap(info.pid)
+        time.sleep(0.05)
+    reap(info.pid)
