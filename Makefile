@@ -16,7 +16,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: deps $(STAMP)
 
+# mypy first: a type error in the core fails CI in seconds, before the long test run
 test: venv
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 demo: venv
@@ -27,4 +29,4 @@ bench: venv
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache build *.egg-info

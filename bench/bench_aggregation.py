@@ -16,7 +16,7 @@ Figures printed:
   offer and every aggregate slice's member sum against the aggregate schedule (not timed);
 - peak memory (ru_maxrss) after the million-offer part;
 - flexibility losses of both methods at equal compression (same number of aggregates);
-- the pure-Python reference (vmenergy.aggregation.reference: loops over FlexOffer objects) on the
+- the pure-Python reference (tests.aggregation.reference: loops over FlexOffer objects) on the
   first 100,000 offers against the engine on the same offers: times, speed ratios, and a check that
   both give the same aggregates and member schedules bit for bit;
 - incremental maintenance: 20,000 inserts, then updates and deletes, time per operation, and a
@@ -35,18 +35,21 @@ import math
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from vmenergy.aggregation import (
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.aggregation.reference import reference_aggregate, reference_disaggregate  # noqa: E402  (test oracle)
+from vmenergy.aggregation import (  # noqa: E402
     AggregationParams,
     IncrementalAggregator,
     aggregate,
     disaggregate_many,
     flexibility_loss,
 )
-from vmenergy.aggregation.reference import reference_aggregate, reference_disaggregate
-from vmenergy.flexoffer import TOLERANCE, FlexOfferSet, Schedule
+from vmenergy.flexoffer import TOLERANCE, FlexOfferSet, Schedule  # noqa: E402
 
 T0 = 1_994_800
 

@@ -3,8 +3,8 @@
 Usage: python bench/bench_settlement.py [--quick] [--n N] [--ref-n N] [--history-days D] [--chunk C]
 
 Default: 1,000,000 prosumers (target: under 10 s, vectorised) and the plain-Python reference
-(vmenergy.settlement.reference) on 10,000 prosumers of the same kind in the same run; --quick:
-100,000 and 2,000. The population is synthetic (vmenergy.settlement.synthetic): one 4-slice offer per
+(tests.settlement.reference) on 10,000 prosumers of the same kind in the same run; --quick:
+100,000 and 2,000. The population is synthetic (tests.settlement.synthetic): one 4-slice offer per
 prosumer, 10 days of history, four contracts (delegated X-of-Y with adjustment, delegated
 comparative day, direct at offer prices, direct at market prices), 0.1 % gaps, 0.02 % spikes.
 Generating it is not timed as settlement. Memory: what settle and the assignment builder allocate
@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vmenergy.settlement import kpis, settle  # noqa: E402
-from vmenergy.settlement.reference import settle_reference  # noqa: E402
-from vmenergy.settlement.synthetic import population  # noqa: E402
+from tests.settlement.reference import settle_reference  # noqa: E402  (test oracle and data generator)
+from tests.settlement.synthetic import population  # noqa: E402
 
 from machine import describe as machine  # bench/machine.py (the script's folder is on sys.path)
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import ROOT
 from vmenergy.flexoffer import FlexOffer, Schedule
+from vmenergy.flexoffer.timeutil import parse_utc
 from vmenergy.wire import json as wjson
 from vmenergy.wire import xml as wxml
 
@@ -41,8 +42,8 @@ def test_json_and_xml_examples_describe_the_same_offer_and_schedule():
     assert offers[0].is_feasible(schedules[0])
 
 
-MESSAGE_DOCS = [b for kind, b in BLOCKS
-                if kind == "xml" and b.lstrip().startswith(("<ack", "<measurement", "<bill", "<rejection"))]
+MESSAGE_DOCS = [b for kind, b in BLOCKS if kind == "xml" and b.lstrip().startswith(
+    ("<ack", "<measurement", "<bill", "<rejection", "<bid", "<reservation", "<activation"))]
 
 
 @pytest.mark.parametrize("block", MESSAGE_DOCS)
@@ -76,3 +77,11 @@ def test_the_rejection_example_is_the_message_an_aggregator_sends():
 
     (doc,) = [b for b in MESSAGE_DOCS if b.lstrip().startswith("<rejection")]
     assert parse_message(doc) == OfferRejection("fo-ev-17", 0, NOT_ASSIGNED_IN_TIME)
+
+
+def test_hourly_market_examples_keep_their_times():
+    from vmenergy.wire.messages import parse_message
+
+    hourly = [parse_message(b) for b in MESSAGE_DOCS if 'resolution="3600"' in b]
+    assert len(hourly) == 3 and all(m.resolution == 3600 for m in hourly)
+    assert all(m.start * m.resolution == parse_utc("2026-11-22T20:00:00Z", "t") for m in hourly)

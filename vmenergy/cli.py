@@ -8,42 +8,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence, TextIO, Union
+from typing import Optional, Sequence, TextIO
 
 from vmenergy import __version__
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
 from vmenergy.flexoffer.measures import summary
 from vmenergy.flexoffer.timeutil import format_utc
-
-Item = Union[FlexOffer, Schedule]
-
-
-def load_file(path: Path) -> list[Item]:
-    """Offers/schedules in a JSON (object or array), JSON Lines (``.jsonl``: one offer or schedule
-    per line, as a run folder's offers.jsonl) or XML file; raises FlexOfferError."""
-    from vmenergy.wire import json as wjson
-    from vmenergy.wire import xml as wxml
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FlexOfferError("(file)", f"cannot read: {exc.strerror or exc}") from None
-    if path.suffix == ".jsonl":
-        # each line is a document of its own (and is size-checked as one)
-        items: list[Item] = []
-        for n, line in enumerate(data.split(b"\n"), 1):
-            if line.strip():
-                try:
-                    items += wjson.parse_any(line)
-                except FlexOfferError as exc:
-                    raise exc.within(f"line {n}") from None
-        return items
-    if len(data) > wjson.MAX_DOCUMENT_BYTES:
-        raise FlexOfferError("(document)", f"oversize document ({len(data)} bytes > {wjson.MAX_DOCUMENT_BYTES})")
-    head = data.lstrip()[:1]
-    if head == b"<":
-        return [wxml.parse(data)]
-    return wjson.parse_any(data)
+from vmenergy.runtime.documents import read_document
+from vmenergy.wire.documents import Item
 
 
 def _window(fo: FlexOffer) -> str:
@@ -79,7 +51,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     loaded: list[tuple[str, Item]] = []
     for name in args.files:
         try:
-            items = load_file(Path(name))
+            items = read_document(name)
         except FlexOfferError as exc:
             print(f"INVALID {name}: {exc}", file=out)
             bad += 1
@@ -155,7 +127,7 @@ def describe(fo: FlexOffer) -> str:
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        items = load_file(Path(args.file))
+        items = read_document(args.file)
     except FlexOfferError as exc:
         print(f"INVALID {args.file}: {exc}", file=out)
         return 1

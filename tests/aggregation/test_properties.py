@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.aggregation.strategies import NOW, aggregate_schedule, offer_lists, params
 from vmenergy.aggregation import AggregationParams, aggregate, disaggregate, disaggregate_many
-from vmenergy.aggregation.reference import reference_aggregate, reference_disaggregate
+from tests.aggregation.reference import reference_aggregate, reference_disaggregate
 from vmenergy.flexoffer import TOLERANCE, FlexOffer
 
 

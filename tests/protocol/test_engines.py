@@ -14,7 +14,7 @@ from vmenergy.flexoffer import FlexOffer, Schedule, State
 from vmenergy.flexoffer.timeutil import parse_utc
 from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.engine import Execute, Send
-from vmenergy.protocol.messages import Ack, AssignmentMessage, Bill, Measurement, OfferMessage
+from vmenergy.protocol.messages import Ack, AssignmentMessage, BillMessage, Measurement, OfferMessage
 from vmenergy.protocol.prosumer import ProsumerEngine
 from vmenergy.store import Store
 
@@ -63,7 +63,7 @@ def test_full_lifecycle_in_plan_mode():
         assert p.counts() == {"settled": 1}
         (bill,) = list(p.ledger.values("bills"))
         assert bill.total_cents == sum(line.amount_cents for line in bill.lines) >= 0
-        assert [line.offer_id for line in bill.lines if line.kind == "offer"] == [list(p.ledger.table("offers"))[0]]
+        assert [line.offer_id for line in bill.lines if line.code == "offer"] == [list(p.ledger.table("offers"))[0]]
         totals.append(bill.total_cents)
     # the EVs offered energy flexibility and are paid for it; what was paid out is what was sent
     assert totals[0] > 0 and totals[2] > 0
@@ -253,7 +253,7 @@ def test_measurement_and_bill_rules():
     assert "unknown offer" in [e.msg for e in out if isinstance(e, Send)][0].reason
     out = agg.receive("p0@localhost", Measurement("m-y", rec.offer.id, rec.schedule.start, (1.0,), 3600), NOW)
     assert "resolution" in [e.msg for e in out if isinstance(e, Send)][0].reason
-    out = p.receive("mallory@localhost", Bill("b-1", 0, 1, ()), NOW)
+    out = p.receive("mallory@localhost", BillMessage("b-1", 0, 1, ()), NOW)
     assert not [e.msg for e in out if isinstance(e, Send)][0].accepted
     assert not p.ledger.table("bills")
 
@@ -272,7 +272,7 @@ def test_overdue_measurement_is_settled_unverified_then_corrected():
     net.tick(end + agg.config.settle_after + 1)  # overdue: settled as unverified
     (first,) = list(p.ledger.values("bills"))
     assert agg.counts() == {"settled": 1} and p.counts() == {"settled": 1}
-    unverified = [line for line in first.lines if line.kind == "unverified"]
+    unverified = [line for line in first.lines if line.code == "unverified"]
     assert unverified and "0 intervals" not in unverified[0].description
     # the resent measurement arrives: a correction bill for exactly the difference it makes
     net.drop = None
@@ -280,7 +280,7 @@ def test_overdue_measurement_is_settled_unverified_then_corrected():
     bills = sorted(p.ledger.values("bills"), key=lambda b: b.bill_id)
     assert len(bills) == 2
     correction = [b for b in bills if b.bill_id != first.bill_id][0]
-    assert all(line.description.startswith("correction") for line in correction.lines if line.kind != "offer")
+    assert all(line.description.startswith("correction") for line in correction.lines if line.code != "offer")
     assert agg.ledger.get("offers", e.offer.id).measurement is not None
     assert agg.counts() == {"settled": 1}
     assert sum(b.total_cents for b in bills) == sum(b.total_cents for _, b in agg.ledger.values("bills"))

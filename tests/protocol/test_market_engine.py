@@ -12,8 +12,9 @@ from vmenergy.flexoffer import FlexOfferError
 from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.engine import Send
 from vmenergy.protocol.market import MarketConfig, MarketEngine, market_summary
-from vmenergy.protocol.messages import Bid, Clearing, Registration
+from vmenergy.protocol.messages import BidMessage, Clearing, Registration
 from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.settlement.money import cents
 from vmenergy.store import Store
 
 MKT = "market@localhost"
@@ -69,26 +70,26 @@ def test_bids_refused_with_reasons_and_nothing_changes():
     mkt, agg, pros, net = world(2)
     net.tick(NOW)  # session s-1 opens, aggregator registers
     fo = replace(offer("ev-overnight", 0), issuer=AGG)
-    out = mkt.receive("mallory@localhost", Bid("b-x", "s-1", "buy", offer=fo), NOW)
+    out = mkt.receive("mallory@localhost", BidMessage("b-x", "s-1", "buy", offer=fo), NOW)
     (ack,) = [e.msg for e in out if isinstance(e, Send)]
     assert not ack.accepted and "not a registered participant" in ack.reason
-    out = mkt.receive(AGG, Bid("b-y", "s-9", "buy", volume=1.0, price=0.1, start=1, end=2), NOW)
+    out = mkt.receive(AGG, BidMessage("b-y", "s-9", "buy", volume=1.0, price=0.1, start=1, end=2), NOW)
     assert "unknown session" in [e.msg for e in out if isinstance(e, Send)][0].reason
     unpriced = replace(offer("dishwasher-xor", 1), issuer=AGG)
-    out = mkt.receive(AGG, Bid("b-z", "s-1", "buy", offer=unpriced), NOW)  # no prices on the offer
+    out = mkt.receive(AGG, BidMessage("b-z", "s-1", "buy", offer=unpriced), NOW)  # no prices on the offer
     assert "prices" in [e.msg for e in out if isinstance(e, Send)][0].reason
-    out = mkt.receive(AGG, Bid("b-w", "s-1", "buy", volume=1.0, price=0.1, start=1, end=2), NOW)
+    out = mkt.receive(AGG, BidMessage("b-w", "s-1", "buy", volume=1.0, price=0.1, start=1, end=2), NOW)
     assert "outside the session" in [e.msg for e in out if isinstance(e, Send)][0].reason
     assert "bids" not in mkt.ledger.tables or not mkt.ledger.table("bids")
-    out = mkt.receive(AGG, Bid("b-ok", "s-1", "buy", offer=fo), NOW)  # priced: accepted
+    out = mkt.receive(AGG, BidMessage("b-ok", "s-1", "buy", offer=fo), NOW)  # priced: accepted
     assert [e.msg for e in out if isinstance(e, Send)][0].accepted
     # the same id again is a repeat: the earlier answer, and the stored bid does not change
-    out = mkt.receive(AGG, Bid("b-ok", "s-1", "buy", offer=replace(fo, label="other")), NOW)
+    out = mkt.receive(AGG, BidMessage("b-ok", "s-1", "buy", offer=replace(fo, label="other")), NOW)
     assert [e.msg for e in out if isinstance(e, Send)][0].accepted
     assert mkt.ledger.get("bids", "b-ok").bid.offer.label == fo.label
     # after gate closure
     net.tick(NOW + 1800)
-    out = mkt.receive(AGG, Bid("b-v", "s-1", "buy", volume=1.0, price=0.1, start=1, end=2), NOW + 1800)
+    out = mkt.receive(AGG, BidMessage("b-v", "s-1", "buy", volume=1.0, price=0.1, start=1, end=2), NOW + 1800)
     assert "no bids after close" in [e.msg for e in out if isinstance(e, Send)][0].reason
     # a participant registers only itself
     out = mkt.receive("eve@localhost", Registration("register", AGG), NOW)
@@ -134,3 +135,47 @@ def test_market_config_errors_name_the_field():
     with pytest.raises(FlexOfferError) as info:
         MarketConfig.from_dict({"mechanism": "one-sided"})
     assert info.value.path == "demand.volume"
+
+
+# Money crosses the protocol in integer cents rounded by settlement's one rule (half away from
+# zero); Python's round() takes halves to even, so an award of 12.5 cents would bill 12.
+
+
+def test_award_of_half_a_cent_is_billed_by_the_settlement_rounding_rule():
+    liquidity = {"sell": {"volume": 10.0, "prices": [0.25] * 24}}
+    mkt = MarketEngine(MKT, MarketConfig(mechanism="two-sided", liquidity=liquidity))
+    buyer = "alice@localhost"
+    mkt.receive(buyer, Registration("register", buyer), NOW)
+    mkt.tick(NOW)
+    (session,) = mkt.ledger.values("sessions")
+    t = session.notice.delivery_start
+    bid = BidMessage("b-half", session.notice.session_id, "buy", volume=0.5, price=0.30, start=t, end=t + 1)
+    mkt.receive(buyer, bid, NOW)
+    mkt.tick(session.notice.gate_closure)
+    rec = mkt.ledger.get("bids", "b-half")
+    assert rec.clearing.price == 0.25 and rec.clearing.volume == 0.5  # 0.125 EUR: half a cent over 12
+    assert rec.amount_cents == cents(0.125) == 13
+
+
+def test_aggregate_revenue_of_half_a_cent_rounds_like_settlement():
+    mkt, agg, pros, net = world(1)
+    held = []
+    net.drop = lambda sender, send: isinstance(send.msg, Clearing) and not held.append(send.msg)
+    t = run_until_cleared(net)
+    (c,) = {m for m in held if m.status == "accepted"}  # resent while unanswered: the same message
+    bought = sum(e for e in c.schedule.energy if e > 0)
+    assert bought > 0 and not any(e < 0 for e in c.schedule.energy)
+    price = 0.125 / bought  # the portfolio pays 12.5 cents
+    net.take(agg.jid, agg.receive(MKT, replace(c, price=price), t))
+    (rec,) = agg.ledger.values("aggregates")
+    assert rec.status == "scheduled" and rec.revenue_cents == cents(-price * bought) == -13
+
+
+def test_simple_order_timed_at_another_resolution_than_the_session_is_refused():
+    mkt, agg, pros, net = world(1)
+    net.tick(NOW)  # session s-1 opens, the aggregator registers
+    (session,) = mkt.ledger.values("sessions")
+    t = session.notice.delivery_start // 4  # an hour, counted in hours
+    hourly = BidMessage("b-h", "s-1", "buy", volume=1.0, price=0.1, start=t, end=t + 1, resolution=3600)
+    (ack,) = [e.msg for e in mkt.receive(AGG, hourly, NOW) if isinstance(e, Send)]
+    assert not ack.accepted and ack.reason.startswith("resolution: 3600 s differs from the session's 900 s")

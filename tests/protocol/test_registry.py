@@ -13,7 +13,7 @@ from vmenergy.agents import base
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.protocol import messages
 from vmenergy.protocol.engine import Engine, Send, handles
-from vmenergy.protocol.messages import Ack, Bill, Message, OfferRejection
+from vmenergy.protocol.messages import Ack, BillMessage, Message, OfferRejection
 from vmenergy.store import codec
 from vmenergy.wire import stanzas
 from vmenergy.wire.messages import decode, encode, parse_message, summary, to_xml
@@ -55,14 +55,14 @@ def test_a_declaration_that_is_missing_or_clashes_is_refused_when_the_class_is_d
             element = "no-performative"
             ack = None
 
-    with pytest.raises(TypeError, match="already the element of Bill"):
+    with pytest.raises(TypeError, match="already the element of BillMessage"):
         @dataclass(frozen=True)
         class OtherBill(Message):
             element = "bill"
             ack = None
             performative = "inform"
 
-    with pytest.raises(TypeError, match="already the ack kind of Bill"):
+    with pytest.raises(TypeError, match="already the ack kind of BillMessage"):
         @dataclass(frozen=True)
         class SameAck(Message):
             element = "same-ack"
@@ -83,7 +83,7 @@ def test_a_declaration_that_is_missing_or_clashes_is_refused_when_the_class_is_d
             ack = None
             performative = "inform"
 
-    assert messages.message_type("bill") is Bill and "no-performative" not in stanzas.MESSAGE_ELEMENTS
+    assert messages.message_type("bill") is BillMessage and "no-performative" not in stanzas.MESSAGE_ELEMENTS
 
 
 def test_adding_a_message_type_is_one_class_plus_its_handler(scratch_registry):

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from vmenergy.flexoffer import Baseline, FlexOffer, Prices, Profile, Schedule, Slice, SlicePrice
 from vmenergy.settlement import (
     Contract,
-    MarketResult,
+    MarketSales,
     MeterData,
     assignments_from_offers,
     settle,
 )
-from vmenergy.settlement.contracts import Adjustment, BaselineRule, Penalty, Pricing, Reward, Tolerance
+from vmenergy.settlement.contracts import Adjustment, BaselineRule, Penalty, DirectPricing, Reward, Tolerance
 
 #: 2026-11-23T00:00:00Z at 15-minute resolution.
 DAY0 = 1_795_392_000 // 900
@@ -76,7 +76,7 @@ def contracts_st(draw, n_days: int, aggregators: Sequence[str]) -> list[Contract
             kw["reward"] = Reward(draw(money_rate), draw(money_rate), draw(money_rate), draw(money_rate),
                                   draw(st.sampled_from([0.0, 0.25, 0.5, 1.0, 0.3333])))
         else:
-            kw["pricing"] = Pricing(draw(st.sampled_from(["offer", "market"])),
+            kw["pricing"] = DirectPricing(draw(st.sampled_from(["offer", "market"])),
                                     draw(st.sampled_from([0.0, 0.1, 0.25])), draw(money_rate))
         out.append(Contract(
             id=f"c{k}", mode=mode, aggregator=draw(st.sampled_from(list(aggregators))), baseline=rule,
@@ -142,7 +142,7 @@ def problems(draw, max_prosumers: int = 6):
     market = []
     for a in used_aggs:
         if draw(st.booleans()):
-            market.append(MarketResult(
+            market.append(MarketSales(
                 a, np.array(draw(st.lists(st.sampled_from([-2.0, -1.0, 0.0, 0.5, 3.0]), min_size=T, max_size=T))),
                 np.array(draw(st.lists(st.sampled_from([0.0, 0.05, 0.1, 0.2]), min_size=T, max_size=T))),
                 np.array(draw(st.lists(st.sampled_from([0.0, 0.1, 0.3]), min_size=T, max_size=T))),

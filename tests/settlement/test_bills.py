@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vmenergy.flexoffer import Schedule
-from vmenergy.settlement import Contract, MarketResult, MeterFlag, OfferFlag
-from vmenergy.settlement.contracts import Adjustment, BaselineRule, Penalty, Pricing, Reward, Tolerance
+from vmenergy.settlement import Contract, MarketSales, MeterFlag, OfferFlag
+from vmenergy.settlement.contracts import Adjustment, BaselineRule, Penalty, DirectPricing, Reward, Tolerance
 
 from .helpers import AGG, DAY0, meter, offer, settle_objects
 
@@ -45,7 +45,7 @@ def test_delegated_bill_by_hand():
         reward=Reward(per_kwh_flexible=0.02, per_hour_time_flexibility=0.10, per_kwh_energy_flexibility=0.05,
                       per_activation=0.25, revenue_share=0.5),
     )
-    market = MarketResult(AGG, sold_kwh=SOLD, price=np.full(8, 0.1), imbalance_price=np.full(8, 0.2))
+    market = MarketSales(AGG, sold_kwh=SOLD, price=np.full(8, 0.1), imbalance_price=np.full(8, 0.2))
     res = settle_objects([fo], [s], meter([EV_METER]), [contract], ["del"], market)
     got = lines(res)
     assert got["flexible_energy"] == 6  # 3 kWh x 0.02
@@ -71,7 +71,7 @@ def test_delegated_bill_by_hand():
 def test_direct_bill_at_offer_prices_by_hand():
     fo, s = ev(prices=(0.30, 0.10))  # EUR/kWh for adapting up / down
     contract = Contract(id="dir", mode="direct", aggregator=AGG, tolerance=Tolerance(0.1, 0.0),
-                        penalty=Penalty(per_kwh=0.5, cap_eur=0.02), pricing=Pricing("offer", fee_per_kwh=0.01))
+                        penalty=Penalty(per_kwh=0.5, cap_eur=0.02), pricing=DirectPricing("offer", fee_per_kwh=0.01))
     res = settle_objects([fo], [s], meter([EV_METER]), [contract], ["dir"])
     got = lines(res)
     # down at t0, t1: 1 + 1 kWh x 0.10; up at t4, t5: (2 + 0.8) kWh x 0.30 -> 0.2 + 0.84 = 1.04 EUR
@@ -87,9 +87,9 @@ def test_direct_bill_at_offer_prices_by_hand():
 def test_direct_bill_at_market_prices_by_hand():
     fo, s = ev()
     contract = Contract(id="mkt", mode="direct", aggregator=AGG, tolerance=Tolerance(0.1, 0.0),
-                        penalty=Penalty(imbalance_factor=1.0), pricing=Pricing("market", fee_fraction=0.25))
+                        penalty=Penalty(imbalance_factor=1.0), pricing=DirectPricing("market", fee_fraction=0.25))
     price = np.array([0.1, 0.2, 0, 0, 0.3, 0.4, 0, 0])
-    market = MarketResult(AGG, sold_kwh=SOLD, price=price, imbalance_price=np.full(8, 0.2))
+    market = MarketSales(AGG, sold_kwh=SOLD, price=price, imbalance_price=np.full(8, 0.2))
     res = settle_objects([fo], [s], meter([EV_METER]), [contract], ["mkt"], market)
     got = lines(res)
     # 1 x 0.1 + 1 x 0.2 + 2 x 0.3 + 0.8 x 0.4 = 1.22 EUR
@@ -182,7 +182,7 @@ def test_revenue_share_split_by_largest_remainder():
         offers.append(offer(f"o{i}", f"h{i}", [(1, 0.0, 1.0)], DAY0, DAY0 + 1, default=[0.0], default_start=DAY0))
         schedules.append(Schedule(offer_id=f"o{i}", start=DAY0, energy=(1.0,)))
     contract = Contract(id="s", mode="delegated", aggregator=AGG, reward=Reward(revenue_share=1.0))
-    market = MarketResult(AGG, sold_kwh=np.array([3.0, 0.0]), price=np.array([0.1 / 3, 0.0]))
+    market = MarketSales(AGG, sold_kwh=np.array([3.0, 0.0]), price=np.array([0.1 / 3, 0.0]))
     res = settle_objects(offers, schedules, meter([[1.0, 0.0]] * 3), [contract], ["s"] * 3, market)
     assert [lines(res, i)["revenue_share"] for i in range(3)] == [4, 3, 3]
     p = res.participant(AGG)

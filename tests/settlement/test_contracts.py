@@ -10,7 +10,7 @@ import pytest
 from vmenergy.flexoffer import FlexOfferError, Schedule
 from vmenergy.settlement import (
     Contract,
-    MarketResult,
+    MarketSales,
     SettlementError,
     assignments_from_offers,
     contracts_to_json,
@@ -162,7 +162,7 @@ def test_settle_refuses_bad_contract_assignment(contract_of, path, reason):
     assert e.value.path == path and reason in e.value.reason
 
 
-def test_settle_refuses_too_little_history_and_foreign_market_results():
+def test_settle_refuses_too_little_history_and_foreign_market_sales():
     m, asg = _problem()
     xy = Contract(id="xy", mode="delegated", aggregator=AGG, baseline=parse_contracts(TOML)[0].baseline)
     with pytest.raises(SettlementError) as e:
@@ -170,11 +170,11 @@ def test_settle_refuses_too_little_history_and_foreign_market_results():
     assert e.value.path == "meter.history" and "needs 10 days" in e.value.reason
     c = Contract(id="c", mode="delegated", aggregator=AGG)
     with pytest.raises(SettlementError) as e:
-        settle(m, asg, [c], ["c"], MarketResult("other", np.zeros(2), np.zeros(2)))
+        settle(m, asg, [c], ["c"], MarketSales("other", np.zeros(2), np.zeros(2)))
     assert e.value.path == "market[0].participant"
     with pytest.raises(SettlementError) as e:
-        settle(m, asg, [c], ["c"], MarketResult(AGG, np.zeros(3), np.zeros(3)))
+        settle(m, asg, [c], ["c"], MarketSales(AGG, np.zeros(3), np.zeros(3)))
     assert e.value.path == f"market[{AGG}].sold_kwh" and "2 intervals" in e.value.reason
     with pytest.raises(SettlementError) as e:
-        MarketResult(AGG, np.array([0.0, np.nan]), np.zeros(2))
+        MarketSales(AGG, np.array([0.0, np.nan]), np.zeros(2))
     assert e.value.path == f"market[{AGG}].sold_kwh[1]"

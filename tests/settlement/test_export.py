@@ -12,14 +12,14 @@ import numpy as np
 from vmenergy.flexoffer import Schedule
 from vmenergy.settlement import (
     Contract,
-    MarketResult,
+    MarketSales,
     bills_to_csv,
     bills_to_json,
     kpis,
     kpis_to_csv,
     kpis_to_json,
 )
-from vmenergy.settlement.contracts import Pricing, Reward
+from vmenergy.settlement.contracts import DirectPricing, Reward
 from vmenergy.settlement.export import BILL_CSV_COLUMNS
 
 from .helpers import AGG, DAY0, meter, offer, settle_objects
@@ -32,8 +32,8 @@ def _result():
                  Schedule(offer_id="b", start=DAY0 + 1, energy=(2.0,))]
     contracts = [Contract(id="d", mode="delegated", aggregator=AGG,
                           reward=Reward(per_kwh_flexible=0.013, per_activation=0.1, revenue_share=0.5)),
-                 Contract(id="x", mode="direct", aggregator=AGG, pricing=Pricing("offer", fee_per_kwh=0.01))]
-    market = MarketResult(AGG, sold_kwh=np.array([-1.0, 0.0, 2.0, 0.5]), price=np.full(4, 0.15))
+                 Contract(id="x", mode="direct", aggregator=AGG, pricing=DirectPricing("offer", fee_per_kwh=0.01))]
+    market = MarketSales(AGG, sold_kwh=np.array([-1.0, 0.0, 2.0, 0.5]), price=np.full(4, 0.15))
     m = meter([[0.0, 0.0, 2.0, 0.0], [0.5, 1.0, 1.0, 0.0]])
     return settle_objects(offers, schedules, m, contracts, ["d", "x"], market), [offers[0], offers[1]]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vmenergy.flexoffer import Schedule
-from vmenergy.settlement import Contract, MarketResult, SettlementError, kpis
+from vmenergy.settlement import Contract, MarketSales, SettlementError, kpis
 from vmenergy.settlement.kpis import flexibility_envelope, hourly
 
 from .helpers import AGG, DAY0, meter, offer, settle_objects
@@ -27,7 +27,7 @@ METER = [[0.0, 0.0, 2.0, 3.0, 1.0, 1.0, 1.0, 1.0],  # hour 1: 5 kWh, hour 2: 4 k
 
 
 def _result(sold_t3=3.0):
-    market = MarketResult(AGG, sold_kwh=np.array([0.0, -1.0, 0.5, sold_t3, 0, 0, 0, 0]), price=np.full(8, 0.2),
+    market = MarketSales(AGG, sold_kwh=np.array([0.0, -1.0, 0.5, sold_t3, 0, 0, 0, 0]), price=np.full(8, 0.2),
                           imbalance_price=np.full(8, 0.1))
     c = Contract(id="c", mode="delegated", aggregator=AGG)
     return settle_objects([A, B], SCHEDULES, meter(METER), [c], ["c", "c"], market)

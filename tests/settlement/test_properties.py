@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from vmenergy.settlement import assignments_from_offers, bills_to_json, settle
 from vmenergy.settlement.bills import LINE_CODES
-from vmenergy.settlement.reference import settle_reference
-from vmenergy.settlement.synthetic import population
+from tests.settlement.reference import settle_reference
+from tests.settlement.synthetic import population
 
 from .helpers import problems
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vmenergy.settlement import MeterFlag, kpis, settle
-from vmenergy.settlement.reference import settle_reference
-from vmenergy.settlement.synthetic import population
+from tests.settlement.reference import settle_reference
+from tests.settlement.synthetic import population
 
 
 @pytest.mark.slow

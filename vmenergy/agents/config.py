@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from vmenergy.errors import VmeError
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 from vmenergy.flexoffer.timeutil import parse_utc
 
@@ -26,10 +27,8 @@ log = logging.getLogger("vmenergy.agent")
 SECTIONS = {"agent", "server", "clock", "prosumer", "aggregator", "market"}
 
 
-class ConfigError(ValueError):
-    def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: {reason}")
+class ConfigError(VmeError):
+    """Invalid agent config: ``path`` names the field, ``reason`` says why."""
 
 
 def _need(d: dict, key: str, path: str, kind: type | tuple) -> Any:
@@ -111,11 +110,11 @@ def build(role: str, data: dict):
         raise ConfigError(role, f"a [{role}] section is required for a {role}")
     try:
         if role == "prosumer":
-            from vmenergy.cli import load_file
+            from vmenergy.runtime.documents import read_document
 
             offers: list[tuple[int, FlexOffer]] = []
             for i, name in enumerate(section.get("offers", [])):
-                for item in load_file(_path(base, name)):
+                for item in read_document(_path(base, name)):
                     if isinstance(item, FlexOffer):
                         offers.append((item.creation_time or 0, item))
             executor = SimulatedExecutor(deviation=float(section.get("deviation", 0.0)))

@@ -6,7 +6,7 @@ See docs/aggregation.md for the methods, the soundness argument and the metrics.
 """
 
 from .disaggregation import InfeasibleScheduleError, MemberSchedules, disaggregate, disaggregate_many
-from .engine import aggregate
+from .pipeline import aggregate
 from .incremental import Changes, IncrementalAggregator
 from .metrics import FlexibilityLoss, flexibility_loss
 from .offer import AggregatedFlexOffer, AggregationResult, Member

@@ -25,11 +25,12 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet, Violation
-from vmenergy.flexoffer.offerset import CheckResult, expand_rows, offsets_from_counts
+from vmenergy.flexoffer.offerset import CheckResult
 from vmenergy.flexoffer.offerset import check as check_set
+from vmenergy.flexoffer.ragged import expand_rows, offsets_from_counts
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
 
-from .alignment import CHUNK, AggregationRun
+from .run import CHUNK, AggregationRun
 from .offer import AggregatedFlexOffer
 
 __all__ = ["disaggregate", "disaggregate_many", "InfeasibleScheduleError", "MemberSchedules"]
@@ -41,9 +42,6 @@ class InfeasibleScheduleError(FlexOfferError):
     def __init__(self, path: str, reason: str, violations: Sequence[Violation] = ()) -> None:
         super().__init__(path, reason)
         self.violations = list(violations)
-
-    def __reduce__(self):
-        return (InfeasibleScheduleError, (self.path, self.reason, self.violations))
 
 
 def _refuse(agg: FlexOffer, schedule: Schedule, violations: list[Violation], prefix: str = "",
@@ -184,24 +182,24 @@ def disaggregate_many(aggregates: Iterable[AggregatedFlexOffer], schedules: Iter
     descended into (use :func:`disaggregate` with ``deep=True`` for that).
     """
     aggs = list(aggregates)
-    by_id: dict[str, AggregatedFlexOffer] = {}
+    by_id: dict[str, tuple[AggregatedFlexOffer, AggregationRun]] = {}
     for k, agg in enumerate(aggs):
-        _run_of(agg, f"aggregates[{k}]")
-        by_id[agg.id] = agg
+        by_id[agg.id] = (agg, _run_of(agg, f"aggregates[{k}]"))
     scheds = list(schedules)
     per_run: dict[int, tuple[AggregationRun, list[tuple[int, int, Schedule]]]] = {}
     seen: dict[str, int] = {}
     for k, s in enumerate(scheds):
         if not isinstance(s, Schedule):
             raise FlexOfferError(f"schedules[{k}]", f"expected a Schedule, got {type(s).__name__}")
-        agg = by_id.get(s.offer_id)
-        if agg is None:
+        known = by_id.get(s.offer_id)
+        if known is None:
             raise FlexOfferError(f"schedules[{k}].offer_id", f"unknown aggregate {s.offer_id!r}")
+        target, run = known
         if s.offer_id in seen:
             raise FlexOfferError(f"schedules[{k}].offer_id",
                                  f"a second schedule for {s.offer_id!r} (first at [{seen[s.offer_id]}])")
         seen[s.offer_id] = k
-        per_run.setdefault(id(agg.run), (agg.run, []))[1].append((agg.position, k, s))
+        per_run.setdefault(id(run), (run, []))[1].append((target.position, k, s))
     parts = []
     for run, items in per_run.values():
         parts.append((run.offers, _many(run, items, scheds, now)))

@@ -175,7 +175,7 @@ def group(
     r0 = srows[g_starts]
     cells = []
     for g, r in enumerate(r0.tolist()):
-        key = None if key_values is None else key_values[int(key_codes[r])]
+        key = None if key_values is None or key_codes is None else key_values[int(key_codes[r])]
         cells.append((cell_of(params, key, int(resolution[r]), int(members.direction[r]), int(members.est[r]),
                               int(members.tf[r])), int(bin_no[g])))
     return Groups(srows, offsets, group_of, cells)
@@ -216,17 +216,16 @@ def _repack(members: Members, srows: np.ndarray, g_starts: np.ndarray, params: A
     cap = params.max_energy
     for g in np.flatnonzero(bad).tolist():
         a, b = int(g_starts[g]), int(ends[g])
-        total, lo_est, hi_reach = 0.0, None, None
-        for i in range(a, b):
+        # the open bin starts with member a; each next member joins it or opens the next bin
+        total = float(members.energy[srows[a]]) if cap is not None else 0.0
+        lo_est, hi_reach = int(est[a]), int(reach[a])
+        for i in range(a + 1, b):
             ei = float(members.energy[srows[i]]) if cap is not None else 0.0
             s, r = int(est[i]), int(reach[i])
-            if i > a:
-                n_lo, n_hi = min(lo_est, s), max(hi_reach, r)
-                if (cap is not None and total + ei > cap) or n_hi - n_lo > params.max_length:
-                    extra.append(i)
-                    total, lo_est, hi_reach = ei, s, r
-                    continue
-                total, lo_est, hi_reach = total + ei, n_lo, n_hi
-            else:
+            n_lo, n_hi = min(lo_est, s), max(hi_reach, r)
+            if (cap is not None and total + ei > cap) or n_hi - n_lo > params.max_length:
+                extra.append(i)
                 total, lo_est, hi_reach = ei, s, r
+                continue
+            total, lo_est, hi_reach = total + ei, n_lo, n_hi
     return np.union1d(g_starts, np.array(extra, dtype=np.int64))

@@ -22,7 +22,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet
 
-from .engine import _aggregate_set
+from .pipeline import _aggregate_set
 from .grouping import Cell, cell_of, cell_sort_key
 from .members import energy_flexibility_before, prepare
 from .metrics import FlexibilityLoss, flexibility_loss
@@ -219,7 +219,7 @@ class IncrementalAggregator:
 
     def _place(self, entry: _Entry) -> Changes:
         if entry.cell is None:
-            return Changes(excluded={entry.offer.id: entry.reason})
+            return Changes(excluded={entry.offer.id: entry.reason or "not aggregated"})
         state = self._cells.setdefault(entry.cell, _CellState())
         state.add(entry)
         return self._rebuild(entry.cell)
@@ -305,12 +305,13 @@ def _same(a: AggregatedFlexOffer, b: AggregatedFlexOffer) -> bool:
         b.profiles, b.start_after, b.start_before, b.acceptance_before, b.assignment_before, b.label
     ):
         return False
-    ra, rb = a.run.member_rows(a.position), b.run.member_rows(b.position)
-    if len(ra) != len(rb) or a.run.offers.ids[ra].tolist() != b.run.offers.ids[rb].tolist():
+    run_a, run_b = a.require_run(), b.require_run()
+    ra, rb = run_a.member_rows(a.position), run_b.member_rows(b.position)
+    if len(ra) != len(rb) or run_a.offers.ids[ra].tolist() != run_b.offers.ids[rb].tolist():
         return False
-    if not np.array_equal(a.run.offset[ra], b.run.offset[rb]):
+    if not np.array_equal(run_a.offset[ra], run_b.offset[rb]):
         return False
-    la, ha = a.run.box(ra)
-    lb, hb = b.run.box(rb)
+    la, ha = run_a.box(ra)
+    lb, hb = run_b.box(rb)
     return np.array_equal(la, lb) and np.array_equal(ha, hb) and np.array_equal(
-        a.run.members.profile[ra], b.run.members.profile[rb])
+        run_a.members.profile[ra], run_b.members.profile[rb])

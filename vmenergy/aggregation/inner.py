@@ -132,10 +132,15 @@ def box_inside(
     def row() -> np.ndarray:
         return np.zeros(nv)
 
+    def add(r: np.ndarray, lo: float, hi: float) -> None:
+        rows.append(r)
+        rhs_lo.append(lo)
+        rhs_hi.append(hi)
+
     for k in range(n):  # l_k <= u_k
         r = row()
         r[k], r[n + k] = 1.0, -1.0
-        rows.append(r), rhs_lo.append(-np.inf), rhs_hi.append(0.0)
+        add(r, -np.inf, 0.0)
     if polytope is not None:
         for j, (arow, bj) in enumerate(zip(polytope.A, polytope.b)):
             r = row()
@@ -144,15 +149,15 @@ def box_inside(
                     r[n + k] = a
                 elif a < 0:
                     r[k] = a
-            rows.append(r), rhs_lo.append(-np.inf), rhs_hi.append(bj - _MARGIN * max(1.0, sum(map(abs, arow))))
+            add(r, -np.inf, bj - _MARGIN * max(1.0, sum(map(abs, arow))))
     if tmin is not None:
         r = row()
         r[:n] = 1.0
-        rows.append(r), rhs_lo.append(tmin + _MARGIN), rhs_hi.append(np.inf)
+        add(r, tmin + _MARGIN, np.inf)
     if tmax is not None:
         r = row()
         r[n : 2 * n] = 1.0
-        rows.append(r), rhs_lo.append(-np.inf), rhs_hi.append(tmax - _MARGIN)
+        add(r, -np.inf, tmax - _MARGIN)
     col = 2 * n
     for k in disc:  # l_k = u_k = sum v z_kv, sum z_kv = 1
         vals = values[k]
@@ -160,17 +165,17 @@ def box_inside(
             r = row()
             r[target] = 1.0
             r[col : col + len(vals)] = -np.asarray(vals)
-            rows.append(r), rhs_lo.append(0.0), rhs_hi.append(0.0)
+            add(r, 0.0, 0.0)
         r = row()
         r[col : col + len(vals)] = 1.0
-        rows.append(r), rhs_lo.append(1.0), rhs_hi.append(1.0)
+        add(r, 1.0, 1.0)
         col += len(vals)
     c = np.concatenate((np.ones(n), -np.ones(n), np.zeros(len(zcols))))
     if zcols:  # tiny preference among equally wide pins
         span = max(1.0, max(abs(v) for _, v in zcols))
         for i, (k, v) in enumerate(zcols):
-            target = prefer[k] if prefer is not None else (mins[k] + maxs[k]) / 2
-            c[2 * n + i] = 1e-6 * abs(v - target) / span
+            goal = prefer[k] if prefer is not None else (mins[k] + maxs[k]) / 2
+            c[2 * n + i] = 1e-6 * abs(v - goal) / span
     lb = np.concatenate((mins, mins, np.zeros(len(zcols))))
     ub = np.concatenate((maxs, maxs, np.ones(len(zcols))))
 

@@ -17,8 +17,9 @@ from typing import Optional
 
 import numpy as np
 
-from vmenergy.flexoffer import FlexOfferSet, State
-from vmenergy.flexoffer.offerset import NA, expand_rows, offsets_from_counts, segment_sum
+from vmenergy.flexoffer import FlexOfferSet, Polytope, State
+from vmenergy.flexoffer.offerset import NA
+from vmenergy.flexoffer.ragged import expand_rows, offsets_from_counts, segment_sum, starts_within
 
 from .inner import box_inside, shrink_to_totals
 from .params import AggregationParams
@@ -119,7 +120,6 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         est = np.where(known, np.maximum(est, now_p), est)
     avail = known & (latest >= est)
     ptf = np.where(avail, latest - est, -1)
-    pef = None if single else segment_sum(offers.max - offers.min, offers.slice_offsets)
 
     # ---- the profile each offer is aggregated with
     first = offers.profile_offsets[:-1]
@@ -128,6 +128,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
         tf_before = np.maximum(ptf, 0).astype(np.float64)
         ef_before = None  # the slice widths of the only profile: computed when the metrics ask
     else:
+        pef = segment_sum(offers.max - offers.min, offers.slice_offsets)  # energy flexibility per profile
         nprof = offers.profiles_per_offer
         local = np.arange(offers.n_profiles, dtype=np.int64) - np.repeat(first, nprof)
         if params.xor == "first":
@@ -173,7 +174,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
     tmin = offers.total_min[chosen]
     tmax = offers.total_max[chosen]
     has_total = np.isfinite(tmin) | np.isfinite(tmax)
-    scalar: dict[int, tuple[object, dict]] = {}  # row -> (polytope or None, {slice: values})
+    scalar: dict[int, tuple[Optional[Polytope], dict]] = {}  # row -> (polytope or None, {slice: values})
     deadlines: dict[int, tuple[Optional[int], Optional[int]]] = {}
     for r, extra in offers.sidecar.items():
         acc, asg = extra.get("acceptance_before"), extra.get("assignment_before")
@@ -235,8 +236,7 @@ def prepare(offers: FlexOfferSet, params: AggregationParams, box_cache: Optional
     else:
         d64 = dur.astype(np.int64)
         length = segment_sum(d64, s_off)
-        cum = np.cumsum(d64) - d64
-        rel = cum - np.repeat(cum[s_off[:-1]] if n else cum[:0], counts)
+        rel = starts_within(d64, s_off)
     if n and not params.mix_directions and len(lo) and lo.min() >= 0:
         direction = np.full(n, CONSUMPTION, dtype=np.int8)  # the common case, one pass
     elif n and not params.mix_directions:

@@ -24,8 +24,11 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
+from vmenergy.flexoffer import FlexOfferError
+
 from .members import energy_flexibility_before
 from .offer import AggregatedFlexOffer, AggregationResult
+from .run import AggregationRun
 
 __all__ = ["FlexibilityLoss", "flexibility_loss"]
 
@@ -83,11 +86,9 @@ def flexibility_loss(aggregates: Iterable[AggregatedFlexOffer], excluded: Option
     aggs = list(aggregates)
     if isinstance(aggregates, AggregationResult) and excluded is None:
         excluded = aggregates.excluded
-    by_run: dict[int, tuple[object, list[int]]] = {}
+    by_run: dict[int, tuple[AggregationRun, list[int]]] = {}
     for a in aggs:
         if not isinstance(a, AggregatedFlexOffer) or a.run is None:
-            from vmenergy.flexoffer import FlexOfferError
-
             raise FlexOfferError("aggregates", f"{getattr(a, 'id', a)!r} is not an aggregate with member information")
         by_run.setdefault(id(a.run), (a.run, []))[1].append(a.position)
     n_members = 0

@@ -11,12 +11,13 @@ objects would cost more than the aggregation itself); :attr:`members` builds obj
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
+
+import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .alignment import AggregationRun
+from .run import AggregationRun
 
 __all__ = ["AggregatedFlexOffer", "Member", "AggregationResult"]
 
@@ -41,14 +42,18 @@ class AggregatedFlexOffer(FlexOffer):
     wire). Copies made with ``dataclasses.replace`` or :meth:`FlexOffer.with_state` keep them.
     """
 
-    run: Optional["AggregationRun"] = field(default=None, compare=False, repr=False)
+    run: Optional[AggregationRun] = field(default=None, compare=False, repr=False)
     position: int = field(default=-1, compare=False, repr=False)
 
-    @property
-    def _rows(self):
+    def require_run(self) -> AggregationRun:
+        """The run that made this aggregate; a copy without one (rebuilt from the wire) has no members."""
         if self.run is None:
             raise FlexOfferError("aggregate", f"{self.id} has no member information (was it rebuilt from the wire?)")
-        return self.run.member_rows(self.position)
+        return self.run
+
+    @property
+    def _rows(self) -> np.ndarray:
+        return self.require_run().member_rows(self.position)
 
     @property
     def n_members(self) -> int:
@@ -56,7 +61,7 @@ class AggregatedFlexOffer(FlexOffer):
 
     @property
     def member_ids(self) -> list[str]:
-        return self.run.offers.ids[self._rows].tolist()
+        return self.require_run().offers.ids[self._rows].tolist()
 
     @property
     def method(self) -> str:
@@ -65,7 +70,7 @@ class AggregatedFlexOffer(FlexOffer):
     @property
     def members(self) -> list[Member]:
         """The members as objects, in aggregate order (built on demand)."""
-        run = self.run
+        run = self.require_run()
         rows = self._rows
         mem = run.members
         out = []
@@ -78,7 +83,7 @@ class AggregatedFlexOffer(FlexOffer):
     def member_offers(self) -> list[FlexOffer]:
         """The member offers themselves (the objects given to :func:`aggregate` when it was given
         objects, so members that are aggregates keep their own members)."""
-        run = self.run
+        run = self.require_run()
         rows = self._rows.tolist()
         if run.source is not None:
             return [run.source[r] for r in rows]

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from vmenergy.flexoffer import FlexOfferError, State
-from vmenergy.flexoffer.model import MAX_SLICES
+from vmenergy.flexoffer.errors import check
+from vmenergy.flexoffer.limits import MAX_SLICES
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION
+from vmenergy.validation import set_field
 
 __all__ = [
     "AggregationParams",
@@ -111,42 +113,26 @@ class AggregationParams:
         def bad(name: str, reason: str) -> FlexOfferError:
             return FlexOfferError(f"params.{name}", reason)
 
-        if self.method not in METHODS:
-            raise bad("method", f"unknown method {self.method!r} (one of {', '.join(METHODS)})")
+        check.choice(self.method, "params.method", METHODS, what="method")
         for name in ("est_tolerance", "tf_tolerance", "max_length"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise bad(name, f"must be an integer >= 1 (got {v!r})")
+            check.integer(getattr(self, name), f"params.{name}", minimum=1)
         if self.max_length > MAX_SLICES:
             raise bad("max_length", f"at most {MAX_SLICES} (an aggregate is a flex-offer: at most that many slices)")
-        if self.max_offers is not None and (
-            isinstance(self.max_offers, bool) or not isinstance(self.max_offers, int) or self.max_offers < 1
-        ):
-            raise bad("max_offers", f"must be an integer >= 1 or None (got {self.max_offers!r})")
+        check.optional_integer(self.max_offers, "params.max_offers", minimum=1)
         if self.max_energy is not None:
-            e = self.max_energy
-            if isinstance(e, bool) or not isinstance(e, (int, float)) or not e > 0:
-                raise bad("max_energy", f"must be a number > 0 or None (got {self.max_energy!r})")
             if self.max_energy == float("inf"):
                 raise bad("max_energy", "use None for no bound")
-        if self.xor not in _XOR:
-            raise bad("xor", f"unknown choice {self.xor!r} (one of {', '.join(_XOR)})")
-        if self.discrete not in _DISCRETE:
-            raise bad("discrete", f"unknown choice {self.discrete!r} (one of {', '.join(_DISCRETE)})")
-        if self.constrained not in _CONSTRAINED:
-            raise bad("constrained", f"unknown choice {self.constrained!r} (one of {', '.join(_CONSTRAINED)})")
-        if self.now is not None and (isinstance(self.now, bool) or not isinstance(self.now, int)):
-            raise bad("now", f"must be an interval number (int) or None (got {self.now!r})")
-        r = self.now_resolution
-        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-            raise bad("now_resolution", f"must be seconds per interval, an integer >= 1 (got {r!r})")
+            check.number(self.max_energy, "params.max_energy", positive=True)
+        check.choice(self.xor, "params.xor", _XOR, what="choice")
+        check.choice(self.discrete, "params.discrete", _DISCRETE, what="choice")
+        check.choice(self.constrained, "params.constrained", _CONSTRAINED, what="choice")
+        check.optional_integer(self.now, "params.now")  # an interval number
+        check.integer(self.now_resolution, "params.now_resolution", minimum=1)  # seconds per interval
         try:
             states = frozenset(State(s) for s in self.states)
         except (TypeError, ValueError):
             raise bad("states", f"must be a set of states (got {self.states!r})") from None
-        object.__setattr__(self, "states", states)
+        set_field(self, "states", states)
         if not isinstance(self.id_prefix, str) or not _PREFIX_OK.match(self.id_prefix):
             raise bad("id_prefix", "1-64 characters: letters, digits and ._:@/- (no whitespace), starting alphanumeric")
-        issuer = self.issuer
-        if issuer is not None and (not isinstance(issuer, str) or not issuer or any(c.isspace() for c in issuer)):
-            raise bad("issuer", f"must be a JID without whitespace or None (got {self.issuer!r})")
+        check.identifier(self.issuer, "params.issuer", required=False)  # a JID

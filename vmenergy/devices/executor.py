@@ -13,7 +13,6 @@ import random
 from typing import Protocol
 
 from vmenergy.flexoffer import FlexOffer, Schedule
-from vmenergy.protocol.prosumer import slice_energy_per_interval
 from vmenergy.runtime.clock import Clock
 
 __all__ = ["Executor", "SimulatedExecutor"]
@@ -36,7 +35,8 @@ class SimulatedExecutor:
 
     def meter(self, offer: FlexOffer, schedule: Schedule) -> list[float]:
         rng = random.Random(hashlib.sha256(f"{self.seed}|{offer.id}|{schedule.update_id}".encode()).digest())
-        return [e * (1 + rng.uniform(-self.deviation, self.deviation)) for e in slice_energy_per_interval(offer, schedule)]
+        planned = offer.profiles[schedule.profile].spread(schedule.energy).tolist()  # kWh per interval
+        return [e * (1 + rng.uniform(-self.deviation, self.deviation)) for e in planned]
 
     async def execute(self, offer: FlexOffer, schedule: Schedule, clock: Clock) -> tuple[int, list[float]]:
         duration = offer.profiles[schedule.profile].duration

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .errors import FlexOfferError
-from .model import Polytope, Profile, Slice, TotalEnergy
+from .errors import FlexOfferError, check
+from .parts import Polytope, Profile, Slice, TotalEnergy
 
 __all__ = ["dependency_profile", "battery_profile", "conditional_profiles"]
 
@@ -117,11 +117,9 @@ def conditional_profiles(profile: Profile, switch: int, *, after_portion: float,
     total, discrete values and the polytope's right-hand side scale with the portion, so each mode
     has exactly the shape of the original.
     """
-    if switch is None or isinstance(switch, bool) or not isinstance(switch, int):
-        raise FlexOfferError("switch", "must be an interval number")
+    check.integer(switch, "switch")  # an interval number
     for name, portion in (("prior_portion", prior_portion), ("after_portion", after_portion)):
-        if not 0 <= portion <= 1:
-            raise FlexOfferError(name, f"must be in [0, 1], got {portion}")
+        check.number(portion, name, minimum=0.0, maximum=1.0)
     prior = _scaled(profile, prior_portion, start_after=profile.start_after, start_before=switch - 1)
     after = _scaled(profile, after_portion, start_after=switch, start_before=profile.start_before)
     return prior, after

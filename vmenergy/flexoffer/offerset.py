@@ -20,12 +20,14 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from .errors import FlexOfferError
-from .model import MAX_ABS_ENERGY, TOLERANCE, FlexOffer, Polytope, Profile, Slice, State, TotalEnergy
+from .limits import MAX_ABS_ENERGY, TOLERANCE
+from .model import FlexOffer, State
+from .parts import Polytope, Profile, Slice, TotalEnergy
+from .ragged import expand_rows, offsets_from_counts, positions, segment_sum
 from .schedule import Schedule
 from .timeutil import DEFAULT_RESOLUTION
 
-__all__ = ["NA", "FlexOfferSet", "ScheduleSet", "CheckResult", "check", "Flag", "expand_rows", "offsets_from_counts",
-           "segment_sum"]
+__all__ = ["NA", "FlexOfferSet", "ScheduleSet", "CheckResult", "check", "Flag"]
 
 #: "absent" in int64 time columns (an omitted start_after/start_before/duration).
 NA = np.iinfo(np.int64).min
@@ -129,8 +131,7 @@ class FlexOfferSet:
         counts = self.slice_count[rows]
         width = int(counts.max()) if len(rows) else 0
         out = np.full((len(rows), width), fill, dtype=np.float64 if which != "duration" else np.float64)
-        r = np.repeat(np.arange(len(rows)), counts)
-        c = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        r, c = positions(counts)
         src = np.repeat(self.slice_offsets[rows], counts) + c
         out[r, c] = data[src]
         return out
@@ -570,8 +571,7 @@ def check(offers: FlexOfferSet, schedules: ScheduleSet, now: Optional[int] = Non
     # polytopes and discrete values: scalar rules, only for the offers that have them
     if offers.sidecar:
         special = offers.has_scalar_constraints()
-        for k in np.flatnonzero(ok_len & special[o]):
-            k = int(k)
+        for k in np.flatnonzero(ok_len & special[o]).tolist():
             extra = offers.sidecar[int(o[k])]
             j = int(schedules.profile[k])
             a, b = schedules.energy_offsets[k], schedules.energy_offsets[k + 1]
@@ -638,34 +638,3 @@ def _bounds_and_totals(
         totals[k0:k1][nonempty] = np.add.reduceat(ek, seg)
         k0 = k1
     return slice_bad, totals
-
-
-# ------------------------------------------------------------------------------------------
-# ragged-array helpers (public: the aggregation and settlement packages use them too)
-
-
-def offsets_from_counts(counts: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
-
-
-def expand_rows(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """All child indices of ``rows`` given CSR ``offsets``, in row order."""
-    counts = offsets[rows + 1] - offsets[rows]
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.repeat(offsets[rows] - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
-
-
-def segment_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sum of each CSR segment (empty segments give 0)."""
-    counts = np.diff(offsets)
-    out = np.zeros(len(counts), dtype=values.dtype)
-    nonempty = counts > 0
-    if nonempty.any():
-        out[nonempty] = np.add.reduceat(values, offsets[:-1][nonempty])
-    return out
-
-

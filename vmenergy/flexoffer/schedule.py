@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Any, Optional
 
-from .errors import FlexOfferError
-from .model import MAX_PROFILES, MAX_SLICES, check_identifier, check_integer, check_number, _set
-from .timeutil import DEFAULT_RESOLUTION
+from vmenergy.validation import set_field
+
+from . import jsontext as jt
+from .errors import FlexOfferError, check
+from .limits import MAX_PROFILES, MAX_SLICES
+from .timeutil import DEFAULT_RESOLUTION, format_utc
 
 __all__ = ["Schedule"]
+
+SCHEDULE_FIELDS = ("offer_id", "schedule_id", "update_id", "profile", "start", "energy", "resolution")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,44 +36,57 @@ class Schedule:
     resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
-        _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
-        _set(self, "schedule_id", check_identifier(self.schedule_id, "schedule_id", required=False))
-        _set(self, "start", check_integer(self.start, "start"))
-        if isinstance(self.energy, (str, bytes)) or not isinstance(self.energy, Iterable):
-            raise FlexOfferError("energy", "must be a list of numbers")
-        energy = tuple(check_number(e, f"energy[{i}]") for i, e in enumerate(self.energy))
-        if len(energy) > MAX_SLICES:
-            raise FlexOfferError("energy", f"more than {MAX_SLICES} values")
-        _set(self, "energy", energy)
-        _set(self, "update_id", check_integer(self.update_id, "update_id", minimum=0))
-        _set(self, "profile", check_integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
-        res = check_integer(self.resolution, "resolution")
+        set_field(self, "offer_id", check.identifier(self.offer_id, "offer_id"))
+        set_field(self, "schedule_id", check.identifier(self.schedule_id, "schedule_id", required=False))
+        set_field(self, "start", check.integer(self.start, "start"))
+        set_field(self, "energy", check.numbers(self.energy, "energy", at_most=MAX_SLICES))
+        set_field(self, "update_id", check.integer(self.update_id, "update_id", minimum=0))
+        set_field(self, "profile", check.integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
+        res = check.integer(self.resolution, "resolution")
         if res <= 0:
             raise FlexOfferError("resolution", f"must be > 0 (got {res} s)")
-        _set(self, "resolution", res)
+        set_field(self, "resolution", res)
 
     @property
     def total(self) -> float:
-        import math
-
         return math.fsum(self.energy)
 
+    # -- JSON form (the canonical form, like the offer's) --------------------------------------
     @classmethod
     def from_json(cls, text: str | bytes, resolution: int | None = None) -> "Schedule":
-        from vmenergy.wire.json import parse_schedule
-
-        return parse_schedule(text, resolution=resolution)
+        """JSON text of one schedule. ``resolution`` (seconds) is used when the document has none."""
+        return jt.guard(lambda: cls.from_dict(jt.loads(text), resolution=resolution))
 
     def to_json(self, *, indent: int | None = None) -> str:
-        from vmenergy.wire.json import schedule_to_json
+        return jt.dumps(self.to_dict(), indent=indent)
 
-        return schedule_to_json(self, indent=indent)
+    @classmethod
+    def from_dict(cls, data: Any, resolution: Optional[int] = None) -> "Schedule":
+        """A decoded JSON object to a schedule (strict, like :meth:`from_json`)."""
+        d = jt.obj(data, "", SCHEDULE_FIELDS, required=("offer_id", "start", "energy"))
+        res = jt.resolution_field(d, DEFAULT_RESOLUTION if resolution is None else resolution)
+        energy = jt.array(d["energy"], "energy")
+        start = jt.time_field(d, "start", "", res)
+        if start is None:  # pragma: no cover - refused as required above; narrows the type
+            raise FlexOfferError("start", "required")
+        return cls(
+            offer_id=d["offer_id"],
+            schedule_id=d.get("schedule_id"),
+            update_id=d.get("update_id", 0),
+            profile=d.get("profile", 0),
+            start=start,
+            energy=tuple(energy),
+            resolution=res,
+        )
 
     def to_dict(self) -> dict:
-        from vmenergy.wire.json import schedule_to_dict
-
-        return schedule_to_dict(self)
-
-
-
-
+        d: dict[str, Any] = {"offer_id": self.offer_id}
+        if self.schedule_id is not None:
+            d["schedule_id"] = self.schedule_id
+        d["update_id"] = self.update_id
+        d["profile"] = self.profile
+        d["start"] = format_utc(self.start * self.resolution)
+        d["energy"] = list(self.energy)
+        if self.resolution != DEFAULT_RESOLUTION:
+            d["resolution"] = self.resolution
+        return d

@@ -15,15 +15,14 @@ accepted as a whole schedule that meets every constraint of the offer, or not at
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Optional, Union
 
 from vmenergy.flexoffer import FlexOffer
-from vmenergy.flexoffer.model import MAX_ABS_ENERGY, check_identifier
+from vmenergy.validation import set_field
 
-from .errors import MarketError
+from .errors import MarketError, check
 
 __all__ = ["Side", "Product", "Order", "FlexOfferBid", "Bid"]
 
@@ -48,44 +47,6 @@ class Product(str, Enum):
         return self.value
 
 
-def _ident(value: object, path: str) -> str:
-    try:
-        out = check_identifier(value, path)
-    except Exception as exc:  # FlexOfferError -> MarketError with the same path and reason
-        raise MarketError(getattr(exc, "path", path), getattr(exc, "reason", str(exc))) from None
-    assert out is not None
-    return out
-
-
-def _num(value: object, path: str, *, minimum: Optional[float] = None, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            import numpy as np
-
-            if isinstance(value, (np.integer, np.floating)):
-                value = value.item()
-            else:
-                raise TypeError
-        except TypeError:
-            raise MarketError(path, f"not a number: {value!r}") from None
-    out = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(out) or abs(out) > MAX_ABS_ENERGY:
-        raise MarketError(path, f"must be a finite number, got {value!r}")
-    if positive and out <= 0:
-        raise MarketError(path, f"must be > 0, got {value!r}")
-    if minimum is not None and out < minimum:
-        raise MarketError(path, f"must be >= {minimum:g}, got {value!r}")
-    return out
-
-
-def _int(value: object, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if hasattr(value, "dtype") and getattr(getattr(value, "dtype", None), "kind", "") in "iu":
-            return int(value)  # type: ignore[arg-type]
-        raise MarketError(path, f"must be an integer, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class Order:
     """A divisible order: ``volume`` kWh in every interval of [start, end) at limit ``price``.
@@ -106,30 +67,30 @@ class Order:
     expiry: Optional[int] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", _ident(self.id, "id"))
-        object.__setattr__(self, "participant", _ident(self.participant, "participant"))
+        set_field(self, "id", check.identifier(self.id, "id"))
+        set_field(self, "participant", check.identifier(self.participant, "participant"))
         try:
-            object.__setattr__(self, "side", Side(self.side))
+            set_field(self, "side", Side(self.side))
         except ValueError:
             raise MarketError("side", f"must be buy or sell, got {self.side!r}") from None
         try:
-            object.__setattr__(self, "kind", Product(self.kind))
+            set_field(self, "kind", Product(self.kind))
         except ValueError:
             raise MarketError("kind", f"must be energy, up or down, got {self.kind!r}") from None
-        object.__setattr__(self, "volume", _num(self.volume, "volume", positive=True))
-        object.__setattr__(self, "price", _num(self.price, "price"))
-        start = _int(self.start, "start")
-        end = start + 1 if self.end is None else _int(self.end, "end")
+        set_field(self, "volume", check.number(self.volume, "volume", positive=True))
+        set_field(self, "price", check.number(self.price, "price"))
+        start = check.integer(self.start, "start")
+        end = start + 1 if self.end is None else check.integer(self.end, "end")
         if end <= start:
             raise MarketError("end", f"must be after start ({end} <= {start})")
-        object.__setattr__(self, "start", start)
-        object.__setattr__(self, "end", end)
+        set_field(self, "start", start)
+        set_field(self, "end", end)
         if self.activation_price is not None:
             if self.kind is Product.ENERGY:
                 raise MarketError("activation_price", "only flexibility products (up, down) are activated")
-            object.__setattr__(self, "activation_price", _num(self.activation_price, "activation_price"))
+            set_field(self, "activation_price", check.number(self.activation_price, "activation_price"))
         if self.expiry is not None:
-            object.__setattr__(self, "expiry", _int(self.expiry, "expiry"))
+            set_field(self, "expiry", check.integer(self.expiry, "expiry"))
 
     @property
     def intervals(self) -> range:
@@ -149,12 +110,12 @@ class FlexOfferBid:
     expiry: Optional[int] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", _ident(self.id, "id"))
-        object.__setattr__(self, "participant", _ident(self.participant, "participant"))
+        set_field(self, "id", check.identifier(self.id, "id"))
+        set_field(self, "participant", check.identifier(self.participant, "participant"))
         if not isinstance(self.offer, FlexOffer):
             raise MarketError("offer", f"must be a FlexOffer, got {type(self.offer).__name__}")
         if self.expiry is not None:
-            object.__setattr__(self, "expiry", _int(self.expiry, "expiry"))
+            set_field(self, "expiry", check.integer(self.expiry, "expiry"))
 
     @property
     def effective_expiry(self) -> Optional[int]:

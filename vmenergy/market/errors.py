@@ -9,12 +9,15 @@ keep running when one participant sends nonsense.
 from __future__ import annotations
 
 from vmenergy.flexoffer import FlexOfferError
+from vmenergy.flexoffer.limits import MAX_ABS_ENERGY
+from vmenergy.validation import Checks
 
-__all__ = ["MarketError"]
+__all__ = ["MarketError", "check"]
 
 
 class MarketError(FlexOfferError):
     """Invalid market call or bid: ``path`` names the field, ``reason`` says why."""
 
-    def __reduce__(self):
-        return (MarketError, (self.path, self.reason))
+
+#: The field checks of bids and sessions (numbers within the model's energy limit).
+check = Checks(MarketError, limit=MAX_ABS_ENERGY)

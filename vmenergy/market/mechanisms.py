@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Mapping, Sequence, Union
 
-from .bids import Product, _ident, _num
-from .errors import MarketError
+from vmenergy.validation import set_field
+
+from .bids import Product
+from .errors import MarketError, check
 
 __all__ = ["Pricing", "OneSidedPool", "TwoSidedPool", "ManyToMany", "ImplicitCapacity", "Link", "Mechanism"]
 
@@ -48,10 +50,10 @@ class OneSidedPool:
     name: str = field(default="one-sided", init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "buyer", _ident(self.buyer, "mechanism.buyer"))
-        object.__setattr__(self, "cutoff_price", _num(self.cutoff_price, "mechanism.cutoff_price"))
+        set_field(self, "buyer", check.identifier(self.buyer, "mechanism.buyer"))
+        set_field(self, "cutoff_price", check.number(self.cutoff_price, "mechanism.cutoff_price"))
         try:
-            object.__setattr__(self, "kind", Product(self.kind))
+            set_field(self, "kind", Product(self.kind))
         except ValueError:
             raise MarketError("mechanism.kind", f"must be energy, up or down, got {self.kind!r}") from None
         if isinstance(self.demand, Mapping):
@@ -59,13 +61,14 @@ class OneSidedPool:
             for k, v in self.demand.items():
                 if isinstance(k, bool) or not isinstance(k, int):
                     raise MarketError("mechanism.demand", f"keys must be interval numbers, got {k!r}")
-                clean[k] = _num(v, f"mechanism.demand[{k}]", minimum=0.0)
-            object.__setattr__(self, "demand", clean)
+                clean[k] = check.number(v, f"mechanism.demand[{k}]", minimum=0.0)
+            set_field(self, "demand", clean)
         else:
-            object.__setattr__(self, "demand", _num(self.demand, "mechanism.demand", minimum=0.0))
+            set_field(self, "demand", check.number(self.demand, "mechanism.demand", minimum=0.0))
 
     def demand_at(self, t: int) -> float:
-        return self.demand.get(t, 0.0) if isinstance(self.demand, dict) else float(self.demand)  # type: ignore[union-attr]
+        demand = self.demand
+        return demand.get(t, 0.0) if isinstance(demand, Mapping) else float(demand)
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,8 @@ class ManyToMany:
     name: str = field(default="many-to-many", init=False)
 
     def __post_init__(self) -> None:
-        _num(self.time_limit, "mechanism.time_limit", positive=True)
-        if not (0 <= _num(self.gap, "mechanism.gap") < 1):
+        check.number(self.time_limit, "mechanism.time_limit", positive=True)
+        if not (0 <= check.number(self.gap, "mechanism.gap") < 1):
             raise MarketError("mechanism.gap", "must be a fraction in [0, 1)")
 
 
@@ -99,8 +102,8 @@ class Link:
     cost: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "capacity", _num(self.capacity, "capacity", minimum=0.0))
-        object.__setattr__(self, "cost", _num(self.cost, "cost", minimum=0.0))
+        set_field(self, "capacity", check.number(self.capacity, "capacity", minimum=0.0))
+        set_field(self, "cost", check.number(self.cost, "cost", minimum=0.0))
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,12 @@ class ImplicitCapacity:
     name: str = field(default="implicit-capacity", init=False)
 
     def __post_init__(self) -> None:
-        zones = tuple(_ident(z, f"mechanism.zones[{i}]") for i, z in enumerate(self.zones))
+        zones = tuple(check.identifier(z, f"mechanism.zones[{i}]") for i, z in enumerate(self.zones))
         if not zones:
             raise MarketError("mechanism.zones", "at least one zone")
         if len(set(zones)) != len(zones):
             raise MarketError("mechanism.zones", "zone names must be unique")
-        object.__setattr__(self, "zones", zones)
+        set_field(self, "zones", zones)
         links = tuple(self.links)
         for i, ln in enumerate(links):
             if not isinstance(ln, Link):
@@ -131,9 +134,9 @@ class ImplicitCapacity:
                     raise MarketError(f"mechanism.links[{i}]", f"unknown zone {end!r}")
             if ln.a == ln.b:
                 raise MarketError(f"mechanism.links[{i}]", "a link joins two different zones")
-        object.__setattr__(self, "links", links)
-        _num(self.time_limit, "mechanism.time_limit", positive=True)
-        if not (0 <= _num(self.gap, "mechanism.gap") < 1) or math.isnan(self.gap):
+        set_field(self, "links", links)
+        check.number(self.time_limit, "mechanism.time_limit", positive=True)
+        if not (0 <= check.number(self.gap, "mechanism.gap") < 1) or math.isnan(self.gap):
             raise MarketError("mechanism.gap", "must be a fraction in [0, 1)")
 
 

@@ -28,12 +28,13 @@ from typing import Optional, Union
 import numpy as np
 
 from vmenergy.flexoffer import State
+from vmenergy.flexoffer.ragged import positions
 from vmenergy.planning.errors import PlanningError
 from vmenergy.planning.objective import Objective
 from vmenergy.planning.problem import prepare
 
-from .bids import Bid, FlexOfferBid, Order, Product, Side, _ident
-from .errors import MarketError
+from .bids import Bid, FlexOfferBid, Order, Product, Side
+from .errors import MarketError, check
 from .events import (BidAck, ParticipantDeregistered, ParticipantRegistered, SessionCleared, SessionClosed,
                      SessionOpened)
 from .mechanisms import ImplicitCapacity, ManyToMany, Mechanism, OneSidedPool, Pricing, TwoSidedPool
@@ -63,36 +64,30 @@ class _Rejected(Exception):
         self.path, self.reason = path, reason
 
 
-def _time(value: object, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise MarketError(path, f"must be an integer (epoch seconds / interval), got {value!r}")
-    return int(value)
-
-
 class MarketSession:
     """One market session (see module doc)."""
 
     def __init__(self, session_id: str, mechanism: Mechanism, *, delivery_start: int, delivery_end: int,
                  resolution: int = 900, pricing: Union[Pricing, str] = Pricing.UNIFORM,
                  close_at: Optional[int] = None) -> None:
-        self.session_id = _ident(session_id, "session_id")
+        self.session_id = check.identifier(session_id, "session_id")
         if not isinstance(mechanism, (OneSidedPool, TwoSidedPool, ManyToMany, ImplicitCapacity)):
             raise MarketError("mechanism", "must be OneSidedPool, TwoSidedPool, ManyToMany or ImplicitCapacity")
         self.mechanism = mechanism
-        self.delivery_start = _time(delivery_start, "delivery_start")
-        self.delivery_end = _time(delivery_end, "delivery_end")
+        self.delivery_start = check.integer(delivery_start, "delivery_start")
+        self.delivery_end = check.integer(delivery_end, "delivery_end")
         if self.delivery_end <= self.delivery_start:
             raise MarketError("delivery_end", "must be after delivery_start")
         if self.delivery_end - self.delivery_start > 366 * 96:
             raise MarketError("delivery_end", "a session delivers at most a year of intervals")
-        self.resolution = _time(resolution, "resolution")
+        self.resolution = check.integer(resolution, "resolution")
         if self.resolution <= 0:
             raise MarketError("resolution", "must be > 0 seconds")
         try:
             self.pricing = Pricing(pricing)
         except ValueError:
             raise MarketError("pricing", f"must be uniform or pay-as-bid, got {pricing!r}") from None
-        self.close_at = None if close_at is None else _time(close_at, "close_at")
+        self.close_at = None if close_at is None else check.integer(close_at, "close_at")
         self.state = SessionState.CREATED
         self.participants: dict[str, Optional[str]] = {}
         self.bids: dict[str, tuple[Bid, int, int]] = {}  # id -> (bid, sequence number, interval placed)
@@ -109,7 +104,7 @@ class MarketSession:
     def register(self, participant: str, *, zone: Optional[str] = None) -> ParticipantRegistered:
         """Admit a participant (again with the same zone: no change)."""
         self._require(SessionState.CREATED, SessionState.OPEN, action="register in")
-        pid = _ident(participant, "participant")
+        pid = check.identifier(participant, "participant")
         if isinstance(self.mechanism, ImplicitCapacity):
             if zone not in self.mechanism.zones:
                 raise MarketError("zone", f"must be one of the session's zones {list(self.mechanism.zones)}, got {zone!r}")
@@ -133,7 +128,7 @@ class MarketSession:
 
     def open(self, now: int) -> SessionOpened:
         self._require(SessionState.CREATED, action="open")
-        now = _time(now, "now")
+        now = check.integer(now, "now")
         if isinstance(self.mechanism, OneSidedPool) and self.mechanism.buyer not in self.participants:
             raise MarketError("mechanism.buyer", f"the buyer {self.mechanism.buyer!r} must be registered first")
         if self.close_at is not None and self.close_at <= now:
@@ -144,7 +139,7 @@ class MarketSession:
 
     def close(self, now: int) -> SessionClosed:
         self._require(SessionState.OPEN, action="close")
-        now = _time(now, "now")
+        now = check.integer(now, "now")
         self.state = SessionState.CLOSED
         return SessionClosed(self.session_id, now, len(self.bids))
 
@@ -154,7 +149,7 @@ class MarketSession:
         bid_id = getattr(bid, "id", "?")
         who = getattr(bid, "participant", "?")
         try:
-            now = _time(now, "now")
+            now = check.integer(now, "now")
             interval = self._check(bid, now)
         except _Rejected as r:
             return BidAck(str(bid_id), str(who), False, r.reason, r.path)
@@ -245,7 +240,7 @@ class MarketSession:
     def clear(self, now: int) -> MarketResult:
         """Clear the closed session; bids that expired since placement are dropped with a reason."""
         self._require(SessionState.CLOSED, action="clear")
-        now = _time(now, "now")
+        now = check.integer(now, "now")
         live: list[tuple[Bid, int, int]] = []
         dropped: dict[str, str] = {}
         for bid, seq, interval in self.bids.values():
@@ -258,11 +253,11 @@ class MarketSession:
                 live.append((bid, seq, interval))
         m = self.mechanism
         if isinstance(m, OneSidedPool):
-            result = self._clear_one_sided(live)
+            result = self._clear_one_sided(live, m)
         elif isinstance(m, TwoSidedPool):
             result = self._clear_two_sided(live)
         else:
-            result = self._clear_welfare(live)
+            result = self._clear_welfare(live, m)
         result.rejected.update(dropped)
         self.result = result
         self.state = SessionState.CLEARED
@@ -279,17 +274,14 @@ class MarketSession:
         n = len(orders)
         start = np.fromiter((b.start for b, _ in orders), np.int64, n)
         counts = np.fromiter((b.end for b, _ in orders), np.int64, n) - start
-        owner = np.repeat(np.arange(n), counts)
-        local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        owner, local = positions(counts)
         t = start[owner] + local
         price = np.fromiter((b.price for b, _ in orders), float, n)[owner]
         vol = np.fromiter((b.volume for b, _ in orders), float, n)[owner]
         seq = np.fromiter((s for _, s in orders), np.int64, n)[owner]
         return orders, owner, t, price, vol, seq
 
-    def _clear_one_sided(self, live) -> MarketResult:
-        m = self.mechanism
-        assert isinstance(m, OneSidedPool)
+    def _clear_one_sided(self, live, m: OneSidedPool) -> MarketResult:
         orders, owner, t, price, vol, seq = self._pieces(live)
         d0, d1 = self.delivery_start, self.delivery_end
         demand = np.array([m.demand_at(x) for x in range(d0, d1)])
@@ -368,9 +360,7 @@ class MarketSession:
         return MarketResult(self.session_id, self.mechanism.name, self.pricing.value, awards, rejected, prices, welfare,
                             reservations=reservations)
 
-    def _clear_welfare(self, live) -> MarketResult:
-        m = self.mechanism
-        assert isinstance(m, (ManyToMany, ImplicitCapacity))
+    def _clear_welfare(self, live, m: Union[ManyToMany, ImplicitCapacity]) -> MarketResult:
         flex = [PlacedFlex(b, s, self.participants.get(b.participant), iv) for b, s, iv in live if isinstance(b, FlexOfferBid)]
         orders = [PlacedOrder(b, s, self.participants.get(b.participant)) for b, s, _ in live if isinstance(b, Order)]
         zones = list(m.zones) if isinstance(m, ImplicitCapacity) else [None]
@@ -393,19 +383,20 @@ class MarketSession:
         """Call ``volume`` kWh per interval of [start, end) on a reservation (at most what was
         reserved in each of those intervals), paid at its activation price."""
         self._require(SessionState.CLEARED, action="activate reservations of")
-        assert self.result is not None
-        res = next((r for r in self.result.reservations if r.id == reservation_id), None)
+        result = self.result
+        if result is None:  # pragma: no cover - a cleared session always has its result
+            raise MarketError("state", "the session is not cleared")
+        res = next((r for r in result.reservations if r.id == reservation_id), None)
         if res is None:
             raise MarketError("reservation_id", f"no reservation {reservation_id!r} in this session")
-        start, end, now = _time(start, "start"), _time(end, "end"), _time(now, "now")
+        start, end, now = check.integer(start, "start"), check.integer(end, "end"), check.integer(now, "now")
         if end <= start:
             raise MarketError("end", "must be after start")
         if start < res.start or end > res.end:
             raise MarketError("start", f"[{start}, {end}) is outside the reservation's [{res.start}, {res.end})")
         if now >= start * self.resolution:
             raise MarketError("start", "an activation must be called before the interval it starts in")
-        if isinstance(volume, bool) or not isinstance(volume, (int, float)) or not (volume > 0) or not math.isfinite(volume):
-            raise MarketError("volume", f"must be a number > 0, got {volume!r}")
+        check.number(volume, "volume", positive=True)
         short = [t for t in range(start, end) if res.volume.get(t, 0.0) < volume - 1e-9]
         if short:
             raise MarketError("volume", f"{volume:g} kWh exceeds what was reserved at interval {short[0]} "

@@ -38,6 +38,7 @@ from vmenergy.planning.problem import Problem, prepare
 from vmenergy.planning.solver import SolverReport, run
 
 from .bids import FlexOfferBid, Order, Product, Side
+from .errors import MarketError
 from .pools import EPS
 from .results import Award
 
@@ -94,14 +95,15 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
         ov = add_offer(prob, pr.rows, pr.rows_of[0], 0, optional=True, prefix=f"f{i}_", compact=True)
         problems.append(pr)
         offer_vars.append(ov)
-        prices = pf.bid.offer.prices
-        assert prices is not None
+        curve = pf.bid.offer.prices
+        if curve is None:  # placing a bid refuses this; a direct caller may not
+            raise MarketError("offer.prices", "a flex-offer bid needs prices (its price curve)")
         for ch in ov.choices:
             for t, pairs, _c in load_pairs(pr.rows, ch, d0):
                 balance[(pf.zone, d0 + t)].extend(pairs)
             row = pr.rows[ch.row]
             for q, (pairs, _c) in enumerate(ch.energy):
-                sp = prices.for_slice(q)
+                sp = curve.for_slice(q)
                 lo, hi = float(row.lo[q]), float(row.hi[q])
                 if lo >= 0:
                     value.extend((v, c * (sp.up - eps)) for v, c in pairs)
@@ -154,8 +156,8 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
     report = run(prob, solver=solver, time_limit=max(1.0, 0.85 * left), gap=gap)
     if not report.has_solution:
         reason = f"no clearing found ({report.solver} {report.status})"
-        rejected = {pf.bid.id: reason for pf in flex} | {po.order.id: reason for po in orders}
-        return WelfareOutcome({}, rejected, {}, {}, 0.0, report)
+        refused = {pf.bid.id: reason for pf in flex} | {po.order.id: reason for po in orders}
+        return WelfareOutcome({}, refused, {}, {}, 0.0, report)
 
     # fix the all-or-nothing choices; the LP with the tie-breaking preference gives the
     # allocation, the LP without it gives the duals (prices free of the preference)
@@ -204,7 +206,8 @@ def clear_welfare(flex: Sequence[PlacedFlex], orders: Sequence[PlacedOrder], *, 
         load = row.spread(x)
         energy = {ch.start + k: float(v) for k, v in enumerate(load)}
         prices_curve = bid.offer.prices
-        assert prices_curve is not None
+        if prices_curve is None:  # pragma: no cover - refused when the problem was built above
+            raise MarketError("offer.prices", "a flex-offer bid needs prices (its price curve)")
         val = sum(_slice_value(prices_curve.for_slice(q).up, prices_curve.for_slice(q).down, float(e)) for q, e in enumerate(x))
         welfare += val
         amount = val if pay_as_bid else sum(price_at(pf.zone, t) * e for t, e in energy.items())

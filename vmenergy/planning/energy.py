@@ -37,8 +37,9 @@ def best_energy_many(rows: Sequence[Row], slopes: Sequence[Sequence[np.ndarray]]
         part = list(range(c0, min(len(rows), c0 + chunk)))
         xs = _solve([rows[j] for j in part], [slopes[j] for j in part], [intercepts[j] for j in part], pin=None)
         if xs is None:
-            xs = [_solve_one(rows[j], slopes[j], intercepts[j]) for j in part]
-        out.extend(xs)
+            out.extend(_solve_one(rows[j], slopes[j], intercepts[j]) for j in part)
+        else:
+            out.extend(xs)
     return out
 
 
@@ -63,8 +64,16 @@ def _solve(rows: Sequence[Row], slopes, intercepts, *, pin: Optional[str]) -> Op
     ``pin`` fixes slices narrower than :data:`NARROW` to their lower or upper bound (a retry
     for HiGHS's "solve error" on such models).
     """
-    ri, ci, vv, lb, ub = [], [], [], [], []
-    cost, lo_b, hi_b, integ, cols = [], [], [], [], []
+    ri: list[np.ndarray] = []  # the constraint matrix as (row, column, value) pieces
+    ci: list[np.ndarray] = []
+    vv: list[np.ndarray] = []
+    lb: list[np.ndarray] = []
+    ub: list[np.ndarray] = []
+    cost: list[np.ndarray] = []
+    lo_b: list[np.ndarray] = []
+    hi_b: list[np.ndarray] = []
+    integ: list[np.ndarray] = []
+    cols: list[int] = []
     ncol = 0
     nrow = 0
     for j, row in enumerate(rows):
@@ -98,12 +107,12 @@ def _solve(rows: Sequence[Row], slopes, intercepts, *, pin: Optional[str]) -> Op
         # epigraph pieces: s * x_q - y_q <= -b
         counts = np.array([len(np.atleast_1d(sl)) for sl in slopes[j]])
         m = int(counts.sum())
-        q = np.repeat(np.arange(k), counts)
+        slice_of = np.repeat(np.arange(k), counts)
         s_all = np.concatenate([np.atleast_1d(sl) for sl in slopes[j]]).astype(float)
         b_all = np.concatenate([np.atleast_1d(b) for b in intercepts[j]]).astype(float)
         r_idx = nrow + np.arange(m)
         ri += [r_idx, r_idx]
-        ci += [x0 + q, y0 + q]
+        ci += [x0 + slice_of, y0 + slice_of]
         vv += [s_all, -np.ones(m)]
         lb.append(np.full(m, -np.inf))
         ub.append(-b_all)
@@ -126,10 +135,10 @@ def _solve(rows: Sequence[Row], slopes, intercepts, *, pin: Optional[str]) -> Op
             lb.append(np.full(len(A), -np.inf))
             ub.append(np.asarray(row.polytope.b, dtype=float)[keep])
             nrow += len(A)
-        for qq, v in enumerate(values):
-            if v is None:
+        for qq, allowed in enumerate(values):
+            if allowed is None:
                 continue
-            nv = len(v)
+            nv = len(allowed)
             z0 = ncol
             ncol += nv
             cost.append(np.zeros(nv))
@@ -138,7 +147,7 @@ def _solve(rows: Sequence[Row], slopes, intercepts, *, pin: Optional[str]) -> Op
             integ.append(np.ones(nv))
             ri += [np.full(nv + 1, nrow), np.full(nv, nrow + 1)]
             ci += [np.concatenate([[x0 + qq], z0 + np.arange(nv)]), z0 + np.arange(nv)]
-            vv += [np.concatenate([[1.0], -v]), np.ones(nv)]
+            vv += [np.concatenate([[1.0], -allowed]), np.ones(nv)]
             lb.append(np.array([0.0, 1.0]))
             ub.append(np.array([0.0, 1.0]))
             nrow += 2

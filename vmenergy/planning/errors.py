@@ -8,12 +8,14 @@ message carries the path (``offers[3].start_after``, ``objective.values``) a per
 from __future__ import annotations
 
 from vmenergy.flexoffer import FlexOfferError
+from vmenergy.validation import Checks
 
-__all__ = ["PlanningError"]
+__all__ = ["PlanningError", "check"]
 
 
 class PlanningError(FlexOfferError):
     """Invalid planning input (offers, objective, horizon, limits): ``path`` and ``reason``."""
 
-    def __reduce__(self):  # keep pickling working with the two-argument constructor
-        return (PlanningError, (self.path, self.reason))
+
+#: The field checks of planning input (objectives, limits, "now").
+check = Checks(PlanningError)

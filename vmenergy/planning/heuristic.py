@@ -45,6 +45,8 @@ from typing import Optional
 
 import numpy as np
 
+from vmenergy.flexoffer.ragged import positions
+
 from .energy import best_energy_many, feasible_points
 from .problem import Problem
 from .result import Assignment
@@ -54,15 +56,6 @@ __all__ = ["plan_heuristic", "JOINT_BUDGET"]
 
 #: Above this many (start x interval) cells per sweep, starts and energies are chosen separately.
 JOINT_BUDGET = 400_000
-
-
-def _ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For segments of the given lengths: the segment of every element and its index inside it."""
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    owner = np.repeat(np.arange(len(counts)), counts)
-    local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, local
 
 
 class _Rows:
@@ -204,7 +197,7 @@ class _Heuristic:
     def _apply(self, offers: np.ndarray, sign: float) -> None:
         a = self.a
         rows = self.active[offers]
-        owner, local = _ragged(a.D[rows])
+        owner, local = positions(a.D[rows])
         r = rows[owner]
         k = a.cell_slice[r, local]
         load = self.x[r, k] / a.dur[r, k]
@@ -236,7 +229,7 @@ class _Heuristic:
         """Sample points and objective per (virtual row, slice): g, phi of shape (V, K, M)."""
         a = self.a
         V, K = len(vr), a.K
-        cv, cc = _ragged(a.D[vr])
+        cv, cc = positions(a.D[vr])
         r = vr[cv]
         ck = a.cell_slice[r, cc]
         t = vs[cv] + cc
@@ -320,7 +313,7 @@ class _Heuristic:
         a = self.a
         W = a.W[rows]
         D = a.D[rows]
-        eo, el = _ragged(W * D)
+        eo, el = positions(W * D)
         w = el // D[eo]
         c = el - w * D[eo]
         r = rows[eo]
@@ -334,7 +327,7 @@ class _Heuristic:
             val += (self.Gc(p, t, self.RP[p, t] + sh * load) - self.G0c[p, t]) / sh
         woff = np.cumsum(W) - W
         cost = np.bincount(woff[eo] + w, val, minlength=int(W.sum()))
-        which, ws = _ragged(W)
+        which, ws = positions(W)
         if a.priced:
             d = self.x[rows] - a.ref[rows]
             cost += (a.up[rows] * np.maximum(d, 0) + a.down[rows] * np.maximum(-d, 0)).sum(1)[which]
@@ -354,7 +347,7 @@ class _Heuristic:
         cur_row = self.active[offers]
         cur_start = self.start[offers]
         if self.joint:
-            vo_r, ws = _ragged(a.W[rows])
+            vo_r, ws = positions(a.W[rows])
             vr = rows[vo_r]
             vs = a.first[vr] + ws
             vo = owner[vo_r]
@@ -401,7 +394,7 @@ class _Heuristic:
         self._residual()
         rows = self.active[offers]
         starts = self.start[offers]
-        owner, local = _ragged(a.D[rows])
+        owner, local = positions(a.D[rows])
         share = np.maximum(np.bincount(starts[owner] + local, minlength=self.T), 1).astype(float)
         saved = self.n_uniform
         self.n_uniform = max(saved, 3)
@@ -529,7 +522,7 @@ class _Heuristic:
     def _try_forced(self, o: int, t: int, cover: bool, current: float) -> Optional[float]:
         a = self.a
         rows = self.rows_of[o]
-        owner, ws = _ragged(a.W[rows])
+        owner, ws = positions(a.W[rows])
         vr = rows[owner]
         vs = a.first[vr] + ws
         hit = (vs <= t) & (vs + a.D[vr] > t)

@@ -22,7 +22,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import PlanningError
+from .errors import PlanningError, check
 
 __all__ = ["Objective", "CapacityLimit", "Terms", "Hinge", "Peak", "Series"]
 
@@ -57,15 +57,20 @@ class Series:
         return out
 
 
-def _series(values: SeriesLike | Number, start: Optional[int], path: str, *, scalar_ok: bool = False) -> Series | float:
-    """Validate a series (sequence + start, or mapping interval -> value) or a scalar."""
+def _number_or_series(values: SeriesLike | Number, start: Optional[int], path: str) -> Series | float:
+    """A scalar (the same value at every interval) or a series (see :func:`_series`)."""
     if isinstance(values, (int, float, np.integer, np.floating)) and not isinstance(values, bool):
-        if not scalar_ok:
-            raise PlanningError(path, "must be a series (one value per interval), not a single number")
         v = float(values)
         if not math.isfinite(v):
             raise PlanningError(path, f"must be finite, got {values!r}")
         return v
+    return _series(values, start, path)
+
+
+def _series(values: SeriesLike | Number, start: Optional[int], path: str) -> Series:
+    """Validate a series (sequence + start, or mapping interval -> value); a scalar is refused."""
+    if isinstance(values, (int, float, np.integer, np.floating)) and not isinstance(values, bool):
+        raise PlanningError(path, "must be a series (one value per interval), not a single number")
     if isinstance(values, Mapping):
         if not values:
             raise PlanningError(path, "must not be empty")
@@ -79,7 +84,7 @@ def _series(values: SeriesLike | Number, start: Optional[int], path: str, *, sca
             raise PlanningError(path, f"spans {hi - lo} intervals; too long")
         arr = np.zeros(hi - lo)
         for k, v in values.items():
-            arr[int(k) - lo] = _finite(v, f"{path}[{k}]")
+            arr[int(k) - lo] = check.number(v, f"{path}[{k}]")
         return Series(lo, arr)
     if isinstance(values, (str, bytes)):
         raise PlanningError(path, "must be a list of numbers")
@@ -97,17 +102,8 @@ def _series(values: SeriesLike | Number, start: Optional[int], path: str, *, sca
     return Series(int(start), arr)
 
 
-def _finite(v: object, path: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise PlanningError(path, f"not a number: {v!r}")
-    out = float(v)
-    if not math.isfinite(out):
-        raise PlanningError(path, f"must be finite, got {v!r}")
-    return out
-
-
 def _weight(value: SeriesLike | Number, start: Optional[int], path: str) -> Series | float:
-    w = _series(value, start, path, scalar_ok=True)
+    w = _number_or_series(value, start, path)
     arr = np.asarray([w]) if isinstance(w, float) else w.values
     if (arr < 0).any():
         raise PlanningError(path, "weights and penalties must be >= 0 (a negative one would reward deviation)")
@@ -149,7 +145,6 @@ class Objective:
         ``start``); equal weights give the plain absolute deviation.
         """
         t = _series(values, start, "objective.values")
-        assert isinstance(t, Series)
         return cls("target", hinges=(_Hinge(t, _weight(over, t.start, "objective.over"),
                                              _weight(under, t.start, "objective.under")),))
 
@@ -163,7 +158,6 @@ class Objective:
         less / produce more by that much. The objective is the remaining absolute imbalance.
         """
         t = _series(imbalance, start, "objective.values")
-        assert isinstance(t, Series)
         neg = Series(t.start, -t.values)
         return cls("balance", hinges=(_Hinge(neg, _weight(over, t.start, "objective.over"),
                                              _weight(under, t.start, "objective.under")),))
@@ -181,11 +175,10 @@ class Objective:
 
         ``base_load`` (kWh per interval, the inflexible load; 0 where not given) is optional.
         """
-        w = _finite(weight, "objective.weight")
+        w = check.number(weight, "objective.weight")
         if w < 0:
             raise PlanningError("objective.weight", "must be >= 0")
         base = None if base_load is None else _series(base_load, start, "objective.base_load")
-        assert base is None or isinstance(base, Series)
         return cls("peak", peaks=(_Peak(w, base),))
 
     @classmethod
@@ -210,7 +203,6 @@ class Objective:
         ``under_price`` (below).
         """
         t = _series(commitment, start, "objective.commitment")
-        assert isinstance(t, Series)
         return cls("follow_market", hinges=(_Hinge(t, _weight(over_price, t.start, "objective.over_price"),
                                                    _weight(under_price, t.start, "objective.under_price")),))
 
@@ -305,7 +297,7 @@ class CapacityLimit:
         def side(v, name: str, fill: float) -> np.ndarray:
             if v is None:
                 return np.full(length, fill)
-            s = _series(v, self.start, f"{path}.{name}", scalar_ok=True)
+            s = _number_or_series(v, self.start, f"{path}.{name}")
             return np.full(length, s) if isinstance(s, float) else s.aligned(start, length, fill=fill, path=f"{path}.{name}")
 
         up = side(self.upper, "upper", np.inf)

@@ -20,7 +20,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, Polytope
 
-from .errors import PlanningError
+from .errors import PlanningError, check
 from .objective import CapacityLimit, Objective, Terms
 
 __all__ = ["Row", "Problem", "prepare", "MAX_HORIZON"]
@@ -161,9 +161,7 @@ def prepare(
         raise PlanningError("offers", "must be a list of FlexOffer")
     if not isinstance(objective, Objective):
         raise PlanningError("objective", "must be an Objective (use Objective.target(...), .cost(...), ...)")
-    if now is not None and (isinstance(now, bool) or not isinstance(now, (int, np.integer))):
-        raise PlanningError("now", f"must be an interval number, got {now!r}")
-    now = None if now is None else int(now)
+    now = check.optional_integer(now, "now")  # an interval number
     offers = list(offers)
     seen: dict[str, int] = {}
     resolution = None
@@ -186,8 +184,8 @@ def prepare(
     for i, fo in enumerate(offers):
         ws: list[Optional[tuple[int, int]]] = []
         for j in range(len(fo.profiles)):
-            lo, hi = _window(fo, j, now, i)
-            ws.append((lo, hi) if lo <= hi else None)
+            earliest, latest = _window(fo, j, now, i)
+            ws.append((earliest, latest) if earliest <= latest else None)
         if all(w is None for w in ws):
             raise PlanningError(f"offers[{i}].start_before",
                                 f"no start left in its window at now={now} (every profile's latest start has passed)")

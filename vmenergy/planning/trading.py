@@ -34,8 +34,8 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, Schedule
 
-from .errors import PlanningError
-from .objective import Objective, Series, _series
+from .errors import PlanningError, check
+from .objective import Objective, _series
 from .scheduling import schedule_offers
 from .solver import SolverReport
 
@@ -74,14 +74,14 @@ def _reference(fo: FlexOffer, now: int) -> tuple[int, int, np.ndarray]:
     return 0, int(fo.earliest_start(now, 0)), np.clip(0.0, lo, hi)
 
 
-def _load(fo: FlexOffer, profile: int, start: int, energy: Sequence[float], h0: int, length: int) -> np.ndarray:
+def _load(fo: FlexOffer, profile: int, start: int, energy: Sequence[float] | np.ndarray, h0: int,
+          length: int) -> np.ndarray:
+    """The schedule's kWh per interval on the horizon [h0, h0 + length) (outside it: dropped)."""
     out = np.zeros(length)
-    t = start - h0
-    for s, e in zip(fo.profiles[profile].slices, energy):
-        for _ in range(s.duration):
-            if 0 <= t < length:
-                out[t] += e / s.duration
-            t += 1
+    per = fo.profiles[profile].spread(energy)
+    t = start - h0 + np.arange(len(per))
+    inside = (t >= 0) & (t < length)
+    out[t[inside]] = per[inside]
     return out
 
 
@@ -103,10 +103,8 @@ def trade_directly(
     rejected); ``volume_limit`` caps the absolute net deviation per interval (a number or a
     series aligned with ``prices``).
     """
-    if isinstance(now, bool) or not isinstance(now, (int, np.integer)):
-        raise PlanningError("now", f"must be an interval number, got {now!r}")
+    now = check.integer(now, "now")  # an interval number
     series = _series(prices, start, "prices")
-    assert isinstance(series, Series)
     h0, length = series.start, len(series.values)
     price = series.values
     limit = None
@@ -186,7 +184,8 @@ def trade_directly(
 def _deviation_cost(fo: FlexOffer, sched: Schedule, ref_profile: int, ref_energy: np.ndarray) -> float:
     """EUR the offer's prices charge for ``sched`` relative to the reference energies (slice by
     slice; slices beyond the reference's count compare with 0)."""
-    assert fo.prices is not None
+    if fo.prices is None:  # pragma: no cover - unpriced offers are rejected before planning
+        raise PlanningError("prices", "missing; the direct trading rule needs the offer's prices per slice")
     cost = 0.0
     for q, e in enumerate(sched.energy):
         r = float(ref_energy[q]) if q < len(ref_energy) else 0.0

@@ -21,7 +21,7 @@ from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
 from .messages import (
     Ack,
     AssignmentMessage,
-    Bill,
+    BillMessage,
     Clearing,
     MarketSessionNotice,
     Measurement,
@@ -29,39 +29,12 @@ from .messages import (
     OfferMessage,
     OfferRejection,
 )
+from .records import AggOffer, AggregateRecord
 from .strategies import AggregatorStrategies, plan_schedules
 from .upstream import MARKET_NOTICES, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
            "AGGREGATES", "AGG_BILLS", "UPSTREAM_BILLS", "objective_from"]
-
-
-@dataclass(frozen=True, slots=True)
-class AggOffer:
-    """A prosumer's offer as the aggregator holds it."""
-
-    offer: FlexOffer
-    owner: str
-    received: int
-    aggregate_id: Optional[str] = None
-    schedule: Optional[Schedule] = None
-    schedule_confirmed: bool = False
-    measurement: Optional[Measurement] = None
-    bill_id: Optional[str] = None
-    note: Optional[str] = None
-
-
-@dataclass(frozen=True, slots=True)
-class AggregateRecord:
-    """An aggregate the aggregator built: its offer, members (in order) and where it went."""
-
-    aggregate_id: str
-    offer: FlexOffer
-    members: tuple[str, ...]
-    status: str  # "bidding" | "offered" | "scheduled" | "fallback"
-    session_id: Optional[str] = None
-    schedule: Optional[Schedule] = None
-    revenue_cents: int = 0
 
 
 #: The prosumers' offers, by offer id.
@@ -71,7 +44,7 @@ AGGREGATES: Table[AggregateRecord] = Table("aggregates", AggregateRecord)
 #: The bills sent to prosumers: (prosumer, bill), by bill id.
 AGG_BILLS: Table[tuple] = Table("bills", tuple)
 #: The bills received from the market or parent, by bill id.
-UPSTREAM_BILLS: Table[Bill] = Table("upstream_bills", Bill)
+UPSTREAM_BILLS: Table[BillMessage] = Table("upstream_bills", BillMessage)
 
 #: ``AggOffer.aggregate_id`` of an offer scheduled on its own (it could not be aggregated soundly).
 SINGLE = "(single)"
@@ -210,8 +183,8 @@ class AggregatorEngine(Engine):
         return out, None
 
     # -- messages from upstream (the market or parent): its strategy's business ---------------
-    @handles(Bill)
-    def _upstream_bill(self, sender: str, msg: Bill, now: int) -> tuple[list[Effect], Optional[str]]:
+    @handles(BillMessage)
+    def _upstream_bill(self, sender: str, msg: BillMessage, now: int) -> tuple[list[Effect], Optional[str]]:
         self.ledger[UPSTREAM_BILLS].put(msg.bill_id, msg)
         return [Note("upstream-bill", {"bill": msg.bill_id, "total_cents": msg.total_cents})], None
 

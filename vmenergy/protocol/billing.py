@@ -9,13 +9,13 @@ stay NaN, which settlement flags instead of guessing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from vmenergy.settlement import (
     Contract,
-    MarketResult,
+    MarketSales,
     MeterData,
     Settlement,
     SettlementError,
@@ -23,20 +23,18 @@ from vmenergy.settlement import (
     settle,
 )
 
-from .messages import Bill, BillLine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .aggregator import AggOffer, AggregateRecord
+from .messages import BillMessage, BillLine
+from .records import AggOffer, AggregateRecord
 
 __all__ = ["settle_records", "settle_offers", "correction_bill"]
 
 
 def settle_records(
-    records: Sequence["AggOffer"],
+    records: Sequence[AggOffer],
     contract: Contract,
     *,
     aggregator: str,
-    aggregates: Mapping[str, "AggregateRecord"],
+    aggregates: Mapping[str, AggregateRecord],
 ) -> Settlement:
     """The :class:`Settlement` of ``records`` (offers with a schedule) over the span of their
     schedules: the one computation behind the bills (:func:`settle_offers`) and the run report."""
@@ -44,10 +42,12 @@ def settle_records(
         raise SettlementError("records", "nothing to settle (no offer with a schedule)")
     res = records[0].offer.resolution
     spans = []
+    schedules = []
     for r in records:
         s = r.schedule
         if s is None:
             raise ValueError(f"settle_records: offer {r.offer.id} has no schedule; only scheduled offers are settled")
+        schedules.append(s)
         spans.append((s.start, s.start + r.offer.profiles[s.profile].duration))
     start = min(a for a, _ in spans)
     end = max(b for _, b in spans)
@@ -68,20 +68,19 @@ def settle_records(
     energy[scheduled & ~measured] = np.nan
     meter = MeterData(prosumers=np.array(owners, dtype=object), start=start, resolution=res, energy=energy)
     offers = [r.offer for r in records]
-    schedules = [r.schedule for r in records]
     asg = assignments_from_offers(offers, schedules, meter, prosumer_of={r.offer.id: r.owner for r in records})
-    market = _market_result(records, aggregates, aggregator, start, end)
+    market = _market_sales(records, aggregates, aggregator, start, end)
     return settle(meter, asg, [contract], [0] * len(owners), market)
 
 
 def settle_offers(
-    records: Sequence["AggOffer"],
+    records: Sequence[AggOffer],
     contract: Contract,
     *,
     aggregator: str,
     first_bill: int,
-    aggregates: Mapping[str, "AggregateRecord"],
-) -> tuple[list[tuple[str, Bill, list[str]]], dict]:
+    aggregates: Mapping[str, AggregateRecord],
+) -> tuple[list[tuple[str, BillMessage, list[str]]], dict]:
     """Settle ``records`` (offers with a schedule) in one period.
 
     Returns ``[(owner, bill, offer_ids)]`` and a summary for the log. Bills carry the settlement
@@ -91,14 +90,14 @@ def settle_offers(
     result = settle_records(records, contract, aggregator=aggregator, aggregates=aggregates)
     res, start, end = result.resolution, result.period_start, result.period_end
     owners = [str(o) for o in result.prosumers]
-    bills: list[tuple[str, Bill, list[str]]] = []
+    bills: list[tuple[str, BillMessage, list[str]]] = []
     n = first_bill
     for i, owner in enumerate(owners):
-        b = result.bills.bill(i)
+        statement = result.bills.bill(i)
         mine = [r for r in records if r.owner == owner]
-        lines = [BillLine(ln.code, _describe(ln), ln.amount_cents) for ln in b.lines]
+        lines = [BillLine(ln.code, _describe(ln), ln.amount_cents) for ln in statement.lines]
         lines += [BillLine("offer", f"settles offer {r.offer.id}", 0, r.offer.id) for r in mine]
-        bill = Bill(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
+        bill = BillMessage(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
         n += 1
         bills.append((owner, bill, [r.offer.id for r in mine]))
     participants = {p.participant: p for p in result.participants}
@@ -119,7 +118,7 @@ def _describe(line) -> str:
     return text + (f" ({line.note})" if line.note else "")
 
 
-def _market_result(records, aggregates, aggregator: str, start: int, end: int) -> Optional[MarketResult]:
+def _market_sales(records, aggregates, aggregator: str, start: int, end: int) -> Optional[MarketSales]:
     """What the aggregator sold on the market for these offers: the cleared aggregates that
     earned money (energy sold), per interval, at their clearing revenue spread evenly over the
     kWh. Energy the portfolio bought is a cost, not revenue to share with prosumers."""
@@ -132,34 +131,32 @@ def _market_result(records, aggregates, aggregator: str, start: int, end: int) -
             continue
         seen.add(agg.aggregate_id)
         s = agg.schedule
-        t = s.start
-        for sl, e in zip(agg.offer.profiles[s.profile].slices, s.energy):
-            for k in range(sl.duration):
-                if start <= t + k < end:
-                    sold[t + k - start] += abs(e) / sl.duration
-            t += sl.duration
+        per = np.abs(agg.offer.profiles[s.profile].spread(s.energy))
+        lo, hi = max(s.start, start), min(s.start + len(per), end)
+        if hi > lo:
+            sold[lo - start:hi - start] += per[lo - s.start:hi - s.start]
         revenue += agg.revenue_cents / 100
     if not seen or sold.sum() <= 0:
         return None
     price = np.full(end - start, revenue / sold.sum())
-    return MarketResult(aggregator, sold, price)
+    return MarketSales(aggregator, sold, price)
 
 
-def correction_bill(before: "AggOffer", after: "AggOffer", contract: Contract, *, aggregator: str,
-                    bill_id: str, aggregates: Mapping[str, "AggregateRecord"]) -> Optional[Bill]:
+def correction_bill(before: AggOffer, after: AggOffer, contract: Contract, *, aggregator: str,
+                    bill_id: str, aggregates: Mapping[str, AggregateRecord]) -> Optional[BillMessage]:
     """A bill for the difference a late measurement makes to an offer that was already billed
     (it was settled as unverified when its measurement was overdue). Both settlements are of
     this one offer alone, so the difference is exactly the late measurement's effect; None if it
     changes nothing."""
     (_, old, _), = settle_offers([before], contract, aggregator=aggregator, first_bill=0, aggregates=aggregates)[0]
     (_, new, _), = settle_offers([after], contract, aggregator=aggregator, first_bill=0, aggregates=aggregates)[0]
-    old_by_kind = {line.kind: line.amount_cents for line in old.lines}
+    old_by_code = {line.code: line.amount_cents for line in old.lines}
     lines = []
     for line in new.lines:
-        delta = line.amount_cents - old_by_kind.get(line.kind, 0)
-        if delta and line.kind != "offer":
-            lines.append(BillLine(line.kind, f"correction after late metering: {line.description}", delta))
+        delta = line.amount_cents - old_by_code.get(line.code, 0)
+        if delta and line.code != "offer":
+            lines.append(BillLine(line.code, f"correction after late metering: {line.description}", delta))
     if not lines:
         return None
     lines.append(BillLine("offer", f"corrects the bill of offer {after.offer.id}", 0, after.offer.id))
-    return Bill(bill_id, old.period_start, old.period_end, tuple(lines), old.currency)
+    return BillMessage(bill_id, old.period_start, old.period_end, tuple(lines), old.currency)

@@ -24,15 +24,18 @@ from vmenergy.market import (
     OneSidedPool,
     Order,
     Pricing,
+    Product,
+    Side,
     TwoSidedPool,
 )
+from vmenergy.settlement.money import cents
 
 from .engine import META, Effect, Engine, Note, Send, Table, TimedStep, bare, handles
 from .ledger import Ledger
 from .messages import (
     Ack,
-    Bid,
-    Bill,
+    BidMessage,
+    BillMessage,
     BillLine,
     Clearing,
     MarketSessionNotice,
@@ -128,7 +131,7 @@ class SessionRecord:
 class BidRecord:
     """A bid as placed: the protocol message, who sent it, when, and its outcome."""
 
-    bid: Bid
+    bid: BidMessage
     participant: str
     placed: int
     status: str = "placed"  # placed | accepted | partial | rejected
@@ -286,7 +289,7 @@ class MarketEngine(Engine):
                 clearing_price = _mean_price(result.prices)
                 c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price)
                 self.ledger[BIDS].put(b.bid.bid_id, replace(b, status=status, clearing=c,
-                                                              amount_cents=round(award.amount * 100)))
+                                                              amount_cents=cents(award.amount)))
             out += self.send_reliable(b.participant, c, now)
         out += [Send(p, cleared) for p in rec.participants]
         out.append(Note("session-cleared", {"session": sid, "accepted": accepted, "rejected": len(result.rejected),
@@ -297,19 +300,19 @@ class MarketEngine(Engine):
         sid = rec.notice.session_id
         self.ledger[MARKET_SESSIONS].put(sid, replace(rec, billed=True))
         out: list[Effect] = []
-        by_participant: dict[str, list[BidRecord]] = {}
+        by_participant: dict[str, list[tuple[BidRecord, Clearing]]] = {}
         for b in self.ledger[BIDS].values():
-            if b.bid.session_id == sid and b.status in ("accepted", "partial"):
-                by_participant.setdefault(b.participant, []).append(b)
+            if b.bid.session_id == sid and b.status in ("accepted", "partial") and b.clearing is not None:
+                by_participant.setdefault(b.participant, []).append((b, b.clearing))
         res = rec.notice.resolution
         for participant, bids in sorted(by_participant.items()):
             lines = tuple(
-                BillLine("market_energy", f"bid {b.bid.bid_id}: {b.clearing.volume:g} kWh at "
-                                          f"{b.clearing.price or 0:g} EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
+                BillLine("market_energy", f"bid {b.bid.bid_id}: {c.volume:g} kWh at "
+                                          f"{c.price or 0:g} EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
                          -b.amount_cents)
-                for b in sorted(bids, key=lambda x: x.bid.bid_id))
-            bill = Bill(f"bill-{sid}-{participant.split('@')[0]}", rec.notice.delivery_start * res,
-                        rec.notice.delivery_end * res, lines)
+                for b, c in sorted(bids, key=lambda x: x[0].bid.bid_id))
+            bill = BillMessage(f"bill-{sid}-{participant.split('@')[0]}", rec.notice.delivery_start * res,
+                               rec.notice.delivery_end * res, lines)
             out += self.send_reliable(participant, bill, now)
         return out
 
@@ -322,7 +325,7 @@ class MarketEngine(Engine):
             if reg != "open" and sender not in {bare(p) for p in reg}:
                 return f"{sender} may not register with this market"
             return None
-        if isinstance(msg, Bid):
+        if isinstance(msg, BidMessage):
             return None if self.registered(sender) else f"{sender} is not a registered participant"
         return None
 
@@ -344,8 +347,8 @@ class MarketEngine(Engine):
                 sessions.put(rec.notice.session_id, replace(rec, participants=tuple(sorted((*rec.participants, sender)))))
         return [Note("registered", {"participant": sender}), *notices], None
 
-    @handles(Bid)
-    def _bid(self, sender: str, bid: Bid, now: int) -> tuple[list[Effect], Optional[str]]:
+    @handles(BidMessage)
+    def _bid(self, sender: str, bid: BidMessage, now: int) -> tuple[list[Effect], Optional[str]]:
         session = self._live.get(bid.session_id)
         if session is None:
             rec = self.ledger[MARKET_SESSIONS].get(bid.session_id)
@@ -363,14 +366,21 @@ class MarketEngine(Engine):
         self.ledger[BIDS].put(bid.bid_id, BidRecord(bid, sender, now))
         return [Note("bid", {"bid": bid.bid_id, "from": sender})], None
 
-    @staticmethod
-    def _market_bid(bid: Bid, participant: str):
+    def _market_bid(self, bid: BidMessage, participant: str):
         if bid.offer is not None:
             return FlexOfferBid(bid.bid_id, participant, bid.offer, bid.expiry)
         if bid.start is None:
             raise FlexOfferError("start", "a simple order needs its delivery period (start, end)")
-        return Order(bid.bid_id, participant, bid.side, bid.volume, bid.price, bid.start, bid.end,
-                     kind=bid.order_type, activation_price=bid.activation_price, expiry=bid.expiry)
+        if bid.resolution != self.config.resolution:
+            raise FlexOfferError("resolution", f"{bid.resolution} s differs from the session's {self.config.resolution} s")
+        if bid.volume is None or bid.price is None:  # pragma: no cover - the message refuses an order without
+            raise FlexOfferError("volume", "a simple order needs volume and price")
+        try:
+            kind = Product(bid.order_type)
+        except ValueError:
+            raise FlexOfferError("type", f"must be energy, up or down, got {bid.order_type!r}") from None
+        return Order(bid.bid_id, participant, Side(bid.side), bid.volume, bid.price, bid.start, bid.end,
+                     kind=kind, activation_price=bid.activation_price, expiry=bid.expiry)
 
     def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
         return []

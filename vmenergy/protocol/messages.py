@@ -23,9 +23,10 @@ from types import MappingProxyType
 from typing import ClassVar, Mapping, Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
-from vmenergy.flexoffer.model import check_identifier, check_integer, check_number
+from vmenergy.flexoffer.errors import check
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_utc
 from vmenergy.settlement.money import format_eur
+from vmenergy.validation import set_field as _set
 
 __all__ = [
     "OPS",
@@ -36,13 +37,13 @@ __all__ = [
     "AssignmentMessage",
     "Measurement",
     "BillLine",
-    "Bill",
+    "BillMessage",
     "Registration",
     "MarketSessionNotice",
-    "Bid",
+    "BidMessage",
     "Clearing",
-    "Reservation",
-    "Activation",
+    "ReservationMessage",
+    "ActivationMessage",
     "OfferRejection",
     "ELEMENT_OF",
     "PERFORMATIVE",
@@ -65,25 +66,8 @@ PERFORMATIVES = frozenset({
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
 
 
-def _choice(value: object, path: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise FlexOfferError(path, f"must be one of {', '.join(allowed)} (got {value!r})")
-    return value  # type: ignore[return-value]
-
-
-def _energy(values: object, path: str) -> tuple[float, ...]:
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise FlexOfferError(path, "must be a list of numbers")
-    out = tuple(check_number(v, f"{path}[{i}]") for i, v in enumerate(values))  # type: ignore[union-attr]
-    if not out:
-        raise FlexOfferError(path, "at least one value")
-    if len(out) > MAX_INTERVALS:
-        raise FlexOfferError(path, f"more than {MAX_INTERVALS} values")
-    return out
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
+# The model's field checks (FlexOfferError with the field's path), under their usual names here.
+check_identifier, check_integer, check_number, _choice = check.identifier, check.integer, check.number, check.choice
 
 
 # ------------------------------------------------------------------------------------------
@@ -325,7 +309,7 @@ class Measurement(Message):
         _set(self, "measurement_id", check_identifier(self.measurement_id, "id"))
         _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
         _set(self, "start", check_integer(self.start, "start"))
-        _set(self, "energy", _energy(self.energy, "energy"))
+        _set(self, "energy", check.numbers(self.energy, "energy", at_least=1, at_most=MAX_INTERVALS))
         _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
@@ -342,16 +326,17 @@ class Measurement(Message):
 
 @dataclass(frozen=True, slots=True)
 class BillLine:
-    """One readable line of a bill; ``amount_cents`` > 0 is paid to the addressee."""
+    """One readable line of a bill; ``amount_cents`` > 0 is paid to the addressee. ``code`` is the
+    settlement line code (``flexible_energy``, ``penalty``, ...; the wire attribute ``kind``)."""
 
-    kind: str
+    code: str
     description: str
     amount_cents: int
     offer_id: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, str) or not self.kind:
-            raise FlexOfferError("kind", "required")
+        if not isinstance(self.code, str) or not self.code:
+            raise FlexOfferError("kind", "required")  # named as on the wire
         if not isinstance(self.description, str):
             raise FlexOfferError("description", "must be text")
         _set(self, "amount_cents", check_integer(self.amount_cents, "amount"))
@@ -360,7 +345,7 @@ class BillLine:
 
 
 @dataclass(frozen=True, slots=True)
-class Bill(Message):
+class BillMessage(Message):
     """A settlement statement: its lines add up to ``total_cents`` exactly."""
 
     element = "bill"
@@ -464,12 +449,13 @@ class MarketSessionNotice(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Bid(Message):
+class BidMessage(Message):
     """A bid in a market session: a flex-offer with prices, or a simple order.
 
     Simple order fields follow the GOFLEX market: ``volume`` (kWh), ``price`` (EUR/kWh, the
     reservation or energy price), ``activation_price`` (EUR/kWh when activated), ``expiry``
-    (epoch seconds), and the period ``start``..``end`` (intervals) it covers.
+    (epoch seconds), and the period ``start``..``end`` (intervals at ``resolution`` seconds, the
+    session's) it covers.
     """
 
     element = "bid"
@@ -487,6 +473,7 @@ class Bid(Message):
     start: Optional[int] = None
     end: Optional[int] = None
     order_type: str = "energy"
+    resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
         _set(self, "bid_id", check_identifier(self.bid_id, "id"))
@@ -506,6 +493,7 @@ class Bid(Message):
             if getattr(self, name) is not None:
                 _set(self, name, check_integer(getattr(self, name), name))
         _set(self, "order_type", check_identifier(self.order_type, "type"))
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
         return ("bid", self.bid_id)
@@ -561,8 +549,9 @@ class Clearing(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Reservation(Message):
-    """Capacity reserved from an accepted bid for a period (it may be activated later)."""
+class ReservationMessage(Message):
+    """Capacity reserved from an accepted bid for a period ``start``..``end`` (intervals at
+    ``resolution`` seconds); it may be activated later."""
 
     element = "reservation"
     ack = "reservation"
@@ -576,6 +565,7 @@ class Reservation(Message):
     volume: float
     price: float
     reservation_type: str = "energy"
+    resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
         _set(self, "reservation_id", check_identifier(self.reservation_id, "id"))
@@ -588,6 +578,7 @@ class Reservation(Message):
         _set(self, "volume", check_number(self.volume, "volume"))
         _set(self, "price", check_number(self.price, "price"))
         _set(self, "reservation_type", check_identifier(self.reservation_type, "type"))
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
         return ("reservation", self.reservation_id)
@@ -601,8 +592,9 @@ class Reservation(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Activation(Message):
-    """Activation of (part of) a reservation: deliver ``volume`` kWh over start..end."""
+class ActivationMessage(Message):
+    """Activation of (part of) a reservation: deliver ``volume`` kWh over ``start``..``end``
+    (intervals at ``resolution`` seconds)."""
 
     element = "activation"
     ack = "activation"
@@ -613,6 +605,7 @@ class Activation(Message):
     start: int
     end: int
     volume: float
+    resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
         _set(self, "activation_id", check_identifier(self.activation_id, "id"))
@@ -622,6 +615,7 @@ class Activation(Message):
         if self.end <= self.start:
             raise FlexOfferError("end", "must be after start")
         _set(self, "volume", check_number(self.volume, "volume"))
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
 
     def key(self) -> tuple:
         return ("activation", self.activation_id)

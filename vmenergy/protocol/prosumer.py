@@ -14,10 +14,10 @@ from typing import Optional
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 
 from .engine import Effect, Engine, Execute, Note, Table, TimedStep, bare, handles
-from .messages import Ack, AssignmentMessage, Bill, Measurement, Message, OfferMessage, OfferRejection
+from .messages import Ack, AssignmentMessage, BillMessage, Measurement, Message, OfferMessage, OfferRejection
 from .strategies import OfferSource
 
-__all__ = ["ProsumerOffer", "ProsumerEngine", "slice_energy_per_interval", "PROSUMER_OFFERS", "PROSUMER_BILLS"]
+__all__ = ["ProsumerOffer", "ProsumerEngine", "PROSUMER_OFFERS", "PROSUMER_BILLS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +41,7 @@ class ProsumerOffer:
 #: The prosumer's offers as it tracks them, by offer id.
 PROSUMER_OFFERS: Table[ProsumerOffer] = Table("offers", ProsumerOffer)
 #: The bills received from the aggregator, by bill id.
-PROSUMER_BILLS: Table[Bill] = Table("bills", Bill)
-
-
-def slice_energy_per_interval(offer: FlexOffer, schedule: Schedule) -> list[float]:
-    """A schedule's slice energies spread evenly over each slice's intervals (kWh/interval)."""
-    out: list[float] = []
-    for s, e in zip(offer.profiles[schedule.profile].slices, schedule.energy):
-        out += [e / s.duration] * s.duration
-    return out
+PROSUMER_BILLS: Table[BillMessage] = Table("bills", BillMessage)
 
 
 class ProsumerEngine(Engine):
@@ -202,8 +194,8 @@ class ProsumerEngine(Engine):
         first, last = rec.sent_at // res, rec.answered_at // res
         return replace(fo.resolve(first), start_before=fo.resolve(last).latest_start())
 
-    @handles(Bill)
-    def _bill(self, sender: str, bill: Bill, now: int) -> tuple[list[Effect], Optional[str]]:
+    @handles(BillMessage)
+    def _bill(self, sender: str, bill: BillMessage, now: int) -> tuple[list[Effect], Optional[str]]:
         self.ledger[PROSUMER_BILLS].put(bill.bill_id, bill)
         offers = self.ledger[PROSUMER_OFFERS]
         for line in bill.lines:

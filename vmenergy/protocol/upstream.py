@@ -19,14 +19,15 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Optional, Protocol, Sequence
 
 from vmenergy.flexoffer import FlexOffer, Schedule
+from vmenergy.settlement.money import cents
 
 from .engine import META, Effect, Note, Table
 from .ledger import Ledger
 from .messages import (
     Ack,
     AssignmentMessage,
-    Bid,
-    Bill,
+    BidMessage,
+    BillMessage,
     Clearing,
     MarketSessionNotice,
     Message,
@@ -109,7 +110,7 @@ class Upstream(ABC):
 
     def authorize(self, sender: str, msg: Message) -> Optional[str]:
         """None if ``sender`` may send ``msg`` as this aggregator's upstream, else the reason."""
-        if isinstance(msg, Bill):
+        if isinstance(msg, BillMessage):
             return None if sender == self.jid else f"{sender} is not this aggregator's parent or market"
         if isinstance(msg, AssignmentMessage):
             return f"{sender} is not this aggregator's parent"
@@ -194,7 +195,8 @@ class MarketUpstream(Upstream):
             p.mark_aggregate(agg_id, "bidding")
             priced = replace(offer, prices=self.bidding.prices(offer, session))
             side = "buy" if priced.direction == "consumption" else "sell"
-            out += p.send_reliable(self.jid, Bid(f"bid-{agg_id}", session.session_id, side, offer=priced), now)  # type: ignore[arg-type]
+            bid = BidMessage(f"bid-{agg_id}", session.session_id, side, offer=priced)
+            out += p.send_reliable(self.jid, bid, now)  # type: ignore[arg-type]
         return out
 
     def authorize(self, sender: str, msg: Message) -> Optional[str]:
@@ -217,7 +219,7 @@ class MarketUpstream(Upstream):
         # what the portfolio earned on the market: + for energy sold, - for energy bought
         sold = sum(e for e in c.schedule.energy if e < 0)
         bought = sum(e for e in c.schedule.energy if e > 0)
-        revenue = round((c.price or 0.0) * (-sold - bought) * 100)
+        revenue = cents((c.price or 0.0) * (-sold - bought))
         p.mark_aggregate(agg_id, "scheduled", revenue_cents=revenue)
         return [Note("cleared", {"bid": c.bid_id, "volume": c.volume, "price": c.price}),
                 *p.assign_aggregate(agg_id, c.schedule, now)], None
@@ -229,7 +231,7 @@ class MarketUpstream(Upstream):
         return None
 
     def on_ack(self, p: Portfolio, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
-        if ack.kind == Bid.ack and isinstance(msg, Bid) and not ack.accepted:
+        if ack.kind == BidMessage.ack and isinstance(msg, BidMessage) and not ack.accepted:
             agg_id = msg.bid_id.removeprefix("bid-")
             if p.aggregate_offer(agg_id) is not None:
                 return [Note("bid-rejected", {"bid": msg.bid_id, "reason": ack.reason}),

@@ -23,7 +23,7 @@ from .contracts import (
     BaselineRule,
     Contract,
     Penalty,
-    Pricing,
+    DirectPricing,
     Reward,
     Tolerance,
     contracts_to_json,
@@ -33,7 +33,7 @@ from .contracts import (
 from .errors import SettlementError
 from .export import bills_to_csv, bills_to_json, flags_to_csv, kpis_to_csv, kpis_to_json
 from .kpis import KPIReport, Projection, kpis
-from .market_results import MarketResult
+from .market_sales import MarketSales
 from .metering import MeterData, MeterFlag, MeterFlags, check_meter
 from .money import allocate, cents, format_eur, to_cents
 from .settle import Settlement, settle
@@ -50,7 +50,7 @@ __all__ = [
     "Adjustment",
     "Tolerance",
     "Reward",
-    "Pricing",
+    "DirectPricing",
     "Penalty",
     "parse_contracts",
     "default_contract",
@@ -59,7 +59,7 @@ __all__ = [
     "MeterFlag",
     "MeterFlags",
     "check_meter",
-    "MarketResult",
+    "MarketSales",
     "Assignments",
     "OfferFlag",
     "assignments_from_offers",

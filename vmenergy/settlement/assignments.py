@@ -5,9 +5,10 @@ every schedule (and of every offer's default schedule) is *placed* in time: slic
 starting at interval s covers intervals [s + d_0 + ... + d_{k-1}, ... + d_k) and its energy is
 spread evenly over them (a slice's energy is kWh over its whole duration). :class:`Assignments`
 holds those placed slices flat, sorted by prosumer (CSR offsets over the meter rows), plus the
-per-offer numbers delegated contracts pay for. Build it from objects
-(:func:`assignments_from_offers`) or, for a population, from columnar sets
-(:func:`assignments_from_sets`).
+per-offer numbers delegated contracts pay for. Build it from columnar sets
+(:func:`assignments_from_sets`, the one implementation) or from objects
+(:func:`assignments_from_offers`, which checks them, names the offending object, and hands
+their columnar copy to the same implementation).
 
 Default schedule: the offer's ``baseline`` (what the device does without flexibility). An offer
 without one is taken to run the *same energies at its earliest start* (the natural behaviour of a
@@ -17,7 +18,6 @@ count as not adapted; the offer is flagged NO_DEFAULT.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import IntFlag
 from typing import Iterable, Mapping, Optional
@@ -25,9 +25,9 @@ from typing import Iterable, Mapping, Optional
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet, Schedule, ScheduleSet
-from vmenergy.flexoffer.measures import energy_flexibility, time_flexibility
-from vmenergy.flexoffer.model import TOLERANCE
-from vmenergy.flexoffer.offerset import NA, expand_rows, segment_sum, check as check_sets
+from vmenergy.flexoffer.limits import TOLERANCE
+from vmenergy.flexoffer.offerset import NA, check as check_sets
+from vmenergy.flexoffer.ragged import expand_rows, offsets_from_counts, positions, segment_any, segment_sum, starts_within
 
 from .errors import SettlementError
 from .metering import MeterData
@@ -104,13 +104,8 @@ def _finish(
         order = np.argsort(prosumer, kind="stable")
 
     def placed(off, dur, start_of):
-        counts = np.diff(off)
-        owner = np.repeat(np.arange(m, dtype=np.int64), counts)
-        d64 = dur.astype(np.int64)
-        cum = np.cumsum(d64) - d64  # start of each slice counted from the very first slice
-        nz = counts > 0
-        first = np.repeat(cum[off[:-1][nz]], counts[nz])
-        return owner, start_of[owner] + (cum - first)
+        owner, _ = positions(np.diff(off))
+        return owner, start_of[owner] + starts_within(dur, off)
 
     s_owner, s_t0 = placed(s_off, s_dur, start)
     d_owner, d_t0 = placed(d_off, d_dur, default_start)
@@ -157,13 +152,6 @@ def _finish(
     )
 
 
-def offsets_from_counts(lengths: Iterable[int]) -> np.ndarray:
-    lengths = np.fromiter(lengths, dtype=np.int64)
-    out = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=out[1:])
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -205,9 +193,11 @@ def assignments_from_offers(
             )
     index = meter.index()
     res = meter.resolution
-    ids, pros, start, dstart, tf, ef, act, priced, flags = [], [], [], [], [], [], [], [], []
-    s_len, s_dur, s_en, s_pu, s_pd = [], [], [], [], []
-    d_len, d_dur, d_en, d_pu, d_pd = [], [], [], [], []
+    # The object-level checks name the offending object (offers[k], schedules[k]); the columnar
+    # builder then does the work, so both builders apply one set of rules.
+    assigned: list[FlexOffer] = []
+    chosen: list[Schedule] = []
+    rows: list[int] = []
     for k, fo in enumerate(offers):
         if fo.id not in binding:
             continue
@@ -233,64 +223,12 @@ def assignments_from_offers(
                 f"has {len(s.energy)} values but profile {s.profile} of {fo.id!r} has {prof.n_slices} slices: "
                 "it cannot be placed in time",
             )
-        f = 0
-        if fo.check(s, s.start if fo.is_implicit else None):
-            f |= np.uint8(OfferFlag.INFEASIBLE)
-        if fo.baseline is not None:
-            bp = fo.baseline.profile
-            b_start = fo.baseline.start
-            if b_start is None:
-                b_start = fo.earliest_start(None, bp)
-            d_energy = fo.baseline.energy
-        else:
-            f |= np.uint8(OfferFlag.NO_DEFAULT)
-            bp = s.profile
-            b_start = fo.earliest_start(None, bp)
-            d_energy = s.energy
-        if b_start is None:  # implicit window: the earliest start is only known on acceptance
-            b_start = s.start
-        dprof = fo.profiles[bp]
-        try:
-            t = time_flexibility(fo)
-        except FlexOfferError:
-            now = fo.creation_time // res if fo.creation_time is not None else s.start
-            t = time_flexibility(fo, now)
-            f |= np.uint8(OfferFlag.IMPLICIT_WINDOW)
-        has_prices = fo.prices is not None and fo.prices.currency == "EUR"
-        if not has_prices:
-            f |= np.uint8(OfferFlag.NO_PRICES)
-        ids.append(fo.id)
-        pros.append(index[who])
-        start.append(s.start)
-        dstart.append(b_start)
-        tf.append(t)
-        ef.append(energy_flexibility(fo))
-        act.append(
-            bp != s.profile or b_start != s.start or any(abs(a - b) > TOLERANCE for a, b in zip(s.energy, d_energy))
-        )
-        priced.append(has_prices)
-        flags.append(int(f))
-        for lens, durs, ens, pus, pds, p, energies in (
-            (s_len, s_dur, s_en, s_pu, s_pd, prof, s.energy),
-            (d_len, d_dur, d_en, d_pu, d_pd, dprof, d_energy),
-        ):
-            lens.append(len(energies))
-            durs.extend(sl.duration for sl in p.slices)
-            ens.extend(energies)
-            for i in range(len(energies)):
-                sp = fo.prices.for_slice(i) if has_prices else None
-                pus.append(math.nan if sp is None else sp.up)
-                pds.append(math.nan if sp is None else sp.down)
-    arr = np.asarray
-    return _finish(
-        res, meter.n, arr(ids, dtype=object), arr(pros, dtype=np.int64), arr(start, dtype=np.int64),
-        arr(dstart, dtype=np.int64), arr(tf, dtype=np.int64), arr(ef, dtype=np.float64), arr(act, dtype=bool),
-        arr(priced, dtype=bool), arr(flags, dtype=np.uint8),
-        offsets_from_counts(s_len), arr(s_dur, dtype=np.int32), arr(s_en, dtype=np.float64), arr(s_pu, dtype=np.float64),
-        arr(s_pd, dtype=np.float64),
-        offsets_from_counts(d_len), arr(d_dur, dtype=np.int32), arr(d_en, dtype=np.float64), arr(d_pu, dtype=np.float64),
-        arr(d_pd, dtype=np.float64),
-    )
+        assigned.append(fo)
+        chosen.append(s)
+        rows.append(index[who])
+    offer_set = FlexOfferSet.from_offers(assigned)
+    return assignments_from_sets(offer_set, ScheduleSet.from_schedules(chosen, offer_set), meter,
+                                 prosumer=np.asarray(rows, dtype=np.int64))
 
 
 def assignments_from_sets(
@@ -414,13 +352,13 @@ def assignments_from_sets(
     offer_tf = np.maximum.reduceat(ptf, offers.profile_offsets[:-1]) if n_off else np.zeros(0, np.int64)
     offer_known = np.logical_and.reduceat(known, offers.profile_offsets[:-1]) if n_off else np.zeros(0, bool)
     tf = offer_tf[oi_k].copy()
-    for k in np.flatnonzero(~offer_known[oi_k]):
+    for k in np.flatnonzero(~offer_known[oi_k]).tolist():
         fo = offers.offer(int(oi_k[k]))
         try:
-            tf[k] = time_flexibility(fo)
+            tf[k] = fo.time_flexibility
         except FlexOfferError:
             now = fo.creation_time // res if fo.creation_time is not None else int(start[k])
-            tf[k] = time_flexibility(fo, now)
+            tf[k] = fo.time_flexibility_at(now)
             flags[k] |= np.uint8(OfferFlag.IMPLICIT_WINDOW)
     pef = segment_sum(offers.max - offers.min, offers.slice_offsets)
     ef = (np.maximum.reduceat(pef, offers.profile_offsets[:-1]) if n_off else np.zeros(0))[oi_k]
@@ -431,8 +369,7 @@ def assignments_from_sets(
         cf = check_sets(offers, sub).flags.astype(np.int64)
         implicit = offers.start_after[oi_k] == NA
         flags[(cf != 0) & ~implicit] |= np.uint8(OfferFlag.INFEASIBLE)
-        for k in np.flatnonzero(implicit):  # rare: their window is only known relative to "now"
-            k = int(k)
+        for k in np.flatnonzero(implicit).tolist():  # rare: their window is only known relative to "now"
             if offers.offer(int(oi_k[k])).check(sub.schedule(k, offers), int(start[k])):
                 flags[k] |= np.uint8(OfferFlag.INFEASIBLE)
     # schedule slices
@@ -461,7 +398,7 @@ def assignments_from_sets(
         d_en = np.where(rep, de, s_en)
         d_start = np.where(has_def, ds, earliest_or_start)
         d_off, d_dur = e_off, s_dur
-        act = (d_start != start) | _segment_any(np.abs(d_en - s_en) > TOLERANCE, e_off)
+        act = (d_start != start) | segment_any(np.abs(d_en - s_en) > TOLERANCE, e_off)
     elif sidecar_default:
         pos = {int(o): k for k, o in enumerate(oi_k.tolist()) if int(o) in sidecar_default}
         has_def = np.zeros(mk, bool)
@@ -537,12 +474,3 @@ def assignments_from_sets(
         res, meter.n, offers.ids[oi_k], pros, start, d_start.astype(np.int64), tf, ef, act, priced, flags,
         e_off, s_dur, s_en, s_pu, s_pd, d_off, d_dur.astype(np.int32), d_en, d_pu, d_pd,
     )
-
-
-def _segment_any(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    counts = np.diff(offsets)
-    out = np.zeros(len(counts), dtype=bool)
-    nonempty = counts > 0
-    if nonempty.any():
-        out[nonempty] = np.logical_or.reduceat(mask, offsets[:-1][nonempty])
-    return out

@@ -2,7 +2,7 @@
 
 Each function takes arrays of one block of prosumers (rows) and returns a (rows x T) float64
 baseline; NaN where it cannot be computed (the interval is then flagged NO_BASELINE and not
-verified). All are vectorised over prosumers; :mod:`vmenergy.settlement.reference` holds the same
+verified). All are vectorised over prosumers; ``tests/settlement/reference.py`` holds the same
 rules as plain Python loops.
 
 - :func:`offer_default`: the offers' own default schedules, placed in time (device sub-metering).
@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from vmenergy.flexoffer.model import TOLERANCE
+from vmenergy.flexoffer.limits import TOLERANCE
 
 #: Day totals are rounded to this many decimals (kWh) before days are ranked.
 DAY_TOTAL_DECIMALS = 9

@@ -22,15 +22,17 @@ would cost someone money.
 from __future__ import annotations
 
 import json
-import math
 import tomllib
 from dataclasses import dataclass, field
+from functools import partial
+from datetime import datetime
 from typing import Any, Mapping, Optional, Sequence
 
-from vmenergy.flexoffer.errors import FlexOfferError
-from vmenergy.flexoffer.timeutil import format_utc, parse_utc
+from vmenergy.flexoffer.errors import DOCUMENT, FlexOfferError
+from vmenergy.flexoffer.timeutil import datetime_to_seconds, format_utc, parse_utc
+from vmenergy.validation import set_field
 
-from .errors import SettlementError
+from .errors import SettlementError, check
 
 __all__ = [
     "MODES",
@@ -39,7 +41,7 @@ __all__ = [
     "BaselineRule",
     "Tolerance",
     "Reward",
-    "Pricing",
+    "DirectPricing",
     "Penalty",
     "Contract",
     "parse_contracts",
@@ -58,49 +60,12 @@ MAX_RATE = 1_000.0
 MAX_DAYS = 366
 
 
-# ---------------------------------------------------------------------------------------------
-# field checks (raise with a local path; the parser prefixes where the object sits)
+_TABLE = "a table/object"  # TOML says table, JSON says object
 
 
-def _num(value: object, path: str, *, lo: float = 0.0, hi: float = MAX_RATE) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SettlementError(path, f"must be a number, got {_kind(value)}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise SettlementError(path, "must be a finite number")
-    if out < lo or out > hi:
-        raise SettlementError(path, f"must be in [{lo:g}, {hi:g}] (got {out:g})")
-    return out
-
-
-def _int(value: object, path: str, *, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SettlementError(path, f"must be an integer, got {_kind(value)}")
-    if value < lo or value > hi:
-        raise SettlementError(path, f"must be in [{lo}, {hi}] (got {value})")
-    return int(value)
-
-
-def _choice(value: object, path: str, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise SettlementError(path, f"must be one of {', '.join(choices)} (got {value!r})")
-    return value
-
-
-def _text(value: object, path: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SettlementError(path, "required text (non-empty string)")
-    if len(value) > 256 or any(c.isspace() or ord(c) < 32 for c in value):
-        raise SettlementError(path, "at most 256 characters, no whitespace or control characters")
-    return value
-
-
-def _kind(value: object) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
+def _rate(value: object, path: str, *, hi: float = MAX_RATE) -> float:
+    """A contract's rates, shares and caps are never negative and never beyond ``hi``."""
+    return check.number(value, path, minimum=0.0, maximum=hi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,11 +88,11 @@ class Adjustment:
     kind: str = "additive"
 
     def __post_init__(self) -> None:
-        _set(self, "kind", _choice(self.kind, "kind", ("additive",)))
-        _set(self, "window", _int(self.window, "window", lo=1, hi=10_000))
-        _set(self, "gap", _int(self.gap, "gap", lo=0, hi=10_000))
+        set_field(self, "kind", check.choice(self.kind, "kind", ("additive",)))
+        set_field(self, "window", check.integer(self.window, "window", minimum=1, maximum=10_000))
+        set_field(self, "gap", check.integer(self.gap, "gap", minimum=0, maximum=10_000))
         if self.cap_kwh is not None:
-            _set(self, "cap_kwh", _num(self.cap_kwh, "cap_kwh", hi=1e6))
+            set_field(self, "cap_kwh", _rate(self.cap_kwh, "cap_kwh", hi=1e6))
 
 
 @dataclass(frozen=True)
@@ -142,13 +107,13 @@ class BaselineRule:
     adjustment: Optional[Adjustment] = None
 
     def __post_init__(self) -> None:
-        _set(self, "method", _choice(self.method, "method", BASELINE_METHODS))
-        _set(self, "x", _int(self.x, "x", lo=1, hi=MAX_DAYS))
-        _set(self, "y", _int(self.y, "y", lo=1, hi=MAX_DAYS))
+        set_field(self, "method", check.choice(self.method, "method", BASELINE_METHODS))
+        set_field(self, "x", check.integer(self.x, "x", minimum=1, maximum=MAX_DAYS))
+        set_field(self, "y", check.integer(self.y, "y", minimum=1, maximum=MAX_DAYS))
         if self.x > self.y:
             raise SettlementError("x", f"x ({self.x}) must not exceed y ({self.y})")
-        _set(self, "select", _choice(self.select, "select", SELECTIONS))
-        _set(self, "day", _int(self.day, "day", lo=-MAX_DAYS, hi=MAX_DAYS - 1))
+        set_field(self, "select", check.choice(self.select, "select", SELECTIONS))
+        set_field(self, "day", check.integer(self.day, "day", minimum=-MAX_DAYS, maximum=MAX_DAYS - 1))
         if self.adjustment is not None and not isinstance(self.adjustment, Adjustment):
             raise SettlementError("adjustment", "must be an Adjustment")
 
@@ -170,8 +135,8 @@ class Tolerance:
     relative: float = 0.0
 
     def __post_init__(self) -> None:
-        _set(self, "absolute_kwh", _num(self.absolute_kwh, "absolute_kwh", hi=1e6))
-        _set(self, "relative", _num(self.relative, "relative", hi=10.0))
+        set_field(self, "absolute_kwh", _rate(self.absolute_kwh, "absolute_kwh", hi=1e6))
+        set_field(self, "relative", _rate(self.relative, "relative", hi=10.0))
 
 
 @dataclass(frozen=True)
@@ -186,12 +151,12 @@ class Reward:
 
     def __post_init__(self) -> None:
         for name in ("per_kwh_flexible", "per_hour_time_flexibility", "per_kwh_energy_flexibility", "per_activation"):
-            _set(self, name, _num(getattr(self, name), name))
-        _set(self, "revenue_share", _num(self.revenue_share, "revenue_share", hi=1.0))
+            set_field(self, name, _rate(getattr(self, name), name))
+        set_field(self, "revenue_share", _rate(self.revenue_share, "revenue_share", hi=1.0))
 
 
 @dataclass(frozen=True)
-class Pricing:
+class DirectPricing:
     """Direct-mode pricing: price ``source`` and the aggregator's fee."""
 
     source: str = "offer"
@@ -199,9 +164,9 @@ class Pricing:
     fee_per_kwh: float = 0.0
 
     def __post_init__(self) -> None:
-        _set(self, "source", _choice(self.source, "source", PRICE_SOURCES))
-        _set(self, "fee_fraction", _num(self.fee_fraction, "fee_fraction", hi=1.0))
-        _set(self, "fee_per_kwh", _num(self.fee_per_kwh, "fee_per_kwh"))
+        set_field(self, "source", check.choice(self.source, "source", PRICE_SOURCES))
+        set_field(self, "fee_fraction", _rate(self.fee_fraction, "fee_fraction", hi=1.0))
+        set_field(self, "fee_per_kwh", _rate(self.fee_per_kwh, "fee_per_kwh"))
 
 
 @dataclass(frozen=True)
@@ -214,10 +179,10 @@ class Penalty:
     cap_eur: Optional[float] = None
 
     def __post_init__(self) -> None:
-        _set(self, "per_kwh", _num(self.per_kwh, "per_kwh"))
-        _set(self, "imbalance_factor", _num(self.imbalance_factor, "imbalance_factor", hi=100.0))
+        set_field(self, "per_kwh", _rate(self.per_kwh, "per_kwh"))
+        set_field(self, "imbalance_factor", _rate(self.imbalance_factor, "imbalance_factor", hi=100.0))
         if self.cap_eur is not None:
-            _set(self, "cap_eur", _num(self.cap_eur, "cap_eur", hi=1e9))
+            set_field(self, "cap_eur", _rate(self.cap_eur, "cap_eur", hi=1e9))
 
 
 @dataclass(frozen=True)
@@ -231,15 +196,15 @@ class Contract:
     tolerance: Tolerance = field(default_factory=Tolerance)
     penalty: Penalty = field(default_factory=Penalty)
     reward: Optional[Reward] = None
-    pricing: Optional[Pricing] = None
+    pricing: Optional[DirectPricing] = None
     currency: str = "EUR"
     valid_from: Optional[int] = None
     valid_until: Optional[int] = None
 
     def __post_init__(self) -> None:
-        _set(self, "id", _text(self.id, "id"))
-        _set(self, "mode", _choice(self.mode, "mode", MODES))
-        _set(self, "aggregator", _text(self.aggregator, "aggregator"))
+        set_field(self, "id", check.identifier(self.id, "id"))
+        set_field(self, "mode", check.choice(self.mode, "mode", MODES))
+        set_field(self, "aggregator", check.identifier(self.aggregator, "aggregator"))
         if self.currency != "EUR":
             raise SettlementError("currency", f"only EUR is supported (got {self.currency!r})")
         for name, cls in (("baseline", BaselineRule), ("tolerance", Tolerance), ("penalty", Penalty)):
@@ -249,22 +214,26 @@ class Contract:
             if self.pricing is not None:
                 raise SettlementError("pricing", "only for direct contracts (delegated contracts pay by 'reward')")
             if self.reward is None:
-                _set(self, "reward", Reward())
+                set_field(self, "reward", Reward())
             elif not isinstance(self.reward, Reward):
                 raise SettlementError("reward", "must be a Reward")
         else:
             if self.reward is not None:
                 raise SettlementError("reward", "only for delegated contracts (direct contracts are paid by 'pricing')")
             if self.pricing is None:
-                _set(self, "pricing", Pricing())
-            elif not isinstance(self.pricing, Pricing):
-                raise SettlementError("pricing", "must be a Pricing")
+                set_field(self, "pricing", DirectPricing())
+            elif not isinstance(self.pricing, DirectPricing):
+                raise SettlementError("pricing", "must be a DirectPricing")
         for name in ("valid_from", "valid_until"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-                raise SettlementError(name, "must be epoch seconds (an integer)")
+            set_field(self, name, check.optional_integer(getattr(self, name), name))  # epoch seconds
         if self.valid_from is not None and self.valid_until is not None and self.valid_until <= self.valid_from:
             raise SettlementError("valid_until", "must be after valid_from")
+
+    @property
+    def bill_kind(self) -> str:
+        """``delegated``, ``direct:offer`` or ``direct:market``: which lines its bills carry
+        (the ``modes`` of :data:`~vmenergy.settlement.bills.LINES`)."""
+        return self.mode if self.pricing is None else f"{self.mode}:{self.pricing.source}"
 
     def covers(self, start_seconds: int, end_seconds: int) -> bool:
         """True if the contract is valid for the whole period [start, end)."""
@@ -276,7 +245,7 @@ class Contract:
     @classmethod
     def from_dict(cls, data: object) -> "Contract":
         """Build and validate a contract from a parsed TOML/JSON table (paths are local)."""
-        d = _table(data, "", _CONTRACT_FIELDS)
+        d = check.table(data, "", _CONTRACT_FIELDS, noun=_TABLE)
         kw: dict[str, Any] = {}
         for key in ("id", "mode", "aggregator", "currency"):
             if key in d:
@@ -288,22 +257,22 @@ class Contract:
             if key in d:
                 kw[key] = _time(d[key], key)
         if "baseline" in d:
-            b = _table(d["baseline"], "baseline", _BASELINE_FIELDS)
+            b = check.table(d["baseline"], "baseline", _BASELINE_FIELDS, noun=_TABLE)
             adj = None
             if "adjustment" in b:
-                a = _table(b["adjustment"], "baseline.adjustment", _ADJUSTMENT_FIELDS)
-                adj = _build("baseline.adjustment", lambda: Adjustment(**a))
+                a = check.table(b["adjustment"], "baseline.adjustment", _ADJUSTMENT_FIELDS, noun=_TABLE)
+                adj = check.build("baseline.adjustment", lambda: Adjustment(**a))
             rest = {k: v for k, v in b.items() if k != "adjustment"}
-            kw["baseline"] = _build("baseline", lambda: BaselineRule(**rest, adjustment=adj))
+            kw["baseline"] = check.build("baseline", lambda: BaselineRule(**rest, adjustment=adj))
         for key, cls_, fields in (
             ("tolerance", Tolerance, _TOLERANCE_FIELDS),
             ("penalty", Penalty, _PENALTY_FIELDS),
             ("reward", Reward, _REWARD_FIELDS),
-            ("pricing", Pricing, _PRICING_FIELDS),
+            ("pricing", DirectPricing, _PRICING_FIELDS),
         ):
             if key in d:
-                t = _table(d[key], key, fields)
-                kw[key] = _build(key, lambda t=t, c=cls_: c(**t))
+                t = check.table(d[key], key, fields, noun=_TABLE)
+                kw[key] = check.build(key, partial(cls_, **t))
         return cls(**kw)
 
     def to_dict(self) -> dict:
@@ -351,32 +320,11 @@ _REWARD_FIELDS = ("per_kwh_flexible", "per_hour_time_flexibility", "per_kwh_ener
 _PRICING_FIELDS = ("source", "fee_fraction", "fee_per_kwh")
 
 
-def _table(data: object, path: str, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(data, Mapping):
-        raise SettlementError(path, f"must be a table/object, got {_kind(data)}")
-    for k in data:
-        if k not in allowed:
-            where = f"{path}.{k}" if path else str(k)
-            raise SettlementError(where, f"unknown field (known: {', '.join(allowed)})")
-    return dict(data)
-
-
-def _build(path: str, fn):
-    try:
-        return fn()
-    except FlexOfferError as exc:
-        raise SettlementError(exc.path, exc.reason).within(path) from None
-
-
 def _time(value: object, path: str) -> int:
-    if hasattr(value, "tzinfo") and hasattr(value, "isoformat"):  # TOML offset date-times
-        from vmenergy.flexoffer.timeutil import datetime_to_seconds
-
-        try:
-            return datetime_to_seconds(value)  # type: ignore[arg-type]
-        except FlexOfferError as exc:
-            raise SettlementError(path, exc.reason) from None
+    """Epoch seconds of an ISO 8601 UTC text or a TOML offset date-time."""
     try:
+        if isinstance(value, datetime):
+            return datetime_to_seconds(value)
         return parse_utc(value, path)
     except FlexOfferError as exc:
         raise SettlementError(path, exc.reason) from None
@@ -396,7 +344,7 @@ def parse_contracts(source: str | bytes | Mapping | Sequence, format: str = "aut
         try:
             source = source.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise SettlementError("(document)", f"not UTF-8 text ({exc.reason})") from None
+            raise SettlementError(DOCUMENT, f"not UTF-8 text ({exc.reason})") from None
         data = source
     if isinstance(source, str):
         kinds = [format] if format != "auto" else (["json", "toml"] if source.lstrip()[:1] == "{" else ["toml", "json"])
@@ -408,7 +356,7 @@ def parse_contracts(source: str | bytes | Mapping | Sequence, format: str = "aut
             except (ValueError, tomllib.TOMLDecodeError) as exc:
                 first_error = first_error or f"not valid {kind.upper()}: {exc}"
         else:
-            raise SettlementError("(document)", first_error or "empty document")
+            raise SettlementError(DOCUMENT, first_error or "empty document")
     if isinstance(data, Mapping) and "contracts" in data:
         extra = [k for k in data if k != "contracts"]
         if extra:
@@ -426,7 +374,7 @@ def parse_contracts(source: str | bytes | Mapping | Sequence, format: str = "aut
         try:
             c = Contract.from_dict(item)
         except FlexOfferError as exc:
-            raise SettlementError(exc.path, exc.reason).within(f"contracts[{i}]") from None
+            raise check.adopt(exc).within(f"contracts[{i}]") from None
         if c.id in seen:
             raise SettlementError(f"contracts[{i}].id", f"duplicate id {c.id!r} (also contracts[{seen[c.id]}])")
         seen[c.id] = i

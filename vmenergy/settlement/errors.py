@@ -14,18 +14,14 @@ they are facts about the field to be flagged per prosumer and interval (see
 from __future__ import annotations
 
 from vmenergy.flexoffer.errors import FlexOfferError
+from vmenergy.validation import Checks
 
-__all__ = ["SettlementError"]
+__all__ = ["SettlementError", "check"]
 
 
 class SettlementError(FlexOfferError):
     """Invalid settlement input: ``path`` names the field, ``reason`` says why."""
 
-    def within(self, prefix: str) -> "SettlementError":
-        err = super().within(prefix)
-        out = SettlementError(err.path, err.reason)
-        out.__cause__ = self.__cause__
-        return out
 
-    def __reduce__(self):  # keep pickling working with two arguments
-        return (SettlementError, (self.path, self.reason))
+#: The field checks of settlement input (contracts, metering, market results).
+check = Checks(SettlementError)

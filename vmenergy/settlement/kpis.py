@@ -33,7 +33,7 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferSet
 
-from .errors import SettlementError
+from .errors import SettlementError, check
 from .money import format_eur
 from .settle import Settlement
 
@@ -89,10 +89,7 @@ class KPIReport:
 def _profile_bounds(fo: FlexOffer, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-interval min and max of profile j (slice energy spread over its duration)."""
     p = fo.profiles[j]
-    d = np.array([s.duration for s in p.slices])
-    lo = np.repeat([s.min / s.duration for s in p.slices], d)
-    hi = np.repeat([s.max / s.duration for s in p.slices], d)
-    return lo, hi
+    return p.spread([s.min for s in p.slices]), p.spread([s.max for s in p.slices])
 
 
 def flexibility_envelope(offers: Iterable[FlexOffer] | FlexOfferSet, period_start: int, n_intervals: int,
@@ -112,7 +109,7 @@ def flexibility_envelope(offers: Iterable[FlexOffer] | FlexOfferSet, period_star
         if fo.resolution != resolution:
             raise SettlementError(f"offers[{k}].resolution",
                                   f"{fo.resolution} s differs from the period's {resolution} s")
-        lo_o = up_o = None
+        lows, highs = [], []  # per profile: the least and most it can place at each interval
         for j in range(len(fo.profiles)):
             es = fo.earliest_start(period_start, j)
             ls = fo.latest_start(period_start, j)
@@ -130,12 +127,10 @@ def flexibility_envelope(offers: Iterable[FlexOffer] | FlexOfferSet, period_star
             ok = (t >= 0) & (t < n_intervals)
             seg_lo[t[ok]] = win_lo[src[ok]]
             seg_hi[t[ok]] = win_hi[src[ok]]
-            if lo_o is None:
-                lo_o, up_o = seg_lo, seg_hi
-            else:
-                lo_o, up_o = np.minimum(lo_o, seg_lo), np.maximum(up_o, seg_hi)
-        lower += lo_o
-        upper += up_o
+            lows.append(seg_lo)
+            highs.append(seg_hi)
+        lower += np.minimum.reduce(lows)  # the offer runs one of its profiles
+        upper += np.maximum.reduce(highs)
     return lower, upper
 
 
@@ -218,8 +213,7 @@ def kpis(
 
     projections = []
     for k in scales:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise SettlementError("scales", f"must be integers >= 1 (got {k!r})")
+        check.integer(k, "scales", minimum=1)
         cap_k = capacity * k
         volume_factor = float(k)
         if market_depth_mw is not None and capacity > 0:

@@ -23,7 +23,7 @@ import numpy as np
 
 from vmenergy.flexoffer.timeutil import format_utc
 
-from .errors import SettlementError
+from .errors import SettlementError, check
 
 __all__ = ["MeterFlag", "FLAG_REASONS", "MeterData", "MeterFlags", "plausibility", "check_meter", "RATING_TOLERANCE"]
 
@@ -59,6 +59,11 @@ def reasons(code: int) -> list[str]:
     return [text for bit, text in FLAG_REASONS.items() if int(code) & int(bit)]
 
 
+def _name(flag: MeterFlag) -> str:
+    """A flag's name as reports print it (every member iterated over has one)."""
+    return (flag.name or str(int(flag))).lower()
+
+
 @dataclass(eq=False)
 class MeterData:
     """Metered energy of a population over one settlement period.
@@ -86,10 +91,7 @@ class MeterData:
             raise SettlementError("meter.prosumers", "must be a 1-d list of prosumer ids")
         self.prosumers = ids
         for name in ("start", "resolution"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise SettlementError(f"meter.{name}", f"must be an integer, got {type(v).__name__}")
-            setattr(self, name, int(v))
+            setattr(self, name, check.integer(getattr(self, name), f"meter.{name}"))
         if self.resolution <= 0 or (3600 % self.resolution and self.resolution % 3600):
             raise SettlementError(
                 "meter.resolution", f"must be > 0 s and divide or be a multiple of an hour (got {self.resolution})"
@@ -250,7 +252,7 @@ class MeterFlags:
         return int(np.count_nonzero(self.code & int(flag)))
 
     def counts(self) -> dict[str, int]:
-        return {f.name.lower(): self.count(f) for f in MeterFlag}
+        return {_name(f): self.count(f) for f in MeterFlag}
 
     def records(self, prosumers: np.ndarray, resolution: int, limit: Optional[int] = None) -> list[dict]:
         """One dict per flagged cell: prosumer id, interval number, UTC time and reasons."""
@@ -260,7 +262,7 @@ class MeterFlags:
                 "prosumer": prosumers[int(self.row[j])],
                 "interval": int(self.interval[j]),
                 "time": format_utc(int(self.interval[j]) * resolution),
-                "flags": [f.name.lower() for f in MeterFlag if int(self.code[j]) & int(f)],
+                "flags": [_name(f) for f in MeterFlag if int(self.code[j]) & int(f)],
                 "reasons": reasons(int(self.code[j])),
             }
             for j in range(k)

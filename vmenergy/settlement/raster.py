@@ -14,7 +14,10 @@ from typing import Optional
 
 import numpy as np
 
+from vmenergy.flexoffer.ragged import positions
+
 from .assignments import Assignments
+from .errors import SettlementError
 
 __all__ = ["Raster", "rasterise", "cell_prices"]
 
@@ -49,8 +52,7 @@ def rasterise(asg: Assignments, a: int, b: int, period_start: int, T: int, *, de
         t = t0
         cell_rows = rows
     else:
-        rep = np.repeat(np.arange(hi - lo), dur)
-        within = np.arange(len(rep)) - np.repeat(np.cumsum(dur) - dur, dur)
+        rep, within = positions(dur)  # every covered interval: its slice, its place in the slice
         t = t0[rep] + within
         cell_rows = rows[rep]
     inside = (t >= 0) & (t < T)
@@ -77,6 +79,8 @@ def rasterise(asg: Assignments, a: int, b: int, period_start: int, T: int, *, de
 def cell_prices(ras: Raster, cell: np.ndarray, requested: np.ndarray) -> np.ndarray:
     """EUR/kWh at the given cells (flat indexes): the energy-weighted mean price of the slices
     running there, up price where ``requested`` > 0, down price otherwise; 0 where no energy runs."""
+    if ras.weight is None or ras.price_up is None or ras.price_down is None:
+        raise SettlementError("raster", "has no prices: rasterise it with prices=True")
     w = ras.weight.ravel()[cell]
     pw = np.where(requested > 0, ras.price_up.ravel()[cell], ras.price_down.ravel()[cell])
     with np.errstate(invalid="ignore", divide="ignore"):

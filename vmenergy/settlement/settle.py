@@ -34,15 +34,15 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from vmenergy.flexoffer.model import TOLERANCE
+from vmenergy.flexoffer.limits import TOLERANCE
 from vmenergy.flexoffer.timeutil import format_utc
 
 from . import baselines as bl
 from .assignments import Assignments, OfferFlag
-from .bills import LINE_CODES, ParticipantBill, ProsumerBills
+from .bills import ParticipantBill, ProsumerBills
 from .contracts import Contract
 from .errors import SettlementError
-from .market_results import MarketResult
+from .market_sales import MarketSales
 from .metering import MeterData, MeterFlag, MeterFlags, plausibility
 from .money import allocate, to_cents
 from .raster import cell_prices, rasterise
@@ -94,7 +94,7 @@ class Settlement:
     bills: ProsumerBills
     participants: tuple[ParticipantBill, ...]
     portfolio: dict[str, np.ndarray]
-    market: dict[str, MarketResult]
+    market: dict[str, MarketSales]
     flags: MeterFlags
     offer_ids: np.ndarray
     offer_prosumer: np.ndarray
@@ -156,19 +156,21 @@ def _contract_index(contract_of: object, contracts: tuple[Contract, ...], n: int
     return codes[inv]
 
 
-def _markets(market: object, aggregators: tuple[str, ...], T: int) -> dict[str, MarketResult]:
+def _markets(market: object, aggregators: tuple[str, ...], T: int) -> dict[str, MarketSales]:
     if market is None:
-        items: list[MarketResult] = []
-    elif isinstance(market, MarketResult):
+        items: list[MarketSales] = []
+    elif isinstance(market, MarketSales):
         items = [market]
     elif isinstance(market, Mapping):
         items = list(market.values())
+    elif isinstance(market, Iterable):
+        items = list(market)
     else:
-        items = list(market)  # type: ignore[arg-type]
-    out: dict[str, MarketResult] = {}
+        raise SettlementError("market", f"not a MarketSales or a collection of them: {type(market).__name__}")
+    out: dict[str, MarketSales] = {}
     for k, mr in enumerate(items):
-        if not isinstance(mr, MarketResult):
-            raise SettlementError(f"market[{k}]", f"not a MarketResult: {type(mr).__name__}")
+        if not isinstance(mr, MarketSales):
+            raise SettlementError(f"market[{k}]", f"not a MarketSales: {type(mr).__name__}")
         if mr.participant not in aggregators:
             raise SettlementError(
                 f"market[{k}].participant",
@@ -189,8 +191,8 @@ def settle(
     meter: MeterData,
     assignments: Assignments,
     contracts: Sequence[Contract],
-    contract_of: Sequence[str] | np.ndarray,
-    market: MarketResult | Mapping[str, MarketResult] | Iterable[MarketResult] | None = None,
+    contract_of: Sequence[str] | Sequence[int] | np.ndarray,
+    market: MarketSales | Mapping[str, MarketSales] | Iterable[MarketSales] | None = None,
     *,
     chunk: int = DEFAULT_CHUNK,
     detail: bool = False,
@@ -200,15 +202,15 @@ def settle(
     ``meter``: the period's metering (defines prosumers, period and resolution);
     ``assignments``: the assigned offers (:func:`~vmenergy.settlement.assignments_from_offers` or
     ``assignments_from_sets``); ``contracts`` and ``contract_of`` (per prosumer: a contract id, or
-    an index into ``contracts``); ``market``: each aggregator's :class:`MarketResult` (an
+    an index into ``contracts``); ``market``: each aggregator's :class:`MarketSales` (an
     aggregator without one sold nothing). ``detail=True`` keeps the full prosumer x interval
     arrays (for small populations and audits). Raises :class:`SettlementError` on input that
     cannot be interpreted; bad meter values are flagged, never raised.
     """
     contracts = tuple(contracts)
-    for k, c in enumerate(contracts):
-        if not isinstance(c, Contract):
-            raise SettlementError(f"contracts[{k}]", f"not a Contract: {type(c).__name__}")
+    for k, contract in enumerate(contracts):
+        if not isinstance(contract, Contract):
+            raise SettlementError(f"contracts[{k}]", f"not a Contract: {type(contract).__name__}")
     if not isinstance(meter, MeterData):
         raise SettlementError("meter", "must be a MeterData")
     if not isinstance(assignments, Assignments):
@@ -221,20 +223,21 @@ def settle(
     ci = _contract_index(contract_of, contracts, n)
     used = np.bincount(ci, minlength=len(contracts)) > 0
     p_start, p_end = start * res, (start + T) * res
-    for k, c in enumerate(contracts):
-        if used[k] and not c.covers(p_start, p_end):
-            row = int(np.flatnonzero(ci == k)[0])
+    for k, contract in enumerate(contracts):
+        if used[k] and not contract.covers(p_start, p_end):
+            first_row = int(np.flatnonzero(ci == k)[0])
             raise SettlementError(
-                f"contract_of[{row}]",
-                f"contract {c.id!r} is not valid for the whole period {format_utc(p_start)} - {format_utc(p_end)}",
+                f"contract_of[{first_row}]",
+                f"contract {contract.id!r} is not valid for the whole period {format_utc(p_start)} - {format_utc(p_end)}",
             )
-        if used[k] and c.baseline.history_days:
-            need = c.baseline.history_days
+        if used[k] and contract.baseline.history_days:
+            need = contract.baseline.history_days
             have = meter.history_days
             if have < need:
                 raise SettlementError(
                     "meter.history",
-                    f"contract {c.id!r} ({c.baseline.method}) needs {need} days of history, the meter data has {have}",
+                    f"contract {contract.id!r} ({contract.baseline.method}) needs {need} days of history, "
+                    f"the meter data has {have}",
                 )
     aggregators = tuple(sorted({c.aggregator for k, c in enumerate(contracts) if used[k]}))
     agg_pos = {a: g for g, a in enumerate(aggregators)}
@@ -246,14 +249,14 @@ def settle(
     sold = np.zeros((n_agg, T))
     imb_price = np.zeros((n_agg, T))
     for name, mr in markets.items():
-        g = agg_pos[name]
-        price[g], sold[g], imb_price[g] = mr.price, mr.sold_kwh, mr.imbalance_price
+        pos = agg_pos[name]
+        price[pos], sold[pos], imb_price[pos] = mr.price, mr.sold_kwh, mr.imbalance_price
 
     # per-contract parameters, gathered per prosumer row inside the loop
     tol_abs = _per_contract(contracts, lambda c: c.tolerance.absolute_kwh)
     tol_rel = _per_contract(contracts, lambda c: c.tolerance.relative)
     share = _per_contract(contracts, lambda c: c.reward.revenue_share if c.reward else 0.0)
-    offer_priced = np.array([c.mode == "direct" and c.pricing.source == "offer" for c in contracts], dtype=bool)
+    offer_priced = np.array([c.bill_kind == "direct:offer" for c in contracts], dtype=bool)
     needs_default = np.array([c.baseline.method == "offer" for c in contracts], dtype=bool)
     sharing = share[ci] > 0 if n else np.zeros(0, bool)
     # verified adaptation of revenue-sharing prosumers, kept sparse (row, interval, kWh) until the
@@ -266,7 +269,7 @@ def settle(
     infeasible = (assignments.flags & OfferFlag.INFEASIBLE) != 0
     exempt = np.bincount(assignments.prosumer[infeasible], minlength=n) > 0
 
-    q = {name: np.zeros(n) for name in QUANTITIES}
+    q: dict[str, np.ndarray] = {name: np.zeros(n) for name in QUANTITIES}
     portfolio = {name: np.zeros((n_agg, T)) for name in SERIES}
     flag_parts: list[MeterFlags] = []
     keep: dict[str, list[np.ndarray]] = {k: [] for k in ("metered", "baseline", "requested", "expected", "delivered",
@@ -459,8 +462,7 @@ def _bills(q: dict[str, np.ndarray], contracts: tuple[Contract, ...], ci: np.nda
            aggregators: tuple[str, ...], exempt: np.ndarray, share: np.ndarray, start: int, T: int, res: int,
            prosumers: np.ndarray) -> ProsumerBills:
     n = len(ci)
-    kinds = np.array([c.mode if c.mode == "delegated" else f"direct:{c.pricing.source}" for c in contracts],
-                     dtype=object)
+    kinds = np.array([c.bill_kind for c in contracts], dtype=object)
     kind = kinds[ci] if n else np.zeros(0, dtype=object)
     dele = kind == "delegated"
     d_off = kind == "direct:offer"
@@ -517,7 +519,6 @@ def _bills(q: dict[str, np.ndarray], contracts: tuple[Contract, ...], ci: np.nda
     raw = np.where(exempt, 0.0, raw)
     line("penalty", q["excess_kwh"], np.where(factor > 0, np.nan, per_kwh), -raw, np.ones(n, bool))
     line("unverified", q["unverified_intervals"], np.full(n, np.nan), zero, np.ones(n, bool))
-    assert set(amount) == set(LINE_CODES)
     return ProsumerBills(
         prosumers=prosumers, contract_index=ci, contract_ids=tuple(c.id for c in contracts), bill_kind=kinds,
         aggregators=aggregators, aggregator_index=ai, period_start=start * res, period_end=(start + T) * res,

@@ -22,13 +22,14 @@ from slixmpp.xmlstream import ElementBase
 
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.flexoffer.errors import DOCUMENT
+from vmenergy.flexoffer.jsontext import guard as _guard, resolution_field
 from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_utc, parse_utc, seconds_to_interval
 from vmenergy.protocol.messages import (
     Ack,
-    Activation,
+    ActivationMessage,
     AssignmentMessage,
-    Bid,
-    Bill,
+    BidMessage,
+    BillMessage,
     BillLine,
     Clearing,
     MarketSessionNotice,
@@ -36,12 +37,11 @@ from vmenergy.protocol.messages import (
     Message,
     OfferMessage,
     Registration,
-    Reservation,
+    ReservationMessage,
     message_type,
 )
 from vmenergy.settlement.money import format_eur
 
-from .json import _guard
 from .stanzas import (
     NS,
     AckElement,
@@ -104,13 +104,6 @@ def _require(d: dict, *keys: str) -> None:
 def _interval(d: dict, key: str, res: int) -> int:
     value = d[key]
     return seconds_to_interval(parse_utc(value, key), res, key)
-
-
-def _resolution(d: dict) -> int:
-    res = d.get("resolution", DEFAULT_RESOLUTION)
-    if not isinstance(res, int) or isinstance(res, bool) or res <= 0:
-        raise FlexOfferError("resolution", f"must be > 0 (got {res!r})")
-    return res
 
 
 # ------------------------------------------------------------------------------------------
@@ -186,11 +179,11 @@ def _decode_measurement(x: ET.Element) -> Measurement:
     _require(d, "id", "offer_id", "start")
     if energy is None:
         raise FlexOfferError("energy", "required")
-    res = _resolution(d)
+    res = resolution_field(d)
     return Measurement(d["id"], d["offer_id"], _interval(d, "start", res), tuple(energy), res)
 
 
-def _encode_bill(msg: Bill) -> ElementBase:
+def _encode_bill(msg: BillMessage) -> ElementBase:
     el = BillElement()
     el["id"] = msg.bill_id
     el["period-start"] = format_utc(msg.period_start)
@@ -199,7 +192,7 @@ def _encode_bill(msg: Bill) -> ElementBase:
     el["total"] = format_eur(msg.total_cents)
     for line in msg.lines:
         le = BillLineElement()
-        le["kind"] = line.kind
+        le["kind"] = line.code  # the wire calls a line's code its kind
         le["amount"] = format_eur(line.amount_cents)
         if line.offer_id is not None:
             le["offer-id"] = line.offer_id
@@ -208,12 +201,12 @@ def _encode_bill(msg: Bill) -> ElementBase:
     return el
 
 
-def _decode_bill(x: ET.Element) -> Bill:
+def _decode_bill(x: ET.Element) -> BillMessage:
     d = _attrs(x, {"id": _S, "period-start": _S, "period-end": _S, "currency": _S, "total": _S}, "")
     _require(d, "id", "period_start", "period_end")
     lines = _children(x, "", {"line": _bill_line})["line"]
-    bill = Bill(d["id"], parse_utc(d["period_start"], "period_start"), parse_utc(d["period_end"], "period_end"),
-                tuple(lines), d.get("currency", "EUR"))
+    bill = BillMessage(d["id"], parse_utc(d["period_start"], "period_start"),
+                       parse_utc(d["period_end"], "period_end"), tuple(lines), d.get("currency", "EUR"))
     if "total" in d and _cents(d["total"], "total") != bill.total_cents:
         raise FlexOfferError("total", f"{d['total']} differs from the sum of the lines {format_eur(bill.total_cents)}")
     return bill
@@ -260,17 +253,17 @@ def _decode_session(x: ET.Element) -> MarketSessionNotice:
     d = _attrs(x, spec, "")
     _children(x, "", {})
     _require(d, "id", "state", "mechanism", "gate_closure", "delivery_start", "delivery_end")
-    res = _resolution(d)
+    res = resolution_field(d)
     return MarketSessionNotice(
         d["id"], d["state"], d["mechanism"], parse_utc(d["gate_closure"], "gate_closure"),
         _interval(d, "delivery_start", res), _interval(d, "delivery_end", res), res, d.get("currency", "EUR"),
     )
 
 
-def _encode_bid(msg: Bid) -> ElementBase:
+def _encode_bid(msg: BidMessage) -> ElementBase:
     el = BidElement()
     el["id"], el["session"], el["side"] = msg.bid_id, msg.session_id, msg.side
-    res = msg.offer.resolution if msg.offer is not None else DEFAULT_RESOLUTION
+    res = msg.resolution
     for key, attr in (("volume", "volume"), ("price", "price"), ("activation_price", "activation-price")):
         if getattr(msg, key) is not None:
             el[attr] = _num(getattr(msg, key))
@@ -281,25 +274,27 @@ def _encode_bid(msg: Bid) -> ElementBase:
             el[key] = format_utc(getattr(msg, key) * res)
     if msg.order_type != "energy":
         el["type"] = msg.order_type
+    if res != DEFAULT_RESOLUTION:
+        el["resolution"] = str(res)
     if msg.offer is not None:
         el.append(offer_to_stanza(msg.offer))
     return el
 
 
-def _decode_bid(x: ET.Element) -> Bid:
+def _decode_bid(x: ET.Element) -> BidMessage:
     spec = {"id": _S, "session": _S, "side": _S, "volume": _F, "price": _F, "activation-price": _F,
             "expiry": _S, "start": _S, "end": _S, "type": _S, "resolution": _I}
     d = _attrs(x, spec, "")
     kids = _children(x, "", {"flexoffer": lambda e, p: read_flexoffer(e)[1]})
     offer = _single(kids["flexoffer"], "", "flexoffer")
     _require(d, "id", "session", "side")
-    res = offer.resolution if offer is not None else _resolution(d)
-    return Bid(
+    res = resolution_field(d)
+    return BidMessage(
         d["id"], d["session"], d["side"], offer, d.get("volume"), d.get("price"), d.get("activation_price"),
         parse_utc(d["expiry"], "expiry") if "expiry" in d else None,
         _interval(d, "start", res) if "start" in d else None,
         _interval(d, "end", res) if "end" in d else None,
-        d.get("type", "energy"),
+        d.get("type", "energy"), res,
     )
 
 
@@ -329,43 +324,49 @@ def _decode_clearing(x: ET.Element) -> Clearing:
                     schedule, d.get("clearing_price"))
 
 
-def _encode_reservation(msg: Reservation) -> ElementBase:
+def _encode_reservation(msg: ReservationMessage) -> ElementBase:
     el = ReservationElement()
     el["id"], el["session"], el["bid"] = msg.reservation_id, msg.session_id, msg.bid_id
-    el["start"] = format_utc(msg.start * DEFAULT_RESOLUTION)
-    el["end"] = format_utc(msg.end * DEFAULT_RESOLUTION)
+    el["start"] = format_utc(msg.start * msg.resolution)
+    el["end"] = format_utc(msg.end * msg.resolution)
     el["volume"], el["price"] = _num(msg.volume), _num(msg.price)
     if msg.reservation_type != "energy":
         el["type"] = msg.reservation_type
+    if msg.resolution != DEFAULT_RESOLUTION:
+        el["resolution"] = str(msg.resolution)
     return el
 
 
-def _decode_reservation(x: ET.Element) -> Reservation:
-    spec = {"id": _S, "session": _S, "bid": _S, "start": _S, "end": _S, "volume": _F, "price": _F, "type": _S}
+def _decode_reservation(x: ET.Element) -> ReservationMessage:
+    spec = {"id": _S, "session": _S, "bid": _S, "start": _S, "end": _S, "volume": _F, "price": _F, "type": _S,
+            "resolution": _I}
     d = _attrs(x, spec, "")
     _children(x, "", {})
     _require(d, "id", "session", "bid", "start", "end", "volume", "price")
-    res = DEFAULT_RESOLUTION
-    return Reservation(d["id"], d["session"], d["bid"], _interval(d, "start", res), _interval(d, "end", res),
-                       d["volume"], d["price"], d.get("type", "energy"))
+    res = resolution_field(d)
+    return ReservationMessage(d["id"], d["session"], d["bid"], _interval(d, "start", res), _interval(d, "end", res),
+                              d["volume"], d["price"], d.get("type", "energy"), res)
 
 
-def _encode_activation(msg: Activation) -> ElementBase:
+def _encode_activation(msg: ActivationMessage) -> ElementBase:
     el = ActivationElement()
     el["id"], el["reservation"] = msg.activation_id, msg.reservation_id
-    el["start"] = format_utc(msg.start * DEFAULT_RESOLUTION)
-    el["end"] = format_utc(msg.end * DEFAULT_RESOLUTION)
+    el["start"] = format_utc(msg.start * msg.resolution)
+    el["end"] = format_utc(msg.end * msg.resolution)
     el["volume"] = _num(msg.volume)
+    if msg.resolution != DEFAULT_RESOLUTION:
+        el["resolution"] = str(msg.resolution)
     return el
 
 
-def _decode_activation(x: ET.Element) -> Activation:
-    spec = {"id": _S, "reservation": _S, "start": _S, "end": _S, "volume": _F}
+def _decode_activation(x: ET.Element) -> ActivationMessage:
+    spec = {"id": _S, "reservation": _S, "start": _S, "end": _S, "volume": _F, "resolution": _I}
     d = _attrs(x, spec, "")
     _children(x, "", {})
     _require(d, "id", "reservation", "start", "end", "volume")
-    res = DEFAULT_RESOLUTION
-    return Activation(d["id"], d["reservation"], _interval(d, "start", res), _interval(d, "end", res), d["volume"])
+    res = resolution_field(d)
+    return ActivationMessage(d["id"], d["reservation"], _interval(d, "start", res), _interval(d, "end", res),
+                             d["volume"], res)
 
 
 # ------------------------------------------------------------------------------------------
@@ -386,13 +387,13 @@ CODECS: dict[str, ElementCodec] = {
     Ack.element: ElementCodec(_encode_ack, _decode_ack),
     AssignmentMessage.element: ElementCodec(_encode_assignment, _decode_assignment),
     Measurement.element: ElementCodec(_encode_measurement, _decode_measurement),
-    Bill.element: ElementCodec(_encode_bill, _decode_bill),
+    BillMessage.element: ElementCodec(_encode_bill, _decode_bill),
     Registration.element: ElementCodec(_encode_registration, _decode_registration),
     MarketSessionNotice.element: ElementCodec(_encode_session, _decode_session),
-    Bid.element: ElementCodec(_encode_bid, _decode_bid),
+    BidMessage.element: ElementCodec(_encode_bid, _decode_bid),
     Clearing.element: ElementCodec(_encode_clearing, _decode_clearing),
-    Reservation.element: ElementCodec(_encode_reservation, _decode_reservation),
-    Activation.element: ElementCodec(_encode_activation, _decode_activation),
+    ReservationMessage.element: ElementCodec(_encode_reservation, _decode_reservation),
+    ActivationMessage.element: ElementCodec(_encode_activation, _decode_activation),
 }
 
 

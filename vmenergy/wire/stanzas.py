@@ -12,7 +12,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import ClassVar, Iterator, Mapping
 
 from slixmpp import Message
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
@@ -86,7 +86,7 @@ class PolytopeElement(ElementBase):
     name = "polytope"
     namespace = NS
     plugin_attrib = "polytope"
-    interfaces: set[str] = set()
+    interfaces: ClassVar[set[str]] = set()
 
 
 class ProfileElement(ElementBase):
@@ -257,14 +257,14 @@ class ReservationElement(ElementBase):
     name = "reservation"
     namespace = NS
     plugin_attrib = "reservation"
-    interfaces = {"id", "session", "bid", "start", "end", "volume", "price", "type"}
+    interfaces = {"id", "session", "bid", "start", "end", "volume", "price", "type", "resolution"}
 
 
 class ActivationElement(ElementBase):
     name = "activation"
     namespace = NS
     plugin_attrib = "activation"
-    interfaces = {"id", "reservation", "start", "end", "volume"}
+    interfaces = {"id", "reservation", "start", "end", "volume", "resolution"}
 
 
 register_stanza_plugin(BillElement, BillLineElement, iterable=True)

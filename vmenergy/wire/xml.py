@@ -5,7 +5,7 @@ same constructor, so both formats share one set of rules and the same error path
 names: ``profiles[0].slices[1].max``). Writing builds the slixmpp stanza objects of
 :mod:`vmenergy.wire.stanzas`, which agents attach to ``<message/>`` as they are.
 
-Safety: documents over :data:`~vmenergy.wire.json.MAX_DOCUMENT_BYTES` and any DTD or entity
+Safety: documents over :data:`~vmenergy.flexoffer.jsontext.MAX_DOCUMENT_BYTES` and any DTD or entity
 declaration are refused before the tree is built (no entity expansion, no external fetch).
 """
 
@@ -14,14 +14,13 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from xml.parsers import expat
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, NoReturn, Optional, Union
 
 from vmenergy.flexoffer.errors import DOCUMENT, FlexOfferError
-from vmenergy.flexoffer.model import FlexOffer, State
+from vmenergy.flexoffer.jsontext import MAX_DOCUMENT_BYTES, guard
+from vmenergy.flexoffer.model import FlexOffer
 from vmenergy.flexoffer.schedule import Schedule
-from vmenergy.flexoffer.timeutil import DEFAULT_RESOLUTION, format_duration, format_utc
 
-from .json import MAX_DOCUMENT_BYTES, _guard, offer_from_dict, schedule_from_dict
 from .stanzas import (
     NS,
     AssignmentElement,
@@ -90,7 +89,7 @@ def parse_element(text: Union[str, bytes]) -> ET.Element:
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate(namespace_separator="}")
 
-    def forbid(*_args: Any) -> None:
+    def forbid(*_args: Any) -> NoReturn:
         raise FlexOfferError(DOCUMENT, "DTDs and entity declarations are not allowed")
 
     def start(tag: str, attrs: dict[str, str]) -> None:
@@ -273,7 +272,7 @@ _TEXT_ELEMENTS = {f"{{{NS}}}row", f"{{{NS}}}energy", f"{{{NS}}}line"}
 
 
 def _element(obj: Union[ET.Element, FlexOfferElement, AssignmentElement]) -> ET.Element:
-    return obj.xml if hasattr(obj, "xml") and not isinstance(obj, ET.Element) else obj  # type: ignore[return-value]
+    return obj if isinstance(obj, ET.Element) else obj.xml
 
 
 def offer_from_element(el: Union[ET.Element, FlexOfferElement]) -> FlexOffer:
@@ -289,9 +288,9 @@ def read_flexoffer(el: Union[ET.Element, FlexOfferElement]) -> tuple[Optional[st
         if _local(x, "") != "flexoffer":
             raise FlexOfferError(DOCUMENT, f"expected <flexoffer>, got <{_local(x, '')}>")
         op, d = _offer_dict(x)
-        return op, offer_from_dict(d)
+        return op, FlexOffer.from_dict(d)
 
-    return _guard(run)
+    return guard(run)
 
 
 def schedule_from_element(el: Union[ET.Element, AssignmentElement], resolution: Optional[int] = None) -> Schedule:
@@ -301,9 +300,9 @@ def schedule_from_element(el: Union[ET.Element, AssignmentElement], resolution: 
         x = _element(el)
         if _local(x, "") != "assignment":
             raise FlexOfferError(DOCUMENT, f"expected <assignment>, got <{_local(x, '')}>")
-        return schedule_from_dict(_schedule_dict(x), resolution=resolution)
+        return Schedule.from_dict(_schedule_dict(x), resolution=resolution)
 
-    return _guard(run)
+    return guard(run)
 
 
 def parse(text: Union[str, bytes]) -> Union[FlexOffer, Schedule]:
@@ -318,118 +317,88 @@ def parse(text: Union[str, bytes]) -> Union[FlexOffer, Schedule]:
             return schedule_from_element(root)
         raise FlexOfferError(DOCUMENT, f"unknown root element <{name}> (expected <flexoffer> or <assignment>)")
 
-    return _guard(run)
+    return guard(run)
 
 
 def parse_offer(text: Union[str, bytes]) -> FlexOffer:
-    return _guard(lambda: offer_from_element(parse_element(text)))
+    return guard(lambda: offer_from_element(parse_element(text)))
 
 
 def parse_schedule(text: Union[str, bytes], resolution: Optional[int] = None) -> Schedule:
-    return _guard(lambda: schedule_from_element(parse_element(text), resolution))
+    return guard(lambda: schedule_from_element(parse_element(text), resolution))
 
 
 # ------------------------------------------------------------------------------------------
 # writing
 
 
-def _num(x: float) -> str:
-    return repr(float(x))
+def _text(value: Any) -> str:
+    """An attribute's text: floats as ``repr`` (exact round trip), lists space-separated."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return " ".join(_text(v) for v in value)
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def _nums(xs) -> str:
-    return " ".join(repr(float(x)) for x in xs)
+def _put(el: Any, fields: dict, skip: tuple[str, ...] = ()) -> None:
+    """Write a dict form's scalar fields as attributes (JSON names in kebab-case)."""
+    for key, value in fields.items():
+        if key not in skip:
+            el[key.replace("_", "-")] = _text(value)
 
 
 def offer_to_stanza(fo: FlexOffer, op: Optional[str] = None) -> FlexOfferElement:
-    """A FlexOffer as a ``<flexoffer>`` stanza object (append it to a slixmpp Message)."""
+    """A FlexOffer as a ``<flexoffer>`` stanza object (append it to a slixmpp Message).
+
+    Written from the offer's canonical (JSON) form, so both formats carry the same fields in
+    the same way; only the nesting differs."""
     if op is not None and op not in OPS:
         raise FlexOfferError("op", f"unknown operation {op!r} (one of {', '.join(OPS)})")
-    res = fo.resolution
+    d = fo.to_dict()
     el = FlexOfferElement()
     if op is not None:
         el["op"] = op
-    el["id"] = fo.id
-    if fo.issuer is not None:
-        el["issuer"] = fo.issuer
-    if fo.label is not None:
-        el["label"] = fo.label
-    if fo.state is not State.INITIAL:
-        el["state"] = fo.state.value
-    if fo.version:
-        el["version"] = str(fo.version)
-    el["resolution"] = str(res)
-    for key in ("creation_time", "acceptance_before", "assignment_before"):
-        value = getattr(fo, key)
-        if value is not None:
-            el[key.replace("_", "-")] = format_utc(value)
-    for key in ("start_after", "start_before"):
-        value = getattr(fo, key)
-        if value is not None:
-            el[key.replace("_", "-")] = format_utc(value * res)
-    if fo.start_before_duration is not None:
-        el["start-before-duration"] = format_duration(fo.start_before_duration * res)
-    for p in fo.profiles:
+    _put(el, d, skip=("profiles", "baseline", "prices"))
+    for p in d["profiles"]:
         pe = ProfileElement()
-        if p.start_after is not None:
-            pe["start-after"] = format_utc(p.start_after * res)
-        if p.start_before is not None:
-            pe["start-before"] = format_utc(p.start_before * res)
-        for s in p.slices:
+        _put(pe, p, skip=("slices", "total", "polytope"))
+        for sl in p["slices"]:
             se = SliceElement()
-            se["duration"] = str(s.duration)
-            se["min"] = _num(s.min)
-            se["max"] = _num(s.max)
-            if s.values is not None:
-                se["values"] = _nums(s.values)
+            _put(se, sl)
             pe.append(se)
-        if p.total is not None:
+        if "total" in p:
             te = TotalElement()
-            if p.total.min is not None:
-                te["min"] = _num(p.total.min)
-            if p.total.max is not None:
-                te["max"] = _num(p.total.max)
+            _put(te, p["total"])
             pe.append(te)
-        if p.polytope is not None:
+        if "polytope" in p:
             poly = PolytopeElement()
-            for row, b in zip(p.polytope.A, p.polytope.b):
+            for row, b in zip(p["polytope"]["A"], p["polytope"]["b"]):
                 re_ = RowElement()
-                re_["b"] = _num(b)
-                re_["a"] = _nums(row)
+                re_["b"] = _text(b)
+                re_["a"] = _text(row)
                 poly.append(re_)
             pe.append(poly)
         el.append(pe)
-    if fo.baseline is not None:
+    if "baseline" in d:
         be = BaselineElement()
-        be["profile"] = str(fo.baseline.profile)
-        if fo.baseline.start is not None:
-            be["start"] = format_utc(fo.baseline.start * res)
-        be["energy"] = _nums(fo.baseline.energy)
+        _put(be, d["baseline"])
         el.append(be)
-    if fo.prices is not None:
+    if "prices" in d:
         pr = PricesElement()
-        pr["currency"] = fo.prices.currency
-        for sp in fo.prices.slices:
+        _put(pr, d["prices"], skip=("slices",))
+        for price in d["prices"]["slices"]:
             pe2 = PriceElement()
-            pe2["up"] = _num(sp.up)
-            pe2["down"] = _num(sp.down)
+            _put(pe2, price)
             pr.append(pe2)
         el.append(pr)
     return el
 
 
 def schedule_to_stanza(s: Schedule) -> AssignmentElement:
-    """A Schedule as an ``<assignment>`` stanza object."""
+    """A Schedule as an ``<assignment>`` stanza object (from its canonical form, like offers)."""
     el = AssignmentElement()
-    el["offer-id"] = s.offer_id
-    if s.schedule_id is not None:
-        el["schedule-id"] = s.schedule_id
-    el["update-id"] = str(s.update_id)
-    el["profile"] = str(s.profile)
-    el["start"] = format_utc(s.start * s.resolution)
-    if s.resolution != DEFAULT_RESOLUTION:
-        el["resolution"] = str(s.resolution)
-    el["energy"] = _nums(s.energy)
+    _put(el, s.to_dict())
     return el
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from vmenergy.flexoffer import Schedule
-from vmenergy.protocol.aggregator import AggOffer, AggregateRecord
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
-from vmenergy.protocol.messages import Bill
+from vmenergy.protocol.messages import BillMessage
 from vmenergy.protocol.prosumer import ProsumerOffer
+from vmenergy.protocol.records import AggOffer, AggregateRecord
 from vmenergy.runtime.scenario import Plan
 from vmenergy.settlement import Contract, default_contract
 from vmenergy.store import read_ledger
@@ -39,7 +39,7 @@ class ProsumerData:
     planned: tuple[str, ...]  # ids of the offers the plan gives it
     started: bool  # False: no store (the agent never ran)
     offers: tuple[ProsumerOffer, ...]
-    bills: tuple[Bill, ...]
+    bills: tuple[BillMessage, ...]
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class AggregatorData:
     started: bool
     offers: tuple[AggOffer, ...]
     aggregates: tuple[AggregateRecord, ...]
-    bills: tuple[tuple[str, Bill], ...]  # (addressee, bill) as sent
-    upstream_bills: tuple[Bill, ...]  # bills from its market or parent
+    bills: tuple[tuple[str, BillMessage], ...]  # (addressee, bill) as sent
+    upstream_bills: tuple[BillMessage, ...]  # bills from its market or parent
     unanswered: int  # messages still waiting for an acknowledgement
 
 

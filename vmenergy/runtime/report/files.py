@@ -26,7 +26,7 @@ __all__ = ["run_offers", "run_schedules", "offers_jsonl", "schedules_jsonl", "ti
 
 TIMESERIES_COLUMNS = ("aggregator", "interval_start", "baseline_kwh", "scheduled_kwh", "measured_kwh",
                       "flex_min_kwh", "flex_max_kwh", "price_eur_per_kwh")
-BILLS_COLUMNS = ("bill_id", "from", "to", "period_start", "period_end", "kind", "description", "offer_id",
+BILLS_COLUMNS = ("bill_id", "from", "to", "period_start", "period_end", "code", "description", "offer_id",
                  "amount_cents", "amount_eur")
 
 
@@ -96,7 +96,7 @@ def bills_csv(run: RunData) -> str:
     rows += [(a.upstream_jid or "", a.jid, bill) for a in run.aggregators for bill in a.upstream_bills]
     for frm, to, bill in rows:
         for line in bill.lines:
-            w.writerow((bill.bill_id, frm, to, format_utc(bill.period_start), format_utc(bill.period_end), line.kind,
+            w.writerow((bill.bill_id, frm, to, format_utc(bill.period_start), format_utc(bill.period_end), line.code,
                         line.description, line.offer_id or "", line.amount_cents, format_eur(line.amount_cents)))
     return out.getvalue()
 

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from vmenergy.errors import VmeError
+
 __all__ = ["Outcome", "STOPPED_BY", "ReportError"]
 
 #: Why a run stopped: every offer reached a final state (``done``), scenario time reached
@@ -14,12 +16,8 @@ __all__ = ["Outcome", "STOPPED_BY", "ReportError"]
 STOPPED_BY = ("done", "until", "interrupted", "timeout", "error")
 
 
-class ReportError(ValueError):
+class ReportError(VmeError):
     """Bad input to the report; names the field."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: {reason}")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, Schedule, State
-from vmenergy.protocol.prosumer import slice_energy_per_interval
 from vmenergy.settlement import MeterData, assignments_from_offers
 from vmenergy.settlement.kpis import flexibility_envelope
 from vmenergy.settlement.raster import rasterise
@@ -130,7 +129,7 @@ def _cleared_bids(run: RunData) -> list[tuple[tuple[str, float], int, np.ndarray
             if b.status not in ("accepted", "partial") or c is None or c.price is None:
                 continue
             if b.bid.offer is not None and c.schedule is not None:
-                energy = np.asarray(slice_energy_per_interval(b.bid.offer, c.schedule))
+                energy = b.bid.offer.profiles[c.schedule.profile].spread(c.schedule.energy)
                 out.append(((b.participant, c.price), c.schedule.start, energy))
             elif b.bid.start is not None:
                 end = b.bid.end if b.bid.end is not None else b.bid.start + 1

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Mapping, Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
+from vmenergy.runtime.documents import read_document
 
 from .configs import check_aggregator, check_market
 from .locate import KeyPath
@@ -382,8 +383,6 @@ class _Reader:
     def _template(self, name: str, at: KeyPath) -> Optional[FlexOffer]:
         """An offer template: a JSON or XML flex-offer file, found relative to the scenario, the
         project root or ``scenarios/``."""
-        from vmenergy.cli import load_file
-
         candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
                                                                      ROOT / "scenarios" / name]
         found = next((c for c in candidates if c.is_file()), None)
@@ -392,7 +391,7 @@ class _Reader:
             self.p.error(at, f"offer template not found (looked in {looked})")
             return None
         try:
-            offers = [x for x in load_file(found) if isinstance(x, FlexOffer)]
+            offers = [x for x in read_document(found) if isinstance(x, FlexOffer)]
         except FlexOfferError as exc:
             self.p.error(at, f"{found}: not a valid flex-offer: {exc}")
             return None

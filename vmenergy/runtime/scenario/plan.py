@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from vmenergy.flexoffer import FlexOffer, Profile, Slice, TotalEnergy
-from vmenergy.flexoffer.model import Baseline
+from vmenergy.flexoffer import Baseline, FlexOffer, Profile, Slice, TotalEnergy
 
 from vmenergy.runtime.servers.accounts import new_password
 

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
+from vmenergy.errors import VmeError
+
 from .locate import KeyLines, KeyPath
 
 __all__ = ["Problem", "Problems", "ScenarioError", "format_path", "parse_path", "suggest"]
@@ -105,14 +107,13 @@ class Problems:
         return [p for p in self.items if p.warning]
 
 
-class ScenarioError(ValueError):
+class ScenarioError(VmeError):
     """A scenario that cannot be used: ``path`` names the (first) key, ``reason`` says why;
     ``problems`` holds every problem found in the file (errors and warnings)."""
 
     def __init__(self, path: str, reason: str, problems: Sequence[Problem] = ()) -> None:
-        self.path, self.reason = path, reason
+        super().__init__(path, reason)
         self.problems = tuple(problems) or (Problem(path, reason),)
-        super().__init__(f"{path}: {reason}")
 
     @classmethod
     def of(cls, problems: Sequence[Problem]) -> "ScenarioError":

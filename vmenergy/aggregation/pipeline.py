@@ -1,4 +1,4 @@
-"""``aggregate``: offers in, aggregates out, in three columnar stages.
+"""The aggregation pipeline (``aggregate``): offers in, aggregates out, in three columnar stages.
 
 1. :mod:`.members`: per offer, the profile, window and box it is aggregated with (or why not);
 2. :mod:`.grouping`: grid cells and bins;
@@ -16,11 +16,12 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, FlexOfferSet
 
-from .alignment import AggregationRun, build
+from .alignment import build
 from .grouping import group, key_token
 from .members import prepare
 from .offer import AggregationResult
 from .params import AggregationParams
+from .run import AggregationRun
 
 __all__ = ["aggregate", "as_offer_set", "key_codes"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from vmenergy.flexoffer import FlexOffer, Profile, Slice
 
-from .alignment import aggregate_label
-from .grouping import cell_name
-from .params import FLEX_AWARE, AggregationParams
+from vmenergy.aggregation.alignment import aggregate_label
+from vmenergy.aggregation.grouping import cell_name
+from vmenergy.aggregation.params import FLEX_AWARE, AggregationParams
 
 __all__ = ["RefAggregate", "reference_aggregate", "reference_disaggregate"]
 

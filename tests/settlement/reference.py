@@ -12,14 +12,13 @@ from __future__ import annotations
 import math
 from typing import Mapping, Optional, Sequence
 
-from vmenergy.flexoffer.model import TOLERANCE
-
-from .assignments import Assignments, OfferFlag
-from .baselines import DAY_TOTAL_DECIMALS
-from .contracts import Contract
-from .market_results import MarketResult
-from .metering import RATING_TOLERANCE, MeterData, MeterFlag
-from .money import FRACTION_DIGITS, cents
+from vmenergy.flexoffer.limits import TOLERANCE
+from vmenergy.settlement.assignments import Assignments, OfferFlag
+from vmenergy.settlement.baselines import DAY_TOTAL_DECIMALS
+from vmenergy.settlement.contracts import Contract
+from vmenergy.settlement.market_sales import MarketSales
+from vmenergy.settlement.metering import RATING_TOLERANCE, MeterData, MeterFlag
+from vmenergy.settlement.money import FRACTION_DIGITS, cents
 
 __all__ = ["settle_reference"]
 
@@ -51,7 +50,7 @@ def settle_reference(
     assignments: Assignments,
     contracts: Sequence[Contract],
     contract_of: Sequence,
-    market: Optional[Mapping[str, MarketResult] | Sequence[MarketResult] | MarketResult] = None,
+    market: Optional[Mapping[str, MarketSales] | Sequence[MarketSales] | MarketSales] = None,
 ) -> dict:
     """Per-prosumer line amounts (cents), quantities and per-participant sums, the slow way.
 
@@ -65,7 +64,7 @@ def settle_reference(
     aggregators = sorted({contracts[k].aggregator for k in set(ci)})
     if market is None:
         markets = []
-    elif isinstance(market, MarketResult):
+    elif isinstance(market, MarketSales):
         markets = [market]
     elif isinstance(market, Mapping):
         markets = list(market.values())

@@ -20,10 +20,10 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOfferSet, ScheduleSet
 
-from .assignments import Assignments, assignments_from_sets
-from .contracts import Contract, parse_contracts
-from .market_results import MarketResult
-from .metering import MeterData
+from vmenergy.settlement.assignments import Assignments, assignments_from_sets
+from vmenergy.settlement.contracts import Contract, parse_contracts
+from vmenergy.settlement.market_sales import MarketSales
+from vmenergy.settlement.metering import MeterData
 
 __all__ = ["Population", "population", "CONTRACTS_TOML", "DAY0"]
 
@@ -119,7 +119,7 @@ class Population:
     price_down: np.ndarray
     contracts: list[Contract]
     contract_of: np.ndarray
-    market: MarketResult
+    market: MarketSales
 
     def assignments(self) -> Assignments:
         return assignments_from_sets(
@@ -231,7 +231,7 @@ def population(
     meter = MeterData(prosumers=pros, start=start, resolution=900, energy=energy_m, rating_kw=np.full(n, 11.0),
                       export_rating_kw=np.full(n, 0.5), history=history)
 
-    market = MarketResult(
+    market = MarketSales(
         participant="agg@vme.localhost",
         sold_kwh=requested * 0.95,
         price=rng.uniform(0.10, 0.30, size=T),

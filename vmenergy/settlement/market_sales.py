@@ -1,4 +1,4 @@
-"""Market results of one participant (an aggregator) over a settlement period.
+"""What one market participant (an aggregator) sold over a settlement period, and at what prices.
 
 The market package clears sessions; settlement only needs its outcome as plain numbers, so the
 two can be built and tested apart. Arrays are aligned with the meter period (one value per
@@ -15,11 +15,11 @@ import numpy as np
 
 from .errors import SettlementError
 
-__all__ = ["MarketResult"]
+__all__ = ["MarketSales"]
 
 
 @dataclass(eq=False)
-class MarketResult:
+class MarketSales:
     """What ``participant`` sold and at what prices.
 
     ``sold_kwh`` (T): adaptation sold per interval; ``price`` (T): revenue per sold kWh (EUR/kWh,

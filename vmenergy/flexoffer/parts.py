@@ -1,0 +1,431 @@
+"""The parts of a flex-offer: slices, total-energy and polytope constraints, profiles, the
+baseline (default schedule) and prices. Each is a frozen dataclass that validates itself, knows
+its JSON form, and (for a profile) which energy vectors it admits.
+
+Paths in errors are local (``min``, ``slices[1]``); the offer that holds a part adds where it
+sits (``profiles[0].slices[1].min``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from vmenergy.validation import set_field
+
+from . import jsontext as jt
+from .errors import FlexOfferError, check
+from .limits import MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE
+from .timeutil import format_utc
+from .violation import Violation
+
+__all__ = ["Slice", "TotalEnergy", "Polytope", "Profile", "Baseline", "SlicePrice", "Prices"]
+
+_CURRENCY = re.compile(r"[A-Z]{3}\Z")
+
+SLICE_FIELDS = ("duration", "min", "max", "values")
+PROFILE_FIELDS = ("slices", "total", "polytope", "start_after", "start_before")
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """A run of ``duration`` intervals whose energy (kWh over the whole slice) lies in [min, max].
+
+    ``values``, when given, restricts the energy to a few discrete levels (an on/off kettle, a
+    heat pump with stages); they must be strictly increasing and lie inside [min, max].
+    """
+
+    duration: int
+    min: float
+    max: float
+    values: Optional[tuple[float, ...]] = None
+
+    def __post_init__(self) -> None:
+        duration = check.integer(self.duration, "duration", maximum=MAX_SLICE_DURATION)
+        if duration < 1:
+            raise FlexOfferError("duration", f"duration must be >= 1 interval (got {duration})")
+        set_field(self, "duration", duration)
+        lo = check.number(self.min, "min")
+        hi = check.number(self.max, "max")
+        set_field(self, "min", lo)
+        set_field(self, "max", hi)
+        if lo > hi:
+            raise FlexOfferError("", f"min > max ({lo!r} > {hi!r} kWh)")
+        if self.values is not None:
+            vals = check.numbers(self.values, "values", at_most=MAX_VALUES)
+            if not vals:
+                raise FlexOfferError("values", "must not be empty (omit it for a continuous slice)")
+            for i, v in enumerate(vals):
+                if v < lo - TOLERANCE or v > hi + TOLERANCE:
+                    raise FlexOfferError(f"values[{i}]", f"{v!r} outside [min, max] = [{lo!r}, {hi!r}]")
+                if i and v <= vals[i - 1]:
+                    raise FlexOfferError(f"values[{i}]", "values must be strictly increasing")
+            set_field(self, "values", vals)
+
+    @property
+    def flexibility(self) -> float:
+        """Energy flexibility of this slice (kWh)."""
+        return self.max - self.min
+
+    def admits(self, energy: float, tolerance: float = TOLERANCE) -> bool:
+        """True if ``energy`` is allowed in this slice (bounds and discrete values)."""
+        if energy < self.min - tolerance or energy > self.max + tolerance:
+            return False
+        if self.values is not None:
+            return any(abs(energy - v) <= tolerance for v in self.values)
+        return True
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = "") -> "Slice":
+        d = jt.obj(data, path, SLICE_FIELDS)
+        for key in ("duration", "min", "max"):
+            if key not in d:
+                raise FlexOfferError(jt.join(path, key), "required")
+        values = d.get("values")
+        if values is not None:
+            values = tuple(jt.array(values, jt.join(path, "values")))
+        return check.build(path, lambda: cls(d["duration"], d["min"], d["max"], values))
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"duration": self.duration, "min": self.min, "max": self.max}
+        if self.values is not None:
+            out["values"] = list(self.values)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TotalEnergy:
+    """Bounds on the sum of a profile's slice energies (kWh); either side may be open (None)."""
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.min is None and self.max is None:
+            raise FlexOfferError("", "give min, max or both (or omit total)")
+        lo = None if self.min is None else check.number(self.min, "min")
+        hi = None if self.max is None else check.number(self.max, "max")
+        set_field(self, "min", lo)
+        set_field(self, "max", hi)
+        if lo is not None and hi is not None and lo > hi:
+            raise FlexOfferError("", f"min > max ({lo!r} > {hi!r} kWh)")
+
+
+@dataclass(frozen=True, slots=True)
+class Polytope:
+    """Linear constraints ``A·x <= b`` over a profile's slice energies x (one column per slice).
+
+    Covers dependency-based offers (state of charge of a battery, thermal inertia of a heat pump),
+    which :mod:`vmenergy.flexoffer.builders` turns into rows of ``A``.
+    """
+
+    A: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        raw_rows = check.items(self.A, "A", "rows")
+        raw_b = check.items(self.b, "b", "numbers")
+        rows = []
+        for j, row in enumerate(raw_rows):
+            cells = check.items(row, f"A[{j}]", "numbers")
+            rows.append(tuple(check.number(a, f"A[{j}][{k}]") for k, a in enumerate(cells)))
+            if len(rows) > MAX_POLYTOPE_ROWS:
+                raise FlexOfferError("A", f"more than {MAX_POLYTOPE_ROWS} rows")
+        b = tuple(check.number(v, f"b[{j}]") for j, v in enumerate(raw_b))
+        if not rows:
+            raise FlexOfferError("A", "at least one row (omit polytope for none)")
+        if len(b) != len(rows):
+            raise FlexOfferError("b", f"has {len(b)} entries but A has {len(rows)} rows")
+        set_field(self, "A", tuple(rows))
+        set_field(self, "b", b)
+
+    def row_tolerance(self, j: int) -> float:
+        """Tolerance of row j: TOLERANCE scaled by the row's 1-norm (at least 1)."""
+        return TOLERANCE * max(1.0, sum(abs(a) for a in self.A[j]))
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One exclusive-OR alternative of an offer: slices plus optional total and polytope.
+
+    ``start_after``/``start_before`` (intervals), when given, narrow the offer's start window for
+    this profile only; two-mode conditional offers use them so that the mode depends on when the
+    device starts.
+    """
+
+    slices: tuple[Slice, ...]
+    total: Optional[TotalEnergy] = None
+    polytope: Optional[Polytope] = None
+    start_after: Optional[int] = None
+    start_before: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        slices = check.parts(self.slices, "slices", Slice, "slice", at_most=MAX_SLICES)
+        set_field(self, "slices", slices)
+        set_field(self, "start_after", check.optional_integer(self.start_after, "start_after"))
+        set_field(self, "start_before", check.optional_integer(self.start_before, "start_before"))
+        if self.start_after is not None and self.start_before is not None and self.start_before < self.start_after:
+            raise FlexOfferError("start_before", "start_before before start_after")
+        lo = math.fsum(s.min for s in slices)
+        hi = math.fsum(s.max for s in slices)
+        if self.total is not None:
+            t = self.total
+            if (t.min is not None and t.min > hi + TOLERANCE) or (t.max is not None and t.max < lo - TOLERANCE):
+                raise FlexOfferError(
+                    "total",
+                    f"outside the sum of slice bounds (total [{_fmt(t.min)}, {_fmt(t.max)}] kWh, "
+                    f"slices sum to [{lo:g}, {hi:g}] kWh)",
+                )
+        if self.polytope is not None:
+            n = len(slices)
+            for j, row in enumerate(self.polytope.A):
+                if len(row) != n:
+                    raise FlexOfferError(
+                        f"polytope.A[{j}]", f"row length differs from slice count ({len(row)} != {n})"
+                    )
+            if not self._polytope_is_satisfiable(self.polytope):
+                raise FlexOfferError("polytope",
+                                     "no energy profile satisfies A·x <= b within the slice and total bounds")
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.slices)
+
+    @property
+    def duration(self) -> int:
+        """Length in intervals (sum of slice durations)."""
+        return sum(s.duration for s in self.slices)
+
+    @property
+    def min_total(self) -> float:
+        """Smallest total energy any schedule of this profile can have (kWh)."""
+        lo = math.fsum(s.min for s in self.slices)
+        return lo if self.total is None or self.total.min is None else max(lo, self.total.min)
+
+    @property
+    def max_total(self) -> float:
+        """Largest total energy any schedule of this profile can have (kWh)."""
+        hi = math.fsum(s.max for s in self.slices)
+        return hi if self.total is None or self.total.max is None else min(hi, self.total.max)
+
+    @property
+    def energy_flexibility(self) -> float:
+        """kWh between the slice minima and maxima."""
+        return math.fsum(s.max - s.min for s in self.slices)
+
+    def spread(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Per-slice kWh (a schedule's energies, or the slices' minima or maxima) spread evenly
+        over each slice's ``duration`` intervals: kWh per interval, ``duration`` values. A slice's
+        energy is over its whole duration, so this is what a meter sees when the device runs."""
+        if len(values) != len(self.slices):
+            raise FlexOfferError("energy", f"has {len(values)} values; the profile has {len(self.slices)} slices")
+        d = np.fromiter((s.duration for s in self.slices), dtype=np.int64, count=len(self.slices))
+        return np.repeat(np.asarray(values, dtype=np.float64) / d, d)
+
+    # -- feasibility ------------------------------------------------------------------------
+    def check_energy(self, energy: Sequence[float]) -> list[Violation]:
+        """Energy checks of one schedule of this profile: length, slice bounds, discrete values,
+        total, polytope (each within :data:`~.limits.TOLERANCE`)."""
+        n = len(self.slices)
+        if len(energy) != n:
+            return [Violation("energy", f"has {len(energy)} values; the profile has {n} slices")]
+        out = []
+        for i, (e, s) in enumerate(zip(energy, self.slices)):
+            if e < s.min - TOLERANCE:
+                out.append(Violation(f"energy[{i}]", f"{e:g} kWh is below the slice min {s.min:g} kWh"))
+            elif e > s.max + TOLERANCE:
+                out.append(Violation(f"energy[{i}]", f"{e:g} kWh is above the slice max {s.max:g} kWh"))
+            elif s.values is not None and not any(abs(e - v) <= TOLERANCE for v in s.values):
+                allowed = ", ".join(f"{v:g}" for v in s.values)
+                out.append(Violation(f"energy[{i}]", f"{e:g} kWh is not one of the allowed values ({allowed})"))
+        t = self.total
+        if t is not None:
+            total = math.fsum(energy)
+            if t.min is not None and total < t.min - TOLERANCE:
+                out.append(Violation("total", f"{total:g} kWh is below the total min {t.min:g} kWh"))
+            if t.max is not None and total > t.max + TOLERANCE:
+                out.append(Violation("total", f"{total:g} kWh is above the total max {t.max:g} kWh"))
+        p = self.polytope
+        if p is not None:
+            for j, (row, bj) in enumerate(zip(p.A, p.b)):
+                lhs = math.fsum(a * e for a, e in zip(row, energy))
+                if lhs > bj + p.row_tolerance(j):
+                    out.append(Violation(f"polytope.A[{j}]", f"A[{j}]·x = {lhs:g} exceeds b[{j}] = {bj:g}"))
+        return out
+
+    def _polytope_is_satisfiable(self, polytope: Polytope) -> bool:
+        """True if some energy vector meets the slice bounds, the total and ``A·x <= b``.
+
+        Solved as an LP with SciPy's HiGHS (discrete slice values are relaxed to their [min, max]
+        range, so this rejects only offers that are certainly empty).
+        """
+        from scipy.optimize import linprog  # here: SciPy is loaded only by offers with a polytope
+
+        n = len(self.slices)
+        a_ub = [list(r) for r in polytope.A]
+        b_ub = [b + polytope.row_tolerance(j) for j, b in enumerate(polytope.b)]
+        if self.total is not None:
+            if self.total.max is not None:
+                a_ub.append([1.0] * n)
+                b_ub.append(self.total.max + TOLERANCE)
+            if self.total.min is not None:
+                a_ub.append([-1.0] * n)
+                b_ub.append(-self.total.min + TOLERANCE)
+        res = linprog(
+            c=np.zeros(n),
+            A_ub=np.asarray(a_ub, dtype=float),
+            b_ub=np.asarray(b_ub, dtype=float),
+            bounds=[(s.min, s.max) for s in self.slices],
+            method="highs",
+        )
+        return bool(res.status == 0)
+
+    # -- JSON form --------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, path: str, resolution: int) -> "Profile":
+        d = jt.obj(data, path, PROFILE_FIELDS)
+        where = jt.join(path, "slices")
+        if "slices" not in d:
+            raise FlexOfferError(where, "required (at least one slice)")
+        raw = jt.array(d["slices"], where)
+        if len(raw) > MAX_SLICES:
+            raise FlexOfferError(where, f"more than {MAX_SLICES} slices ({len(raw)})")
+        slices = tuple(Slice.from_dict(s, f"{where}[{j}]") for j, s in enumerate(raw))
+        total = None
+        if d.get("total") is not None:
+            where = jt.join(path, "total")
+            t = jt.obj(d["total"], where, ("min", "max"))
+            total = check.build(where, lambda: TotalEnergy(t.get("min"), t.get("max")))
+        polytope = None
+        if d.get("polytope") is not None:
+            where = jt.join(path, "polytope")
+            pd = jt.obj(d["polytope"], where, ("A", "b"))
+            for key in ("A", "b"):
+                if key not in pd:
+                    raise FlexOfferError(f"{where}.{key}", "required")
+            rows = jt.array(pd["A"], f"{where}.A")
+            for j, row in enumerate(rows):
+                jt.array(row, f"{where}.A[{j}]")
+            b = jt.array(pd["b"], f"{where}.b")
+            polytope = check.build(where, lambda: Polytope(tuple(tuple(r) for r in rows), tuple(b)))
+        return check.build(
+            path,
+            lambda: cls(
+                slices,
+                total=total,
+                polytope=polytope,
+                start_after=jt.time_field(d, "start_after", "", resolution),
+                start_before=jt.time_field(d, "start_before", "", resolution),
+            ),
+        )
+
+    def to_dict(self, resolution: int) -> dict:
+        out: dict[str, Any] = {"slices": [s.to_dict() for s in self.slices]}
+        if self.total is not None:
+            t: dict[str, Any] = {}
+            if self.total.min is not None:
+                t["min"] = self.total.min
+            if self.total.max is not None:
+                t["max"] = self.total.max
+            out["total"] = t
+        if self.polytope is not None:
+            out["polytope"] = {"A": [list(r) for r in self.polytope.A], "b": list(self.polytope.b)}
+        if self.start_after is not None:
+            out["start_after"] = format_utc(self.start_after * resolution)
+        if self.start_before is not None:
+            out["start_before"] = format_utc(self.start_before * resolution)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What the device would do without flexibility being used: a schedule without ids.
+
+    ``start`` is an interval; None means "at the offer's earliest start" (useful with implicit
+    time flexibility, where the earliest start is only known on acceptance).
+    """
+
+    energy: tuple[float, ...]
+    profile: int = 0
+    start: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        set_field(self, "energy", check.numbers(self.energy, "energy", at_most=MAX_SLICES))
+        set_field(self, "profile", check.integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
+        set_field(self, "start", check.optional_integer(self.start, "start"))
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str, resolution: int) -> "Baseline":
+        b = jt.obj(data, path, ("profile", "start", "energy"))
+        if "energy" not in b:
+            raise FlexOfferError(jt.join(path, "energy"), "required")
+        energy = jt.array(b["energy"], jt.join(path, "energy"))
+        return check.build(
+            path,
+            lambda: cls(energy=tuple(energy), profile=b.get("profile", 0),
+                        start=jt.time_field(b, "start", "", resolution)),
+        )
+
+    def to_dict(self, resolution: int) -> dict:
+        out: dict[str, Any] = {"profile": self.profile}
+        if self.start is not None:
+            out["start"] = format_utc(self.start * resolution)
+        out["energy"] = list(self.energy)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SlicePrice:
+    """EUR per kWh for deviating up (more consumption / less production) and down in a slice."""
+
+    up: float
+    down: float
+
+    def __post_init__(self) -> None:
+        set_field(self, "up", check.number(self.up, "up", limit=1e9))
+        set_field(self, "down", check.number(self.down, "down", limit=1e9))
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """Per-slice linear prices. One entry applies to every slice; otherwise entry i prices slice i
+    of whichever profile is chosen, so there must be as many entries as the longest profile has
+    slices."""
+
+    slices: tuple[SlicePrice, ...]
+    currency: str = "EUR"
+
+    def __post_init__(self) -> None:
+        prices = check.parts(self.slices, "slices", SlicePrice, "price", if_empty="omit prices for none")
+        set_field(self, "slices", prices)
+        if not isinstance(self.currency, str) or not _CURRENCY.match(self.currency):
+            raise FlexOfferError("currency", f"must be an ISO 4217 code such as EUR, got {self.currency!r}")
+
+    def for_slice(self, i: int) -> SlicePrice:
+        return self.slices[0] if len(self.slices) == 1 else self.slices[i]
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str) -> "Prices":
+        pr = jt.obj(data, path, ("currency", "slices"))
+        raw = jt.array(pr.get("slices"), jt.join(path, "slices"))
+        items = tuple(_price(x, f"{path}.slices[{i}]") for i, x in enumerate(raw))
+        return check.build(path, lambda: cls(items, currency=pr.get("currency", "EUR")))
+
+    def to_dict(self) -> dict:
+        return {"currency": self.currency, "slices": [{"up": p.up, "down": p.down} for p in self.slices]}
+
+
+def _price(data: Any, path: str) -> SlicePrice:
+    d = jt.obj(data, path, ("up", "down"))
+    for key in ("up", "down"):
+        if key not in d:
+            raise FlexOfferError(jt.join(path, key), "required")
+    return check.build(path, lambda: SlicePrice(d["up"], d["down"]))
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:g}"
