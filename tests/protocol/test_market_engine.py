@@ -166,9 +166,21 @@ def test_aggregate_revenue_of_half_a_cent_rounds_like_settlement():
     bought = sum(e for e in c.schedule.energy if e > 0)
     assert bought > 0 and not any(e < 0 for e in c.schedule.energy)
     price = 0.125 / bought  # the portfolio pays 12.5 cents
-    net.take(agg.jid, agg.receive(MKT, replace(c, price=price), t))
+    # a market that does not say the amount: price times energy
+    net.take(agg.jid, agg.receive(MKT, replace(c, price=price, amount=None), t))
     (rec,) = agg.ledger.values("aggregates")
     assert rec.status == "scheduled" and rec.revenue_cents == cents(-price * bought) == -13
+
+
+def test_an_amount_of_half_a_cent_rounds_like_settlement():
+    mkt, agg, pros, net = world(1)
+    held = []
+    net.drop = lambda sender, send: isinstance(send.msg, Clearing) and not held.append(send.msg)
+    t = run_until_cleared(net)
+    (c,) = {m for m in held if m.status == "accepted"}
+    net.take(agg.jid, agg.receive(MKT, replace(c, amount=0.125), t))  # the portfolio pays 12.5 cents
+    (rec,) = agg.ledger.values("aggregates")
+    assert rec.revenue_cents == -cents(0.125) == -13
 
 
 def test_simple_order_timed_at_another_resolution_than_the_session_is_refused():
@@ -179,3 +191,25 @@ def test_simple_order_timed_at_another_resolution_than_the_session_is_refused():
     hourly = BidMessage("b-h", "s-1", "buy", volume=1.0, price=0.1, start=t, end=t + 1, resolution=3600)
     (ack,) = [e.msg for e in mkt.receive(AGG, hourly, NOW) if isinstance(e, Send)]
     assert not ack.accepted and ack.reason.startswith("resolution: 3600 s differs from the session's 900 s")
+
+
+def test_the_aggregator_books_what_the_market_bills_also_for_bids_that_buy_and_sell():
+    """A battery portfolio buys in some intervals and sells in others at different prices: its
+    earnings are the market's amount, not one price times the volume (found in the demo's run
+    report, where the two disagreed)."""
+    mkt = MarketEngine(MKT, MarketConfig(liquidity=LIQ, time_limit=10))
+    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT))
+    kinds = ("battery-dependency", "pv-producer", "ev-overnight")
+    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(3)]
+    net = Net(mkt, agg, *pros)
+    for i, p in enumerate(pros):
+        net.take(p.jid, p.add_offer(offer(kinds[i], i), NOW, NOW))
+    net.run(NOW)
+    run_until_cleared(net)
+    bids = {b.bid.bid_id: b for b in mkt.ledger.values("bids") if b.status in ("accepted", "partial")}
+    assert bids
+    for rec in agg.ledger.values("aggregates"):
+        b = bids.get(f"bid-{rec.aggregate_id}")
+        if b is not None:
+            assert b.clearing.amount == b.amount_cents / 100
+            assert rec.revenue_cents == -b.amount_cents, rec.aggregate_id

@@ -287,7 +287,8 @@ class MarketEngine(Engine):
                 status = "accepted" if expected is None or award.volume >= expected - 1e-6 else "partial"
                 price = award.price
                 clearing_price = _mean_price(result.prices)
-                c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price)
+                c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price,
+                             cents(award.amount) / 100)
                 self.ledger[BIDS].put(b.bid.bid_id, replace(b, status=status, clearing=c,
                                                               amount_cents=cents(award.amount)))
             out += self.send_reliable(b.participant, c, now)

@@ -510,7 +510,10 @@ class BidMessage(Message):
 @dataclass(frozen=True, slots=True)
 class Clearing(Message):
     """The result of one bid: accepted (fully or partly) at ``price`` with ``volume``, with a
-    schedule when the bid was a flex-offer; or rejected with a reason."""
+    schedule when the bid was a flex-offer; or rejected with a reason. ``amount``: what the
+    participant pays for the award in EUR (negative: what it is paid), the amount the market
+    bills; an award of a bid that both buys and sells is priced per interval, so ``price`` times
+    ``volume`` is not the amount."""
 
     element = "clearing"
     ack = "clearing"
@@ -524,13 +527,14 @@ class Clearing(Message):
     reason: Optional[str] = None
     schedule: Optional[Schedule] = None
     clearing_price: Optional[float] = None
+    amount: Optional[float] = None
 
     def __post_init__(self) -> None:
         _set(self, "session_id", check_identifier(self.session_id, "session"))
         _set(self, "bid_id", check_identifier(self.bid_id, "bid"))
         _choice(self.status, "status", ("accepted", "partial", "rejected"))
         _set(self, "volume", check_number(self.volume, "volume"))
-        for name in ("price", "clearing_price"):
+        for name in ("price", "clearing_price", "amount"):
             if getattr(self, name) is not None:
                 _set(self, name, check_number(getattr(self, name), name))
         if self.schedule is not None and not isinstance(self.schedule, Schedule):

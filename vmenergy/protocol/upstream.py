@@ -216,10 +216,14 @@ class MarketUpstream(Upstream):
             return p.fall_back(agg_id, now, f"not cleared: {c.reason or c.status}"), None
         if offer.check(c.schedule):
             return p.fall_back(agg_id, now, "cleared schedule infeasible"), None
-        # what the portfolio earned on the market: + for energy sold, - for energy bought
-        sold = sum(e for e in c.schedule.energy if e < 0)
-        bought = sum(e for e in c.schedule.energy if e > 0)
-        revenue = cents((c.price or 0.0) * (-sold - bought))
+        # what the portfolio earned on the market (+ energy sold, - energy bought): the amount the
+        # market bills; a market that does not say it is taken as price times energy
+        if c.amount is not None:
+            revenue = -cents(c.amount)
+        else:
+            sold = sum(e for e in c.schedule.energy if e < 0)
+            bought = sum(e for e in c.schedule.energy if e > 0)
+            revenue = cents((c.price or 0.0) * (-sold - bought))
         p.mark_aggregate(agg_id, "scheduled", revenue_cents=revenue)
         return [Note("cleared", {"bid": c.bid_id, "volume": c.volume, "price": c.price}),
                 *p.assign_aggregate(agg_id, c.schedule, now)], None

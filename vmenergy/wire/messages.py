@@ -306,6 +306,8 @@ def _encode_clearing(msg: Clearing) -> ElementBase:
         el["price"] = _num(msg.price)
     if msg.clearing_price is not None:
         el["clearing-price"] = _num(msg.clearing_price)
+    if msg.amount is not None:
+        el["amount"] = _num(msg.amount)
     if msg.reason:
         el["reason"] = msg.reason
     if msg.schedule is not None:
@@ -315,13 +317,13 @@ def _encode_clearing(msg: Clearing) -> ElementBase:
 
 def _decode_clearing(x: ET.Element) -> Clearing:
     spec = {"session": _S, "bid": _S, "status": _S, "volume": _F, "price": _F, "clearing-price": _F,
-            "reason": _S}
+            "amount": _F, "reason": _S}
     d = _attrs(x, spec, "")
     kids = _children(x, "", {"assignment": lambda e, p: schedule_from_element(e)})
     schedule = _single(kids["assignment"], "", "assignment")
     _require(d, "session", "bid", "status")
     return Clearing(d["session"], d["bid"], d["status"], d.get("volume", 0.0), d.get("price"), d.get("reason"),
-                    schedule, d.get("clearing_price"))
+                    schedule, d.get("clearing_price"), d.get("amount"))
 
 
 def _encode_reservation(msg: ReservationMessage) -> ElementBase:

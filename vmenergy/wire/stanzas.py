@@ -250,7 +250,7 @@ class ClearingElement(ElementBase):
     name = "clearing"
     namespace = NS
     plugin_attrib = "clearing"
-    interfaces = {"session", "bid", "status", "volume", "price", "clearing-price", "reason"}
+    interfaces = {"session", "bid", "status", "volume", "price", "clearing-price", "amount", "reason"}
 
 
 class ReservationElement(ElementBase):
