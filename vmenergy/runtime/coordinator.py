@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from . import control
+from .progress import merge_summaries
 
 __all__ = ["Coordinator", "Snapshot", "PartState"]
 
@@ -77,20 +78,6 @@ class Snapshot:
     rounds: int
     paused: bool
     finished: Optional[str]  # None while running; "done" | "until" | "stopped"
-
-
-def merge_summaries(summaries: list[dict]) -> dict:
-    """Sum the processes' summaries (nested dicts of counts)."""
-    out: dict = {}
-    for s in summaries:
-        for key, value in s.items():
-            if isinstance(value, dict):
-                inner = out.setdefault(key, {})
-                for k, v in value.items():
-                    inner[k] = inner.get(k, 0) + v
-            elif isinstance(value, (int, float)):
-                out[key] = out.get(key, 0) + value
-    return out
 
 
 class Coordinator:

@@ -30,6 +30,7 @@ from vmenergy.protocol.engine import bare
 from vmenergy.protocol.messages import Message
 
 from .clock import VirtualClock
+from .progress import merge_summaries
 
 __all__ = ["VirtualDriver"]
 
@@ -117,16 +118,7 @@ class VirtualDriver:
         return min(times) if times else None
 
     def summary(self) -> dict:
-        out: dict = {"agents": len(self.agents)}
-        for s in self._summary.values():
-            for k, v in s.items():
-                if isinstance(v, dict):
-                    inner = out.setdefault(k, {})
-                    for kk, vv in v.items():
-                        inner[kk] = inner.get(kk, 0) + vv
-                else:
-                    out[k] = out.get(k, 0) + v
-        return out
+        return merge_summaries([{"agents": len(self.agents)}, *self._summary.values()])
 
     def refresh(self, index: int) -> None:
         """Recompute what the coordinator needs of agent ``index`` after it changed."""

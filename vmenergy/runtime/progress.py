@@ -9,15 +9,29 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Optional, TextIO
+from typing import Callable, Iterable, Optional, TextIO
 
 from vmenergy.flexoffer.timeutil import format_utc
 
-__all__ = ["ProgressView", "LineView", "BarView", "view_for"]
+__all__ = ["ProgressView", "LineView", "BarView", "view_for", "merge_summaries"]
 
 #: Order in which offer states are shown (the lifecycle's order).
 STATE_ORDER = ("not started", "initial", "offered", "accepted", "assigned", "executing", "executed", "settled",
                "rejected", "withdrawn")
+
+
+def merge_summaries(summaries: Iterable[dict]) -> dict:
+    """Sum summaries of agents or processes (counts, and dicts of counts such as offers by state)."""
+    out: dict = {}
+    for s in summaries:
+        for key, value in s.items():
+            if isinstance(value, dict):
+                inner = out.setdefault(key, {})
+                for k, v in value.items():
+                    inner[k] = inner.get(k, 0) + v
+            elif isinstance(value, (int, float)):
+                out[key] = out.get(key, 0) + value
+    return out
 
 
 def offers_text(offers: dict[str, int]) -> str:

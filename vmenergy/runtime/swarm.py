@@ -32,6 +32,7 @@ from vmenergy.protocol.aggregator import AggregatorConfig
 from vmenergy.runtime import control
 from vmenergy.runtime.clock import AcceleratedClock, Clock, VirtualClock
 from vmenergy.runtime.driver import VirtualDriver
+from vmenergy.runtime.progress import merge_summaries
 from vmenergy.runtime.scenario import AgentSpec, Plan
 
 __all__ = ["build_agent", "run_part", "main"]
@@ -97,16 +98,7 @@ def _write_status(plan: Plan, part: str, agents: list[VmeAgent], took: float) ->
 
 
 def _summary(agents: list[VmeAgent]) -> dict:
-    out: dict = {"agents": len(agents)}
-    for a in agents:
-        for k, v in a.progress().items():
-            if isinstance(v, dict):
-                inner = out.setdefault(k, {})
-                for kk, vv in v.items():
-                    inner[kk] = inner.get(kk, 0) + vv
-            else:
-                out[k] = out.get(k, 0) + v
-    return out
+    return merge_summaries([{"agents": len(agents)}, *(a.progress() for a in agents)])
 
 
 async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) -> int:
