@@ -9,7 +9,7 @@ is done by the core packages (aggregation, planning, settlement).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Optional, Sequence
 
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationResult

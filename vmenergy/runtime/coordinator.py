@@ -106,9 +106,11 @@ class Coordinator:
         self.outcome: Optional[str] = None
         self.pause_when: Optional[Callable[[Snapshot], bool]] = None
         self._server: Optional[asyncio.AbstractServer] = None
-        self._changed: Optional[asyncio.Event] = None
-        self._stop: Optional[asyncio.Event] = None
-        self._resume: Optional[asyncio.Event] = None
+        # events bind to the loop that first waits on them: the coordinator's thread's loop
+        self._changed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._resume = asyncio.Event()
+        self._resume.set()
         self._paused = False
         self._round: Optional[tuple[int, int]] = None
         self._handlers: set[asyncio.Task] = set()
@@ -123,10 +125,6 @@ class Coordinator:
     # -- serving ----------------------------------------------------------------------------
     async def listen(self) -> tuple[str, int]:
         """Open the control port; returns (host, port) for the processes to connect to."""
-        self._changed = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._resume = asyncio.Event()
-        self._resume.set()
         self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=control.MAX_LINE,
                                                   ssl=self.ssl_context)
         sock = self._server.sockets[0].getsockname()
@@ -167,7 +165,7 @@ class Coordinator:
                 log.warning("event=control-refused reason=part-already-connected part=%s", part.name)
                 part = None
                 return
-            if self._stop is not None and self._stop.is_set():
+            if self._stop.is_set():
                 await control.send(writer, "stop")  # a process that starts after the run ended
                 part = None
                 return
@@ -205,7 +203,7 @@ class Coordinator:
         self._observers[shard] = writer
         try:
             await control.send(writer, "plan", plan=self.plan_for_shard(shard))
-            if self._stop is not None and self._stop.is_set():
+            if self._stop.is_set():
                 await control.send(writer, "stop")
             while True:
                 msg = await control.receive(reader)
@@ -228,7 +226,6 @@ class Coordinator:
             return False
 
     async def _wait_for_shards(self) -> bool:
-        assert self._changed is not None
         while len(self.shards_done) < self.shards - 1:
             self._changed.clear()
             await self._changed.wait()
@@ -255,12 +252,10 @@ class Coordinator:
         await self._notify()
 
     async def _notify(self) -> None:
-        assert self._changed is not None
         self._changed.set()
 
     async def _wait_for(self, predicate: Callable[[], bool]) -> bool:
         """Until ``predicate()`` or a stop request; False if stopped."""
-        assert self._changed is not None and self._stop is not None
         while not predicate():
             if self._stop.is_set():
                 return False
@@ -276,14 +271,11 @@ class Coordinator:
 
     # -- control from the orchestrator ---------------------------------------------------------
     def request_stop(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-            if self._resume is not None:
-                self._resume.set()
+        self._stop.set()
+        self._resume.set()
 
     def resume(self) -> None:
-        if self._resume is not None:
-            self._resume.set()
+        self._resume.set()
 
     def snapshot(self) -> Snapshot:
         parts = list(self.parts.values())
@@ -299,7 +291,6 @@ class Coordinator:
     # -- the run ----------------------------------------------------------------------------
     async def run(self) -> str:
         """Drive the run to its end; returns the outcome: "done", "until" or "stopped"."""
-        assert self._stop is not None
         if not await self._wait_for(self._all_ready):
             return self._finish("stopped")
         self.on_snapshot(self.snapshot())
@@ -332,7 +323,6 @@ class Coordinator:
     async def _run_accelerated(self) -> str:
         """Start every clock at the same wall time, then watch the progress reports. Time runs
         on the wall clock here, so ``pause_when`` cannot hold it and is not used."""
-        assert self._stop is not None
         await self._broadcast("start", wall_anchor=time.time())
         while True:
             try:
@@ -349,7 +339,6 @@ class Coordinator:
 
     async def _hold(self) -> bool:
         """Hold time until :meth:`resume` (False: stopped instead)."""
-        assert self._resume is not None and self._stop is not None
         self._resume.clear()
         await self._resume.wait()
         return not self._stop.is_set()

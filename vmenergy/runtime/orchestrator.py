@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from vmenergy.runtime.coordinator import Coordinator, Snapshot
-from vmenergy.runtime.progress import LineView, ProgressView, offers_text, view_for
+from vmenergy.runtime.progress import LineView, ProgressView, offers_text
 from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
 
 __all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "join_run", "FINAL"]
@@ -214,13 +214,18 @@ class Swarm:
                  f"{server['kind']} {server['host']}:{server['port']} ({mode} time); run directory {self.run_dir}{where}")
         return plan
 
+    def _started(self) -> Plan:
+        if self.plan is None:
+            raise RuntimeError("the swarm was not started")
+        return self.plan
+
     def _plan_for_shard(self, shard: int) -> dict:
         """The plan for another shard: every agent (it must know where messages go), but only
         its own agents' passwords."""
-        assert self.plan is not None
-        d = asdict(self.plan)
+        plan = self._started()
+        d = asdict(plan)
         for a in d["agents"]:
-            if self.plan.shard(a["part"]) != shard:
+            if plan.shard(a["part"]) != shard:
                 a["password"] = ""
         d["coordinator"] = {k: v for k, v in d["coordinator"].items() if k != "cert"}
         return d
@@ -228,9 +233,9 @@ class Swarm:
     def _take_store(self, shard: int, name: str, data: bytes) -> None:
         """A store another shard sends after the run: only the stores of its own agents, into
         the place the plan says (so the report reads every agent's store here)."""
-        assert self.plan is not None
-        for a in self.plan.agents:
-            if self.plan.shard(a.part) == shard and Path(a.store).name == name:
+        plan = self._started()
+        for a in plan.agents:
+            if plan.shard(a.part) == shard and Path(a.store).name == name:
                 Path(a.store).parent.mkdir(parents=True, exist_ok=True)
                 Path(a.store).write_bytes(data)
                 return
@@ -243,16 +248,16 @@ class Swarm:
     def _server(self) -> dict:
         """Start (private kinds) or check (external) the server and settle each agent's password:
         generated ones for in-band registration, or an accounts file's."""
-        assert self.plan is not None
+        plan = self._started()
         if self.external_server is not None:  # a server the caller runs (the tests' shared one)
             return dict(self.external_server, register_in_band=True)
         from vmenergy.runtime.servers import prepare_server
 
         table = {k: v for k, v in self.scenario.server.as_plan().items()}
-        run = prepare_server(table, [a.jid for a in self.plan.agents], self.run_dir / "xmpp",
+        run = prepare_server(table, [a.jid for a in plan.agents], self.run_dir / "xmpp",
                              base_dir=Path(self.scenario.source).resolve().parent if self.scenario.source else None)
         self._own_server = run.owned
-        for agent in self.plan.agents:
+        for agent in plan.agents:
             agent.password = run.passwords[agent.jid.lower()]
         info = run.info
         for note in getattr(info, "limitations", []) or []:
@@ -387,7 +392,7 @@ class Swarm:
         interrupted | timeout | error), by default the coordinator's last word (kept by :meth:`stop`)."""
         from vmenergy.runtime.report import Outcome
 
-        assert self.plan is not None
+        plan = self._started()
         prog = self.progress() if self._coord is not None else self.last_progress
         if stopped_by is None:
             stopped_by = "error" if prog is None else \
@@ -397,7 +402,7 @@ class Swarm:
                   "interrupted": "interrupted", "timeout": "the real-time limit came first",
                   "error": "scenario time never started"}[stopped_by]
         timings = {"run_seconds": round(time.time() - self.started_wall, 3)} if self.started_wall else {}
-        return Outcome(stopped_by, int(prog.sim_time) if prog is not None else self.plan.start, detail, timings)
+        return Outcome(stopped_by, int(prog.sim_time) if prog is not None else plan.start, detail, timings)
 
 
 def _write_private(path: Path, plan: Plan) -> None:

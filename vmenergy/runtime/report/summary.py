@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 import numpy as np
 
