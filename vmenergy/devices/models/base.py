@@ -53,10 +53,10 @@ check = Checks(DeviceError)
 
 
 def param(default: Any, *, unit: str = "", ge: Optional[float] = None, gt: Optional[float] = None,
-          le: Optional[float] = None, doc: str = "") -> Any:
+          le: Optional[float] = None, lt: Optional[float] = None, doc: str = "") -> Any:
     """A model parameter: its default, unit, bounds and what it is (read by the docs and the
     scenario check, which accepts a number or a ``[low, high]`` range for it)."""
-    meta = {k: v for k, v in dict(unit=unit, ge=ge, gt=gt, le=le, doc=doc).items() if v not in (None, "")}
+    meta = {k: v for k, v in dict(unit=unit, ge=ge, gt=gt, le=le, lt=lt, doc=doc).items() if v not in (None, "")}
     return field(default=default, metadata=meta)
 
 
@@ -74,6 +74,8 @@ def validate_params(obj: Any) -> None:
             raise DeviceError(f.name, f"must be > {meta['gt']:g} (got {number:g})")
         if "le" in meta and number > meta["le"]:
             raise DeviceError(f.name, f"must be <= {meta['le']:g} (got {number:g})")
+        if "lt" in meta and number >= meta["lt"]:
+            raise DeviceError(f.name, f"must be < {meta['lt']:g} (got {number:g})")
         if isinstance(f.default, int) and not isinstance(f.default, bool):
             object.__setattr__(obj, f.name, int(round(number)))
         elif isinstance(f.default, float):

@@ -95,7 +95,7 @@ class BaseLoad(Device):
 
     def offer(self, run: Run, t: int) -> Optional[FlexOffer]:
         n = run.end - run.start
-        durations = slice_durations(n, self.ctx.slice_intervals)
+        durations = slice_durations(n, 1)  # one slice per interval: the load keeps its own shape
         expected = per_slice(base_forecast(self.ctx, self.p.annual, run.start, n), durations)
         return offer_of(run, self.ctx, start=run.start, durations=durations, mins=expected.tolist(),
                         maxs=expected.tolist(), baseline=expected.tolist(), label=self.kind)

@@ -108,7 +108,8 @@ class PV(Device):
 
     def offer(self, run: Run, t: int) -> Optional[FlexOffer]:
         n = run.end - run.start
-        durations = slice_durations(n, self.ctx.slice_intervals)
+        # one slice per interval: the sun does not spread a slice's energy evenly over it
+        durations = slice_durations(n, 1)
         avail = pv_kwh(self.p, self.ctx, run.start, n)
         produce = per_slice(avail, durations)
         if not produce.any():

@@ -11,8 +11,8 @@ hot-water draws). With inputs constant over an interval of ``dt`` hours the upda
 
 so the temperature after any interval is affine in the slice energies of an offer. The offer is
 therefore a dependency (polytopic) offer: one row per slice end keeping the temperature in the
-comfort band, computed from the predicted state at the offer's start; the baseline is the
-device's own thermostat. A schedule inside the offer keeps the simulated temperature in the band
+comfort band (and rows around sudden changes inside a slice, such as a hot-water draw), computed
+from the predicted state at the offer's start; the baseline is the device's own thermostat. A schedule inside the offer keeps the simulated temperature in the band
 (up to :data:`MARGIN` inside it, for the temperature between slice ends); the thermostat that
 takes over when a schedule ends starts from wherever the schedule left the temperature, which is
 the rebound after a shift.
@@ -40,6 +40,9 @@ MARGIN = 0.1
 #: Where the thermostat's own trajectory leaves the band (a cold snap the device cannot heat
 #: against), the offer's bound follows it with this slack (K), so the baseline stays feasible.
 SLACK = 1e-3
+#: A change of the heat balance between two intervals larger than this (K per interval) gets rows
+#: of its own in the offer (draws), besides the slice ends.
+JUMP = 0.05
 _BLOCK = 96  # coefficients are computed for blocks of this many intervals
 
 
@@ -152,7 +155,7 @@ class ThermalDevice(Device):
         durations = slice_durations(n, self.ctx.slice_intervals)
         ends = np.cumsum(durations)
         a, b, c = self.coefficients(start, n)
-        u_def, t_def = self.simulate(start, n, self.state.temp)
+        u_def, _ = self.simulate(start, n, self.state.temp)
         # temperature with no electricity (alpha) and its response to each slice's kWh (beta)
         alpha = np.zeros(n + 1)
         beta = np.zeros((n + 1, len(durations)))
@@ -165,16 +168,23 @@ class ThermalDevice(Device):
                 beta[k + 1, i] += c[k] / d
                 k += 1
         lo, hi = self.band()
-        at_ends = t_def[ends]
-        upper = np.maximum(hi - MARGIN, at_ends + SLACK)
-        lower = np.minimum(lo + MARGIN, at_ends - SLACK)
-        rows = np.round(beta[ends], 9)
+        # the temperature is bounded at every slice end, and also around each sudden change of the
+        # heat balance inside a slice (a hot-water draw), where it peaks or dips between ends
+        jumps = np.flatnonzero(np.abs(np.diff(b)) > JUMP) + 1
+        points = np.unique(np.concatenate([ends, jumps, np.minimum(jumps + 1, n)]))
+        rows = np.round(beta[points], 9)
+        base = per_slice(u_def, durations)
+        # the baseline as a schedule spreads each slice's kWh evenly: its temperatures decide
+        # where the band must give way (a cold night the heat pump cannot heat against)
+        at_points = alpha[points] + rows @ base
+        upper = np.maximum(hi - MARGIN, at_points + SLACK)
+        lower = np.minimum(lo + MARGIN, at_points - SLACK)
         A = np.vstack([rows, -rows])
-        bvec = np.concatenate([upper - alpha[ends], alpha[ends] - lower])
+        bvec = np.concatenate([upper - alpha[points], alpha[points] - lower])
         polytope = Polytope(tuple(map(tuple, A.tolist())), tuple(np.round(bvec, 9).tolist()))
         cap = self.p_max() * self.ctx.hours
         return offer_of(run, self.ctx, start=start, durations=durations, mins=[0.0] * len(durations),
-                        maxs=[cap * d for d in durations], baseline=per_slice(u_def, durations), polytope=polytope,
+                        maxs=[cap * d for d in durations], baseline=base, polytope=polytope,
                         label=self.kind)
 
     def initial_state(self, rng: np.random.Generator) -> ThermalState:
