@@ -42,7 +42,7 @@ class EVParams:
     departure: float = param(7.5, unit="h", ge=0, le=24, doc="mean local departure time (next morning)")
     departure_sd: float = param(1.0, unit="h", ge=0, doc="spread of the departure time")
     target_soc: float = param(0.9, ge=0, le=1, doc="charge the owner's normal programme charges to")
-    min_soc: float = param(0.4, ge=0, le=1, doc="charge the owner must have at departure")
+    min_soc: float = param(0.7, ge=0, le=1, doc="charge the owner must have at departure")
     start_flex: float = param(2.0, unit="h", ge=0, doc="how far the start of charging may move")
     early_probability: float = param(0.1, ge=0, le=1, doc="chance the car leaves earlier than announced")
     initial_soc: float = param(0.6, ge=0, le=1, doc="charge at the scenario's start")
