@@ -9,8 +9,9 @@ arrival (start movable by up to ``start_flex`` hours) until the announced depart
 at most the charger's energy, a total between what the owner must have at departure
 (``min_soc``) and what the battery can still take (``capacity``, charging ``efficiency``), and
 as baseline charging at full power to ``target_soc``. Sometimes the owner leaves earlier than
-announced (``early_probability``) and says so some time before: the offer is then updated (or
-withdrawn); a car that leaves during a schedule simply stops charging.
+announced (``early_probability``, 0.5-3 h earlier) and tells the app within two hours of plugging
+in: the offer is then updated (or withdrawn) if it is not scheduled yet; a car that leaves during
+its schedule simply stops charging.
 """
 
 from __future__ import annotations
@@ -77,11 +78,11 @@ class EV(Device):
         km = float(rng.lognormal(np.log(max(p.daily_km, 1e-3)) - p.km_sigma ** 2 / 2, p.km_sigma)) if p.daily_km else 0
         early = rng.random() < p.early_probability
         early_by = float(rng.uniform(0.5, 3.0))
-        notice = float(rng.uniform(0.1, 0.9))
+        notice = float(rng.uniform(0.0, 1.0))
         if not home:
             return []
         arrival = ctx.next_local(h.start, hour)
-        if arrival >= h.end or any(r.data["actual"] > arrival for r in self.runs):  # still out from before
+        if arrival >= h.end or any(r.data["actual"] > arrival for r in self.runs):  # still plugged in from the stay before
             return []
         departure = ctx.next_local(arrival + 1, leave)  # the next morning
         if departure - arrival < 2:
@@ -90,8 +91,8 @@ class EV(Device):
         change_at = None
         if early:
             actual = max(arrival + 2, departure - int(round(early_by / ctx.hours)))
-            if actual < departure:
-                change_at = arrival + 1 + int(notice * max(0, actual - arrival - 2))
+            if actual < departure:  # the owner tells the app within two hours of plugging in
+                change_at = arrival + 1 + int(notice * max(0, min(int(2 / ctx.hours), actual - arrival - 2)))
         data = {"arrival": arrival, "departure": departure, "actual": actual, "drive": km * p.consumption}
         return [Run(f"{self.id}-{h.index}", arrival, arrival, departure, data=data, change_at=change_at)]
 
