@@ -58,10 +58,14 @@ class ProsumerAgent(VmeAgent):
 
     def progress(self) -> dict:
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        # a run is done when its devices have no more offers to make (a later day) and the
+        # normal programmes of rejected offers have been metered
         source = engine.source
         still_offering = source is not None and source.next_due(self.now()) is not None
+        defaults = any(engine.ledger[PROSUMER_OFFERS].get(oid) is not None
+                       and engine.ledger[PROSUMER_OFFERS].get(oid).state is State.REJECTED for oid in self._executions)
         return {"offers": engine.counts(), "expected_offers": len(self.initial_offers),
-                "sources_open": int(still_offering)}
+                "devices_busy": int(still_offering or defaults)}
 
     def on_execute(self, effect: Execute) -> None:
         old = self._executions.pop(effect.offer.id, None)
