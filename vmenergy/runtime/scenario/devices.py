@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from .locate import KeyPath
 from .problems import Problems, suggest
@@ -22,7 +22,8 @@ __all__ = ["InputsTable", "read_inputs", "check_devices"]
 class InputsTable:
     """``[inputs]``: where the devices are and what they read. ``weather`` and ``prices`` are CSV
     series (docs/devices.md; paths relative to the scenario); without ``weather`` the sky is
-    clear (pvlib) at ``temp_air``; without ``prices`` a typical day-ahead curve applies.
+    clear (pvlib) at ``temp_air``; without ``prices`` a typical day-ahead curve applies. Files are
+looked for as offer templates are: next to the scenario, in the project, in ``scenarios/``.
     ``timezone`` is the owners' clock (an EV comes home at 18:00 local time)."""
 
     weather: Optional[str] = None
@@ -37,10 +38,11 @@ class InputsTable:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def read_inputs(table: Any, at: KeyPath, problems: Problems, base_dir: Path,
+def read_inputs(table: Any, at: KeyPath, problems: Problems, find: Callable[[str], tuple[Optional[Path], str]],
                 span: Optional[tuple[int, int]] = None) -> Optional[InputsTable]:
-    """The ``[inputs]`` table with its files found (absolute paths) and read, or None. With
-    ``span`` (epoch seconds), the series must cover it."""
+    """The ``[inputs]`` table with its files found by ``find`` (as offer templates are: next to
+    the scenario, in the project, in ``scenarios/``) and read, or None. With ``span`` (epoch
+    seconds), the series must cover it."""
     from vmenergy.devices.inputs import Inputs
     from vmenergy.devices.models import DeviceError
 
@@ -53,9 +55,9 @@ def read_inputs(table: Any, at: KeyPath, problems: Problems, base_dir: Path,
         if name is None:
             found[key] = None
             continue
-        path = Path(name) if Path(name).is_absolute() else base_dir / name
-        if not path.is_file():
-            problems.error(at + (key,), f"file not found: {path}")
+        path, looked = find(name)
+        if path is None:
+            problems.error(at + (key,), f"file not found (looked in {looked})")
             return None
         found[key] = str(path)
     try:
@@ -74,17 +76,26 @@ def read_inputs(table: Any, at: KeyPath, problems: Problems, base_dir: Path,
 def check_devices(mix: Any, tables: Mapping[str, Any], owner: Any, at: KeyPath, problems: Problems) -> bool:
     """Check a group's device mix, per-kind tables and owner table; False if any is wrong."""
     from vmenergy.devices.models import KINDS, OwnerSettings
-    from vmenergy.devices.population import KIND_NAMES, check_mix, check_params
+    from vmenergy.devices.population import KIND_NAMES, check_mix
 
     errors = len(problems.errors)
     for path, reason in check_mix(mix):
         hint = suggest(str(path[0]), KIND_NAMES) if path and "unknown" in reason else None
         problems.error(at + ("devices",) + path, reason, hint)
     for kind, table in tables.items():
-        for path, reason in check_params(KINDS[kind].Params, table, ranges=True):
-            problems.error(at + (kind,) + path, reason)
+        _params(KINDS[kind].Params, table, at + (kind,), problems)
         if isinstance(mix, Mapping) and kind not in mix:
             problems.warn(at + (kind,), f"parameters for {kind}, but the group's devices do not include it")
-    for path, reason in check_params(OwnerSettings, owner, ranges=True):
-        problems.error(at + ("owner",) + path, reason)
+    _params(OwnerSettings, owner, at + ("owner",), problems)
     return len(problems.errors) == errors
+
+
+def _params(cls: type, table: Any, at: KeyPath, problems: Problems) -> None:
+    from dataclasses import fields
+
+    from vmenergy.devices.population import check_params
+
+    known = [f.name for f in fields(cls)]
+    for path, reason in check_params(cls, table, ranges=True):
+        hint = suggest(str(path[-1]), known) if path and reason.startswith("unknown") else None
+        problems.error(at + path, reason, hint)

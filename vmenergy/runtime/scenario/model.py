@@ -217,12 +217,12 @@ class _Reader:
         uses = any(g is not None and g.has_devices for g in groups)
         if "inputs" not in self.data:
             return InputsTable() if uses else None
-        if not uses:
+        if not uses and all(g is not None for g in groups):
             self.p.warn(("inputs",), "no group has devices; the inputs are not used")
         span = None
         if settings is not None:
             span = (settings.start - settings.start % DAY, settings.until - settings.until % DAY + DAY)
-        return read_inputs(self.data["inputs"], ("inputs",), self.p, self.base_dir, span)
+        return read_inputs(self.data["inputs"], ("inputs",), self.p, self.find, span)
 
     def _array_of_tables(self, key: str) -> list:
         value = self.data.get(key)
@@ -428,11 +428,8 @@ class _Reader:
     def _template(self, name: str, at: KeyPath) -> Optional[FlexOffer]:
         """An offer template: a JSON or XML flex-offer file, found relative to the scenario, the
         project root or ``scenarios/``."""
-        candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
-                                                                     ROOT / "scenarios" / name]
-        found = next((c for c in candidates if c.is_file()), None)
+        found, looked = self.find(name)
         if found is None:
-            looked = ", ".join(str(c.parent) for c in candidates)
             self.p.error(at, f"offer template not found (looked in {looked})")
             return None
         try:
@@ -448,6 +445,14 @@ class _Reader:
                              "(templates are moved by whole days)")
             return None
         return offers[0]
+
+    def find(self, name: str) -> tuple[Optional[Path], str]:
+        """A file a scenario names (a template, an input series): relative to the scenario, the
+        project root or ``scenarios/``; or None and where it was looked for."""
+        candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
+                                                                     ROOT / "scenarios" / name]
+        found = next((c for c in candidates if c.is_file()), None)
+        return found, ", ".join(str(c.parent) for c in candidates)
 
     # rules across tables ------------------------------------------------------------------
     def _agent_name(self, name: Any, at: KeyPath) -> bool:
