@@ -184,6 +184,9 @@ class DeviceFleet(OfferSource):
 
     def _open(self, h: Horizon) -> None:
         self._next_horizon = h.index + 1
+        refresh = getattr(self.ctx.inputs, "refresh", None)
+        if refresh is not None:  # a box's cron job may have rewritten the forecasts since yesterday
+            refresh()
         for d in self.devices:
             for run in d.plan(h):
                 d.runs.append(run)

@@ -83,7 +83,10 @@ class BaseLoad(Device):
         if cache is None or cache[0] != local.date():
             cache = (local.date(), self._noise(local.date()))
             self._day = cache
-        forecast = float(base_forecast(self.ctx, self.p.annual, t, 1)[0])
+        if self.ctx.resolution == 900:  # the common case, without a second time conversion
+            forecast = h25_day(local.date())[q] * self.p.annual / 1e6 * self.ctx.hours
+        else:
+            forecast = float(base_forecast(self.ctx, self.p.annual, t, 1)[0])
         return max(0.0, forecast * (1 + float(cache[1][q])))
 
     def plan(self, h: Horizon) -> list[Run]:
