@@ -66,7 +66,7 @@ def test_a_device_population_checks_and_every_prosumer_gets_its_drawn_devices(tm
             if d["kind"] == "ev":
                 assert 40.0 <= d["params"]["capacity"] <= 80.0 and d["params"]["charger"] == 7.4
         assert 0.02 <= p.config["owner"]["comfort_cost"] <= 0.08
-        assert p.config["foa"] == {"offer_time": 12.0, "lead": 3600, "slice_minutes": 60, "deviation": 0.02}
+        assert p.config["foa"] == {"offer_time": 12.0, "offer_lead": 3600, "slice_minutes": 60, "deviation": 0.02}
         assert p.offers == []  # nothing planned: the devices make the offers
     assert plan.inputs["weather"].endswith("piedmont-2026-11-weather.csv") and plan.inputs["timezone"] == "Europe/Rome"
 

@@ -155,7 +155,7 @@ def _fleet(section: dict, base: str, jid: str, now: int):
     node = jid.split("@")[0]
     devices = [{"kind": d["kind"], "id": f"{node}-{d['id']}",
                 "params": {k: v for k, v in d.items() if k not in ("kind", "id")}} for d in section["devices"]]
-    foa = {"offer_time": section.get("offer_time", 12.0), "lead": section.get("offer_lead", 3600),
+    foa = {"offer_time": section.get("offer_time", 12.0), "offer_lead": section.get("offer_lead", 3600),
            "slice_minutes": section.get("slice_minutes", 60), "deviation": section.get("deviation", 0.0)}
     try:
         inputs = Inputs(**table)

@@ -54,7 +54,7 @@ class FoaSettings:
     """How the FOA offers: when, how far ahead, in what slices, and its meter's noise."""
 
     offer_time: float = param(12.0, unit="h", ge=0, lt=24, doc="local time of the daily offers")
-    lead: int = param(3600, unit="s", ge=0, doc="an offer starts this long after it is made")
+    offer_lead: int = param(3600, unit="s", ge=0, doc="an offer starts this long after it is made")
     slice_minutes: int = param(60, unit="min", ge=1, doc="slice length of the offers of continuous devices "
                                                           "(15 min to 1 h in the GOFLEX FOA)")
     deviation: float = param(0.02, ge=0, lt=1, doc="relative metering noise")
@@ -134,7 +134,7 @@ class DeviceFleet(OfferSource):
             release = ctx.next_local(prev + 1, self.settings.offer_time)
             if k == 1 and (release - prev) * ctx.hours < MIN_FIRST_HORIZON_H:
                 release = ctx.next_local(release + 1, self.settings.offer_time)
-        begin = release + -(-self.settings.lead // res)
+        begin = release + -(-self.settings.offer_lead // res)
         begin = -(-begin // step) * step
         return Horizon(k, release, begin, begin)
 

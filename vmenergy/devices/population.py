@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -195,12 +195,14 @@ def build_fleet(config: Mapping[str, Any], inputs: Any, *, jid: str, seed: objec
     return DeviceFleet(devices, ctx, foa, start=start, until=until)
 
 
-def params_doc(kinds: Iterable[str] = KIND_NAMES) -> str:
-    """A Markdown table per kind of its parameters (name, default, unit, bounds, meaning)."""
+def params_doc() -> str:
+    """The parameter tables of docs/devices.md: one per kind (name, default, unit, meaning), then
+    the owner's settings and the FOA's (what a scenario group or a box sets)."""
+    tables = [(f"`{kind}`", KINDS[kind].Params) for kind in KIND_NAMES]
+    tables += [("owner settings (`owner`)", OwnerSettings), ("FOA settings (keys of the group or the box)", FoaSettings)]
     lines = []
-    for kind in kinds:
-        cls = KINDS[kind].Params
-        lines += [f"#### `{kind}`", "", "| parameter | default | unit | meaning |", "| --- | --- | --- | --- |"]
+    for title, cls in tables:
+        lines += [f"#### {title}", "", "| parameter | default | unit | meaning |", "| --- | --- | --- | --- |"]
         for f in dataclasses.fields(cls):
             m = f.metadata
             lines.append(f"| `{f.name}` | {f.default} | {m.get('unit', '')} | {m.get('doc', '')} |")

@@ -188,6 +188,6 @@ def _devices(group: ProsumerGroup, name: str, seed: int) -> dict:
     from vmenergy.devices.population import draw_devices
 
     devices, owner = draw_devices(name, group.devices, group.device_tables, group.owner, seed)
-    foa = {"offer_time": group.offer_time, "lead": group.offer_lead, "slice_minutes": group.slice_minutes,
+    foa = {"offer_time": group.offer_time, "offer_lead": group.offer_lead, "slice_minutes": group.slice_minutes,
            "deviation": group.deviation}
     return {"devices": devices, "owner": owner, "foa": foa}
