@@ -74,36 +74,29 @@ class ProsumerAgent(VmeAgent):
         self._executions[effect.offer.id] = self.clock.spawn(self._run(effect))
 
     async def _run(self, effect: Execute) -> None:
-        try:
-            start, energy = await self.executor.execute(effect.offer, effect.schedule, self.clock)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a device fault is reported, not fatal
-            self.log.error("event=execution-failed offer=%s error=%r", effect.offer.id, exc)
-            return
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
-        await self.handle(lambda now: engine.executed(effect.offer.id, start, energy, now))
-        self._executions.pop(effect.offer.id, None)
+        await self._drive(effect.offer.id, "execution",
+                          lambda: self.executor.execute(effect.offer, effect.schedule, self.clock), engine.executed)
 
     def on_default(self, effect: RunDefault) -> None:
-        if effect.offer.id in self._executions:
-            return  # already running (a schedule, or its normal programme)
-        self._executions[effect.offer.id] = self.clock.spawn(self._run_default(effect))
+        if effect.offer.id in self._executions or not hasattr(self.executor, "run_default"):
+            return  # already running (a schedule, or its normal programme); or an adapter without one
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        job = self._drive(effect.offer.id, "default-run",
+                          lambda: self.executor.run_default(effect.offer, self.clock), engine.ran_default)
+        self._executions[effect.offer.id] = self.clock.spawn(job)
 
-    async def _run_default(self, effect: RunDefault) -> None:
-        run_default = getattr(self.executor, "run_default", None)
-        if run_default is None:  # an executor that cannot run a normal programme (older adapters)
-            return
+    async def _drive(self, offer_id: str, what: str, run, report) -> None:
+        """Run a device job (a schedule, a normal programme) and report what the meter saw."""
         try:
-            start, energy = await run_default(effect.offer, self.clock)
+            start, energy = await run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a device fault is reported, not fatal
-            self.log.error("event=default-run-failed offer=%s error=%r", effect.offer.id, exc)
+            self.log.error("event=%s-failed offer=%s error=%r", what, offer_id, exc)
             return
-        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
-        await self.handle(lambda now: engine.ran_default(effect.offer.id, start, energy, now))
-        self._executions.pop(effect.offer.id, None)
+        await self.handle(lambda now: report(offer_id, start, energy, now))
+        self._executions.pop(offer_id, None)
 
     async def stop(self) -> None:
         for task in self._executions.values():

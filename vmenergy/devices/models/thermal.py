@@ -64,24 +64,24 @@ class ThermalDevice(Device):
 
     continuous = True
 
-    # -- what each device gives ------------------------------------------------------------
+    # -- what each device gives (its Params name these fields alike) ----------------------
     def capacity(self) -> float:  # kWh/K
-        raise NotImplementedError
+        return self.p.capacity
 
     def conductance(self) -> float:  # kW/K
-        raise NotImplementedError
+        return self.p.conductance
 
     def p_max(self) -> float:  # kW electric
-        raise NotImplementedError
+        return self.p.power
 
     def band(self) -> tuple[float, float]:
-        raise NotImplementedError
+        return self.p.low, self.p.high
 
     def setpoint(self) -> float:
-        raise NotImplementedError
+        return self.p.setpoint
 
     def ambient(self, start: int, n: int) -> np.ndarray:
-        raise NotImplementedError
+        return np.full(n, self.p.room)
 
     def heat_per_kwh(self, start: int, n: int) -> np.ndarray:
         raise NotImplementedError
@@ -219,21 +219,6 @@ class HeatPump(ThermalDevice):
     kind = "heat_pump"
     Params = HeatPumpParams
 
-    def capacity(self) -> float:
-        return self.p.capacity
-
-    def conductance(self) -> float:
-        return self.p.conductance
-
-    def p_max(self) -> float:
-        return self.p.power
-
-    def band(self) -> tuple[float, float]:
-        return self.p.low, self.p.high
-
-    def setpoint(self) -> float:
-        return self.p.setpoint
-
     def ambient(self, start: int, n: int) -> np.ndarray:
         return self.ctx.inputs.temp_air(start, n)
 
@@ -282,21 +267,6 @@ class WaterBoiler(ThermalDevice):
 
     def capacity(self) -> float:
         return self.p.volume * 4.186 / 3600.0
-
-    def conductance(self) -> float:
-        return self.p.conductance
-
-    def p_max(self) -> float:
-        return self.p.power
-
-    def band(self) -> tuple[float, float]:
-        return self.p.low, self.p.high
-
-    def setpoint(self) -> float:
-        return self.p.setpoint
-
-    def ambient(self, start: int, n: int) -> np.ndarray:
-        return np.full(n, self.p.room)
 
     def heat_per_kwh(self, start: int, n: int) -> np.ndarray:
         return np.ones(n)
@@ -360,24 +330,6 @@ class FreezerParams:
 class Freezer(ThermalDevice):
     kind = "freezer"
     Params = FreezerParams
-
-    def capacity(self) -> float:
-        return self.p.capacity
-
-    def conductance(self) -> float:
-        return self.p.conductance
-
-    def p_max(self) -> float:
-        return self.p.power
-
-    def band(self) -> tuple[float, float]:
-        return self.p.low, self.p.high
-
-    def setpoint(self) -> float:
-        return self.p.setpoint
-
-    def ambient(self, start: int, n: int) -> np.ndarray:
-        return np.full(n, self.p.room)
 
     def heat_per_kwh(self, start: int, n: int) -> np.ndarray:
         return np.full(n, -self.p.cop)
