@@ -22,11 +22,35 @@ def test_example_config_builds_its_agent(role, tmp_path):
     data["agent"]["store"] = str(tmp_path / "store.sqlite")
     if role == "prosumer":
         data["prosumer"]["offers"] = [str(ROOT / "scenarios" / "examples" / "ev-overnight.json")]
+        inputs = data["prosumer"]["inputs"]  # the box's forecast files, here the shipped ones
+        inputs["weather"] = str(ROOT / "scenarios" / "inputs" / "piedmont-2026-11-weather.csv")
+        inputs["prices"] = str(ROOT / "scenarios" / "inputs" / "piedmont-2026-11-prices.csv")
     agent = build(role, data)
     assert agent.role == role and str(agent.jid) == data["agent"]["jid"]
     assert agent.server.port == 5222
     if role == "prosumer":
         assert [fo.id for _, fo in agent.initial_offers] == ["fo-ev-17"]
+        # its devices make offers too, with ids the box's name makes unique at the aggregator
+        assert [d.id for d in agent.source.devices] == ["house17-hp", "house17-car", "house17-house"]
+        assert agent.executor is agent.source
+
+
+def test_a_box_whose_forecast_files_are_missing_says_which(tmp_path):
+    data = load_config(CONFIGS["prosumer"])
+    data["agent"]["password"] = "example"
+    data["agent"]["store"] = str(tmp_path / "store.sqlite")
+    with pytest.raises(ConfigError) as err:
+        build("prosumer", data)
+    assert err.value.path == "prosumer.inputs.weather" and "cannot read" in err.value.reason
+
+
+def test_a_box_device_with_a_bad_parameter_is_refused_naming_it(tmp_path):
+    text = CONFIGS["prosumer"].read_text().replace("power = 3.0", "power = -3.0")
+    f = tmp_path / "p.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    assert err.value.path == "prosumer.devices[0].power"
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def test_demo_gives_the_same_results_on_an_idle_and_on_a_busy_machine(tmp_path):
         busy = run(DEMO, tmp_path / "busy")
     assert busy == idle
     summary = json.loads(idle)
-    assert summary["offers"]["by_prosumers"] == {"settled": 36}  # and the demo completes
+    assert summary["offers"]["by_prosumers"] == {"settled": 26}  # and the demo completes
     assert summary["outcome"]["finished"] and summary["reconciled"]["offers"]["ok"]
 
 

@@ -31,12 +31,13 @@ def test_a_scenario_runs_on_a_standing_server_with_an_accounts_file(fresh_xmpp_s
         f'ca_file = "{standing.ca_file}"\naccounts = "accounts.csv"'))
     assert 'kind = "external"' in text
     scenario = tmp_path / "external.toml"
-    scenario.write_text(text.replace('"examples/', f'"{ROOT}/scenarios/examples/'))
+    scenario.write_text(text.replace('"examples/', f'"{ROOT}/scenarios/examples/')
+                        .replace('"inputs/', f'"{ROOT}/scenarios/inputs/'))
     rc = main(["run", str(scenario), "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert rc == 0, out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["offers"]["by_prosumers"] == {"settled": 36}
+    assert summary["offers"]["by_prosumers"] == {"settled": 26}
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert {a["jid"]: a["password"] for a in plan["agents"]} == {f"{a}@localhost": f"pw-{a}-s3cret" for a in AGENTS}
     assert plan["server"]["register_in_band"] is False

@@ -1,12 +1,12 @@
 """A tiny in-memory network for engine tests: routes Send effects between engines by JID,
-can drop or duplicate messages and take peers offline, and records Execute effects."""
+can drop or duplicate messages and take peers offline, and records Execute and RunDefault effects."""
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Callable, Optional
 
-from vmenergy.protocol.engine import Engine, Execute, Send, bare
+from vmenergy.protocol.engine import Engine, Execute, RunDefault, Send, bare
 
 
 class Net:
@@ -15,6 +15,7 @@ class Net:
         self.queue: deque[tuple[str, Send]] = deque()
         self.delivered: list[tuple[str, str, object]] = []
         self.executions: list[tuple[str, Execute]] = []
+        self.defaults: list[tuple[str, RunDefault]] = []
         self.drop: Optional[Callable[[str, Send], bool]] = None
         self.offline: set[str] = set()
 
@@ -24,6 +25,8 @@ class Net:
                 self.queue.append((sender, e))
             elif isinstance(e, Execute):
                 self.executions.append((sender, e))
+            elif isinstance(e, RunDefault):
+                self.defaults.append((sender, e))
 
     def run(self, now: int, limit: int = 100_000) -> int:
         n = 0

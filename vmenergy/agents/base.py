@@ -23,7 +23,7 @@ from spade.template import Template
 
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.flexoffer.timeutil import format_utc
-from vmenergy.protocol.engine import Effect, Engine, Execute, Ledger, Note, Send, bare
+from vmenergy.protocol.engine import Effect, Engine, Execute, Ledger, Note, RunDefault, Send, bare
 from vmenergy.protocol import messages
 from vmenergy.protocol.messages import Message
 from vmenergy.runtime.clock import Clock, RealClock
@@ -264,6 +264,9 @@ class VmeAgent(Agent):
     def on_execute(self, effect: Execute) -> None:
         self.log.warning("event=execute-ignored offer=%s", effect.offer.id)
 
+    def on_default(self, effect: RunDefault) -> None:
+        """The offer will not be scheduled: its devices run their normal programme."""
+
     def startup_steps(self) -> list[Callable[[int], list[Effect]]]:
         """Engine steps to run when scenario time starts (a prosumer's initial offers)."""
         return []
@@ -462,6 +465,8 @@ class VmeAgent(Agent):
                 self.client_send(VmeMessage.of(effect.to, effect.msg))
             elif isinstance(effect, Execute):
                 self.on_execute(effect)
+            elif isinstance(effect, RunDefault):
+                self.on_default(effect)
             elif isinstance(effect, Note):
                 self.events.append(effect)
                 del self.events[:-500]

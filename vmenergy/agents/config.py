@@ -118,6 +118,10 @@ def build(role: str, data: dict):
                     if isinstance(item, FlexOffer):
                         offers.append((item.creation_time or 0, item))
             executor = SimulatedExecutor(deviation=float(section.get("deviation", 0.0)))
+            if section.get("devices"):  # its device models make offers and follow schedules
+                fleet = _fleet(section, base, jid, int(clock.now()))
+                return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
+                                     offers=offers, executor=fleet, source=fleet, **common)
             return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
                                  offers=offers, executor=executor, **common)
         if role == "aggregator":
@@ -134,6 +138,34 @@ def build(role: str, data: dict):
     except TypeError as exc:  # unknown keyword in a section
         raise ConfigError(role, str(exc)) from None
     raise ConfigError("role", f"unknown role {role!r}")
+
+
+def _fleet(section: dict, base: str, jid: str, now: int):
+    """A box's device fleet from its ``[prosumer]`` section: input files relative to the config
+    (a cron job may rewrite them), device ids prefixed with the box's name so offer ids stay
+    unique at the aggregator, randomness seeded by the JID."""
+    from vmenergy.devices.inputs import Inputs
+    from vmenergy.devices.models import DeviceError
+    from vmenergy.devices.population import build_fleet
+
+    table = dict(section.get("inputs", {}))
+    for key in ("weather", "prices"):
+        if key in table:
+            table[key] = str(_path(base, table[key]))
+    node = jid.split("@")[0]
+    devices = [{"kind": d["kind"], "id": f"{node}-{d['id']}",
+                "params": {k: v for k, v in d.items() if k not in ("kind", "id")}} for d in section["devices"]]
+    foa = {"offer_time": section.get("offer_time", 12.0), "offer_lead": section.get("offer_lead", 3600),
+           "slice_minutes": section.get("slice_minutes", 60), "deviation": section.get("deviation", 0.0)}
+    try:
+        inputs = Inputs(**table)
+    except DeviceError as exc:
+        raise ConfigError(f"prosumer.inputs.{exc.path}", exc.reason) from None
+    try:
+        return build_fleet({"devices": devices, "owner": section.get("owner", {}), "foa": foa}, inputs,
+                           jid=jid, seed=jid, start=now, until=None)
+    except DeviceError as exc:
+        raise ConfigError(f"prosumer.{exc.path}", exc.reason) from None
 
 
 async def _run(agent, register: bool) -> None:

@@ -8,9 +8,9 @@ from typing import Iterable, Optional
 from vmenergy.devices.executor import Executor, SimulatedExecutor
 from vmenergy.flexoffer import FlexOffer, State
 from vmenergy.protocol.aggregator import AGGREGATES, AggregatorConfig, AggregatorEngine
-from vmenergy.protocol.engine import OUTBOX, Engine, Execute, Ledger, bare
+from vmenergy.protocol.engine import OUTBOX, Engine, Execute, Ledger, RunDefault, bare
 from vmenergy.protocol.prosumer import PROSUMER_OFFERS, ProsumerEngine
-from vmenergy.protocol.strategies import ScheduledOffers
+from vmenergy.protocol.strategies import CombinedOffers, OfferSource, ScheduledOffers
 
 from .base import VmeAgent
 from .plugins import aggregator_strategies
@@ -19,23 +19,29 @@ __all__ = ["ProsumerAgent", "AggregatorAgent", "MarketAgent"]
 
 
 class ProsumerAgent(VmeAgent):
-    """A prosumer box: sends its offers, executes its schedules, reports metering."""
+    """A prosumer box: sends its offers, executes its schedules, reports metering.
+
+    Its offers come from templates or files (``offers``) and/or a ``source`` such as a
+    :class:`~vmenergy.devices.fleet.DeviceFleet`, which is then usually its ``executor`` too."""
 
     role = "prosumer"
     heavy_ticks = False
 
     def __init__(self, jid: str, password: str, *, aggregator: str,
-                 offers: Iterable[tuple[int, FlexOffer]] = (), executor: Optional[Executor] = None, **kw) -> None:
+                 offers: Iterable[tuple[int, FlexOffer]] = (), executor: Optional[Executor] = None,
+                 source: Optional[OfferSource] = None, **kw) -> None:
         self.aggregator = bare(aggregator)
         self.initial_offers = list(offers)
+        self.source = source
         self.executor: Executor = executor or SimulatedExecutor()
         self._executions: dict[str, asyncio.Task] = {}
         super().__init__(jid, password, peers=(self.aggregator,), **kw)
 
     def make_engine(self, ledger: Ledger) -> Engine:
-        # the offers made from templates (or read from files) are the engine's offer source
-        return ProsumerEngine(str(self.jid), self.aggregator, ledger=ledger,
-                              source=ScheduledOffers(self.initial_offers))
+        # the offers made from templates (or read from files), and the devices' offers
+        fixed = ScheduledOffers(self.initial_offers)
+        source = fixed if self.source is None else CombinedOffers(fixed, self.source)
+        return ProsumerEngine(str(self.jid), self.aggregator, ledger=ledger, source=source)
 
     async def setup(self) -> None:
         await super().setup()
@@ -52,7 +58,14 @@ class ProsumerAgent(VmeAgent):
 
     def progress(self) -> dict:
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
-        return {"offers": engine.counts(), "expected_offers": len(self.initial_offers)}
+        # a run is done when its devices have no more offers to make (a later day) and the
+        # normal programmes of rejected offers have been metered
+        source = engine.source
+        still_offering = source is not None and source.next_due(self.now()) is not None
+        defaults = any(engine.ledger[PROSUMER_OFFERS].get(oid) is not None
+                       and engine.ledger[PROSUMER_OFFERS].get(oid).state is State.REJECTED for oid in self._executions)
+        return {"offers": engine.counts(), "expected_offers": len(self.initial_offers),
+                "devices_busy": int(still_offering or defaults)}
 
     def on_execute(self, effect: Execute) -> None:
         old = self._executions.pop(effect.offer.id, None)
@@ -61,16 +74,29 @@ class ProsumerAgent(VmeAgent):
         self._executions[effect.offer.id] = self.clock.spawn(self._run(effect))
 
     async def _run(self, effect: Execute) -> None:
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        await self._drive(effect.offer.id, "execution",
+                          lambda: self.executor.execute(effect.offer, effect.schedule, self.clock), engine.executed)
+
+    def on_default(self, effect: RunDefault) -> None:
+        if effect.offer.id in self._executions or not hasattr(self.executor, "run_default"):
+            return  # already running (a schedule, or its normal programme); or an adapter without one
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        job = self._drive(effect.offer.id, "default-run",
+                          lambda: self.executor.run_default(effect.offer, self.clock), engine.ran_default)
+        self._executions[effect.offer.id] = self.clock.spawn(job)
+
+    async def _drive(self, offer_id: str, what: str, run, report) -> None:
+        """Run a device job (a schedule, a normal programme) and report what the meter saw."""
         try:
-            start, energy = await self.executor.execute(effect.offer, effect.schedule, self.clock)
+            start, energy = await run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a device fault is reported, not fatal
-            self.log.error("event=execution-failed offer=%s error=%r", effect.offer.id, exc)
+            self.log.error("event=%s-failed offer=%s error=%r", what, offer_id, exc)
             return
-        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
-        await self.handle(lambda now: engine.executed(effect.offer.id, start, energy, now))
-        self._executions.pop(effect.offer.id, None)
+        await self.handle(lambda now: report(offer_id, start, energy, now))
+        self._executions.pop(offer_id, None)
 
     async def stop(self) -> None:
         for task in self._executions.values():

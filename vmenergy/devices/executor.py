@@ -1,9 +1,10 @@
 """Executors drive a prosumer's devices to follow a schedule and return what the meter saw.
 
-The prosumer engine only says *what* to run (an Execute effect); an executor decides *how*: the
-simulated one here waits for the schedule to end in (possibly accelerated) scenario time and
-reports the scheduled energy with a reproducible deviation; hardware executors (Modbus, serial)
-implement the same interface.
+The prosumer engine only says *what* to run (an Execute effect, or a RunDefault effect when an
+offer will not be scheduled); an executor decides *how*: the simulated one here waits for the
+schedule to end in scenario time and reports the scheduled energy (or the offer's baseline) with
+a reproducible deviation; device models (:class:`vmenergy.devices.fleet.DeviceFleet`) simulate the
+devices' physics; hardware executors (Modbus, serial) implement the same interface.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ __all__ = ["Executor", "SimulatedExecutor"]
 class Executor(Protocol):
     async def execute(self, offer: FlexOffer, schedule: Schedule, clock: Clock) -> tuple[int, list[float]]:
         """Run the schedule; return (first interval, metered kWh per interval)."""
+
+    async def run_default(self, offer: FlexOffer, clock: Clock) -> tuple[int, list[float]]:
+        """The offer will not be scheduled: run the devices' normal programme; return (first
+        interval, metered kWh per interval) once it is over."""
 
 
 class SimulatedExecutor:
@@ -42,3 +47,18 @@ class SimulatedExecutor:
         duration = offer.profiles[schedule.profile].duration
         await clock.sleep_until((schedule.start + duration) * schedule.resolution)
         return schedule.start, self.meter(offer, schedule)
+
+    async def run_default(self, offer: FlexOffer, clock: Clock) -> tuple[int, list[float]]:
+        """The offer's baseline (its default schedule) from when it may start, metered; an offer
+        without a baseline runs its lowest energies at its earliest start."""
+        res = offer.resolution
+        now = int(clock.now()) // res
+        b = offer.baseline
+        profile = 0 if b is None else b.profile
+        start = b.start if b is not None and b.start is not None else offer.earliest_start(now, profile)
+        start = max(start, now)
+        energy = b.energy if b is not None else tuple(s.min for s in offer.profiles[profile].slices)
+        default = Schedule(offer.id, start, tuple(energy), "default", 0, profile, res)
+        duration = offer.profiles[profile].duration
+        await clock.sleep_until((start + duration) * res)
+        return start, self.meter(offer, default)

@@ -28,7 +28,7 @@ from vmenergy.flexoffer import FlexOffer, Schedule
 from .ledger import Ledger, Table
 from .messages import Ack, Message, needs_ack
 
-__all__ = ["Ledger", "Table", "Send", "Execute", "Note", "Effect", "OutboxEntry", "TimedStep", "Engine", "bare", "handles",
+__all__ = ["Ledger", "Table", "Send", "Execute", "RunDefault", "Note", "Effect", "OutboxEntry", "TimedStep", "Engine", "bare", "handles",
            "OUTBOX", "ANSWERS", "PRESENCE", "META"]
 
 
@@ -52,6 +52,15 @@ class Execute:
 
 
 @dataclass(frozen=True, slots=True)
+class RunDefault:
+    """The offer will not be scheduled (rejected, or never assigned in time): let the device(s)
+    behind it run their normal programme (prosumer only). ``reason`` says why."""
+
+    offer: FlexOffer
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
 class Note:
     """Something worth a log line (structured: event name plus fields)."""
 
@@ -59,7 +68,7 @@ class Note:
     fields: dict = field(default_factory=dict)
 
 
-Effect = Union[Send, Execute, Note]
+Effect = Union[Send, Execute, RunDefault, Note]
 
 
 @dataclass(frozen=True)

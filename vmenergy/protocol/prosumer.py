@@ -13,11 +13,12 @@ from typing import Optional
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 
-from .engine import Effect, Engine, Execute, Note, Table, TimedStep, bare, handles
+from .engine import Effect, Engine, Execute, Note, RunDefault, Table, TimedStep, bare, handles
 from .messages import Ack, AssignmentMessage, BillMessage, Measurement, Message, OfferMessage, OfferRejection
 from .strategies import OfferSource
 
-__all__ = ["ProsumerOffer", "ProsumerEngine", "PROSUMER_OFFERS", "PROSUMER_BILLS"]
+__all__ = ["ProsumerOffer", "DefaultRun", "ProsumerEngine", "PROSUMER_OFFERS", "PROSUMER_BILLS",
+           "PROSUMER_DEFAULT_RUNS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +39,30 @@ class ProsumerOffer:
         return self.offer.state
 
 
+@dataclass(frozen=True, slots=True)
+class DefaultRun:
+    """What the meter saw while the device behind a rejected (or never assigned) offer ran its
+    normal programme: ``start`` is an interval at ``resolution``, ``energy`` kWh per interval.
+    It stays with the prosumer (nothing is settled for an offer that was not scheduled)."""
+
+    offer_id: str
+    start: int
+    energy: tuple[float, ...]
+    resolution: int
+    reason: Optional[str] = None
+
+
 #: The prosumer's offers as it tracks them, by offer id.
 PROSUMER_OFFERS: Table[ProsumerOffer] = Table("offers", ProsumerOffer)
 #: The bills received from the aggregator, by bill id.
 PROSUMER_BILLS: Table[BillMessage] = Table("bills", BillMessage)
+#: The normal programmes devices ran instead of a schedule, by offer id.
+PROSUMER_DEFAULT_RUNS: Table[DefaultRun] = Table("default_runs", DefaultRun)
 
 
 class ProsumerEngine(Engine):
     role = "prosumer"
-    tables = Engine.tables + (PROSUMER_OFFERS, PROSUMER_BILLS)
+    tables = Engine.tables + (PROSUMER_OFFERS, PROSUMER_BILLS, PROSUMER_DEFAULT_RUNS)
 
     def __init__(self, jid: str, aggregator: str, *, source: Optional[OfferSource] = None, **kw) -> None:
         super().__init__(jid, **kw)
@@ -54,27 +70,40 @@ class ProsumerEngine(Engine):
         self.source = source
         self._take_offers(None)  # known before the clock runs: they are the prosumer's first work
 
-    def _take_offers(self, now: Optional[int]) -> None:
+    def _take_offers(self, now: Optional[int]) -> list[Effect]:
         """New offers from the source; an id already held is not taken again (a restarted agent
-        finds its offers in the ledger and its source offering them once more)."""
+        finds its offers in the ledger and its source offering them once more). Then the
+        source's changes: updates and withdrawals of offers it gave earlier."""
         if self.source is None:
-            return
+            return []
         offers = self.ledger[PROSUMER_OFFERS]
         for release, fo in self.source.offers(now):
             if fo.id not in offers:
                 offers.put(fo.id, ProsumerOffer(replace(fo, state=State.INITIAL), release))
+        if now is None:
+            return []
+        out: list[Effect] = []
+        for change in self.source.changes(now):
+            if change.offer is None:
+                out += self.withdraw(change.offer_id, now)
+            else:
+                out += self._update(change.offer, now, now)
+        return out
 
     # -- inputs from the shell -------------------------------------------------------------
     def add_offer(self, offer: FlexOffer, release: int, now: int) -> list[Effect]:
         """Register an offer to send at ``release`` (epoch seconds); an existing id is updated."""
+        return self._update(offer, release, now) + self.on_tick(now)
+
+    def _update(self, offer: FlexOffer, release: int, now: int) -> list[Effect]:
         offers = self.ledger[PROSUMER_OFFERS]
         old = offers.get(offer.id)
         if old is None:
             offers.put(offer.id, ProsumerOffer(replace(offer, state=State.INITIAL), release))
-            return self.on_tick(now)
+            return []
         if old.state in (State.INITIAL,):
             offers.put(offer.id, replace(old, offer=offer, release=release))
-            return self.on_tick(now)
+            return []
         # an update of an offer the aggregator already has: same id, next version
         try:
             revised = old.offer.revised(**{f: getattr(offer, f) for f in (
@@ -121,8 +150,7 @@ class ProsumerEngine(Engine):
         return [TimedStep("releases", self.on_tick, self.on_next_due)]
 
     def on_tick(self, now: int) -> list[Effect]:
-        self._take_offers(now)
-        out: list[Effect] = []
+        out: list[Effect] = self._take_offers(now)
         offers = self.ledger[PROSUMER_OFFERS]
         for rec in offers.values():
             if rec.state is State.INITIAL and rec.release <= now:
@@ -178,7 +206,7 @@ class ProsumerEngine(Engine):
         except FlexOfferError as exc:
             return [], exc.reason
         offers.put(offer.id, replace(rec, offer=offer, reason=msg.reason))
-        return [Note("offer-rejected", {"offer": offer.id, "reason": msg.reason})], None
+        return [Note("offer-rejected", {"offer": offer.id, "reason": msg.reason}), RunDefault(offer, msg.reason)], None
 
     @staticmethod
     def window_offer(rec: ProsumerOffer) -> FlexOffer:
@@ -216,8 +244,22 @@ class ProsumerEngine(Engine):
         if rec is None or rec.offer.version != ack.version or rec.state is not State.OFFERED:
             return []
         new_state = State.ACCEPTED if ack.accepted else State.REJECTED
-        offers.put(ack.ref, replace(rec, offer=rec.offer.with_state(new_state), reason=ack.reason, answered_at=now))
-        return [Note("offer-" + new_state.value, {"offer": ack.ref, "reason": ack.reason})]
+        offer = rec.offer.with_state(new_state)
+        offers.put(ack.ref, replace(rec, offer=offer, reason=ack.reason, answered_at=now))
+        out: list[Effect] = [Note("offer-" + new_state.value, {"offer": ack.ref, "reason": ack.reason})]
+        if not ack.accepted:
+            out.append(RunDefault(offer, ack.reason))
+        return out
+
+    def ran_default(self, offer_id: str, start: int, energy: list[float], now: int) -> list[Effect]:
+        """The device behind a rejected offer ran its normal programme; ``start`` is an interval
+        at the offer's resolution, ``energy`` what the meter saw, kWh per interval."""
+        rec = self.ledger[PROSUMER_OFFERS].get(offer_id)
+        if rec is None:
+            return [Note("unknown-default-run", {"offer": offer_id})]
+        run = DefaultRun(offer_id, start, tuple(float(e) for e in energy), rec.offer.resolution, rec.reason)
+        self.ledger[PROSUMER_DEFAULT_RUNS].put(offer_id, run)
+        return [Note("default-run", {"offer": offer_id, "kWh": round(sum(energy), 6)})]
 
     # -- reporting -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -31,7 +31,9 @@ from .messages import MarketSessionNotice
 
 __all__ = [
     "OfferSource",
+    "OfferChange",
     "ScheduledOffers",
+    "CombinedOffers",
     "Acceptance",
     "DeadlineAcceptance",
     "Aggregation",
@@ -51,6 +53,15 @@ __all__ = [
 # prosumer
 
 
+@dataclass(frozen=True)
+class OfferChange:
+    """A source revises an offer it gave: ``offer`` is the new content (same id), or None to
+    withdraw it (an EV that leaves early; a device that broke)."""
+
+    offer_id: str
+    offer: Optional[FlexOffer] = None
+
+
 class OfferSource(ABC):
     """Where a prosumer's offers come from (templates, files, device models, a forecast).
 
@@ -62,9 +73,14 @@ class OfferSource(ABC):
         """New ``(release, offer)`` pairs: the offer is sent at ``release`` (epoch seconds).
         ``now`` is None when the engine is being built (before the clock runs)."""
 
+    def changes(self, now: int) -> Iterable[OfferChange]:
+        """Offers the source revises or takes back at ``now`` (asked after :meth:`offers`); the
+        engine updates or withdraws them if their state still allows it."""
+        return ()
+
     def next_due(self, now: int) -> Optional[int]:
-        """When the source will next have new offers (epoch seconds), so a coordinated clock
-        wakes the prosumer then; None if it only has what it gave at construction."""
+        """When the source will next have new offers or changes (epoch seconds), so a
+        coordinated clock wakes the prosumer then; None if it has nothing more to give."""
         return None
 
 
@@ -78,6 +94,23 @@ class ScheduledOffers(OfferSource):
     def offers(self, now: Optional[int]) -> list[tuple[int, FlexOffer]]:
         out, self._offers = self._offers, []
         return out
+
+
+class CombinedOffers(OfferSource):
+    """Several sources as one (a box with template offers and device models)."""
+
+    def __init__(self, *sources: OfferSource) -> None:
+        self.sources = sources
+
+    def offers(self, now: Optional[int]) -> list[tuple[int, FlexOffer]]:
+        return [pair for s in self.sources for pair in s.offers(now)]
+
+    def changes(self, now: int) -> list[OfferChange]:
+        return [c for s in self.sources for c in s.changes(now)]
+
+    def next_due(self, now: int) -> Optional[int]:
+        times = [t for t in (s.next_due(now) for s in self.sources) if t is not None]
+        return min(times) if times else None
 
 
 # ------------------------------------------------------------------------------------------

@@ -47,10 +47,11 @@ class Progress:
     agents_ready: int = 0
     agents: int = 0
     finished: Optional[str] = None  # "done" | "until" | "stopped" once the coordinator ended
+    devices_busy: int = 0  # prosumers whose devices will still make offers or still run a normal programme
 
     @property
     def done(self) -> bool:
-        return self.total > 0 and self.unfinished == 0 and self.unanswered == 0
+        return self.total > 0 and self.unfinished == 0 and self.unanswered == 0 and self.devices_busy == 0
 
     def line(self) -> str:
         from vmenergy.flexoffer.timeutil import format_utc
@@ -69,8 +70,9 @@ def progress_of(snap: Snapshot, expected_offers: int) -> Progress:
     if expected_offers > seen:
         offers["not started"] = expected_offers - seen
     unfinished = sum(n for state, n in offers.items() if state not in FINAL)
-    return Progress(snap.time, offers, unfinished, expected_offers, snap.parts_up, snap.parts,
-                    int(s.get("unanswered", 0)), snap.agents_ready, snap.agents, snap.finished)
+    return Progress(snap.time, offers, unfinished, max(expected_offers, seen), snap.parts_up, snap.parts,
+                    int(s.get("unanswered", 0)), snap.agents_ready, snap.agents, snap.finished,
+                    int(s.get("devices_busy", 0)))
 
 
 class _CoordinatorThread:

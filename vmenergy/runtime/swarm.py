@@ -48,12 +48,20 @@ def server_address(server: dict) -> ServerAddress:
     return ServerAddress(server.get("host", "127.0.0.1"), int(server.get("port", 5222)), server.get("ca_file"))
 
 
-def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int = 0) -> VmeAgent:
+def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int = 0,
+                plan: Optional[Plan] = None) -> VmeAgent:
     common = dict(server=address, store_path=Path(spec.store), clock=clock, tick=TICK.get(spec.role, 0.5))
     cfg = dict(spec.config)
     if spec.role == "prosumer":
         offers = [(int(o["release"]), FlexOffer.from_dict(o["offer"])) for o in spec.offers]
         executor = SimulatedExecutor(deviation=float(cfg.get("deviation", 0.02)), seed=str(seed))
+        if "devices" in cfg and plan is not None:  # device models make its offers and run its schedules
+            from vmenergy.devices.population import build_fleet, shared_inputs
+
+            fleet = build_fleet(cfg, shared_inputs(plan.inputs), jid=spec.jid, seed=seed, start=plan.start,
+                                until=plan.until)
+            return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
+                                 executor=fleet, source=fleet, **common)
         return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
                              executor=executor, **common)
     if spec.role == "aggregator":
@@ -133,7 +141,7 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
         driver = VirtualDriver(clock, {a.jid: a.part for a in plan.agents})
     else:
         clock = AcceleratedClock(float(plan.clock["start"]), float(plan.clock["speed"]))
-    agents = [build_agent(s, address, clock, plan.seed) for s in specs]
+    agents = [build_agent(s, address, clock, plan.seed, plan) for s in specs]
     if driver is not None:
         for a in agents:
             driver.add(a)

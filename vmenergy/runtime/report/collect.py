@@ -17,7 +17,7 @@ from vmenergy.flexoffer import Schedule
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
 from vmenergy.protocol.messages import BillMessage
-from vmenergy.protocol.prosumer import ProsumerOffer
+from vmenergy.protocol.prosumer import DefaultRun, ProsumerOffer
 from vmenergy.protocol.records import AggOffer, AggregateRecord
 from vmenergy.runtime.scenario import Plan
 from vmenergy.settlement import Contract, default_contract
@@ -40,6 +40,7 @@ class ProsumerData:
     started: bool  # False: no store (the agent never ran)
     offers: tuple[ProsumerOffer, ...]
     bills: tuple[BillMessage, ...]
+    default_runs: tuple[DefaultRun, ...] = ()  # normal programmes its devices ran instead of a schedule
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
         prosumers.append(ProsumerData(
             bare(spec.jid), bare(spec.config.get("aggregator", "")),
             tuple(sorted((o["offer"]["id"] for o in spec.offers), key=natural_key)), led is not None,
-            tuple(_values(led, "offers")), tuple(_values(led, "bills"))))
+            tuple(_values(led, "offers")), tuple(_values(led, "bills")), tuple(_values(led, "default_runs"))))
     aggregators = []
     for spec in sorted(plan.by_role("aggregator"), key=lambda s: natural_key(bare(s.jid))):
         led = ledger_of(spec.jid)

@@ -94,9 +94,12 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
     en = summary["energy_kwh"]
     parts.append("<h2>Energy</h2>\n<p>kWh, + consumption, - production. Baseline: "
                  f"{_e(en['baseline_is'])}.</p>\n")
-    rows = [(r["aggregator"], kwh(r["baseline"]), kwh(r["scheduled"]), kwh(r["measured"])) for r in en["by_aggregator"]]
-    rows.append(("all", kwh(en["baseline"]), kwh(en["scheduled"]), kwh(en["measured"])))
-    parts.append(_table(("aggregator", "baseline kWh", "scheduled kWh", "measured kWh"), rows, (1, 2, 3)))
+    rows = [(r["aggregator"], kwh(r["baseline"]), kwh(r["scheduled"]), kwh(r["measured"]), kwh(r["shifted"]))
+            for r in en["by_aggregator"]]
+    rows.append(("all", kwh(en["baseline"]), kwh(en["scheduled"]), kwh(en["measured"]), kwh(en["shifted"])))
+    parts.append(_table(("aggregator", "baseline kWh", "scheduled kWh", "measured kWh", "shifted kWh"), rows,
+                        (1, 2, 3, 4)))
+    parts.append(f"<p>Shifted: {_e(en['shifted_is'])}.</p>\n")
 
     money = summary["money"]
     parts.append("<h2>Money: who pays whom</h2>\n")

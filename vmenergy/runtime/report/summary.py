@@ -111,13 +111,16 @@ def _offers(run: RunData) -> tuple[dict, dict]:
         else:
             differ.append({"offer": oid, "prosumer": p_state, "aggregator": a_state})
     planned = sum(len(p.planned) for p in run.prosumers)
+    runs = [r for p in run.prosumers for r in p.default_runs]
     offers = {
         "planned": planned,
+        "from_devices": sum(1 for p in run.prosumers for rec in p.offers if rec.offer.id not in set(p.planned)),
         "by_prosumers": _states(prosumer_view.values()),
         "by_aggregators": _states(aggregator_view.get(oid, NOT_HELD) for oid in prosumer_view),
         "rejected_reasons": dict(sorted(Counter(why.values()).items())),
         "assigned": assigned,
         "measured": measured,
+        "default_runs": {"count": len(runs), "kwh": float(sum(sum(r.energy) for r in runs))},
     }
     recon = {
         "offers": {"ok": not differ, "agree": agree, "differ": differ},
@@ -293,12 +296,16 @@ def _energy(run: RunData, s: Series) -> dict:
     measured = {a.jid: sum(sum(r.measurement.energy) for r in prosumer_offers_held(a, run) if r.measurement is not None)
                 for a in run.aggregators}
     per = [{"aggregator": name, "baseline": float(np.nansum(s.baseline[i])), "scheduled": float(s.scheduled[i].sum()),
-            "measured": measured[name]} for i, name in enumerate(s.aggregators)]
+            "measured": measured[name], "shifted": float(np.nansum(np.abs(s.scheduled[i] - s.baseline[i]))) / 2}
+           for i, name in enumerate(s.aggregators)]
     return {
         "sign": "+ consumption, - production (kWh)",
         "baseline": sum(r["baseline"] for r in per), "scheduled": sum(r["scheduled"] for r in per),
-        "measured": sum(r["measured"] for r in per), "by_aggregator": per,
+        "measured": sum(r["measured"] for r in per), "shifted": sum(r["shifted"] for r in per),
+        "by_aggregator": per,
         "baseline_is": "the offers' default schedules (their baseline, else the scheduled energies at the earliest start)",
+        "shifted_is": "half the sum over intervals of |scheduled - baseline|: energy moved from one interval to "
+                      "another (a change of the total counts half)",
     }
 
 

@@ -79,7 +79,8 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     status = "finished" if oc["finished"] else "NOT FINISHED"
     detail = f" ({oc['detail']})" if oc["detail"] else ""
     lines.append(f"outcome: {oc['stopped_by']}{detail} at {oc['sim_end']}; {status}")
-    lines += ["", f"{'offers (' + str(of['planned']) + ' planned)':<28}{'prosumers':>10}{'aggregators':>13}"]
+    made = f", {of['from_devices']} from devices" if of.get("from_devices") else ""
+    lines += ["", f"{'offers (' + str(of['planned']) + ' planned' + made + ')':<28}{'prosumers':>10}{'aggregators':>13}"]
     for s in ordered_states(of["by_prosumers"], of["by_aggregators"]):
         lines.append(f"  {s:<26}{of['by_prosumers'].get(s, 0):>10}{of['by_aggregators'].get(s, 0):>13}")
     ro = recon["offers"]
@@ -91,6 +92,9 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     lines.append(f"{'assignments':<28}{of['assigned']}, " + ("all feasible" if feas["ok"] else
                                                            f"{len(feas['infeasible'])} INFEASIBLE"))
     lines.append(f"{'measured':<28}{of['measured']}")
+    runs = of.get("default_runs", {})
+    if runs.get("count"):
+        lines.append(f"{'normal programme instead':<28}{runs['count']} (rejected offers), {kwh(runs['kwh'])} kWh metered")
     for a in summary["aggregators"]:
         lines.append(f"aggregator {a['jid']} (upstream {a['upstream']}): {a['aggregates']} aggregates "
                      f"({states_line(a['aggregate_status'])}) of {a['members']} offers, "
@@ -98,7 +102,8 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     en = summary["energy_kwh"]
     lines += ["", "energy (kWh, + consumption, - production)",
               f"  {'baseline':<26}{kwh(en['baseline']):>12}", f"  {'scheduled':<26}{kwh(en['scheduled']):>12}",
-              f"  {'measured':<26}{kwh(en['measured']):>12}"]
+              f"  {'measured':<26}{kwh(en['measured']):>12}",
+              f"  {'shifted vs baseline':<26}{kwh(en['shifted']):>12}"]
     mk = summary["market"]
     for m in mk["markets"]:
         lines += ["", f"market {m['jid']}: {m['sessions_opened']} sessions opened, {m['cleared']} of {m['bids']} bids cleared, "

@@ -24,20 +24,21 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError
 from vmenergy.runtime.documents import read_document
 
 from .configs import check_aggregator, check_market
+from .devices import InputsTable, check_devices, read_inputs
 from .locate import KeyPath
 from .problems import Problem, Problems, format_path, suggest
 from .tables import Instant, check_keys, limits, read_table, show
 
 __all__ = [
     "ScenarioTable", "ServerTable", "Market", "Aggregator", "ProsumerGroup", "Scenario",
-    "read_scenario", "SECTIONS",
+    "read_scenario", "SECTIONS", "InputsTable",
 ]
 
 ROOT = Path(__file__).resolve().parents[3]
 DAY = 86400
 
 #: The tables a scenario file may have.
-SECTIONS = ("scenario", "server", "market", "aggregator", "prosumers")
+SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "prosumers")
 
 # An agent's name is the node of its JID and the name of its store file, a scenario's names its
 # run folder: keep them to characters that are safe in all three (agent names are compared
@@ -115,23 +116,42 @@ class AggregatorPlace:
 @dataclass(frozen=True)
 class ProsumerGroup:
     """One ``[[prosumers]]`` group: ``count`` prosumers named by ``name`` (``{i}``: index in the
-    group, ``{g}``: index of the group), served by ``aggregator``, each sending every offer
-    template in ``offers`` (varied: energy bounds scaled by up to ``energy_spread``, window moved
-    up to ``start_jitter`` intervals later), spread over ``processes`` processes.
-    ``templates`` are the parsed template offers (filled in by the check)."""
+    group, ``{g}``: index of the group), served by ``aggregator``, spread over ``processes``
+    processes. Their offers come from templates and/or device models:
+
+    - ``offers``: offer templates each prosumer sends (varied: energy bounds scaled by up to
+      ``energy_spread``, window moved up to ``start_jitter`` intervals later); ``templates`` are
+      the parsed offers (filled in by the check);
+    - ``devices``: the chance that a prosumer has each device kind (docs/devices.md), with
+      per-kind parameter tables (``[prosumers.ev]``, values a number or a ``[low, high]`` range,
+      kept in ``device_tables`` by the check) and the owner's settings (``owner``); the FOA
+      offers every day at ``offer_time`` (local hours), ``offer_lead`` seconds ahead, in slices
+      of ``slice_minutes``.
+
+    ``deviation``: the relative noise of the metering."""
 
     count: int = field(metadata=limits(ge=1))
     aggregator: str
-    offers: tuple[str, ...]
+    offers: tuple[str, ...] = ()
     name: str = "g{g}-house{i}"
     processes: int = field(default=1, metadata=limits(ge=1))
     energy_spread: float = field(default=0.2, metadata=limits(ge=0, lt=1))
     start_jitter: int = field(default=4, metadata=limits(ge=0))
-    deviation: float = field(default=0.02, metadata=limits(ge=0))
+    deviation: float = field(default=0.02, metadata=limits(ge=0, lt=1))
+    devices: dict = field(default_factory=dict)
+    owner: dict = field(default_factory=dict)
+    offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
+    offer_lead: int = field(default=3600, metadata=limits(ge=0))
+    slice_minutes: int = field(default=60, metadata=limits(ge=1))
     templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
+    device_tables: Mapping[str, Any] = field(default_factory=dict, metadata={"derived": True})
 
     def member(self, i: int, g: int) -> str:
         return self.name.format(i=i, g=g)
+
+    @property
+    def has_devices(self) -> bool:
+        return any(float(v) > 0 for v in self.devices.values())
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,7 @@ class Scenario:
     prosumers: tuple[ProsumerGroup, ...]
     source: str = ""
     warnings: tuple[Problem, ...] = ()
+    inputs: Optional[InputsTable] = None
 
     @property
     def name(self) -> str:
@@ -182,11 +203,26 @@ class _Reader:
         aggregators = self._aggregators(domain, has_market="market" in data)
         groups = self._prosumers(set(self.aggregator_names))
         self._unique_names(market, aggregators, groups)
+        inputs = self._inputs(settings, groups)
         if settings is None or server is None or None in aggregators or None in groups or (
                 "market" in data and market is None) or self.p.errors:
             return None
         return Scenario(settings, server, market, tuple(aggregators), tuple(groups), self.source,
-                        tuple(p.warnings))
+                        tuple(p.warnings), inputs)
+
+    # [inputs] -----------------------------------------------------------------------------
+    def _inputs(self, settings: Optional[ScenarioTable], groups: list) -> Optional[InputsTable]:
+        """The devices' inputs; their series must cover the scenario's days (offers look a day
+        ahead, and the models compute whole days)."""
+        uses = any(g is not None and g.has_devices for g in groups)
+        if "inputs" not in self.data:
+            return InputsTable() if uses else None
+        if not uses and all(g is not None for g in groups):
+            self.p.warn(("inputs",), "no group has devices; the inputs are not used")
+        span = None
+        if settings is not None:
+            span = (settings.start - settings.start % DAY, settings.until - settings.until % DAY + DAY)
+        return read_inputs(self.data["inputs"], ("inputs",), self.p, self.find, span)
 
     def _array_of_tables(self, key: str) -> list:
         value = self.data.get(key)
@@ -347,10 +383,14 @@ class _Reader:
 
     # [[prosumers]] ------------------------------------------------------------------------
     def _prosumers(self, aggregators: set[str]) -> list[Optional[ProsumerGroup]]:
+        from vmenergy.devices.models import KINDS
+
         out: list[Optional[ProsumerGroup]] = []
         for g, table in enumerate(self._array_of_tables("prosumers")):
             at: KeyPath = ("prosumers", g)
-            group = read_table(ProsumerGroup, table, at, self.p)
+            # a table named for a device kind holds that kind's parameters
+            kinds = {k: v for k, v in table.items() if k in KINDS}
+            group = read_table(ProsumerGroup, {k: v for k, v in table.items() if k not in KINDS}, at, self.p)
             if group is None:
                 out.append(None)
                 continue
@@ -359,6 +399,11 @@ class _Reader:
                 self.p.error(at + ("aggregator",), f"no aggregator named {show(group.aggregator)}",
                              suggest(group.aggregator, aggregators))
                 ok = False
+            ok = check_devices(group.devices, kinds, group.owner, at, self.p) and ok
+            if not group.offers and not group.has_devices:
+                self.p.error(at + ("offers",), "a group needs offer templates (offers) or devices (devices = "
+                                               "{ ev = 0.5, ... }), or both")
+                ok = False
             templates = [self._template(name, at + ("offers", k)) for k, name in enumerate(group.offers)]
             if not ok or None in templates:
                 out.append(None)
@@ -366,7 +411,7 @@ class _Reader:
             if group.processes > group.count:
                 self.p.warn(at + ("processes",), f"{group.processes} processes for {group.count} prosumers: "
                                                  f"only {group.count} are used")
-            out.append(replace(group, templates=tuple(templates)))
+            out.append(replace(group, templates=tuple(templates), device_tables=MappingProxyType(kinds)))
         return out
 
     def _pattern(self, group: ProsumerGroup, g: int, at: KeyPath) -> bool:
@@ -383,11 +428,8 @@ class _Reader:
     def _template(self, name: str, at: KeyPath) -> Optional[FlexOffer]:
         """An offer template: a JSON or XML flex-offer file, found relative to the scenario, the
         project root or ``scenarios/``."""
-        candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
-                                                                     ROOT / "scenarios" / name]
-        found = next((c for c in candidates if c.is_file()), None)
+        found, looked = self.find(name)
         if found is None:
-            looked = ", ".join(str(c.parent) for c in candidates)
             self.p.error(at, f"offer template not found (looked in {looked})")
             return None
         try:
@@ -403,6 +445,14 @@ class _Reader:
                              "(templates are moved by whole days)")
             return None
         return offers[0]
+
+    def find(self, name: str) -> tuple[Optional[Path], str]:
+        """A file a scenario names (a template, an input series): relative to the scenario, the
+        project root or ``scenarios/``; or None and where it was looked for."""
+        candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
+                                                                     ROOT / "scenarios" / name]
+        found = next((c for c in candidates if c.is_file()), None)
+        return found, ", ".join(str(c.parent) for c in candidates)
 
     # rules across tables ------------------------------------------------------------------
     def _agent_name(self, name: Any, at: KeyPath) -> bool:

@@ -57,11 +57,20 @@ class NodeClockTable:
 
 @dataclass(frozen=True)
 class ProsumerTable:
-    """``[prosumer]``: its aggregator's JID, the offer files it sends, simulated metering noise."""
+    """``[prosumer]``: its aggregator's JID, the offer files it sends, simulated metering noise,
+    and its devices (``[[prosumer.devices]]``: ``kind``, ``id`` and the model's parameters; see
+    docs/devices.md) with the owner's settings, the FOA's timing and the inputs the models read
+    (``inputs``: the ``[inputs]`` keys of a scenario; files a cron job may rewrite)."""
 
     aggregator: str
     offers: tuple[str, ...] = ()
-    deviation: float = field(default=0.0, metadata=limits(ge=0))
+    deviation: float = field(default=0.0, metadata=limits(ge=0, lt=1))
+    devices: tuple[dict, ...] = ()
+    owner: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
+    offer_lead: int = field(default=3600, metadata=limits(ge=0))
+    slice_minutes: int = field(default=60, metadata=limits(ge=1))
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,10 @@ def check_node(data: dict, text: str) -> list[Problem]:
 def _role(role: str, table: Any, jid: str, problems: Problems) -> Optional[Any]:
     at: KeyPath = (role,)
     if role == "prosumer":
-        return read_table(ProsumerTable, table, at, problems)
+        prosumer = read_table(ProsumerTable, table, at, problems)
+        if prosumer is not None and not _devices(prosumer, at, problems):
+            return None
+        return prosumer
     if role == "market":
         from vmenergy.protocol.market import MarketConfig
 
@@ -121,3 +133,20 @@ def _role(role: str, table: Any, jid: str, problems: Problems) -> Optional[Any]:
     from vmenergy.protocol.aggregator import AggregatorConfig
 
     return check_aggregator(check_keys(AggregatorConfig, table, at, problems), at, problems, jid)
+
+
+def _devices(p: ProsumerTable, at: KeyPath, problems: Problems) -> bool:
+    """Check a box's devices, owner settings and inputs table (files are not looked up: they are
+    on the box)."""
+    from vmenergy.devices.models import OwnerSettings
+    from vmenergy.devices.population import check_params, device_specs_problems
+
+    from .devices import InputsTable
+
+    errors = len(problems.errors)
+    for path, reason in device_specs_problems(list(p.devices)):
+        problems.error(at + ("devices",) + path, reason)
+    for path, reason in check_params(OwnerSettings, p.owner, ranges=False):
+        problems.error(at + ("owner",) + path, reason)
+    read_table(InputsTable, p.inputs, at + ("inputs",), problems)
+    return len(problems.errors) == errors

@@ -18,7 +18,7 @@ from vmenergy.flexoffer import Baseline, FlexOffer, Profile, Slice, TotalEnergy
 
 from vmenergy.runtime.servers.accounts import new_password
 
-from .model import DAY, Scenario
+from .model import DAY, ProsumerGroup, Scenario
 from .problems import ScenarioError
 
 __all__ = ["AgentSpec", "Plan", "make_plan", "vary_offer"]
@@ -57,6 +57,8 @@ class Plan:
     coordinator: dict = field(default_factory=dict)
     #: In a sharded run (``vmenergy run --shard i/n``), which shard runs each part (default 1).
     shard_of: dict = field(default_factory=dict)
+    #: The devices' inputs (``[inputs]``, file paths absolute), for prosumers with devices.
+    inputs: dict = field(default_factory=dict)
 
     def shard(self, part: str) -> int:
         return int(self.shard_of.get(part, 1))
@@ -168,11 +170,24 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
             part = f"prosumers-{j}"
             parts.add(part)
             shard_of[part] = 1 + j % shards
-            agents.append(spec("prosumer", name, part, {"aggregator": aggregator, "deviation": group.deviation},
-                               offers))
+            config: dict = {"aggregator": aggregator, "deviation": group.deviation}
+            if group.has_devices:
+                config.update(_devices(group, name, settings.seed))
+            agents.append(spec("prosumer", name, part, config, offers))
     speed = settings.speed if settings.clock == "accelerated" else None
     clock = {"mode": settings.clock, "speed": speed, "start": start}
     order = ["market", "aggregators"]
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
                 sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed,
-                shard_of=shard_of)
+                shard_of=shard_of, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {})
+
+
+def _devices(group: ProsumerGroup, name: str, seed: int) -> dict:
+    """A prosumer's devices drawn from its group's mix (seeded by the scenario seed and its name),
+    with its owner's and FOA's settings: the part of its config its device fleet is built from."""
+    from vmenergy.devices.population import draw_devices
+
+    devices, owner = draw_devices(name, group.devices, group.device_tables, group.owner, seed)
+    foa = {"offer_time": group.offer_time, "offer_lead": group.offer_lead, "slice_minutes": group.slice_minutes,
+           "deviation": group.deviation}
+    return {"devices": devices, "owner": owner, "foa": foa}

@@ -1,0 +1,117 @@
+"""Benchmark: the offers of 100,000 mixed devices for a day, made by their FOAs' device models.
+
+Usage: python bench/bench_devices.py [--quick] [--n N]
+
+Households are drawn as scenarios/city-1k.toml draws them (same device mix and parameter ranges)
+until they hold N devices (default 100,000; --quick: 10,000); every household is a device fleet
+on the shipped Piedmont inputs. Timed: building the fleets, then one day of offers: each fleet's
+daily offers at noon (heat pumps, boilers, freezers, batteries, PV, base loads: the day ahead,
+from their predicted state) and the offers its EVs and machines make through the day when they
+plug in or are loaded (the physics simulated up to each event; nothing is scheduled, so event
+devices fall back to their own programme). Memory: the process's resident high-water mark.
+Reference in the same run: the same number of offers made from the shipped JSON templates the
+way a template scenario makes them (vary_offer), which is what a swarm did before device models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vmenergy.devices.inputs import Inputs  # noqa: E402
+from vmenergy.devices.population import build_fleet, draw_devices  # noqa: E402
+from vmenergy.flexoffer import FlexOffer  # noqa: E402
+from vmenergy.flexoffer.timeutil import parse_utc  # noqa: E402
+from vmenergy.runtime.scenario.plan import vary_offer  # noqa: E402
+
+from machine import describe as machine  # bench/machine.py (the script's folder is on sys.path)
+
+START = parse_utc("2026-11-22T11:00:00Z", "start")  # noon in Rome
+DAY = 86400
+
+
+def _hwm() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def households(n_devices: int) -> list[tuple[str, dict]]:
+    city = tomllib.loads((ROOT / "scenarios" / "city-1k.toml").read_text())
+    group = city["prosumers"][0]
+    mix = group["devices"]
+    tables = {k: v for k, v in group.items() if isinstance(v, dict) and k not in ("devices", "owner")}
+    out, total, i = [], 0, 0
+    while total < n_devices:
+        name = f"h{i}"
+        devices, owner = draw_devices(name, mix, tables, group.get("owner", {}), 1000)
+        devices = devices[: n_devices - total]
+        out.append((name, {"devices": devices, "owner": owner, "foa": {}}))
+        total += len(devices)
+        i += 1
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--n", type=int, default=None)
+    args = ap.parse_args(argv)
+    n = args.n or (10_000 if args.quick else 100_000)
+    print(f"machine: {machine()}")
+    inputs = Inputs(900, weather=ROOT / "scenarios/inputs/piedmont-2026-11-weather.csv",
+                    prices=ROOT / "scenarios/inputs/piedmont-2026-11-prices.csv", latitude=45.0, longitude=8.0,
+                    altitude=250.0, timezone="Europe/Rome")
+    homes = households(n)
+    kinds = Counter(d["kind"] for _, c in homes for d in c["devices"])
+    print(f"{sum(kinds.values())} devices in {len(homes)} households: "
+          + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
+    rss0 = _hwm()
+    t0 = time.perf_counter()
+    fleets = [build_fleet(c, inputs, jid=f"{name}@localhost", seed=1000, start=START, until=START + 3 * DAY)
+              for name, c in homes]
+    t1 = time.perf_counter()
+    made: Counter = Counter()
+    slices = 0
+    for f in fleets:  # a fleet wakes at each of its events and makes what is due, as an FOA does
+        now = START
+        while now < START + DAY:
+            for _, fo in f.offers(now):
+                made[fo.label] += 1
+                slices += sum(p.n_slices for p in fo.profiles)
+            due = f.next_due(now)
+            if due is None or due <= now:
+                break
+            now = due
+    t2 = time.perf_counter()
+    offers = sum(made.values())
+    print(f"build fleets: {t1 - t0:.2f} s; one day of offers: {t2 - t1:.2f} s for {offers} offers "
+          f"({slices} slices), {1e6 * (t2 - t1) / n:.0f} us per device, {1e3 * (t2 - t1) / max(1, offers):.2f} ms "
+          "per offer")
+    print("offers by kind: " + ", ".join(f"{k} {v}" for k, v in made.most_common()))
+    print(f"resident high-water mark: {_hwm():.0f} MiB (before the fleets: {rss0:.0f} MiB)")
+    # reference: the same number of offers from the JSON templates, as a template scenario makes them
+    templates = [FlexOffer.from_json(p.read_text()) for p in sorted((ROOT / "scenarios/examples").glob("*.json"))
+                 if "schedule" not in p.name]
+    rng = random.Random(1)
+    t3 = time.perf_counter()
+    for i in range(offers):
+        t = templates[i % len(templates)]
+        vary_offer(t, shift=0, rng=rng, new_id=f"o{i}", issuer="h@localhost")
+    t4 = time.perf_counter()
+    print(f"reference, {offers} offers varied from {len(templates)} templates: {t4 - t3:.2f} s "
+          f"({1e3 * (t4 - t3) / max(1, offers):.2f} ms per offer)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,210 @@
+"""Which devices a prosumer has, with which parameters: from a scenario's population tables or a
+box's config, checked and drawn the same way.
+
+A scenario group gives a device mix (``devices = {ev = 0.4, heat_pump = 0.3}``: the chance that a
+prosumer has each kind) and per-kind tables whose values are a number or a ``[low, high]`` range
+drawn uniformly per device (``[prosumers.ev] capacity = [40, 80]``); ``owner`` likewise for the
+owner's settings. A box lists its devices one by one (kind, id, numbers). The checks here return
+``(path, reason)`` pairs; the scenario check adds them with their lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from .fleet import DeviceFleet, FoaSettings
+from .inputs import Inputs
+from .models import KINDS, Context, DeviceError, OwnerSettings
+from .models.base import seeded
+
+__all__ = ["KIND_NAMES", "check_params", "check_mix", "sample_params", "draw_devices", "device_specs_problems",
+           "build_fleet", "shared_inputs", "params_doc"]
+
+#: The kinds in the order the docs and the check list them.
+KIND_NAMES = tuple(KINDS)
+
+Problem = tuple[tuple, str]
+
+
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def check_params(cls: type, table: Any, *, ranges: bool) -> list[Problem]:
+    """Problems of a parameter table for ``cls`` (a model's ``Params`` or :class:`OwnerSettings`):
+    unknown keys, values that are not numbers (or ``[low, high]`` ranges when ``ranges``), values
+    the class refuses. Paths are relative to the table."""
+    if not isinstance(table, Mapping):
+        return [((), "must be a table")]
+    fields = _fields(cls)
+    out: list[Problem] = []
+    lows: dict[str, Any] = {}
+    highs: dict[str, Any] = {}
+    for key, value in table.items():
+        f = fields.get(key)
+        if f is None:
+            out.append(((key,), f"unknown parameter (known: {', '.join(sorted(fields))})"))
+            continue
+        if isinstance(f.default, bool):
+            if not isinstance(value, bool):
+                out.append(((key,), "must be true or false"))
+                continue
+            lows[key] = highs[key] = value
+            continue
+        pair = _range(value) if ranges else None
+        if pair is None and _number(value):
+            pair = (value, value)
+        if pair is None:
+            what = "a number or a [low, high] range" if ranges else "a number"
+            out.append(((key,), f"must be {what}"))
+            continue
+        if pair[0] > pair[1]:
+            out.append(((key,), f"range [{pair[0]:g}, {pair[1]:g}]: low above high"))
+            continue
+        lows[key], highs[key] = pair
+    for values in (lows, highs):  # both ends of every range must be accepted
+        seen = {p for p, _ in out}
+        try:
+            cls(**values)
+        except DeviceError as exc:
+            if (exc.path,) not in seen:
+                out.append(((exc.path,), exc.reason))
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _range(value: Any) -> Optional[tuple[float, float]]:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(v) for v in value):
+        return float(value[0]), float(value[1])
+    return None
+
+
+def check_mix(mix: Any) -> list[Problem]:
+    """Problems of a device mix: kinds known, each chance a number in [0, 1]."""
+    if not isinstance(mix, Mapping):
+        return [((), "must be a table of kind = chance")]
+    out: list[Problem] = []
+    for kind, chance in mix.items():
+        if kind not in KINDS:
+            out.append(((kind,), f"unknown device kind (known: {', '.join(KIND_NAMES)})"))
+        elif not _number(chance) or not 0 <= chance <= 1:
+            out.append(((kind,), "a chance between 0 and 1"))
+    return out
+
+
+def sample_params(cls: type, table: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """One draw of a parameter table: numbers as they are, ``[low, high]`` uniformly (whole
+    numbers for integer parameters)."""
+    fields = _fields(cls)
+    out: dict[str, Any] = {}
+    for key, value in sorted(table.items()):
+        pair = _range(value)
+        if pair is None:
+            out[key] = value
+        elif isinstance(fields[key].default, int) and not isinstance(fields[key].default, bool):
+            out[key] = int(rng.integers(int(pair[0]), int(pair[1]) + 1))
+        else:
+            out[key] = round(float(rng.uniform(*pair)), 6)
+    return out
+
+
+def draw_devices(name: str, mix: Mapping[str, float], tables: Mapping[str, Mapping], owner: Mapping[str, Any],
+                 seed: object) -> tuple[list[dict], dict]:
+    """A prosumer's devices (``{"kind", "id", "params"}``, ids ``NAME-KIND``) and owner settings,
+    drawn from the group's mix and tables with a generator seeded by the scenario seed and the
+    prosumer's name (so a prosumer's devices do not depend on the others')."""
+    rng = seeded(seed, name, "devices")
+    devices = []
+    for kind in KIND_NAMES:  # a fixed order: the draws do not depend on how the mix was written
+        chance = float(mix.get(kind, 0.0))
+        if rng.random() < chance:
+            params = sample_params(KINDS[kind].Params, tables.get(kind, {}), rng)
+            devices.append({"kind": kind, "id": f"{name}-{kind}", "params": params})
+    return devices, sample_params(OwnerSettings, owner, rng)
+
+
+def device_specs_problems(specs: Any) -> list[Problem]:
+    """Problems of a box's device list: ``[{kind, id, <parameters>}, ...]``."""
+    if not isinstance(specs, (list, tuple)):
+        return [((), "must be an array of tables ([[prosumer.devices]])")]
+    out: list[Problem] = []
+    ids: set[str] = set()
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, Mapping):
+            out.append(((i,), "must be a table"))
+            continue
+        kind, ident = spec.get("kind"), spec.get("id")
+        if kind not in KINDS:
+            out.append(((i, "kind"), f"required, one of {', '.join(KIND_NAMES)}"))
+            continue
+        if not isinstance(ident, str) or not ident:
+            out.append(((i, "id"), "required: a name for the device"))
+        elif ident in ids:
+            out.append(((i, "id"), f"{ident!r} is used twice"))
+        else:
+            ids.add(ident)
+        params = {k: v for k, v in spec.items() if k not in ("kind", "id")}
+        out += [((i, *p), r) for p, r in check_params(KINDS[kind].Params, params, ranges=False)]
+    return out
+
+
+_INPUTS: dict[str, Inputs] = {}
+
+
+def shared_inputs(table: Mapping[str, Any], resolution: int = 900) -> Inputs:
+    """The inputs an ``[inputs]`` table (a plan's, paths absolute) describes, one object per
+    process and table: the prosumers of a process share its series and pvlib's caches."""
+    key = json.dumps(dict(table), sort_keys=True) + f"|{resolution}"
+    if key not in _INPUTS:
+        _INPUTS[key] = Inputs(resolution, **dict(table))
+    return _INPUTS[key]
+
+
+def build_fleet(config: Mapping[str, Any], inputs: Any, *, jid: str, seed: object, start: int,
+                until: Optional[int]) -> DeviceFleet:
+    """The fleet a prosumer's config describes: ``devices`` (``[{kind, id, params}]``),
+    ``owner`` and ``foa`` settings. Errors name the device."""
+    try:
+        owner = OwnerSettings(**config.get("owner", {}))
+    except DeviceError as exc:
+        raise exc.within("owner") from None
+    try:
+        foa = FoaSettings(**config.get("foa", {}))
+    except DeviceError as exc:
+        raise exc.within("foa") from None
+    ctx = Context(inputs.resolution, inputs, owner=owner, issuer=jid, seed=str(seed),
+                  slice_intervals=max(1, foa.slice_minutes * 60 // inputs.resolution), tz=inputs.tz,
+                  latitude=inputs.latitude, longitude=inputs.longitude, altitude=inputs.altitude)
+    devices = []
+    k0 = -(-start // inputs.resolution)
+    for i, spec in enumerate(config.get("devices", ())):
+        cls = KINDS.get(spec.get("kind"))
+        if cls is None:
+            raise DeviceError(f"devices[{i}].kind", f"unknown device kind {spec.get('kind')!r}")
+        try:
+            devices.append(cls(spec["id"], cls.Params(**spec.get("params", {})), ctx, k0))
+        except DeviceError as exc:
+            raise exc.within(f"devices[{i}]") from None
+    return DeviceFleet(devices, ctx, foa, start=start, until=until)
+
+
+def params_doc() -> str:
+    """The parameter tables of docs/devices.md: one per kind (name, default, unit, meaning), then
+    the owner's settings and the FOA's (what a scenario group or a box sets)."""
+    tables = [(f"`{kind}`", KINDS[kind].Params) for kind in KIND_NAMES]
+    tables += [("owner settings (`owner`)", OwnerSettings), ("FOA settings (keys of the group or the box)", FoaSettings)]
+    lines = []
+    for title, cls in tables:
+        lines += [f"#### {title}", "", "| parameter | default | unit | meaning |", "| --- | --- | --- | --- |"]
+        for f in dataclasses.fields(cls):
+            m = f.metadata
+            lines.append(f"| `{f.name}` | {f.default} | {m.get('unit', '')} | {m.get('doc', '')} |")
+        lines.append("")
+    return "\n".join(lines)
