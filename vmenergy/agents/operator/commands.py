@@ -50,6 +50,8 @@ class Param:
     options: Optional[Options] = None
     rest: bool = False
     desc: str = ""
+    #: checks a text value (raises ArgError naming ``name``), so a form can say what is wrong
+    check: Optional[Callable[[str, str], None]] = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,22 @@ def parse_when(text: str, now: int, path: str = "from") -> int:
         raise ArgError(path, f"{text!r} is not a time: HH:MM (UTC, today) or 2026-11-22T18:00:00Z") from None
 
 
+def _numbers(text: str, path: str) -> list[float]:
+    words = [w for w in re.split(r"[\s,;]+", text.strip()) if w]
+    if not words:
+        raise ArgError(path, "numbers separated by spaces or commas")
+    for w in words:
+        if not _NUMBER.match(w):
+            raise ArgError(path, f"{w!r} is not a number")
+    return [float(w) for w in words]
+
+
+def _weight(text: str, path: str) -> float:
+    if not _NUMBER.match(text.strip()) or float(text) < 0:
+        raise ArgError(path, f"a number >= 0, got {text!r}")
+    return float(text)
+
+
 def objective_spec(values: dict, now: int) -> dict:
     """The objective's config table (as ``[aggregator] objective``) from an operator's answers:
     ``kind``, and ``values`` (numbers), ``from`` (a time) or ``weight`` as the kind takes them.
@@ -177,20 +195,13 @@ def objective_spec(values: dict, now: int) -> dict:
         raise ArgError("kind", f"one of {', '.join(OBJECTIVE_KINDS)}")
     spec: dict[str, Any] = {"kind": kind}
     if kind in SERIES:
-        words = [w for w in re.split(r"[\s,;]+", str(values.get("values") or "").strip()) if w]
-        if not words:
+        if not values.get("values"):
             raise ArgError("values", f"{kind} needs its series: numbers separated by spaces or commas")
-        for w in words:
-            if not _NUMBER.match(w):
-                raise ArgError("values", f"{w!r} is not a number")
+        spec[SERIES[kind]] = _numbers(str(values["values"]), "values")
         start = parse_when(values["from"], now) if values.get("from") else now
-        spec[SERIES[kind]] = [float(w) for w in words]
         spec["start"] = start // DEFAULT_RESOLUTION
     elif kind == "peak" and values.get("weight"):
-        w = str(values["weight"]).strip()
-        if not _NUMBER.match(w) or float(w) < 0:
-            raise ArgError("weight", f"a number >= 0, got {w!r}")
-        spec["weight"] = float(w)
+        spec["weight"] = _weight(str(values["weight"]), "weight")
     return spec
 
 
@@ -220,10 +231,11 @@ def _objective_steps(done: int, values: dict) -> Optional[tuple[Param, ...]]:
         kind = values.get("kind")
         if kind in SERIES:
             return (Param("values", f"{kind} series", "text", True,
-                          desc="numbers separated by spaces or commas, one per 15 minutes"),
-                    Param("from", "From (UTC)", "text", desc="HH:MM today or 2026-11-22T18:00:00Z; default: now"))
+                          desc="numbers separated by spaces or commas, one per 15 minutes", check=_numbers),
+                    Param("from", "From (UTC)", "text", desc="HH:MM today or 2026-11-22T18:00:00Z; default: now",
+                          check=lambda text, path: parse_when(text, 0, path) and None))
         if kind == "peak":
-            return (Param("weight", "Weight", "text", desc="a number >= 0; default 1"),)
+            return (Param("weight", "Weight", "text", desc="a number >= 0; default 1", check=_weight),)
     return None
 
 
@@ -361,6 +373,8 @@ def check_values(agent: VmeAgent, params: Sequence[Param], values: dict) -> dict
             out[p.name] = chosen[0] if p.kind == "choice" else chosen
         else:
             out[p.name] = str(v).strip()
+            if p.check is not None:
+                p.check(out[p.name], p.name)
     return out
 
 

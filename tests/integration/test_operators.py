@@ -1,0 +1,275 @@
+"""Operators steer agents from a plain XMPP client (slixmpp, no VME code) on a real server:
+chat commands and XEP-0050 ad-hoc commands on each role, access by the ``[operators]`` lists
+(a viewer cannot steer, a stranger changes nothing), ``pause``/``resume`` of a prosumer's new
+offers, and ``watch on`` lines for a whole offer lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.integration.conftest import next_item
+from tests.protocol.test_market_engine import LIQ
+from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerAddress
+from vmenergy.agents.operator.adhoc import COMMANDS_NS
+from vmenergy.flexoffer import FlexOffer, Profile, Slice, State, TotalEnergy
+from vmenergy.protocol.aggregator import AggregatorConfig
+from vmenergy.protocol.engine import Send, bare
+from vmenergy.protocol.market import MarketConfig
+from vmenergy.protocol.operators import Operators
+from vmenergy.protocol.steering import STEERING
+from vmenergy.runtime.clock import AcceleratedClock, RealClock
+
+pytestmark = pytest.mark.integration
+
+
+def future_offer(oid: str, issuer: str, now: float, hours: int = 1) -> FlexOffer:
+    t = int(now) // 900
+    return FlexOffer(id=oid, issuer=issuer, start_after=t + 4 * hours, start_before=t + 4 * hours + 8,
+                     profiles=(Profile((Slice(1, 0.5, 2.0), Slice(1, 0.5, 2.0)), total=TotalEnergy(1.5, 3.0)),))
+
+
+async def eventually(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def reply_from(client, jid: str, timeout: float = 15.0, containing: str = "") -> str:
+    """The next chat body from ``jid`` (containing ``containing``), skipping other messages."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await next_item(client.messages, max(0.1, deadline - time.monotonic()), f"a reply from {jid}")
+        if msg["from"].bare == bare(jid) and msg["body"] and msg["type"] in ("chat", "normal") \
+                and containing in msg["body"]:
+            return msg["body"]
+
+
+async def ask(client, jid: str, text: str) -> str:
+    client.send_message(mto=jid, mbody=text, mtype="chat")
+    return await reply_from(client, jid)
+
+
+def snapshot(agent) -> dict:
+    return copy.deepcopy(agent.engine.ledger.tables)
+
+
+class World:
+    """A market, an aggregator bidding on it and a prosumer with two accepted offers, each
+    with alice as controller and bob as viewer; alice, bob and mallory are plain clients."""
+
+    def __init__(self, info, tmp_path) -> None:
+        self.info = info
+        addr = ServerAddress(info.host, info.port, info.ca_file)
+        ops = Operators((info.jid("alice"),), (info.jid("bob"),))
+        common = dict(server=addr, clock=RealClock(), tick=0.2, operators=ops)
+        self.market = MarketAgent(info.jid("op-market"), "pw-m", config=MarketConfig(liquidity=LIQ, time_limit=10),
+                                  store_path=tmp_path / "m.sqlite", **common)
+        self.aggregator = AggregatorAgent(
+            info.jid("op-agg"), "pw-a", config=AggregatorConfig(upstream="market", upstream_jid=info.jid("op-market"),
+                                                                cycle=10_000, lead=60),
+            store_path=tmp_path / "a.sqlite", **common)
+        me = info.jid("op-house")
+        now = time.time()
+        self.prosumer = ProsumerAgent(me, "pw-p", aggregator=info.jid("op-agg"),
+                                      offers=[(0, future_offer(f"op-fo-{i}", me, now)) for i in (1, 2)],
+                                      store_path=tmp_path / "p.sqlite", **common)
+        self.agents = (self.market, self.aggregator, self.prosumer)
+
+    async def start(self) -> None:
+        await self.market.start(auto_register=True)
+        await self.aggregator.start(auto_register=True)
+        # its first round (at start) must be over before offers come, so they wait to be aggregated
+        await eventually(lambda: self.aggregator.engine.ledger.get("meta", "next_cycle", 0) > 0, what="first round")
+        await self.prosumer.start(auto_register=True)
+        await eventually(lambda: self.aggregator.engine.counts().get("accepted") == 2, what="offers accepted")
+
+    async def stop(self) -> None:
+        for a in reversed(self.agents):
+            await a.stop()
+
+
+@pytest.fixture
+async def world(prosody_server, tmp_path, xmpp_client):
+    w = World(prosody_server, tmp_path)
+    await w.start()
+    w.alice = await xmpp_client(prosody_server, "alice", "alice-pw")
+    w.bob = await xmpp_client(prosody_server, "bob", "bob-pw")
+    w.mallory = await xmpp_client(prosody_server, "mallory", "mallory-pw")
+    try:
+        yield w
+    finally:
+        await w.stop()
+
+
+async def test_chat_commands_answer_by_role_and_access_and_a_stranger_changes_nothing(world):
+    for agent in world.agents:
+        jid = str(agent.jid)
+        status = await ask(world.alice, jid, "  Status ")
+        assert status.startswith(f"{agent.role} {jid}\n{agent.engine.status()}")
+        viewer_help = await ask(world.bob, jid, "help")
+        assert "you are a viewer" in viewer_help and "pause" not in viewer_help
+        before = snapshot(agent)
+        assert await ask(world.bob, jid, "pause") == "not authorized: pause is for controllers"
+        assert await ask(world.mallory, jid, "pause") == "not authorized"
+        assert snapshot(agent) == before and not agent.engine.paused
+    offers = await ask(world.bob, str(world.aggregator.jid), "offers accepted")
+    assert offers.splitlines()[0] == "2 offers: 2 accepted" and "op-fo-1  op-house  accepted" in offers
+    market = await ask(world.alice, str(world.market.jid), "market")
+    assert "s-1      open" in market
+    mistake = await ask(world.alice, str(world.prosumer.jid), "withdraw nope")
+    assert mistake.startswith("offers: 'nope' is not one of op-fo-1, op-fo-2") and "usage: withdraw ID" in mistake
+
+
+async def full_jid_from_help(client, jid: str) -> str:
+    """What a person does: ``help`` names the full JID where the ad-hoc commands are."""
+    text = await ask(client, jid, "help")
+    return text.rsplit(" at ", 1)[1].strip()
+
+
+def fields(iq) -> dict:
+    """The fields of the form in an ad-hoc answer, by name."""
+    return dict(iq["command"]["form"].get_fields())
+
+
+def notes(iq) -> list[tuple[str, str]]:
+    return list(iq["command"]["notes"] or [])
+
+
+async def command(client, to: str, node: str, action: str = "execute", sessionid=None, values=None):
+    """One ad-hoc request; ``values`` are submitted as a form."""
+    payload = None
+    if values is not None:
+        payload = client.plugin["xep_0004"].make_form(ftype="submit")
+        for var, value in values.items():
+            payload.add_field(var=var, value=value)
+    return await client.plugin["xep_0050"].send_command(to, node, action=action, sessionid=sessionid,
+                                                        payload=payload)
+
+
+async def test_adhoc_commands_are_listed_by_access_and_run_with_forms(world):
+    from slixmpp.exceptions import IqError
+
+    for c in (world.alice, world.bob, world.mallory):
+        c.register_plugin("xep_0004")
+        c.register_plugin("xep_0050")
+    agg = await full_jid_from_help(world.alice, str(world.aggregator.jid))
+    assert agg.startswith(str(world.aggregator.jid) + "/")
+    disco = world.alice.plugin["xep_0030"]
+    info = await disco.get_info(jid=agg)
+    features = set(info["disco_info"]["features"])
+    assert COMMANDS_NS in features and not any("upload" in f for f in features)
+    names = lambda iq: [item[1] for item in iq["disco_items"]["items"]]  # noqa: E731
+    controller = names(await disco.get_items(jid=agg, node=COMMANDS_NS))
+    assert {"status", "offers", "aggregates", "pause", "resume", "objective", "market"} <= set(controller)
+    viewer = names(await world.bob.plugin["xep_0030"].get_items(jid=agg, node=COMMANDS_NS))
+    assert "status" in viewer and "pause" not in viewer and "objective" not in viewer
+    assert names(await world.mallory.plugin["xep_0030"].get_items(jid=agg, node=COMMANDS_NS)) == []
+
+    # a read-only command: one step, the answer in a result form
+    iq = await command(world.bob, agg, "status")
+    assert iq["command"]["status"] == "completed"
+    assert fields(iq)["result"].get_value()[:2] == [f"aggregator {world.aggregator.jid}", world.aggregator.engine.status()]
+
+    # refused: a viewer steering, a stranger reading; nothing changes
+    before = snapshot(world.aggregator)
+    for client, node in ((world.bob, "pause"), (world.mallory, "status")):
+        with pytest.raises(IqError) as err:
+            await command(client, agg, node)
+        assert err.value.iq["error"]["condition"] == "forbidden"
+    assert snapshot(world.aggregator) == before
+
+    # a two-step command: the objective's kind, then its series; a bad value comes back in the form
+    iq = await command(world.alice, agg, "objective")
+    assert iq["command"]["status"] == "executing" and fields(iq)["kind"]["type"] == "list-single"
+    assert "target" in [o["value"] for o in fields(iq)["kind"]["options"]]
+    sid = iq["command"]["sessionid"]
+    iq = await command(world.alice, agg, "objective", "next", sid, {"kind": "target"})
+    assert set(fields(iq)) == {"values", "from"}
+    iq = await command(world.alice, agg, "objective", "next", sid, {"values": "5 five", "from": ""})
+    assert iq["command"]["status"] == "executing" and notes(iq) == [("error", "target series: 'five' is not a number")]
+    assert world.aggregator.engine.objective() == {"kind": "peak"}
+    iq = await command(world.alice, agg, "objective", "complete", sid, {"values": "5 5 4", "from": "23:00"})
+    assert iq["command"]["status"] == "completed" and notes(iq) == [("info", "objective target from the next plan on")]
+    assert world.aggregator.engine.objective()["values"] == [5.0, 5.0, 4.0]
+    (rec,) = world.aggregator.engine.ledger[STEERING].values()
+    assert (rec.operator, rec.action) == (world.info.jid("alice"), "objective")
+
+    # the prosumer: withdraw offers chosen from a list, then confirmed
+    house = await full_jid_from_help(world.alice, str(world.prosumer.jid))
+    iq = await command(world.alice, house, "withdraw")
+    field = fields(iq)["offers"]
+    assert field["type"] == "list-multi" and [o["value"] for o in field["options"]] == ["op-fo-1", "op-fo-2"]
+    sid = iq["command"]["sessionid"]
+    iq = await command(world.alice, house, "withdraw", "next", sid, {"offers": ["op-fo-2"]})
+    assert fields(iq)["confirm"]["label"] == "Withdraw op-fo-2?"
+    iq = await command(world.alice, house, "withdraw", "complete", sid, {"confirm": True})
+    assert notes(iq) == [("info", "withdrew op-fo-2")]
+    await eventually(lambda: world.aggregator.engine.ledger.get("offers", "op-fo-2").offer.state is State.WITHDRAWN,
+                     what="the aggregator told of the withdrawal")
+
+    # the market: open a session now (one step); close it, choosing it from the list
+    mkt = await full_jid_from_help(world.alice, str(world.market.jid))
+    iq = await command(world.alice, mkt, "open")
+    assert notes(iq)[0][1].startswith("opened s-2 ")
+    iq = await command(world.alice, mkt, "close")
+    assert [o["value"] for o in fields(iq)["session"]["options"]] == ["s-1", "s-2"]
+    iq = await command(world.alice, mkt, "close", "complete", iq["command"]["sessionid"], {"session": "s-2"})
+    assert notes(iq)[0][1].startswith("closed s-2 with 0 bids")
+    assert world.market.engine.ledger.get("sessions", "s-2").notice.state == "closed"
+
+
+async def test_pause_holds_a_prosumers_new_offers_and_resume_restarts_them(world):
+    house, alice = world.prosumer, world.alice
+    assert await ask(alice, str(house.jid), "pause") == "paused: sending new offers stopped until resume"
+    status = await ask(world.bob, str(house.jid), "status")
+    assert f"by {world.info.jid('alice')}: pause" in status
+    fo = future_offer("op-fo-3", str(house.jid), time.time())
+    effects = await house.handle(lambda now: house.engine.add_offer(fo, now, now))  # a device's new offer
+    assert not [e for e in effects if isinstance(e, Send)]
+    assert house.engine.ledger.get("offers", "op-fo-3").state is State.INITIAL
+    assert await ask(alice, str(house.jid), "resume") == "resumed: sending new offers restarted"
+    # the step that sends released offers is woken by the resume: no tick has to come by
+    await eventually(lambda: world.aggregator.engine.counts().get("accepted") == 3, what="the held offer sent")
+    assert [r.action for r in house.engine.ledger[STEERING].values()] == ["pause", "resume"]
+
+
+async def test_watch_on_delivers_a_line_for_each_message_of_an_offers_lifecycle(prosody_server, tmp_path, xmpp_client):
+    """Scenario time runs 1200 times the wall clock, so an offer goes from sent to billed in a
+    few seconds; it starts only once the operator watches."""
+    info = prosody_server
+    start = float(int(time.time()) // 900 * 900)
+    clock = AcceleratedClock(start, 1200.0)
+    addr = ServerAddress(info.host, info.port, info.ca_file)
+    ops = Operators((info.jid("alice"),))
+    agg = AggregatorAgent(info.jid("w-agg"), "pw-a", config=AggregatorConfig(cycle=900, lead=60, settle_after=600),
+                          server=addr, clock=clock, tick=0.1, store_path=tmp_path / "a.sqlite", operators=ops)
+    me = info.jid("w-house")
+    house = ProsumerAgent(me, "pw-p", aggregator=info.jid("w-agg"), offers=[(int(start), future_offer("w-fo", me, start))],
+                          server=addr, clock=clock, tick=0.1, store_path=tmp_path / "p.sqlite", operators=ops)
+    await agg.start(auto_register=True)
+    await house.start(auto_register=True)
+    try:
+        await asyncio.wait_for(asyncio.gather(agg.wait_ready(), house.wait_ready()), 20)
+        alice = await xmpp_client(info, "alice", "alice-pw")
+        assert (await ask(alice, me, "watch on")).startswith("watching")
+        clock.anchor(time.time())
+        await asyncio.gather(agg.start_time(), house.start_time())
+        lines = []
+        for part in ("→ w-agg: flex-offer w-fo (insert, v0)", "← w-agg: flexoffer w-fo accepted",
+                     "← w-agg: assignment s-w-fo for w-fo", "→ w-agg: assignment s-w-fo accepted",
+                     "→ w-agg: measurement m-w-fo-0 for w-fo", "← w-agg: bill bill-w-agg-1",
+                     "→ w-agg: bill bill-w-agg-1 accepted"):
+            lines.append(await reply_from(alice, me, timeout=30, containing=part))
+        assert house.engine.counts() == {"settled": 1}
+        assert (await ask(alice, me, "watch off")) == "not watching"
+    finally:
+        await house.stop()
+        await agg.stop()
