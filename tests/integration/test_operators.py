@@ -273,3 +273,60 @@ async def test_watch_on_delivers_a_line_for_each_message_of_an_offers_lifecycle(
     finally:
         await house.stop()
         await agg.stop()
+
+
+SCENARIO = """
+[scenario]
+name = "ops-run"
+start = "2026-11-22T18:00:00Z"
+until = "2026-11-23T16:00:00Z"
+seed = 5
+
+[operators]
+account = "ops-run-operator"
+viewers = ["{viewer}"]
+
+[[aggregator]]
+name = "ops-run-agg"
+cycle = 900
+
+[[prosumers]]
+count = 2
+name = "ops-run-h{{i}}"
+aggregator = "ops-run-agg"
+offers = ["examples/ev-overnight.json"]
+"""
+
+
+async def test_a_scenarios_operator_account_is_printed_and_steers_agents_in_virtual_time(prosody_server, tmp_path,
+                                                                                        xmpp_client):
+    """The run creates the account and prints it; while the coordinator holds scenario time the
+    operator reads and steers agents of the run's processes; the run then completes."""
+    from tests.integration.test_swarm import server_dict
+    from vmenergy.runtime.orchestrator import Swarm
+    from vmenergy.store import read_ledger
+
+    path = tmp_path / "ops.toml"
+    path.write_text(SCENARIO.format(viewer=prosody_server.jid("bob")))
+    printed: list[str] = []
+    server = dict(server_dict(prosody_server), run_dir=prosody_server.run_dir)
+    swarm = Swarm(path, tmp_path / "run", server=server, out=printed.append)
+    try:
+        plan = await asyncio.to_thread(swarm.start)
+        (line,) = [p for p in printed if p.startswith("operator: ")]
+        jid, password = line.split()[1], line.split()[3]
+        assert jid == prosody_server.jid("ops-run-operator") and password == plan.operator["password"]
+        prog = await asyncio.to_thread(swarm.wait, 120, 0.3, lambda p: p.prosumer_offers.get("assigned", 0) == 2)
+        assert prog.prosumer_offers.get("assigned") == 2, prog.line()
+        ops = await xmpp_client(prosody_server, "ops-run-operator", password, register=False)
+        agg, house = prosody_server.jid("ops-run-agg"), prosody_server.jid("ops-run-h0")
+        status = await ask(ops, agg, "status")
+        assert status.splitlines()[1].startswith("2 offers, 2 assigned") and "virtual clock" in status
+        assert await ask(ops, house, "pause") == "paused: sending new offers stopped until resume"
+        assert await ask(ops, house, "resume") == "resumed: sending new offers restarted"
+        prog = await asyncio.to_thread(swarm.wait, 240)
+        assert prog.done, prog.line()
+    finally:
+        await asyncio.to_thread(swarm.stop)
+    ledger = read_ledger(tmp_path / "run" / "stores" / "ops-run-h0.sqlite")
+    assert [(r.operator, r.action) for r in ledger.values("steering")] == [(jid, "pause"), (jid, "resume")]
