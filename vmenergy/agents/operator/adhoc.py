@@ -5,7 +5,8 @@ commands through service discovery (XEP-0030) on its full JID. The list depends 
 controller sees every command of the agent's role, a viewer the read-only ones, anyone else none;
 running a command one may not use is answered ``forbidden``. A command's arguments are the fields
 of a form (a choice is a ``list-single``, several a ``list-multi``); a bad value brings the same
-form back with the reason as an error note, and nothing changes. ``withdraw`` (choose offers,
+form back with the reason as an error note, and nothing changes. The answer is a note (``info``,
+or ``error`` when a steering action did not apply), multi-line for tables. ``withdraw`` (choose offers,
 then confirm) and ``objective`` (choose the kind, then its series) take two steps. The command
 itself runs through the operator desk (:mod:`.desk`), like a chat command.
 
@@ -90,7 +91,10 @@ class AdHocCommands:
 
     def _ask(self, command: Command, session: dict, fields: tuple[Param, ...], notes: Optional[list],
              given: Optional[dict] = None) -> dict:
-        form = self._form(command, fields, given or {})
+        # a mistake is said twice: as an error note, and in the form's instructions (some clients,
+        # profanity among them, show the form again but not the notes of an executing command)
+        problem = notes[0][1] if notes else ""
+        form = self._form(command, fields, given or {}, problem)
         state = session["vme"]
         steps = 2 if command.steps is not None else 1
         session["payload"] = form
@@ -127,19 +131,15 @@ class AdHocCommands:
         except ArgError as exc:
             session["payload"], session["notes"] = None, [("error", f"{exc.path}: {exc.reason}")]
             return session
-        if command.action is not None or not reply.ok:
-            session["payload"] = None
-            session["notes"] = [("info" if reply.ok else "error", reply.text)]
-            return session
-        result = self.agent.client.plugin["xep_0004"].make_form(ftype="result", title=command.title)
-        result.add_field(var="result", ftype="text-multi", label=command.title, value=reply.text)
-        session["payload"] = result
-        session["notes"] = None
+        # the answer is a note, for reads too: clients print notes where a person reads them
+        # (profanity opens a result form as a form to edit); tables keep their line breaks
+        session["payload"] = None
+        session["notes"] = [("info" if reply.ok else "error", reply.text)]
         return session
 
-    def _form(self, command: Command, fields: tuple[Param, ...], given: dict) -> Any:
+    def _form(self, command: Command, fields: tuple[Param, ...], given: dict, problem: str = "") -> Any:
         form = self.agent.client.plugin["xep_0004"].make_form(ftype="form", title=command.title)
-        form.set_instructions(command.summary)
+        form.set_instructions([f"error: {problem}", command.summary] if problem else command.summary)
         for p in fields:
             value = given.get(p.name)
             options = p.options(self.agent) if p.options is not None else None
