@@ -146,7 +146,7 @@ async def test_chat_commands_answer_by_role_and_access_and_a_stranger_changes_no
 async def full_jid_from_help(client, jid: str) -> str:
     """What a person does: ``help`` names the full JID where the ad-hoc commands are."""
     text = await ask(client, jid, "help")
-    return text.rsplit(" at ", 1)[1].strip()
+    return text.rsplit("(XEP-0050): ", 1)[1].strip()
 
 
 def fields(iq) -> dict:
@@ -349,3 +349,29 @@ async def test_a_scenarios_operator_account_is_printed_and_steers_agents_in_virt
         await asyncio.to_thread(swarm.stop)
     ledger = read_ledger(tmp_path / "run" / "stores" / "ops-run-h0.sqlite")
     assert [(r.operator, r.action) for r in ledger.values("steering")] == [(jid, "pause"), (jid, "resume")]
+
+
+async def test_an_operators_session_as_in_the_readme(world, tmp_path):
+    """The session transcribed in agents/operator/README.md (run with -s to print it)."""
+    lines: list[str] = []
+
+    async def say(client, who: str, jid: str, text: str) -> str:
+        answer = await ask(client, jid, text)
+        lines.append(f"{who} -> {jid.split('@')[0]}: {text}")
+        lines.extend(f"  {line}" for line in answer.splitlines())
+        return answer
+
+    agg, house = str(world.aggregator.jid), str(world.prosumer.jid)
+    assert "objective KIND [args]" in await say(world.alice, "alice", agg, "help")
+    assert "2 offers: 2 accepted" in await say(world.alice, "alice", agg, "offers")
+    assert "op-fo-1" in await say(world.alice, "alice", house, "offer OP-FO-1")
+    assert (await say(world.alice, "alice", agg, "pause")).startswith("paused")
+    assert "paused" in await say(world.bob, "bob", agg, "status")
+    assert await say(world.bob, "bob", agg, "resume") == "not authorized: resume is for controllers"
+    assert (await say(world.alice, "alice", agg, "resume")).startswith("resumed")
+    assert "closest: objective" in await say(world.alice, "alice", agg, "objectiv peak")
+    assert await say(world.alice, "alice", agg, "objective energy_min") == "objective energy_min from the next plan on"
+    assert await say(world.alice, "alice", house, "withdraw op-fo-2") == "withdrew op-fo-2"
+    assert await say(world.mallory, "mallory", agg, "status") == "not authorized"
+    (tmp_path / "transcript.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))

@@ -56,7 +56,8 @@ NOT_ASSIGNED_IN_TIME = "not assigned in time"
 class AggregatorEngine(Engine):
     role = "aggregator"
     tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES)
-    pause_holds = "aggregation rounds (no new aggregates, bids or plans; deadlines and settlement go on)"
+    # paused, no aggregates, bids or plans are made; deadlines and settlement go on
+    pause_holds = "aggregation rounds"
 
     def __init__(self, jid: str, config: AggregatorConfig = AggregatorConfig(), *,
                  strategies: Optional[AggregatorStrategies] = None, **kw) -> None:

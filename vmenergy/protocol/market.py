@@ -152,7 +152,8 @@ PARTICIPANTS: Table[str] = Table("participants", str)
 class MarketEngine(Engine):
     role = "market"
     tables = Engine.tables + (MARKET_SESSIONS, BIDS, PARTICIPANTS)
-    pause_holds = "the session calendar (no session opens by itself; open sessions still clear)"
+    # paused, no session opens by itself; open sessions still close and clear
+    pause_holds = "the session calendar"
 
     def __init__(self, jid: str, config: MarketConfig = MarketConfig(), **kw) -> None:
         super().__init__(jid, **kw)

@@ -103,7 +103,7 @@ def help_view(ctx: Ctx, values: dict) -> str:
     rows = [(c.usage_for(role), c.summary_for(role)) for c in ctx.commands]
     lines = [f"{ctx.agent.role} {ctx.agent.jid}; you are a {ctx.access}", table(rows, limit=len(rows))]
     if ctx.full_jid:
-        lines.append(f"the same as ad-hoc commands (XEP-0050) at {ctx.full_jid}")
+        lines.append(f"ad-hoc commands (XEP-0050): {ctx.full_jid}")
     return "\n".join(lines)
 
 
