@@ -6,14 +6,14 @@ offers, and ``watch on`` lines for a whole offer lifecycle."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import time
-from dataclasses import replace
-from datetime import datetime, timezone
 
 import pytest
 
 from tests.integration.conftest import next_item
+from tests.integration.test_presence import eventually
 from tests.protocol.test_market_engine import LIQ
 from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerAddress
 from vmenergy.agents.operator.adhoc import COMMANDS_NS
@@ -32,14 +32,6 @@ def future_offer(oid: str, issuer: str, now: float, hours: int = 1) -> FlexOffer
     t = int(now) // 900
     return FlexOffer(id=oid, issuer=issuer, start_after=t + 4 * hours, start_before=t + 4 * hours + 8,
                      profiles=(Profile((Slice(1, 0.5, 2.0), Slice(1, 0.5, 2.0)), total=TotalEnergy(1.5, 3.0)),))
-
-
-async def eventually(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def reply_from(client, jid: str, timeout: float = 15.0, containing: str = "") -> str:
@@ -96,32 +88,30 @@ class World:
             await a.stop()
 
 
-async def started_world(info, tmp_path, xmpp_client):
+@contextlib.asynccontextmanager
+async def running_world(info, tmp_path, xmpp_client):
     w = World(info, tmp_path)
     await w.start()
-    w.alice = await xmpp_client(info, "alice", "alice-pw")
-    w.bob = await xmpp_client(info, "bob", "bob-pw")
-    w.mallory = await xmpp_client(info, "mallory", "mallory-pw")
-    return w
+    try:
+        w.alice = await xmpp_client(info, "alice", "alice-pw")
+        w.bob = await xmpp_client(info, "bob", "bob-pw")
+        w.mallory = await xmpp_client(info, "mallory", "mallory-pw")
+        yield w
+    finally:
+        await w.stop()
 
 
 @pytest.fixture
 async def world(prosody_server, tmp_path, xmpp_client):
-    w = await started_world(prosody_server, tmp_path, xmpp_client)
-    try:
+    async with running_world(prosody_server, tmp_path, xmpp_client) as w:
         yield w
-    finally:
-        await w.stop()
 
 
 @pytest.fixture
 async def world_on_both(real_xmpp_server, tmp_path, xmpp_client):
     """The world on Prosody, then on ejabberd."""
-    w = await started_world(real_xmpp_server, tmp_path, xmpp_client)
-    try:
+    async with running_world(real_xmpp_server, tmp_path, xmpp_client) as w:
         yield w
-    finally:
-        await w.stop()
 
 
 async def test_chat_commands_answer_by_role_and_access_and_a_stranger_changes_nothing(world):

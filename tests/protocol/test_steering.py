@@ -10,7 +10,7 @@ import pytest
 from tests.protocol.net import Net
 from tests.protocol.test_engines import AGG, NOW, offer, setup
 from tests.protocol.test_market_engine import LIQ, MKT, run_until_cleared, world
-from vmenergy.flexoffer import FlexOfferError, State
+from vmenergy.flexoffer import FlexOfferError
 from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.engine import Note, Send
 from vmenergy.protocol.market import MarketConfig, MarketEngine, market_summary
