@@ -198,6 +198,9 @@ async def test_adhoc_commands_are_listed_by_access_and_run_with_forms(world_on_b
     assert iq["command"]["status"] == "executing" and fields(iq)["kind"]["type"] == "list-single"
     assert "target" in [o["value"] for o in fields(iq)["kind"]["options"]]
     sid = iq["command"]["sessionid"]
+    with pytest.raises(IqError) as err:  # a session is its starter's: another JID cannot go on with it
+        await command(world.bob, agg, "objective", "next", sid, {"kind": "energy_max"})
+    assert err.value.iq["error"]["condition"] == "forbidden"
     iq = await command(world.alice, agg, "objective", "next", sid, {"kind": "target"})
     assert set(fields(iq)) == {"values", "from"}
     iq = await command(world.alice, agg, "objective", "next", sid, {"values": "5 five", "from": ""})

@@ -17,6 +17,7 @@ full JID, so ad-hoc commands do not work through it: chat commands do.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
 from typing import Any, Optional
 
@@ -33,6 +34,18 @@ COMMANDS_NS = "http://jabber.org/protocol/commands"
 MAX_LIST_OPTIONS = 60
 #: Ad-hoc commands a person does not need (``help`` is the chat's way to list commands).
 _CHAT_ONLY = ("help",)
+#: Command sessions kept (slixmpp keeps every session, finished or abandoned, for ever).
+MAX_SESSIONS = 200
+
+
+class _RecentSessions(OrderedDict):
+    """The ad-hoc sessions store: the latest :data:`MAX_SESSIONS`, oldest dropped first."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > MAX_SESSIONS:
+            self.popitem(last=False)
 
 
 class AdHocCommands:
@@ -51,11 +64,31 @@ class AdHocCommands:
         me = client.boundjid
         disco.add_identity(category="client", itype="bot", name=f"VME {self.agent.role}", jid=me)
         adhoc = client.plugin["xep_0050"]
+        adhoc.set_backend(_RecentSessions())
+        # slixmpp finds a session by its id alone: a step sent from another JID than the one that
+        # started the session is refused before it reaches the session
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import StanzaPath
+
+        client.remove_handler("Ad-Hoc Execute")
+        client.register_handler(Callback("Ad-Hoc Execute", StanzaPath("iq@type=set/command"), self._guard))
         for command in self._offered(Access.CONTROL):
             # partials of coroutine functions: slixmpp awaits those (it calls a lambda without awaiting)
             adhoc.add_command(jid=me, node=command.name, name=command.title, handler=partial(self._begin, command))
         # who may see which commands: the list of the commands node depends on the requester
         disco.set_node_handler("get_items", jid=me, node=COMMANDS_NS, handler=self._items)
+
+    def _guard(self, iq: Any) -> None:
+        from slixmpp.exceptions import XMPPError
+
+        session = self.agent.client.plugin["xep_0050"].sessions.get(iq["command"]["sessionid"])
+        if session is not None and session["from"] != iq["from"]:
+            self.agent.log.warning("event=operator-refused from=%s command=%s why=not-its-session", iq["from"],
+                                   iq["command"]["node"])
+            raise XMPPError("forbidden", text="not your command session")
+        # what slixmpp's own handler does
+        self.agent.client.event("command", iq)
+        self.agent.client.event(f"command_{iq['command']['action']}", iq)
 
     def _offered(self, access: Access) -> list[Command]:
         return [c for c in commands_for(self.agent, access) if c.name not in _CHAT_ONLY]

@@ -111,7 +111,13 @@ class OperatorDesk:
                 ctx = Ctx(agent, now, who, access, tuple(commands_for(agent, access)), self, agent.full_jid())
                 return command.view(ctx, checked)  # type: ignore[misc]
 
-            return Reply(await agent.read(view, offload=command.heavy))
+            try:
+                return Reply(await agent.read(view, offload=command.heavy))
+            except ArgError:
+                raise
+            except Exception:  # a view's bug must not take the operator's desk down with it
+                agent.log.exception("event=operator-command-failed command=%s", command.name)
+                return Reply(f"{command.name}: failed (the agent's log says why)", ok=False)
         return await self._steer(who, command, values, fields)
 
     async def _steer(self, who: str, command: Command, values: dict, fields: tuple[Param, ...]) -> Reply:
@@ -138,7 +144,7 @@ class OperatorDesk:
             raise box["arg"]
         if "refused" in box:
             return Reply(f"{command.name}: {box['refused'].reason} (nothing changed)", ok=False)
-        return Reply(box.get("outcome", f"{command.name}: failed (see the agent's log)"), ok="outcome" in box)
+        return Reply(box.get("outcome", f"{command.name}: failed (the agent's log says why)"), ok="outcome" in box)
 
     # -- watch --------------------------------------------------------------------------------
     def set_watch(self, jid: str, on: bool) -> None:
