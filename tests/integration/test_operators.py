@@ -171,7 +171,9 @@ async def test_adhoc_commands_are_listed_by_access_and_run_with_forms(world_on_b
     disco = world.alice.plugin["xep_0030"]
     info = await disco.get_info(jid=agg)
     features = set(info["disco_info"]["features"])
-    assert COMMANDS_NS in features and not any("upload" in f for f in features)
+    # what an agent does, and nothing else (SPADE loads HTTP upload; registration brings OOB)
+    assert features == {COMMANDS_NS, "http://jabber.org/protocol/disco#info", "jabber:x:data", "urn:xmpp:ping"}
+    assert info["disco_info"]["identities"] == {("client", "bot", None, "VME aggregator")}
     names = lambda iq: [item[1] for item in iq["disco_items"]["items"]]  # noqa: E731
     controller = names(await disco.get_items(jid=agg, node=COMMANDS_NS))
     assert {"status", "offers", "aggregates", "pause", "resume", "objective", "market"} <= set(controller)
@@ -264,8 +266,9 @@ async def test_watch_on_delivers_a_line_for_each_message_of_an_offers_lifecycle(
     agg = AggregatorAgent(info.jid("w-agg"), "pw-a", config=AggregatorConfig(cycle=900, lead=60, settle_after=600),
                           server=addr, clock=clock, tick=0.1, store_path=tmp_path / "a.sqlite", operators=ops)
     me = info.jid("w-house")
-    house = ProsumerAgent(me, "pw-p", aggregator=info.jid("w-agg"), offers=[(int(start), future_offer("w-fo", me, start))],
-                          server=addr, clock=clock, tick=0.1, store_path=tmp_path / "p.sqlite", operators=ops)
+    house = ProsumerAgent(me, "pw-p", aggregator=info.jid("w-agg"),
+                          offers=[(int(start), future_offer("w-fo", me, start))], server=addr, clock=clock,
+                          tick=0.1, store_path=tmp_path / "p.sqlite", operators=ops)
     await agg.start(auto_register=True)
     await house.start(auto_register=True)
     try:

@@ -251,7 +251,8 @@ class AggregatorEngine(Engine):
             TimedStep("deadlines", self._expire, self._expiry_due),
             TimedStep("upstream", lambda now: self.upstream.on_tick(self, now),
                       lambda now: self.upstream.next_due(self, now)),
-            TimedStep("round", self._round, lambda now: None if self.paused else self.ledger[META].get("next_cycle", 0)),
+            TimedStep("round", self._round,
+                      lambda now: None if self.paused else self.ledger[META].get("next_cycle", 0)),
             TimedStep("settlement", self._settle, self._settlement_due),
         ]
 

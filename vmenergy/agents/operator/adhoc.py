@@ -10,8 +10,9 @@ or ``error`` when a steering action did not apply), multi-line for tables. ``wit
 then confirm) and ``objective`` (choose the kind, then its series) take two steps. The command
 itself runs through the operator desk (:mod:`.desk`), like a chat command.
 
-Disco advertises only what the agent does: SPADE loads HTTP upload (XEP-0363), which an agent
-does not offer, so it is unloaded here. The embedded server (pyjabber) cannot route an IQ to a
+Disco advertises only what the agent does (disco info, ad-hoc commands, data forms, ping): SPADE
+loads HTTP upload (XEP-0363), which an agent does not offer, so it is unloaded here, and the
+out-of-band data features that in-band registration brings along are taken out. The embedded server (pyjabber) cannot route an IQ to a
 full JID, so ad-hoc commands do not work through it: chat commands do.
 """
 
@@ -34,6 +35,9 @@ COMMANDS_NS = "http://jabber.org/protocol/commands"
 MAX_LIST_OPTIONS = 60
 #: Ad-hoc commands a person does not need (``help`` is the chat's way to list commands).
 _CHAT_ONLY = ("help",)
+#: Features slixmpp plugins advertise that an agent does not offer (out-of-band data, XEP-0066,
+#: comes with in-band registration).
+_NOT_OFFERED = ("jabber:iq:oob", "jabber:x:oob")
 #: Command sessions kept (slixmpp keeps every session, finished or abandoned, for ever).
 MAX_SESSIONS = 200
 
@@ -62,6 +66,8 @@ class AdHocCommands:
             client.register_plugin(name)
         disco = client.plugin["xep_0030"]
         me = client.boundjid
+        for feature in _NOT_OFFERED:  # advertised by plugins SPADE's registration pulls in (XEP-0066)
+            disco.del_feature(jid=me, feature=feature)
         disco.add_identity(category="client", itype="bot", name=f"VME {self.agent.role}", jid=me)
         adhoc = client.plugin["xep_0050"]
         adhoc.set_backend(_RecentSessions())
@@ -120,14 +126,15 @@ class AdHocCommands:
         fields = await self.agent.read(lambda now: command.step(state["done"], state["values"]))
         if fields is None:
             return await self._finish(command, session)
-        return self._ask(command, session, fields, notes=None)
+        return await self._ask(command, session, fields, notes=None)
 
-    def _ask(self, command: Command, session: dict, fields: tuple[Param, ...], notes: Optional[list],
-             given: Optional[dict] = None) -> dict:
+    async def _ask(self, command: Command, session: dict, fields: tuple[Param, ...], notes: Optional[list],
+                   given: Optional[dict] = None) -> dict:
         # a mistake is said twice: as an error note, and in the form's instructions (some clients,
         # profanity among them, show the form again but not the notes of an executing command)
         problem = notes[0][1] if notes else ""
-        form = self._form(command, fields, given or {}, problem)
+        # the choices are read from the ledger between engine steps, like any view
+        form = await self.agent.read(lambda now: self._form(command, fields, given or {}, problem))
         state = session["vme"]
         steps = 2 if command.steps is not None else 1
         session["payload"] = form
@@ -146,7 +153,7 @@ class AdHocCommands:
             checked = await self.agent.read(lambda now: check_values(self.agent, fields, given))
         except ArgError as exc:
             label = next((p.label for p in fields if p.name == exc.path), exc.path)
-            return self._ask(command, session, fields, [("error", f"{label}: {exc.reason}")], given)
+            return await self._ask(command, session, fields, [("error", f"{label}: {exc.reason}")], given)
         state["values"].update({p.name: checked.get(p.name) for p in fields})
         state["fields"] = state["fields"] + fields
         state["done"] += 1
@@ -172,7 +179,8 @@ class AdHocCommands:
 
     def _form(self, command: Command, fields: tuple[Param, ...], given: dict, problem: str = "") -> Any:
         form = self.agent.client.plugin["xep_0004"].make_form(ftype="form", title=command.title)
-        form.set_instructions([f"error: {problem}", command.summary] if problem else command.summary)
+        summary = command.summary_for(self.agent.role)
+        form.set_instructions([f"error: {problem}", summary] if problem else summary)
         for p in fields:
             value = given.get(p.name)
             options = p.options(self.agent) if p.options is not None else None

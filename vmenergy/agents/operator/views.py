@@ -23,7 +23,8 @@ from .text import kwh, pairs, table, when
 #: A :class:`vmenergy.agents.base.VmeAgent` (not imported: the agent imports this package).
 VmeAgent = Any
 
-__all__ = ["VmeAgent", "Ctx", "offer_records", "schedules", "aggregate_records", "session_records", "bill_keys", "window"]
+__all__ = ["VmeAgent", "Ctx", "offer_records", "schedules", "aggregate_records", "session_records", "bill_keys",
+           "window"]
 
 
 @dataclass(frozen=True)
