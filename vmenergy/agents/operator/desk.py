@@ -66,8 +66,7 @@ class OperatorDesk:
         access = self.access(who)
         agent = self.agent
         if access is Access.NONE:
-            agent.log.warning("event=operator-refused from=%s text=%r", who, text[:60])
-            return self._tell_stranger(who)
+            return self._tell_stranger(who, text)
         words = text.split()
         command = find(agent, words[0])
         if command is None:
@@ -82,11 +81,13 @@ class OperatorDesk:
             details = f"\n{command.details}" if command.details else ""
             return f"{exc.path}: {exc.reason}\nusage: {command.usage_for(agent.role)}{details}"
 
-    def _tell_stranger(self, who: str) -> Optional[str]:
+    def _tell_stranger(self, who: str, text: str) -> Optional[str]:
         now = time.monotonic()
         last = self._told.get(who)
         if last is not None and now - last < TELL_STRANGER_EVERY:
+            self.agent.log.debug("event=operator-refused from=%s text=%r", who, text[:60])
             return None
+        self.agent.log.warning("event=operator-refused from=%s text=%r", who, text[:60])
         self._told[who] = now
         if len(self._told) > _MAX_STRANGERS:
             del self._told[next(iter(self._told))]
