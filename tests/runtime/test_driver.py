@@ -75,6 +75,26 @@ class Net:
         self.queue.clear()
 
 
+async def run_instants(da: VirtualDriver, db: VirtualDriver, net: Net, t: int, instants: int) -> int:
+    """Play the coordinator for processes "a" and "b" over ``instants`` instants from ``t``;
+    returns the instant after the last one (or ``t`` when nothing more was due)."""
+    for _ in range(instants):
+        expect = {"a": 0, "b": 0}
+        k = 0
+        while True:
+            ra, rb = await asyncio.gather(da.run_round(t, k, expect["a"]), db.run_round(t, k, expect["b"]))
+            net.deliver()
+            sent = {"a": ra["sent"].get("a", 0) + rb["sent"].get("a", 0), "b": ra["sent"].get("b", 0) + rb["sent"].get("b", 0)}
+            if not any(sent.values()) and not ra["again"] and not rb["again"]:
+                break
+            expect, k = sent, k + 1
+        dues = [d for d in (ra["next_due"], rb["next_due"]) if d is not None]
+        if not dues:
+            break
+        t = max(min(dues), t + 1)
+    return t
+
+
 async def run_world(seed: int) -> dict[str, list]:
     net = Net(seed)
     clock_a, clock_b = VirtualClock(NOW), VirtualClock(NOW)
@@ -89,21 +109,7 @@ async def run_world(seed: int) -> dict[str, list]:
     net.shells = {s.jid: s for s in [agg, *pros]}
     da.start()
     db.start()
-    t = NOW
-    for _ in range(40):  # instants
-        expect = {"a": 0, "b": 0}
-        k = 0
-        while True:
-            ra, rb = await asyncio.gather(da.run_round(t, k, expect["a"]), db.run_round(t, k, expect["b"]))
-            net.deliver()
-            sent = {"a": ra["sent"].get("a", 0) + rb["sent"].get("a", 0), "b": ra["sent"].get("b", 0) + rb["sent"].get("b", 0)}
-            if not any(sent.values()) and not ra["again"] and not rb["again"]:
-                break
-            expect, k = sent, k + 1
-        dues = [d for d in (ra["next_due"], rb["next_due"]) if d is not None]
-        if not dues:
-            break
-        t = max(min(dues), t + 1)
+    await run_instants(da, db, net, NOW, 40)
     return {s.jid: sorted((tbl, k, repr(v)) for tbl, rows in s.engine.ledger.tables.items() for k, v in rows.items())
             for s in [agg, *pros]} | {"handled": agg.handled}
 
@@ -135,3 +141,25 @@ def test_shuffling_really_changes_arrival_order():
         net.rng.shuffle(net.queue)
         orders.add(tuple(s.to for _, s, _ in net.queue))
     assert len(orders) > 1
+
+
+async def test_an_operators_step_between_rounds_is_seen_at_the_next_round():
+    """A prosumer paused from the start holds its offer; an operator resumes it while the
+    coordinator is between rounds (outside any round): the next round sees its offer due."""
+    net = Net(0)
+    parts = {AGG: "a", "p0@localhost": "b"}
+    da, db = VirtualDriver(VirtualClock(NOW), parts), VirtualDriver(VirtualClock(NOW), parts)
+    agg = Shell(AggregatorEngine(AGG, AggregatorConfig(cycle=900)), net)
+    pro = Shell(ProsumerEngine("p0@localhost", AGG), net, [(NOW, offer("ev-overnight", 0))])
+    pro.engine.steer("alice@example.org", "pause", now=NOW)
+    da.add(agg)  # type: ignore[arg-type]
+    db.add(pro)  # type: ignore[arg-type]
+    net.shells = {s.jid: s for s in (agg, pro)}
+    da.start()
+    db.start()
+    t = await run_instants(da, db, net, NOW, 3)
+    assert pro.engine.counts() == {"initial": 1} and agg.engine.counts() == {}
+    await pro.handle(lambda now: pro.engine.steer("alice@example.org", "resume", now=now)[0])
+    await run_instants(da, db, net, t, 1)
+    (rec,) = pro.engine.ledger.table("offers").values()
+    assert rec.sent_at == t and rec.answered_at == t  # sent at the next instant, and answered

@@ -14,7 +14,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, TypeVar
 
 from spade.agent import Agent
 from spade.behaviour import CyclicBehaviour
@@ -26,10 +26,13 @@ from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.protocol.engine import Effect, Engine, Execute, Ledger, Note, RunDefault, Send, bare
 from vmenergy.protocol import messages
 from vmenergy.protocol.messages import Message
+from vmenergy.protocol.operators import Operators
 from vmenergy.runtime.clock import Clock, RealClock
 from vmenergy.store import Store
 from vmenergy.wire.messages import decode, encode, summary
 from vmenergy.wire.stanzas import NS, register_protocol_plugins
+
+from .operator import AdHocCommands, OperatorDesk
 
 __all__ = ["ServerAddress", "VmeMessage", "VmeAgent", "MAX_PAYLOAD_BYTES", "SIM_NS", "Driver"]
 
@@ -62,6 +65,7 @@ QUIET_EVENTS = frozenset({"presence", "duplicate", "stray-ack", "resend", "queue
 
 #: element -> SPADE performative, as each message type declares it.
 _PERFORMATIVE = messages.PERFORMATIVE
+T = TypeVar("T")
 
 
 class Driver(Protocol):
@@ -130,20 +134,25 @@ class InboxBehaviour(CyclicBehaviour):
                                                                 msg.arrived if msg.arrived is not None else now))
 
 
+#: Message types an operator's chat arrives as; errors, headlines and group chat are not answered
+#: (answering an error could start a loop of errors between two parties).
+CHAT_TYPES = ("chat", "normal", "")
+
+
 class OperatorBehaviour(CyclicBehaviour):
-    """Answers plain chat (an operator in any XMPP client): ``status`` and ``help``."""
+    """Answers plain chat (an operator in any XMPP client) through the operator desk
+    (:mod:`vmenergy.agents.operator`): commands by role, access by the ``[operators]`` table."""
 
     async def run(self) -> None:
         msg = await self.receive(timeout=30.0)
         if msg is None or isinstance(msg, VmeMessage) and msg.payload is not None:
             return
-        agent: VmeAgent = self.agent  # type: ignore[assignment]
-        text = (msg.body or "").strip().lower()
-        if not text:
+        if msg.get_metadata("xmpp-type") not in CHAT_TYPES:
             return
-        answer = agent.operator_command(text)
-        reply = SpadeMessage(to=str(msg.sender), body=answer)
-        agent.client_send(reply)
+        agent: VmeAgent = self.agent  # type: ignore[assignment]
+        answer = await agent.desk.chat(str(msg.sender), msg.body or "")
+        if answer is not None:
+            agent.tell(str(msg.sender), answer)
 
 
 class StepBehaviour(CyclicBehaviour):
@@ -221,6 +230,7 @@ class VmeAgent(Agent):
         peers: tuple[str, ...] = (),
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         driver: Optional[Driver] = None,
+        operators: Operators = Operators(),
     ) -> None:
         super().__init__(jid, password, port=server.port, verify_security=True)
         self.server = server
@@ -251,6 +261,8 @@ class VmeAgent(Agent):
         self._step_behaviours: list[StepBehaviour] = []
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
+        self.operators = operators
+        self.desk = OperatorDesk(self)
 
     # -- to be provided by roles -----------------------------------------------------------
     def make_engine(self, ledger: Ledger) -> Engine:
@@ -258,7 +270,8 @@ class VmeAgent(Agent):
         raise NotImplementedError
 
     def approve(self, peer: str) -> bool:
-        """Whether to accept a presence subscription from ``peer``."""
+        """Whether to accept a presence subscription from ``peer`` (a protocol peer; operators
+        are approved apart, see :meth:`_on_subscribe`)."""
         return bare(peer) in self.peers
 
     def on_execute(self, effect: Execute) -> None:
@@ -274,11 +287,6 @@ class VmeAgent(Agent):
     def progress(self) -> dict:
         """Counts for the run's progress line (summed over all agents by the coordinator)."""
         return {}
-
-    def operator_command(self, text: str) -> str:
-        if text in ("status", "s"):
-            return f"{self.role} {self.jid}: {self.engine.status()}"
-        return "commands: status"
 
     # -- connection (SPADE's, with our server address and shared TLS context) ---------------
     async def _async_connect(self) -> None:  # pragma: no cover - exercised by integration tests
@@ -318,7 +326,7 @@ class VmeAgent(Agent):
         self.presence.on_available = lambda jid, info, last: self._presence(jid, True)
         self.presence.on_unavailable = lambda jid, info, last: self._presence(jid, False)
         # explicit priority: some servers drop messages to a bare JID without it after a restart
-        self.presence.set_presence(status=self.engine.status(), priority=1)
+        self.presence.set_presence(status=self.status_text(), priority=1)
         for peer in self.peers:
             self.presence.subscribe(peer)
         self._check_ready()
@@ -327,6 +335,7 @@ class VmeAgent(Agent):
         if self.driver is None:
             self.add_behaviour(InboxBehaviour(), template)
         self.add_behaviour(OperatorBehaviour(), ~template)
+        AdHocCommands(self).start()
         if self.driver is None and self.clock.running:
             await self.start_time()
         self.log.info("event=started role=%s status=%r", self.role, self.engine.status())
@@ -376,7 +385,10 @@ class VmeAgent(Agent):
     def _message_received(self, stanza):
         payloads = [el for el in stanza.xml if isinstance(el.tag, str) and el.tag.startswith("{" + NS + "}")]
         if not payloads:
-            return super()._message_received(stanza)
+            # chat (an operator): SPADE's message keeps no stanza type, which the desk needs
+            msg = SpadeMessage.from_node(stanza)
+            msg.set_metadata("xmpp-type", str(stanza["type"] or ""))
+            return self.dispatch(msg)
         if stanza["type"] == "error":
             self.log.warning("event=error-received from=%s text=%r", stanza["from"], stanza["error"]["text"])
             return []
@@ -391,6 +403,7 @@ class VmeAgent(Agent):
             payload = decode(el)
         except FlexOfferError as exc:
             return self._error_reply(stanza, str(exc))
+        self.desk.watch(False, sender, payload)
         if self.driver is not None:
             self.driver.received(self, sender, payload, _sim_tag(stanza))
             return []
@@ -413,11 +426,15 @@ class VmeAgent(Agent):
         if self.approve(peer):
             self.presence.approve_subscription(peer)
             self.presence.subscribe(peer)
+        elif peer in self.operators:  # operators see the agent's status; it need not see theirs
+            self.presence.approve_subscription(peer)
 
     def _presence(self, jid: str, available: bool) -> None:
         peer = bare(jid)
         if peer == bare(str(self.jid)) or self._available.get(peer) is available:
             return  # our own resources, or only the status text changed
+        if peer in self.operators and peer not in self.peers:
+            return  # a person's presence is none of the engine's business
         self._available[peer] = available
         self._check_ready()
         if self.driver is not None:
@@ -428,6 +445,23 @@ class VmeAgent(Agent):
     # -- effects ----------------------------------------------------------------------------
     def now(self) -> int:
         return int(self.clock.now())
+
+    def full_jid(self) -> str:
+        """The JID of this agent's session (with its resource): where ad-hoc commands are."""
+        client = self.client
+        return str(client.boundjid.full) if client is not None else str(self.jid)
+
+    async def read(self, view: Callable[[int], "T"], *, offload: bool = False) -> "T":
+        """``view(now)`` between engine steps, so it sees a consistent ledger (an operator's
+        read); ``offload``: in a worker thread, for a view that may take long."""
+        async with self._engine_lock:
+            if offload:
+                return await asyncio.to_thread(view, self.now())
+            return view(self.now())
+
+    def tell(self, to: str, text: str) -> None:
+        """A plain chat line to a person (an operator's reply, a watch line)."""
+        self.client_send(SpadeMessage(to=str(to), body=text))
 
     async def handle(self, step: Callable[[int], list[Effect]], *, offload: bool = False) -> list[Effect]:
         """Run one engine step, persist what changed, then carry out its effects.
@@ -463,6 +497,7 @@ class VmeAgent(Agent):
         for effect in effects:
             if isinstance(effect, Send):
                 self.client_send(VmeMessage.of(effect.to, effect.msg))
+                self.desk.watch(True, effect.to, effect.msg)
             elif isinstance(effect, Execute):
                 self.on_execute(effect)
             elif isinstance(effect, RunDefault):
@@ -499,10 +534,14 @@ class VmeAgent(Agent):
                 asyncio.get_running_loop().call_later(STATUS_EVERY - (t - self._status_at), self._deferred_status)
             return
         self._status_at = t
-        status = self.engine.status()
+        status = self.status_text()
         if status != self._status and self.presence is not None and self.is_alive():
             self._status = status
             self.presence.set_presence(status=status, priority=1)
+
+    def status_text(self) -> str:
+        """The presence status: the engine's counts, and whether an operator paused it."""
+        return self.engine.status() + (" (paused)" if self.engine.paused else "")
 
     def _deferred_status(self) -> None:
         self._status_pending = False

@@ -24,7 +24,7 @@ __all__ = ["ConfigError", "load_config", "build", "run_agent"]
 
 log = logging.getLogger("vmenergy.agent")
 
-SECTIONS = {"agent", "server", "clock", "prosumer", "aggregator", "market"}
+SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market"}
 
 
 class ConfigError(VmeError):
@@ -103,8 +103,14 @@ def build(role: str, data: dict):
     store = _path(base, agent.get("store", f"{jid.split('@')[0]}.sqlite"))
     from vmenergy.agents.base import MAX_PAYLOAD_BYTES
 
+    from vmenergy.protocol.operators import Operators
+
+    try:
+        operators = Operators.from_dict(data.get("operators", {}))
+    except FlexOfferError as exc:
+        raise ConfigError(f"operators.{exc.path}", exc.reason) from None
     common = dict(server=address, clock=clock, store_path=store, tick=float(agent.get("tick", 1.0)),
-                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)))
+                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)), operators=operators)
     section = data.get(role)
     if not isinstance(section, dict):
         raise ConfigError(role, f"a [{role}] section is required for a {role}")

@@ -98,6 +98,10 @@ class ProsumerAgent(VmeAgent):
         await self.handle(lambda now: report(offer_id, start, energy, now))
         self._executions.pop(offer_id, None)
 
+    def running(self) -> list[str]:
+        """The offers whose schedules the devices are carrying out now."""
+        return sorted(o for o, task in self._executions.items() if not task.done())
+
     async def stop(self) -> None:
         for task in self._executions.values():
             task.cancel()
@@ -125,17 +129,6 @@ class AggregatorAgent(VmeAgent):
     def approve(self, peer: str) -> bool:
         engine: AggregatorEngine = self.engine  # type: ignore[assignment]
         return engine.enrolled(peer) or bare(peer) in self.peers
-
-    def operator_command(self, text: str) -> str:
-        engine: AggregatorEngine = self.engine  # type: ignore[assignment]
-        if text in ("offers", "o"):
-            return ", ".join(f"{k}: {v}" for k, v in sorted(engine.counts().items())) or "no offers"
-        if text in ("aggregates", "a"):
-            recs = engine.ledger[AGGREGATES].values()
-            return "\n".join(f"{r.aggregate_id}: {len(r.members)} members, {r.status}" for r in recs) or "no aggregates"
-        if text in ("help", "?"):
-            return "commands: status, offers, aggregates"
-        return super().operator_command(text)
 
 
 class MarketAgent(VmeAgent):

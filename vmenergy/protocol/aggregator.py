@@ -30,7 +30,8 @@ from .messages import (
     OfferRejection,
 )
 from .records import AggOffer, AggregateRecord
-from .strategies import AggregatorStrategies, plan_schedules
+from .steering import OVERRIDES, SteeringError, steers
+from .strategies import AggregatorStrategies, ObjectivePlanning, plan_schedules
 from .upstream import MARKET_NOTICES, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
@@ -55,6 +56,8 @@ NOT_ASSIGNED_IN_TIME = "not assigned in time"
 class AggregatorEngine(Engine):
     role = "aggregator"
     tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES)
+    # paused, no aggregates, bids or plans are made; deadlines and settlement go on
+    pause_holds = "aggregation rounds"
 
     def __init__(self, jid: str, config: AggregatorConfig = AggregatorConfig(), *,
                  strategies: Optional[AggregatorStrategies] = None, **kw) -> None:
@@ -67,6 +70,38 @@ class AggregatorEngine(Engine):
                                                 lead=config.lead, cycle=config.cycle)
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
         self._restore_aggregates()
+        steered = self.ledger[OVERRIDES].get("objective")
+        if steered is not None and isinstance(self.strategies.planning, ObjectivePlanning):
+            self._use_objective(steered)  # an operator's objective outlives a restart
+
+    # -- the planning objective (config, or an operator's) --------------------------------
+    def objective(self) -> Optional[dict]:
+        """The objective VME's planning uses now (the config's, or the one an operator set), or
+        None when the planning step is a user's class (its objective is its own)."""
+        if not isinstance(self.strategies.planning, ObjectivePlanning):
+            return None
+        return self.ledger[OVERRIDES].get("objective") or dict(self.config.objective)
+
+    def _use_objective(self, spec: dict) -> None:
+        planning = self.strategies.planning
+        solver = planning.solver if isinstance(planning, ObjectivePlanning) else self.config.solver
+        self.strategies = replace(self.strategies, planning=ObjectivePlanning(objective_from(spec), solver))
+
+    @steers("objective")
+    def _set_objective(self, now: int, objective: Optional[dict] = None) -> tuple[list[Effect], str]:
+        """An operator changes the planning objective (``{"kind": ..., ...}`` as in the config);
+        it applies from the next plan (aggregates already scheduled keep their schedules)."""
+        if not isinstance(self.strategies.planning, ObjectivePlanning):
+            raise SteeringError("objective", "the planning step is a user's class; its objective is its own")
+        if not isinstance(objective, dict):
+            raise SteeringError("objective", "a table such as {kind = \"peak\"}")
+        try:
+            objective_from(objective)
+        except FlexOfferError as exc:
+            raise SteeringError(exc.path, exc.reason) from None
+        self.ledger[OVERRIDES].put("objective", dict(objective))
+        self._use_objective(objective)
+        return [], f"objective {objective.get('kind', 'peak')} from the next plan on"
 
     # -- persistence of the live aggregates -----------------------------------------------
     def _restore_aggregates(self) -> None:
@@ -216,13 +251,14 @@ class AggregatorEngine(Engine):
             TimedStep("deadlines", self._expire, self._expiry_due),
             TimedStep("upstream", lambda now: self.upstream.on_tick(self, now),
                       lambda now: self.upstream.next_due(self, now)),
-            TimedStep("round", self._round, lambda now: self.ledger[META].get("next_cycle", 0)),
+            TimedStep("round", self._round,
+                      lambda now: None if self.paused else self.ledger[META].get("next_cycle", 0)),
             TimedStep("settlement", self._settle, self._settlement_due),
         ]
 
     def _round(self, now: int) -> list[Effect]:
         meta = self.ledger[META]
-        if now < meta.get("next_cycle", 0):
+        if self.paused or now < meta.get("next_cycle", 0):
             return []
         meta.put("next_cycle", now + self.config.cycle)
         return self._cycle(now)

@@ -27,6 +27,7 @@ from vmenergy.flexoffer import FlexOffer, Schedule
 
 from .ledger import Ledger, Table
 from .messages import Ack, Message, needs_ack
+from .steering import OVERRIDES, STEERING, SteeringError, SteeringRecord, steers
 
 __all__ = ["Ledger", "Table", "Send", "Execute", "RunDefault", "Note", "Effect", "OutboxEntry", "TimedStep", "Engine", "bare", "handles",
            "OUTBOX", "ANSWERS", "PRESENCE", "META"]
@@ -128,16 +129,24 @@ class Engine:
 
     role = "node"
     #: The ledger tables this engine keeps (a subclass adds its own to these).
-    tables: ClassVar[tuple[Table, ...]] = (OUTBOX, ANSWERS, PRESENCE, META)
+    tables: ClassVar[tuple[Table, ...]] = (OUTBOX, ANSWERS, PRESENCE, META, STEERING, OVERRIDES)
+    #: What ``pause`` holds, in the operator's words (the role's timed steps check :attr:`paused`).
+    pause_holds: ClassVar[str] = "its timed work"
     _handlers: ClassVar[dict[type, str]] = {}
+    _steering: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)
         handlers = dict(cls._handlers)  # inherited ones first, overridden by the subclass's own
+        steering = dict(cls._steering)
         for name, member in vars(cls).items():
             for t in getattr(member, "_vme_handles", ()):
                 handlers[t] = name
+            action = getattr(member, "_vme_steers", None)
+            if action is not None:
+                steering[action] = name
         cls._handlers = handlers
+        cls._steering = steering
 
     def handler(self, message_type: type) -> Optional[Callable[..., Any]]:
         """The bound handler of ``message_type`` (or of its nearest registered base), or None."""
@@ -327,6 +336,56 @@ class Engine:
         wait = max(self.resend_after, 4 * self._rtt.get(to, 0)) * 2 ** (entry.attempts - 1)
         return entry.last_sent + int(-(-min(wait, self.max_backoff) // 1))
 
+    # -- steering (an operator's actions; see .steering) ---------------------------------------
+    @classmethod
+    def steering_actions(cls) -> tuple[str, ...]:
+        """The steering actions this engine takes, by name."""
+        return tuple(sorted(cls._steering))
+
+    def steer(self, operator: str, action: str, params: Optional[dict] = None, *,
+              now: int) -> tuple[list[Effect], str]:
+        """Carry out ``action`` for ``operator``, whom the shell has checked may steer (a
+        controller): its effects and the one-line outcome, recorded in :data:`STEERING`.
+        Raises :class:`SteeringError` (nothing changed, nothing recorded) if it does not apply."""
+        name = self._steering.get(action)
+        if name is None:
+            article = "an" if self.role[:1] in "aeiou" else "a"
+            raise SteeringError("action", f"{article} {self.role} cannot {action} "
+                                          f"(it can {', '.join(self.steering_actions())})")
+        params = dict(params or {})
+        effects, outcome = getattr(self, name)(now=now, **params)
+        meta = self.ledger[META]
+        seq = meta.get("steer_seq", 0) + 1
+        meta.put("steer_seq", seq)
+        record = SteeringRecord(seq, now, bare(operator), action, params, outcome)
+        self.ledger[STEERING].put(f"{seq:06d}", record)
+        return [*effects, Note("steered", {"by": record.operator, "action": action, "outcome": outcome})], outcome
+
+    def last_steering(self) -> Optional[SteeringRecord]:
+        """The latest steering action carried out, or None."""
+        table = self.ledger[STEERING]
+        keys = table.keys()
+        return table.get(max(keys)) if keys else None
+
+    @property
+    def paused(self) -> bool:
+        """Whether an operator paused this engine (see :attr:`pause_holds`)."""
+        return bool(self.ledger[META].get("paused", 0))
+
+    @steers("pause")
+    def _pause(self, now: int) -> tuple[list[Effect], str]:
+        if self.paused:
+            raise SteeringError("action", "already paused (resume restarts it)")
+        self.ledger[META].put("paused", 1)
+        return [], f"paused: {self.pause_holds} stopped until resume"
+
+    @steers("resume")
+    def _resume(self, now: int) -> tuple[list[Effect], str]:
+        if not self.paused:
+            raise SteeringError("action", "not paused")
+        self.ledger[META].put("paused", 0)
+        return [], f"resumed: {self.pause_holds} restarted"
+
     # -- role hooks -------------------------------------------------------------------------
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
         """None if ``sender`` may send ``msg``; otherwise the reason for refusing it."""
@@ -360,3 +419,6 @@ class Engine:
     def status(self) -> str:
         return self.role
 
+
+# the base's own steering actions (subclasses collect theirs in __init_subclass__)
+Engine._steering = {m._vme_steers: n for n, m in vars(Engine).items() if hasattr(m, "_vme_steers")}

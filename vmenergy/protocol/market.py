@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from vmenergy.flexoffer import FlexOfferError, Schedule
+from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.market import (
     FlexOfferBid,
     ManyToMany,
@@ -32,6 +33,7 @@ from vmenergy.settlement.money import cents
 
 from .engine import META, Effect, Engine, Note, Send, Table, TimedStep, bare, handles
 from .ledger import Ledger
+from .steering import SteeringError, steers
 from .messages import (
     Ack,
     BidMessage,
@@ -150,6 +152,8 @@ PARTICIPANTS: Table[str] = Table("participants", str)
 class MarketEngine(Engine):
     role = "market"
     tables = Engine.tables + (MARKET_SESSIONS, BIDS, PARTICIPANTS)
+    # paused, no session opens by itself; open sessions still close and clear
+    pause_holds = "the session calendar"
 
     def __init__(self, jid: str, config: MarketConfig = MarketConfig(), **kw) -> None:
         super().__init__(jid, **kw)
@@ -165,12 +169,14 @@ class MarketEngine(Engine):
         """Sessions still open or closed-but-not-cleared are rebuilt from their stored bids (the
         session object itself is not stored; placing the same bids again is deterministic)."""
         for rec in self.ledger[MARKET_SESSIONS].values():
-            if rec.notice.state == "open":
+            if rec.notice.state in ("open", "closed"):
                 session = self._new_session(rec.notice, rec.participants, rec.opened)
                 bids = sorted((b for b in self.ledger[BIDS].values() if b.bid.session_id == rec.notice.session_id),
                               key=lambda b: (b.placed, b.bid.bid_id))
                 for b in bids:
                     session.place(self._market_bid(b.bid, b.participant), b.placed)
+                if rec.notice.state == "closed":  # closed early by an operator: no more bids
+                    session.close(max([rec.opened, *(b.placed for b in bids)]))
                 self._live[rec.notice.session_id] = session
 
     def _new_session(self, notice: MarketSessionNotice, participants, opened: int) -> MarketSession:
@@ -201,7 +207,9 @@ class MarketEngine(Engine):
                 t = end
         return out
 
-    def _open_next(self, now: int) -> list[Effect]:
+    def _open_next(self, now: int, *, calendar: bool = True) -> list[Effect]:
+        """Open the next session now; ``calendar``: the next one opens ``session_every`` later
+        (an operator's extra session leaves the calendar as it was)."""
         c = self.config
         n = self.ledger[META].get("session_seq", 0) + 1
         self.ledger[META].put("session_seq", n)
@@ -212,7 +220,8 @@ class MarketEngine(Engine):
         participants = tuple(sorted(self.ledger[PARTICIPANTS]))
         self._live[notice.session_id] = self._new_session(notice, participants, now)
         self.ledger[MARKET_SESSIONS].put(notice.session_id, SessionRecord(notice, now, participants))
-        self.ledger[META].put("next_open", now + c.session_every)
+        if calendar:
+            self.ledger[META].put("next_open", now + c.session_every)
         return [Note("session-open", {"session": notice.session_id, "participants": len(participants)}),
                 *(Send(p, notice) for p in participants)]
 
@@ -221,23 +230,79 @@ class MarketEngine(Engine):
         sessions whose delivery ended ``bill_after`` ago."""
         return [
             TimedStep("clearing", self._clear_due_sessions, self._clearing_due),
-            TimedStep("opening", self._open_when_due, lambda now: self.ledger[META].get("next_open", 0)),
+            TimedStep("opening", self._open_when_due,
+                      lambda now: None if self.paused else self.ledger[META].get("next_open", 0)),
             TimedStep("billing", self._bill_due_sessions, self._billing_due),
         ]
 
     def _clear_due_sessions(self, now: int) -> list[Effect]:
         out: list[Effect] = []
         for rec in self.ledger[MARKET_SESSIONS].values():
-            if rec.notice.state == "open" and now >= rec.notice.gate_closure:
+            if rec.notice.state in ("open", "closed") and now >= rec.notice.gate_closure:
                 out += self._close_and_clear(rec, now)
         return out
 
     def _clearing_due(self, now: int) -> Optional[int]:
-        times = [r.notice.gate_closure for r in self.ledger[MARKET_SESSIONS].values() if r.notice.state == "open"]
+        times = [r.notice.gate_closure for r in self.ledger[MARKET_SESSIONS].values()
+                 if r.notice.state in ("open", "closed")]
         return min(times) if times else None
 
     def _open_when_due(self, now: int) -> list[Effect]:
-        return self._open_next(now) if now >= self.ledger[META].get("next_open", 0) else []
+        if self.paused or now < self.ledger[META].get("next_open", 0):
+            return []
+        return self._open_next(now)
+
+    # -- an operator's actions --------------------------------------------------------------
+    def _session_to(self, session: Optional[str], states: tuple[str, ...], action: str) -> SessionRecord:
+        """The session an operator names, which must be in one of ``states``; without a name,
+        the one in those states with the earliest gate closure."""
+        sessions = self.ledger[MARKET_SESSIONS]
+        if session is not None:
+            rec = sessions.get(session)
+            if rec is None:
+                raise SteeringError("session", f"no session {session}")
+            if rec.notice.state not in states:
+                raise SteeringError("session", f"{session} is {rec.notice.state}: only a session that is "
+                                               f"{' or '.join(states)} can be {action}")
+            return rec
+        candidates = [r for r in sessions.values() if r.notice.state in states]
+        if not candidates:
+            raise SteeringError("session", f"no session is {' or '.join(states)}")
+        return min(candidates, key=lambda r: (r.notice.gate_closure, r.notice.session_id))
+
+    @steers("open")
+    def _open_now(self, now: int) -> tuple[list[Effect], str]:
+        """An operator opens a session now, besides the calendar's."""
+        effects = self._open_next(now, calendar=False)
+        seq = self.ledger[META].get("session_seq", 0)
+        notice = self.ledger[MARKET_SESSIONS].require(f"s-{seq}").notice
+        return effects, f"opened {notice.session_id} (gate closure {format_utc(notice.gate_closure)})"
+
+    @steers("close")
+    def _close_now(self, now: int, session: Optional[str] = None) -> tuple[list[Effect], str]:
+        """An operator closes an open session's gate now: no more bids; it clears at its gate
+        closure as announced (or at once with ``clear``)."""
+        rec = self._session_to(session, ("open",), "closed")
+        sid = rec.notice.session_id
+        live = self._live.get(sid)
+        if live is None:  # pragma: no cover - an open session always has its object
+            raise SteeringError("session", f"{sid} has no session object")
+        live.close(now)
+        closed = replace(rec.notice, state="closed")
+        self.ledger[MARKET_SESSIONS].put(sid, replace(rec, notice=closed))
+        bids = sum(1 for b in self.ledger[BIDS].values() if b.bid.session_id == sid)
+        return ([Note("session-closed", {"session": sid, "bids": bids}), *(Send(p, closed) for p in rec.participants)],
+                f"closed {sid} with {bids} bids; it clears at {format_utc(rec.notice.gate_closure)} or on clear")
+
+    @steers("clear")
+    def _clear_now(self, now: int, session: Optional[str] = None) -> tuple[list[Effect], str]:
+        """An operator clears a session now (closing it first if it is open)."""
+        rec = self._session_to(session, ("open", "closed"), "cleared")
+        effects = self._close_and_clear(rec, now)
+        sid = rec.notice.session_id
+        bids = [b for b in self.ledger[BIDS].values() if b.bid.session_id == sid]
+        accepted = sum(1 for b in bids if b.status in ("accepted", "partial"))
+        return effects, f"cleared {sid}: {accepted} of {len(bids)} bids accepted"
 
     def _bill_time(self, rec: SessionRecord) -> int:
         return rec.notice.delivery_end * rec.notice.resolution + self.config.bill_after
@@ -260,9 +325,10 @@ class MarketEngine(Engine):
         out: list[Effect] = []
         if session is None:  # pragma: no cover - a session always has its object while open
             return [Note("session-lost", {"session": sid})]
-        session.close(now)
-        closed = replace(rec.notice, state="closed")
-        out += [Send(p, closed) for p in rec.participants]
+        if rec.notice.state == "open":  # else an operator closed it earlier and told everyone then
+            session.close(now)
+            closed = replace(rec.notice, state="closed")
+            out += [Send(p, closed) for p in rec.participants]
         result = session.clear(now)
         cleared = replace(rec.notice, state="cleared")
         self.ledger[MARKET_SESSIONS].put(sid, replace(rec, notice=cleared))

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.flexoffer import TRANSITIONS, FlexOffer, FlexOfferError, Schedule, State
 
 from .engine import Effect, Engine, Execute, Note, RunDefault, Table, TimedStep, bare, handles
 from .messages import Ack, AssignmentMessage, BillMessage, Measurement, Message, OfferMessage, OfferRejection
+from .steering import SteeringError, steers
 from .strategies import OfferSource
 
 __all__ = ["ProsumerOffer", "DefaultRun", "ProsumerEngine", "PROSUMER_OFFERS", "PROSUMER_BILLS",
@@ -63,6 +64,7 @@ PROSUMER_DEFAULT_RUNS: Table[DefaultRun] = Table("default_runs", DefaultRun)
 class ProsumerEngine(Engine):
     role = "prosumer"
     tables = Engine.tables + (PROSUMER_OFFERS, PROSUMER_BILLS, PROSUMER_DEFAULT_RUNS)
+    pause_holds = "sending new offers"
 
     def __init__(self, jid: str, aggregator: str, *, source: Optional[OfferSource] = None, **kw) -> None:
         super().__init__(jid, **kw)
@@ -127,6 +129,29 @@ class ProsumerEngine(Engine):
             return []
         return self.send_reliable(self.aggregator, OfferMessage("delete", offer_id, version=offer.version), now)
 
+    def withdrawable(self) -> list[ProsumerOffer]:
+        """The offers that may still be withdrawn (their lifecycle allows it), by id."""
+        return sorted((r for r in self.ledger[PROSUMER_OFFERS].values() if State.WITHDRAWN in TRANSITIONS[r.state]),
+                      key=lambda r: r.offer.id)
+
+    @steers("withdraw")
+    def _withdraw_offers(self, now: int, offers: tuple = ()) -> tuple[list[Effect], str]:
+        """An operator withdraws ``offers`` (ids): all of them, or none if one cannot be."""
+        ids = tuple(dict.fromkeys(offers))
+        if not ids:
+            raise SteeringError("offers", "name at least one offer")
+        table = self.ledger[PROSUMER_OFFERS]
+        for i, offer_id in enumerate(ids):
+            rec = table.get(offer_id)
+            if rec is None:
+                raise SteeringError(f"offers[{i}]", f"no offer {offer_id}")
+            if State.WITHDRAWN not in TRANSITIONS[rec.state]:
+                raise SteeringError(f"offers[{i}]", f"{offer_id} is {rec.state.value}: it can no longer be withdrawn")
+        out: list[Effect] = []
+        for offer_id in ids:
+            out += self.withdraw(offer_id, now)
+        return out, f"withdrew {', '.join(ids)}"
+
     def executed(self, offer_id: str, start: int, energy: list[float], now: int) -> list[Effect]:
         """The device followed (or tried to follow) the schedule: report what the meter says.
 
@@ -151,6 +176,8 @@ class ProsumerEngine(Engine):
 
     def on_tick(self, now: int) -> list[Effect]:
         out: list[Effect] = self._take_offers(now)
+        if self.paused:  # an operator holds new offers back; they go out on resume
+            return out
         offers = self.ledger[PROSUMER_OFFERS]
         for rec in offers.values():
             if rec.state is State.INITIAL and rec.release <= now:
@@ -161,6 +188,8 @@ class ProsumerEngine(Engine):
 
     def on_next_due(self, now: int) -> Optional[int]:
         """The first release of an offer not yet sent, and when the source has new offers."""
+        if self.paused:
+            return None
         times = [rec.release for rec in self.ledger[PROSUMER_OFFERS].values() if rec.state is State.INITIAL]
         upcoming = self.source.next_due(now) if self.source is not None else None
         if upcoming is not None:

@@ -75,7 +75,7 @@ class VirtualDriver:
         self._released = False
         self._index: dict[int, int] = {}  # id(agent) -> its index
         self._waiting: set[int] = set()  # agents with events in their inbox
-        self._touched: set[int] = set()  # agents that ran a step in this round
+        self._touched: set[int] = set()  # agents that ran a step since the last refresh
         self._unstarted = True
 
     def add(self, agent: VmeAgent) -> None:
@@ -150,7 +150,8 @@ class VirtualDriver:
             await self._arrivals((t, k - 1), expect)
         self._round = (t, k)
         self._sent = Counter()
-        self._touched = set()
+        # agents touched since the last refresh stay marked: an operator's step between rounds
+        # (a resume) is seen at this round's first refresh
         # handle what arrived before this round (later rounds' messages stay for later)
         batches = []
         for i in sorted(self._waiting):

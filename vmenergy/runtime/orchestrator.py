@@ -230,6 +230,7 @@ class Swarm:
             if plan.shard(a["part"]) != shard:
                 a["password"] = ""
         d["coordinator"] = {k: v for k, v in d["coordinator"].items() if k != "cert"}
+        d["operator"] = {k: v for k, v in d["operator"].items() if k != "password"}
         return d
 
     def _take_store(self, shard: int, name: str, data: bytes) -> None:
@@ -252,11 +253,21 @@ class Swarm:
         generated ones for in-band registration, or an accounts file's."""
         plan = self._started()
         if self.external_server is not None:  # a server the caller runs (the tests' shared one)
-            return dict(self.external_server, register_in_band=True)
+            server = dict(self.external_server, register_in_band=True)
+            if plan.operator:
+                from vmenergy.runtime.servers import read_info
+
+                given = read_info(server["run_dir"]) if server.get("run_dir") else None
+                if given is None:
+                    raise RuntimeError("operators.account: the run cannot create an account on a server it was "
+                                       "given without its run directory")
+                self._operator_account(given, register=True)
+            return server
         from vmenergy.runtime.servers import prepare_server
 
         table = {k: v for k, v in self.scenario.server.as_plan().items()}
-        run = prepare_server(table, [a.jid for a in plan.agents], self.run_dir / "xmpp",
+        operator = [plan.operator["jid"]] if plan.operator else []
+        run = prepare_server(table, [a.jid for a in plan.agents] + operator, self.run_dir / "xmpp",
                              base_dir=Path(self.scenario.source).resolve().parent if self.scenario.source else None)
         self._own_server = run.owned
         for agent in plan.agents:
@@ -264,8 +275,25 @@ class Swarm:
         info = run.info
         for note in getattr(info, "limitations", []) or []:
             self.out(f"note: {info.kind} server: {note}")
+        if plan.operator:
+            plan.operator["password"] = run.passwords[plan.operator["jid"].lower()]
+            # agents register themselves in-band; a person's account is made with the server's tool
+            # (with an accounts file it exists already)
+            self._operator_account(info, register=run.register_in_band)
         return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain,
                 "ca_file": info.ca_file or None, "register_in_band": run.register_in_band}
+
+    def _operator_account(self, info, *, register: bool) -> None:
+        """Make the scenario's operator account (a controller of every agent) and say how to use it."""
+        plan = self._started()
+        jid, password = plan.operator["jid"], plan.operator["password"]
+        if register:
+            from vmenergy.runtime.servers import register_accounts
+
+            register_accounts(info, [(jid.split("@", 1)[0], password)])
+        ca = f" (trust the CA file {info.ca_file})" if info.ca_file else ""
+        self.out(f"operator: {jid} password {password} at {info.host}:{info.port}{ca}; "
+                 "write 'help' to any agent (agents/operator/README.md)")
 
     def _spawn(self, part: str) -> None:
         log = open(self.run_dir / "logs" / f"{part}.log", "ab")

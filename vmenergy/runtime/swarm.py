@@ -29,6 +29,7 @@ from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerA
 from vmenergy.devices.executor import SimulatedExecutor
 from vmenergy.flexoffer import FlexOffer
 from vmenergy.protocol.aggregator import AggregatorConfig
+from vmenergy.protocol.operators import Operators
 from vmenergy.runtime import control
 from vmenergy.runtime.clock import AcceleratedClock, Clock, VirtualClock
 from vmenergy.runtime.driver import VirtualDriver
@@ -50,7 +51,8 @@ def server_address(server: dict) -> ServerAddress:
 
 def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int = 0,
                 plan: Optional[Plan] = None) -> VmeAgent:
-    common = dict(server=address, store_path=Path(spec.store), clock=clock, tick=TICK.get(spec.role, 0.5))
+    common = dict(server=address, store_path=Path(spec.store), clock=clock, tick=TICK.get(spec.role, 0.5),
+                  operators=Operators.from_dict(spec.operators))
     cfg = dict(spec.config)
     if spec.role == "prosumer":
         offers = [(int(o["release"]), FlexOffer.from_dict(o["offer"])) for o in spec.offers]

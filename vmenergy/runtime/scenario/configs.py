@@ -19,7 +19,7 @@ from .locate import KeyPath
 from .problems import Problems, parse_path, suggest
 from .tables import check_keys
 
-__all__ = ["check_market", "check_aggregator", "build_all"]
+__all__ = ["check_market", "check_aggregator", "check_operators", "build_all"]
 
 
 def check_market(settings: dict, at: KeyPath, problems: Problems, jid: str) -> Optional[Any]:
@@ -64,6 +64,18 @@ def check_aggregator(settings: dict, at: KeyPath, problems: Problems, jid: str) 
     made = build_all(at, lambda _: AggregatorEngine(jid, config, strategies=aggregator_strategies(config, jid)),
                      {}, problems)
     return None if made is None else config
+
+
+def check_operators(table: Any, at: KeyPath, problems: Problems, *, also: tuple[str, ...] = ()) -> Optional[Any]:
+    """The :class:`~vmenergy.protocol.operators.Operators` of an ``[operators]`` table (a node's
+    or a scenario's; ``also``: keys the caller reads itself), or None (problems added)."""
+    from vmenergy.protocol.operators import Operators
+
+    errors = len(problems.errors)
+    settings = check_keys(Operators, table, at, problems, also=also)
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    made = build_all(at, lambda kw: Operators(**kw), settings, problems)
+    return None if made is None or len(problems.errors) > errors else made
 
 
 def build_all(at: KeyPath, make: Callable[[dict], Any], table: dict, problems: Problems, strip: str = "") -> Any:

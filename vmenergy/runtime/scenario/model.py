@@ -23,14 +23,14 @@ from typing import Any, Literal, Mapping, Optional
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 from vmenergy.runtime.documents import read_document
 
-from .configs import check_aggregator, check_market
+from .configs import check_aggregator, check_market, check_operators
 from .devices import InputsTable, check_devices, read_inputs
 from .locate import KeyPath
 from .problems import Problem, Problems, format_path, suggest
 from .tables import Instant, check_keys, limits, read_table, show
 
 __all__ = [
-    "ScenarioTable", "ServerTable", "Market", "Aggregator", "ProsumerGroup", "Scenario",
+    "ScenarioTable", "ServerTable", "Market", "Aggregator", "ProsumerGroup", "OperatorsTable", "Scenario",
     "read_scenario", "SECTIONS", "InputsTable",
 ]
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[3]
 DAY = 86400
 
 #: The tables a scenario file may have.
-SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "prosumers")
+SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "prosumers", "operators")
 
 # An agent's name is the node of its JID and the name of its store file, a scenario's names its
 # run folder: keep them to characters that are safe in all three (agent names are compared
@@ -155,6 +155,19 @@ class ProsumerGroup:
 
 
 @dataclass(frozen=True)
+class OperatorsTable:
+    """``[operators]``: who may read (``viewers``) and steer (``controllers``) every agent of the
+    run, as bare JIDs; ``account``: the name of an operator account the run creates on its server
+    (a controller; its JID and password are printed when the run starts). ``access`` is the
+    agents' access list (the account among the controllers), filled in by the check."""
+
+    controllers: tuple[str, ...] = ()
+    viewers: tuple[str, ...] = ()
+    account: Optional[str] = None
+    access: Any = field(default=None, metadata={"derived": True})  # vmenergy.protocol.operators.Operators
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A checked scenario. ``source``: the file it came from; ``warnings``: problems that do not
     stop a run (the check prints them)."""
@@ -167,6 +180,7 @@ class Scenario:
     source: str = ""
     warnings: tuple[Problem, ...] = ()
     inputs: Optional[InputsTable] = None
+    operators: OperatorsTable = OperatorsTable()
 
     @property
     def name(self) -> str:
@@ -202,13 +216,14 @@ class _Reader:
         market = self._market(domain) if "market" in data else None
         aggregators = self._aggregators(domain, has_market="market" in data)
         groups = self._prosumers(set(self.aggregator_names))
-        self._unique_names(market, aggregators, groups)
+        operators = self._operators(server)
+        self._unique_names(market, aggregators, groups, operators)
         inputs = self._inputs(settings, groups)
         if settings is None or server is None or None in aggregators or None in groups or (
-                "market" in data and market is None) or self.p.errors:
+                "market" in data and market is None) or operators is None or self.p.errors:
             return None
         return Scenario(settings, server, market, tuple(aggregators), tuple(groups), self.source,
-                        tuple(p.warnings), inputs)
+                        tuple(p.warnings), inputs, operators)
 
     # [inputs] -----------------------------------------------------------------------------
     def _inputs(self, settings: Optional[ScenarioTable], groups: list) -> Optional[InputsTable]:
@@ -454,6 +469,34 @@ class _Reader:
         found = next((c for c in candidates if c.is_file()), None)
         return found, ", ".join(str(c.parent) for c in candidates)
 
+    # [operators] --------------------------------------------------------------------------
+    def _operators(self, server: Optional[ServerTable]) -> Optional[OperatorsTable]:
+        at: KeyPath = ("operators",)
+        table = self.data.get("operators", {})
+        access = check_operators({k: v for k, v in table.items() if k != "account"} if isinstance(table, dict)
+                                 else table, at, self.p, also=("account",))
+        if access is None:
+            return None
+        account = table.get("account")
+        if account is None:
+            return OperatorsTable(access.controllers, access.viewers, None, access)
+        if not self._agent_name(account, at + ("account",)):
+            return None
+        if server is not None and server.kind == "embedded":
+            self.p.error(at + ("account",), "the embedded server has no account tool: list your own JID in "
+                                            "controllers instead (and note that ad-hoc commands do not work on it)")
+        elif server is not None and server.kind == "external" and (server.accounts or "register") == "register":
+            self.p.error(at + ("account",), "VME does not create accounts on an external server: put the "
+                                            "account in the accounts file (server.accounts), or list your own "
+                                            "JID in controllers")
+        domain = server.domain if server is not None else "localhost"
+        try:
+            access = access.with_controller(f"{account}@{domain}")
+        except FlexOfferError as exc:
+            self.p.error(at + ("account",), exc.reason)
+            return None
+        return OperatorsTable(access.controllers, access.viewers, account, access)
+
     # rules across tables ------------------------------------------------------------------
     def _agent_name(self, name: Any, at: KeyPath) -> bool:
         if not isinstance(name, str) or not _NAME.match(name):
@@ -462,8 +505,10 @@ class _Reader:
             return False
         return True
 
-    def _unique_names(self, market: Optional[Market], aggregators: list, groups: list) -> None:
-        """Every agent needs its own JID (compared case-insensitively, as servers do)."""
+    def _unique_names(self, market: Optional[Market], aggregators: list, groups: list,
+                      operators: Optional[OperatorsTable] = None) -> None:
+        """Every agent (and the operator account) needs its own JID (compared case-insensitively,
+        as servers do)."""
         owner: dict[str, KeyPath] = {}
 
         def claim(name: str, at: KeyPath) -> bool:
@@ -484,3 +529,5 @@ class _Reader:
                 for i in range(group.count):
                     if not claim(group.member(i, g), ("prosumers", g, "name")):
                         break
+        if operators is not None and operators.account is not None:
+            claim(operators.account, ("operators", "account"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from .configs import check_aggregator, check_market
+from .configs import check_aggregator, check_market, check_operators
 from .locate import KeyLines, KeyPath
 from .problems import Problem, Problems
 from .tables import Instant, check_keys, limits, read_table, show
@@ -21,6 +21,8 @@ __all__ = ["AgentTable", "NodeServerTable", "NodeClockTable", "ProsumerTable", "
 
 #: The roles a node runs, each configured by the table of that name.
 ROLES = ("prosumer", "aggregator", "market")
+#: The tables every node may have besides its role's.
+COMMON = ("agent", "server", "clock", "operators")
 
 
 @dataclass(frozen=True)
@@ -76,23 +78,26 @@ class ProsumerTable:
 @dataclass(frozen=True)
 class Node:
     """A checked node config: its role and tables (``config``: the role's table as the agent's
-    config object, or the :class:`ProsumerTable`)."""
+    config object, or the :class:`ProsumerTable`; ``operators``: who may read and steer it,
+    a :class:`~vmenergy.protocol.operators.Operators`)."""
 
     role: str
     agent: AgentTable
     server: NodeServerTable
     clock: NodeClockTable
     config: Any
+    operators: Any = None
 
 
 def read_node(data: dict, problems: Problems) -> Optional[Node]:
     """The node a parsed config describes, or None (every problem added to ``problems``)."""
     for key in data:
-        if key not in ("agent", "server", "clock") + ROLES:
-            problems.unknown_key((key,), ("agent", "server", "clock") + ROLES, "table")
+        if key not in COMMON + ROLES:
+            problems.unknown_key((key,), COMMON + ROLES, "table")
     agent = read_table(AgentTable, data.get("agent"), ("agent",), problems)
     server = read_table(NodeServerTable, data.get("server", {}), ("server",), problems)
     clock = read_table(NodeClockTable, data.get("clock", {}), ("clock",), problems)
+    operators = check_operators(data.get("operators", {}), ("operators",), problems)
     if agent is not None:
         if "@" not in agent.jid.strip("@"):
             problems.error(("agent", "jid"), f"a JID, node@domain, got {show(agent.jid)}")
@@ -107,9 +112,9 @@ def read_node(data: dict, problems: Problems) -> Optional[Node]:
         return None
     role = roles[0]
     config = _role(role, data[role], agent.jid if agent is not None else "node@localhost", problems)
-    if None in (agent, server, clock, config) or problems.errors:
+    if None in (agent, server, clock, config, operators) or problems.errors:
         return None
-    return Node(role, agent, server, clock, config)
+    return Node(role, agent, server, clock, config, operators)
 
 
 def check_node(data: dict, text: str) -> list[Problem]:

@@ -34,6 +34,7 @@ class AgentSpec:
     store: str
     config: dict = field(default_factory=dict)
     offers: list[dict] = field(default_factory=list)  # (prosumers) offer dicts with "release"
+    operators: dict = field(default_factory=dict)  # who may read and steer it (Operators.to_dict())
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Plan:
     shard_of: dict = field(default_factory=dict)
     #: The devices' inputs (``[inputs]``, file paths absolute), for prosumers with devices.
     inputs: dict = field(default_factory=dict)
+    #: The operator account the run creates (``[operators] account``): ``{"jid", "password"}``.
+    operator: dict = field(default_factory=dict)
 
     def shard(self, part: str) -> int:
         return int(self.shard_of.get(part, 1))
@@ -143,9 +146,11 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     def pw() -> str:  # the run's server may replace it (an accounts file's password)
         return new_password()
 
+    operators = scenario.operators.access.to_dict() if scenario.operators.access is not None else {}
+
     def spec(role: str, name: str, part: str, config: dict, offers: Optional[list] = None) -> AgentSpec:
         return AgentSpec(role, name, scenario.jid(name), pw(), part, str(stores / f"{name}.sqlite"), config,
-                         offers or [])
+                         offers or [], dict(operators))
 
     if scenario.market is not None:
         agents.append(spec("market", scenario.market.name, "market", dict(scenario.market.settings)))
@@ -177,9 +182,11 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     speed = settings.speed if settings.clock == "accelerated" else None
     clock = {"mode": settings.clock, "speed": speed, "start": start}
     order = ["market", "aggregators"]
+    account = scenario.operators.account
+    operator = {"jid": scenario.jid(account), "password": pw()} if account is not None else {}
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
                 sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed,
-                shard_of=shard_of, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {})
+                shard_of=shard_of, operator=operator, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {})
 
 
 def _devices(group: ProsumerGroup, name: str, seed: int) -> dict:
