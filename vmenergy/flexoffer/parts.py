@@ -9,7 +9,6 @@ sits (``profiles[0].slices[1].min``).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -25,7 +24,6 @@ from .violation import Violation
 
 __all__ = ["Slice", "TotalEnergy", "Polytope", "Profile", "Baseline", "SlicePrice", "Prices"]
 
-_CURRENCY = re.compile(r"[A-Z]{3}\Z")
 
 SLICE_FIELDS = ("duration", "min", "max", "values")
 PROFILE_FIELDS = ("slices", "total", "polytope", "start_after", "start_before")
@@ -402,8 +400,7 @@ class Prices:
     def __post_init__(self) -> None:
         prices = check.parts(self.slices, "slices", SlicePrice, "price", if_empty="omit prices for none")
         set_field(self, "slices", prices)
-        if not isinstance(self.currency, str) or not _CURRENCY.match(self.currency):
-            raise FlexOfferError("currency", f"must be an ISO 4217 code such as EUR, got {self.currency!r}")
+        check.currency(self.currency, "currency")
 
     def for_slice(self, i: int) -> SlicePrice:
         return self.slices[0] if len(self.slices) == 1 else self.slices[i]

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationResult
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.flexoffer.timeutil import format_utc
 
 from .aggregator_config import AggregatorConfig, objective_from
 from .billing import correction_bill, settle_offers
@@ -163,6 +164,14 @@ class AggregatorEngine(Engine):
             return [], "no schedule was assigned for this offer"
         if m.resolution != rec.offer.resolution:
             return [], f"resolution {m.resolution} differs from the offer's {rec.offer.resolution}"
+        # metering of other intervals than the schedule's settles nothing, and a reading dated
+        # anywhere (the year 1) must not get into the ledger
+        first = rec.schedule.start
+        last = first + rec.offer.profiles[rec.schedule.profile].duration
+        if not (first <= m.start and m.start + len(m.energy) <= last):
+            res = rec.offer.resolution
+            return [], (f"measured intervals {format_utc(m.start * res)}..{format_utc((m.start + len(m.energy)) * res)} "
+                        f"are not within the schedule's {format_utc(first * res)}..{format_utc(last * res)}")
         offer = rec.offer
         if offer.state in (State.ASSIGNED, State.EXECUTING):
             offer = offer.with_state(State.EXECUTED)

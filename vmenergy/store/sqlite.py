@@ -11,11 +11,17 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Optional
 
+from vmenergy.errors import VmeError
 from vmenergy.protocol.engine import Ledger
 
 from .codec import dumps, loads
 
-__all__ = ["Store", "read_ledger"]
+__all__ = ["Store", "StoreError", "read_ledger"]
+
+
+class StoreError(VmeError):
+    """A record in an agent's store that cannot be read back: ``path`` names the store file,
+    the table and the key, so the error is not taken for one in the agent's config."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -46,7 +52,11 @@ class Store:
     def load(self, ledger: Optional[Ledger] = None) -> Ledger:
         ledger = ledger if ledger is not None else Ledger()
         for tbl, key, value in self.db.execute("SELECT tbl, key, value FROM records"):
-            ledger.load(tbl, key, loads(value))
+            try:
+                record = loads(value)
+            except (ValueError, TypeError, KeyError) as exc:  # VmeError is a ValueError
+                raise StoreError(f"{self.path}: {tbl}[{key}]", f"unreadable record: {exc}") from exc
+            ledger.load(tbl, key, record)
         return ledger
 
     def flush(self, changes: Iterable[tuple[str, str, object]]) -> int:

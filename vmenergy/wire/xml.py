@@ -20,6 +20,7 @@ from vmenergy.flexoffer.errors import DOCUMENT, FlexOfferError
 from vmenergy.flexoffer.jsontext import MAX_DOCUMENT_BYTES, guard
 from vmenergy.flexoffer.model import FlexOffer
 from vmenergy.flexoffer.schedule import Schedule
+from vmenergy.validation import MAX_NUMBER_DIGITS, OversizeNumber
 
 from .stanzas import (
     NS,
@@ -137,6 +138,8 @@ def _value(text: str, kind: str, path: str) -> Any:
     if kind == "l":
         return [_value(t, "f", f"{path}[{i}]") for i, t in enumerate(text.split())]
     t = text.strip()
+    if len(t) > MAX_NUMBER_DIGITS and (_INT.match(t) or _FLOAT.match(t)):
+        return OversizeNumber(len(t))  # the field's check refuses it by name
     if _INT.match(t):
         return int(t)
     if _FLOAT.match(t):
