@@ -30,6 +30,7 @@ from vmenergy.runtime.clock import Clock, RealClock
 from vmenergy.store import Store
 from vmenergy.wire.messages import decode, encode, summary
 from vmenergy.wire.stanzas import NS, register_protocol_plugins
+from vmenergy.wire.xml import MAX_DEPTH, too_deep
 
 __all__ = ["ServerAddress", "VmeMessage", "VmeAgent", "MAX_PAYLOAD_BYTES", "SIM_NS", "Driver"]
 
@@ -371,6 +372,11 @@ class VmeAgent(Agent):
 
     # -- incoming ---------------------------------------------------------------------------
     def _message_received(self, stanza):
+        # first of all, before anything serialises or copies the stanza (both recurse: a stanza
+        # nested ~1,000 deep overflowed the stack and slixmpp's error reply, a deep copy of it,
+        # cut the stream for good)
+        if any(too_deep(el) for el in stanza.xml):
+            return self._error_reply(stanza, f"elements nested more than {MAX_DEPTH} deep")
         payloads = [el for el in stanza.xml if isinstance(el.tag, str) and el.tag.startswith("{" + NS + "}")]
         if not payloads:
             return super()._message_received(stanza)
@@ -397,6 +403,8 @@ class VmeAgent(Agent):
 
     def _error_reply(self, stanza, text: str) -> list:
         self.log.warning("event=bad-stanza from=%s reason=%r", stanza["from"], text)
+        if stanza["type"] == "error":  # never answer an error with an error (RFC 6120 8.3.1)
+            return []
         err = self.client.make_message(mto=stanza["from"], mbody=f"error: {text}", mtype="error")
         if stanza["id"]:
             err["id"] = stanza["id"]
