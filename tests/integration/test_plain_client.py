@@ -67,6 +67,7 @@ ca_file = "{prosody_server.ca_file}"
 [aggregator]
 {section}
 """)
+    cfg.chmod(0o600)  # it holds a password
     log = open(tmp_path / "aggregator.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "vmenergy", "agent", "aggregator", "--config", str(cfg)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)

@@ -19,6 +19,7 @@ from typing import Any
 from vmenergy.errors import VmeError
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 from vmenergy.flexoffer.timeutil import parse_utc
+from vmenergy.runtime.private import PrivateFileError, read_private
 
 __all__ = ["ConfigError", "load_config", "build", "run_agent"]
 
@@ -57,6 +58,12 @@ def load_config(path: Path) -> dict:
         where = f" (line {errors[0].line})" if errors[0].line else ""
         raise ConfigError(errors[0].path, errors[0].reason + where + (f"; did you mean {errors[0].hint}?"
                                                                       if errors[0].hint else ""))
+    agent = data.get("agent")
+    if isinstance(agent, dict) and "password" in agent:
+        try:  # the password is only its owner's to read
+            read_private(path, "agent config (it has agent.password)")
+        except PrivateFileError as exc:
+            raise ConfigError("agent.password", str(exc)) from None
     data["_dir"] = str(Path(path).resolve().parent)
     return data
 
@@ -78,7 +85,10 @@ def build(role: str, data: dict):
     jid = _need(agent, "jid", "agent", str)
     password = agent.get("password")
     if password is None and "password_file" in agent:
-        password = _path(base, agent["password_file"]).read_text().strip()
+        try:  # a password only its owner can read (load_config checks a config that holds one)
+            password = read_private(_path(base, agent["password_file"]), "password file").decode().strip()
+        except PrivateFileError as exc:
+            raise ConfigError("agent.password_file", str(exc)) from None
     if not isinstance(password, str) or not password:
         raise ConfigError("agent.password", "required (or password_file)")
     server = data.get("server", {})

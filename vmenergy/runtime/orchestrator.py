@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from vmenergy.runtime.coordinator import Coordinator, Snapshot
+from vmenergy.runtime.private import private_dir, write_private
 from vmenergy.runtime.progress import LineView, ProgressView, offers_text
 from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
 
@@ -175,7 +176,9 @@ class Swarm:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Plan:
         plan = make_plan(self.scenario, self.run_dir, shards=self.shards)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # the run folder holds passwords, the agents' ledgers and the server's key: owner only
+        private_dir(self.run_dir)
+        private_dir(self.run_dir / "stores")
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.plan = plan
         self.expected_offers = sum(len(a.offers) for a in plan.by_role("prosumer"))
@@ -202,7 +205,7 @@ class Swarm:
             plan.coordinator["cert"] = cert
             join = {"coordinator": {"host": self.listen[0], "port": port, "token": coordinator.token},
                     "certificate": Path(cert).read_text(), "scenario": plan.name, "shards": self.shards}
-            _write_private_text(self.run_dir / "join.json", json.dumps(join, indent=1))
+            write_private(self.run_dir / "join.json", json.dumps(join, indent=1))
         _write_private(self.run_dir / "plan.json", plan)  # passwords and the token: owner only
         self.started_wall = time.time()
         mine = [p for p in plan.parts if plan.shard(p) == 1]
@@ -236,8 +239,8 @@ class Swarm:
         plan = self._started()
         for a in plan.agents:
             if plan.shard(a.part) == shard and Path(a.store).name == name:
-                Path(a.store).parent.mkdir(parents=True, exist_ok=True)
-                Path(a.store).write_bytes(data)
+                private_dir(Path(a.store).parent)
+                write_private(a.store, data)
                 return
         self.out(f"note: shard {shard} sent a store this run has no agent for: {name!r} (ignored)")
 
@@ -407,14 +410,7 @@ class Swarm:
 
 def _write_private(path: Path, plan: Plan) -> None:
     """Write ``plan`` readable by its owner only (it holds every agent's password)."""
-    _write_private_text(path, json.dumps(asdict(plan), indent=1))
-
-
-def _write_private_text(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    write_private(path, json.dumps(asdict(plan), indent=1))
 
 
 def _n(count: int, noun: str) -> str:
@@ -492,7 +488,8 @@ async def _join(join_file: Path, run_dir: Path, shard: int, out: Callable[[str],
     from vmenergy.runtime.scenario import AgentSpec
 
     join = json.loads(join_file.read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(run_dir)
+    private_dir(run_dir / "stores")
     (run_dir / "logs").mkdir(exist_ok=True)
     (run_dir / "control").mkdir(exist_ok=True)
     cert = run_dir / "control" / "coordinator.crt"

@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 
 from vmenergy.errors import VmeError
 from vmenergy.protocol.engine import Ledger
+from vmenergy.runtime.private import create_private
 
 from .codec import dumps, loads
 
@@ -44,6 +45,9 @@ class Store:
             return
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # a ledger is the agent's business only; SQLite gives its -wal and -shm files the
+            # database file's mode
+            create_private(self.path)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
