@@ -177,6 +177,7 @@ async def test_plain_client_is_told_when_an_accepted_offer_expires_and_acks_it(p
     """An aggregator waiting for a market that never opens a session cannot assign the offer
     before its deadline: the plain client gets a <rejection> and answers it like any message."""
     proc = start_aggregator(prosody_server, tmp_path, "fman-nomarket", f"""
+enrolment = "open"
 upstream = "market"
 upstream_jid = "{prosody_server.jid('closed-market')}"
 cycle = 2
