@@ -47,6 +47,10 @@ MAX_BACKOFF_REAL_SECONDS = 60.0
 #: message has arrived), so resends only matter after a crash: scenario seconds.
 RESEND_VIRTUAL_SECONDS = 60
 MAX_BACKOFF_VIRTUAL_SECONDS = 900
+#: Payloads up to this size are decoded on the event loop (microseconds to a millisecond); bigger
+#: ones in a worker thread (a big polytope's satisfiability LP takes up to the solver budget,
+#: vmenergy.flexoffer.limits.check_seconds).
+DECODE_INLINE_BYTES = 16 * 1024
 #: Namespace of the co-simulation tag a message carries under a virtual clock: the scenario
 #: time and round that produced it (see vmenergy.runtime.coordinator).
 SIM_NS = "urn:vmenergy:sim:1"
@@ -250,6 +254,7 @@ class VmeAgent(Agent):
         self._ready = asyncio.Event()
         self._ticking = False
         self._step_behaviours: list[StepBehaviour] = []
+        self._decoding: Optional[asyncio.Future] = None  # the last payload being decoded off the loop
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
 
@@ -390,14 +395,45 @@ class VmeAgent(Agent):
         size = len(ET.tostring(el))
         if size > self.max_payload_bytes:
             return self._error_reply(stanza, f"payload of {size} bytes exceeds {self.max_payload_bytes}")
+        arrival = _Arrival(sender, stanza["body"], _sim_tag(stanza), self.now())
+        if size <= DECODE_INLINE_BYTES and self._decoding is None:
+            try:  # the common case: small, and nothing ahead of it
+                payload = decode(el)
+            except FlexOfferError as exc:
+                return self._error_reply(stanza, str(exc))
+            return self._deliver(arrival, payload)
+        # a big payload (a polytope's LP can take a while) is decoded in a worker thread, so the
+        # event loop keeps serving every agent of the process; what arrives meanwhile waits
+        # behind it, so the agent still sees its messages in the order they came
+        ahead = self._decoding
+        task = asyncio.ensure_future(self._decode_later(ahead, stanza, el, arrival, size > DECODE_INLINE_BYTES))
+        self._decoding = task
+        task.add_done_callback(self._decoded)
+        return []
+
+    async def _decode_later(self, ahead: Optional[asyncio.Future], stanza, el: ET.Element, arrival: "_Arrival",
+                            offload: bool) -> None:
+        if ahead is not None:
+            await asyncio.wait({ahead})
         try:
-            payload = decode(el)
+            payload = await asyncio.to_thread(decode, el) if offload else decode(el)
         except FlexOfferError as exc:
-            return self._error_reply(stanza, str(exc))
+            self._error_reply(stanza, str(exc))
+            return
+        self._deliver(arrival, payload)
+
+    def _decoded(self, task: asyncio.Future) -> None:
+        if self._decoding is task:
+            self._decoding = None
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("event=decode-failed error=%r", task.exception())
+
+    def _deliver(self, arrival: "_Arrival", payload: Message) -> list:
         if self.driver is not None:
-            self.driver.received(self, sender, payload, _sim_tag(stanza))
+            self.driver.received(self, arrival.sender, payload, arrival.tag)
             return []
-        msg = VmeMessage(to=str(self.jid), sender=sender, body=stanza["body"], payload=payload, arrived=self.now())
+        msg = VmeMessage(to=str(self.jid), sender=arrival.sender, body=arrival.body, payload=payload,
+                         arrived=arrival.at)
         msg.set_metadata("ontology", ONTOLOGY)
         return self.dispatch(msg)
 
@@ -531,6 +567,17 @@ class _AgentLog(logging.LoggerAdapter):
             extra["at"] = format_utc(int(self.agent.clock.now()))
         kwargs["extra"] = extra
         return msg, kwargs
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """What the stream said of a protocol message when it arrived (its payload may be decoded
+    later, off the event loop)."""
+
+    sender: str
+    body: Optional[str]
+    tag: Optional[tuple[int, int]]
+    at: int
 
 
 def _sim_element(tag: tuple[int, int]) -> ET.Element:

@@ -110,6 +110,10 @@ def build(role: str, data: dict):
     else:
         raise ConfigError("clock.kind", f"real or accelerated (got {kind!r}); a virtual clock needs a "
                                         "scenario run's coordinator (vmenergy run)")
+    if agent.get("check_seconds") is not None:  # the process's solver budget per polytope check
+        from vmenergy.flexoffer.limits import set_check_seconds
+
+        set_check_seconds(float(agent["check_seconds"]))
     store = _path(base, agent.get("store", f"{jid.split('@')[0]}.sqlite"))
     from vmenergy.agents.base import MAX_PAYLOAD_BYTES
 

@@ -18,7 +18,9 @@ from vmenergy.validation import set_field
 
 from . import jsontext as jt
 from .errors import FlexOfferError, check
-from .limits import MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE
+from .limits import (
+    MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE, check_seconds,
+)
 from .timeutil import format_utc
 from .violation import Violation
 
@@ -273,13 +275,18 @@ class Profile:
             if self.total.min is not None:
                 a_ub.append([-1.0] * n)
                 b_ub.append(-self.total.min + TOLERANCE)
+        budget = check_seconds()
         res = linprog(
             c=np.zeros(n),
             A_ub=np.asarray(a_ub, dtype=float),
             b_ub=np.asarray(b_ub, dtype=float),
             bounds=[(s.min, s.max) for s in self.slices],
             method="highs",
+            options={"time_limit": budget},
         )
+        if res.status == 1:  # the time (or iteration) limit came first
+            raise FlexOfferError("polytope", f"too costly to check: the solver needed more than {budget:g} s "
+                                             "to decide whether any schedule meets A·x <= b (simplify it)")
         return bool(res.status == 0)
 
     # -- JSON form --------------------------------------------------------------------------

@@ -34,6 +34,8 @@ class AgentTable:
     store: Optional[str] = None
     tick: float = field(default=1.0, metadata=limits(gt=0))
     max_payload_bytes: Optional[int] = field(default=None, metadata=limits(ge=1))
+    #: solver time one offer's polytope check may take before the offer is refused
+    check_seconds: Optional[float] = field(default=None, metadata=limits(gt=0, le=3600))
 
 
 @dataclass(frozen=True)
