@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -54,6 +55,11 @@ DECODE_INLINE_BYTES = 16 * 1024
 #: Namespace of the co-simulation tag a message carries under a virtual clock: the scenario
 #: time and round that produced it (see vmenergy.runtime.coordinator).
 SIM_NS = "urn:vmenergy:sim:1"
+#: Reconnecting after the stream dropped: the first wait, the longest, and how long one attempt
+#: may take (real seconds).
+RECONNECT_FIRST = 0.5
+RECONNECT_MAX = 30.0
+RECONNECT_ATTEMPT_SECONDS = 20.0
 #: While a peer has not been seen available, the subscription to it is repeated this often (s).
 RESUBSCRIBE_EVERY = 2.0
 #: Presence status text is refreshed at most this often (real seconds).
@@ -255,6 +261,12 @@ class VmeAgent(Agent):
         self._ticking = False
         self._step_behaviours: list[StepBehaviour] = []
         self._decoding: Optional[asyncio.Future] = None  # the last payload being decoded off the loop
+        self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
+        self._reconnecting: Optional[asyncio.Future] = None
+        self._stopping = False
+        #: Called with (agent, up) when the link to the server drops or comes back (the swarm
+        #: process tells its coordinator; ``vmenergy agent`` gives up after a while).
+        self.link_watchers: list[Callable[["VmeAgent", bool], None]] = []
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
 
@@ -289,11 +301,15 @@ class VmeAgent(Agent):
 
         apply_to_client(self.client, self.server.ca_file)
         client = self.client
+        # XEP-0198 where the server offers it: after a network cut the stream is resumed and
+        # what was sent in the gap is sent again (the reliable layer covers the rest)
+        client.register_plugin("xep_0198")
         client.connected_event = asyncio.Event()
         client.disconnected_event = asyncio.Event()
         client.failed_auth_event = asyncio.Event()
-        client.add_event_handler("session_start", lambda _: client.connected_event.set())
-        client.add_event_handler("disconnected", lambda _: (client.disconnected_event.set(), client.connected_event.clear()))
+        client.add_event_handler("session_start", self._session_started)
+        client.add_event_handler("session_resumed", self._session_resumed)
+        client.add_event_handler("disconnected", self._disconnected)
         client.add_event_handler("failed_all_auth", lambda _: client.failed_auth_event.set())
         client.add_event_handler("message", self._message_received)
         client.connect(host=self.server.host, port=self.server.port)
@@ -314,6 +330,81 @@ class VmeAgent(Agent):
 
             raise DisconnectedException(f"{self.jid}: could not connect to {self.server.host}:{self.server.port}")
         self.log.info("event=connected server=%s:%s", self.server.host, self.server.port)
+
+    # -- the link to the server: reconnect with backoff, never a silent zombie --------------------
+    @property
+    def link_up(self) -> bool:
+        """Whether the agent has a session with its server now."""
+        client = self.client
+        return bool(client is not None and getattr(client, "connected_event", None) and client.connected_event.is_set())
+
+    def down_for(self) -> float:
+        """Real seconds since the stream dropped (0 while connected)."""
+        return 0.0 if self._down_since is None else time.monotonic() - self._down_since
+
+    def _session_started(self, _event) -> None:
+        """A new session (the first, or after a reconnect the server could not resume)."""
+        fresh = self._down_since is not None
+        self._link(True)
+        if fresh and self.presence is not None:
+            # a new session starts unavailable, and some servers drop messages to a bare JID
+            # without an explicit priority: say who we are again, and ask the peers afresh (a
+            # restarted server forgot who was online; presence probes tell us again)
+            self._available.clear()
+            self.presence.set_presence(status=self.engine.status(), priority=1)
+            for peer in self.peers:
+                self.presence.subscribe(peer)
+            self.log.info("event=reconnected resumed=no")
+
+    def _session_resumed(self, _event) -> None:
+        self._link(True)
+        self.log.info("event=reconnected resumed=yes")
+
+    def _disconnected(self, _event) -> None:
+        client = self.client
+        client.disconnected_event.set()
+        client.connected_event.clear()
+        if self._stopping or not self.is_alive():
+            return
+        self._link(False)
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.ensure_future(self._reconnect())
+
+    def _link(self, up: bool) -> None:
+        client = self.client
+        if up:
+            client.connected_event.set()
+            self._down_since = None
+        elif self._down_since is None:
+            self._down_since = time.monotonic()
+            self.log.warning("event=disconnected server=%s:%s", self.server.host, self.server.port)
+        for watcher in list(self.link_watchers):
+            watcher(self, up)
+
+    async def _reconnect(self) -> None:
+        """Connect again until a session is up: waits of 0.5 s doubling to 30 s, each with up to
+        a quarter of random jitter (a restarted server is not hit by every agent at once)."""
+        delay = RECONNECT_FIRST
+        client = self.client
+        while not self._stopping and self.is_alive() and not self.link_up:
+            await asyncio.sleep(delay * (1 + random.random() / 4))
+            if self._stopping or self.link_up:
+                return
+            client.disconnected_event.clear()
+            self.log.info("event=reconnecting after=%.1fs", self.down_for())
+            client.connect(host=self.server.host, port=self.server.port)
+            up = asyncio.ensure_future(client.connected_event.wait())
+            lost = asyncio.ensure_future(client.disconnected_event.wait())
+            try:
+                await asyncio.wait({up, lost}, timeout=RECONNECT_ATTEMPT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                up.cancel()
+                lost.cancel()
+            if not self.link_up:
+                client.cancel_connection_attempt()
+                if client.transport is not None:
+                    client.abort()
+            delay = min(RECONNECT_MAX, delay * 2)
 
     async def setup(self) -> None:
         register_protocol_plugins()
@@ -548,6 +639,9 @@ class VmeAgent(Agent):
         self._update_status()
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         await super().stop()
         if self.store is not None:
             self.store.close()
