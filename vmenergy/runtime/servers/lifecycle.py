@@ -121,6 +121,20 @@ def start_server(
     return info
 
 
+def server_exit_code(run_dir: Path | str) -> Optional[int]:
+    """None while the private server recorded in ``run_dir`` runs; once it has ended, its exit
+    code (negative: the signal that killed it; -1 when it was not started by this process and its
+    code is unknown). A supervisor polls this to restart a server that died."""
+    info = read_info(run_dir)
+    if info is None or info.external:
+        return None
+    proc = _PROCS.get(info.pid)
+    if proc is not None:
+        return proc.poll()
+    process.reap(info.pid)
+    return None if process.owned_group(info) else -1
+
+
 def server_status(run_dir: Path | str) -> ServerStatus:
     """Whether the server recorded in ``run_dir`` is running and answering XMPP. For an external
     server: whether it answers XMPP and its certificate verifies (VME cannot see its process)."""
