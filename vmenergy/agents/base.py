@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -262,6 +263,8 @@ class VmeAgent(Agent):
         self._step_behaviours: list[StepBehaviour] = []
         self._decoding: Optional[asyncio.Future] = None  # the last payload being decoded off the loop
         self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
+        self._unflushed: list = []  # ledger changes a failing store (a full disk) held back
+        self._store_failing = False
         self._reconnecting: Optional[asyncio.Future] = None
         self._stopping = False
         #: Called with (agent, up) when the link to the server drops or comes back (the swarm
@@ -587,9 +590,31 @@ class VmeAgent(Agent):
             self.engine.ledger.take_changes()
             return []
         changes = self.engine.ledger.take_changes()
-        if self.store is not None:
-            self.store.flush(changes)
+        if self.store is not None and not self._persist(changes):
+            # not persisted, so not sent: a crash now must not leave a peer holding an answer the
+            # store does not know. Reliable messages stay in the outbox and go out on a resend,
+            # answers are repeated when the peer resends.
+            effects = [e for e in effects if not isinstance(e, Send)]
         return effects
+
+    def _persist(self, changes: list) -> bool:
+        """Write ``changes`` (and any a full disk held back) to the store; False if it failed."""
+        pending = self._unflushed + changes
+        try:
+            self.store.flush(pending)  # type: ignore[union-attr]
+        except (sqlite3.Error, OSError) as exc:
+            # a full disk: keep the changes (newest value per key) for the next write
+            self._unflushed = [(t, k, v) for (t, k), v in {(t, k): v for t, k, v in pending}.items()]
+            if not self._store_failing:
+                self._store_failing = True
+                self.log.error("event=store-write-failed error=%r (held back until it can write; nothing is "
+                               "sent meanwhile)", exc)
+            return False
+        if self._store_failing:
+            self._store_failing = False
+            self.log.warning("event=store-writable-again records=%d", len(pending))
+        self._unflushed = []
+        return True
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
