@@ -244,7 +244,8 @@ class Checks(Generic[E]):
             raise self.error(path or DOCUMENT, f"must be {noun}, got {kind(data)}")
         for key in data:
             if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
+                name = str(key) or '""'  # an empty key still names a place
+                where = f"{path}.{name}" if path else name
                 raise self.error(where, f"unknown field (known: {', '.join(allowed)})")
         return dict(data)
 

@@ -45,8 +45,8 @@ def load_config(path: Path) -> dict:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError; also an integer of 5,000 digits
+        raise ConfigError(str(path), f"not valid TOML: {str(exc)[:300]}") from None
     for key in data:
         if key not in SECTIONS:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(SECTIONS))})")

@@ -86,8 +86,8 @@ async def receive(reader: asyncio.StreamReader) -> Optional[dict]:
         return None
     try:
         obj = json.loads(line)
-    except ValueError:
-        raise ControlError("control line is not JSON") from None
+    except (ValueError, RecursionError):  # a line nested thousands deep comes before any token check
+        raise ControlError("control line is not JSON (or nested too deeply)") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("op"), str):
         raise ControlError("control line without an op")
     return obj

@@ -17,7 +17,7 @@ from vmenergy.runtime.private import create_private
 
 from .codec import dumps, loads
 
-__all__ = ["Store", "StoreError", "read_ledger"]
+__all__ = ["Store", "StoreError", "read_ledger", "read_record"]
 
 
 class StoreError(VmeError):
@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (tbl, key)
 );
 """
+
+
+def read_record(text: str, where: str) -> object:
+    """One stored record; whatever the text holds, only :class:`StoreError` (naming ``where``)
+    escapes."""
+    try:
+        return loads(text)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:  # VmeError is a ValueError
+        raise StoreError(where, f"unreadable record: {type(exc).__name__}: {exc}") from exc
 
 
 class Store:
@@ -56,11 +65,7 @@ class Store:
     def load(self, ledger: Optional[Ledger] = None) -> Ledger:
         ledger = ledger if ledger is not None else Ledger()
         for tbl, key, value in self.db.execute("SELECT tbl, key, value FROM records"):
-            try:
-                record = loads(value)
-            except (ValueError, TypeError, KeyError) as exc:  # VmeError is a ValueError
-                raise StoreError(f"{self.path}: {tbl}[{key}]", f"unreadable record: {exc}") from exc
-            ledger.load(tbl, key, record)
+            ledger.load(tbl, key, read_record(value, f"{self.path}: {tbl}[{key}]"))
         return ledger
 
     def flush(self, changes: Iterable[tuple[str, str, object]]) -> int:
