@@ -817,7 +817,7 @@ def _startup_pass(
 
 
 def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
-    info = servers.start_server(kind, base / kind / "server")
+    info = servers.start_server(kind, base / kind / "server", registration=True)  # agents register in-band
     work = base / kind
     res: dict[str, Any] = {"kind": kind}
     children: list[Child] = []

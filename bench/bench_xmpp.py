@@ -267,7 +267,7 @@ async def _register_inband(info: ServerInfo, users: list[tuple[str, str]]) -> No
 
 
 def bench_kind(kind: str, n: int, messages: int, pingpong: int, base: Path) -> dict[str, Any]:
-    info = servers.start_server(kind, base / kind)
+    info = servers.start_server(kind, base / kind, registration=True)  # clients register in-band
     try:
         users = [(f"bench{i}", f"pw{i}") for i in range(n)]
         t0 = time.perf_counter()

@@ -91,7 +91,8 @@ def test_an_accelerated_node_clock_starts_where_its_config_says(tmp_path, start)
     """A quoted ISO 8601 string or a TOML date-time: both mean the same instant."""
     f = tmp_path / "node.toml"
     f.write_text(f'[agent]\njid = "n@localhost"\npassword = "pw"\n[clock]\nkind = "accelerated"\nstart = {start}\n'
-                 'speed = 60\n[aggregator]\nupstream = "plan"\n')
+                 'speed = 60\n[aggregator]\nupstream = "plan"\nenrolment = "open"\n')
+    f.chmod(0o600)  # it holds a password
     agent = build("aggregator", load_config(f))
     assert agent.clock.mode == "accelerated" and agent.clock.start == 1795370400
 
@@ -99,7 +100,42 @@ def test_an_accelerated_node_clock_starts_where_its_config_says(tmp_path, start)
 def test_a_node_clock_without_a_time_zone_is_refused(tmp_path):
     f = tmp_path / "node.toml"
     f.write_text('[agent]\njid = "n@localhost"\npassword = "pw"\n[clock]\nkind = "accelerated"\n'
-                 'start = 2026-11-22T18:00:00\n[aggregator]\nupstream = "plan"\n')
+                 'start = 2026-11-22T18:00:00\n[aggregator]\nupstream = "plan"\nenrolment = "open"\n')
+    f.chmod(0o600)
     with pytest.raises(ConfigError) as info:
         build("aggregator", load_config(f))
     assert info.value.path.startswith("clock")
+
+
+def test_a_password_others_can_read_is_refused(tmp_path):
+    """Finding 4 of issue 16: no secret in a file others can read."""
+    f = tmp_path / "node.toml"
+    f.write_text('[agent]\njid = "n@localhost"\npassword = "pw"\n[aggregator]\nupstream = "plan"\nenrolment = "open"\n')
+    f.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600") as info:
+        load_config(f)
+    assert info.value.path == "agent.password"
+    f.chmod(0o600)
+    secret = tmp_path / "pw.txt"
+    secret.write_text("pw\n")
+    secret.chmod(0o640)
+    f.write_text('[agent]\njid = "n@localhost"\npassword_file = "pw.txt"\n[aggregator]\nupstream = "plan"\nenrolment = "open"\n')
+    with pytest.raises(ConfigError, match="chmod 600") as info:
+        build("aggregator", load_config(f))
+    assert info.value.path == "agent.password_file"
+    secret.chmod(0o600)
+    assert build("aggregator", load_config(f)).password == "pw"
+
+
+@pytest.mark.parametrize("role, key", [("aggregator", "enrolment"), ("market", "registration")])
+def test_who_may_take_part_must_be_written_down(tmp_path, role, key):
+    """Deny by default (issue 16, finding 5): a node config that does not say who may send it
+    offers (or register) is refused, naming the key; "open" is accepted when written."""
+    f = tmp_path / "node.toml"
+    table = {"aggregator": 'upstream = "plan"\n', "market": 'mechanism = "many-to-many"\n'}[role]
+    f.write_text(f'[agent]\njid = "n@localhost"\npassword_file = "pw"\n[{role}]\n{table}')
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert info.value.path == f"{role}.{key}"
+    f.write_text(f'[agent]\njid = "n@localhost"\npassword_file = "pw"\n[{role}]\n{table}{key} = "open"\n')
+    assert load_config(f)[role][key] == "open"

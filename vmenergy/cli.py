@@ -264,12 +264,16 @@ def cmd_swarm(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
     from vmenergy.agents.config import ConfigError, run_agent
     from vmenergy.runtime.logs import setup_logging
+    from vmenergy.store import StoreError
 
     setup_logging(args.log_level)
     try:
         return run_agent(args.role, Path(args.config))
     except ConfigError as exc:
         print(f"INVALID {args.config}: {exc}", file=out)
+        return 1
+    except StoreError as exc:
+        print(f"CANNOT RESTORE the agent's store: {exc}", file=out)
         return 1
 
 

@@ -13,17 +13,64 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
+import unicodedata
 from typing import Any, Callable, Generic, Iterable, Literal, Mapping, Optional, Sequence, TypeVar, overload
 
 from .errors import DOCUMENT, VmeError
 
-__all__ = ["Checks", "MAX_ID_LENGTH", "kind", "set_field"]
+__all__ = ["Checks", "MAX_ID_LENGTH", "MAX_NUMBER_DIGITS", "OversizeNumber", "kind", "set_field", "show"]
 
 #: Identifiers (offer, schedule, bill, contract ids, JIDs) are at most this many characters.
 MAX_ID_LENGTH = 256
 
-# No whitespace, no control characters, nothing XML 1.0 cannot carry in an attribute.
+# No whitespace, no control characters, nothing XML 1.0 cannot carry in an attribute (ASCII
+# text, the common case, is decided by this pattern alone; other text also by _id_char_ok).
 _ID_OK = re.compile(r"[^\x00-\x20\x7f\ud800-\udfff\ufffe\uffff]+\Z")
+#: Unicode categories an identifier must not contain: separators (U+00A0, U+2028, ...), controls
+#: (U+0085), format characters (U+202E turns text right-to-left, U+200B is invisible: an id that
+#: displays as another id), surrogates, private use and unassigned code points.
+_ID_BAD_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"})
+#: ISO 4217 currency codes: three capital letters.
+_CURRENCY = re.compile(r"[A-Z]{3}\Z")
+#: No number in any VME document has more digits than this (an energy of 10^12 kWh has 13, an
+#: epoch second 10); longer digit strings are refused before Python converts them (converting
+#: text of more than 4,300 digits to an int raises, and costs quadratic time below that).
+MAX_NUMBER_DIGITS = 400
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+_SHORT.maxlevel = 3
+
+
+class OversizeNumber:
+    """A number in a document whose text has more than :data:`MAX_NUMBER_DIGITS` digits: the
+    parsers hand it on unconverted, so the check of the field it sits in refuses it by path."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<a number of {self.digits} digits>"
+
+
+def show(value: object) -> str:
+    """``repr(value)`` for an error message, bounded: a hostile document may hold a list nested
+    100,000 deep (repr would overflow the stack) or an integer of 10,000 digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    try:
+        return _SHORT.repr(value)
+    except (RecursionError, ValueError):
+        return f"<a {type(value).__name__}>"
+
+
+def _id_char_ok(text: str) -> bool:
+    return all(unicodedata.category(c) not in _ID_BAD_CATEGORIES for c in text)
 
 E = TypeVar("E", bound=VmeError)
 T = TypeVar("T")
@@ -70,9 +117,14 @@ class Checks(Generic[E]):
         Without ``minimum``/``maximum`` the magnitude must stay within ``limit``; ``positive``
         refuses zero and below."""
         value = _plain_number(value)
+        if isinstance(value, OversizeNumber):
+            raise self.error(path, f"out of range: {show(value)}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(path, f"not a number: {value!r} (must be a number)")
-        out = float(value)
+            raise self.error(path, f"not a number: {show(value)} (must be a number)")
+        try:
+            out = float(value)
+        except OverflowError:  # an int beyond any float
+            raise self.error(path, f"out of range: {show(value)} (must be finite)") from None
         if math.isnan(out):
             raise self.error(path, "not a number (NaN)")
         if minimum is not None or maximum is not None:
@@ -84,17 +136,21 @@ class Checks(Generic[E]):
             bound = self.limit if limit is None else limit
             if math.isinf(out) or abs(out) > bound:
                 why = "must be finite" if math.isinf(bound) else f"magnitude above {bound:g}"
-                raise self.error(path, f"out of range: {value!r} ({why})")
+                raise self.error(path, f"out of range: {show(value)} ({why})")
         if positive and out <= 0:
-            raise self.error(path, f"must be > 0 (got {value!r})")
+            raise self.error(path, f"must be > 0 (got {show(value)})")
         return out
 
     def integer(self, value: object, path: str, *, minimum: Optional[int] = None,
                 maximum: Optional[int] = None) -> int:
         """An int (numpy integers accepted, booleans and floats refused) within the bounds."""
         value = _plain_number(value)
+        if isinstance(value, OversizeNumber):
+            raise self.error(path, f"out of range: {show(value)}")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(path, f"must be an integer, got {value!r}")
+            raise self.error(path, f"must be an integer, got {show(value)}")
+        if not INT64_MIN <= value <= INT64_MAX:  # every integer VME keeps fits a 64-bit column
+            raise self.error(path, f"out of range: {show(value)} (beyond a 64-bit integer)")
         lo = -math.inf if minimum is None else minimum
         hi = math.inf if maximum is None else maximum
         if not lo <= value <= hi:
@@ -111,7 +167,7 @@ class Checks(Generic[E]):
                 raise self.error(path, "required")
             return None
         if not isinstance(value, str):
-            raise self.error(path, f"must be a string, got {value!r}")
+            raise self.error(path, f"must be a string, got {show(value)}")
         if required and not value:
             raise self.error(path, "required (empty)")
         return value
@@ -132,16 +188,22 @@ class Checks(Generic[E]):
             raise self.error(path, "must not be empty (omit it instead)")
         if len(text) > MAX_ID_LENGTH:
             raise self.error(path, f"longer than {MAX_ID_LENGTH} characters")
-        if not _ID_OK.match(text):
+        if not _ID_OK.match(text) or not (text.isascii() or _id_char_ok(text)):
             raise self.error(path, "no whitespace or control characters allowed")
         return text
+
+    def currency(self, value: object, path: str) -> str:
+        """An ISO 4217 currency code (``EUR``)."""
+        if not isinstance(value, str) or not _CURRENCY.match(value):
+            raise self.error(path, f"must be an ISO 4217 code such as EUR, got {show(value)}")
+        return value
 
     def choice(self, value: object, path: str, choices: Sequence[str], *, what: str = "") -> str:
         """One of ``choices``; ``what`` names a choice that selects a rule (``unknown method 'x'``)."""
         if not isinstance(value, str) or value not in choices:
             if what:
-                raise self.error(path, f"unknown {what} {value!r} (one of {', '.join(choices)})")
-            raise self.error(path, f"must be one of {', '.join(choices)} (got {value!r})")
+                raise self.error(path, f"unknown {what} {show(value)} (one of {', '.join(choices)})")
+            raise self.error(path, f"must be one of {', '.join(choices)} (got {show(value)})")
         return value
 
     # -- collections ------------------------------------------------------------------------
@@ -182,7 +244,8 @@ class Checks(Generic[E]):
             raise self.error(path or DOCUMENT, f"must be {noun}, got {kind(data)}")
         for key in data:
             if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
+                name = str(key) or '""'  # an empty key still names a place
+                where = f"{path}.{name}" if path else name
                 raise self.error(where, f"unknown field (known: {', '.join(allowed)})")
         return dict(data)
 

@@ -46,6 +46,8 @@ def _start_or_skip(kind: str, run_dir: Path, **kwargs: Any) -> ServerInfo:
     ok, reason = check_kind(kind)
     if not ok:
         pytest.skip(reason)
+    # the tests' servers let their clients register in-band (a run's own server does not)
+    kwargs.setdefault("registration", True)
     try:
         return start_server(kind, run_dir, **kwargs)
     except ServerError as exc:

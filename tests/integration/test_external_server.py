@@ -124,12 +124,20 @@ async def test_a_private_prosody_takes_its_accounts_from_a_file(tmp_path: Path) 
     assert not server_status(tmp_path / "xmpp").running
 
 
-def test_in_band_default_for_a_private_server(tmp_path: Path) -> None:
-    if not check_kind("prosody")[0]:
-        pytest.skip(check_kind("prosody")[1])
-    run = prepare_server({}, AGENTS, tmp_path / "xmpp")
+@pytest.mark.parametrize("kind", ["prosody", "ejabberd"])
+async def test_a_private_server_makes_the_runs_accounts_and_a_stranger_cannot_register(tmp_path: Path,
+                                                                                       kind: str) -> None:
+    """Finding 5 of issue 16: in-band registration stayed open on the servers VME starts, so a
+    stranger registered and took part. Now the run's accounts are made with the admin tool and
+    registration stays closed."""
+    if not check_kind(kind)[0]:
+        pytest.skip(check_kind(kind)[1])
+    jids = [j.replace("pa", f"{kind[:3]}-pa") for j in AGENTS] + [f"{kind[:3]}-extra{i}@localhost" for i in range(3)]
+    run = prepare_server({"kind": kind}, jids, tmp_path / "xmpp")
     try:
-        assert run.owned and run.register_in_band and set(run.passwords) == set(AGENTS)
-        assert server_status(tmp_path / "xmpp").accepting
+        assert run.owned and not run.register_in_band and not run.info.registration
+        await _log_in_all(run.info, dict(run.passwords), register=False)
+        with pytest.raises(ConnectionError):
+            await connect_plain_client(run.info, "stranger", "stranger-pw", register=True, timeout=20)
     finally:
         stop_server(tmp_path / "xmpp")

@@ -67,6 +67,7 @@ ca_file = "{prosody_server.ca_file}"
 [aggregator]
 {section}
 """)
+    cfg.chmod(0o600)  # it holds a password
     log = open(tmp_path / "aggregator.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "vmenergy", "agent", "aggregator", "--config", str(cfg)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -176,6 +177,7 @@ async def test_plain_client_is_told_when_an_accepted_offer_expires_and_acks_it(p
     """An aggregator waiting for a market that never opens a session cannot assign the offer
     before its deadline: the plain client gets a <rejection> and answers it like any message."""
     proc = start_aggregator(prosody_server, tmp_path, "fman-nomarket", f"""
+enrolment = "open"
 upstream = "market"
 upstream_jid = "{prosody_server.jid('closed-market')}"
 cycle = 2

@@ -89,3 +89,16 @@ def test_a_sharded_plan_gives_each_shard_its_share_of_every_group(tmp_path):
     assert plan.shard("market") == 1
     by_shard = [sum(1 for a in plan.by_role("prosumer") if plan.shard(a.part) == s) for s in (1, 2)]
     assert by_shard == [3, 3]
+
+
+def test_who_may_take_part_follows_the_topology_unless_the_scenario_says(tmp_path):
+    """Deny by default (issue 16, finding 5): a stranger registered with an aggregator that
+    enrolled anyone and a market open to all. Now each takes part only from its own tree."""
+    plan = plan_of(tmp_path)
+    market = plan.by_role("market")[0]
+    north, south = plan.by_role("aggregator")
+    assert market.config["registration"] == ["north@localhost"]
+    assert north.config["enrolment"] == ["south@localhost", "h0@localhost", "h1@localhost"]
+    assert south.config["enrolment"] == []
+    opened = plan_of(tmp_path, broken(('name = "south"', 'name = "south"\nenrolment = "open"')))
+    assert opened.by_role("aggregator")[1].config["enrolment"] == "open"

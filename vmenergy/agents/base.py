@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import sqlite3
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from vmenergy.runtime.clock import Clock, RealClock
 from vmenergy.store import Store
 from vmenergy.wire.messages import decode, encode, summary
 from vmenergy.wire.stanzas import NS, register_protocol_plugins
+from vmenergy.wire.xml import MAX_DEPTH, too_deep
 
 from .operator import AdHocCommands, OperatorDesk
 
@@ -49,9 +52,18 @@ MAX_BACKOFF_REAL_SECONDS = 60.0
 #: message has arrived), so resends only matter after a crash: scenario seconds.
 RESEND_VIRTUAL_SECONDS = 60
 MAX_BACKOFF_VIRTUAL_SECONDS = 900
+#: Payloads up to this size are decoded on the event loop (microseconds to a millisecond); bigger
+#: ones in a worker thread (a big polytope's satisfiability LP takes up to the solver budget,
+#: vmenergy.flexoffer.limits.check_seconds).
+DECODE_INLINE_BYTES = 16 * 1024
 #: Namespace of the co-simulation tag a message carries under a virtual clock: the scenario
 #: time and round that produced it (see vmenergy.runtime.coordinator).
 SIM_NS = "urn:vmenergy:sim:1"
+#: Reconnecting after the stream dropped: the first wait, the longest, and how long one attempt
+#: may take (real seconds).
+RECONNECT_FIRST = 0.5
+RECONNECT_MAX = 30.0
+RECONNECT_ATTEMPT_SECONDS = 20.0
 #: While a peer has not been seen available, the subscription to it is repeated this often (s).
 RESUBSCRIBE_EVERY = 2.0
 #: Presence status text is refreshed at most this often (real seconds).
@@ -259,6 +271,15 @@ class VmeAgent(Agent):
         self._ready = asyncio.Event()
         self._ticking = False
         self._step_behaviours: list[StepBehaviour] = []
+        self._decoding: Optional[asyncio.Future] = None  # the last payload being decoded off the loop
+        self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
+        self._unflushed: list = []  # ledger changes a failing store (a full disk) held back
+        self._store_failing = False
+        self._reconnecting: Optional[asyncio.Future] = None
+        self._stopping = False
+        #: Called with (agent, up) when the link to the server drops or comes back (the swarm
+        #: process tells its coordinator; ``vmenergy agent`` gives up after a while).
+        self.link_watchers: list[Callable[["VmeAgent", bool], None]] = []
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
         self.operators = operators
@@ -294,11 +315,15 @@ class VmeAgent(Agent):
 
         apply_to_client(self.client, self.server.ca_file)
         client = self.client
+        # XEP-0198 where the server offers it: after a network cut the stream is resumed and
+        # what was sent in the gap is sent again (the reliable layer covers the rest)
+        client.register_plugin("xep_0198")
         client.connected_event = asyncio.Event()
         client.disconnected_event = asyncio.Event()
         client.failed_auth_event = asyncio.Event()
-        client.add_event_handler("session_start", lambda _: client.connected_event.set())
-        client.add_event_handler("disconnected", lambda _: (client.disconnected_event.set(), client.connected_event.clear()))
+        client.add_event_handler("session_start", self._session_started)
+        client.add_event_handler("session_resumed", self._session_resumed)
+        client.add_event_handler("disconnected", self._disconnected)
         client.add_event_handler("failed_all_auth", lambda _: client.failed_auth_event.set())
         client.add_event_handler("message", self._message_received)
         client.connect(host=self.server.host, port=self.server.port)
@@ -319,6 +344,81 @@ class VmeAgent(Agent):
 
             raise DisconnectedException(f"{self.jid}: could not connect to {self.server.host}:{self.server.port}")
         self.log.info("event=connected server=%s:%s", self.server.host, self.server.port)
+
+    # -- the link to the server: reconnect with backoff, never a silent zombie --------------------
+    @property
+    def link_up(self) -> bool:
+        """Whether the agent has a session with its server now."""
+        client = self.client
+        return bool(client is not None and getattr(client, "connected_event", None) and client.connected_event.is_set())
+
+    def down_for(self) -> float:
+        """Real seconds since the stream dropped (0 while connected)."""
+        return 0.0 if self._down_since is None else time.monotonic() - self._down_since
+
+    def _session_started(self, _event) -> None:
+        """A new session (the first, or after a reconnect the server could not resume)."""
+        fresh = self._down_since is not None
+        self._link(True)
+        if fresh and self.presence is not None:
+            # a new session starts unavailable, and some servers drop messages to a bare JID
+            # without an explicit priority: say who we are again, and ask the peers afresh (a
+            # restarted server forgot who was online; presence probes tell us again)
+            self._available.clear()
+            self.presence.set_presence(status=self.engine.status(), priority=1)
+            for peer in self.peers:
+                self.presence.subscribe(peer)
+            self.log.info("event=reconnected resumed=no")
+
+    def _session_resumed(self, _event) -> None:
+        self._link(True)
+        self.log.info("event=reconnected resumed=yes")
+
+    def _disconnected(self, _event) -> None:
+        client = self.client
+        client.disconnected_event.set()
+        client.connected_event.clear()
+        if self._stopping or not self.is_alive():
+            return
+        self._link(False)
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.ensure_future(self._reconnect())
+
+    def _link(self, up: bool) -> None:
+        client = self.client
+        if up:
+            client.connected_event.set()
+            self._down_since = None
+        elif self._down_since is None:
+            self._down_since = time.monotonic()
+            self.log.warning("event=disconnected server=%s:%s", self.server.host, self.server.port)
+        for watcher in list(self.link_watchers):
+            watcher(self, up)
+
+    async def _reconnect(self) -> None:
+        """Connect again until a session is up: waits of 0.5 s doubling to 30 s, each with up to
+        a quarter of random jitter (a restarted server is not hit by every agent at once)."""
+        delay = RECONNECT_FIRST
+        client = self.client
+        while not self._stopping and self.is_alive() and not self.link_up:
+            await asyncio.sleep(delay * (1 + random.random() / 4))
+            if self._stopping or self.link_up:
+                return
+            client.disconnected_event.clear()
+            self.log.info("event=reconnecting after=%.1fs", self.down_for())
+            client.connect(host=self.server.host, port=self.server.port)
+            up = asyncio.ensure_future(client.connected_event.wait())
+            lost = asyncio.ensure_future(client.disconnected_event.wait())
+            try:
+                await asyncio.wait({up, lost}, timeout=RECONNECT_ATTEMPT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                up.cancel()
+                lost.cancel()
+            if not self.link_up:
+                client.cancel_connection_attempt()
+                if client.transport is not None:
+                    client.abort()
+            delay = min(RECONNECT_MAX, delay * 2)
 
     async def setup(self) -> None:
         register_protocol_plugins()
@@ -383,6 +483,11 @@ class VmeAgent(Agent):
 
     # -- incoming ---------------------------------------------------------------------------
     def _message_received(self, stanza):
+        # first of all, before anything serialises or copies the stanza (both recurse: a stanza
+        # nested ~1,000 deep overflowed the stack and slixmpp's error reply, a deep copy of it,
+        # cut the stream for good)
+        if any(too_deep(el) for el in stanza.xml):
+            return self._error_reply(stanza, f"elements nested more than {MAX_DEPTH} deep")
         payloads = [el for el in stanza.xml if isinstance(el.tag, str) and el.tag.startswith("{" + NS + "}")]
         if not payloads:
             # chat (an operator): SPADE's message keeps no stanza type, which the desk needs
@@ -399,20 +504,53 @@ class VmeAgent(Agent):
         size = len(ET.tostring(el))
         if size > self.max_payload_bytes:
             return self._error_reply(stanza, f"payload of {size} bytes exceeds {self.max_payload_bytes}")
+        arrival = _Arrival(sender, stanza["body"], _sim_tag(stanza), self.now())
+        if size <= DECODE_INLINE_BYTES and self._decoding is None:
+            try:  # the common case: small, and nothing ahead of it
+                payload = decode(el)
+            except FlexOfferError as exc:
+                return self._error_reply(stanza, str(exc))
+            return self._deliver(arrival, payload)
+        # a big payload (a polytope's LP can take a while) is decoded in a worker thread, so the
+        # event loop keeps serving every agent of the process; what arrives meanwhile waits
+        # behind it, so the agent still sees its messages in the order they came
+        ahead = self._decoding
+        task = asyncio.ensure_future(self._decode_later(ahead, stanza, el, arrival, size > DECODE_INLINE_BYTES))
+        self._decoding = task
+        task.add_done_callback(self._decoded)
+        return []
+
+    async def _decode_later(self, ahead: Optional[asyncio.Future], stanza, el: ET.Element, arrival: "_Arrival",
+                            offload: bool) -> None:
+        if ahead is not None:
+            await asyncio.wait({ahead})
         try:
-            payload = decode(el)
+            payload = await asyncio.to_thread(decode, el) if offload else decode(el)
         except FlexOfferError as exc:
-            return self._error_reply(stanza, str(exc))
-        self.desk.watch(False, sender, payload)
+            self._error_reply(stanza, str(exc))
+            return
+        self._deliver(arrival, payload)
+
+    def _decoded(self, task: asyncio.Future) -> None:
+        if self._decoding is task:
+            self._decoding = None
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("event=decode-failed error=%r", task.exception())
+
+    def _deliver(self, arrival: "_Arrival", payload: Message) -> list:
+        self.desk.watch(False, arrival.sender, payload)
         if self.driver is not None:
-            self.driver.received(self, sender, payload, _sim_tag(stanza))
+            self.driver.received(self, arrival.sender, payload, arrival.tag)
             return []
-        msg = VmeMessage(to=str(self.jid), sender=sender, body=stanza["body"], payload=payload, arrived=self.now())
+        msg = VmeMessage(to=str(self.jid), sender=arrival.sender, body=arrival.body, payload=payload,
+                         arrived=arrival.at)
         msg.set_metadata("ontology", ONTOLOGY)
         return self.dispatch(msg)
 
     def _error_reply(self, stanza, text: str) -> list:
         self.log.warning("event=bad-stanza from=%s reason=%r", stanza["from"], text)
+        if stanza["type"] == "error":  # never answer an error with an error (RFC 6120 8.3.1)
+            return []
         err = self.client.make_message(mto=stanza["from"], mbody=f"error: {text}", mtype="error")
         if stanza["id"]:
             err["id"] = stanza["id"]
@@ -489,9 +627,31 @@ class VmeAgent(Agent):
             self.engine.ledger.take_changes()
             return []
         changes = self.engine.ledger.take_changes()
-        if self.store is not None:
-            self.store.flush(changes)
+        if self.store is not None and not self._persist(changes):
+            # not persisted, so not sent: a crash now must not leave a peer holding an answer the
+            # store does not know. Reliable messages stay in the outbox and go out on a resend,
+            # answers are repeated when the peer resends.
+            effects = [e for e in effects if not isinstance(e, Send)]
         return effects
+
+    def _persist(self, changes: list) -> bool:
+        """Write ``changes`` (and any a full disk held back) to the store; False if it failed."""
+        pending = self._unflushed + changes
+        try:
+            self.store.flush(pending)  # type: ignore[union-attr]
+        except (sqlite3.Error, OSError) as exc:
+            # a full disk: keep the changes (newest value per key) for the next write
+            self._unflushed = [(t, k, v) for (t, k), v in {(t, k): v for t, k, v in pending}.items()]
+            if not self._store_failing:
+                self._store_failing = True
+                self.log.error("event=store-write-failed error=%r (held back until it can write; nothing is "
+                               "sent meanwhile)", exc)
+            return False
+        if self._store_failing:
+            self._store_failing = False
+            self.log.warning("event=store-writable-again records=%d", len(pending))
+        self._unflushed = []
+        return True
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -548,6 +708,9 @@ class VmeAgent(Agent):
         self._update_status()
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         await super().stop()
         if self.store is not None:
             self.store.close()
@@ -567,6 +730,17 @@ class _AgentLog(logging.LoggerAdapter):
             extra["at"] = format_utc(int(self.agent.clock.now()))
         kwargs["extra"] = extra
         return msg, kwargs
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """What the stream said of a protocol message when it arrived (its payload may be decoded
+    later, off the event loop)."""
+
+    sender: str
+    body: Optional[str]
+    tag: Optional[tuple[int, int]]
+    at: int
 
 
 def _sim_element(tag: tuple[int, int]) -> ET.Element:

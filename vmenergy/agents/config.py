@@ -19,6 +19,7 @@ from typing import Any
 from vmenergy.errors import VmeError
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 from vmenergy.flexoffer.timeutil import parse_utc
+from vmenergy.runtime.private import PrivateFileError, read_private
 
 __all__ = ["ConfigError", "load_config", "build", "run_agent"]
 
@@ -44,8 +45,8 @@ def load_config(path: Path) -> dict:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError; also an integer of 5,000 digits
+        raise ConfigError(str(path), f"not valid TOML: {str(exc)[:300]}") from None
     for key in data:
         if key not in SECTIONS:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(SECTIONS))})")
@@ -57,6 +58,12 @@ def load_config(path: Path) -> dict:
         where = f" (line {errors[0].line})" if errors[0].line else ""
         raise ConfigError(errors[0].path, errors[0].reason + where + (f"; did you mean {errors[0].hint}?"
                                                                       if errors[0].hint else ""))
+    agent = data.get("agent")
+    if isinstance(agent, dict) and "password" in agent:
+        try:  # the password is only its owner's to read
+            read_private(path, "agent config (it has agent.password)")
+        except PrivateFileError as exc:
+            raise ConfigError("agent.password", str(exc)) from None
     data["_dir"] = str(Path(path).resolve().parent)
     return data
 
@@ -78,7 +85,10 @@ def build(role: str, data: dict):
     jid = _need(agent, "jid", "agent", str)
     password = agent.get("password")
     if password is None and "password_file" in agent:
-        password = _path(base, agent["password_file"]).read_text().strip()
+        try:  # a password only its owner can read (load_config checks a config that holds one)
+            password = read_private(_path(base, agent["password_file"]), "password file").decode().strip()
+        except PrivateFileError as exc:
+            raise ConfigError("agent.password_file", str(exc)) from None
     if not isinstance(password, str) or not password:
         raise ConfigError("agent.password", "required (or password_file)")
     server = data.get("server", {})
@@ -100,6 +110,10 @@ def build(role: str, data: dict):
     else:
         raise ConfigError("clock.kind", f"real or accelerated (got {kind!r}); a virtual clock needs a "
                                         "scenario run's coordinator (vmenergy run)")
+    if agent.get("check_seconds") is not None:  # the process's solver budget per polytope check
+        from vmenergy.flexoffer.limits import set_check_seconds
+
+        set_check_seconds(float(agent["check_seconds"]))
     store = _path(base, agent.get("store", f"{jid.split('@')[0]}.sqlite"))
     from vmenergy.agents.base import MAX_PAYLOAD_BYTES
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json as _json
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
-from vmenergy.validation import kind
+from vmenergy.validation import MAX_NUMBER_DIGITS, OversizeNumber, kind
 
 from .errors import DOCUMENT, FlexOfferError, check
 from .timeutil import DEFAULT_RESOLUTION, parse_utc, seconds_to_interval
@@ -40,7 +40,8 @@ def loads(text: str | bytes) -> Any:
     if len(text) > MAX_DOCUMENT_BYTES:
         raise FlexOfferError(DOCUMENT, f"oversize document ({len(text)} characters > {MAX_DOCUMENT_BYTES})")
     try:
-        return _json.loads(text, parse_constant=_bad_constant, object_pairs_hook=_no_duplicates)
+        return _json.loads(text, parse_constant=_bad_constant, object_pairs_hook=_no_duplicates,
+                           parse_int=_integer, parse_float=_float)
     except FlexOfferError:
         raise
     except RecursionError:
@@ -52,6 +53,20 @@ def loads(text: str | bytes) -> Any:
 def dumps(data: Any, *, indent: Optional[int] = None) -> str:
     """JSON text of a dict form; floats as ``repr`` (exact round trip), NaN refused."""
     return _json.dumps(data, indent=indent, allow_nan=False)
+
+
+def _integer(text: str) -> Any:
+    """An integer literal; one too long for any field is handed on as :class:`OversizeNumber`,
+    so the field's check names it (json would raise for the whole document)."""
+    if len(text) > MAX_NUMBER_DIGITS:
+        return OversizeNumber(len(text.lstrip("-")))
+    return int(text)
+
+
+def _float(text: str) -> Any:
+    if len(text) > MAX_NUMBER_DIGITS:
+        return OversizeNumber(len(text))
+    return float(text)
 
 
 def _bad_constant(name: str) -> Any:

@@ -19,6 +19,9 @@ __all__ = [
     "MAX_LABEL_LENGTH",
     "MAX_RESOLUTION",
     "MAX_SLICE_DURATION",
+    "CHECK_SECONDS",
+    "check_seconds",
+    "set_check_seconds",
 ]
 
 #: Absolute tolerance in kWh for every energy comparison (slice bounds, totals, discrete values,
@@ -39,3 +42,22 @@ MAX_LABEL_LENGTH = 1024
 MAX_RESOLUTION = 7 * 86400
 #: A single slice longer than a year of 1-minute intervals is certainly a unit error.
 MAX_SLICE_DURATION = 366 * 1440
+
+#: Solver time (seconds) the satisfiability check of one offer's polytope may take by default. A
+#: legal 256 KiB polytope costs tens of milliseconds, a hostile one far more: past the budget the
+#: offer is refused (naming the polytope) instead of holding a CPU. The budget is far above what
+#: any real offer needs, so whether an offer is accepted does not depend on the machine's load.
+CHECK_SECONDS = 2.0
+_check_seconds = [CHECK_SECONDS]
+
+
+def check_seconds() -> float:
+    """The solver-time budget of a polytope check in this process."""
+    return _check_seconds[0]
+
+
+def set_check_seconds(seconds: float) -> None:
+    """Set the budget (a process setting: an agent's config, ``vmenergy validate --budget``)."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 3600:
+        raise ValueError(f"check seconds must be in (0, 3600], got {seconds!r}")
+    _check_seconds[0] = float(seconds)

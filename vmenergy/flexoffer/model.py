@@ -361,7 +361,12 @@ class FlexOffer:
 
     @classmethod
     def from_dict(cls, data: Any) -> "FlexOffer":
-        """A decoded JSON object to an offer (strict, like :meth:`from_json`)."""
+        """A decoded JSON object to an offer (strict, like :meth:`from_json`; only
+        :class:`FlexOfferError` escapes, whatever the object holds)."""
+        return jt.guard(lambda: cls._from_dict(data))
+
+    @classmethod
+    def _from_dict(cls, data: Any) -> "FlexOffer":
         d = jt.obj(data, "", OFFER_FIELDS, required=("id",))
         res = jt.resolution_field(d)
         dur = None

@@ -9,7 +9,6 @@ sits (``profiles[0].slices[1].min``).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -19,13 +18,14 @@ from vmenergy.validation import set_field
 
 from . import jsontext as jt
 from .errors import FlexOfferError, check
-from .limits import MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE
+from .limits import (
+    MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE, check_seconds,
+)
 from .timeutil import format_utc
 from .violation import Violation
 
 __all__ = ["Slice", "TotalEnergy", "Polytope", "Profile", "Baseline", "SlicePrice", "Prices"]
 
-_CURRENCY = re.compile(r"[A-Z]{3}\Z")
 
 SLICE_FIELDS = ("duration", "min", "max", "values")
 PROFILE_FIELDS = ("slices", "total", "polytope", "start_after", "start_before")
@@ -275,13 +275,18 @@ class Profile:
             if self.total.min is not None:
                 a_ub.append([-1.0] * n)
                 b_ub.append(-self.total.min + TOLERANCE)
+        budget = check_seconds()
         res = linprog(
             c=np.zeros(n),
             A_ub=np.asarray(a_ub, dtype=float),
             b_ub=np.asarray(b_ub, dtype=float),
             bounds=[(s.min, s.max) for s in self.slices],
             method="highs",
+            options={"time_limit": budget},
         )
+        if res.status == 1:  # the time (or iteration) limit came first
+            raise FlexOfferError("polytope", f"too costly to check: the solver needed more than {budget:g} s "
+                                             "to decide whether any schedule meets A·x <= b (simplify it)")
         return bool(res.status == 0)
 
     # -- JSON form --------------------------------------------------------------------------
@@ -402,8 +407,7 @@ class Prices:
     def __post_init__(self) -> None:
         prices = check.parts(self.slices, "slices", SlicePrice, "price", if_empty="omit prices for none")
         set_field(self, "slices", prices)
-        if not isinstance(self.currency, str) or not _CURRENCY.match(self.currency):
-            raise FlexOfferError("currency", f"must be an ISO 4217 code such as EUR, got {self.currency!r}")
+        check.currency(self.currency, "currency")
 
     def for_slice(self, i: int) -> SlicePrice:
         return self.slices[0] if len(self.slices) == 1 else self.slices[i]

@@ -39,7 +39,7 @@ class Schedule:
         set_field(self, "offer_id", check.identifier(self.offer_id, "offer_id"))
         set_field(self, "schedule_id", check.identifier(self.schedule_id, "schedule_id", required=False))
         set_field(self, "start", check.integer(self.start, "start"))
-        set_field(self, "energy", check.numbers(self.energy, "energy", at_most=MAX_SLICES))
+        set_field(self, "energy", check.numbers(self.energy, "energy", at_least=1, at_most=MAX_SLICES))
         set_field(self, "update_id", check.integer(self.update_id, "update_id", minimum=0))
         set_field(self, "profile", check.integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
         res = check.integer(self.resolution, "resolution")
@@ -62,7 +62,12 @@ class Schedule:
 
     @classmethod
     def from_dict(cls, data: Any, resolution: Optional[int] = None) -> "Schedule":
-        """A decoded JSON object to a schedule (strict, like :meth:`from_json`)."""
+        """A decoded JSON object to a schedule (strict, like :meth:`from_json`; only
+        :class:`FlexOfferError` escapes)."""
+        return jt.guard(lambda: cls._from_dict(data, resolution))
+
+    @classmethod
+    def _from_dict(cls, data: Any, resolution: Optional[int]) -> "Schedule":
         d = jt.obj(data, "", SCHEDULE_FIELDS, required=("offer_id", "start", "energy"))
         res = jt.resolution_field(d, DEFAULT_RESOLUTION if resolution is None else resolution)
         energy = jt.array(d["energy"], "energy")

@@ -61,8 +61,13 @@ def parse_utc(text: object, path: str) -> int:
 
 
 def format_utc(seconds: int) -> str:
-    """Format epoch seconds as ISO 8601 UTC with a ``Z`` suffix (the canonical wire form)."""
-    return (_EPOCH + timedelta(seconds=int(seconds))).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Format epoch seconds as ISO 8601 UTC with a ``Z`` suffix (the canonical wire form).
+
+    The year always has four digits: ``strftime('%Y')`` writes the year 1 as ``1``, which
+    :func:`parse_utc` (rightly) refuses, so a stored time before the year 1000 could not be
+    read back."""
+    dt = _EPOCH + timedelta(seconds=int(seconds))
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
 
 
 def parse_duration(text: object, path: str) -> int:

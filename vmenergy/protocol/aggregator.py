@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationResult
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.flexoffer.limits import MAX_ID_LENGTH
+from vmenergy.flexoffer.timeutil import format_utc
 
 from .aggregator_config import AggregatorConfig, objective_from
 from .billing import correction_bill, settle_offers
@@ -69,6 +71,8 @@ class AggregatorEngine(Engine):
         self.upstream: Upstream = make_upstream(config.upstream, self.upstream_jid, bidding=self.strategies.bidding,
                                                 lead=config.lead, cycle=config.cycle)
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
+        # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
+        self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
         self._restore_aggregates()
         steered = self.ledger[OVERRIDES].get("objective")
         if steered is not None and isinstance(self.strategies.planning, ObjectivePlanning):
@@ -141,7 +145,7 @@ class AggregatorEngine(Engine):
 
     # -- authorization ----------------------------------------------------------------------
     def enrolled(self, peer: str) -> bool:
-        return self.config.enrolment == "open" or bare(peer) in {bare(p) for p in self.config.enrolment}
+        return self._enrolled is None or bare(peer) in self._enrolled
 
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
         if isinstance(msg, (OfferMessage, Measurement)):
@@ -149,18 +153,34 @@ class AggregatorEngine(Engine):
         return self.upstream.authorize(sender, msg)
 
     # -- messages from prosumers ------------------------------------------------------------
+    # -- offer ids are scoped by the owner's JID (see records.AggOffer) ----------------------
+    def _key_of(self, sender: str, offer_id: str) -> Optional[str]:
+        """The ledger key of ``sender``'s offer ``offer_id``, or None if it sent none so named."""
+        offers = self.ledger[AGG_OFFERS]
+        rec = offers.get(offer_id)
+        if rec is not None and rec.owner == sender:
+            return offer_id
+        scoped = f"{offer_id}/{sender}"
+        return scoped if scoped in offers else None
+
+    def _new_key(self, sender: str, offer_id: str) -> str:
+        """The key a new offer of ``sender`` is kept under: its own id while no other prosumer
+        holds it (an id cannot be squatted: the later owner gets the scoped key)."""
+        return offer_id if offer_id not in self.ledger[AGG_OFFERS] else f"{offer_id}/{sender}"
+
     @handles(OfferMessage)
     def _offer(self, sender: str, msg: OfferMessage, now: int) -> tuple[list[Effect], Optional[str]]:
         offers = self.ledger[AGG_OFFERS]
-        rec = offers.get(msg.offer_id)
-        if rec is not None and rec.owner != sender:
-            return [], f"offer id {msg.offer_id} belongs to another prosumer"
+        if "/" in msg.offer_id:
+            return [], "an offer id may not contain '/' (the aggregator scopes offer ids by the sender's JID with it)"
+        key = self._key_of(sender, msg.offer_id)
+        rec = None if key is None else offers.require(key)
         if msg.op == "delete":
-            if rec is None:
+            if rec is None or key is None:
                 return [], f"unknown offer {msg.offer_id}"
             if rec.schedule is not None or rec.aggregate_id is not None:
                 return [], "already aggregated or assigned; it can no longer be withdrawn"
-            offers.put(msg.offer_id, replace(rec, offer=replace(rec.offer, state=State.WITHDRAWN)))
+            offers.put(key, replace(rec, offer=replace(rec.offer, state=State.WITHDRAWN)))
             return [Note("offer-withdrawn", {"offer": msg.offer_id})], None
         fo = msg.offer
         if fo is None:  # OfferMessage refuses this on construction; a message built around it is a bug
@@ -177,10 +197,15 @@ class AggregatorEngine(Engine):
         reason = self._acceptance_problem(sender, fo, now)
         if reason is not None:
             return [Note("offer-rejected", {"offer": fo.id, "reason": reason})], reason
+        if key is None:
+            key = self._new_key(sender, fo.id)
+            if len(key) > MAX_ID_LENGTH:
+                return [], (f"offer id {fo.id} is another prosumer's, and scoped by your JID it is longer than "
+                            f"{MAX_ID_LENGTH} characters: choose another")
         res = fo.resolution
-        accepted = replace(fo.resolve(now // res), state=State.ACCEPTED)
-        offers.put(fo.id, AggOffer(accepted, sender, now))
-        return [Note("offer-accepted", {"offer": fo.id, "from": sender})], None
+        accepted = replace(fo.resolve(now // res), state=State.ACCEPTED, id=key)
+        offers.put(key, AggOffer(accepted, sender, now, wire_id=None if key == fo.id else fo.id))
+        return [Note("offer-accepted", {"offer": key, "from": sender})], None
 
     def _acceptance_problem(self, sender: str, fo: FlexOffer, now: int) -> Optional[str]:
         # who may offer is the protocol's rule; what is worth taking is the acceptance strategy's
@@ -191,19 +216,28 @@ class AggregatorEngine(Engine):
     @handles(Measurement)
     def _measurement(self, sender: str, m: Measurement, now: int) -> tuple[list[Effect], Optional[str]]:
         offers = self.ledger[AGG_OFFERS]
-        rec = offers.get(m.offer_id)
-        if rec is None or rec.owner != sender:
+        key = self._key_of(sender, m.offer_id)
+        rec = None if key is None else offers.get(key)
+        if rec is None or key is None:
             return [], f"unknown offer {m.offer_id}"
         if rec.schedule is None:
             return [], "no schedule was assigned for this offer"
         if m.resolution != rec.offer.resolution:
             return [], f"resolution {m.resolution} differs from the offer's {rec.offer.resolution}"
+        # metering of other intervals than the schedule's settles nothing, and a reading dated
+        # anywhere (the year 1) must not get into the ledger
+        first = rec.schedule.start
+        last = first + rec.offer.profiles[rec.schedule.profile].duration
+        if not (first <= m.start and m.start + len(m.energy) <= last):
+            res = rec.offer.resolution
+            return [], (f"measured intervals {format_utc(m.start * res)}..{format_utc((m.start + len(m.energy)) * res)} "
+                        f"are not within the schedule's {format_utc(first * res)}..{format_utc(last * res)}")
         offer = rec.offer
         if offer.state in (State.ASSIGNED, State.EXECUTING):
             offer = offer.with_state(State.EXECUTED)
         updated = replace(rec, offer=offer, measurement=m)
-        offers.put(m.offer_id, updated)
-        out: list[Effect] = [Note("measurement", {"offer": m.offer_id, "kWh": round(sum(m.energy), 6)})]
+        offers.put(key, updated)
+        out: list[Effect] = [Note("measurement", {"offer": key, "kWh": round(sum(m.energy), 6)})]
         if rec.bill_id is not None and rec.measurement is None:
             # settled as unverified while the measurement was overdue: bill the difference now
             n = self.ledger[META].get("bill_seq", 0) + 1
@@ -213,7 +247,7 @@ class AggregatorEngine(Engine):
             if bill is not None:
                 self.ledger[META].put("bill_seq", n)
                 self.ledger[AGG_BILLS].put(bill.bill_id, (sender, bill))
-                out += [Note("correction-bill", {"offer": m.offer_id, "total_cents": bill.total_cents}),
+                out += [Note("correction-bill", {"offer": key, "total_cents": bill.total_cents}),
                         *self.send_reliable(sender, bill, now)]
         return out, None
 
@@ -235,11 +269,13 @@ class AggregatorEngine(Engine):
     def on_ack(self, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
         if ack.kind == AssignmentMessage.ack and isinstance(msg, AssignmentMessage):
             offers = self.ledger[AGG_OFFERS]
-            rec = offers.get(msg.schedule.offer_id)
-            if rec is not None and rec.schedule == msg.schedule:
+            key = self._key_of(sender, msg.schedule.offer_id)
+            rec = None if key is None else offers.get(key)
+            if rec is not None and rec.schedule is not None and \
+                    replace(rec.schedule, offer_id=rec.owner_id) == msg.schedule:
                 offers.put(rec.offer.id, replace(rec, schedule_confirmed=ack.accepted,
                                                  note=None if ack.accepted else ack.reason))
-            return [Note("assignment-" + ack.status, {"offer": msg.schedule.offer_id, "reason": ack.reason})]
+            return [Note("assignment-" + ack.status, {"offer": key or msg.schedule.offer_id, "reason": ack.reason})]
         return self.upstream.on_ack(self, sender, ack, msg, now)
 
     # -- the round: aggregate, then send upstream ----------------------------------------------
@@ -362,7 +398,8 @@ class AggregatorEngine(Engine):
         s = Schedule(offer_id, part.start, part.energy, f"s-{offer_id}", update, part.profile, part.resolution)
         offer = o.offer.with_state(State.ASSIGNED) if o.offer.state is State.ACCEPTED else o.offer
         offers.put(offer_id, replace(o, offer=offer, schedule=s, schedule_confirmed=False))
-        return self.send_reliable(o.owner, AssignmentMessage(s), now)
+        # the owner knows the offer by its own id; the schedule id stays unique (the ledger key)
+        return self.send_reliable(o.owner, AssignmentMessage(replace(s, offer_id=o.owner_id)), now)
 
     def _plan(self, records: list[AggregateRecord], now: int) -> list[Effect]:
         if not records:
@@ -439,7 +476,7 @@ class AggregatorEngine(Engine):
             if now > self._assignment_deadline(fo):
                 offers.put(fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note=NOT_ASSIGNED_IN_TIME))
                 out.append(Note("offer-expired", {"offer": fo.id}))
-                out += self.send_reliable(rec.owner, OfferRejection(fo.id, fo.version, NOT_ASSIGNED_IN_TIME), now)
+                out += self.send_reliable(rec.owner, OfferRejection(rec.owner_id, fo.version, NOT_ASSIGNED_IN_TIME), now)
         return out
 
     def _settle(self, now: int) -> list[Effect]:

@@ -96,7 +96,8 @@ def settle_offers(
         statement = result.bills.bill(i)
         mine = [r for r in records if r.owner == owner]
         lines = [BillLine(ln.code, _describe(ln), ln.amount_cents) for ln in statement.lines]
-        lines += [BillLine("offer", f"settles offer {r.offer.id}", 0, r.offer.id) for r in mine]
+        # the prosumer knows each offer by the id it gave it (records.AggOffer.owner_id)
+        lines += [BillLine("offer", f"settles offer {r.owner_id}", 0, r.owner_id) for r in mine]
         bill = BillMessage(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
         n += 1
         bills.append((owner, bill, [r.offer.id for r in mine]))
@@ -158,5 +159,5 @@ def correction_bill(before: AggOffer, after: AggOffer, contract: Contract, *, ag
             lines.append(BillLine(line.code, f"correction after late metering: {line.description}", delta))
     if not lines:
         return None
-    lines.append(BillLine("offer", f"corrects the bill of offer {after.offer.id}", 0, after.offer.id))
+    lines.append(BillLine("offer", f"corrects the bill of offer {after.owner_id}", 0, after.owner_id))
     return BillMessage(bill_id, old.period_start, old.period_end, tuple(lines), old.currency)

@@ -231,7 +231,9 @@ class Engine:
         kind = needs_ack(msg)
         if kind is None:
             return self.on_notice(sender, msg, now)
-        key = repr(msg.key())
+        # the answer memory is per sender: another peer sending the same key (the same offer id)
+        # must neither be taken for a repeat nor overwrite what this sender was told
+        key = repr((sender, *msg.key()))
         earlier = self.ledger[ANSWERS].get(key)
         if earlier is not None and earlier[0] == sender:
             return [Send(sender, earlier[1]), Note("duplicate", {"from": sender, "key": key})]

@@ -159,6 +159,9 @@ class MarketEngine(Engine):
         super().__init__(jid, **kw)
         self.config = config
         self._live: dict[str, MarketSession] = {}
+        # who may register, as a set; None: anyone with an account on the server
+        reg = config.registration
+        self._admitted = None if reg == "open" else frozenset(bare(p) for p in reg)
         self._restore()
 
     # -- sessions -------------------------------------------------------------------------
@@ -388,8 +391,7 @@ class MarketEngine(Engine):
         if isinstance(msg, Registration):
             if bare(msg.participant) != sender:
                 return "a participant registers itself only"
-            reg = self.config.registration
-            if reg != "open" and sender not in {bare(p) for p in reg}:
+            if self._admitted is not None and sender not in self._admitted:
                 return f"{sender} may not register with this market"
             return None
         if isinstance(msg, BidMessage):

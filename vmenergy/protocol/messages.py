@@ -64,6 +64,8 @@ PERFORMATIVES = frozenset({
     "reject-proposal", "request", "request-when", "request-whenever", "subscribe",
 })
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
+#: Control characters (C0 but tab and line feed, DEL, C1) have no place in a line a person reads.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 # The model's field checks (FlexOfferError with the field's path), under their usual names here.
@@ -335,10 +337,11 @@ class BillLine:
     offer_id: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.code, str) or not self.code:
-            raise FlexOfferError("kind", "required")  # named as on the wire
+        _set(self, "code", check_identifier(self.code, "kind"))  # named as on the wire
         if not isinstance(self.description, str):
             raise FlexOfferError("description", "must be text")
+        if _CONTROL.search(self.description):
+            raise FlexOfferError("description", "no control characters allowed")
         _set(self, "amount_cents", check_integer(self.amount_cents, "amount"))
         if self.offer_id is not None:
             _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
@@ -369,6 +372,7 @@ class BillMessage(Message):
             if not isinstance(line, BillLine):
                 raise FlexOfferError(f"lines[{i}]", "must be a BillLine")
         _set(self, "lines", lines)
+        check.currency(self.currency, "currency")
 
     @property
     def total_cents(self) -> int:
@@ -439,6 +443,7 @@ class MarketSessionNotice(Message):
         if self.delivery_end <= self.delivery_start:
             raise FlexOfferError("delivery_end", "must be after delivery_start")
         _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
+        check.currency(self.currency, "currency")
 
     def key(self) -> tuple:
         return ("market-session", self.session_id, self.state)

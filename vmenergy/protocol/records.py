@@ -18,7 +18,12 @@ __all__ = ["AggOffer", "AggregateRecord"]
 
 @dataclass(frozen=True, slots=True)
 class AggOffer:
-    """A prosumer's offer as the aggregator holds it."""
+    """A prosumer's offer as the aggregator holds it.
+
+    Offer ids are scoped by the owner's JID: the ledger key and ``offer.id`` are the id the
+    owner sent, unless another prosumer's offer already holds it; then they are
+    ``"<id>/<owner JID>"`` (wire ids cannot hold "/", so no sender can take that id), and
+    ``wire_id`` keeps the id the owner knows, used in everything sent back to it."""
 
     offer: FlexOffer
     owner: str
@@ -29,6 +34,12 @@ class AggOffer:
     measurement: Optional[Measurement] = None
     bill_id: Optional[str] = None
     note: Optional[str] = None
+    wire_id: Optional[str] = None
+
+    @property
+    def owner_id(self) -> str:
+        """The id the owner gave the offer (what messages to it carry)."""
+        return self.wire_id if self.wire_id is not None else self.offer.id
 
 
 @dataclass(frozen=True, slots=True)

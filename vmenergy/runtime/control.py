@@ -11,6 +11,9 @@ process -> coordinator
   done     {t, k, sent, next_due, again, summary}      round (t, k) processed; ``sent`` maps the
                                                        destination part to the number of agent
                                                        messages this process sent in the round
+  down     {part, agents}                              agents of the process lost their server
+                                                       (they reconnect); ``ready`` follows when
+                                                       every one is back
   bye      {part}                                      stopped (answer to ``stop``)
 shard orchestrator -> coordinator (``vmenergy run --shard k/n``, k > 1)
   join     {shard, token}                              first line; the answer is ``plan``
@@ -26,6 +29,9 @@ coordinator -> process
   round    {t, k, expect}                              advance to scenario time t (k = 0), wait
                                                        until ``expect`` messages of round (t, k-1)
                                                        arrived, then process round k
+  release  {}                                          stop waiting for this round's messages: a
+                                                       process died or lost its server (the round
+                                                       is then redone)
   stop     {}                                          stop the agents and say ``bye``
 """
 
@@ -80,8 +86,8 @@ async def receive(reader: asyncio.StreamReader) -> Optional[dict]:
         return None
     try:
         obj = json.loads(line)
-    except ValueError:
-        raise ControlError("control line is not JSON") from None
+    except (ValueError, RecursionError):  # a line nested thousands deep comes before any token check
+        raise ControlError("control line is not JSON (or nested too deeply)") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("op"), str):
         raise ControlError("control line without an op")
     return obj

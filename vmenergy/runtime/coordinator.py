@@ -103,6 +103,7 @@ class Coordinator:
         self.now = int(start)
         self.instants = 0
         self.rounds = 0
+        self.disturbances = 0  # rounds redone because a process died or lost its server
         self.outcome: Optional[str] = None
         self.pause_when: Optional[Callable[[Snapshot], bool]] = None
         self._server: Optional[asyncio.AbstractServer] = None
@@ -237,6 +238,9 @@ class Coordinator:
             part.ready = True
             part.summary = msg.get("summary", {})
             part.next_due = msg.get("next_due")
+        elif op == "down":  # an agent of the process lost its server: time holds until it is back
+            part.ready = False
+            log.warning("event=part-link-down part=%s agents=%s", part.name, msg.get("agents"))
         elif op == "done":
             if self._round is not None and (msg.get("t"), msg.get("k")) == self._round:
                 part.report = msg
@@ -379,11 +383,18 @@ class Coordinator:
                 part.report = None
             await self._broadcast("round", lambda p: {"expect": expect.get(p.name, 0)}, t=t, k=k)
             self.rounds += 1
-            if not await self._wait_for(lambda: all(p.report is not None or not p.up for p in self.parts.values())):
+            parts = self.parts.values()
+            if not await self._wait_for(lambda: all(p.report is not None for p in parts) or not self._all_ready()):
                 return False
-            if not all(p.up for p in self.parts.values()):
-                # a process died in this round: what it sent is unknown, what was sent to it is
-                # lost; the reliable layer resends. Redo the round once everyone is back.
+            if not self._all_ready():
+                # a process died or lost its server in this round: what it sent may never come
+                # and what was sent to it may be lost. The others stop waiting for it ("release"),
+                # and the round is redone once everyone is back with nothing expected: the
+                # reliable layer resends what was lost when time moves on.
+                self.disturbances += 1
+                await self._broadcast("release")
+                if not await self._wait_for(lambda: all(p.report is not None or not p.up for p in parts)):
+                    return False
                 expect = {}
                 k += 1
                 continue

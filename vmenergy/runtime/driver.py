@@ -86,8 +86,10 @@ class VirtualDriver:
 
     # -- called by the agents ------------------------------------------------------------------
     def received(self, agent: VmeAgent, sender: str, payload: Message, tag: Optional[tuple[int, int]]) -> None:
-        # untagged messages come from outside the run (a person's client): next round
-        tag = tag if tag is not None else (-1, -1)
+        # untagged messages come from outside the run (a person's client): next round; so do
+        # tagged ones from outside it (a stranger cannot make a round start early by forging tags)
+        if tag is None or bare(sender) not in self.part_of:
+            tag = (-1, -1)
         self._inbox[id(agent)].append(_Event(_MESSAGE, bare(sender), next(self._seq), tag, payload))
         self._waiting.add(self._index[id(agent)])
         self._arrived[tag] += 1

@@ -25,12 +25,15 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from vmenergy.runtime.coordinator import Coordinator, Snapshot
+from vmenergy.runtime.private import private_dir, write_private
 from vmenergy.runtime.progress import LineView, ProgressView, offers_text
 from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
 
 __all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "join_run", "FINAL"]
 
 FINAL = {"settled", "rejected", "withdrawn"}
+#: A part (a swarm process, the XMPP server) that dies more often than this stops the run.
+MAX_RESTARTS = 5
 
 
 @dataclass
@@ -170,6 +173,10 @@ class Swarm:
         self._own_server = False
         self._coord: Optional[_CoordinatorThread] = None
         self._killed: set[str] = set()
+        self._server_dir: Optional[Path] = None
+        #: Parts that died and were restarted (for the report), and how long each restart took.
+        self.restarts: list = []
+        self.restart_seconds: list[dict] = []
         self.started_wall: Optional[float] = None
         self.last_progress: Optional[Progress] = None
         self.expected_offers = 0
@@ -177,7 +184,9 @@ class Swarm:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Plan:
         plan = make_plan(self.scenario, self.run_dir, shards=self.shards)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # the run folder holds passwords, the agents' ledgers and the server's key: owner only
+        private_dir(self.run_dir)
+        private_dir(self.run_dir / "stores")
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.plan = plan
         self.expected_offers = sum(len(a.offers) for a in plan.by_role("prosumer"))
@@ -204,7 +213,7 @@ class Swarm:
             plan.coordinator["cert"] = cert
             join = {"coordinator": {"host": self.listen[0], "port": port, "token": coordinator.token},
                     "certificate": Path(cert).read_text(), "scenario": plan.name, "shards": self.shards}
-            _write_private_text(self.run_dir / "join.json", json.dumps(join, indent=1))
+            write_private(self.run_dir / "join.json", json.dumps(join, indent=1))
         _write_private(self.run_dir / "plan.json", plan)  # passwords and the token: owner only
         self.started_wall = time.time()
         mine = [p for p in plan.parts if plan.shard(p) == 1]
@@ -239,8 +248,8 @@ class Swarm:
         plan = self._started()
         for a in plan.agents:
             if plan.shard(a.part) == shard and Path(a.store).name == name:
-                Path(a.store).parent.mkdir(parents=True, exist_ok=True)
-                Path(a.store).write_bytes(data)
+                private_dir(Path(a.store).parent)
+                write_private(a.store, data)
                 return
         self.out(f"note: shard {shard} sent a store this run has no agent for: {name!r} (ignored)")
 
@@ -270,6 +279,7 @@ class Swarm:
         run = prepare_server(table, [a.jid for a in plan.agents] + operator, self.run_dir / "xmpp",
                              base_dir=Path(self.scenario.source).resolve().parent if self.scenario.source else None)
         self._own_server = run.owned
+        self._server_dir = self.run_dir / "xmpp"
         for agent in plan.agents:
             agent.password = run.passwords[agent.jid.lower()]
         info = run.info
@@ -369,6 +379,44 @@ class Swarm:
     def dead_parts(self) -> list[str]:
         return [part for part, p in self.procs.items() if p.poll() is not None and part not in self._killed]
 
+    def supervise(self) -> None:
+        """Restart what died on its own while the run goes on: a swarm process from its agents'
+        stores (with the virtual clock, time holds until it is back), the private XMPP server on
+        its port (the agents reconnect). Each restart is recorded for the report; a part that
+        dies more than :data:`MAX_RESTARTS` times stops the run with the end of its log."""
+        if self._own_server and self._server_dir is not None:
+            from vmenergy.runtime.servers import server_exit_code
+
+            code = server_exit_code(self._server_dir)
+            if code is not None:
+                self._restart("xmpp-server", code, self._restart_server)
+        for part in self.dead_parts():
+            code = self.procs[part].returncode
+            self._restart(part, code, lambda part=part: self._spawn(part))
+
+    def _restart(self, part: str, code: int, again: Callable[[], None]) -> None:
+        from vmenergy.runtime.report import Restart
+
+        n = sum(1 for r in self.restarts if r.part == part)
+        log_file = self.run_dir / ("xmpp/server.log" if part == "xmpp-server" else f"logs/{part}.log")
+        if n >= MAX_RESTARTS:
+            raise RuntimeError(f"{part} exited (code {code}) for the {n + 1}th time; not restarted again: "
+                               + json.dumps({part: _tail(log_file)}, indent=1))
+        at = int(self._coord.latest().time) if self._coord is not None else (self.plan.start if self.plan else 0)
+        self.restarts.append(Restart(part, at, int(code)))
+        self.out(f"note: {part} exited (code {code}); restarting it ({n + 1} of at most {MAX_RESTARTS})")
+        t0 = time.time()
+        again()
+        self.restart_seconds.append({"part": part, "seconds": round(time.time() - t0, 3)})
+
+    def _restart_server(self) -> None:
+        from vmenergy.runtime.servers import read_info, start_server
+
+        info = read_info(self._server_dir)  # type: ignore[arg-type]
+        if info is None:
+            raise RuntimeError("the run's XMPP server died and its record is gone")
+        start_server(info.kind, self._server_dir, domain=info.domain, port=info.port, registration=info.registration)
+
     def wait(self, timeout: Optional[float] = None, every: float = 1.0,
              until: Optional[Callable[[Progress], bool]] = None) -> Progress:
         """Until ``until(progress)`` (default: the coordinator ends the run: every offer final, or
@@ -400,10 +448,7 @@ class Swarm:
                 return prog
             if coord.error is not None:
                 raise RuntimeError(f"time coordinator failed: {coord.error!r}")
-            dead = self.dead_parts()
-            if dead:
-                tails = {d: _tail(self.run_dir / "logs" / f"{d}.log") for d in dead}
-                raise RuntimeError(f"swarm process(es) {', '.join(dead)} exited: " + json.dumps(tails, indent=1))
+            self.supervise()
             if time.time() > t_end:
                 return prog
             coord.wait_change(min(every, 1.0))
@@ -431,20 +476,16 @@ class Swarm:
         detail = {"done": "every offer reached a final state", "until": "scenario time reached until",
                   "interrupted": "interrupted", "timeout": "the real-time limit came first",
                   "error": "scenario time never started"}[stopped_by]
-        timings = {"run_seconds": round(time.time() - self.started_wall, 3)} if self.started_wall else {}
-        return Outcome(stopped_by, int(prog.sim_time) if prog is not None else plan.start, detail, timings)
+        timings: dict = {"run_seconds": round(time.time() - self.started_wall, 3)} if self.started_wall else {}
+        for i, r in enumerate(self.restart_seconds, 1):  # wall seconds each restart took
+            timings[f"restart_{i}_{r['part']}_seconds"] = r["seconds"]
+        return Outcome(stopped_by, int(prog.sim_time) if prog is not None else plan.start, detail, timings,
+                       tuple(self.restarts))
 
 
 def _write_private(path: Path, plan: Plan) -> None:
     """Write ``plan`` readable by its owner only (it holds every agent's password)."""
-    _write_private_text(path, json.dumps(asdict(plan), indent=1))
-
-
-def _write_private_text(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    write_private(path, json.dumps(asdict(plan), indent=1))
 
 
 def _n(count: int, noun: str) -> str:
@@ -522,7 +563,8 @@ async def _join(join_file: Path, run_dir: Path, shard: int, out: Callable[[str],
     from vmenergy.runtime.scenario import AgentSpec
 
     join = json.loads(join_file.read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(run_dir)
+    private_dir(run_dir / "stores")
     (run_dir / "logs").mkdir(exist_ok=True)
     (run_dir / "control").mkdir(exist_ok=True)
     cert = run_dir / "control" / "coordinator.crt"

@@ -21,7 +21,8 @@ def add_server_commands(subparsers: "argparse._SubParsersAction[argparse.Argumen
     server = subparsers.add_parser(
         "server", help="start, stop or inspect a private XMPP server on loopback",
         description="A private XMPP server on 127.0.0.1 in a run directory: generated config, self-signed "
-                    "certificate (use DIR/server.crt as CA file), in-band registration open. "
+                    "certificate (use DIR/server.crt as CA file), in-band registration closed unless "
+                    "--open-registration (make accounts with `vmenergy server register`). "
                     "DIR/server.json records host, port, domain and pid.",
     )
     server.set_defaults(func=lambda args, out: (server.print_help(out), 2)[1])
@@ -33,6 +34,8 @@ def add_server_commands(subparsers: "argparse._SubParsersAction[argparse.Argumen
     p.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR", help=f"run directory (default {DEFAULT_DIR})")
     p.add_argument("--domain", default="localhost", help="XMPP domain of the JIDs (default localhost)")
     p.add_argument("--port", type=int, default=None, help="client port (default: a free port)")
+    p.add_argument("--open-registration", action="store_true",
+                   help="let anyone who reaches the port make an account in-band (development only)")
     p.add_argument("--json", action="store_true", help="print server.json instead of a summary")
     p.set_defaults(func=cmd_server_start)
 
@@ -66,7 +69,8 @@ def cmd_server_start(args: argparse.Namespace, out: TextIO) -> int:
     from vmenergy.runtime import servers
 
     try:
-        info = servers.start_server(args.kind, Path(args.dir), domain=args.domain, port=args.port)
+        info = servers.start_server(args.kind, Path(args.dir), domain=args.domain, port=args.port,
+                                    registration=args.open_registration)
     except servers.ServerError as exc:
         print(f"ERROR: {exc}", file=out)
         return 1
@@ -76,6 +80,8 @@ def cmd_server_start(args: argparse.Namespace, out: TextIO) -> int:
     print(f"{info.kind} running for domain {info.domain} on {info.host}:{info.port} (pid {info.pid})", file=out)
     print(f"  CA file for clients: {info.ca_file}", file=out)
     print(f"  log: {info.log_path}", file=out)
+    print(f"  in-band registration: {'OPEN to anyone who reaches the port' if info.registration else 'closed'}",
+          file=out)
     print(f"  stop with: vmenergy server stop --dir {args.dir}", file=out)
     for item in info.limitations:
         print(f"  WARNING (embedded server): {item}", file=out)

@@ -43,6 +43,11 @@ BATCH = 50
 TICK = {"prosumer": 0.5, "aggregator": 0.2, "market": 0.2}
 #: How often a process waiting for its agents' peers says who is still missing (real seconds).
 WAITING_NOTE_EVERY = 10.0
+#: An agent disconnected this long (real seconds) ends its process with exit code GAVE_UP
+#: (EX_TEMPFAIL): its supervisor restarts it from its store.
+GIVE_UP_SECONDS = 120.0
+LINK_CHECK_SECONDS = 5.0
+GAVE_UP = 75
 
 
 def server_address(server: dict) -> ServerAddress:
@@ -150,10 +155,14 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
     # the coordinator may say stop (Ctrl-C) while the agents are still starting: listen already
     ops = asyncio.ensure_future(_next_op(reader, stop))
     startup = asyncio.ensure_future(_start_and_wait(plan, part, agents))
+    watchdog: Optional[asyncio.Future] = None
+    rc = 0
     try:
         done, _ = await asyncio.wait({ops, startup}, return_when=asyncio.FIRST_COMPLETED)
         if startup in done:
             startup.result()
+            links = _Links(part, agents, writer, driver)
+            watchdog = asyncio.ensure_future(links.watch(stop))
             if driver is not None:
                 driver.start()
                 await control.send(writer, "ready", part=part, summary=driver.summary(), next_due=driver.next_due())
@@ -161,12 +170,15 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
             else:
                 await control.send(writer, "ready", part=part, summary=_summary(agents), next_due=None)
                 await _serve_accelerated(agents, clock, reader, writer, stop, ops)  # type: ignore[arg-type]
+            if links.gave_up:
+                rc = GAVE_UP
         else:
             log.info("event=stopped-during-start-up part=%s", part)
     finally:
-        for task in (ops, startup):
-            task.cancel()
-        await asyncio.gather(ops, startup, return_exceptions=True)
+        for task in (ops, startup, watchdog):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (ops, startup, watchdog) if t is not None), return_exceptions=True)
         await asyncio.gather(*(a.stop() for a in agents), return_exceptions=True)
         try:
             await control.send(writer, "bye", part=part)
@@ -174,7 +186,56 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
         except (ConnectionError, OSError):
             pass
         log.info("event=part-stopped part=%s", part)
-    return 0
+    return rc
+
+
+class _Links:
+    """The links of a process's agents to their server, as the coordinator must know them: when
+    one drops, time holds ("down") until every one is back ("ready" again). An agent that stays
+    disconnected longer than :data:`GIVE_UP_SECONDS` ends the process with :data:`GAVE_UP`, so
+    its supervisor (the orchestrator, systemd) sees it and restarts it: never a silent zombie."""
+
+    def __init__(self, part: str, agents: list[VmeAgent], writer: asyncio.StreamWriter,
+                 driver: Optional[VirtualDriver]) -> None:
+        self.part, self.agents, self.writer, self.driver = part, agents, writer, driver
+        self.down: set[int] = set()
+        self.gave_up = False
+        self._sending: Optional[asyncio.Future] = None
+        for a in agents:
+            a.link_watchers.append(self.changed)
+
+    def changed(self, agent: VmeAgent, up: bool) -> None:
+        was_up = not self.down
+        (self.down.discard if up else self.down.add)(id(agent))
+        if was_up != (not self.down):
+            self._report(not self.down)
+
+    def _report(self, up: bool) -> None:
+        async def send(previous: Optional[asyncio.Future]) -> None:
+            if previous is not None:
+                await asyncio.wait({previous})
+            try:
+                if up:
+                    summary = self.driver.summary() if self.driver is not None else _summary(self.agents)
+                    next_due = self.driver.next_due() if self.driver is not None else None
+                    await control.send(self.writer, "ready", part=self.part, summary=summary, next_due=next_due)
+                else:
+                    await control.send(self.writer, "down", part=self.part, agents=len(self.down))
+            except (ConnectionError, OSError):
+                pass  # the coordinator went away: the process stops anyway
+
+        log.warning("event=links-%s part=%s agents-down=%d", "up" if up else "down", self.part, len(self.down))
+        self._sending = asyncio.ensure_future(send(self._sending))
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(LINK_CHECK_SECONDS)
+            worst = max((a.down_for() for a in self.agents), default=0.0)
+            if worst > GIVE_UP_SECONDS:
+                log.error("event=giving-up part=%s down-for=%.0fs (an agent could not reach its server; "
+                          "the process ends so that its supervisor restarts it)", self.part, worst)
+                self.gave_up = True
+                stop.set()
 
 
 async def _start_and_wait(plan: Plan, part: str, agents: list[VmeAgent]) -> None:

@@ -11,11 +11,18 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Optional
 
+from vmenergy.errors import VmeError
 from vmenergy.protocol.engine import Ledger
+from vmenergy.runtime.private import create_private
 
 from .codec import dumps, loads
 
-__all__ = ["Store", "read_ledger"]
+__all__ = ["Store", "StoreError", "read_ledger", "read_record"]
+
+
+class StoreError(VmeError):
+    """A record in an agent's store that cannot be read back: ``path`` names the store file,
+    the table and the key, so the error is not taken for one in the agent's config."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -25,6 +32,15 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (tbl, key)
 );
 """
+
+
+def read_record(text: str, where: str) -> object:
+    """One stored record; whatever the text holds, only :class:`StoreError` (naming ``where``)
+    escapes."""
+    try:
+        return loads(text)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:  # VmeError is a ValueError
+        raise StoreError(where, f"unreadable record: {type(exc).__name__}: {exc}") from exc
 
 
 class Store:
@@ -38,6 +54,9 @@ class Store:
             return
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # a ledger is the agent's business only; SQLite gives its -wal and -shm files the
+            # database file's mode
+            create_private(self.path)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -46,7 +65,7 @@ class Store:
     def load(self, ledger: Optional[Ledger] = None) -> Ledger:
         ledger = ledger if ledger is not None else Ledger()
         for tbl, key, value in self.db.execute("SELECT tbl, key, value FROM records"):
-            ledger.load(tbl, key, loads(value))
+            ledger.load(tbl, key, read_record(value, f"{self.path}: {tbl}[{key}]"))
         return ledger
 
     def flush(self, changes: Iterable[tuple[str, str, object]]) -> int:

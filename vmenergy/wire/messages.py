@@ -59,6 +59,7 @@ from .stanzas import (
     flat_stanza,
 )
 from .xml import (
+    MAX_DEPTH,
     _attrs,
     _children,
     _element,
@@ -70,6 +71,7 @@ from .xml import (
     read_flexoffer,
     schedule_from_element,
     schedule_to_stanza,
+    too_deep,
 )
 
 __all__ = ["encode", "decode", "parse_message", "to_xml", "summary"]
@@ -452,6 +454,8 @@ def decode(el) -> Message:
 
 
 def _decode(x: ET.Element) -> Message:
+    if too_deep(x):
+        raise FlexOfferError(DOCUMENT, f"elements nested more than {MAX_DEPTH} deep")
     name = _local(x, "")
     t = message_type(name)
     if t is None:

@@ -20,6 +20,7 @@ from vmenergy.flexoffer.errors import DOCUMENT, FlexOfferError
 from vmenergy.flexoffer.jsontext import MAX_DOCUMENT_BYTES, guard
 from vmenergy.flexoffer.model import FlexOffer
 from vmenergy.flexoffer.schedule import Schedule
+from vmenergy.validation import MAX_NUMBER_DIGITS, OversizeNumber
 
 from .stanzas import (
     NS,
@@ -37,6 +38,8 @@ from .stanzas import (
 
 __all__ = [
     "OPS",
+    "MAX_DEPTH",
+    "too_deep",
     "parse",
     "parse_offer",
     "parse_schedule",
@@ -50,6 +53,10 @@ __all__ = [
 
 #: Values of ``<flexoffer op=…>``: what the sender wants done with the offer.
 OPS = ("insert", "update", "delete")
+#: Deepest element nesting any VME document has is 4 (``flexoffer/profile/polytope/row``); a
+#: document nested deeper than this is refused before anything walks it recursively (Python's
+#: ElementTree serialiser and slixmpp's deep copy overflow the stack at about 1,000 levels).
+MAX_DEPTH = 16
 
 _INT = re.compile(r"[+-]?\d+\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|nan|NaN|inf|Infinity|INF)\Z")
@@ -76,6 +83,18 @@ _ASSIGNMENT_ATTRS = {
 # reading
 
 
+def too_deep(el: ET.Element, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``el`` nests elements more than ``limit`` levels deep (itself is level 1); walks
+    without recursion and stops at the first branch past the limit."""
+    stack = [(el, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node)
+    return False
+
+
 def parse_element(text: Union[str, bytes]) -> ET.Element:
     """Text to an element tree, refusing oversize input, DTDs and entity declarations."""
     if isinstance(text, str):
@@ -92,11 +111,20 @@ def parse_element(text: Union[str, bytes]) -> ET.Element:
     def forbid(*_args: Any) -> NoReturn:
         raise FlexOfferError(DOCUMENT, "DTDs and entity declarations are not allowed")
 
+    depth = [0]
+
     def start(tag: str, attrs: dict[str, str]) -> None:
+        depth[0] += 1
+        if depth[0] > MAX_DEPTH:
+            raise FlexOfferError(DOCUMENT, f"elements nested more than {MAX_DEPTH} deep")
         builder.start(_qualified(tag), {_qualified(k): v for k, v in attrs.items()})
 
+    def end(tag: str) -> None:
+        depth[0] -= 1
+        builder.end(_qualified(tag))
+
     parser.StartElementHandler = start
-    parser.EndElementHandler = lambda tag: builder.end(_qualified(tag))
+    parser.EndElementHandler = end
     parser.CharacterDataHandler = builder.data
     parser.StartDoctypeDeclHandler = forbid
     parser.EntityDeclHandler = forbid
@@ -137,6 +165,8 @@ def _value(text: str, kind: str, path: str) -> Any:
     if kind == "l":
         return [_value(t, "f", f"{path}[{i}]") for i, t in enumerate(text.split())]
     t = text.strip()
+    if len(t) > MAX_NUMBER_DIGITS and (_INT.match(t) or _FLOAT.match(t)):
+        return OversizeNumber(len(t))  # the field's check refuses it by name
     if _INT.match(t):
         return int(t)
     if _FLOAT.match(t):

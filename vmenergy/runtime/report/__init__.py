@@ -30,13 +30,13 @@ from vmenergy.runtime.scenario import Plan
 from .collect import RunData, collect, part_timings, run_data
 from .files import write_data_files
 from .html import report_html
-from .outcome import STOPPED_BY, Outcome, ReportError
+from .outcome import STOPPED_BY, Outcome, ReportError, Restart
 from .plots import write_plots
 from .series import series
 from .summary import build_summary, summary_json
 from .text import format_summary
 
-__all__ = ["write_report", "write_run_folder", "Outcome", "STOPPED_BY", "ReportError", "format_summary",
+__all__ = ["write_report", "write_run_folder", "Outcome", "Restart", "STOPPED_BY", "ReportError", "format_summary",
            "build_summary", "summary_json", "collect", "run_data", "read_summary"]
 
 

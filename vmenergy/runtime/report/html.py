@@ -61,6 +61,10 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
                  ("stopped by", f"{oc['stopped_by']} at {oc['sim_end']}" + (f": {oc['detail']}" if oc["detail"] else "")),
              ))]
     parts.append(f"<p>Outcome: {_yes(oc['finished'], 'finished', 'NOT FINISHED')}</p>\n")
+    if oc.get("restarts"):
+        parts.append("<p>Restarted while the run went on (from their stores; the XMPP server on its port):</p>\n")
+        parts.append(_table(("part", "found dead at (scenario time)", "exit code"),
+                            ((r["part"], r["at"], r["exit_code"]) for r in oc["restarts"]), (2,)))
     problems = notes(summary)
     if problems or oc["pending"]:
         parts.append("<h2>What did not finish or does not add up</h2>\n<ul>")

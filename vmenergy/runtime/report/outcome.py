@@ -8,7 +8,7 @@ from typing import Mapping
 
 from vmenergy.errors import VmeError
 
-__all__ = ["Outcome", "STOPPED_BY", "ReportError"]
+__all__ = ["Outcome", "Restart", "STOPPED_BY", "ReportError"]
 
 #: Why a run stopped: every offer reached a final state (``done``), scenario time reached
 #: ``until``, the user pressed Ctrl-C (``interrupted``), the real-time limit came first
@@ -21,15 +21,37 @@ class ReportError(VmeError):
 
 
 @dataclass(frozen=True)
+class Restart:
+    """A part of the run that died and was restarted while it ran: a swarm process (from its
+    agents' stores) or the XMPP server (``part`` "xmpp-server", on its port). ``at``: scenario
+    time (epoch seconds) when it was found dead; ``exit_code``: how it ended (negative: the
+    signal that killed it)."""
+
+    part: str
+    at: int
+    exit_code: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.part, str) or not self.part:
+            raise ReportError("outcome.restarts.part", "must be the name of a part")
+        for name in ("at", "exit_code"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ReportError(f"outcome.restarts.{name}", f"must be an integer (got {value!r})")
+
+
+@dataclass(frozen=True)
 class Outcome:
     """``sim_end``: scenario time (epoch seconds) when the run stopped. ``timings``: wall-clock
     figures (seconds; name -> number); they are kept out of summary.json, which must be the same
-    for every run of a scenario and seed, and written to timings.json."""
+    for every run of a scenario and seed, and written to timings.json. ``restarts``: the parts
+    that died and were restarted, in order."""
 
     stopped_by: str
     sim_end: int
     detail: str = ""
     timings: Mapping[str, float] = field(default_factory=dict)
+    restarts: tuple[Restart, ...] = ()
 
     def __post_init__(self) -> None:
         if self.stopped_by not in STOPPED_BY:
@@ -43,3 +65,6 @@ class Outcome:
                 raise ReportError("outcome.timings", f"keys must be names (got {key!r})")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ReportError(f"outcome.timings.{key}", f"must be a finite number of seconds (got {value!r})")
+        for i, r in enumerate(self.restarts):
+            if not isinstance(r, Restart):
+                raise ReportError(f"outcome.restarts[{i}]", "must be a Restart")

@@ -360,6 +360,7 @@ def _outcome(run: RunData, outcome: Outcome, offers: dict, recon: dict) -> dict:
     return {
         "stopped_by": outcome.stopped_by, "sim_end": format_utc(outcome.sim_end), "detail": outcome.detail,
         "finished": outcome.stopped_by == "done" and not unfinished, "unfinished": unfinished, "pending": pending,
+        "restarts": [{"part": r.part, "at": format_utc(r.at), "exit_code": r.exit_code} for r in outcome.restarts],
     }
 
 

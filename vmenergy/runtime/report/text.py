@@ -79,6 +79,8 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     status = "finished" if oc["finished"] else "NOT FINISHED"
     detail = f" ({oc['detail']})" if oc["detail"] else ""
     lines.append(f"outcome: {oc['stopped_by']}{detail} at {oc['sim_end']}; {status}")
+    for r in oc.get("restarts", []):
+        lines.append(f"  restarted: {r['part']} at {r['at']} (it had ended with exit code {r['exit_code']})")
     made = f", {of['from_devices']} from devices" if of.get("from_devices") else ""
     lines += ["", f"{'offers (' + str(of['planned']) + ' planned' + made + ')':<28}{'prosumers':>10}{'aggregators':>13}"]
     for s in ordered_states(of["by_prosumers"], of["by_aggregators"]):

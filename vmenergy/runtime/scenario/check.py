@@ -37,7 +37,9 @@ def check_text(text: str, *, base_dir: Path, source: str = "") -> tuple[Optional
     """Check the text of a scenario or node config; relative paths are resolved against ``base_dir``."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError; also an integer of 5,000 digits
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            return None, [Problem("(toml)", f"not valid TOML: {type(exc).__name__}: {str(exc)[:200]}", None)]
         m = _TOML_POSITION.search(str(exc))
         line = int(m.group(1)) if m and m.group(1) else (text.count("\n") + 1 if m else None)
         reason = _TOML_POSITION.sub("", str(exc)).strip()

@@ -36,6 +36,8 @@ class AgentTable:
     store: Optional[str] = None
     tick: float = field(default=1.0, metadata=limits(gt=0))
     max_payload_bytes: Optional[int] = field(default=None, metadata=limits(ge=1))
+    #: solver time one offer's polytope check may take before the offer is refused
+    check_seconds: Optional[float] = field(default=None, metadata=limits(gt=0, le=3600))
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,12 @@ def read_node(data: dict, problems: Problems) -> Optional[Node]:
                        f"[aggregator] or [market], not {len(roles)}")
         return None
     role = roles[0]
+    # deny by default: who may take part is written down, "open" only when meant
+    who = {"aggregator": ("enrolment", "the prosumer JIDs that may send offers"),
+           "market": ("registration", "the participant JIDs that may register")}.get(role)
+    if who is not None and isinstance(data[role], dict) and who[0] not in data[role]:
+        problems.error((role, who[0]), f"required: {who[1]} (a list), or \"open\" to let anyone who has an "
+                                       "account on the server take part")
     config = _role(role, data[role], agent.jid if agent is not None else "node@localhost", problems)
     if None in (agent, server, clock, config, operators) or problems.errors:
         return None

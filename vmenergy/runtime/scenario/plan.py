@@ -127,6 +127,21 @@ def _shift_for(t: FlexOffer, start: int, day0: int) -> int:
     return candidate - first
 
 
+def _admit_from_topology(agents: list[AgentSpec]) -> None:
+    """Deny by default: an aggregator that does not say whom it enrols takes offers from the
+    scenario's own prosumers and child aggregators only, and a market registers only the
+    aggregators that bid on it (a stranger on the same server can change nothing)."""
+    below: dict[str, list[str]] = {}
+    for a in agents:
+        upstream = a.config.get("aggregator") if a.role == "prosumer" else a.config.get("upstream_jid")
+        if upstream:
+            below.setdefault(str(upstream).lower(), []).append(a.jid)
+    for a in agents:
+        key = {"aggregator": "enrolment", "market": "registration"}.get(a.role)
+        if key is not None and key not in a.config:
+            a.config[key] = below.get(a.jid.lower(), [])
+
+
 def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     """Everything the swarm processes need, decided once (passwords, offers, clock).
 
@@ -179,6 +194,7 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
             if group.has_devices:
                 config.update(_devices(group, name, settings.seed))
             agents.append(spec("prosumer", name, part, config, offers))
+    _admit_from_topology(agents)
     speed = settings.speed if settings.clock == "accelerated" else None
     clock = {"mode": settings.clock, "speed": speed, "start": start}
     order = ["market", "aggregators"]

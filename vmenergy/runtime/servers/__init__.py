@@ -35,7 +35,7 @@ from .info import (
     CERT_FILE, EXTERNAL, HOST, INFO_FILE, KEY_FILE, KINDS, LOG_FILE, ServerError, ServerInfo, ServerStatus,
     read_info,
 )
-from .lifecycle import available_kinds, check_kind, server_status, start_server, stop_server
+from .lifecycle import available_kinds, check_kind, server_exit_code, server_status, start_server, stop_server
 from .probe import Reachability, check_reachable, xmpp_probe
 from .process import free_port, log_tail
 from .provision import REGISTER, RunServer, ServerSpec, ServerTableError, prepare_server
@@ -45,6 +45,6 @@ __all__ = [
     "REGISTER", "Reachability", "RunServer", "ServerError", "ServerInfo", "ServerSpec", "ServerStatus",
     "ServerTableError", "available_kinds", "check_kind", "check_reachable", "check_user", "external_server",
     "free_port", "log_tail", "make_certificate", "new_password", "prepare_server", "read_accounts_file",
-    "read_info", "record_external", "register_accounts", "server_status", "start_server", "stop_server",
+    "read_info", "record_external", "register_accounts", "server_exit_code", "server_status", "start_server", "stop_server",
     "xmpp_probe",
 ]

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import secrets
-import stat
 from pathlib import Path
 from typing import Sequence
+
+from vmenergy.runtime.private import PrivateFileError, read_private
 
 from .info import ServerError, ServerInfo
 from .lifecycle import kind_module
@@ -89,20 +89,9 @@ def read_accounts_file(path: Path | str) -> dict[str, str]:
     private to its owner, cannot be read, or a line is malformed or repeats a JID."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise ServerError(f"cannot read accounts file {path}: {exc.strerror or exc}") from None
-    # Checked on the open descriptor, so the file read is the file checked.
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ServerError(f"accounts file {path} is not a regular file")
-        if st.st_mode & 0o077:
-            raise ServerError(
-                f"accounts file {path} has mode {stat.S_IMODE(st.st_mode):04o}: its group or others can read or "
-                f"change it, and it holds passwords; make it private to its owner: chmod 600 {path}"
-            )
-        raw = f.read()
+        raw = read_private(path, "accounts file")
+    except PrivateFileError as exc:
+        raise ServerError(str(exc)) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

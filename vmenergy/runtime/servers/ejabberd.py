@@ -5,6 +5,7 @@ its accounts made with ``ejabberdctl`` or the loopback HTTP API.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -17,11 +18,16 @@ import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
 
+from vmenergy.runtime.private import read_private, write_private
+
 from . import process, templates
 from .info import ServerError, ServerInfo
 
 NAME = "ejabberd"
 START_TIMEOUT = 60.0
+#: The account the loopback HTTP API authenticates (its password: API_SECRET in the run dir).
+API_USER = "vme-api-admin"
+API_SECRET = "api-admin.secret"
 
 
 def ejabberdctl() -> Optional[str]:
@@ -68,7 +74,8 @@ def start(info: ServerInfo, run_dir: Path) -> tuple[subprocess.Popen, list[Path]
     dist_port, api_port = process.free_port(), process.free_port()
     cfg = templates.render("ejabberd/ejabberd.yml.in", run_dir / "ejabberd.yml", {
         "domain": info.domain, "log_level": "notice", "cert_file": info.ca_file, "key_file": info.key_file,
-        "port": info.port, "api_port": api_port,
+        "port": info.port, "api_port": api_port, "api_user": API_USER,
+        "registration": "allow" if info.registration else "deny",
     })
     ctl_cfg = run_dir / "ejabberdctl.cfg"
     old_umask = os.umask(0o077)
@@ -122,13 +129,28 @@ def _ctl_register(info: ServerInfo, user: str, password: str, timeout: float) ->
         raise ServerError(f"ejabberdctl {args[0]} {user} failed ({res.returncode}): {out[-800:]}")
 
 
+def api_credentials(info: ServerInfo, timeout: float) -> tuple[str, str]:
+    """The API account's JID and password, made with ejabberdctl on first use (about a second,
+    once per server); the password is kept in a file only its owner can read."""
+    secret = Path(info.run_dir) / API_SECRET
+    if secret.exists():
+        return info.jid(API_USER), read_private(secret, "ejabberd API password").decode().strip()
+    password = secrets.token_urlsafe(24)
+    _ctl_register(info, API_USER, password, timeout)
+    write_private(secret, password)
+    return info.jid(API_USER), password
+
+
 def _api_register(info: ServerInfo, accounts: Sequence[tuple[str, str]], timeout: float) -> None:
     base = f"http://{info.host}:{info.extra['api_port']}/api/"
     deadline = time.monotonic() + timeout
+    user, password = api_credentials(info, timeout)
+    auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
     def call(command: str, body: dict[str, str]) -> tuple[int, str]:
         req = urllib.request.Request(
-            base + command, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+            base + command, data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": auth},
         )
         try:
             with urllib.request.urlopen(req, timeout=max(1.0, deadline - time.monotonic())) as resp:
@@ -138,12 +160,12 @@ def _api_register(info: ServerInfo, accounts: Sequence[tuple[str, str]], timeout
         except OSError as exc:
             raise ServerError(f"ejabberd account API at {base} unreachable: {exc}") from None
 
-    for user, password in accounts:
-        status, text = call("register", {"user": user, "host": info.domain, "password": password})
+    for user_name, pw in accounts:
+        status, text = call("register", {"user": user_name, "host": info.domain, "password": pw})
         if status == 200:
             continue
         if status in (409, 500) or "already registered" in text or "conflict" in text.lower():
-            status, text = call("change_password", {"user": user, "host": info.domain, "newpass": password})
+            status, text = call("change_password", {"user": user_name, "host": info.domain, "newpass": pw})
             if status == 200:
                 continue
-        raise ServerError(f"ejabberd API register {user} failed (HTTP {status}): {text[:300]}")
+        raise ServerError(f"ejabberd API register {user_name} failed (HTTP {status}): {text[:300]}")

@@ -35,6 +35,10 @@ LIMITATIONS = (
     "server-to-server listener on a second loopback port",
 )
 
+#: Said when a closed server was asked for: pyjabber cannot close registration nor make accounts.
+REGISTRATION_OPEN = ("in-band registration cannot be closed (pyjabber has neither the setting nor an account "
+                     "tool): anyone who can reach its port can make an account")
+
 
 def check() -> tuple[bool, str]:
     """Whether pyjabber is importable here."""
@@ -68,6 +72,9 @@ def start(info: ServerInfo, run_dir: Path) -> tuple[subprocess.Popen, list[Path]
     db.unlink(missing_ok=True)  # see LIMITATIONS: it may not start on an old database
     info.config_path = ""
     info.limitations = list(LIMITATIONS)
+    if not info.registration:
+        info.limitations.append(REGISTRATION_OPEN)
+        info.registration = True
     info.extra.update({"s2s_port": str(s2s_port), "database": str(db)})
     cmd = [
         sys.executable, "-m", "vmenergy.runtime.servers", "embedded-child", "--domain", info.domain,

@@ -36,6 +36,8 @@ class ServerInfo:
     the operator's CA file, or "" for the system trust store. ``host``/``port`` is where to
     connect; ``domain`` is the XMPP domain of the JIDs (``user@domain``) and the name the
     certificate covers. An external server has no ``pid``, log or config of VME's (0 and "").
+    ``registration``: whether anyone who reaches the port may make an account in-band (closed
+    unless asked for: runs make their accounts with the server's admin tool).
     """
 
     kind: str
@@ -49,6 +51,7 @@ class ServerInfo:
     key_file: str = ""
     config_path: str = ""
     started_at: float = 0.0
+    registration: bool = False
     limitations: list[str] = field(default_factory=list)
     extra: dict[str, str] = field(default_factory=dict)
 

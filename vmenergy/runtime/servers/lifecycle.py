@@ -18,6 +18,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
+from vmenergy.runtime.private import private_dir
+
 from . import ejabberd, embedded, process, prosody
 from .certs import make_certificate
 from .info import EXTERNAL, HOST, INFO_FILE, KINDS, LOG_FILE, ServerError, ServerInfo, ServerStatus, read_info
@@ -63,10 +65,12 @@ def start_server(
     domain: str = "localhost",
     port: Optional[int] = None,
     timeout: Optional[float] = None,
+    registration: bool = False,
 ) -> ServerInfo:
     """Start a private server of ``kind`` on 127.0.0.1, wait until it accepts XMPP connections
     and write ``run_dir/server.json``. ``port=None`` picks a free port (and retries on a race
-    with another process taking it). Raises :class:`ServerError` with the reason (missing
+    with another process taking it). ``registration``: open in-band registration to anyone who
+    reaches the port (for development; closed by default, the embedded kind cannot close it). Raises :class:`ServerError` with the reason (missing
     binary, port in use, server exited, with the end of its log)."""
     run_dir = Path(run_dir).resolve()
     recorded = read_info(run_dir)
@@ -79,7 +83,7 @@ def start_server(
     if not ok:
         raise ServerError(reason)
     module = _MODULES[kind]
-    run_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(run_dir)  # the server's key, its accounts and its admin credentials: owner only
     if recorded is not None and server_status(run_dir).running:
         raise ServerError(
             f"a {recorded.kind} server is already running in {run_dir} (pid {recorded.pid}); "
@@ -93,7 +97,7 @@ def start_server(
         info = ServerInfo(
             kind=kind, domain=domain, host=HOST, port=port if port is not None else process.free_port(), pid=0,
             ca_file=str(cert), key_file=str(key), log_path=str(run_dir / LOG_FILE), run_dir=str(run_dir),
-            started_at=time.time(),
+            started_at=time.time(), registration=registration,
         )
         log_file = run_dir / LOG_FILE
         log_offset = log_file.stat().st_size if log_file.exists() else 0
@@ -115,6 +119,20 @@ def start_server(
         log.warning("embedded XMPP server limitation: %s", item)
     log.info("%s server for %s listening on %s:%d (run dir %s)", kind, domain, HOST, info.port, run_dir)
     return info
+
+
+def server_exit_code(run_dir: Path | str) -> Optional[int]:
+    """None while the private server recorded in ``run_dir`` runs; once it has ended, its exit
+    code (negative: the signal that killed it; -1 when it was not started by this process and its
+    code is unknown). A supervisor polls this to restart a server that died."""
+    info = read_info(run_dir)
+    if info is None or info.external:
+        return None
+    proc = _PROCS.get(info.pid)
+    if proc is not None:
+        return proc.poll()
+    process.reap(info.pid)
+    return None if process.owned_group(info) else -1
 
 
 def server_status(run_dir: Path | str) -> ServerStatus:

@@ -37,7 +37,11 @@ def free_port(host: str = HOST) -> int:
 
 
 def port_in_use(port: int, host: str = HOST) -> bool:
+    """Whether something listens on ``port``. The probe binds with SO_REUSEADDR, as the servers
+    do: connections of a server that just died linger in TIME_WAIT for a minute and would make
+    a plain bind fail although the port is free to listen on (a restart on the same port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

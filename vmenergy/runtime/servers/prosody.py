@@ -41,6 +41,7 @@ def start(info: ServerInfo, run_dir: Path) -> tuple[subprocess.Popen, list[Path]
         "key_file": info.key_file,
         "cert_file": info.ca_file,
         "domain": info.domain,
+        "allow_registration": "true" if info.registration else "false",
     })
     info.config_path = str(cfg)
     return spawn([shutil.which("prosody") or "prosody", "-F", "--config", str(cfg)], run_dir), []

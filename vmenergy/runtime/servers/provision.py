@@ -2,9 +2,10 @@
 
 The orchestrator calls :func:`prepare_server` once, before any agent process starts:
 
-- a private kind (``prosody``, ``ejabberd``, ``embedded``) is started in the run directory;
-  agents get generated passwords and register in-band (SPADE ``auto_register``), or, with an
-  accounts file, prosody and ejabberd get the file's accounts made with their admin tool;
+- a private kind (``prosody``, ``ejabberd``) is started in the run directory with in-band
+  registration closed, and the run's accounts (generated passwords, or an accounts file's) are
+  made with its admin tool; the embedded server cannot close registration, so its agents
+  register in-band (SPADE ``auto_register``);
 - ``external`` is a standing server VME only connects to: it is probed (XMPP answers, the
   certificate verifies with ``ca_file``) and recorded in the run directory; agents register
   in-band with generated passwords (``accounts = "register"``, the server must allow it) or
@@ -140,14 +141,18 @@ def prepare_server(
             raise ServerTableError("server", f"the external server cannot be used: {reach.detail}")
         record_external(info, run_dir)
         return RunServer(info, passwords, register_in_band=spec.accounts_file is None)
-    info = start_server(spec.kind, run_dir, domain=spec.domain, port=spec.port)
-    if spec.accounts_file is not None:
+    # deny by default: in-band registration stays closed and the run's accounts are made with
+    # the server's admin tool before any agent starts, so a stranger who reaches the port
+    # cannot make an account (the embedded server cannot close it, and says so)
+    in_band = spec.kind == "embedded"
+    info = start_server(spec.kind, run_dir, domain=spec.domain, port=spec.port, registration=in_band)
+    if not in_band:
         try:
             register_accounts(info, [(jid.partition("@")[0], passwords[jid]) for jid in wanted])
         except ServerError:
             stop_server(run_dir)
             raise
-    return RunServer(info, passwords, register_in_band=spec.accounts_file is None)
+    return RunServer(info, passwords, register_in_band=in_band)
 
 
 def _passwords(spec: ServerSpec, jids: Sequence[str]) -> dict[str, str]:
