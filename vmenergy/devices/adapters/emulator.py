@@ -31,7 +31,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from .registers import BIT_TABLES, Register, RegisterMap
 
-__all__ = ["EmulatedDevice", "ModbusEmulator", "PtyPair"]
+__all__ = ["EmulatedDevice", "ModbusEmulator", "LineEmulator", "PtyPair"]
 
 #: Modbus function code -> the table it reads or writes.
 _TABLE_OF = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
@@ -225,10 +225,20 @@ class EmulatedDevice:
             if reg.type != "bool" and ((reg.min is not None and value < reg.min - 1e-9)
                                        or (reg.max is not None and value > reg.max + 1e-9)):
                 return ExcCodes.ILLEGAL_VALUE
-            self.values[name] = value
-            self.writes.append((float(self.clock.now()), name, value))
-        self._refresh()
+            self.write_value(name, value)
         return None
+
+    def read_value(self, name: str) -> Any:
+        """A point's value now (the serial boards' answers)."""
+        self.advance()
+        return self.values[name]
+
+    def write_value(self, name: str, value: Any) -> None:
+        """Set a writable point (checked by the caller) from now on."""
+        self.advance()
+        self.values[name] = value
+        self.writes.append((float(self.clock.now()), name, value))
+        self._refresh()
 
 
 class _Context:
@@ -363,6 +373,75 @@ class ModbusEmulator:
 
     async def stop(self) -> None:
         await self.unplug()
+        if self._pty is not None:
+            self._pty.close()
+            self._pty = None
+
+
+class LineEmulator:
+    """A serial board speaking a line protocol (:mod:`.serial_line`) on one end of a
+    :class:`PtyPair`; the box opens :attr:`serial_port`. Unknown commands get the protocol's
+    error line; an injected ``timeout`` makes it silent, ``exception`` answers an error line."""
+
+    def __init__(self, device: EmulatedDevice, protocol: Any) -> None:
+        self.device = device
+        self.protocol = protocol
+        self.serial_port: Optional[str] = None
+        self._pty: Optional[PtyPair] = None
+        self._fd: Optional[int] = None
+        self._buf = b""
+
+    async def start(self) -> "LineEmulator":
+        self._pty = PtyPair()
+        self._pty.start()
+        self.serial_port = self._pty.b
+        self._fd = os.open(self._pty.a, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self._fd)
+        asyncio.get_running_loop().add_reader(self._fd, self._readable)
+        return self
+
+    def _readable(self) -> None:
+        try:
+            self._buf += os.read(self._fd, 4096)  # type: ignore[arg-type]
+        except OSError:
+            return
+        eol = self.protocol.eol.encode()
+        while eol in self._buf:
+            line, self._buf = self._buf.split(eol, 1)
+            answer = self.answer(line.decode("ascii", "replace"))
+            if answer is not None:
+                os.write(self._fd, answer.encode("ascii") + eol)  # type: ignore[arg-type]
+
+    def answer(self, line: str) -> Optional[str]:
+        """The board's answer to one command line (None: it stays silent)."""
+        import re
+
+        from .serial_line import reply_for
+
+        fault = self.device.fault
+        if fault is not None:
+            return None if fault[0] == "timeout" else f"ERR device failure {fault[1]}"
+        for p in self.protocol.points:
+            if p.read is not None and line == p.read:
+                return reply_for(p, self.device.read_value(p.name))
+            if p.write is not None:
+                pattern = "^" + re.escape(p.write).replace(re.escape("{value}"), "(.+)") + "$"
+                m = re.match(pattern, line)
+                if m is not None:
+                    text = m.group(1)
+                    try:
+                        value: Any = text in ("1", "on", "true") if p.type == "bool" else float(text) * p.scale
+                    except ValueError:
+                        return f"ERR bad value {text}"
+                    self.device.write_value(p.name, value)
+                    return "OK"
+        return f"ERR unknown command {line}"
+
+    async def stop(self) -> None:
+        if self._fd is not None:
+            asyncio.get_running_loop().remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None
         if self._pty is not None:
             self._pty.close()
             self._pty = None
