@@ -138,12 +138,15 @@ def build(role: str, data: dict):
                     if isinstance(item, FlexOffer):
                         offers.append((item.creation_time or 0, item))
             executor = SimulatedExecutor(deviation=float(section.get("deviation", 0.0)))
-            if section.get("devices"):  # its device models make offers and follow schedules
-                fleet = _fleet(section, base, jid, int(clock.now()))
-                return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
-                                     offers=offers, executor=fleet, source=fleet, **common)
-            return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
-                                 offers=offers, executor=executor, **common)
+            aggregator = _need(section, "aggregator", "prosumer", str)
+            fleet = _fleet(section, base, jid, int(clock.now())) if section.get("devices") else None
+            if section.get("hardware"):  # real devices carry out the schedules; models (if any) offer
+                return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers,
+                                     executor=_hardware(section, base, fleet), source=fleet, **common)
+            if fleet is not None:  # its device models make offers and follow schedules
+                return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers, executor=fleet,
+                                     source=fleet, **common)
+            return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers, executor=executor, **common)
         if role == "aggregator":
             cfg = dict(section)
             if isinstance(cfg.get("enrolment"), list):
@@ -186,6 +189,19 @@ def _fleet(section: dict, base: str, jid: str, now: int):
                            jid=jid, seed=jid, start=now, until=None)
     except DeviceError as exc:
         raise ConfigError(f"prosumer.{exc.path}", exc.reason) from None
+
+
+def _hardware(section: dict, base: str, fleet):
+    """The box's hardware executor from ``[[prosumer.hardware]]`` (map files relative to the config)."""
+    from vmenergy.devices.adapters.config import read_hardware
+    from vmenergy.devices.adapters.executor import HardwareDevice, HardwareExecutor
+    from vmenergy.devices.adapters.registers import MapError
+
+    try:
+        configs = read_hardware(section["hardware"], Path(base), at="prosumer.hardware")
+        return HardwareExecutor([HardwareDevice.build(c, Path(base)) for c in configs], fleet=fleet)
+    except MapError as exc:
+        raise ConfigError(exc.path, exc.reason) from None
 
 
 async def _run(agent, register: bool) -> None:

@@ -125,16 +125,36 @@ class HardwareExecutor:
 
     # -- the executor interface -------------------------------------------------------------------
     async def execute(self, offer: FlexOffer, schedule: Schedule, clock: Any) -> tuple[int, list[float]]:
-        dev = self.device_for(offer)
+        dev = self._device(offer)
         if self.fleet is not None:
             self.fleet.follow(offer, schedule, int(clock.now()))
         targets = offer.profiles[schedule.profile].spread(schedule.energy).tolist()
-        return await self._run(dev, offer.id, schedule.start, schedule.resolution, targets, clock)
+        try:
+            return await self._run(dev, offer.id, schedule.start, schedule.resolution, targets, clock)
+        except DeviceFault as exc:  # no measurement: the aggregator hears why
+            self._fault(offer.id, dev, exc)
+            raise
+
+    def _device(self, offer: FlexOffer) -> HardwareDevice:
+        try:
+            return self.device_for(offer)
+        except DeviceFault as exc:
+            log.error("event=device-fault offer=%s kind=%s reason=%r", offer.id, exc.kind, exc.reason)
+            if self.on_fault is not None:
+                self.on_fault(offer.id, "none", exc)
+            raise
 
     async def run_default(self, offer: FlexOffer, clock: Any) -> tuple[int, list[float]]:
         """No schedule: the device's normal state from now, metered over the offer's span (the
         fleet's, or the offer's baseline)."""
-        dev = self.device_for(offer)
+        dev = self._device(offer)
+        try:
+            return await self._run_default(dev, offer, clock)
+        except DeviceFault as exc:
+            self._fault(offer.id, dev, exc)
+            raise
+
+    async def _run_default(self, dev: HardwareDevice, offer: FlexOffer, clock: Any) -> tuple[int, list[float]]:
         now = int(clock.now())
         span = self.fleet.follow_default(offer, now) if self.fleet is not None else None
         if span is None:
