@@ -50,8 +50,17 @@ class ModbusAdapter(Adapter):
         self.serial_port, self.baudrate, self.parity, self.stopbits = serial_port, baudrate, parity, stopbits
         self.unit = unit
         self.timeout = timeout
-        self._client: Optional[AsyncModbusTcpClient | AsyncModbusSerialClient] = None
-        self._lock = asyncio.Lock()  # one request at a time on a link (an RTU bus is half duplex)
+        # devices on one RTU bus share its port (a serial port opens once); on TCP each has its own
+        self._link = _Link() if transport == "tcp" else _BUSES.setdefault(serial_port or "", _Link())
+        self._link.users.add(self)
+
+    @property
+    def _client(self) -> Optional[AsyncModbusTcpClient | AsyncModbusSerialClient]:
+        return self._link.client
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        return self._link.lock
 
     @property
     def where(self) -> str:
@@ -65,7 +74,7 @@ class ModbusAdapter(Adapter):
     async def connect(self) -> None:
         if self._client is not None and self._client.connected:
             return
-        await self.close()
+        self._link.reset()
         if self.transport == "tcp":
             client: AsyncModbusTcpClient | AsyncModbusSerialClient = AsyncModbusTcpClient(
                 self.host or "", port=self.port, timeout=self.timeout, retries=0, reconnect_delay=0)
@@ -82,18 +91,19 @@ class ModbusAdapter(Adapter):
         if not ok:
             client.close()
             raise DeviceFault(self.name, f"cannot reach {self.where}: {why}", "unreachable")
-        self._client = client
+        self._link.client = client
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # closing a dead link must not hide why it died
-                log.debug("close of %s failed", self.where, exc_info=True)
+        """This device is done with the link (a shared bus closes when its last device is)."""
+        self._link.users.discard(self)
+        if not self._link.users:
+            self._link.reset()
+            if self.transport == "rtu" and _BUSES.get(self.serial_port or "") is self._link:
+                del _BUSES[self.serial_port or ""]
 
     async def read(self, point: str) -> Value:
         reg = self.map[point]
+        self._link.users.add(self)  # used again after close()
         async with self._lock:
             raw = await self._request(reg, "read", None)
         return reg.decode(raw)
@@ -103,6 +113,7 @@ class ModbusAdapter(Adapter):
         if not reg.writable:
             raise MapError(f"{self.name}.{point}", "is read-only in the map")
         words = reg.encode(value)
+        self._link.users.add(self)
         async with self._lock:
             await self._request(reg, "write", words)
 
@@ -125,14 +136,14 @@ class ModbusAdapter(Adapter):
         except ModbusIOException as exc:
             # no answer in time: the link may still be up (a wrong unit id on a bus), but a late
             # answer would be taken for the next request's, so the link starts afresh
-            await self.close()
+            self._link.reset()
             raise DeviceFault(at, f"no answer from {self.where} within {self.timeout:g} s ({op} of "
                                   f"{reg.table} register {reg.address}): {exc}", "timeout") from None
         except (ConnectionException, OSError) as exc:
-            await self.close()
+            self._link.reset()
             raise DeviceFault(at, f"link to {self.where} lost: {exc}", "gone") from None
         except ModbusException as exc:
-            await self.close()
+            self._link.reset()
             raise DeviceFault(at, f"bad reply from {self.where}: {exc}", "bad-reply") from None
         if rr.isError():
             code = int(getattr(rr, "exception_code", 0))
@@ -145,3 +156,25 @@ class ModbusAdapter(Adapter):
         if len(values) != reg.words:
             raise DeviceFault(at, f"{self.where} sent {len(values)} value(s) for {reg.words}", "bad-reply")
         return values
+
+
+class _Link:
+    """A Modbus client and the lock that keeps one request at a time on it (an RTU bus is half
+    duplex), with the adapters that use it."""
+
+    def __init__(self) -> None:
+        self.client: Optional[AsyncModbusTcpClient | AsyncModbusSerialClient] = None
+        self.lock = asyncio.Lock()
+        self.users: set = set()
+
+    def reset(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing a dead link must not hide why it died
+                log.debug("close of a modbus link failed", exc_info=True)
+
+
+#: The RTU buses open in this process, by serial port.
+_BUSES: dict[str, _Link] = {}
