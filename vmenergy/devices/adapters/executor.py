@@ -177,7 +177,8 @@ class HardwareExecutor:
                     for j in range(cfg.corrections):
                         at = t0 + (j * res) // cfg.corrections
                         await clock.sleep_until(at)
-                        await self._correct(dev, offer_id, target, counters[-1], at, t0 + res)
+                        nxt = min(t0 + ((j + 1) * res) // cfg.corrections, t0 + res)
+                        await self._correct(dev, offer_id, target, counters[-1], at, t0 + res, nxt)
                 await clock.sleep_until(t0 + res)
                 counters.append(await self._meter(dev, offer_id))
         finally:
@@ -189,13 +190,15 @@ class HardwareExecutor:
         return start + skipped, energy
 
     async def _correct(self, dev: HardwareDevice, offer_id: str, target: float, base: Optional[float], at: int,
-                       end: int) -> None:
-        """Set what the interval still needs over the time left in it."""
+                       end: int, nxt: int) -> None:
+        """Set what the interval still needs over the time left in it (an on/off device: over the
+        time to the next correction, so it is on while that would not overshoot by more than half)."""
         done = 0.0
         if base is not None:
             now = await self._meter(dev, offer_id)
             done = 0.0 if now is None else now - base
-        hours = max(end - at, 1) / 3600.0
+        until = nxt if dev.cfg.control in ("switch", "sg_ready") else end
+        hours = max(until - at, 1) / 3600.0
         kw = (target - done) / hours
         try:
             values = setpoint_values(dev.cfg, dev.regmap, kw, rated_kw=dev.cfg.rated_kw)
