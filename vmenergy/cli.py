@@ -278,6 +278,10 @@ def cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_device(args: argparse.Namespace, out: TextIO) -> int:
+    if args.device_command == "emulate":
+        from vmenergy.devices.adapters.emulate import emulate_file
+
+        return emulate_file(Path(args.config), out)
     from vmenergy.devices.adapters.probe import probe_file
 
     return probe_file(Path(args.config), out, device=args.device, timeout=args.timeout)
@@ -345,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("config", metavar="CONFIG")
     q.add_argument("--device", default=None, metavar="ID", help="probe only this entry")
     q.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds per request (default: the entry's)")
+    q.set_defaults(func=cmd_device)
+    q = dsub.add_parser("emulate", help="serve emulated devices for CONFIG's hardware entries (try a box before wiring)",
+                        description="Starts emulated devices for each hardware entry of CONFIG: Modbus TCP on "
+                                    "127.0.0.1 at the entry's port, Modbus RTU and serial boards on pseudo-terminals "
+                                    "linked at the entries' serial_port paths. Runs until interrupted.")
+    q.add_argument("config", metavar="CONFIG")
     q.set_defaults(func=cmd_device)
 
     p = sub.add_parser("swarm", help=argparse.SUPPRESS)  # one process of a run (started by `run`)

@@ -285,8 +285,9 @@ class PtyPair:
     out of the other's. ``a`` and ``b`` are device paths (``/dev/pts/N``) any serial program
     opens, pyserial and pymodbus included."""
 
-    def __init__(self) -> None:
+    def __init__(self, link: Optional[str] = None) -> None:
         self._fds: list[int] = []
+        self.link = link
         ends = []
         for _ in range(2):
             master, slave = os.openpty()
@@ -295,6 +296,13 @@ class PtyPair:
             ends.append((master, os.ttyname(slave)))
         (self._ma, self.a), (self._mb, self.b) = ends
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        if link is not None:  # the box's config names a fixed path: point it at our end
+            if os.path.lexists(link) and not os.path.islink(link):
+                self.close()
+                raise FileExistsError(f"{link} exists and is not a link: not replacing a real port")
+            if os.path.islink(link):
+                os.unlink(link)
+            os.symlink(self.b, link)
 
     def start(self) -> None:
         """Copy bytes both ways from the running event loop."""
@@ -322,6 +330,8 @@ class PtyPair:
             except OSError:
                 pass
         self._fds = []
+        if self.link is not None and os.path.islink(self.link) and os.readlink(self.link) == self.b:
+            os.unlink(self.link)
 
 
 @dataclass
@@ -335,6 +345,8 @@ class ModbusEmulator:
     port: int = 0
     baudrate: int = 19200
     serial_port: Optional[str] = None
+    #: RTU: a fixed path (a symlink to the pty) for configs that name their port
+    link: Optional[str] = None
     _server: Any = field(default=None, repr=False)
     _task: Optional[asyncio.Task] = field(default=None, repr=False)
     _pty: Optional[PtyPair] = field(default=None, repr=False)
@@ -347,9 +359,9 @@ class ModbusEmulator:
             server = ModbusTcpServer(placeholder, address=("127.0.0.1", self.port), ignore_missing_devices=True)
         elif self.transport == "rtu":
             if self._pty is None:
-                self._pty = PtyPair()
+                self._pty = PtyPair(self.link)
                 self._pty.start()
-                self.serial_port = self._pty.b
+                self.serial_port = self.link or self._pty.b
             server = ModbusSerialServer(placeholder, port=self._pty.a, baudrate=self.baudrate,
                                         ignore_missing_devices=True)
         else:
@@ -383,18 +395,19 @@ class LineEmulator:
     :class:`PtyPair`; the box opens :attr:`serial_port`. Unknown commands get the protocol's
     error line; an injected ``timeout`` makes it silent, ``exception`` answers an error line."""
 
-    def __init__(self, device: EmulatedDevice, protocol: Any) -> None:
+    def __init__(self, device: EmulatedDevice, protocol: Any, link: Optional[str] = None) -> None:
         self.device = device
         self.protocol = protocol
+        self.link = link
         self.serial_port: Optional[str] = None
         self._pty: Optional[PtyPair] = None
         self._fd: Optional[int] = None
         self._buf = b""
 
     async def start(self) -> "LineEmulator":
-        self._pty = PtyPair()
+        self._pty = PtyPair(self.link)
         self._pty.start()
-        self.serial_port = self._pty.b
+        self.serial_port = self.link or self._pty.b
         self._fd = os.open(self._pty.a, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         tty.setraw(self._fd)
         asyncio.get_running_loop().add_reader(self._fd, self._readable)
