@@ -106,6 +106,9 @@ class EmulatedDevice:
             amps = float(v.get(self.settings.get("setpoint", ""), 0.0))
             return amps * float(self.settings.get("voltage", 230.0)) * int(self.settings.get("phases", 1)) / 1000.0
         if c == "power":
+            enable = self.settings.get("enable")
+            if enable and not v.get(enable, True):
+                return 0.0
             return float(v.get(self.settings.get("setpoint", ""), 0.0))
         if c == "switch":
             return self.rated_kw if v.get(self.settings.get("setpoint", "")) else 0.0
@@ -144,7 +147,11 @@ class EmulatedDevice:
         iv = self._iv
         kwh = iv.kwh
         if self.model is not None:
-            kwh = float(self.model.step(iv.k, None if iv.normal else iv.kwh))
+            # its own behaviour: the model's command for the interval (a normal programme it runs,
+            # a thermostat when None); under the box's set-points: the energy they asked for
+            own = getattr(self.model, "command", None)
+            command = (own(iv.k) if own is not None else None) if iv.normal else iv.kwh
+            kwh = float(self.model.step(iv.k, command))
             self.model.t = iv.k + 1
         if kwh >= 0:
             self.counter += kwh

@@ -51,7 +51,10 @@ def setpoint_values(cfg: HardwareConfig, regmap: RegisterMap, kw: float, *, rate
         reg = regmap[cfg.setpoint or ""]
         lo = reg.min if reg.min is not None else kw
         hi = reg.max if reg.max is not None else kw
-        return {reg.name: min(max(kw, lo), hi)}
+        power: dict[str, Value] = {reg.name: min(max(kw, lo), hi)}
+        if cfg.enable:
+            power[cfg.enable] = True
+        return power
     if c == "current":
         reg = regmap[cfg.setpoint or ""]
         amps = max(kw, 0.0) * 1000.0 / (cfg.voltage * cfg.phases)
@@ -129,6 +132,8 @@ class HardwareExecutor:
         if self.fleet is not None:
             self.fleet.follow(offer, schedule, int(clock.now()))
         targets = offer.profiles[schedule.profile].spread(schedule.energy).tolist()
+        log.info("event=hardware-schedule device=%s offer=%s link=%r intervals=%d", dev.cfg.id, offer.id,
+                 getattr(dev.adapter, "where", dev.cfg.transport), len(targets))
         try:
             return await self._run(dev, offer.id, schedule.start, schedule.resolution, targets, clock)
         except DeviceFault as exc:  # no measurement: the aggregator hears why

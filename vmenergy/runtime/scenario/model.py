@@ -128,7 +128,10 @@ class ProsumerGroup:
       offers every day at ``offer_time`` (local hours), ``offer_lead`` seconds ahead, in slices
       of ``slice_minutes``.
 
-    ``deviation``: the relative noise of the metering."""
+    ``deviation``: the relative noise of the metering. ``hardware``: ``modbus-tcp`` or
+    ``modbus-rtu`` runs the devices' schedules on emulated Modbus devices (the models' physics
+    behind a Modbus server per prosumer, driven by the box's hardware executor) instead of
+    simulating them directly; ``none`` (default)."""
 
     count: int = field(metadata=limits(ge=1))
     aggregator: str
@@ -143,6 +146,7 @@ class ProsumerGroup:
     offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
     offer_lead: int = field(default=3600, metadata=limits(ge=0))
     slice_minutes: int = field(default=60, metadata=limits(ge=1))
+    hardware: Literal["none", "modbus-tcp", "modbus-rtu"] = "none"
     templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
     device_tables: Mapping[str, Any] = field(default_factory=dict, metadata={"derived": True})
 
@@ -418,6 +422,10 @@ class _Reader:
             if not group.offers and not group.has_devices:
                 self.p.error(at + ("offers",), "a group needs offer templates (offers) or devices (devices = "
                                                "{ ev = 0.5, ... }), or both")
+                ok = False
+            if group.hardware != "none" and not group.has_devices:
+                self.p.error(at + ("hardware",), "emulated hardware runs device models: give the group devices "
+                                                 "(devices = { heat_pump = 1.0, ... })")
                 ok = False
             templates = [self._template(name, at + ("offers", k)) for k, name in enumerate(group.offers)]
             if not ok or None in templates:

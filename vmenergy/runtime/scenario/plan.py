@@ -193,6 +193,8 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
             config: dict = {"aggregator": aggregator, "deviation": group.deviation}
             if group.has_devices:
                 config.update(_devices(group, name, settings.seed))
+                if group.hardware != "none":
+                    config["hardware"] = group.hardware
             agents.append(spec("prosumer", name, part, config, offers))
     _admit_from_topology(agents)
     speed = settings.speed if settings.clock == "accelerated" else None
