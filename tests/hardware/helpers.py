@@ -61,7 +61,7 @@ class Box:
         await self.rtu.stop()
         await self.line.stop()
 
-    def entries(self, timeout: float = 0.3) -> list[dict]:
+    def entries(self, timeout: float = 0.15) -> list[dict]:
         tcp = {"transport": "tcp", "host": "127.0.0.1", "port": self.tcp.port, "timeout": timeout, "backoff": 0.01}
         return [
             {"id": "wallbox", **tcp, "map": "ev_charger", "unit": 1},
@@ -73,6 +73,6 @@ class Box:
              "rated_kw": 1.5, "timeout": timeout, "backoff": 0.01},
         ]
 
-    def executor(self, on_fault: Optional[Any] = None, timeout: float = 0.3) -> HardwareExecutor:
+    def executor(self, on_fault: Optional[Any] = None, timeout: float = 0.15) -> HardwareExecutor:
         devices = [HardwareDevice.build(c) for c in read_hardware(self.entries(timeout))]
         return HardwareExecutor(devices, on_fault=on_fault)

@@ -25,7 +25,7 @@ __all__ = ["probe_file", "format_readings"]
 HINTS = {
     "unreachable": "check the address, port or serial device, and that the device is powered",
     "timeout": "check the unit id, the baud rate and parity, and the wiring (A/B swapped?)",
-    "exception": "check the map against the device's manual (addresses, register table)",
+    "exception": "check the unit id, and the map against the device's manual (addresses, register table)",
     "bad-reply": "check the protocol or map (word order, framing)",
     "gone": "the link dropped: check the cable and the device's power",
 }
