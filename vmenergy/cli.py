@@ -348,9 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "when it cannot be read. Exit code 1 if any point could not be read.")
     q.add_argument("config", metavar="CONFIG")
     q.add_argument("--device", default=None, metavar="ID", help="probe only this entry")
-    q.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds per request (default: the entry's)")
+    q.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds per request (default: the entry's)")
     q.set_defaults(func=cmd_device)
-    q = dsub.add_parser("emulate", help="serve emulated devices for CONFIG's hardware entries (try a box before wiring)",
+    q = dsub.add_parser("emulate",
+                        help="serve emulated devices for CONFIG's hardware entries (try a box before wiring)",
                         description="Starts emulated devices for each hardware entry of CONFIG: Modbus TCP on "
                                     "127.0.0.1 at the entry's port, Modbus RTU and serial boards on pseudo-terminals "
                                     "linked at the entries' serial_port paths. Runs until interrupted.")

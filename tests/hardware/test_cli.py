@@ -79,7 +79,8 @@ def test_probe_of_a_config_without_hardware_or_with_a_bad_entry_says_so(tmp_path
     out = io.StringIO()
     assert cli.main(["device", "probe", str(config)], out) == 1
     assert "no [[prosumer.hardware]]" in out.getvalue()
-    config.write_text(BOX.format(hardware='[[prosumer.hardware]]\nid = "w"\nmap = "ev_charger"\nhost = "h"\nunit = 0x1FF\n'))
+    config.write_text(BOX.format(hardware='[[prosumer.hardware]]\nid = "w"\nmap = "ev_charger"\nhost = "h"\n'
+                                          'unit = 0x1FF\n'))
     out = io.StringIO()
     assert cli.main(["device", "probe", str(config)], out) == 1
     assert "prosumer.hardware[0].unit: must be in [0, 247]" in out.getvalue()
@@ -98,7 +99,8 @@ def test_check_of_a_box_config_names_the_line_of_a_bad_hardware_key(tmp_path):
 
 def test_emulate_refuses_a_device_that_is_not_on_this_machine(tmp_path):
     config = tmp_path / "prosumer.toml"
-    config.write_text(BOX.format(hardware='[[prosumer.hardware]]\nid = "w"\nmap = "ev_charger"\nhost = "192.168.1.50"\n'))
+    config.write_text(BOX.format(hardware='[[prosumer.hardware]]\nid = "w"\nmap = "ev_charger"\n'
+                                          'host = "192.168.1.50"\n'))
     out = io.StringIO()
     assert cli.main(["device", "emulate", str(config)], out) == 1
     assert 'w.host: emulated devices listen on this machine' in out.getvalue()

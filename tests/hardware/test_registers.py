@@ -97,7 +97,8 @@ def test_the_shipped_maps_load_and_the_meter_has_the_sdm630_layout():
 
 
 def test_an_unknown_shipped_map_lists_the_shipped_ones(tmp_path):
-    with pytest.raises(MapError, match="no shipped map 'sdm123' \\(shipped: ev_charger, power_setpoint, relay_board, sdm630"):
+    shipped = "ev_charger, power_setpoint, relay_board, sdm630"
+    with pytest.raises(MapError, match=f"no shipped map 'sdm123' \\(shipped: {shipped}"):
         load_map("sdm123")
     bad = tmp_path / "mine.toml"
     bad.write_text("[[register]]\nname = 'a'\naddress = -1\n")

@@ -363,7 +363,8 @@ class VmeAgent(Agent):
             client.cancel_connection_attempt()
             reason = why[-1] if why else (f"no XMPP session within {self.connect_deadline:g} s"
                                           if not done else "the server closed the stream")
-            raise DisconnectedException(f"{self.jid}: cannot connect to {self.server.host}:{self.server.port}: {reason}")
+            where = f"{self.server.host}:{self.server.port}"
+            raise DisconnectedException(f"{self.jid}: cannot connect to {where}: {reason}")
         self.log.info("event=connected server=%s:%s", self.server.host, self.server.port)
 
     # -- the link to the server: reconnect with backoff, never a silent zombie --------------------

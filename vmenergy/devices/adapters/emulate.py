@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from .config import HardwareConfig, read_hardware, resolve_map
 from .emulator import EmulatedDevice, LineEmulator, ModbusEmulator
-from .probe import _entries
+from .probe import hardware_entries
 from .registers import MapError
 
 __all__ = ["build_emulators", "emulate_file"]
@@ -88,7 +88,7 @@ async def _serve(configs: list[HardwareConfig], base: Path, out: TextIO) -> None
 
 def emulate_file(path: Path, out: TextIO) -> int:
     try:
-        entries, at = _entries(path)
+        entries, at = hardware_entries(path)
         configs = read_hardware(entries, path.parent, at=at)
         build_emulators(configs, _Still(), path.parent)  # refuse what cannot be emulated before serving
     except MapError as exc:

@@ -163,7 +163,8 @@ class EmulatedDevice:
         """The measured registers from the state (what a meter would show now)."""
         s, v = self.settings, self.values
         partial = self._iv.kwh if self.model is None else 0.0
-        for key, amount in (("meter", self.counter + max(partial, 0.0)), ("export", self.exported + max(-partial, 0.0))):
+        counters = (("meter", self.counter + max(partial, 0.0)), ("export", self.exported + max(-partial, 0.0)))
+        for key, amount in counters:
             name = s.get(key)
             if isinstance(name, str) and name in v and "." not in name:
                 v[name] = amount

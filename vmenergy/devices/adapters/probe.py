@@ -10,16 +10,15 @@ code is 1 when any point could not be read.
 from __future__ import annotations
 
 import asyncio
-import tomllib
 from pathlib import Path
 from typing import Optional, TextIO
 
 from .adapter import Reading
 from .config import read_hardware
 from .executor import HardwareDevice
-from .registers import MapError
+from .registers import MapError, read_toml
 
-__all__ = ["probe_file", "format_readings"]
+__all__ = ["probe_file", "format_readings", "hardware_entries"]
 
 #: What to check, by fault kind.
 HINTS = {
@@ -31,13 +30,8 @@ HINTS = {
 }
 
 
-def _entries(path: Path) -> tuple[list, str]:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise MapError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise MapError(str(path), f"not valid TOML: {exc}") from None
+def hardware_entries(path: Path) -> tuple[list, str]:
+    data = read_toml(path, "config")
     prosumer = data.get("prosumer")
     if isinstance(prosumer, dict) and "hardware" in prosumer:
         return prosumer["hardware"], "prosumer.hardware"
@@ -83,7 +77,7 @@ async def _probe(devices: list[HardwareDevice], out: TextIO) -> int:
 def probe_file(path: Path, out: TextIO, device: Optional[str] = None, timeout: Optional[float] = None) -> int:
     """Probe the devices of a config file; the exit code (0 all read, 1 otherwise)."""
     try:
-        entries, at = _entries(path)
+        entries, at = hardware_entries(path)
         if timeout is not None:
             entries = [{**e, "timeout": timeout} if isinstance(e, dict) else e for e in entries]
         configs = read_hardware(entries, path.parent, at=at)

@@ -30,12 +30,13 @@ import struct
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from vmenergy.errors import VmeError
 from vmenergy.validation import Checks
 
-__all__ = ["MapError", "Register", "RegisterMap", "TABLES", "TYPES", "load_map", "shipped_maps", "MAPS_DIR"]
+__all__ = ["MapError", "Register", "RegisterMap", "TABLES", "TYPES", "load_map", "load_shipped", "read_toml",
+           "shipped_maps", "MAPS_DIR"]
 
 MAPS_DIR = Path(__file__).resolve().parent / "maps"
 
@@ -208,25 +209,40 @@ class RegisterMap:
 def load_map(name_or_path: str | Path, base: Optional[Path] = None) -> RegisterMap:
     """A shipped map by name (``sdm630``) or a map file (relative to ``base``); errors name the
     file and the key."""
+    return load_shipped(name_or_path, base, MAPS_DIR, "map", RegisterMap.from_dict)
+
+
+T = TypeVar("T")
+
+
+def load_shipped(name_or_path: str | Path, base: Optional[Path], folder: Path, what: str,
+                 parse: Callable[[Any, str], T]) -> T:
+    """A description shipped in ``folder`` (a bare name) or a ``.toml`` file (relative to
+    ``base``), parsed by ``parse(data, default name)``; errors name the file and the key."""
     text = str(name_or_path)
     path = Path(text)
     if not text.endswith(".toml") and "/" not in text:
-        path = MAPS_DIR / f"{text}.toml"
+        path = folder / f"{text}.toml"
         if not path.exists():
-            raise MapError("map", f"no shipped map {text!r} (shipped: {', '.join(shipped_maps())}; or give a "
-                                  ".toml file)")
+            shipped = ", ".join(sorted(p.stem for p in folder.glob("*.toml")))
+            raise MapError(what, f"no shipped {what} {text!r} (shipped: {shipped}; or give a .toml file)")
     elif not path.is_absolute() and base is not None:
         path = base / path
+    data = read_toml(path, what)
     try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise MapError(str(path), f"cannot read the map: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise MapError(str(path), f"not valid TOML: {exc}") from None
-    try:
-        return RegisterMap.from_dict(data, path.stem)
+        return parse(data, path.stem)
     except MapError as exc:
         raise MapError(f"{path}: {exc.path}" if exc.path else str(path), exc.reason) from None
+
+
+def read_toml(path: Path, what: str) -> dict:
+    """A TOML file's tables; an unreadable or malformed file is a MapError naming it."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise MapError(str(path), f"cannot read the {what}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise MapError(str(path), f"not valid TOML: {exc}") from None
 
 
 def shipped_maps() -> list[str]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -40,7 +39,7 @@ import serial
 
 from .adapter import Adapter, Point, Value
 from .faults import DeviceFault
-from .registers import DEFAULT_KEYS, MapError, Register, RegisterMap, check
+from .registers import DEFAULT_KEYS, MapError, Register, RegisterMap, check, load_shipped
 
 __all__ = ["LinePoint", "LineProtocol", "SerialLineAdapter", "load_protocol", "PROTOCOLS_DIR", "shipped_protocols"]
 
@@ -113,7 +112,8 @@ class LineProtocol:
         for p in self.points:
             if p.name == name:
                 return p
-        raise MapError(name, f"not a point of protocol {self.name!r} (it has: {', '.join(p.name for p in self.points)})")
+        names = ", ".join(p.name for p in self.points)
+        raise MapError(name, f"not a point of protocol {self.name!r} (it has: {names})")
 
     def as_map(self) -> RegisterMap:
         """The same points as a register map (what the emulated devices keep their values in)."""
@@ -138,24 +138,8 @@ class LineProtocol:
 
 
 def load_protocol(name_or_path: str | Path, base: Optional[Path] = None) -> LineProtocol:
-    """A shipped line protocol by name or a protocol file (relative to ``base``)."""
-    text = str(name_or_path)
-    path = PROTOCOLS_DIR / f"{text}.toml" if not text.endswith(".toml") and "/" not in text else Path(text)
-    if path.parent == PROTOCOLS_DIR and not path.exists():
-        raise MapError("protocol", f"no shipped line protocol {text!r} (shipped: {', '.join(shipped_protocols())}; "
-                                   "or give a .toml file)")
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise MapError(str(path), f"cannot read the protocol: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise MapError(str(path), f"not valid TOML: {exc}") from None
-    try:
-        return LineProtocol.from_dict(data, path.stem)
-    except MapError as exc:
-        raise MapError(f"{path}: {exc.path}" if exc.path else str(path), exc.reason) from None
+    """A shipped line protocol by name (``ascii_relay``) or a protocol file (relative to ``base``)."""
+    return load_shipped(name_or_path, base, PROTOCOLS_DIR, "line protocol", LineProtocol.from_dict)
 
 
 def shipped_protocols() -> list[str]:
