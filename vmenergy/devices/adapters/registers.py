@@ -58,6 +58,7 @@ TYPES: dict[str, tuple[str, int]] = {
 WORD_ORDERS = ("big", "little")
 ACCESS = ("r", "rw")
 Value = Union[float, bool]
+FLOAT32_MAX = 3.4028234663852886e38
 #: Keys a map's ``[defaults]`` may give the device entries that use it (see :mod:`.config`).
 DEFAULT_KEYS = ("control", "setpoint", "enable", "meter", "export", "power", "rated_kw", "voltage", "phases",
                 "relays", "normal")
@@ -144,7 +145,7 @@ class Register:
             lo, hi = (0, 2 ** bits - 1) if code.isupper() else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
             if not lo <= raw <= hi:
                 raise MapError(self.name, f"{number:g} does not fit a {self.type} with scale {self.scale:g}")
-        elif not math.isfinite(raw) or abs(raw) > 3.4e38:
+        elif not math.isfinite(raw) or abs(raw) > FLOAT32_MAX:
             raise MapError(self.name, f"{number:g} does not fit a float32")
         data = struct.pack(">" + code, raw)
         words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
