@@ -99,3 +99,22 @@ def test_a_population_runs_its_schedules_on_emulated_modbus_devices(prosody_serv
     logs = "".join(p.read_text() for p in (report.parent / "logs").glob("*.log"))
     assert "event=hardware-schedule" in logs and "modbus tcp 127.0.0.1" in logs and "modbus rtu /dev/pts/" in logs
     assert "event=device-fault" not in logs
+
+
+def test_emulated_hardware_gives_the_same_results_in_one_or_two_processes(tmp_path):
+    from vmenergy.runtime.orchestrator import run_scenario
+    from vmenergy.runtime.servers import check_kind
+
+    ok, reason = check_kind("prosody")
+    if not ok:
+        pytest.skip(reason)
+    text = SCENARIO.format(inputs=ROOT / "scenarios" / "inputs")
+    one, two = tmp_path / "one.toml", tmp_path / "two.toml"
+    one.write_text(text)
+    two.write_text(text.replace('hardware = "modbus-tcp"', 'hardware = "modbus-tcp"\nprocesses = 2'))
+    summaries = []
+    for scenario in (one, two):
+        run_scenario(scenario, tmp_path / scenario.stem, timeout=600, out=lambda line: None)
+        summaries.append((tmp_path / scenario.stem / "summary.json").read_text())
+    assert summaries[0] == summaries[1]
+    assert json.loads(summaries[0])["outcome"]["finished"]
