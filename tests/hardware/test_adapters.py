@@ -158,3 +158,34 @@ async def test_a_missing_serial_port_is_unreachable_and_named():
     with pytest.raises(DeviceFault) as err:
         await a.read("energy")
     assert err.value.kind == "unreachable" and "/dev/ttyVME-none" in err.value.reason
+
+
+async def test_a_sunspec_storage_inverter_is_read_and_driven_through_its_scale_factors(clock):
+    regmap = load_map("sunspec_storage")
+    battery = EmulatedDevice(regmap, clock, rated_kw=5.0)
+    battery.values["WChaMax"] = 5000
+    emu = await ModbusEmulator({1: battery}).start()
+    a = ModbusAdapter("battery", regmap, host="127.0.0.1", port=emu.port, unit=1, timeout=0.5)
+    try:
+        assert await a.read("sunspec_id") == 0x53756E53  # "SunS"
+        assert [await a.read(n) for n in ("common_id", "inverter_id", "storage_id", "end_id")] == [1, 103, 124, 0xFFFF]
+        assert await a.read("WChaMax") == 5000
+        await a.write("InWRte", 37.5)  # InOutWRte_SF = -1: 375 on the bus
+        assert battery.values["InWRte"] == pytest.approx(37.5)
+        raw = battery.get("holding", regmap["InWRte"].address, 1)
+        assert raw == [375]
+        await a.write("StorCtl_Mod", 1)  # limit charging to InWRte
+        clock.advance(T0 + 3600)
+        assert battery.power_kw() == pytest.approx(5.0 * 0.375)
+        with pytest.raises(MapError, match="InWRte: must be <= 100 %"):
+            await a.write("InWRte", 120)
+    finally:
+        await a.close()
+        await emu.stop()
+
+
+def test_a_scale_register_must_be_an_int16_of_the_map():
+    from vmenergy.devices.adapters.registers import RegisterMap
+
+    with pytest.raises(MapError, match=r"register\[0\].scale_register: 'W_SF' must be an int16 register"):
+        RegisterMap.from_dict({"register": [{"name": "W", "address": 0, "type": "int16", "scale_register": "W_SF"}]})

@@ -174,3 +174,31 @@ async def test_an_offer_no_hardware_drives_is_a_fault_not_a_crash(box):
         await ex.execute(fo, s, clock)
     await ex.close()
     assert faults == ["fo-dishwasher"]
+
+
+async def test_a_sunspec_battery_charges_and_discharges_as_scheduled_against_its_meter():
+    from vmenergy.devices.adapters.emulator import EmulatedDevice, ModbusEmulator
+    from vmenergy.devices.adapters.executor import HardwareDevice, HardwareExecutor
+
+    clock = VirtualClock(T0)
+    battery = EmulatedDevice(load_map("sunspec_storage"), clock, rated_kw=5.0)
+    meter = EmulatedDevice(load_map("sdm630"), clock, watches=[battery])
+    emu = await ModbusEmulator({1: battery, 2: meter}).start()
+    link = {"host": "127.0.0.1", "port": emu.port, "timeout": 0.3}
+    configs = read_hardware([
+        {"id": "battery", "map": "sunspec_storage", "unit": 1, "rated_kw": 5.0, "meter": "meter.import_kwh",
+         "export": "meter.export_kwh", **link},
+        {"id": "meter", "map": "sdm630", "unit": 2, **link}])
+    ex = HardwareExecutor([HardwareDevice.build(c) for c in configs])
+    fo = FlexOffer(id="fo-bat", label="battery", resolution=900, start_after=START, start_before=START,
+                   profiles=(Profile((Slice(2, -2.5, 2.5), Slice(2, -2.5, 2.5))),))
+    s = Schedule(fo.id, START, (2.0, -1.5), "s-1", 0, 0, 900)  # charge 1 kWh/interval, then discharge 0.75
+    try:
+        start, metered = await drive(clock, clock.spawn(ex.execute(fo, s, clock)))
+    finally:
+        await ex.close()
+        await emu.stop()
+    assert start == START
+    assert metered == pytest.approx([1.0, 1.0, -0.75, -0.75], abs=1e-3)
+    modes = [v for _, n, v in battery.writes if n == "StorCtl_Mod"]
+    assert 1 in modes and 2 in modes and modes[-1] == 0  # charge, discharge, then its own control

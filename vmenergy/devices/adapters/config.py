@@ -17,7 +17,9 @@ usually all there is to write::
 
 ``control`` is how a set-point reaches the device: ``current`` (a current limit, with an
 ``enable`` switch below the lowest current), ``power`` (kW), ``switch`` (a relay, on/off),
-``sg_ready`` (two relays: blocked / normal / forced), ``none`` (a meter only). ``meter`` and
+``sg_ready`` (two relays: blocked / normal / forced), ``storage`` (SunSpec model 124: charge or
+discharge rate in percent of ``rated_kw``, selected by the mode register ``enable``), ``none``
+(a meter only). ``meter`` and
 ``export`` name the energy counters (kWh import/export), on this device or on another entry as
 ``"ENTRY.REGISTER"`` (a relay whose load an SDM630 meters). ``normal``: the register values of
 the device's own behaviour, written back when a schedule ends; ``safe``: what is written when
@@ -35,7 +37,7 @@ from .registers import MapError, RegisterMap, check, load_map
 
 __all__ = ["HardwareConfig", "CONTROLS", "TRANSPORTS", "read_hardware", "make_adapter", "resolve_map"]
 
-CONTROLS = ("none", "power", "current", "switch", "sg_ready")
+CONTROLS = ("none", "power", "current", "switch", "sg_ready", "storage")
 TRANSPORTS = ("tcp", "rtu", "serial")
 
 
@@ -58,6 +60,7 @@ class HardwareConfig:
     timeout: float = 1.0
     control: Optional[str] = None
     setpoint: Optional[str] = None
+    discharge: Optional[str] = None
     enable: Optional[str] = None
     relays: tuple[str, ...] = ()
     meter: Optional[str] = None
@@ -162,7 +165,7 @@ def read_hardware(entries: Any, base: Optional[Path] = None, at: str = "hardware
     by_id = {c.id: c for c in out}
     for i, c in enumerate(out):
         regmap = resolve_map(c, base)
-        names = [("setpoint", c.setpoint), ("enable", c.enable), ("power", c.power)]
+        names = [("setpoint", c.setpoint), ("discharge", c.discharge), ("enable", c.enable), ("power", c.power)]
         names += [("relays", r) for r in c.relays] + [(f"normal.{k}", k) for k in c.normal]
         names += [(f"safe.{k}", k) for k in (c.safe or {})]
         for key, name in names:
@@ -185,7 +188,10 @@ def read_hardware(entries: Any, base: Optional[Path] = None, at: str = "hardware
             raise MapError(f"{at}[{i}].setpoint", f"required with control = \"{c.control}\"")
         if c.control == "sg_ready" and len(c.relays) != 2:
             raise MapError(f"{at}[{i}].relays", "SG-Ready takes two relays")
-        if c.control in ("switch", "sg_ready") and c.rated_kw is None:
+        if c.control == "storage" and not (c.setpoint and c.discharge and c.enable):
+            raise MapError(f"{at}[{i}].setpoint", "storage control needs setpoint (charge rate %), discharge "
+                                                  "(discharge rate %) and enable (the mode register)")
+        if c.control in ("switch", "sg_ready", "storage") and c.rated_kw is None:
             raise MapError(f"{at}[{i}].rated_kw", f"required with control = \"{c.control}\" (the power when on)")
     return out
 

@@ -67,7 +67,8 @@ class EmulatedDevice:
         self.base_kw = base_kw
         self.model = model
         self.watches = list(watches)
-        self.values: dict[str, Any] = {r.name: (False if r.type == "bool" else 0.0) for r in regmap.registers}
+        self.values: dict[str, Any] = {r.name: (False if r.type == "bool" else (r.fixed or 0.0))
+                                       for r in regmap.registers}
         self.values.update(self.settings.get("normal", {}))
         if "voltage" in self.settings:
             for name in ("voltage_l1", "voltage_l2", "voltage_l3"):
@@ -112,6 +113,13 @@ class EmulatedDevice:
             return float(v.get(self.settings.get("setpoint", ""), 0.0))
         if c == "switch":
             return self.rated_kw if v.get(self.settings.get("setpoint", "")) else 0.0
+        if c == "storage":  # SunSpec storage control: bit 0 limits charging, bit 1 discharging
+            mode = int(v.get(self.settings.get("enable", ""), 0))
+            if mode & 1:
+                return self.rated_kw * float(v.get(self.settings.get("setpoint", ""), 0.0)) / 100.0
+            if mode & 2:
+                return -self.rated_kw * float(v.get(self.settings.get("discharge", ""), 0.0)) / 100.0
+            return 0.0
         if c == "sg_ready":
             r1, r2 = (bool(v.get(r)) for r in self.settings.get("relays", ("relay_1", "relay_2")))
             if r1 and not r2:
@@ -203,17 +211,20 @@ class EmulatedDevice:
             if found is None:
                 return ExcCodes.ILLEGAL_ADDRESS
             reg, i = found
-            out.append(reg.encode(self.values[reg.name]) [i] if reg.type == "bool"
-                       else self._words(reg)[i])
+            out.append(reg.encode(self.values[reg.name])[i] if reg.type == "bool" else self._words(reg)[i])
         return out
+
+    def _exponent(self, reg: Register) -> int:
+        return 0 if reg.scale_register is None else int(self.values[reg.scale_register])
 
     def _words(self, reg: Register) -> list[int]:
         value = self.values[reg.name]
+        exponent = self._exponent(reg)
         try:
-            return [int(w) for w in reg.encode(value)]
+            return [int(w) for w in reg.encode(value, exponent)]
         except Exception:  # a measured value beyond the register's bounds reads as its bound
             bound = reg.max if reg.max is not None and value > reg.max else reg.min
-            return [int(w) for w in reg.encode(bound if bound is not None else 0)]
+            return [int(w) for w in reg.encode(bound if bound is not None else 0, exponent)]
 
     def set(self, table: str, address: int, values: list) -> Optional[ExcCodes]:
         self.advance()  # what ran until now ran under the old values
@@ -229,7 +240,7 @@ class EmulatedDevice:
             reg = self.map[name]
             if any(w is None for w in words):  # half of a 32-bit value: refused, as devices do
                 return ExcCodes.ILLEGAL_ADDRESS
-            value = bool(words[0]) if reg.type == "bool" else reg.decode(words)
+            value = bool(words[0]) if reg.type == "bool" else reg.decode(words, self._exponent(reg))
             if reg.type != "bool" and ((reg.min is not None and value < reg.min - 1e-9)
                                        or (reg.max is not None and value > reg.max + 1e-9)):
                 return ExcCodes.ILLEGAL_VALUE

@@ -69,6 +69,11 @@ def setpoint_values(cfg: HardwareConfig, regmap: RegisterMap, kw: float, *, rate
             out[cfg.enable] = True
         return out
     rated = cfg.rated_kw if rated_kw is None else rated_kw
+    if c == "storage" and rated:  # percent of the rated charge or discharge power, by the mode bits
+        pct = min(100.0, abs(kw) / rated * 100.0)
+        if kw >= 0:
+            return {cfg.enable or "": 1, cfg.setpoint or "": pct}
+        return {cfg.enable or "": 2, cfg.discharge or "": pct}
     on = rated is not None and rated > 0 and kw >= rated / 2
     if c == "switch":
         return {cfg.setpoint or "": on}

@@ -104,16 +104,23 @@ class ModbusAdapter(Adapter):
     async def read(self, point: str) -> Value:
         reg = self.map[point]
         self._link.users.add(self)  # used again after close()
+        exponent = await self._exponent(reg)
         async with self._lock:
             raw = await self._request(reg, "read", None)
-        return reg.decode(raw)
+        return reg.decode(raw, exponent)
+
+    async def _exponent(self, reg: Register) -> int:
+        """The power of ten a SunSpec-style scale-factor register gives ``reg`` (0 without one)."""
+        if reg.scale_register is None:
+            return 0
+        return int(await self.read(reg.scale_register))
 
     async def write(self, point: str, value: Value) -> None:
         reg = self.map[point]
         if not reg.writable:
             raise MapError(f"{self.name}.{point}", "is read-only in the map")
-        words = reg.encode(value)
         self._link.users.add(self)
+        words = reg.encode(value, await self._exponent(reg))
         async with self._lock:
             await self._request(reg, "write", words)
 

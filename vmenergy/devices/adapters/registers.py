@@ -13,6 +13,8 @@ A map is a TOML file (shipped ones in ``maps/``; a box may bring its own) with o
     table = "input"               # input | holding | coil | discrete
     type = "float32"              # uint16 | int16 | uint32 | int32 | float32 | bool
     scale = 1.0                   # value = raw * scale (a register in 0.1 A has scale = 0.1)
+    scale_register = "W_SF"       # optional: times 10 ** (that int16 register), SunSpec's scale factors
+    fixed = 21365                 # optional: a constant the device reports (SunSpec ids, lengths)
     unit = "W"
     access = "r"                  # r | rw
     min = 6                       # optional bounds of a writable value (in scaled units)
@@ -60,8 +62,8 @@ ACCESS = ("r", "rw")
 Value = Union[float, bool]
 FLOAT32_MAX = 3.4028234663852886e38
 #: Keys a map's ``[defaults]`` may give the device entries that use it (see :mod:`.config`).
-DEFAULT_KEYS = ("control", "setpoint", "enable", "meter", "export", "power", "rated_kw", "voltage", "phases",
-                "relays", "normal")
+DEFAULT_KEYS = ("control", "setpoint", "discharge", "enable", "meter", "export", "power", "rated_kw", "voltage",
+                "phases", "relays", "normal")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Register:
     min: Optional[float] = None
     max: Optional[float] = None
     doc: str = ""
+    scale_register: Optional[str] = None
+    fixed: Optional[float] = None
 
     def __post_init__(self) -> None:
         check.identifier(self.name, "name")
@@ -99,6 +103,10 @@ class Register:
         for key in ("min", "max"):
             if getattr(self, key) is not None:
                 check.number(getattr(self, key), key)
+        if self.scale_register is not None:
+            check.identifier(self.scale_register, "scale_register")
+        if self.fixed is not None:
+            check.number(self.fixed, "fixed")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise MapError("min", f"greater than max ({self.min:g} > {self.max:g})")
 
@@ -112,8 +120,9 @@ class Register:
         return self.access == "rw"
 
     # -- the bus representation -------------------------------------------------------------
-    def decode(self, raw: list[int] | list[bool]) -> Value:
-        """The value (scaled, in :attr:`unit`) from the words (or bit) read off the bus."""
+    def decode(self, raw: list[int] | list[bool], exponent: int = 0) -> Value:
+        """The value (scaled, in :attr:`unit`) from the words (or bit) read off the bus;
+        ``exponent``: the value of its ``scale_register`` (a power of ten)."""
         if len(raw) != self.words:
             raise MapError(self.name, f"expected {self.words} word(s), got {len(raw)}")
         if self.type == "bool":
@@ -123,9 +132,10 @@ class Register:
             raise MapError(self.name, f"not 16-bit words: {raw!r}")
         data = b"".join(int(w).to_bytes(2, "big") for w in words)
         value = struct.unpack(">" + TYPES[self.type][0], data)[0]
-        return value * self.scale if self.scale != 1 else value
+        factor = self.scale * 10.0 ** exponent
+        return value * factor if factor != 1 else value
 
-    def encode(self, value: Value) -> list[int] | list[bool]:
+    def encode(self, value: Value, exponent: int = 0) -> list[int] | list[bool]:
         """The words (or bit) that carry ``value`` (scaled units); refuses values out of the
         register's bounds or its type's range, naming the register."""
         if self.type == "bool":
@@ -137,7 +147,7 @@ class Register:
             raise MapError(self.name, f"must be >= {self.min:g} {self.unit}".rstrip() + f" (got {number:g})")
         if self.max is not None and number > self.max + 1e-9:
             raise MapError(self.name, f"must be <= {self.max:g} {self.unit}".rstrip() + f" (got {number:g})")
-        raw = number / self.scale
+        raw = number / (self.scale * 10.0 ** exponent)
         code = TYPES[self.type][0]
         if code != "f":
             raw = int(round(raw))
@@ -179,6 +189,10 @@ class RegisterMap:
                 if other is not None:
                     raise MapError(f"register[{i}].address", f"{reg.table} register {a} is also part of {other!r}")
                 taken[(reg.table, a)] = reg.name
+        for i, reg in enumerate(self.registers):
+            sf = reg.scale_register
+            if sf is not None and (sf not in by_name or by_name[sf].type != "int16"):
+                raise MapError(f"register[{i}].scale_register", f"{sf!r} must be an int16 register of the map")
         object.__setattr__(self, "registers_by_name", by_name)
 
     def __getitem__(self, name: str) -> Register:
@@ -198,7 +212,8 @@ class RegisterMap:
         order = head.get("word_order", "big")
         check.choice(order, "map.word_order", WORD_ORDERS)
         regs = []
-        known = ("name", "address", "table", "type", "scale", "unit", "access", "word_order", "min", "max", "doc")
+        known = ("name", "address", "table", "type", "scale", "unit", "access", "word_order", "min", "max", "doc",
+                 "scale_register", "fixed")
         for i, entry in enumerate(check.items(table.get("register", []), "register", "tables")):
             entry = check.table(entry, f"register[{i}]", known)
             entry.setdefault("word_order", order)
