@@ -104,3 +104,13 @@ def test_emulate_refuses_a_device_that_is_not_on_this_machine(tmp_path):
     out = io.StringIO()
     assert cli.main(["device", "emulate", str(config)], out) == 1
     assert 'w.host: emulated devices listen on this machine' in out.getvalue()
+
+
+def test_check_refuses_hardware_that_drives_a_device_the_box_does_not_have(tmp_path):
+    config = tmp_path / "prosumer.toml"
+    config.write_text(BOX.format(hardware='[[prosumer.devices]]\nkind = "ev"\nid = "car"\n'
+                                          '[[prosumer.hardware]]\nid = "w"\nmap = "ev_charger"\nhost = "h"\n'
+                                          'drives = "cra"\n'))
+    out = io.StringIO()
+    assert cli.main(["check", str(config)], out) == 1
+    assert "prosumer.hardware[0].drives: no device 'cra' in [[prosumer.devices]] (ids: car)" in out.getvalue()

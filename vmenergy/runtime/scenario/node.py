@@ -189,5 +189,10 @@ def _hardware(p: ProsumerTable, at: KeyPath, problems: Problems) -> None:
         if all("/" not in (c.map or c.protocol or "") and not (c.map or c.protocol or "").endswith(".toml")
                for c in configs):
             read_hardware(list(p.hardware))
+        models = [d.get("id") for d in p.devices if isinstance(d, dict)]
+        for i, c in enumerate(configs):
+            if c.drives is not None and c.drives not in models:
+                raise MapError(f"hardware[{i}].drives", f"no device {c.drives!r} in [[prosumer.devices]] "
+                                                        f"(ids: {', '.join(map(str, models)) or 'none'})")
     except MapError as exc:
         problems.error(where(exc.path), exc.reason)
