@@ -202,3 +202,17 @@ async def test_a_sunspec_battery_charges_and_discharges_as_scheduled_against_its
     assert metered == pytest.approx([1.0, 1.0, -0.75, -0.75], abs=1e-3)
     modes = [v for _, n, v in battery.writes if n == "StorCtl_Mod"]
     assert 1 in modes and 2 in modes and modes[-1] == 0  # charge, discharge, then its own control
+
+
+async def test_a_fault_that_stays_is_told_once_per_schedule_and_kind(box):
+    clock = box.clock
+    told = []
+    ex = box.executor(on_fault=lambda offer_id, device, fault: told.append((offer_id, device, fault.kind)))
+    ex._sleep = lambda s: asyncio.sleep(0)
+    fo, s = offer("board", 0.375)
+    box.board.inject("exception")  # every request refused, the whole schedule long
+    with pytest.raises(DeviceFault):
+        await drive(clock, clock.spawn(ex.execute(fo, s, clock)))
+    await ex.close()
+    assert told.count(("fo-board", "board", "exception")) == 1
+    assert len(told) == len(set(told))

@@ -111,6 +111,7 @@ class HardwareExecutor:
         self.fleet = fleet
         self.on_fault = on_fault
         self._sleep = sleep  # real-time waits between retries (a link, not scenario time)
+        self._told: set[tuple[str, str, str]] = set()  # (offer, device, kind) the aggregator heard of
 
     # -- which device runs an offer -----------------------------------------------------------
     def device_for(self, offer: FlexOffer) -> HardwareDevice:
@@ -284,9 +285,14 @@ class HardwareExecutor:
                 return
 
     def _fault(self, offer_id: str, dev: HardwareDevice, fault: DeviceFault) -> None:
-        log.error("event=device-fault device=%s offer=%s kind=%s reason=%r", dev.cfg.id, offer_id, fault.kind,
-                  fault.reason)
-        if self.on_fault is not None:
+        # a device that stays gone fails every correction of every interval: the log has each
+        # failure, the aggregator hears once per schedule and kind of fault
+        key = (offer_id, dev.cfg.id, fault.kind)
+        log.log(logging.WARNING if key in self._told else logging.ERROR,
+                "event=device-fault device=%s offer=%s kind=%s reason=%r", dev.cfg.id, offer_id, fault.kind,
+                fault.reason)
+        if self.on_fault is not None and key not in self._told:
+            self._told.add(key)
             self.on_fault(offer_id, dev.cfg.id, fault)
 
     async def close(self) -> None:

@@ -57,9 +57,11 @@ class _Twin:
 
 class EmulatedFleetExecutor(HardwareExecutor):
     """The executor of a prosumer whose fleet's devices are emulated Modbus devices; the server
-    starts at the first schedule (inside the event loop) and stops with the agent."""
+    starts at the first schedule (inside the event loop) and stops with the agent. The request
+    timeout is long: the emulator runs on the same event loop, so an answer is only ever late
+    because the machine is busy, and a timeout would make a run's results depend on its load."""
 
-    def __init__(self, fleet: Any, clock: Any, transport: str = "modbus-tcp", timeout: float = 2.0) -> None:
+    def __init__(self, fleet: Any, clock: Any, transport: str = "modbus-tcp", timeout: float = 60.0) -> None:
         if transport not in HARDWARE_OPTIONS[1:]:
             raise ValueError(f"hardware: one of {', '.join(HARDWARE_OPTIONS)} (got {transport!r})")
         super().__init__([], fleet=fleet)
