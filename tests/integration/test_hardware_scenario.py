@@ -30,13 +30,13 @@ prices = "{inputs}/piedmont-2026-11-prices.csv"
 timezone = "Europe/Rome"
 
 [[aggregator]]
-name = "hw-agg"
+name = "hwsc-agg"
 objective = {{ kind = "peak" }}
 
 [[prosumers]]
 count = 2
-name = "tcp-h{{i}}"
-aggregator = "hw-agg"
+name = "hwsc-tcp{{i}}"
+aggregator = "hwsc-agg"
 hardware = "modbus-tcp"
 deviation = 0.0
 [prosumers.devices]
@@ -46,8 +46,8 @@ base_load = 1.0
 
 [[prosumers]]
 count = 1
-name = "rtu-h{{i}}"
-aggregator = "hw-agg"
+name = "hwsc-rtu{{i}}"
+aggregator = "hwsc-agg"
 hardware = "modbus-rtu"
 deviation = 0.0
 [prosumers.devices]
@@ -63,6 +63,7 @@ def server_dict(info) -> dict:
 
 
 def test_a_population_runs_its_schedules_on_emulated_modbus_devices(prosody_server, tmp_path):
+    # the JIDs are this test's own on the session's server (another test's hw-agg has its password)
     path = tmp_path / "hw.toml"
     path.write_text(SCENARIO.format(inputs=ROOT / "scenarios" / "inputs"))
     swarm = Swarm(path, tmp_path / "run", server=server_dict(prosody_server), out=lambda line: None)
