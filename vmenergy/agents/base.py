@@ -66,8 +66,6 @@ RECONNECT_MAX = 30.0
 RECONNECT_ATTEMPT_SECONDS = 20.0
 #: While a peer has not been seen available, the subscription to it is repeated this often (s).
 RESUBSCRIBE_EVERY = 2.0
-#: Presence status text is refreshed at most this often (real seconds).
-STATUS_EVERY = 1.0
 
 #: Which element each message type travels as (without encoding it to find out): declared by
 #: each message type, read live from the registry in vmenergy.protocol.messages.
@@ -264,8 +262,6 @@ class VmeAgent(Agent):
             self.engine.resend_after = max(1, int(RESEND_REAL_SECONDS * speed))
             self.engine.max_backoff = max(self.engine.resend_after, int(MAX_BACKOFF_REAL_SECONDS * speed))
         self._status = ""
-        self._status_at = 0.0
-        self._status_pending = False
         self._engine_lock = asyncio.Lock()
         self._available: dict[str, bool] = {}  # the peers' availability as presence last said
         self._ready = asyncio.Event()
@@ -365,7 +361,7 @@ class VmeAgent(Agent):
             # without an explicit priority: say who we are again, and ask the peers afresh (a
             # restarted server forgot who was online; presence probes tell us again)
             self._available.clear()
-            self.presence.set_presence(status=self.engine.status(), priority=1)
+            self.presence.set_presence(status=self.status_text(), priority=1)
             for peer in self.peers:
                 self.presence.subscribe(peer)
             self.log.info("event=reconnected resumed=no")
@@ -684,28 +680,19 @@ class VmeAgent(Agent):
                 stanza.append(_sim_element(tag))
         stanza.send()
 
-    def _update_status(self, force: bool = False) -> None:
-        # the status counts every record of the engine: at most once a second, not per message;
-        # a change within the second is shown when it ends (an idle agent has no later step)
-        t = time.monotonic()
-        if not force and t - self._status_at < STATUS_EVERY:
-            if not self._status_pending:
-                self._status_pending = True
-                asyncio.get_running_loop().call_later(STATUS_EVERY - (t - self._status_at), self._deferred_status)
-            return
-        self._status_at = t
+    def _update_status(self) -> None:
+        # presence goes to every subscriber (an aggregator's thousands of prosumers): it says
+        # whether the agent is there and whether an operator paused it, nothing that changes
+        # with each message (counts are the desk's ``status``), so work causes no broadcast
         status = self.status_text()
         if status != self._status and self.presence is not None and self.is_alive():
             self._status = status
             self.presence.set_presence(status=status, priority=1)
 
     def status_text(self) -> str:
-        """The presence status: the engine's counts, and whether an operator paused it."""
-        return self.engine.status() + (" (paused)" if self.engine.paused else "")
-
-    def _deferred_status(self) -> None:
-        self._status_pending = False
-        self._update_status()
+        """The presence status: the role, and whether an operator paused it (constant while the
+        agent works; see :meth:`_update_status`)."""
+        return self.role + (" (paused)" if self.engine.paused else "")
 
     async def stop(self) -> None:
         self._stopping = True

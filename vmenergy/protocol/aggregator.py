@@ -20,6 +20,7 @@ from vmenergy.flexoffer.timeutil import format_utc
 from .aggregator_config import AggregatorConfig, objective_from
 from .billing import correction_bill, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
+from .offer_index import AggOfferIndex
 from .messages import (
     Ack,
     AssignmentMessage,
@@ -73,6 +74,11 @@ class AggregatorEngine(Engine):
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
         self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
+        # counts, deadlines and settlement times follow every write of the offers table, so no
+        # message or tick scans the offers held (built before the restore below writes to it)
+        self.index = AggOfferIndex(self._assignment_deadline, config.settle_after)
+        self.index.rebuild(dict(self.ledger[AGG_OFFERS].mapping()))
+        self.ledger.watch(AGG_OFFERS, self.index.changed)
         self._restore_aggregates()
         steered = self.ledger[OVERRIDES].get("objective")
         if steered is not None and isinstance(self.strategies.planning, ObjectivePlanning):
@@ -301,19 +307,11 @@ class AggregatorEngine(Engine):
 
     def _expiry_due(self, now: int) -> Optional[int]:
         """Just after the first assignment deadline of an accepted offer not yet aggregated."""
-        times = [self._assignment_deadline(r.offer) + 1 for r in self.ledger[AGG_OFFERS].values()
-                 if r.offer.state is State.ACCEPTED and r.aggregate_id is None]
-        return min(times) if times else None
+        return self.index.next_expiry()
 
     def _settlement_due(self, now: int) -> Optional[int]:
         """At once for a measured schedule, ``settle_after`` past its end for one without."""
-        times = []
-        for rec in self.ledger[AGG_OFFERS].values():
-            if rec.bill_id is None and rec.schedule is not None and rec.schedule_confirmed:
-                fo = rec.offer
-                end = (rec.schedule.start + fo.profiles[rec.schedule.profile].duration) * fo.resolution
-                times.append(now if rec.measurement is not None else end + self.config.settle_after)
-        return min(times) if times else None
+        return self.index.next_settlement(now)
 
     @staticmethod
     def _assignment_deadline(fo: FlexOffer) -> int:
@@ -322,9 +320,9 @@ class AggregatorEngine(Engine):
 
     def _pending(self, now: int) -> list[AggOffer]:
         out = []
-        for rec in self.ledger[AGG_OFFERS].values():
-            if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
-                continue
+        offers = self.ledger[AGG_OFFERS]
+        for key in self.index.open:  # accepted and not yet aggregated
+            rec = offers.require(key)
             if not self.is_available(rec.owner):
                 continue  # an offline prosumer's offers stay out of new aggregates
             out.append(rec)
@@ -469,25 +467,18 @@ class AggregatorEngine(Engine):
         rejected, and their prosumers told so (a reliable ``rejection``)."""
         out: list[Effect] = []
         offers = self.ledger[AGG_OFFERS]
-        for rec in offers.values():
-            if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
-                continue
+        for key in self.index.expired(now):  # earliest deadline first
+            rec = offers.require(key)
             fo = rec.offer
-            if now > self._assignment_deadline(fo):
-                offers.put(fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note=NOT_ASSIGNED_IN_TIME))
-                out.append(Note("offer-expired", {"offer": fo.id}))
-                out += self.send_reliable(rec.owner, OfferRejection(rec.owner_id, fo.version, NOT_ASSIGNED_IN_TIME), now)
+            offers.put(fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note=NOT_ASSIGNED_IN_TIME))
+            out.append(Note("offer-expired", {"offer": fo.id}))
+            out += self.send_reliable(rec.owner, OfferRejection(rec.owner_id, fo.version, NOT_ASSIGNED_IN_TIME), now)
         return out
 
     def _settle(self, now: int) -> list[Effect]:
-        ready = []
         offers = self.ledger[AGG_OFFERS]
-        for rec in offers.values():
-            if rec.bill_id is not None or rec.schedule is None or not rec.schedule_confirmed:
-                continue
-            end = (rec.schedule.start + rec.offer.profiles[rec.schedule.profile].duration) * rec.offer.resolution
-            if rec.measurement is not None or now >= end + self.config.settle_after:
-                ready.append(rec)
+        # by key: the bills' numbering must not depend on the order the ledger was loaded in
+        ready = [offers.require(k) for k in sorted(self.index.settleable(now))]
         if not ready:
             return []
         meta = self.ledger[META]
@@ -510,10 +501,8 @@ class AggregatorEngine(Engine):
 
     # -- reporting -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        c: dict[str, int] = {}
-        for rec in self.ledger[AGG_OFFERS].values():
-            c[rec.offer.state.value] = c.get(rec.offer.state.value, 0) + 1
-        return c
+        """Offers by state (kept by the index: no scan)."""
+        return self.index.state_counts()
 
     def status(self) -> str:
         c = self.counts()
