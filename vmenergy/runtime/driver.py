@@ -171,8 +171,7 @@ class VirtualDriver:
             if self._unstarted:
                 self._unstarted = False
                 for agent in self.agents:
-                    for step in agent.startup_steps():
-                        await agent.handle(step)
+                    await agent.handle_all(agent.startup_steps())
             # then the tasks waiting for this time (device executions) run until they wait again
             self.clock.wake()
         await self.clock.wait_idle()
@@ -212,11 +211,11 @@ class VirtualDriver:
     async def _handle_events(self, index: int, events: list[_Event]) -> None:
         agent = self.agents[index]
         engine = agent.engine
-        for ev in events:
-            if ev.kind == _PRESENCE:
-                await agent.handle(lambda now, ev=ev: engine.presence(ev.peer, ev.payload, now))
-            else:
-                await agent.handle(lambda now, ev=ev: engine.receive(ev.peer, ev.payload, now))
+        # one step per event, one commit for the agent's events of the round
+        await agent.handle_all([
+            (lambda now, ev=ev: engine.presence(ev.peer, ev.payload, now)) if ev.kind == _PRESENCE
+            else (lambda now, ev=ev: engine.receive(ev.peer, ev.payload, now))
+            for ev in events])
 
     async def _tick(self, index: int) -> None:
         agent = self.agents[index]
