@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationResult
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.flexoffer.errors import check
 from vmenergy.flexoffer.limits import MAX_ID_LENGTH
 from vmenergy.flexoffer.timeutil import format_utc
 
@@ -393,11 +394,16 @@ class AggregatorEngine(Engine):
         offers = self.ledger[AGG_OFFERS]
         o = offers.require(offer_id)
         update = 0 if o.schedule is None else o.schedule.update_id + 1
-        s = Schedule(offer_id, part.start, part.energy, f"s-{offer_id}", update, part.profile, part.resolution)
+        # ``part`` is a checked Schedule and the ids are the ledger's: only the new schedule id is
+        # checked (a million members are a million schedules; see Schedule.of_columns)
+        schedule_id = check.identifier(f"s-{offer_id}", "schedule_id")
+        s = Schedule.of_columns(offer_id, part.start, part.energy, schedule_id, update, part.profile, part.resolution)
         offer = o.offer.with_state(State.ASSIGNED) if o.offer.state is State.ACCEPTED else o.offer
         offers.put(offer_id, replace(o, offer=offer, schedule=s, schedule_confirmed=False))
         # the owner knows the offer by its own id; the schedule id stays unique (the ledger key)
-        return self.send_reliable(o.owner, AssignmentMessage(replace(s, offer_id=o.owner_id)), now)
+        wire = s if o.owner_id == offer_id else Schedule.of_columns(o.owner_id, s.start, s.energy, schedule_id, update,
+                                                                    s.profile, s.resolution)
+        return self.send_reliable(o.owner, AssignmentMessage(wire), now)
 
     def _plan(self, records: list[AggregateRecord], now: int) -> list[Effect]:
         if not records:
@@ -408,8 +414,35 @@ class AggregatorEngine(Engine):
         for rec, schedule in zip(records, schedules):
             status = "scheduled" if rec.status != "fallback" else "fallback"
             self.ledger[AGGREGATES].put(rec.aggregate_id, replace(rec, status=status, schedule=schedule))
-            out += self._assign(rec.aggregate_id, schedule, now)
+        return out + self._assign_many([(rec.aggregate_id, s) for rec, s in zip(records, schedules)], now)
+
+    def _assign_many(self, plan: list[tuple[str, Schedule]], now: int) -> list[Effect]:
+        """Disaggregate a round's aggregate schedules and send every member its assignment: all
+        at once as columns when the disaggregation step can (``split_many``), else, or if any
+        schedule cannot be split, one aggregate at a time (which names the one that failed)."""
+        split_many = getattr(self.strategies.disaggregation, "split_many", None)
+        aggs = [self._aggregates.get(agg_id) for agg_id, _ in plan]
+        if split_many is None or not plan or any(a is None for a in aggs):
+            return [e for agg_id, schedule in plan for e in self._assign(agg_id, schedule, now)]
+        inner = [self._inner(agg, schedule, agg_id) for (agg_id, schedule), agg in zip(plan, aggs)]  # type: ignore[arg-type]
+        try:
+            parts = split_many(aggs, inner)
+        except FlexOfferError:
+            return [e for agg_id, schedule in plan for e in self._assign(agg_id, schedule, now)]
+        out: list[Effect] = []
+        for (agg_id, schedule), agg in zip(plan, aggs):
+            members = agg.member_ids  # type: ignore[union-attr]
+            for offer_id in members:
+                out += self._send_assignment(offer_id, parts[offer_id], now)
+            self.ledger[AGGREGATES].put(agg_id, replace(self.ledger[AGGREGATES].require(agg_id), schedule=schedule))
+            out.append(Note("assigned", {"aggregate": agg_id, "members": len(members)}))
         return out
+
+    @staticmethod
+    def _inner(agg: AggregatedFlexOffer, schedule: Schedule, agg_id: str) -> Schedule:
+        """The schedule of the aggregate as the aggregation knows it (its own id, not the public one)."""
+        return Schedule(agg.id, schedule.start, schedule.energy, schedule.schedule_id or f"s-{agg_id}",
+                        schedule.update_id, schedule.profile, schedule.resolution)
 
     def _assign(self, agg_id: str, schedule: Schedule, now: int) -> list[Effect]:
         """Disaggregate an aggregate's schedule and send each member its assignment."""
@@ -417,8 +450,7 @@ class AggregatorEngine(Engine):
         rec = self.ledger[AGGREGATES].require(agg_id)
         if agg is None:
             return [Note("assign-failed", {"aggregate": agg_id, "why": "aggregate not available"})]
-        inner = Schedule(agg.id, schedule.start, schedule.energy, schedule.schedule_id or f"s-{agg_id}",
-                         schedule.update_id, schedule.profile, schedule.resolution)
+        inner = self._inner(agg, schedule, agg_id)
         try:
             parts = self.strategies.disaggregation.split(agg, inner)
         except FlexOfferError as exc:
