@@ -47,6 +47,12 @@ class Shell:
                 self.net.send(self, e)
         return effects
 
+    async def handle_all(self, steps, *, offload: bool = False):
+        out = []
+        for step in steps:
+            out += await self.handle(step, offload=offload)
+        return out
+
 
 class Net:
     """Delivers each round's messages when the round ends, in a shuffled order."""

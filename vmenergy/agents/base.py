@@ -14,6 +14,7 @@ import random
 import sqlite3
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Protocol, TypeVar
@@ -283,6 +284,9 @@ class VmeAgent(Agent):
         self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
         self._unflushed: list = []  # ledger changes a failing store (a full disk) held back
         self._batch: Optional[_Batch] = None  # this loop turn's steps, waiting for their commit
+        #: What the agent did, counted (engine steps; presence stanzas from peers, and the ones
+        #: that changed a peer's availability): reported per role in a run's timings.json.
+        self.work: Counter[str] = Counter()
         self._writing: Optional[asyncio.Future] = None  # a big commit being written in a thread
         self._store_failing = False
         self._reconnecting: Optional[asyncio.Future] = None
@@ -578,11 +582,13 @@ class VmeAgent(Agent):
 
     def _presence(self, jid: str, available: bool) -> None:
         peer = bare(jid)
+        self.work["presence_stanzas"] += 1
         if peer == bare(str(self.jid)) or self._available.get(peer) is available:
             return  # our own resources, or only the status text changed
         if peer in self.operators and peer not in self.peers:
             return  # a person's presence is none of the engine's business
         self._available[peer] = available
+        self.work["presence_changes"] += 1
         self._check_ready()
         if self.driver is not None:
             self.driver.presence(self, peer, available)
@@ -651,6 +657,7 @@ class VmeAgent(Agent):
         return effects
 
     def _run_step(self, step: Callable[[int], list[Effect]]) -> tuple[list[Effect], list]:
+        self.work["steps"] += 1
         try:
             effects = step(self.now())
         except Exception:  # an engine bug must not kill the agent; it is logged loudly

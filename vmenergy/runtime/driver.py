@@ -131,7 +131,8 @@ class VirtualDriver:
         self._due[index] = due
         if due is not None:
             heapq.heappush(self._heap, (due, next(self._seq), index))
-        self._summary[index] = agent.progress()
+        self._summary[index] = {**agent.progress(),
+                                "work": {f"{agent.role}_{k}": v for k, v in agent.work.items()}}
 
     def start(self) -> None:
         """Every agent is up: learn what each one has due."""
