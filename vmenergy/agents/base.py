@@ -725,7 +725,8 @@ class VmeAgent(Agent):
         """Write ``changes`` (and any a full disk held back) to the store; False if it failed."""
         pending = self._unflushed + changes
         try:
-            self.store.flush(pending)  # type: ignore[union-attr]
+            if self.store.flush(pending):  # type: ignore[union-attr]
+                self.work["commits"] += 1
         except (sqlite3.Error, OSError) as exc:
             # a full disk: keep the changes (newest value per key) for the next write
             self._unflushed = [(t, k, v) for (t, k), v in {(t, k): v for t, k, v in pending}.items()]
