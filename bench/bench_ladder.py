@@ -12,7 +12,7 @@ tree, sampled every second, and the children's rusage):
 - peak resident memory of the process tree (sum of RSS) and per agent;
 - engine steps and presence stanzas (timings.json ``work``), and steps per wall second.
 
-Usage: python bench/bench_ladder.py [--counts 1000,2000] [--per-process 500] [--timeout S] [--record]
+Usage: python bench/bench_ladder.py [--counts 1000,2000] [--per-process 250] [--timeout S] [--record]
 ``make bench`` runs 1,000 and 2,000; ``make bench-10k`` 5,000 and 10,000 (see the Makefile).
 """
 
@@ -34,6 +34,7 @@ from machine import describe as machine  # bench/machine.py
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
 TEMPLATE = ROOT / "scenarios" / "city-1k.toml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -54,16 +55,11 @@ def scenario_text(count: int, per_process: int, until: str) -> str:
 
 def _tree(root: int) -> list[int]:
     """``root`` and its descendants (from /proc)."""
+    from vmenergy.runtime.servers.process import proc_table
+
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
+    for pid, _, ppid, _ in proc_table():
+        children.setdefault(ppid, []).append(pid)
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -163,7 +159,7 @@ def markdown(results: list[dict], command: str) -> str:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="1000,2000", help="prosumer counts, comma-separated (default 1000,2000)")
-    ap.add_argument("--per-process", type=int, default=500, help="prosumers per swarm process (default 500)")
+    ap.add_argument("--per-process", type=int, default=250, help="prosumers per swarm process (default 250, as city-1k)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="real seconds a rung may take (default 3600)")
     ap.add_argument("--quick", action="store_true", help="one rung of 100 prosumers")
     ap.add_argument("--record", action="store_true", help="append the Markdown section to bench/RESULTS.md")
