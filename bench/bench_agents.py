@@ -444,11 +444,14 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
                 a.on_answer = on_answer
             before = totals()
             t_first = time.perf_counter()
-            for j, (a, fo) in enumerate(offers):
-                sent[fo.id] = time.perf_counter()
-                await _step(a, lambda now, a=a, fo=fo: a.engine.add_offer(fo, 0, now))
-                if j % k == k - 1:
-                    await asyncio.sleep(0)  # let the writes flow, as separate boxes would
+            for j0 in range(0, len(offers), k):
+                # one offer from each prosumer at once, as separate boxes would: none waits for
+                # another's step (or its commit) before sending its own
+                chunk = offers[j0:j0 + k]
+                for a, fo in chunk:
+                    sent[fo.id] = time.perf_counter()
+                await asyncio.gather(*(_step(a, lambda now, a=a, fo=fo: a.engine.add_offer(fo, 0, now))
+                                       for a, fo in chunk))
             t_sent = time.perf_counter()
             try:
                 await asyncio.wait_for(done, timeout)

@@ -171,8 +171,8 @@ class VirtualDriver:
         if k == 0:
             if self._unstarted:
                 self._unstarted = False
-                for agent in self.agents:
-                    await agent.handle_all(agent.startup_steps())
+                # every agent at once (each commits once, in the order they were started)
+                await asyncio.gather(*(agent.handle_all(agent.startup_steps()) for agent in self.agents))
             # then the tasks waiting for this time (device executions) run until they wait again
             self.clock.wake()
         await self.clock.wait_idle()
