@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
+import signal
 import shutil
 import subprocess
 import sys
@@ -136,9 +138,6 @@ def stop_cluster(cluster: Cluster | Path | str) -> None:
         stop_server(node.run_dir)
     process.reap(cluster.epmd_pid)
     try:
-        import os
-        import signal
-
         os.kill(cluster.epmd_pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
