@@ -30,10 +30,13 @@ from .messages import (
     Message,
     OfferMessage,
     OfferRejection,
+    ReservationMessage,
+    ActivationMessage,
 )
 from .records import AggOffer, AggregateRecord
 from .steering import OVERRIDES, SteeringError, steers
 from .strategies import AggregatorStrategies, ObjectivePlanning, plan_schedules
+from .trading import ORDERS
 from .upstream import MARKET_NOTICES, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
@@ -57,7 +60,7 @@ NOT_ASSIGNED_IN_TIME = "not assigned in time"
 
 class AggregatorEngine(Engine):
     role = "aggregator"
-    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES)
+    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES, ORDERS)
     # paused, no aggregates, bids or plans are made; deadlines and settlement go on
     pause_holds = "aggregation rounds"
 
@@ -69,7 +72,8 @@ class AggregatorEngine(Engine):
         self.contract = self.strategies.contract
         self.upstream_jid = bare(config.upstream_jid) if config.upstream_jid else None
         self.upstream: Upstream = make_upstream(config.upstream, self.upstream_jid, bidding=self.strategies.bidding,
-                                                lead=config.lead, cycle=config.cycle)
+                                                lead=config.lead, cycle=config.cycle,
+                                                trading=config.trading_settings())
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
         self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
@@ -257,7 +261,7 @@ class AggregatorEngine(Engine):
         self.ledger[UPSTREAM_BILLS].put(msg.bill_id, msg)
         return [Note("upstream-bill", {"bill": msg.bill_id, "total_cents": msg.total_cents})], None
 
-    @handles(AssignmentMessage, Clearing)
+    @handles(AssignmentMessage, Clearing, ReservationMessage, ActivationMessage)
     def _from_upstream(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
         return self.upstream.on_message(self, sender, msg, now)
 
@@ -442,6 +446,14 @@ class AggregatorEngine(Engine):
         rec = replace(rec, status=status) if revenue_cents is None else \
             replace(rec, status=status, revenue_cents=revenue_cents)
         self.ledger[AGGREGATES].put(aggregate_id, rec)
+
+    def aggregate_schedule(self, aggregate_id: str) -> Optional[Schedule]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        return None if rec is None else rec.schedule
+
+    def book_revenue(self, aggregate_id: str, revenue_cents: int) -> None:
+        rec = self.ledger[AGGREGATES].require(aggregate_id)
+        self.ledger[AGGREGATES].put(aggregate_id, replace(rec, revenue_cents=rec.revenue_cents + revenue_cents))
 
     def plan_aggregates(self, aggregate_ids: Sequence[str], now: int) -> list[Effect]:
         return self._plan([self.ledger[AGGREGATES].require(a) for a in aggregate_ids], now)

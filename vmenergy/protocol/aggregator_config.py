@@ -20,6 +20,8 @@ from vmenergy.flexoffer import FlexOfferError
 from vmenergy.planning import Objective
 from vmenergy.planning.scheduling import SOLVERS
 
+from .trading import TradingSettings
+
 __all__ = ["AggregatorConfig", "StrategySpec", "UPSTREAMS", "STRATEGY_KEYS", "parse_strategy", "objective_from"]
 
 UPSTREAMS = ("plan", "market", "parent")
@@ -97,6 +99,8 @@ class AggregatorConfig:
     ends before it is settled without a measurement (settlement flags the missing readings).
     ``bid_prices``: the price curve of the aggregator's flex-offer bids (EUR/kWh: ``up`` the most
     it pays per kWh its portfolio consumes, ``down`` the least it takes per kWh it produces).
+    ``trading``: how it trades in pool markets (:class:`~vmenergy.protocol.trading.TradingSettings`:
+    horizon, energy value and cost, flexibility cost, margins, product, activation price).
     ``contract``: the prosumer contract table (see docs/settlement.md); default: a delegated
     contract paying for energy flexibility and activations
     (:func:`vmenergy.settlement.default_contract`).
@@ -116,6 +120,7 @@ class AggregatorConfig:
     contract: dict = field(default_factory=dict)
     solver: str = "auto"
     bid_prices: dict = field(default_factory=lambda: {"up": 0.30, "down": 0.0})
+    trading: dict = field(default_factory=dict)
     acceptance: Any = None
     planning: Any = None
     bidding: Any = None
@@ -136,7 +141,7 @@ class AggregatorConfig:
                 raise FlexOfferError(name, f"seconds, an integer >= {least} (got {v!r})")
         if self.solver not in SOLVERS:
             raise FlexOfferError("solver", f"unknown solver {self.solver!r} (one of {', '.join(SOLVERS)})")
-        for name in ("objective", "aggregation", "contract", "bid_prices"):
+        for name in ("objective", "aggregation", "contract", "bid_prices", "trading"):
             if not isinstance(getattr(self, name), Mapping):
                 raise FlexOfferError(name, "must be a table")
         if self.planning is None:
@@ -148,6 +153,7 @@ class AggregatorConfig:
         for key in ("up", "down"):
             if key not in self.bid_prices:
                 raise FlexOfferError(f"bid_prices.{key}", "required (EUR/kWh)")
+        self.trading_settings()
         for key in STRATEGY_KEYS:
             if key != "aggregation":
                 parse_strategy(getattr(self, key), key)
@@ -155,6 +161,10 @@ class AggregatorConfig:
             parse_strategy(self.aggregation, "aggregation")
         else:
             self.aggregation_params()
+
+    def trading_settings(self) -> TradingSettings:
+        """How it trades in pool markets (:mod:`vmenergy.protocol.trading`)."""
+        return TradingSettings.from_dict(self.trading)
 
     def strategy_specs(self) -> dict[str, StrategySpec]:
         """The strategy keys that name a user's class, by key."""

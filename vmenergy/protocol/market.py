@@ -18,6 +18,7 @@ from typing import Any, Optional
 from vmenergy.flexoffer import FlexOfferError, Schedule
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.market import (
+    Activation,
     FlexOfferBid,
     ManyToMany,
     MarketError,
@@ -36,6 +37,7 @@ from .ledger import Ledger
 from .steering import SteeringError, steers
 from .messages import (
     Ack,
+    ActivationMessage,
     BidMessage,
     BillMessage,
     BillLine,
@@ -43,6 +45,7 @@ from .messages import (
     MarketSessionNotice,
     Message,
     Registration,
+    ReservationMessage,
 )
 
 __all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "MARKET_SESSIONS", "BIDS", "PARTICIPANTS",
@@ -73,6 +76,7 @@ class MarketConfig:
     resolution: int = 900
     liquidity: dict = field(default_factory=dict)
     demand: dict = field(default_factory=dict)
+    activation: dict = field(default_factory=dict)
     time_limit: float = 20.0
     bill_after: int = 3600
 
@@ -99,6 +103,17 @@ class MarketConfig:
             for key in ("volume", "price"):
                 if not isinstance(self.demand.get(key), (int, float)):
                     raise FlexOfferError(f"demand.{key}", "required for a one-sided market (a number)")
+        if self.mechanism == "one-sided" and self.demand.get("kind", "up") not in tuple(k.value for k in Product):
+            raise FlexOfferError("demand.kind", f"up, down or energy (got {self.demand.get('kind')!r})")
+        for key in self.activation:
+            if key not in ("share", "notice"):
+                raise FlexOfferError(f"activation.{key}", "unknown activation setting (known: notice, share)")
+        share = self.activation.get("share", 0.0)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise FlexOfferError("activation.share", f"a fraction in [0, 1] (got {share!r})")
+        notice = self.activation.get("notice", self.resolution)
+        if isinstance(notice, bool) or not isinstance(notice, int) or notice < 1:
+            raise FlexOfferError("activation.notice", f"seconds, an integer >= 1 (got {notice!r})")
         if self.registration != "open" and not isinstance(self.registration, (list, tuple)):
             raise FlexOfferError("registration", "\"open\" or a list of participant JIDs")
 
@@ -118,7 +133,8 @@ class MarketConfig:
             return ManyToMany(time_limit=self.time_limit)
         if self.mechanism == "two-sided":
             return TwoSidedPool()
-        return OneSidedPool(LIQUIDITY, float(self.demand["volume"]), float(self.demand["price"]))
+        return OneSidedPool(LIQUIDITY, float(self.demand["volume"]), float(self.demand["price"]),
+                            Product(self.demand.get("kind", "up")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +152,18 @@ class BidRecord:
     bid: BidMessage
     participant: str
     placed: int
-    status: str = "placed"  # placed | accepted | partial | rejected
+    status: str = "placed"  # placed | accepted | partial | rejected | withdrawn
     amount_cents: int = 0  # what the participant pays (+) or receives (-) for its award
     clearing: Optional[Clearing] = None
+    reservation: Optional[ReservationMessage] = None  # an accepted flexibility order
+    activation_price: Optional[float] = None
+    activation: Optional[ActivationMessage] = None
+    activated_cents: int = 0  # what the participant pays (+) or receives (-) for the activation
+
+    @property
+    def billed_cents(self) -> int:
+        """What the participant pays (+) or receives (-) in all for this bid."""
+        return self.amount_cents + self.activated_cents
 
 
 #: The market's sessions, by session id.
@@ -174,7 +199,8 @@ class MarketEngine(Engine):
         for rec in self.ledger[MARKET_SESSIONS].values():
             if rec.notice.state in ("open", "closed"):
                 session = self._new_session(rec.notice, rec.participants, rec.opened)
-                bids = sorted((b for b in self.ledger[BIDS].values() if b.bid.session_id == rec.notice.session_id),
+                bids = sorted((b for b in self.ledger[BIDS].values()
+                               if b.bid.session_id == rec.notice.session_id and b.status != "withdrawn"),
                               key=lambda b: (b.placed, b.bid.bid_id))
                 for b in bids:
                     session.place(self._market_bid(b.bid, b.participant), b.placed)
@@ -235,8 +261,47 @@ class MarketEngine(Engine):
             TimedStep("clearing", self._clear_due_sessions, self._clearing_due),
             TimedStep("opening", self._open_when_due,
                       lambda now: None if self.paused else self.ledger[META].get("next_open", 0)),
+            TimedStep("activation", self._activate_due, self._activation_due),
             TimedStep("billing", self._bill_due_sessions, self._billing_due),
         ]
+
+    # -- reservations and their activation (the buyer's calls) -------------------------------
+    def _to_activate(self, now: int) -> list[tuple[int, BidRecord]]:
+        """(when, bid) of reservations the buyer will still activate, soonest first."""
+        share = float(self.config.activation.get("share", 0.0))
+        if share <= 0:
+            return []
+        notice = int(self.config.activation.get("notice", self.config.resolution))
+        out = []
+        for b in self.ledger[BIDS].values():
+            r = b.reservation
+            if r is None or b.activation is not None or r.start * r.resolution <= now:
+                continue
+            out.append((r.start * r.resolution - notice, b))
+        return sorted(out, key=lambda x: (x[0], x[1].bid.bid_id))
+
+    def _activation_due(self, now: int) -> Optional[int]:
+        due = self._to_activate(now)
+        return due[0][0] if due else None
+
+    def _activate_due(self, now: int) -> list[Effect]:
+        share = float(self.config.activation.get("share", 0.0))
+        out: list[Effect] = []
+        for when, b in self._to_activate(now):
+            if when > now:
+                break
+            r = b.reservation
+            if r is None:  # pragma: no cover - _to_activate keeps only reserved bids
+                continue
+            act = Activation(f"{r.reservation_id}-a", r.reservation_id, b.participant, LIQUIDITY,
+                             Product(r.reservation_type), r.start, r.end, round(share * r.volume, 6),
+                             b.activation_price or 0.0)
+            msg = ActivationMessage(act.id, r.reservation_id, act.start, act.end, act.volume, r.resolution)
+            # the holder pays the provider for the activated energy
+            self.ledger[BIDS].put(b.bid.bid_id, replace(b, activation=msg, activated_cents=-cents(act.amount)))
+            out += [Note("activation", {"reservation": r.reservation_id, "to": b.participant, "kWh": act.volume}),
+                    *self.send_reliable(b.participant, msg, now)]
+        return out
 
     def _clear_due_sessions(self, now: int) -> list[Effect]:
         out: list[Effect] = []
@@ -337,7 +402,7 @@ class MarketEngine(Engine):
         self.ledger[MARKET_SESSIONS].put(sid, replace(rec, notice=cleared))
         accepted = 0
         for b in self.ledger[BIDS].values():
-            if b.bid.session_id != sid:
+            if b.bid.session_id != sid or b.status == "withdrawn":
                 continue
             award = result.awards.get(b.bid.bid_id)
             if award is None:
@@ -358,9 +423,18 @@ class MarketEngine(Engine):
                 clearing_price = _mean_price(result.prices)
                 c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price,
                              cents(award.amount) / 100)
-                self.ledger[BIDS].put(b.bid.bid_id, replace(b, status=status, clearing=c,
-                                                              amount_cents=cents(award.amount)))
+                b = replace(b, status=status, clearing=c, amount_cents=cents(award.amount))
+                self.ledger[BIDS].put(b.bid.bid_id, b)
             out += self.send_reliable(b.participant, c, now)
+        for i, r in enumerate(result.reservations):
+            b = self.ledger[BIDS].get(r.bid_id)
+            if b is None:  # the liquidity provider's own orders are not reserved from anyone
+                continue
+            vol = min(r.volume.values())
+            msg = ReservationMessage(f"{sid}-r{i + 1}", sid, r.bid_id, r.start, r.end, round(vol, 6), round(r.price, 6),
+                                     r.kind.value, rec.notice.resolution)
+            self.ledger[BIDS].put(r.bid_id, replace(b, reservation=msg, activation_price=r.activation_price))
+            out += self.send_reliable(b.participant, msg, now)
         out += [Send(p, cleared) for p in rec.participants]
         out.append(Note("session-cleared", {"session": sid, "accepted": accepted, "rejected": len(result.rejected),
                                             "welfare": round(result.welfare, 4)}))
@@ -376,13 +450,23 @@ class MarketEngine(Engine):
                 by_participant.setdefault(b.participant, []).append((b, b.clearing))
         res = rec.notice.resolution
         for participant, bids in sorted(by_participant.items()):
-            lines = tuple(
-                BillLine("market_energy", f"bid {b.bid.bid_id}: {c.volume:g} kWh at "
-                                          f"{c.price or 0:g} EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
-                         -b.amount_cents)
-                for b, c in sorted(bids, key=lambda x: x[0].bid.bid_id))
+            lines = []
+            for b, c in sorted(bids, key=lambda x: x[0].bid.bid_id):
+                if b.reservation is not None:
+                    lines.append(BillLine("market_reservation", f"bid {b.bid.bid_id}: {c.volume:g} kWh of "
+                                                                f"{b.reservation.reservation_type} reserved at "
+                                                                f"{c.price or 0:g} EUR/kWh", -b.amount_cents))
+                else:
+                    lines.append(BillLine("market_energy", f"bid {b.bid.bid_id}: {c.volume:g} kWh at {c.price or 0:g} "
+                                                           f"EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
+                                          -b.amount_cents))
+                if b.activation is not None:
+                    lines.append(BillLine("market_activation", f"activation {b.activation.activation_id}: "
+                                                               f"{b.activation.volume:g} kWh at "
+                                                               f"{b.activation_price or 0:g} EUR/kWh",
+                                          -b.activated_cents))
             bill = BillMessage(f"bill-{sid}-{participant.split('@')[0]}", rec.notice.delivery_start * res,
-                               rec.notice.delivery_end * res, lines)
+                               rec.notice.delivery_end * res, tuple(lines))
             out += self.send_reliable(participant, bill, now)
         return out
 
@@ -401,8 +485,7 @@ class MarketEngine(Engine):
     @handles(Registration)
     def _registration(self, sender: str, msg: Registration, now: int) -> tuple[list[Effect], Optional[str]]:
         if msg.op == "deregister":
-            self.ledger[PARTICIPANTS].delete(sender)
-            return [Note("deregistered", {"participant": sender})], None
+            return self._deregister(sender, now), None
         self.ledger[PARTICIPANTS].put(sender, msg.role)
         for sid, session in self._live.items():  # join the open sessions too
             try:
@@ -415,6 +498,26 @@ class MarketEngine(Engine):
             if rec.notice.state == "open" and sender not in rec.participants:
                 sessions.put(rec.notice.session_id, replace(rec, participants=tuple(sorted((*rec.participants, sender)))))
         return [Note("registered", {"participant": sender}), *notices], None
+
+    def _deregister(self, sender: str, now: int) -> list[Effect]:
+        """A participant leaves: its bids in open sessions are withdrawn (they will not clear);
+        what a closed session already holds stays binding."""
+        self.ledger[PARTICIPANTS].delete(sender)
+        withdrawn: list[str] = []
+        sessions = self.ledger[MARKET_SESSIONS]
+        for sid, session in sorted(self._live.items()):
+            if session.state.value != "open" or sender not in session.participants:
+                continue
+            gone = session.deregister(sender)
+            rec = sessions.require(sid)
+            sessions.put(sid, replace(rec, participants=tuple(p for p in rec.participants if p != sender)))
+            for bid_id in gone.withdrawn:
+                b = self.ledger[BIDS].get(bid_id)
+                if b is not None:
+                    c = Clearing(sid, bid_id, "rejected", 0.0, None, "withdrawn: the participant deregistered")
+                    self.ledger[BIDS].put(bid_id, replace(b, status="withdrawn", clearing=c))
+                    withdrawn.append(bid_id)
+        return [Note("deregistered", {"participant": sender, "withdrawn": len(withdrawn)})]
 
     @handles(BidMessage)
     def _bid(self, sender: str, bid: BidMessage, now: int) -> tuple[list[Effect], Optional[str]]:

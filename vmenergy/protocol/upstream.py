@@ -2,7 +2,9 @@
 
 - :class:`PlanUpstream` (``plan``): the aggregator schedules its aggregates itself.
 - :class:`MarketUpstream` (``market``): it registers with a market, bids each aggregate in the
-  open session that can deliver it, and assigns the cleared schedules.
+  open session that can deliver it, and assigns the cleared schedules. In a pool (one- or
+  two-sided) it plans the aggregate and bids the plan as orders (:mod:`.trading`); reservations
+  and activations of those orders come back to it.
 - :class:`ParentUpstream` (``parent``): it offers its aggregates to a parent aggregator as
   flex-offers (acting as a prosumer upward, so trees of any depth work).
 
@@ -25,6 +27,7 @@ from .engine import META, Effect, Note, Table
 from .ledger import Ledger
 from .messages import (
     Ack,
+    ActivationMessage,
     AssignmentMessage,
     BidMessage,
     BillMessage,
@@ -33,8 +36,10 @@ from .messages import (
     Message,
     OfferMessage,
     Registration,
+    ReservationMessage,
 )
 from .strategies import Bidding
+from .trading import ORDERS, POOLS, OrderRecord, TradingSettings, activated_schedule, order_bid_id, pool_orders
 
 __all__ = ["MARKET_NOTICES", "Portfolio", "Selection", "Upstream", "PlanUpstream", "MarketUpstream",
            "ParentUpstream", "UPSTREAM_CLASSES", "make_upstream", "fits_session"]
@@ -68,6 +73,12 @@ class Portfolio(Protocol):
 
     def fall_back(self, aggregate_id: str, now: int, why: str) -> list[Effect]:
         """Plan an aggregate with the aggregator's own planning after upstream did not take it."""
+
+    def aggregate_schedule(self, aggregate_id: str) -> Optional[Schedule]:
+        """The schedule an aggregate was given (planned, cleared or activated), if any."""
+
+    def book_revenue(self, aggregate_id: str, revenue_cents: int) -> None:
+        """Add what the market paid (+) or charged (-) for an aggregate's orders."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,7 @@ class Upstream(ABC):
             return None if sender == self.jid else f"{sender} is not this aggregator's parent or market"
         if isinstance(msg, AssignmentMessage):
             return f"{sender} is not this aggregator's parent"
-        if isinstance(msg, Clearing):
+        if isinstance(msg, (Clearing, ReservationMessage, ActivationMessage)):
             return f"{sender} is not this aggregator's market"
         return None
 
@@ -151,11 +162,13 @@ class MarketUpstream(Upstream):
 
     mode = "market"
 
-    def __init__(self, jid: str, bidding: Bidding, *, lead: int, cycle: int) -> None:
+    def __init__(self, jid: str, bidding: Bidding, *, lead: int, cycle: int,
+                 trading: TradingSettings = TradingSettings()) -> None:
         super().__init__(jid)
         self.bidding = bidding
         self.lead = lead
         self.cycle = cycle
+        self.trading = trading
 
     def next_due(self, p: Portfolio, now: int) -> Optional[int]:
         return None if p.ledger[META].get("registration_sent", False) else now
@@ -190,6 +203,8 @@ class MarketUpstream(Upstream):
         session = selection.session
         if session is None:  # select() never sends aggregates upstream without a session
             raise ValueError("MarketUpstream.dispatch: the selection has no market session")
+        if session.mechanism in POOLS:
+            return self._dispatch_orders(p, aggregates, session, now)
         out: list[Effect] = []
         for agg_id, offer in aggregates:
             p.mark_aggregate(agg_id, "bidding")
@@ -199,15 +214,89 @@ class MarketUpstream(Upstream):
             out += p.send_reliable(self.jid, bid, now)  # type: ignore[arg-type]
         return out
 
+    def _dispatch_orders(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]],
+                         session: MarketSessionNotice, now: int) -> list[Effect]:
+        """A pool takes orders: plan each aggregate (its members get the plan whatever the pool
+        decides), then offer the plan, or the room it leaves, as one order per interval."""
+        out = p.plan_aggregates([agg_id for agg_id, _ in aggregates], now)
+        orders = p.ledger[ORDERS]
+        for agg_id, offer in aggregates:
+            schedule = p.aggregate_schedule(agg_id)
+            if schedule is None:  # planning failed; the note is in ``out`` already
+                continue
+            placed = pool_orders(offer, schedule, session, self.trading, now)
+            for o in placed:
+                bid_id = order_bid_id(agg_id, o.interval)
+                orders.put(bid_id, OrderRecord(agg_id, session.session_id, o.interval, o.side, o.kind, o.volume,
+                                               o.price))
+                bid = BidMessage(bid_id, session.session_id, o.side, volume=o.volume, price=o.price,
+                                 activation_price=o.activation_price, start=o.interval, end=o.interval + 1,
+                                 order_type=o.kind, resolution=session.resolution)
+                out += p.send_reliable(self.jid, bid, now)  # type: ignore[arg-type]
+            out.append(Note("orders", {"aggregate": agg_id, "session": session.session_id, "orders": len(placed)}))
+        return out
+
     def authorize(self, sender: str, msg: Message) -> Optional[str]:
-        if isinstance(msg, Clearing):
+        if isinstance(msg, (Clearing, ReservationMessage, ActivationMessage)):
             return None if sender == self.jid else f"{sender} is not this aggregator's market"
         return super().authorize(sender, msg)
 
+    def _order_cleared(self, p: Portfolio, c: Clearing) -> tuple[list[Effect], Optional[str]]:
+        orders = p.ledger[ORDERS]
+        rec = orders.require(c.bid_id)
+        if rec.status not in ("placed", "withdrawn"):  # the same clearing again changes nothing
+            return [], None
+        if c.status == "rejected":
+            orders.put(c.bid_id, replace(rec, status="rejected"))
+            return [Note("order-rejected", {"bid": c.bid_id, "reason": c.reason})], None
+        # the amount the market bills: + the aggregator pays, - it is paid
+        earned = -cents(c.amount) if c.amount is not None else 0
+        orders.put(c.bid_id, replace(rec, status=c.status, cleared=c.volume, amount_cents=earned))
+        p.book_revenue(rec.aggregate_id, earned)
+        return [Note("order-cleared", {"bid": c.bid_id, "volume": c.volume, "price": c.price})], None
+
+    def _reserved(self, p: Portfolio, r: ReservationMessage) -> tuple[list[Effect], Optional[str]]:
+        orders = p.ledger[ORDERS]
+        rec = orders.get(r.bid_id)
+        if rec is None:
+            return [], f"unknown bid {r.bid_id}"
+        if rec.reservation_id not in (None, r.reservation_id):
+            return [], f"bid {r.bid_id} is already reserved as {rec.reservation_id}"
+        orders.put(r.bid_id, replace(rec, reservation_id=r.reservation_id))
+        return [Note("reserved", {"reservation": r.reservation_id, "bid": r.bid_id, "kWh": r.volume})], None
+
+    def _activated(self, p: Portfolio, a: ActivationMessage, now: int) -> tuple[list[Effect], Optional[str]]:
+        orders = p.ledger[ORDERS]
+        found = [(k, o) for k, o in orders.items() if o.reservation_id == a.reservation_id]
+        if not found:
+            return [], f"unknown reservation {a.reservation_id}"
+        bid_id, rec = found[0]
+        if a.start < rec.interval or a.end > rec.interval + 1:
+            return [], f"intervals {a.start}..{a.end} are outside the reservation's {rec.interval}..{rec.interval + 1}"
+        if rec.activated + a.volume > rec.cleared + 1e-9:
+            return [], f"{a.volume:g} kWh more than is left of the {rec.cleared:g} kWh reserved"
+        offer = p.aggregate_offer(rec.aggregate_id)
+        schedule = p.aggregate_schedule(rec.aggregate_id)
+        if offer is None or schedule is None:
+            return [], f"aggregate {rec.aggregate_id} has no schedule to activate"
+        sign = -1.0 if rec.kind == "up" else 1.0  # up: less consumption / more production
+        moved = activated_schedule(offer, schedule, {t: sign * a.volume for t in range(a.start, a.end)},
+                                   now=now // offer.resolution)
+        orders.put(bid_id, replace(rec, activated=rec.activated + a.volume))
+        moved = replace(moved, update_id=schedule.update_id + 1)
+        return [Note("activated", {"activation": a.activation_id, "aggregate": rec.aggregate_id, "kWh": a.volume}),
+                *p.assign_aggregate(rec.aggregate_id, moved, now)], None
+
     def on_message(self, p: Portfolio, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        if isinstance(msg, ReservationMessage):
+            return self._reserved(p, msg)
+        if isinstance(msg, ActivationMessage):
+            return self._activated(p, msg, now)
         if not isinstance(msg, Clearing):
             return super().on_message(p, sender, msg, now)
         c = msg
+        if c.bid_id in p.ledger[ORDERS]:
+            return self._order_cleared(p, c)
         agg_id = c.bid_id.removeprefix("bid-")
         offer = p.aggregate_offer(agg_id)
         if offer is None:
@@ -235,6 +324,11 @@ class MarketUpstream(Upstream):
         return None
 
     def on_ack(self, p: Portfolio, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
+        if ack.kind == BidMessage.ack and isinstance(msg, BidMessage) and not ack.accepted and \
+                msg.bid_id in p.ledger[ORDERS]:
+            rec = p.ledger[ORDERS].require(msg.bid_id)
+            p.ledger[ORDERS].put(msg.bid_id, replace(rec, status="rejected"))
+            return [Note("order-rejected", {"bid": msg.bid_id, "reason": ack.reason})]
         if ack.kind == BidMessage.ack and isinstance(msg, BidMessage) and not ack.accepted:
             agg_id = msg.bid_id.removeprefix("bid-")
             if p.aggregate_offer(agg_id) is not None:
@@ -286,14 +380,15 @@ class ParentUpstream(Upstream):
 UPSTREAM_CLASSES: dict[str, type[Upstream]] = {c.mode: c for c in (PlanUpstream, MarketUpstream, ParentUpstream)}
 
 
-def make_upstream(mode: str, jid: Optional[str], *, bidding: Bidding, lead: int, cycle: int) -> Upstream:
+def make_upstream(mode: str, jid: Optional[str], *, bidding: Bidding, lead: int, cycle: int,
+                  trading: TradingSettings = TradingSettings()) -> Upstream:
     """The upstream strategy of an aggregator whose config says ``upstream = mode``."""
     if mode not in UPSTREAM_CLASSES:
         raise ValueError(f"unknown upstream {mode!r} (one of {', '.join(UPSTREAM_CLASSES)})")
     if mode == MarketUpstream.mode:
         if jid is None:
             raise ValueError("a market upstream needs the market's JID")
-        return MarketUpstream(jid, bidding, lead=lead, cycle=cycle)
+        return MarketUpstream(jid, bidding, lead=lead, cycle=cycle, trading=trading)
     return UPSTREAM_CLASSES[mode](jid)
 
 

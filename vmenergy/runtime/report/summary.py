@@ -150,7 +150,7 @@ def _market_amounts(m: MarketData) -> dict[str, dict[str, int]]:
         if b.status not in ("accepted", "partial"):
             continue
         row = out.setdefault(b.participant, {"billed": 0, "pending": 0, "bills": 0})
-        row["billed" if b.bid.session_id in billed else "pending"] += -b.amount_cents
+        row["billed" if b.bid.session_id in billed else "pending"] += -b.billed_cents
         if b.bid.session_id in billed:  # the market bills each participant once per session
             sessions.setdefault(b.participant, set()).add(b.bid.session_id)
     for participant, row in out.items():

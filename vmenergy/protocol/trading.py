@@ -1,0 +1,211 @@
+"""An aggregator trading on pool markets: its trading settings and the orders it makes from its plan.
+
+Pools (one-sided, two-sided) clear simple price-volume orders, not flex-offers. An aggregator
+bidding in a pool therefore plans its aggregate first (its own planning, the schedule its
+members get whatever the pool decides) and turns the plan into one order per interval:
+
+- ``two-sided`` (energy): the plan's energy itself, a buy where the portfolio consumes and a
+  sell where it produces; it buys at most at its energy value and sells at least at its energy
+  cost (each less/plus the proportional margin). What does not clear is bought or sold as
+  imbalance later: the plan stands.
+- ``one-sided`` (flexibility, KIBERnet-style merit order with the buyer's cut-off): the room
+  the plan leaves in the direction the pool buys. ``up`` (less consumption / more production)
+  is the plan minus the slices' minima, ``down`` the maxima minus the plan. Its price is the
+  portfolio's scheduling cost of that deviation (the aggregate's own deviation price, or
+  ``flex_cost`` when it has none) plus the proportional margin, plus ``margin_at_max`` scaled
+  by how much of the slice's range the order takes (the full absolute margin at maximum
+  deviation). A cleared order is a reservation the market may later activate; an activation
+  moves the aggregate's schedule by the activated energy (:func:`activated_schedule`).
+
+Only intervals inside the session's delivery window and within ``horizon`` seconds of now are
+bid. Pure: values in, orders out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
+from vmenergy.planning import Objective, schedule_offers
+
+from .engine import Table
+from .messages import MarketSessionNotice
+
+__all__ = ["TradingSettings", "PlannedOrder", "OrderRecord", "ORDERS", "POOLS", "pool_orders", "activated_schedule",
+           "order_bid_id"]
+
+#: The mechanisms that take simple orders rather than flex-offer bids.
+POOLS = ("one-sided", "two-sided")
+#: Volumes below this (kWh) are not worth an order.
+MIN_VOLUME = 1e-6
+PRODUCTS = ("up", "down")
+
+
+@dataclass(frozen=True)
+class TradingSettings:
+    """The ``trading`` table of an aggregator (all prices EUR/kWh, times seconds).
+
+    ``horizon``: how far ahead of now orders reach (a multiple of the resolution; 0 = the whole
+    session). ``energy_value``: what a kWh its portfolio consumes is worth to it (the most it
+    bids for energy before margin); ``energy_cost``: the least it takes for a kWh produced.
+    ``flex_cost``: the cost of a kWh of deviation when an aggregate carries no prices.
+    ``margin``: proportional margin (0.1 = 10 %); ``margin_at_max``: absolute margin at maximum
+    deviation. ``product``: what it sells in a one-sided pool; ``activation_price``: what it
+    asks per activated kWh."""
+
+    horizon: int = 0
+    energy_value: float = 0.30
+    energy_cost: float = 0.02
+    flex_cost: float = 0.05
+    margin: float = 0.0
+    margin_at_max: float = 0.0
+    product: str = "up"
+    activation_price: float = 0.10
+
+    def __post_init__(self) -> None:
+        if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 0:
+            raise FlexOfferError("trading.horizon", f"seconds, an integer >= 0 (got {self.horizon!r})")
+        for name in ("energy_value", "energy_cost", "flex_cost", "margin", "margin_at_max", "activation_price"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise FlexOfferError(f"trading.{name}", f"a finite number (got {v!r})")
+            if v < 0:
+                raise FlexOfferError(f"trading.{name}", f"must be >= 0 (got {v!r})")
+        if self.margin >= 1:
+            raise FlexOfferError("trading.margin", f"a fraction below 1 (got {self.margin!r})")
+        if self.product not in PRODUCTS:
+            raise FlexOfferError("trading.product", f"up or down (got {self.product!r})")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TradingSettings":
+        known = {f.name for f in fields(cls)}
+        for key in d:
+            if key not in known:
+                raise FlexOfferError(f"trading.{key}", f"unknown trading setting (known: {', '.join(sorted(known))})")
+        return cls(**dict(d))
+
+    def check_resolution(self, resolution: int) -> None:
+        if self.horizon % resolution:
+            raise FlexOfferError("trading.horizon", f"must be a multiple of the resolution ({resolution} s)")
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """One order an aggregator places: ``volume`` kWh in ``interval`` at limit ``price``."""
+
+    interval: int
+    side: str
+    kind: str
+    volume: float
+    price: float
+    activation_price: Optional[float] = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """An order the aggregator placed for an aggregate, and what became of it."""
+
+    aggregate_id: str
+    session_id: str
+    interval: int
+    side: str
+    kind: str
+    volume: float
+    price: float
+    status: str = "placed"  # placed | accepted | partial | rejected | withdrawn
+    cleared: float = 0.0
+    amount_cents: int = 0  # what the market pays (+) or charges (-)
+    reservation_id: Optional[str] = None
+    activated: float = 0.0  # kWh per interval activated so far
+
+
+#: The aggregator's pool orders, by bid id.
+ORDERS: Table[OrderRecord] = Table("orders", OrderRecord)
+
+
+def order_bid_id(aggregate_id: str, interval: int) -> str:
+    return f"ord-{aggregate_id}-{interval}"
+
+
+def _per_interval(offer: FlexOffer, schedule: Schedule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(plan, minima, maxima) kWh per interval from the schedule's start."""
+    profile = offer.profiles[schedule.profile]
+    return (profile.spread(schedule.energy), profile.spread([s.min for s in profile.slices]),
+            profile.spread([s.max for s in profile.slices]))
+
+
+def _slice_of(offer: FlexOffer, schedule: Schedule) -> np.ndarray:
+    profile = offer.profiles[schedule.profile]
+    return np.repeat(np.arange(len(profile.slices)), [s.duration for s in profile.slices])
+
+
+def pool_orders(offer: FlexOffer, schedule: Schedule, session: MarketSessionNotice, settings: TradingSettings,
+                now: int) -> list[PlannedOrder]:
+    """The orders for an aggregate planned as ``schedule`` in a pool ``session`` (module doc)."""
+    if session.mechanism not in POOLS:
+        raise FlexOfferError("mechanism", f"{session.mechanism} is not a pool ({', '.join(POOLS)})")
+    plan, lo, hi = _per_interval(offer, schedule)
+    which = _slice_of(offer, schedule)
+    res = session.resolution
+    first = max(session.delivery_start, -(-now // res))
+    last = session.delivery_end
+    if settings.horizon:
+        last = min(last, (now + settings.horizon) // res)
+    out: list[PlannedOrder] = []
+    for k, e in enumerate(plan):
+        t = schedule.start + k
+        if not first <= t < last:
+            continue
+        if session.mechanism == "two-sided":
+            if abs(e) < MIN_VOLUME:
+                continue
+            if e > 0:
+                out.append(PlannedOrder(t, "buy", "energy", round(float(e), 6),
+                                        round(settings.energy_value * (1 - settings.margin), 6)))
+            else:
+                out.append(PlannedOrder(t, "sell", "energy", round(float(-e), 6),
+                                        round(settings.energy_cost * (1 + settings.margin), 6)))
+            continue
+        up = settings.product == "up"
+        volume = float(e - lo[k]) if up else float(hi[k] - e)
+        span = float(hi[k] - lo[k])
+        if volume < MIN_VOLUME or span <= 0:
+            continue
+        cost = settings.flex_cost
+        if offer.prices is not None:
+            sp = offer.prices.for_slice(int(which[k]))
+            # "up" regulation is the offer deviating down (less consumption), and the reverse
+            own = sp.down if up else sp.up
+            if own > 0:
+                cost = own
+        price = cost * (1 + settings.margin) + settings.margin_at_max * min(1.0, volume / span)
+        out.append(PlannedOrder(t, "sell", settings.product, round(volume, 6), round(price, 6),
+                                settings.activation_price))
+    return out
+
+
+def activated_schedule(offer: FlexOffer, schedule: Schedule, changes: Mapping[int, float], *, now: int,
+                       solver: str = "auto") -> Schedule:
+    """The aggregate's schedule moved by ``changes`` (interval -> kWh added, - for less), as
+    near as its constraints allow: planned against the moved plan as a target, so the result
+    is always feasible (an activation the portfolio cannot fully follow is delivered in part,
+    and the shortfall is imbalance)."""
+    plan, _, _ = _per_interval(offer, schedule)
+    target = plan.copy()
+    for t, d in changes.items():
+        k = t - schedule.start
+        if 0 <= k < len(target):
+            target[k] += d
+    # pin the profile and start: an activation moves energy, not the time the devices run
+    profile = replace(offer.profiles[schedule.profile], start_after=None, start_before=None)
+    pinned = replace(offer, profiles=(profile,), start_after=schedule.start, start_before=schedule.start,
+                     start_before_duration=None, baseline=None, assignment_before=None, acceptance_before=None)
+    result = schedule_offers([pinned], Objective.target(target.tolist(), schedule.start), solver=solver,
+                             now=min(now, schedule.start))
+    (s,) = result.schedules
+    return Schedule(offer.id, s.start, s.energy, schedule.schedule_id, schedule.update_id, schedule.profile,
+                    s.resolution)
