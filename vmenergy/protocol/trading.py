@@ -191,21 +191,34 @@ def pool_orders(offer: FlexOffer, schedule: Schedule, session: MarketSessionNoti
 def activated_schedule(offer: FlexOffer, schedule: Schedule, changes: Mapping[int, float], *, now: int,
                        solver: str = "auto") -> Schedule:
     """The aggregate's schedule moved by ``changes`` (interval -> kWh added, - for less), as
-    near as its constraints allow: planned against the moved plan as a target, so the result
-    is always feasible (an activation the portfolio cannot fully follow is delivered in part,
-    and the shortfall is imbalance)."""
+    near as its constraints allow, always feasible: an activation the portfolio cannot fully
+    follow is delivered in part, and the shortfall is imbalance.
+
+    Each slice takes the changes of its intervals, within its bounds; when that breaks another
+    constraint (a total, a polytope, discrete values) the aggregate is planned against the
+    moved plan as a target instead, at the same start and profile (an activation moves energy,
+    not the time the devices run)."""
+    profile = offer.profiles[schedule.profile]
+    which = _slice_of(offer, schedule)
+    energy = np.asarray(schedule.energy, dtype=float)
+    for t, d in changes.items():
+        k = t - schedule.start
+        if 0 <= k < len(which):
+            energy[which[k]] += d
+    energy = np.clip(energy, [s.min for s in profile.slices], [s.max for s in profile.slices])
+    direct = replace(schedule, energy=tuple(float(e) for e in energy))
+    if not offer.check(direct):
+        return direct
     plan, _, _ = _per_interval(offer, schedule)
     target = plan.copy()
     for t, d in changes.items():
         k = t - schedule.start
         if 0 <= k < len(target):
             target[k] += d
-    # pin the profile and start: an activation moves energy, not the time the devices run
-    profile = replace(offer.profiles[schedule.profile], start_after=None, start_before=None)
-    pinned = replace(offer, profiles=(profile,), start_after=schedule.start, start_before=schedule.start,
-                     start_before_duration=None, baseline=None, assignment_before=None, acceptance_before=None)
+    pinned = replace(offer, profiles=(replace(profile, start_after=None, start_before=None),),
+                     start_after=schedule.start, start_before=schedule.start, start_before_duration=None,
+                     baseline=None, assignment_before=None, acceptance_before=None)
     result = schedule_offers([pinned], Objective.target(target.tolist(), schedule.start), solver=solver,
                              now=min(now, schedule.start))
     (s,) = result.schedules
-    return Schedule(offer.id, s.start, s.energy, schedule.schedule_id, schedule.update_id, schedule.profile,
-                    s.resolution)
+    return replace(schedule, energy=tuple(s.energy))

@@ -1,0 +1,210 @@
+"""Pools through the engines: an aggregator bids its plan as orders in a one- or two-sided pool,
+the market answers each order, reserves and activates flexibility, and bills all of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.protocol.net import Net
+from tests.protocol.test_engines import AGG, LATER, NOW, execute_all, offer
+from tests.protocol.test_market_engine import LIQ, MKT
+from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Profile, Schedule, Slice, SlicePrice, TotalEnergy
+from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
+from vmenergy.protocol.engine import Send
+from vmenergy.protocol.market import MarketConfig, MarketEngine, market_summary
+from vmenergy.protocol.messages import (ActivationMessage, AssignmentMessage, BidMessage, Clearing,
+                                        MarketSessionNotice, Registration, ReservationMessage)
+from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.settlement.money import cents
+from vmenergy.protocol.trading import TradingSettings, activated_schedule, pool_orders
+
+ONE_SIDED = MarketConfig(mechanism="one-sided", time_limit=10, demand={"volume": 2.0, "price": 0.2, "kind": "down"},
+                         activation={"share": 0.5, "notice": 900})
+TWO_SIDED = MarketConfig(mechanism="two-sided", time_limit=10, liquidity=LIQ)
+
+
+def world(market: MarketConfig, trading: dict | None = None, n: int = 4):
+    mkt = MarketEngine(MKT, market)
+    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT, trading=trading or {}))
+    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(n)]
+    net = Net(mkt, agg, *pros)
+    for i, p in enumerate(pros):
+        net.take(p.jid, p.add_offer(offer(("ev-overnight", "dishwasher-xor")[i % 2], i), NOW, NOW))
+    net.run(NOW)
+    return mkt, agg, pros, net
+
+
+def ticks(net: Net, start: int, n: int) -> int:
+    t = start
+    for _ in range(n):
+        net.tick(t)
+        t += 900
+    return t
+
+
+def sent(net: Net, kind: type) -> list:
+    return [m for _, _, m in net.delivered if isinstance(m, kind)]
+
+
+def test_two_sided_pool_clears_the_aggregators_plan_as_buy_orders_and_bills_what_cleared():
+    mkt, agg, pros, net = world(TWO_SIDED)
+    t = ticks(net, NOW, 6)
+    orders = list(agg.ledger.values("orders"))
+    assert orders and all(o.kind == "energy" and o.side == "buy" for o in orders)
+    # the members were assigned the plan the orders were made from
+    assert agg.counts() == {"assigned": 4}
+    plan = {}
+    for r in agg.ledger.values("aggregates"):
+        prof = r.offer.profiles[r.schedule.profile]
+        for k, e in enumerate(prof.spread(r.schedule.energy)):
+            plan[r.schedule.start + k] = plan.get(r.schedule.start + k, 0.0) + e
+    assert sum(o.volume for o in orders) == pytest.approx(sum(v for v in plan.values() if v > 1e-6))
+    summary = market_summary(mkt.ledger)
+    assert summary["cleared"] > 0 and summary["session_details"][0]["mechanism"] == "two-sided"
+    # every order was answered with a clearing; each rejection says why
+    clearings = sent(net, Clearing)
+    assert {c.bid_id for c in clearings} == set(agg.ledger.table("orders"))
+    assert all(c.reason for c in clearings if c.status == "rejected")
+    execute_all(net, t)
+    net.tick(LATER)
+    net.tick(LATER + 2 * 86400)
+    (bill,) = agg.ledger.values("upstream_bills")
+    assert bill.total_cents == sum(o.amount_cents for o in agg.ledger.values("orders")) < 0  # it bought energy
+    assert sum(r.revenue_cents for r in agg.ledger.values("aggregates")) == bill.total_cents
+
+
+def test_two_sided_order_above_every_seller_is_rejected_out_of_merit():
+    # it values energy below the cheapest seller's price: nothing clears, and the reason says so
+    mkt, agg, pros, net = world(TWO_SIDED, {"energy_value": 0.01})
+    ticks(net, NOW, 6)
+    clearings = sent(net, Clearing)
+    assert clearings and all(c.status == "rejected" for c in clearings)
+    assert all(c.reason == "out of merit: no seller at or below its limit price" for c in clearings)
+    assert agg.counts() == {"assigned": 4}  # the plan stands: what did not clear is imbalance
+
+
+def test_one_sided_pool_reserves_in_merit_order_activates_and_pays_both():
+    mkt, agg, pros, net = world(ONE_SIDED, {"product": "down", "activation_price": 0.12})
+    t = ticks(net, NOW, 6)
+    orders = list(agg.ledger.values("orders"))
+    assert orders and all(o.kind == "down" and o.side == "sell" for o in orders)
+    reservations = sent(net, ReservationMessage)
+    assert reservations and {r.bid_id for r in reservations} == {k for k, o in agg.ledger.table("orders").items()
+                                                                 if o.status in ("accepted", "partial")}
+    # the buyer wants 2 kWh per interval: never more is reserved in one interval
+    per_interval: dict[int, float] = {}
+    for r in reservations:
+        per_interval[r.start] = per_interval.get(r.start, 0.0) + r.volume
+    assert max(per_interval.values()) <= 2.0 + 1e-9
+    t = ticks(net, t, 40)  # the night passes: every reservation is activated before it starts
+    activations = sent(net, ActivationMessage)
+    assert len(activations) == len(reservations)
+    # each activation moved the aggregate's schedule: members got updated assignments
+    updates = [m for m in sent(net, AssignmentMessage) if m.schedule.update_id > 0]
+    assert updates
+    for _, e in net.executions:
+        assert e.offer.is_feasible(e.schedule)
+    moved = sum(o.activated for o in agg.ledger.values("orders"))
+    assert moved == pytest.approx(sum(a.volume for a in activations))
+    execute_all(net, t)
+    net.tick(LATER + 2 * 86400)
+    (bill,) = agg.ledger.values("upstream_bills")
+    codes = {line.code for line in bill.lines}
+    assert codes == {"market_reservation", "market_activation"}
+    activation_cents = sum(line.amount_cents for line in bill.lines if line.code == "market_activation")
+    assert activation_cents == sum(cents(a.volume * 0.12) for a in activations)  # each rounded once
+    assert all(line.amount_cents > 0 for line in bill.lines)  # both are paid to the aggregator
+
+
+def test_one_sided_order_above_the_cutoff_is_rejected_with_the_price_reason():
+    mkt, agg, pros, net = world(ONE_SIDED, {"product": "down", "flex_cost": 0.5})
+    ticks(net, NOW, 6)
+    clearings = sent(net, Clearing)
+    assert clearings and all(c.status == "rejected" and "above the buyer's cut-off" in c.reason for c in clearings)
+    assert not sent(net, ReservationMessage)
+
+
+def test_one_sided_pool_refuses_a_product_it_does_not_buy_with_a_reason():
+    mkt, agg, pros, net = world(ONE_SIDED, {"product": "up", "flex_cost": 0.01})
+    # the plan is at the minima (peak objective): no room up, so nothing is offered at all ...
+    ticks(net, NOW, 2)
+    assert not agg.ledger.table("orders")
+    # ... and an order of the wrong product is refused with the field and the reason
+    out = mkt.receive(AGG, BidMessage("b-up", "s-1", "sell", volume=1.0, price=0.01, start=1994872, end=1994873,
+                                      order_type="up"), NOW + 60)
+    (ack,) = [e.msg for e in out if isinstance(e, Send)]
+    assert not ack.accepted and ack.reason == "kind: this session buys down, not up"
+
+
+def test_deregistering_withdraws_the_participants_live_bids():
+    mkt, agg, pros, net = world(TWO_SIDED)
+    ticks(net, NOW, 2)  # s-1 open, orders placed
+    live = [b for b in mkt.ledger.values("bids") if b.status == "placed"]
+    assert live
+    out = mkt.receive(AGG, Registration("deregister", AGG), NOW + 1000)
+    assert [e.msg for e in out if isinstance(e, Send)][0].accepted
+    assert {b.status for b in mkt.ledger.values("bids")} == {"withdrawn"}
+    assert all(b.clearing.reason == "withdrawn: the participant deregistered" for b in mkt.ledger.values("bids"))
+    assert AGG not in mkt.ledger.table("participants")
+    ticks(net, NOW + 1800, 2)  # the session clears without them
+    assert market_summary(mkt.ledger)["cleared"] == 0
+    # and a bid from the party that left is refused as unregistered
+    out = mkt.receive(AGG, BidMessage("b-late", "s-2", "buy", volume=1.0, price=0.3, start=1994872,
+                                      end=1994873), NOW + 3700)
+    (ack,) = [e.msg for e in out if isinstance(e, Send)]
+    assert not ack.accepted and ack.reason == f"{AGG} is not a registered participant"
+
+
+def test_trading_settings_errors_name_the_field():
+    for table, path in (({"margin": 1.5}, "trading.margin"), ({"product": "sideways"}, "trading.product"),
+                        ({"horizon": -1}, "trading.horizon"), ({"colour": 1}, "trading.colour"),
+                        ({"flex_cost": float("nan")}, "trading.flex_cost")):
+        with pytest.raises(FlexOfferError) as info:
+            AggregatorConfig(trading=table)
+        assert info.value.path == path
+    for table, path in (({"kind": "sideways", "volume": 1, "price": 1}, "demand.kind"),):
+        with pytest.raises(FlexOfferError) as info:
+            MarketConfig(mechanism="one-sided", demand=table)
+        assert info.value.path == path
+    with pytest.raises(FlexOfferError) as info:
+        MarketConfig(activation={"share": 2})
+    assert info.value.path == "activation.share"
+
+
+SESSION = MarketSessionNotice("s-1", "open", "one-sided", 0, 100, 200)
+
+
+def flexible(prices=None) -> FlexOffer:
+    return FlexOffer("agg-1", profiles=(Profile((Slice(1, 1.0, 3.0), Slice(2, 0.0, 4.0))),), start_after=120,
+                     start_before=120, prices=prices)
+
+
+def test_flexibility_orders_price_cost_plus_proportional_margin_plus_absolute_margin_at_maximum_deviation():
+    fo = flexible(Prices((SlicePrice(0.04, 0.10),)))
+    plan = Schedule("agg-1", 120, (1.0, 2.0))
+    s = TradingSettings(product="down", margin=0.1, margin_at_max=0.02)
+    orders = pool_orders(fo, plan, SESSION, s, now=0)
+    # interval 120: 2 kWh of room down out of 2 (full deviation); 121, 122: 1 of 2 kWh each
+    assert [(o.interval, o.volume) for o in orders] == [(120, 2.0), (121, 1.0), (122, 1.0)]
+    assert orders[0].price == pytest.approx(0.04 * 1.1 + 0.02)  # down regulation: the offer's up price
+    assert orders[1].price == pytest.approx(0.04 * 1.1 + 0.01)
+    up = pool_orders(fo, plan, SESSION, TradingSettings(product="up"), now=0)
+    assert [(o.interval, o.volume, o.price) for o in up] == [(121, 1.0, 0.10), (122, 1.0, 0.10)]
+    # without prices of its own the aggregate costs flex_cost; the horizon cuts what is bid
+    bare_orders = pool_orders(flexible(), plan, SESSION, TradingSettings(product="down", horizon=121 * 900), now=0)
+    assert [(o.interval, o.price) for o in bare_orders] == [(120, 0.05)]
+
+
+def test_an_activation_moves_the_schedule_as_far_as_the_offer_allows():
+    fo = flexible()
+    plan = Schedule("agg-1", 120, (1.0, 2.0))
+    moved = activated_schedule(fo, plan, {121: 1.5}, now=100)
+    assert moved.start == 120 and moved.energy == pytest.approx((1.0, 3.5))
+    assert fo.is_feasible(moved)
+    too_far = activated_schedule(fo, plan, {120: -5.0}, now=100)  # below the slice's minimum: as far as it goes
+    assert too_far.energy == pytest.approx((1.0, 2.0)) and fo.is_feasible(too_far)
+    # a total the direct move would break: planned to the nearest feasible schedule instead
+    capped = FlexOffer("agg-1", profiles=(Profile((Slice(1, 1.0, 3.0), Slice(2, 0.0, 4.0)), total=TotalEnergy(0.0, 4.0)),),
+                       start_after=120, start_before=120)
+    moved = activated_schedule(capped, plan, {121: 1.0, 122: 1.0}, now=100)
+    assert capped.is_feasible(moved) and moved.start == 120 and sum(moved.energy) == pytest.approx(4.0)
