@@ -244,6 +244,28 @@ def _clearing_recon(run: RunData) -> dict:
 
 
 # -- market ------------------------------------------------------------------------------------
+def _market_paid(m: MarketData) -> list[dict]:
+    """Per participant, what the market's clearings come to (+: the market pays it): energy
+    traded, flexibility reserved and activated, with the kWh of each."""
+    rows: dict[str, dict[str, float]] = {}
+    for b in m.bids:
+        if b.status not in ("accepted", "partial") or b.clearing is None:
+            continue
+        row = rows.setdefault(b.participant, {"energy_kwh": 0.0, "energy": 0, "reserved_kwh": 0.0, "reserved": 0,
+                                              "activated_kwh": 0.0, "activated": 0})
+        kind = "reserved" if b.reservation is not None else "energy"
+        row[f"{kind}_kwh"] += b.clearing.volume
+        row[kind] += -b.amount_cents
+        if b.activation is not None:
+            row["activated_kwh"] += b.activation.volume * (b.activation.end - b.activation.start)
+            row["activated"] += -b.activated_cents
+    return [{"participant": p, "energy_kwh": round(r["energy_kwh"], 6), "energy": _money(int(r["energy"])),
+             "reserved_kwh": round(r["reserved_kwh"], 6), "reserved": _money(int(r["reserved"])),
+             "activated_kwh": round(r["activated_kwh"], 6), "activated": _money(int(r["activated"])),
+             "total": _money(int(r["energy"] + r["reserved"] + r["activated"]))}
+            for p, r in sorted(rows.items(), key=lambda x: natural_key(x[0]))]
+
+
 def _market(run: RunData) -> dict:
     sessions = []
     for m in run.markets:
@@ -270,12 +292,14 @@ def _market(run: RunData) -> dict:
                 "paid_by_participants": _money(sum(b.amount_cents for b in acc)), "billed": rec.billed,
             })
     return {
-        "markets": [{"jid": m.jid, "participants": len(m.participants), "sessions_opened": len(m.sessions),
+        "markets": [{"jid": m.jid, "mechanism": m.sessions[0].notice.mechanism if m.sessions else None,
+                     "participants": len(m.participants), "sessions_opened": len(m.sessions),
                      "bids": len(m.bids), "cleared": sum(1 for b in m.bids if b.status in ("accepted", "partial")),
-                     "cleared_volume_kwh": sum(x["volume_kwh"] for x in sessions if x["market"] == m.jid),
+                     "cleared_kwh": sum(x["volume_kwh"] for x in sessions if x["market"] == m.jid),
+                     "paid": _market_paid(m),
                      "unanswered_messages": m.unanswered} for m in run.markets],
         "sessions": sessions,
-        "cleared_volume_kwh": sum(s["volume_kwh"] for s in sessions),
+        "cleared_kwh": sum(s["volume_kwh"] for s in sessions),
     }
 
 
