@@ -20,6 +20,8 @@ from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.market import (
     Activation,
     FlexOfferBid,
+    ImplicitCapacity,
+    Link,
     ManyToMany,
     MarketError,
     MarketSession,
@@ -51,7 +53,7 @@ from .messages import (
 __all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "MARKET_SESSIONS", "BIDS", "PARTICIPANTS",
            "market_summary"]
 
-MECHANISMS = ("one-sided", "two-sided", "many-to-many")
+MECHANISMS = ("one-sided", "two-sided", "many-to-many", "implicit-capacity")
 PRICINGS = tuple(p.value for p in Pricing)
 LIQUIDITY = "liquidity"
 
@@ -77,6 +79,9 @@ class MarketConfig:
     liquidity: dict = field(default_factory=dict)
     demand: dict = field(default_factory=dict)
     activation: dict = field(default_factory=dict)
+    zones: tuple[str, ...] = ()
+    links: Any = ()
+    liquidity_zone: str = ""
     time_limit: float = 20.0
     bill_after: int = 3600
 
@@ -116,6 +121,12 @@ class MarketConfig:
             raise FlexOfferError("activation.notice", f"seconds, an integer >= 1 (got {notice!r})")
         if self.registration != "open" and not isinstance(self.registration, (list, tuple)):
             raise FlexOfferError("registration", "\"open\" or a list of participant JIDs")
+        if self.mechanism == "implicit-capacity":
+            self.mechanism_object()  # zones and links are checked by the market core, errors name the field
+            if self.liquidity_zone and self.liquidity_zone not in self.zones:
+                raise FlexOfferError("liquidity_zone", f"must be one of the zones {list(self.zones)}")
+        elif self.zones or self.links or self.liquidity_zone:
+            raise FlexOfferError("zones", "zones, links and liquidity_zone are for the implicit-capacity mechanism")
 
     @classmethod
     def from_dict(cls, d: dict) -> "MarketConfig":
@@ -124,13 +135,42 @@ class MarketConfig:
             if key not in known:
                 raise FlexOfferError(key, f"unknown market setting (known: {', '.join(sorted(known))})")
         d = dict(d)
-        if isinstance(d.get("registration"), list):
-            d["registration"] = tuple(d["registration"])
+        for key in ("registration", "zones", "links"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
         return cls(**d)
+
+    def _links(self) -> tuple[Link, ...]:
+        out = []
+        for i, ln in enumerate(self.links):
+            if not isinstance(ln, dict):
+                raise FlexOfferError(f"links[{i}]", "a table {a, b, capacity, cost}")
+            unknown = set(ln) - {"a", "b", "capacity", "cost"}
+            if unknown:
+                raise FlexOfferError(f"links[{i}].{sorted(unknown)[0]}", "unknown link setting (known: a, b, capacity, cost)")
+            for key in ("a", "b", "capacity"):
+                if key not in ln:
+                    raise FlexOfferError(f"links[{i}].{key}", "required")
+            try:
+                out.append(Link(ln["a"], ln["b"], ln["capacity"], ln.get("cost", 0.0)))
+            except MarketError as exc:
+                raise FlexOfferError(f"links[{i}].{exc.path}", exc.reason) from None
+        return tuple(out)
+
+    def liquidity_home(self) -> Optional[str]:
+        """The zone the liquidity provider trades in (None without zones)."""
+        if self.mechanism != "implicit-capacity":
+            return None
+        return self.liquidity_zone or self.zones[0]
 
     def mechanism_object(self):
         if self.mechanism == "many-to-many":
             return ManyToMany(time_limit=self.time_limit)
+        if self.mechanism == "implicit-capacity":
+            try:
+                return ImplicitCapacity(tuple(self.zones), self._links(), time_limit=self.time_limit)
+            except MarketError as exc:
+                raise FlexOfferError(exc.path.removeprefix("mechanism."), exc.reason) from None
         if self.mechanism == "two-sided":
             return TwoSidedPool()
         return OneSidedPool(LIQUIDITY, float(self.demand["volume"]), float(self.demand["price"]),
@@ -172,11 +212,13 @@ MARKET_SESSIONS: Table[SessionRecord] = Table("sessions", SessionRecord)
 BIDS: Table[BidRecord] = Table("bids", BidRecord)
 #: Registered participants (bare JID) and their role.
 PARTICIPANTS: Table[str] = Table("participants", str)
+#: The zone each participant registered in (markets with zones only).
+ZONES: Table[str] = Table("zones", str)
 
 
 class MarketEngine(Engine):
     role = "market"
-    tables = Engine.tables + (MARKET_SESSIONS, BIDS, PARTICIPANTS)
+    tables = Engine.tables + (MARKET_SESSIONS, BIDS, PARTICIPANTS, ZONES)
     # paused, no session opens by itself; open sessions still close and clear
     pause_holds = "the session calendar"
 
@@ -213,10 +255,11 @@ class MarketEngine(Engine):
         s = MarketSession(notice.session_id, c.mechanism_object(), delivery_start=notice.delivery_start,
                           delivery_end=notice.delivery_end, resolution=c.resolution, pricing=c.pricing,
                           close_at=notice.gate_closure)
+        zones = self.ledger[ZONES]
         for p in participants:
-            s.register(p)
+            s.register(p, zone=zones.get(p))
         if c.liquidity or c.mechanism == "one-sided":
-            s.register(LIQUIDITY)
+            s.register(LIQUIDITY, zone=c.liquidity_home())
         s.open(opened)
         for order in self._liquidity_orders(notice):
             s.place(order, opened)
@@ -420,7 +463,7 @@ class MarketEngine(Engine):
                     expected = b.bid.volume * ((b.bid.end or b.bid.start + 1) - b.bid.start)
                 status = "accepted" if expected is None or award.volume >= expected - 1e-6 else "partial"
                 price = award.price
-                clearing_price = _mean_price(result.prices)
+                clearing_price = _mean_price({k: v for k, v in result.prices.items() if k[0] == award.zone})
                 c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price,
                              cents(award.amount) / 100)
                 b = replace(b, status=status, clearing=c, amount_cents=cents(award.amount))
@@ -482,14 +525,30 @@ class MarketEngine(Engine):
             return None if self.registered(sender) else f"{sender} is not a registered participant"
         return None
 
+    def _zone_problem(self, msg: Registration) -> Optional[str]:
+        zones = self.config.zones if self.config.mechanism == "implicit-capacity" else ()
+        if not zones:
+            return None if msg.zone is None else f"zone: this market has no zones (got {msg.zone!r})"
+        if msg.zone not in zones:
+            return f"zone: must be one of this market's zones {', '.join(zones)} (got {msg.zone!r})"
+        old = self.ledger[ZONES].get(bare(msg.participant))
+        if old is not None and old != msg.zone and self.registered(msg.participant):
+            return f"zone: already registered in zone {old}; deregister first"
+        return None
+
     @handles(Registration)
     def _registration(self, sender: str, msg: Registration, now: int) -> tuple[list[Effect], Optional[str]]:
         if msg.op == "deregister":
             return self._deregister(sender, now), None
+        problem = self._zone_problem(msg)
+        if problem is not None:
+            return [Note("registration-refused", {"participant": sender, "reason": problem})], problem
         self.ledger[PARTICIPANTS].put(sender, msg.role)
+        if msg.zone is not None:
+            self.ledger[ZONES].put(sender, msg.zone)
         for sid, session in self._live.items():  # join the open sessions too
             try:
-                session.register(sender)
+                session.register(sender, zone=msg.zone)
             except MarketError:
                 pass
         sessions = self.ledger[MARKET_SESSIONS]

@@ -55,7 +55,8 @@ class TradingSettings:
     ``flex_cost``: the cost of a kWh of deviation when an aggregate carries no prices.
     ``margin``: proportional margin (0.1 = 10 %); ``margin_at_max``: absolute margin at maximum
     deviation. ``product``: what it sells in a one-sided pool; ``activation_price``: what it
-    asks per activated kWh."""
+    asks per activated kWh. ``zone``: where it registers with a market that has zones (implicit
+    capacity; empty: none)."""
 
     horizon: int = 0
     energy_value: float = 0.30
@@ -65,6 +66,7 @@ class TradingSettings:
     margin_at_max: float = 0.0
     product: str = "up"
     activation_price: float = 0.10
+    zone: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 0:
@@ -77,6 +79,8 @@ class TradingSettings:
                 raise FlexOfferError(f"trading.{name}", f"must be >= 0 (got {v!r})")
         if self.margin >= 1:
             raise FlexOfferError("trading.margin", f"a fraction below 1 (got {self.margin!r})")
+        if not isinstance(self.zone, str):
+            raise FlexOfferError("trading.zone", f"a zone name (got {self.zone!r})")
         if self.product not in PRODUCTS:
             raise FlexOfferError("trading.product", f"up or down (got {self.product!r})")
 

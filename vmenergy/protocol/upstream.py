@@ -178,7 +178,8 @@ class MarketUpstream(Upstream):
         if meta.get("registration_sent", False):
             return []
         meta.put("registration_sent", True)
-        return p.send_reliable(self.jid, Registration("register", p.jid, "seller"), now)  # type: ignore[arg-type]
+        registration = Registration("register", p.jid, "seller", self.trading.zone or None)
+        return p.send_reliable(self.jid, registration, now)  # type: ignore[arg-type]
 
     def open_session(self, p: Portfolio, now: int) -> Optional[MarketSessionNotice]:
         """The open session with the earliest gate closure still ahead, if any."""
