@@ -81,3 +81,25 @@ def test_one_sided_pool_reserves_in_merit_order_and_activates_both_paid(prosody_
     # every final schedule still feasible: checked by the reconciliation above)
     schedules = [json.loads(line) for line in (run / "schedules.jsonl").read_text().splitlines()]
     assert any(s.get("update_id", 0) > 0 for s in schedules)
+
+
+def test_implicit_capacity_respects_the_link_and_prices_each_zone_on_the_wire(prosody_server, tmp_path):
+    summary, plan, _ = run_scenario(prosody_server, tmp_path, "market-implicit-capacity", "ic-")
+    (m,) = summary["market"]["markets"]
+    assert m["mechanism"] == "implicit-capacity" and m["cleared_kwh"] > 0
+    ledger = market_ledger(plan)
+    assert dict(ledger.table("zones")) == {"ic-north-agg@localhost": "north", "ic-south-agg@localhost": "south"}
+    south: dict[tuple[str, int], float] = {}
+    prices: dict[str, set] = {"north": set(), "south": set()}
+    for b in ledger.values("bids"):
+        assert b.status == "accepted", b.clearing
+        zone = ledger.table("zones")[b.participant]
+        prices[zone].add((b.bid.session_id, round(b.clearing.clearing_price, 6)))
+        if zone == "south":  # all its energy comes over the link: never more than 4 kWh an interval
+            s = b.clearing.schedule
+            for k, e in enumerate(b.bid.offer.profiles[s.profile].spread(s.energy)):
+                south[(b.bid.session_id, s.start + k)] = south.get((b.bid.session_id, s.start + k), 0.0) + e
+    assert south and max(south.values()) <= 4.0 + 1e-6
+    # the clearings of one session carry a different price in each zone: the south pays the transport
+    north_by_session = dict(prices["north"])
+    assert any(p > north_by_session[sid] for sid, p in prices["south"] if sid in north_by_session)

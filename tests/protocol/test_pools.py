@@ -208,3 +208,48 @@ def test_an_activation_moves_the_schedule_as_far_as_the_offer_allows():
                        start_after=120, start_before=120)
     moved = activated_schedule(capped, plan, {121: 1.0, 122: 1.0}, now=100)
     assert capped.is_feasible(moved) and moved.start == 120 and sum(moved.energy) == pytest.approx(4.0)
+
+
+ZONAL = MarketConfig(mechanism="implicit-capacity", time_limit=10, liquidity=LIQ, zones=("north", "south"),
+                     links=({"a": "north", "b": "south", "capacity": 10.0, "cost": 0.02},))
+
+
+def test_a_market_with_zones_refuses_a_registration_without_one_of_its_zones():
+    for zone, reason in ((None, "zone: must be one of this market's zones north, south (got None)"),
+                         ("east", "zone: must be one of this market's zones north, south (got 'east')")):
+        mkt = MarketEngine(MKT, ZONAL)
+        out = mkt.receive(AGG, Registration("register", AGG, zone=zone), NOW)
+        (ack,) = [e.msg for e in out if isinstance(e, Send)]
+        assert not ack.accepted and ack.reason == reason
+    mkt = MarketEngine(MKT, ZONAL)
+    out = mkt.receive(AGG, Registration("register", AGG, zone="south"), NOW)
+    assert [e.msg for e in out if isinstance(e, Send)][0].accepted
+    plain = MarketEngine(MKT, TWO_SIDED)
+    out = plain.receive(AGG, Registration("register", AGG, zone="south"), NOW)
+    assert [e.msg for e in out if isinstance(e, Send)][0].reason == "zone: this market has no zones (got 'south')"
+
+
+def test_zonal_market_config_errors_name_the_field():
+    for kw, path in (({"zones": ()}, "zones"), ({"zones": ("a",), "links": ({"a": "a", "b": "x", "capacity": 1},)},
+                                                 "links[0]"),
+                     ({"zones": ("a", "b"), "links": ({"a": "a", "b": "b"},)}, "links[0].capacity"),
+                     ({"zones": ("a", "b"), "links": ({"a": "a", "b": "b", "capacity": -1},)}, "links[0].capacity"),
+                     ({"zones": ("a",), "liquidity_zone": "b"}, "liquidity_zone")):
+        with pytest.raises(FlexOfferError) as info:
+            MarketConfig(mechanism="implicit-capacity", **kw)
+        assert info.value.path == path, kw
+    with pytest.raises(FlexOfferError) as info:
+        MarketConfig(zones=("a",))
+    assert info.value.path == "zones"
+
+
+def test_an_aggregator_registers_in_its_trading_zone_and_its_clearing_carries_that_zones_price():
+    mkt, agg, pros, net = world(ZONAL, {"zone": "south"})
+    ticks(net, NOW, 6)
+    (reg,) = sent(net, Registration)
+    assert reg.zone == "south" and mkt.ledger.get("zones", AGG) == "south"
+    clearings = [c for c in sent(net, Clearing) if c.status == "accepted"]
+    assert clearings
+    # the south imports everything over the link: its price is the north's sellers' (0.08 at
+    # night) plus the transport cost
+    assert all(c.price == pytest.approx(0.10) for c in clearings)

@@ -104,7 +104,7 @@ def test_the_valid_scenario_passes(tmp_path):
     pytest.param([('until = "2026-11-23T18:00:00Z"', 'until = "2026-11-22T17:00:00Z"')],
                  ":4: scenario.until: must be after scenario.start", id="until before start"),
     pytest.param([('mechanism = "many-to-many"', 'mechanism = "many_to_many"')],
-                 ":12: market.mechanism: must be one of one-sided, two-sided, many-to-many (got 'many_to_many') "
+                 ":12: market.mechanism: must be one of one-sided, two-sided, many-to-many, implicit-capacity (got 'many_to_many') "
                  "(did you mean many-to-many?)", id="bad mechanism"),
     pytest.param([('pricing = "uniform"', 'pricing = "pay_as_bid"')],
                  ":13: market.pricing: must be uniform or pay-as-bid (got 'pay_as_bid') (did you mean pay-as-bid?)",
