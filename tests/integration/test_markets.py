@@ -61,6 +61,11 @@ def test_two_sided_pool_clears_aggregators_orders_and_rejects_out_of_merit_ones_
     (paid,) = m["paid"]
     assert paid["participant"].startswith("ts-retailer") and paid["energy_kwh"] == pytest.approx(m["cleared_kwh"])
     assert paid["total"]["cents"] < 0  # it bought energy: it pays the market
+    # it metered its delivery to the market: every cleared order, imbalance billed beyond the cut-off
+    cleared = [b for b in retailer if b.status in ("accepted", "partial")]
+    assert all(b.metered is not None for b in cleared)
+    assert paid["imbalance_kwh"] > 0 and paid["imbalance"]["cents"] < 0
+    assert -paid["imbalance"]["cents"] == sum(b.imbalance_cents for b in cleared)
 
 
 def test_one_sided_pool_reserves_in_merit_order_and_activates_both_paid(prosody_server, tmp_path):

@@ -3,6 +3,8 @@ the market answers each order, reserves and activates flexibility, and bills all
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.protocol.net import Net
@@ -12,7 +14,7 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Profile, Sched
 from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.engine import Send
 from vmenergy.protocol.market import MarketConfig, MarketEngine, market_summary
-from vmenergy.protocol.messages import (ActivationMessage, AssignmentMessage, BidMessage, Clearing,
+from vmenergy.protocol.messages import (ActivationMessage, AssignmentMessage, BidMessage, Clearing, Measurement,
                                         MarketSessionNotice, Registration, ReservationMessage)
 from vmenergy.protocol.prosumer import ProsumerEngine
 from vmenergy.settlement.money import cents
@@ -253,3 +255,48 @@ def test_an_aggregator_registers_in_its_trading_zone_and_its_clearing_carries_th
     # the south imports everything over the link: its price is the north's sellers' (0.08 at
     # night) plus the transport cost
     assert all(c.price == pytest.approx(0.10) for c in clearings)
+
+
+def test_aggregators_meter_cleared_orders_and_the_market_bills_imbalance_beyond_the_cutoff():
+    cfg = MarketConfig(mechanism="two-sided", time_limit=10, liquidity=LIQ, imbalance={"price": 0.5, "cutoff": 0.01})
+    mkt, agg, pros, net = world(cfg)
+    t = ticks(net, NOW, 6)
+    execute_all(net, t, deviation=0.1)
+    metering = [m for m in sent(net, Measurement) if m.offer_id.startswith("ord-")]
+    cleared = {k for k, o in agg.ledger.table("orders").items() if o.status in ("accepted", "partial")}
+    assert {m.offer_id for m in metering} == cleared  # once each, cleared energy orders only
+    for b in mkt.ledger.values("bids"):
+        if b.bid.bid_id in cleared:
+            (e,) = b.metered.energy
+            off = abs(e - b.clearing.volume)
+            assert b.imbalance_kwh == pytest.approx(max(0.0, off - 0.01), abs=1e-6)
+            assert b.imbalance_cents == cents(0.5 * b.imbalance_kwh)
+    fees = sum(b.imbalance_cents for b in mkt.ledger.values("bids"))
+    assert fees > 0
+    net.tick(LATER + 2 * 86400)
+    (bill,) = agg.ledger.values("upstream_bills")
+    assert -sum(line.amount_cents for line in bill.lines if line.code == "market_imbalance") == fees
+
+
+def test_metering_that_settles_nothing_is_refused_with_the_reason():
+    mkt, agg, pros, net = world(ONE_SIDED, {"product": "down"})
+    ticks(net, NOW, 6)
+    reserved = next(b for b in mkt.ledger.values("bids") if b.reservation is not None)
+    m = Measurement("mm-x", reserved.bid.bid_id, reserved.bid.start, (1.0,))
+    out = mkt.receive(AGG, m, NOW + 7200)
+    (ack,) = [e.msg for e in out if isinstance(e, Send)]
+    assert ack.reason == f"bid {reserved.bid.bid_id} reserved down flexibility: it is settled by its activation, not metered"
+    out = mkt.receive("mallory@localhost", replace(m, measurement_id="mm-y"), NOW + 7200)
+    assert [e.msg for e in out if isinstance(e, Send)][0].reason == f"mallory@localhost has no bid {reserved.bid.bid_id}"
+
+
+def test_a_cleared_flex_offer_bid_is_metered_over_its_schedule():
+    cfg = MarketConfig(liquidity=LIQ, time_limit=10, imbalance={"price": 0.3})
+    mkt, agg, pros, net = world(cfg)
+    t = ticks(net, NOW, 6)
+    execute_all(net, t, deviation=0.05)
+    for b in mkt.ledger.values("bids"):
+        assert b.status == "accepted" and b.metered is not None
+        s = b.clearing.schedule
+        assert b.metered.start == s.start and len(b.metered.energy) == b.bid.offer.profiles[s.profile].duration
+    assert sum(b.imbalance_cents for b in mkt.ledger.values("bids")) > 0

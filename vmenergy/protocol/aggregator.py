@@ -36,7 +36,7 @@ from .messages import (
 from .records import AggOffer, AggregateRecord
 from .steering import OVERRIDES, SteeringError, steers
 from .strategies import AggregatorStrategies, ObjectivePlanning, plan_schedules
-from .trading import ORDERS
+from .trading import METERED, ORDERS
 from .upstream import MARKET_NOTICES, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
@@ -60,7 +60,8 @@ NOT_ASSIGNED_IN_TIME = "not assigned in time"
 
 class AggregatorEngine(Engine):
     role = "aggregator"
-    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES, ORDERS)
+    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES, ORDERS,
+                              METERED)
     # paused, no aggregates, bids or plans are made; deadlines and settlement go on
     pause_holds = "aggregation rounds"
 
@@ -117,7 +118,7 @@ class AggregatorEngine(Engine):
         deterministic); one that does not come out the same is re-planned from scratch."""
         offers = self.ledger[AGG_OFFERS]
         for rec in self.ledger[AGGREGATES].values():
-            if rec.status in ("scheduled", "fallback") and all(
+            if rec.status in ("scheduled", "fallback", "ordered") and all(
                 (o := offers.get(m)) is not None and o.schedule is not None for m in rec.members
             ):
                 continue
@@ -242,6 +243,8 @@ class AggregatorEngine(Engine):
         updated = replace(rec, offer=offer, measurement=m)
         offers.put(key, updated)
         out: list[Effect] = [Note("measurement", {"offer": key, "kWh": round(sum(m.energy), 6)})]
+        if rec.aggregate_id is not None and rec.aggregate_id != SINGLE:
+            out += self.upstream.on_measured(self, rec.aggregate_id, now)
         if rec.bill_id is not None and rec.measurement is None:
             # settled as unverified while the measurement was overdue: bill the difference now
             n = self.ledger[META].get("bill_seq", 0) + 1
@@ -450,6 +453,26 @@ class AggregatorEngine(Engine):
     def aggregate_schedule(self, aggregate_id: str) -> Optional[Schedule]:
         rec = self.ledger[AGGREGATES].get(aggregate_id)
         return None if rec is None else rec.schedule
+
+    def aggregate_metering(self, aggregate_id: str) -> Optional[dict[int, float]]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        if rec is None:
+            return None
+        out: dict[int, float] = {}
+        offers = self.ledger[AGG_OFFERS]
+        for m in rec.members:
+            o = offers.get(m)
+            if o is None or o.measurement is None:
+                return None
+            for k, e in enumerate(o.measurement.energy):
+                out[o.measurement.start + k] = out.get(o.measurement.start + k, 0.0) + e
+        return out
+
+    def cleared_schedule(self, aggregate_id: str) -> Optional[Schedule]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        if rec is None or rec.status != "scheduled" or rec.session_id is None:
+            return None
+        return rec.schedule
 
     def book_revenue(self, aggregate_id: str, revenue_cents: int) -> None:
         rec = self.ledger[AGGREGATES].require(aggregate_id)

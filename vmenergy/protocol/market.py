@@ -19,6 +19,8 @@ from vmenergy.flexoffer import FlexOfferError, Schedule
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.market import (
     Activation,
+    Award,
+    MarketResult,
     FlexOfferBid,
     ImplicitCapacity,
     Link,
@@ -45,6 +47,7 @@ from .messages import (
     BillLine,
     Clearing,
     MarketSessionNotice,
+    Measurement,
     Message,
     Registration,
     ReservationMessage,
@@ -79,6 +82,7 @@ class MarketConfig:
     liquidity: dict = field(default_factory=dict)
     demand: dict = field(default_factory=dict)
     activation: dict = field(default_factory=dict)
+    imbalance: dict = field(default_factory=dict)
     zones: tuple[str, ...] = ()
     links: Any = ()
     liquidity_zone: str = ""
@@ -121,6 +125,11 @@ class MarketConfig:
             raise FlexOfferError("activation.notice", f"seconds, an integer >= 1 (got {notice!r})")
         if self.registration != "open" and not isinstance(self.registration, (list, tuple)):
             raise FlexOfferError("registration", "\"open\" or a list of participant JIDs")
+        for key, v in self.imbalance.items():
+            if key not in ("price", "cutoff"):
+                raise FlexOfferError(f"imbalance.{key}", "unknown imbalance setting (known: cutoff, price)")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+                raise FlexOfferError(f"imbalance.{key}", f"a finite number >= 0 (got {v!r})")
         if self.mechanism == "implicit-capacity":
             self.mechanism_object()  # zones and links are checked by the market core, errors name the field
             if self.liquidity_zone and self.liquidity_zone not in self.zones:
@@ -199,11 +208,15 @@ class BidRecord:
     activation_price: Optional[float] = None
     activation: Optional[ActivationMessage] = None
     activated_cents: int = 0  # what the participant pays (+) or receives (-) for the activation
+    metered: Optional[Measurement] = None  # the participant's metering of the delivery
+    imbalance_kwh: float = 0.0  # sum over intervals of |metered - awarded| beyond the cut-off
+    imbalance_cents: int = 0  # what the participant pays for its imbalance
+    imbalance_bill: Optional[str] = None  # a bill of its own when metering came after the session's
 
     @property
     def billed_cents(self) -> int:
         """What the participant pays (+) or receives (-) in all for this bid."""
-        return self.amount_cents + self.activated_cents
+        return self.amount_cents + self.activated_cents + self.imbalance_cents
 
 
 #: The market's sessions, by session id.
@@ -503,6 +516,8 @@ class MarketEngine(Engine):
                     lines.append(BillLine("market_energy", f"bid {b.bid.bid_id}: {c.volume:g} kWh at {c.price or 0:g} "
                                                            f"EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
                                           -b.amount_cents))
+                if b.imbalance_cents and b.imbalance_bill is None:
+                    lines.append(self._imbalance_line(b))
                 if b.activation is not None:
                     lines.append(BillLine("market_activation", f"activation {b.activation.activation_id}: "
                                                                f"{b.activation.volume:g} kWh at "
@@ -523,6 +538,9 @@ class MarketEngine(Engine):
             return None
         if isinstance(msg, BidMessage):
             return None if self.registered(sender) else f"{sender} is not a registered participant"
+        if isinstance(msg, Measurement):
+            b = self.ledger[BIDS].get(msg.offer_id)
+            return None if b is not None and b.participant == sender else f"{sender} has no bid {msg.offer_id}"
         return None
 
     def _zone_problem(self, msg: Registration) -> Optional[str]:
@@ -577,6 +595,64 @@ class MarketEngine(Engine):
                     self.ledger[BIDS].put(bid_id, replace(b, status="withdrawn", clearing=c))
                     withdrawn.append(bid_id)
         return [Note("deregistered", {"participant": sender, "withdrawn": len(withdrawn)})]
+
+    def _awarded(self, b: BidRecord) -> dict[int, float]:
+        """The energy per interval the market awarded a bid (+ bought, - sold)."""
+        c = b.clearing
+        if c is None or b.status not in ("accepted", "partial"):
+            return {}
+        if c.schedule is not None and b.bid.offer is not None:
+            s = c.schedule
+            per = b.bid.offer.profiles[s.profile].spread(s.energy)
+            return {s.start + k: float(e) for k, e in enumerate(per)}
+        start = b.bid.start if b.bid.start is not None else 0
+        end = b.bid.end if b.bid.end is not None else start + 1
+        sign = 1.0 if b.bid.side == "buy" else -1.0
+        return {t: sign * c.volume / (end - start) for t in range(start, end)}
+
+    @handles(Measurement)
+    def _metering(self, sender: str, m: Measurement, now: int) -> tuple[list[Effect], Optional[str]]:
+        """A participant meters a cleared energy bid: the deviation from its award, beyond the
+        cut-off, is its imbalance, billed at the imbalance price (with the session's bill, or
+        on a bill of its own when that went out already)."""
+        b = self.ledger[BIDS].require(m.offer_id)  # authorize() checked it is the sender's
+        if b.status not in ("accepted", "partial"):
+            return [], f"bid {m.offer_id} did not clear: there is no position to settle"
+        if b.reservation is not None:
+            return [], f"bid {m.offer_id} reserved {b.reservation.reservation_type} flexibility: it is settled by its activation, not metered"
+        if b.metered is not None:
+            return [], f"bid {m.offer_id} is metered already"
+        if m.resolution != self.config.resolution:
+            return [], f"resolution {m.resolution} differs from the market's {self.config.resolution}"
+        awarded = self._awarded(b)
+        metered = {m.start + k: e for k, e in enumerate(m.energy)}
+        outside = sorted(set(metered) - set(awarded))
+        if outside and any(abs(metered[t]) > 1e-9 for t in outside):
+            return [], f"interval {outside[0]} is outside the bid's delivery"
+        price = float(self.config.imbalance.get("price", 0.0))
+        cutoff = float(self.config.imbalance.get("cutoff", 0.0))
+        # the core's imbalance lines (metered - contracted per interval), with the cut-off on top
+        award = Award(b.bid.bid_id, sender, b.bid.side, Product.ENERGY, awarded, 0.0)
+        lines = MarketResult(b.bid.session_id, self.config.mechanism, self.config.pricing, {award.bid_id: award}, {},
+                             {}, 0.0).imbalance({sender: metered}, price)
+        beyond = sum(max(0.0, abs(line.deviation) - cutoff) for line in lines)
+        fee = cents(price * beyond)
+        b = replace(b, metered=m, imbalance_kwh=round(beyond, 6), imbalance_cents=fee)
+        out: list[Effect] = [Note("imbalance", {"bid": b.bid.bid_id, "kWh": round(beyond, 6), "cents": fee})]
+        rec = self.ledger[MARKET_SESSIONS].get(b.bid.session_id)
+        if rec is not None and rec.billed and fee:
+            res = rec.notice.resolution
+            bill = BillMessage(f"bill-imb-{b.bid.bid_id}", rec.notice.delivery_start * res, rec.notice.delivery_end * res,
+                               (self._imbalance_line(b),))
+            b = replace(b, imbalance_bill=bill.bill_id)
+            out += self.send_reliable(sender, bill, now)
+        self.ledger[BIDS].put(b.bid.bid_id, b)
+        return out, None
+
+    @staticmethod
+    def _imbalance_line(b: BidRecord) -> BillLine:
+        return BillLine("market_imbalance", f"bid {b.bid.bid_id}: {b.imbalance_kwh:g} kWh off the award beyond the "
+                                            f"cut-off", -b.imbalance_cents)
 
     @handles(BidMessage)
     def _bid(self, sender: str, bid: BidMessage, now: int) -> tuple[list[Effect], Optional[str]]:

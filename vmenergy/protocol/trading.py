@@ -33,10 +33,10 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
 from vmenergy.planning import Objective, schedule_offers
 
 from .engine import Table
-from .messages import MarketSessionNotice
+from .messages import MarketSessionNotice, Measurement
 
-__all__ = ["TradingSettings", "PlannedOrder", "OrderRecord", "ORDERS", "POOLS", "pool_orders", "activated_schedule",
-           "order_bid_id"]
+__all__ = ["TradingSettings", "PlannedOrder", "OrderRecord", "ORDERS", "METERED", "POOLS", "pool_orders",
+           "activated_schedule", "order_bid_id", "delivery_metering"]
 
 #: The mechanisms that take simple orders rather than flex-offer bids.
 POOLS = ("one-sided", "two-sided")
@@ -129,6 +129,8 @@ class OrderRecord:
 
 #: The aggregator's pool orders, by bid id.
 ORDERS: Table[OrderRecord] = Table("orders", OrderRecord)
+#: The bids whose delivery the aggregator has metered to its market: bid id -> measurement id.
+METERED: Table[str] = Table("metered", str)
 
 
 def order_bid_id(aggregate_id: str, interval: int) -> str:
@@ -226,3 +228,13 @@ def activated_schedule(offer: FlexOffer, schedule: Schedule, changes: Mapping[in
                              now=min(now, schedule.start))
     (s,) = result.schedules
     return replace(schedule, energy=tuple(s.energy))
+
+
+def delivery_metering(bid_id: str, metered: Mapping[int, float], first: int, end: int,
+                      resolution: int) -> Optional[Measurement]:
+    """What the aggregator reports to its market for one cleared bid: its portfolio's measured
+    kWh in each interval of [first, end) (0 where nothing was metered); None for no intervals."""
+    if end <= first:
+        return None
+    energy = tuple(round(float(metered.get(t, 0.0)), 6) for t in range(first, end))
+    return Measurement(f"mm-{bid_id}", bid_id, first, energy, resolution)

@@ -39,7 +39,8 @@ from .messages import (
     ReservationMessage,
 )
 from .strategies import Bidding
-from .trading import ORDERS, POOLS, OrderRecord, TradingSettings, activated_schedule, order_bid_id, pool_orders
+from .trading import (METERED, ORDERS, POOLS, OrderRecord, TradingSettings, activated_schedule, delivery_metering,
+                      order_bid_id, pool_orders)
 
 __all__ = ["MARKET_NOTICES", "Portfolio", "Selection", "Upstream", "PlanUpstream", "MarketUpstream",
            "ParentUpstream", "UPSTREAM_CLASSES", "make_upstream", "fits_session"]
@@ -79,6 +80,12 @@ class Portfolio(Protocol):
 
     def book_revenue(self, aggregate_id: str, revenue_cents: int) -> None:
         """Add what the market paid (+) or charged (-) for an aggregate's orders."""
+
+    def aggregate_metering(self, aggregate_id: str) -> Optional[dict[int, float]]:
+        """The members' measured kWh per interval, summed, once every member is measured (else None)."""
+
+    def cleared_schedule(self, aggregate_id: str) -> Optional[Schedule]:
+        """The schedule a market cleared for an aggregate's flex-offer bid (None if it did not)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,10 @@ class Upstream(ABC):
 
     def on_ack(self, p: Portfolio, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:
         """The answer to something this strategy sent upstream."""
+        return []
+
+    def on_measured(self, p: Portfolio, aggregate_id: str, now: int) -> list[Effect]:
+        """A member of ``aggregate_id`` was measured (upstream may want the portfolio's metering)."""
         return []
 
 
@@ -225,6 +236,7 @@ class MarketUpstream(Upstream):
             schedule = p.aggregate_schedule(agg_id)
             if schedule is None:  # planning failed; the note is in ``out`` already
                 continue
+            p.mark_aggregate(agg_id, "ordered")  # planned, and its plan traded as orders
             placed = pool_orders(offer, schedule, session, self.trading, now)
             for o in placed:
                 bid_id = order_bid_id(agg_id, o.interval)
@@ -287,6 +299,34 @@ class MarketUpstream(Upstream):
         moved = replace(moved, update_id=schedule.update_id + 1)
         return [Note("activated", {"activation": a.activation_id, "aggregate": rec.aggregate_id, "kWh": a.volume}),
                 *p.assign_aggregate(rec.aggregate_id, moved, now)], None
+
+    def on_measured(self, p: Portfolio, aggregate_id: str, now: int) -> list[Effect]:
+        """Once every member of an aggregate is measured, meter each of its cleared bids to the
+        market (energy bids only: flexibility is verified by its activations), so the market
+        can settle the imbalance."""
+        metered = p.aggregate_metering(aggregate_id)
+        offer = p.aggregate_offer(aggregate_id)
+        if metered is None or offer is None:
+            return []
+        # orders and sessions are timed at the offers' resolution (fits_session)
+        spans: list[tuple[str, int, int]] = [
+            (bid_id, o.interval, o.interval + 1) for bid_id, o in p.ledger[ORDERS].items()
+            if o.aggregate_id == aggregate_id and o.kind == "energy" and o.status in ("accepted", "partial")]
+        flex = p.cleared_schedule(aggregate_id)
+        if flex is not None:
+            spans.append((f"bid-{aggregate_id}", flex.start, flex.start + offer.profiles[flex.profile].duration))
+        out: list[Effect] = []
+        sent = p.ledger[METERED]
+        for bid_id, first, end in spans:
+            if bid_id in sent:
+                continue
+            m = delivery_metering(bid_id, metered, first, end, offer.resolution)
+            if m is None:
+                continue
+            sent.put(bid_id, m.measurement_id)
+            out += [Note("metered-to-market", {"bid": bid_id, "kWh": round(sum(m.energy), 6)}),
+                    *p.send_reliable(self.jid, m, now)]  # type: ignore[arg-type]
+        return out
 
     def on_message(self, p: Portfolio, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
         if isinstance(msg, ReservationMessage):

@@ -146,10 +146,11 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
             parts.append("<h3>Who was paid what (+: the market pays the participant)</h3>\n")
             parts.append(_table(
                 ("market", "participant", "energy kWh", "energy EUR", "reserved kWh", "reserved EUR", "activated kWh",
-                 "activated EUR", "total EUR"),
+                 "activated EUR", "imbalance kWh", "imbalance EUR", "total EUR"),
                 ((jid, r["participant"], kwh(r["energy_kwh"]), eur(r["energy"]["cents"]), kwh(r["reserved_kwh"]),
                   eur(r["reserved"]["cents"]), kwh(r["activated_kwh"]), eur(r["activated"]["cents"]),
-                  eur(r["total"]["cents"])) for jid, r in paid), (2, 3, 4, 5, 6, 7, 8)))
+                  kwh(r["imbalance_kwh"]), eur(r["imbalance"]["cents"]), eur(r["total"]["cents"]))
+                 for jid, r in paid), (2, 3, 4, 5, 6, 7, 8, 9, 10)))
 
     parts.append("<h2>KPIs</h2>\n")
     for k in summary["kpis"]:

@@ -246,23 +246,27 @@ def _clearing_recon(run: RunData) -> dict:
 # -- market ------------------------------------------------------------------------------------
 def _market_paid(m: MarketData) -> list[dict]:
     """Per participant, what the market's clearings come to (+: the market pays it): energy
-    traded, flexibility reserved and activated, with the kWh of each."""
+    traded, flexibility reserved and activated, imbalance, with the kWh of each."""
     rows: dict[str, dict[str, float]] = {}
     for b in m.bids:
         if b.status not in ("accepted", "partial") or b.clearing is None:
             continue
         row = rows.setdefault(b.participant, {"energy_kwh": 0.0, "energy": 0, "reserved_kwh": 0.0, "reserved": 0,
-                                              "activated_kwh": 0.0, "activated": 0})
+                                              "activated_kwh": 0.0, "activated": 0, "imbalance_kwh": 0.0,
+                                              "imbalance": 0})
         kind = "reserved" if b.reservation is not None else "energy"
         row[f"{kind}_kwh"] += b.clearing.volume
         row[kind] += -b.amount_cents
         if b.activation is not None:
             row["activated_kwh"] += b.activation.volume * (b.activation.end - b.activation.start)
             row["activated"] += -b.activated_cents
+        row["imbalance_kwh"] += b.imbalance_kwh
+        row["imbalance"] += -b.imbalance_cents
     return [{"participant": p, "energy_kwh": round(r["energy_kwh"], 6), "energy": _money(int(r["energy"])),
              "reserved_kwh": round(r["reserved_kwh"], 6), "reserved": _money(int(r["reserved"])),
              "activated_kwh": round(r["activated_kwh"], 6), "activated": _money(int(r["activated"])),
-             "total": _money(int(r["energy"] + r["reserved"] + r["activated"]))}
+             "imbalance_kwh": round(r["imbalance_kwh"], 6), "imbalance": _money(int(r["imbalance"])),
+             "total": _money(int(r["energy"] + r["reserved"] + r["activated"] + r["imbalance"]))}
             for p, r in sorted(rows.items(), key=lambda x: natural_key(x[0]))]
 
 
