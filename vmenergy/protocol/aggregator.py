@@ -527,10 +527,17 @@ class AggregatorEngine(Engine):
             return []
         meta = self.ledger[META]
         n = meta.get("bill_seq", 0)
+        history = offers.values() if self.contract.baseline.history_days else ()
         bills, summary = settle_offers(ready, self.contract, aggregator=self.jid, first_bill=n + 1,
-                                       aggregates=self.ledger[AGGREGATES].mapping())
+                                       aggregates=self.ledger[AGGREGATES].mapping(), history_from=history)
         meta.put("bill_seq", n + len(bills))
-        out: list[Effect] = [Note("settled", summary)]
+        out: list[Effect] = []
+        shortfall = summary.pop("baseline", None)
+        if shortfall is not None and not meta.get("baseline_fallback_said", False):
+            # said once, not on every batch: it stays true until enough days are metered
+            meta.put("baseline_fallback_said", True)
+            out.append(Note("baseline", {"why": shortfall}))
+        out.append(Note("settled", summary))
         for owner, bill, offer_ids in bills:
             for offer_id in offer_ids:
                 o = offers.require(offer_id)
