@@ -11,14 +11,16 @@ from tests.protocol.net import Net
 from tests.protocol.test_engines import AGG, LATER, NOW, execute_all, offer
 from tests.protocol.test_market_engine import LIQ, MKT
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Profile, Schedule, Slice, SlicePrice, TotalEnergy
-from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
+from vmenergy.protocol.aggregator import AGGREGATES, AggregateRecord, AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.engine import Send
 from vmenergy.protocol.market import MarketConfig, MarketEngine, market_summary
 from vmenergy.protocol.messages import (ActivationMessage, AssignmentMessage, BidMessage, Clearing, Measurement,
                                         MarketSessionNotice, Registration, ReservationMessage)
 from vmenergy.protocol.prosumer import ProsumerEngine
 from vmenergy.settlement.money import cents
-from vmenergy.protocol.trading import TradingSettings, activated_schedule, pool_orders
+from vmenergy.protocol.trading import (ORDERS, OrderRecord, TradingSettings, activated_schedule, pool_orders,
+                                       residual_position)
+from vmenergy.protocol.upstream import PlanUpstream
 
 ONE_SIDED = MarketConfig(mechanism="one-sided", time_limit=10, demand={"volume": 2.0, "price": 0.2, "kind": "down"},
                          activation={"share": 0.5, "notice": 900})
@@ -300,3 +302,43 @@ def test_a_cleared_flex_offer_bid_is_metered_over_its_schedule():
         s = b.clearing.schedule
         assert b.metered.start == s.start and len(b.metered.energy) == b.bid.offer.profiles[s.profile].duration
     assert sum(b.imbalance_cents for b in mkt.ledger.values("bids")) > 0
+
+
+def test_follow_market_plans_new_offers_into_energy_the_clearings_bought_and_the_plan_does_not_use():
+    mkt = MarketEngine(MKT, TWO_SIDED)
+    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT,
+                                                 objective={"kind": "follow_market"}))
+    p = ProsumerEngine("p0@localhost", AGG)
+    net = Net(mkt, agg, p)
+    net.tick(NOW)  # registered, s-1 open
+    # an order of this aggregator cleared 2 kWh at 02:00 that no schedule uses (bought ahead)
+    bought = 1994888  # 2026-11-23T02:00Z
+    agg.ledger[AGGREGATES].put("agg-agg-0", AggregateRecord("agg-agg-0", flexible(), (), "ordered", "s-1"))
+    agg.ledger[ORDERS].put("ord-x", OrderRecord("agg-agg-0", "s-1", bought, "buy", "energy", 2.0, 0.2))
+    out = agg.receive(MKT, Clearing("s-1", "ord-x", "accepted", 2.0, 0.08, amount=0.16), NOW + 60)
+    assert [e.msg for e in out if isinstance(e, Send)][0].accepted
+    assert agg.market_position(NOW // 900) == {bought: 2.0}
+    # a dishwasher that may run any time from 20:00 to 05:00 is planned where that energy is
+    fo = replace(offer("dishwasher-xor", 0), issuer="p0@localhost")
+    net.take(p.jid, p.add_offer(fo, NOW + 60, NOW + 60))
+    net.run(NOW + 60)
+    agg.config = replace(agg.config, upstream="plan")  # plan it at once, no market round
+    agg.upstream = PlanUpstream(None)
+    net.tick(NOW + 900)
+    ((_, execution),) = net.executions
+    s = execution.schedule
+    assert agg.strategies.planning.objective.name == "follow_market"
+    assert s.start <= bought < s.start + execution.offer.profiles[s.profile].duration
+
+
+def test_residual_position_is_cleared_energy_less_what_schedules_already_use():
+    fo = flexible()
+    orders = [OrderRecord("a", "s", 120, "buy", "energy", 3.0, 0.1, status="accepted", cleared=3.0),
+              OrderRecord("a", "s", 121, "sell", "energy", 1.0, 0.1, status="partial", cleared=0.5),
+              OrderRecord("a", "s", 122, "buy", "energy", 1.0, 0.1, status="rejected"),
+              OrderRecord("a", "s", 119, "buy", "energy", 1.0, 0.1, status="accepted", cleared=1.0),
+              OrderRecord("a", "s", 123, "sell", "down", 1.0, 0.1, status="accepted", cleared=1.0)]
+    planned = [(fo, Schedule("agg-1", 120, (1.0, 2.0)))]
+    assert residual_position(orders, [], planned, since=120) == {120: 2.0, 121: -1.5, 122: -1.0}
+    # a cleared flex-offer schedule that is also the plan commits nothing beyond it
+    assert residual_position([], planned, planned, since=0) == {}

@@ -17,7 +17,7 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 from vmenergy.flexoffer.limits import MAX_ID_LENGTH
 from vmenergy.flexoffer.timeutil import format_utc
 
-from .aggregator_config import AggregatorConfig, objective_from
+from .aggregator_config import AggregatorConfig, fed_by_market, objective_from
 from .billing import correction_bill, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
 from .messages import (
@@ -36,7 +36,7 @@ from .messages import (
 from .records import AggOffer, AggregateRecord
 from .steering import OVERRIDES, SteeringError, steers
 from .strategies import AggregatorStrategies, ObjectivePlanning, plan_schedules
-from .trading import METERED, ORDERS
+from .trading import METERED, ORDERS, residual_position
 from .upstream import MARKET_NOTICES, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
@@ -95,6 +95,15 @@ class AggregatorEngine(Engine):
         planning = self.strategies.planning
         solver = planning.solver if isinstance(planning, ObjectivePlanning) else self.config.solver
         self.strategies = replace(self.strategies, planning=ObjectivePlanning(objective_from(spec), solver))
+
+    def market_position(self, now: int) -> dict[int, float]:
+        """The position the market clearings committed the portfolio to that its schedules do
+        not use yet (:func:`~vmenergy.protocol.trading.residual_position`), from interval ``now``."""
+        aggs = self.ledger[AGGREGATES].values()
+        cleared = [(r.offer, r.schedule) for r in aggs
+                   if r.status == "scheduled" and r.session_id is not None and r.schedule is not None]
+        planned = [(r.offer, r.schedule) for r in aggs if r.schedule is not None]
+        return residual_position(self.ledger[ORDERS].values(), cleared, planned, since=now)
 
     @steers("objective")
     def _set_objective(self, now: int, objective: Optional[dict] = None) -> tuple[list[Effect], str]:
@@ -389,6 +398,20 @@ class AggregatorEngine(Engine):
     def _run_planning(self, offers: list[FlexOffer], now: int) -> tuple[list[Schedule], dict]:
         """Schedules from the planning strategy, checked: one per offer and each feasible (a
         user's strategy that breaks this fails here, with the offer named, not at a prosumer)."""
+        spec = self.objective()
+        if spec is not None and fed_by_market(spec):
+            # follow what the clearings so far committed the portfolio to (and its schedules do not use)
+            planning = self.strategies.planning
+            solver = planning.solver if isinstance(planning, ObjectivePlanning) else self.config.solver
+            here = now // offers[0].resolution
+            position = self.market_position(here)
+            if position:  # the commitment must span every offer's window (0 where nothing is committed)
+                lo = min([here, *position])
+                hi = max([*position, *((fo.latest_start(here) or here) + max(p.duration for p in fo.profiles)
+                                       for fo in offers)]) + 1
+                position = {t: position.get(t, 0.0) for t in range(lo, hi)}
+            self.strategies = replace(self.strategies,
+                                      planning=ObjectivePlanning(objective_from(spec, position), solver))
         result = self.strategies.planning.plan(offers, now // offers[0].resolution)
         schedules, info = plan_schedules(result)
         if len(schedules) != len(offers):

@@ -22,7 +22,8 @@ from vmenergy.planning.scheduling import SOLVERS
 
 from .trading import TradingSettings
 
-__all__ = ["AggregatorConfig", "StrategySpec", "UPSTREAMS", "STRATEGY_KEYS", "parse_strategy", "objective_from"]
+__all__ = ["AggregatorConfig", "StrategySpec", "UPSTREAMS", "STRATEGY_KEYS", "parse_strategy", "objective_from",
+           "fed_by_market"]
 
 UPSTREAMS = ("plan", "market", "parent")
 #: Config keys that may name a user's class, and the method such a class must have.
@@ -36,9 +37,24 @@ STRATEGY_KEYS = {
 _TARGET = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
 
 
-def objective_from(spec: Mapping) -> Objective:
-    """An :class:`Objective` from its config form (``{"kind": ..., ...}``)."""
+def fed_by_market(spec: Mapping) -> bool:
+    """``{kind = "follow_market"}`` without a ``commitment``: the aggregator follows the position
+    its market clearings give it (:func:`vmenergy.protocol.trading.residual_position`)."""
+    return spec.get("kind") == "follow_market" and "commitment" not in spec
+
+
+def objective_from(spec: Mapping, position: Optional[Mapping[int, float]] = None) -> Objective:
+    """An :class:`Objective` from its config form (``{"kind": ..., ...}``). A ``follow_market``
+    fed by the market takes its commitment from ``position``; before any clearing (no position)
+    it plans for the least peak."""
     spec = dict(spec)
+    if fed_by_market(spec):
+        unknown = set(spec) - {"kind", "over_price", "under_price"}
+        if unknown:
+            raise FlexOfferError(f"objective.{sorted(unknown)[0]}", "follow_market takes commitment, over_price, under_price")
+        if not position:
+            return Objective.peak()
+        spec["commitment"] = dict(position)
     kind = spec.pop("kind", "peak")
     makers: dict[str, Callable[..., Objective]] = {
         "peak": Objective.peak, "target": Objective.target, "balance": Objective.balance, "cost": Objective.cost,
@@ -92,7 +108,9 @@ class AggregatorConfig:
     ``enrolment``: "open" or a tuple of prosumer JIDs allowed to send offers.
     ``upstream``: "plan" | "market" | "parent"; ``upstream_jid`` the market or parent.
     ``objective``: for ``plan`` and as the fallback when a bid is rejected, e.g.
-    ``{"kind": "peak"}``, ``{"kind": "target", "values": [...], "start": interval}``.
+    ``{"kind": "peak"}``, ``{"kind": "target", "values": [...], "start": interval}``;
+    ``{"kind": "follow_market"}`` (no commitment) follows what its market clearings committed
+    the portfolio to.
     ``cycle``: seconds between planning/bidding rounds; ``lead``: seconds an assignment must
     arrive before a schedule starts (offers that cannot be assigned in time are left out and
     rejected when their assignment deadline passes); ``settle_after``: seconds after a schedule

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from .engine import Table
 from .messages import MarketSessionNotice, Measurement
 
 __all__ = ["TradingSettings", "PlannedOrder", "OrderRecord", "ORDERS", "METERED", "POOLS", "pool_orders",
-           "activated_schedule", "order_bid_id", "delivery_metering"]
+           "activated_schedule", "order_bid_id", "delivery_metering", "residual_position"]
 
 #: The mechanisms that take simple orders rather than flex-offer bids.
 POOLS = ("one-sided", "two-sided")
@@ -238,3 +238,23 @@ def delivery_metering(bid_id: str, metered: Mapping[int, float], first: int, end
         return None
     energy = tuple(round(float(metered.get(t, 0.0)), 6) for t in range(first, end))
     return Measurement(f"mm-{bid_id}", bid_id, first, energy, resolution)
+
+
+def residual_position(orders: Iterable[OrderRecord], cleared: Iterable[tuple[FlexOffer, Schedule]],
+                      planned: Iterable[tuple[FlexOffer, Schedule]], *, since: int) -> dict[int, float]:
+    """What the market clearings committed the portfolio to and its schedules do not yet use,
+    kWh per interval from ``since`` (+ bought, - sold): cleared energy orders and cleared
+    flex-offer schedules, less every schedule the portfolio already has. A ``follow_market``
+    objective fed by this puts new offers where energy was bought and not yet used (and away
+    from where the plan runs beyond what cleared)."""
+    out: dict[int, float] = {}
+    for o in orders:
+        if o.kind == "energy" and o.status in ("accepted", "partial") and o.interval >= since:
+            out[o.interval] = out.get(o.interval, 0.0) + (o.cleared if o.side == "buy" else -o.cleared)
+    for sign, pairs in ((1.0, cleared), (-1.0, planned)):
+        for offer, s in pairs:
+            for k, e in enumerate(offer.profiles[s.profile].spread(s.energy)):
+                t = s.start + k
+                if t >= since:
+                    out[t] = out.get(t, 0.0) + sign * float(e)
+    return {t: round(v, 9) for t, v in sorted(out.items()) if abs(v) > MIN_VOLUME}
