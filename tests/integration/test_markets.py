@@ -108,3 +108,21 @@ def test_implicit_capacity_respects_the_link_and_prices_each_zone_on_the_wire(pr
     # the clearings of one session carry a different price in each zone: the south pays the transport
     north_by_session = dict(prices["north"])
     assert any(p > north_by_session[sid] for sid, p in prices["south"] if sid in north_by_session)
+
+
+def test_direct_trading_schedules_priced_offers_and_pays_prosumers_at_their_offer_price(prosody_server, tmp_path):
+    summary, plan, _ = run_scenario(prosody_server, tmp_path, "market-direct", "dt-")
+    offers = summary["offers"]
+    # the EVs carry prices and are traded; the dishwashers carry none, and are refused saying so
+    assert offers["by_prosumers"] == {"settled": 6, "rejected": 6}, offers
+    (agg,) = plan.by_role("aggregator")
+    ledger = read_ledger(agg.store)
+    recs = list(ledger.values("offers"))
+    assert {r.note for r in recs if r.offer.state.value == "rejected"} == {
+        "prices: missing; the direct trading rule needs the offer's prices per slice"}
+    traded = [r for r in recs if r.schedule is not None]
+    assert traded and all(r.aggregate_id == "(single)" for r in traded)
+    # moved off the 22:00 default into the cheap night, and billed by the offer's price
+    assert any(r.schedule.start != r.offer.baseline.start for r in traded)
+    bills = [b for _, b in ledger.values("bills")]
+    assert bills and all("offer_price" in {line.code for line in b.lines} for b in bills)

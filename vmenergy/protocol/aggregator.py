@@ -74,7 +74,7 @@ class AggregatorEngine(Engine):
         self.upstream_jid = bare(config.upstream_jid) if config.upstream_jid else None
         self.upstream: Upstream = make_upstream(config.upstream, self.upstream_jid, bidding=self.strategies.bidding,
                                                 lead=config.lead, cycle=config.cycle,
-                                                trading=config.trading_settings())
+                                                trading=config.trading_settings(), solver=config.solver)
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
         self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
@@ -350,6 +350,9 @@ class AggregatorEngine(Engine):
         pending = self._pending(now)
         if not pending:
             return []
+        traded = self.upstream.trade(self, [r.offer for r in pending], now)
+        if traded is not None:
+            return traded
         selection = self.upstream.select(self, [r.offer for r in pending], now)
         out: list[Effect] = list(selection.notes)
         if selection.plan_now:
@@ -515,6 +518,18 @@ class AggregatorEngine(Engine):
 
     def assign_aggregate(self, aggregate_id: str, schedule: Schedule, now: int) -> list[Effect]:
         return self._assign(aggregate_id, schedule, now)
+
+    def assign_offer(self, offer_id: str, schedule: Schedule, now: int) -> list[Effect]:
+        offers = self.ledger[AGG_OFFERS]
+        offers.put(offer_id, replace(offers.require(offer_id), aggregate_id=SINGLE))
+        return self._send_assignment(offer_id, schedule, now)
+
+    def reject_offer(self, offer_id: str, reason: str, now: int) -> list[Effect]:
+        offers = self.ledger[AGG_OFFERS]
+        rec = offers.require(offer_id)
+        offers.put(offer_id, replace(rec, offer=rec.offer.with_state(State.REJECTED), note=reason))
+        return [Note("offer-rejected", {"offer": offer_id, "reason": reason}),
+                *self.send_reliable(rec.owner, OfferRejection(rec.owner_id, rec.offer.version, reason), now)]
 
     def fall_back(self, aggregate_id: str, now: int, why: str) -> list[Effect]:
         rec = replace(self.ledger[AGGREGATES].require(aggregate_id), status="fallback")

@@ -25,7 +25,7 @@ from .trading import TradingSettings
 __all__ = ["AggregatorConfig", "StrategySpec", "UPSTREAMS", "STRATEGY_KEYS", "parse_strategy", "objective_from",
            "fed_by_market"]
 
-UPSTREAMS = ("plan", "market", "parent")
+UPSTREAMS = ("plan", "market", "parent", "direct")
 #: Config keys that may name a user's class, and the method such a class must have.
 STRATEGY_KEYS = {
     "acceptance": "problem",
@@ -106,7 +106,8 @@ class AggregatorConfig:
     """How an aggregator runs (loaded from its TOML config by the shell).
 
     ``enrolment``: "open" or a tuple of prosumer JIDs allowed to send offers.
-    ``upstream``: "plan" | "market" | "parent"; ``upstream_jid`` the market or parent.
+    ``upstream``: "plan" | "market" | "parent" | "direct"; ``upstream_jid`` the market or parent
+    (``direct``: GOFLEX direct trading against ``trading.prices``, no market agent).
     ``objective``: for ``plan`` and as the fallback when a bid is rejected, e.g.
     ``{"kind": "peak"}``, ``{"kind": "target", "values": [...], "start": interval}``;
     ``{"kind": "follow_market"}`` (no commitment) follows what its market clearings committed
@@ -146,8 +147,8 @@ class AggregatorConfig:
 
     def __post_init__(self) -> None:
         if self.upstream not in UPSTREAMS:
-            raise FlexOfferError("upstream", f"must be plan, market or parent (got {self.upstream!r})")
-        if self.upstream != "plan" and not self.upstream_jid:
+            raise FlexOfferError("upstream", f"must be plan, market, parent or direct (got {self.upstream!r})")
+        if self.upstream in ("market", "parent") and not self.upstream_jid:
             raise FlexOfferError("upstream_jid", f"required when upstream is {self.upstream}")
         if self.enrolment != "open" and not isinstance(self.enrolment, (tuple, list)):
             raise FlexOfferError("enrolment", "\"open\" or a list of prosumer JIDs")
@@ -171,7 +172,9 @@ class AggregatorConfig:
         for key in ("up", "down"):
             if key not in self.bid_prices:
                 raise FlexOfferError(f"bid_prices.{key}", "required (EUR/kWh)")
-        self.trading_settings()
+        trading = self.trading_settings()
+        if self.upstream == "direct" and not trading.prices:
+            raise FlexOfferError("trading.prices", "required with upstream = \"direct\": the 24 hourly prices it trades at")
         for key in STRATEGY_KEYS:
             if key != "aggregation":
                 parse_strategy(getattr(self, key), key)

@@ -29,7 +29,12 @@ from vmenergy.settlement import Contract, default_contract
 from .aggregator_config import STRATEGY_KEYS, AggregatorConfig, StrategySpec, objective_from
 from .messages import MarketSessionNotice
 
+#: The prosumer contract of an aggregator trading directly, unless its config gives one: the
+#: prosumer is paid for its verified adaptation at its own offer's prices.
+DIRECT_CONTRACT = {"mode": "direct", "pricing": {"source": "offer"}, "tolerance": {"relative": 0.10, "absolute_kwh": 0.01}}
+
 __all__ = [
+    "DIRECT_CONTRACT",
     "OfferSource",
     "OfferChange",
     "ScheduledOffers",
@@ -273,5 +278,5 @@ class AggregatorStrategies:
             bidding=chosen["bidding"] if "bidding" in chosen
             else FixedCurveBidding(prices["up"], prices["down"], prices.get("mixed")),
             disaggregation=chosen["disaggregation"] if "disaggregation" in chosen else MemberDisaggregation(),
-            contract=default_contract(jid, config.contract),
+            contract=default_contract(jid, config.contract or (DIRECT_CONTRACT if config.upstream == "direct" else None)),
         )

@@ -31,12 +31,13 @@ import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
 from vmenergy.planning import Objective, schedule_offers
+from vmenergy.validation import set_field
 
 from .engine import Table
 from .messages import MarketSessionNotice, Measurement
 
 __all__ = ["TradingSettings", "PlannedOrder", "OrderRecord", "ORDERS", "METERED", "POOLS", "pool_orders",
-           "activated_schedule", "order_bid_id", "delivery_metering", "residual_position"]
+           "activated_schedule", "order_bid_id", "delivery_metering", "residual_position", "hourly_series"]
 
 #: The mechanisms that take simple orders rather than flex-offer bids.
 POOLS = ("one-sided", "two-sided")
@@ -56,7 +57,9 @@ class TradingSettings:
     ``margin``: proportional margin (0.1 = 10 %); ``margin_at_max``: absolute margin at maximum
     deviation. ``product``: what it sells in a one-sided pool; ``activation_price``: what it
     asks per activated kWh. ``zone``: where it registers with a market that has zones (implicit
-    capacity; empty: none)."""
+    capacity; empty: none). ``prices`` (24 EUR/kWh, by UTC hour) and ``volume_limit`` (kWh per
+    interval the market takes at those prices; 0: no limit): the market an aggregator in
+    ``direct`` mode trades against (GOFLEX direct trading)."""
 
     horizon: int = 0
     energy_value: float = 0.30
@@ -67,6 +70,8 @@ class TradingSettings:
     product: str = "up"
     activation_price: float = 0.10
     zone: str = ""
+    prices: tuple[float, ...] = ()
+    volume_limit: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 0:
@@ -79,6 +84,17 @@ class TradingSettings:
                 raise FlexOfferError(f"trading.{name}", f"must be >= 0 (got {v!r})")
         if self.margin >= 1:
             raise FlexOfferError("trading.margin", f"a fraction below 1 (got {self.margin!r})")
+        if self.prices:
+            prices = tuple(self.prices)
+            if len(prices) != 24:
+                raise FlexOfferError("trading.prices", f"24 hourly prices (EUR/kWh), got {len(prices)}")
+            for i, v in enumerate(prices):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise FlexOfferError(f"trading.prices[{i}]", f"a price in EUR/kWh (got {v!r})")
+            set_field(self, "prices", tuple(float(v) for v in prices))
+        if isinstance(self.volume_limit, bool) or not isinstance(self.volume_limit, (int, float)) or \
+                not 0 <= self.volume_limit < math.inf:
+            raise FlexOfferError("trading.volume_limit", f"kWh per interval >= 0 (got {self.volume_limit!r})")
         if not isinstance(self.zone, str):
             raise FlexOfferError("trading.zone", f"a zone name (got {self.zone!r})")
         if self.product not in PRODUCTS:
@@ -131,6 +147,11 @@ class OrderRecord:
 ORDERS: Table[OrderRecord] = Table("orders", OrderRecord)
 #: The bids whose delivery the aggregator has metered to its market: bid id -> measurement id.
 METERED: Table[str] = Table("metered", str)
+
+
+def hourly_series(prices: tuple[float, ...], start: int, end: int, resolution: int) -> list[float]:
+    """The 24 hourly (UTC) prices as one value per interval of [start, end)."""
+    return [prices[(t * resolution // 3600) % 24] for t in range(start, end)]
 
 
 def order_bid_id(aggregate_id: str, interval: int) -> str:

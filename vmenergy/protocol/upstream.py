@@ -5,6 +5,8 @@
   open session that can deliver it, and assigns the cleared schedules. In a pool (one- or
   two-sided) it plans the aggregate and bids the plan as orders (:mod:`.trading`); reservations
   and activations of those orders come back to it.
+- :class:`DirectUpstream` (``direct``): no market agent; GOFLEX direct trading of each offer
+  against the market prices of its trading settings.
 - :class:`ParentUpstream` (``parent``): it offers its aggregates to a parent aggregator as
   flex-offers (acting as a prosumer upward, so trees of any depth work).
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Optional, Protocol, Sequence
 
 from vmenergy.flexoffer import FlexOffer, Schedule
+from vmenergy.planning.trading import trade_directly
 from vmenergy.settlement.money import cents
 
 from .engine import META, Effect, Note, Table
@@ -40,10 +43,10 @@ from .messages import (
 )
 from .strategies import Bidding
 from .trading import (METERED, ORDERS, POOLS, OrderRecord, TradingSettings, activated_schedule, delivery_metering,
-                      order_bid_id, pool_orders)
+                      hourly_series, order_bid_id, pool_orders)
 
 __all__ = ["MARKET_NOTICES", "Portfolio", "Selection", "Upstream", "PlanUpstream", "MarketUpstream",
-           "ParentUpstream", "UPSTREAM_CLASSES", "make_upstream", "fits_session"]
+           "ParentUpstream", "DirectUpstream", "UPSTREAM_CLASSES", "make_upstream", "fits_session"]
 
 #: The market sessions an aggregator has been told of by its market, by session id.
 MARKET_NOTICES: Table[MarketSessionNotice] = Table("sessions", MarketSessionNotice)
@@ -74,6 +77,12 @@ class Portfolio(Protocol):
 
     def fall_back(self, aggregate_id: str, now: int, why: str) -> list[Effect]:
         """Plan an aggregate with the aggregator's own planning after upstream did not take it."""
+
+    def assign_offer(self, offer_id: str, schedule: Schedule, now: int) -> list[Effect]:
+        """Send one accepted offer its schedule (scheduled on its own, not in an aggregate)."""
+
+    def reject_offer(self, offer_id: str, reason: str, now: int) -> list[Effect]:
+        """Take back the acceptance of an offer that will not be scheduled, telling its prosumer why."""
 
     def aggregate_schedule(self, aggregate_id: str) -> Optional[Schedule]:
         """The schedule an aggregate was given (planned, cleared or activated), if any."""
@@ -120,6 +129,11 @@ class Upstream(ABC):
     def select(self, p: Portfolio, pending: Sequence[FlexOffer], now: int) -> Selection:
         """Which pending (accepted, not yet aggregated) offers this round sends upstream."""
         return Selection(tuple(fo.id for fo in pending))
+
+    def trade(self, p: Portfolio, pending: Sequence[FlexOffer], now: int) -> Optional[list[Effect]]:
+        """A strategy that decides on the pending offers one by one (no aggregates) does it here
+        and returns its effects; None: the round aggregates as usual."""
+        return None
 
     @abstractmethod
     def dispatch(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]], selection: Selection,
@@ -417,12 +431,55 @@ class ParentUpstream(Upstream):
         return []
 
 
+class DirectUpstream(Upstream):
+    """GOFLEX direct trading: each round, the pending offers are scheduled by
+    :func:`vmenergy.planning.trading.trade_directly` against the market prices in the trading
+    settings: in merit order, only where moving an offer from its default pays more than the
+    offer's own prices cost; the rest wait for a later round or, when they cannot, are rejected
+    with the reason. Prosumers are paid by their offers' prices (a direct contract)."""
+
+    mode = "direct"
+
+    def __init__(self, trading: TradingSettings, *, cycle: int, solver: str = "auto") -> None:
+        super().__init__(None)
+        if not trading.prices:
+            raise ValueError("direct trading needs trading.prices")
+        self.trading = trading
+        self.cycle = cycle
+        self.solver = solver
+
+    def dispatch(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]], selection: Selection,
+                 now: int) -> list[Effect]:
+        return p.plan_aggregates([agg_id for agg_id, _ in aggregates], now)  # trade() leaves none
+
+    def trade(self, p: Portfolio, pending: Sequence[FlexOffer], now: int) -> Optional[list[Effect]]:
+        if not pending:
+            return []
+        res = pending[0].resolution
+        here = now // res
+        end = max((fo.latest_start(here) or here) + max(q.duration for q in fo.profiles) for fo in pending) + 1
+        start = min([here, *(fo.baseline.start for fo in pending if fo.baseline is not None and fo.baseline.start is not None)])
+        prices = hourly_series(self.trading.prices, start, end, res)
+        result = trade_directly(list(pending), prices, start, now=here, next_decision=here + -(-self.cycle // res),
+                                volume_limit=self.trading.volume_limit or None, solver=self.solver)
+        out: list[Effect] = [Note("traded-directly", {"scheduled": len(result.schedules), "postponed": len(result.postponed),
+                                                      "rejected": len(result.rejected),
+                                                      "profit": round(result.total_profit, 4)})]
+        for offer_id in result.merit_order:
+            if offer_id in result.schedules:
+                out += p.assign_offer(offer_id, result.schedules[offer_id], now)
+        for offer_id, why in sorted(result.rejected.items()):
+            out += p.reject_offer(offer_id, why, now)
+        return out
+
+
 #: The upstream strategy of each ``upstream`` config value.
-UPSTREAM_CLASSES: dict[str, type[Upstream]] = {c.mode: c for c in (PlanUpstream, MarketUpstream, ParentUpstream)}
+UPSTREAM_CLASSES: dict[str, type[Upstream]] = {c.mode: c for c in (PlanUpstream, MarketUpstream, ParentUpstream,
+                                                                   DirectUpstream)}
 
 
 def make_upstream(mode: str, jid: Optional[str], *, bidding: Bidding, lead: int, cycle: int,
-                  trading: TradingSettings = TradingSettings()) -> Upstream:
+                  trading: TradingSettings = TradingSettings(), solver: str = "auto") -> Upstream:
     """The upstream strategy of an aggregator whose config says ``upstream = mode``."""
     if mode not in UPSTREAM_CLASSES:
         raise ValueError(f"unknown upstream {mode!r} (one of {', '.join(UPSTREAM_CLASSES)})")
@@ -430,6 +487,8 @@ def make_upstream(mode: str, jid: Optional[str], *, bidding: Bidding, lead: int,
         if jid is None:
             raise ValueError("a market upstream needs the market's JID")
         return MarketUpstream(jid, bidding, lead=lead, cycle=cycle, trading=trading)
+    if mode == DirectUpstream.mode:
+        return DirectUpstream(trading, cycle=cycle, solver=solver)
     return UPSTREAM_CLASSES[mode](jid)
 
 
