@@ -162,7 +162,7 @@ def settle_offers(
         bills.append((owner, bill, [r.offer.id for r in mine]))
     participants = {p.participant: p for p in result.participants}
     me = participants.get(contract.aggregator)
-    summary = {
+    summary: dict[str, object] = {
         "offers": len(records), "prosumers": len(owners),
         "paid_out_cents": sum(b.total_cents for _, b, _ in bills),
         "flags": int(np.count_nonzero(result.flags.bits)) if hasattr(result.flags, "bits") else 0,

@@ -483,14 +483,14 @@ class MarketEngine(Engine):
                 self.ledger[BIDS].put(b.bid.bid_id, b)
             out += self.send_reliable(b.participant, c, now)
         for i, r in enumerate(result.reservations):
-            b = self.ledger[BIDS].get(r.bid_id)
-            if b is None:  # the liquidity provider's own orders are not reserved from anyone
+            held = self.ledger[BIDS].get(r.bid_id)
+            if held is None:  # the liquidity provider's own orders are not reserved from anyone
                 continue
             vol = min(r.volume.values())
             msg = ReservationMessage(f"{sid}-r{i + 1}", sid, r.bid_id, r.start, r.end, round(vol, 6), round(r.price, 6),
                                      r.kind.value, rec.notice.resolution)
-            self.ledger[BIDS].put(r.bid_id, replace(b, reservation=msg, activation_price=r.activation_price))
-            out += self.send_reliable(b.participant, msg, now)
+            self.ledger[BIDS].put(r.bid_id, replace(held, reservation=msg, activation_price=r.activation_price))
+            out += self.send_reliable(held.participant, msg, now)
         out += [Send(p, cleared) for p in rec.participants]
         out.append(Note("session-cleared", {"session": sid, "accepted": accepted, "rejected": len(result.rejected),
                                             "welfare": round(result.welfare, 4)}))
