@@ -126,7 +126,7 @@ def test_the_valid_scenario_passes(tmp_path):
     pytest.param([("cycle = 900", 'solver = "gurobi"')], ":18: aggregator[0].solver: unknown solver 'gurobi'",
                  id="solver"),
     pytest.param([('upstream = "parent"', 'upstream = "sideways"')],
-                 ":23: aggregator[1].upstream: must be plan, market or parent (got 'sideways')", id="upstream"),
+                 ":23: aggregator[1].upstream: must be plan, market, parent or direct (got 'sideways')", id="upstream"),
     pytest.param([('offers = ["examples/ev-overnight.json"]', 'offers = ["examples/nope.json"]')],
                  ":30: prosumers[0].offers[0]: offer template not found (looked in ", id="missing template"),
     pytest.param([('aggregator = "north"', 'aggregator = "nort"')],
