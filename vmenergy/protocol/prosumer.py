@@ -228,6 +228,8 @@ class ProsumerEngine(Engine):
 
     @handles(MarketSessionNotice)
     def _session(self, sender: str, msg: MarketSessionNotice, now: int) -> list[Effect]:
+        if sender != self.market:  # a notice is not answered, so not authorised: checked here
+            return [Note("ignored", {"from": sender, "type": type(msg).__name__})]
         self.ledger[MARKET_NOTICES].put(msg.session_id, msg)
         return [Note("market-session", {"session": msg.session_id, "state": msg.state}), *self._trade(now)]
 
