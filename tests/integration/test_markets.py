@@ -126,3 +126,23 @@ def test_direct_trading_schedules_priced_offers_and_pays_prosumers_at_their_offe
     assert any(r.schedule.start != r.offer.baseline.start for r in traded)
     bills = [b for _, b in ledger.values("bills")]
     assert bills and all("offer_price" in {line.code for line in b.lines} for b in bills)
+
+
+def test_prosumers_trade_their_schedules_peer_to_peer_in_a_two_sided_pool(prosody_server, tmp_path):
+    summary, plan, _ = run_scenario(prosody_server, tmp_path, "market-peer-to-peer", "pp-")
+    (m,) = summary["market"]["markets"]
+    assert m["mechanism"] == "two-sided" and m["cleared_kwh"] > 0
+    ledger = market_ledger(plan)
+    assert sorted(ledger.table("participants")) == sorted(a.jid for a in plan.by_role("prosumer"))
+    cleared = [b for b in ledger.values("bids") if b.status in ("accepted", "partial")]
+    # no supplier: every kWh a roof sold, an office bought, at one price per interval
+    sold = sum(b.clearing.volume for b in cleared if b.bid.side == "sell")
+    bought = sum(b.clearing.volume for b in cleared if b.bid.side == "buy")
+    assert sold == pytest.approx(bought) and sold > 0
+    prices: dict[int, set] = {}
+    for b in cleared:
+        prices.setdefault(b.bid.start, set()).add(round(b.clearing.price, 9))
+    assert all(len(p) == 1 and 0.04 <= next(iter(p)) <= 0.20 for p in prices.values())
+    paid = {r["participant"].split("@")[0]: r["total"]["cents"] for r in m["paid"]}
+    assert all(v > 0 for k, v in paid.items() if k.startswith("pp-roof"))
+    assert all(v < 0 for k, v in paid.items() if k.startswith("pp-office"))

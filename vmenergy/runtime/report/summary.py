@@ -191,10 +191,18 @@ def _money_and_bills(run: RunData) -> tuple[dict, dict]:
             "market_revenue_recorded": _money(sum(r.revenue_cents for r in a.aggregates)),
             "balance": _money(received + (up["pending"] if a.upstream == "market" else 0) - paid),
         })
+    from_markets: set[tuple[str, str]] = set()  # prosumers trading peer to peer get the market's bills too
+    for m in run.markets:
+        billed = {r.notice.session_id for r in m.sessions if r.billed}
+        for b in m.bids:
+            if b.status in ("accepted", "partial") and b.bid.session_id in billed:
+                from_markets.add((b.participant, f"bill-{b.bid.session_id}-{b.participant.split('@')[0]}"))
+            if b.imbalance_bill is not None:
+                from_markets.add((b.participant, b.imbalance_bill))
     for addressee, bills in sorted(received_by.items()):
         if run.role_of(addressee) == "prosumer" or any(a.jid == addressee and a.upstream == "parent" for a in run.aggregators):
             for bid in sorted(bills, key=natural_key):
-                if (addressee, bid) not in sent_ids:
+                if (addressee, bid) not in sent_ids and (addressee, bid) not in from_markets:
                     unexpected.append({"bill": bid, "to": addressee})
     market_recon = []
     for m in run.markets:
