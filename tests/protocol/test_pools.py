@@ -342,3 +342,48 @@ def test_residual_position_is_cleared_energy_less_what_schedules_already_use():
     assert residual_position(orders, [], planned, since=120) == {120: 2.0, 121: -1.5, 122: -1.0}
     # a cleared flex-offer schedule that is also the plan commits nothing beyond it
     assert residual_position([], planned, planned, since=0) == {}
+
+
+def test_the_bid_update_policy_holds_small_changes_until_the_last_round_before_gate_closure():
+    # a dishwasher (1.3 kWh at most) changes the portfolio by less than 5 kWh: held while
+    # a later round can still bid it; bid in the last round before the gate closes
+    cfg = MarketConfig(liquidity=LIQ, time_limit=10, session_every=7200, gate_closure=3600, delivery_offset=3600)
+    mkt = MarketEngine(MKT, cfg)
+    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT, trading={"update_threshold": 5.0}))
+    p = ProsumerEngine("p0@localhost", AGG)
+    net = Net(mkt, agg, p)
+    net.take(p.jid, p.add_offer(replace(offer("dishwasher-xor", 0), issuer=p.jid), NOW, NOW))
+    net.run(NOW)
+    net.tick(NOW)  # s-1 opens, gate closure NOW + 3600; rounds at NOW, +900, +1800, +2700
+    net.tick(NOW + 900)
+    net.tick(NOW + 1800)
+    assert not sent(net, BidMessage)
+    net.tick(NOW + 2700)  # the last round before the gate
+    (bid,) = sent(net, BidMessage)
+    assert bid.session_id == "s-1"
+
+
+def test_a_change_beyond_the_threshold_is_bid_at_once():
+    cfg = MarketConfig(liquidity=LIQ, time_limit=10, session_every=7200, gate_closure=3600, delivery_offset=3600)
+    mkt = MarketEngine(MKT, cfg)
+    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT, trading={"update_threshold": 5.0}))
+    p = ProsumerEngine("p0@localhost", AGG)
+    net = Net(mkt, agg, p)
+    net.take(p.jid, p.add_offer(replace(offer("ev-overnight", 0), issuer=p.jid), NOW, NOW))  # up to 44 kWh
+    net.run(NOW)
+    net.tick(NOW)
+    net.tick(NOW + 900)
+    assert len(sent(net, BidMessage)) == 1
+
+
+def test_flex_offer_bids_are_priced_from_the_trading_settings_unless_bid_prices_says_otherwise():
+    mkt, agg, pros, net = world(MarketConfig(liquidity=LIQ, time_limit=10),
+                                {"energy_value": 0.25, "energy_cost": 0.05, "margin": 0.2})
+    ticks(net, NOW, 2)
+    bids = sent(net, BidMessage)
+    assert bids and all(b.offer is not None for b in bids)
+    for b in bids:  # consumption portfolios: the most it pays is its energy value less the margin
+        assert b.offer.prices.slices[0].up == pytest.approx(0.25 * 0.8)
+        assert b.offer.prices.slices[0].down == pytest.approx(0.05 * 1.2)
+    outright = AggregatorEngine(AGG, AggregatorConfig(trading={"energy_value": 0.25}, bid_prices={"up": 0.3, "down": 0.01}))
+    assert (outright.strategies.bidding.up, outright.strategies.bidding.down) == (0.3, 0.01)

@@ -116,8 +116,9 @@ class AggregatorConfig:
     arrive before a schedule starts (offers that cannot be assigned in time are left out and
     rejected when their assignment deadline passes); ``settle_after``: seconds after a schedule
     ends before it is settled without a measurement (settlement flags the missing readings).
-    ``bid_prices``: the price curve of the aggregator's flex-offer bids (EUR/kWh: ``up`` the most
-    it pays per kWh its portfolio consumes, ``down`` the least it takes per kWh it produces).
+    ``bid_prices``: the price curve of the aggregator's flex-offer bids outright (EUR/kWh: ``up``
+    the most it pays per kWh its portfolio consumes, ``down`` the least it takes per kWh it
+    produces); without it the curve comes from ``trading`` (energy value and cost, margin).
     ``trading``: how it trades in pool markets (:class:`~vmenergy.protocol.trading.TradingSettings`:
     horizon, energy value and cost, flexibility cost, margins, product, activation price).
     ``contract``: the prosumer contract table (see docs/settlement.md); default: a delegated
@@ -138,7 +139,7 @@ class AggregatorConfig:
     settle_after: int = 3600
     contract: dict = field(default_factory=dict)
     solver: str = "auto"
-    bid_prices: dict = field(default_factory=lambda: {"up": 0.30, "down": 0.0})
+    bid_prices: dict = field(default_factory=dict)
     trading: dict = field(default_factory=dict)
     acceptance: Any = None
     planning: Any = None
@@ -170,7 +171,7 @@ class AggregatorConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
                 raise FlexOfferError(f"bid_prices.{key}", f"a price in EUR/kWh (got {v!r})")
         for key in ("up", "down"):
-            if key not in self.bid_prices:
+            if self.bid_prices and key not in self.bid_prices:
                 raise FlexOfferError(f"bid_prices.{key}", "required (EUR/kWh)")
         trading = self.trading_settings()
         if self.upstream == "direct" and not trading.prices:

@@ -37,7 +37,7 @@ from .engine import Table
 from .messages import MarketSessionNotice, Measurement
 
 __all__ = ["TradingSettings", "PlannedOrder", "OrderRecord", "ORDERS", "METERED", "POOLS", "pool_orders",
-           "activated_schedule", "order_bid_id", "delivery_metering", "residual_position", "hourly_series"]
+           "activated_schedule", "order_bid_id", "delivery_metering", "residual_position", "hourly_series", "curve"]
 
 #: The mechanisms that take simple orders rather than flex-offer bids.
 POOLS = ("one-sided", "two-sided")
@@ -53,7 +53,12 @@ class TradingSettings:
     ``horizon``: how far ahead of now orders reach (a multiple of the resolution; 0 = the whole
     session). ``energy_value``: what a kWh its portfolio consumes is worth to it (the most it
     bids for energy before margin); ``energy_cost``: the least it takes for a kWh produced.
-    ``flex_cost``: the cost of a kWh of deviation when an aggregate carries no prices.
+    ``flex_cost``: the cost of a kWh of deviation when an aggregate carries no prices. The same
+    energy value and cost (with the margin) price its flex-offer bids in many-to-many and
+    implicit-capacity sessions, unless ``bid_prices`` gives that curve outright.
+    ``update_threshold`` (kWh, the bid update policy): offers that fit the open session are bid
+    once their minimum or maximum energy together changes the portfolio's by more than this, and
+    in any case in the last round before the gate closes (0: every round bids what it has).
     ``margin``: proportional margin (0.1 = 10 %); ``margin_at_max``: absolute margin at maximum
     deviation. ``product``: what it sells in a one-sided pool; ``activation_price``: what it
     asks per activated kWh. ``zone``: where it registers with a market that has zones (implicit
@@ -63,7 +68,7 @@ class TradingSettings:
 
     horizon: int = 0
     energy_value: float = 0.30
-    energy_cost: float = 0.02
+    energy_cost: float = 0.0
     flex_cost: float = 0.05
     margin: float = 0.0
     margin_at_max: float = 0.0
@@ -72,11 +77,13 @@ class TradingSettings:
     zone: str = ""
     prices: tuple[float, ...] = ()
     volume_limit: float = 0.0
+    update_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 0:
             raise FlexOfferError("trading.horizon", f"seconds, an integer >= 0 (got {self.horizon!r})")
-        for name in ("energy_value", "energy_cost", "flex_cost", "margin", "margin_at_max", "activation_price"):
+        for name in ("energy_value", "energy_cost", "flex_cost", "margin", "margin_at_max", "activation_price",
+                     "update_threshold"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise FlexOfferError(f"trading.{name}", f"a finite number (got {v!r})")
@@ -149,6 +156,13 @@ ORDERS: Table[OrderRecord] = Table("orders", OrderRecord)
 METERED: Table[str] = Table("metered", str)
 
 
+def curve(settings: TradingSettings) -> tuple[float, float]:
+    """(up, down) EUR/kWh of a flex-offer bid from the trading settings: the most it pays per kWh
+    its portfolio consumes (its energy value less the margin) and the least it takes per kWh it
+    produces (its energy cost plus the margin)."""
+    return settings.energy_value * (1 - settings.margin), settings.energy_cost * (1 + settings.margin)
+
+
 def hourly_series(prices: tuple[float, ...], start: int, end: int, resolution: int) -> list[float]:
     """The 24 hourly (UTC) prices as one value per interval of [start, end)."""
     return [prices[(t * resolution // 3600) % 24] for t in range(start, end)]
@@ -190,12 +204,11 @@ def pool_orders(offer: FlexOffer, schedule: Schedule, session: MarketSessionNoti
         if session.mechanism == "two-sided":
             if abs(e) < MIN_VOLUME:
                 continue
+            buy, sell = curve(settings)
             if e > 0:
-                out.append(PlannedOrder(t, "buy", "energy", round(float(e), 6),
-                                        round(settings.energy_value * (1 - settings.margin), 6)))
+                out.append(PlannedOrder(t, "buy", "energy", round(float(e), 6), round(buy, 6)))
             else:
-                out.append(PlannedOrder(t, "sell", "energy", round(float(-e), 6),
-                                        round(settings.energy_cost * (1 + settings.margin), 6)))
+                out.append(PlannedOrder(t, "sell", "energy", round(float(-e), 6), round(sell, 6)))
             continue
         up = settings.product == "up"
         volume = float(e - lo[k]) if up else float(hi[k] - e)

@@ -222,7 +222,21 @@ class MarketUpstream(Upstream):
         notes = [Note("plan-without-market", {"offers": len(late)})] if late else []
         if session is None and len(pending) > len(late):
             notes.append(Note("waiting-for-market", {"offers": len(pending) - len(late)}))
+        if session is not None and fits and self._hold(p, [fo for fo in pending if fo.id in set(fits)], session, now):
+            notes.append(Note("bid-held", {"offers": len(fits), "session": session.session_id}))
+            fits = []
         return Selection(tuple(fits), tuple(late), session, tuple(notes))
+
+    def _hold(self, p: Portfolio, offers: Sequence[FlexOffer], session: MarketSessionNotice, now: int) -> bool:
+        """The bid update policy: hold new offers back while they change the portfolio's minimum
+        and maximum energy by no more than ``update_threshold`` kWh, unless this is the last
+        round before the gate closes."""
+        threshold = self.trading.update_threshold
+        if threshold <= 0 or now + self.cycle >= session.gate_closure:
+            return False
+        low = sum(fo.min_total_energy for fo in offers)
+        high = sum(fo.max_total_energy for fo in offers)
+        return max(abs(low), abs(high)) <= threshold
 
     def dispatch(self, p: Portfolio, aggregates: Sequence[tuple[str, FlexOffer]], selection: Selection,
                  now: int) -> list[Effect]:
