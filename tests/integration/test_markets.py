@@ -146,3 +146,16 @@ def test_prosumers_trade_their_schedules_peer_to_peer_in_a_two_sided_pool(prosod
     paid = {r["participant"].split("@")[0]: r["total"]["cents"] for r in m["paid"]}
     assert all(v > 0 for k, v in paid.items() if k.startswith("pp-roof"))
     assert all(v < 0 for k, v in paid.items() if k.startswith("pp-office"))
+
+
+def test_many_to_many_clears_flex_offer_bids_and_bills_metered_imbalance(prosody_server, tmp_path):
+    summary, plan, _ = run_scenario(prosody_server, tmp_path, "market-many-to-many", "mm-")
+    (m,) = summary["market"]["markets"]
+    assert m["mechanism"] == "many-to-many" and m["cleared_kwh"] > 0
+    bids = list(market_ledger(plan).values("bids"))
+    assert bids and all(b.bid.offer is not None for b in bids)
+    assert all(b.bid.offer.prices.slices[0].up == pytest.approx(0.28 * 0.95) for b in bids)
+    cleared = [b for b in bids if b.status == "accepted"]
+    assert cleared and all(b.metered is not None for b in cleared)  # metered over the cleared schedule
+    (paid,) = m["paid"]
+    assert paid["imbalance"]["cents"] == -sum(b.imbalance_cents for b in cleared) < 0
