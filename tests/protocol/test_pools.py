@@ -10,6 +10,7 @@ import pytest
 from tests.protocol.net import Net
 from tests.protocol.test_engines import AGG, LATER, NOW, execute_all, offer
 from tests.protocol.test_market_engine import LIQ, MKT
+from tests.protocol.test_market_engine import world as market_world
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Profile, Schedule, Slice, SlicePrice, TotalEnergy
 from vmenergy.protocol.aggregator import AGGREGATES, AggregateRecord, AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.engine import Send
@@ -28,14 +29,9 @@ TWO_SIDED = MarketConfig(mechanism="two-sided", time_limit=10, liquidity=LIQ)
 
 
 def world(market: MarketConfig, trading: dict | None = None, n: int = 4):
-    mkt = MarketEngine(MKT, market)
-    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT, trading=trading or {}))
-    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(n)]
-    net = Net(mkt, agg, *pros)
-    for i, p in enumerate(pros):
-        net.take(p.jid, p.add_offer(offer(("ev-overnight", "dishwasher-xor")[i % 2], i), NOW, NOW))
-    net.run(NOW)
-    return mkt, agg, pros, net
+    """A market, an aggregator trading on it with ``trading`` settings, and n prosumers."""
+    agg_config = AggregatorConfig(upstream="market", upstream_jid=MKT, trading=trading or {})
+    return market_world(n, market, agg_config=agg_config)
 
 
 def ticks(net: Net, start: int, n: int) -> int:
@@ -344,16 +340,23 @@ def test_residual_position_is_cleared_energy_less_what_schedules_already_use():
     assert residual_position([], planned, planned, since=0) == {}
 
 
-def test_the_bid_update_policy_holds_small_changes_until_the_last_round_before_gate_closure():
-    # a dishwasher (1.3 kWh at most) changes the portfolio by less than 5 kWh: held while
-    # a later round can still bid it; bid in the last round before the gate closes
+def one_offer(template: str):
+    """A market whose sessions stay open an hour, an aggregator with a 5 kWh bid update
+    threshold, and one prosumer's offer from ``template``."""
     cfg = MarketConfig(liquidity=LIQ, time_limit=10, session_every=7200, gate_closure=3600, delivery_offset=3600)
     mkt = MarketEngine(MKT, cfg)
     agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT, trading={"update_threshold": 5.0}))
     p = ProsumerEngine("p0@localhost", AGG)
     net = Net(mkt, agg, p)
-    net.take(p.jid, p.add_offer(replace(offer("dishwasher-xor", 0), issuer=p.jid), NOW, NOW))
+    net.take(p.jid, p.add_offer(replace(offer(template, 0), issuer=p.jid), NOW, NOW))
     net.run(NOW)
+    return net
+
+
+def test_the_bid_update_policy_holds_small_changes_until_the_last_round_before_gate_closure():
+    # a dishwasher (1.3 kWh at most) changes the portfolio by less than 5 kWh: held while
+    # a later round can still bid it; bid in the last round before the gate closes
+    net = one_offer("dishwasher-xor")
     net.tick(NOW)  # s-1 opens, gate closure NOW + 3600; rounds at NOW, +900, +1800, +2700
     net.tick(NOW + 900)
     net.tick(NOW + 1800)
@@ -364,13 +367,7 @@ def test_the_bid_update_policy_holds_small_changes_until_the_last_round_before_g
 
 
 def test_a_change_beyond_the_threshold_is_bid_at_once():
-    cfg = MarketConfig(liquidity=LIQ, time_limit=10, session_every=7200, gate_closure=3600, delivery_offset=3600)
-    mkt = MarketEngine(MKT, cfg)
-    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT, trading={"update_threshold": 5.0}))
-    p = ProsumerEngine("p0@localhost", AGG)
-    net = Net(mkt, agg, p)
-    net.take(p.jid, p.add_offer(replace(offer("ev-overnight", 0), issuer=p.jid), NOW, NOW))  # up to 44 kWh
-    net.run(NOW)
+    net = one_offer("ev-overnight")  # up to 44 kWh
     net.tick(NOW)
     net.tick(NOW + 900)
     assert len(sent(net, BidMessage)) == 1
