@@ -114,6 +114,8 @@ def test_one_sided_pool_reserves_in_merit_order_activates_and_pays_both():
     activation_cents = sum(line.amount_cents for line in bill.lines if line.code == "market_activation")
     assert activation_cents == sum(cents(a.volume * 0.12) for a in activations)  # each rounded once
     assert all(line.amount_cents > 0 for line in bill.lines)  # both are paid to the aggregator
+    # and the aggregator booked both as the revenue of its aggregates
+    assert sum(r.revenue_cents for r in agg.ledger.values("aggregates")) == bill.total_cents
 
 
 def test_one_sided_order_above_the_cutoff_is_rejected_with_the_price_reason():

@@ -148,6 +148,7 @@ class OrderRecord:
     amount_cents: int = 0  # what the market pays (+) or charges (-)
     reservation_id: Optional[str] = None
     activated: float = 0.0  # kWh per interval activated so far
+    activation_price: Optional[float] = None  # EUR/kWh asked for an activation
 
 
 #: The aggregator's pool orders, by bid id.

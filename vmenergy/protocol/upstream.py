@@ -269,7 +269,7 @@ class MarketUpstream(Upstream):
             for o in placed:
                 bid_id = order_bid_id(agg_id, o.interval)
                 orders.put(bid_id, OrderRecord(agg_id, session.session_id, o.interval, o.side, o.kind, o.volume,
-                                               o.price))
+                                               o.price, activation_price=o.activation_price))
                 bid = BidMessage(bid_id, session.session_id, o.side, volume=o.volume, price=o.price,
                                  activation_price=o.activation_price, start=o.interval, end=o.interval + 1,
                                  order_type=o.kind, resolution=session.resolution)
@@ -324,6 +324,8 @@ class MarketUpstream(Upstream):
         moved = activated_schedule(offer, schedule, {t: sign * a.volume for t in range(a.start, a.end)},
                                    now=now // offer.resolution)
         orders.put(bid_id, replace(rec, activated=rec.activated + a.volume))
+        # what the market pays for it (Activation.amount, rounded once like the market's bill)
+        p.book_revenue(rec.aggregate_id, cents((rec.activation_price or 0.0) * a.volume * (a.end - a.start)))
         moved = replace(moved, update_id=schedule.update_id + 1)
         return [Note("activated", {"activation": a.activation_id, "aggregate": rec.aggregate_id, "kWh": a.volume}),
                 *p.assign_aggregate(rec.aggregate_id, moved, now)], None
