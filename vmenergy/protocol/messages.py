@@ -411,7 +411,8 @@ class Registration(Message):
             _set(self, "zone", check_identifier(self.zone, "zone"))
 
     def key(self) -> tuple:
-        return ("registration", self.participant, self.op)
+        # another zone is another registration (one refused for its zone may be sent again right)
+        return ("registration", self.participant, self.op, self.zone)
 
     @property
     def ref(self) -> str:
