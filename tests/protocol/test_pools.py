@@ -386,3 +386,23 @@ def test_flex_offer_bids_are_priced_from_the_trading_settings_unless_bid_prices_
         assert b.offer.prices.slices[0].down == pytest.approx(0.05 * 1.2)
     outright = AggregatorEngine(AGG, AggregatorConfig(trading={"energy_value": 0.25}, bid_prices={"up": 0.3, "down": 0.01}))
     assert (outright.strategies.bidding.up, outright.strategies.bidding.down) == (0.3, 0.01)
+
+
+def test_the_trade_frequency_holds_new_offers_until_the_next_trading_round():
+    cfg = MarketConfig(liquidity=LIQ, time_limit=10, session_every=7200, gate_closure=5400, delivery_offset=5400)
+    mkt = MarketEngine(MKT, cfg)
+    agg = AggregatorEngine(AGG, AggregatorConfig(upstream="market", upstream_jid=MKT, trading={"frequency": 1800}))
+    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(2)]
+    net = Net(mkt, agg, *pros)
+    net.take(pros[0].jid, pros[0].add_offer(replace(offer("ev-overnight", 0), issuer=pros[0].jid), NOW, NOW))
+    net.run(NOW)
+    net.tick(NOW)  # s-1 opens (gate NOW + 5400: the last round before it is at NOW + 4500)
+    net.tick(NOW + 900)  # the first trade
+    assert len(sent(net, BidMessage)) == 1
+    net.take(pros[1].jid, pros[1].add_offer(replace(offer("ev-overnight", 1), issuer=pros[1].jid), NOW + 1000,
+                                            NOW + 1000))
+    net.run(NOW + 1000)
+    net.tick(NOW + 1800)  # 900 s after the last trade: held
+    assert len(sent(net, BidMessage)) == 1
+    net.tick(NOW + 2700)  # the next trading round, 1800 s after the last
+    assert len(sent(net, BidMessage)) == 2

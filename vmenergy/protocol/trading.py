@@ -56,6 +56,8 @@ class TradingSettings:
     ``flex_cost``: the cost of a kWh of deviation when an aggregate carries no prices. The same
     energy value and cost (with the margin) price its flex-offer bids in many-to-many and
     implicit-capacity sessions, unless ``bid_prices`` gives that curve outright.
+    ``frequency`` (seconds, 0: every aggregation round): how often it trades; offers wait for the
+    next trading round, or the last round before the gate closes.
     ``update_threshold`` (kWh, the bid update policy): offers that fit the open session are bid
     once their minimum or maximum energy together changes the portfolio's by more than this, and
     in any case in the last round before the gate closes (0: every round bids what it has).
@@ -78,10 +80,13 @@ class TradingSettings:
     prices: tuple[float, ...] = ()
     volume_limit: float = 0.0
     update_threshold: float = 0.0
+    frequency: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 0:
-            raise FlexOfferError("trading.horizon", f"seconds, an integer >= 0 (got {self.horizon!r})")
+        for name in ("horizon", "frequency"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise FlexOfferError(f"trading.{name}", f"seconds, an integer >= 0 (got {v!r})")
         for name in ("energy_value", "energy_cost", "flex_cost", "margin", "margin_at_max", "activation_price",
                      "update_threshold"):
             v = getattr(self, name)

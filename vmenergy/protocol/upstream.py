@@ -228,11 +228,17 @@ class MarketUpstream(Upstream):
         return Selection(tuple(fits), tuple(late), session, tuple(notes))
 
     def _hold(self, p: Portfolio, offers: Sequence[FlexOffer], session: MarketSessionNotice, now: int) -> bool:
-        """The bid update policy: hold new offers back while they change the portfolio's minimum
-        and maximum energy by no more than ``update_threshold`` kWh, unless this is the last
-        round before the gate closes."""
+        """The trade frequency and the bid update policy: hold new offers back until the next
+        trading round (``frequency`` seconds after the last), and while they change the
+        portfolio's minimum and maximum energy by no more than ``update_threshold`` kWh; never
+        in the last round before the gate closes."""
+        if now + self.cycle >= session.gate_closure:
+            return False
+        last = p.ledger[META].get("last_trade")
+        if self.trading.frequency and last is not None and now < last + self.trading.frequency:
+            return True
         threshold = self.trading.update_threshold
-        if threshold <= 0 or now + self.cycle >= session.gate_closure:
+        if threshold <= 0:
             return False
         low = sum(fo.min_total_energy for fo in offers)
         high = sum(fo.max_total_energy for fo in offers)
@@ -243,6 +249,7 @@ class MarketUpstream(Upstream):
         session = selection.session
         if session is None:  # select() never sends aggregates upstream without a session
             raise ValueError("MarketUpstream.dispatch: the selection has no market session")
+        p.ledger[META].put("last_trade", now)
         if session.mechanism in POOLS:
             return self._dispatch_orders(p, aggregates, session, now)
         out: list[Effect] = []
