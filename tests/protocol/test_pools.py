@@ -193,7 +193,7 @@ def test_flexibility_orders_price_cost_plus_proportional_margin_plus_absolute_ma
     up = pool_orders(fo, plan, SESSION, TradingSettings(product="up"), now=0)
     assert [(o.interval, o.volume, o.price) for o in up] == [(121, 1.0, 0.10), (122, 1.0, 0.10)]
     # without prices of its own the aggregate costs flex_cost; the horizon cuts what is bid
-    bare_orders = pool_orders(flexible(), plan, SESSION, TradingSettings(product="down", horizon=121 * 900), now=0)
+    bare_orders = pool_orders(flexible(), plan, SESSION, TradingSettings(product="down", horizon=1), now=120 * 900)
     assert [(o.interval, o.price) for o in bare_orders] == [(120, 0.05)]
 
 

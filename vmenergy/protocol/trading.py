@@ -17,7 +17,7 @@ members get whatever the pool decides) and turns the plan into one order per int
   deviation). A cleared order is a reservation the market may later activate; an activation
   moves the aggregate's schedule by the activated energy (:func:`activated_schedule`).
 
-Only intervals inside the session's delivery window and within ``horizon`` seconds of now are
+Only intervals inside the session's delivery window and within ``horizon`` intervals of now are
 bid. Pure: values in, orders out.
 """
 
@@ -50,8 +50,8 @@ PRODUCTS = ("up", "down")
 class TradingSettings:
     """The ``trading`` table of an aggregator (all prices EUR/kWh, times seconds).
 
-    ``horizon``: how far ahead of now orders reach (a multiple of the resolution; 0 = the whole
-    session). ``energy_value``: what a kWh its portfolio consumes is worth to it (the most it
+    ``horizon``: how many intervals ahead orders reach (a multiple of the resolution by
+    construction; 0 = the whole session). ``energy_value``: what a kWh its portfolio consumes is worth to it (the most it
     bids for energy before margin); ``energy_cost``: the least it takes for a kWh produced.
     ``flex_cost``: the cost of a kWh of deviation when an aggregate carries no prices. The same
     energy value and cost (with the margin) price its flex-offer bids in many-to-many and
@@ -83,10 +83,10 @@ class TradingSettings:
     frequency: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "frequency"):
+        for name, unit in (("horizon", "intervals"), ("frequency", "seconds")):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise FlexOfferError(f"trading.{name}", f"seconds, an integer >= 0 (got {v!r})")
+                raise FlexOfferError(f"trading.{name}", f"{unit}, an integer >= 0 (got {v!r})")
         for name in ("energy_value", "energy_cost", "flex_cost", "margin", "margin_at_max", "activation_price",
                      "update_threshold"):
             v = getattr(self, name)
@@ -120,9 +120,6 @@ class TradingSettings:
                 raise FlexOfferError(f"trading.{key}", f"unknown trading setting (known: {', '.join(sorted(known))})")
         return cls(**dict(d))
 
-    def check_resolution(self, resolution: int) -> None:
-        if self.horizon % resolution:
-            raise FlexOfferError("trading.horizon", f"must be a multiple of the resolution ({resolution} s)")
 
 
 @dataclass(frozen=True)
@@ -201,7 +198,7 @@ def pool_orders(offer: FlexOffer, schedule: Schedule, session: MarketSessionNoti
     first = max(session.delivery_start, -(-now // res))
     last = session.delivery_end
     if settings.horizon:
-        last = min(last, (now + settings.horizon) // res)
+        last = min(last, first + settings.horizon)
     out: list[PlannedOrder] = []
     for k, e in enumerate(plan):
         t = schedule.start + k
