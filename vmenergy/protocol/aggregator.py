@@ -76,6 +76,7 @@ class AggregatorEngine(Engine):
                                                 lead=config.lead, cycle=config.cycle,
                                                 trading=config.trading_settings(), solver=config.solver)
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
+        self._unmeasured: dict[str, int] = {}  # aggregate id -> members not measured yet (see _all_measured)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
         self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
         self._restore_aggregates()
@@ -252,7 +253,8 @@ class AggregatorEngine(Engine):
         updated = replace(rec, offer=offer, measurement=m)
         offers.put(key, updated)
         out: list[Effect] = [Note("measurement", {"offer": key, "kWh": round(sum(m.energy), 6)})]
-        if rec.aggregate_id is not None and rec.aggregate_id != SINGLE:
+        if rec.measurement is None and rec.aggregate_id is not None and rec.aggregate_id != SINGLE \
+                and self._all_measured(rec.aggregate_id):
             out += self.upstream.on_measured(self, rec.aggregate_id, now)
         if rec.bill_id is not None and rec.measurement is None:
             # settled as unverified while the measurement was overdue: bill the difference now
@@ -479,6 +481,21 @@ class AggregatorEngine(Engine):
     def aggregate_schedule(self, aggregate_id: str) -> Optional[Schedule]:
         rec = self.ledger[AGGREGATES].get(aggregate_id)
         return None if rec is None else rec.schedule
+
+    def _all_measured(self, aggregate_id: str) -> bool:
+        """Whether every member of the aggregate is measured now that one more is: a count kept
+        per aggregate (counted once from the ledger, e.g. after a restart), so a measurement
+        costs the same whatever the aggregate's size."""
+        left = self._unmeasured.get(aggregate_id)
+        if left is None:
+            rec = self.ledger[AGGREGATES].get(aggregate_id)
+            offers = self.ledger[AGG_OFFERS]
+            left = 0 if rec is None else sum(1 for m in rec.members
+                                             if (o := offers.get(m)) is None or o.measurement is None)
+        else:
+            left -= 1
+        self._unmeasured[aggregate_id] = left
+        return left == 0
 
     def aggregate_metering(self, aggregate_id: str) -> Optional[dict[int, float]]:
         rec = self.ledger[AGGREGATES].get(aggregate_id)
