@@ -1,7 +1,7 @@
 """A plain XMPP client (no VME code) trades with a real market agent (``vmenergy agent market``)
 on Prosody: a bid before registering is refused naming the sender, registration in a market
 with zones needs one of its zones, a bid outside the session is refused with the field and the
-reason, and a good order clears with its zone's price."""
+reason, a good order clears with its zone's price, and deregistering withdraws a live bid."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.integration.test_plain_client import NS, payloads, start_agent, stop, wait_for
+from vmenergy.store import read_ledger
 
 pytestmark = pytest.mark.integration
 
@@ -19,8 +20,8 @@ mechanism = "implicit-capacity"
 zones = ["north", "south"]
 links = [{ a = "north", b = "south", capacity = 50.0, cost = 0.02 }]
 liquidity_zone = "north"
-session_every = 60
-gate_closure = 20
+session_every = 30
+gate_closure = 15
 delivery_offset = 900
 delivery_length = 7200
 time_limit = 5
@@ -83,6 +84,20 @@ async def test_a_plain_client_is_refused_until_registered_in_a_zone_then_its_ord
                       "clearing")
         assert clearing.get("status") == "accepted" and float(clearing.get("volume")) == pytest.approx(2.0)
         assert float(clearing.get("price")) == pytest.approx(0.12)
+        # in the next session: an order, then deregistering withdraws it
+        notice = el(await wait_for(client, lambda m: is_el("market-session", state="open")(m)
+                                   and el(m, "market-session").get("id") != sid, timeout=90, what="next session"),
+                    "market-session")
+        nid = notice.get("id")
+        send(client, market, f'<bid xmlns="{NS}" id="gone-{nid}" session="{nid}" side="buy" volume="1" price="0.3" '
+                             f'start="{notice.get("delivery-start")}"/>')
+        await wait_for(client, is_el("ack", ref=f"gone-{nid}", status="accepted"), what="bid ack")
+        send(client, market, f'<registration xmlns="{NS}" op="deregister" participant="{me}" role="buyer" zone="south"/>')
+        await wait_for(client, is_el("ack", kind="registration", status="accepted"), what="deregistration ack")
         assert proc.poll() is None
     finally:
         stop(proc)
+    ledger = read_ledger(tmp_path / "zmarket.sqlite")
+    gone = ledger.get("bids", f"gone-{nid}")
+    assert gone.status == "withdrawn" and gone.clearing.reason == "withdrawn: the participant deregistered"
+    assert me not in ledger.table("participants")

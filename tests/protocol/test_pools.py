@@ -88,6 +88,9 @@ def test_one_sided_pool_reserves_in_merit_order_activates_and_pays_both():
     t = ticks(net, NOW, 6)
     orders = list(agg.ledger.values("orders"))
     assert orders and all(o.kind == "down" and o.side == "sell" for o in orders)
+    # each offer carries its reservation price, activation price, volume and expiry (its interval's start)
+    placed = [b for b in sent(net, BidMessage)]
+    assert placed and all(b.activation_price == 0.12 and b.expiry == b.start * 900 and b.volume > 0 for b in placed)
     reservations = sent(net, ReservationMessage)
     assert reservations and {r.bid_id for r in reservations} == {k for k, o in agg.ledger.table("orders").items()
                                                                  if o.status in ("accepted", "partial")}

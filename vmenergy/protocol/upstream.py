@@ -277,9 +277,11 @@ class MarketUpstream(Upstream):
                 bid_id = order_bid_id(agg_id, o.interval)
                 orders.put(bid_id, OrderRecord(agg_id, session.session_id, o.interval, o.side, o.kind, o.volume,
                                                o.price, activation_price=o.activation_price))
+                # void once its interval starts: nothing is left to reserve or deliver then
                 bid = BidMessage(bid_id, session.session_id, o.side, volume=o.volume, price=o.price,
-                                 activation_price=o.activation_price, start=o.interval, end=o.interval + 1,
-                                 order_type=o.kind, resolution=session.resolution)
+                                 activation_price=o.activation_price, expiry=o.interval * session.resolution,
+                                 start=o.interval, end=o.interval + 1, order_type=o.kind,
+                                 resolution=session.resolution)
                 out += p.send_reliable(self.jid, bid, now)  # type: ignore[arg-type]
             out.append(Note("orders", {"aggregate": agg_id, "session": session.session_id, "orders": len(placed)}))
         return out
