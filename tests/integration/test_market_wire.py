@@ -21,7 +21,7 @@ zones = ["north", "south"]
 links = [{ a = "north", b = "south", capacity = 50.0, cost = 0.02 }]
 liquidity_zone = "north"
 session_every = 30
-gate_closure = 15
+gate_closure = 25
 delivery_offset = 900
 delivery_length = 7200
 time_limit = 5
