@@ -13,7 +13,7 @@ from tests.protocol.test_market_engine import LIQ, MKT
 from tests.protocol.test_market_engine import world as market_world
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Profile, Schedule, Slice, SlicePrice, TotalEnergy
 from vmenergy.protocol.aggregator import AGGREGATES, AggregateRecord, AggregatorConfig, AggregatorEngine
-from vmenergy.protocol.engine import Send
+from vmenergy.protocol.engine import Note, Send
 from vmenergy.protocol.market import MarketConfig, MarketEngine, market_summary
 from vmenergy.protocol.messages import (ActivationMessage, AssignmentMessage, BidMessage, Clearing, Measurement,
                                         MarketSessionNotice, Registration, ReservationMessage)
@@ -409,3 +409,23 @@ def test_the_trade_frequency_holds_new_offers_until_the_next_trading_round():
     assert len(sent(net, BidMessage)) == 1
     net.tick(NOW + 2700)  # the next trading round, 1800 s after the last
     assert len(sent(net, BidMessage)) == 2
+
+
+def test_the_aggregator_expects_the_imbalance_charge_its_market_bills_under_the_same_contract_terms():
+    terms = {"price": 0.5, "cutoff": 0.01}
+    cfg = MarketConfig(mechanism="two-sided", time_limit=10, liquidity=LIQ, imbalance=terms)
+    mkt, agg, pros, net = world(cfg, {"imbalance_fee": 0.5, "imbalance_cutoff": 0.01})
+    notes: list[Note] = []
+    take = net.take
+
+    def keep(sender, effects):
+        effects = list(effects)
+        notes.extend(e for e in effects if isinstance(e, Note) and e.event == "metered-to-market")
+        take(sender, effects)
+
+    net.take = keep  # type: ignore[method-assign]
+    t = ticks(net, NOW, 6)
+    execute_all(net, t, deviation=0.1)
+    expected = {n.fields["bid"]: n.fields["expected_imbalance_cents"] for n in notes}
+    billed = {b.bid.bid_id: b.imbalance_cents for b in mkt.ledger.values("bids") if b.metered is not None}
+    assert expected and expected == billed

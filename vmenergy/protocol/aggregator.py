@@ -415,6 +415,9 @@ class AggregatorEngine(Engine):
                 hi = max([*position, *((fo.latest_start(here) or here) + max(p.duration for p in fo.profiles)
                                        for fo in offers)]) + 1
                 position = {t: position.get(t, 0.0) for t in range(lo, hi)}
+            fee = self.config.trading_settings().imbalance_fee
+            if fee > 0:  # a deviation from what cleared costs the contract's imbalance fee
+                spec = {"over_price": fee, "under_price": fee, **spec}
             self.strategies = replace(self.strategies,
                                       planning=ObjectivePlanning(objective_from(spec, position), solver))
         result = self.strategies.planning.plan(offers, now // offers[0].resolution)

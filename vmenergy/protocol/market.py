@@ -19,8 +19,6 @@ from vmenergy.flexoffer import FlexOfferError, Schedule
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.market import (
     Activation,
-    Award,
-    MarketResult,
     FlexOfferBid,
     ImplicitCapacity,
     Link,
@@ -39,6 +37,7 @@ from vmenergy.settlement.money import cents
 from .engine import META, Effect, Engine, Note, Send, Table, TimedStep, bare, handles
 from .ledger import Ledger
 from .steering import SteeringError, steers
+from .trading import imbalance_charge
 from .messages import (
     Ack,
     ActivationMessage,
@@ -636,15 +635,9 @@ class MarketEngine(Engine):
         outside = sorted(set(metered) - set(awarded))
         if outside and any(abs(metered[t]) > 1e-9 for t in outside):
             return [], f"interval {outside[0]} is outside the bid's delivery"
-        price = float(self.config.imbalance.get("price", 0.0))
-        cutoff = float(self.config.imbalance.get("cutoff", 0.0))
-        # the core's imbalance lines (metered - contracted per interval), with the cut-off on top
-        award = Award(b.bid.bid_id, sender, b.bid.side, Product.ENERGY, awarded, 0.0)
-        lines = MarketResult(b.bid.session_id, self.config.mechanism, self.config.pricing, {award.bid_id: award}, {},
-                             {}, 0.0).imbalance({sender: metered}, price)
-        beyond = sum(max(0.0, abs(line.deviation) - cutoff) for line in lines)
-        fee = cents(price * beyond)
-        b = replace(b, metered=m, imbalance_kwh=round(beyond, 6), imbalance_cents=fee)
+        beyond, fee = imbalance_charge(awarded, metered, float(self.config.imbalance.get("price", 0.0)),
+                                       float(self.config.imbalance.get("cutoff", 0.0)))
+        b = replace(b, metered=m, imbalance_kwh=beyond, imbalance_cents=fee)
         out: list[Effect] = [Note("imbalance", {"bid": b.bid.bid_id, "kWh": round(beyond, 6), "cents": fee})]
         rec = self.ledger[MARKET_SESSIONS].get(b.bid.session_id)
         if rec is not None and rec.billed and fee:

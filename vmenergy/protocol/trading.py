@@ -30,14 +30,17 @@ from typing import Any, Iterable, Mapping, Optional
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
+from vmenergy.market import Award, MarketResult, Product
 from vmenergy.planning import Objective, schedule_offers
+from vmenergy.settlement.money import cents
 from vmenergy.validation import set_field
 
 from .engine import Table
 from .messages import MarketSessionNotice, Measurement
 
 __all__ = ["TradingSettings", "PlannedOrder", "OrderRecord", "ORDERS", "METERED", "POOLS", "pool_orders",
-           "activated_schedule", "order_bid_id", "delivery_metering", "residual_position", "hourly_series", "curve"]
+           "activated_schedule", "order_bid_id", "delivery_metering", "residual_position", "hourly_series", "curve",
+           "imbalance_charge"]
 
 #: The mechanisms that take simple orders rather than flex-offer bids.
 POOLS = ("one-sided", "two-sided")
@@ -58,6 +61,10 @@ class TradingSettings:
     implicit-capacity sessions, unless ``bid_prices`` gives that curve outright.
     ``frequency`` (seconds, 0: every aggregation round): how often it trades; offers wait for the
     next trading round, or the last round before the gate closes.
+    ``imbalance_fee`` (EUR/kWh) and ``imbalance_cutoff`` (kWh per interval): the market
+    contract's imbalance terms as the aggregator knows them; ``follow_market`` plans price a
+    deviation from the clearings at the fee (unless the objective says otherwise), and the
+    aggregator logs the imbalance charge it expects for each bid it meters.
     ``update_threshold`` (kWh, the bid update policy): offers that fit the open session are bid
     once their minimum or maximum energy together changes the portfolio's by more than this, and
     in any case in the last round before the gate closes (0: every round bids what it has).
@@ -81,6 +88,8 @@ class TradingSettings:
     volume_limit: float = 0.0
     update_threshold: float = 0.0
     frequency: int = 0
+    imbalance_fee: float = 0.0
+    imbalance_cutoff: float = 0.0
 
     def __post_init__(self) -> None:
         for name, unit in (("horizon", "intervals"), ("frequency", "seconds")):
@@ -88,7 +97,7 @@ class TradingSettings:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise FlexOfferError(f"trading.{name}", f"{unit}, an integer >= 0 (got {v!r})")
         for name in ("energy_value", "energy_cost", "flex_cost", "margin", "margin_at_max", "activation_price",
-                     "update_threshold"):
+                     "update_threshold", "imbalance_fee", "imbalance_cutoff"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise FlexOfferError(f"trading.{name}", f"a finite number (got {v!r})")
@@ -275,6 +284,18 @@ def delivery_metering(bid_id: str, metered: Mapping[int, float], first: int, end
         return None
     energy = tuple(round(float(metered.get(t, 0.0)), 6) for t in range(first, end))
     return Measurement(f"mm-{bid_id}", bid_id, first, energy, resolution)
+
+
+def imbalance_charge(awarded: Mapping[int, float], metered: Mapping[int, float], price: float,
+                     cutoff: float) -> tuple[float, int]:
+    """(kWh, cents) of imbalance: per interval the metered minus the awarded energy (the market
+    core's imbalance lines), beyond ``cutoff`` kWh, at ``price`` EUR/kWh. The one rule both the
+    market (billing) and the aggregator (expecting the bill) apply."""
+    award = Award("bid", "participant", "buy", Product.ENERGY, dict(awarded), 0.0)
+    lines = MarketResult("session", "pool", "uniform", {"bid": award}, {}, {}, 0.0).imbalance(
+        {"participant": metered}, price)
+    beyond = math.fsum(max(0.0, abs(line.deviation) - cutoff) for line in lines)
+    return round(beyond, 6), cents(price * beyond)
 
 
 def residual_position(orders: Iterable[OrderRecord], cleared: Iterable[tuple[FlexOffer, Schedule]],

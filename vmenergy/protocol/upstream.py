@@ -43,7 +43,7 @@ from .messages import (
 )
 from .strategies import Bidding
 from .trading import (METERED, ORDERS, POOLS, OrderRecord, TradingSettings, activated_schedule, delivery_metering,
-                      hourly_series, order_bid_id, pool_orders)
+                      hourly_series, imbalance_charge, order_bid_id, pool_orders)
 
 __all__ = ["MARKET_NOTICES", "Portfolio", "Selection", "Upstream", "PlanUpstream", "MarketUpstream",
            "ParentUpstream", "DirectUpstream", "UPSTREAM_CLASSES", "make_upstream", "fits_session"]
@@ -347,23 +347,29 @@ class MarketUpstream(Upstream):
         offer = p.aggregate_offer(aggregate_id)
         if metered is None or offer is None:
             return []
-        # orders and sessions are timed at the offers' resolution (fits_session)
-        spans: list[tuple[str, int, int]] = [
-            (bid_id, o.interval, o.interval + 1) for bid_id, o in p.ledger[ORDERS].items()
+        # orders and sessions are timed at the offers' resolution (fits_session); what each bid won
+        awards: list[tuple[str, dict[int, float]]] = [
+            (bid_id, {o.interval: o.cleared if o.side == "buy" else -o.cleared})
+            for bid_id, o in p.ledger[ORDERS].items()
             if o.aggregate_id == aggregate_id and o.kind == "energy" and o.status in ("accepted", "partial")]
         flex = p.cleared_schedule(aggregate_id)
         if flex is not None:
-            spans.append((f"bid-{aggregate_id}", flex.start, flex.start + offer.profiles[flex.profile].duration))
+            per = offer.profiles[flex.profile].spread(flex.energy)
+            awards.append((f"bid-{aggregate_id}", {flex.start + k: float(e) for k, e in enumerate(per)}))
         out: list[Effect] = []
         sent = p.ledger[METERED]
-        for bid_id, first, end in spans:
+        for bid_id, awarded in awards:
             if bid_id in sent:
                 continue
-            m = delivery_metering(bid_id, metered, first, end, offer.resolution)
+            m = delivery_metering(bid_id, metered, min(awarded), max(awarded) + 1, offer.resolution)
             if m is None:
                 continue
             sent.put(bid_id, m.measurement_id)
-            out += [Note("metered-to-market", {"bid": bid_id, "kWh": round(sum(m.energy), 6)}),
+            # what the market contract's imbalance terms will charge for it, as this aggregator reckons
+            kwh, fee = imbalance_charge(awarded, {m.start + k: e for k, e in enumerate(m.energy)},
+                                        self.trading.imbalance_fee, self.trading.imbalance_cutoff)
+            out += [Note("metered-to-market", {"bid": bid_id, "kWh": round(sum(m.energy), 6), "imbalance_kWh": kwh,
+                                               "expected_imbalance_cents": fee}),
                     *p.send_reliable(self.jid, m, now)]  # type: ignore[arg-type]
         return out
 
