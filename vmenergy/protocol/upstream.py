@@ -222,7 +222,8 @@ class MarketUpstream(Upstream):
         notes = [Note("plan-without-market", {"offers": len(late)})] if late else []
         if session is None and len(pending) > len(late):
             notes.append(Note("waiting-for-market", {"offers": len(pending) - len(late)}))
-        if session is not None and fits and self._hold(p, [fo for fo in pending if fo.id in set(fits)], session, now):
+        chosen = set(fits)
+        if session is not None and fits and self._hold(p, [fo for fo in pending if fo.id in chosen], session, now):
             notes.append(Note("bid-held", {"offers": len(fits), "session": session.session_id}))
             fits = []
         return Selection(tuple(fits), tuple(late), session, tuple(notes))
