@@ -52,7 +52,7 @@ from .messages import (
     ReservationMessage,
 )
 
-__all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "MARKET_SESSIONS", "BIDS", "PARTICIPANTS",
+__all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "MARKET_SESSIONS", "BIDS", "PARTICIPANTS", "ZONES",
            "market_summary"]
 
 MECHANISMS = ("one-sided", "two-sided", "many-to-many", "implicit-capacity")
