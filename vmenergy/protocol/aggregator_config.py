@@ -51,7 +51,8 @@ def objective_from(spec: Mapping, position: Optional[Mapping[int, float]] = None
     if fed_by_market(spec):
         unknown = set(spec) - {"kind", "over_price", "under_price"}
         if unknown:
-            raise FlexOfferError(f"objective.{sorted(unknown)[0]}", "follow_market takes commitment, over_price, under_price")
+            raise FlexOfferError(f"objective.{sorted(unknown)[0]}",
+                                 "follow_market takes commitment, over_price, under_price")
         if not position:
             return Objective.peak()
         spec["commitment"] = dict(position)
@@ -175,7 +176,8 @@ class AggregatorConfig:
                 raise FlexOfferError(f"bid_prices.{key}", "required (EUR/kWh)")
         trading = self.trading_settings()
         if self.upstream == "direct" and not trading.prices:
-            raise FlexOfferError("trading.prices", "required with upstream = \"direct\": the 24 hourly prices it trades at")
+            raise FlexOfferError("trading.prices",
+                                 "required with upstream = \"direct\": the 24 hourly prices it trades at")
         for key in STRATEGY_KEYS:
             if key != "aggregation":
                 parse_strategy(getattr(self, key), key)

@@ -52,8 +52,8 @@ from .messages import (
     ReservationMessage,
 )
 
-__all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "MARKET_SESSIONS", "BIDS", "PARTICIPANTS", "ZONES",
-           "market_summary"]
+__all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "MARKET_SESSIONS", "BIDS", "PARTICIPANTS",
+           "ZONES", "market_summary"]
 
 MECHANISMS = ("one-sided", "two-sided", "many-to-many", "implicit-capacity")
 PRICINGS = tuple(p.value for p in Pricing)
@@ -155,7 +155,8 @@ class MarketConfig:
                 raise FlexOfferError(f"links[{i}]", "a table {a, b, capacity, cost}")
             unknown = set(ln) - {"a", "b", "capacity", "cost"}
             if unknown:
-                raise FlexOfferError(f"links[{i}].{sorted(unknown)[0]}", "unknown link setting (known: a, b, capacity, cost)")
+                raise FlexOfferError(f"links[{i}].{sorted(unknown)[0]}",
+                                     "unknown link setting (known: a, b, capacity, cost)")
             for key in ("a", "b", "capacity"):
                 if key not in ln:
                     raise FlexOfferError(f"links[{i}].{key}", "required")
@@ -625,7 +626,8 @@ class MarketEngine(Engine):
         if b.status not in ("accepted", "partial"):
             return [], f"bid {m.offer_id} did not clear: there is no position to settle"
         if b.reservation is not None:
-            return [], f"bid {m.offer_id} reserved {b.reservation.reservation_type} flexibility: it is settled by its activation, not metered"
+            return [], (f"bid {m.offer_id} reserved {b.reservation.reservation_type} flexibility: it is settled by "
+                        "its activation, not metered")
         if b.metered is not None:
             return [], f"bid {m.offer_id} is metered already"
         if m.resolution != self.config.resolution:
@@ -642,8 +644,8 @@ class MarketEngine(Engine):
         rec = self.ledger[MARKET_SESSIONS].get(b.bid.session_id)
         if rec is not None and rec.billed and fee:
             res = rec.notice.resolution
-            bill = BillMessage(f"bill-imb-{b.bid.bid_id}", rec.notice.delivery_start * res, rec.notice.delivery_end * res,
-                               (self._imbalance_line(b),))
+            bill = BillMessage(f"bill-imb-{b.bid.bid_id}", rec.notice.delivery_start * res,
+                               rec.notice.delivery_end * res, (self._imbalance_line(b),))
             b = replace(b, imbalance_bill=bill.bill_id)
             out += self.send_reliable(sender, bill, now)
         self.ledger[BIDS].put(b.bid.bid_id, b)

@@ -32,7 +32,8 @@ from .trading import curve
 
 #: The prosumer contract of an aggregator trading directly, unless its config gives one: the
 #: prosumer is paid for its verified adaptation at its own offer's prices.
-DIRECT_CONTRACT = {"mode": "direct", "pricing": {"source": "offer"}, "tolerance": {"relative": 0.10, "absolute_kwh": 0.01}}
+DIRECT_CONTRACT = {"mode": "direct", "pricing": {"source": "offer"},
+                   "tolerance": {"relative": 0.10, "absolute_kwh": 0.01}}
 
 __all__ = [
     "DIRECT_CONTRACT",
@@ -270,7 +271,8 @@ class AggregatorStrategies:
                 raise FlexOfferError(spec.path, f"{spec.target} has no {method}() method, so it cannot be the {key} step")
             chosen[key] = obj
         # the flex-offer bids' curve: given outright, or from the trading settings' value and cost
-        prices = dict(config.bid_prices) if config.bid_prices else dict(zip(("up", "down"), curve(config.trading_settings())))
+        prices = dict(config.bid_prices) if config.bid_prices else \
+            dict(zip(("up", "down"), curve(config.trading_settings())))
         return cls(
             acceptance=chosen["acceptance"] if "acceptance" in chosen else DeadlineAcceptance(config.lead),
             aggregation=chosen["aggregation"] if "aggregation" in chosen
@@ -280,5 +282,6 @@ class AggregatorStrategies:
             bidding=chosen["bidding"] if "bidding" in chosen
             else FixedCurveBidding(prices["up"], prices["down"], prices.get("mixed")),
             disaggregation=chosen["disaggregation"] if "disaggregation" in chosen else MemberDisaggregation(),
-            contract=default_contract(jid, config.contract or (DIRECT_CONTRACT if config.upstream == "direct" else None)),
+            contract=default_contract(jid, config.contract
+                                      or (DIRECT_CONTRACT if config.upstream == "direct" else None)),
         )

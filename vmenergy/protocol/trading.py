@@ -54,8 +54,9 @@ class TradingSettings:
     """The ``trading`` table of an aggregator (all prices EUR/kWh, times seconds).
 
     ``horizon``: how many intervals ahead orders reach (a multiple of the resolution by
-    construction; 0 = the whole session). ``energy_value``: what a kWh its portfolio consumes is worth to it (the most it
-    bids for energy before margin); ``energy_cost``: the least it takes for a kWh produced.
+    construction; 0 = the whole session). ``energy_value``: what a kWh its portfolio consumes is
+    worth to it (the most it bids for energy before margin); ``energy_cost``: the least it takes
+    for a kWh produced.
     ``flex_cost``: the cost of a kWh of deviation when an aggregate carries no prices. The same
     energy value and cost (with the margin) price its flex-offer bids in many-to-many and
     implicit-capacity sessions, unless ``bid_prices`` gives that curve outright.

@@ -490,13 +490,14 @@ class DirectUpstream(Upstream):
         res = pending[0].resolution
         here = now // res
         end = max((fo.latest_start(here) or here) + max(q.duration for q in fo.profiles) for fo in pending) + 1
-        start = min([here, *(fo.baseline.start for fo in pending if fo.baseline is not None and fo.baseline.start is not None)])
+        defaults = [fo.baseline.start for fo in pending if fo.baseline is not None and fo.baseline.start is not None]
+        start = min([here, *defaults])
         prices = hourly_series(self.trading.prices, start, end, res)
         result = trade_directly(list(pending), prices, start, now=here, next_decision=here + -(-self.cycle // res),
                                 volume_limit=self.trading.volume_limit or None, solver=self.solver)
-        out: list[Effect] = [Note("traded-directly", {"scheduled": len(result.schedules), "postponed": len(result.postponed),
-                                                      "rejected": len(result.rejected),
-                                                      "profit": round(result.total_profit, 4)})]
+        out: list[Effect] = [Note("traded-directly", {
+            "scheduled": len(result.schedules), "postponed": len(result.postponed), "rejected": len(result.rejected),
+            "profit": round(result.total_profit, 4)})]
         for offer_id in result.merit_order:
             if offer_id in result.schedules:
                 out += p.assign_offer(offer_id, result.schedules[offer_id], now)

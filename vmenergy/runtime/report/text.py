@@ -118,7 +118,8 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
         if len(mine) > MAX_SESSIONS:
             lines.append(f"  ... {len(mine) - MAX_SESSIONS} more sessions with bids in summary.json")
         for r in m["paid"]:
-            lines.append(f"  {r['participant']:<34} paid {eur(r['total']['cents']):>9} EUR: energy {kwh(r['energy_kwh'])} kWh, "
+            lines.append(f"  {r['participant']:<34} paid {eur(r['total']['cents']):>9} EUR: "
+                         f"energy {kwh(r['energy_kwh'])} kWh, "
                          f"reserved {kwh(r['reserved_kwh'])} kWh, activated {kwh(r['activated_kwh'])} kWh, "
                          f"imbalance {kwh(r['imbalance_kwh'])} kWh")
     lines += ["", "money (EUR): who pays whom"]

@@ -426,7 +426,8 @@ class _Reader:
                     self.p.error(at + tuple(exc.path.split(".")), exc.reason)
                     ok = False
                 if "market" not in self.data:
-                    self.p.error(at + ("trading",), "prosumers trade peer to peer in the scenario's [market]: it has none")
+                    self.p.error(at + ("trading",),
+                                 "prosumers trade peer to peer in the scenario's [market]: it has none")
                     ok = False
                 elif market is not None and market.config.mechanism != "two-sided":
                     self.p.error(at + ("trading",), f"prosumers trade peer to peer in a two-sided pool; the [market] "
