@@ -43,7 +43,7 @@ def test_json_and_xml_examples_describe_the_same_offer_and_schedule():
 
 
 MESSAGE_DOCS = [b for kind, b in BLOCKS if kind == "xml" and b.lstrip().startswith(
-    ("<ack", "<measurement", "<bill", "<rejection", "<bid", "<reservation", "<activation"))]
+    ("<ack", "<measurement", "<device-fault", "<bill", "<rejection", "<bid", "<reservation", "<activation"))]
 
 
 @pytest.mark.parametrize("block", MESSAGE_DOCS)

@@ -277,6 +277,16 @@ def cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
         return 1
 
 
+def cmd_device(args: argparse.Namespace, out: TextIO) -> int:
+    if args.device_command == "emulate":
+        from vmenergy.devices.adapters.emulate import emulate_file
+
+        return emulate_file(Path(args.config), out)
+    from vmenergy.devices.adapters.probe import probe_file
+
+    return probe_file(Path(args.config), out, device=args.device, timeout=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmenergy",
@@ -329,6 +339,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="FILE", help="TOML config (examples in agents/<role>/)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("device", help="a box's hardware: `vmenergy device probe CONFIG` reads every mapped point once")
+    dsub = p.add_subparsers(dest="device_command", metavar="ACTION", required=True)
+    q = dsub.add_parser("probe", help="read every mapped register of the box's devices once; print name, value, unit",
+                        description="Reads every point of each [[prosumer.hardware]] entry (or [[hardware]] entry) "
+                                    "of CONFIG once and prints a table; names the device, its link and what to check "
+                                    "when it cannot be read. Exit code 1 if any point could not be read.")
+    q.add_argument("config", metavar="CONFIG")
+    q.add_argument("--device", default=None, metavar="ID", help="probe only this entry")
+    q.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds per request (default: the entry's)")
+    q.set_defaults(func=cmd_device)
+    q = dsub.add_parser("emulate",
+                        help="serve emulated devices for CONFIG's hardware entries (try a box before wiring)",
+                        description="Starts emulated devices for each hardware entry of CONFIG: Modbus TCP on "
+                                    "127.0.0.1 at the entry's port, Modbus RTU and serial boards on pseudo-terminals "
+                                    "linked at the entries' serial_port paths. Runs until interrupted.")
+    q.add_argument("config", metavar="CONFIG")
+    q.set_defaults(func=cmd_device)
 
     p = sub.add_parser("swarm", help=argparse.SUPPRESS)  # one process of a run (started by `run`)
     p.add_argument("--plan", required=True)

@@ -36,7 +36,7 @@ def test_every_message_type_declares_how_it_travels_and_the_tables_are_derived_f
     types = messages.message_types()
     assert {t.element for t in types} == {
         "flexoffer", "ack", "assignment", "measurement", "bill", "registration", "market-session", "bid",
-        "clearing", "reservation", "activation", "rejection"}
+        "clearing", "reservation", "activation", "rejection", "device-fault"}
     for t in types:
         assert messages.message_type(t.element) is t
         assert base.ELEMENT_OF[t] == t.element

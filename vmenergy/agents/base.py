@@ -294,6 +294,9 @@ class VmeAgent(Agent):
         #: Called with (agent, up) when the link to the server drops or comes back (the swarm
         #: process tells its coordinator; ``vmenergy agent`` gives up after a while).
         self.link_watchers: list[Callable[["VmeAgent", bool], None]] = []
+        #: Real seconds the first connection may take before start() fails naming the server
+        #: (None: wait as long as it takes; ``vmenergy agent`` sets it, a swarm's server is up)
+        self.connect_deadline: Optional[float] = None
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
         self.operators = operators
@@ -340,23 +343,42 @@ class VmeAgent(Agent):
         client.add_event_handler("disconnected", self._disconnected)
         client.add_event_handler("failed_all_auth", lambda _: client.failed_auth_event.set())
         client.add_event_handler("message", self._message_received)
+        # slixmpp retries a refused or unreachable server forever without a word: a node started by
+        # hand (connect_deadline set) says within seconds which host and port, and why
+        failed = asyncio.Event()
+        why: list[str] = []
+
+        def connection_failed(error) -> None:
+            why.append(str(error) or type(error).__name__)
+            failed.set()
+
+        client.add_event_handler("connection_failed", connection_failed)
         client.connect(host=self.server.host, port=self.server.port)
         tasks = {
             "connected": asyncio.create_task(client.connected_event.wait()),
             "disconnected": asyncio.create_task(client.disconnected_event.wait()),
             "failed_auth": asyncio.create_task(client.failed_auth_event.wait()),
         }
-        done, pending = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+        if self.connect_deadline is not None:
+            tasks["failed"] = asyncio.create_task(failed.wait())
+        done, pending = await asyncio.wait(tasks.values(), timeout=self.connect_deadline,
+                                           return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
+        client.del_event_handler("connection_failed", connection_failed)
         if tasks["failed_auth"] in done:
             from spade.agent import AuthenticationFailure
 
-            raise AuthenticationFailure(f"{self.jid}: authentication failed (wrong password, or register first)")
-        if tasks["disconnected"] in done and tasks["connected"] not in done:
+            raise AuthenticationFailure(f"{self.jid}: authentication failed at {self.server.host}:{self.server.port} "
+                                        "(wrong password, or the account does not exist: register it first)")
+        if tasks["connected"] not in done:
             from spade.agent import DisconnectedException
 
-            raise DisconnectedException(f"{self.jid}: could not connect to {self.server.host}:{self.server.port}")
+            client.cancel_connection_attempt()
+            reason = why[-1] if why else (f"no XMPP session within {self.connect_deadline:g} s"
+                                          if not done else "the server closed the stream")
+            where = f"{self.server.host}:{self.server.port}"
+            raise DisconnectedException(f"{self.jid}: cannot connect to {where}: {reason}")
         self.log.info("event=connected server=%s:%s", self.server.host, self.server.port)
 
     # -- the link to the server: reconnect with backoff, never a silent zombie --------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from datetime import datetime, timezone
 import tomllib
@@ -24,6 +25,9 @@ from vmenergy.runtime.private import PrivateFileError, read_private
 __all__ = ["ConfigError", "load_config", "build", "run_agent"]
 
 log = logging.getLogger("vmenergy.agent")
+
+#: Exit code of ``vmenergy agent`` when it cannot reach or log in to its server.
+EXIT_NO_SERVER = 2
 
 SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market"}
 
@@ -138,12 +142,15 @@ def build(role: str, data: dict):
                     if isinstance(item, FlexOffer):
                         offers.append((item.creation_time or 0, item))
             executor = SimulatedExecutor(deviation=float(section.get("deviation", 0.0)))
-            if section.get("devices"):  # its device models make offers and follow schedules
-                fleet = _fleet(section, base, jid, int(clock.now()))
-                return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
-                                     offers=offers, executor=fleet, source=fleet, **common)
-            return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
-                                 offers=offers, executor=executor, **common)
+            aggregator = _need(section, "aggregator", "prosumer", str)
+            fleet = _fleet(section, base, jid, int(clock.now())) if section.get("devices") else None
+            if section.get("hardware"):  # real devices carry out the schedules; models (if any) offer
+                return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers,
+                                     executor=_hardware(section, base, fleet), source=fleet, **common)
+            if fleet is not None:  # its device models make offers and follow schedules
+                return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers, executor=fleet,
+                                     source=fleet, **common)
+            return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers, executor=executor, **common)
         if role == "aggregator":
             cfg = dict(section)
             if isinstance(cfg.get("enrolment"), list):
@@ -188,11 +195,39 @@ def _fleet(section: dict, base: str, jid: str, now: int):
         raise ConfigError(f"prosumer.{exc.path}", exc.reason) from None
 
 
-async def _run(agent, register: bool) -> None:
+def _hardware(section: dict, base: str, fleet):
+    """The box's hardware executor from ``[[prosumer.hardware]]`` (map files relative to the config)."""
+    from vmenergy.devices.adapters.config import read_hardware
+    from vmenergy.devices.adapters.executor import HardwareDevice, HardwareExecutor
+    from vmenergy.devices.adapters.registers import MapError
+
+    try:
+        configs = read_hardware(section["hardware"], Path(base), at="prosumer.hardware")
+        return HardwareExecutor([HardwareDevice.build(c, Path(base)) for c in configs], fleet=fleet)
+    except MapError as exc:
+        raise ConfigError(exc.path, exc.reason) from None
+
+
+#: Real seconds ``vmenergy agent`` waits for its first session before it gives up, naming the
+#: server: a wrong host, port or password must not look like a node that runs.
+CONNECT_SECONDS = 15.0
+
+
+async def _run(agent, register: bool, result: list) -> None:
+    from spade.agent import AuthenticationFailure, DisconnectedException
+
     from vmenergy.runtime.xmpp_tuning import tune_process
 
     tune_process(agent.server.ca_file)
-    await agent.start(auto_register=register)
+    agent.connect_deadline = CONNECT_SECONDS
+    try:
+        await agent.start(auto_register=register)
+    except (AuthenticationFailure, DisconnectedException, OSError) as exc:
+        log.error("event=cannot-start error=%s", exc)
+        print(f"vmenergy agent: {exc}", file=sys.stderr, flush=True)
+        result.append(EXIT_NO_SERVER)
+        await agent.stop()
+        return
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -208,5 +243,6 @@ def run_agent(role: str, path: Path) -> int:
     data = load_config(path)
     agent = build(role, data)
     register = bool(data.get("agent", {}).get("register", True))
-    spade.run(_run(agent, register))
-    return 0
+    result: list[int] = []
+    spade.run(_run(agent, register, result))
+    return result[0] if result else 0

@@ -42,6 +42,16 @@ class ProsumerAgent(VmeAgent):
         self.trading = TradingSettings.from_dict(trading or {})
         peers = (self.aggregator,) if self.market is None else (self.aggregator, self.market)
         super().__init__(jid, password, peers=peers, **kw)
+        if hasattr(self.executor, "on_fault") and getattr(self.executor, "on_fault") is None:
+            self.executor.on_fault = self.device_fault  # type: ignore[attr-defined]
+
+    def device_fault(self, offer_id: str, device: str, fault) -> None:
+        """A device stayed faulty after its executor's retries: tell the aggregator (an engine
+        step, spawned on the clock so a virtual clock waits for it)."""
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        kind = getattr(fault, "kind", "unreachable")
+        reason = getattr(fault, "reason", str(fault))
+        self.clock.spawn(self.handle(lambda now: engine.device_fault(offer_id, device, kind, reason, now)))
 
     def make_engine(self, ledger: Ledger) -> Engine:
         # the offers made from templates (or read from files), and the devices' offers
@@ -112,6 +122,9 @@ class ProsumerAgent(VmeAgent):
     async def stop(self) -> None:
         for task in self._executions.values():
             task.cancel()
+        close = getattr(self.executor, "close", None)
+        if close is not None:  # hardware links
+            await close()
         await super().stop()
 
 

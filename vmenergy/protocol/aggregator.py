@@ -27,6 +27,7 @@ from .messages import (
     AssignmentMessage,
     BillMessage,
     Clearing,
+    DeviceFaultReport,
     MarketSessionNotice,
     Measurement,
     Message,
@@ -42,7 +43,7 @@ from .trading import METERED, ORDERS, residual_position
 from .upstream import MARKET_NOTICES, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
-           "AGGREGATES", "AGG_BILLS", "UPSTREAM_BILLS", "objective_from"]
+           "AGGREGATES", "AGG_BILLS", "UPSTREAM_BILLS", "DEVICE_FAULTS", "objective_from"]
 
 
 #: The prosumers' offers, by offer id.
@@ -51,6 +52,8 @@ AGG_OFFERS: Table[AggOffer] = Table("offers", AggOffer)
 AGGREGATES: Table[AggregateRecord] = Table("aggregates", AggregateRecord)
 #: The bills sent to prosumers: (prosumer, bill), by bill id.
 AGG_BILLS: Table[tuple] = Table("bills", tuple)
+#: Device faults the prosumers reported: (prosumer, report), by "prosumer|fault id".
+DEVICE_FAULTS: Table[tuple] = Table("device_faults", tuple)
 #: The bills received from the market or parent, by bill id.
 UPSTREAM_BILLS: Table[BillMessage] = Table("upstream_bills", BillMessage)
 
@@ -170,7 +173,7 @@ class AggregatorEngine(Engine):
         return self._enrolled is None or bare(peer) in self._enrolled
 
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
-        if isinstance(msg, (OfferMessage, Measurement)):
+        if isinstance(msg, (OfferMessage, Measurement, DeviceFaultReport)):
             return None if self.enrolled(sender) else f"{sender} is not enrolled with this aggregator"
         return self.upstream.authorize(sender, msg)
 
@@ -275,6 +278,14 @@ class AggregatorEngine(Engine):
                 out += [Note("correction-bill", {"offer": key, "total_cents": bill.total_cents}),
                         *self.send_reliable(sender, bill, now)]
         return out, None
+
+    @handles(DeviceFaultReport)
+    def _device_fault(self, sender: str, msg: DeviceFaultReport, now: int) -> tuple[list[Effect], Optional[str]]:
+        # kept for the operator and the report; settlement already handles a missing measurement
+        # (the offer is settled as unverified when its measurement is overdue)
+        self.ledger[DEVICE_FAULTS].put(f"{bare(sender)}|{msg.fault_id}", (bare(sender), msg))
+        return [Note("device-fault", {"from": bare(sender), "offer": msg.offer_id, "device": msg.device,
+                                      "kind": msg.kind})], None
 
     # -- messages from upstream (the market or parent): its strategy's business ---------------
     @handles(BillMessage)

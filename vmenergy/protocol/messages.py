@@ -36,6 +36,8 @@ __all__ = [
     "Ack",
     "AssignmentMessage",
     "Measurement",
+    "DeviceFaultReport",
+    "DEVICE_FAULT_KINDS",
     "BillLine",
     "BillMessage",
     "Registration",
@@ -675,3 +677,47 @@ class OfferRejection(Message):
         return f"offer {self.offer_id} (v{self.version}) rejected: {self.reason}"
 
 
+
+
+#: What went wrong with a device (vmenergy.devices.adapters.faults.FAULT_KINDS).
+DEVICE_FAULT_KINDS = ("unreachable", "timeout", "exception", "bad-reply", "gone")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFaultReport(Message):
+    """A prosumer box tells its aggregator that a device behind ``offer_id`` misbehaved (a meter
+    that does not answer, an exception code, a device unplugged): the schedule may not be kept
+    and its measurement may be late or missing. The device was put in its safe state. ``at``:
+    epoch seconds of the fault."""
+
+    element = "device-fault"
+    ack = "device-fault"
+    performative = "failure"
+
+    fault_id: str
+    offer_id: str
+    device: str
+    kind: str
+    reason: str
+    at: int
+
+    def __post_init__(self) -> None:
+        _set(self, "fault_id", check_identifier(self.fault_id, "fault_id"))
+        _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
+        _set(self, "device", check_identifier(self.device, "device"))
+        _choice(self.kind, "kind", DEVICE_FAULT_KINDS)
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise FlexOfferError("reason", "required (what went wrong)")
+        if len(self.reason) > 2000:
+            _set(self, "reason", self.reason[:1997] + "...")
+        _set(self, "at", check_integer(self.at, "at"))
+
+    def key(self) -> tuple:
+        return ("device-fault", self.fault_id)
+
+    @property
+    def ref(self) -> str:
+        return self.fault_id
+
+    def summary(self) -> str:
+        return f"device fault {self.kind} on {self.device} (offer {self.offer_id}): {self.reason}"

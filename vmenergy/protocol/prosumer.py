@@ -15,8 +15,8 @@ from vmenergy.flexoffer import TRANSITIONS, FlexOffer, FlexOfferError, Schedule,
 from vmenergy.settlement.money import cents
 
 from .engine import META, Effect, Engine, Execute, Note, RunDefault, Table, TimedStep, bare, handles
-from .messages import (Ack, AssignmentMessage, BidMessage, BillMessage, Clearing, MarketSessionNotice, Measurement,
-                       Message, OfferMessage, OfferRejection, Registration)
+from .messages import (Ack, AssignmentMessage, BidMessage, BillMessage, Clearing, DeviceFaultReport,
+                       MarketSessionNotice, Measurement, Message, OfferMessage, OfferRejection, Registration)
 from .steering import SteeringError, steers
 from .strategies import OfferSource
 from .trading import ORDERS, OrderRecord, TradingSettings, order_bid_id, pool_orders
@@ -179,6 +179,16 @@ class ProsumerEngine(Engine):
         msg = Measurement(mid, offer_id, start, tuple(energy), rec.offer.resolution)
         self.ledger[PROSUMER_OFFERS].put(offer_id, replace(rec, offer=offer, measurement_id=mid))
         return [Note("executed", {"offer": offer_id, "kWh": round(sum(energy), 6)}),
+                *self.send_reliable(self.aggregator, msg, now)]
+
+    def device_fault(self, offer_id: str, device: str, kind: str, reason: str, now: int) -> list[Effect]:
+        """A device behind ``offer_id`` misbehaved (its executor already put it in its safe state):
+        tell the aggregator, reliably, since its settlement may wait for a measurement that will
+        be late or never come."""
+        n = self.ledger[META].get("fault_seq", 0) + 1
+        self.ledger[META].put("fault_seq", n)
+        msg = DeviceFaultReport(f"df-{n}", offer_id, device, kind, reason, now)
+        return [Note("device-fault", {"offer": offer_id, "device": device, "kind": kind}),
                 *self.send_reliable(self.aggregator, msg, now)]
 
     # -- engine hooks ----------------------------------------------------------------------

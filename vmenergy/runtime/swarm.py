@@ -23,7 +23,7 @@ import secrets
 import signal
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerAddress, VmeAgent
 from vmenergy.devices.executor import SimulatedExecutor
@@ -71,8 +71,13 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
 
             fleet = build_fleet(cfg, shared_inputs(plan.inputs), jid=spec.jid, seed=seed, start=plan.start,
                                 until=plan.until)
+            runner: Any = fleet
+            if cfg.get("hardware", "none") != "none":  # the schedules run on emulated Modbus devices
+                from vmenergy.devices.adapters.fleet_emulation import EmulatedFleetExecutor
+
+                runner = EmulatedFleetExecutor(fleet, clock, cfg["hardware"])
             return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
-                                 executor=fleet, source=fleet, **common)
+                                 executor=runner, source=fleet, **common)
         return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
                              executor=executor, market=cfg.get("market"), trading=cfg.get("trading"), **common)
     if spec.role == "aggregator":

@@ -130,7 +130,10 @@ class ProsumerGroup:
 
     ``deviation``: the relative noise of the metering. ``trading``: the prosumers also trade
     their assigned schedules peer to peer in the scenario's two-sided ``[market]``, priced by
-    these trading settings (``energy_value``, ``energy_cost``, ``margin``: docs/market.md)."""
+    these trading settings (``energy_value``, ``energy_cost``, ``margin``: docs/market.md).
+    ``hardware``: ``modbus-tcp`` or ``modbus-rtu`` runs the devices' schedules on emulated Modbus
+    devices (the models' physics behind a Modbus server per prosumer, driven by the box's
+    hardware executor) instead of simulating them directly; ``none`` (default)."""
 
     count: int = field(metadata=limits(ge=1))
     aggregator: str
@@ -146,6 +149,7 @@ class ProsumerGroup:
     offer_lead: int = field(default=3600, metadata=limits(ge=0))
     slice_minutes: int = field(default=60, metadata=limits(ge=1))
     trading: dict = field(default_factory=dict)
+    hardware: Literal["none", "modbus-tcp", "modbus-rtu"] = "none"
     templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
     device_tables: Mapping[str, Any] = field(default_factory=dict, metadata={"derived": True})
 
@@ -436,6 +440,10 @@ class _Reader:
             if not group.offers and not group.has_devices:
                 self.p.error(at + ("offers",), "a group needs offer templates (offers) or devices (devices = "
                                                "{ ev = 0.5, ... }), or both")
+                ok = False
+            if group.hardware != "none" and not group.has_devices:
+                self.p.error(at + ("hardware",), "emulated hardware runs device models: give the group devices "
+                                                 "(devices = { heat_pump = 1.0, ... })")
                 ok = False
             templates = [self._template(name, at + ("offers", k)) for k, name in enumerate(group.offers)]
             if not ok or None in templates:

@@ -75,6 +75,9 @@ class ProsumerTable:
     offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
     offer_lead: int = field(default=3600, metadata=limits(ge=0))
     slice_minutes: int = field(default=60, metadata=limits(ge=1))
+    #: the box's hardware links (``[[prosumer.hardware]]``, agents/foa-box/README.md): Modbus TCP/RTU
+    #: devices with a register map, serial boards with a line protocol
+    hardware: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,4 +165,34 @@ def _devices(p: ProsumerTable, at: KeyPath, problems: Problems) -> bool:
     for path, reason in check_params(OwnerSettings, p.owner, ranges=False):
         problems.error(at + ("owner",) + path, reason)
     read_table(InputsTable, p.inputs, at + ("inputs",), problems)
+    _hardware(p, at, problems)
     return len(problems.errors) == errors
+
+
+def _hardware(p: ProsumerTable, at: KeyPath, problems: Problems) -> None:
+    """Check the hardware entries; maps and protocols are looked up when they are shipped ones
+    (a map file names a place on the box)."""
+    from vmenergy.devices.adapters.config import HardwareConfig, read_hardware
+    from vmenergy.devices.adapters.registers import MapError
+
+    def where(path: str) -> KeyPath:
+        out: list = []
+        for part in path.replace("]", "").split("."):
+            name, _, index = part.partition("[")
+            out.append(name)
+            if index:
+                out.append(int(index))
+        return at + tuple(out)
+
+    try:
+        configs = [HardwareConfig.from_dict(e, f"hardware[{i}]") for i, e in enumerate(p.hardware)]
+        if all("/" not in (c.map or c.protocol or "") and not (c.map or c.protocol or "").endswith(".toml")
+               for c in configs):
+            read_hardware(list(p.hardware))
+        models = [d.get("id") for d in p.devices if isinstance(d, dict)]
+        for i, c in enumerate(configs):
+            if c.drives is not None and c.drives not in models:
+                raise MapError(f"hardware[{i}].drives", f"no device {c.drives!r} in [[prosumer.devices]] "
+                                                        f"(ids: {', '.join(map(str, models)) or 'none'})")
+    except MapError as exc:
+        problems.error(where(exc.path), exc.reason)

@@ -197,6 +197,8 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
                 config.update(market=scenario.jid(scenario.market.name), trading=dict(group.trading))
             if group.has_devices:
                 config.update(_devices(group, name, settings.seed))
+                if group.hardware != "none":
+                    config["hardware"] = group.hardware
             agents.append(spec("prosumer", name, part, config, offers))
     _admit_from_topology(agents)
     speed = settings.speed if settings.clock == "accelerated" else None
