@@ -466,7 +466,7 @@ class _Reader:
         project root or ``scenarios/``; or None and where it was looked for."""
         candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
                                                                      ROOT / "scenarios" / name]
-        found = next((c for c in candidates if c.is_file()), None)
+        found = next((c for c in candidates if _is_file(c)), None)
         return found, ", ".join(str(c.parent) for c in candidates)
 
     # [operators] --------------------------------------------------------------------------
@@ -531,3 +531,12 @@ class _Reader:
                         break
         if operators is not None and operators.account is not None:
             claim(operators.account, ("operators", "account"))
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()`` for a name from a scenario: a name the file system refuses (too long,
+    a NUL) is a file that is not there, reported as such, not an OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
