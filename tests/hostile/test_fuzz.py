@@ -59,6 +59,15 @@ def test_an_integer_past_a_floats_range_where_a_number_belongs_is_a_problem_of_t
     assert any("tick" in str(p) and "finite number" in str(p) for p in problems), problems
 
 
+def test_a_prosumer_group_of_2_64_is_refused_before_anything_is_drawn_for_it():
+    """Found: ``count = 18446744073709551616`` made ``vmenergy check`` draw devices for every
+    prosumer until memory ran out (several GB in a minute)."""
+    text = (ROOT / "scenarios" / "demo.toml").read_text().replace("count = 6", "count = 18446744073709551616", 1)
+    _, problems = check_text(text, base_dir=ROOT / "scenarios")
+    assert [p.reason for p in problems if p.path == "prosumers[0].count"] == \
+        ["must be <= 1000000, got 18446744073709551616"], problems
+
+
 @pytest.mark.parametrize("text", ['{"": 1, "": 2}', '{"id": "a", "id": "b"}'])
 def test_a_duplicate_json_key_is_refused_naming_the_key_even_when_empty(text):
     """Found: a duplicate empty key was refused with an empty path (naming no place)."""

@@ -47,6 +47,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\Z")
 
 
+#: Most prosumers in one ``[[prosumers]]`` group (a scale run has 10^5-10^6 in all).
+MAX_GROUP = 1_000_000
+
+
 @dataclass(frozen=True)
 class ScenarioTable:
     """``[scenario]``. ``clock``: ``virtual`` (scenario time advances when every agent is idle
@@ -130,7 +134,8 @@ class ProsumerGroup:
 
     ``deviation``: the relative noise of the metering."""
 
-    count: int = field(metadata=limits(ge=1))
+    # bounded: the check draws every prosumer's devices, and ``count = 2**64`` took all memory
+    count: int = field(metadata=limits(ge=1, le=MAX_GROUP))
     aggregator: str
     offers: tuple[str, ...] = ()
     name: str = "g{g}-house{i}"
