@@ -429,6 +429,7 @@ class VmeAgent(Agent):
         self.presence.set_presence(status=self.status_text(), priority=1)
         for peer in self.peers:
             self.presence.subscribe(peer)
+        self._presence_from_contacts()
         self._check_ready()
         template = Template()
         template.set_metadata("ontology", ONTOLOGY)
@@ -475,6 +476,7 @@ class VmeAgent(Agent):
             try:
                 await asyncio.wait_for(self._ready.wait(), RESUBSCRIBE_EVERY)
             except asyncio.TimeoutError:
+                self._presence_from_contacts()
                 for peer in self.missing_peers():
                     self.presence.subscribe(peer)
 
@@ -566,6 +568,16 @@ class VmeAgent(Agent):
             self.presence.subscribe(peer)
         elif peer in self.operators:  # operators see the agent's status; it need not see theirs
             self.presence.approve_subscription(peer)
+
+    def _presence_from_contacts(self) -> None:
+        """Peers SPADE saw available whose presence we missed: it arrived between session start
+        and :meth:`setup` (the server answers its probes at once, before the callbacks above
+        exist; SPADE records it in its contacts). Found by the prosumer drill: a restarted process whose aggregator was idle
+        (time held while it was down) never heard of it again and waited for it for ever."""
+        for peer in self.peers:
+            contact = self.presence.contacts.get(peer)
+            if contact is not None and contact.is_available():
+                self._presence(peer, True)
 
     def _presence(self, jid: str, available: bool) -> None:
         peer = bare(jid)

@@ -14,7 +14,7 @@ Kinds (:data:`KINDS`):
   the fault time and freed a few seconds later.
 
 The fault time is drawn from ``random.Random(f"{seed}/{kind}")`` between 10 % and 70 % of the
-scenario's span; scenario time is held at that instant while the fault is applied (virtual
+day's work (from the start to the latest end of a planned offer's window); scenario time is held at that instant while the fault is applied (virtual
 clock). Recovery is the wall time from the fault (from the cut, from freeing the disk) until
 scenario time moves on again.
 """
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from vmenergy.flexoffer import FlexOffer
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.runtime.orchestrator import Progress, Swarm
 from vmenergy.runtime.scenario import load_scenario
@@ -133,17 +134,17 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
         return DrillResult(kind, seed, skipped="the scenario has no market")
     run_dir = Path(run_dir)
     rng = random.Random(f"{seed}/{kind}")
-    span = sc.scenario.until - sc.scenario.start
-    fault_at = sc.scenario.start + int(span * rng.uniform(0.10, 0.70))
     disk = SmallDisk(run_dir.resolve() / "stores") if kind == "disk" else None
     swarm = _DrillSwarm(sc, run_dir, out=lambda line: None, proxy_seed=seed if kind == "network" else None, disk=disk)
     t_start = time.time()
     deadline = t_start + timeout
     recover: Optional[float] = None
-    fault = ""
+    fault, fault_at = "", 0
     notes: list[str] = []
     try:
         plan = swarm.start()
+        busy_until = _busy_until(plan)
+        fault_at = plan.start + int((busy_until - plan.start) * rng.uniform(0.10, 0.70))
         prog = swarm.wait(timeout=_left(deadline), every=0.2, until=lambda p: p.sim_time >= fault_at)
         if prog.finished is None and prog.sim_time >= fault_at:
             at = prog.sim_time
@@ -163,6 +164,20 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
     items = items_of(run_dir) if (run_dir / "summary.json").exists() else None
     return DrillResult(kind, seed, fault, fault_at, items, tuple(logged_exceptions(run_dir / "logs")), recover,
                        tuple(r.part for r in swarm.restarts), time.time() - t_start, str(run_dir), notes=tuple(notes))
+
+
+def _busy_until(plan) -> int:
+    """When the day's work is about over: the latest end of any planned offer's window (its
+    schedule is measured and billed soon after), or the scenario's end when the offers come
+    from device models. A fault drawn after that would find nothing left to disturb: with
+    coordinated time the run ends when every offer is final."""
+    ends = []
+    for agent in plan.agents:
+        for o in agent.offers:
+            fo = FlexOffer.from_dict(o["offer"])
+            latest = fo.latest_start(o["release"] // fo.resolution)
+            ends.append((latest + max(p.duration for p in fo.profiles)) * fo.resolution)
+    return min(plan.until, max(ends)) if ends else plan.until
 
 
 def _apply(kind: str, swarm: _DrillSwarm, plan, rng: random.Random, deadline: float,
