@@ -646,6 +646,17 @@ class VmeAgent(Agent):
             effects = [e for e in effects if not isinstance(e, Send)]
         return effects
 
+    @property
+    def store_failing(self) -> bool:
+        """The last write to the store failed (a full disk); changes are held back."""
+        return self._store_failing
+
+    async def retry_store(self) -> bool:
+        """Try again to write what a failing store held back; True once it is written (the
+        messages not sent meanwhile go out on the reliable layer's resends)."""
+        async with self._engine_lock:
+            return self._persist([])
+
     def _persist(self, changes: list) -> bool:
         """Write ``changes`` (and any a full disk held back) to the store; False if it failed."""
         pending = self._unflushed + changes
