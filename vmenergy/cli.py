@@ -254,21 +254,29 @@ def run_outcome(result, say) -> int:
 
 
 def cmd_drill(args: argparse.Namespace, out: TextIO) -> int:
-    """Fault drills on a scenario: each kind once, one line of figures each; exit code 1 if any
-    drill lost an item, logged an exception from outside VME or did not finish."""
+    """Fault drills on a scenario: first the undisturbed run, then each kind once, one line of
+    figures each; exit code 1 if any drill lost an item, logged an exception from outside VME,
+    did not finish or decided otherwise than the undisturbed run."""
+    from dataclasses import replace
+
     from vmenergy.runtime.drill import KINDS
-    from vmenergy.runtime.drill.run import run_drill
+    from vmenergy.runtime.drill.run import UNDISTURBED, run_drill
     from vmenergy.runtime.scenario import ScenarioError
 
     kinds = args.kind or list(KINDS)
     base = Path(args.out) if args.out else Path("run") / f"drill-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
-    for kind in kinds:
+    reference = None
+    for kind in ([] if args.no_reference else [UNDISTURBED]) + kinds:
         try:
             result = run_drill(args.scenario, kind, base / kind, seed=args.seed, timeout=args.timeout)
         except ScenarioError as exc:
             print_check(args.scenario, exc.problems, out)
             return 1
+        if kind == UNDISTURBED:
+            reference = result.result
+        elif reference and result.result and not result.skipped:
+            result = replace(result, same_as_undisturbed=result.result == reference)
         results.append(result)
         print(result.line(), file=out, flush=True)
         for note in result.notes:
@@ -358,12 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drill", help="fault drills on a scenario: kill -9 parts and the server, a bad network, a full disk",
                        description="Run the scenario once per drill on a private server, disturbed at a seeded "
                                    "random scenario time; print items offered/assigned/measured/billed, items "
-                                   "lost, exceptions and time to recover. Exit code 1 if anything was lost.")
+                                   "lost, exceptions, time to recover and whether the run decided what the "
+                                   "undisturbed run decided. Exit code 1 if anything was lost.")
     p.add_argument("scenario", metavar="SCENARIO.toml")
     p.add_argument("--kind", action="append", choices=KINDS, help="a drill to run (repeatable; default: all)")
     p.add_argument("--seed", type=int, default=0, help="draws the fault times, the process killed, the delays")
     p.add_argument("--out", default=None, metavar="DIR", help="folder of the drills' run folders (default run/drill-TIMESTAMP)")
     p.add_argument("--timeout", type=float, default=900, help="real seconds each drill may take")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the undisturbed run the drills' results are compared with")
     p.set_defaults(func=cmd_drill)
 
     p = sub.add_parser("agent", help="run one agent in the foreground (a box, a server, a systemd unit)")

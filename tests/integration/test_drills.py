@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 from vmenergy import cli
 from vmenergy.runtime.drill import KINDS
 from vmenergy.runtime.drill.disk import can_mount
-from vmenergy.runtime.drill.run import run_drill
+from vmenergy.runtime.drill.run import UNDISTURBED, run_drill
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +53,23 @@ processes = 2
 RESTARTED = {"prosumer": "prosumers-", "aggregator": "aggregators", "market": "market", "server": "xmpp-server"}
 
 
+@pytest.fixture(scope="module")
+def scenario_and_undisturbed(tmp_path_factory):
+    """The small scenario, and what its run decides when nothing disturbs it."""
+    folder = tmp_path_factory.mktemp("drill-small")
+    path = folder / "drill-small.toml"
+    path.write_text(SCENARIO)
+    reference = run_drill(path, UNDISTURBED, folder / "undisturbed", seed=1, timeout=400)
+    assert reference.ok and reference.items is not None and reference.items.lost == 0, reference.line()
+    return path, reference.result
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_short_drill_loses_nothing(tmp_path, kind):
+def test_a_short_drill_loses_nothing_and_decides_what_the_undisturbed_run_decides(tmp_path, kind,
+                                                                                  scenario_and_undisturbed):
     if kind == "disk" and (why := can_mount()):
         pytest.skip(why)
-    path = tmp_path / "drill-small.toml"
-    path.write_text(SCENARIO)
+    path, undisturbed = scenario_and_undisturbed
     result = run_drill(path, kind, tmp_path / "run", seed=1, timeout=400)
     told = "\n".join([result.line(), *result.notes, *(f"{e.log}: {e.exception} at {e.where}" for e in result.exceptions)])
     assert result.fault, told  # the fault came while there was work to disturb
@@ -68,6 +79,8 @@ def test_a_short_drill_loses_nothing(tmp_path, kind):
     assert not result.foreign_exceptions, told
     assert result.recover_seconds is not None, told
     assert result.ok, told
+    # coordinated time: a full recovery leaves the same summary as no fault at all
+    assert result.result == undisturbed, told
     if kind in RESTARTED:
         assert any(r.startswith(RESTARTED[kind]) for r in result.restarts), told
     else:

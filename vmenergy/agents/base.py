@@ -275,6 +275,7 @@ class VmeAgent(Agent):
         self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
         self._unflushed: list = []  # ledger changes a failing store (a full disk) held back
         self._store_failing = False
+        self._held_sends: list[Send] = []  # messages of steps a failing store could not persist
         self._reconnecting: Optional[asyncio.Future] = None
         self._stopping = False
         #: Called with (agent, up) when the link to the server drops or comes back (the swarm
@@ -641,9 +642,13 @@ class VmeAgent(Agent):
         changes = self.engine.ledger.take_changes()
         if self.store is not None and not self._persist(changes):
             # not persisted, so not sent: a crash now must not leave a peer holding an answer the
-            # store does not know. Reliable messages stay in the outbox and go out on a resend,
-            # answers are repeated when the peer resends.
-            effects = [e for e in effects if not isinstance(e, Send)]
+            # store does not know. They are held until the store writes (then sent at once, so a
+            # full disk that is freed changes nothing but time); after a crash, reliable messages
+            # go out again from the outbox and answers are repeated when the peer resends.
+            self._held_sends += [e for e in effects if isinstance(e, Send)]
+            return [e for e in effects if not isinstance(e, Send)]
+        if self._held_sends:
+            effects, self._held_sends = self._held_sends + effects, []
         return effects
 
     @property
@@ -652,10 +657,14 @@ class VmeAgent(Agent):
         return self._store_failing
 
     async def retry_store(self) -> bool:
-        """Try again to write what a failing store held back; True once it is written (the
-        messages not sent meanwhile go out on the reliable layer's resends)."""
+        """Try again to write what a failing store held back; True once it is written, and then
+        the messages held meanwhile are sent."""
         async with self._engine_lock:
-            return self._persist([])
+            if not self._persist([]):
+                return False
+            held, self._held_sends = self._held_sends, []
+        self._apply(held)
+        return True
 
     def _persist(self, changes: list) -> bool:
         """Write ``changes`` (and any a full disk held back) to the store; False if it failed."""

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Items", "LoggedException", "items_of", "logged_exceptions"]
+__all__ = ["Items", "LoggedException", "items_of", "logged_exceptions", "result_of"]
 
 FINAL = ("settled", "rejected", "withdrawn")
 
@@ -58,6 +58,15 @@ def items_of(run_dir: Path) -> Items:
         states_differ=_count(recon["offers"].get("differ")),
         finished=bool(s["outcome"]["finished"]),
     )
+
+
+def result_of(run_dir: Path) -> str:
+    """What the run decided, to compare with an undisturbed run of the same scenario and seed:
+    summary.json without ``outcome.restarts`` (the one thing a fault may rightly add). With
+    coordinated time a drill that recovered fully has the undisturbed run's bytes."""
+    s = json.loads((Path(run_dir) / "summary.json").read_text())
+    s["outcome"].pop("restarts", None)
+    return json.dumps(s, sort_keys=True)
 
 
 def _count(value: object) -> int:

@@ -36,10 +36,14 @@ from vmenergy.runtime.scenario import load_scenario
 
 from . import KINDS
 from .disk import SmallDisk, can_mount
-from .figures import Items, LoggedException, items_of, logged_exceptions
+from .figures import Items, LoggedException, items_of, logged_exceptions, result_of
 from .proxy import Impairment, LossyProxy
 
-__all__ = ["KINDS", "DrillResult", "run_drill"]
+__all__ = ["KINDS", "UNDISTURBED", "DrillResult", "run_drill"]
+
+#: ``run_drill`` of this kind runs the scenario without a fault: the reference the drills'
+#: results are compared with.
+UNDISTURBED = "none"
 
 #: Network drill: the most each chunk is delayed all day, and how long all traffic is swallowed
 #: before every connection is cut (wall seconds).
@@ -65,6 +69,10 @@ class DrillResult:
     run_dir: str = ""
     skipped: str = ""
     notes: tuple[str, ...] = field(default=())
+    #: summary.json less its restarts (:func:`~.figures.result_of`), to compare with the
+    #: undisturbed run's; ``same_as_undisturbed`` is set by whoever compared them.
+    result: str = ""
+    same_as_undisturbed: Optional[bool] = None
 
     @property
     def foreign_exceptions(self) -> tuple[LoggedException, ...]:
@@ -75,7 +83,8 @@ class DrillResult:
     def ok(self) -> bool:
         if self.skipped:
             return True
-        return self.items is not None and self.items.finished and self.items.lost == 0 and not self.foreign_exceptions
+        return self.items is not None and self.items.finished and self.items.lost == 0 \
+            and not self.foreign_exceptions and self.same_as_undisturbed is not False
 
     def line(self) -> str:
         if self.skipped:
@@ -84,9 +93,12 @@ class DrillResult:
         counts = (f"offered {i.offered} assigned {i.assigned} measured {i.measured} billed {i.billed} lost {i.lost}"
                   if i is not None else "no report")
         rec = f"{self.recover_seconds:.1f} s" if self.recover_seconds is not None else "-"
-        return (f"drill {self.kind:<10} {'ok  ' if self.ok else 'FAIL'} {self.fault} at {format_utc(self.fault_at)}: "
+        same = {None: "", True: "; summary as undisturbed", False: "; summary DIFFERS from the undisturbed run"}
+        what = f"{self.fault} at {format_utc(self.fault_at)}" if self.fault else "no fault"
+        return (f"drill {self.kind:<10} {'ok  ' if self.ok else 'FAIL'} {what}: "
                 f"{counts}; exceptions {len(self.exceptions)} (non-project {len(self.foreign_exceptions)}); "
-                f"recovered in {rec}; restarts {', '.join(self.restarts) or 'none'}; {self.wall_seconds:.0f} s")
+                f"recovered in {rec}; restarts {', '.join(self.restarts) or 'none'}{same[self.same_as_undisturbed]}; "
+                f"{self.wall_seconds:.0f} s")
 
 
 class _DrillSwarm(Swarm):
@@ -125,8 +137,8 @@ class _DrillSwarm(Swarm):
 def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int = 0, timeout: float = 900,
               out: Callable[[str], None] = print) -> DrillResult:
     """Run ``scenario`` once with the fault ``kind`` (see module docstring)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind: must be one of {', '.join(KINDS)} (got {kind!r})")
+    if kind not in KINDS and kind != UNDISTURBED:
+        raise ValueError(f"kind: must be one of {', '.join(KINDS)} or {UNDISTURBED} (got {kind!r})")
     if kind == "disk" and (why := can_mount()):
         return DrillResult(kind, seed, skipped=why)
     sc = load_scenario(scenario)
@@ -145,8 +157,11 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
         plan = swarm.start()
         busy_until = _busy_until(plan)
         fault_at = plan.start + int((busy_until - plan.start) * rng.uniform(0.10, 0.70))
-        prog = swarm.wait(timeout=_left(deadline), every=0.2, until=lambda p: p.sim_time >= fault_at)
-        if prog.finished is None and prog.sim_time >= fault_at:
+        prog = swarm.wait(timeout=_left(deadline), every=0.2,
+                          until=None if kind == UNDISTURBED else (lambda p: p.sim_time >= fault_at))
+        if kind == UNDISTURBED:
+            fault_at = 0
+        elif prog.finished is None and prog.sim_time >= fault_at:
             at = prog.sim_time
             fault, t_fault = _apply(kind, swarm, plan, rng, deadline, notes)
             recover = _until_time_moves(swarm, at, t_fault, deadline)
@@ -161,9 +176,11 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
         finally:
             if disk is not None:
                 disk.unmount()
-    items = items_of(run_dir) if (run_dir / "summary.json").exists() else None
-    return DrillResult(kind, seed, fault, fault_at, items, tuple(logged_exceptions(run_dir / "logs")), recover,
-                       tuple(r.part for r in swarm.restarts), time.time() - t_start, str(run_dir), notes=tuple(notes))
+    done = (run_dir / "summary.json").exists()
+    return DrillResult(kind, seed, fault, fault_at, items_of(run_dir) if done else None,
+                       tuple(logged_exceptions(run_dir / "logs")), recover, tuple(r.part for r in swarm.restarts),
+                       time.time() - t_start, str(run_dir), notes=tuple(notes),
+                       result=result_of(run_dir) if done else "")
 
 
 def _busy_until(plan) -> int:
