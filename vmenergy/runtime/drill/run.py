@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,18 +104,13 @@ class DrillResult:
 
 class _DrillSwarm(Swarm):
     """A swarm whose agents reach the server through a proxy (network drill) and whose stores
-    sit on a small disk (disk drill)."""
+    sit on a small disk (disk drill; mounted by :func:`run_drill`)."""
 
     def __init__(self, *args, proxy_seed: Optional[int] = None, disk: Optional[SmallDisk] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.proxy_seed = proxy_seed
         self.proxy: Optional[LossyProxy] = None
         self.disk = disk
-
-    def start(self):
-        if self.disk is not None:  # before any agent opens its store
-            self.disk.mount()
-        return super().start()
 
     def _server(self) -> dict:
         server = super()._server()
@@ -144,9 +140,18 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
     sc = load_scenario(scenario)
     if kind == "market" and sc.market is None:
         return DrillResult(kind, seed, skipped="the scenario has no market")
+    if kind == "server" and sc.server.kind not in ("prosody", "ejabberd"):
+        return DrillResult(kind, seed, skipped=f"the run does not start its own server ({sc.server.kind}) to kill")
     run_dir = Path(run_dir)
     rng = random.Random(f"{seed}/{kind}")
-    disk = SmallDisk(run_dir.resolve() / "stores") if kind == "disk" else None
+    disk = None
+    if kind == "disk":  # the stores' own disk, mounted before any agent opens its store
+        disk = SmallDisk(run_dir.resolve() / "stores")
+        try:
+            disk.mount()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            return DrillResult(kind, seed, skipped=f"cannot mount a tmpfs for the stores: "
+                                                   f"{getattr(exc, 'stderr', '') or exc}".strip())
     swarm = _DrillSwarm(sc, run_dir, out=lambda line: None, proxy_seed=seed if kind == "network" else None, disk=disk)
     t_start = time.time()
     deadline = t_start + timeout
@@ -172,7 +177,8 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
     finally:
         swarm.stop()
         try:
-            swarm.report()
+            if swarm.plan is not None:  # started: report what happened, even after an error
+                swarm.report()
         finally:
             if disk is not None:
                 disk.unmount()
