@@ -32,7 +32,7 @@ from typing import Callable, Optional
 
 from vmenergy.flexoffer import FlexOffer
 from vmenergy.flexoffer.timeutil import format_utc
-from vmenergy.runtime.orchestrator import Progress, Swarm
+from vmenergy.runtime.orchestrator import Progress, Swarm, _stop_signals_interrupt
 from vmenergy.runtime.scenario import load_scenario
 
 from . import KINDS
@@ -153,6 +153,8 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
             return DrillResult(kind, seed, skipped=f"cannot mount a tmpfs for the stores: "
                                                    f"{getattr(exc, 'stderr', '') or exc}".strip())
     swarm = _DrillSwarm(sc, run_dir, out=lambda line: None, proxy_seed=seed if kind == "network" else None, disk=disk)
+    # SIGTERM/SIGHUP stop a drill as Ctrl-C does (the server, processes and tmpfs are cleaned up)
+    restore_signals = _stop_signals_interrupt()
     t_start = time.time()
     deadline = t_start + timeout
     recover: Optional[float] = None
@@ -182,6 +184,7 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
         finally:
             if disk is not None:
                 disk.unmount()
+            restore_signals()
     done = (run_dir / "summary.json").exists()
     return DrillResult(kind, seed, fault, fault_at, items_of(run_dir) if done else None,
                        tuple(logged_exceptions(run_dir / "logs")), recover, tuple(r.part for r in swarm.restarts),
