@@ -22,7 +22,7 @@ SCENARIO = """
 [scenario]
 name = "drill-small"
 start = "2026-11-22T18:00:00Z"
-until = "2026-11-23T16:00:00Z"
+until = "2026-11-24T04:00:00Z"
 seed = 3
 
 [server]
