@@ -68,6 +68,16 @@ def test_a_prosumer_group_of_2_64_is_refused_before_anything_is_drawn_for_it():
         ["must be <= 1000000, got 18446744073709551616"], problems
 
 
+def test_a_table_among_the_device_chances_is_a_problem_of_its_key():
+    """Found: ``owner = {...}`` moved under ``[prosumers.devices]`` raised TypeError (float of a
+    table) while the check asked whether the group has devices."""
+    text = (ROOT / "scenarios" / "demo.toml").read_text()
+    owner = next(line for line in text.splitlines() if line.startswith("owner = "))
+    text = text.replace(owner + "\n", "").replace("[prosumers.devices]", "[prosumers.devices]\n" + owner, 1)
+    _, problems = check_text(text, base_dir=ROOT / "scenarios")
+    assert any(p.path.startswith("prosumers[0].devices") and "owner" in p.path for p in problems), problems
+
+
 @pytest.mark.parametrize("text", ['{"": 1, "": 2}', '{"id": "a", "id": "b"}'])
 def test_a_duplicate_json_key_is_refused_naming_the_key_even_when_empty(text):
     """Found: a duplicate empty key was refused with an empty path (naming no place)."""

@@ -156,7 +156,9 @@ class ProsumerGroup:
 
     @property
     def has_devices(self) -> bool:
-        return any(float(v) > 0 for v in self.devices.values())
+        # only numbers count (the check reports anything else under its key, e.g. a table
+        # written under [prosumers.devices] by mistake, which raised TypeError here)
+        return any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in self.devices.values())
 
 
 @dataclass(frozen=True)
