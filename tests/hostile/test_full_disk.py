@@ -61,9 +61,8 @@ async def test_a_full_disk_holds_changes_and_sends_back_until_there_is_room(smal
     assert agent.engine.ledger.get("offers", fo.id) is not None  # the engine has it
     ballast.unlink()
     effects = await agent.handle(lambda now: agent.engine.receive(HOUSE, insert, now))  # the prosumer resends
-    # the answer held since the disk was full, and the same answer repeated for the resend
-    acks = [e.msg for e in effects if isinstance(e, Send)]
-    assert len(acks) == 2 and all(a.accepted and a.ref == fo.id for a in acks)
+    (ack,) = [e.msg for e in effects if isinstance(e, Send)]  # the step's own answer (the held one went out too)
+    assert ack.accepted and ack.ref == fo.id
     ledger = read_ledger(store)
     assert ledger is not None and ledger.get("offers", fo.id) is not None
     agent.store.close()

@@ -14,12 +14,14 @@ from typing import Optional, Sequence
 
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationResult
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.flexoffer.errors import check
 from vmenergy.flexoffer.limits import MAX_ID_LENGTH
 from vmenergy.flexoffer.timeutil import format_utc
 
 from .aggregator_config import AggregatorConfig, objective_from
 from .billing import correction_bill, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
+from .offer_index import AggOfferIndex
 from .messages import (
     Ack,
     AssignmentMessage,
@@ -73,6 +75,11 @@ class AggregatorEngine(Engine):
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
         self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
+        # counts, deadlines and settlement times follow every write of the offers table, so no
+        # message or tick scans the offers held (built before the restore below writes to it)
+        self.index = AggOfferIndex(self._assignment_deadline, config.settle_after)
+        self.index.rebuild(dict(self.ledger[AGG_OFFERS].mapping()))
+        self.ledger.watch(AGG_OFFERS, self.index.changed)
         self._restore_aggregates()
         steered = self.ledger[OVERRIDES].get("objective")
         if steered is not None and isinstance(self.strategies.planning, ObjectivePlanning):
@@ -301,19 +308,11 @@ class AggregatorEngine(Engine):
 
     def _expiry_due(self, now: int) -> Optional[int]:
         """Just after the first assignment deadline of an accepted offer not yet aggregated."""
-        times = [self._assignment_deadline(r.offer) + 1 for r in self.ledger[AGG_OFFERS].values()
-                 if r.offer.state is State.ACCEPTED and r.aggregate_id is None]
-        return min(times) if times else None
+        return self.index.next_expiry()
 
     def _settlement_due(self, now: int) -> Optional[int]:
         """At once for a measured schedule, ``settle_after`` past its end for one without."""
-        times = []
-        for rec in self.ledger[AGG_OFFERS].values():
-            if rec.bill_id is None and rec.schedule is not None and rec.schedule_confirmed:
-                fo = rec.offer
-                end = (rec.schedule.start + fo.profiles[rec.schedule.profile].duration) * fo.resolution
-                times.append(now if rec.measurement is not None else end + self.config.settle_after)
-        return min(times) if times else None
+        return self.index.next_settlement(now)
 
     @staticmethod
     def _assignment_deadline(fo: FlexOffer) -> int:
@@ -322,9 +321,9 @@ class AggregatorEngine(Engine):
 
     def _pending(self, now: int) -> list[AggOffer]:
         out = []
-        for rec in self.ledger[AGG_OFFERS].values():
-            if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
-                continue
+        offers = self.ledger[AGG_OFFERS]
+        for key in self.index.open:  # accepted and not yet aggregated
+            rec = offers.require(key)
             if not self.is_available(rec.owner):
                 continue  # an offline prosumer's offers stay out of new aggregates
             out.append(rec)
@@ -395,11 +394,16 @@ class AggregatorEngine(Engine):
         offers = self.ledger[AGG_OFFERS]
         o = offers.require(offer_id)
         update = 0 if o.schedule is None else o.schedule.update_id + 1
-        s = Schedule(offer_id, part.start, part.energy, f"s-{offer_id}", update, part.profile, part.resolution)
+        # ``part`` is a checked Schedule and the ids are the ledger's: only the new schedule id is
+        # checked (a million members are a million schedules; see Schedule.of_columns)
+        schedule_id = check.identifier(f"s-{offer_id}", "schedule_id")
+        s = Schedule.of_columns(offer_id, part.start, part.energy, schedule_id, update, part.profile, part.resolution)
         offer = o.offer.with_state(State.ASSIGNED) if o.offer.state is State.ACCEPTED else o.offer
         offers.put(offer_id, replace(o, offer=offer, schedule=s, schedule_confirmed=False))
         # the owner knows the offer by its own id; the schedule id stays unique (the ledger key)
-        return self.send_reliable(o.owner, AssignmentMessage(replace(s, offer_id=o.owner_id)), now)
+        wire = s if o.owner_id == offer_id else Schedule.of_columns(o.owner_id, s.start, s.energy, schedule_id, update,
+                                                                    s.profile, s.resolution)
+        return self.send_reliable(o.owner, AssignmentMessage(wire), now)
 
     def _plan(self, records: list[AggregateRecord], now: int) -> list[Effect]:
         if not records:
@@ -410,8 +414,35 @@ class AggregatorEngine(Engine):
         for rec, schedule in zip(records, schedules):
             status = "scheduled" if rec.status != "fallback" else "fallback"
             self.ledger[AGGREGATES].put(rec.aggregate_id, replace(rec, status=status, schedule=schedule))
-            out += self._assign(rec.aggregate_id, schedule, now)
+        return out + self._assign_many([(rec.aggregate_id, s) for rec, s in zip(records, schedules)], now)
+
+    def _assign_many(self, plan: list[tuple[str, Schedule]], now: int) -> list[Effect]:
+        """Disaggregate a round's aggregate schedules and send every member its assignment: all
+        at once as columns when the disaggregation step can (``split_many``), else, or if any
+        schedule cannot be split, one aggregate at a time (which names the one that failed)."""
+        split_many = getattr(self.strategies.disaggregation, "split_many", None)
+        aggs = [self._aggregates.get(agg_id) for agg_id, _ in plan]
+        if split_many is None or not plan or any(a is None for a in aggs):
+            return [e for agg_id, schedule in plan for e in self._assign(agg_id, schedule, now)]
+        inner = [self._inner(agg, schedule, agg_id) for (agg_id, schedule), agg in zip(plan, aggs)]  # type: ignore[arg-type]
+        try:
+            parts = split_many(aggs, inner)
+        except FlexOfferError:
+            return [e for agg_id, schedule in plan for e in self._assign(agg_id, schedule, now)]
+        out: list[Effect] = []
+        for (agg_id, schedule), agg in zip(plan, aggs):
+            members = agg.member_ids  # type: ignore[union-attr]
+            for offer_id in members:
+                out += self._send_assignment(offer_id, parts[offer_id], now)
+            self.ledger[AGGREGATES].put(agg_id, replace(self.ledger[AGGREGATES].require(agg_id), schedule=schedule))
+            out.append(Note("assigned", {"aggregate": agg_id, "members": len(members)}))
         return out
+
+    @staticmethod
+    def _inner(agg: AggregatedFlexOffer, schedule: Schedule, agg_id: str) -> Schedule:
+        """The schedule of the aggregate as the aggregation knows it (its own id, not the public one)."""
+        return Schedule(agg.id, schedule.start, schedule.energy, schedule.schedule_id or f"s-{agg_id}",
+                        schedule.update_id, schedule.profile, schedule.resolution)
 
     def _assign(self, agg_id: str, schedule: Schedule, now: int) -> list[Effect]:
         """Disaggregate an aggregate's schedule and send each member its assignment."""
@@ -419,8 +450,7 @@ class AggregatorEngine(Engine):
         rec = self.ledger[AGGREGATES].require(agg_id)
         if agg is None:
             return [Note("assign-failed", {"aggregate": agg_id, "why": "aggregate not available"})]
-        inner = Schedule(agg.id, schedule.start, schedule.energy, schedule.schedule_id or f"s-{agg_id}",
-                         schedule.update_id, schedule.profile, schedule.resolution)
+        inner = self._inner(agg, schedule, agg_id)
         try:
             parts = self.strategies.disaggregation.split(agg, inner)
         except FlexOfferError as exc:
@@ -469,25 +499,18 @@ class AggregatorEngine(Engine):
         rejected, and their prosumers told so (a reliable ``rejection``)."""
         out: list[Effect] = []
         offers = self.ledger[AGG_OFFERS]
-        for rec in offers.values():
-            if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
-                continue
+        for key in self.index.expired(now):  # earliest deadline first
+            rec = offers.require(key)
             fo = rec.offer
-            if now > self._assignment_deadline(fo):
-                offers.put(fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note=NOT_ASSIGNED_IN_TIME))
-                out.append(Note("offer-expired", {"offer": fo.id}))
-                out += self.send_reliable(rec.owner, OfferRejection(rec.owner_id, fo.version, NOT_ASSIGNED_IN_TIME), now)
+            offers.put(fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note=NOT_ASSIGNED_IN_TIME))
+            out.append(Note("offer-expired", {"offer": fo.id}))
+            out += self.send_reliable(rec.owner, OfferRejection(rec.owner_id, fo.version, NOT_ASSIGNED_IN_TIME), now)
         return out
 
     def _settle(self, now: int) -> list[Effect]:
-        ready = []
         offers = self.ledger[AGG_OFFERS]
-        for rec in offers.values():
-            if rec.bill_id is not None or rec.schedule is None or not rec.schedule_confirmed:
-                continue
-            end = (rec.schedule.start + rec.offer.profiles[rec.schedule.profile].duration) * rec.offer.resolution
-            if rec.measurement is not None or now >= end + self.config.settle_after:
-                ready.append(rec)
+        # by key: the bills' numbering must not depend on the order the ledger was loaded in
+        ready = [offers.require(k) for k in sorted(self.index.settleable(now))]
         if not ready:
             return []
         meta = self.ledger[META]
@@ -510,10 +533,8 @@ class AggregatorEngine(Engine):
 
     # -- reporting -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        c: dict[str, int] = {}
-        for rec in self.ledger[AGG_OFFERS].values():
-            c[rec.offer.state.value] = c.get(rec.offer.state.value, 0) + 1
-        return c
+        """Offers by state (kept by the index: no scan)."""
+        return self.index.state_counts()
 
     def status(self) -> str:
         c = self.counts()

@@ -20,7 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, AggregationResult, aggregate, disaggregate
+from vmenergy.aggregation import (AggregatedFlexOffer, AggregationParams, AggregationResult, aggregate, disaggregate,
+                                  disaggregate_many)
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Schedule, SlicePrice
 from vmenergy.planning import Objective, schedule_offers
 from vmenergy.planning.result import PlanResult
@@ -229,10 +230,18 @@ class Disaggregation(ABC):
 
 
 class MemberDisaggregation(Disaggregation):
-    """VME's disaggregation (:func:`vmenergy.aggregation.disaggregate`)."""
+    """VME's disaggregation (:func:`vmenergy.aggregation.disaggregate`); a round's aggregates
+    all at once with the columnar :func:`vmenergy.aggregation.disaggregate_many`."""
 
     def split(self, aggregate: AggregatedFlexOffer, schedule: Schedule) -> Mapping[str, Schedule]:
         return disaggregate(aggregate, schedule)
+
+    def split_many(self, aggregates: Sequence[AggregatedFlexOffer],
+                   schedules: Sequence[Schedule]) -> Mapping[str, Schedule]:
+        """Member offer id -> its schedule for every aggregate (``schedules[i]`` is
+        ``aggregates[i]``'s, by its id); validated once as columns, raises FlexOfferError if any
+        schedule cannot be split (the caller then splits one by one to name it)."""
+        return disaggregate_many(aggregates, schedules).to_dict()
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,8 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
         for part, t in timings.get("parts", {}).items():
             rows.append((f"start-up of {part}", f"{t.get('start_seconds', '-')} s, {t.get('agents', '-')} agents, "
                                                 f"{t.get('per_agent_ms', '-')} ms per agent"))
-        rows += [(k, f"{v} s") for k, v in timings.items() if k != "parts"]
+        rows += [(k, f"{v} s") for k, v in timings.items() if k not in ("parts", "work")]
+        rows += [(f"{k.replace('_', ' ')} (count)", f"{v:,}") for k, v in timings.get("work", {}).items()]
         parts.append(_table(("what", "seconds"), rows))
     parts.append("</body></html>\n")
     return "".join(parts)
