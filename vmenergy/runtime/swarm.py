@@ -74,7 +74,7 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
             return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
                                  executor=fleet, source=fleet, **common)
         return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
-                             executor=executor, **common)
+                             executor=executor, market=cfg.get("market"), trading=cfg.get("trading"), **common)
     if spec.role == "aggregator":
         if isinstance(cfg.get("enrolment"), list):
             cfg["enrolment"] = tuple(cfg["enrolment"])
