@@ -253,6 +253,43 @@ def run_outcome(result, say) -> int:
     return {"done": 0, "until": EXIT_UNFINISHED, "timeout": EXIT_TIMEOUT}.get(result.outcome, EXIT_INTERRUPTED)
 
 
+def cmd_drill(args: argparse.Namespace, out: TextIO) -> int:
+    """Fault drills on a scenario: first the undisturbed run, then each kind once, one line of
+    figures each; exit code 1 if any drill lost an item, logged an exception from outside VME,
+    did not finish or decided otherwise than the undisturbed run."""
+    from dataclasses import replace
+
+    from vmenergy.runtime.drill import KINDS
+    from vmenergy.runtime.drill.run import UNDISTURBED, run_drill
+    from vmenergy.runtime.scenario import ScenarioError
+
+    kinds = args.kind or list(KINDS)
+    base = Path(args.out) if args.out else Path("run") / f"drill-{time.strftime('%Y%m%d-%H%M%S')}"
+    results = []
+    reference = None
+    for kind in ([] if args.no_reference else [UNDISTURBED]) + kinds:
+        try:
+            result = run_drill(args.scenario, kind, base / kind, seed=args.seed, timeout=args.timeout)
+        except ScenarioError as exc:
+            print_check(args.scenario, exc.problems, out)
+            return 1
+        if kind == UNDISTURBED:
+            reference = result.result
+        elif reference and result.result and not result.skipped:
+            result = replace(result, same_as_undisturbed=result.result == reference)
+        results.append(result)
+        print(result.line(), file=out, flush=True)
+        for note in result.notes:
+            print(f"  note: {note}", file=out)
+        for exc in result.foreign_exceptions:
+            print(f"  non-project exception in {exc.log}: {exc.exception} (at {exc.where})", file=out)
+    failed = [r.kind for r in results if not r.ok]
+    lost = sum(r.items.lost for r in results if r.items is not None)
+    print(f"drills: {len(results)} run ({sum(1 for r in results if r.skipped)} skipped), items lost {lost}, "
+          f"failed: {', '.join(failed) or 'none'}; run folders in {base}", file=out)
+    return 1 if failed else 0
+
+
 def cmd_swarm(args: argparse.Namespace, out: TextIO) -> int:
     from vmenergy.runtime.logs import setup_logging
     from vmenergy.runtime.swarm import main as swarm_main
@@ -333,6 +370,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default=None, metavar="HOST:PORT",
                    help="shard 1: where the coordinator listens for the other shards (default 127.0.0.1, any port)")
     p.set_defaults(func=cmd_run)
+
+    from vmenergy.runtime.drill import KINDS
+
+    p = sub.add_parser("drill", help="fault drills on a scenario: kill -9 parts and the server, a bad network, a full disk",
+                       description="Run the scenario once per drill on a private server, disturbed at a seeded "
+                                   "random scenario time; print items offered/assigned/measured/billed, items "
+                                   "lost, exceptions, time to recover and whether the run decided what the "
+                                   "undisturbed run decided. Exit code 1 if anything was lost.")
+    p.add_argument("scenario", metavar="SCENARIO.toml")
+    p.add_argument("--kind", action="append", choices=KINDS, help="a drill to run (repeatable; default: all)")
+    p.add_argument("--seed", type=int, default=0, help="draws the fault times, the process killed, the delays")
+    p.add_argument("--out", default=None, metavar="DIR", help="folder of the drills' run folders (default run/drill-TIMESTAMP)")
+    p.add_argument("--timeout", type=float, default=900, help="real seconds each drill may take")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the undisturbed run the drills' results are compared with")
+    p.set_defaults(func=cmd_drill)
 
     p = sub.add_parser("agent", help="run one agent in the foreground (a box, a server, a systemd unit)")
     p.add_argument("role", choices=("prosumer", "aggregator", "market"))

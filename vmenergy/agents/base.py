@@ -289,6 +289,7 @@ class VmeAgent(Agent):
         self.work: Counter[str] = Counter()
         self._writing: Optional[asyncio.Future] = None  # a big commit being written in a thread
         self._store_failing = False
+        self._held_sends: list[Send] = []  # messages of steps a failing store could not persist
         self._reconnecting: Optional[asyncio.Future] = None
         self._stopping = False
         #: Called with (agent, up) when the link to the server drops or comes back (the swarm
@@ -465,6 +466,7 @@ class VmeAgent(Agent):
         self.presence.set_presence(status=self.status_text(), priority=1)
         for peer in self.peers:
             self.presence.subscribe(peer)
+        self._presence_from_contacts()
         self._check_ready()
         template = Template()
         template.set_metadata("ontology", ONTOLOGY)
@@ -510,6 +512,7 @@ class VmeAgent(Agent):
             try:
                 await asyncio.wait_for(self._ready.wait(), RESUBSCRIBE_EVERY)
             except asyncio.TimeoutError:
+                self._presence_from_contacts()
                 for peer in self.missing_peers():
                     self.presence.subscribe(peer)
 
@@ -601,6 +604,16 @@ class VmeAgent(Agent):
             self.presence.subscribe(peer)
         elif peer in self.operators:  # operators see the agent's status; it need not see theirs
             self.presence.approve_subscription(peer)
+
+    def _presence_from_contacts(self) -> None:
+        """Peers SPADE saw available whose presence we missed: it arrived between session start
+        and :meth:`setup` (the server answers its probes at once, before the callbacks above
+        exist; SPADE records it in its contacts). Found by the prosumer drill: a restarted process whose aggregator was idle
+        (time held while it was down) never heard of it again and waited for it for ever."""
+        for peer in self.peers:
+            contact = self.presence.contacts.get(peer)
+            if contact is not None and contact.is_available():
+                self._presence(peer, True)
 
     def _presence(self, jid: str, available: bool) -> None:
         peer = bare(jid)
@@ -727,10 +740,16 @@ class VmeAgent(Agent):
 
     def _done(self, batch: "_Batch", persisted: bool) -> None:
         # not persisted (a full disk), so not sent: a crash now must not leave a peer holding an
-        # answer the store does not know. Reliable messages stay in the outbox and go out on a
-        # resend, answers are repeated when the peer resends.
+        # answer the store does not know. They are held until the store writes (then sent at
+        # once, so a full disk that is freed changes nothing but time); after a crash, reliable
+        # messages go out again from the outbox and answers are repeated when the peer resends.
         batch.persisted = persisted
-        self._apply(batch.effects if persisted else [e for e in batch.effects if not isinstance(e, Send)])
+        if not persisted:
+            self._held_sends += [e for e in batch.effects if isinstance(e, Send)]
+            self._apply([e for e in batch.effects if not isinstance(e, Send)])
+        else:
+            held, self._held_sends = self._held_sends, []
+            self._apply(held + batch.effects)
         self.wake_steps()  # the state changed: a step may be due sooner
         if not batch.committed.done():
             batch.committed.set_result(None)
@@ -742,6 +761,22 @@ class VmeAgent(Agent):
                 await self._batch.committed
             else:
                 await asyncio.wait({self._writing})  # type: ignore[arg-type]
+
+    @property
+    def store_failing(self) -> bool:
+        """The last write to the store failed (a full disk); changes are held back."""
+        return self._store_failing
+
+    async def retry_store(self) -> bool:
+        """Try again to write what a failing store held back; True once it is written, and then
+        the messages held meanwhile are sent."""
+        await self.settled()  # a commit under way comes first
+        async with self._engine_lock:
+            if not self._persist([]):
+                return False
+            held, self._held_sends = self._held_sends, []
+        self._apply(held)
+        return True
 
     def _persist(self, changes: list) -> bool:
         """Write ``changes`` (and any a full disk held back) to the store; False if it failed."""

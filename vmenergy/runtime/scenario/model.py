@@ -47,6 +47,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\Z")
 
 
+#: Most prosumers in one ``[[prosumers]]`` group (a scale run has 10^5-10^6 in all).
+MAX_GROUP = 1_000_000
+
+
 @dataclass(frozen=True)
 class ScenarioTable:
     """``[scenario]``. ``clock``: ``virtual`` (scenario time advances when every agent is idle
@@ -135,7 +139,8 @@ class ProsumerGroup:
     devices (the models' physics behind a Modbus server per prosumer, driven by the box's
     hardware executor) instead of simulating them directly; ``none`` (default)."""
 
-    count: int = field(metadata=limits(ge=1))
+    # bounded: the check draws every prosumer's devices, and ``count = 2**64`` took all memory
+    count: int = field(metadata=limits(ge=1, le=MAX_GROUP))
     aggregator: str
     offers: tuple[str, ...] = ()
     name: str = "g{g}-house{i}"
@@ -158,7 +163,9 @@ class ProsumerGroup:
 
     @property
     def has_devices(self) -> bool:
-        return any(float(v) > 0 for v in self.devices.values())
+        # only numbers count (the check reports anything else under its key, e.g. a table
+        # written under [prosumers.devices] by mistake, which raised TypeError here)
+        return any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in self.devices.values())
 
 
 @dataclass(frozen=True)
@@ -492,7 +499,7 @@ class _Reader:
         project root or ``scenarios/``; or None and where it was looked for."""
         candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
                                                                      ROOT / "scenarios" / name]
-        found = next((c for c in candidates if c.is_file()), None)
+        found = next((c for c in candidates if _is_file(c)), None)
         return found, ", ".join(str(c.parent) for c in candidates)
 
     # [operators] --------------------------------------------------------------------------
@@ -557,3 +564,12 @@ class _Reader:
                         break
         if operators is not None and operators.account is not None:
             claim(operators.account, ("operators", "account"))
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()`` for a name from a scenario: a name the file system refuses (too long,
+    a NUL) is a file that is not there, reported as such, not an OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
