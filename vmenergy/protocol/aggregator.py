@@ -20,11 +20,16 @@ from vmenergy.flexoffer.timeutil import format_utc
 from .aggregator_config import AggregatorConfig, objective_from
 from .billing import correction_bill, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
+from .flexrequests import DSO_MESSAGES, FLEX_REPLIES, DsoSide
 from .messages import (
     Ack,
     AssignmentMessage,
     BillMessage,
     Clearing,
+    FlexOrderMessage,
+    FlexReplyMessage,
+    FlexRequestMessage,
+    FlexSettlementMessage,
     MarketSessionNotice,
     Measurement,
     Message,
@@ -57,7 +62,7 @@ NOT_ASSIGNED_IN_TIME = "not assigned in time"
 
 class AggregatorEngine(Engine):
     role = "aggregator"
-    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES)
+    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES, FLEX_REPLIES)
     # paused, no aggregates, bids or plans are made; deadlines and settlement go on
     pause_holds = "aggregation rounds"
 
@@ -70,6 +75,8 @@ class AggregatorEngine(Engine):
         self.upstream_jid = bare(config.upstream_jid) if config.upstream_jid else None
         self.upstream: Upstream = make_upstream(config.upstream, self.upstream_jid, bidding=self.strategies.bidding,
                                                 lead=config.lead, cycle=config.cycle)
+        # the DSOs' flex requests for the congestion points of its prosumers (flexrequests.py)
+        self.dso_side = DsoSide(config.locations, config.dsos, cycle=config.cycle, solver=config.solver)
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
         self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
@@ -150,6 +157,8 @@ class AggregatorEngine(Engine):
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
         if isinstance(msg, (OfferMessage, Measurement)):
             return None if self.enrolled(sender) else f"{sender} is not enrolled with this aggregator"
+        if isinstance(msg, DSO_MESSAGES):
+            return self.dso_side.authorize(sender, msg)
         return self.upstream.authorize(sender, msg)
 
     # -- messages from prosumers ------------------------------------------------------------
@@ -257,6 +266,10 @@ class AggregatorEngine(Engine):
         self.ledger[UPSTREAM_BILLS].put(msg.bill_id, msg)
         return [Note("upstream-bill", {"bill": msg.bill_id, "total_cents": msg.total_cents})], None
 
+    @handles(FlexRequestMessage, FlexOrderMessage, FlexSettlementMessage)
+    def _from_dso(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        return self.dso_side.on_message(self, sender, msg, now)
+
     @handles(AssignmentMessage, Clearing)
     def _from_upstream(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
         return self.upstream.on_message(self, sender, msg, now)
@@ -276,6 +289,8 @@ class AggregatorEngine(Engine):
                 offers.put(rec.offer.id, replace(rec, schedule_confirmed=ack.accepted,
                                                  note=None if ack.accepted else ack.reason))
             return [Note("assignment-" + ack.status, {"offer": key or msg.schedule.offer_id, "reason": ack.reason})]
+        if isinstance(msg, (FlexReplyMessage, Measurement)):
+            return self.dso_side.on_ack(self, sender, ack, msg, now)
         return self.upstream.on_ack(self, sender, ack, msg, now)
 
     # -- the round: aggregate, then send upstream ----------------------------------------------
@@ -289,6 +304,8 @@ class AggregatorEngine(Engine):
                       lambda now: self.upstream.next_due(self, now)),
             TimedStep("round", self._round,
                       lambda now: None if self.paused else self.ledger[META].get("next_cycle", 0)),
+            TimedStep("dso", lambda now: self.dso_side.on_tick(self, self.config.settle_after, now),
+                      lambda now: self.dso_side.next_due(self, self.config.settle_after, now)),
             TimedStep("settlement", self._settle, self._settlement_due),
         ]
 
@@ -331,11 +348,11 @@ class AggregatorEngine(Engine):
         return sorted(out, key=lambda r: r.offer.id)
 
     def _cycle(self, now: int) -> list[Effect]:
-        pending = self._pending(now)
+        pending, held = self.dso_side.hold(self._pending(now), now)
         if not pending:
-            return []
+            return held
         selection = self.upstream.select(self, [r.offer for r in pending], now)
-        out: list[Effect] = list(selection.notes)
+        out: list[Effect] = [*held, *selection.notes]
         if selection.plan_now:
             out += self.plan_offers(selection.plan_now, now)
         if not selection.upstream:
@@ -431,6 +448,32 @@ class AggregatorEngine(Engine):
         self.ledger[AGGREGATES].put(agg_id, replace(rec, schedule=schedule))
         out.append(Note("assigned", {"aggregate": agg_id, "members": len(parts)}))
         return out
+
+    # -- what the DSO side may ask (flexrequests.FlexPortfolio) --------------------------------
+    def offer_records(self) -> list[AggOffer]:
+        return self.ledger[AGG_OFFERS].values()
+
+    def aggregate_members(self, aggregate_id: str) -> tuple[str, ...]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        return () if rec is None else rec.members
+
+    def aggregate_for(self, offer_ids: Sequence[str], status: str,
+                      now: int) -> tuple[list[Effect], list[tuple[str, FlexOffer]]]:
+        recs = [self.ledger[AGG_OFFERS].require(i) for i in offer_ids]
+        result = self.strategies.aggregation.aggregate([r.offer for r in recs])
+        out: list[Effect] = [Note("aggregated", {"offers": len(recs), "aggregates": len(result),
+                                                 "excluded": len(result.excluded)})]
+        if result.excluded:
+            out += self._plan_individually([r for r in recs if r.offer.id in result.excluded], now)
+        records = self._record_aggregates(result, None)
+        for rec in records:
+            self.mark_aggregate(rec.aggregate_id, status)
+        return out, [(r.aggregate_id, r.offer) for r in records]
+
+    def planning_objective(self):
+        """The planning objective as an :class:`Objective` (None for a user's planning class)."""
+        spec = self.objective()
+        return None if spec is None else objective_from(spec)
 
     # -- what the upstream strategy may ask (upstream.Portfolio) -------------------------------
     def aggregate_offer(self, aggregate_id: str) -> Optional[FlexOffer]:
