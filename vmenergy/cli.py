@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("agent", help="run one agent in the foreground (a box, a server, a systemd unit)")
-    p.add_argument("role", choices=("prosumer", "aggregator", "market"))
+    p.add_argument("role", choices=("prosumer", "aggregator", "market", "dso"))
     p.add_argument("--config", required=True, metavar="FILE", help="TOML config (examples in agents/<role>/)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_agent)

@@ -327,11 +327,12 @@ class DsoEngine(Engine):
         over = load > point.limit * (1.0 - self.config.safety) + 1e-9
         under = point.lower is not None and bool((load < point.lower * (1.0 - self.config.safety) - 1e-9).any())
         offers = [(r, fo) for r in replies for fo in r.msg.offers]
+        # a reply without offers still counts with its committed load, but needs no answer
+        replies = [r for r in replies if r.msg.offers]
+        if not offers:
+            return [Note("flex-nothing-offered", {"point": point.name, "congested": bool(over.any() or under)})]
         if not over.any() and not under:
             why = f"no congestion expected at {point.name}: prognosis peak {load.max():.3f} kWh within {point.limit:g}"
-            return [e for r in replies for e in self._decline(r, why, now)]
-        if not offers:
-            why = f"congestion expected at {point.name} but no flex-offers were offered"
             return [e for r in replies for e in self._decline(r, why, now)]
         # plan every offer behind the point together, as close to the baselines as the limit
         # allows; offer ids are the aggregators' own, so they are renamed for the planner
