@@ -189,11 +189,11 @@ class OrderRecord:
 
 
 #: Flex requests sent, by request id.
-DSO_REQUESTS: Table[RequestRecord] = Table("flex_requests", RequestRecord)
+DSO_REQUESTS: Table[RequestRecord] = Table("dso_requests", RequestRecord)
 #: Flex replies received, by reply id.
-DSO_REPLIES: Table[ReplyRecord] = Table("flex_replies", ReplyRecord)
+DSO_REPLIES: Table[ReplyRecord] = Table("dso_replies", ReplyRecord)
 #: Orders and declines sent, by order id.
-DSO_ORDERS: Table[OrderRecord] = Table("flex_orders", OrderRecord)
+DSO_ORDERS: Table[OrderRecord] = Table("dso_orders", OrderRecord)
 
 
 class DsoEngine(Engine):
