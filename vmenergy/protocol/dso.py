@@ -431,8 +431,10 @@ class DsoEngine(Engine):
 def verify(rec: OrderRecord, config: DsoConfig, settlement_id: str) -> tuple[FlexSettlementMessage, Optional[str]]:
     """Check an order's metered load against the baseline and price it.
 
-    Per interval, what was taken off is ``baseline - measured``, counted up to what was ordered
-    there (more is not paid: the DSO did not ask for it). Delivery of at least ``1 - tolerance``
+    What was taken off is ``baseline - measured`` summed over the intervals where the order
+    takes load off, counted up to the ordered kWh (more is not paid: the DSO did not ask for it);
+    summed, not capped per interval, so metering noise evens out instead of counting against the
+    aggregator. Delivery of at least ``1 - tolerance``
     of the ordered kWh earns the whole incentive (``price`` x ordered); less earns ``price`` x
     delivered and a ``penalty`` per kWh short of the band. Without metering nothing counts as
     delivered (and the note says so)."""
@@ -444,8 +446,8 @@ def verify(rec: OrderRecord, config: DsoConfig, settlement_id: str) -> tuple[Fle
         note = "no metering arrived in time: nothing counts as delivered"
     else:
         measured = np.asarray(rec.measurement.energy)
-    delivered = float(np.minimum(np.clip(baseline - measured, 0.0, None), ordered).sum())
     total = float(ordered.sum())
+    delivered = min(total, float(np.clip(baseline - measured, 0.0, None)[ordered > 1e-9].sum()))
     band = total * (1.0 - config.tolerance)
     if delivered >= band - 1e-9:
         incentive, penalty = cents(config.price * total, "incentive"), 0
