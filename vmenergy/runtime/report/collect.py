@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from vmenergy.flexoffer import Schedule
+from vmenergy.protocol.dso import OrderRecord
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
 from vmenergy.protocol.messages import BillMessage
@@ -23,7 +24,7 @@ from vmenergy.runtime.scenario import Plan
 from vmenergy.settlement import Contract, default_contract
 from vmenergy.store import read_ledger
 
-__all__ = ["ProsumerData", "AggregatorData", "MarketData", "RunData", "collect", "run_data", "part_timings",
+__all__ = ["ProsumerData", "AggregatorData", "MarketData", "DsoData", "RunData", "collect", "run_data", "part_timings",
            "final_schedules", "prosumer_offers_held", "natural_key"]
 
 
@@ -69,6 +70,21 @@ class MarketData:
 
 
 @dataclass(frozen=True)
+class DsoData:
+    """A DSO as its ledger left it: its congestion points (name -> limit, kWh per interval), the
+    prosumers behind each (from the aggregators' ``locations`` in the plan), what it sent."""
+
+    jid: str
+    started: bool
+    points: Mapping[str, float]
+    behind: Mapping[str, tuple[str, ...]]  # point -> prosumer JIDs
+    requests: int
+    replies: int
+    orders: tuple[OrderRecord, ...]
+    unanswered: int
+
+
+@dataclass(frozen=True)
 class RunData:
     """A run's agents as their ledgers left them (plus the plan's facts the report needs)."""
 
@@ -81,6 +97,7 @@ class RunData:
     prosumers: tuple[ProsumerData, ...]
     aggregators: tuple[AggregatorData, ...]
     markets: tuple[MarketData, ...]
+    dsos: tuple[DsoData, ...] = ()
 
     @property
     def resolution(self) -> int:
@@ -132,10 +149,23 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
             tuple(sorted(_values(led, "sessions"), key=lambda r: (r.opened, natural_key(r.notice.session_id)))),
             tuple(_values(led, "bids")), tuple(sorted(led.table("participants"), key=natural_key) if led else ()),
             0 if led is None else len(led.table("outbox"))))
+    behind: dict[str, list[str]] = {}
+    for spec in plan.by_role("aggregator"):
+        for prosumer, point in (spec.config.get("locations") or {}).items():
+            behind.setdefault(point, []).append(bare(prosumer))
+    dsos = []
+    for spec in sorted(plan.by_role("dso"), key=lambda s: natural_key(bare(s.jid))):
+        led = ledger_of(spec.jid)
+        points = {name: float(p["limit"]) for name, p in sorted(spec.config.get("points", {}).items())}
+        dsos.append(DsoData(
+            bare(spec.jid), led is not None, points,
+            {name: tuple(sorted(behind.get(name, ()), key=natural_key)) for name in points},
+            0 if led is None else len(led.table("dso_requests")), 0 if led is None else len(led.table("dso_replies")),
+            tuple(_values(led, "dso_orders")), 0 if led is None else len(led.table("outbox"))))
     return RunData(
         name=plan.name, seed=plan.seed, start=plan.start, until=plan.until,
         clock_mode=str(plan.clock.get("mode", "")), roles={bare(a.jid): a.role for a in plan.agents},
-        prosumers=tuple(prosumers), aggregators=tuple(aggregators), markets=tuple(markets))
+        prosumers=tuple(prosumers), aggregators=tuple(aggregators), markets=tuple(markets), dsos=tuple(dsos))
 
 
 def collect(plan: Plan) -> RunData:

@@ -142,6 +142,21 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
               eur(s["paid_by_participants"]["cents"]), "yes" if s["billed"] else "not yet") for s in mk["sessions"]),
             (4, 5, 6, 7, 8, 9)))
 
+    grid = summary["dso"]
+    if grid["dsos"]:
+        parts.append("<h2>DSOs and congestion points</h2>\n")
+        parts.append(_table(("DSO", "requests", "replies", "orders", "declined", "cleared kWh", "delivered kWh",
+                             "settled", "paid EUR", "of which penalties EUR"),
+                            ((d["jid"], d["requests"], d["replies"], d["orders"], d["declined"], kwh(d["cleared_kwh"]),
+                              kwh(d["delivered_kwh"]), d["settled"], eur(d["paid"]["cents"]),
+                              eur(d["penalties"]["cents"])) for d in grid["dsos"]), (1, 2, 3, 4, 5, 6, 7, 8, 9)))
+        parts.append(_table(("point", "DSO", "prosumers", "limit kWh", "peak without kWh", "peak with kWh",
+                             "intervals over without", "intervals over with"),
+                            ((p["point"], p["dso"], p["prosumers"], kwh(p["limit_kwh"]), kwh(p["peak_without_kwh"]),
+                              kwh(p["peak_with_kwh"]), p["intervals_over_without"], p["intervals_over_with"])
+                             for p in grid["points"]), (2, 3, 4, 5, 6, 7)))
+        parts.append(f"<p>Without flexibility: {_e(grid['without_is'])}; with: {_e(grid['with_is'])}.</p>\n")
+
     parts.append("<h2>KPIs</h2>\n")
     for k in summary["kpis"]:
         if "not_computed" in k:

@@ -23,6 +23,7 @@ from vmenergy.settlement import SettlementError, kpis, kpis_to_json
 from vmenergy.settlement.money import format_eur
 
 from .collect import AggregatorData, MarketData, RunData, final_schedules, natural_key, prosumer_offers_held
+from .grid import dso_summary
 from .outcome import Outcome
 from .series import Series
 
@@ -340,10 +341,10 @@ def _outcome(run: RunData, outcome: Outcome, offers: dict, recon: dict) -> dict:
         n = sum(open_states.values())
         unfinished.append(f"{n} of {offers['planned']} offers not in a final state as the prosumers see them ("
                           + ", ".join(f"{k} {v}" for k, v in open_states.items()) + ")")
-    for who in (*run.aggregators, *run.markets):
+    for who in (*run.aggregators, *run.markets, *run.dsos):
         if who.unanswered:
             unfinished.append(f"{who.unanswered} messages of {who.jid} still wait for an acknowledgement")
-    never = [x.jid for x in (*run.prosumers, *run.aggregators, *run.markets) if not x.started]
+    never = [x.jid for x in (*run.prosumers, *run.aggregators, *run.markets, *run.dsos) if not x.started]
     if never:
         unfinished.append(f"{len(never)} agents never started: " + ", ".join(never[:10]) + (" ..." if len(never) > 10 else ""))
     for key, label in (("offers", "offers"), ("bills", "bills"), ("market_bills", "market bills")):
@@ -384,6 +385,7 @@ def build_summary(run: RunData, s: Series, outcome: Outcome) -> dict:
         "energy_kwh": _energy(run, s),
         "money": money,
         "market": _market(run),
+        "dso": dso_summary(run),
         "kpis": _kpis(run),
     }
     return clean(doc)

@@ -117,6 +117,15 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
                          + ("billed" if s["billed"] else "not billed yet"))
         if len(mine) > MAX_SESSIONS:
             lines.append(f"  ... {len(mine) - MAX_SESSIONS} more sessions with bids in summary.json")
+    grid = summary["dso"]
+    for d in grid["dsos"]:
+        lines += ["", f"dso {d['jid']}: {d['requests']} flex requests, {d['orders']} orders ({d['declined']} declined), "
+                      f"{kwh(d['cleared_kwh'])} kWh cleared, {kwh(d['delivered_kwh'])} delivered, "
+                      f"paid EUR {d['paid']['eur']}"]
+        for p in (x for x in grid["points"] if x["dso"] == d["jid"]):
+            lines.append(f"  {p['point']}: limit {kwh(p['limit_kwh'])} kWh per interval, peak without flexibility "
+                         f"{kwh(p['peak_without_kwh'])} ({p['intervals_over_without']} intervals over), with "
+                         f"{kwh(p['peak_with_kwh'])} ({p['intervals_over_with']} over)")
     lines += ["", "money (EUR): who pays whom"]
     for f in summary["money"]["flows"]:
         payer, payee, amount = flow_line(f)
