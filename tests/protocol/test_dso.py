@@ -195,3 +195,20 @@ def test_config_errors_name_the_field():
         DsoConfig(points={"f1": {"limit": 3.0}}, aggregators={AGG: ["f2"]})
     with pytest.raises(FlexOfferError, match="tolerance"):
         DsoConfig(points={"f1": {"limit": 3.0}}, tolerance=2.0)
+
+
+def test_aggregates_a_dso_never_answers_are_planned_by_the_aggregator_before_their_deadline():
+    dso, agg, pros, net = setup(limit=10.0)
+    net.drop = lambda sender, send: isinstance(send.msg, FlexOrderMessage)
+    net.tick(NOW)
+    net.tick(NOW + 900)  # the DSO's orders are lost (and it is taken offline below)
+    net.presence(DSO, False, NOW + 900)
+    assert agg.counts() == {"accepted": 4}
+    deadline = ev(0).assignment_before
+    net.tick(deadline - 900)  # a round before the members' deadline
+    assert agg.counts() == {"assigned": 4}
+    (rec,) = [r for r in agg.ledger[FLEX_REPLIES].values() if r.reply.offers]
+    assert rec.status == "unanswered"
+    # planned within the request's limits
+    scheduled = load([(e.offer, e.schedule) for _, e in net.executions])
+    assert scheduled.max() <= 10.0 + 1e-6

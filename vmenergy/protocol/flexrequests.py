@@ -13,7 +13,9 @@ the aggregator reports the order's metered load (the sum over the members' measu
 DSO pays with a :class:`FlexSettlementMessage`.
 
 An offer held until its assignment deadline is near (fewer than two rounds left) is planned as
-usual, without the DSO, so a DSO that never asks cannot strand offers.
+usual, without the DSO, so a DSO that never asks cannot strand offers; likewise aggregates
+offered to a DSO that has not answered a round before their first member's deadline are planned
+by the aggregator itself, within the request's limits.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ DSO_MESSAGES = (FlexRequestMessage, FlexOrderMessage, FlexSettlementMessage)
 @dataclass(frozen=True, slots=True)
 class FlexReplyRecord:
     """A flex request answered: the request, the reply sent, and what became of it (``status``:
-    offered | ordered | declined), the order, whether its metering went out, its settlement."""
+    offered | ordered | declined | unanswered), the order, whether its metering went out, its settlement."""
 
     request: FlexRequestMessage
     reply: FlexReplyMessage
@@ -269,9 +271,21 @@ class DsoSide:
                     place(measured, req.start, *default_load(o.offer))
         return complete, measured
 
+    def _answer_deadline(self, p: FlexPortfolio, rec: FlexReplyRecord) -> Optional[int]:
+        """When an offered reply's aggregates must be planned without the DSO: a round before
+        the first assignment deadline of their members (None: nothing offered)."""
+        offers = {r.offer.id: r for r in p.offer_records()}
+        times = [_deadline(offers[m].offer) for fo in rec.reply.offers for m in p.aggregate_members(fo.id)
+                 if m in offers]
+        return min(times) - self.cycle if times else None
+
     def next_due(self, p: FlexPortfolio, settle_after: int, now: int) -> Optional[int]:
         times = []
         for rec in p.ledger[FLEX_REPLIES].values():
+            if rec.status == "offered":
+                due = self._answer_deadline(p, rec)
+                if due is not None:
+                    times.append(due)
             if rec.status == "ordered" and not rec.metered:
                 complete, _ = self._metering_state(p, rec)
                 times.append(now if complete else rec.request.end * rec.request.resolution + settle_after)
@@ -280,6 +294,12 @@ class DsoSide:
     def on_tick(self, p: FlexPortfolio, settle_after: int, now: int) -> list[Effect]:
         out: list[Effect] = []
         for reply_id, rec in p.ledger[FLEX_REPLIES].items():
+            if rec.status == "offered":
+                due = self._answer_deadline(p, rec)
+                if due is not None and now >= due:  # the DSO did not answer in time
+                    p.ledger[FLEX_REPLIES].put(reply_id, replace(rec, status="unanswered"))
+                    out += [Note("flex-reply-unanswered", {"reply": reply_id, "dso": rec.dso}),
+                            *self._plan_within(p, [fo.id for fo in rec.reply.offers], rec, now)]
             if rec.status != "ordered" or rec.metered or rec.order is None:
                 continue
             complete, measured = self._metering_state(p, rec)
