@@ -4,50 +4,23 @@ flex-reply, which the DSO accepts; a stranger's flex-reply is refused with the r
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.integration.test_plain_client import NS, payloads, stop, wait_for
+from tests.integration.test_plain_client import NS, payloads, start_node, stop, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def start_dso(prosody_server, tmp_path, aggregator: str):
-    cfg = tmp_path / "dso.toml"
-    cfg.write_text(f"""
-[agent]
-jid = "{prosody_server.jid('grid-dso')}"
-password = "grid-dso-secret"
-store = "dso.sqlite"
-tick = 0.2
-
-[server]
-host = "{prosody_server.host}"
-port = {prosody_server.port}
-ca_file = "{prosody_server.ca_file}"
-
-[dso]
+    return start_node(prosody_server, tmp_path, "dso", "grid-dso", f"""
 request_every = 3600
 horizon = 3600
 respond_within = 600
 points.feeder-7 = {{ limit = 12.5 }}
 aggregators = {{ "{aggregator}" = ["feeder-7"] }}
 """)
-    cfg.chmod(0o600)  # it holds a password
-    log = open(tmp_path / "dso.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "vmenergy", "agent", "dso", "--config", str(cfg)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    deadline = time.time() + 30
-    while b"event=started" not in (tmp_path / "dso.log").read_bytes():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail("dso did not start:\n" + (tmp_path / "dso.log").read_text())
-        time.sleep(0.1)
-    return proc
 
 
 def is_(tag: str):
