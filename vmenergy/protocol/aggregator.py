@@ -297,17 +297,18 @@ class AggregatorEngine(Engine):
     def role_steps(self) -> list[TimedStep]:
         """Deadlines first (a round that came late, after a restart or a jump of the clock, must
         not try to plan what can no longer start), the upstream side's own work, the
-        aggregation round every ``cycle``, settlement."""
-        return [
+        aggregation round every ``cycle``, with DSOs their orders' work, settlement."""
+        steps = [
             TimedStep("deadlines", self._expire, self._expiry_due),
             TimedStep("upstream", lambda now: self.upstream.on_tick(self, now),
                       lambda now: self.upstream.next_due(self, now)),
             TimedStep("round", self._round,
                       lambda now: None if self.paused else self.ledger[META].get("next_cycle", 0)),
-            TimedStep("dso", lambda now: self.dso_side.on_tick(self, self.config.settle_after, now),
-                      lambda now: self.dso_side.next_due(self, self.config.settle_after, now)),
-            TimedStep("settlement", self._settle, self._settlement_due),
         ]
+        if self.dso_side.active:  # its DSOs' orders: metering, and aggregates a DSO left unanswered
+            steps.append(TimedStep("dso", lambda now: self.dso_side.on_tick(self, self.config.settle_after, now),
+                                   lambda now: self.dso_side.next_due(self, self.config.settle_after, now)))
+        return [*steps, TimedStep("settlement", self._settle, self._settlement_due)]
 
     def _round(self, now: int) -> list[Effect]:
         meta = self.ledger[META]
