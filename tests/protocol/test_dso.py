@@ -212,3 +212,47 @@ def test_aggregates_a_dso_never_answers_are_planned_by_the_aggregator_before_the
     # planned within the request's limits
     scheduled = load([(e.offer, e.schedule) for _, e in net.executions])
     assert scheduled.max() <= 10.0 + 1e-6
+
+
+def test_dso_and_aggregator_restart_from_their_stores_between_reply_and_order(tmp_path):
+    """Both roles keep everything in their ledgers: restarted from their stores between the
+    reply and the order, the DSO still orders, and the aggregator (its aggregates rebuilt from
+    their members) carries the order out."""
+    from vmenergy.store import Store
+
+    dso, agg, pros, net = setup(limit=10.0)
+    net.tick(NOW)  # request and reply
+    stores = {}
+    for name, engine in (("dso", dso), ("agg", agg)):
+        stores[name] = Store(tmp_path / f"{name}.sqlite")
+        stores[name].flush(engine.ledger.take_changes())
+        stores[name].close()
+    dso2 = DsoEngine(DSO, dso.config, ledger=Store(tmp_path / "dso.sqlite").load())
+    agg2 = AggregatorEngine(AGG, agg.config, ledger=Store(tmp_path / "agg.sqlite").load())
+    net.engines[DSO], net.engines[AGG] = dso2, agg2
+    net.tick(NOW + 900)
+    assert [r.msg.status for r in dso2.ledger[DSO_ORDERS].values()] == ["ordered"]
+    assert agg2.counts() == {"assigned": 4}
+
+
+def test_offers_are_grouped_by_congestion_point_and_only_a_managed_points_offers_wait():
+    """Two points behind one aggregator: feeder-1 run by the DSO, feeder-2 by nobody. The
+    feeder-2 offers are planned at once; a request for feeder-1 gets aggregates of feeder-1's
+    offers only."""
+    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(4)]
+    where = {p.jid: ("feeder-1" if i % 2 == 0 else "feeder-2") for i, p in enumerate(pros)}
+    agg = AggregatorEngine(AGG, AggregatorConfig(locations=where, dsos={"feeder-1": DSO}))
+    dso = DsoEngine(DSO, DsoConfig(points={"feeder-1": {"limit": 4.0}}, aggregators={AGG: ["feeder-1"]},
+                                   horizon=12 * 3600))
+    net = Net(dso, agg, *pros)
+    for i, p in enumerate(pros):
+        net.take(p.jid, p.add_offer(ev(i), NOW, NOW))
+    net.run(NOW)
+    net.take(agg.jid, agg.tick(NOW))  # the aggregator's round alone, before the DSO asks
+    net.run(NOW)
+    assigned = {sender for sender, _ in net.executions}
+    assert assigned == {"p1@localhost", "p3@localhost"}  # feeder-2's
+    net.tick(NOW + 1)  # the DSO asks for feeder-1
+    (reply,) = [m for _, _, m in net.delivered if isinstance(m, FlexReplyMessage)]
+    members = {m for fo in reply.offers for m in agg.aggregate_members(fo.id)}
+    assert members == {"ev-0", "ev-2"}
