@@ -454,6 +454,9 @@ class AggregatorEngine(Engine):
     def offer_records(self) -> list[AggOffer]:
         return self.ledger[AGG_OFFERS].values()
 
+    def offer_record(self, offer_id: str) -> Optional[AggOffer]:
+        return self.ledger[AGG_OFFERS].get(offer_id)
+
     def aggregate_members(self, aggregate_id: str) -> tuple[str, ...]:
         rec = self.ledger[AGGREGATES].get(aggregate_id)
         return () if rec is None else rec.members

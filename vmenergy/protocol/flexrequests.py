@@ -78,6 +78,8 @@ class FlexPortfolio(Protocol):
 
     def offer_records(self) -> list[AggOffer]: ...
 
+    def offer_record(self, offer_id: str) -> Optional[AggOffer]: ...
+
     def aggregate_members(self, aggregate_id: str) -> tuple[str, ...]: ...
 
     def aggregate_offer(self, aggregate_id: str) -> Optional[FlexOffer]: ...
@@ -258,10 +260,9 @@ class DsoSide:
         T = len(req.max_kwh)
         measured = np.zeros(T)
         complete = True
-        offers = {r.offer.id: r for r in p.offer_records()}
         for fo in rec.reply.offers:
             for m in p.aggregate_members(fo.id):
-                o = offers.get(m)
+                o = p.offer_record(m)
                 if o is None:
                     continue
                 if o.measurement is not None:
@@ -274,12 +275,12 @@ class DsoSide:
     def _answer_deadline(self, p: FlexPortfolio, rec: FlexReplyRecord) -> Optional[int]:
         """When an offered reply's aggregates must be planned without the DSO: a round before
         the first assignment deadline of their members (None: nothing offered)."""
-        offers = {r.offer.id: r for r in p.offer_records()}
-        times = [_deadline(offers[m].offer) for fo in rec.reply.offers for m in p.aggregate_members(fo.id)
-                 if m in offers]
+        times = [_deadline(o.offer) for fo in rec.reply.offers for m in p.aggregate_members(fo.id)
+                 if (o := p.offer_record(m)) is not None]
         return min(times) - self.cycle if times else None
 
     def next_due(self, p: FlexPortfolio, settle_after: int, now: int) -> Optional[int]:
+        # asked after every engine step: only the replies still open or metering are looked at
         times = []
         for rec in p.ledger[FLEX_REPLIES].values():
             if rec.status == "offered":
