@@ -17,7 +17,7 @@ from vmenergy.flexoffer import Schedule
 from vmenergy.protocol.dso import OrderRecord
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
-from vmenergy.protocol.messages import BillMessage
+from vmenergy.protocol.messages import BillMessage, FlexSettlementMessage
 from vmenergy.protocol.prosumer import DefaultRun, ProsumerOffer
 from vmenergy.protocol.records import AggOffer, AggregateRecord
 from vmenergy.runtime.scenario import Plan
@@ -56,6 +56,7 @@ class AggregatorData:
     bills: tuple[tuple[str, BillMessage], ...]  # (addressee, bill) as sent
     upstream_bills: tuple[BillMessage, ...]  # bills from its market or parent
     unanswered: int  # messages still waiting for an acknowledgement
+    flex_settlements: tuple[FlexSettlementMessage, ...] = ()  # what its DSOs paid for their orders
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,9 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
             tuple(_values(led, "offers")), tuple(_values(led, "aggregates")),
             tuple(sorted(_values(led, "bills"), key=lambda ob: natural_key(ob[1].bill_id))),
             tuple(sorted(_values(led, "upstream_bills"), key=lambda b: natural_key(b.bill_id))),
-            0 if led is None else len(led.table("outbox"))))
+            0 if led is None else len(led.table("outbox")),
+            tuple(sorted((r.settlement for r in _values(led, "flex_replies") if r.settlement is not None),
+                         key=lambda s: natural_key(s.settlement_id)))))
     markets = []
     for spec in sorted(plan.by_role("market"), key=lambda s: natural_key(bare(s.jid))):
         led = ledger_of(spec.jid)

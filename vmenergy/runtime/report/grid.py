@@ -20,7 +20,7 @@ from vmenergy.settlement.money import format_eur
 
 from .collect import DsoData, RunData
 
-__all__ = ["point_loading", "dso_summary"]
+__all__ = ["point_loading", "dso_summary", "dso_flows", "dso_recon"]
 
 
 def point_loading(run: RunData, d: DsoData, point: str) -> tuple[int, np.ndarray, np.ndarray]:
@@ -51,6 +51,39 @@ def point_loading(run: RunData, d: DsoData, point: str) -> tuple[int, np.ndarray
 
 def _money(cents: int) -> dict:
     return {"cents": int(cents), "eur": format_eur(cents)}
+
+
+def dso_flows(run: RunData) -> list[dict]:
+    """The money flows of summary.json's ``money``: what each DSO paid each aggregator for its
+    orders (incentives less penalties)."""
+    flows = []
+    for d in run.dsos:
+        paid: dict[str, list[int]] = {}
+        for o in d.orders:
+            if o.settlement is not None:
+                paid.setdefault(o.to, []).append(o.settlement.total_cents)
+        for to, totals in sorted(paid.items()):
+            flows.append({"from": d.jid, "to": to, "bills": len(totals), "state": "flex settlements",
+                          **_money(sum(totals))})
+    return flows
+
+
+def dso_recon(run: RunData) -> dict:
+    """Every flex settlement a DSO sent arrived at its aggregator, the same."""
+    received = {(a.jid, s.settlement_id): s for a in run.aggregators for s in a.flex_settlements}
+    missing, differ, sent = [], [], 0
+    for d in run.dsos:
+        for o in d.orders:
+            if o.settlement is None:
+                continue
+            sent += 1
+            got = received.get((o.to, o.settlement.settlement_id))
+            if got is None:
+                missing.append({"settlement": o.settlement.settlement_id, "from": d.jid, "to": o.to})
+            elif got != o.settlement:
+                differ.append({"settlement": o.settlement.settlement_id, "from": d.jid, "to": o.to})
+    return {"ok": not (missing or differ), "sent": sent, "received": len(received), "missing": missing,
+            "differ": differ}
 
 
 def dso_summary(run: RunData) -> dict:
