@@ -99,6 +99,20 @@ class DsoConfig:
     solver: str = "auto"
 
     def __post_init__(self) -> None:
+        # scalars first: `vmenergy check` reports every error by leaving a bad key out and building again
+        check.number(self.price, "price", minimum=0)
+        check.number(self.penalty, "penalty", minimum=0)
+        check.number(self.tolerance, "tolerance", minimum=0, maximum=1)
+        check.number(self.safety, "safety", minimum=0, maximum=0.9)
+        for name, least in (("request_every", 1), ("horizon", 1), ("respond_within", 0), ("settle_after", 0),
+                            ("resolution", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise FlexOfferError(name, f"seconds, an integer >= {least} (got {v!r})")
+        if self.horizon < self.resolution:
+            raise FlexOfferError("horizon", f"shorter than one interval ({self.resolution} s)")
+        if self.solver not in SOLVERS:
+            raise FlexOfferError("solver", f"unknown solver {self.solver!r} (one of {', '.join(SOLVERS)})")
         if not isinstance(self.points, Mapping) or not self.points:
             raise FlexOfferError("points", "at least one congestion point: points.NAME = { limit = kWh per interval }")
         for name, spec in self.points.items():
@@ -118,19 +132,6 @@ class DsoConfig:
             for p in points:
                 if p not in self.points:
                     raise FlexOfferError(f"aggregators.{jid}", f"no congestion point named {p!r}")
-        check.number(self.price, "price", minimum=0)
-        check.number(self.penalty, "penalty", minimum=0)
-        check.number(self.tolerance, "tolerance", minimum=0, maximum=1)
-        check.number(self.safety, "safety", minimum=0, maximum=0.9)
-        for name, least in (("request_every", 1), ("horizon", 1), ("respond_within", 0), ("settle_after", 0),
-                            ("resolution", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < least:
-                raise FlexOfferError(name, f"seconds, an integer >= {least} (got {v!r})")
-        if self.horizon < self.resolution:
-            raise FlexOfferError("horizon", f"shorter than one interval ({self.resolution} s)")
-        if self.solver not in SOLVERS:
-            raise FlexOfferError("solver", f"unknown solver {self.solver!r} (one of {', '.join(SOLVERS)})")
 
     def congestion_points(self) -> dict[str, CongestionPoint]:
         return {name: CongestionPoint(name, spec["limit"], spec.get("lower")) for name, spec in self.points.items()}
