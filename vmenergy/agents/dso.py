@@ -24,7 +24,7 @@ class DsoAgent(VmeAgent):
         return DsoEngine(str(self.jid), self.config, ledger=ledger)
 
     def progress(self) -> dict:
-        # a run is not done while an order waits for its settlement to be sent and answered
+        # a run is not done while an order is not settled: money still owed, as a market's bills
         open_orders = sum(1 for r in self.engine.ledger[DSO_ORDERS].values()
                           if r.msg.status == "ordered" and r.settlement is None)
-        return {"unanswered": len(self.engine.ledger[OUTBOX]) + open_orders}
+        return {"unanswered": len(self.engine.ledger[OUTBOX]), "bills_owed": open_orders}
