@@ -256,3 +256,27 @@ def test_offers_are_grouped_by_congestion_point_and_only_a_managed_points_offers
     (reply,) = [m for _, _, m in net.delivered if isinstance(m, FlexReplyMessage)]
     members = {m for fo in reply.offers for m in agg.aggregate_members(fo.id)}
     assert members == {"ev-0", "ev-2"}
+
+
+def test_a_limit_may_follow_the_time_of_day_and_the_request_carries_it_per_interval():
+    """A feeder that carries less in the evening (a day's profile of 24 hourly values, UTC):
+    the request's limits follow it, and the order keeps the load under the evening's limit."""
+    profile = [12.0] * 17 + [8.0] * 7  # from 17:00 UTC 8 kWh per interval
+    dso, agg, pros, net = setup(limit=10.0)
+    net.engines[DSO] = dso = DsoEngine(DSO, DsoConfig(points={"feeder-1": {"limit": profile}},
+                                                     aggregators={AGG: ["feeder-1"]}, horizon=12 * 3600,
+                                                     respond_within=900))
+    net.tick(NOW)
+    (req,) = [m for _, _, m in net.delivered if isinstance(m, FlexRequestMessage)]
+    at = lambda t: req.max_kwh[t - req.start]  # noqa: E731
+    assert at(EVENING - 1) == 12.0 and at(EVENING) == 8.0
+    net.tick(NOW + 900)
+    scheduled = load([(e.offer, e.schedule) for _, e in net.executions])
+    assert scheduled.max() <= 8.0 * 0.95 + 1e-6
+
+
+def test_a_limit_profile_must_split_the_day_and_lower_stay_below_it():
+    with pytest.raises(FlexOfferError, match=r"points.f1.limit: 5 values do not split a day"):
+        DsoConfig(points={"f1": {"limit": [1.0] * 5}})
+    with pytest.raises(FlexOfferError, match=r"points.f1.lower: above the limit at 12:00 UTC"):
+        DsoConfig(points={"f1": {"limit": [5.0, 1.0], "lower": 2.0}})

@@ -28,7 +28,7 @@ noise does not take the measured load over the real limit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
@@ -54,28 +54,72 @@ __all__ = ["CongestionPoint", "DsoConfig", "DsoEngine", "RequestRecord", "ReplyR
            "DSO_REQUESTS", "DSO_REPLIES", "DSO_ORDERS"]
 
 
+DAY = 86400
+Limit = Union[float, tuple[float, ...]]
+
+
 @dataclass(frozen=True)
 class CongestionPoint:
-    """A point of the grid with a capacity: ``limit`` kWh per interval of import (the load the
-    feeder carries), and optionally ``lower`` (usually negative: the most export it takes)."""
+    """A point of the grid with a capacity per interval: ``limit`` kWh of import (the load the
+    feeder carries), and optionally ``lower`` (usually negative: the most export it takes).
+    Each is one number for every interval, or a day's profile: values spread evenly over the
+    day in UTC (24 hourly values, 96 quarter hours, ...), the same every day."""
 
     name: str
-    limit: float
-    lower: Optional[float] = None
+    limit: Limit
+    lower: Optional[Limit] = None
+    resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
         path = f"points.{self.name}"
         check.identifier(self.name, "points")
-        check.number(self.limit, f"{path}.limit", positive=True)
-        if self.lower is not None and check.number(self.lower, f"{path}.lower") > self.limit:
-            raise FlexOfferError(f"{path}.lower", f"above the limit {self.limit:g}")
+        res = check.integer(self.resolution, "resolution", minimum=1)
+        object.__setattr__(self, "limit", _profile(self.limit, f"{path}.limit", res, positive=True))
+        if self.lower is not None:
+            object.__setattr__(self, "lower", _profile(self.lower, f"{path}.lower", res))
+            day = DAY // self.resolution
+            above = np.flatnonzero(self.lower_at(0, day) > self.upper_at(0, day))
+            if len(above):
+                raise FlexOfferError(f"{path}.lower", f"above the limit at {_hhmm(int(above[0]) * self.resolution)} UTC")
+
+    def upper_at(self, start: int, length: int) -> np.ndarray:
+        """The import limit over intervals ``start .. start + length``."""
+        return _over(self.limit, start, length, self.resolution)
+
+    def lower_at(self, start: int, length: int) -> Optional[np.ndarray]:
+        return None if self.lower is None else _over(self.lower, start, length, self.resolution)
+
+
+def _hhmm(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+def _profile(value: Any, path: str, resolution: int, positive: bool = False) -> Limit:
+    """A number, or a day's profile whose values split the day into whole intervals."""
+    if isinstance(value, (list, tuple)):
+        values = check.numbers(value, path, at_least=1, at_most=DAY)
+        if DAY % len(values) or (DAY // len(values)) % resolution:
+            raise FlexOfferError(path, f"{len(values)} values do not split a day into whole intervals of "
+                                       f"{resolution} s (24 hourly values, 96 quarter hours, ...)")
+        if positive and min(values) <= 0:
+            raise FlexOfferError(path, "every value must be > 0 (kWh per interval)")
+        return tuple(values)
+    return check.number(value, path, positive=positive)
+
+
+def _over(limit: Limit, start: int, length: int, resolution: int) -> np.ndarray:
+    if not isinstance(limit, tuple):
+        return np.full(length, float(limit))
+    second_of_day = (np.arange(start, start + length, dtype=np.int64) * resolution) % DAY
+    return np.asarray(limit)[second_of_day * len(limit) // DAY]
 
 
 @dataclass(frozen=True)
 class DsoConfig:
     """How a DSO runs (a scenario's ``[[dso]]`` table or an agent's ``[dso]`` section).
 
-    ``points``: congestion point name -> ``{limit = kWh per interval, lower = ...}``.
+    ``points``: congestion point name -> ``{limit = kWh per interval, lower = ...}`` (each a
+    number, or a day's profile in UTC: see :class:`CongestionPoint`).
     ``aggregators``: aggregator JID -> the points it has prosumers behind (a scenario fills it
     in from its topology); only these may answer. ``price``: EUR per kWh of load taken off the
     baseline in an order; ``penalty``: EUR per kWh of shortfall beyond ``tolerance`` (a fraction
@@ -134,7 +178,8 @@ class DsoConfig:
                     raise FlexOfferError(f"aggregators.{jid}", f"no congestion point named {p!r}")
 
     def congestion_points(self) -> dict[str, CongestionPoint]:
-        return {name: CongestionPoint(name, spec["limit"], spec.get("lower")) for name, spec in self.points.items()}
+        return {name: CongestionPoint(name, spec["limit"], spec.get("lower"), self.resolution)
+                for name, spec in self.points.items()}
 
     def points_of(self, aggregator: str) -> tuple[str, ...]:
         for jid, points in self.aggregators.items():
@@ -243,9 +288,10 @@ class DsoEngine(Engine):
             for name in points:
                 point = self.points[name]
                 n = self._seq("request_seq")
+                lower = point.lower_at(start, length)
                 msg = FlexRequestMessage(
-                    f"{self._name}-req-{n}", name, start, (point.limit,) * length, self.config.price,
-                    now + self.config.respond_within, None if point.lower is None else (point.lower,) * length, res)
+                    f"{self._name}-req-{n}", name, start, tuple(point.upper_at(start, length).tolist()), self.config.price,
+                    now + self.config.respond_within, None if lower is None else tuple(lower.tolist()), res)
                 self.ledger[DSO_REQUESTS].put(msg.request_id, RequestRecord(msg, bare(agg), rnd))
                 out += self.send_reliable(agg, msg, now)
         out.append(Note("flex-requests", {"round": rnd, "sent": len(out)}))
@@ -307,11 +353,12 @@ class DsoEngine(Engine):
                 out.append(Note("flex-unanswered", {"point": point, "requests": len(recs), "replies": len(replies)}))
         return out
 
-    def _limits(self, point: CongestionPoint, req: FlexRequestMessage, committed: np.ndarray) -> CapacityLimit:
+    def _limits(self, req: FlexRequestMessage, committed: np.ndarray) -> CapacityLimit:
+        """The request's limits less the safety margin and the load already committed."""
         keep = 1.0 - self.config.safety
-        upper = point.limit * keep - committed
-        lower = None if point.lower is None else point.lower * keep - committed
-        return CapacityLimit(point.name, upper=upper.tolist(), lower=None if lower is None else lower.tolist(),
+        upper = np.asarray(req.max_kwh) * keep - committed
+        lower = None if req.min_kwh is None else np.asarray(req.min_kwh) * keep - committed
+        return CapacityLimit(req.point, upper=upper.tolist(), lower=None if lower is None else lower.tolist(),
                              start=req.start)
 
     def _decide_point(self, point: CongestionPoint, req: FlexRequestMessage, replies: list[ReplyRecord],
@@ -325,15 +372,17 @@ class DsoEngine(Engine):
             baseline += np.asarray(r.msg.baseline)
             committed += np.asarray(r.msg.committed)
         load = baseline + committed
-        over = load > point.limit * (1.0 - self.config.safety) + 1e-9
-        under = point.lower is not None and bool((load < point.lower * (1.0 - self.config.safety) - 1e-9).any())
+        keep = 1.0 - self.config.safety
+        over = load > np.asarray(req.max_kwh) * keep + 1e-9
+        under = req.min_kwh is not None and bool((load < np.asarray(req.min_kwh) * keep - 1e-9).any())
         offers = [(r, fo) for r in replies for fo in r.msg.offers]
         # a reply without offers still counts with its committed load, but needs no answer
         replies = [r for r in replies if r.msg.offers]
         if not offers:
             return [Note("flex-nothing-offered", {"point": point.name, "congested": bool(over.any() or under)})]
         if not over.any() and not under:
-            why = f"no congestion expected at {point.name}: prognosis peak {load.max():.3f} kWh within {point.limit:g}"
+            why = (f"no congestion expected at {point.name}: prognosis peak {load.max():.3f} kWh within "
+                   f"{min(req.max_kwh):g}")
             return [e for r in replies for e in self._decline(r, why, now)]
         # plan every offer behind the point together, as close to the baselines as the limit
         # allows; offer ids are the aggregators' own, so they are renamed for the planner
@@ -341,7 +390,7 @@ class DsoEngine(Engine):
         try:
             result = schedule_offers(renamed, Objective.target(baseline.tolist(), start), solver=self.config.solver,
                                      now=now // req.resolution, horizon=(start, start + T),
-                                     capacity=[self._limits(point, req, committed)],
+                                     capacity=[self._limits(req, committed)],
                                      congestion_points={fo.id: point.name for fo in renamed})
         except PlanningError as exc:
             why = f"could not plan the offers at {point.name}: {exc}"

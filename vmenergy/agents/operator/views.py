@@ -393,7 +393,10 @@ def grid(ctx: Ctx, values: dict) -> str:
 
     engine = ctx.agent.engine
     ledger = engine.ledger
-    points = [(name, f"{p.limit:g}", "-" if p.lower is None else f"{p.lower:g}")
+    def limit(v: Any) -> str:
+        return f"{min(v):g}..{max(v):g} by time of day" if isinstance(v, tuple) else f"{v:g}"
+
+    points = [(name, limit(p.limit), "-" if p.lower is None else limit(p.lower))
               for name, p in engine.points.items()]  # type: ignore[attr-defined]
     orders = sorted(ledger[DSO_ORDERS].values(), key=lambda o: int(o.msg.order_id.rsplit("-", 1)[-1]))
     rows = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from vmenergy.flexoffer import Schedule
-from vmenergy.protocol.dso import OrderRecord
+from vmenergy.protocol.dso import CongestionPoint, OrderRecord
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
 from vmenergy.protocol.messages import BillMessage, FlexSettlementMessage
@@ -72,12 +72,12 @@ class MarketData:
 
 @dataclass(frozen=True)
 class DsoData:
-    """A DSO as its ledger left it: its congestion points (name -> limit, kWh per interval), the
-    prosumers behind each (from the aggregators' ``locations`` in the plan), what it sent."""
+    """A DSO as its ledger left it: its congestion points (with their limits), the prosumers
+    behind each (from the aggregators' ``locations`` in the plan), what it sent."""
 
     jid: str
     started: bool
-    points: Mapping[str, float]
+    points: Mapping[str, CongestionPoint]
     behind: Mapping[str, tuple[str, ...]]  # point -> prosumer JIDs
     requests: int
     replies: int
@@ -159,7 +159,9 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
     dsos = []
     for spec in sorted(plan.by_role("dso"), key=lambda s: natural_key(bare(s.jid))):
         led = ledger_of(spec.jid)
-        points = {name: float(p["limit"]) for name, p in sorted(spec.config.get("points", {}).items())}
+        res = int(spec.config.get("resolution", 900))
+        points = {name: CongestionPoint(name, p["limit"], p.get("lower"), res)
+                  for name, p in sorted(spec.config.get("points", {}).items())}
         dsos.append(DsoData(
             bare(spec.jid), led is not None, points,
             {name: tuple(sorted(behind.get(name, ()), key=natural_key)) for name in points},

@@ -104,15 +104,17 @@ def dso_summary(run: RunData) -> dict:
             "paid": _money(sum(s.total_cents for s in settled)),
             "unanswered_messages": d.unanswered,
         })
-        for name, limit in d.points.items():
+        for name, point in d.points.items():
             start, without, with_ = point_loading(run, d, name)
+            limit = point.upper_at(start, len(without))
             points.append({
-                "dso": d.jid, "point": name, "limit_kwh": limit, "prosumers": len(d.behind.get(name, ())),
+                "dso": d.jid, "point": name, "prosumers": len(d.behind.get(name, ())),
+                "limit_kwh": list(point.limit) if isinstance(point.limit, tuple) else point.limit,
                 "peak_without_kwh": float(without.max()) if len(without) else 0.0,
                 "peak_with_kwh": float(with_.max()) if len(with_) else 0.0,
                 "intervals_over_without": int((without > limit + 1e-9).sum()),
                 "intervals_over_with": int((with_ > limit + 1e-9).sum()),
-                "loading": {"start": format_utc(start * res), "resolution_s": res,
+                "loading": {"start": format_utc(start * res), "resolution_s": res, "limit_kwh": limit.tolist(),
                             "without_kwh": without.tolist(), "with_kwh": with_.tolist()},
             })
     return {"dsos": dsos, "points": points,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Mapping, Optional
 
-from .text import agents_line, eur, flow_line, kwh, notes, ordered_states, price, states_line
+from .text import agents_line, eur, flow_line, kwh, limit_text, notes, ordered_states, price, states_line
 
 __all__ = ["report_html", "DATA_FILES"]
 
@@ -152,7 +152,7 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
                               eur(d["penalties"]["cents"])) for d in grid["dsos"]), (1, 2, 3, 4, 5, 6, 7, 8, 9)))
         parts.append(_table(("point", "DSO", "prosumers", "limit kWh", "peak without kWh", "peak with kWh",
                              "intervals over without", "intervals over with"),
-                            ((p["point"], p["dso"], p["prosumers"], kwh(p["limit_kwh"]), kwh(p["peak_without_kwh"]),
+                            ((p["point"], p["dso"], p["prosumers"], limit_text(p["limit_kwh"]), kwh(p["peak_without_kwh"]),
                               kwh(p["peak_with_kwh"]), p["intervals_over_without"], p["intervals_over_with"])
                              for p in grid["points"]), (2, 3, 4, 5, 6, 7)))
         parts.append(f"<p>Without flexibility: {_e(grid['without_is'])}; with: {_e(grid['with_is'])}.</p>\n")

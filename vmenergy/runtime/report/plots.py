@@ -165,7 +165,7 @@ def plot_dso(_s: Series, summary: dict, path: Path) -> Optional[str]:
                 label=f"without flexibility (baselines), peak {p['peak_without_kwh']:.1f}")
         ax.step(t, _hold(np.asarray(load["with_kwh"])), where="post", color="tab:blue", linewidth=2,
                 label=f"with the DSO's orders (measured), peak {p['peak_with_kwh']:.1f}")
-        ax.axhline(p["limit_kwh"], color="tab:red", linewidth=1.2, label=f"limit {p['limit_kwh']:g}")
+        ax.step(t, _hold(np.asarray(load["limit_kwh"])), where="post", color="tab:red", linewidth=1.2, label="limit")
         ax.set_title(f"{p['point']} ({p['dso']}, {p['prosumers']} prosumers behind it)")
         ax.set_ylabel(f"kWh per {load['resolution_s'] // 60} min")
         _time_axis(ax)

@@ -10,7 +10,7 @@ from typing import Optional
 
 from vmenergy.settlement.money import format_eur
 
-__all__ = ["format_summary", "eur", "kwh", "price", "states_line", "agents_line", "ordered_states", "flow_line",
+__all__ = ["format_summary", "eur", "kwh", "price", "states_line", "agents_line", "ordered_states", "flow_line", "limit_text",
            "notes", "STATE_ORDER"]
 
 #: Market sessions listed one per line; the rest are counted.
@@ -52,6 +52,13 @@ def flow_line(flow: dict) -> tuple[str, str, str]:
     c = flow["cents"]
     payer, payee = (flow["from"], flow["to"]) if c >= 0 else (flow["to"], flow["from"])
     return payer, payee, eur(abs(c))
+
+
+def limit_text(limit) -> str:
+    """A congestion point's limit as configured: one number, or a day's profile (its range)."""
+    if isinstance(limit, list):
+        return f"{kwh(min(limit))}..{kwh(max(limit))} (a day's profile)"
+    return kwh(limit)
 
 
 def notes(summary: dict) -> list[str]:
@@ -123,7 +130,7 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
                       f"{kwh(d['cleared_kwh'])} kWh cleared, {kwh(d['delivered_kwh'])} delivered, "
                       f"paid EUR {d['paid']['eur']}"]
         for p in (x for x in grid["points"] if x["dso"] == d["jid"]):
-            lines.append(f"  {p['point']}: limit {kwh(p['limit_kwh'])} kWh per interval, peak without flexibility "
+            lines.append(f"  {p['point']}: limit {limit_text(p['limit_kwh'])} kWh per interval, peak without flexibility "
                          f"{kwh(p['peak_without_kwh'])} ({p['intervals_over_without']} intervals over), with "
                          f"{kwh(p['peak_with_kwh'])} ({p['intervals_over_with']} over)")
     lines += ["", "money (EUR): who pays whom"]
