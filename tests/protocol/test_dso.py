@@ -97,13 +97,19 @@ def test_request_reply_order_keeps_the_scheduled_load_under_the_limit():
     assert all(e.offer.is_feasible(e.schedule) for _, e in net.executions)
 
 
-def test_delivery_is_verified_and_paid_the_incentive():
-    dso, agg, pros, net = setup(limit=10.0)
+def settled(limit: float = 10.0):
+    """The whole flow: request, reply, order, execution and metering (no noise), settlement."""
+    dso, agg, pros, net = setup(limit=limit)
     net.tick(NOW)
     net.tick(NOW + 900)
     meter_all(net, parse_utc("2026-11-23T00:00:00Z", "t"))
     net.tick(parse_utc("2026-11-23T00:00:00Z", "t"))
     net.tick(parse_utc("2026-11-23T00:01:00Z", "t"))
+    return dso, agg, pros, net
+
+
+def test_delivery_is_verified_and_paid_the_incentive():
+    dso, agg, pros, net = settled()
     (settlement,) = [m for _, _, m in net.delivered if isinstance(m, FlexSettlementMessage)]
     (order,) = [r for r in dso.ledger[DSO_ORDERS].values() if r.msg.status == "ordered"]
     assert settlement.delivered_kwh == pytest.approx(order.ordered_kwh)

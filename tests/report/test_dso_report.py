@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.protocol.test_dso import AGG, DSO, NOW, ev, meter_all, setup
+from tests.protocol.test_dso import AGG, DSO, NOW, ev, settled
 from vmenergy.flexoffer.timeutil import parse_utc
 from vmenergy.runtime.report import run_data, write_run_folder
 from vmenergy.runtime.report.outcome import Outcome
@@ -16,12 +16,7 @@ END = parse_utc("2026-11-23T06:00:00Z", "end")
 
 
 def test_the_report_shows_the_feeder_with_and_without_flexibility_and_what_the_dso_paid(tmp_path):
-    dso, agg, pros, net = setup(limit=10.0)
-    net.tick(NOW)
-    net.tick(NOW + 900)
-    meter_all(net, parse_utc("2026-11-23T00:00:00Z", "t"))
-    net.tick(parse_utc("2026-11-23T00:00:00Z", "t"))
-    net.tick(parse_utc("2026-11-23T00:01:00Z", "t"))
+    dso, agg, pros, net = settled(limit=10.0)
     specs = [AgentSpec("dso", "dso", DSO, "pw", "dso", "unused", {"points": {"feeder-1": {"limit": 10.0}},
                                                                      "aggregators": {AGG: ["feeder-1"]}}),
              AgentSpec("aggregator", "agg", AGG, "pw", "aggregators", "unused",
