@@ -218,6 +218,10 @@ def test_aggregates_a_dso_never_answers_are_planned_by_the_aggregator_before_the
     # planned within the request's limits
     scheduled = load([(e.offer, e.schedule) for _, e in net.executions])
     assert scheduled.max() <= 10.0 + 1e-6
+    # the DSO's order, arriving after all, is refused with the reason
+    (order,) = [r.msg for r in dso.ledger[DSO_ORDERS].values()]
+    (ack, *_) = agg.receive(DSO, order, deadline)
+    assert ack.msg.status == "rejected" and ack.msg.reason == f"flex reply {order.reply_id} was unanswered already"
 
 
 def test_dso_and_aggregator_restart_from_their_stores_between_reply_and_order(tmp_path):
