@@ -531,6 +531,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
     t0 = time.time()
     outcome = "timeout"
     prog: Optional[Progress] = None
+    restore = _stop_signals_interrupt()
     try:
         swarm.start()
         prog = swarm.wait(timeout=timeout)
@@ -547,8 +548,29 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
                 pass
         swarm.view.close()
         swarm.stop()
+        restore()
     report = swarm.report(swarm.outcome(outcome))
     return RunResult(report, outcome, prog or Progress(0), round(time.time() - t0, 3))
+
+
+def _stop_signals_interrupt() -> Callable[[], None]:
+    """SIGTERM and SIGHUP (``kill``, systemd, docker stop, a closed terminal) stop a run as Ctrl-C
+    does: the processes and the private server are stopped and the report is written. (Killed
+    outright, the run left its private XMPP server behind.) Returns what puts the old handlers
+    back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+    return restore
 
 
 def join_run(join_file: Path | str, run_dir: Path | str, *, shard: int, out: Callable[[str], None] = print,
