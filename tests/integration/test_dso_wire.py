@@ -30,7 +30,7 @@ def is_(tag: str):
 async def test_a_plain_aggregator_answers_a_flex_request_and_a_stranger_is_refused(prosody_server, xmpp_client,
                                                                                  tmp_path):
     agg = await xmpp_client(prosody_server, "plainagg", "agg-secret")
-    stranger = await xmpp_client(prosody_server, "mallory", "mallory-secret")
+    stranger = await xmpp_client(prosody_server, "grid-stranger", "grid-stranger-secret")
     proc = start_dso(prosody_server, tmp_path, prosody_server.jid("plainagg"))
     dso = prosody_server.jid("grid-dso")
     try:
@@ -59,7 +59,7 @@ async def test_a_plain_aggregator_answers_a_flex_request_and_a_stranger_is_refus
         refused = await wait_for(stranger, is_("ack"), what="refusal")
         (r,) = payloads(refused)
         assert (r.get("kind"), r.get("status")) == ("flex-reply", "rejected")
-        assert r.get("reason") == f"{prosody_server.jid('mallory')} is not an aggregator of this DSO"
+        assert r.get("reason") == f"{prosody_server.jid('grid-stranger')} is not an aggregator of this DSO"
         assert proc.poll() is None
     finally:
         stop(proc)

@@ -25,9 +25,10 @@ def test_the_dsos_aggregators_come_from_the_topology_not_the_file(tmp_path):
 
 def test_dso_settings_are_checked_by_the_dsos_own_code(tmp_path):
     rc, out, f = check(tmp_path, SCENARIO.replace("tolerance = 0.10", "tolerance = 1.5")
-                       .replace("points.feeder-1 = { limit = 40.0 }", "points.feeder-1 = { limit = -4.0 }"))
+                       .replace("37.532,", "-37.532,"))
     assert rc == 1
-    assert "dso[0].tolerance: " in out and "dso[0].points.feeder-1.limit: " in out
+    assert "dso[0].tolerance: must be in [0, 1] (got 1.5)" in out
+    assert "dso[0].points.feeder-1.limit: every value must be > 0" in out
 
 
 def test_a_dso_needs_a_unique_name_and_a_point_belongs_to_one_dso(tmp_path):
