@@ -93,7 +93,7 @@ def test_the_dso_examples_are_one_consistent_exchange():
     DSO computes from the metering."""
     import numpy as np
 
-    from vmenergy.protocol.dso import DsoConfig, OrderRecord, verify
+    from vmenergy.protocol.dso import DsoConfig, DsoOrder, verify
     from vmenergy.protocol.gridload import place, schedule_load
     from vmenergy.wire.messages import parse_message
 
@@ -111,6 +111,6 @@ def test_the_dso_examples_are_one_consistent_exchange():
     ordered = np.clip(np.asarray(reply.baseline) - scheduled, 0, None)
     assert ordered.sum() == order.ordered_kwh
     assert (scheduled + np.asarray(reply.committed) <= np.asarray(req.max_kwh)).all()
-    rec = OrderRecord(order, "aggregator@vme.localhost", req.start, reply.baseline, tuple(scheduled),
+    rec = DsoOrder(order, "aggregator@vme.localhost", req.start, reply.baseline, tuple(scheduled),
                       tuple(ordered), 900, measurement=metering)
     assert verify(rec, DsoConfig(points={"feeder-1": {"limit": 40.0}}), settlement.settlement_id)[0] == settlement

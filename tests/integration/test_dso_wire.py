@@ -8,13 +8,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.integration.test_plain_client import NS, payloads, start_node, stop, wait_for
+from tests.integration.test_plain_client import NS, payloads, start_agent, stop, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def start_dso(prosody_server, tmp_path, aggregator: str):
-    return start_node(prosody_server, tmp_path, "dso", "grid-dso", f"""
+    return start_agent(prosody_server, tmp_path, "dso", "grid-dso", f"""
 request_every = 3600
 horizon = 3600
 respond_within = 600

@@ -48,9 +48,13 @@ async def wait_for(client, predicate, timeout: float = 20.0, what: str = "messag
             return msg
 
 
-def start_node(prosody_server, tmp_path, role: str, name: str, section: str, agent_extra: str = ""):
-    """``vmenergy agent ROLE --config`` with ``section`` as its [ROLE] table; returns the process
-    once its log says it started."""
+def start_aggregator(prosody_server, tmp_path, name: str, section: str):
+    """``vmenergy agent aggregator --config`` with ``section`` as its [aggregator] table."""
+    return start_agent(prosody_server, tmp_path, "aggregator", name, section)
+
+
+def start_agent(prosody_server, tmp_path, role: str, name: str, section: str):
+    """``vmenergy agent ROLE --config`` with ``section`` as its [ROLE] table."""
     cfg = tmp_path / f"{role}.toml"
     cfg.write_text(f"""
 [agent]
@@ -58,7 +62,7 @@ jid = "{prosody_server.jid(name)}"
 password = "{name}-secret"
 store = "{name}.sqlite"
 tick = 0.2
-{agent_extra}
+max_payload_bytes = 4000
 
 [server]
 host = "{prosody_server.host}"
@@ -80,11 +84,6 @@ ca_file = "{prosody_server.ca_file}"
             pytest.fail(f"{role} did not start:\n" + log_path.read_text())
         time.sleep(0.1)
     return proc
-
-
-def start_aggregator(prosody_server, tmp_path, name: str, section: str):
-    """``vmenergy agent aggregator --config`` with ``section`` as its [aggregator] table."""
-    return start_node(prosody_server, tmp_path, "aggregator", name, section, "max_payload_bytes = 4000")
 
 
 def stop(proc) -> None:

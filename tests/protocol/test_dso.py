@@ -13,7 +13,7 @@ from vmenergy.devices.executor import SimulatedExecutor
 from vmenergy.flexoffer import Baseline, FlexOffer, FlexOfferError, Profile, Slice, TotalEnergy
 from vmenergy.flexoffer.timeutil import parse_utc
 from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
-from vmenergy.protocol.dso import DSO_ORDERS, DsoConfig, DsoEngine, OrderRecord, verify
+from vmenergy.protocol.dso import DSO_ORDERS, DsoConfig, DsoEngine, DsoOrder, verify
 from vmenergy.protocol.flexrequests import FLEX_REPLIES
 from vmenergy.protocol.gridload import place, schedule_load
 from vmenergy.protocol.messages import (
@@ -132,7 +132,7 @@ def test_no_congestion_expected_means_declined_and_the_aggregator_plans_within_t
 def test_shortfall_beyond_the_tolerance_band_is_penalised():
     config = DsoConfig(points={"p": {"limit": 5.0}}, price=0.10, penalty=0.50, tolerance=0.1)
     msg = FlexOrderMessage("o-1", "r-1", "p", "declined")
-    rec = OrderRecord(msg, AGG, 100, (10.0, 10.0), (5.0, 5.0), (5.0, 5.0), RES,
+    rec = DsoOrder(msg, AGG, 100, (10.0, 10.0), (5.0, 5.0), (5.0, 5.0), RES,
                       measurement=Measurement("m", "o-1", 100, (8.0, 9.0), RES))
     s, note = verify(rec, config, "s-1")
     assert s.delivered_kwh == pytest.approx(3.0) and s.ordered_kwh == pytest.approx(10.0)

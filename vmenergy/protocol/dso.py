@@ -50,7 +50,7 @@ from .messages import (
     Message,
 )
 
-__all__ = ["CongestionPoint", "DsoConfig", "DsoEngine", "RequestRecord", "ReplyRecord", "OrderRecord",
+__all__ = ["CongestionPoint", "DsoConfig", "DsoEngine", "DsoRequest", "DsoReply", "DsoOrder",
            "DSO_REQUESTS", "DSO_REPLIES", "DSO_ORDERS"]
 
 
@@ -189,7 +189,7 @@ class DsoConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestRecord:
+class DsoRequest:
     """A flex request sent: to whom, in which round, and whether the DSO has decided on it."""
 
     msg: FlexRequestMessage
@@ -199,7 +199,7 @@ class RequestRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class ReplyRecord:
+class DsoReply:
     """An aggregator's answer as received (``order_id`` once the DSO decided on it)."""
 
     msg: FlexReplyMessage
@@ -209,7 +209,7 @@ class ReplyRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRecord:
+class DsoOrder:
     """An order (or a decline) sent, with what verification needs over the request's intervals
     from ``start``: the reply's ``baseline``, the ordered ``scheduled`` load and the ``ordered``
     kWh taken off per interval; then the metering and the settlement."""
@@ -235,11 +235,11 @@ class OrderRecord:
 
 
 #: Flex requests sent, by request id.
-DSO_REQUESTS: Table[RequestRecord] = Table("dso_requests", RequestRecord)
+DSO_REQUESTS: Table[DsoRequest] = Table("dso_requests", DsoRequest)
 #: Flex replies received, by reply id.
-DSO_REPLIES: Table[ReplyRecord] = Table("dso_replies", ReplyRecord)
+DSO_REPLIES: Table[DsoReply] = Table("dso_replies", DsoReply)
 #: Orders and declines sent, by order id.
-DSO_ORDERS: Table[OrderRecord] = Table("dso_orders", OrderRecord)
+DSO_ORDERS: Table[DsoOrder] = Table("dso_orders", DsoOrder)
 
 
 class DsoEngine(Engine):
@@ -292,7 +292,7 @@ class DsoEngine(Engine):
                 msg = FlexRequestMessage(
                     f"{self._name}-req-{n}", name, start, tuple(point.upper_at(start, length).tolist()), self.config.price,
                     now + self.config.respond_within, None if lower is None else tuple(lower.tolist()), res)
-                self.ledger[DSO_REQUESTS].put(msg.request_id, RequestRecord(msg, bare(agg), rnd))
+                self.ledger[DSO_REQUESTS].put(msg.request_id, DsoRequest(msg, bare(agg), rnd))
                 out += self.send_reliable(agg, msg, now)
         out.append(Note("flex-requests", {"round": rnd, "sent": len(out)}))
         return out
@@ -319,7 +319,7 @@ class DsoEngine(Engine):
             problem = self._outside(fo, req.msg)
             if problem is not None:
                 return [], f"flexoffer[{i}] ({fo.id}): {problem}"
-        self.ledger[DSO_REPLIES].put(msg.reply_id, ReplyRecord(msg, sender, now))
+        self.ledger[DSO_REPLIES].put(msg.reply_id, DsoReply(msg, sender, now))
         return [Note("flex-reply", {"from": sender, "reply": msg.reply_id, "offers": len(msg.offers)})], None
 
     @staticmethod
@@ -337,7 +337,7 @@ class DsoEngine(Engine):
         """For each (round, point) whose answers are due: plan every offer behind the point
         within its limit and order or decline each reply."""
         requests = self.ledger[DSO_REQUESTS]
-        due: dict[tuple[int, str], list[RequestRecord]] = {}
+        due: dict[tuple[int, str], list[DsoRequest]] = {}
         for rec in requests.values():
             if not rec.decided and now >= rec.msg.respond_before:
                 due.setdefault((rec.round, rec.msg.point), []).append(rec)
@@ -361,7 +361,7 @@ class DsoEngine(Engine):
         return CapacityLimit(req.point, upper=upper.tolist(), lower=None if lower is None else lower.tolist(),
                              start=req.start)
 
-    def _decide_point(self, point: CongestionPoint, req: FlexRequestMessage, replies: list[ReplyRecord],
+    def _decide_point(self, point: CongestionPoint, req: FlexRequestMessage, replies: list[DsoReply],
                       now: int) -> list[Effect]:
         if not replies:
             return []
@@ -420,15 +420,15 @@ class DsoEngine(Engine):
                     *self.send_reliable(r.sender, msg, now)]
         return out
 
-    def _decline(self, r: ReplyRecord, why: str, now: int) -> list[Effect]:
+    def _decline(self, r: DsoReply, why: str, now: int) -> list[Effect]:
         n = self._seq("order_seq")
         msg = FlexOrderMessage(f"{self._name}-order-{n}", r.msg.reply_id, r.msg.point, "declined", reason=why)
         self._record_order(r, msg, np.asarray(r.msg.baseline), np.zeros(len(r.msg.baseline)))
         return [Note("flex-declined", {"to": r.sender, "reply": r.msg.reply_id, "why": why}),
                 *self.send_reliable(r.sender, msg, now)]
 
-    def _record_order(self, r: ReplyRecord, msg: FlexOrderMessage, scheduled: np.ndarray, ordered: np.ndarray) -> None:
-        self.ledger[DSO_ORDERS].put(msg.order_id, OrderRecord(
+    def _record_order(self, r: DsoReply, msg: FlexOrderMessage, scheduled: np.ndarray, ordered: np.ndarray) -> None:
+        self.ledger[DSO_ORDERS].put(msg.order_id, DsoOrder(
             msg, r.sender, r.msg.start, r.msg.baseline, tuple(float(x) for x in scheduled),
             tuple(float(x) for x in ordered), r.msg.resolution))
         self.ledger[DSO_REPLIES].put(r.msg.reply_id, replace(r, order_id=msg.order_id))
@@ -478,7 +478,7 @@ class DsoEngine(Engine):
                 f"{len(orders)} orders ({self.cleared_kwh():.1f} kWh), {settled} settled")
 
 
-def verify(rec: OrderRecord, config: DsoConfig, settlement_id: str) -> tuple[FlexSettlementMessage, Optional[str]]:
+def verify(rec: DsoOrder, config: DsoConfig, settlement_id: str) -> tuple[FlexSettlementMessage, Optional[str]]:
     """Check an order's metered load against the baseline and price it.
 
     What was taken off is ``baseline - measured`` summed over the intervals where the order

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from vmenergy.flexoffer import Schedule
-from vmenergy.protocol.dso import CongestionPoint, OrderRecord
+from vmenergy.protocol.dso import CongestionPoint, DsoOrder
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
 from vmenergy.protocol.messages import BillMessage, FlexSettlementMessage
@@ -81,7 +81,7 @@ class DsoData:
     behind: Mapping[str, tuple[str, ...]]  # point -> prosumer JIDs
     requests: int
     replies: int
-    orders: tuple[OrderRecord, ...]
+    orders: tuple[DsoOrder, ...]
     unanswered: int
 
 
