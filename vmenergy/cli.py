@@ -125,6 +125,27 @@ def describe(fo: FlexOffer) -> str:
     return "\n".join(lines)
 
 
+def cmd_feeder(args: argparse.Namespace, out: TextIO) -> int:
+    from datetime import date
+
+    from vmenergy.runtime.feeder import feeder_limits
+
+    try:
+        day = date.fromisoformat(args.day)
+    except ValueError:
+        print(f"--day: not a date YYYY-MM-DD: {args.day!r}", file=out)
+        return 1
+    try:
+        limits = feeder_limits(args.code, day, bus=args.bus, max_loading=args.max_loading)
+    except FlexOfferError as exc:
+        print(f"{exc.path}: {exc.reason}", file=out)
+        return 1
+    print(f"# headroom of SimBench {args.code} on {day} (kWh per 15 min, UTC), "
+          f"{min(limits):g}..{max(limits):g}: a [[dso]] point's limit", file=out)
+    print("limit = [" + ", ".join(f"{v:g}" for v in limits) + "]", file=out)
+    return 0
+
+
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     try:
         items = read_document(args.file)
@@ -345,6 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the offer and its measures as JSON")
     p.set_defaults(func=cmd_show)
 
+    p = sub.add_parser("feeder", help="a congestion point's limits from a SimBench feeder (pandapower; optional)",
+                       description="Print a day's profile of the headroom at a SimBench feeder's transformer (or "
+                                   "--bus), in kWh per 15 minutes, as the limit of a [[dso]] congestion point. "
+                                   "Needs pip install 'vmenergy[grid]'.")
+    p.add_argument("code", help="SimBench network code, e.g. 1-LV-rural1--0-no_sw")
+    p.add_argument("--day", required=True, help="the day (YYYY-MM-DD) whose load profiles set the headroom")
+    p.add_argument("--bus", type=int, default=None, help="the congestion point's bus (default: the transformer's LV side)")
+    p.add_argument("--max-loading", type=float, default=100.0, help="loading in percent no element may pass")
+    p.set_defaults(func=cmd_feeder)
+
     p = sub.add_parser("demo", help="run the demo swarm on a private XMPP server and print where its report is")
     p.add_argument("--scenario", default=str(Path(__file__).resolve().parents[1] / "scenarios" / "demo.toml"))
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default run/demo-TIMESTAMP)")
@@ -388,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_drill)
 
     p = sub.add_parser("agent", help="run one agent in the foreground (a box, a server, a systemd unit)")
-    p.add_argument("role", choices=("prosumer", "aggregator", "market"))
+    p.add_argument("role", choices=("prosumer", "aggregator", "market", "dso"))
     p.add_argument("--config", required=True, metavar="FILE", help="TOML config (examples in agents/<role>/)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_agent)

@@ -147,7 +147,7 @@ def test_the_valid_scenario_passes(tmp_path):
                  ':28: prosumers[0].name: agent name "h1" is also used at aggregator[1].name',
                  id="two agents with one name"),
     pytest.param([("[[aggregator]]\nname = \"south\"", "[[aggregators]]\nname = \"south\"")],
-                 ":21: aggregators: unknown table (known: aggregator, inputs, market, operators, prosumers, scenario, "
+                 ":21: aggregators: unknown table (known: aggregator, dso, inputs, market, operators, prosumers, scenario, "
                  "server) "
                  "(did you mean aggregator?)", id="unknown table"),
     pytest.param([('kind = "prosody"', 'kind = "prosodie"')],

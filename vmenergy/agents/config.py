@@ -29,7 +29,7 @@ log = logging.getLogger("vmenergy.agent")
 #: Exit code of ``vmenergy agent`` when it cannot reach or log in to its server.
 EXIT_NO_SERVER = 2
 
-SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market"}
+SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market", "dso"}
 
 
 class ConfigError(VmeError):
@@ -160,6 +160,11 @@ def build(role: str, data: dict):
             from vmenergy.protocol.market import MarketConfig
 
             return MarketAgent(jid, password, config=MarketConfig.from_dict(section), **common)
+        if role == "dso":
+            from vmenergy.agents import DsoAgent
+            from vmenergy.protocol.dso import DsoConfig
+
+            return DsoAgent(jid, password, config=DsoConfig(**section), **common)
     except FlexOfferError as exc:
         raise ConfigError(f"{role}.{exc.path}", exc.reason) from None
     except TypeError as exc:  # unknown keyword in a section

@@ -135,7 +135,7 @@ class AggregatorAgent(VmeAgent):
 
     def __init__(self, jid: str, password: str, *, config: AggregatorConfig = AggregatorConfig(), **kw) -> None:
         self.config = config
-        peers = (config.upstream_jid,) if config.upstream_jid else ()
+        peers = ((config.upstream_jid,) if config.upstream_jid else ()) + tuple(sorted(set(config.dsos.values())))
         super().__init__(jid, password, peers=tuple(p for p in peers if p), **kw)
 
     def make_engine(self, ledger: Ledger) -> Engine:

@@ -21,6 +21,7 @@ from vmenergy.flexoffer.timeutil import format_utc
 from .aggregator_config import AggregatorConfig, fed_by_market, objective_from
 from .billing import correction_bill, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
+from .flexrequests import DSO_MESSAGES, FLEX_REPLIES, DsoSide
 from .offer_index import AggOfferIndex
 from .messages import (
     Ack,
@@ -28,6 +29,10 @@ from .messages import (
     BillMessage,
     Clearing,
     DeviceFaultReport,
+    FlexOrderMessage,
+    FlexReplyMessage,
+    FlexRequestMessage,
+    FlexSettlementMessage,
     MarketSessionNotice,
     Measurement,
     Message,
@@ -66,7 +71,7 @@ NOT_ASSIGNED_IN_TIME = "not assigned in time"
 class AggregatorEngine(Engine):
     role = "aggregator"
     tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES, ORDERS,
-                              METERED)
+                              METERED, FLEX_REPLIES)
     # paused, no aggregates, bids or plans are made; deadlines and settlement go on
     pause_holds = "aggregation rounds"
 
@@ -80,6 +85,8 @@ class AggregatorEngine(Engine):
         self.upstream: Upstream = make_upstream(config.upstream, self.upstream_jid, bidding=self.strategies.bidding,
                                                 lead=config.lead, cycle=config.cycle,
                                                 trading=config.trading_settings(), solver=config.solver)
+        # the DSOs' flex requests for the congestion points of its prosumers (flexrequests.py)
+        self.dso_side = DsoSide(config.locations, config.dsos, cycle=config.cycle, solver=config.solver)
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
         self._unmeasured: dict[str, int] = {}  # aggregate id -> members not measured yet (see _all_measured)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
@@ -175,6 +182,8 @@ class AggregatorEngine(Engine):
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
         if isinstance(msg, (OfferMessage, Measurement, DeviceFaultReport)):
             return None if self.enrolled(sender) else f"{sender} is not enrolled with this aggregator"
+        if isinstance(msg, DSO_MESSAGES):
+            return self.dso_side.authorize(sender, msg)
         return self.upstream.authorize(sender, msg)
 
     # -- messages from prosumers ------------------------------------------------------------
@@ -293,6 +302,10 @@ class AggregatorEngine(Engine):
         self.ledger[UPSTREAM_BILLS].put(msg.bill_id, msg)
         return [Note("upstream-bill", {"bill": msg.bill_id, "total_cents": msg.total_cents})], None
 
+    @handles(FlexRequestMessage, FlexOrderMessage, FlexSettlementMessage)
+    def _from_dso(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        return self.dso_side.on_message(self, sender, msg, now)
+
     @handles(AssignmentMessage, Clearing, ReservationMessage, ActivationMessage)
     def _from_upstream(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
         return self.upstream.on_message(self, sender, msg, now)
@@ -312,21 +325,26 @@ class AggregatorEngine(Engine):
                 offers.put(rec.offer.id, replace(rec, schedule_confirmed=ack.accepted,
                                                  note=None if ack.accepted else ack.reason))
             return [Note("assignment-" + ack.status, {"offer": key or msg.schedule.offer_id, "reason": ack.reason})]
+        if isinstance(msg, (FlexReplyMessage, Measurement)):
+            return self.dso_side.on_ack(self, sender, ack, msg, now)
         return self.upstream.on_ack(self, sender, ack, msg, now)
 
     # -- the round: aggregate, then send upstream ----------------------------------------------
     def role_steps(self) -> list[TimedStep]:
         """Deadlines first (a round that came late, after a restart or a jump of the clock, must
         not try to plan what can no longer start), the upstream side's own work, the
-        aggregation round every ``cycle``, settlement."""
-        return [
+        aggregation round every ``cycle``, with DSOs their orders' work, settlement."""
+        steps = [
             TimedStep("deadlines", self._expire, self._expiry_due),
             TimedStep("upstream", lambda now: self.upstream.on_tick(self, now),
                       lambda now: self.upstream.next_due(self, now)),
             TimedStep("round", self._round,
                       lambda now: None if self.paused else self.ledger[META].get("next_cycle", 0)),
-            TimedStep("settlement", self._settle, self._settlement_due),
         ]
+        if self.dso_side.active:  # its DSOs' orders: metering, and aggregates a DSO left unanswered
+            steps.append(TimedStep("dso", lambda now: self.dso_side.on_tick(self, self.config.settle_after, now),
+                                   lambda now: self.dso_side.next_due(self, self.config.settle_after, now)))
+        return [*steps, TimedStep("settlement", self._settle, self._settlement_due)]
 
     def _round(self, now: int) -> list[Effect]:
         meta = self.ledger[META]
@@ -359,14 +377,14 @@ class AggregatorEngine(Engine):
         return sorted(out, key=lambda r: r.offer.id)
 
     def _cycle(self, now: int) -> list[Effect]:
-        pending = self._pending(now)
+        pending, held = self.dso_side.hold(self._pending(now), now)
         if not pending:
-            return []
+            return held
         traded = self.upstream.trade(self, [r.offer for r in pending], now)
         if traded is not None:
-            return traded
+            return [*held, *traded]
         selection = self.upstream.select(self, [r.offer for r in pending], now)
-        out: list[Effect] = list(selection.notes)
+        out: list[Effect] = [*held, *selection.notes]
         if selection.plan_now:
             out += self.plan_offers(selection.plan_now, now)
         if not selection.upstream:
@@ -510,6 +528,35 @@ class AggregatorEngine(Engine):
         self.ledger[AGGREGATES].put(agg_id, replace(rec, schedule=schedule))
         out.append(Note("assigned", {"aggregate": agg_id, "members": len(parts)}))
         return out
+
+    # -- what the DSO side may ask (flexrequests.FlexPortfolio) --------------------------------
+    def offer_records(self) -> list[AggOffer]:
+        return self.ledger[AGG_OFFERS].values()
+
+    def offer_record(self, offer_id: str) -> Optional[AggOffer]:
+        return self.ledger[AGG_OFFERS].get(offer_id)
+
+    def aggregate_members(self, aggregate_id: str) -> tuple[str, ...]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        return () if rec is None else rec.members
+
+    def aggregate_for(self, offer_ids: Sequence[str], status: str,
+                      now: int) -> tuple[list[Effect], list[tuple[str, FlexOffer]]]:
+        recs = [self.ledger[AGG_OFFERS].require(i) for i in offer_ids]
+        result = self.strategies.aggregation.aggregate([r.offer for r in recs])
+        out: list[Effect] = [Note("aggregated", {"offers": len(recs), "aggregates": len(result),
+                                                 "excluded": len(result.excluded)})]
+        if result.excluded:
+            out += self._plan_individually([r for r in recs if r.offer.id in result.excluded], now)
+        records = self._record_aggregates(result, None)
+        for rec in records:
+            self.mark_aggregate(rec.aggregate_id, status)
+        return out, [(r.aggregate_id, r.offer) for r in records]
+
+    def planning_objective(self):
+        """The planning objective as an :class:`Objective` (None for a user's planning class)."""
+        spec = self.objective()
+        return None if spec is None else objective_from(spec)
 
     # -- what the upstream strategy may ask (upstream.Portfolio) -------------------------------
     def aggregate_offer(self, aggregate_id: str) -> Optional[FlexOffer]:

@@ -128,6 +128,10 @@ class AggregatorConfig:
     ``aggregation``: the parameters of VME's aggregation (:class:`AggregationParams`), or a table
     with ``class`` naming a user's aggregation. ``acceptance``, ``planning``, ``bidding``,
     ``disaggregation``: None for VME's default, or a user's class (see docs/extending.md).
+    ``locations``: prosumer JID -> the congestion point it is behind; ``dsos``: congestion point
+    -> the JID of the DSO that runs it (a scenario fills both in from its topology; see
+    :mod:`vmenergy.protocol.flexrequests`). Offers behind a point a DSO runs wait for its flex
+    requests.
     """
 
     enrolment: Any = "open"
@@ -146,6 +150,8 @@ class AggregatorConfig:
     planning: Any = None
     bidding: Any = None
     disaggregation: Any = None
+    locations: dict = field(default_factory=dict)
+    dsos: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.upstream not in UPSTREAMS:
@@ -162,7 +168,7 @@ class AggregatorConfig:
                 raise FlexOfferError(name, f"seconds, an integer >= {least} (got {v!r})")
         if self.solver not in SOLVERS:
             raise FlexOfferError("solver", f"unknown solver {self.solver!r} (one of {', '.join(SOLVERS)})")
-        for name in ("objective", "aggregation", "contract", "bid_prices", "trading"):
+        for name in ("objective", "aggregation", "contract", "bid_prices", "trading", "locations", "dsos"):
             if not isinstance(getattr(self, name), Mapping):
                 raise FlexOfferError(name, "must be a table")
         if self.planning is None:
@@ -174,6 +180,12 @@ class AggregatorConfig:
         for key in ("up", "down"):
             if self.bid_prices and key not in self.bid_prices:
                 raise FlexOfferError(f"bid_prices.{key}", "required (EUR/kWh)")
+        for point in self.locations.values():
+            if not isinstance(point, str) or not point:
+                raise FlexOfferError("locations", f"congestion point names are text (got {point!r})")
+        for point, jid in self.dsos.items():
+            if not isinstance(jid, str) or "@" not in jid:
+                raise FlexOfferError(f"dsos.{point}", f"the JID of the DSO (got {jid!r})")
         trading = self.trading_settings()
         if self.upstream == "direct" and not trading.prices:
             raise FlexOfferError("trading.prices",

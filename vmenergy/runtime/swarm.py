@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerAddress, VmeAgent
+from vmenergy.agents import AggregatorAgent, DsoAgent, MarketAgent, ProsumerAgent, ServerAddress, VmeAgent
 from vmenergy.devices.executor import SimulatedExecutor
 from vmenergy.flexoffer import FlexOffer
 from vmenergy.protocol.aggregator import AggregatorConfig
@@ -40,7 +40,7 @@ __all__ = ["build_agent", "run_part", "main"]
 
 log = logging.getLogger("vmenergy.swarm")
 BATCH = 50
-TICK = {"prosumer": 0.5, "aggregator": 0.2, "market": 0.2}
+TICK = {"prosumer": 0.5, "aggregator": 0.2, "market": 0.2, "dso": 0.2}
 #: How often a process waiting for its agents' peers says who is still missing (real seconds).
 WAITING_NOTE_EVERY = 10.0
 #: An agent disconnected this long (real seconds) ends its process with exit code GAVE_UP
@@ -88,6 +88,10 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
         from vmenergy.protocol.market import MarketConfig
 
         return MarketAgent(spec.jid, spec.password, config=MarketConfig.from_dict(cfg), **common)
+    if spec.role == "dso":
+        from vmenergy.protocol.dso import DsoConfig
+
+        return DsoAgent(spec.jid, spec.password, config=DsoConfig(**cfg), **common)
     raise ValueError(f"unknown role {spec.role!r}")
 
 

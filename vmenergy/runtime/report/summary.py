@@ -23,6 +23,7 @@ from vmenergy.settlement import SettlementError, kpis, kpis_to_json
 from vmenergy.settlement.money import format_eur
 
 from .collect import AggregatorData, MarketData, RunData, final_schedules, natural_key, prosumer_offers_held
+from .grid import dso_flows, dso_recon, dso_summary
 from .outcome import Outcome
 from .series import Series
 
@@ -217,6 +218,7 @@ def _money_and_bills(run: RunData) -> tuple[dict, dict]:
                 got = sum(b.total_cents for b in agg.upstream_bills)
                 market_recon.append({"market": m.jid, "participant": participant, "billed_cents": row["billed"],
                                      "received_cents": got, "ok": got == row["billed"]})
+    flows += dso_flows(run)
     prosumers = [{"jid": p.jid, "aggregator": p.aggregator, "bills": len(p.bills),
                   "received": _money(sum(b.total_cents for b in p.bills))} for p in run.prosumers]
     money = {
@@ -231,6 +233,7 @@ def _money_and_bills(run: RunData) -> tuple[dict, dict]:
                   "missing": missing, "unexpected": unexpected, "differ": differ},
         "market_bills": {"ok": all(r["ok"] for r in market_recon), "participants": market_recon},
         "clearing": _clearing_recon(run),
+        "dso_settlements": dso_recon(run),
     }
     return money, recon
 
@@ -376,13 +379,14 @@ def _outcome(run: RunData, outcome: Outcome, offers: dict, recon: dict) -> dict:
         n = sum(open_states.values())
         unfinished.append(f"{n} of {offers['planned']} offers not in a final state as the prosumers see them ("
                           + ", ".join(f"{k} {v}" for k, v in open_states.items()) + ")")
-    for who in (*run.aggregators, *run.markets):
+    for who in (*run.aggregators, *run.markets, *run.dsos):
         if who.unanswered:
             unfinished.append(f"{who.unanswered} messages of {who.jid} still wait for an acknowledgement")
-    never = [x.jid for x in (*run.prosumers, *run.aggregators, *run.markets) if not x.started]
+    never = [x.jid for x in (*run.prosumers, *run.aggregators, *run.markets, *run.dsos) if not x.started]
     if never:
         unfinished.append(f"{len(never)} agents never started: " + ", ".join(never[:10]) + (" ..." if len(never) > 10 else ""))
-    for key, label in (("offers", "offers"), ("bills", "bills"), ("market_bills", "market bills")):
+    for key, label in (("offers", "offers"), ("bills", "bills"), ("market_bills", "market bills"),
+                       ("dso_settlements", "flex settlements")):
         if not recon[key]["ok"]:
             unfinished.append(f"{label} do not reconcile between the roles (see reconciled.{key})")
     pending: list[str] = []
@@ -420,6 +424,7 @@ def build_summary(run: RunData, s: Series, outcome: Outcome) -> dict:
         "energy_kwh": _energy(run, s),
         "money": money,
         "market": _market(run),
+        "dso": dso_summary(run),
         "kpis": _kpis(run),
     }
     return clean(doc)

@@ -19,7 +19,7 @@ from .locate import KeyPath
 from .problems import Problems, parse_path, suggest
 from .tables import check_keys
 
-__all__ = ["check_market", "check_aggregator", "check_operators", "build_all"]
+__all__ = ["check_market", "check_aggregator", "check_dso", "check_operators", "build_all"]
 
 
 def check_market(settings: dict, at: KeyPath, problems: Problems, jid: str) -> Optional[Any]:
@@ -63,6 +63,18 @@ def check_aggregator(settings: dict, at: KeyPath, problems: Problems, jid: str) 
     # the agent will), for whatever else it checks when an agent starts
     made = build_all(at, lambda _: AggregatorEngine(jid, config, strategies=aggregator_strategies(config, jid)),
                      {}, problems)
+    return None if made is None else config
+
+
+def check_dso(settings: dict, at: KeyPath, problems: Problems, jid: str) -> Optional[Any]:
+    """The ``DsoConfig`` of a DSO table whose keys were checked, and its engine, or None."""
+    from vmenergy.protocol.dso import DsoConfig, DsoEngine
+
+    errors = len(problems.errors)
+    config = build_all(at, lambda kw: DsoConfig(**kw), settings, problems)
+    if config is None or len(problems.errors) > errors:
+        return None
+    made = build_all(at, lambda _: DsoEngine(jid, config), {}, problems)
     return None if made is None else config
 
 

@@ -23,14 +23,14 @@ from typing import Any, Literal, Mapping, Optional
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 from vmenergy.runtime.documents import read_document
 
-from .configs import check_aggregator, check_market, check_operators
+from .configs import check_aggregator, check_dso, check_market, check_operators
 from .devices import InputsTable, check_devices, read_inputs
 from .locate import KeyPath
 from .problems import Problem, Problems, format_path, suggest
 from .tables import Instant, check_keys, limits, read_table, show
 
 __all__ = [
-    "ScenarioTable", "ServerTable", "Market", "Aggregator", "ProsumerGroup", "OperatorsTable", "Scenario",
+    "ScenarioTable", "ServerTable", "Market", "Aggregator", "Dso", "ProsumerGroup", "OperatorsTable", "Scenario",
     "read_scenario", "SECTIONS", "InputsTable",
 ]
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[3]
 DAY = 86400
 
 #: The tables a scenario file may have.
-SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "prosumers", "operators")
+SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "dso", "prosumers", "operators")
 
 # An agent's name is the node of its JID and the name of its store file, a scenario's names its
 # run folder: keep them to characters that are safe in all three (agent names are compared
@@ -109,6 +109,19 @@ class Aggregator:
 
 
 @dataclass(frozen=True)
+class Dso:
+    """One ``[[dso]]``: its name and its config as the DSO agent reads it (``aggregators`` filled
+    in from the prosumer groups behind its points). ``settings`` is that config as a table."""
+
+    name: str
+    config: Any  # vmenergy.protocol.dso.DsoConfig
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def points(self) -> tuple[str, ...]:
+        return tuple(self.config.points)
+
+
+@dataclass(frozen=True)
 class AggregatorPlace:
     """The keys of ``[[aggregator]]`` that are the scenario's, not the aggregator config's."""
 
@@ -137,7 +150,9 @@ class ProsumerGroup:
     these trading settings (``energy_value``, ``energy_cost``, ``margin``: docs/market.md).
     ``hardware``: ``modbus-tcp`` or ``modbus-rtu`` runs the devices' schedules on emulated Modbus
     devices (the models' physics behind a Modbus server per prosumer, driven by the box's
-    hardware executor) instead of simulating them directly; ``none`` (default)."""
+    hardware executor) instead of simulating them directly; ``none`` (default).
+    ``congestion_point``: the point of a ``[[dso]]`` the group's prosumers are behind (their
+    aggregator then answers that DSO's flex requests for them)."""
 
     # bounded: the check draws every prosumer's devices, and ``count = 2**64`` took all memory
     count: int = field(metadata=limits(ge=1, le=MAX_GROUP))
@@ -153,6 +168,7 @@ class ProsumerGroup:
     offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
     offer_lead: int = field(default=3600, metadata=limits(ge=0))
     slice_minutes: int = field(default=60, metadata=limits(ge=1))
+    congestion_point: Optional[str] = None
     trading: dict = field(default_factory=dict)
     hardware: Literal["none", "modbus-tcp", "modbus-rtu"] = "none"
     templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
@@ -195,6 +211,7 @@ class Scenario:
     warnings: tuple[Problem, ...] = ()
     inputs: Optional[InputsTable] = None
     operators: OperatorsTable = OperatorsTable()
+    dsos: tuple[Dso, ...] = ()
 
     @property
     def name(self) -> str:
@@ -230,14 +247,58 @@ class _Reader:
         market = self._market(domain) if "market" in data else None
         aggregators = self._aggregators(domain, has_market="market" in data)
         groups = self._prosumers(set(self.aggregator_names), market)
+        dsos = self._dsos(domain, groups)
         operators = self._operators(server)
-        self._unique_names(market, aggregators, groups, operators)
+        self._unique_names(market, aggregators, groups, operators, dsos)
         inputs = self._inputs(settings, groups)
         if settings is None or server is None or None in aggregators or None in groups or (
-                "market" in data and market is None) or operators is None or self.p.errors:
+                "market" in data and market is None) or operators is None or None in dsos or self.p.errors:
             return None
         return Scenario(settings, server, market, tuple(aggregators), tuple(groups), self.source,
-                        tuple(p.warnings), inputs, operators)
+                        tuple(p.warnings), inputs, operators, tuple(dsos))  # type: ignore[arg-type]
+
+    # [[dso]] ------------------------------------------------------------------------------
+    def _dsos(self, domain: str, groups: list) -> list[Optional[Dso]]:
+        """The DSOs, each told which aggregators have prosumers behind which of its points (from
+        the groups' ``congestion_point``); every group's point must be some DSO's."""
+        from vmenergy.protocol.dso import DsoConfig
+
+        if "dso" not in self.data:
+            for g, group in enumerate(groups):
+                if group is not None and group.congestion_point is not None:
+                    self.p.error(("prosumers", g, "congestion_point"), "the scenario has no [[dso]] table")
+            return []
+        out: list[Optional[Dso]] = []
+        owner: dict[str, str] = {}
+        for i, table in enumerate(self._array_of_tables("dso")):
+            at: KeyPath = ("dso", i)
+            name = table.get("name", "dso")
+            named = self._agent_name(name, at + ("name",))
+            written = {k: v for k, v in table.items() if k != "name"}
+            if written.pop("aggregators", None) is not None:
+                self.p.error(at + ("aggregators",), "set by the scenario from the prosumer groups' congestion_point; "
+                                                    "leave it out")
+            settings = check_keys(DsoConfig, written, at, self.p, also=("name",), exclude=("aggregators",))
+            points = settings.get("points") if isinstance(settings.get("points"), dict) else {}
+            for point in points:
+                if point in owner:
+                    self.p.error(at + ("points", point), f"congestion point {point} is also dso {show(owner[point])}'s")
+                owner.setdefault(point, name)
+            behind: dict[str, list[str]] = {}
+            for group in groups:
+                if group is not None and group.congestion_point in points:
+                    served = behind.setdefault(f"{group.aggregator}@{domain}", [])
+                    if group.congestion_point not in served:
+                        served.append(group.congestion_point)
+            settings["aggregators"] = {k: sorted(v) for k, v in sorted(behind.items())}
+            config = check_dso(settings, at, self.p, f"{name}@{domain}")
+            out.append(Dso(name, config, MappingProxyType(settings)) if config is not None and named else None)
+        for g, group in enumerate(groups):
+            if group is not None and group.congestion_point is not None and group.congestion_point not in owner:
+                self.p.error(("prosumers", g, "congestion_point"),
+                             f"no [[dso]] has a congestion point named {show(group.congestion_point)}",
+                             suggest(group.congestion_point, owner))
+        return out
 
     # [inputs] -----------------------------------------------------------------------------
     def _inputs(self, settings: Optional[ScenarioTable], groups: list) -> Optional[InputsTable]:
@@ -539,7 +600,7 @@ class _Reader:
         return True
 
     def _unique_names(self, market: Optional[Market], aggregators: list, groups: list,
-                      operators: Optional[OperatorsTable] = None) -> None:
+                      operators: Optional[OperatorsTable] = None, dsos: tuple = ()) -> None:
         """Every agent (and the operator account) needs its own JID (compared case-insensitively,
         as servers do)."""
         owner: dict[str, KeyPath] = {}
@@ -564,6 +625,9 @@ class _Reader:
                         break
         if operators is not None and operators.account is not None:
             claim(operators.account, ("operators", "account"))
+        for i, d in enumerate(dsos):
+            if d is not None:
+                claim(d.name, ("dso", i, "name"))
 
 
 def _is_file(path: Path) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from .configs import check_aggregator, check_market, check_operators
+from .configs import check_aggregator, check_dso, check_market, check_operators
 from .locate import KeyLines, KeyPath
 from .problems import Problem, Problems
 from .tables import Instant, check_keys, limits, read_table, show
@@ -20,7 +20,7 @@ __all__ = ["AgentTable", "NodeServerTable", "NodeClockTable", "ProsumerTable", "
            "ROLES"]
 
 #: The roles a node runs, each configured by the table of that name.
-ROLES = ("prosumer", "aggregator", "market")
+ROLES = ("prosumer", "aggregator", "market", "dso")
 #: The tables every node may have besides its role's.
 COMMON = ("agent", "server", "clock", "operators")
 
@@ -113,12 +113,13 @@ def read_node(data: dict, problems: Problems) -> Optional[Node]:
     roles = [r for r in ROLES if r in data]
     if len(roles) != 1:
         problems.error((roles[1],) if roles else ("agent",), "a node runs one role: one table of [prosumer], "
-                       f"[aggregator] or [market], not {len(roles)}")
+                       f"[aggregator], [market] or [dso], not {len(roles)}")
         return None
     role = roles[0]
     # deny by default: who may take part is written down, "open" only when meant
     who = {"aggregator": ("enrolment", "the prosumer JIDs that may send offers"),
-           "market": ("registration", "the participant JIDs that may register")}.get(role)
+           "market": ("registration", "the participant JIDs that may register"),
+           "dso": ("aggregators", "the aggregator JIDs behind its congestion points (JID = [points])")}.get(role)
     if who is not None and isinstance(data[role], dict) and who[0] not in data[role]:
         problems.error((role, who[0]), f"required: {who[1]} (a list), or \"open\" to let anyone who has an "
                                        "account on the server take part")
@@ -146,6 +147,10 @@ def _role(role: str, table: Any, jid: str, problems: Problems) -> Optional[Any]:
         from vmenergy.protocol.market import MarketConfig
 
         return check_market(check_keys(MarketConfig, table, at, problems), at, problems, jid)
+    if role == "dso":
+        from vmenergy.protocol.dso import DsoConfig
+
+        return check_dso(check_keys(DsoConfig, table, at, problems), at, problems, jid)
     from vmenergy.protocol.aggregator import AggregatorConfig
 
     return check_aggregator(check_keys(AggregatorConfig, table, at, problems), at, problems, jid)

@@ -144,6 +144,28 @@ def _admit_from_topology(agents: list[AgentSpec]) -> None:
             a.config[key] = below.get(a.jid.lower(), [])
 
 
+def _plain(settings) -> dict:
+    """A config table as plain JSON-able dicts (the scenario keeps read-only mappings)."""
+    return json.loads(json.dumps({k: (dict(v) if hasattr(v, "items") else v) for k, v in settings.items()}))
+
+
+def _locate(scenario: Scenario, agents: list[AgentSpec]) -> None:
+    """Tell each aggregator where its prosumers are (``locations``: prosumer JID -> congestion
+    point) and which DSO runs each of those points (``dsos``)."""
+    if not scenario.dsos:
+        return
+    dso_of = {point: scenario.jid(d.name) for d in scenario.dsos for point in d.points()}
+    by_jid = {a.jid: a for a in agents}
+    for g, group in enumerate(scenario.prosumers):
+        if group.congestion_point is None:
+            continue
+        agg = by_jid[scenario.jid(group.aggregator)]
+        locations = agg.config.setdefault("locations", {})
+        for i in range(group.count):
+            locations[scenario.jid(group.member(i, g))] = group.congestion_point
+        agg.config.setdefault("dsos", {})[group.congestion_point] = dso_of[group.congestion_point]
+
+
 def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     """Everything the swarm processes need, decided once (passwords, offers, clock).
 
@@ -171,6 +193,8 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
 
     if scenario.market is not None:
         agents.append(spec("market", scenario.market.name, "market", dict(scenario.market.settings)))
+    for d in scenario.dsos:
+        agents.append(spec("dso", d.name, "dso", _plain(d.settings)))
     for a in scenario.aggregators:
         agents.append(spec("aggregator", a.name, a.part, dict(a.settings)))
     day0 = start - start % DAY
@@ -201,9 +225,10 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
                     config["hardware"] = group.hardware
             agents.append(spec("prosumer", name, part, config, offers))
     _admit_from_topology(agents)
+    _locate(scenario, agents)
     speed = settings.speed if settings.clock == "accelerated" else None
     clock = {"mode": settings.clock, "speed": speed, "start": start}
-    order = ["market", "aggregators"]
+    order = ["market", "dso", "aggregators"]
     account = scenario.operators.account
     operator = {"jid": scenario.jid(account), "password": pw()} if account is not None else {}
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
