@@ -1,0 +1,148 @@
+"""The web side of one agent: console pages and REST interface on SPADE's own web application.
+
+SPADE gives every agent an aiohttp application (``agent.web.app``, with aiohttp_jinja2 set up);
+VME adds its routes to it and runs it itself instead of calling ``agent.web.start()``, which would
+also mount SPADE's own pages: those answer anyone, and ``GET /spade/stop`` stops the agent.
+
+Access is decided here, once, for every request (:func:`guard`): a token (``Authorization:
+Bearer ...``, or the cookie the login page sets) names a bare JID, and the agent's ``[operators]``
+say what it may do: viewers read, controllers also change (POST, PUT, DELETE). Without a known
+token nothing is readable but the login page and the static files (the console's own script and
+style and the vendored chart library, none of them data). A browser's state-changing request must
+come from the console's own origin (the cookie is also ``SameSite=Strict``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Optional
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from vmenergy.protocol.operators import Access
+
+from .config import WebConfig
+from .tokens import Tokens
+
+__all__ = ["WebConsole", "error_response", "COOKIE", "USER", "ACCESS"]
+
+log = logging.getLogger("vmenergy.web")
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "vme_token"
+#: Request keys the guard sets for the handlers.
+USER = "vme_user"
+ACCESS = "vme_access"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, reason: str, path: Optional[str] = None, **extra: Any) -> web.Response:
+    """The one error shape of the REST interface: ``{"error": {"path": ..., "reason": ...}}``
+    (``path`` names the field, parameter or header that is wrong, as the XMPP path does)."""
+    body: dict[str, Any] = {"reason": reason}
+    if path is not None:
+        body["path"] = path
+    body.update(extra)
+    return web.json_response({"error": body}, status=status)
+
+
+def _token(request: web.Request) -> tuple[Optional[str], bool]:
+    """(token, from the cookie)."""
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip(), False
+    cookie = request.cookies.get(COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def _wants_html(request: web.Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+
+
+class WebConsole:
+    """Routes, access and the listening socket of one agent's web side."""
+
+    def __init__(self, agent: Any, config: WebConfig) -> None:
+        self.agent = agent
+        self.config = config
+        self.tokens = Tokens.load(config.tokens) if config.tokens is not None else Tokens({})
+        self.site: Optional[web.TCPSite] = None
+        self.port: Optional[int] = None
+        app: web.Application = agent.web.app
+        app.middlewares.append(self.guard)
+        agent.web.add_template_path(str(HERE / "templates"))
+        env = aiohttp_jinja2.get_env(app)
+        env.autoescape = jinja2.select_autoescape(default=True, default_for_string=True)
+        env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=1, sort_keys=True)
+        from . import api, pages
+
+        app.router.add_static("/static/", str(HERE / "static"), name="static")
+        api.add_routes(app, self)
+        pages.add_routes(app, self)
+
+    @property
+    def url(self) -> str:
+        host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen (on loopback unless configured otherwise)."""
+        webapp = self.agent.web
+        runner = web.AppRunner(webapp.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        self.site = site
+        # SPADE's stop() cleans up ``web.runner`` when it is set
+        webapp.runner, webapp.server, webapp.hostname, webapp.port = runner, site, self.config.host, self.port
+        self.agent.log.info("event=web-started url=%s tokens=%d", self.url, len(self.tokens.by_digest))
+
+    def access(self, jid: Optional[str]) -> Access:
+        return Access.NONE if jid is None else self.agent.operators.access(jid)
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if request.path in PUBLIC_PATHS or request.path.startswith("/static/"):
+                return await handler(request)
+            token, from_cookie = _token(request)
+            jid = self.tokens.who(token)
+            access = self.access(jid)
+            if access is Access.NONE:
+                if _wants_html(request):
+                    raise web.HTTPSeeOther(f"/login?next={request.path}")
+                why = "a token is required (Authorization: Bearer TOKEN)" if token is None else \
+                    "unknown token, or its holder is not an operator of this agent"
+                resp = error_response(401, why, "Authorization")
+                resp.headers["WWW-Authenticate"] = 'Bearer realm="vmenergy"'
+                return resp
+            if request.method not in SAFE_METHODS:
+                if access < Access.CONTROL:
+                    return error_response(403, f"{jid} is a viewer; changes are for controllers", "Authorization")
+                origin = request.headers.get("Origin")
+                if from_cookie and origin is not None and origin != f"{request.scheme}://{request.host}":
+                    return error_response(403, f"a change from another site ({origin}) is refused", "Origin")
+            request[USER] = jid
+            request[ACCESS] = access
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400 or exc.content_type == "application/json":
+                raise
+            if exc.status == 405:
+                resp = error_response(405, f"{request.method} is not allowed here", "method")
+                resp.headers["Allow"] = exc.headers.get("Allow", "")
+                return resp
+            return error_response(exc.status, exc.reason, None)
+        except Exception:  # a handler's bug must not take the agent down, nor leak a trace to a client
+            self.agent.log.exception("event=web-error path=%s", request.path)
+            return error_response(500, "internal error (the agent's log says why)")
