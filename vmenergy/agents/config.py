@@ -25,7 +25,7 @@ __all__ = ["ConfigError", "load_config", "build", "run_agent"]
 
 log = logging.getLogger("vmenergy.agent")
 
-SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market"}
+SECTIONS = {"agent", "server", "clock", "operators", "web", "prosumer", "aggregator", "market"}
 
 
 class ConfigError(VmeError):
@@ -123,8 +123,20 @@ def build(role: str, data: dict):
         operators = Operators.from_dict(data.get("operators", {}))
     except FlexOfferError as exc:
         raise ConfigError(f"operators.{exc.path}", exc.reason) from None
+    web = None
+    if "web" in data:  # the console and REST interface; the token file is found beside the config
+        from vmenergy.agents.web import WebConfig
+
+        table = dict(data["web"])
+        if isinstance(table.get("tokens"), str):
+            table["tokens"] = str(_path(base, table["tokens"]))
+        try:
+            web = WebConfig.from_dict(table)
+        except FlexOfferError as exc:
+            raise ConfigError(f"web.{exc.path}", exc.reason) from None
     common = dict(server=address, clock=clock, store_path=store, tick=float(agent.get("tick", 1.0)),
-                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)), operators=operators)
+                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)), operators=operators,
+                  web=web)
     section = data.get(role)
     if not isinstance(section, dict):
         raise ConfigError(role, f"a [{role}] section is required for a {role}")

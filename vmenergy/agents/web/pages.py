@@ -17,7 +17,7 @@ from vmenergy.flexoffer.timeutil import parse_utc
 from vmenergy.protocol.operators import Access, check_bare_jid
 
 from . import views
-from .server import ACCESS, COOKIE, USER, WebConsole
+from .http import ACCESS, COOKIE, USER
 
 __all__ = ["add_routes"]
 
@@ -25,7 +25,7 @@ __all__ = ["add_routes"]
 COOKIE_SECONDS = 12 * 3600
 
 
-def add_routes(app: web.Application, console: WebConsole) -> None:
+def add_routes(app: web.Application, console: Any) -> None:
     p = Pages(console)
     r = app.router
     r.add_get("/login", p.login_form)
@@ -50,7 +50,7 @@ def _local(path: str) -> str:
 
 
 class Pages:
-    def __init__(self, console: WebConsole) -> None:
+    def __init__(self, console: Any) -> None:
         self.console = console
         self.agent = console.agent
 

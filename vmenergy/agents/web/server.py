@@ -25,32 +25,20 @@ from aiohttp import web
 
 from vmenergy.protocol.operators import Access
 
+from . import api, pages
 from .config import WebConfig
+from .http import ACCESS, COOKIE, USER, error_response
 from .tokens import Tokens
 
-__all__ = ["WebConsole", "error_response", "COOKIE", "USER", "ACCESS"]
+__all__ = ["WebConsole"]
 
 log = logging.getLogger("vmenergy.web")
 
 HERE = Path(__file__).resolve().parent
-COOKIE = "vme_token"
-#: Request keys the guard sets for the handlers.
-USER = "vme_user"
-ACCESS = "vme_access"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_response(status: int, reason: str, path: Optional[str] = None, **extra: Any) -> web.Response:
-    """The one error shape of the REST interface: ``{"error": {"path": ..., "reason": ...}}``
-    (``path`` names the field, parameter or header that is wrong, as the XMPP path does)."""
-    body: dict[str, Any] = {"reason": reason}
-    if path is not None:
-        body["path"] = path
-    body.update(extra)
-    return web.json_response({"error": body}, status=status)
 
 
 def _token(request: web.Request) -> tuple[Optional[str], bool]:
@@ -81,8 +69,6 @@ class WebConsole:
         env = aiohttp_jinja2.get_env(app)
         env.autoescape = jinja2.select_autoescape(default=True, default_for_string=True)
         env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=1, sort_keys=True)
-        from . import api, pages
-
         app.router.add_static("/static/", str(HERE / "static"), name="static")
         api.add_routes(app, self)
         pages.add_routes(app, self)
