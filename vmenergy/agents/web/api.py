@@ -101,7 +101,7 @@ def parse_measurement(data: bytes | str) -> Measurement:
 
 def _iso_param(request: web.Request, name: str) -> Optional[int]:
     v = request.query.get(name)
-    if v is None or v == "":
+    if v is None:
         return None
     try:
         return parse_utc(v, name)
@@ -157,7 +157,7 @@ class Api:
             prosumer = q.get("prosumer") or None
             if prosumer is not None:
                 prosumer = check_bare_jid(prosumer, "prosumer")
-            state = q.get("state") or None
+            state = q.get("state")
             if state is not None and state not in STATES:
                 raise _Bad(400, "state", f"one of {', '.join(STATES)} (got {state!r})")
             flt = views.OfferFilter(prosumer, state, _iso_param(request, "from"), _iso_param(request, "to"))

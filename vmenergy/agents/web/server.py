@@ -50,6 +50,20 @@ def _token(request: web.Request) -> tuple[Optional[str], bool]:
     return (cookie, True) if cookie else (None, False)
 
 
+def _allowed(request: web.Request, default: str) -> str:
+    """The methods of the route that serves this path: aiohttp's 405 lists those of every route
+    that matches (``/flexoffer/measurement`` also matches ``/flexoffer/{id}``)."""
+    for resource in request.app.router.resources():
+        match = getattr(resource, "_match", None)
+        try:
+            found = match(request.path) if match is not None else None
+        except Exception:  # a resource kind without path matching (static files)
+            found = None
+        if found is not None:
+            return ",".join(sorted({route.method for route in resource}))
+    return default
+
+
 def _wants_html(request: web.Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
 
@@ -126,7 +140,7 @@ class WebConsole:
                 raise
             if exc.status == 405:
                 resp = error_response(405, f"{request.method} is not allowed here", "method")
-                resp.headers["Allow"] = exc.headers.get("Allow", "")
+                resp.headers["Allow"] = _allowed(request, exc.headers.get("Allow", ""))
                 return resp
             return error_response(exc.status, exc.reason, None)
         except Exception:  # a handler's bug must not take the agent down, nor leak a trace to a client
