@@ -225,9 +225,10 @@ class Api:
                     continue
                 await resp.write(_event(msg))
             except (ConnectionResetError, asyncio.CancelledError):
+                # the client went away: what it did not get waits for its next stream
                 if msg is not None:
                     peers.put_back(user, msg)
-                raise
+                return resp
             ack = ack_for(msg)
             if ack is not None:
                 await self.agent.handle(lambda now, ack=ack: self.agent.engine.receive(user, ack, now))
@@ -357,6 +358,8 @@ class Api:
                 changed.clear()
                 await resp.write(b"event: changed\ndata: {}\n\n")
                 await asyncio.sleep(1.0)  # a burst of steps is one refresh, not hundreds
+        except ConnectionResetError:  # the page was closed or left
+            return resp
         finally:
             self.agent.step_watchers.remove(watch)
 

@@ -83,8 +83,12 @@
     if (!f) return;
     f.addEventListener("submit", async ev => {
       ev.preventDefault();
-      const body = { aggregation: f.elements.aggregation.value === "true" };
-      if (f.elements.objective) body.objective = { kind: f.elements.objective.value };
+      // only what the operator changed: each change is a steering action of its own, audited
+      const body = {};
+      const agg = f.elements.aggregation, obj = f.elements.objective;
+      if (agg.value !== agg.dataset.initial) body.aggregation = agg.value === "true";
+      if (obj && obj.value !== obj.dataset.initial) body.objective = { kind: obj.value };
+      if (!Object.keys(body).length) { document.getElementById("set-result").textContent = "nothing changed"; return; }
       const r = await fetch("/settings", { method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       const d = await r.json();
