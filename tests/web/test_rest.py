@@ -308,3 +308,26 @@ tokens = "tokens.json"
     with pytest.raises(ConfigError) as exc:
         build("aggregator", load_config(cfg))
     assert exc.value.path.startswith("web.host")
+
+
+async def test_the_loads_page_filters_by_prosumer_state_and_period_and_names_a_bad_field(box):
+    h = box.auth(box.ems)
+    for oid, hours in (("p-1", 1), ("p-2", 30)):
+        assert (await box.client.post("/flexoffer", headers=h, data=json.dumps(offer_json(oid, hours=hours)))).status == 201
+    fo = FlexOffer.from_dict(offer_json("p-3", issuer=HOUSE))
+    await box.agent.handle(lambda now: box.agent.engine.receive(HOUSE, OfferMessage("insert", fo.id, fo), now))
+
+    async def rows(query: str) -> str:
+        r = await box.client.get("/console/loads" + query, headers=h)
+        assert r.status == 200
+        return await r.text()
+
+    page = await rows(f"?prosumer={HOUSE}&state=")
+    assert "p-3" in page and "p-1" not in page
+    soon = format_utc(int(time.time()) + 12 * 3600)[:16]  # as the browser's datetime-local sends it
+    page = await rows(f"?to={soon}")
+    assert "p-1" in page and "p-3" in page and "p-2" not in page
+    assert "to: not an ISO 8601 UTC time" in await rows("?to=tomorrow")
+    # the envelope chart of a prosumer holds that prosumer's offers only
+    chart = await (await box.client.get(f"/chart?prosumer={HOUSE}", headers=h)).json()
+    assert max(chart["max"]) == 2.0 and chart["market"] == [0.0] * len(chart["t"])

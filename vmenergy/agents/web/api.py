@@ -265,11 +265,16 @@ class Api:
     async def chart(self, request: web.Request) -> web.Response:
         try:
             start, end = _iso_param(request, "from"), _iso_param(request, "to")
+            prosumer = request.query.get("prosumer") or None
+            if prosumer is not None:
+                prosumer = check_bare_jid(prosumer, "prosumer")
         except _Bad as exc:
             return self._bad(exc)
+        except FlexOfferError as exc:
+            return error_response(400, exc.reason, exc.path)
         if start is not None and end is not None and end <= start:
             return error_response(400, "must be after from", "to")
-        return web.json_response(await self._read(lambda now: views.series(self.agent, now, start, end)))
+        return web.json_response(await self._read(lambda now: views.series(self.agent, now, start, end, prosumer)))
 
     async def timeseries(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]

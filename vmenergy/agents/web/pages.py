@@ -49,6 +49,17 @@ def _local(path: str) -> str:
     return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
 
 
+def _form_time(value: Any, path: str) -> Any:
+    """A time from the filter form: the browser's ``datetime-local`` (``2026-11-23T01:00``,
+    read as UTC, as the page says) or a full UTC time; None when empty."""
+    if not value:
+        return None
+    text = str(value).strip().removesuffix("Z")
+    if len(text) == 16:  # no seconds
+        text += ":00"
+    return parse_utc(text + "Z", path)
+
+
 class Pages:
     def __init__(self, console: Any) -> None:
         self.console = console
@@ -110,8 +121,8 @@ class Pages:
             state = q.get("state") or None
             if state is not None and state not in [s.value for s in State]:
                 raise FlexOfferError("state", f"no state {state!r}")
-            start = parse_utc(q["from"] + ("" if q["from"].endswith("Z") else "Z"), "from") if q.get("from") else None
-            end = parse_utc(q["to"] + ("" if q["to"].endswith("Z") else "Z"), "to") if q.get("to") else None
+            start = _form_time(q.get("from"), "from")
+            end = _form_time(q.get("to"), "to")
             flt = views.OfferFilter(prosumer, state, start, end)
         except FlexOfferError as exc:
             error = f"{exc.path}: {exc.reason}"

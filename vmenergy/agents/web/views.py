@@ -136,14 +136,16 @@ def _add(target: np.ndarray, start: int, first: int, values: np.ndarray) -> None
         target[lo:hi] += values[lo - a:hi - a]
 
 
-def series(agent: Any, now: int, start: Optional[int] = None, end: Optional[int] = None) -> dict:
+def series(agent: Any, now: int, start: Optional[int] = None, end: Optional[int] = None,
+           prosumer: Optional[str] = None) -> dict:
     """The dashboard chart: per interval, the portfolio's ``baseline``, ``scheduled``, ``min`` and
     ``max`` (what the offers could place there), ``market`` (schedules of aggregates traded on a
     market) and ``measured`` energy, over [start, end) epoch seconds (by default the span of the
-    offers, at most :data:`MAX_SERIES_INTERVALS`)."""
+    offers, at most :data:`MAX_SERIES_INTERVALS`); with ``prosumer``, that prosumer's offers only
+    (and no market series: aggregates mix prosumers)."""
     from vmenergy.settlement.kpis import flexibility_envelope
 
-    recs = [r for r in _records(agent) if r.offer.state not in _GONE]
+    recs = [r for r in _records(agent) if r.offer.state not in _GONE and (prosumer is None or r.owner == prosumer)]
     res = recs[0].offer.resolution if recs else 900
     recs = [r for r in recs if r.offer.resolution == res]
     spans = [s for s in (_span(r.offer) for r in recs) if s[0] is not None]
@@ -169,7 +171,7 @@ def series(agent: Any, now: int, start: Optional[int] = None, end: Optional[int]
             _add(out["scheduled"], s.start, first, fo.profiles[s.profile].spread(s.energy))
         if r.measurement is not None:
             _add(out["measured"], r.measurement.start, first, np.asarray(r.measurement.energy, dtype=float))
-    for agg in agent.engine.ledger[AGGREGATES].values():
+    for agg in (agent.engine.ledger[AGGREGATES].values() if prosumer is None else ()):
         s = agg.schedule
         if agg.session_id is not None and s is not None and agg.offer.resolution == res:
             _add(out["market"], s.start, first, agg.offer.profiles[s.profile].spread(s.energy))

@@ -26,6 +26,7 @@
       const v = f.elements[k] && f.elements[k].value;
       if (v) p.set(k, (v.length === 16 ? v + ":00" : v) + "Z");
     }
+    if (f.elements.prosumer && f.elements.prosumer.value) p.set("prosumer", f.elements.prosumer.value);
     const s = p.toString();
     return s ? "?" + s : "";
   }
