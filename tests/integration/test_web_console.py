@@ -302,3 +302,79 @@ async def test_schemathesis_finds_no_server_error_and_only_documented_answers_on
     tested = re.search(r"Tested: (\d+)", done.stdout)
     assert counts and counts.group(1) == counts.group(2) and int(counts.group(1)) > 200, done.stdout[-3000:]
     assert tested and int(tested.group(1)) >= 14  # every operation but the two event streams
+
+
+WEB_SCENARIO = """
+[scenario]
+name = "web-run"
+start = "2026-11-22T18:00:00Z"
+until = "2026-11-23T16:00:00Z"
+seed = 5
+
+[operators]
+controllers = ["{alice}"]
+viewers = ["{bob}"]
+
+[web]
+roles = ["aggregator"]
+port = {port}
+
+[[aggregator]]
+name = "web-run-agg"
+cycle = 900
+
+[[prosumers]]
+count = 2
+name = "web-run-h{{i}}"
+aggregator = "web-run-agg"
+offers = ["examples/ev-overnight.json"]
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_a_scenario_runs_its_aggregators_console_in_virtual_time(prosody_server, tmp_path):
+    """``[web]`` in a scenario: the run issues the operators' tokens and the aggregator in its
+    swarm process serves the REST interface while the coordinator moves virtual time; a
+    controller's change over HTTP is an engine step of that process, and the run completes."""
+    from tests.integration.test_swarm import server_dict
+    from vmenergy.runtime.orchestrator import Swarm
+    from vmenergy.store import read_ledger
+
+    alice, bob, port = prosody_server.jid("web-run-alice"), prosody_server.jid("web-run-bob"), _free_port()
+    path = tmp_path / "web.toml"
+    path.write_text(WEB_SCENARIO.format(alice=alice, bob=bob, port=port))
+    printed: list[str] = []
+    server = dict(server_dict(prosody_server), run_dir=prosody_server.run_dir)
+    swarm = Swarm(path, tmp_path / "run", server=server, out=printed.append)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(swarm.start)
+        assert any(p.startswith(f"web consoles: web-run-agg {url};") for p in printed), printed
+        tokens = dict(line.split() for line in (tmp_path / "run" / "web-tokens.txt").read_text().splitlines())
+        assert set(tokens) == {alice, bob}
+        assert os.stat(tmp_path / "run" / "web-tokens.txt").st_mode & 0o077 == 0
+        prog = await asyncio.to_thread(swarm.wait, 120, 0.3, lambda p: p.prosumer_offers.get("assigned", 0) == 2)
+        assert prog.prosumer_offers.get("assigned") == 2, prog.line()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/flexoffer") as r:
+                assert r.status == 401
+            async with http.get(url + "/flexoffer", headers={"Authorization": f"Bearer {tokens[bob]}"}) as r:
+                assert r.status == 200
+                offers = (await r.json())["offers"]
+            assert len(offers) == 2 and {o["state"] for o in offers} <= {"assigned", "executed", "settled"}
+            async with http.post(url + "/settings", json={"objective": {"kind": "energy_min"}},
+                                 headers={"Authorization": f"Bearer {tokens[alice]}"}) as r:
+                assert r.status == 200, await r.text()
+        prog = await asyncio.to_thread(swarm.wait, 240)
+        assert prog.done, prog.line()
+    finally:
+        await asyncio.to_thread(swarm.stop)
+    ledger = read_ledger(tmp_path / "run" / "stores" / "web-run-agg.sqlite")
+    assert [(r.operator, r.action) for r in ledger.values("steering")] == [(alice, "objective")]
