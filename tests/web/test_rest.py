@@ -331,3 +331,16 @@ async def test_the_loads_page_filters_by_prosumer_state_and_period_and_names_a_b
     # the envelope chart of a prosumer holds that prosumer's offers only
     chart = await (await box.client.get(f"/chart?prosumer={HOUSE}", headers=h)).json()
     assert max(chart["max"]) == 2.0 and chart["market"] == [0.0] * len(chart["t"])
+
+
+def test_a_scenarios_web_table_is_checked_with_its_keys(tmp_path):
+    from tests.scenario.test_check import VALID, check
+
+    rc, out, f = check(tmp_path, VALID + '\n[web]\nroles = ["prosumer"]\nhost = "my-box"\n')
+    assert rc == 1
+    for where in (":33: web.roles[0]: \"aggregator\" or \"market\"", ":34: web.host: 'my-box' is not an IP address"):
+        assert where in out, out
+    rc, out, f = check(tmp_path, VALID + '\n[web]\nport = 99999\n', name="port.toml")
+    assert rc == 1 and ":33: web.port: must be <= 65535" in out, out
+    rc, out, f = check(tmp_path, VALID + '\n[web]\nport = 8400\n', name="ok.toml")
+    assert rc == 0, out
