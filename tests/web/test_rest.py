@@ -340,7 +340,7 @@ def test_a_scenarios_web_table_is_checked_with_its_keys(tmp_path):
     assert rc == 1
     for where in (":33: web.roles[0]: \"aggregator\" or \"market\"", ":34: web.host: 'my-box' is not an IP address"):
         assert where in out, out
-    rc, out, f = check(tmp_path, VALID + '\n[web]\nport = 99999\n', name="port.toml")
+    rc, out, f = check(tmp_path, VALID + '\n[web]\nport = 99999\n')
     assert rc == 1 and ":33: web.port: must be <= 65535" in out, out
-    rc, out, f = check(tmp_path, VALID + '\n[web]\nport = 8400\n', name="ok.toml")
+    rc, out, f = check(tmp_path, VALID + '\n[web]\nport = 8400\n')
     assert rc == 0, out
