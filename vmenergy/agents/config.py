@@ -219,6 +219,14 @@ def run_agent(role: str, path: Path) -> int:
 
     data = load_config(path)
     agent = build(role, data)
+    web = agent.web_config
+    if web is not None and web.tokens is not None:  # refused now, not as a traceback at start-up
+        from vmenergy.agents.web import Tokens
+
+        try:
+            Tokens.load(web.tokens)
+        except FlexOfferError as exc:
+            raise ConfigError("web.tokens", exc.reason) from None
     register = bool(data.get("agent", {}).get("register", True))
     spade.run(_run(agent, register))
     return 0
