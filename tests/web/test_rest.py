@@ -52,20 +52,24 @@ class Box:
         return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-async def box(tmp_path):
-    b = Box(tmp_path)
+async def serve(agent) -> TestClient:
+    """What ``start_web`` does, without listening on a port: a test client serves the same app."""
     from vmenergy.agents.web.channel import WebPeers
     from vmenergy.agents.web.server import WebConsole
 
-    # what start_web does, without listening on a port: the test client serves the same app
-    b.agent.console = WebConsole(b.agent, b.agent.web_config)
-    b.agent.web_peers = WebPeers(frozenset(b.agent.console.tokens.by_digest.values()))
-    client = TestClient(TestServer(b.agent.web.app))
+    agent.console = WebConsole(agent, agent.web_config)
+    agent.web_peers = WebPeers(frozenset(agent.console.tokens.by_digest.values()))
+    client = TestClient(TestServer(agent.web.app))
     await client.start_server()
-    b.client = client
+    return client
+
+
+@pytest.fixture
+async def box(tmp_path):
+    b = Box(tmp_path)
+    b.client = await serve(b.agent)
     yield b
-    await client.close()
+    await b.client.close()
 
 
 async def test_nothing_is_readable_without_a_token_and_a_token_holder_who_is_no_operator_gets_nothing(box):
@@ -344,3 +348,38 @@ def test_a_scenarios_web_table_is_checked_with_its_keys(tmp_path):
     assert rc == 1 and ":33: web.port: must be <= 65535" in out, out
     rc, out, f = check(tmp_path, VALID + '\n[web]\nport = 8400\n')
     assert rc == 0, out
+
+
+async def test_a_prosumer_box_and_a_market_serve_their_own_pages_and_resources(tmp_path):
+    from vmenergy.agents import MarketAgent, ProsumerAgent
+    from vmenergy.protocol.market import MarketConfig
+
+    tokens = tmp_path / "tokens.json"
+    alice = issue_token(tokens, ALICE)
+    h = {"Authorization": f"Bearer {alice}"}
+    common = dict(operators=Operators((ALICE,)), web=WebConfig(tokens=str(tokens)))
+    fo = FlexOffer.from_dict(offer_json("box-1", issuer=HOUSE))
+    house = ProsumerAgent(HOUSE, "pw", aggregator="agg@localhost", offers=[(0, fo)], **common)
+    await house.handle(house.startup_steps()[0])  # sends its offer (nowhere: not connected)
+    client = await serve(house)
+    try:
+        page = await client.get("/console/prosumer", headers=h)
+        assert page.status == 200 and "box-1" in await page.text()
+        data = await (await client.get("/prosumer", headers=h)).json()
+        assert [o["id"] for o in data["offers"]] == ["box-1"] and data["aggregator"] == "agg@localhost"
+        assert (await client.get("/flexoffer", headers=h)).status == 404  # an aggregator's resource
+        home = await client.get("/", headers=h, allow_redirects=False)
+        assert home.headers["Location"] == "/console/prosumer"
+    finally:
+        await client.close()
+    market = MarketAgent("market@localhost", "pw", config=MarketConfig(registration="open"), **common)
+    client = await serve(market)
+    try:
+        page = await client.get("/console/market", headers=h)
+        assert page.status == 200 and "Order book" in await page.text()
+        data = await (await client.get("/market", headers=h)).json()
+        assert data["sessions"] == [] and data["bids"] == []
+        doc = await (await client.get("/openapi.json", headers=h)).json()
+        assert "/market" in doc["paths"] and "/flexoffer" not in doc["paths"]
+    finally:
+        await client.close()

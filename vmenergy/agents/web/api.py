@@ -67,6 +67,8 @@ def add_routes(app: web.Application, console: Any) -> None:
         r.add_get("/timeseries/{kind}/{start}/{end}", api.timeseries)
     if console.agent.role == "market":
         r.add_get("/market", api.market)
+    if console.agent.role == "prosumer":
+        r.add_get("/prosumer", api.prosumer)
 
 
 async def _body(request: web.Request) -> bytes:
@@ -255,9 +257,19 @@ class Api:
     async def kpi(self, request: web.Request) -> web.Response:
         if self.agent.role == "market":
             return web.json_response(await self._read(lambda now: views.market_view(self.agent)["summary"]))
-        if self.agent.role != "aggregator":
-            return error_response(404, f"a {self.agent.role} has no portfolio KPIs")
+        if self.agent.role == "prosumer":
+            def counts(now: int) -> dict:
+                v = views.prosumer_view(self.agent)
+                states: dict[str, int] = {}
+                for o in v["offers"]:
+                    states[o["state"]] = states.get(o["state"], 0) + 1
+                return {"offers": states, "bills": len(v["bills"]), "received": v["received"]}
+
+            return web.json_response(await self._read(counts))
         return web.json_response(await self._read(lambda now: views.kpi(self.agent, now), offload=True))
+
+    async def prosumer(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._read(lambda now: views.prosumer_view(self.agent)))
 
     async def market(self, request: web.Request) -> web.Response:
         return web.json_response(await self._read(lambda now: views.market_view(self.agent)))

@@ -91,8 +91,8 @@ def openapi_document(role: str, jid: str) -> dict:
     obj = _ref("Object")
     paths: dict[str, Any] = {
         "/openapi.json": {"get": _op("this document", {"200": _json(obj, "the OpenAPI document")})},
-        "/kpi": {"get": _op("the portfolio's KPIs (an aggregator) or the market's summary",
-                            {"200": _json(obj, "KPIs")}, 404)},
+        "/kpi": {"get": _op("the portfolio's KPIs (an aggregator), the market's summary or the box's counts",
+                            {"200": _json(obj, "KPIs")})},
         "/events": {"get": {
             "summary": "server-sent 'changed' events while the agent's ledger changes (the console's live updates)",
             "responses": {"200": {"description": "an event stream",
@@ -143,6 +143,8 @@ def openapi_document(role: str, jid: str) -> dict:
             "/prosumers": {"get": _op("the prosumers with their offers and bills", {"200": _json(obj, "prosumers")})},
             "/trading": {"get": _op("aggregates, bids and market results", {"200": _json(obj, "trading")})},
         })
+    if role == "prosumer":
+        paths["/prosumer"] = {"get": _op("the box: devices, offers, schedules, bills", {"200": _json(obj, "prosumer")})}
     if role == "market":
         paths["/market"] = {"get": _op("sessions and the order book", {"200": _json(obj, "market")})}
     return {

@@ -41,6 +41,8 @@ def add_routes(app: web.Application, console: Any) -> None:
         r.add_get("/console/trading", p.trading)
     if console.agent.role == "market":
         r.add_get("/console/market", p.market)
+    if console.agent.role == "prosumer":
+        r.add_get("/console/prosumer", p.prosumer)
     r.add_get("/console/settings", p.settings)
 
 
@@ -97,8 +99,8 @@ class Pages:
         raise resp
 
     async def home(self, request: web.Request) -> web.Response:
-        first = {"aggregator": "/console/dashboard", "market": "/console/market"}.get(self.agent.role,
-                                                                                       "/console/settings")
+        first = {"aggregator": "/console/dashboard", "market": "/console/market",
+                 "prosumer": "/console/prosumer"}.get(self.agent.role, "/console/settings")
         raise web.HTTPSeeOther(first)
 
     # -- aggregator pages -------------------------------------------------------------------------
@@ -149,6 +151,10 @@ class Pages:
     async def market(self, request: web.Request) -> web.Response:
         data = await self.agent.read(lambda now: views.market_view(self.agent))
         return aiohttp_jinja2.render_template("market.html", request, self._ctx(request, "market", market=data))
+
+    async def prosumer(self, request: web.Request) -> web.Response:
+        data = await self.agent.read(lambda now: views.prosumer_view(self.agent))
+        return aiohttp_jinja2.render_template("prosumer.html", request, self._ctx(request, "prosumer", box=data))
 
     async def settings(self, request: web.Request) -> web.Response:
         data = await self.agent.read(lambda now: views.settings(self.agent))

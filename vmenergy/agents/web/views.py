@@ -17,12 +17,13 @@ from vmenergy.flexoffer import FlexOffer, State
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.protocol.aggregator import AGG_BILLS, AGG_OFFERS, AGGREGATES, UPSTREAM_BILLS
 from vmenergy.protocol.market import BIDS, MARKET_SESSIONS, market_summary
+from vmenergy.protocol.prosumer import PROSUMER_BILLS, PROSUMER_OFFERS
 from vmenergy.protocol.records import AggOffer
 from vmenergy.protocol.steering import STEERING
 from vmenergy.settlement.money import format_eur
 
 __all__ = ["OfferFilter", "offer_rows", "offer_detail", "series", "kpi", "bills", "contract", "prosumers",
-           "settings", "trading", "market_view", "MAX_SERIES_INTERVALS", "SERIES_KINDS"]
+           "settings", "trading", "market_view", "prosumer_view", "MAX_SERIES_INTERVALS", "SERIES_KINDS"]
 
 #: The longest series one request gets (a week of quarter hours): a chart of a year is asked for
 #: in pieces, and a request cannot make the agent build arrays of any size.
@@ -297,3 +298,29 @@ def market_view(agent: Any) -> dict:
             "bids": [{"id": b.bid.bid_id, "session": b.bid.session_id, "participant": b.participant,
                       "status": b.status, "amount": format_eur(b.amount_cents),
                       "volume_kwh": None if b.clearing is None else b.clearing.volume} for b in bids]}
+
+
+def prosumer_view(agent: Any) -> dict:
+    """A prosumer box: its devices (what its executor says of itself, what runs now), its offers
+    with their schedules and its bills."""
+    ledger = agent.engine.ledger
+    executor = getattr(agent, "executor", None)
+    describe = getattr(executor, "describe", None)
+    recs = sorted(ledger[PROSUMER_OFFERS].values(), key=lambda r: (r.release, r.offer.id))
+    offers = []
+    for r in recs:
+        fo = r.offer
+        a, b = _span(fo)
+        res = fo.resolution
+        offers.append({"id": fo.id, "state": fo.state.value, "release": _iso(r.release),
+                       "window_start": _iso(None if a is None else a * res),
+                       "window_end": _iso(None if b is None else b * res),
+                       "min_kwh": round(fo.min_total_energy, 6), "max_kwh": round(fo.max_total_energy, 6),
+                       "schedule": None if r.schedule is None else r.schedule.to_dict(),
+                       "reason": r.reason, "measurement": r.measurement_id, "bill": r.bill_id})
+    bills_ = sorted(ledger[PROSUMER_BILLS].values(), key=lambda b: (b.period_start, b.bill_id))
+    return {"aggregator": getattr(agent, "aggregator", None),
+            "devices": describe() if callable(describe) else type(executor).__name__,
+            "running": agent.running() if hasattr(agent, "running") else [],
+            "offers": offers, "bills": [bill_dict(b, None) for b in bills_],
+            "received": format_eur(sum(b.total_cents for b in bills_))}
