@@ -383,3 +383,23 @@ async def test_a_prosumer_box_and_a_market_serve_their_own_pages_and_resources(t
         assert "/market" in doc["paths"] and "/flexoffer" not in doc["paths"]
     finally:
         await client.close()
+
+
+async def test_a_controller_replaces_the_contract_and_the_engine_settles_with_it_from_then_on(box):
+    h = box.auth(box.alice)
+    table = {"mode": "delegated", "reward": {"per_kwh_energy_flexibility": 0.05}}
+    r = await box.client.put("/contract", headers=h, data=json.dumps(table))
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    assert body["contract"]["reward"]["per_kwh_energy_flexibility"] == 0.05
+    assert box.agent.engine.contract.to_dict()["reward"]["per_kwh_energy_flexibility"] == 0.05
+    bad = await box.client.put("/contract", headers=h, data=json.dumps({"mode": "magic"}))
+    assert bad.status == 400 and (await bad.json())["error"]["path"] == "contract.mode"
+    viewer = await box.client.put("/contract", headers=box.auth(box.bob), data=json.dumps(table))
+    assert viewer.status == 403
+    assert [(r.operator, r.action) for r in box.agent.engine.ledger[STEERING].values()] == [(ALICE, "contract")]
+    # a restarted engine keeps the controller's contract (it is in the ledger)
+    from vmenergy.protocol.aggregator import AggregatorEngine
+
+    again = AggregatorEngine("agg@localhost", ledger=box.agent.engine.ledger)
+    assert again.contract == box.agent.engine.contract

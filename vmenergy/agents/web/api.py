@@ -60,6 +60,7 @@ def add_routes(app: web.Application, console: Any) -> None:
         r.add_put("/flexoffer/{id}", api.update_offer)
         r.add_delete("/flexoffer/{id}", api.delete_offer)
         r.add_get("/contract", api.contract)
+        r.add_put("/contract", api.put_contract)
         r.add_get("/bill", api.bills)
         r.add_get("/prosumers", api.prosumers)
         r.add_get("/trading", api.trading)
@@ -238,6 +239,26 @@ class Api:
     # -- resources read by viewers ------------------------------------------------------------
     async def contract(self, request: web.Request) -> web.Response:
         return web.json_response(await self._read(lambda now: views.contract(self.agent)))
+
+    async def put_contract(self, request: web.Request) -> web.Response:
+        """A controller replaces the prosumers' contract (the ``[aggregator.contract]`` table as
+        JSON): the engine's ``contract`` steering action, audited; it applies from the next
+        settlement on."""
+        try:
+            body = await _body(request)
+            table = jt.guard(lambda: jt.loads(body))
+        except _Bad as exc:
+            return self._bad(exc)
+        except FlexOfferError as exc:
+            return error_response(400, exc.reason, exc.path)
+        if not isinstance(table, dict):
+            return error_response(400, "a JSON object: the contract table", "(document)")
+        ok, text = await self._steer(request[USER], "contract", {"contract": table})
+        if not ok:
+            path, _, reason = text.partition(": ")
+            return error_response(400, reason or text, path if reason else "contract")
+        return web.json_response({"status": "done", "outcomes": [text],
+                                  **await self._read(lambda now: views.contract(self.agent))})
 
     async def bills(self, request: web.Request) -> web.Response:
         prosumer = request.query.get("prosumer") or None

@@ -100,5 +100,21 @@
     });
   }
 
-  window.addEventListener("load", () => { drawChart(); live(); settingsForm(); });
+  function contractForm() {
+    const f = document.getElementById("contract-form");
+    if (!f) return;
+    f.addEventListener("submit", async ev => {
+      ev.preventDefault();
+      const out = document.getElementById("contract-result");
+      let body;
+      try { body = JSON.parse(f.elements.contract.value); } catch (e) { out.textContent = "not JSON: " + e.message; out.className = "error"; return; }
+      const r = await fetch("/contract", { method: "PUT", credentials: "same-origin",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const d = await r.json();
+      out.textContent = r.ok ? d.outcomes.join("; ") : `refused: ${d.error.path ? d.error.path + ": " : ""}${d.error.reason}`;
+      out.className = r.ok ? "hint done" : "error";
+    });
+  }
+
+  window.addEventListener("load", () => { drawChart(); live(); settingsForm(); contractForm(); });
 })();
