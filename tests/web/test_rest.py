@@ -403,3 +403,27 @@ async def test_a_controller_replaces_the_contract_and_the_engine_settles_with_it
 
     again = AggregatorEngine("agg@localhost", ledger=box.agent.engine.ledger)
     assert again.contract == box.agent.engine.contract
+
+
+async def test_a_markets_clearing_per_interval_is_the_volume_awarded_and_its_price(tmp_path):
+    from tests.protocol.test_market_engine import run_until_cleared, world
+    from vmenergy.agents import MarketAgent
+    from vmenergy.protocol.market import market_summary
+
+    mkt, agg, pros, net = world()
+    run_until_cleared(net)
+    tokens = tmp_path / "tokens.json"
+    h = {"Authorization": f"Bearer {issue_token(tokens, ALICE)}"}
+    market = MarketAgent("market@localhost", "pw", config=mkt.config, operators=Operators((ALICE,)),
+                         web=WebConfig(tokens=str(tokens)))
+    market.engine = mkt  # the market engine that cleared the session
+    client = await serve(market)
+    try:
+        c = await (await client.get("/market/clearing", headers=h)).json()
+    finally:
+        await client.close()
+    (session,) = market_summary(mkt.ledger)["session_details"]
+    assert sum(c["volume"]) > 0 and sum(c["volume"]) == pytest.approx(session["volume"], abs=1e-6)
+    # everything was bought at the night price
+    assert [p for p in c["price"] if p is not None] == pytest.approx([0.08] * sum(1 for p in c["price"] if p is not None))
+    assert len(c["t"]) == len(c["volume"]) == len(c["price"]) and c["resolution"] == 900

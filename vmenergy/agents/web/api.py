@@ -68,6 +68,7 @@ def add_routes(app: web.Application, console: Any) -> None:
         r.add_get("/timeseries/{kind}/{start}/{end}", api.timeseries)
     if console.agent.role == "market":
         r.add_get("/market", api.market)
+        r.add_get("/market/clearing", api.clearing)
     if console.agent.role == "prosumer":
         r.add_get("/prosumer", api.prosumer)
 
@@ -288,6 +289,9 @@ class Api:
 
             return web.json_response(await self._read(counts))
         return web.json_response(await self._read(lambda now: views.kpi(self.agent, now), offload=True))
+
+    async def clearing(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._read(lambda now: views.market_clearing(self.agent)))
 
     async def prosumer(self, request: web.Request) -> web.Response:
         return web.json_response(await self._read(lambda now: views.prosumer_view(self.agent)))

@@ -149,6 +149,8 @@ def openapi_document(role: str, jid: str) -> dict:
         paths["/prosumer"] = {"get": _op("the box: devices, offers, schedules, bills", {"200": _json(obj, "prosumer")})}
     if role == "market":
         paths["/market"] = {"get": _op("sessions and the order book", {"200": _json(obj, "market")})}
+        paths["/market/clearing"] = {"get": _op("volume awarded and price per interval",
+                                                {"200": _json(obj, "per interval")})}
     return {
         "openapi": "3.0.3",
         "info": {"title": f"VME {role} {jid}", "version": __version__,

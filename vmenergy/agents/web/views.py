@@ -23,7 +23,7 @@ from vmenergy.protocol.steering import STEERING
 from vmenergy.settlement.money import format_eur
 
 __all__ = ["OfferFilter", "offer_rows", "offer_detail", "series", "kpi", "bills", "contract", "prosumers",
-           "settings", "trading", "market_view", "prosumer_view", "MAX_SERIES_INTERVALS", "SERIES_KINDS"]
+           "settings", "trading", "market_view", "market_clearing", "prosumer_view", "MAX_SERIES_INTERVALS", "SERIES_KINDS"]
 
 #: The longest series one request gets (a week of quarter hours): a chart of a year is asked for
 #: in pieces, and a request cannot make the agent build arrays of any size.
@@ -324,3 +324,38 @@ def prosumer_view(agent: Any) -> dict:
             "running": agent.running() if hasattr(agent, "running") else [],
             "offers": offers, "bills": [bill_dict(b, None) for b in bills_],
             "received": format_eur(sum(b.total_cents for b in bills_))}
+
+
+def market_clearing(agent: Any) -> dict:
+    """Per interval of the market's delivery periods: the volume awarded (kWh; flex-offer bids by
+    their cleared schedules, simple orders spread evenly over their period) and the price it
+    cleared at (EUR/kWh, the volume-weighted price of the awards in that interval)."""
+    ledger = agent.engine.ledger
+    awarded = [b for b in ledger[BIDS].values()
+               if b.status in ("accepted", "partial") and b.clearing is not None]
+    res = 900
+    placed: list[tuple[int, np.ndarray, float]] = []  # (first interval, kWh per interval, price)
+    for b in awarded:
+        c, bid = b.clearing, b.bid
+        price = c.price if c.price is not None else (c.clearing_price or 0.0)
+        if c.schedule is not None and bid.offer is not None:
+            s = c.schedule
+            res = s.resolution
+            energy = np.abs(bid.offer.profiles[s.profile].spread(s.energy))
+            placed.append((s.start, energy, price))
+        elif bid.start is not None and bid.end is not None and bid.end > bid.start:
+            res = bid.resolution
+            first, last = bid.start // res, -(-bid.end // res)
+            n = max(1, last - first)
+            placed.append((first, np.full(n, abs(c.volume) / n), price))
+    if not placed:
+        return {"resolution": res, "t": [], "volume": [], "price": []}
+    first = min(a for a, _, _ in placed)
+    n = min(MAX_SERIES_INTERVALS, max(a + len(v) for a, v, _ in placed) - first)
+    volume, value = np.zeros(n), np.zeros(n)
+    for a, v, price in placed:
+        _add(volume, a, first, v)
+        _add(value, a, first, v * price)
+    price_per = [round(float(value[i] / volume[i]), 6) if volume[i] > 0 else None for i in range(n)]
+    return {"resolution": res, "t": [(first + i) * res for i in range(n)],
+            "volume": [round(float(x), 6) for x in volume], "price": price_per}

@@ -58,6 +58,27 @@
     window.vmeChart = chart;
   }
 
+  async function drawClearing() {
+    const el = document.getElementById("clearing");
+    if (!el || typeof uPlot === "undefined") return;
+    const r = await fetch(el.dataset.src, { credentials: "same-origin" });
+    if (!r.ok) { el.textContent = "clearing: " + r.status; return; }
+    const d = await r.json();
+    el.dataset.points = String(d.t.length);
+    if (!d.t.length) { el.textContent = "nothing cleared yet"; return; }
+    el.textContent = "";
+    new uPlot({
+      width: Math.max(400, el.clientWidth - 16), height: 280,
+      tzDate: ts => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+      scales: { price: { auto: true } },
+      series: [{}, { label: "volume kWh", stroke: "#1d3557", fill: "rgba(29,53,87,0.15)", width: 2,
+                     paths: uPlot.paths.stepped({ align: 1 }) },
+               { label: "price EUR/kWh", stroke: "#f8961e", width: 2, scale: "price",
+                 paths: uPlot.paths.stepped({ align: 1 }) }],
+      axes: [{}, { label: "kWh" }, { side: 1, scale: "price", label: "EUR/kWh", grid: { show: false } }],
+    }, [d.t, d.volume, d.price], el);
+  }
+
   async function refreshNumbers() {
     const tiles = document.getElementById("kpis");
     if (!tiles) return;
@@ -116,5 +137,5 @@
     });
   }
 
-  window.addEventListener("load", () => { drawChart(); live(); settingsForm(); contractForm(); });
+  window.addEventListener("load", () => { drawChart(); drawClearing(); live(); settingsForm(); contractForm(); });
 })();
