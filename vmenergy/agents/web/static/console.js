@@ -70,7 +70,8 @@
     new uPlot({
       width: Math.max(400, el.clientWidth - 16), height: 280,
       tzDate: ts => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
-      scales: { price: { auto: true } },
+      scales: { y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.1 : 1] },
+                price: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.2 : 1] } },
       series: [{}, { label: "volume kWh", stroke: "#1d3557", fill: "rgba(29,53,87,0.15)", width: 2,
                      paths: uPlot.paths.stepped({ align: 1 }) },
                { label: "price EUR/kWh", stroke: "#f8961e", width: 2, scale: "price",
