@@ -152,7 +152,12 @@ async def test_an_offer_posted_over_rest_is_assigned_and_settled_like_one_sent_o
     async with aiohttp.ClientSession(headers=live.auth(live.bob)) as http:
         async with http.get(live.url + "/bill") as r:
             bills = (await r.json())["bills"]
+        async with http.get(live.url + "/trading") as r:
+            trading = await r.json()
     assert {b["to"] for b in bills} == {live.ems_jid, live.house_jid}
+    # the trading view checks the aggregates against their members' meters
+    metered = sum(sum(rec.measurement.energy) for rec in (rest, xmpp))
+    assert sum(a["measured_kwh"] or 0 for a in trading["aggregates"]) == pytest.approx(metered, abs=1e-5)
 
 
 def _chromium() -> tuple[str, str]:

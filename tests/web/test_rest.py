@@ -35,6 +35,13 @@ def offer_json(oid: str, issuer: str = EMS, hours: int = 1, **extra) -> dict:
             **extra}
 
 
+async def post_offers(box, *offers: tuple[str, int]) -> None:
+    """The EMS posts offers ``(id, hours ahead)``, each accepted."""
+    for oid, hours in offers:
+        r = await box.client.post("/flexoffer", headers=box.auth(box.ems), data=json.dumps(offer_json(oid, hours=hours)))
+        assert r.status == 201, await r.text()
+
+
 class Box:
     """An aggregator with its web side, and tokens: alice and the EMS control, bob views."""
 
@@ -160,8 +167,7 @@ async def test_update_and_delete_go_through_the_engines_rules(box):
 
 async def test_filters_narrow_the_offer_list_and_a_bad_filter_names_the_parameter(box):
     h = box.auth(box.ems)
-    for oid, hours in (("f-1", 1), ("f-2", 30)):
-        assert (await box.client.post("/flexoffer", headers=h, data=json.dumps(offer_json(oid, hours=hours)))).status == 201
+    await post_offers(box, ("f-1", 1), ("f-2", 30))
     fo = FlexOffer.from_dict(offer_json("f-3", issuer=HOUSE))
     await box.agent.handle(lambda now: box.agent.engine.receive(HOUSE, OfferMessage("insert", fo.id, fo), now))
     await box.client.delete("/flexoffer/f-1", headers=h)
@@ -316,8 +322,7 @@ tokens = "tokens.json"
 
 async def test_the_loads_page_filters_by_prosumer_state_and_period_and_names_a_bad_field(box):
     h = box.auth(box.ems)
-    for oid, hours in (("p-1", 1), ("p-2", 30)):
-        assert (await box.client.post("/flexoffer", headers=h, data=json.dumps(offer_json(oid, hours=hours)))).status == 201
+    await post_offers(box, ("p-1", 1), ("p-2", 30))
     fo = FlexOffer.from_dict(offer_json("p-3", issuer=HOUSE))
     await box.agent.handle(lambda now: box.agent.engine.receive(HOUSE, OfferMessage("insert", fo.id, fo), now))
 

@@ -276,12 +276,20 @@ def settings(agent: Any) -> dict:
 
 def trading(agent: Any) -> dict:
     """The aggregates and how they fared upstream (bids, schedules, revenue), newest first."""
-    aggs = sorted(agent.engine.ledger[AGGREGATES].values(), key=lambda r: r.aggregate_id, reverse=True)
-    rows = [{"id": r.aggregate_id, "status": r.status, "session": r.session_id, "members": len(r.members),
-             "min_kwh": round(r.offer.min_total_energy, 6), "max_kwh": round(r.offer.max_total_energy, 6),
-             "scheduled_kwh": None if r.schedule is None else round(r.schedule.total, 6),
-             "revenue": format_eur(r.revenue_cents)} for r in aggs]
-    up = agent.engine.ledger[UPSTREAM_BILLS].values()
+    ledger = agent.engine.ledger
+    offers = ledger[AGG_OFFERS]
+    aggs = sorted(ledger[AGGREGATES].values(), key=lambda r: r.aggregate_id, reverse=True)
+    rows = []
+    for r in aggs:
+        # what the members' meters say, against what the aggregate was scheduled (or sold) for
+        members = [m for m in (offers.get(k) for k in r.members) if m is not None]
+        metered = [m for m in members if m.measurement is not None]
+        rows.append({"id": r.aggregate_id, "status": r.status, "session": r.session_id, "members": len(r.members),
+                     "min_kwh": round(r.offer.min_total_energy, 6), "max_kwh": round(r.offer.max_total_energy, 6),
+                     "scheduled_kwh": None if r.schedule is None else round(r.schedule.total, 6),
+                     "measured_kwh": round(sum(sum(m.measurement.energy) for m in metered), 6) if metered else None,
+                     "metered": f"{len(metered)}/{len(members)}", "revenue": format_eur(r.revenue_cents)})
+    up = ledger[UPSTREAM_BILLS].values()
     return {"aggregates": rows[:500], "last": rows[0] if rows else None,
             "revenue": format_eur(sum(r.revenue_cents for r in aggs)),
             "upstream_bills": format_eur(sum(b.total_cents for b in up))}
