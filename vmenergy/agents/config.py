@@ -128,8 +128,9 @@ def build(role: str, data: dict):
         from vmenergy.agents.web import WebConfig
 
         table = dict(data["web"])
-        if isinstance(table.get("tokens"), str):
-            table["tokens"] = str(_path(base, table["tokens"]))
+        for name in ("tokens", "certificate", "key", "client_ca"):  # files beside the config
+            if isinstance(table.get(name), str):
+                table[name] = str(_path(base, table[name]))
         try:
             web = WebConfig.from_dict(table)
         except FlexOfferError as exc:
@@ -227,6 +228,11 @@ def run_agent(role: str, path: Path) -> int:
             Tokens.load(web.tokens)
         except FlexOfferError as exc:
             raise ConfigError("web.tokens", exc.reason) from None
+    if web is not None and web.key is not None:
+        try:  # the web server's TLS key, like the password, is only its owner's to read
+            read_private(web.key, "web TLS key")
+        except PrivateFileError as exc:
+            raise ConfigError("web.key", str(exc)) from None
     register = bool(data.get("agent", {}).get("register", True))
     spade.run(_run(agent, register))
     return 0

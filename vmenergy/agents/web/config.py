@@ -15,17 +15,23 @@ from vmenergy.validation import set_field
 
 __all__ = ["WebConfig", "WEB_KEYS"]
 
-WEB_KEYS = ("host", "port", "tokens")
+WEB_KEYS = ("host", "port", "tokens", "certificate", "key", "client_ca")
 
 
 @dataclass(frozen=True)
 class WebConfig:
     """``host`` to listen on (an IP address), ``port`` (0: any free port, said in the log) and
-    ``tokens``, the private token file (:mod:`.tokens`); without it nobody gets in."""
+    ``tokens``, the private token file (:mod:`.tokens`). ``certificate`` and ``key`` (PEM files)
+    serve HTTPS; with ``client_ca`` too, a client certificate signed by that CA stands for the
+    bare JID it names (its e-mail subjectAltName, else its common name), as a token does. With
+    neither tokens nor client certificates nobody gets in."""
 
     host: str = "127.0.0.1"
     port: int = 0
     tokens: Optional[str] = None
+    certificate: Optional[str] = None
+    key: Optional[str] = None
+    client_ca: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str):
@@ -36,8 +42,15 @@ class WebConfig:
             raise FlexOfferError("host", f"{self.host!r} is not an IP address (\"127.0.0.1\" is loopback)") from None
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise FlexOfferError("port", f"a TCP port 0..65535 (0: any free one), got {self.port!r}")
-        if self.tokens is not None and (not isinstance(self.tokens, str) or not self.tokens.strip()):
-            raise FlexOfferError("tokens", "the path of the token file")
+        for name in ("tokens", "certificate", "key", "client_ca"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise FlexOfferError(name, "a file's path")
+        if (self.certificate is None) != (self.key is None):
+            missing = "key" if self.key is None else "certificate"
+            raise FlexOfferError(missing, "HTTPS needs both certificate and key (PEM files)")
+        if self.client_ca is not None and self.certificate is None:
+            raise FlexOfferError("client_ca", "client certificates need HTTPS: give certificate and key too")
 
     @classmethod
     def from_dict(cls, table: Mapping[str, Any]) -> "WebConfig":

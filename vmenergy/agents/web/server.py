@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 
@@ -23,7 +24,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from vmenergy.protocol.operators import Access
+from vmenergy.flexoffer import FlexOfferError
+from vmenergy.protocol.operators import Access, check_bare_jid
+from vmenergy.runtime.private import PrivateFileError, read_private
 
 from . import api, pages
 from .config import WebConfig
@@ -48,6 +51,23 @@ def _token(request: web.Request) -> tuple[Optional[str], bool]:
         return auth[7:].strip(), False
     cookie = request.cookies.get(COOKIE)
     return (cookie, True) if cookie else (None, False)
+
+
+def certificate_jid(request: web.Request) -> Optional[str]:
+    """The bare JID a verified client certificate names: its e-mail subjectAltName, else its
+    common name; None without a certificate (or one that names no JID)."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    if not cert:
+        return None  # none sent, or not verified (an unverified one is not even returned)
+    names = [v for k, v in cert.get("subjectAltName", ()) if k == "email"]
+    names += [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+    for name in names:
+        try:
+            return check_bare_jid(name, "certificate")
+        except FlexOfferError:
+            continue
+    return None
 
 
 def _allowed(request: web.Request, default: str) -> str:
@@ -90,14 +110,33 @@ class WebConsole:
     @property
     def url(self) -> str:
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.config.certificate else 'http'}://{host}:{self.port}"
+
+    def tls(self) -> Optional[ssl.SSLContext]:
+        """HTTPS when configured; with ``client_ca``, client certificates are asked for (and
+        checked against it) but not required: a browser may log in with a token instead."""
+        cfg = self.config
+        if cfg.certificate is None or cfg.key is None:
+            return None
+        try:  # the key is only its owner's to read, as every secret of a node
+            read_private(cfg.key, "web TLS key")
+        except PrivateFileError as exc:
+            raise FlexOfferError("key", str(exc)) from None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cfg.certificate, cfg.key)
+        if cfg.client_ca is not None:
+            ctx.load_verify_locations(cfg.client_ca)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        return ctx
 
     async def start(self) -> None:
         """Listen (on loopback unless configured otherwise)."""
         webapp = self.agent.web
+        tls = self.tls()
         runner = web.AppRunner(webapp.app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port)
+        site = web.TCPSite(runner, self.config.host, self.config.port, ssl_context=tls)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
@@ -116,13 +155,14 @@ class WebConsole:
             if request.path in PUBLIC_PATHS or request.path.startswith("/static/"):
                 return await handler(request)
             token, from_cookie = _token(request)
-            jid = self.tokens.who(token)
+            jid = self.tokens.who(token) if token is not None else certificate_jid(request)
             access = self.access(jid)
             if access is Access.NONE:
                 if _wants_html(request):
                     raise web.HTTPSeeOther(f"/login?next={request.path}")
-                why = "a token is required (Authorization: Bearer TOKEN)" if token is None else \
-                    "unknown token, or its holder is not an operator of this agent"
+                why = "a token (Authorization: Bearer TOKEN) or a client certificate is required" \
+                    if token is None and jid is None else "unknown token or certificate, or its holder is not " \
+                                                          "an operator of this agent"
                 resp = error_response(401, why, "Authorization")
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="vmenergy"'
                 return resp
