@@ -170,9 +170,10 @@ def _chromium() -> tuple[str, str]:
     return browser, driver
 
 
-def browse(url: str, alice: str, bob: str, filter_by: str, browser: str, driver_path: str) -> dict:
+def browse(url: str, alice: str, bob: str, filter_by: str, browser: str, driver_path: str, poke) -> dict:
     """A person at the console (runs in a thread: selenium blocks); the loads are filtered by
-    prosumer ``filter_by``. Returns what was seen."""
+    prosumer ``filter_by``; ``poke()`` changes the agent while the dashboard is open. Returns
+    what was seen."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -218,6 +219,13 @@ def browse(url: str, alice: str, bob: str, filter_by: str, browser: str, driver_
             " Array.from(c.querySelectorAll('.u-legend .u-label')).map(e => e.textContent)];")
         seen.update(points=int(points), nonzero=int(nonzero), legend=legend)
         d.save_screenshot(str(SHOTS / "02-dashboard.png"))
+        # live: a new offer reaches the open dashboard over its event stream, without a reload
+        before = d.find_element(By.ID, "k-offers").text
+        d.execute_script("window.notReloaded = true;")
+        poke()
+        wait.until(lambda drv: drv.find_element(By.ID, "k-offers").text != before)
+        seen["offers_tile"] = (before, d.find_element(By.ID, "k-offers").text)
+        seen["not_reloaded"] = d.execute_script("return window.notReloaded === true;")
         d.get(url + "/console/prosumers")
         seen["prosumers"] = len(d.find_elements(By.CSS_SELECTOR, "#prosumers tbody tr"))
         d.save_screenshot(str(SHOTS / "03-prosumers.png"))
@@ -266,15 +274,27 @@ async def test_a_person_uses_the_console_in_a_real_browser(live):
     await eventually(lambda: agg.engine.counts().get("assigned", 0) + agg.engine.counts().get("executed", 0)
                      + agg.engine.counts().get("settled", 0) >= 2, timeout=30, what="both offers scheduled")
 
-    seen = await asyncio.to_thread(browse, live.url, live.alice, live.bob, live.ems_jid, browser, driver)
+    loop = asyncio.get_running_loop()
+
+    async def third_offer() -> None:
+        async with aiohttp.ClientSession(headers=live.auth(live.ems)) as http:
+            async with http.post(live.url + "/flexoffer",
+                                 json=rest_offer("b-fo-2", live.ems_jid, live.clock.now(), hours=20)) as r:
+                assert r.status == 201
+
+    def poke() -> None:
+        asyncio.run_coroutine_threadsafe(third_offer(), loop).result(30)
+
+    seen = await asyncio.to_thread(browse, live.url, live.alice, live.bob, live.ems_jid, browser, driver, poke)
     assert seen["login_redirect"].endswith("/login?next=/console/dashboard")
     assert seen["no_token"][0] == 401 and '"path": "Authorization"' in seen["no_token"][1]
     assert "offers" not in seen["no_token_page"] and "Log in" in seen["no_token_page"]
     assert "unknown token" in seen["bad_login"]
     assert seen["points"] > 0 and seen["nonzero"] > 0
     assert {"baseline", "scheduled", "min", "max", "market", "measured"} <= set(seen["legend"])
+    assert seen["offers_tile"] == ("2", "3") and seen["not_reloaded"]
     assert seen["prosumers"] == 2
-    assert seen["loads_all"] == 2 and seen["loads_filtered"] == [live.ems_jid]
+    assert seen["loads_all"] == 3 and seen["loads_filtered"] == [live.ems_jid, live.ems_jid]
     assert agg.engine.paused  # the setting reached the running agent
     assert [(r.operator, r.action) for r in agg.engine.ledger[STEERING].values()] == [(live.alice_jid, "pause")]
     assert live.alice_jid in seen["audit"]

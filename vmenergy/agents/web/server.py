@@ -38,6 +38,8 @@ __all__ = ["WebConsole"]
 log = logging.getLogger("vmenergy.web")
 
 HERE = Path(__file__).resolve().parent
+#: How long stopping the agent waits for open requests (event streams never end by themselves).
+SHUTDOWN_SECONDS = 2.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 
@@ -134,7 +136,8 @@ class WebConsole:
         """Listen (on loopback unless configured otherwise)."""
         webapp = self.agent.web
         tls = self.tls()
-        runner = web.AppRunner(webapp.app, access_log=None)
+        # an open page keeps its event stream open: stopping the agent waits at most this long
+        runner = web.AppRunner(webapp.app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port, ssl_context=tls)
         await site.start()
