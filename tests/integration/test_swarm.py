@@ -30,7 +30,7 @@ SCENARIO = """
 [scenario]
 name = "{name}"
 start = "2026-11-22T18:00:00Z"
-until = "2026-11-23T16:00:00Z"
+until = "2026-11-24T00:00:00Z"  # the market bills a day-ahead session after its delivery
 {clock}
 seed = 11
 

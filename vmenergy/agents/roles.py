@@ -147,6 +147,9 @@ class MarketAgent(VmeAgent):
 
         return MarketEngine(str(self.jid), self.config, ledger=ledger)
 
+    def progress(self) -> dict:
+        return {"bills_owed": self.engine.bills_owed()}  # type: ignore[attr-defined]
+
     def approve(self, peer: str) -> bool:
         return self.engine.registered(peer) or self.config.registration == "open"  # type: ignore[attr-defined]
 

@@ -317,6 +317,13 @@ class MarketEngine(Engine):
                 out += self._bill(rec, now)
         return out
 
+    def bills_owed(self) -> int:
+        """Cleared sessions with awarded bids whose bills are not sent yet: money still owed, so a
+        scenario run is not done until they are billed (after delivery)."""
+        awarded = {b.bid.session_id for b in self.ledger[BIDS].values() if b.status in ("accepted", "partial")}
+        return sum(1 for r in self.ledger[MARKET_SESSIONS].values()
+                   if r.notice.state == "cleared" and not r.billed and r.notice.session_id in awarded)
+
     def _billing_due(self, now: int) -> Optional[int]:
         times = [self._bill_time(r) for r in self.ledger[MARKET_SESSIONS].values()
                  if r.notice.state == "cleared" and not r.billed]

@@ -4,7 +4,8 @@ The orchestrator starts (or uses) the server, writes the plan, runs the time coo
 :mod:`vmenergy.runtime.coordinator`) and starts one process per part (the market, the
 aggregators, and the prosumers in one or more processes of their own). Scenario time starts
 when every agent of every process is connected and has seen its peers; the run ends when every
-offer reached a final state and nothing is left unanswered, or at the scenario's end time, or
+offer reached a final state, nothing is left unanswered and the market has billed what it cleared
+(after delivery), or at the scenario's end time, or
 when it is interrupted. Then it stops the processes and writes the report. Parts can be killed
 and restarted while it runs (the restart test does exactly that to the aggregators); with the
 virtual clock, time stands still until the part is back.
@@ -51,10 +52,12 @@ class Progress:
     agents: int = 0
     finished: Optional[str] = None  # "done" | "until" | "stopped" once the coordinator ended
     devices_busy: int = 0  # prosumers whose devices will still make offers or still run a normal programme
+    bills_owed: int = 0  # cleared market sessions with awards whose bills are due after delivery
 
     @property
     def done(self) -> bool:
-        return self.total > 0 and self.unfinished == 0 and self.unanswered == 0 and self.devices_busy == 0
+        return (self.total > 0 and self.unfinished == 0 and self.unanswered == 0 and self.devices_busy == 0
+                and self.bills_owed == 0)
 
     def line(self) -> str:
         from vmenergy.flexoffer.timeutil import format_utc
@@ -75,7 +78,7 @@ def progress_of(snap: Snapshot, expected_offers: int) -> Progress:
     unfinished = sum(n for state, n in offers.items() if state not in FINAL)
     return Progress(snap.time, offers, unfinished, max(expected_offers, seen), snap.parts_up, snap.parts,
                     int(s.get("unanswered", 0)), snap.agents_ready, snap.agents, snap.finished,
-                    int(s.get("devices_busy", 0)))
+                    int(s.get("devices_busy", 0)), int(s.get("bills_owed", 0)))
 
 
 class _CoordinatorThread:
@@ -494,7 +497,7 @@ class Swarm:
             stopped_by = "error" if prog is None else \
                 {"done": "done", "until": "until", "stopped": "interrupted"}.get(prog.finished or "") or \
                 ("done" if prog.done else "timeout")
-        detail = {"done": "every offer reached a final state", "until": "scenario time reached until",
+        detail = {"done": "every offer reached a final state and every bill was sent", "until": "scenario time reached until",
                   "interrupted": "interrupted", "timeout": "the real-time limit came first",
                   "error": "scenario time never started"}[stopped_by]
         timings: dict = {"run_seconds": round(time.time() - self.started_wall, 3)} if self.started_wall else {}
@@ -549,6 +552,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
     t0 = time.time()
     outcome = "timeout"
     prog: Optional[Progress] = None
+    restore = _stop_signals_interrupt()
     try:
         swarm.start()
         prog = swarm.wait(timeout=timeout)
@@ -565,8 +569,29 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
                 pass
         swarm.view.close()
         swarm.stop()
+        restore()
     report = swarm.report(swarm.outcome(outcome))
     return RunResult(report, outcome, prog or Progress(0), round(time.time() - t0, 3))
+
+
+def _stop_signals_interrupt() -> Callable[[], None]:
+    """SIGTERM and SIGHUP (``kill``, systemd, docker stop, a closed terminal) stop a run as Ctrl-C
+    does: the processes and the private server are stopped and the report is written. (Killed
+    outright, the run left its private XMPP server behind.) Returns what puts the old handlers
+    back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+    return restore
 
 
 def join_run(join_file: Path | str, run_dir: Path | str, *, shard: int, out: Callable[[str], None] = print,

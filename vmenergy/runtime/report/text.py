@@ -120,7 +120,7 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     lines += ["", "money (EUR): who pays whom"]
     for f in summary["money"]["flows"]:
         payer, payee, amount = flow_line(f)
-        bills = f", {f['bills']} bills" if f.get("bills") else ""
+        bills = f", {f['bills']} bill{'s' if f['bills'] != 1 else ''}" if f.get("bills") else ""
         lines.append(f"  {payer + ' -> ' + payee:<52}{amount:>10}  {f['state']}{bills}")
     rb = recon["bills"]
     lines.append(f"  {'bills reconciled':<52}" + ("yes, to the cent" if rb["ok"] and recon["market_bills"]["ok"] else "NO"))
