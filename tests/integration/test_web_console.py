@@ -154,6 +154,10 @@ async def test_an_offer_posted_over_rest_is_assigned_and_settled_like_one_sent_o
             bills = (await r.json())["bills"]
         async with http.get(live.url + "/trading") as r:
             trading = await r.json()
+        async with http.get(live.url + "/prosumers") as r:
+            rows = (await r.json())["prosumers"]
+    # the bills of this month are this month's: everything happened today
+    assert [(p["bills"], p["month"]) for p in rows] == [(1, p["billed"]) for p in rows]
     assert {b["to"] for b in bills} == {live.ems_jid, live.house_jid}
     # the trading view checks the aggregates against their members' meters
     metered = sum(sum(rec.measurement.energy) for rec in (rest, xmpp))

@@ -432,3 +432,15 @@ async def test_a_markets_clearing_per_interval_is_the_volume_awarded_and_its_pri
     # everything was bought at the night price
     assert [p for p in c["price"] if p is not None] == pytest.approx([0.08] * sum(1 for p in c["price"] if p is not None))
     assert len(c["t"]) == len(c["volume"]) == len(c["price"]) and c["resolution"] == 900
+
+
+async def test_one_offers_chart_and_the_prosumers_monthly_bills(box):
+    await post_offers(box, ("o-1", 1), ("o-2", 30))
+    h = box.auth(box.bob)
+    one = await (await box.client.get("/chart?offer=o-1", headers=h)).json()
+    both = await (await box.client.get("/chart", headers=h)).json()
+    assert max(one["max"]) == 2.0 and len(one["t"]) < len(both["t"])
+    rows = (await (await box.client.get("/prosumers", headers=h)).json())
+    assert [(p["jid"], p["offers"], p["month"]) for p in rows["prosumers"]] == [(EMS, 2, "0.00"), (HOUSE, 0, "0.00")]
+    page = await box.client.get("/console/trading", headers=h)
+    assert page.status == 200 and "no offer has a confirmed schedule yet" in await page.text()

@@ -271,7 +271,7 @@ class Api:
         return web.json_response(await self._read(lambda now: views.bills(self.agent, prosumer)))
 
     async def prosumers(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._read(lambda now: views.prosumers(self.agent)))
+        return web.json_response(await self._read(lambda now: views.prosumers(self.agent, now)))
 
     async def trading(self, request: web.Request) -> web.Response:
         return web.json_response(await self._read(lambda now: views.trading(self.agent)))
@@ -305,13 +305,14 @@ class Api:
             prosumer = request.query.get("prosumer") or None
             if prosumer is not None:
                 prosumer = check_bare_jid(prosumer, "prosumer")
+            offer = request.query.get("offer") or None
         except _Bad as exc:
             return self._bad(exc)
         except FlexOfferError as exc:
             return error_response(400, exc.reason, exc.path)
         if start is not None and end is not None and end <= start:
             return error_response(400, "must be after from", "to")
-        return web.json_response(await self._read(lambda now: views.series(self.agent, now, start, end, prosumer)))
+        return web.json_response(await self._read(lambda now: views.series(self.agent, now, start, end, prosumer, offer)))
 
     async def timeseries(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]

@@ -109,10 +109,10 @@ class Pages:
         return aiohttp_jinja2.render_template("dashboard.html", request, self._ctx(request, "dashboard", kpi=data))
 
     async def prosumers(self, request: web.Request) -> web.Response:
-        data = await self.agent.read(lambda now: views.prosumers(self.agent))
+        data = await self.agent.read(lambda now: views.prosumers(self.agent, now))
         contract = await self.agent.read(lambda now: views.contract(self.agent))
         return aiohttp_jinja2.render_template("prosumers.html", request, self._ctx(
-            request, "prosumers", prosumers=data["prosumers"], contract=contract["contract"]))
+            request, "prosumers", prosumers=data["prosumers"], month=data["month"], contract=contract["contract"]))
 
     async def loads(self, request: web.Request) -> web.Response:
         q = request.query
@@ -144,9 +144,10 @@ class Pages:
 
     async def trading(self, request: web.Request) -> web.Response:
         data = await self.agent.read(lambda now: views.trading(self.agent))
+        kpi = await self.agent.read(lambda now: views.kpi(self.agent, now), offload=True)
         bills = await self.agent.read(lambda now: views.bills(self.agent))
         return aiohttp_jinja2.render_template("trading.html", request, self._ctx(
-            request, "trading", trading=data, upstream=bills["upstream"]))
+            request, "trading", trading=data, upstream=bills["upstream"], k=kpi["kpis"], why=kpi["why"]))
 
     async def market(self, request: web.Request) -> web.Response:
         data = await self.agent.read(lambda now: views.market_view(self.agent))

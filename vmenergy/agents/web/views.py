@@ -138,15 +138,16 @@ def _add(target: np.ndarray, start: int, first: int, values: np.ndarray) -> None
 
 
 def series(agent: Any, now: int, start: Optional[int] = None, end: Optional[int] = None,
-           prosumer: Optional[str] = None) -> dict:
+           prosumer: Optional[str] = None, offer: Optional[str] = None) -> dict:
     """The dashboard chart: per interval, the portfolio's ``baseline``, ``scheduled``, ``min`` and
     ``max`` (what the offers could place there), ``market`` (schedules of aggregates traded on a
     market) and ``measured`` energy, over [start, end) epoch seconds (by default the span of the
-    offers, at most :data:`MAX_SERIES_INTERVALS`); with ``prosumer``, that prosumer's offers only
-    (and no market series: aggregates mix prosumers)."""
+    offers, at most :data:`MAX_SERIES_INTERVALS`); with ``prosumer`` or ``offer``, that prosumer's
+    offers or that one offer only (and no market series: aggregates mix prosumers)."""
     from vmenergy.settlement.kpis import flexibility_envelope
 
-    recs = [r for r in _records(agent) if r.offer.state not in _GONE and (prosumer is None or r.owner == prosumer)]
+    recs = [r for r in _records(agent) if (prosumer is None or r.owner == prosumer)
+            and (r.offer.id == offer if offer is not None else r.offer.state not in _GONE)]
     res = recs[0].offer.resolution if recs else 900
     recs = [r for r in recs if r.offer.resolution == res]
     spans = [s for s in (_span(r.offer) for r in recs) if s[0] is not None]
@@ -172,7 +173,7 @@ def series(agent: Any, now: int, start: Optional[int] = None, end: Optional[int]
             _add(out["scheduled"], s.start, first, fo.profiles[s.profile].spread(s.energy))
         if r.measurement is not None:
             _add(out["measured"], r.measurement.start, first, np.asarray(r.measurement.energy, dtype=float))
-    for agg in (agent.engine.ledger[AGGREGATES].values() if prosumer is None else ()):
+    for agg in (agent.engine.ledger[AGGREGATES].values() if prosumer is None and offer is None else ()):
         s = agg.schedule
         if agg.session_id is not None and s is not None and agg.offer.resolution == res:
             _add(out["market"], s.start, first, agg.offer.profiles[s.profile].spread(s.energy))
@@ -240,9 +241,11 @@ def contract(agent: Any) -> dict:
     return {"contract": None if c is None else c.to_dict()}
 
 
-def prosumers(agent: Any) -> dict:
-    """One row per prosumer that sent offers (or is enrolled): counts, energy, bills."""
+def prosumers(agent: Any, now: int) -> dict:
+    """One row per prosumer that sent offers (or is enrolled): counts, energy, bills, and what
+    it was billed for the current month (UTC; by the bills' periods)."""
     ledger = agent.engine.ledger
+    month = format_utc(now)[:7]
     per: dict[str, dict] = {}
     enrolled = getattr(agent.engine.config, "enrolment", "open")
     for jid in (() if enrolled == "open" else enrolled):
@@ -256,10 +259,13 @@ def prosumers(agent: Any) -> dict:
         p = per.setdefault(owner, {"jid": owner, "offers": 0, "scheduled_kwh": 0.0, "bills": 0, "billed": 0})
         p["bills"] += 1
         p["billed"] += b.total_cents
+        if format_utc(b.period_start)[:7] == month:
+            p["month"] = p.get("month", 0) + b.total_cents
     rows = sorted(per.values(), key=lambda p: p["jid"])
     for p in rows:
         p["billed"] = format_eur(p["billed"])
-    return {"prosumers": rows}
+        p["month"] = format_eur(p.get("month", 0))
+    return {"month": month, "prosumers": rows}
 
 
 # -- settings, trading ------------------------------------------------------------------------------

@@ -34,7 +34,8 @@
   async function drawChart() {
     const el = document.getElementById("chart");
     if (!el || typeof uPlot === "undefined") return;
-    const r = await fetch(el.dataset.src + chartQuery(), { credentials: "same-origin" });
+    const src = el.dataset.src, q = chartQuery();
+    const r = await fetch(src + (q && src.includes("?") ? "&" + q.slice(1) : q), { credentials: "same-origin" });
     if (!r.ok) { el.textContent = "chart: " + r.status; return; }
     const d = await r.json();
     const data = [d.t].concat(SERIES.map(s => d[s[0]]));
