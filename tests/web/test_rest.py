@@ -444,3 +444,15 @@ async def test_one_offers_chart_and_the_prosumers_monthly_bills(box):
     assert [(p["jid"], p["offers"], p["month"]) for p in rows["prosumers"]] == [(EMS, 2, "0.00"), (HOUSE, 0, "0.00")]
     page = await box.client.get("/console/trading", headers=h)
     assert page.status == 200 and "no offer has a confirmed schedule yet" in await page.text()
+
+
+async def test_pages_escape_what_they_echo_and_forbid_foreign_scripts_and_framing(box):
+    h = box.auth(box.bob)
+    r = await box.client.get("/console/loads", params={"prosumer": "<script>alert(1)</script>@x"}, headers=h)
+    text = await r.text()
+    assert r.status == 200 and "<script>alert(1)" not in text and "&lt;script&gt;" in text
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Cache-Control"] == "no-store"
+    r = await box.client.get("/login", params={"next": '"><script>x</script>'})
+    assert "<script>x</script>" not in await r.text()

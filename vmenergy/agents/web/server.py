@@ -55,6 +55,22 @@ def _token(request: web.Request) -> tuple[Optional[str], bool]:
     return (cookie, True) if cookie else (None, False)
 
 
+#: Pages load nothing from elsewhere and may not be framed (the console runs no third-party code).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def _harden(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")  # operators' data stays out of caches
+
+
 def certificate_jid(request: web.Request) -> Optional[str]:
     """The bare JID a verified client certificate names: its e-mail subjectAltName, else its
     common name; None without a certificate (or one that names no JID)."""
@@ -101,6 +117,7 @@ class WebConsole:
         self.port: Optional[int] = None
         app: web.Application = agent.web.app
         app.middlewares.append(self.guard)
+        app.on_response_prepare.append(_harden)
         agent.web.add_template_path(str(HERE / "templates"))
         env = aiohttp_jinja2.get_env(app)
         env.autoescape = jinja2.select_autoescape(default=True, default_for_string=True)
