@@ -29,7 +29,7 @@ from vmenergy.validation import set_field
 from . import jsontext as jt
 from .errors import FlexOfferError, check
 from .limits import MAX_LABEL_LENGTH, MAX_PROFILES, MAX_RESOLUTION
-from .parts import Baseline, Prices, Profile
+from .parts import Baseline, Prices, Profile, known_point
 from .schedule import Schedule
 from .timeutil import DEFAULT_RESOLUTION, format_duration, format_utc, parse_duration
 from .violation import Violation
@@ -380,7 +380,12 @@ class FlexOffer:
         raw_profiles = jt.array(d["profiles"], "profiles")
         if len(raw_profiles) > MAX_PROFILES:
             raise FlexOfferError("profiles", f"more than {MAX_PROFILES} profiles ({len(raw_profiles)})")
-        profiles = tuple(Profile.from_dict(p, f"profiles[{i}]", res) for i, p in enumerate(raw_profiles))
+        try:  # the baseline, a schedule the issuer says its device follows, spares most polytope LPs
+            hint = None if d.get("baseline") is None else Baseline.from_dict(d["baseline"], "baseline", res).energy
+        except FlexOfferError:
+            hint = None  # reported below, after the profiles (errors come in document order)
+        with known_point(hint):
+            profiles = tuple(Profile.from_dict(p, f"profiles[{i}]", res) for i, p in enumerate(raw_profiles))
         baseline = None if d.get("baseline") is None else Baseline.from_dict(d["baseline"], "baseline", res)
         prices = None if d.get("prices") is None else Prices.from_dict(d["prices"], "prices")
         return cls(

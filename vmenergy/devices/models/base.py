@@ -37,6 +37,7 @@ import numpy as np
 
 from vmenergy.errors import VmeError
 from vmenergy.flexoffer import Baseline, FlexOffer, Polytope, Prices, Profile, Slice, SlicePrice, TotalEnergy
+from vmenergy.flexoffer.parts import known_point
 from vmenergy.validation import Checks
 
 __all__ = [
@@ -333,7 +334,9 @@ def offer_of(run: Run, ctx: Context, *, start: int, durations: Sequence[int], mi
         slices = tuple(Slice(d, _r(lo), _r(max(hi, lo))) for d, lo, hi in zip(durations, mins, maxs))
         tot = None if total is None else TotalEnergy(None if total[0] is None else _r(total[0]),
                                                      None if total[1] is None else _r(total[1]))
-        profiles = (Profile(slices, total=tot, polytope=polytope),)
+        with known_point([_r(e) for e in baseline] if polytope is not None and baseline is not None else None):
+            # the baseline is feasible by construction: it proves the polytope non-empty
+            profiles = (Profile(slices, total=tot, polytope=polytope),)
     base = None
     if baseline is not None:
         base = Baseline(tuple(_r(e) for e in baseline), baseline_profile, start)
