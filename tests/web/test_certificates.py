@@ -99,8 +99,7 @@ def test_https_settings_are_checked_and_a_readable_key_is_refused(tmp_path):
     key.write_text("not a key")
     os.chmod(key, 0o644)
     agent = AggregatorAgent("agg@localhost", "pw", web=WebConfig(certificate=str(key), key=str(key)))
-    from vmenergy.agents.web.server import WebConsole
-
+    agent.mount_web()
     with pytest.raises(FlexOfferError) as exc:
-        WebConsole(agent, agent.web_config).tls()
+        agent.console.tls()
     assert exc.value.path == "key" and "chmod 600" in exc.value.reason

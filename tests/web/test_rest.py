@@ -60,12 +60,8 @@ class Box:
 
 
 async def serve(agent) -> TestClient:
-    """What ``start_web`` does, without listening on a port: a test client serves the same app."""
-    from vmenergy.agents.web.channel import WebPeers
-    from vmenergy.agents.web.server import WebConsole
-
-    agent.console = WebConsole(agent, agent.web_config)
-    agent.web_peers = WebPeers(frozenset(agent.console.tokens.by_digest.values()))
+    """The agent's web side without listening on a port of its own: a test client serves its app."""
+    agent.mount_web()
     client = TestClient(TestServer(agent.web.app))
     await client.start_server()
     return client

@@ -452,13 +452,18 @@ class VmeAgent(Agent):
             await self.start_time()
         self.log.info("event=started role=%s status=%r", self.role, self.engine.status())
 
-    async def start_web(self) -> None:
-        """Serve the console and the REST interface (``[web]``), on SPADE's web application."""
+    def mount_web(self) -> None:
+        """Add the console and the REST interface (``[web]``) to SPADE's web application, and
+        route the protocol messages for token holders to their HTTP mailboxes."""
         from .web.server import WebConsole
 
         self.console = WebConsole(self, self.web_config)  # type: ignore[arg-type]
         self.web_peers = WebPeers(frozenset(self.console.tokens.by_digest.values()))
-        await self.console.start()
+
+    async def start_web(self) -> None:
+        """Mount the web side and listen (on loopback unless configured otherwise)."""
+        self.mount_web()
+        await self.console.start()  # type: ignore[union-attr]
 
     def wake_steps(self) -> None:
         """The engine's state was changed outside an engine step (an operator, a test): the
