@@ -8,6 +8,7 @@ Screenshots of every page go to ``build/screenshots/console/`` (or ``$VME_SCREEN
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -307,7 +308,7 @@ async def test_a_person_uses_the_console_in_a_real_browser(live):
                                                      "05-loads-filtered.png", "08-settings.png"}
 
 
-async def test_schemathesis_finds_no_server_error_and_only_documented_answers_on_a_live_agent(live):
+async def test_schemathesis_finds_no_server_error_and_only_documented_answers_on_a_live_agent(live, tmp_path):
     """Generated requests against every documented operation (but the two endless event
     streams), with the agent's own document: no 5xx, every status and body as documented, no
     request accepted without the token. Not checked: that every schema-valid body is accepted
@@ -323,7 +324,9 @@ async def test_schemathesis_finds_no_server_error_and_only_documented_answers_on
            "--exclude-path", "/flexoffer/stream", "--exclude-path", "/events",
            "-n", "25", "--seed", "17", "--no-color", "--request-timeout", "20", "--generation-database", "none",
            "--max-failures", "20", "--report", "junit", "--report-dir", str(report)]
-    done = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=400)
+    # in the test's own folder: schemathesis keeps a cache where it runs
+    done = await asyncio.to_thread(functools.partial(subprocess.run, cmd, capture_output=True, text=True, timeout=400,
+                                                     cwd=tmp_path))
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     import re
 
