@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: demo test bench deps venv clean
+.PHONY: demo test bench bench-10k bench-agents bench-idle deps venv clean
 
 deps:
 	@PYTHON=$(PYTHON) sh xmpp-server/install-deps.sh
@@ -24,9 +24,24 @@ test: venv
 demo: venv
 	$(BIN)/python -m vmenergy demo
 
+# every benchmark, the scale ladder with 1,000 and 2,000 prosumers through a day among them
+# (bench/bench_ladder.py); figures go to bench/RESULTS.md by hand or with --record
 bench: venv
 	$(BIN)/python -m pytest -m slow -p no:cacheprovider
 	$(BIN)/python bench/run.py
+
+# the ladder's big rungs: 5,000 and 10,000 prosumers (each its own XMPP connection) through a day
+bench-10k: venv
+	ulimit -n 65536 2>/dev/null || true; $(BIN)/python bench/bench_ladder.py --counts 5000,10000
+
+# agents against raw slixmpp on the same server, in the same run: pipelined offer->ack against
+# echo, sequential latency against ping-pong, start-up and idle CPU of 1,000 agents
+bench-agents: venv
+	$(BIN)/python bench/bench_agents.py --kinds prosody,ejabberd
+
+# idle cost alone: 1,000 connected prosumer agents doing nothing, CPU share of one core
+bench-idle: venv
+	$(BIN)/python bench/bench_agents.py --kinds prosody --parts startup --n 1000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache build *.egg-info

@@ -232,8 +232,16 @@ def _counting(cls: type) -> type:
             super().__init__(*args, **kw)
 
         # VmeAgent.handle is a plain method in some versions of the shell and a coroutine in
-        # others (serialised steps, offloaded ticks): wrap whichever this tree has
-        if inspect.iscoroutinefunction(cls.handle):
+        # others (serialised steps, offloaded ticks); newer ones run bursts through handle_all
+        # (one commit per loop turn) and count their own steps (agent.work): wrap what this tree has
+        if hasattr(cls, "handle_all"):
+
+            async def handle_all(self, steps, **kw):  # the base's signature
+                self.n_handle += len(steps)
+                effects = await super().handle_all(steps, **kw)
+                self._seen(effects)
+                return effects
+        elif inspect.iscoroutinefunction(cls.handle):
 
             async def handle(self, step, **kw):  # the base's signature
                 self.n_handle += 1
@@ -287,6 +295,7 @@ def _agent_stats(agent: Any) -> dict:
     return {
         "cpu_s": _cpu_s(),
         "handles": agent.n_handle,
+        "commits": getattr(agent, "work", {}).get("commits", -1),
         "presence_events": agent.n_presence,
         "status_broadcasts": agent.n_status_sent,
         "rss_mib": bx._rss_kib() / 1024,
@@ -404,6 +413,7 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
         return {
             "cpu_s": _cpu_s(),
             "handles": sum(a.n_handle for a in agents),
+            "commits": sum(getattr(a, "work", {}).get("commits", 0) for a in agents),
             "presence_events": sum(a.n_presence for a in agents),
             "status_broadcasts": sum(a.n_status_sent for a in agents),
             "resends": sum(a.resends for a in agents),
@@ -434,11 +444,14 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
                 a.on_answer = on_answer
             before = totals()
             t_first = time.perf_counter()
-            for j, (a, fo) in enumerate(offers):
-                sent[fo.id] = time.perf_counter()
-                await _step(a, lambda now, a=a, fo=fo: a.engine.add_offer(fo, 0, now))
-                if j % k == k - 1:
-                    await asyncio.sleep(0)  # let the writes flow, as separate boxes would
+            for j0 in range(0, len(offers), k):
+                # one offer from each prosumer at once, as separate boxes would: none waits for
+                # another's step (or its commit) before sending its own
+                chunk = offers[j0:j0 + k]
+                for a, fo in chunk:
+                    sent[fo.id] = time.perf_counter()
+                await asyncio.gather(*(_step(a, lambda now, a=a, fo=fo: a.engine.add_offer(fo, 0, now))
+                                       for a, fo in chunk))
             t_sent = time.perf_counter()
             try:
                 await asyncio.wait_for(done, timeout)
@@ -879,6 +892,7 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
             a1 = agg.ask("stats")
             r["agg_cpu_s"] = a1["cpu_s"] - a0["cpu_s"]
             r["agg_handles"] = a1["handles"] - a0["handles"]
+            r["agg_commits"] = a1["commits"] - a0["commits"]
             r["agg_presence_events"] = a1["presence_events"] - a0["presence_events"]
             r["agg_status_broadcasts"] = a1["status_broadcasts"] - a0["status_broadcasts"]
             r["agg_offers_before"] = sum(a0["counts"].values())
@@ -1153,8 +1167,9 @@ def _report_roundtrips(lines: list[str], results: list[dict], skipped: dict[str,
         a = r["pipelined"]
         lines.append(
             f"- {r['kind']}: the {m:,} offers left the prosumers within {a['send_s']:.1f} s; "
-            f"{a['d_handles']:,} engine steps (`VmeAgent.handle`, each an SQLite transaction when "
-            f"something changed) in the prosumers and {a['agg_handles']:,} in the aggregator for {m:,} offers; "
+            f"{a['d_handles']:,} engine steps in {a.get('d_commits', 0):,} SQLite transactions in the prosumers "
+            f"and {a['agg_handles']:,} in {a.get('agg_commits', 0):,} in the aggregator for {m:,} offers "
+            f"(steps of one event-loop turn share a transaction); "
             f"{a['d_presence_events']:,} presence events handled by the prosumers and {a['agg_presence_events']:,} "
             f"by the aggregator; {a['agg_status_broadcasts']:,} aggregator and {a['d_status_broadcasts']:,} prosumer "
             f"status (presence) broadcasts; {a['d_resends']:,} offer resends, {a['agg_duplicates']:,} duplicates "

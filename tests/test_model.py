@@ -277,6 +277,16 @@ def test_state_transitions():
     assert ev(state="offered").with_state("withdrawn").state is State.WITHDRAWN
 
 
+def test_a_state_change_copies_the_offer_without_revalidating_and_equals_a_rebuilt_one():
+    from dataclasses import replace
+
+    fo = ev(state="accepted")
+    moved = fo.with_state("assigned")
+    assert moved == replace(fo, state=State.ASSIGNED) and type(moved) is FlexOffer
+    assert moved.state is State.ASSIGNED and fo.state is State.ACCEPTED  # the original is untouched
+    assert hash(moved) == hash(replace(fo, state=State.ASSIGNED))
+
+
 def test_revised_bumps_version_and_keeps_id():
     fo = ev(state="accepted", version=2)
     new = fo.revised(start_before=T + 12)

@@ -72,6 +72,10 @@ liquidity.sell = {{ volume = 200.0, prices = [0.08, 0.08, 0.08, 0.08, 0.08, 0.09
 """
 
 
+#: Upper bounds of engine steps per offer over a whole lifecycle (measured: see bench/RESULTS.md).
+STEPS_PER_OFFER = {"prosumer": 10, "aggregator": 10}  # 6.6 and 6.0-6.8 on 2026-12-07
+
+
 def scenario(tmp_path: Path, name: str, upstream: str = "market", clock: str = "") -> Path:
     path = tmp_path / f"{name}.toml"
     # names are unique per test: accounts live on a server shared by the whole session
@@ -123,6 +127,17 @@ def test_forty_prosumers_full_lifecycle(real_xmpp_server, tmp_path, upstream):
         swarm.stop()
     swarm.report()
     data = check_complete(tmp_path / "run", 100)
+    work = json.loads((tmp_path / "run" / "timings.json").read_text())["work"]
+    print(f"work per offer ({upstream}, {real_xmpp_server.kind}):", {k: round(v / 100, 2) for k, v in work.items()})
+    # presence carries availability only: each prosumer hears its aggregator come online, and no
+    # status change of a busy aggregator reaches it (there was one per aggregator update before)
+    assert work["prosumer_presence_changes"] <= 2 * 40 and work["prosumer_presence_stanzas"] <= 4 * 40, work
+    # engine steps per offer's lifecycle, bounded (offer, ack, assignment, execution, metering,
+    # measurement ack, bill and the timed steps between them)
+    assert work["prosumer_steps"] <= STEPS_PER_OFFER["prosumer"] * 100, work
+    assert work["aggregator_steps"] <= STEPS_PER_OFFER["aggregator"] * 100, work
+    # the steps of one event-loop turn share one SQLite transaction
+    assert work["aggregator_commits"] < work["aggregator_steps"], work
     if upstream == "market":
         (m,) = data["market"]["markets"]
         assert m["bids"] >= 2 and m["cleared"] >= 1

@@ -157,7 +157,7 @@ def test_timed_steps_are_named_and_a_step_run_alone_keeps_the_tick_order():
     agg = AggregatorEngine(AGG, AggregatorConfig(cycle=900))
     assert [s.name for s in agg.timed_steps()] == ["resends", "deadlines", "upstream", "round", "settlement"]
     mkt = MarketEngine(MKT, MarketConfig(liquidity=LIQ, time_limit=5))
-    assert [s.name for s in mkt.timed_steps()] == ["resends", "clearing", "opening", "billing"]
+    assert [s.name for s in mkt.timed_steps()] == ["resends", "clearing", "opening", "activation", "billing"]
     assert [s.name for s in ProsumerEngine("p0@localhost", AGG).timed_steps()] == ["resends", "releases"]
     fo = offer("ev-overnight", 0)
     agg.receive("p0@localhost", OfferMessage("insert", fo.id, fo), NOW)

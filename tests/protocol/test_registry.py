@@ -200,7 +200,7 @@ def test_the_store_decodes_exactly_the_record_types_the_engines_declare():
     declared = {t.record for e in codec.ENGINES for t in e.tables}
     assert set(codec.RECORDS.values()) <= declared
     assert {c.__name__ for c in codec.RECORDS.values()} == {
-        "OutboxEntry", "ProsumerOffer", "DefaultRun", "AggOffer", "AggregateRecord", "SessionRecord", "BidRecord",
+        "OutboxEntry", "ProsumerOffer", "DefaultRun", "AggOffer", "AggregateRecord", "SessionRecord", "BidRecord", "OrderRecord",
         "SteeringRecord"}
     with pytest.raises(TypeError, match="not a record type"):
         codec.dumps(object.__new__(type("Stray", (), {})))

@@ -171,7 +171,7 @@ def test_without_a_market_the_page_says_there_is_no_market_plot(tmp_path):
     html = write_run_folder(w.run(), tmp_path, DONE, {}).read_text()
     assert not (tmp_path / "market.png").exists()
     assert "Market sessions: nothing to plot in this run." in html
-    assert read_summary(tmp_path)["market"] == {"markets": [], "sessions": [], "cleared_volume_kwh": 0}
+    assert read_summary(tmp_path)["market"] == {"markets": [], "sessions": [], "cleared_kwh": 0}
 
 
 def test_a_run_stopped_by_until_with_work_left_says_so(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from dataclasses import replace
 
 from tests.protocol.test_engines import AGG, NOW, offer
@@ -30,6 +31,8 @@ class Shell:
         self.driver = None
         self.initial = list(initial)
         self.handled: list[str] = []  # senders of handled messages, in order
+        self.role = engine.role
+        self.work: Counter = Counter()  # what the driver reports of each agent (VmeAgent.work)
 
     def startup_steps(self):
         return [lambda now, fo=fo, release=release: self.engine.add_offer(fo, release, now)
@@ -46,6 +49,12 @@ class Shell:
             if isinstance(e, Send):
                 self.net.send(self, e)
         return effects
+
+    async def handle_all(self, steps, *, offload: bool = False):
+        out = []
+        for step in steps:
+            out += await self.handle(step, offload=offload)
+        return out
 
 
 class Net:

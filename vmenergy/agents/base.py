@@ -14,7 +14,8 @@ import random
 import sqlite3
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Protocol, TypeVar
 
@@ -58,6 +59,9 @@ MAX_BACKOFF_VIRTUAL_SECONDS = 900
 #: ones in a worker thread (a big polytope's satisfiability LP takes up to the solver budget,
 #: vmenergy.flexoffer.limits.check_seconds).
 DECODE_INLINE_BYTES = 16 * 1024
+#: A commit of at least this many records (a round's aggregates and assignments) is written in a
+#: worker thread, so the event loop keeps serving every agent of the process meanwhile.
+OFFLOAD_WRITE_RECORDS = 2000
 #: Namespace of the co-simulation tag a message carries under a virtual clock: the scenario
 #: time and round that produced it (see vmenergy.runtime.coordinator).
 SIM_NS = "urn:vmenergy:sim:1"
@@ -68,8 +72,6 @@ RECONNECT_MAX = 30.0
 RECONNECT_ATTEMPT_SECONDS = 20.0
 #: While a peer has not been seen available, the subscription to it is repeated this often (s).
 RESUBSCRIBE_EVERY = 2.0
-#: Presence status text is refreshed at most this often (real seconds).
-STATUS_EVERY = 1.0
 
 #: Which element each message type travels as (without encoding it to find out): declared by
 #: each message type, read live from the registry in vmenergy.protocol.messages.
@@ -141,12 +143,21 @@ class InboxBehaviour(CyclicBehaviour):
 
     async def run(self) -> None:
         msg = await self.receive(timeout=30.0)  # a long wait: polling costs idle agents CPU
-        if msg is not None and isinstance(msg, VmeMessage) and msg.payload is not None:
-            agent: VmeAgent = self.agent  # type: ignore[assignment]
-            # deadlines are judged at arrival, not after whatever the agent was busy with
-            await agent.handle(lambda now: agent.engine.receive(str(msg.sender), msg.payload,
-                                                                msg.arrived if msg.arrived is not None else now))
+        if msg is None:
+            return
+        # and what else has arrived meanwhile: one engine step each, one commit for them all
+        burst = [msg]
+        while len(burst) < INBOX_BURST and (more := await self.receive(timeout=0)) is not None:
+            burst.append(more)
+        agent: VmeAgent = self.agent  # type: ignore[assignment]
+        steps = [agent.receiving(m) for m in burst if isinstance(m, VmeMessage) and m.payload is not None]
+        if steps:
+            await agent.handle_all(steps)
 
+
+#: At most this many queued messages are handled in one go (one commit): a longer burst is cut so
+#: the agent's timed steps and other agents get the loop between commits.
+INBOX_BURST = 256
 
 #: Message types an operator's chat arrives as; errors, headlines and group chat are not answered
 #: (answering an error could start a loop of errors between two parties).
@@ -267,8 +278,6 @@ class VmeAgent(Agent):
             self.engine.resend_after = max(1, int(RESEND_REAL_SECONDS * speed))
             self.engine.max_backoff = max(self.engine.resend_after, int(MAX_BACKOFF_REAL_SECONDS * speed))
         self._status = ""
-        self._status_at = 0.0
-        self._status_pending = False
         self._engine_lock = asyncio.Lock()
         self._available: dict[str, bool] = {}  # the peers' availability as presence last said
         self._ready = asyncio.Event()
@@ -277,6 +286,11 @@ class VmeAgent(Agent):
         self._decoding: Optional[asyncio.Future] = None  # the last payload being decoded off the loop
         self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
         self._unflushed: list = []  # ledger changes a failing store (a full disk) held back
+        self._batch: Optional[_Batch] = None  # this loop turn's steps, waiting for their commit
+        #: What the agent did, counted (engine steps; presence stanzas from peers, and the ones
+        #: that changed a peer's availability): reported per role in a run's timings.json.
+        self.work: Counter[str] = Counter()
+        self._writing: Optional[asyncio.Future] = None  # a big commit being written in a thread
         self._store_failing = False
         self._reconnecting: Optional[asyncio.Future] = None
         self._stopping = False
@@ -375,7 +389,7 @@ class VmeAgent(Agent):
             # without an explicit priority: say who we are again, and ask the peers afresh (a
             # restarted server forgot who was online; presence probes tell us again)
             self._available.clear()
-            self.presence.set_presence(status=self.engine.status(), priority=1)
+            self.presence.set_presence(status=self.status_text(), priority=1)
             for peer in self.peers:
                 self.presence.subscribe(peer)
             self.log.info("event=reconnected resumed=no")
@@ -478,8 +492,7 @@ class VmeAgent(Agent):
         if self._ticking:
             return
         self._ticking = True
-        for step in self.startup_steps():
-            await self.handle(step)
+        await self.handle_all(self.startup_steps())
         for timed in self.engine.timed_steps():
             behaviour = StepBehaviour(timed.name)
             self._step_behaviours.append(behaviour)
@@ -594,11 +607,13 @@ class VmeAgent(Agent):
 
     def _presence(self, jid: str, available: bool) -> None:
         peer = bare(jid)
+        self.work["presence_stanzas"] += 1
         if peer == bare(str(self.jid)) or self._available.get(peer) is available:
             return  # our own resources, or only the status text changed
         if peer in self.operators and peer not in self.peers:
             return  # a person's presence is none of the engine's business
         self._available[peer] = available
+        self.work["presence_changes"] += 1
         self._check_ready()
         if self.driver is not None:
             self.driver.presence(self, peer, available)
@@ -614,6 +629,15 @@ class VmeAgent(Agent):
         client = self.client
         return str(client.boundjid.full) if client is not None else str(self.jid)
 
+    def receiving(self, msg: VmeMessage) -> Callable[[int], list[Effect]]:
+        """The engine step that takes protocol message ``msg`` in; deadlines are judged at its
+        arrival, not after whatever the agent was busy with."""
+        payload = msg.payload
+        if payload is None:
+            raise ValueError("receiving: a message without a protocol payload")
+        sender, arrived = str(msg.sender), msg.arrived
+        return lambda now: self.engine.receive(sender, payload, arrived if arrived is not None else now)
+
     async def read(self, view: Callable[[int], "T"], *, offload: bool = False) -> "T":
         """``view(now)`` between engine steps, so it sees a consistent ledger (an operator's
         read); ``offload``: in a worker thread, for a view that may take long."""
@@ -627,45 +651,109 @@ class VmeAgent(Agent):
         self.client_send(SpadeMessage(to=str(to), body=text))
 
     async def handle(self, step: Callable[[int], list[Effect]], *, offload: bool = False) -> list[Effect]:
-        """Run one engine step, persist what changed, then carry out its effects.
+        """Run one engine step, persist what changed, then carry out its effects (see
+        :meth:`handle_all`); ``offload``: the step runs in a worker thread while the event loop
+        keeps serving the connection (timed work that can take seconds)."""
+        return await self.handle_all([step], offload=offload)
 
-        Steps are serialised (one at a time per agent); with ``offload`` the step and its
-        persistence run in a worker thread while the event loop keeps serving the connection.
-        Persisting before sending means a crash can only lose unsent messages, which the
-        restarted engine resends from its outbox."""
+    async def handle_all(self, steps: list[Callable[[int], list[Effect]]], *, offload: bool = False) -> list[Effect]:
+        """Run engine steps one after the other, persist what they changed, then carry out their
+        effects; returns the effects carried out.
+
+        Steps are serialised (one at a time per agent). What steps change in one turn of the event
+        loop is written in one SQLite transaction (:class:`_Batch`), not one per step: a burst of
+        messages costs one commit. Their effects wait for that commit: persisting before sending
+        means a crash can only lose input that was not acknowledged yet (the sender resends it)
+        and messages not sent yet (the restarted engine resends them from its outbox)."""
         if self.driver is not None:
             self.driver.stepped(self)
+        made: list[tuple[_Batch, list[Effect]]] = []
         async with self._engine_lock:
-            if offload:
-                effects = await asyncio.to_thread(self._step, step)
-            else:
-                effects = self._step(step)
-        self._apply(effects)
-        self.wake_steps()  # the state changed: a step may be due sooner
-        for watcher in list(self.step_watchers):
-            watcher()
+            for step in steps:
+                if offload:
+                    done, changes = await asyncio.to_thread(self._run_step, step)
+                else:
+                    done, changes = self._run_step(step)
+                made.append((self._batched(changes, done), done))
+        effects: list[Effect] = []
+        for batch, done in made:
+            await batch.committed
+            effects += done if batch.persisted else [e for e in done if not isinstance(e, Send)]
         return effects
 
-    def _step(self, step: Callable[[int], list[Effect]]) -> list[Effect]:
+    def _run_step(self, step: Callable[[int], list[Effect]]) -> tuple[list[Effect], list]:
+        self.work["steps"] += 1
         try:
             effects = step(self.now())
         except Exception:  # an engine bug must not kill the agent; it is logged loudly
             self.log.exception("event=engine-error")
             self.engine.ledger.take_changes()
-            return []
-        changes = self.engine.ledger.take_changes()
-        if self.store is not None and not self._persist(changes):
-            # not persisted, so not sent: a crash now must not leave a peer holding an answer the
-            # store does not know. Reliable messages stay in the outbox and go out on a resend,
-            # answers are repeated when the peer resends.
-            effects = [e for e in effects if not isinstance(e, Send)]
-        return effects
+            return [], []
+        return effects, self.engine.ledger.take_changes()
+
+    def _batched(self, changes: list, effects: list[Effect]) -> "_Batch":
+        """Add a step's changes and effects to this loop turn's batch (opening one, whose commit
+        runs when the loop has run what is ready now)."""
+        batch = self._batch
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._batch = _Batch(loop.create_future())
+            loop.call_soon(self._commit, batch)
+        batch.changes += changes
+        batch.effects += effects
+        return batch
+
+    def _commit(self, batch: "_Batch") -> None:
+        if self._batch is batch:
+            self._batch = None  # steps from now on go into the next batch
+        ahead = self._writing
+        if (ahead is not None and not ahead.done()) or len(batch.changes) >= OFFLOAD_WRITE_RECORDS:
+            # a big write (a round's aggregates and assignments) goes to a thread; what comes
+            # after it waits behind it, so effects still go out in the order the steps made them
+            self._writing = asyncio.ensure_future(self._commit_later(batch, ahead))
+            return
+        try:
+            self._done(batch, self.store is None or self._persist(batch.changes))
+        except Exception as exc:  # a bug (a record the codec cannot write): the steps' callers see it
+            if not batch.committed.done():
+                batch.committed.set_exception(exc)
+
+    async def _commit_later(self, batch: "_Batch", ahead: Optional[asyncio.Future]) -> None:
+        if ahead is not None:
+            await asyncio.wait({ahead})
+        try:
+            ok = self.store is None or await asyncio.to_thread(self._persist, batch.changes)
+            self._done(batch, ok)
+        except Exception as exc:
+            if not batch.committed.done():
+                batch.committed.set_exception(exc)
+
+    def _done(self, batch: "_Batch", persisted: bool) -> None:
+        # not persisted (a full disk), so not sent: a crash now must not leave a peer holding an
+        # answer the store does not know. Reliable messages stay in the outbox and go out on a
+        # resend, answers are repeated when the peer resends.
+        batch.persisted = persisted
+        self._apply(batch.effects if persisted else [e for e in batch.effects if not isinstance(e, Send)])
+        self.wake_steps()  # the state changed: a step may be due sooner
+        for watcher in list(self.step_watchers):  # the console's live updates
+            watcher()
+        if not batch.committed.done():
+            batch.committed.set_result(None)
+
+    async def settled(self) -> None:
+        """Until what the steps so far changed is written and their effects carried out."""
+        while self._batch is not None or (self._writing is not None and not self._writing.done()):
+            if self._batch is not None:
+                await self._batch.committed
+            else:
+                await asyncio.wait({self._writing})  # type: ignore[arg-type]
 
     def _persist(self, changes: list) -> bool:
         """Write ``changes`` (and any a full disk held back) to the store; False if it failed."""
         pending = self._unflushed + changes
         try:
-            self.store.flush(pending)  # type: ignore[union-attr]
+            if self.store.flush(pending):  # type: ignore[union-attr]
+                self.work["commits"] += 1
         except (sqlite3.Error, OSError) as exc:
             # a full disk: keep the changes (newest value per key) for the next write
             self._unflushed = [(t, k, v) for (t, k), v in {(t, k): v for t, k, v in pending}.items()]
@@ -714,34 +802,26 @@ class VmeAgent(Agent):
                 stanza.append(_sim_element(tag))
         stanza.send()
 
-    def _update_status(self, force: bool = False) -> None:
-        # the status counts every record of the engine: at most once a second, not per message;
-        # a change within the second is shown when it ends (an idle agent has no later step)
-        t = time.monotonic()
-        if not force and t - self._status_at < STATUS_EVERY:
-            if not self._status_pending:
-                self._status_pending = True
-                asyncio.get_running_loop().call_later(STATUS_EVERY - (t - self._status_at), self._deferred_status)
-            return
-        self._status_at = t
+    def _update_status(self) -> None:
+        # presence goes to every subscriber (an aggregator's thousands of prosumers): it says
+        # whether the agent is there and whether an operator paused it, nothing that changes
+        # with each message (counts are the desk's ``status``), so work causes no broadcast
         status = self.status_text()
         if status != self._status and self.presence is not None and self.is_alive():
             self._status = status
             self.presence.set_presence(status=status, priority=1)
 
     def status_text(self) -> str:
-        """The presence status: the engine's counts, and whether an operator paused it."""
-        return self.engine.status() + (" (paused)" if self.engine.paused else "")
-
-    def _deferred_status(self) -> None:
-        self._status_pending = False
-        self._update_status()
+        """The presence status: the role, and whether an operator paused it (constant while the
+        agent works; see :meth:`_update_status`)."""
+        return self.role + (" (paused)" if self.engine.paused else "")
 
     async def stop(self) -> None:
         self._stopping = True
         if self._reconnecting is not None:
             self._reconnecting.cancel()
         await super().stop()
+        await self.settled()  # what was handled is written before the store closes
         if self.store is not None:
             self.store.close()
 
@@ -760,6 +840,17 @@ class _AgentLog(logging.LoggerAdapter):
             extra["at"] = format_utc(int(self.agent.clock.now()))
         kwargs["extra"] = extra
         return msg, kwargs
+
+
+@dataclass(eq=False)
+class _Batch:
+    """The steps of one event-loop turn: their changes go to the store in one transaction, then
+    their effects are carried out (see :meth:`VmeAgent.handle_all`)."""
+
+    committed: asyncio.Future
+    changes: list = field(default_factory=list)
+    effects: list = field(default_factory=list)
+    persisted: bool = False
 
 
 @dataclass(frozen=True)

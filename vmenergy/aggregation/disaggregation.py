@@ -155,12 +155,20 @@ class MemberSchedules:
         return out
 
     def to_dict(self) -> dict[str, Schedule]:
-        """offer id -> :class:`Schedule` (builds a million objects slowly: for tests and small sets)."""
-        out = {}
-        for offers, scheds in self.parts:
-            for k in range(len(scheds)):
-                s = scheds.schedule(k, offers)
-                out[s.offer_id] = s
+        """offer id -> :class:`Schedule`, built straight from the columns (validated once, as
+        columns, by :func:`disaggregate_many`; no per-object checks)."""
+        out: dict[str, Schedule] = {}
+        of_columns = Schedule.of_columns
+        for offers, ss in self.parts:
+            ids = offers.ids
+            rows = ss.offer_index.tolist()
+            starts, profiles, res = ss.start.tolist(), ss.profile.tolist(), ss.resolution.tolist()
+            bounds, energy = ss.energy_offsets.tolist(), ss.energy.tolist()
+            sids = [None] * len(rows) if ss.schedule_ids is None else list(ss.schedule_ids)
+            uids = [0] * len(rows) if ss.update_ids is None else ss.update_ids.tolist()
+            for k, r in enumerate(rows):
+                out[ids[r]] = of_columns(ids[r], starts[k], tuple(energy[bounds[k]:bounds[k + 1]]), sids[k], uids[k],
+                                         profiles[k], res[k])
         return out
 
 

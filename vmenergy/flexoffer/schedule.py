@@ -47,6 +47,20 @@ class Schedule:
             raise FlexOfferError("resolution", f"must be > 0 (got {res} s)")
         set_field(self, "resolution", res)
 
+    @classmethod
+    def of_columns(cls, offer_id: str, start: int, energy: tuple[float, ...], schedule_id: Optional[str],
+                   update_id: int, profile: int, resolution: int) -> "Schedule":
+        """A schedule from values that were checked already: rows of a validated columnar
+        computation (``int`` start, profile, update id and resolution, a tuple of ``float``),
+        ids that are already valid. Checking each field again is most of the cost of building
+        a million member schedules; anything else goes through the constructor."""
+        s = object.__new__(cls)
+        for name, value in (("offer_id", offer_id), ("start", start), ("energy", energy),
+                            ("schedule_id", schedule_id), ("update_id", update_id), ("profile", profile),
+                            ("resolution", resolution)):
+            object.__setattr__(s, name, value)
+        return s
+
     @property
     def total(self) -> float:
         return math.fsum(self.energy)

@@ -14,13 +14,15 @@ from typing import Optional, Sequence
 
 from vmenergy.aggregation import AggregatedFlexOffer, AggregationResult
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.flexoffer.errors import check
 from vmenergy.flexoffer.limits import MAX_ID_LENGTH
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.settlement import Contract, default_contract
 
-from .aggregator_config import AggregatorConfig, objective_from
+from .aggregator_config import AggregatorConfig, fed_by_market, objective_from
 from .billing import correction_bill, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
+from .offer_index import AggOfferIndex
 from .messages import (
     Ack,
     AssignmentMessage,
@@ -31,10 +33,13 @@ from .messages import (
     Message,
     OfferMessage,
     OfferRejection,
+    ReservationMessage,
+    ActivationMessage,
 )
 from .records import AggOffer, AggregateRecord
 from .steering import OVERRIDES, SteeringError, steers
 from .strategies import AggregatorStrategies, ObjectivePlanning, plan_schedules
+from .trading import METERED, ORDERS, residual_position
 from .upstream import MARKET_NOTICES, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
@@ -58,7 +63,8 @@ NOT_ASSIGNED_IN_TIME = "not assigned in time"
 
 class AggregatorEngine(Engine):
     role = "aggregator"
-    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES)
+    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES, ORDERS,
+                              METERED)
     # paused, no aggregates, bids or plans are made; deadlines and settlement go on
     pause_holds = "aggregation rounds"
 
@@ -70,10 +76,17 @@ class AggregatorEngine(Engine):
         self.contract = self.strategies.contract
         self.upstream_jid = bare(config.upstream_jid) if config.upstream_jid else None
         self.upstream: Upstream = make_upstream(config.upstream, self.upstream_jid, bidding=self.strategies.bidding,
-                                                lead=config.lead, cycle=config.cycle)
+                                                lead=config.lead, cycle=config.cycle,
+                                                trading=config.trading_settings(), solver=config.solver)
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
+        self._unmeasured: dict[str, int] = {}  # aggregate id -> members not measured yet (see _all_measured)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
         self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
+        # counts, deadlines and settlement times follow every write of the offers table, so no
+        # message or tick scans the offers held (built before the restore below writes to it)
+        self.index = AggOfferIndex(self._assignment_deadline, config.settle_after)
+        self.index.rebuild(dict(self.ledger[AGG_OFFERS].mapping()))
+        self.ledger.watch(AGG_OFFERS, self.index.changed)
         self._restore_aggregates()
         steered = self.ledger[OVERRIDES].get("objective")
         if steered is not None and isinstance(self.strategies.planning, ObjectivePlanning):
@@ -94,6 +107,15 @@ class AggregatorEngine(Engine):
         planning = self.strategies.planning
         solver = planning.solver if isinstance(planning, ObjectivePlanning) else self.config.solver
         self.strategies = replace(self.strategies, planning=ObjectivePlanning(objective_from(spec), solver))
+
+    def market_position(self, now: int) -> dict[int, float]:
+        """The position the market clearings committed the portfolio to that its schedules do
+        not use yet (:func:`~vmenergy.protocol.trading.residual_position`), from interval ``now``."""
+        aggs = self.ledger[AGGREGATES].values()
+        cleared = [(r.offer, r.schedule) for r in aggs
+                   if r.status == "scheduled" and r.session_id is not None and r.schedule is not None]
+        planned = [(r.offer, r.schedule) for r in aggs if r.schedule is not None]
+        return residual_position(self.ledger[ORDERS].values(), cleared, planned, since=now)
 
     @steers("objective")
     def _set_objective(self, now: int, objective: Optional[dict] = None) -> tuple[list[Effect], str]:
@@ -137,7 +159,7 @@ class AggregatorEngine(Engine):
         deterministic); one that does not come out the same is re-planned from scratch."""
         offers = self.ledger[AGG_OFFERS]
         for rec in self.ledger[AGGREGATES].values():
-            if rec.status in ("scheduled", "fallback") and all(
+            if rec.status in ("scheduled", "fallback", "ordered") and all(
                 (o := offers.get(m)) is not None and o.schedule is not None for m in rec.members
             ):
                 continue
@@ -262,6 +284,9 @@ class AggregatorEngine(Engine):
         updated = replace(rec, offer=offer, measurement=m)
         offers.put(key, updated)
         out: list[Effect] = [Note("measurement", {"offer": key, "kWh": round(sum(m.energy), 6)})]
+        if rec.measurement is None and rec.aggregate_id is not None and rec.aggregate_id != SINGLE \
+                and self._all_measured(rec.aggregate_id):
+            out += self.upstream.on_measured(self, rec.aggregate_id, now)
         if rec.bill_id is not None and rec.measurement is None:
             # settled as unverified while the measurement was overdue: bill the difference now
             n = self.ledger[META].get("bill_seq", 0) + 1
@@ -281,7 +306,7 @@ class AggregatorEngine(Engine):
         self.ledger[UPSTREAM_BILLS].put(msg.bill_id, msg)
         return [Note("upstream-bill", {"bill": msg.bill_id, "total_cents": msg.total_cents})], None
 
-    @handles(AssignmentMessage, Clearing)
+    @handles(AssignmentMessage, Clearing, ReservationMessage, ActivationMessage)
     def _from_upstream(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
         return self.upstream.on_message(self, sender, msg, now)
 
@@ -325,19 +350,11 @@ class AggregatorEngine(Engine):
 
     def _expiry_due(self, now: int) -> Optional[int]:
         """Just after the first assignment deadline of an accepted offer not yet aggregated."""
-        times = [self._assignment_deadline(r.offer) + 1 for r in self.ledger[AGG_OFFERS].values()
-                 if r.offer.state is State.ACCEPTED and r.aggregate_id is None]
-        return min(times) if times else None
+        return self.index.next_expiry()
 
     def _settlement_due(self, now: int) -> Optional[int]:
         """At once for a measured schedule, ``settle_after`` past its end for one without."""
-        times = []
-        for rec in self.ledger[AGG_OFFERS].values():
-            if rec.bill_id is None and rec.schedule is not None and rec.schedule_confirmed:
-                fo = rec.offer
-                end = (rec.schedule.start + fo.profiles[rec.schedule.profile].duration) * fo.resolution
-                times.append(now if rec.measurement is not None else end + self.config.settle_after)
-        return min(times) if times else None
+        return self.index.next_settlement(now)
 
     @staticmethod
     def _assignment_deadline(fo: FlexOffer) -> int:
@@ -346,9 +363,9 @@ class AggregatorEngine(Engine):
 
     def _pending(self, now: int) -> list[AggOffer]:
         out = []
-        for rec in self.ledger[AGG_OFFERS].values():
-            if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
-                continue
+        offers = self.ledger[AGG_OFFERS]
+        for key in self.index.open:  # accepted and not yet aggregated
+            rec = offers.require(key)
             if not self.is_available(rec.owner):
                 continue  # an offline prosumer's offers stay out of new aggregates
             out.append(rec)
@@ -358,6 +375,9 @@ class AggregatorEngine(Engine):
         pending = self._pending(now)
         if not pending:
             return []
+        traded = self.upstream.trade(self, [r.offer for r in pending], now)
+        if traded is not None:
+            return traded
         selection = self.upstream.select(self, [r.offer for r in pending], now)
         out: list[Effect] = list(selection.notes)
         if selection.plan_now:
@@ -406,6 +426,23 @@ class AggregatorEngine(Engine):
     def _run_planning(self, offers: list[FlexOffer], now: int) -> tuple[list[Schedule], dict]:
         """Schedules from the planning strategy, checked: one per offer and each feasible (a
         user's strategy that breaks this fails here, with the offer named, not at a prosumer)."""
+        spec = self.objective()
+        if spec is not None and fed_by_market(spec):
+            # follow what the clearings so far committed the portfolio to (and its schedules do not use)
+            planning = self.strategies.planning
+            solver = planning.solver if isinstance(planning, ObjectivePlanning) else self.config.solver
+            here = now // offers[0].resolution
+            position = self.market_position(here)
+            if position:  # the commitment must span every offer's window (0 where nothing is committed)
+                lo = min([here, *position])
+                hi = max([*position, *((fo.latest_start(here) or here) + max(p.duration for p in fo.profiles)
+                                       for fo in offers)]) + 1
+                position = {t: position.get(t, 0.0) for t in range(lo, hi)}
+            fee = self.config.trading_settings().imbalance_fee
+            if fee > 0:  # a deviation from what cleared costs the contract's imbalance fee
+                spec = {"over_price": fee, "under_price": fee, **spec}
+            self.strategies = replace(self.strategies,
+                                      planning=ObjectivePlanning(objective_from(spec, position), solver))
         result = self.strategies.planning.plan(offers, now // offers[0].resolution)
         schedules, info = plan_schedules(result)
         if len(schedules) != len(offers):
@@ -419,11 +456,16 @@ class AggregatorEngine(Engine):
         offers = self.ledger[AGG_OFFERS]
         o = offers.require(offer_id)
         update = 0 if o.schedule is None else o.schedule.update_id + 1
-        s = Schedule(offer_id, part.start, part.energy, f"s-{offer_id}", update, part.profile, part.resolution)
+        # ``part`` is a checked Schedule and the ids are the ledger's: only the new schedule id is
+        # checked (a million members are a million schedules; see Schedule.of_columns)
+        schedule_id = check.identifier(f"s-{offer_id}", "schedule_id")
+        s = Schedule.of_columns(offer_id, part.start, part.energy, schedule_id, update, part.profile, part.resolution)
         offer = o.offer.with_state(State.ASSIGNED) if o.offer.state is State.ACCEPTED else o.offer
         offers.put(offer_id, replace(o, offer=offer, schedule=s, schedule_confirmed=False))
         # the owner knows the offer by its own id; the schedule id stays unique (the ledger key)
-        return self.send_reliable(o.owner, AssignmentMessage(replace(s, offer_id=o.owner_id)), now)
+        wire = s if o.owner_id == offer_id else Schedule.of_columns(o.owner_id, s.start, s.energy, schedule_id, update,
+                                                                    s.profile, s.resolution)
+        return self.send_reliable(o.owner, AssignmentMessage(wire), now)
 
     def _plan(self, records: list[AggregateRecord], now: int) -> list[Effect]:
         if not records:
@@ -434,8 +476,35 @@ class AggregatorEngine(Engine):
         for rec, schedule in zip(records, schedules):
             status = "scheduled" if rec.status != "fallback" else "fallback"
             self.ledger[AGGREGATES].put(rec.aggregate_id, replace(rec, status=status, schedule=schedule))
-            out += self._assign(rec.aggregate_id, schedule, now)
+        return out + self._assign_many([(rec.aggregate_id, s) for rec, s in zip(records, schedules)], now)
+
+    def _assign_many(self, plan: list[tuple[str, Schedule]], now: int) -> list[Effect]:
+        """Disaggregate a round's aggregate schedules and send every member its assignment: all
+        at once as columns when the disaggregation step can (``split_many``), else, or if any
+        schedule cannot be split, one aggregate at a time (which names the one that failed)."""
+        split_many = getattr(self.strategies.disaggregation, "split_many", None)
+        aggs = [self._aggregates.get(agg_id) for agg_id, _ in plan]
+        if split_many is None or not plan or any(a is None for a in aggs):
+            return [e for agg_id, schedule in plan for e in self._assign(agg_id, schedule, now)]
+        inner = [self._inner(agg, schedule, agg_id) for (agg_id, schedule), agg in zip(plan, aggs)]  # type: ignore[arg-type]
+        try:
+            parts = split_many(aggs, inner)
+        except FlexOfferError:
+            return [e for agg_id, schedule in plan for e in self._assign(agg_id, schedule, now)]
+        out: list[Effect] = []
+        for (agg_id, schedule), agg in zip(plan, aggs):
+            members = agg.member_ids  # type: ignore[union-attr]
+            for offer_id in members:
+                out += self._send_assignment(offer_id, parts[offer_id], now)
+            self.ledger[AGGREGATES].put(agg_id, replace(self.ledger[AGGREGATES].require(agg_id), schedule=schedule))
+            out.append(Note("assigned", {"aggregate": agg_id, "members": len(members)}))
         return out
+
+    @staticmethod
+    def _inner(agg: AggregatedFlexOffer, schedule: Schedule, agg_id: str) -> Schedule:
+        """The schedule of the aggregate as the aggregation knows it (its own id, not the public one)."""
+        return Schedule(agg.id, schedule.start, schedule.energy, schedule.schedule_id or f"s-{agg_id}",
+                        schedule.update_id, schedule.profile, schedule.resolution)
 
     def _assign(self, agg_id: str, schedule: Schedule, now: int) -> list[Effect]:
         """Disaggregate an aggregate's schedule and send each member its assignment."""
@@ -443,8 +512,7 @@ class AggregatorEngine(Engine):
         rec = self.ledger[AGGREGATES].require(agg_id)
         if agg is None:
             return [Note("assign-failed", {"aggregate": agg_id, "why": "aggregate not available"})]
-        inner = Schedule(agg.id, schedule.start, schedule.energy, schedule.schedule_id or f"s-{agg_id}",
-                         schedule.update_id, schedule.profile, schedule.resolution)
+        inner = self._inner(agg, schedule, agg_id)
         try:
             parts = self.strategies.disaggregation.split(agg, inner)
         except FlexOfferError as exc:
@@ -467,6 +535,49 @@ class AggregatorEngine(Engine):
             replace(rec, status=status, revenue_cents=revenue_cents)
         self.ledger[AGGREGATES].put(aggregate_id, rec)
 
+    def aggregate_schedule(self, aggregate_id: str) -> Optional[Schedule]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        return None if rec is None else rec.schedule
+
+    def _all_measured(self, aggregate_id: str) -> bool:
+        """Whether every member of the aggregate is measured now that one more is: a count kept
+        per aggregate (counted once from the ledger, e.g. after a restart), so a measurement
+        costs the same whatever the aggregate's size."""
+        left = self._unmeasured.get(aggregate_id)
+        if left is None:
+            rec = self.ledger[AGGREGATES].get(aggregate_id)
+            offers = self.ledger[AGG_OFFERS]
+            left = 0 if rec is None else sum(1 for m in rec.members
+                                             if (o := offers.get(m)) is None or o.measurement is None)
+        else:
+            left -= 1
+        self._unmeasured[aggregate_id] = left
+        return left == 0
+
+    def aggregate_metering(self, aggregate_id: str) -> Optional[dict[int, float]]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        if rec is None:
+            return None
+        out: dict[int, float] = {}
+        offers = self.ledger[AGG_OFFERS]
+        for m in rec.members:
+            o = offers.get(m)
+            if o is None or o.measurement is None:
+                return None
+            for k, e in enumerate(o.measurement.energy):
+                out[o.measurement.start + k] = out.get(o.measurement.start + k, 0.0) + e
+        return out
+
+    def cleared_schedule(self, aggregate_id: str) -> Optional[Schedule]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        if rec is None or rec.status != "scheduled" or rec.session_id is None:
+            return None
+        return rec.schedule
+
+    def book_revenue(self, aggregate_id: str, revenue_cents: int) -> None:
+        rec = self.ledger[AGGREGATES].require(aggregate_id)
+        self.ledger[AGGREGATES].put(aggregate_id, replace(rec, revenue_cents=rec.revenue_cents + revenue_cents))
+
     def plan_aggregates(self, aggregate_ids: Sequence[str], now: int) -> list[Effect]:
         return self._plan([self.ledger[AGGREGATES].require(a) for a in aggregate_ids], now)
 
@@ -482,6 +593,18 @@ class AggregatorEngine(Engine):
     def assign_aggregate(self, aggregate_id: str, schedule: Schedule, now: int) -> list[Effect]:
         return self._assign(aggregate_id, schedule, now)
 
+    def assign_offer(self, offer_id: str, schedule: Schedule, now: int) -> list[Effect]:
+        offers = self.ledger[AGG_OFFERS]
+        offers.put(offer_id, replace(offers.require(offer_id), aggregate_id=SINGLE))
+        return self._send_assignment(offer_id, schedule, now)
+
+    def reject_offer(self, offer_id: str, reason: str, now: int) -> list[Effect]:
+        offers = self.ledger[AGG_OFFERS]
+        rec = offers.require(offer_id)
+        offers.put(offer_id, replace(rec, offer=rec.offer.with_state(State.REJECTED), note=reason))
+        return [Note("offer-rejected", {"offer": offer_id, "reason": reason}),
+                *self.send_reliable(rec.owner, OfferRejection(rec.owner_id, rec.offer.version, reason), now)]
+
     def fall_back(self, aggregate_id: str, now: int, why: str) -> list[Effect]:
         rec = replace(self.ledger[AGGREGATES].require(aggregate_id), status="fallback")
         self.ledger[AGGREGATES].put(aggregate_id, rec)
@@ -493,33 +616,33 @@ class AggregatorEngine(Engine):
         rejected, and their prosumers told so (a reliable ``rejection``)."""
         out: list[Effect] = []
         offers = self.ledger[AGG_OFFERS]
-        for rec in offers.values():
-            if rec.offer.state is not State.ACCEPTED or rec.aggregate_id is not None:
-                continue
+        for key in self.index.expired(now):  # earliest deadline first
+            rec = offers.require(key)
             fo = rec.offer
-            if now > self._assignment_deadline(fo):
-                offers.put(fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note=NOT_ASSIGNED_IN_TIME))
-                out.append(Note("offer-expired", {"offer": fo.id}))
-                out += self.send_reliable(rec.owner, OfferRejection(rec.owner_id, fo.version, NOT_ASSIGNED_IN_TIME), now)
+            offers.put(fo.id, replace(rec, offer=fo.with_state(State.REJECTED), note=NOT_ASSIGNED_IN_TIME))
+            out.append(Note("offer-expired", {"offer": fo.id}))
+            out += self.send_reliable(rec.owner, OfferRejection(rec.owner_id, fo.version, NOT_ASSIGNED_IN_TIME), now)
         return out
 
     def _settle(self, now: int) -> list[Effect]:
-        ready = []
         offers = self.ledger[AGG_OFFERS]
-        for rec in offers.values():
-            if rec.bill_id is not None or rec.schedule is None or not rec.schedule_confirmed:
-                continue
-            end = (rec.schedule.start + rec.offer.profiles[rec.schedule.profile].duration) * rec.offer.resolution
-            if rec.measurement is not None or now >= end + self.config.settle_after:
-                ready.append(rec)
+        # by key: the bills' numbering must not depend on the order the ledger was loaded in
+        ready = [offers.require(k) for k in sorted(self.index.settleable(now))]
         if not ready:
             return []
         meta = self.ledger[META]
         n = meta.get("bill_seq", 0)
+        history = offers.values() if self.contract.baseline.history_days else ()
         bills, summary = settle_offers(ready, self.contract, aggregator=self.jid, first_bill=n + 1,
-                                       aggregates=self.ledger[AGGREGATES].mapping())
+                                       aggregates=self.ledger[AGGREGATES].mapping(), history_from=history)
         meta.put("bill_seq", n + len(bills))
-        out: list[Effect] = [Note("settled", summary)]
+        out: list[Effect] = []
+        shortfall = summary.pop("baseline", None)
+        if shortfall is not None and not meta.get("baseline_fallback_said", False):
+            # said once, not on every batch: it stays true until enough days are metered
+            meta.put("baseline_fallback_said", True)
+            out.append(Note("baseline", {"why": shortfall}))
+        out.append(Note("settled", summary))
         for owner, bill, offer_ids in bills:
             for offer_id in offer_ids:
                 o = offers.require(offer_id)
@@ -534,10 +657,8 @@ class AggregatorEngine(Engine):
 
     # -- reporting -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        c: dict[str, int] = {}
-        for rec in self.ledger[AGG_OFFERS].values():
-            c[rec.offer.state.value] = c.get(rec.offer.state.value, 0) + 1
-        return c
+        """Offers by state (kept by the index: no scan)."""
+        return self.index.state_counts()
 
     def status(self) -> str:
         c = self.counts()

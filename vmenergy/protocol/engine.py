@@ -20,6 +20,7 @@ they gave to every message key and repeat it for a duplicate without acting agai
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
@@ -176,6 +177,10 @@ class Engine:
         self._last_ack_at: dict[str, int] = {}  # when each peer last answered anything
         self._acked_sent: dict[str, int] = {}  # latest send time among each peer's answered messages
         self._next_prune = 0
+        # answers by the time they were given, oldest first, so forgetting old ones looks at
+        # those only, not at every answer kept (one per message received in a week)
+        self._answer_times: list[tuple[int, str]] = sorted(
+            (when, key) for key, (_, _, when) in self.ledger[ANSWERS].items())
 
     # -- presence --------------------------------------------------------------------------
     def is_available(self, peer: str) -> bool:
@@ -245,6 +250,7 @@ class Engine:
         effects, reason = self.on_message(sender, msg, now)
         answer = Ack(kind, ref, "accepted" if reason is None else "rejected", reason, version)
         self.ledger[ANSWERS].put(key, (sender, answer, now))
+        heapq.heappush(self._answer_times, (now, key))
         return [Send(sender, answer), *effects]
 
     def _on_ack(self, sender: str, ack: Ack, now: int) -> list[Effect]:
@@ -311,9 +317,11 @@ class Engine:
                 out.append(Note("resend", {"to": entry.to, "key": key, "attempt": entry.attempts + 1}))
         if now >= self._next_prune:  # forgetting old answers is not urgent: not on every tick
             self._next_prune = now + max(1, self.answer_ttl // 24)
-            answers = self.ledger[ANSWERS]
-            for key, (_, _, when) in answers.items():
-                if now - when > self.answer_ttl:
+            answers, times = self.ledger[ANSWERS], self._answer_times
+            while times and now - times[0][0] > self.answer_ttl:
+                when, key = heapq.heappop(times)
+                kept = answers.get(key)
+                if kept is not None and kept[2] == when:  # not answered again since
                     answers.delete(key)
         return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Generic, Iterator, Mapping, Optional, TypeVar, overload
+from typing import Any, Callable, Generic, Iterator, Mapping, Optional, TypeVar, overload
 
 __all__ = ["Table", "TableView", "Ledger"]
 
@@ -103,6 +103,13 @@ class Ledger:
         self.tables: dict[str, dict[str, Any]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._views: dict[Table, TableView] = {}
+        self._watchers: dict[str, list[Callable[[str, Any, Any], None]]] = {}
+
+    def watch(self, table: Table, watcher: Callable[[str, Any, Any], None]) -> None:
+        """Call ``watcher(key, old, new)`` after every write of ``table`` (None: absent), so an
+        engine can keep an index of a big table instead of scanning it (restoring from the store
+        with :meth:`load` does not call it: the engine builds its index after loading)."""
+        self._watchers.setdefault(table.name, []).append(watcher)
 
     def __getitem__(self, table: Table[R]) -> TableView[R]:
         view = self._views.get(table)
@@ -118,12 +125,19 @@ class Ledger:
         return self.tables.get(table, {}).get(key, default)
 
     def put(self, table: str, key: str, value: Any) -> None:
-        self.table(table)[key] = value
+        rows = self.table(table)
+        old = rows.get(key)
+        rows[key] = value
         self._dirty.add((table, key))
+        for watcher in self._watchers.get(table, ()):
+            watcher(key, old, value)
 
     def delete(self, table: str, key: str) -> None:
-        if self.tables.get(table, {}).pop(key, None) is not None:
+        old = self.tables.get(table, {}).pop(key, None)
+        if old is not None:
             self._dirty.add((table, key))
+            for watcher in self._watchers.get(table, ()):
+                watcher(key, old, None)
 
     def values(self, table: str) -> Iterator[Any]:
         return iter(list(self.tables.get(table, {}).values()))

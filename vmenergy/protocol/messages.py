@@ -391,7 +391,8 @@ class BillMessage(Message):
 
 @dataclass(frozen=True, slots=True)
 class Registration(Message):
-    """A participant registers with (or leaves) a market."""
+    """A participant registers with (or leaves) a market; ``zone``: where it trades, for a
+    market with zones (implicit capacity)."""
 
     element = "registration"
     ack = "registration"
@@ -400,21 +401,26 @@ class Registration(Message):
     op: str
     participant: str
     role: str = "both"
+    zone: Optional[str] = None
 
     def __post_init__(self) -> None:
         _choice(self.op, "op", ("register", "deregister"))
         _set(self, "participant", check_identifier(self.participant, "participant"))
         _choice(self.role, "role", ("buyer", "seller", "both"))
+        if self.zone is not None:
+            _set(self, "zone", check_identifier(self.zone, "zone"))
 
     def key(self) -> tuple:
-        return ("registration", self.participant, self.op)
+        # another zone is another registration (one refused for its zone may be sent again right)
+        return ("registration", self.participant, self.op, self.zone)
 
     @property
     def ref(self) -> str:
         return self.participant
 
     def summary(self) -> str:
-        return f"{self.op} {self.participant} as {self.role}"
+        zone = f" in zone {self.zone}" if self.zone is not None else ""
+        return f"{self.op} {self.participant} as {self.role}{zone}"
 
 
 @dataclass(frozen=True, slots=True)

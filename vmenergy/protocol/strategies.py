@@ -20,7 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from vmenergy.aggregation import AggregatedFlexOffer, AggregationParams, AggregationResult, aggregate, disaggregate
+from vmenergy.aggregation import (AggregatedFlexOffer, AggregationParams, AggregationResult, aggregate, disaggregate,
+                                  disaggregate_many)
 from vmenergy.flexoffer import FlexOffer, FlexOfferError, Prices, Schedule, SlicePrice
 from vmenergy.planning import Objective, schedule_offers
 from vmenergy.planning.result import PlanResult
@@ -28,8 +29,15 @@ from vmenergy.settlement import Contract, default_contract
 
 from .aggregator_config import STRATEGY_KEYS, AggregatorConfig, StrategySpec, objective_from
 from .messages import MarketSessionNotice
+from .trading import curve
+
+#: The prosumer contract of an aggregator trading directly, unless its config gives one: the
+#: prosumer is paid for its verified adaptation at its own offer's prices.
+DIRECT_CONTRACT = {"mode": "direct", "pricing": {"source": "offer"},
+                   "tolerance": {"relative": 0.10, "absolute_kwh": 0.01}}
 
 __all__ = [
+    "DIRECT_CONTRACT",
     "OfferSource",
     "OfferChange",
     "ScheduledOffers",
@@ -229,10 +237,18 @@ class Disaggregation(ABC):
 
 
 class MemberDisaggregation(Disaggregation):
-    """VME's disaggregation (:func:`vmenergy.aggregation.disaggregate`)."""
+    """VME's disaggregation (:func:`vmenergy.aggregation.disaggregate`); a round's aggregates
+    all at once with the columnar :func:`vmenergy.aggregation.disaggregate_many`."""
 
     def split(self, aggregate: AggregatedFlexOffer, schedule: Schedule) -> Mapping[str, Schedule]:
         return disaggregate(aggregate, schedule)
+
+    def split_many(self, aggregates: Sequence[AggregatedFlexOffer],
+                   schedules: Sequence[Schedule]) -> Mapping[str, Schedule]:
+        """Member offer id -> its schedule for every aggregate (``schedules[i]`` is
+        ``aggregates[i]``'s, by its id); validated once as columns, raises FlexOfferError if any
+        schedule cannot be split (the caller then splits one by one to name it)."""
+        return disaggregate_many(aggregates, schedules).to_dict()
 
 
 @dataclass(frozen=True)
@@ -263,7 +279,9 @@ class AggregatorStrategies:
             if not callable(getattr(obj, method, None)):
                 raise FlexOfferError(spec.path, f"{spec.target} has no {method}() method, so it cannot be the {key} step")
             chosen[key] = obj
-        prices = config.bid_prices
+        # the flex-offer bids' curve: given outright, or from the trading settings' value and cost
+        prices = dict(config.bid_prices) if config.bid_prices else \
+            dict(zip(("up", "down"), curve(config.trading_settings())))
         return cls(
             acceptance=chosen["acceptance"] if "acceptance" in chosen else DeadlineAcceptance(config.lead),
             aggregation=chosen["aggregation"] if "aggregation" in chosen
@@ -273,5 +291,6 @@ class AggregatorStrategies:
             bidding=chosen["bidding"] if "bidding" in chosen
             else FixedCurveBidding(prices["up"], prices["down"], prices.get("mixed")),
             disaggregation=chosen["disaggregation"] if "disaggregation" in chosen else MemberDisaggregation(),
-            contract=default_contract(jid, config.contract),
+            contract=default_contract(jid, config.contract
+                                      or (DIRECT_CONTRACT if config.upstream == "direct" else None)),
         )

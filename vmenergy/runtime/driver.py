@@ -131,7 +131,8 @@ class VirtualDriver:
         self._due[index] = due
         if due is not None:
             heapq.heappush(self._heap, (due, next(self._seq), index))
-        self._summary[index] = agent.progress()
+        self._summary[index] = {**agent.progress(),
+                                "work": {f"{agent.role}_{k}": v for k, v in agent.work.items()}}
 
     def start(self) -> None:
         """Every agent is up: learn what each one has due."""
@@ -170,9 +171,8 @@ class VirtualDriver:
         if k == 0:
             if self._unstarted:
                 self._unstarted = False
-                for agent in self.agents:
-                    for step in agent.startup_steps():
-                        await agent.handle(step)
+                # every agent at once (each commits once, in the order they were started)
+                await asyncio.gather(*(agent.handle_all(agent.startup_steps()) for agent in self.agents))
             # then the tasks waiting for this time (device executions) run until they wait again
             self.clock.wake()
         await self.clock.wait_idle()
@@ -212,11 +212,11 @@ class VirtualDriver:
     async def _handle_events(self, index: int, events: list[_Event]) -> None:
         agent = self.agents[index]
         engine = agent.engine
-        for ev in events:
-            if ev.kind == _PRESENCE:
-                await agent.handle(lambda now, ev=ev: engine.presence(ev.peer, ev.payload, now))
-            else:
-                await agent.handle(lambda now, ev=ev: engine.receive(ev.peer, ev.payload, now))
+        # one step per event, one commit for the agent's events of the round
+        await agent.handle_all([
+            (lambda now, ev=ev: engine.presence(ev.peer, ev.payload, now)) if ev.kind == _PRESENCE
+            else (lambda now, ev=ev: engine.receive(ev.peer, ev.payload, now))
+            for ev in events])
 
     async def _tick(self, index: int) -> None:
         agent = self.agents[index]

@@ -53,6 +53,9 @@ class Progress:
     finished: Optional[str] = None  # "done" | "until" | "stopped" once the coordinator ended
     devices_busy: int = 0  # prosumers whose devices will still make offers or still run a normal programme
     bills_owed: int = 0  # cleared market sessions with awards whose bills are due after delivery
+    #: What the agents did, by role: ``prosumer_steps`` (engine steps), ``..._presence_stanzas``
+    #: (presence received from peers), ``..._presence_changes`` (ones that changed availability)
+    work: dict[str, int] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -78,7 +81,7 @@ def progress_of(snap: Snapshot, expected_offers: int) -> Progress:
     unfinished = sum(n for state, n in offers.items() if state not in FINAL)
     return Progress(snap.time, offers, unfinished, max(expected_offers, seen), snap.parts_up, snap.parts,
                     int(s.get("unanswered", 0)), snap.agents_ready, snap.agents, snap.finished,
-                    int(s.get("devices_busy", 0)), int(s.get("bills_owed", 0)))
+                    int(s.get("devices_busy", 0)), int(s.get("bills_owed", 0)), dict(s.get("work", {})))
 
 
 class _CoordinatorThread:
@@ -504,7 +507,7 @@ class Swarm:
         for i, r in enumerate(self.restart_seconds, 1):  # wall seconds each restart took
             timings[f"restart_{i}_{r['part']}_seconds"] = r["seconds"]
         return Outcome(stopped_by, int(prog.sim_time) if prog is not None else plan.start, detail, timings,
-                       tuple(self.restarts))
+                       tuple(self.restarts), dict(sorted(prog.work.items())) if prog is not None else {})
 
 
 def _write_private(path: Path, plan: Plan) -> None:

@@ -50,8 +50,12 @@ LINK_CHECK_SECONDS = 5.0
 GAVE_UP = 75
 
 
-def server_address(server: dict) -> ServerAddress:
-    return ServerAddress(server.get("host", "127.0.0.1"), int(server.get("port", 5222)), server.get("ca_file"))
+def server_address(server: dict, part: Optional[str] = None) -> ServerAddress:
+    """Where the agents of ``part`` connect: the run's server, or the node of a cluster that
+    ``server["parts"][part]`` names (``host``, ``port``, ``ca_file``; the same XMPP domain, so
+    the agents' JIDs do not change: docs/scaling.md)."""
+    node = dict(server, **(server.get("parts") or {}).get(part, {})) if part is not None else server
+    return ServerAddress(node.get("host", "127.0.0.1"), int(node.get("port", 5222)), node.get("ca_file"))
 
 
 def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int = 0,
@@ -75,7 +79,7 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
             return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
                                  executor=fleet, source=fleet, **common)
         return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
-                             executor=executor, **common)
+                             executor=executor, market=cfg.get("market"), trading=cfg.get("trading"), **common)
     if spec.role == "aggregator":
         if isinstance(cfg.get("enrolment"), list):
             cfg["enrolment"] = tuple(cfg["enrolment"])
@@ -125,7 +129,7 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
     """Run the agents of ``part`` until the coordinator says stop (or a signal arrives)."""
     from vmenergy.runtime.xmpp_tuning import tune_process
 
-    address = server_address(plan.server)
+    address = server_address(plan.server, part)
     tune_process(address.ca_file)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

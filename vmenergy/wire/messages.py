@@ -227,14 +227,16 @@ def _bill_line(el: ET.Element, path: str) -> BillLine:
 def _encode_registration(msg: Registration) -> ElementBase:
     el = RegistrationElement()
     el["op"], el["participant"], el["role"] = msg.op, msg.participant, msg.role
+    if msg.zone is not None:
+        el["zone"] = msg.zone
     return el
 
 
 def _decode_registration(x: ET.Element) -> Registration:
-    d = _attrs(x, {"op": _S, "participant": _S, "role": _S}, "")
+    d = _attrs(x, {"op": _S, "participant": _S, "role": _S, "zone": _S}, "")
     _children(x, "", {})
     _require(d, "op", "participant")
-    return Registration(d["op"], d["participant"], d.get("role", "both"))
+    return Registration(d["op"], d["participant"], d.get("role", "both"), d.get("zone"))
 
 
 def _encode_session(msg: MarketSessionNotice) -> ElementBase:

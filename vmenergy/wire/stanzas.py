@@ -216,12 +216,12 @@ class BillElement(ElementBase):
 
 
 class RegistrationElement(ElementBase):
-    """``<registration op="register|deregister" participant role/>``."""
+    """``<registration op="register|deregister" participant role zone/>``."""
 
     name = "registration"
     namespace = NS
     plugin_attrib = "registration"
-    interfaces = {"op", "participant", "role"}
+    interfaces = {"op", "participant", "role", "zone"}
 
 
 class MarketSessionElement(ElementBase):

@@ -60,7 +60,8 @@ def write_report(plan: Plan, run_dir: Path, outcome: Outcome) -> Path:
     of report.html."""
     if not isinstance(outcome, Outcome):
         raise ReportError("outcome", f"must be an Outcome (got {type(outcome).__name__})")
-    timings = {"parts": part_timings(Path(run_dir), plan), **outcome.timings}
+    timings = {"parts": part_timings(Path(run_dir), plan), **outcome.timings,
+               **({"work": dict(outcome.work)} if outcome.work else {})}
     return write_run_folder(collect(plan), Path(run_dir), outcome, timings)
 
 

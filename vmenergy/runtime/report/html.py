@@ -132,7 +132,7 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
     if mk["markets"]:
         parts.append("<h2>Market sessions</h2>\n")
         parts.append(_table(("market", "sessions opened", "bids", "cleared", "cleared kWh"),
-                            ((m["jid"], m["sessions_opened"], m["bids"], m["cleared"], kwh(m["cleared_volume_kwh"]))
+                            ((m["jid"], m["sessions_opened"], m["bids"], m["cleared"], kwh(m["cleared_kwh"]))
                              for m in mk["markets"]), (1, 2, 3, 4)))
         parts.append(_table(
             ("session", "mechanism", "gate closure", "delivery", "bids", "accepted", "rejected", "kWh", "EUR/kWh",
@@ -141,6 +141,16 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
               s["accepted"], s["rejected"], kwh(s["volume_kwh"]), price(s["price_eur_per_kwh"]),
               eur(s["paid_by_participants"]["cents"]), "yes" if s["billed"] else "not yet") for s in mk["sessions"]),
             (4, 5, 6, 7, 8, 9)))
+        paid = [(m["jid"], r) for m in mk["markets"] for r in m["paid"]]
+        if paid:
+            parts.append("<h3>Who was paid what (+: the market pays the participant)</h3>\n")
+            parts.append(_table(
+                ("market", "participant", "energy kWh", "energy EUR", "reserved kWh", "reserved EUR", "activated kWh",
+                 "activated EUR", "imbalance kWh", "imbalance EUR", "total EUR"),
+                ((jid, r["participant"], kwh(r["energy_kwh"]), eur(r["energy"]["cents"]), kwh(r["reserved_kwh"]),
+                  eur(r["reserved"]["cents"]), kwh(r["activated_kwh"]), eur(r["activated"]["cents"]),
+                  kwh(r["imbalance_kwh"]), eur(r["imbalance"]["cents"]), eur(r["total"]["cents"]))
+                 for jid, r in paid), (2, 3, 4, 5, 6, 7, 8, 9, 10)))
 
     parts.append("<h2>KPIs</h2>\n")
     for k in summary["kpis"]:
@@ -179,7 +189,8 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
         for part, t in timings.get("parts", {}).items():
             rows.append((f"start-up of {part}", f"{t.get('start_seconds', '-')} s, {t.get('agents', '-')} agents, "
                                                 f"{t.get('per_agent_ms', '-')} ms per agent"))
-        rows += [(k, f"{v} s") for k, v in timings.items() if k != "parts"]
+        rows += [(k, f"{v} s") for k, v in timings.items() if k not in ("parts", "work")]
+        rows += [(f"{k.replace('_', ' ')} (count)", f"{v:,}") for k, v in timings.get("work", {}).items()]
         parts.append(_table(("what", "seconds"), rows))
     parts.append("</body></html>\n")
     return "".join(parts)

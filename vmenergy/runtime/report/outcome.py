@@ -45,13 +45,16 @@ class Outcome:
     """``sim_end``: scenario time (epoch seconds) when the run stopped. ``timings``: wall-clock
     figures (seconds; name -> number); they are kept out of summary.json, which must be the same
     for every run of a scenario and seed, and written to timings.json. ``restarts``: the parts
-    that died and were restarted, in order."""
+    that died and were restarted, in order. ``work``: what the agents did, counted by role
+    (engine steps, presence received; name -> count), which depends on how the run was split
+    into processes and on the server, so it goes to timings.json too."""
 
     stopped_by: str
     sim_end: int
     detail: str = ""
     timings: Mapping[str, float] = field(default_factory=dict)
     restarts: tuple[Restart, ...] = ()
+    work: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.stopped_by not in STOPPED_BY:
@@ -65,6 +68,9 @@ class Outcome:
                 raise ReportError("outcome.timings", f"keys must be names (got {key!r})")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ReportError(f"outcome.timings.{key}", f"must be a finite number of seconds (got {value!r})")
+        for key, count in self.work.items():
+            if not isinstance(key, str) or isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ReportError(f"outcome.work.{key}", f"must be a count (got {count!r})")
         for i, r in enumerate(self.restarts):
             if not isinstance(r, Restart):
                 raise ReportError(f"outcome.restarts[{i}]", "must be a Restart")

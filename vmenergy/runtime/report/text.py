@@ -109,7 +109,7 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     mk = summary["market"]
     for m in mk["markets"]:
         lines += ["", f"market {m['jid']}: {m['sessions_opened']} sessions opened, {m['cleared']} of {m['bids']} bids cleared, "
-                      f"{kwh(m['cleared_volume_kwh'])} kWh"]
+                      f"{kwh(m['cleared_kwh'])} kWh"]
         mine = [x for x in mk["sessions"] if x["market"] == m["jid"]]
         for s in mine[:MAX_SESSIONS]:
             lines.append(f"  {s['id']:<6}{s['gate_closure']}  {s['mechanism']:<13}{s['accepted']:>3}/{s['bids']:<3} bids "
@@ -117,6 +117,11 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
                          + ("billed" if s["billed"] else "not billed yet"))
         if len(mine) > MAX_SESSIONS:
             lines.append(f"  ... {len(mine) - MAX_SESSIONS} more sessions with bids in summary.json")
+        for r in m["paid"]:
+            lines.append(f"  {r['participant']:<34} paid {eur(r['total']['cents']):>9} EUR: "
+                         f"energy {kwh(r['energy_kwh'])} kWh, "
+                         f"reserved {kwh(r['reserved_kwh'])} kWh, activated {kwh(r['activated_kwh'])} kWh, "
+                         f"imbalance {kwh(r['imbalance_kwh'])} kWh")
     lines += ["", "money (EUR): who pays whom"]
     for f in summary["money"]["flows"]:
         payer, payee, amount = flow_line(f)

@@ -128,7 +128,9 @@ class ProsumerGroup:
       offers every day at ``offer_time`` (local hours), ``offer_lead`` seconds ahead, in slices
       of ``slice_minutes``.
 
-    ``deviation``: the relative noise of the metering."""
+    ``deviation``: the relative noise of the metering. ``trading``: the prosumers also trade
+    their assigned schedules peer to peer in the scenario's two-sided ``[market]``, priced by
+    these trading settings (``energy_value``, ``energy_cost``, ``margin``: docs/market.md)."""
 
     count: int = field(metadata=limits(ge=1))
     aggregator: str
@@ -143,6 +145,7 @@ class ProsumerGroup:
     offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
     offer_lead: int = field(default=3600, metadata=limits(ge=0))
     slice_minutes: int = field(default=60, metadata=limits(ge=1))
+    trading: dict = field(default_factory=dict)
     templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
     device_tables: Mapping[str, Any] = field(default_factory=dict, metadata={"derived": True})
 
@@ -228,7 +231,7 @@ class _Reader:
         domain = server.domain if server is not None else "localhost"
         market = self._market(domain) if "market" in data else None
         aggregators = self._aggregators(domain, has_market="market" in data)
-        groups = self._prosumers(set(self.aggregator_names))
+        groups = self._prosumers(set(self.aggregator_names), market)
         operators = self._operators(server)
         self._unique_names(market, aggregators, groups, operators)
         inputs = self._inputs(settings, groups)
@@ -429,8 +432,9 @@ class _Reader:
                              "parents form a loop: " + " -> ".join(loop + [node]) + " (they must form a tree)")
 
     # [[prosumers]] ------------------------------------------------------------------------
-    def _prosumers(self, aggregators: set[str]) -> list[Optional[ProsumerGroup]]:
+    def _prosumers(self, aggregators: set[str], market: Optional[Market]) -> list[Optional[ProsumerGroup]]:
         from vmenergy.devices.models import KINDS
+        from vmenergy.protocol.trading import TradingSettings
 
         out: list[Optional[ProsumerGroup]] = []
         for g, table in enumerate(self._array_of_tables("prosumers")):
@@ -447,6 +451,20 @@ class _Reader:
                              suggest(group.aggregator, aggregators))
                 ok = False
             ok = check_devices(group.devices, kinds, group.owner, at, self.p) and ok
+            if group.trading:
+                try:
+                    TradingSettings.from_dict(group.trading)
+                except FlexOfferError as exc:
+                    self.p.error(at + tuple(exc.path.split(".")), exc.reason)
+                    ok = False
+                if "market" not in self.data:
+                    self.p.error(at + ("trading",),
+                                 "prosumers trade peer to peer in the scenario's [market]: it has none")
+                    ok = False
+                elif market is not None and market.config.mechanism != "two-sided":
+                    self.p.error(at + ("trading",), f"prosumers trade peer to peer in a two-sided pool; the [market] "
+                                                    f"is {market.config.mechanism}")
+                    ok = False
             if not group.offers and not group.has_devices:
                 self.p.error(at + ("offers",), "a group needs offer templates (offers) or devices (devices = "
                                                "{ ev = 0.5, ... }), or both")

@@ -142,6 +142,8 @@ def _admit_from_topology(agents: list[AgentSpec]) -> None:
         upstream = a.config.get("aggregator") if a.role == "prosumer" else a.config.get("upstream_jid")
         if upstream:
             below.setdefault(str(upstream).lower(), []).append(a.jid)
+        if a.role == "prosumer" and a.config.get("market"):  # a prosumer trading peer to peer
+            below.setdefault(str(a.config["market"]).lower(), []).append(a.jid)
     for a in agents:
         key = {"aggregator": "enrolment", "market": "registration"}.get(a.role)
         if key is not None and key not in a.config:
@@ -197,6 +199,8 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
             parts.add(part)
             shard_of[part] = 1 + j % shards
             config: dict = {"aggregator": aggregator, "deviation": group.deviation}
+            if group.trading and scenario.market is not None:  # peer to peer in the scenario's pool
+                config.update(market=scenario.jid(scenario.market.name), trading=dict(group.trading))
             if group.has_devices:
                 config.update(_devices(group, name, settings.seed))
             agents.append(spec("prosumer", name, part, config, offers))

@@ -80,10 +80,13 @@ def start(info: ServerInfo, run_dir: Path) -> tuple[subprocess.Popen, list[Path]
     ctl_cfg = run_dir / "ejabberdctl.cfg"
     old_umask = os.umask(0o077)
     try:
-        templates.render("ejabberd/ejabberdctl.cfg.in", ctl_cfg, {
-            "config_path": cfg, "pid_path": run_dir / "ejabberd.pid", "dist_port": dist_port,
-            "cookie": secrets.token_hex(16), "run_dir": run_dir,
-        })
+        values: dict[str, object] = {"config_path": cfg, "pid_path": run_dir / "ejabberd.pid", "dist_port": dist_port,
+                                     "cookie": secrets.token_hex(16), "run_dir": run_dir}
+        if "cluster_cookie" in info.extra:  # a node of a cluster (see cluster.py): epmd, shared cookie
+            values.update(cookie=info.extra["cluster_cookie"], epmd_port=info.extra["epmd_port"])
+            templates.render("ejabberd/cluster/ejabberdctl.cfg.in", ctl_cfg, values)
+        else:
+            templates.render("ejabberd/ejabberdctl.cfg.in", ctl_cfg, values)
     finally:
         os.umask(old_umask)
     templates.render("ejabberd/inetrc.in", run_dir / "inetrc", {})  # --config-dir points Erlang here

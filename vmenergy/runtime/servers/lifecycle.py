@@ -66,11 +66,14 @@ def start_server(
     port: Optional[int] = None,
     timeout: Optional[float] = None,
     registration: bool = False,
+    options: Optional[dict[str, str]] = None,
 ) -> ServerInfo:
     """Start a private server of ``kind`` on 127.0.0.1, wait until it accepts XMPP connections
     and write ``run_dir/server.json``. ``port=None`` picks a free port (and retries on a race
     with another process taking it). ``registration``: open in-band registration to anyone who
-    reaches the port (for development; closed by default, the embedded kind cannot close it). Raises :class:`ServerError` with the reason (missing
+    reaches the port (for development; closed by default, the embedded kind cannot close it).
+    ``options``: settings for the kind's module, kept in ``ServerInfo.extra`` (a cluster node's
+    cookie, see :mod:`.cluster`). Raises :class:`ServerError` with the reason (missing
     binary, port in use, server exited, with the end of its log)."""
     run_dir = Path(run_dir).resolve()
     recorded = read_info(run_dir)
@@ -97,7 +100,7 @@ def start_server(
         info = ServerInfo(
             kind=kind, domain=domain, host=HOST, port=port if port is not None else process.free_port(), pid=0,
             ca_file=str(cert), key_file=str(key), log_path=str(run_dir / LOG_FILE), run_dir=str(run_dir),
-            started_at=time.time(), registration=registration,
+            started_at=time.time(), registration=registration, extra=dict(options or {}),
         )
         log_file = run_dir / LOG_FILE
         log_offset = log_file.stat().st_size if log_file.exists() else 0

@@ -89,9 +89,9 @@ def _proc_cmdline(pid: int) -> str:
         return ""
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``, found in /proc."""
-    members = []
+def proc_table() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process, from /proc."""
+    out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -101,9 +101,14 @@ def group_members(pgid: int) -> list[int]:
             continue
         # Fields after the command name in parentheses: state ppid pgrp ...
         rest = stat.rsplit(")", 1)[-1].split()
-        if len(rest) >= 3 and rest[0] != "Z" and int(rest[2]) == pgid:
-            members.append(int(entry))
-    return members
+        if len(rest) >= 3:
+            out.append((int(entry), rest[0], int(rest[1]), int(rest[2])))
+    return out
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``, found in /proc."""
+    return [pid for pid, state, _, group in proc_table() if state != "Z" and group == pgid]
 
 
 def owned_group(info: ServerInfo) -> list[int]:

@@ -1,0 +1,152 @@
+"""The aggregator's offer index: the same answers as scanning every offer, and no scan of the
+offers it holds on a message, a tick with nothing due, or its status line."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Optional
+
+import pytest
+
+from tests.protocol.net import Net
+from tests.protocol.test_engines import AGG, LATER, NOW, execute_all, offer
+from vmenergy.flexoffer import State
+from vmenergy.protocol.aggregator import AGG_OFFERS, AggregatorConfig, AggregatorEngine
+from vmenergy.protocol.engine import ANSWERS, META
+from vmenergy.protocol.ledger import TableView
+from vmenergy.protocol.messages import OfferMessage
+from vmenergy.protocol.prosumer import ProsumerEngine
+
+
+# -- reference implementations: what the aggregator computed by scanning, before the index --------
+def ref_counts(agg: AggregatorEngine) -> dict[str, int]:
+    return dict(Counter(r.offer.state.value for r in agg.ledger[AGG_OFFERS].values()))
+
+
+def ref_expiry_due(agg: AggregatorEngine) -> Optional[int]:
+    times = [agg._assignment_deadline(r.offer) + 1 for r in agg.ledger[AGG_OFFERS].values()
+             if r.offer.state is State.ACCEPTED and r.aggregate_id is None]
+    return min(times) if times else None
+
+
+def ref_settleable(agg: AggregatorEngine, now: int) -> set[str]:
+    out = set()
+    for key, rec in agg.ledger[AGG_OFFERS].items():
+        if rec.bill_id is not None or rec.schedule is None or not rec.schedule_confirmed:
+            continue
+        end = (rec.schedule.start + rec.offer.profiles[rec.schedule.profile].duration) * rec.offer.resolution
+        if rec.measurement is not None or now >= end + agg.config.settle_after:
+            out.add(key)
+    return out
+
+
+def ref_expired(agg: AggregatorEngine, now: int) -> set[str]:
+    return {k for k, r in agg.ledger[AGG_OFFERS].items() if r.offer.state is State.ACCEPTED
+            and r.aggregate_id is None and now > agg._assignment_deadline(r.offer)}
+
+
+def agrees(agg: AggregatorEngine, now: int) -> None:
+    assert agg.counts() == ref_counts(agg)
+    assert agg._expiry_due(now) == ref_expiry_due(agg)
+    assert set(agg.index.settleable(now)) == ref_settleable(agg, now)
+    assert set(agg.index.expired(now)) == ref_expired(agg, now)
+    due = agg._settlement_due(now)
+    assert (due is None) == (not any(True for _ in agg.index.unbilled))
+    if due is not None:  # due now exactly when something is ready to settle
+        assert (due <= now) == bool(ref_settleable(agg, now))
+
+
+def test_index_gives_the_same_answers_as_a_scan_through_a_whole_lifecycle_and_a_restart():
+    agg = AggregatorEngine(AGG, AggregatorConfig())
+    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(12)]
+    net = Net(agg, *pros)
+    # the index is checked after every single write of the offers table, mid-step too
+    writes = []
+    agg.ledger.watch(AGG_OFFERS, lambda key, old, new: writes.append(key))
+    for i, p in enumerate(pros):
+        net.take(p.jid, p.add_offer(offer(("ev-overnight", "dishwasher-xor")[i % 2], i), NOW, NOW))
+    net.run(NOW)
+    agrees(agg, NOW)
+    # two prosumers are away during the round: their offers stay open, then expire
+    net.presence("p0@localhost", False, NOW)
+    net.presence("p1@localhost", False, NOW)
+    agrees(agg, NOW)
+    net.tick(NOW)
+    agrees(agg, NOW)
+    assert agg.counts().get("accepted") == 2
+    # half of the rest are executed and measured, the others never report
+    measured = [(s, e) for s, e in net.executions if int(s[1:].split("@")[0]) % 2 == 0]
+    net.executions = measured
+    execute_all(net, NOW + 60)
+    agrees(agg, NOW + 60)
+    expiries = 0
+    while (deadline := ref_expiry_due(agg)) is not None:  # the two open offers expire in turn
+        agrees(agg, deadline - 1)
+        agrees(agg, deadline)
+        net.tick(deadline)
+        agrees(agg, deadline)
+        expiries += 1
+    assert expiries == 2
+    assert agg.counts().get("rejected") == 2 and ref_expiry_due(agg) is None
+    agrees(agg, LATER)
+    # a restart rebuilds the index from the ledger alone
+    again = AggregatorEngine(AGG, AggregatorConfig(), ledger=agg.ledger)
+    agrees(again, LATER)
+    net.engines[AGG] = again
+    net.tick(LATER)
+    agrees(again, LATER)
+    assert again.counts() == {"settled": 10, "rejected": 2}
+    assert writes  # the watcher saw the writes
+
+
+class _Scans:
+    """Counts whole-table reads of the given tables (values, items, keys, iteration)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+        self.n: Counter = Counter()
+        for method in ("values", "items", "keys", "__iter__"):
+            original = getattr(TableView, method)
+
+            def counting(view, _original=original, _method=method):
+                if view._table.name in names:
+                    self.n[view._table.name, _method] += 1
+                return _original(view)
+
+            monkeypatch.setattr(TableView, method, counting)
+
+
+def _holding(n: int) -> tuple[AggregatorEngine, Net]:
+    """An aggregator holding ``n`` offers (half accepted and open, half settled), none due soon."""
+    agg = AggregatorEngine(AGG, AggregatorConfig(cycle=10 * 86400))
+    p = ProsumerEngine("p@localhost", AGG)
+    net = Net(agg, p)
+    base = offer("ev-overnight", 0)
+    for i in range(n):
+        net.take(p.jid, p.add_offer(replace(base, id=f"o-{i}", issuer=p.jid), NOW, NOW))
+    net.run(NOW)
+    offers = agg.ledger[AGG_OFFERS]
+    for key in list(offers.keys())[: n // 2]:  # settled long ago: what a day leaves behind
+        rec = offers.require(key)
+        offers.put(key, replace(rec, offer=replace(rec.offer, state=State.SETTLED), aggregate_id="old", bill_id="b"))
+    agg.ledger[META].put("next_cycle", NOW + 86400)  # the last round just ran
+    agg.ledger.take_changes()
+    assert len(agg.ledger[ANSWERS]) == n  # an answer kept per offer received
+    return agg, net
+
+
+@pytest.mark.parametrize("held", [100, 2000])
+def test_a_message_a_quiet_tick_and_the_status_line_scan_none_of_the_offers_held(monkeypatch, held):
+    agg, net = _holding(held)
+    assert agg.counts() == {"accepted": held // 2, "settled": held // 2}
+    scans = _Scans(monkeypatch, AGG_OFFERS.name, ANSWERS.name)
+    now = NOW + 60
+    fo = replace(offer("ev-overnight", 0), id="one-more", issuer="p@localhost")
+    effects = agg.receive("p@localhost", OfferMessage("insert", fo.id, fo, fo.version), now)
+    assert any(getattr(e, "msg", None) is not None for e in effects)
+    due = agg.next_due(now)
+    assert due is not None and due > now  # nothing due: the round is far, the deadlines later
+    assert agg.tick(now) == []
+    agg.status()
+    assert agg.counts()["accepted"] == held // 2 + 1
+    assert scans.n == Counter(), f"whole-table reads with {held} offers held: {dict(scans.n)}"
