@@ -345,6 +345,19 @@ def cmd_device(args: argparse.Namespace, out: TextIO) -> int:
     return probe_file(Path(args.config), out, device=args.device, timeout=args.timeout)
 
 
+def cmd_web_token(args: argparse.Namespace, out: TextIO) -> int:
+    from vmenergy.agents.web import issue_token
+    from vmenergy.flexoffer import FlexOfferError
+
+    try:
+        token = issue_token(Path(args.file), args.jid)
+    except FlexOfferError as exc:
+        print(f"INVALID: {exc}", file=out)
+        return 1
+    print(token, file=out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmenergy",
@@ -442,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
                                     "linked at the entries' serial_port paths. Runs until interrupted.")
     q.add_argument("config", metavar="CONFIG")
     q.set_defaults(func=cmd_device)
+    p = sub.add_parser("web-token", help="add a token for JID to an agent's web token file and print it",
+                       description="The token opens the agent's console and REST interface to JID, as the "
+                                   "agent's [operators] allow (viewer or controller). The file keeps only a "
+                                   "digest of the token (mode 0600); the token is printed once.")
+    p.add_argument("file", metavar="TOKENS.json")
+    p.add_argument("jid", metavar="JID")
+    p.set_defaults(func=cmd_web_token)
 
     p = sub.add_parser("swarm", help=argparse.SUPPRESS)  # one process of a run (started by `run`)
     p.add_argument("--plan", required=True)

@@ -148,7 +148,7 @@ def test_the_valid_scenario_passes(tmp_path):
                  id="two agents with one name"),
     pytest.param([("[[aggregator]]\nname = \"south\"", "[[aggregators]]\nname = \"south\"")],
                  ":21: aggregators: unknown table (known: aggregator, dso, inputs, market, operators, prosumers, scenario, "
-                 "server) "
+                 "server, web) "
                  "(did you mean aggregator?)", id="unknown table"),
     pytest.param([('kind = "prosody"', 'kind = "prosodie"')],
                  ':8: server.kind: must be one of prosody, ejabberd, embedded, external, got "prosodie" '

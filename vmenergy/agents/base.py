@@ -37,6 +37,8 @@ from vmenergy.wire.stanzas import NS, register_protocol_plugins
 from vmenergy.wire.xml import MAX_DEPTH, too_deep
 
 from .operator import AdHocCommands, OperatorDesk
+from .web.channel import WebPeers
+from .web.config import WebConfig
 
 __all__ = ["ServerAddress", "VmeMessage", "VmeAgent", "MAX_PAYLOAD_BYTES", "SIM_NS", "Driver"]
 
@@ -254,6 +256,7 @@ class VmeAgent(Agent):
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         driver: Optional[Driver] = None,
         operators: Operators = Operators(),
+        web: Optional["WebConfig"] = None,
     ) -> None:
         super().__init__(jid, password, port=server.port, verify_security=True)
         self.server = server
@@ -302,6 +305,13 @@ class VmeAgent(Agent):
         self.log = _AgentLog(log, self)
         self.operators = operators
         self.desk = OperatorDesk(self)
+        #: The ``[web]`` settings (None: no console, no REST interface); see vmenergy.agents.web.
+        self.web_config = web
+        self.console = None
+        # protocol messages for token holders go to their HTTP mailboxes, not to XMPP
+        self.web_peers: Optional[WebPeers] = None
+        #: Called after every engine step (the console's live updates).
+        self.step_watchers: list[Callable[[], None]] = []
 
     # -- to be provided by roles -----------------------------------------------------------
     def make_engine(self, ledger: Ledger) -> Engine:
@@ -474,9 +484,24 @@ class VmeAgent(Agent):
             self.add_behaviour(InboxBehaviour(), template)
         self.add_behaviour(OperatorBehaviour(), ~template)
         AdHocCommands(self).start()
+        if self.web_config is not None:
+            await self.start_web()
         if self.driver is None and self.clock.running:
             await self.start_time()
         self.log.info("event=started role=%s status=%r", self.role, self.engine.status())
+
+    def mount_web(self) -> None:
+        """Add the console and the REST interface (``[web]``) to SPADE's web application, and
+        route the protocol messages for token holders to their HTTP mailboxes."""
+        from .web.server import WebConsole
+
+        self.console = WebConsole(self, self.web_config)  # type: ignore[arg-type]
+        self.web_peers = WebPeers(frozenset(self.console.tokens.by_digest.values()))
+
+    async def start_web(self) -> None:
+        """Mount the web side and listen (on loopback unless configured otherwise)."""
+        self.mount_web()
+        await self.console.start()  # type: ignore[union-attr]
 
     def wake_steps(self) -> None:
         """The engine's state was changed outside an engine step (an operator, a test): the
@@ -751,6 +776,8 @@ class VmeAgent(Agent):
             held, self._held_sends = self._held_sends, []
             self._apply(held + batch.effects)
         self.wake_steps()  # the state changed: a step may be due sooner
+        for watcher in list(self.step_watchers):  # the console's live updates
+            watcher()
         if not batch.committed.done():
             batch.committed.set_result(None)
 
@@ -801,7 +828,10 @@ class VmeAgent(Agent):
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
-                self.client_send(VmeMessage.of(effect.to, effect.msg))
+                if self.web_peers is not None and effect.to in self.web_peers:
+                    self.web_peers.deliver(effect.to, effect.msg)
+                else:
+                    self.client_send(VmeMessage.of(effect.to, effect.msg))
                 self.desk.watch(True, effect.to, effect.msg)
             elif isinstance(effect, Execute):
                 self.on_execute(effect)

@@ -29,7 +29,7 @@ log = logging.getLogger("vmenergy.agent")
 #: Exit code of ``vmenergy agent`` when it cannot reach or log in to its server.
 EXIT_NO_SERVER = 2
 
-SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market", "dso"}
+SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market", "dso", "web"}
 
 
 class ConfigError(VmeError):
@@ -127,8 +127,21 @@ def build(role: str, data: dict):
         operators = Operators.from_dict(data.get("operators", {}))
     except FlexOfferError as exc:
         raise ConfigError(f"operators.{exc.path}", exc.reason) from None
+    web = None
+    if "web" in data:  # the console and REST interface; the token file is found beside the config
+        from vmenergy.agents.web import WebConfig
+
+        table = dict(data["web"])
+        for name in ("tokens", "certificate", "key", "client_ca"):  # files beside the config
+            if isinstance(table.get(name), str):
+                table[name] = str(_path(base, table[name]))
+        try:
+            web = WebConfig.from_dict(table)
+        except FlexOfferError as exc:
+            raise ConfigError(f"web.{exc.path}", exc.reason) from None
     common = dict(server=address, clock=clock, store_path=store, tick=float(agent.get("tick", 1.0)),
-                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)), operators=operators)
+                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)), operators=operators,
+                  web=web)
     section = data.get(role)
     if not isinstance(section, dict):
         raise ConfigError(role, f"a [{role}] section is required for a {role}")
@@ -247,6 +260,19 @@ def run_agent(role: str, path: Path) -> int:
 
     data = load_config(path)
     agent = build(role, data)
+    web = agent.web_config
+    if web is not None and web.tokens is not None:  # refused now, not as a traceback at start-up
+        from vmenergy.agents.web import Tokens
+
+        try:
+            Tokens.load(web.tokens)
+        except FlexOfferError as exc:
+            raise ConfigError("web.tokens", exc.reason) from None
+    if web is not None and web.key is not None:
+        try:  # the web server's TLS key, like the password, is only its owner's to read
+            read_private(web.key, "web TLS key")
+        except PrivateFileError as exc:
+            raise ConfigError("web.key", str(exc)) from None
     register = bool(data.get("agent", {}).get("register", True))
     result: list[int] = []
     spade.run(_run(agent, register, result))

@@ -17,6 +17,7 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 from vmenergy.flexoffer.errors import check
 from vmenergy.flexoffer.limits import MAX_ID_LENGTH
 from vmenergy.flexoffer.timeutil import format_utc
+from vmenergy.settlement import Contract, default_contract
 
 from .aggregator_config import AggregatorConfig, fed_by_market, objective_from
 from .billing import correction_bill, settle_offers
@@ -100,6 +101,9 @@ class AggregatorEngine(Engine):
         steered = self.ledger[OVERRIDES].get("objective")
         if steered is not None and isinstance(self.strategies.planning, ObjectivePlanning):
             self._use_objective(steered)  # an operator's objective outlives a restart
+        contract = self.ledger[OVERRIDES].get("contract")
+        if contract is not None:  # and so does the contract a controller set
+            self._use_contract(default_contract(self.jid, contract))
 
     # -- the planning objective (config, or an operator's) --------------------------------
     def objective(self) -> Optional[dict]:
@@ -138,6 +142,26 @@ class AggregatorEngine(Engine):
         self.ledger[OVERRIDES].put("objective", dict(objective))
         self._use_objective(objective)
         return [], f"objective {objective.get('kind', 'peak')} from the next plan on"
+
+    # -- the prosumers' contract (config, or a controller's) ----------------------------------
+    def _use_contract(self, contract: Contract) -> None:
+        self.contract = contract
+        self.strategies = replace(self.strategies, contract=contract)
+
+    @steers("contract")
+    def _set_contract(self, now: int, contract: Optional[dict] = None) -> tuple[list[Effect], str]:
+        """A controller changes the prosumers' contract (a table as ``[aggregator.contract]``,
+        completed with this aggregator's id); it applies to what is settled from now on: bills
+        already sent stand, as a changed tariff does."""
+        if not isinstance(contract, dict):
+            raise SteeringError("contract", "a table such as {mode = \"delegated\", reward = {...}}")
+        try:
+            new = default_contract(self.jid, contract)
+        except FlexOfferError as exc:  # SettlementError names the field inside the table
+            raise SteeringError(f"contract.{exc.path}" if exc.path else "contract", exc.reason) from None
+        self.ledger[OVERRIDES].put("contract", dict(contract))
+        self._use_contract(new)
+        return [], f"contract {new.id} ({new.mode}) for what is settled from now on"
 
     # -- persistence of the live aggregates -----------------------------------------------
     def _restore_aggregates(self) -> None:

@@ -60,8 +60,13 @@ def server_address(server: dict, part: Optional[str] = None) -> ServerAddress:
 
 def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int = 0,
                 plan: Optional[Plan] = None) -> VmeAgent:
+    web = None
+    if spec.web:  # the console and REST interface (the scenario's [web])
+        from vmenergy.agents.web import WebConfig
+
+        web = WebConfig(**spec.web)
     common = dict(server=address, store_path=Path(spec.store), clock=clock, tick=TICK.get(spec.role, 0.5),
-                  operators=Operators.from_dict(spec.operators))
+                  operators=Operators.from_dict(spec.operators), web=web)
     cfg = dict(spec.config)
     if spec.role == "prosumer":
         offers = [(int(o["release"]), FlexOffer.from_dict(o["offer"])) for o in spec.offers]

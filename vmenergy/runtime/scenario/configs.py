@@ -90,6 +90,16 @@ def check_operators(table: Any, at: KeyPath, problems: Problems, *, also: tuple[
     return None if made is None or len(problems.errors) > errors else made
 
 
+def check_web(table: Any, at: KeyPath, problems: Problems) -> Optional[Any]:
+    """The :class:`~vmenergy.agents.web.WebConfig` of a ``[web]`` table, or None (problems added)."""
+    from vmenergy.agents.web.config import WebConfig
+
+    errors = len(problems.errors)
+    settings = check_keys(WebConfig, table, at, problems)
+    made = build_all(at, lambda kw: WebConfig(**kw), settings, problems)
+    return None if made is None or len(problems.errors) > errors else made
+
+
 def build_all(at: KeyPath, make: Callable[[dict], Any], table: dict, problems: Problems, strip: str = "") -> Any:
     """``make(table)``, adding its errors under ``at``.
 

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[3]
 DAY = 86400
 
 #: The tables a scenario file may have.
-SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "dso", "prosumers", "operators")
+SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "dso", "prosumers", "operators", "web")
 
 # An agent's name is the node of its JID and the name of its store file, a scenario's names its
 # run folder: keep them to characters that are safe in all three (agent names are compared
@@ -198,6 +198,18 @@ class OperatorsTable:
 
 
 @dataclass(frozen=True)
+class WebTable:
+    """``[web]``: the agents of these ``roles`` serve their console and REST interface
+    (docs/web.md) on ``host``, from ``port`` on (one port each, in the order the agents are
+    listed; 0: any free port, written in the agent's log). The run issues a token for every
+    operator (``[operators]``) and writes them to ``web-tokens.txt`` in the run directory."""
+
+    roles: tuple[str, ...] = ("aggregator", "market")
+    host: str = "127.0.0.1"
+    port: int = field(default=0, metadata=limits(ge=0, le=65535))
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A checked scenario. ``source``: the file it came from; ``warnings``: problems that do not
     stop a run (the check prints them)."""
@@ -212,6 +224,7 @@ class Scenario:
     inputs: Optional[InputsTable] = None
     operators: OperatorsTable = OperatorsTable()
     dsos: tuple[Dso, ...] = ()
+    web: Optional[WebTable] = None
 
     @property
     def name(self) -> str:
@@ -251,11 +264,12 @@ class _Reader:
         operators = self._operators(server)
         self._unique_names(market, aggregators, groups, operators, dsos)
         inputs = self._inputs(settings, groups)
+        web = self._web() if "web" in data else None
         if settings is None or server is None or None in aggregators or None in groups or (
                 "market" in data and market is None) or operators is None or None in dsos or self.p.errors:
             return None
         return Scenario(settings, server, market, tuple(aggregators), tuple(groups), self.source,
-                        tuple(p.warnings), inputs, operators, tuple(dsos))  # type: ignore[arg-type]
+                        tuple(p.warnings), inputs, operators, tuple(dsos), web)  # type: ignore[arg-type]
 
     # [[dso]] ------------------------------------------------------------------------------
     def _dsos(self, domain: str, groups: list) -> list[Optional[Dso]]:
@@ -299,6 +313,24 @@ class _Reader:
                              f"no [[dso]] has a congestion point named {show(group.congestion_point)}",
                              suggest(group.congestion_point, owner))
         return out
+
+    # [web] --------------------------------------------------------------------------------
+    def _web(self) -> Optional[WebTable]:
+        at: KeyPath = ("web",)
+        table = read_table(WebTable, self.data["web"], at, self.p)
+        if table is None:
+            return None
+        for i, role in enumerate(table.roles):
+            if role not in ("aggregator", "market"):
+                self.p.error(at + ("roles", i), f"\"aggregator\" or \"market\" (their agents serve a console), "
+                                                f"got {show(role)}")
+        from vmenergy.agents.web.config import WebConfig
+
+        try:
+            WebConfig(host=table.host)
+        except FlexOfferError as exc:
+            self.p.error(at + (exc.path,), exc.reason)
+        return table
 
     # [inputs] -----------------------------------------------------------------------------
     def _inputs(self, settings: Optional[ScenarioTable], groups: list) -> Optional[InputsTable]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from .configs import check_aggregator, check_dso, check_market, check_operators
+from .configs import check_aggregator, check_dso, check_market, check_operators, check_web
 from .locate import KeyLines, KeyPath
 from .problems import Problem, Problems
 from .tables import Instant, check_keys, limits, read_table, show
@@ -22,7 +22,7 @@ __all__ = ["AgentTable", "NodeServerTable", "NodeClockTable", "ProsumerTable", "
 #: The roles a node runs, each configured by the table of that name.
 ROLES = ("prosumer", "aggregator", "market", "dso")
 #: The tables every node may have besides its role's.
-COMMON = ("agent", "server", "clock", "operators")
+COMMON = ("agent", "server", "clock", "operators", "web")
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class Node:
     clock: NodeClockTable
     config: Any
     operators: Any = None
+    web: Any = None  # a vmenergy.agents.web.WebConfig, or None: no console, no REST interface
 
 
 def read_node(data: dict, problems: Problems) -> Optional[Node]:
@@ -103,6 +104,7 @@ def read_node(data: dict, problems: Problems) -> Optional[Node]:
     server = read_table(NodeServerTable, data.get("server", {}), ("server",), problems)
     clock = read_table(NodeClockTable, data.get("clock", {}), ("clock",), problems)
     operators = check_operators(data.get("operators", {}), ("operators",), problems)
+    web = check_web(data["web"], ("web",), problems) if "web" in data else None
     if agent is not None:
         if "@" not in agent.jid.strip("@"):
             problems.error(("agent", "jid"), f"a JID, node@domain, got {show(agent.jid)}")
@@ -126,7 +128,7 @@ def read_node(data: dict, problems: Problems) -> Optional[Node]:
     config = _role(role, data[role], agent.jid if agent is not None else "node@localhost", problems)
     if None in (agent, server, clock, config, operators) or problems.errors:
         return None
-    return Node(role, agent, server, clock, config, operators)
+    return Node(role, agent, server, clock, config, operators, web)
 
 
 def check_node(data: dict, text: str) -> list[Problem]:

@@ -24,6 +24,11 @@ from .problems import ScenarioError
 __all__ = ["AgentSpec", "Plan", "make_plan", "vary_offer"]
 
 
+#: The run's web token file (digests, read by the agents) in the run directory; the tokens
+#: themselves go to ``web-tokens.txt`` beside it, for the operators (both private).
+WEB_TOKENS = "web-tokens.json"
+
+
 @dataclass
 class AgentSpec:
     role: str
@@ -35,6 +40,7 @@ class AgentSpec:
     config: dict = field(default_factory=dict)
     offers: list[dict] = field(default_factory=list)  # (prosumers) offer dicts with "release"
     operators: dict = field(default_factory=dict)  # who may read and steer it (Operators.to_dict())
+    web: dict = field(default_factory=dict)  # its console and REST interface (WebConfig's fields), if any
 
 
 @dataclass
@@ -226,6 +232,11 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
             agents.append(spec("prosumer", name, part, config, offers))
     _admit_from_topology(agents)
     _locate(scenario, agents)
+    if scenario.web is not None:  # consoles: one port each, in the order the agents are listed
+        serving = [a for a in agents if a.role in scenario.web.roles]
+        for i, a in enumerate(serving):
+            a.web = {"host": scenario.web.host, "port": scenario.web.port + i if scenario.web.port else 0,
+                     "tokens": str(run_dir / WEB_TOKENS)}
     speed = settings.speed if settings.clock == "accelerated" else None
     clock = {"mode": settings.clock, "speed": speed, "start": start}
     order = ["market", "dso", "aggregators"]
