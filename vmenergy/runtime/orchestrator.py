@@ -555,7 +555,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
     t0 = time.time()
     outcome = "timeout"
     prog: Optional[Progress] = None
-    restore = _stop_signals_interrupt()
+    restore = stop_signals_interrupt()
     try:
         swarm.start()
         prog = swarm.wait(timeout=timeout)
@@ -577,7 +577,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
     return RunResult(report, outcome, prog or Progress(0), round(time.time() - t0, 3))
 
 
-def _stop_signals_interrupt() -> Callable[[], None]:
+def stop_signals_interrupt() -> Callable[[], None]:
     """SIGTERM and SIGHUP (``kill``, systemd, docker stop, a closed terminal) stop a run as Ctrl-C
     does: the processes and the private server are stopped and the report is written. (Killed
     outright, the run left its private XMPP server behind.) Returns what puts the old handlers

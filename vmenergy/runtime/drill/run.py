@@ -32,7 +32,7 @@ from typing import Callable, Optional
 
 from vmenergy.flexoffer import FlexOffer
 from vmenergy.flexoffer.timeutil import format_utc
-from vmenergy.runtime.orchestrator import Progress, Swarm, _stop_signals_interrupt
+from vmenergy.runtime.orchestrator import Progress, Swarm, stop_signals_interrupt
 from vmenergy.runtime.scenario import load_scenario
 
 from . import KINDS
@@ -154,7 +154,7 @@ def run_drill(scenario: Path | str, kind: str, run_dir: Path | str, *, seed: int
                                                    f"{getattr(exc, 'stderr', '') or exc}".strip())
     swarm = _DrillSwarm(sc, run_dir, out=lambda line: None, proxy_seed=seed if kind == "network" else None, disk=disk)
     # SIGTERM/SIGHUP stop a drill as Ctrl-C does (the server, processes and tmpfs are cleaned up)
-    restore_signals = _stop_signals_interrupt()
+    restore_signals = stop_signals_interrupt()
     t_start = time.time()
     deadline = t_start + timeout
     recover: Optional[float] = None
