@@ -105,7 +105,7 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     if runs.get("count"):
         lines.append(f"{'normal programme instead':<28}{runs['count']} (rejected offers), {kwh(runs['kwh'])} kWh metered")
     for a in summary["aggregators"]:
-        lines.append(f"aggregator {a['jid']} (upstream {a['upstream']}): {a['aggregates']} aggregates "
+        lines.append(f"aggregator {a['jid']} (upstream {a['upstream']}): {a['aggregates']} aggregate{'s' if a['aggregates'] != 1 else ''} "
                      f"({states_line(a['aggregate_status'])}) of {a['members']} offers, "
                      f"{a['scheduled_alone']} offers scheduled alone")
     en = summary["energy_kwh"]
