@@ -36,6 +36,7 @@ from vmenergy.wire.messages import decode, encode, summary
 from vmenergy.wire.stanzas import NS, register_protocol_plugins
 from vmenergy.wire.xml import MAX_DEPTH, too_deep
 
+from .keepalive import Keepalive
 from .operator import AdHocCommands, OperatorDesk
 
 __all__ = ["ServerAddress", "VmeMessage", "VmeAgent", "MAX_PAYLOAD_BYTES", "SIM_NS", "Driver"]
@@ -332,6 +333,17 @@ class VmeAgent(Agent):
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         client.register_plugin("xep_0198")
+        # Subscription requests are answered by _on_subscribe alone. slixmpp's defaults answer
+        # every request too (approve, directed presence, and a request back): with VME's own
+        # answer that was five stanzas per request, each answered again by the peer, which
+        # flooded an aggregator's stream while 500 prosumers subscribed (bench/RESULTS.md).
+        client.auto_authorize = None
+        client.auto_subscribe = False
+        # SPADE's XEP-0199 keepalive cut busy links and reconnected behind our back: a silence
+        # watch instead, which leaves reconnecting to _reconnect (see keepalive.py)
+        client.plugin["xep_0199"].disable_keepalive()
+        client.plugin["xep_0199"].keepalive = False
+        self.keepalive = Keepalive(client, self._cut_link)
         client.connected_event = asyncio.Event()
         client.disconnected_event = asyncio.Event()
         client.failed_auth_event = asyncio.Event()
@@ -374,6 +386,7 @@ class VmeAgent(Agent):
         """A new session (the first, or after a reconnect the server could not resume)."""
         fresh = self._down_since is not None
         self._link(True)
+        self.keepalive.start()
         if fresh and self.presence is not None:
             # a new session starts unavailable, and some servers drop messages to a bare JID
             # without an explicit priority: say who we are again, and ask the peers afresh (a
@@ -386,10 +399,18 @@ class VmeAgent(Agent):
 
     def _session_resumed(self, _event) -> None:
         self._link(True)
+        self.keepalive.start()
         self.log.info("event=reconnected resumed=yes")
+
+    def _cut_link(self) -> None:
+        """The server has been silent through a ping: drop the transport (``disconnected``
+        follows, and with it the one reconnect loop)."""
+        self.log.warning("event=link-silent server=%s:%s", self.server.host, self.server.port)
+        self.client.abort()
 
     def _disconnected(self, _event) -> None:
         client = self.client
+        self.keepalive.stop()
         client.disconnected_event.set()
         client.connected_event.clear()
         if self._stopping or not self.is_alive():
@@ -574,11 +595,22 @@ class VmeAgent(Agent):
         return []
 
     def _on_subscribe(self, peer: str) -> None:
+        """One answer per request: approve a peer (and ask for its presence in turn unless the
+        server's roster says we have it already); approve an operator; ignore anyone else."""
+        self.work["subscriptions_in"] += 1
         if self.approve(peer):
             self.presence.approve_subscription(peer)
-            self.presence.subscribe(peer)
+            if not self._subscribed_to(peer):
+                self.presence.subscribe(peer)
         elif peer in self.operators:  # operators see the agent's status; it need not see theirs
             self.presence.approve_subscription(peer)
+
+    def _subscribed_to(self, peer: str) -> bool:
+        """Whether the server's roster (its pushes, not our own guess) says we receive ``peer``'s
+        presence. A pending request does not count: the server keeps it pending even when it
+        could not deliver it (the peer's account did not exist yet), so it is asked again."""
+        roster = self.client.client_roster
+        return bool(roster.has_jid(peer) and roster[peer]["to"])
 
     def _presence(self, jid: str, available: bool) -> None:
         peer = bare(jid)

@@ -1,0 +1,91 @@
+"""Presence subscriptions on a real Prosody: every subscription request is answered once.
+
+slixmpp answers requests by itself (approve, a directed presence and a request back) and VME's
+handler answered them again: five stanzas per request, each answered again by the peer. With 500
+prosumers subscribing at once that flood put the aggregator's stream far behind the server
+(bench/RESULTS.md, issue 15). The stanzas are counted on the wire, as each agent sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+
+from vmenergy.agents import AggregatorAgent, ProsumerAgent, ServerAddress
+from vmenergy.protocol.aggregator import AggregatorConfig
+
+pytestmark = pytest.mark.integration
+
+
+class _Counting:
+    """Counts presence stanzas an agent sends and receives, by (direction, type, peer)."""
+
+    seen: Counter
+
+    async def _async_connect(self) -> None:
+        self.seen = Counter()
+        self.client.add_filter("out", lambda s: self._count("out", s, "to"))
+        self.client.add_filter("in", lambda s: self._count("in", s, "from"))
+        await super()._async_connect()  # type: ignore[misc]
+
+    def _count(self, direction: str, stanza, peer_field: str):
+        if stanza.name == "presence" and stanza[peer_field]:
+            self.seen[direction, stanza["type"] or "available", stanza[peer_field].bare] += 1
+        return stanza
+
+
+class CountingAggregator(_Counting, AggregatorAgent):
+    pass
+
+
+class CountingProsumer(_Counting, ProsumerAgent):
+    pass
+
+
+async def eventually(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def answered_once(agent: _Counting, peer: str) -> None:
+    requests = agent.seen["in", "subscribe", peer]
+    assert requests >= 1, f"{agent.jid} got no request from {peer}"
+    assert agent.seen["out", "subscribed", peer] == requests, agent.seen
+    # asked back at most once, and no extra directed presence (the server sends the current
+    # presence itself when a subscription is approved, RFC 6121 3.1.5)
+    assert agent.seen["out", "subscribe", peer] <= 1, agent.seen
+    assert agent.seen["out", "available", peer] == 0, agent.seen
+
+
+async def test_each_subscription_request_is_answered_once(prosody_server, tmp_path):
+    addr = ServerAddress(prosody_server.host, prosody_server.port, prosody_server.ca_file)
+    agg_jid = prosody_server.jid("sub-agg")
+    agg = CountingAggregator(agg_jid, "pw", config=AggregatorConfig(cycle=10_000, lead=60), server=addr,
+                             store_path=tmp_path / "agg.sqlite")
+    await agg.start(auto_register=True)
+    homes = []
+    try:
+        for i in range(3):
+            jid = prosody_server.jid(f"sub-home{i}")
+            home = CountingProsumer(jid, "pw", aggregator=agg_jid, server=addr,
+                                    store_path=tmp_path / f"home{i}.sqlite")
+            await home.start(auto_register=True)
+            homes.append(home)
+        await asyncio.wait_for(asyncio.gather(*(h.wait_ready() for h in homes)), 20)
+        await eventually(lambda: all(agg._available.get(str(h.jid)) for h in homes),
+                         what="the aggregator sees every prosumer")
+        for home in homes:
+            answered_once(agg, str(home.jid))
+            answered_once(home, agg_jid)
+            # a prosumer asks once when it starts and never again once it has the presence
+            assert home.seen["out", "subscribe", agg_jid] == 1, home.seen
+            assert home.seen["out", "subscribed", agg_jid] == 1, home.seen
+    finally:
+        for home in homes:
+            await home.stop()
+        await agg.stop()
