@@ -89,3 +89,28 @@ async def test_each_subscription_request_is_answered_once(prosody_server, tmp_pa
         for home in homes:
             await home.stop()
         await agg.stop()
+
+
+async def test_an_aggregator_and_its_market_see_each_other(prosody_server, tmp_path):
+    """The market approves an aggregator it admits (a scenario's market admits the aggregators
+    that bid on it) before that one has registered, and asks back; the aggregator is ready."""
+    from vmenergy.agents import MarketAgent
+    from vmenergy.protocol.market import MarketConfig
+
+    addr = ServerAddress(prosody_server.host, prosody_server.port, prosody_server.ca_file)
+    market_jid, agg_jid = prosody_server.jid("sub-market"), prosody_server.jid("sub-agg2")
+    market = MarketAgent(market_jid, "pw", server=addr, store_path=tmp_path / "m.sqlite",
+                         config=MarketConfig(registration=(agg_jid,)))
+    agg = CountingAggregator(agg_jid, "pw", server=addr, store_path=tmp_path / "a.sqlite",
+                             config=AggregatorConfig(cycle=10_000, lead=60, upstream="market",
+                                                     upstream_jid=market_jid))
+    await market.start(auto_register=True)
+    await agg.start(auto_register=True)
+    try:
+        await asyncio.wait_for(agg.wait_ready(), 20)
+        await eventually(lambda: market._available.get(agg_jid) is True, what="the market sees the aggregator")
+        assert agg.seen["out", "subscribe", market_jid] == 1, agg.seen
+        answered_once(agg, market_jid)
+    finally:
+        await agg.stop()
+        await market.stop()
