@@ -69,8 +69,15 @@ SIM_NS = "urn:vmenergy:sim:1"
 RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 30.0
 RECONNECT_ATTEMPT_SECONDS = 20.0
-#: While a peer has not been seen available, the subscription to it is repeated this often (s).
+#: While a peer has not been seen available, the subscription to it is repeated: first after
+#: this many seconds, then at doubling intervals up to RESUBSCRIBE_MAX. A peer slow to answer is
+#: mostly a busy one (an aggregator that 500 prosumers subscribe to): asking it every 2 s fed it
+#: hundreds of requests a second more.
 RESUBSCRIBE_EVERY = 2.0
+RESUBSCRIBE_MAX = 30.0
+#: XEP-0198 window: the client asks the server to acknowledge after this many stanzas sent.
+#: slixmpp's default is 5 (bench/RESULTS.md: the cost of stream management).
+SM_WINDOW = 5
 
 #: Which element each message type travels as (without encoding it to find out): declared by
 #: each message type, read live from the registry in vmenergy.protocol.messages.
@@ -238,6 +245,9 @@ class VmeAgent(Agent):
     outgoing protocol message carries the round that produced it."""
 
     role = "node"
+    #: XEP-0198 ack window (None: no stream management); a class setting so a benchmark can
+    #: compare (bench_agents.py --sm).
+    stream_management: Optional[int] = SM_WINDOW
     #: Whether timed work can take long (aggregation, planning, clearing) and runs in a thread;
     #: a prosumer's ticks are cheap and a thread hop per tick is what idle agents spend CPU on.
     heavy_ticks = True
@@ -332,7 +342,8 @@ class VmeAgent(Agent):
         client = self.client
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
-        client.register_plugin("xep_0198")
+        if self.stream_management is not None:
+            client.register_plugin("xep_0198", pconfig={"window": self.stream_management})
         # Subscription requests are answered by _on_subscribe alone. slixmpp's defaults answer
         # every request too (approve, directed presence, and a request back): with VME's own
         # answer that was five stanzas per request, each answered again by the peer, which
@@ -505,12 +516,14 @@ class VmeAgent(Agent):
 
         A subscription sent before the peer's account existed (the peer's process is still
         starting) is dropped by some servers (ejabberd): it is sent again while a peer is missing."""
+        wait = RESUBSCRIBE_EVERY
         while not self._ready.is_set():
             try:
-                await asyncio.wait_for(self._ready.wait(), RESUBSCRIBE_EVERY)
+                await asyncio.wait_for(self._ready.wait(), wait)
             except asyncio.TimeoutError:
                 for peer in self.missing_peers():
                     self.presence.subscribe(peer)
+                wait = min(RESUBSCRIBE_MAX, wait * 2)
 
     def missing_peers(self) -> list[str]:
         return [p for p in self.peers if not self._available.get(p, False)]
