@@ -114,3 +114,30 @@ async def test_an_aggregator_and_its_market_see_each_other(prosody_server, tmp_p
     finally:
         await agg.stop()
         await market.stop()
+
+
+async def test_a_request_held_while_the_aggregator_was_away_is_answered_when_it_connects(prosody_server, tmp_path):
+    """The server keeps a request for an offline account and hands it over with the account's
+    first presence, before the agent's setup; it does not deliver the prosumer's repeats while
+    that one is pending. Unanswered, the prosumer would wait for good."""
+    addr = ServerAddress(prosody_server.host, prosody_server.port, prosody_server.ca_file)
+    agg_jid, home_jid = prosody_server.jid("sub-agg3"), prosody_server.jid("sub-home3")
+
+    def aggregator() -> CountingAggregator:
+        return CountingAggregator(agg_jid, "pw", config=AggregatorConfig(cycle=10_000, lead=60), server=addr,
+                                  store_path=tmp_path / "agg.sqlite")
+
+    first = aggregator()
+    await first.start(auto_register=True)  # the account exists
+    await first.stop()
+    home = CountingProsumer(home_jid, "pw", aggregator=agg_jid, server=addr, store_path=tmp_path / "home.sqlite")
+    await home.start(auto_register=True)
+    agg = aggregator()
+    try:
+        await eventually(lambda: home.seen["out", "subscribe", agg_jid] >= 1, what="the request sent")
+        await agg.start(auto_register=True)
+        await asyncio.wait_for(home.wait_ready(), 30)
+        answered_once(agg, home_jid)
+    finally:
+        await home.stop()
+        await agg.stop()

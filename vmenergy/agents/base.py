@@ -350,6 +350,10 @@ class VmeAgent(Agent):
         # flooded an aggregator's stream while 500 prosumers subscribed (bench/RESULTS.md).
         client.auto_authorize = None
         client.auto_subscribe = False
+        # before connecting: requests held by the server while we were away arrive with our
+        # first presence, before setup(), and the server does not deliver a repeated request
+        # while one is pending (SPADE's default handler would drop them for good)
+        self.presence.on_subscribe = self._on_subscribe
         # SPADE's XEP-0199 keepalive cut busy links and reconnected behind our back: a silence
         # watch instead, which leaves reconnecting to _reconnect (see keepalive.py)
         client.plugin["xep_0199"].disable_keepalive()
@@ -468,7 +472,6 @@ class VmeAgent(Agent):
 
     async def setup(self) -> None:
         register_protocol_plugins()
-        self.presence.on_subscribe = self._on_subscribe
         self.presence.on_available = lambda jid, info, last: self._presence(jid, True)
         self.presence.on_unavailable = lambda jid, info, last: self._presence(jid, False)
         # explicit priority: some servers drop messages to a bare JID without it after a restart
