@@ -8,13 +8,13 @@ prosumers subscribing at once that flood put the aggregator's stream far behind 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 
 import pytest
 
 from vmenergy.agents import AggregatorAgent, ProsumerAgent, ServerAddress
 from vmenergy.protocol.aggregator import AggregatorConfig
+from tests.integration.test_presence import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +42,6 @@ class CountingAggregator(_Counting, AggregatorAgent):
 
 class CountingProsumer(_Counting, ProsumerAgent):
     pass
-
-
-async def eventually(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def answered_once(agent: _Counting, peer: str) -> None:
