@@ -32,7 +32,15 @@ def test_example_config_builds_its_agent(role, tmp_path):
         assert [fo.id for _, fo in agent.initial_offers] == ["fo-ev-17"]
         # its devices make offers too, with ids the box's name makes unique at the aggregator
         assert [d.id for d in agent.source.devices] == ["house17-hp", "house17-car", "house17-house"]
-        assert agent.executor is agent.source
+        # its hardware carries out the schedules, telling the models what it was asked to do
+        from vmenergy.devices.adapters.executor import HardwareExecutor
+
+        assert isinstance(agent.executor, HardwareExecutor) and agent.executor.fleet is agent.source
+        assert sorted(agent.executor.devices) == ["heatpump", "wallbox"]
+        assert agent.executor.on_fault is not None  # faults go to the aggregator
+        # a box without hardware: its models carry out the schedules themselves
+        del data["prosumer"]["hardware"]
+        assert build(role, data).executor.__class__.__name__ == "DeviceFleet"
 
 
 def test_a_box_whose_forecast_files_are_missing_says_which(tmp_path):

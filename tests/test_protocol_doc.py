@@ -43,7 +43,8 @@ def test_json_and_xml_examples_describe_the_same_offer_and_schedule():
 
 
 MESSAGE_DOCS = [b for kind, b in BLOCKS if kind == "xml" and b.lstrip().startswith(
-    ("<ack", "<measurement", "<bill", "<rejection", "<bid", "<reservation", "<activation"))]
+    ("<ack", "<measurement", "<device-fault", "<bill", "<rejection", "<bid", "<reservation", "<activation",
+     "<flex-"))]
 
 
 @pytest.mark.parametrize("block", MESSAGE_DOCS)
@@ -85,3 +86,32 @@ def test_hourly_market_examples_keep_their_times():
     hourly = [parse_message(b) for b in MESSAGE_DOCS if 'resolution="3600"' in b]
     assert len(hourly) == 3 and all(m.resolution == 3600 for m in hourly)
     assert all(m.start * m.resolution == parse_utc("2026-11-22T20:00:00Z", "t") for m in hourly)
+
+
+def test_the_dso_examples_are_one_consistent_exchange():
+    """The reply answers the request over its intervals, the order's schedule is feasible for the
+    reply's aggregate and takes the ordered kWh off the baseline, and the settlement is what the
+    DSO computes from the metering."""
+    import numpy as np
+
+    from vmenergy.protocol.dso import DsoConfig, DsoOrder, verify
+    from vmenergy.protocol.gridload import place, schedule_load
+    from vmenergy.wire.messages import parse_message
+
+    docs = {b.split()[0].strip("<"): [] for b in MESSAGE_DOCS}
+    for b in MESSAGE_DOCS:
+        docs[b.split()[0].strip("<")].append(parse_message(b))
+    (req,), (reply,), (order, declined), (settlement,) = (docs["flex-request"], docs["flex-reply"],
+                                                          docs["flex-order"], docs["flex-settlement"])
+    metering = [m for m in docs["measurement"] if m.offer_id == order.order_id][0]
+    assert reply.request_id == req.request_id and len(reply.baseline) == len(req.max_kwh)
+    assert declined.status == "declined" and declined.reason
+    (fo,), (s,) = reply.offers, order.schedules
+    assert fo.is_feasible(s)
+    scheduled = place(np.zeros(len(req.max_kwh)), req.start, *schedule_load(fo, s))
+    ordered = np.clip(np.asarray(reply.baseline) - scheduled, 0, None)
+    assert ordered.sum() == order.ordered_kwh
+    assert (scheduled + np.asarray(reply.committed) <= np.asarray(req.max_kwh)).all()
+    rec = DsoOrder(order, "aggregator@vme.localhost", req.start, reply.baseline, tuple(scheduled),
+                      tuple(ordered), 900, measurement=metering)
+    assert verify(rec, DsoConfig(points={"feeder-1": {"limit": 40.0}}), settlement.settlement_id)[0] == settlement

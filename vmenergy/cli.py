@@ -125,6 +125,27 @@ def describe(fo: FlexOffer) -> str:
     return "\n".join(lines)
 
 
+def cmd_feeder(args: argparse.Namespace, out: TextIO) -> int:
+    from datetime import date
+
+    from vmenergy.runtime.feeder import feeder_limits
+
+    try:
+        day = date.fromisoformat(args.day)
+    except ValueError:
+        print(f"--day: not a date YYYY-MM-DD: {args.day!r}", file=out)
+        return 1
+    try:
+        limits = feeder_limits(args.code, day, bus=args.bus, max_loading=args.max_loading)
+    except FlexOfferError as exc:
+        print(f"{exc.path}: {exc.reason}", file=out)
+        return 1
+    print(f"# headroom of SimBench {args.code} on {day} (kWh per 15 min, UTC), "
+          f"{min(limits):g}..{max(limits):g}: a [[dso]] point's limit", file=out)
+    print("limit = [" + ", ".join(f"{v:g}" for v in limits) + "]", file=out)
+    return 0
+
+
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     try:
         items = read_document(args.file)
@@ -253,6 +274,43 @@ def run_outcome(result, say) -> int:
     return {"done": 0, "until": EXIT_UNFINISHED, "timeout": EXIT_TIMEOUT}.get(result.outcome, EXIT_INTERRUPTED)
 
 
+def cmd_drill(args: argparse.Namespace, out: TextIO) -> int:
+    """Fault drills on a scenario: first the undisturbed run, then each kind once, one line of
+    figures each; exit code 1 if any drill lost an item, logged an exception from outside VME,
+    did not finish or decided otherwise than the undisturbed run."""
+    from dataclasses import replace
+
+    from vmenergy.runtime.drill import KINDS
+    from vmenergy.runtime.drill.run import UNDISTURBED, run_drill
+    from vmenergy.runtime.scenario import ScenarioError
+
+    kinds = args.kind or list(KINDS)
+    base = Path(args.out) if args.out else Path("run") / f"drill-{time.strftime('%Y%m%d-%H%M%S')}"
+    results = []
+    reference = None
+    for kind in ([] if args.no_reference else [UNDISTURBED]) + kinds:
+        try:
+            result = run_drill(args.scenario, kind, base / kind, seed=args.seed, timeout=args.timeout)
+        except ScenarioError as exc:
+            print_check(args.scenario, exc.problems, out)
+            return 1
+        if kind == UNDISTURBED:
+            reference = result.result
+        elif reference and result.result and not result.skipped:
+            result = replace(result, same_as_undisturbed=result.result == reference)
+        results.append(result)
+        print(result.line(), file=out, flush=True)
+        for note in result.notes:
+            print(f"  note: {note}", file=out)
+        for exc in result.foreign_exceptions:
+            print(f"  non-project exception in {exc.log}: {exc.exception} (at {exc.where})", file=out)
+    failed = [r.kind for r in results if not r.ok]
+    lost = sum(r.items.lost for r in results if r.items is not None)
+    print(f"drills: {len(results)} run ({sum(1 for r in results if r.skipped)} skipped), items lost {lost}, "
+          f"failed: {', '.join(failed) or 'none'}; run folders in {base}", file=out)
+    return 1 if failed else 0
+
+
 def cmd_swarm(args: argparse.Namespace, out: TextIO) -> int:
     from vmenergy.runtime.logs import setup_logging
     from vmenergy.runtime.swarm import main as swarm_main
@@ -277,6 +335,29 @@ def cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
         return 1
 
 
+def cmd_device(args: argparse.Namespace, out: TextIO) -> int:
+    if args.device_command == "emulate":
+        from vmenergy.devices.adapters.emulate import emulate_file
+
+        return emulate_file(Path(args.config), out)
+    from vmenergy.devices.adapters.probe import probe_file
+
+    return probe_file(Path(args.config), out, device=args.device, timeout=args.timeout)
+
+
+def cmd_web_token(args: argparse.Namespace, out: TextIO) -> int:
+    from vmenergy.agents.web import issue_token
+    from vmenergy.flexoffer import FlexOfferError
+
+    try:
+        token = issue_token(Path(args.file), args.jid)
+    except FlexOfferError as exc:
+        print(f"INVALID: {exc}", file=out)
+        return 1
+    print(token, file=out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmenergy",
@@ -297,6 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the offer and its measures as JSON")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("feeder", help="a congestion point's limits from a SimBench feeder (pandapower; optional)",
+                       description="Print a day's profile of the headroom at a SimBench feeder's transformer (or "
+                                   "--bus), in kWh per 15 minutes, as the limit of a [[dso]] congestion point. "
+                                   "Needs pip install 'vmenergy[grid]'.")
+    p.add_argument("code", help="SimBench network code, e.g. 1-LV-rural1--0-no_sw")
+    p.add_argument("--day", required=True, help="the day (YYYY-MM-DD) whose load profiles set the headroom")
+    p.add_argument("--bus", type=int, default=None, help="the congestion point's bus (default: the transformer's LV side)")
+    p.add_argument("--max-loading", type=float, default=100.0, help="loading in percent no element may pass")
+    p.set_defaults(func=cmd_feeder)
 
     p = sub.add_parser("demo", help="run the demo swarm on a private XMPP server and print where its report is")
     p.add_argument("--scenario", default=str(Path(__file__).resolve().parents[1] / "scenarios" / "demo.toml"))
@@ -324,11 +415,53 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shard 1: where the coordinator listens for the other shards (default 127.0.0.1, any port)")
     p.set_defaults(func=cmd_run)
 
+    from vmenergy.runtime.drill import KINDS
+
+    p = sub.add_parser("drill", help="fault drills on a scenario: kill -9 parts and the server, a bad network, a full disk",
+                       description="Run the scenario once per drill on a private server, disturbed at a seeded "
+                                   "random scenario time; print items offered/assigned/measured/billed, items "
+                                   "lost, exceptions, time to recover and whether the run decided what the "
+                                   "undisturbed run decided. Exit code 1 if anything was lost.")
+    p.add_argument("scenario", metavar="SCENARIO.toml")
+    p.add_argument("--kind", action="append", choices=KINDS, help="a drill to run (repeatable; default: all)")
+    p.add_argument("--seed", type=int, default=0, help="draws the fault times, the process killed, the delays")
+    p.add_argument("--out", default=None, metavar="DIR", help="folder of the drills' run folders (default run/drill-TIMESTAMP)")
+    p.add_argument("--timeout", type=float, default=900, help="real seconds each drill may take")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the undisturbed run the drills' results are compared with")
+    p.set_defaults(func=cmd_drill)
+
     p = sub.add_parser("agent", help="run one agent in the foreground (a box, a server, a systemd unit)")
-    p.add_argument("role", choices=("prosumer", "aggregator", "market"))
+    p.add_argument("role", choices=("prosumer", "aggregator", "market", "dso"))
     p.add_argument("--config", required=True, metavar="FILE", help="TOML config (examples in agents/<role>/)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("device", help="a box's hardware: `vmenergy device probe CONFIG` reads every mapped point once")
+    dsub = p.add_subparsers(dest="device_command", metavar="ACTION", required=True)
+    q = dsub.add_parser("probe", help="read every mapped register of the box's devices once; print name, value, unit",
+                        description="Reads every point of each [[prosumer.hardware]] entry (or [[hardware]] entry) "
+                                    "of CONFIG once and prints a table; names the device, its link and what to check "
+                                    "when it cannot be read. Exit code 1 if any point could not be read.")
+    q.add_argument("config", metavar="CONFIG")
+    q.add_argument("--device", default=None, metavar="ID", help="probe only this entry")
+    q.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds per request (default: the entry's)")
+    q.set_defaults(func=cmd_device)
+    q = dsub.add_parser("emulate",
+                        help="serve emulated devices for CONFIG's hardware entries (try a box before wiring)",
+                        description="Starts emulated devices for each hardware entry of CONFIG: Modbus TCP on "
+                                    "127.0.0.1 at the entry's port, Modbus RTU and serial boards on pseudo-terminals "
+                                    "linked at the entries' serial_port paths. Runs until interrupted.")
+    q.add_argument("config", metavar="CONFIG")
+    q.set_defaults(func=cmd_device)
+    p = sub.add_parser("web-token", help="add a token for JID to an agent's web token file and print it",
+                       description="The token opens the agent's console and REST interface to JID, as the "
+                                   "agent's [operators] allow (viewer or controller). The file keeps only a "
+                                   "digest of the token (mode 0600); the token is printed once.")
+    p.add_argument("file", metavar="TOKENS.json")
+    p.add_argument("jid", metavar="JID")
+    p.set_defaults(func=cmd_web_token)
 
     p = sub.add_parser("swarm", help=argparse.SUPPRESS)  # one process of a run (started by `run`)
     p.add_argument("--plan", required=True)

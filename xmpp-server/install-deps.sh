@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the system packages VME runs and tests on (Debian/Ubuntu): Prosody (default XMPP server),
-# ejabberd (large deployments, clusters), openssl (self-signed certificates) and Python's venv.
+# ejabberd (large deployments, clusters), openssl (self-signed certificates), chromium with its
+# driver (the web console's browser tests) and Python's venv.
 # As root it installs what is missing; otherwise it says what to install and carries on, so the
 # parts that need a missing server are skipped with that reason instead of failing obscurely.
 set -u
@@ -8,6 +9,9 @@ missing=""
 command -v prosody >/dev/null 2>&1 || missing="$missing prosody"
 command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || missing="$missing ejabberd"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+# the web console's browser tests drive Debian's chromium through its driver (selenium)
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 PY=${PYTHON:-python3}
 if ! "$PY" -c "import ensurepip, venv" >/dev/null 2>&1; then
   ver=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null || echo 3)

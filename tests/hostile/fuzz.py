@@ -36,7 +36,7 @@ from vmenergy.store.sqlite import read_record
 from vmenergy.wire import documents, xml as wxml
 from vmenergy.wire.messages import parse_message, to_xml
 
-__all__ = ["TARGETS", "Target", "fuzz", "FuzzReport"]
+__all__ = ["TARGETS", "Target", "case", "fuzz", "FuzzReport"]
 
 DOC = (ROOT / "docs" / "protocol.md").read_text()
 _XML_BLOCKS = [b.strip() for kind, b in re.findall(r"```(json|xml)\n(.*?)```", DOC, flags=re.S) if kind == "xml"]
@@ -214,42 +214,79 @@ class FuzzReport:
     accepted: dict[str, int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    failed: int = 0
     failures: list[str] = field(default_factory=list)
 
 
-def fuzz(cases: int, seed: int = 0, only: Optional[str] = None, keep: int = 10) -> FuzzReport:
-    """``cases`` mutated inputs spread over the targets; failures name the target, case and input."""
+def case(seed: int, n: int, chosen: Optional[list[Target]] = None) -> tuple[Target, str]:
+    """Case ``n`` of run ``seed``: its target and input. Each case has its own generator, so one
+    case is reproduced without replaying the cases before it."""
+    chosen = chosen if chosen is not None else targets()
+    target = chosen[n % len(chosen)]
+    rng = random.Random(f"vme-fuzz/{seed}/{n}")
+    return target, mutate(rng.choice(target.seeds), rng)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of a traceback (file:line), which is where a fix goes."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+
+
+def fuzz(cases: int, seed: int = 0, only: Optional[str] = None, keep: int = 10, start: int = 0) -> FuzzReport:
+    """Cases ``start`` .. ``start + cases - 1`` spread over the targets; failures name the target,
+    seed, case number, the place that raised and the input (``python -m tests.hostile.fuzz
+    --case SEED N`` replays one)."""
     report = FuzzReport()
     chosen = [t for t in targets() if only is None or t.name == only]
-    rng = random.Random(seed)
     t0 = time.perf_counter()
-    for n in range(cases):
-        target = chosen[n % len(chosen)]
-        text = mutate(rng.choice(target.seeds), rng)
+    for n in range(start, start + cases):
+        target, text = case(seed, n, chosen)
         report.cases += 1
         try:
             target.run(text)
         except target.allowed as exc:
-            if isinstance(exc, VmeError) and not exc.path:
-                report.failures.append(f"{target.name} case {n}: refused without a path: {exc!r}")
+            if isinstance(exc, VmeError) and not exc.path and len(report.failures) < keep:
+                report.failures.append(f"{target.name} seed {seed} case {n}: refused without a path: {exc!r}")
             report.refused[target.name] = report.refused.get(target.name, 0) + 1
             continue
         except Exception as exc:  # noqa: BLE001 - what the fuzzer looks for
             if len(report.failures) < keep:
-                report.failures.append(f"{target.name} case {n} (seed {seed}): {type(exc).__name__}: {exc!s:.300} "
-                                       f"input {text[:300]!r}")
+                report.failures.append(f"{target.name} seed {seed} case {n}: {type(exc).__name__} at {_where(exc)}: "
+                                       f"{exc!s:.300} input {text[:300]!r}")
+            report.failed += 1
             continue
         report.accepted[target.name] = report.accepted.get(target.name, 0) + 1
     report.seconds = time.perf_counter() - t0
     return report
 
 
-if __name__ == "__main__":  # python -m tests.hostile.fuzz CASES [SEED]
-    import sys
+def main(argv: list[str]) -> int:
+    """``python -m tests.hostile.fuzz [CASES [SEED]]`` or ``--case SEED N`` (one case, traceback)."""
+    if argv[:1] == ["--case"]:
+        import traceback
 
-    r = fuzz(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000, int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+        target, text = case(int(argv[1]), int(argv[2]))
+        print(f"target {target.name}, input {text!r:.2000}")
+        try:
+            target.run(text)
+        except target.allowed as exc:
+            print(f"refused: {exc!r}")
+        except Exception:  # noqa: BLE001 - shown to the person replaying it
+            traceback.print_exc()
+            return 1
+        return 0
+    r = fuzz(int(argv[0]) if argv else 10_000, int(argv[1]) if len(argv) > 1 else 0)
     print(f"{r.cases} cases in {r.seconds:.1f} s ({r.cases / max(r.seconds, 1e-9):.0f}/s); accepted {r.accepted}; "
-          f"refused {r.refused}")
+          f"refused {r.refused}; failed {r.failed}")
     for f in r.failures:
         print("FAILURE", f)
-    sys.exit(1 if r.failures else 0)
+    return 1 if r.failures else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -61,8 +61,31 @@ async def test_a_full_disk_holds_changes_and_sends_back_until_there_is_room(smal
     assert agent.engine.ledger.get("offers", fo.id) is not None  # the engine has it
     ballast.unlink()
     effects = await agent.handle(lambda now: agent.engine.receive(HOUSE, insert, now))  # the prosumer resends
-    (ack,) = [e.msg for e in effects if isinstance(e, Send)]
+    (ack,) = [e.msg for e in effects if isinstance(e, Send)]  # the step's own answer (the held one went out too)
     assert ack.accepted and ack.ref == fo.id
+    ledger = read_ledger(store)
+    assert ledger is not None and ledger.get("offers", fo.id) is not None
+    agent.store.close()
+
+
+async def test_messages_held_by_a_full_disk_go_out_as_soon_as_the_store_writes(small_disk):
+    """Found by the disk drill: the held messages went out only on the peers' resends, 30 s or
+    more of scenario time later, so a freed disk still moved the day's end. Now they are sent as
+    soon as the store has written the changes they depend on."""
+    store = small_disk / "fman.sqlite"
+    agent = AggregatorAgent(FMAN, "pw", config=AggregatorConfig(enrolment=(HOUSE,)), clock=VirtualClock(NOW),
+                            store_path=store)
+    sent: list = []
+    agent.client_send = lambda msg: sent.append(msg)  # type: ignore[method-assign]
+    fo = replace(offer("ev-overnight", 0), issuer=HOUSE)
+    ballast = fill(small_disk)
+    await agent.handle(lambda now: agent.engine.receive(HOUSE, OfferMessage("insert", fo.id, fo), now))
+    assert not sent and agent.store_failing
+    assert not await agent.retry_store()  # still full: nothing goes out
+    assert not sent
+    ballast.unlink()
+    assert await agent.retry_store()
+    assert len(sent) == 1 and not agent.store_failing
     ledger = read_ledger(store)
     assert ledger is not None and ledger.get("offers", fo.id) is not None
     agent.store.close()

@@ -50,7 +50,12 @@ async def wait_for(client, predicate, timeout: float = 20.0, what: str = "messag
 
 def start_aggregator(prosody_server, tmp_path, name: str, section: str):
     """``vmenergy agent aggregator --config`` with ``section`` as its [aggregator] table."""
-    cfg = tmp_path / "aggregator.toml"
+    return start_agent(prosody_server, tmp_path, "aggregator", name, section)
+
+
+def start_agent(prosody_server, tmp_path, role: str, name: str, section: str):
+    """``vmenergy agent ROLE --config`` with ``section`` as its [ROLE] table."""
+    cfg = tmp_path / f"{role}.toml"
     cfg.write_text(f"""
 [agent]
 jid = "{prosody_server.jid(name)}"
@@ -64,18 +69,19 @@ host = "{prosody_server.host}"
 port = {prosody_server.port}
 ca_file = "{prosody_server.ca_file}"
 
-[aggregator]
+[{role}]
 {section}
 """)
     cfg.chmod(0o600)  # it holds a password
-    log = open(tmp_path / "aggregator.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "vmenergy", "agent", "aggregator", "--config", str(cfg)],
+    log_path = tmp_path / f"{role}.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "vmenergy", "agent", role, "--config", str(cfg)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     deadline = time.time() + 30
-    while b"event=started" not in (tmp_path / "aggregator.log").read_bytes():
+    while b"event=started" not in log_path.read_bytes():
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            pytest.fail("aggregator did not start:\n" + (tmp_path / "aggregator.log").read_text())
+            pytest.fail(f"{role} did not start:\n" + log_path.read_text())
         time.sleep(0.1)
     return proc
 

@@ -167,3 +167,18 @@ def test_times_and_objectives_from_an_operators_words():
         "kind": "cost", "prices": [0.1, 0.2], "start": NOW // 900}
     with pytest.raises(ArgError, match="a number >= 0"):
         objective_spec({"kind": "peak", "weight": "-1"}, NOW)
+
+
+async def test_a_dso_operator_sees_the_grid_and_pauses_the_flex_requests():
+    from vmenergy.agents import DsoAgent
+    from vmenergy.protocol.dso import DsoConfig
+
+    d = DsoAgent("dso@localhost", "pw", config=DsoConfig(points={"feeder-1": {"limit": 40.0}},
+                                                         aggregators={AGG: ["feeder-1"]}),
+                 clock=VirtualClock(NOW), operators=OPS)
+    help_text = await say(d, ALICE, "help")
+    assert "grid" in help_text and "stop sending flex requests" in help_text and "offers" not in help_text
+    grid = await say(d, BOB, "grid")
+    assert "feeder-1" in grid and "40" in grid and "no orders yet" in grid
+    assert (await say(d, ALICE, "pause")).startswith("paused: flex requests stopped")
+    assert d.engine.paused and d.engine.next_due(NOW) is None  # no request goes out while paused

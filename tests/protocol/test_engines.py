@@ -354,3 +354,36 @@ def test_observers_read_a_store_that_is_still_being_created(tmp_path):
     assert read_ledger(path).get("outbox", "k") == 1
     with Store(path, readonly=True) as observer:
         assert observer.count("outbox") == 1
+
+
+def test_a_device_fault_reaches_the_aggregator_reliably_once_and_only_from_enrolled_prosumers():
+    from vmenergy.protocol.aggregator import DEVICE_FAULTS
+
+    agg, pros, net = setup(2, AggregatorConfig(enrolment=("p0@localhost", "p1@localhost")))
+    p = pros[0]
+    lost = []
+    net.drop = lambda sender, send: not lost and not lost.append(send)  # the first report is lost
+    net.take(p.jid, p.device_fault("fo-ev-0", "wallbox", "timeout", "no answer within 1 s", NOW))
+    net.run(NOW)
+    assert agg.ledger[DEVICE_FAULTS].values() == []
+    net.drop = None
+    net.tick(NOW + 600)  # resent with the same id
+    net.tick(NOW + 1200)
+    (entry,) = agg.ledger[DEVICE_FAULTS].values()
+    sender, report = entry
+    assert sender == "p0@localhost" and (report.offer_id, report.device, report.kind) == ("fo-ev-0", "wallbox",
+                                                                                          "timeout")
+    again = agg.receive("p0@localhost", report, NOW + 1300)  # a repeat is answered and changes nothing
+    assert not any(getattr(e, "event", None) == "device-fault" for e in again)
+    assert any(isinstance(e, Send) and isinstance(e.msg, Ack) and e.msg.accepted for e in again)
+    assert len(agg.ledger[DEVICE_FAULTS].values()) == 1
+    # a second fault is a new report
+    net.take(p.jid, p.device_fault("fo-ev-0", "wallbox", "gone", "link lost", NOW + 1400))
+    net.run(NOW + 1400)
+    assert len(agg.ledger[DEVICE_FAULTS].values()) == 2
+    # a stranger's report is refused
+    from vmenergy.protocol.messages import DeviceFaultReport
+
+    effects = agg.receive("mallory@localhost", DeviceFaultReport("df-1", "x", "d", "gone", "r", NOW), NOW)
+    assert any(isinstance(e, Send) and isinstance(e.msg, Ack) and e.msg.status == "rejected" for e in effects)
+    assert len(agg.ledger[DEVICE_FAULTS].values()) == 2

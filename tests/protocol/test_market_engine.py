@@ -22,10 +22,10 @@ LIQ = {"sell": {"volume": 50.0, "prices": [0.08] * 6 + [0.22] * 3 + [0.15] * 7 +
        "buy": {"volume": 50.0, "prices": [0.04] * 24}}
 
 
-def world(n=4, config=None, ledger=None, strategies=None):
+def world(n=4, config=None, ledger=None, strategies=None, agg_config=None):
     """A market, an aggregator bidding on it (with ``strategies(agg_config)`` if given) and n prosumers."""
     mkt = MarketEngine(MKT, config or MarketConfig(liquidity=LIQ, time_limit=10), ledger=ledger)
-    agg_config = AggregatorConfig(upstream="market", upstream_jid=MKT)
+    agg_config = agg_config or AggregatorConfig(upstream="market", upstream_jid=MKT)
     agg = AggregatorEngine(AGG, agg_config, strategies=strategies(agg_config) if strategies else None)
     pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(n)]
     net = Net(mkt, agg, *pros)

@@ -156,8 +156,11 @@ def test_timed_steps_are_named_and_a_step_run_alone_keeps_the_tick_order():
     expires overdue offers first (a late round must not plan what can no longer start)."""
     agg = AggregatorEngine(AGG, AggregatorConfig(cycle=900))
     assert [s.name for s in agg.timed_steps()] == ["resends", "deadlines", "upstream", "round", "settlement"]
+    with_dso = AggregatorEngine(AGG, AggregatorConfig(cycle=900, dsos={"feeder-1": "dso@localhost"}))
+    assert [s.name for s in with_dso.timed_steps()] == ["resends", "deadlines", "upstream", "round", "dso",
+                                                        "settlement"]
     mkt = MarketEngine(MKT, MarketConfig(liquidity=LIQ, time_limit=5))
-    assert [s.name for s in mkt.timed_steps()] == ["resends", "clearing", "opening", "billing"]
+    assert [s.name for s in mkt.timed_steps()] == ["resends", "clearing", "opening", "activation", "billing"]
     assert [s.name for s in ProsumerEngine("p0@localhost", AGG).timed_steps()] == ["resends", "releases"]
     fo = offer("ev-overnight", 0)
     agg.receive("p0@localhost", OfferMessage("insert", fo.id, fo), NOW)

@@ -36,7 +36,8 @@ def test_every_message_type_declares_how_it_travels_and_the_tables_are_derived_f
     types = messages.message_types()
     assert {t.element for t in types} == {
         "flexoffer", "ack", "assignment", "measurement", "bill", "registration", "market-session", "bid",
-        "clearing", "reservation", "activation", "rejection"}
+        "clearing", "reservation", "activation", "rejection", "device-fault", "flex-request", "flex-reply",
+        "flex-order", "flex-settlement"}
     for t in types:
         assert messages.message_type(t.element) is t
         assert base.ELEMENT_OF[t] == t.element
@@ -200,7 +201,7 @@ def test_the_store_decodes_exactly_the_record_types_the_engines_declare():
     declared = {t.record for e in codec.ENGINES for t in e.tables}
     assert set(codec.RECORDS.values()) <= declared
     assert {c.__name__ for c in codec.RECORDS.values()} == {
-        "OutboxEntry", "ProsumerOffer", "DefaultRun", "AggOffer", "AggregateRecord", "SessionRecord", "BidRecord",
-        "SteeringRecord"}
+        "OutboxEntry", "ProsumerOffer", "DefaultRun", "AggOffer", "AggregateRecord", "SessionRecord", "BidRecord", "OrderRecord",
+        "SteeringRecord", "DsoRequest", "DsoReply", "DsoOrder", "FlexReplyRecord"}
     with pytest.raises(TypeError, match="not a record type"):
         codec.dumps(object.__new__(type("Stray", (), {})))

@@ -25,6 +25,7 @@ class Shell:
     """The part of VmeAgent the driver uses, over a real engine; sends go to ``net``."""
 
     heavy_ticks = False
+    store_failing = False
 
     def __init__(self, engine: Engine, net: "Net", initial=()) -> None:
         self.engine, self.net, self.jid = engine, net, engine.jid
@@ -172,3 +173,34 @@ async def test_an_operators_step_between_rounds_is_seen_at_the_next_round():
     await run_instants(da, db, net, t, 1)
     (rec,) = pro.engine.ledger.table("offers").values()
     assert rec.sent_at == t and rec.answered_at == t  # sent at the next instant, and answered
+
+
+class FullDiskShell(Shell):
+    """A shell whose store cannot write for its first ``fails`` tries (a full disk)."""
+
+    def __init__(self, engine: Engine, net: "Net", fails: int) -> None:
+        super().__init__(engine, net)
+        self.fails = fails
+        self.tries = 0
+
+    @property
+    def store_failing(self) -> bool:  # type: ignore[override]
+        return self.tries <= self.fails
+
+    async def retry_store(self) -> bool:
+        self.tries += 1
+        return not self.store_failing
+
+
+async def test_scenario_time_holds_while_an_agents_store_cannot_write():
+    """Found by the disk drill: with a full disk, time ran on to the scenario's end while the
+    agent could persist (and so send) nothing; its offers were never measured. The round now
+    ends only when the store has written what it held back."""
+    net = Net(0)
+    driver = VirtualDriver(VirtualClock(NOW), {AGG: "a"})
+    agent = FullDiskShell(AggregatorEngine(AGG, AggregatorConfig(cycle=900)), net, fails=3)
+    driver.add(agent)  # type: ignore[arg-type]
+    net.shells = {agent.jid: agent}
+    driver.start()
+    await driver.run_round(NOW, 0, 0)
+    assert agent.tries == 4 and not agent.store_failing

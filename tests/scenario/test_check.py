@@ -104,7 +104,7 @@ def test_the_valid_scenario_passes(tmp_path):
     pytest.param([('until = "2026-11-23T18:00:00Z"', 'until = "2026-11-22T17:00:00Z"')],
                  ":4: scenario.until: must be after scenario.start", id="until before start"),
     pytest.param([('mechanism = "many-to-many"', 'mechanism = "many_to_many"')],
-                 ":12: market.mechanism: must be one of one-sided, two-sided, many-to-many (got 'many_to_many') "
+                 ":12: market.mechanism: must be one of one-sided, two-sided, many-to-many, implicit-capacity (got 'many_to_many') "
                  "(did you mean many-to-many?)", id="bad mechanism"),
     pytest.param([('pricing = "uniform"', 'pricing = "pay_as_bid"')],
                  ":13: market.pricing: must be uniform or pay-as-bid (got 'pay_as_bid') (did you mean pay-as-bid?)",
@@ -126,7 +126,7 @@ def test_the_valid_scenario_passes(tmp_path):
     pytest.param([("cycle = 900", 'solver = "gurobi"')], ":18: aggregator[0].solver: unknown solver 'gurobi'",
                  id="solver"),
     pytest.param([('upstream = "parent"', 'upstream = "sideways"')],
-                 ":23: aggregator[1].upstream: must be plan, market or parent (got 'sideways')", id="upstream"),
+                 ":23: aggregator[1].upstream: must be plan, market, parent or direct (got 'sideways')", id="upstream"),
     pytest.param([('offers = ["examples/ev-overnight.json"]', 'offers = ["examples/nope.json"]')],
                  ":30: prosumers[0].offers[0]: offer template not found (looked in ", id="missing template"),
     pytest.param([('aggregator = "north"', 'aggregator = "nort"')],
@@ -147,8 +147,8 @@ def test_the_valid_scenario_passes(tmp_path):
                  ':28: prosumers[0].name: agent name "h1" is also used at aggregator[1].name',
                  id="two agents with one name"),
     pytest.param([("[[aggregator]]\nname = \"south\"", "[[aggregators]]\nname = \"south\"")],
-                 ":21: aggregators: unknown table (known: aggregator, inputs, market, operators, prosumers, scenario, "
-                 "server) "
+                 ":21: aggregators: unknown table (known: aggregator, dso, inputs, market, operators, prosumers, scenario, "
+                 "server, web) "
                  "(did you mean aggregator?)", id="unknown table"),
     pytest.param([('kind = "prosody"', 'kind = "prosodie"')],
                  ':8: server.kind: must be one of prosody, ejabberd, embedded, external, got "prosodie" '

@@ -38,6 +38,8 @@ from vmenergy.wire.xml import MAX_DEPTH, too_deep
 
 from .keepalive import Keepalive
 from .operator import AdHocCommands, OperatorDesk
+from .web.channel import WebPeers
+from .web.config import WebConfig
 
 __all__ = ["ServerAddress", "VmeMessage", "VmeAgent", "MAX_PAYLOAD_BYTES", "SIM_NS", "Driver"]
 
@@ -265,6 +267,7 @@ class VmeAgent(Agent):
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         driver: Optional[Driver] = None,
         operators: Operators = Operators(),
+        web: Optional["WebConfig"] = None,
     ) -> None:
         super().__init__(jid, password, port=server.port, verify_security=True)
         self.server = server
@@ -300,15 +303,26 @@ class VmeAgent(Agent):
         self.work: Counter[str] = Counter()
         self._writing: Optional[asyncio.Future] = None  # a big commit being written in a thread
         self._store_failing = False
+        self._held_sends: list[Send] = []  # messages of steps a failing store could not persist
         self._reconnecting: Optional[asyncio.Future] = None
         self._stopping = False
         #: Called with (agent, up) when the link to the server drops or comes back (the swarm
         #: process tells its coordinator; ``vmenergy agent`` gives up after a while).
         self.link_watchers: list[Callable[["VmeAgent", bool], None]] = []
+        #: Real seconds the first connection may take before start() fails naming the server
+        #: (None: wait as long as it takes; ``vmenergy agent`` sets it, a swarm's server is up)
+        self.connect_deadline: Optional[float] = None
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
         self.operators = operators
         self.desk = OperatorDesk(self)
+        #: The ``[web]`` settings (None: no console, no REST interface); see vmenergy.agents.web.
+        self.web_config = web
+        self.console = None
+        # protocol messages for token holders go to their HTTP mailboxes, not to XMPP
+        self.web_peers: Optional[WebPeers] = None
+        #: Called after every engine step (the console's live updates).
+        self.step_watchers: list[Callable[[], None]] = []
 
     # -- to be provided by roles -----------------------------------------------------------
     def make_engine(self, ledger: Ledger) -> Engine:
@@ -367,23 +381,42 @@ class VmeAgent(Agent):
         client.add_event_handler("disconnected", self._disconnected)
         client.add_event_handler("failed_all_auth", lambda _: client.failed_auth_event.set())
         client.add_event_handler("message", self._message_received)
+        # slixmpp retries a refused or unreachable server forever without a word: a node started by
+        # hand (connect_deadline set) says within seconds which host and port, and why
+        failed = asyncio.Event()
+        why: list[str] = []
+
+        def connection_failed(error) -> None:
+            why.append(str(error) or type(error).__name__)
+            failed.set()
+
+        client.add_event_handler("connection_failed", connection_failed)
         client.connect(host=self.server.host, port=self.server.port)
         tasks = {
             "connected": asyncio.create_task(client.connected_event.wait()),
             "disconnected": asyncio.create_task(client.disconnected_event.wait()),
             "failed_auth": asyncio.create_task(client.failed_auth_event.wait()),
         }
-        done, pending = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+        if self.connect_deadline is not None:
+            tasks["failed"] = asyncio.create_task(failed.wait())
+        done, pending = await asyncio.wait(tasks.values(), timeout=self.connect_deadline,
+                                           return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
+        client.del_event_handler("connection_failed", connection_failed)
         if tasks["failed_auth"] in done:
             from spade.agent import AuthenticationFailure
 
-            raise AuthenticationFailure(f"{self.jid}: authentication failed (wrong password, or register first)")
-        if tasks["disconnected"] in done and tasks["connected"] not in done:
+            raise AuthenticationFailure(f"{self.jid}: authentication failed at {self.server.host}:{self.server.port} "
+                                        "(wrong password, or the account does not exist: register it first)")
+        if tasks["connected"] not in done:
             from spade.agent import DisconnectedException
 
-            raise DisconnectedException(f"{self.jid}: could not connect to {self.server.host}:{self.server.port}")
+            client.cancel_connection_attempt()
+            reason = why[-1] if why else (f"no XMPP session within {self.connect_deadline:g} s"
+                                          if not done else "the server closed the stream")
+            where = f"{self.server.host}:{self.server.port}"
+            raise DisconnectedException(f"{self.jid}: cannot connect to {where}: {reason}")
         self.log.info("event=connected server=%s:%s", self.server.host, self.server.port)
 
     # -- the link to the server: reconnect with backoff, never a silent zombie --------------------
@@ -478,6 +511,7 @@ class VmeAgent(Agent):
         self.presence.set_presence(status=self.status_text(), priority=1)
         for peer in self.peers:
             self.presence.subscribe(peer)
+        self._presence_from_contacts()
         self._check_ready()
         template = Template()
         template.set_metadata("ontology", ONTOLOGY)
@@ -485,9 +519,24 @@ class VmeAgent(Agent):
             self.add_behaviour(InboxBehaviour(), template)
         self.add_behaviour(OperatorBehaviour(), ~template)
         AdHocCommands(self).start()
+        if self.web_config is not None:
+            await self.start_web()
         if self.driver is None and self.clock.running:
             await self.start_time()
         self.log.info("event=started role=%s status=%r", self.role, self.engine.status())
+
+    def mount_web(self) -> None:
+        """Add the console and the REST interface (``[web]``) to SPADE's web application, and
+        route the protocol messages for token holders to their HTTP mailboxes."""
+        from .web.server import WebConsole
+
+        self.console = WebConsole(self, self.web_config)  # type: ignore[arg-type]
+        self.web_peers = WebPeers(frozenset(self.console.tokens.by_digest.values()))
+
+    async def start_web(self) -> None:
+        """Mount the web side and listen (on loopback unless configured otherwise)."""
+        self.mount_web()
+        await self.console.start()  # type: ignore[union-attr]
 
     def wake_steps(self) -> None:
         """The engine's state was changed outside an engine step (an operator, a test): the
@@ -524,6 +573,7 @@ class VmeAgent(Agent):
             try:
                 await asyncio.wait_for(self._ready.wait(), wait)
             except asyncio.TimeoutError:
+                self._presence_from_contacts()
                 for peer in self.missing_peers():
                     self.presence.subscribe(peer)
                 wait = min(RESUBSCRIBE_MAX, wait * 2)
@@ -627,6 +677,16 @@ class VmeAgent(Agent):
         could not deliver it (the peer's account did not exist yet), so it is asked again."""
         roster = self.client.client_roster
         return bool(roster.has_jid(peer) and roster[peer]["to"])
+
+    def _presence_from_contacts(self) -> None:
+        """Peers SPADE saw available whose presence we missed: it arrived between session start
+        and :meth:`setup` (the server answers its probes at once, before the callbacks above
+        exist; SPADE records it in its contacts). Found by the prosumer drill: a restarted process whose aggregator was idle
+        (time held while it was down) never heard of it again and waited for it for ever."""
+        for peer in self.peers:
+            contact = self.presence.contacts.get(peer)
+            if contact is not None and contact.is_available():
+                self._presence(peer, True)
 
     def _presence(self, jid: str, available: bool) -> None:
         peer = bare(jid)
@@ -753,11 +813,19 @@ class VmeAgent(Agent):
 
     def _done(self, batch: "_Batch", persisted: bool) -> None:
         # not persisted (a full disk), so not sent: a crash now must not leave a peer holding an
-        # answer the store does not know. Reliable messages stay in the outbox and go out on a
-        # resend, answers are repeated when the peer resends.
+        # answer the store does not know. They are held until the store writes (then sent at
+        # once, so a full disk that is freed changes nothing but time); after a crash, reliable
+        # messages go out again from the outbox and answers are repeated when the peer resends.
         batch.persisted = persisted
-        self._apply(batch.effects if persisted else [e for e in batch.effects if not isinstance(e, Send)])
+        if not persisted:
+            self._held_sends += [e for e in batch.effects if isinstance(e, Send)]
+            self._apply([e for e in batch.effects if not isinstance(e, Send)])
+        else:
+            held, self._held_sends = self._held_sends, []
+            self._apply(held + batch.effects)
         self.wake_steps()  # the state changed: a step may be due sooner
+        for watcher in list(self.step_watchers):  # the console's live updates
+            watcher()
         if not batch.committed.done():
             batch.committed.set_result(None)
 
@@ -768,6 +836,22 @@ class VmeAgent(Agent):
                 await self._batch.committed
             else:
                 await asyncio.wait({self._writing})  # type: ignore[arg-type]
+
+    @property
+    def store_failing(self) -> bool:
+        """The last write to the store failed (a full disk); changes are held back."""
+        return self._store_failing
+
+    async def retry_store(self) -> bool:
+        """Try again to write what a failing store held back; True once it is written, and then
+        the messages held meanwhile are sent."""
+        await self.settled()  # a commit under way comes first
+        async with self._engine_lock:
+            if not self._persist([]):
+                return False
+            held, self._held_sends = self._held_sends, []
+        self._apply(held)
+        return True
 
     def _persist(self, changes: list) -> bool:
         """Write ``changes`` (and any a full disk held back) to the store; False if it failed."""
@@ -792,7 +876,10 @@ class VmeAgent(Agent):
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
-                self.client_send(VmeMessage.of(effect.to, effect.msg))
+                if self.web_peers is not None and effect.to in self.web_peers:
+                    self.web_peers.deliver(effect.to, effect.msg)
+                else:
+                    self.client_send(VmeMessage.of(effect.to, effect.msg))
                 self.desk.watch(True, effect.to, effect.msg)
             elif isinstance(effect, Execute):
                 self.on_execute(effect)

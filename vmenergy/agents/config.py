@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from datetime import datetime, timezone
 import tomllib
@@ -25,7 +26,10 @@ __all__ = ["ConfigError", "load_config", "build", "run_agent"]
 
 log = logging.getLogger("vmenergy.agent")
 
-SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market"}
+#: Exit code of ``vmenergy agent`` when it cannot reach or log in to its server.
+EXIT_NO_SERVER = 2
+
+SECTIONS = {"agent", "server", "clock", "operators", "prosumer", "aggregator", "market", "dso", "web"}
 
 
 class ConfigError(VmeError):
@@ -123,8 +127,21 @@ def build(role: str, data: dict):
         operators = Operators.from_dict(data.get("operators", {}))
     except FlexOfferError as exc:
         raise ConfigError(f"operators.{exc.path}", exc.reason) from None
+    web = None
+    if "web" in data:  # the console and REST interface; the token file is found beside the config
+        from vmenergy.agents.web import WebConfig
+
+        table = dict(data["web"])
+        for name in ("tokens", "certificate", "key", "client_ca"):  # files beside the config
+            if isinstance(table.get(name), str):
+                table[name] = str(_path(base, table[name]))
+        try:
+            web = WebConfig.from_dict(table)
+        except FlexOfferError as exc:
+            raise ConfigError(f"web.{exc.path}", exc.reason) from None
     common = dict(server=address, clock=clock, store_path=store, tick=float(agent.get("tick", 1.0)),
-                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)), operators=operators)
+                  max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)), operators=operators,
+                  web=web)
     section = data.get(role)
     if not isinstance(section, dict):
         raise ConfigError(role, f"a [{role}] section is required for a {role}")
@@ -138,12 +155,15 @@ def build(role: str, data: dict):
                     if isinstance(item, FlexOffer):
                         offers.append((item.creation_time or 0, item))
             executor = SimulatedExecutor(deviation=float(section.get("deviation", 0.0)))
-            if section.get("devices"):  # its device models make offers and follow schedules
-                fleet = _fleet(section, base, jid, int(clock.now()))
-                return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
-                                     offers=offers, executor=fleet, source=fleet, **common)
-            return ProsumerAgent(jid, password, aggregator=_need(section, "aggregator", "prosumer", str),
-                                 offers=offers, executor=executor, **common)
+            aggregator = _need(section, "aggregator", "prosumer", str)
+            fleet = _fleet(section, base, jid, int(clock.now())) if section.get("devices") else None
+            if section.get("hardware"):  # real devices carry out the schedules; models (if any) offer
+                return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers,
+                                     executor=_hardware(section, base, fleet), source=fleet, **common)
+            if fleet is not None:  # its device models make offers and follow schedules
+                return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers, executor=fleet,
+                                     source=fleet, **common)
+            return ProsumerAgent(jid, password, aggregator=aggregator, offers=offers, executor=executor, **common)
         if role == "aggregator":
             cfg = dict(section)
             if isinstance(cfg.get("enrolment"), list):
@@ -153,6 +173,11 @@ def build(role: str, data: dict):
             from vmenergy.protocol.market import MarketConfig
 
             return MarketAgent(jid, password, config=MarketConfig.from_dict(section), **common)
+        if role == "dso":
+            from vmenergy.agents import DsoAgent
+            from vmenergy.protocol.dso import DsoConfig
+
+            return DsoAgent(jid, password, config=DsoConfig(**section), **common)
     except FlexOfferError as exc:
         raise ConfigError(f"{role}.{exc.path}", exc.reason) from None
     except TypeError as exc:  # unknown keyword in a section
@@ -188,11 +213,39 @@ def _fleet(section: dict, base: str, jid: str, now: int):
         raise ConfigError(f"prosumer.{exc.path}", exc.reason) from None
 
 
-async def _run(agent, register: bool) -> None:
+def _hardware(section: dict, base: str, fleet):
+    """The box's hardware executor from ``[[prosumer.hardware]]`` (map files relative to the config)."""
+    from vmenergy.devices.adapters.config import read_hardware
+    from vmenergy.devices.adapters.executor import HardwareDevice, HardwareExecutor
+    from vmenergy.devices.adapters.registers import MapError
+
+    try:
+        configs = read_hardware(section["hardware"], Path(base), at="prosumer.hardware")
+        return HardwareExecutor([HardwareDevice.build(c, Path(base)) for c in configs], fleet=fleet)
+    except MapError as exc:
+        raise ConfigError(exc.path, exc.reason) from None
+
+
+#: Real seconds ``vmenergy agent`` waits for its first session before it gives up, naming the
+#: server: a wrong host, port or password must not look like a node that runs.
+CONNECT_SECONDS = 15.0
+
+
+async def _run(agent, register: bool, result: list) -> None:
+    from spade.agent import AuthenticationFailure, DisconnectedException
+
     from vmenergy.runtime.xmpp_tuning import tune_process
 
     tune_process(agent.server.ca_file)
-    await agent.start(auto_register=register)
+    agent.connect_deadline = CONNECT_SECONDS
+    try:
+        await agent.start(auto_register=register)
+    except (AuthenticationFailure, DisconnectedException, OSError) as exc:
+        log.error("event=cannot-start error=%s", exc)
+        print(f"vmenergy agent: {exc}", file=sys.stderr, flush=True)
+        result.append(EXIT_NO_SERVER)
+        await agent.stop()
+        return
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -207,6 +260,20 @@ def run_agent(role: str, path: Path) -> int:
 
     data = load_config(path)
     agent = build(role, data)
+    web = agent.web_config
+    if web is not None and web.tokens is not None:  # refused now, not as a traceback at start-up
+        from vmenergy.agents.web import Tokens
+
+        try:
+            Tokens.load(web.tokens)
+        except FlexOfferError as exc:
+            raise ConfigError("web.tokens", exc.reason) from None
+    if web is not None and web.key is not None:
+        try:  # the web server's TLS key, like the password, is only its owner's to read
+            read_private(web.key, "web TLS key")
+        except PrivateFileError as exc:
+            raise ConfigError("web.key", str(exc)) from None
     register = bool(data.get("agent", {}).get("register", True))
-    spade.run(_run(agent, register))
-    return 0
+    result: list[int] = []
+    spade.run(_run(agent, register, result))
+    return result[0] if result else 0

@@ -11,6 +11,7 @@ from vmenergy.protocol.aggregator import AGGREGATES, AggregatorConfig, Aggregato
 from vmenergy.protocol.engine import OUTBOX, Engine, Execute, Ledger, RunDefault, bare
 from vmenergy.protocol.prosumer import PROSUMER_OFFERS, ProsumerEngine
 from vmenergy.protocol.strategies import CombinedOffers, OfferSource, ScheduledOffers
+from vmenergy.protocol.trading import TradingSettings
 
 from .base import VmeAgent
 from .plugins import aggregator_strategies
@@ -29,19 +30,35 @@ class ProsumerAgent(VmeAgent):
 
     def __init__(self, jid: str, password: str, *, aggregator: str,
                  offers: Iterable[tuple[int, FlexOffer]] = (), executor: Optional[Executor] = None,
-                 source: Optional[OfferSource] = None, **kw) -> None:
+                 source: Optional[OfferSource] = None, market: Optional[str] = None,
+                 trading: Optional[dict] = None, **kw) -> None:
         self.aggregator = bare(aggregator)
         self.initial_offers = list(offers)
         self.source = source
         self.executor: Executor = executor or SimulatedExecutor()
         self._executions: dict[str, asyncio.Task] = {}
-        super().__init__(jid, password, peers=(self.aggregator,), **kw)
+        # trading its schedules peer to peer in a two-sided pool (optional)
+        self.market = bare(market) if market else None
+        self.trading = TradingSettings.from_dict(trading or {})
+        peers = (self.aggregator,) if self.market is None else (self.aggregator, self.market)
+        super().__init__(jid, password, peers=peers, **kw)
+        if hasattr(self.executor, "on_fault") and getattr(self.executor, "on_fault") is None:
+            self.executor.on_fault = self.device_fault  # type: ignore[attr-defined]
+
+    def device_fault(self, offer_id: str, device: str, fault) -> None:
+        """A device stayed faulty after its executor's retries: tell the aggregator (an engine
+        step, spawned on the clock so a virtual clock waits for it)."""
+        engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        kind = getattr(fault, "kind", "unreachable")
+        reason = getattr(fault, "reason", str(fault))
+        self.clock.spawn(self.handle(lambda now: engine.device_fault(offer_id, device, kind, reason, now)))
 
     def make_engine(self, ledger: Ledger) -> Engine:
         # the offers made from templates (or read from files), and the devices' offers
         fixed = ScheduledOffers(self.initial_offers)
         source = fixed if self.source is None else CombinedOffers(fixed, self.source)
-        return ProsumerEngine(str(self.jid), self.aggregator, ledger=ledger, source=source)
+        return ProsumerEngine(str(self.jid), self.aggregator, ledger=ledger, source=source, market=self.market,
+                              trading=self.trading)
 
     async def setup(self) -> None:
         await super().setup()
@@ -105,6 +122,9 @@ class ProsumerAgent(VmeAgent):
     async def stop(self) -> None:
         for task in self._executions.values():
             task.cancel()
+        close = getattr(self.executor, "close", None)
+        if close is not None:  # hardware links
+            await close()
         await super().stop()
 
 
@@ -115,7 +135,7 @@ class AggregatorAgent(VmeAgent):
 
     def __init__(self, jid: str, password: str, *, config: AggregatorConfig = AggregatorConfig(), **kw) -> None:
         self.config = config
-        peers = (config.upstream_jid,) if config.upstream_jid else ()
+        peers = ((config.upstream_jid,) if config.upstream_jid else ()) + tuple(sorted(set(config.dsos.values())))
         super().__init__(jid, password, peers=tuple(p for p in peers if p), **kw)
 
     def make_engine(self, ledger: Ledger) -> Engine:

@@ -16,7 +16,7 @@ from typing import Protocol
 from vmenergy.flexoffer import FlexOffer, Schedule
 from vmenergy.runtime.clock import Clock
 
-__all__ = ["Executor", "SimulatedExecutor"]
+__all__ = ["Executor", "SimulatedExecutor", "default_schedule"]
 
 
 class Executor(Protocol):
@@ -49,16 +49,22 @@ class SimulatedExecutor:
         return schedule.start, self.meter(offer, schedule)
 
     async def run_default(self, offer: FlexOffer, clock: Clock) -> tuple[int, list[float]]:
-        """The offer's baseline (its default schedule) from when it may start, metered; an offer
-        without a baseline runs its lowest energies at its earliest start."""
-        res = offer.resolution
-        now = int(clock.now()) // res
-        b = offer.baseline
-        profile = 0 if b is None else b.profile
-        start = b.start if b is not None and b.start is not None else offer.earliest_start(now, profile)
-        start = max(start, now)
-        energy = b.energy if b is not None else tuple(s.min for s in offer.profiles[profile].slices)
-        default = Schedule(offer.id, start, tuple(energy), "default", 0, profile, res)
-        duration = offer.profiles[profile].duration
-        await clock.sleep_until((start + duration) * res)
-        return start, self.meter(offer, default)
+        """The offer's baseline (its default schedule), metered."""
+        default = default_schedule(offer, int(clock.now()))
+        duration = offer.profiles[default.profile].duration
+        await clock.sleep_until((default.start + duration) * default.resolution)
+        return default.start, self.meter(offer, default)
+
+
+def default_schedule(offer: FlexOffer, now: int) -> Schedule:
+    """What runs when ``offer`` will not be scheduled: its baseline from when it may start (not
+    before ``now``, epoch seconds); an offer without a baseline runs its lowest energies at its
+    earliest start."""
+    res = offer.resolution
+    t = now // res
+    b = offer.baseline
+    profile = 0 if b is None else b.profile
+    start = b.start if b is not None and b.start is not None else offer.earliest_start(t, profile)
+    start = max(start, t)
+    energy = b.energy if b is not None else tuple(s.min for s in offer.profiles[profile].slices)
+    return Schedule(offer.id, start, tuple(energy), "default", 0, profile, res)

@@ -260,24 +260,45 @@ class DeviceFleet(OfferSource):
             await clock.sleep_until(end * schedule.resolution)
             return start, meter_noise(energy, self.settings.deviation, self.ctx.seed, offer.id, schedule.update_id)
         device, run = found
-        device.decide(run, "schedule", self.t, start, energy)
+        self.follow(offer, schedule, int(clock.now()))
         await clock.sleep_until(end * schedule.resolution)
         self.catch_up(int(clock.now()))
         read = self.logs[device.id].read(start, end)
         return start, meter_noise(read, self.settings.deviation, self.ctx.seed, offer.id, schedule.update_id)
 
-    async def run_default(self, offer: FlexOffer, clock: Clock) -> tuple[int, list[float]]:
-        """The offer will not be scheduled: its device runs its normal programme from now; when
-        the run's span is over, what the meter saw from then on."""
-        self.catch_up(int(clock.now()))
+    def follow(self, offer: FlexOffer, schedule: Schedule, now: int) -> bool:
+        """Record that ``schedule`` is being carried out (by the models here, or by hardware that
+        :class:`~vmenergy.devices.adapters.executor.HardwareExecutor` drives while the models
+        keep predicting for the next offers); False if the offer is not one of this fleet's."""
+        self.catch_up(now)
         found = self._lookup(offer.id)
         if found is None:
-            raise DeviceError("offer", f"{offer.id} is not an offer of this fleet's devices")
+            return False
+        energy = offer.profiles[schedule.profile].spread(schedule.energy)
+        found[0].decide(found[1], "schedule", self.t, schedule.start, energy)
+        return True
+
+    def follow_default(self, offer: FlexOffer, now: int) -> Optional[tuple[int, int]]:
+        """Record that ``offer``'s device runs its normal programme; its span (first interval,
+        end interval), or None if the offer is not one of this fleet's."""
+        self.catch_up(now)
+        found = self._lookup(offer.id)
+        if found is None:
+            return None
         device, run = found
         if run.decided not in ("default", "cancelled"):
             device.decide(run, "default", self.t)
         start = max(run.decided_at if run.decided_at is not None else self.t, run.start)
-        end = max(run.end, run.plan_end or 0)
+        return start, max(run.end, run.plan_end or 0)
+
+    async def run_default(self, offer: FlexOffer, clock: Clock) -> tuple[int, list[float]]:
+        """The offer will not be scheduled: its device runs its normal programme from now; when
+        the run's span is over, what the meter saw from then on."""
+        span = self.follow_default(offer, int(clock.now()))
+        if span is None:
+            raise DeviceError("offer", f"{offer.id} is not an offer of this fleet's devices")
+        start, end = span
+        device = self._by_offer[offer.id][0]
         await clock.sleep_until(end * self.ctx.resolution)
         self.catch_up(int(clock.now()))
         read = self.logs[device.id].read(start, end)

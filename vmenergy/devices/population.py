@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Mapping, Optional
 
 import numpy as np
@@ -77,7 +78,12 @@ def check_params(cls: type, table: Any, *, ranges: bool) -> list[Problem]:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # TOML integers are unbounded; one past a float's range is no parameter
+        return False
 
 
 def _range(value: Any) -> Optional[tuple[float, float]]:

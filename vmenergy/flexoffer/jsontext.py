@@ -77,7 +77,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     out: dict = {}
     for k, v in pairs:
         if k in out:
-            raise FlexOfferError(k, "duplicate key")
+            # an empty key still names a place (a path of "" would say nowhere)
+            raise FlexOfferError(k or '""', "duplicate key")
         out[k] = v
     return out
 

@@ -17,29 +17,39 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule, State
 from vmenergy.flexoffer.errors import check
 from vmenergy.flexoffer.limits import MAX_ID_LENGTH
 from vmenergy.flexoffer.timeutil import format_utc
+from vmenergy.settlement import Contract, default_contract
 
-from .aggregator_config import AggregatorConfig, objective_from
+from .aggregator_config import AggregatorConfig, fed_by_market, objective_from
 from .billing import correction_bill, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
+from .flexrequests import DSO_MESSAGES, FLEX_REPLIES, DsoSide
 from .offer_index import AggOfferIndex
 from .messages import (
     Ack,
     AssignmentMessage,
     BillMessage,
     Clearing,
+    DeviceFaultReport,
+    FlexOrderMessage,
+    FlexReplyMessage,
+    FlexRequestMessage,
+    FlexSettlementMessage,
     MarketSessionNotice,
     Measurement,
     Message,
     OfferMessage,
     OfferRejection,
+    ReservationMessage,
+    ActivationMessage,
 )
 from .records import AggOffer, AggregateRecord
 from .steering import OVERRIDES, SteeringError, steers
 from .strategies import AggregatorStrategies, ObjectivePlanning, plan_schedules
+from .trading import METERED, ORDERS, residual_position
 from .upstream import MARKET_NOTICES, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
-           "AGGREGATES", "AGG_BILLS", "UPSTREAM_BILLS", "objective_from"]
+           "AGGREGATES", "AGG_BILLS", "UPSTREAM_BILLS", "DEVICE_FAULTS", "objective_from"]
 
 
 #: The prosumers' offers, by offer id.
@@ -48,6 +58,8 @@ AGG_OFFERS: Table[AggOffer] = Table("offers", AggOffer)
 AGGREGATES: Table[AggregateRecord] = Table("aggregates", AggregateRecord)
 #: The bills sent to prosumers: (prosumer, bill), by bill id.
 AGG_BILLS: Table[tuple] = Table("bills", tuple)
+#: Device faults the prosumers reported: (prosumer, report), by "prosumer|fault id".
+DEVICE_FAULTS: Table[tuple] = Table("device_faults", tuple)
 #: The bills received from the market or parent, by bill id.
 UPSTREAM_BILLS: Table[BillMessage] = Table("upstream_bills", BillMessage)
 
@@ -59,7 +71,8 @@ NOT_ASSIGNED_IN_TIME = "not assigned in time"
 
 class AggregatorEngine(Engine):
     role = "aggregator"
-    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES)
+    tables = Engine.tables + (AGG_OFFERS, AGGREGATES, AGG_BILLS, UPSTREAM_BILLS, MARKET_NOTICES, ORDERS,
+                              METERED, FLEX_REPLIES)
     # paused, no aggregates, bids or plans are made; deadlines and settlement go on
     pause_holds = "aggregation rounds"
 
@@ -71,8 +84,12 @@ class AggregatorEngine(Engine):
         self.contract = self.strategies.contract
         self.upstream_jid = bare(config.upstream_jid) if config.upstream_jid else None
         self.upstream: Upstream = make_upstream(config.upstream, self.upstream_jid, bidding=self.strategies.bidding,
-                                                lead=config.lead, cycle=config.cycle)
+                                                lead=config.lead, cycle=config.cycle,
+                                                trading=config.trading_settings(), solver=config.solver)
+        # the DSOs' flex requests for the congestion points of its prosumers (flexrequests.py)
+        self.dso_side = DsoSide(config.locations, config.dsos, cycle=config.cycle, solver=config.solver)
         self._aggregates: dict[str, AggregatedFlexOffer] = {}  # live objects (rebuilt after restart)
+        self._unmeasured: dict[str, int] = {}  # aggregate id -> members not measured yet (see _all_measured)
         # who may send offers, as a set (a city's aggregator enrols 10^5 prosumers); None: anyone
         self._enrolled = None if config.enrolment == "open" else frozenset(bare(p) for p in config.enrolment)
         # counts, deadlines and settlement times follow every write of the offers table, so no
@@ -84,6 +101,9 @@ class AggregatorEngine(Engine):
         steered = self.ledger[OVERRIDES].get("objective")
         if steered is not None and isinstance(self.strategies.planning, ObjectivePlanning):
             self._use_objective(steered)  # an operator's objective outlives a restart
+        contract = self.ledger[OVERRIDES].get("contract")
+        if contract is not None:  # and so does the contract a controller set
+            self._use_contract(default_contract(self.jid, contract))
 
     # -- the planning objective (config, or an operator's) --------------------------------
     def objective(self) -> Optional[dict]:
@@ -97,6 +117,15 @@ class AggregatorEngine(Engine):
         planning = self.strategies.planning
         solver = planning.solver if isinstance(planning, ObjectivePlanning) else self.config.solver
         self.strategies = replace(self.strategies, planning=ObjectivePlanning(objective_from(spec), solver))
+
+    def market_position(self, now: int) -> dict[int, float]:
+        """The position the market clearings committed the portfolio to that its schedules do
+        not use yet (:func:`~vmenergy.protocol.trading.residual_position`), from interval ``now``."""
+        aggs = self.ledger[AGGREGATES].values()
+        cleared = [(r.offer, r.schedule) for r in aggs
+                   if r.status == "scheduled" and r.session_id is not None and r.schedule is not None]
+        planned = [(r.offer, r.schedule) for r in aggs if r.schedule is not None]
+        return residual_position(self.ledger[ORDERS].values(), cleared, planned, since=now)
 
     @steers("objective")
     def _set_objective(self, now: int, objective: Optional[dict] = None) -> tuple[list[Effect], str]:
@@ -114,13 +143,33 @@ class AggregatorEngine(Engine):
         self._use_objective(objective)
         return [], f"objective {objective.get('kind', 'peak')} from the next plan on"
 
+    # -- the prosumers' contract (config, or a controller's) ----------------------------------
+    def _use_contract(self, contract: Contract) -> None:
+        self.contract = contract
+        self.strategies = replace(self.strategies, contract=contract)
+
+    @steers("contract")
+    def _set_contract(self, now: int, contract: Optional[dict] = None) -> tuple[list[Effect], str]:
+        """A controller changes the prosumers' contract (a table as ``[aggregator.contract]``,
+        completed with this aggregator's id); it applies to what is settled from now on: bills
+        already sent stand, as a changed tariff does."""
+        if not isinstance(contract, dict):
+            raise SteeringError("contract", "a table such as {mode = \"delegated\", reward = {...}}")
+        try:
+            new = default_contract(self.jid, contract)
+        except FlexOfferError as exc:  # SettlementError names the field inside the table
+            raise SteeringError(f"contract.{exc.path}" if exc.path else "contract", exc.reason) from None
+        self.ledger[OVERRIDES].put("contract", dict(contract))
+        self._use_contract(new)
+        return [], f"contract {new.id} ({new.mode}) for what is settled from now on"
+
     # -- persistence of the live aggregates -----------------------------------------------
     def _restore_aggregates(self) -> None:
         """Aggregates are rebuilt from their members after a restart (aggregation is
         deterministic); one that does not come out the same is re-planned from scratch."""
         offers = self.ledger[AGG_OFFERS]
         for rec in self.ledger[AGGREGATES].values():
-            if rec.status in ("scheduled", "fallback") and all(
+            if rec.status in ("scheduled", "fallback", "ordered") and all(
                 (o := offers.get(m)) is not None and o.schedule is not None for m in rec.members
             ):
                 continue
@@ -155,8 +204,10 @@ class AggregatorEngine(Engine):
         return self._enrolled is None or bare(peer) in self._enrolled
 
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
-        if isinstance(msg, (OfferMessage, Measurement)):
+        if isinstance(msg, (OfferMessage, Measurement, DeviceFaultReport)):
             return None if self.enrolled(sender) else f"{sender} is not enrolled with this aggregator"
+        if isinstance(msg, DSO_MESSAGES):
+            return self.dso_side.authorize(sender, msg)
         return self.upstream.authorize(sender, msg)
 
     # -- messages from prosumers ------------------------------------------------------------
@@ -245,6 +296,9 @@ class AggregatorEngine(Engine):
         updated = replace(rec, offer=offer, measurement=m)
         offers.put(key, updated)
         out: list[Effect] = [Note("measurement", {"offer": key, "kWh": round(sum(m.energy), 6)})]
+        if rec.measurement is None and rec.aggregate_id is not None and rec.aggregate_id != SINGLE \
+                and self._all_measured(rec.aggregate_id):
+            out += self.upstream.on_measured(self, rec.aggregate_id, now)
         if rec.bill_id is not None and rec.measurement is None:
             # settled as unverified while the measurement was overdue: bill the difference now
             n = self.ledger[META].get("bill_seq", 0) + 1
@@ -258,13 +312,25 @@ class AggregatorEngine(Engine):
                         *self.send_reliable(sender, bill, now)]
         return out, None
 
+    @handles(DeviceFaultReport)
+    def _device_fault(self, sender: str, msg: DeviceFaultReport, now: int) -> tuple[list[Effect], Optional[str]]:
+        # kept for the operator and the report; settlement already handles a missing measurement
+        # (the offer is settled as unverified when its measurement is overdue)
+        self.ledger[DEVICE_FAULTS].put(f"{bare(sender)}|{msg.fault_id}", (bare(sender), msg))
+        return [Note("device-fault", {"from": bare(sender), "offer": msg.offer_id, "device": msg.device,
+                                      "kind": msg.kind})], None
+
     # -- messages from upstream (the market or parent): its strategy's business ---------------
     @handles(BillMessage)
     def _upstream_bill(self, sender: str, msg: BillMessage, now: int) -> tuple[list[Effect], Optional[str]]:
         self.ledger[UPSTREAM_BILLS].put(msg.bill_id, msg)
         return [Note("upstream-bill", {"bill": msg.bill_id, "total_cents": msg.total_cents})], None
 
-    @handles(AssignmentMessage, Clearing)
+    @handles(FlexRequestMessage, FlexOrderMessage, FlexSettlementMessage)
+    def _from_dso(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
+        return self.dso_side.on_message(self, sender, msg, now)
+
+    @handles(AssignmentMessage, Clearing, ReservationMessage, ActivationMessage)
     def _from_upstream(self, sender: str, msg: Message, now: int) -> tuple[list[Effect], Optional[str]]:
         return self.upstream.on_message(self, sender, msg, now)
 
@@ -283,21 +349,26 @@ class AggregatorEngine(Engine):
                 offers.put(rec.offer.id, replace(rec, schedule_confirmed=ack.accepted,
                                                  note=None if ack.accepted else ack.reason))
             return [Note("assignment-" + ack.status, {"offer": key or msg.schedule.offer_id, "reason": ack.reason})]
+        if isinstance(msg, (FlexReplyMessage, Measurement)):
+            return self.dso_side.on_ack(self, sender, ack, msg, now)
         return self.upstream.on_ack(self, sender, ack, msg, now)
 
     # -- the round: aggregate, then send upstream ----------------------------------------------
     def role_steps(self) -> list[TimedStep]:
         """Deadlines first (a round that came late, after a restart or a jump of the clock, must
         not try to plan what can no longer start), the upstream side's own work, the
-        aggregation round every ``cycle``, settlement."""
-        return [
+        aggregation round every ``cycle``, with DSOs their orders' work, settlement."""
+        steps = [
             TimedStep("deadlines", self._expire, self._expiry_due),
             TimedStep("upstream", lambda now: self.upstream.on_tick(self, now),
                       lambda now: self.upstream.next_due(self, now)),
             TimedStep("round", self._round,
                       lambda now: None if self.paused else self.ledger[META].get("next_cycle", 0)),
-            TimedStep("settlement", self._settle, self._settlement_due),
         ]
+        if self.dso_side.active:  # its DSOs' orders: metering, and aggregates a DSO left unanswered
+            steps.append(TimedStep("dso", lambda now: self.dso_side.on_tick(self, self.config.settle_after, now),
+                                   lambda now: self.dso_side.next_due(self, self.config.settle_after, now)))
+        return [*steps, TimedStep("settlement", self._settle, self._settlement_due)]
 
     def _round(self, now: int) -> list[Effect]:
         meta = self.ledger[META]
@@ -330,11 +401,14 @@ class AggregatorEngine(Engine):
         return sorted(out, key=lambda r: r.offer.id)
 
     def _cycle(self, now: int) -> list[Effect]:
-        pending = self._pending(now)
+        pending, held = self.dso_side.hold(self._pending(now), now)
         if not pending:
-            return []
+            return held
+        traded = self.upstream.trade(self, [r.offer for r in pending], now)
+        if traded is not None:
+            return [*held, *traded]
         selection = self.upstream.select(self, [r.offer for r in pending], now)
-        out: list[Effect] = list(selection.notes)
+        out: list[Effect] = [*held, *selection.notes]
         if selection.plan_now:
             out += self.plan_offers(selection.plan_now, now)
         if not selection.upstream:
@@ -381,6 +455,23 @@ class AggregatorEngine(Engine):
     def _run_planning(self, offers: list[FlexOffer], now: int) -> tuple[list[Schedule], dict]:
         """Schedules from the planning strategy, checked: one per offer and each feasible (a
         user's strategy that breaks this fails here, with the offer named, not at a prosumer)."""
+        spec = self.objective()
+        if spec is not None and fed_by_market(spec):
+            # follow what the clearings so far committed the portfolio to (and its schedules do not use)
+            planning = self.strategies.planning
+            solver = planning.solver if isinstance(planning, ObjectivePlanning) else self.config.solver
+            here = now // offers[0].resolution
+            position = self.market_position(here)
+            if position:  # the commitment must span every offer's window (0 where nothing is committed)
+                lo = min([here, *position])
+                hi = max([*position, *((fo.latest_start(here) or here) + max(p.duration for p in fo.profiles)
+                                       for fo in offers)]) + 1
+                position = {t: position.get(t, 0.0) for t in range(lo, hi)}
+            fee = self.config.trading_settings().imbalance_fee
+            if fee > 0:  # a deviation from what cleared costs the contract's imbalance fee
+                spec = {"over_price": fee, "under_price": fee, **spec}
+            self.strategies = replace(self.strategies,
+                                      planning=ObjectivePlanning(objective_from(spec, position), solver))
         result = self.strategies.planning.plan(offers, now // offers[0].resolution)
         schedules, info = plan_schedules(result)
         if len(schedules) != len(offers):
@@ -462,6 +553,35 @@ class AggregatorEngine(Engine):
         out.append(Note("assigned", {"aggregate": agg_id, "members": len(parts)}))
         return out
 
+    # -- what the DSO side may ask (flexrequests.FlexPortfolio) --------------------------------
+    def offer_records(self) -> list[AggOffer]:
+        return self.ledger[AGG_OFFERS].values()
+
+    def offer_record(self, offer_id: str) -> Optional[AggOffer]:
+        return self.ledger[AGG_OFFERS].get(offer_id)
+
+    def aggregate_members(self, aggregate_id: str) -> tuple[str, ...]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        return () if rec is None else rec.members
+
+    def aggregate_for(self, offer_ids: Sequence[str], status: str,
+                      now: int) -> tuple[list[Effect], list[tuple[str, FlexOffer]]]:
+        recs = [self.ledger[AGG_OFFERS].require(i) for i in offer_ids]
+        result = self.strategies.aggregation.aggregate([r.offer for r in recs])
+        out: list[Effect] = [Note("aggregated", {"offers": len(recs), "aggregates": len(result),
+                                                 "excluded": len(result.excluded)})]
+        if result.excluded:
+            out += self._plan_individually([r for r in recs if r.offer.id in result.excluded], now)
+        records = self._record_aggregates(result, None)
+        for rec in records:
+            self.mark_aggregate(rec.aggregate_id, status)
+        return out, [(r.aggregate_id, r.offer) for r in records]
+
+    def planning_objective(self):
+        """The planning objective as an :class:`Objective` (None for a user's planning class)."""
+        spec = self.objective()
+        return None if spec is None else objective_from(spec)
+
     # -- what the upstream strategy may ask (upstream.Portfolio) -------------------------------
     def aggregate_offer(self, aggregate_id: str) -> Optional[FlexOffer]:
         rec = self.ledger[AGGREGATES].get(aggregate_id)
@@ -472,6 +592,49 @@ class AggregatorEngine(Engine):
         rec = replace(rec, status=status) if revenue_cents is None else \
             replace(rec, status=status, revenue_cents=revenue_cents)
         self.ledger[AGGREGATES].put(aggregate_id, rec)
+
+    def aggregate_schedule(self, aggregate_id: str) -> Optional[Schedule]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        return None if rec is None else rec.schedule
+
+    def _all_measured(self, aggregate_id: str) -> bool:
+        """Whether every member of the aggregate is measured now that one more is: a count kept
+        per aggregate (counted once from the ledger, e.g. after a restart), so a measurement
+        costs the same whatever the aggregate's size."""
+        left = self._unmeasured.get(aggregate_id)
+        if left is None:
+            rec = self.ledger[AGGREGATES].get(aggregate_id)
+            offers = self.ledger[AGG_OFFERS]
+            left = 0 if rec is None else sum(1 for m in rec.members
+                                             if (o := offers.get(m)) is None or o.measurement is None)
+        else:
+            left -= 1
+        self._unmeasured[aggregate_id] = left
+        return left == 0
+
+    def aggregate_metering(self, aggregate_id: str) -> Optional[dict[int, float]]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        if rec is None:
+            return None
+        out: dict[int, float] = {}
+        offers = self.ledger[AGG_OFFERS]
+        for m in rec.members:
+            o = offers.get(m)
+            if o is None or o.measurement is None:
+                return None
+            for k, e in enumerate(o.measurement.energy):
+                out[o.measurement.start + k] = out.get(o.measurement.start + k, 0.0) + e
+        return out
+
+    def cleared_schedule(self, aggregate_id: str) -> Optional[Schedule]:
+        rec = self.ledger[AGGREGATES].get(aggregate_id)
+        if rec is None or rec.status != "scheduled" or rec.session_id is None:
+            return None
+        return rec.schedule
+
+    def book_revenue(self, aggregate_id: str, revenue_cents: int) -> None:
+        rec = self.ledger[AGGREGATES].require(aggregate_id)
+        self.ledger[AGGREGATES].put(aggregate_id, replace(rec, revenue_cents=rec.revenue_cents + revenue_cents))
 
     def plan_aggregates(self, aggregate_ids: Sequence[str], now: int) -> list[Effect]:
         return self._plan([self.ledger[AGGREGATES].require(a) for a in aggregate_ids], now)
@@ -487,6 +650,18 @@ class AggregatorEngine(Engine):
 
     def assign_aggregate(self, aggregate_id: str, schedule: Schedule, now: int) -> list[Effect]:
         return self._assign(aggregate_id, schedule, now)
+
+    def assign_offer(self, offer_id: str, schedule: Schedule, now: int) -> list[Effect]:
+        offers = self.ledger[AGG_OFFERS]
+        offers.put(offer_id, replace(offers.require(offer_id), aggregate_id=SINGLE))
+        return self._send_assignment(offer_id, schedule, now)
+
+    def reject_offer(self, offer_id: str, reason: str, now: int) -> list[Effect]:
+        offers = self.ledger[AGG_OFFERS]
+        rec = offers.require(offer_id)
+        offers.put(offer_id, replace(rec, offer=rec.offer.with_state(State.REJECTED), note=reason))
+        return [Note("offer-rejected", {"offer": offer_id, "reason": reason}),
+                *self.send_reliable(rec.owner, OfferRejection(rec.owner_id, rec.offer.version, reason), now)]
 
     def fall_back(self, aggregate_id: str, now: int, why: str) -> list[Effect]:
         rec = replace(self.ledger[AGGREGATES].require(aggregate_id), status="fallback")
@@ -515,10 +690,17 @@ class AggregatorEngine(Engine):
             return []
         meta = self.ledger[META]
         n = meta.get("bill_seq", 0)
+        history = offers.values() if self.contract.baseline.history_days else ()
         bills, summary = settle_offers(ready, self.contract, aggregator=self.jid, first_bill=n + 1,
-                                       aggregates=self.ledger[AGGREGATES].mapping())
+                                       aggregates=self.ledger[AGGREGATES].mapping(), history_from=history)
         meta.put("bill_seq", n + len(bills))
-        out: list[Effect] = [Note("settled", summary)]
+        out: list[Effect] = []
+        shortfall = summary.pop("baseline", None)
+        if shortfall is not None and not meta.get("baseline_fallback_said", False):
+            # said once, not on every batch: it stays true until enough days are metered
+            meta.put("baseline_fallback_said", True)
+            out.append(Note("baseline", {"why": shortfall}))
+        out.append(Note("settled", summary))
         for owner, bill, offer_ids in bills:
             for offer_id in offer_ids:
                 o = offers.require(offer_id)

@@ -13,7 +13,10 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from dataclasses import replace
+
 from vmenergy.settlement import (
+    BaselineRule,
     Contract,
     MarketSales,
     MeterData,
@@ -26,7 +29,43 @@ from vmenergy.settlement import (
 from .messages import BillMessage, BillLine
 from .records import AggOffer, AggregateRecord
 
-__all__ = ["settle_records", "settle_offers", "correction_bill"]
+__all__ = ["settle_records", "settle_offers", "correction_bill", "metering_history", "BASELINE_FALLBACK"]
+
+#: The note of a batch settled by the offers' default because the history was too short.
+BASELINE_FALLBACK = "baseline-from-offers"
+
+
+def metering_history(owners: Sequence[str], start: int, end: int, resolution: int, need: int,
+                     history_from: Sequence[AggOffer]) -> tuple[Optional[np.ndarray], int]:
+    """The metering history day-based baselines read: owners x ``need`` days x the intervals
+    [start, end) on each of the ``need`` previous days (oldest first), from the measurements
+    the aggregator holds (intervals without one read 0: the flexible devices were idle), and how
+    many whole days of history there are (counted from each owner's first measurement, the
+    least over the owners); None when that is fewer than ``need``."""
+    per_day = 86400 // resolution
+    row = {o: i for i, o in enumerate(owners)}
+    first: dict[str, int] = {}
+    for r in history_from:
+        m = r.measurement
+        if m is not None and r.owner in row:
+            first[r.owner] = min(first.get(r.owner, m.start), m.start)
+    have = min(((start - first[o]) // per_day if o in first else 0) for o in owners) if owners else 0
+    have = max(0, have)
+    if have < need:
+        return None, have
+    hist = np.zeros((len(owners), need, end - start))
+    lo = start - need * per_day
+    for r in history_from:
+        m = r.measurement
+        if m is None or r.owner not in row:
+            continue
+        for k, e in enumerate(m.energy):
+            t = m.start + k
+            if lo <= t < start:
+                d, q = divmod(t - lo, per_day)
+                if q < end - start:
+                    hist[row[r.owner], d, q] += e
+    return hist, have
 
 
 def settle_records(
@@ -35,9 +74,16 @@ def settle_records(
     *,
     aggregator: str,
     aggregates: Mapping[str, AggregateRecord],
+    history_from: Sequence[AggOffer] = (),
+    notes: Optional[list[str]] = None,
 ) -> Settlement:
     """The :class:`Settlement` of ``records`` (offers with a schedule) over the span of their
-    schedules: the one computation behind the bills (:func:`settle_offers`) and the run report."""
+    schedules: the one computation behind the bills (:func:`settle_offers`) and the run report.
+
+    A contract whose baseline reads past days (X-of-Y, comparative day) gets them from the
+    measurements in ``history_from`` (every offer the aggregator holds); while there are not
+    enough days yet, the batch is settled by the offers' own default (their baselines), and
+    ``notes`` (if given) gets one line saying so."""
     if not records:
         raise SettlementError("records", "nothing to settle (no offer with a schedule)")
     res = records[0].offer.resolution
@@ -66,7 +112,17 @@ def settle_records(
                 energy[i, lo - start:hi - start] += np.asarray(m.energy[lo - m.start:hi - m.start])
                 measured[i, lo - start:hi - start] = True
     energy[scheduled & ~measured] = np.nan
-    meter = MeterData(prosumers=np.array(owners, dtype=object), start=start, resolution=res, energy=energy)
+    need = contract.baseline.history_days
+    history = None
+    if need:
+        history, have = metering_history(owners, start, end, res, need, history_from)
+        if history is None:
+            if notes is not None:
+                notes.append(f"{BASELINE_FALLBACK}: contract {contract.id!r} ({contract.baseline.method}) needs {need} "
+                             f"days of metering history, the aggregator has {have}; settled by the offers' default")
+            contract = replace(contract, baseline=BaselineRule())
+    meter = MeterData(prosumers=np.array(owners, dtype=object), start=start, resolution=res, energy=energy,
+                      history=history)
     offers = [r.offer for r in records]
     asg = assignments_from_offers(offers, schedules, meter, prosumer_of={r.offer.id: r.owner for r in records})
     market = _market_sales(records, aggregates, aggregator, start, end)
@@ -80,6 +136,7 @@ def settle_offers(
     aggregator: str,
     first_bill: int,
     aggregates: Mapping[str, AggregateRecord],
+    history_from: Sequence[AggOffer] = (),
 ) -> tuple[list[tuple[str, BillMessage, list[str]]], dict]:
     """Settle ``records`` (offers with a schedule) in one period.
 
@@ -87,7 +144,9 @@ def settle_offers(
     lines (codes and amounts in cents, descriptions a person can check) plus one zero-amount line
     per settled offer, so the prosumer knows which offers the bill closes.
     """
-    result = settle_records(records, contract, aggregator=aggregator, aggregates=aggregates)
+    notes: list[str] = []
+    result = settle_records(records, contract, aggregator=aggregator, aggregates=aggregates,
+                            history_from=history_from, notes=notes)
     res, start, end = result.resolution, result.period_start, result.period_end
     owners = [str(o) for o in result.prosumers]
     bills: list[tuple[str, BillMessage, list[str]]] = []
@@ -103,13 +162,16 @@ def settle_offers(
         bills.append((owner, bill, [r.offer.id for r in mine]))
     participants = {p.participant: p for p in result.participants}
     me = participants.get(contract.aggregator)
-    summary = {
+    summary: dict[str, object] = {
         "offers": len(records), "prosumers": len(owners),
         "paid_out_cents": sum(b.total_cents for _, b, _ in bills),
         "flags": int(np.count_nonzero(result.flags.bits)) if hasattr(result.flags, "bits") else 0,
     }
     if me is not None:
         summary.update(earned_cents=me.earnings_cents, margin_cents=me.margin_cents)
+    summary["baseline_used"] = "offer" if notes else contract.baseline.method
+    if notes:
+        summary["baseline"] = notes[0]
     return bills, summary
 
 

@@ -18,7 +18,10 @@ from typing import Any, Optional
 from vmenergy.flexoffer import FlexOfferError, Schedule
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.market import (
+    Activation,
     FlexOfferBid,
+    ImplicitCapacity,
+    Link,
     ManyToMany,
     MarketError,
     MarketSession,
@@ -34,21 +37,25 @@ from vmenergy.settlement.money import cents
 from .engine import META, Effect, Engine, Note, Send, Table, TimedStep, bare, handles
 from .ledger import Ledger
 from .steering import SteeringError, steers
+from .trading import imbalance_charge
 from .messages import (
     Ack,
+    ActivationMessage,
     BidMessage,
     BillMessage,
     BillLine,
     Clearing,
     MarketSessionNotice,
+    Measurement,
     Message,
     Registration,
+    ReservationMessage,
 )
 
 __all__ = ["MarketConfig", "MarketEngine", "SessionRecord", "BidRecord", "MARKET_SESSIONS", "BIDS", "PARTICIPANTS",
-           "market_summary"]
+           "ZONES", "market_summary"]
 
-MECHANISMS = ("one-sided", "two-sided", "many-to-many")
+MECHANISMS = ("one-sided", "two-sided", "many-to-many", "implicit-capacity")
 PRICINGS = tuple(p.value for p in Pricing)
 LIQUIDITY = "liquidity"
 
@@ -73,6 +80,11 @@ class MarketConfig:
     resolution: int = 900
     liquidity: dict = field(default_factory=dict)
     demand: dict = field(default_factory=dict)
+    activation: dict = field(default_factory=dict)
+    imbalance: dict = field(default_factory=dict)
+    zones: tuple[str, ...] = ()
+    links: Any = ()
+    liquidity_zone: str = ""
     time_limit: float = 20.0
     bill_after: int = 3600
 
@@ -99,8 +111,30 @@ class MarketConfig:
             for key in ("volume", "price"):
                 if not isinstance(self.demand.get(key), (int, float)):
                     raise FlexOfferError(f"demand.{key}", "required for a one-sided market (a number)")
+        if self.mechanism == "one-sided" and self.demand.get("kind", "up") not in tuple(k.value for k in Product):
+            raise FlexOfferError("demand.kind", f"up, down or energy (got {self.demand.get('kind')!r})")
+        for key in self.activation:
+            if key not in ("share", "notice"):
+                raise FlexOfferError(f"activation.{key}", "unknown activation setting (known: notice, share)")
+        share = self.activation.get("share", 0.0)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise FlexOfferError("activation.share", f"a fraction in [0, 1] (got {share!r})")
+        notice = self.activation.get("notice", self.resolution)
+        if isinstance(notice, bool) or not isinstance(notice, int) or notice < 1:
+            raise FlexOfferError("activation.notice", f"seconds, an integer >= 1 (got {notice!r})")
         if self.registration != "open" and not isinstance(self.registration, (list, tuple)):
             raise FlexOfferError("registration", "\"open\" or a list of participant JIDs")
+        for key, v in self.imbalance.items():
+            if key not in ("price", "cutoff"):
+                raise FlexOfferError(f"imbalance.{key}", "unknown imbalance setting (known: cutoff, price)")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+                raise FlexOfferError(f"imbalance.{key}", f"a finite number >= 0 (got {v!r})")
+        if self.mechanism == "implicit-capacity":
+            self.mechanism_object()  # zones and links are checked by the market core, errors name the field
+            if self.liquidity_zone and self.liquidity_zone not in self.zones:
+                raise FlexOfferError("liquidity_zone", f"must be one of the zones {list(self.zones)}")
+        elif self.zones or self.links or self.liquidity_zone:
+            raise FlexOfferError("zones", "zones, links and liquidity_zone are for the implicit-capacity mechanism")
 
     @classmethod
     def from_dict(cls, d: dict) -> "MarketConfig":
@@ -109,16 +143,47 @@ class MarketConfig:
             if key not in known:
                 raise FlexOfferError(key, f"unknown market setting (known: {', '.join(sorted(known))})")
         d = dict(d)
-        if isinstance(d.get("registration"), list):
-            d["registration"] = tuple(d["registration"])
+        for key in ("registration", "zones", "links"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
         return cls(**d)
+
+    def _links(self) -> tuple[Link, ...]:
+        out = []
+        for i, ln in enumerate(self.links):
+            if not isinstance(ln, dict):
+                raise FlexOfferError(f"links[{i}]", "a table {a, b, capacity, cost}")
+            unknown = set(ln) - {"a", "b", "capacity", "cost"}
+            if unknown:
+                raise FlexOfferError(f"links[{i}].{sorted(unknown)[0]}",
+                                     "unknown link setting (known: a, b, capacity, cost)")
+            for key in ("a", "b", "capacity"):
+                if key not in ln:
+                    raise FlexOfferError(f"links[{i}].{key}", "required")
+            try:
+                out.append(Link(ln["a"], ln["b"], ln["capacity"], ln.get("cost", 0.0)))
+            except MarketError as exc:
+                raise FlexOfferError(f"links[{i}].{exc.path}", exc.reason) from None
+        return tuple(out)
+
+    def liquidity_home(self) -> Optional[str]:
+        """The zone the liquidity provider trades in (None without zones)."""
+        if self.mechanism != "implicit-capacity":
+            return None
+        return self.liquidity_zone or self.zones[0]
 
     def mechanism_object(self):
         if self.mechanism == "many-to-many":
             return ManyToMany(time_limit=self.time_limit)
+        if self.mechanism == "implicit-capacity":
+            try:
+                return ImplicitCapacity(tuple(self.zones), self._links(), time_limit=self.time_limit)
+            except MarketError as exc:
+                raise FlexOfferError(exc.path.removeprefix("mechanism."), exc.reason) from None
         if self.mechanism == "two-sided":
             return TwoSidedPool()
-        return OneSidedPool(LIQUIDITY, float(self.demand["volume"]), float(self.demand["price"]))
+        return OneSidedPool(LIQUIDITY, float(self.demand["volume"]), float(self.demand["price"]),
+                            Product(self.demand.get("kind", "up")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +201,22 @@ class BidRecord:
     bid: BidMessage
     participant: str
     placed: int
-    status: str = "placed"  # placed | accepted | partial | rejected
+    status: str = "placed"  # placed | accepted | partial | rejected | withdrawn
     amount_cents: int = 0  # what the participant pays (+) or receives (-) for its award
     clearing: Optional[Clearing] = None
+    reservation: Optional[ReservationMessage] = None  # an accepted flexibility order
+    activation_price: Optional[float] = None
+    activation: Optional[ActivationMessage] = None
+    activated_cents: int = 0  # what the participant pays (+) or receives (-) for the activation
+    metered: Optional[Measurement] = None  # the participant's metering of the delivery
+    imbalance_kwh: float = 0.0  # sum over intervals of |metered - awarded| beyond the cut-off
+    imbalance_cents: int = 0  # what the participant pays for its imbalance
+    imbalance_bill: Optional[str] = None  # a bill of its own when metering came after the session's
+
+    @property
+    def billed_cents(self) -> int:
+        """What the participant pays (+) or receives (-) in all for this bid."""
+        return self.amount_cents + self.activated_cents + self.imbalance_cents
 
 
 #: The market's sessions, by session id.
@@ -147,11 +225,13 @@ MARKET_SESSIONS: Table[SessionRecord] = Table("sessions", SessionRecord)
 BIDS: Table[BidRecord] = Table("bids", BidRecord)
 #: Registered participants (bare JID) and their role.
 PARTICIPANTS: Table[str] = Table("participants", str)
+#: The zone each participant registered in (markets with zones only).
+ZONES: Table[str] = Table("zones", str)
 
 
 class MarketEngine(Engine):
     role = "market"
-    tables = Engine.tables + (MARKET_SESSIONS, BIDS, PARTICIPANTS)
+    tables = Engine.tables + (MARKET_SESSIONS, BIDS, PARTICIPANTS, ZONES)
     # paused, no session opens by itself; open sessions still close and clear
     pause_holds = "the session calendar"
 
@@ -178,7 +258,8 @@ class MarketEngine(Engine):
         for rec in self.ledger[MARKET_SESSIONS].values():
             if rec.notice.state in ("open", "closed"):
                 session = self._new_session(rec.notice, rec.participants, rec.opened)
-                bids = sorted((b for b in self.ledger[BIDS].values() if b.bid.session_id == rec.notice.session_id),
+                bids = sorted((b for b in self.ledger[BIDS].values()
+                               if b.bid.session_id == rec.notice.session_id and b.status != "withdrawn"),
                               key=lambda b: (b.placed, b.bid.bid_id))
                 for b in bids:
                     session.place(self._market_bid(b.bid, b.participant), b.placed)
@@ -191,10 +272,11 @@ class MarketEngine(Engine):
         s = MarketSession(notice.session_id, c.mechanism_object(), delivery_start=notice.delivery_start,
                           delivery_end=notice.delivery_end, resolution=c.resolution, pricing=c.pricing,
                           close_at=notice.gate_closure)
+        zones = self.ledger[ZONES]
         for p in participants:
-            s.register(p)
+            s.register(p, zone=zones.get(p))
         if c.liquidity or c.mechanism == "one-sided":
-            s.register(LIQUIDITY)
+            s.register(LIQUIDITY, zone=c.liquidity_home())
         s.open(opened)
         for order in self._liquidity_orders(notice):
             s.place(order, opened)
@@ -239,8 +321,47 @@ class MarketEngine(Engine):
             TimedStep("clearing", self._clear_due_sessions, self._clearing_due),
             TimedStep("opening", self._open_when_due,
                       lambda now: None if self.paused else self.ledger[META].get("next_open", 0)),
+            TimedStep("activation", self._activate_due, self._activation_due),
             TimedStep("billing", self._bill_due_sessions, self._billing_due),
         ]
+
+    # -- reservations and their activation (the buyer's calls) -------------------------------
+    def _to_activate(self, now: int) -> list[tuple[int, BidRecord]]:
+        """(when, bid) of reservations the buyer will still activate, soonest first."""
+        share = float(self.config.activation.get("share", 0.0))
+        if share <= 0:
+            return []
+        notice = int(self.config.activation.get("notice", self.config.resolution))
+        out = []
+        for b in self.ledger[BIDS].values():
+            r = b.reservation
+            if r is None or b.activation is not None or r.start * r.resolution <= now:
+                continue
+            out.append((r.start * r.resolution - notice, b))
+        return sorted(out, key=lambda x: (x[0], x[1].bid.bid_id))
+
+    def _activation_due(self, now: int) -> Optional[int]:
+        due = self._to_activate(now)
+        return due[0][0] if due else None
+
+    def _activate_due(self, now: int) -> list[Effect]:
+        share = float(self.config.activation.get("share", 0.0))
+        out: list[Effect] = []
+        for when, b in self._to_activate(now):
+            if when > now:
+                break
+            r = b.reservation
+            if r is None:  # pragma: no cover - _to_activate keeps only reserved bids
+                continue
+            act = Activation(f"{r.reservation_id}-a", r.reservation_id, b.participant, LIQUIDITY,
+                             Product(r.reservation_type), r.start, r.end, round(share * r.volume, 6),
+                             b.activation_price or 0.0)
+            msg = ActivationMessage(act.id, r.reservation_id, act.start, act.end, act.volume, r.resolution)
+            # the holder pays the provider for the activated energy
+            self.ledger[BIDS].put(b.bid.bid_id, replace(b, activation=msg, activated_cents=-cents(act.amount)))
+            out += [Note("activation", {"reservation": r.reservation_id, "to": b.participant, "kWh": act.volume}),
+                    *self.send_reliable(b.participant, msg, now)]
+        return out
 
     def _clear_due_sessions(self, now: int) -> list[Effect]:
         out: list[Effect] = []
@@ -348,7 +469,7 @@ class MarketEngine(Engine):
         self.ledger[MARKET_SESSIONS].put(sid, replace(rec, notice=cleared))
         accepted = 0
         for b in self.ledger[BIDS].values():
-            if b.bid.session_id != sid:
+            if b.bid.session_id != sid or b.status == "withdrawn":
                 continue
             award = result.awards.get(b.bid.bid_id)
             if award is None:
@@ -366,12 +487,21 @@ class MarketEngine(Engine):
                     expected = b.bid.volume * ((b.bid.end or b.bid.start + 1) - b.bid.start)
                 status = "accepted" if expected is None or award.volume >= expected - 1e-6 else "partial"
                 price = award.price
-                clearing_price = _mean_price(result.prices)
+                clearing_price = _mean_price({k: v for k, v in result.prices.items() if k[0] == award.zone})
                 c = Clearing(sid, b.bid.bid_id, status, award.volume, price, None, schedule, clearing_price,
                              cents(award.amount) / 100)
-                self.ledger[BIDS].put(b.bid.bid_id, replace(b, status=status, clearing=c,
-                                                              amount_cents=cents(award.amount)))
+                b = replace(b, status=status, clearing=c, amount_cents=cents(award.amount))
+                self.ledger[BIDS].put(b.bid.bid_id, b)
             out += self.send_reliable(b.participant, c, now)
+        for i, r in enumerate(result.reservations):
+            held = self.ledger[BIDS].get(r.bid_id)
+            if held is None:  # the liquidity provider's own orders are not reserved from anyone
+                continue
+            vol = min(r.volume.values())
+            msg = ReservationMessage(f"{sid}-r{i + 1}", sid, r.bid_id, r.start, r.end, round(vol, 6), round(r.price, 6),
+                                     r.kind.value, rec.notice.resolution)
+            self.ledger[BIDS].put(r.bid_id, replace(held, reservation=msg, activation_price=r.activation_price))
+            out += self.send_reliable(held.participant, msg, now)
         out += [Send(p, cleared) for p in rec.participants]
         out.append(Note("session-cleared", {"session": sid, "accepted": accepted, "rejected": len(result.rejected),
                                             "welfare": round(result.welfare, 4)}))
@@ -387,13 +517,25 @@ class MarketEngine(Engine):
                 by_participant.setdefault(b.participant, []).append((b, b.clearing))
         res = rec.notice.resolution
         for participant, bids in sorted(by_participant.items()):
-            lines = tuple(
-                BillLine("market_energy", f"bid {b.bid.bid_id}: {c.volume:g} kWh at "
-                                          f"{c.price or 0:g} EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
-                         -b.amount_cents)
-                for b, c in sorted(bids, key=lambda x: x[0].bid.bid_id))
+            lines = []
+            for b, c in sorted(bids, key=lambda x: x[0].bid.bid_id):
+                if b.reservation is not None:
+                    lines.append(BillLine("market_reservation", f"bid {b.bid.bid_id}: {c.volume:g} kWh of "
+                                                                f"{b.reservation.reservation_type} reserved at "
+                                                                f"{c.price or 0:g} EUR/kWh", -b.amount_cents))
+                else:
+                    lines.append(BillLine("market_energy", f"bid {b.bid.bid_id}: {c.volume:g} kWh at {c.price or 0:g} "
+                                                           f"EUR/kWh ({'bought' if b.amount_cents >= 0 else 'sold'})",
+                                          -b.amount_cents))
+                if b.imbalance_cents and b.imbalance_bill is None:
+                    lines.append(self._imbalance_line(b))
+                if b.activation is not None:
+                    lines.append(BillLine("market_activation", f"activation {b.activation.activation_id}: "
+                                                               f"{b.activation.volume:g} kWh at "
+                                                               f"{b.activation_price or 0:g} EUR/kWh",
+                                          -b.activated_cents))
             bill = BillMessage(f"bill-{sid}-{participant.split('@')[0]}", rec.notice.delivery_start * res,
-                               rec.notice.delivery_end * res, lines)
+                               rec.notice.delivery_end * res, tuple(lines))
             out += self.send_reliable(participant, bill, now)
         return out
 
@@ -407,17 +549,35 @@ class MarketEngine(Engine):
             return None
         if isinstance(msg, BidMessage):
             return None if self.registered(sender) else f"{sender} is not a registered participant"
+        if isinstance(msg, Measurement):
+            b = self.ledger[BIDS].get(msg.offer_id)
+            return None if b is not None and b.participant == sender else f"{sender} has no bid {msg.offer_id}"
+        return None
+
+    def _zone_problem(self, msg: Registration) -> Optional[str]:
+        zones = self.config.zones if self.config.mechanism == "implicit-capacity" else ()
+        if not zones:
+            return None if msg.zone is None else f"zone: this market has no zones (got {msg.zone!r})"
+        if msg.zone not in zones:
+            return f"zone: must be one of this market's zones {', '.join(zones)} (got {msg.zone!r})"
+        old = self.ledger[ZONES].get(bare(msg.participant))
+        if old is not None and old != msg.zone and self.registered(msg.participant):
+            return f"zone: already registered in zone {old}; deregister first"
         return None
 
     @handles(Registration)
     def _registration(self, sender: str, msg: Registration, now: int) -> tuple[list[Effect], Optional[str]]:
         if msg.op == "deregister":
-            self.ledger[PARTICIPANTS].delete(sender)
-            return [Note("deregistered", {"participant": sender})], None
+            return self._deregister(sender, now), None
+        problem = self._zone_problem(msg)
+        if problem is not None:
+            return [Note("registration-refused", {"participant": sender, "reason": problem})], problem
         self.ledger[PARTICIPANTS].put(sender, msg.role)
+        if msg.zone is not None:
+            self.ledger[ZONES].put(sender, msg.zone)
         for sid, session in self._live.items():  # join the open sessions too
             try:
-                session.register(sender)
+                session.register(sender, zone=msg.zone)
             except MarketError:
                 pass
         sessions = self.ledger[MARKET_SESSIONS]
@@ -426,6 +586,79 @@ class MarketEngine(Engine):
             if rec.notice.state == "open" and sender not in rec.participants:
                 sessions.put(rec.notice.session_id, replace(rec, participants=tuple(sorted((*rec.participants, sender)))))
         return [Note("registered", {"participant": sender}), *notices], None
+
+    def _deregister(self, sender: str, now: int) -> list[Effect]:
+        """A participant leaves: its bids in open sessions are withdrawn (they will not clear);
+        what a closed session already holds stays binding."""
+        self.ledger[PARTICIPANTS].delete(sender)
+        withdrawn: list[str] = []
+        sessions = self.ledger[MARKET_SESSIONS]
+        for sid, session in sorted(self._live.items()):
+            if session.state.value != "open" or sender not in session.participants:
+                continue
+            gone = session.deregister(sender)
+            rec = sessions.require(sid)
+            sessions.put(sid, replace(rec, participants=tuple(p for p in rec.participants if p != sender)))
+            for bid_id in gone.withdrawn:
+                b = self.ledger[BIDS].get(bid_id)
+                if b is not None:
+                    c = Clearing(sid, bid_id, "rejected", 0.0, None, "withdrawn: the participant deregistered")
+                    self.ledger[BIDS].put(bid_id, replace(b, status="withdrawn", clearing=c))
+                    withdrawn.append(bid_id)
+        return [Note("deregistered", {"participant": sender, "withdrawn": len(withdrawn)})]
+
+    def _awarded(self, b: BidRecord) -> dict[int, float]:
+        """The energy per interval the market awarded a bid (+ bought, - sold)."""
+        c = b.clearing
+        if c is None or b.status not in ("accepted", "partial"):
+            return {}
+        if c.schedule is not None and b.bid.offer is not None:
+            s = c.schedule
+            per = b.bid.offer.profiles[s.profile].spread(s.energy)
+            return {s.start + k: float(e) for k, e in enumerate(per)}
+        start = b.bid.start if b.bid.start is not None else 0
+        end = b.bid.end if b.bid.end is not None else start + 1
+        sign = 1.0 if b.bid.side == "buy" else -1.0
+        return {t: sign * c.volume / (end - start) for t in range(start, end)}
+
+    @handles(Measurement)
+    def _metering(self, sender: str, m: Measurement, now: int) -> tuple[list[Effect], Optional[str]]:
+        """A participant meters a cleared energy bid: the deviation from its award, beyond the
+        cut-off, is its imbalance, billed at the imbalance price (with the session's bill, or
+        on a bill of its own when that went out already)."""
+        b = self.ledger[BIDS].require(m.offer_id)  # authorize() checked it is the sender's
+        if b.status not in ("accepted", "partial"):
+            return [], f"bid {m.offer_id} did not clear: there is no position to settle"
+        if b.reservation is not None:
+            return [], (f"bid {m.offer_id} reserved {b.reservation.reservation_type} flexibility: it is settled by "
+                        "its activation, not metered")
+        if b.metered is not None:
+            return [], f"bid {m.offer_id} is metered already"
+        if m.resolution != self.config.resolution:
+            return [], f"resolution {m.resolution} differs from the market's {self.config.resolution}"
+        awarded = self._awarded(b)
+        metered = {m.start + k: e for k, e in enumerate(m.energy)}
+        outside = sorted(set(metered) - set(awarded))
+        if outside and any(abs(metered[t]) > 1e-9 for t in outside):
+            return [], f"interval {outside[0]} is outside the bid's delivery"
+        beyond, fee = imbalance_charge(awarded, metered, float(self.config.imbalance.get("price", 0.0)),
+                                       float(self.config.imbalance.get("cutoff", 0.0)))
+        b = replace(b, metered=m, imbalance_kwh=beyond, imbalance_cents=fee)
+        out: list[Effect] = [Note("imbalance", {"bid": b.bid.bid_id, "kWh": round(beyond, 6), "cents": fee})]
+        rec = self.ledger[MARKET_SESSIONS].get(b.bid.session_id)
+        if rec is not None and rec.billed and fee:
+            res = rec.notice.resolution
+            bill = BillMessage(f"bill-imb-{b.bid.bid_id}", rec.notice.delivery_start * res,
+                               rec.notice.delivery_end * res, (self._imbalance_line(b),))
+            b = replace(b, imbalance_bill=bill.bill_id)
+            out += self.send_reliable(sender, bill, now)
+        self.ledger[BIDS].put(b.bid.bid_id, b)
+        return out, None
+
+    @staticmethod
+    def _imbalance_line(b: BidRecord) -> BillLine:
+        return BillLine("market_imbalance", f"bid {b.bid.bid_id}: {b.imbalance_kwh:g} kWh off the award beyond the "
+                                            f"cut-off", -b.imbalance_cents)
 
     @handles(BidMessage)
     def _bid(self, sender: str, bid: BidMessage, now: int) -> tuple[list[Effect], Optional[str]]:

@@ -36,6 +36,8 @@ __all__ = [
     "Ack",
     "AssignmentMessage",
     "Measurement",
+    "DeviceFaultReport",
+    "DEVICE_FAULT_KINDS",
     "BillLine",
     "BillMessage",
     "Registration",
@@ -45,6 +47,10 @@ __all__ = [
     "ReservationMessage",
     "ActivationMessage",
     "OfferRejection",
+    "FlexRequestMessage",
+    "FlexReplyMessage",
+    "FlexOrderMessage",
+    "FlexSettlementMessage",
     "ELEMENT_OF",
     "PERFORMATIVE",
     "ACKED",
@@ -391,7 +397,8 @@ class BillMessage(Message):
 
 @dataclass(frozen=True, slots=True)
 class Registration(Message):
-    """A participant registers with (or leaves) a market."""
+    """A participant registers with (or leaves) a market; ``zone``: where it trades, for a
+    market with zones (implicit capacity)."""
 
     element = "registration"
     ack = "registration"
@@ -400,21 +407,26 @@ class Registration(Message):
     op: str
     participant: str
     role: str = "both"
+    zone: Optional[str] = None
 
     def __post_init__(self) -> None:
         _choice(self.op, "op", ("register", "deregister"))
         _set(self, "participant", check_identifier(self.participant, "participant"))
         _choice(self.role, "role", ("buyer", "seller", "both"))
+        if self.zone is not None:
+            _set(self, "zone", check_identifier(self.zone, "zone"))
 
     def key(self) -> tuple:
-        return ("registration", self.participant, self.op)
+        # another zone is another registration (one refused for its zone may be sent again right)
+        return ("registration", self.participant, self.op, self.zone)
 
     @property
     def ref(self) -> str:
         return self.participant
 
     def summary(self) -> str:
-        return f"{self.op} {self.participant} as {self.role}"
+        zone = f" in zone {self.zone}" if self.zone is not None else ""
+        return f"{self.op} {self.participant} as {self.role}{zone}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -669,3 +681,262 @@ class OfferRejection(Message):
         return f"offer {self.offer_id} (v{self.version}) rejected: {self.reason}"
 
 
+
+
+#: What went wrong with a device (vmenergy.devices.adapters.faults.FAULT_KINDS).
+DEVICE_FAULT_KINDS = ("unreachable", "timeout", "exception", "bad-reply", "gone")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFaultReport(Message):
+    """A prosumer box tells its aggregator that a device behind ``offer_id`` misbehaved (a meter
+    that does not answer, an exception code, a device unplugged): the schedule may not be kept
+    and its measurement may be late or missing. The device was put in its safe state. ``at``:
+    epoch seconds of the fault."""
+
+    element = "device-fault"
+    ack = "device-fault"
+    performative = "failure"
+
+    fault_id: str
+    offer_id: str
+    device: str
+    kind: str
+    reason: str
+    at: int
+
+    def __post_init__(self) -> None:
+        _set(self, "fault_id", check_identifier(self.fault_id, "fault_id"))
+        _set(self, "offer_id", check_identifier(self.offer_id, "offer_id"))
+        _set(self, "device", check_identifier(self.device, "device"))
+        _choice(self.kind, "kind", DEVICE_FAULT_KINDS)
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise FlexOfferError("reason", "required (what went wrong)")
+        if len(self.reason) > 2000:
+            _set(self, "reason", self.reason[:1997] + "...")
+        _set(self, "at", check_integer(self.at, "at"))
+
+    def key(self) -> tuple:
+        return ("device-fault", self.fault_id)
+
+    @property
+    def ref(self) -> str:
+        return self.fault_id
+
+    def summary(self) -> str:
+        return f"device fault {self.kind} on {self.device} (offer {self.offer_id}): {self.reason}"
+
+
+# ------------------------------------------------------------------------------------------
+# congestion management between a DSO and its aggregators (USEF/UFTP names in docs/protocol.md)
+
+def _series(values, path: str, *, at_least: int = 1) -> tuple[float, ...]:
+    return tuple(check.numbers(values, path, at_least=at_least, at_most=MAX_INTERVALS))
+
+
+@dataclass(frozen=True, slots=True)
+class FlexRequestMessage(Message):
+    """UFTP FlexRequest: a DSO asks an aggregator to keep the net load of its prosumers behind
+    congestion ``point`` within ``max_kwh`` (import) and, if given, above ``min_kwh`` (export, kWh
+    per interval, one value per interval from ``start``, at ``resolution``), offering ``price``
+    EUR per kWh of load taken off; the aggregator answers with a :class:`FlexReplyMessage` before
+    ``respond_before`` (epoch seconds)."""
+
+    element = "flex-request"
+    ack = "flex-request"
+    performative = "cfp"
+
+    request_id: str
+    point: str
+    start: int
+    max_kwh: tuple[float, ...]
+    price: float
+    respond_before: int
+    min_kwh: Optional[tuple[float, ...]] = None
+    resolution: int = DEFAULT_RESOLUTION
+
+    def __post_init__(self) -> None:
+        _set(self, "request_id", check_identifier(self.request_id, "id"))
+        _set(self, "point", check_identifier(self.point, "point"))
+        _set(self, "start", check_integer(self.start, "start"))
+        _set(self, "max_kwh", _series(self.max_kwh, "max"))
+        _set(self, "price", check_number(self.price, "price", minimum=0))
+        _set(self, "respond_before", check_integer(self.respond_before, "respond_before"))
+        if self.min_kwh is not None:
+            _set(self, "min_kwh", _series(self.min_kwh, "min"))
+            if len(self.min_kwh) != len(self.max_kwh):
+                raise FlexOfferError("min", f"has {len(self.min_kwh)} values; max has {len(self.max_kwh)}")
+            for i, (lo, hi) in enumerate(zip(self.min_kwh, self.max_kwh)):
+                if lo > hi:
+                    raise FlexOfferError(f"min[{i}]", f"{lo:g} kWh is above max {hi:g} kWh")
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.max_kwh)
+
+    def key(self) -> tuple:
+        return ("flex-request", self.request_id)
+
+    @property
+    def ref(self) -> str:
+        return self.request_id
+
+    def summary(self) -> str:
+        res = self.resolution
+        return (f"flex request {self.request_id} at {self.point}: load at most {max(self.max_kwh):g} kWh per interval "
+                f"{format_utc(self.start * res)}..{format_utc(self.end * res)}, {self.price:g} EUR/kWh; "
+                f"answer before {format_utc(self.respond_before)}")
+
+
+@dataclass(frozen=True, slots=True)
+class FlexReplyMessage(Message):
+    """UFTP FlexOffer (named ``flex-reply`` here because ``flexoffer`` is VME's flex-offer): an
+    aggregator's answer to a flex request: the aggregated flex-offers of its prosumers behind the
+    point (none: nothing to offer), and its prognosis over the request's intervals (UFTP
+    D-prognosis): ``baseline``, the load those offers take without flexibility (their default
+    schedules), and ``committed``, the load already scheduled behind the point."""
+
+    element = "flex-reply"
+    ack = "flex-reply"
+    performative = "propose"
+
+    reply_id: str
+    request_id: str
+    point: str
+    start: int
+    baseline: tuple[float, ...]
+    committed: tuple[float, ...]
+    offers: tuple[FlexOffer, ...] = ()
+    resolution: int = DEFAULT_RESOLUTION
+
+    def __post_init__(self) -> None:
+        _set(self, "reply_id", check_identifier(self.reply_id, "id"))
+        _set(self, "request_id", check_identifier(self.request_id, "request"))
+        _set(self, "point", check_identifier(self.point, "point"))
+        _set(self, "start", check_integer(self.start, "start"))
+        _set(self, "baseline", _series(self.baseline, "baseline"))
+        _set(self, "committed", _series(self.committed, "committed"))
+        if len(self.committed) != len(self.baseline):
+            raise FlexOfferError("committed", f"has {len(self.committed)} values; baseline has {len(self.baseline)}")
+        offers = tuple(self.offers)
+        ids = set()
+        for i, fo in enumerate(offers):
+            if not isinstance(fo, FlexOffer):
+                raise FlexOfferError(f"flexoffer[{i}]", "must be a FlexOffer")
+            if fo.id in ids:
+                raise FlexOfferError(f"flexoffer[{i}].id", f"{fo.id} appears twice")
+            if fo.resolution != self.resolution:
+                raise FlexOfferError(f"flexoffer[{i}].resolution", f"{fo.resolution} differs from {self.resolution}")
+            ids.add(fo.id)
+        _set(self, "offers", offers)
+        _set(self, "resolution", check_integer(self.resolution, "resolution", minimum=1))
+
+    def key(self) -> tuple:
+        return ("flex-reply", self.reply_id)
+
+    @property
+    def ref(self) -> str:
+        return self.reply_id
+
+    def summary(self) -> str:
+        return (f"flex reply {self.reply_id} to {self.request_id} at {self.point}: {len(self.offers)} offers, "
+                f"baseline peak {max(b + c for b, c in zip(self.baseline, self.committed)):g} kWh")
+
+
+#: What a DSO does with a flex reply.
+ORDER_STATUSES = ("ordered", "declined")
+
+
+@dataclass(frozen=True, slots=True)
+class FlexOrderMessage(Message):
+    """UFTP FlexOrder: the DSO's decision on a flex reply. ``ordered``: the aggregator runs its
+    aggregates on ``schedules`` (one per offer of the reply that the DSO needs), taking
+    ``ordered_kwh`` off the baseline, paid ``price`` EUR/kWh once delivery is verified;
+    ``declined``: not needed (``reason``), the aggregator plans the offers itself within the
+    request's limits."""
+
+    element = "flex-order"
+    ack = "flex-order"
+    performative = "accept-proposal"
+
+    order_id: str
+    reply_id: str
+    point: str
+    status: str
+    schedules: tuple[Schedule, ...] = ()
+    ordered_kwh: float = 0.0
+    price: float = 0.0
+    reason: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _set(self, "order_id", check_identifier(self.order_id, "id"))
+        _set(self, "reply_id", check_identifier(self.reply_id, "reply"))
+        _set(self, "point", check_identifier(self.point, "point"))
+        _choice(self.status, "status", ORDER_STATUSES)
+        schedules = tuple(self.schedules)
+        for i, s in enumerate(schedules):
+            if not isinstance(s, Schedule):
+                raise FlexOfferError(f"assignment[{i}]", "must be a Schedule")
+        _set(self, "schedules", schedules)
+        _set(self, "ordered_kwh", check_number(self.ordered_kwh, "ordered", minimum=0))
+        _set(self, "price", check_number(self.price, "price", minimum=0))
+        if self.status == "ordered" and not schedules:
+            raise FlexOfferError("assignment", "an order carries the schedules it orders")
+        if self.reason is not None and (not isinstance(self.reason, str) or len(self.reason) > 2000):
+            raise FlexOfferError("reason", "text of at most 2000 characters")
+
+    def key(self) -> tuple:
+        return ("flex-order", self.order_id)
+
+    @property
+    def ref(self) -> str:
+        return self.order_id
+
+    def summary(self) -> str:
+        if self.status == "declined":
+            return f"flex order {self.order_id} for {self.reply_id}: declined ({self.reason or 'not needed'})"
+        return (f"flex order {self.order_id} for {self.reply_id} at {self.point}: {self.ordered_kwh:g} kWh off the "
+                f"baseline at {self.price:g} EUR/kWh, {len(self.schedules)} schedules")
+
+
+@dataclass(frozen=True, slots=True)
+class FlexSettlementMessage(Message):
+    """UFTP FlexSettlement: what the DSO pays for one order after checking the metered load
+    against the baseline: ``delivered_kwh`` of the ``ordered_kwh`` taken off; ``incentive_cents``
+    paid to the aggregator, ``penalty_cents`` charged for a shortfall beyond the tolerance band."""
+
+    element = "flex-settlement"
+    ack = "flex-settlement"
+    performative = "inform"
+
+    settlement_id: str
+    order_id: str
+    ordered_kwh: float
+    delivered_kwh: float
+    incentive_cents: int
+    penalty_cents: int
+
+    def __post_init__(self) -> None:
+        _set(self, "settlement_id", check_identifier(self.settlement_id, "id"))
+        _set(self, "order_id", check_identifier(self.order_id, "order_id"))
+        _set(self, "ordered_kwh", check_number(self.ordered_kwh, "ordered_kwh", minimum=0))
+        _set(self, "delivered_kwh", check_number(self.delivered_kwh, "delivered_kwh", minimum=0))
+        _set(self, "incentive_cents", check_integer(self.incentive_cents, "incentive_cents", minimum=0))
+        _set(self, "penalty_cents", check_integer(self.penalty_cents, "penalty_cents", minimum=0))
+
+    @property
+    def total_cents(self) -> int:
+        """Paid to the aggregator (negative: the aggregator pays)."""
+        return self.incentive_cents - self.penalty_cents
+
+    def key(self) -> tuple:
+        return ("flex-settlement", self.settlement_id)
+
+    @property
+    def ref(self) -> str:
+        return self.settlement_id
+
+    def summary(self) -> str:
+        return (f"flex settlement {self.settlement_id} of {self.order_id}: {self.delivered_kwh:g} of "
+                f"{self.ordered_kwh:g} kWh delivered, {format_eur(self.total_cents)} EUR")

@@ -12,11 +12,15 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from vmenergy.flexoffer import TRANSITIONS, FlexOffer, FlexOfferError, Schedule, State
+from vmenergy.settlement.money import cents
 
-from .engine import Effect, Engine, Execute, Note, RunDefault, Table, TimedStep, bare, handles
-from .messages import Ack, AssignmentMessage, BillMessage, Measurement, Message, OfferMessage, OfferRejection
+from .engine import META, Effect, Engine, Execute, Note, RunDefault, Table, TimedStep, bare, handles
+from .messages import (Ack, AssignmentMessage, BidMessage, BillMessage, Clearing, DeviceFaultReport,
+                       MarketSessionNotice, Measurement, Message, OfferMessage, OfferRejection, Registration)
 from .steering import SteeringError, steers
 from .strategies import OfferSource
+from .trading import ORDERS, OrderRecord, TradingSettings, order_bid_id, pool_orders
+from .upstream import MARKET_NOTICES
 
 __all__ = ["ProsumerOffer", "DefaultRun", "ProsumerEngine", "PROSUMER_OFFERS", "PROSUMER_BILLS",
            "PROSUMER_DEFAULT_RUNS"]
@@ -62,14 +66,21 @@ PROSUMER_DEFAULT_RUNS: Table[DefaultRun] = Table("default_runs", DefaultRun)
 
 
 class ProsumerEngine(Engine):
+    """``market`` (optional): a two-sided pool the prosumer trades its scheduled energy on, peer
+    to peer (eDREAM), priced by ``trading`` (a buy at most at its energy value, a sell at least
+    at its energy cost, margins as for an aggregator: :mod:`.trading`)."""
+
     role = "prosumer"
-    tables = Engine.tables + (PROSUMER_OFFERS, PROSUMER_BILLS, PROSUMER_DEFAULT_RUNS)
+    tables = Engine.tables + (PROSUMER_OFFERS, PROSUMER_BILLS, PROSUMER_DEFAULT_RUNS, MARKET_NOTICES, ORDERS)
     pause_holds = "sending new offers"
 
-    def __init__(self, jid: str, aggregator: str, *, source: Optional[OfferSource] = None, **kw) -> None:
+    def __init__(self, jid: str, aggregator: str, *, source: Optional[OfferSource] = None,
+                 market: Optional[str] = None, trading: Optional[TradingSettings] = None, **kw) -> None:
         super().__init__(jid, **kw)
         self.aggregator = bare(aggregator)
         self.source = source
+        self.market = bare(market) if market else None
+        self.trading = trading if trading is not None else TradingSettings()
         self._take_offers(None)  # known before the clock runs: they are the prosumer's first work
 
     def _take_offers(self, now: Optional[int]) -> list[Effect]:
@@ -170,9 +181,77 @@ class ProsumerEngine(Engine):
         return [Note("executed", {"offer": offer_id, "kWh": round(sum(energy), 6)}),
                 *self.send_reliable(self.aggregator, msg, now)]
 
+    def device_fault(self, offer_id: str, device: str, kind: str, reason: str, now: int) -> list[Effect]:
+        """A device behind ``offer_id`` misbehaved (its executor already put it in its safe state):
+        tell the aggregator, reliably, since its settlement may wait for a measurement that will
+        be late or never come."""
+        n = self.ledger[META].get("fault_seq", 0) + 1
+        self.ledger[META].put("fault_seq", n)
+        msg = DeviceFaultReport(f"df-{n}", offer_id, device, kind, reason, now)
+        return [Note("device-fault", {"offer": offer_id, "device": device, "kind": kind}),
+                *self.send_reliable(self.aggregator, msg, now)]
+
     # -- engine hooks ----------------------------------------------------------------------
     def role_steps(self) -> list[TimedStep]:
-        return [TimedStep("releases", self.on_tick, self.on_next_due)]
+        steps = [TimedStep("releases", self.on_tick, self.on_next_due)]
+        if self.market is not None:
+            steps.append(TimedStep("market", self._register,
+                                   lambda now: None if self.ledger[META].get("registration_sent", False) else now))
+        return steps
+
+    # -- peer-to-peer trading in a two-sided pool --------------------------------------------
+    def _register(self, now: int) -> list[Effect]:
+        meta = self.ledger[META]
+        if self.market is None or meta.get("registration_sent", False):
+            return []
+        meta.put("registration_sent", True)
+        return self.send_reliable(self.market, Registration("register", self.jid, "both"), now)
+
+    def _trade(self, now: int) -> list[Effect]:
+        """Bid every assigned schedule not traded yet in the open session that delivers all of it:
+        its energy per interval, bought or sold (:func:`~vmenergy.protocol.trading.pool_orders`)."""
+        if self.market is None:
+            return []
+        sessions = [s for s in self.ledger[MARKET_NOTICES].values()
+                    if s.state == "open" and s.gate_closure > now and s.mechanism == "two-sided"]
+        orders = self.ledger[ORDERS]
+        traded = {o.aggregate_id for o in orders.values()}
+        out: list[Effect] = []
+        for rec in sorted(self.ledger[PROSUMER_OFFERS].values(), key=lambda r: r.offer.id):
+            s = rec.schedule
+            if s is None or rec.offer.id in traded or rec.state is not State.ASSIGNED:
+                continue
+            end = s.start + rec.offer.profiles[s.profile].duration
+            fits = [x for x in sessions if x.delivery_start <= max(s.start, -(-now // x.resolution))
+                    and end <= x.delivery_end and x.resolution == rec.offer.resolution]
+            if not fits:
+                continue
+            session = min(fits, key=lambda x: (x.gate_closure, x.session_id))
+            for o in pool_orders(rec.offer, s, session, self.trading, now):
+                bid_id = order_bid_id(rec.offer.id, o.interval)
+                orders.put(bid_id, OrderRecord(rec.offer.id, session.session_id, o.interval, o.side, o.kind, o.volume,
+                                               o.price))
+                out += self.send_reliable(self.market, BidMessage(
+                    bid_id, session.session_id, o.side, volume=o.volume, price=o.price, start=o.interval,
+                    end=o.interval + 1, resolution=session.resolution), now)
+        return out
+
+    @handles(MarketSessionNotice)
+    def _session(self, sender: str, msg: MarketSessionNotice, now: int) -> list[Effect]:
+        if sender != self.market:  # a notice is not answered, so not authorised: checked here
+            return [Note("ignored", {"from": sender, "type": type(msg).__name__})]
+        self.ledger[MARKET_NOTICES].put(msg.session_id, msg)
+        return [Note("market-session", {"session": msg.session_id, "state": msg.state}), *self._trade(now)]
+
+    @handles(Clearing)
+    def _clearing(self, sender: str, c: Clearing, now: int) -> tuple[list[Effect], Optional[str]]:
+        orders = self.ledger[ORDERS]
+        rec = orders.get(c.bid_id)
+        if rec is None:
+            return [], f"unknown bid {c.bid_id}"
+        earned = -cents(c.amount) if c.amount is not None else 0
+        orders.put(c.bid_id, replace(rec, status=c.status, cleared=c.volume, amount_cents=earned))
+        return [Note("order-" + c.status, {"bid": c.bid_id, "volume": c.volume, "reason": c.reason})], None
 
     def on_tick(self, now: int) -> list[Effect]:
         out: list[Effect] = self._take_offers(now)
@@ -197,8 +276,14 @@ class ProsumerEngine(Engine):
         return min(times) if times else None
 
     def authorize(self, sender: str, msg: Message, now: int) -> Optional[str]:
+        if self.market is not None and sender == self.market:
+            if isinstance(msg, (Clearing, MarketSessionNotice, BillMessage)):
+                return None
+            return f"{sender} is this prosumer's market: it takes no {msg.element} from it"
         if sender != self.aggregator:
             return f"{sender} is not this prosumer's aggregator"
+        if isinstance(msg, (Clearing, MarketSessionNotice)):
+            return f"{sender} is not this prosumer's market"
         return None
 
     @handles(AssignmentMessage)
@@ -217,7 +302,8 @@ class ProsumerEngine(Engine):
         except FlexOfferError as exc:
             return [], exc.reason
         self.ledger[PROSUMER_OFFERS].put(offer.id, replace(rec, offer=offer, schedule=schedule))
-        return [Execute(offer, schedule), Note("assigned", {"offer": offer.id, "schedule": schedule.schedule_id})], None
+        return [Execute(offer, schedule), Note("assigned", {"offer": offer.id, "schedule": schedule.schedule_id}),
+                *self._trade(now)], None
 
     @handles(OfferRejection)
     def _rejection(self, sender: str, msg: OfferRejection, now: int) -> tuple[list[Effect], Optional[str]]:

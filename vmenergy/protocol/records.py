@@ -49,7 +49,7 @@ class AggregateRecord:
     aggregate_id: str
     offer: FlexOffer
     members: tuple[str, ...]
-    status: str  # "bidding" | "offered" | "scheduled" | "fallback"
+    status: str  # "bidding" | "offered" | "scheduled" | "fallback" | "ordered" (planned, traded as orders)
     session_id: Optional[str] = None
     schedule: Optional[Schedule] = None
     revenue_cents: int = 0

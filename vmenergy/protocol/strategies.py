@@ -29,8 +29,15 @@ from vmenergy.settlement import Contract, default_contract
 
 from .aggregator_config import STRATEGY_KEYS, AggregatorConfig, StrategySpec, objective_from
 from .messages import MarketSessionNotice
+from .trading import curve
+
+#: The prosumer contract of an aggregator trading directly, unless its config gives one: the
+#: prosumer is paid for its verified adaptation at its own offer's prices.
+DIRECT_CONTRACT = {"mode": "direct", "pricing": {"source": "offer"},
+                   "tolerance": {"relative": 0.10, "absolute_kwh": 0.01}}
 
 __all__ = [
+    "DIRECT_CONTRACT",
     "OfferSource",
     "OfferChange",
     "ScheduledOffers",
@@ -272,7 +279,9 @@ class AggregatorStrategies:
             if not callable(getattr(obj, method, None)):
                 raise FlexOfferError(spec.path, f"{spec.target} has no {method}() method, so it cannot be the {key} step")
             chosen[key] = obj
-        prices = config.bid_prices
+        # the flex-offer bids' curve: given outright, or from the trading settings' value and cost
+        prices = dict(config.bid_prices) if config.bid_prices else \
+            dict(zip(("up", "down"), curve(config.trading_settings())))
         return cls(
             acceptance=chosen["acceptance"] if "acceptance" in chosen else DeadlineAcceptance(config.lead),
             aggregation=chosen["aggregation"] if "aggregation" in chosen
@@ -282,5 +291,6 @@ class AggregatorStrategies:
             bidding=chosen["bidding"] if "bidding" in chosen
             else FixedCurveBidding(prices["up"], prices["down"], prices.get("mixed")),
             disaggregation=chosen["disaggregation"] if "disaggregation" in chosen else MemberDisaggregation(),
-            contract=default_contract(jid, config.contract),
+            contract=default_contract(jid, config.contract
+                                      or (DIRECT_CONTRACT if config.upstream == "direct" else None)),
         )

@@ -40,6 +40,9 @@ log = logging.getLogger("vmenergy.driver")
 #: at one instant it is left alone until its next message (and the error is logged).
 MAX_TICKS_PER_INSTANT = 5
 
+#: Real seconds between tries to write a store that failed (a full disk) while time is held.
+STORE_RETRY_SECONDS = 0.5
+
 _PRESENCE, _MESSAGE = 0, 1
 
 
@@ -181,10 +184,26 @@ class VirtualDriver:
         if due:
             await asyncio.gather(*(self._tick(i) for i in due))
         await self.clock.wait_idle()
+        await self._stores_writable()
         self._refresh_touched()
         again = bool(self._due_now(t, pop=False))
         return {"t": t, "k": k, "sent": dict(self._sent), "next_due": self.next_due(), "again": again,
                 "summary": self.summary()}
+
+    async def _stores_writable(self) -> None:
+        """Scenario time holds while an agent cannot write its store (a full disk), as it holds
+        while a process is down: otherwise the world runs on without the agent, which sends
+        nothing it has not persisted, and the day ends with its work undone (the disk drill
+        found offers never measured). The wait is for room on a disk, so it is in real time."""
+        failing = [a for a in self.agents if a.store_failing]
+        if failing:
+            log.warning("event=time-held-store-failing agents=%d example=%s", len(failing), failing[0].jid)
+        while failing:
+            await asyncio.sleep(STORE_RETRY_SECONDS)
+            failing = [a for a in failing if not await a.retry_store()]
+            for a in self.agents:
+                if a not in failing and a.store_failing:  # another one failed meanwhile
+                    failing.append(a)
 
     def _refresh_touched(self) -> None:
         touched, self._touched = self._touched, set()

@@ -16,6 +16,23 @@ class _Noise(logging.Filter):
         return not (record.levelno == logging.WARNING and record.getMessage().startswith("Unknown stanza interface"))
 
 
+class _SendAfterDrop(logging.Filter):
+    """When the stream dies (the server was killed, the network cut it), stanzas already in
+    slixmpp's send queue find no transport, and slixmpp logs each with a traceback as an error
+    ("Exception raised in send queue": NotConnectedError). Nothing is lost by it: a reliable
+    message stays in the agent's outbox and is sent again, an answer is given again on the
+    peer's resend (the server drill counts every item). It becomes one warning line, so that a
+    traceback in a log always means something unforeseen (the drills count them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name.startswith("slixmpp") and type(exc).__name__ == "NotConnectedError":
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "event=send-after-stream-dropped (not written; reliable messages are resent)", None, None, None)
+        return True
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     fmt = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s %(agent)s%(message)s",
                             datefmt="%Y-%m-%dT%H:%M:%S")
@@ -23,6 +40,7 @@ def setup_logging(level: str | int = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(fmt)
     handler.addFilter(_Noise())
+    handler.addFilter(_SendAfterDrop())
     handler.addFilter(_AgentField())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -221,6 +221,7 @@ class Swarm:
                     "certificate": Path(cert).read_text(), "scenario": plan.name, "shards": self.shards}
             write_private(self.run_dir / "join.json", json.dumps(join, indent=1))
         _write_private(self.run_dir / "plan.json", plan)  # passwords and the token: owner only
+        self._web_tokens(plan)
         self.started_wall = time.time()
         mine = [p for p in plan.parts if plan.shard(p) == 1]
         for part in mine:
@@ -298,6 +299,26 @@ class Swarm:
             self._operator_account(info, register=run.register_in_band)
         return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain,
                 "ca_file": info.ca_file or None, "register_in_band": run.register_in_band}
+
+    def _web_tokens(self, plan: Plan) -> None:
+        """The scenario's ``[web]``: a token for every operator of the run, the digests where the
+        agents read them and the tokens in ``web-tokens.txt`` for the people (both private)."""
+        serving = [a for a in plan.agents if a.web]
+        if not serving:
+            return
+        from vmenergy.agents.web import issue_token
+        from vmenergy.runtime.scenario.plan import WEB_TOKENS
+
+        ops = serving[0].operators
+        people = list(ops.get("controllers", ())) + list(ops.get("viewers", ()))
+        path = self.run_dir / WEB_TOKENS
+        lines = [f"{jid} {issue_token(path, jid)}" for jid in people]
+        if not people:  # the file must exist (an agent refuses a missing one): nobody gets in
+            write_private(path, json.dumps({"tokens": {}}) + "\n")
+        write_private(self.run_dir / "web-tokens.txt", "\n".join(lines) + ("\n" if lines else ""))
+        where = ", ".join(f"{a.name} {'http://%s:%s' % (a.web['host'], a.web['port']) if a.web['port'] else '(port in its log)'}"
+                          for a in serving)
+        self.out(f"web consoles: {where}; tokens for {len(people)} operators in {self.run_dir / 'web-tokens.txt'}")
 
     def _operator_account(self, info, *, register: bool) -> None:
         """Make the scenario's operator account (a controller of every agent) and say how to use it."""
@@ -534,7 +555,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
     t0 = time.time()
     outcome = "timeout"
     prog: Optional[Progress] = None
-    restore = _stop_signals_interrupt()
+    restore = stop_signals_interrupt()
     try:
         swarm.start()
         prog = swarm.wait(timeout=timeout)
@@ -556,7 +577,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
     return RunResult(report, outcome, prog or Progress(0), round(time.time() - t0, 3))
 
 
-def _stop_signals_interrupt() -> Callable[[], None]:
+def stop_signals_interrupt() -> Callable[[], None]:
     """SIGTERM and SIGHUP (``kill``, systemd, docker stop, a closed terminal) stop a run as Ctrl-C
     does: the processes and the private server are stopped and the report is written. (Killed
     outright, the run left its private XMPP server behind.) Returns what puts the old handlers

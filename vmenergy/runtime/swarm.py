@@ -23,9 +23,9 @@ import secrets
 import signal
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from vmenergy.agents import AggregatorAgent, MarketAgent, ProsumerAgent, ServerAddress, VmeAgent
+from vmenergy.agents import AggregatorAgent, DsoAgent, MarketAgent, ProsumerAgent, ServerAddress, VmeAgent
 from vmenergy.devices.executor import SimulatedExecutor
 from vmenergy.flexoffer import FlexOffer
 from vmenergy.protocol.aggregator import AggregatorConfig
@@ -40,7 +40,7 @@ __all__ = ["build_agent", "run_part", "main"]
 
 log = logging.getLogger("vmenergy.swarm")
 BATCH = 50
-TICK = {"prosumer": 0.5, "aggregator": 0.2, "market": 0.2}
+TICK = {"prosumer": 0.5, "aggregator": 0.2, "market": 0.2, "dso": 0.2}
 #: How often a process waiting for its agents' peers says who is still missing (real seconds).
 WAITING_NOTE_EVERY = 10.0
 #: An agent disconnected this long (real seconds) ends its process with exit code GAVE_UP
@@ -60,8 +60,13 @@ def server_address(server: dict, part: Optional[str] = None) -> ServerAddress:
 
 def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int = 0,
                 plan: Optional[Plan] = None) -> VmeAgent:
+    web = None
+    if spec.web:  # the console and REST interface (the scenario's [web])
+        from vmenergy.agents.web import WebConfig
+
+        web = WebConfig(**spec.web)
     common = dict(server=address, store_path=Path(spec.store), clock=clock, tick=TICK.get(spec.role, 0.5),
-                  operators=Operators.from_dict(spec.operators))
+                  operators=Operators.from_dict(spec.operators), web=web)
     cfg = dict(spec.config)
     if spec.role == "prosumer":
         offers = [(int(o["release"]), FlexOffer.from_dict(o["offer"])) for o in spec.offers]
@@ -71,10 +76,15 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
 
             fleet = build_fleet(cfg, shared_inputs(plan.inputs), jid=spec.jid, seed=seed, start=plan.start,
                                 until=plan.until)
+            runner: Any = fleet
+            if cfg.get("hardware", "none") != "none":  # the schedules run on emulated Modbus devices
+                from vmenergy.devices.adapters.fleet_emulation import EmulatedFleetExecutor
+
+                runner = EmulatedFleetExecutor(fleet, clock, cfg["hardware"])
             return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
-                                 executor=fleet, source=fleet, **common)
+                                 executor=runner, source=fleet, **common)
         return ProsumerAgent(spec.jid, spec.password, aggregator=cfg["aggregator"], offers=offers,
-                             executor=executor, **common)
+                             executor=executor, market=cfg.get("market"), trading=cfg.get("trading"), **common)
     if spec.role == "aggregator":
         if isinstance(cfg.get("enrolment"), list):
             cfg["enrolment"] = tuple(cfg["enrolment"])
@@ -83,6 +93,10 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
         from vmenergy.protocol.market import MarketConfig
 
         return MarketAgent(spec.jid, spec.password, config=MarketConfig.from_dict(cfg), **common)
+    if spec.role == "dso":
+        from vmenergy.protocol.dso import DsoConfig
+
+        return DsoAgent(spec.jid, spec.password, config=DsoConfig(**cfg), **common)
     raise ValueError(f"unknown role {spec.role!r}")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from vmenergy.flexoffer import FlexOffer, Schedule
 from vmenergy.protocol.aggregator import AggregatorEngine
+from vmenergy.protocol.dso import DsoEngine
 from vmenergy.protocol.engine import Engine
 from vmenergy.protocol.market import MarketEngine
 from vmenergy.protocol.messages import Message
@@ -24,7 +25,7 @@ from vmenergy.wire.messages import parse_message, to_xml
 __all__ = ["ENGINES", "RECORDS", "encode", "decode", "dumps", "loads"]
 
 #: The engines whose ledgers are stored.
-ENGINES: tuple[type[Engine], ...] = (ProsumerEngine, AggregatorEngine, MarketEngine)
+ENGINES: tuple[type[Engine], ...] = (ProsumerEngine, AggregatorEngine, MarketEngine, DsoEngine)
 
 
 def record_types(engines: tuple[type[Engine], ...] = ENGINES) -> dict[str, type]:

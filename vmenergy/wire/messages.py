@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 from slixmpp.xmlstream import ElementBase
 
@@ -32,6 +32,9 @@ from vmenergy.protocol.messages import (
     BillMessage,
     BillLine,
     Clearing,
+    FlexOrderMessage,
+    FlexReplyMessage,
+    FlexRequestMessage,
     MarketSessionNotice,
     Measurement,
     Message,
@@ -51,6 +54,9 @@ from .stanzas import (
     BillLineElement,
     ClearingElement,
     FlexOfferElement,
+    FlexOrderElement,
+    FlexReplyElement,
+    FlexRequestElement,
     MarketSessionElement,
     MeasurementElement,
     RegistrationElement,
@@ -66,6 +72,7 @@ from .xml import (
     _energy_text,
     _local,
     _single,
+    _value,
     offer_to_stanza,
     parse_element,
     read_flexoffer,
@@ -227,14 +234,16 @@ def _bill_line(el: ET.Element, path: str) -> BillLine:
 def _encode_registration(msg: Registration) -> ElementBase:
     el = RegistrationElement()
     el["op"], el["participant"], el["role"] = msg.op, msg.participant, msg.role
+    if msg.zone is not None:
+        el["zone"] = msg.zone
     return el
 
 
 def _decode_registration(x: ET.Element) -> Registration:
-    d = _attrs(x, {"op": _S, "participant": _S, "role": _S}, "")
+    d = _attrs(x, {"op": _S, "participant": _S, "role": _S, "zone": _S}, "")
     _children(x, "", {})
     _require(d, "op", "participant")
-    return Registration(d["op"], d["participant"], d.get("role", "both"))
+    return Registration(d["op"], d["participant"], d.get("role", "both"), d.get("zone"))
 
 
 def _encode_session(msg: MarketSessionNotice) -> ElementBase:
@@ -373,6 +382,95 @@ def _decode_activation(x: ET.Element) -> ActivationMessage:
                              d["volume"], res)
 
 
+def _numbers_text(el: ET.Element, path: str) -> list:
+    """A child holding a space-separated list of kWh per interval (``<max>``, ``<baseline>``...)."""
+    name = _local(el, path)
+    if el.attrib:
+        raise FlexOfferError(path, f"<{name}> takes no attributes")
+    if len(el):
+        raise FlexOfferError(path, f"<{name}> holds a space-separated list of numbers, no elements")
+    return _value(el.text or "", "l", path)
+
+
+def _series_child(x: ET.Element, kids: dict, name: str, required: bool = True) -> Optional[list]:
+    values = _single(kids[name], "", name)
+    if values is None and required:
+        raise FlexOfferError(name, "required")
+    return values
+
+
+def _encode_flex_request(msg: FlexRequestMessage) -> ElementBase:
+    el = FlexRequestElement()
+    res = msg.resolution
+    el["id"], el["point"] = msg.request_id, msg.point
+    el["start"] = format_utc(msg.start * res)
+    el["price"] = _num(msg.price)
+    el["respond-before"] = format_utc(msg.respond_before)
+    if res != DEFAULT_RESOLUTION:
+        el["resolution"] = str(res)
+    el["max"] = " ".join(_num(v) for v in msg.max_kwh)
+    if msg.min_kwh is not None:
+        el["min"] = " ".join(_num(v) for v in msg.min_kwh)
+    return el
+
+
+def _decode_flex_request(x: ET.Element) -> FlexRequestMessage:
+    d = _attrs(x, {"id": _S, "point": _S, "start": _S, "price": _F, "respond-before": _S, "resolution": _I}, "")
+    kids = _children(x, "", {"max": _numbers_text, "min": _numbers_text})
+    _require(d, "id", "point", "start", "price", "respond_before")
+    res = resolution_field(d)
+    upper = _series_child(x, kids, "max")
+    lower = _series_child(x, kids, "min", required=False)
+    return FlexRequestMessage(d["id"], d["point"], _interval(d, "start", res), tuple(upper or ()), d["price"],
+                              parse_utc(d["respond_before"], "respond_before"),
+                              None if lower is None else tuple(lower), res)
+
+
+def _encode_flex_reply(msg: FlexReplyMessage) -> ElementBase:
+    el = FlexReplyElement()
+    res = msg.resolution
+    el["id"], el["request"], el["point"] = msg.reply_id, msg.request_id, msg.point
+    el["start"] = format_utc(msg.start * res)
+    if res != DEFAULT_RESOLUTION:
+        el["resolution"] = str(res)
+    el["baseline"] = " ".join(_num(v) for v in msg.baseline)
+    el["committed"] = " ".join(_num(v) for v in msg.committed)
+    for fo in msg.offers:
+        el.append(offer_to_stanza(fo))
+    return el
+
+
+def _decode_flex_reply(x: ET.Element) -> FlexReplyMessage:
+    d = _attrs(x, {"id": _S, "request": _S, "point": _S, "start": _S, "resolution": _I}, "")
+    kids = _children(x, "", {"baseline": _numbers_text, "committed": _numbers_text,
+                             "flexoffer": lambda e, p: read_flexoffer(e)[1]})
+    _require(d, "id", "request", "point", "start")
+    res = resolution_field(d)
+    baseline = _series_child(x, kids, "baseline")
+    committed = _series_child(x, kids, "committed")
+    return FlexReplyMessage(d["id"], d["request"], d["point"], _interval(d, "start", res), tuple(baseline or ()),
+                            tuple(committed or ()), tuple(kids["flexoffer"]), res)
+
+
+def _encode_flex_order(msg: FlexOrderMessage) -> ElementBase:
+    el = FlexOrderElement()
+    el["id"], el["reply"], el["point"], el["status"] = msg.order_id, msg.reply_id, msg.point, msg.status
+    el["ordered"], el["price"] = _num(msg.ordered_kwh), _num(msg.price)
+    if msg.reason:
+        el["reason"] = msg.reason
+    for s in msg.schedules:
+        el.append(schedule_to_stanza(s))
+    return el
+
+
+def _decode_flex_order(x: ET.Element) -> FlexOrderMessage:
+    d = _attrs(x, {"id": _S, "reply": _S, "point": _S, "status": _S, "ordered": _F, "price": _F, "reason": _S}, "")
+    kids = _children(x, "", {"assignment": lambda e, p: schedule_from_element(e)})
+    _require(d, "id", "reply", "point", "status")
+    return FlexOrderMessage(d["id"], d["reply"], d["point"], d["status"], tuple(kids["assignment"]),
+                            d.get("ordered", 0.0), d.get("price", 0.0), d.get("reason"))
+
+
 # ------------------------------------------------------------------------------------------
 # the table
 
@@ -398,6 +496,9 @@ CODECS: dict[str, ElementCodec] = {
     Clearing.element: ElementCodec(_encode_clearing, _decode_clearing),
     ReservationMessage.element: ElementCodec(_encode_reservation, _decode_reservation),
     ActivationMessage.element: ElementCodec(_encode_activation, _decode_activation),
+    FlexRequestMessage.element: ElementCodec(_encode_flex_request, _decode_flex_request),
+    FlexReplyMessage.element: ElementCodec(_encode_flex_reply, _decode_flex_reply),
+    FlexOrderMessage.element: ElementCodec(_encode_flex_order, _decode_flex_order),
 }
 
 

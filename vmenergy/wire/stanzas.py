@@ -216,12 +216,12 @@ class BillElement(ElementBase):
 
 
 class RegistrationElement(ElementBase):
-    """``<registration op="register|deregister" participant role/>``."""
+    """``<registration op="register|deregister" participant role zone/>``."""
 
     name = "registration"
     namespace = NS
     plugin_attrib = "registration"
-    interfaces = {"op", "participant", "role"}
+    interfaces = {"op", "participant", "role", "zone"}
 
 
 class MarketSessionElement(ElementBase):
@@ -267,7 +267,41 @@ class ActivationElement(ElementBase):
     interfaces = {"id", "reservation", "start", "end", "volume", "resolution"}
 
 
+class FlexRequestElement(ElementBase):
+    """``<flex-request id point start price respond-before [resolution]><max>…</max>[<min>…</min>]``:
+    a DSO's flex request (UFTP FlexRequest); limits in kWh per interval."""
+
+    name = "flex-request"
+    namespace = NS
+    plugin_attrib = "flex_request"
+    interfaces = {"id", "point", "start", "price", "respond-before", "resolution", "max", "min"}
+    sub_interfaces = {"max", "min"}
+
+
+class FlexReplyElement(ElementBase):
+    """``<flex-reply id request point start [resolution]><baseline>…</baseline><committed>…</committed>``
+    then ``<flexoffer>`` children: an aggregator's answer (UFTP FlexOffer)."""
+
+    name = "flex-reply"
+    namespace = NS
+    plugin_attrib = "flex_reply"
+    interfaces = {"id", "request", "point", "start", "resolution", "baseline", "committed"}
+    sub_interfaces = {"baseline", "committed"}
+
+
+class FlexOrderElement(ElementBase):
+    """``<flex-order id reply point status ordered price [reason]>`` with ``<assignment>`` children
+    (UFTP FlexOrder)."""
+
+    name = "flex-order"
+    namespace = NS
+    plugin_attrib = "flex_order"
+    interfaces = {"id", "reply", "point", "status", "ordered", "price", "reason"}
+
+
 register_stanza_plugin(BillElement, BillLineElement, iterable=True)
+register_stanza_plugin(FlexReplyElement, FlexOfferElement, iterable=True)
+register_stanza_plugin(FlexOrderElement, AssignmentElement, iterable=True)
 register_stanza_plugin(BidElement, FlexOfferElement)
 register_stanza_plugin(ClearingElement, AssignmentElement)
 
@@ -277,7 +311,7 @@ STANZA_CLASSES: dict[str, type[ElementBase]] = {
     cls.name: cls
     for cls in (FlexOfferElement, AckElement, AssignmentElement, MeasurementElement, BillElement,
                 RegistrationElement, MarketSessionElement, BidElement, ClearingElement, ReservationElement,
-                ActivationElement)
+                ActivationElement, FlexRequestElement, FlexReplyElement, FlexOrderElement)
 }
 
 #: Scalar field types a flat element carries as attributes, with the attribute's text kind.

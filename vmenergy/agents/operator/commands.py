@@ -268,14 +268,16 @@ def _bids_on_market(agent: VmeAgent) -> bool:
 
 
 ALL = ROLES
+#: every role, the DSO's too (it has the generic commands and its own ``grid``)
+EVERY = ROLES | {"dso"}
 PA = frozenset({"prosumer", "aggregator"})
 AGGREGATOR = frozenset({"aggregator"})
 MARKET = frozenset({"market"})
 
 #: Every operator command, in the order ``help`` lists them.
 COMMANDS: tuple[Command, ...] = (
-    Command("help", "Help", "the commands you may use here", "help", ALL, view=views.help_view, aliases=("?", "h")),
-    Command("status", "Status", "what the agent is doing, and who steered it last", "status", ALL,
+    Command("help", "Help", "the commands you may use here", "help", EVERY, view=views.help_view, aliases=("?", "h")),
+    Command("status", "Status", "what the agent is doing, and who steered it last", "status", EVERY,
             view=views.status, aliases=("s",)),
     Command("offers", "Offers", "the offers, or those in one state", "offers [state]", PA,
             params=(Param("state", "State", "choice", options=_states),), view=views.offers, aliases=("o",)),
@@ -296,13 +298,16 @@ COMMANDS: tuple[Command, ...] = (
             view=views.market, applies=_bids_on_market),
     Command("devices", "Devices", "the devices behind the offers and what they run", "devices",
             frozenset({"prosumer"}), view=views.devices),
-    Command("watch", "Watch", "a line for every message this agent sends or receives", "watch on|off", ALL,
+    Command("grid", "Grid", "congestion points, flex requests and the latest orders", "grid", frozenset({"dso"}),
+            view=views.grid),
+    Command("watch", "Watch", "a line for every message this agent sends or receives", "watch on|off", EVERY,
             params=(Param("state", "Watch", "choice", True, ON_OFF),), view=views.watch),
-    Command("pause", "Pause", "stop the aggregation rounds (no new bids or plans)", "pause", ALL,
+    Command("pause", "Pause", "stop the aggregation rounds (no new bids or plans)", "pause", EVERY,
             access=Access.CONTROL, action="pause",
-            wording=(("prosumer", "pause", "stop sending new offers"),
+            wording=(("prosumer", "pause", "stop sending new offers"), ("dso", "pause", "stop sending flex requests"),
                      ("market", "pause", "stop the session calendar (no new sessions)"))),
-    Command("resume", "Resume", "restart what pause stopped", "resume", ALL, access=Access.CONTROL, action="resume"),
+    Command("resume", "Resume", "restart what pause stopped", "resume", EVERY, access=Access.CONTROL,
+            action="resume"),
     Command("withdraw", "Withdraw offers", "withdraw offers not yet assigned", "withdraw ID [ID ...]",
             frozenset({"prosumer"}), access=Access.CONTROL,
             params=(Param("offers", "Offers to withdraw", "choices", True, _withdrawable, rest=True),),

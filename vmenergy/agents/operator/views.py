@@ -384,3 +384,30 @@ def devices(ctx: Ctx, values: dict) -> str:
     if rows:
         return text + "\n" + table(rows, ("running", "from", "to", "kWh"))
     return text + "\nnothing running"
+
+
+# -- DSO ----------------------------------------------------------------------------------------
+def grid(ctx: Ctx, values: dict) -> str:
+    """A DSO's congestion points and its latest orders with what was delivered and paid."""
+    from vmenergy.protocol.dso import DSO_ORDERS, DSO_REQUESTS
+
+    engine = ctx.agent.engine
+    ledger = engine.ledger
+    def limit(v: Any) -> str:
+        return f"{min(v):g}..{max(v):g} by time of day" if isinstance(v, tuple) else f"{v:g}"
+
+    points = [(name, limit(p.limit), "-" if p.lower is None else limit(p.lower))
+              for name, p in engine.points.items()]  # type: ignore[attr-defined]
+    orders = sorted(ledger[DSO_ORDERS].values(), key=lambda o: int(o.msg.order_id.rsplit("-", 1)[-1]))
+    rows = []
+    for o in orders[-8:]:
+        s = o.settlement
+        rows.append((o.msg.order_id, _node(o.to), o.msg.point, o.msg.status, kwh(o.ordered_kwh),
+                     "-" if s is None else kwh(s.delivered_kwh), "-" if s is None else format_eur(s.total_cents)))
+    nxt = ledger.get("meta", "next_request")
+    lines = [table(points, ("point", "limit kWh", "lower kWh")),
+             f"{len(ledger[DSO_REQUESTS])} flex requests sent; "
+             + ("paused" if engine.paused else "next at " + when(nxt, ctx.now) if nxt else "none yet"),
+             table(rows, ("order", "aggregator", "point", "status", "ordered kWh", "delivered", "paid EUR"), limit=8)
+             if rows else "no orders yet"]
+    return "\n".join(lines)

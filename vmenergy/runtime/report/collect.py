@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from vmenergy.flexoffer import Schedule
+from vmenergy.protocol.dso import CongestionPoint, DsoOrder
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
-from vmenergy.protocol.messages import BillMessage
+from vmenergy.protocol.messages import BillMessage, FlexSettlementMessage
 from vmenergy.protocol.prosumer import DefaultRun, ProsumerOffer
 from vmenergy.protocol.records import AggOffer, AggregateRecord
 from vmenergy.runtime.scenario import Plan
 from vmenergy.settlement import Contract, default_contract
 from vmenergy.store import read_ledger
 
-__all__ = ["ProsumerData", "AggregatorData", "MarketData", "RunData", "collect", "run_data", "part_timings",
+__all__ = ["ProsumerData", "AggregatorData", "MarketData", "DsoData", "RunData", "collect", "run_data", "part_timings",
            "final_schedules", "prosumer_offers_held", "natural_key"]
 
 
@@ -55,6 +56,7 @@ class AggregatorData:
     bills: tuple[tuple[str, BillMessage], ...]  # (addressee, bill) as sent
     upstream_bills: tuple[BillMessage, ...]  # bills from its market or parent
     unanswered: int  # messages still waiting for an acknowledgement
+    flex_settlements: tuple[FlexSettlementMessage, ...] = ()  # what its DSOs paid for their orders
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,21 @@ class MarketData:
     sessions: tuple[SessionRecord, ...]
     bids: tuple[BidRecord, ...]
     participants: tuple[str, ...]
+    unanswered: int
+
+
+@dataclass(frozen=True)
+class DsoData:
+    """A DSO as its ledger left it: its congestion points (with their limits), the prosumers
+    behind each (from the aggregators' ``locations`` in the plan), what it sent."""
+
+    jid: str
+    started: bool
+    points: Mapping[str, CongestionPoint]
+    behind: Mapping[str, tuple[str, ...]]  # point -> prosumer JIDs
+    requests: int
+    replies: int
+    orders: tuple[DsoOrder, ...]
     unanswered: int
 
 
@@ -81,6 +98,7 @@ class RunData:
     prosumers: tuple[ProsumerData, ...]
     aggregators: tuple[AggregatorData, ...]
     markets: tuple[MarketData, ...]
+    dsos: tuple[DsoData, ...] = ()
 
     @property
     def resolution(self) -> int:
@@ -123,7 +141,9 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
             tuple(_values(led, "offers")), tuple(_values(led, "aggregates")),
             tuple(sorted(_values(led, "bills"), key=lambda ob: natural_key(ob[1].bill_id))),
             tuple(sorted(_values(led, "upstream_bills"), key=lambda b: natural_key(b.bill_id))),
-            0 if led is None else len(led.table("outbox"))))
+            0 if led is None else len(led.table("outbox")),
+            tuple(sorted((r.settlement for r in _values(led, "flex_replies") if r.settlement is not None),
+                         key=lambda s: natural_key(s.settlement_id)))))
     markets = []
     for spec in sorted(plan.by_role("market"), key=lambda s: natural_key(bare(s.jid))):
         led = ledger_of(spec.jid)
@@ -132,10 +152,25 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
             tuple(sorted(_values(led, "sessions"), key=lambda r: (r.opened, natural_key(r.notice.session_id)))),
             tuple(_values(led, "bids")), tuple(sorted(led.table("participants"), key=natural_key) if led else ()),
             0 if led is None else len(led.table("outbox"))))
+    behind: dict[str, list[str]] = {}
+    for spec in plan.by_role("aggregator"):
+        for prosumer, point in (spec.config.get("locations") or {}).items():
+            behind.setdefault(point, []).append(bare(prosumer))
+    dsos = []
+    for spec in sorted(plan.by_role("dso"), key=lambda s: natural_key(bare(s.jid))):
+        led = ledger_of(spec.jid)
+        res = int(spec.config.get("resolution", 900))
+        points = {name: CongestionPoint(name, p["limit"], p.get("lower"), res)
+                  for name, p in sorted(spec.config.get("points", {}).items())}
+        dsos.append(DsoData(
+            bare(spec.jid), led is not None, points,
+            {name: tuple(sorted(behind.get(name, ()), key=natural_key)) for name in points},
+            0 if led is None else len(led.table("dso_requests")), 0 if led is None else len(led.table("dso_replies")),
+            tuple(_values(led, "dso_orders")), 0 if led is None else len(led.table("outbox"))))
     return RunData(
         name=plan.name, seed=plan.seed, start=plan.start, until=plan.until,
         clock_mode=str(plan.clock.get("mode", "")), roles={bare(a.jid): a.role for a in plan.agents},
-        prosumers=tuple(prosumers), aggregators=tuple(aggregators), markets=tuple(markets))
+        prosumers=tuple(prosumers), aggregators=tuple(aggregators), markets=tuple(markets), dsos=tuple(dsos))
 
 
 def collect(plan: Plan) -> RunData:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Mapping, Optional
 
-from .text import agents_line, eur, flow_line, kwh, notes, ordered_states, price, states_line
+from .text import agents_line, eur, flow_line, kwh, limit_text, notes, ordered_states, price, states_line
 
 __all__ = ["report_html", "DATA_FILES"]
 
@@ -132,7 +132,7 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
     if mk["markets"]:
         parts.append("<h2>Market sessions</h2>\n")
         parts.append(_table(("market", "sessions opened", "bids", "cleared", "cleared kWh"),
-                            ((m["jid"], m["sessions_opened"], m["bids"], m["cleared"], kwh(m["cleared_volume_kwh"]))
+                            ((m["jid"], m["sessions_opened"], m["bids"], m["cleared"], kwh(m["cleared_kwh"]))
                              for m in mk["markets"]), (1, 2, 3, 4)))
         parts.append(_table(
             ("session", "mechanism", "gate closure", "delivery", "bids", "accepted", "rejected", "kWh", "EUR/kWh",
@@ -141,6 +141,31 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
               s["accepted"], s["rejected"], kwh(s["volume_kwh"]), price(s["price_eur_per_kwh"]),
               eur(s["paid_by_participants"]["cents"]), "yes" if s["billed"] else "not yet") for s in mk["sessions"]),
             (4, 5, 6, 7, 8, 9)))
+        paid = [(m["jid"], r) for m in mk["markets"] for r in m["paid"]]
+        if paid:
+            parts.append("<h3>Who was paid what (+: the market pays the participant)</h3>\n")
+            parts.append(_table(
+                ("market", "participant", "energy kWh", "energy EUR", "reserved kWh", "reserved EUR", "activated kWh",
+                 "activated EUR", "imbalance kWh", "imbalance EUR", "total EUR"),
+                ((jid, r["participant"], kwh(r["energy_kwh"]), eur(r["energy"]["cents"]), kwh(r["reserved_kwh"]),
+                  eur(r["reserved"]["cents"]), kwh(r["activated_kwh"]), eur(r["activated"]["cents"]),
+                  kwh(r["imbalance_kwh"]), eur(r["imbalance"]["cents"]), eur(r["total"]["cents"]))
+                 for jid, r in paid), (2, 3, 4, 5, 6, 7, 8, 9, 10)))
+
+    grid = summary["dso"]
+    if grid["dsos"]:
+        parts.append("<h2>DSOs and congestion points</h2>\n")
+        parts.append(_table(("DSO", "requests", "replies", "orders", "declined", "cleared kWh", "delivered kWh",
+                             "settled", "paid EUR", "of which penalties EUR"),
+                            ((d["jid"], d["requests"], d["replies"], d["orders"], d["declined"], kwh(d["cleared_kwh"]),
+                              kwh(d["delivered_kwh"]), d["settled"], eur(d["paid"]["cents"]),
+                              eur(d["penalties"]["cents"])) for d in grid["dsos"]), (1, 2, 3, 4, 5, 6, 7, 8, 9)))
+        parts.append(_table(("point", "DSO", "prosumers", "limit kWh", "peak without kWh", "peak with kWh",
+                             "intervals over without", "intervals over with"),
+                            ((p["point"], p["dso"], p["prosumers"], limit_text(p["limit_kwh"]), kwh(p["peak_without_kwh"]),
+                              kwh(p["peak_with_kwh"]), p["intervals_over_without"], p["intervals_over_with"])
+                             for p in grid["points"]), (2, 3, 4, 5, 6, 7)))
+        parts.append(f"<p>Without flexibility: {_e(grid['without_is'])}; with: {_e(grid['with_is'])}.</p>\n")
 
     parts.append("<h2>KPIs</h2>\n")
     for k in summary["kpis"]:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from .series import Series
 
-__all__ = ["PLOTS", "write_plots", "plot_load", "plot_envelope", "plot_market", "plot_rewards"]
+__all__ = ["PLOTS", "write_plots", "plot_load", "plot_envelope", "plot_market", "plot_rewards", "plot_dso"]
 
 #: Prosumers shown one bar each; more are shown as a histogram.
 MAX_BARS = 40
@@ -148,12 +148,39 @@ def plot_rewards(_s: Series, summary: dict, path: Path) -> Optional[str]:
     return path.name
 
 
+def plot_dso(_s: Series, summary: dict, path: Path) -> Optional[str]:
+    """Each congestion point's loading without flexibility (the baselines) and with it (measured),
+    against its limit: one panel per point."""
+    points = [p for p in summary["dso"]["points"] if p["loading"]["without_kwh"]]
+    if not points:
+        return None
+    fig = Figure(figsize=(10, 3.2 * len(points) + 1.0), layout="constrained")
+    for i, p in enumerate(points):
+        ax = fig.add_subplot(len(points), 1, i + 1)
+        load = p["loading"]
+        start = datetime.fromisoformat(load["start"].replace("Z", "+00:00")).timestamp()
+        n = len(load["without_kwh"])
+        t = _utc(start + np.arange(n + 1) * load["resolution_s"])
+        ax.step(t, _hold(np.asarray(load["without_kwh"])), where="post", color="0.45", linestyle="--",
+                label=f"without flexibility (baselines), peak {p['peak_without_kwh']:.1f}")
+        ax.step(t, _hold(np.asarray(load["with_kwh"])), where="post", color="tab:blue", linewidth=2,
+                label=f"with the DSO's orders (measured), peak {p['peak_with_kwh']:.1f}")
+        ax.step(t, _hold(np.asarray(load["limit_kwh"])), where="post", color="tab:red", linewidth=1.2, label="limit")
+        ax.set_title(f"{p['point']} ({p['dso']}, {p['prosumers']} prosumers behind it)")
+        ax.set_ylabel(f"kWh per {load['resolution_s'] // 60} min")
+        _time_axis(ax)
+        ax.legend(loc="upper right")
+    fig.savefig(path)
+    return path.name
+
+
 #: (file name, caption, drawing function) of every plot, in page order.
 PLOTS: tuple[tuple[str, str, Callable], ...] = (
     ("load.png", "Baseline, scheduled and measured load", plot_load),
     ("envelope.png", "Flexibility envelope and schedule", plot_envelope),
     ("market.png", "Market sessions", plot_market),
     ("rewards.png", "Reward per prosumer", plot_rewards),
+    ("dso.png", "Congestion points: loading without and with flexibility", plot_dso),
 )
 
 

@@ -23,6 +23,7 @@ from vmenergy.settlement import SettlementError, kpis, kpis_to_json
 from vmenergy.settlement.money import format_eur
 
 from .collect import AggregatorData, MarketData, RunData, final_schedules, natural_key, prosumer_offers_held
+from .grid import dso_flows, dso_recon, dso_summary
 from .outcome import Outcome
 from .series import Series
 
@@ -150,7 +151,7 @@ def _market_amounts(m: MarketData) -> dict[str, dict[str, int]]:
         if b.status not in ("accepted", "partial"):
             continue
         row = out.setdefault(b.participant, {"billed": 0, "pending": 0, "bills": 0})
-        row["billed" if b.bid.session_id in billed else "pending"] += -b.amount_cents
+        row["billed" if b.bid.session_id in billed else "pending"] += -b.billed_cents
         if b.bid.session_id in billed:  # the market bills each participant once per session
             sessions.setdefault(b.participant, set()).add(b.bid.session_id)
     for participant, row in out.items():
@@ -191,10 +192,18 @@ def _money_and_bills(run: RunData) -> tuple[dict, dict]:
             "market_revenue_recorded": _money(sum(r.revenue_cents for r in a.aggregates)),
             "balance": _money(received + (up["pending"] if a.upstream == "market" else 0) - paid),
         })
+    from_markets: set[tuple[str, str]] = set()  # prosumers trading peer to peer get the market's bills too
+    for m in run.markets:
+        billed = {r.notice.session_id for r in m.sessions if r.billed}
+        for b in m.bids:
+            if b.status in ("accepted", "partial") and b.bid.session_id in billed:
+                from_markets.add((b.participant, f"bill-{b.bid.session_id}-{b.participant.split('@')[0]}"))
+            if b.imbalance_bill is not None:
+                from_markets.add((b.participant, b.imbalance_bill))
     for addressee, bills in sorted(received_by.items()):
         if run.role_of(addressee) == "prosumer" or any(a.jid == addressee and a.upstream == "parent" for a in run.aggregators):
             for bid in sorted(bills, key=natural_key):
-                if (addressee, bid) not in sent_ids:
+                if (addressee, bid) not in sent_ids and (addressee, bid) not in from_markets:
                     unexpected.append({"bill": bid, "to": addressee})
     market_recon = []
     for m in run.markets:
@@ -209,6 +218,7 @@ def _money_and_bills(run: RunData) -> tuple[dict, dict]:
                 got = sum(b.total_cents for b in agg.upstream_bills)
                 market_recon.append({"market": m.jid, "participant": participant, "billed_cents": row["billed"],
                                      "received_cents": got, "ok": got == row["billed"]})
+    flows += dso_flows(run)
     prosumers = [{"jid": p.jid, "aggregator": p.aggregator, "bills": len(p.bills),
                   "received": _money(sum(b.total_cents for b in p.bills))} for p in run.prosumers]
     money = {
@@ -223,6 +233,7 @@ def _money_and_bills(run: RunData) -> tuple[dict, dict]:
                   "missing": missing, "unexpected": unexpected, "differ": differ},
         "market_bills": {"ok": all(r["ok"] for r in market_recon), "participants": market_recon},
         "clearing": _clearing_recon(run),
+        "dso_settlements": dso_recon(run),
     }
     return money, recon
 
@@ -244,6 +255,32 @@ def _clearing_recon(run: RunData) -> dict:
 
 
 # -- market ------------------------------------------------------------------------------------
+def _market_paid(m: MarketData) -> list[dict]:
+    """Per participant, what the market's clearings come to (+: the market pays it): energy
+    traded, flexibility reserved and activated, imbalance, with the kWh of each."""
+    rows: dict[str, dict[str, float]] = {}
+    for b in m.bids:
+        if b.status not in ("accepted", "partial") or b.clearing is None:
+            continue
+        row = rows.setdefault(b.participant, {"energy_kwh": 0.0, "energy": 0, "reserved_kwh": 0.0, "reserved": 0,
+                                              "activated_kwh": 0.0, "activated": 0, "imbalance_kwh": 0.0,
+                                              "imbalance": 0})
+        kind = "reserved" if b.reservation is not None else "energy"
+        row[f"{kind}_kwh"] += b.clearing.volume
+        row[kind] += -b.amount_cents
+        if b.activation is not None:
+            row["activated_kwh"] += b.activation.volume * (b.activation.end - b.activation.start)
+            row["activated"] += -b.activated_cents
+        row["imbalance_kwh"] += b.imbalance_kwh
+        row["imbalance"] += -b.imbalance_cents
+    return [{"participant": p, "energy_kwh": round(r["energy_kwh"], 6), "energy": _money(int(r["energy"])),
+             "reserved_kwh": round(r["reserved_kwh"], 6), "reserved": _money(int(r["reserved"])),
+             "activated_kwh": round(r["activated_kwh"], 6), "activated": _money(int(r["activated"])),
+             "imbalance_kwh": round(r["imbalance_kwh"], 6), "imbalance": _money(int(r["imbalance"])),
+             "total": _money(int(r["energy"] + r["reserved"] + r["activated"] + r["imbalance"]))}
+            for p, r in sorted(rows.items(), key=lambda x: natural_key(x[0]))]
+
+
 def _market(run: RunData) -> dict:
     sessions = []
     for m in run.markets:
@@ -270,12 +307,14 @@ def _market(run: RunData) -> dict:
                 "paid_by_participants": _money(sum(b.amount_cents for b in acc)), "billed": rec.billed,
             })
     return {
-        "markets": [{"jid": m.jid, "participants": len(m.participants), "sessions_opened": len(m.sessions),
+        "markets": [{"jid": m.jid, "mechanism": m.sessions[0].notice.mechanism if m.sessions else None,
+                     "participants": len(m.participants), "sessions_opened": len(m.sessions),
                      "bids": len(m.bids), "cleared": sum(1 for b in m.bids if b.status in ("accepted", "partial")),
-                     "cleared_volume_kwh": sum(x["volume_kwh"] for x in sessions if x["market"] == m.jid),
+                     "cleared_kwh": sum(x["volume_kwh"] for x in sessions if x["market"] == m.jid),
+                     "paid": _market_paid(m),
                      "unanswered_messages": m.unanswered} for m in run.markets],
         "sessions": sessions,
-        "cleared_volume_kwh": sum(s["volume_kwh"] for s in sessions),
+        "cleared_kwh": sum(s["volume_kwh"] for s in sessions),
     }
 
 
@@ -340,13 +379,14 @@ def _outcome(run: RunData, outcome: Outcome, offers: dict, recon: dict) -> dict:
         n = sum(open_states.values())
         unfinished.append(f"{n} of {offers['planned']} offers not in a final state as the prosumers see them ("
                           + ", ".join(f"{k} {v}" for k, v in open_states.items()) + ")")
-    for who in (*run.aggregators, *run.markets):
+    for who in (*run.aggregators, *run.markets, *run.dsos):
         if who.unanswered:
             unfinished.append(f"{who.unanswered} messages of {who.jid} still wait for an acknowledgement")
-    never = [x.jid for x in (*run.prosumers, *run.aggregators, *run.markets) if not x.started]
+    never = [x.jid for x in (*run.prosumers, *run.aggregators, *run.markets, *run.dsos) if not x.started]
     if never:
         unfinished.append(f"{len(never)} agents never started: " + ", ".join(never[:10]) + (" ..." if len(never) > 10 else ""))
-    for key, label in (("offers", "offers"), ("bills", "bills"), ("market_bills", "market bills")):
+    for key, label in (("offers", "offers"), ("bills", "bills"), ("market_bills", "market bills"),
+                       ("dso_settlements", "flex settlements")):
         if not recon[key]["ok"]:
             unfinished.append(f"{label} do not reconcile between the roles (see reconciled.{key})")
     pending: list[str] = []
@@ -384,6 +424,7 @@ def build_summary(run: RunData, s: Series, outcome: Outcome) -> dict:
         "energy_kwh": _energy(run, s),
         "money": money,
         "market": _market(run),
+        "dso": dso_summary(run),
         "kpis": _kpis(run),
     }
     return clean(doc)

@@ -10,7 +10,7 @@ from typing import Optional
 
 from vmenergy.settlement.money import format_eur
 
-__all__ = ["format_summary", "eur", "kwh", "price", "states_line", "agents_line", "ordered_states", "flow_line",
+__all__ = ["format_summary", "eur", "kwh", "price", "states_line", "agents_line", "ordered_states", "flow_line", "limit_text",
            "notes", "STATE_ORDER"]
 
 #: Market sessions listed one per line; the rest are counted.
@@ -52,6 +52,13 @@ def flow_line(flow: dict) -> tuple[str, str, str]:
     c = flow["cents"]
     payer, payee = (flow["from"], flow["to"]) if c >= 0 else (flow["to"], flow["from"])
     return payer, payee, eur(abs(c))
+
+
+def limit_text(limit) -> str:
+    """A congestion point's limit as configured: one number, or a day's profile (its range)."""
+    if isinstance(limit, list):
+        return f"{kwh(min(limit))}..{kwh(max(limit))} (a day's profile)"
+    return kwh(limit)
 
 
 def notes(summary: dict) -> list[str]:
@@ -109,7 +116,7 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
     mk = summary["market"]
     for m in mk["markets"]:
         lines += ["", f"market {m['jid']}: {m['sessions_opened']} sessions opened, {m['cleared']} of {m['bids']} bids cleared, "
-                      f"{kwh(m['cleared_volume_kwh'])} kWh"]
+                      f"{kwh(m['cleared_kwh'])} kWh"]
         mine = [x for x in mk["sessions"] if x["market"] == m["jid"]]
         for s in mine[:MAX_SESSIONS]:
             lines.append(f"  {s['id']:<6}{s['gate_closure']}  {s['mechanism']:<13}{s['accepted']:>3}/{s['bids']:<3} bids "
@@ -117,6 +124,20 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
                          + ("billed" if s["billed"] else "not billed yet"))
         if len(mine) > MAX_SESSIONS:
             lines.append(f"  ... {len(mine) - MAX_SESSIONS} more sessions with bids in summary.json")
+        for r in m["paid"]:
+            lines.append(f"  {r['participant']:<34} paid {eur(r['total']['cents']):>9} EUR: "
+                         f"energy {kwh(r['energy_kwh'])} kWh, "
+                         f"reserved {kwh(r['reserved_kwh'])} kWh, activated {kwh(r['activated_kwh'])} kWh, "
+                         f"imbalance {kwh(r['imbalance_kwh'])} kWh")
+    grid = summary["dso"]
+    for d in grid["dsos"]:
+        lines += ["", f"dso {d['jid']}: {d['requests']} flex requests, {d['orders']} orders ({d['declined']} declined), "
+                      f"{kwh(d['cleared_kwh'])} kWh cleared, {kwh(d['delivered_kwh'])} delivered, "
+                      f"paid EUR {d['paid']['eur']}"]
+        for p in (x for x in grid["points"] if x["dso"] == d["jid"]):
+            lines.append(f"  {p['point']}: limit {limit_text(p['limit_kwh'])} kWh per interval, peak without flexibility "
+                         f"{kwh(p['peak_without_kwh'])} ({p['intervals_over_without']} intervals over), with "
+                         f"{kwh(p['peak_with_kwh'])} ({p['intervals_over_with']} over)")
     lines += ["", "money (EUR): who pays whom"]
     for f in summary["money"]["flows"]:
         payer, payee, amount = flow_line(f)

@@ -19,7 +19,7 @@ from .locate import KeyPath
 from .problems import Problems, parse_path, suggest
 from .tables import check_keys
 
-__all__ = ["check_market", "check_aggregator", "check_operators", "build_all"]
+__all__ = ["check_market", "check_aggregator", "check_dso", "check_operators", "build_all"]
 
 
 def check_market(settings: dict, at: KeyPath, problems: Problems, jid: str) -> Optional[Any]:
@@ -66,6 +66,18 @@ def check_aggregator(settings: dict, at: KeyPath, problems: Problems, jid: str) 
     return None if made is None else config
 
 
+def check_dso(settings: dict, at: KeyPath, problems: Problems, jid: str) -> Optional[Any]:
+    """The ``DsoConfig`` of a DSO table whose keys were checked, and its engine, or None."""
+    from vmenergy.protocol.dso import DsoConfig, DsoEngine
+
+    errors = len(problems.errors)
+    config = build_all(at, lambda kw: DsoConfig(**kw), settings, problems)
+    if config is None or len(problems.errors) > errors:
+        return None
+    made = build_all(at, lambda _: DsoEngine(jid, config), {}, problems)
+    return None if made is None else config
+
+
 def check_operators(table: Any, at: KeyPath, problems: Problems, *, also: tuple[str, ...] = ()) -> Optional[Any]:
     """The :class:`~vmenergy.protocol.operators.Operators` of an ``[operators]`` table (a node's
     or a scenario's; ``also``: keys the caller reads itself), or None (problems added)."""
@@ -75,6 +87,16 @@ def check_operators(table: Any, at: KeyPath, problems: Problems, *, also: tuple[
     settings = check_keys(Operators, table, at, problems, also=also)
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
     made = build_all(at, lambda kw: Operators(**kw), settings, problems)
+    return None if made is None or len(problems.errors) > errors else made
+
+
+def check_web(table: Any, at: KeyPath, problems: Problems) -> Optional[Any]:
+    """The :class:`~vmenergy.agents.web.WebConfig` of a ``[web]`` table, or None (problems added)."""
+    from vmenergy.agents.web.config import WebConfig
+
+    errors = len(problems.errors)
+    settings = check_keys(WebConfig, table, at, problems)
+    made = build_all(at, lambda kw: WebConfig(**kw), settings, problems)
     return None if made is None or len(problems.errors) > errors else made
 
 

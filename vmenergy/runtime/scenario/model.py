@@ -23,14 +23,14 @@ from typing import Any, Literal, Mapping, Optional
 from vmenergy.flexoffer import FlexOffer, FlexOfferError
 from vmenergy.runtime.documents import read_document
 
-from .configs import check_aggregator, check_market, check_operators
+from .configs import check_aggregator, check_dso, check_market, check_operators
 from .devices import InputsTable, check_devices, read_inputs
 from .locate import KeyPath
 from .problems import Problem, Problems, format_path, suggest
 from .tables import Instant, check_keys, limits, read_table, show
 
 __all__ = [
-    "ScenarioTable", "ServerTable", "Market", "Aggregator", "ProsumerGroup", "OperatorsTable", "Scenario",
+    "ScenarioTable", "ServerTable", "Market", "Aggregator", "Dso", "ProsumerGroup", "OperatorsTable", "Scenario",
     "read_scenario", "SECTIONS", "InputsTable",
 ]
 
@@ -38,13 +38,17 @@ ROOT = Path(__file__).resolve().parents[3]
 DAY = 86400
 
 #: The tables a scenario file may have.
-SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "prosumers", "operators")
+SECTIONS = ("scenario", "server", "inputs", "market", "aggregator", "dso", "prosumers", "operators", "web")
 
 # An agent's name is the node of its JID and the name of its store file, a scenario's names its
 # run folder: keep them to characters that are safe in all three (agent names are compared
 # case-insensitively, as servers compare JIDs).
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\Z")
+
+
+#: Most prosumers in one ``[[prosumers]]`` group (a scale run has 10^5-10^6 in all).
+MAX_GROUP = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,19 @@ class Aggregator:
 
 
 @dataclass(frozen=True)
+class Dso:
+    """One ``[[dso]]``: its name and its config as the DSO agent reads it (``aggregators`` filled
+    in from the prosumer groups behind its points). ``settings`` is that config as a table."""
+
+    name: str
+    config: Any  # vmenergy.protocol.dso.DsoConfig
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def points(self) -> tuple[str, ...]:
+        return tuple(self.config.points)
+
+
+@dataclass(frozen=True)
 class AggregatorPlace:
     """The keys of ``[[aggregator]]`` that are the scenario's, not the aggregator config's."""
 
@@ -128,9 +145,17 @@ class ProsumerGroup:
       offers every day at ``offer_time`` (local hours), ``offer_lead`` seconds ahead, in slices
       of ``slice_minutes``.
 
-    ``deviation``: the relative noise of the metering."""
+    ``deviation``: the relative noise of the metering. ``trading``: the prosumers also trade
+    their assigned schedules peer to peer in the scenario's two-sided ``[market]``, priced by
+    these trading settings (``energy_value``, ``energy_cost``, ``margin``: docs/market.md).
+    ``hardware``: ``modbus-tcp`` or ``modbus-rtu`` runs the devices' schedules on emulated Modbus
+    devices (the models' physics behind a Modbus server per prosumer, driven by the box's
+    hardware executor) instead of simulating them directly; ``none`` (default).
+    ``congestion_point``: the point of a ``[[dso]]`` the group's prosumers are behind (their
+    aggregator then answers that DSO's flex requests for them)."""
 
-    count: int = field(metadata=limits(ge=1))
+    # bounded: the check draws every prosumer's devices, and ``count = 2**64`` took all memory
+    count: int = field(metadata=limits(ge=1, le=MAX_GROUP))
     aggregator: str
     offers: tuple[str, ...] = ()
     name: str = "g{g}-house{i}"
@@ -143,6 +168,9 @@ class ProsumerGroup:
     offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
     offer_lead: int = field(default=3600, metadata=limits(ge=0))
     slice_minutes: int = field(default=60, metadata=limits(ge=1))
+    congestion_point: Optional[str] = None
+    trading: dict = field(default_factory=dict)
+    hardware: Literal["none", "modbus-tcp", "modbus-rtu"] = "none"
     templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
     device_tables: Mapping[str, Any] = field(default_factory=dict, metadata={"derived": True})
 
@@ -151,7 +179,9 @@ class ProsumerGroup:
 
     @property
     def has_devices(self) -> bool:
-        return any(float(v) > 0 for v in self.devices.values())
+        # only numbers count (the check reports anything else under its key, e.g. a table
+        # written under [prosumers.devices] by mistake, which raised TypeError here)
+        return any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in self.devices.values())
 
 
 @dataclass(frozen=True)
@@ -168,6 +198,18 @@ class OperatorsTable:
 
 
 @dataclass(frozen=True)
+class WebTable:
+    """``[web]``: the agents of these ``roles`` serve their console and REST interface
+    (docs/web.md) on ``host``, from ``port`` on (one port each, in the order the agents are
+    listed; 0: any free port, written in the agent's log). The run issues a token for every
+    operator (``[operators]``) and writes them to ``web-tokens.txt`` in the run directory."""
+
+    roles: tuple[str, ...] = ("aggregator", "market")
+    host: str = "127.0.0.1"
+    port: int = field(default=0, metadata=limits(ge=0, le=65535))
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A checked scenario. ``source``: the file it came from; ``warnings``: problems that do not
     stop a run (the check prints them)."""
@@ -181,6 +223,8 @@ class Scenario:
     warnings: tuple[Problem, ...] = ()
     inputs: Optional[InputsTable] = None
     operators: OperatorsTable = OperatorsTable()
+    dsos: tuple[Dso, ...] = ()
+    web: Optional[WebTable] = None
 
     @property
     def name(self) -> str:
@@ -215,15 +259,78 @@ class _Reader:
         domain = server.domain if server is not None else "localhost"
         market = self._market(domain) if "market" in data else None
         aggregators = self._aggregators(domain, has_market="market" in data)
-        groups = self._prosumers(set(self.aggregator_names))
+        groups = self._prosumers(set(self.aggregator_names), market)
+        dsos = self._dsos(domain, groups)
         operators = self._operators(server)
-        self._unique_names(market, aggregators, groups, operators)
+        self._unique_names(market, aggregators, groups, operators, dsos)
         inputs = self._inputs(settings, groups)
+        web = self._web() if "web" in data else None
         if settings is None or server is None or None in aggregators or None in groups or (
-                "market" in data and market is None) or operators is None or self.p.errors:
+                "market" in data and market is None) or operators is None or None in dsos or self.p.errors:
             return None
         return Scenario(settings, server, market, tuple(aggregators), tuple(groups), self.source,
-                        tuple(p.warnings), inputs, operators)
+                        tuple(p.warnings), inputs, operators, tuple(dsos), web)  # type: ignore[arg-type]
+
+    # [[dso]] ------------------------------------------------------------------------------
+    def _dsos(self, domain: str, groups: list) -> list[Optional[Dso]]:
+        """The DSOs, each told which aggregators have prosumers behind which of its points (from
+        the groups' ``congestion_point``); every group's point must be some DSO's."""
+        from vmenergy.protocol.dso import DsoConfig
+
+        if "dso" not in self.data:
+            for g, group in enumerate(groups):
+                if group is not None and group.congestion_point is not None:
+                    self.p.error(("prosumers", g, "congestion_point"), "the scenario has no [[dso]] table")
+            return []
+        out: list[Optional[Dso]] = []
+        owner: dict[str, str] = {}
+        for i, table in enumerate(self._array_of_tables("dso")):
+            at: KeyPath = ("dso", i)
+            name = table.get("name", "dso")
+            named = self._agent_name(name, at + ("name",))
+            written = {k: v for k, v in table.items() if k != "name"}
+            if written.pop("aggregators", None) is not None:
+                self.p.error(at + ("aggregators",), "set by the scenario from the prosumer groups' congestion_point; "
+                                                    "leave it out")
+            settings = check_keys(DsoConfig, written, at, self.p, also=("name",), exclude=("aggregators",))
+            points = settings.get("points") if isinstance(settings.get("points"), dict) else {}
+            for point in points:
+                if point in owner:
+                    self.p.error(at + ("points", point), f"congestion point {point} is also dso {show(owner[point])}'s")
+                owner.setdefault(point, name)
+            behind: dict[str, list[str]] = {}
+            for group in groups:
+                if group is not None and group.congestion_point in points:
+                    served = behind.setdefault(f"{group.aggregator}@{domain}", [])
+                    if group.congestion_point not in served:
+                        served.append(group.congestion_point)
+            settings["aggregators"] = {k: sorted(v) for k, v in sorted(behind.items())}
+            config = check_dso(settings, at, self.p, f"{name}@{domain}")
+            out.append(Dso(name, config, MappingProxyType(settings)) if config is not None and named else None)
+        for g, group in enumerate(groups):
+            if group is not None and group.congestion_point is not None and group.congestion_point not in owner:
+                self.p.error(("prosumers", g, "congestion_point"),
+                             f"no [[dso]] has a congestion point named {show(group.congestion_point)}",
+                             suggest(group.congestion_point, owner))
+        return out
+
+    # [web] --------------------------------------------------------------------------------
+    def _web(self) -> Optional[WebTable]:
+        at: KeyPath = ("web",)
+        table = read_table(WebTable, self.data["web"], at, self.p)
+        if table is None:
+            return None
+        for i, role in enumerate(table.roles):
+            if role not in ("aggregator", "market"):
+                self.p.error(at + ("roles", i), f"\"aggregator\" or \"market\" (their agents serve a console), "
+                                                f"got {show(role)}")
+        from vmenergy.agents.web.config import WebConfig
+
+        try:
+            WebConfig(host=table.host)
+        except FlexOfferError as exc:
+            self.p.error(at + (exc.path,), exc.reason)
+        return table
 
     # [inputs] -----------------------------------------------------------------------------
     def _inputs(self, settings: Optional[ScenarioTable], groups: list) -> Optional[InputsTable]:
@@ -397,8 +504,9 @@ class _Reader:
                              "parents form a loop: " + " -> ".join(loop + [node]) + " (they must form a tree)")
 
     # [[prosumers]] ------------------------------------------------------------------------
-    def _prosumers(self, aggregators: set[str]) -> list[Optional[ProsumerGroup]]:
+    def _prosumers(self, aggregators: set[str], market: Optional[Market]) -> list[Optional[ProsumerGroup]]:
         from vmenergy.devices.models import KINDS
+        from vmenergy.protocol.trading import TradingSettings
 
         out: list[Optional[ProsumerGroup]] = []
         for g, table in enumerate(self._array_of_tables("prosumers")):
@@ -415,9 +523,27 @@ class _Reader:
                              suggest(group.aggregator, aggregators))
                 ok = False
             ok = check_devices(group.devices, kinds, group.owner, at, self.p) and ok
+            if group.trading:
+                try:
+                    TradingSettings.from_dict(group.trading)
+                except FlexOfferError as exc:
+                    self.p.error(at + tuple(exc.path.split(".")), exc.reason)
+                    ok = False
+                if "market" not in self.data:
+                    self.p.error(at + ("trading",),
+                                 "prosumers trade peer to peer in the scenario's [market]: it has none")
+                    ok = False
+                elif market is not None and market.config.mechanism != "two-sided":
+                    self.p.error(at + ("trading",), f"prosumers trade peer to peer in a two-sided pool; the [market] "
+                                                    f"is {market.config.mechanism}")
+                    ok = False
             if not group.offers and not group.has_devices:
                 self.p.error(at + ("offers",), "a group needs offer templates (offers) or devices (devices = "
                                                "{ ev = 0.5, ... }), or both")
+                ok = False
+            if group.hardware != "none" and not group.has_devices:
+                self.p.error(at + ("hardware",), "emulated hardware runs device models: give the group devices "
+                                                 "(devices = { heat_pump = 1.0, ... })")
                 ok = False
             templates = [self._template(name, at + ("offers", k)) for k, name in enumerate(group.offers)]
             if not ok or None in templates:
@@ -466,7 +592,7 @@ class _Reader:
         project root or ``scenarios/``; or None and where it was looked for."""
         candidates = [Path(name)] if Path(name).is_absolute() else [self.base_dir / name, ROOT / name,
                                                                      ROOT / "scenarios" / name]
-        found = next((c for c in candidates if c.is_file()), None)
+        found = next((c for c in candidates if _is_file(c)), None)
         return found, ", ".join(str(c.parent) for c in candidates)
 
     # [operators] --------------------------------------------------------------------------
@@ -506,7 +632,7 @@ class _Reader:
         return True
 
     def _unique_names(self, market: Optional[Market], aggregators: list, groups: list,
-                      operators: Optional[OperatorsTable] = None) -> None:
+                      operators: Optional[OperatorsTable] = None, dsos: tuple = ()) -> None:
         """Every agent (and the operator account) needs its own JID (compared case-insensitively,
         as servers do)."""
         owner: dict[str, KeyPath] = {}
@@ -531,3 +657,15 @@ class _Reader:
                         break
         if operators is not None and operators.account is not None:
             claim(operators.account, ("operators", "account"))
+        for i, d in enumerate(dsos):
+            if d is not None:
+                claim(d.name, ("dso", i, "name"))
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()`` for a name from a scenario: a name the file system refuses (too long,
+    a NUL) is a file that is not there, reported as such, not an OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

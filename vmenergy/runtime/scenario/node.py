@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from .configs import check_aggregator, check_market, check_operators
+from .configs import check_aggregator, check_dso, check_market, check_operators, check_web
 from .locate import KeyLines, KeyPath
 from .problems import Problem, Problems
 from .tables import Instant, check_keys, limits, read_table, show
@@ -20,9 +20,9 @@ __all__ = ["AgentTable", "NodeServerTable", "NodeClockTable", "ProsumerTable", "
            "ROLES"]
 
 #: The roles a node runs, each configured by the table of that name.
-ROLES = ("prosumer", "aggregator", "market")
+ROLES = ("prosumer", "aggregator", "market", "dso")
 #: The tables every node may have besides its role's.
-COMMON = ("agent", "server", "clock", "operators")
+COMMON = ("agent", "server", "clock", "operators", "web")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,9 @@ class ProsumerTable:
     offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
     offer_lead: int = field(default=3600, metadata=limits(ge=0))
     slice_minutes: int = field(default=60, metadata=limits(ge=1))
+    #: the box's hardware links (``[[prosumer.hardware]]``, agents/foa-box/README.md): Modbus TCP/RTU
+    #: devices with a register map, serial boards with a line protocol
+    hardware: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Node:
     clock: NodeClockTable
     config: Any
     operators: Any = None
+    web: Any = None  # a vmenergy.agents.web.WebConfig, or None: no console, no REST interface
 
 
 def read_node(data: dict, problems: Problems) -> Optional[Node]:
@@ -100,6 +104,7 @@ def read_node(data: dict, problems: Problems) -> Optional[Node]:
     server = read_table(NodeServerTable, data.get("server", {}), ("server",), problems)
     clock = read_table(NodeClockTable, data.get("clock", {}), ("clock",), problems)
     operators = check_operators(data.get("operators", {}), ("operators",), problems)
+    web = check_web(data["web"], ("web",), problems) if "web" in data else None
     if agent is not None:
         if "@" not in agent.jid.strip("@"):
             problems.error(("agent", "jid"), f"a JID, node@domain, got {show(agent.jid)}")
@@ -110,19 +115,20 @@ def read_node(data: dict, problems: Problems) -> Optional[Node]:
     roles = [r for r in ROLES if r in data]
     if len(roles) != 1:
         problems.error((roles[1],) if roles else ("agent",), "a node runs one role: one table of [prosumer], "
-                       f"[aggregator] or [market], not {len(roles)}")
+                       f"[aggregator], [market] or [dso], not {len(roles)}")
         return None
     role = roles[0]
     # deny by default: who may take part is written down, "open" only when meant
     who = {"aggregator": ("enrolment", "the prosumer JIDs that may send offers"),
-           "market": ("registration", "the participant JIDs that may register")}.get(role)
+           "market": ("registration", "the participant JIDs that may register"),
+           "dso": ("aggregators", "the aggregator JIDs behind its congestion points (JID = [points])")}.get(role)
     if who is not None and isinstance(data[role], dict) and who[0] not in data[role]:
         problems.error((role, who[0]), f"required: {who[1]} (a list), or \"open\" to let anyone who has an "
                                        "account on the server take part")
     config = _role(role, data[role], agent.jid if agent is not None else "node@localhost", problems)
     if None in (agent, server, clock, config, operators) or problems.errors:
         return None
-    return Node(role, agent, server, clock, config, operators)
+    return Node(role, agent, server, clock, config, operators, web)
 
 
 def check_node(data: dict, text: str) -> list[Problem]:
@@ -143,6 +149,10 @@ def _role(role: str, table: Any, jid: str, problems: Problems) -> Optional[Any]:
         from vmenergy.protocol.market import MarketConfig
 
         return check_market(check_keys(MarketConfig, table, at, problems), at, problems, jid)
+    if role == "dso":
+        from vmenergy.protocol.dso import DsoConfig
+
+        return check_dso(check_keys(DsoConfig, table, at, problems), at, problems, jid)
     from vmenergy.protocol.aggregator import AggregatorConfig
 
     return check_aggregator(check_keys(AggregatorConfig, table, at, problems), at, problems, jid)
@@ -162,4 +172,34 @@ def _devices(p: ProsumerTable, at: KeyPath, problems: Problems) -> bool:
     for path, reason in check_params(OwnerSettings, p.owner, ranges=False):
         problems.error(at + ("owner",) + path, reason)
     read_table(InputsTable, p.inputs, at + ("inputs",), problems)
+    _hardware(p, at, problems)
     return len(problems.errors) == errors
+
+
+def _hardware(p: ProsumerTable, at: KeyPath, problems: Problems) -> None:
+    """Check the hardware entries; maps and protocols are looked up when they are shipped ones
+    (a map file names a place on the box)."""
+    from vmenergy.devices.adapters.config import HardwareConfig, read_hardware
+    from vmenergy.devices.adapters.registers import MapError
+
+    def where(path: str) -> KeyPath:
+        out: list = []
+        for part in path.replace("]", "").split("."):
+            name, _, index = part.partition("[")
+            out.append(name)
+            if index:
+                out.append(int(index))
+        return at + tuple(out)
+
+    try:
+        configs = [HardwareConfig.from_dict(e, f"hardware[{i}]") for i, e in enumerate(p.hardware)]
+        if all("/" not in (c.map or c.protocol or "") and not (c.map or c.protocol or "").endswith(".toml")
+               for c in configs):
+            read_hardware(list(p.hardware))
+        models = [d.get("id") for d in p.devices if isinstance(d, dict)]
+        for i, c in enumerate(configs):
+            if c.drives is not None and c.drives not in models:
+                raise MapError(f"hardware[{i}].drives", f"no device {c.drives!r} in [[prosumer.devices]] "
+                                                        f"(ids: {', '.join(map(str, models)) or 'none'})")
+    except MapError as exc:
+        problems.error(where(exc.path), exc.reason)

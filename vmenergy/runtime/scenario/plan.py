@@ -24,6 +24,11 @@ from .problems import ScenarioError
 __all__ = ["AgentSpec", "Plan", "make_plan", "vary_offer"]
 
 
+#: The run's web token file (digests, read by the agents) in the run directory; the tokens
+#: themselves go to ``web-tokens.txt`` beside it, for the operators (both private).
+WEB_TOKENS = "web-tokens.json"
+
+
 @dataclass
 class AgentSpec:
     role: str
@@ -35,6 +40,7 @@ class AgentSpec:
     config: dict = field(default_factory=dict)
     offers: list[dict] = field(default_factory=list)  # (prosumers) offer dicts with "release"
     operators: dict = field(default_factory=dict)  # who may read and steer it (Operators.to_dict())
+    web: dict = field(default_factory=dict)  # its console and REST interface (WebConfig's fields), if any
 
 
 @dataclass
@@ -136,10 +142,34 @@ def _admit_from_topology(agents: list[AgentSpec]) -> None:
         upstream = a.config.get("aggregator") if a.role == "prosumer" else a.config.get("upstream_jid")
         if upstream:
             below.setdefault(str(upstream).lower(), []).append(a.jid)
+        if a.role == "prosumer" and a.config.get("market"):  # a prosumer trading peer to peer
+            below.setdefault(str(a.config["market"]).lower(), []).append(a.jid)
     for a in agents:
         key = {"aggregator": "enrolment", "market": "registration"}.get(a.role)
         if key is not None and key not in a.config:
             a.config[key] = below.get(a.jid.lower(), [])
+
+
+def _plain(settings) -> dict:
+    """A config table as plain JSON-able dicts (the scenario keeps read-only mappings)."""
+    return json.loads(json.dumps({k: (dict(v) if hasattr(v, "items") else v) for k, v in settings.items()}))
+
+
+def _locate(scenario: Scenario, agents: list[AgentSpec]) -> None:
+    """Tell each aggregator where its prosumers are (``locations``: prosumer JID -> congestion
+    point) and which DSO runs each of those points (``dsos``)."""
+    if not scenario.dsos:
+        return
+    dso_of = {point: scenario.jid(d.name) for d in scenario.dsos for point in d.points()}
+    by_jid = {a.jid: a for a in agents}
+    for g, group in enumerate(scenario.prosumers):
+        if group.congestion_point is None:
+            continue
+        agg = by_jid[scenario.jid(group.aggregator)]
+        locations = agg.config.setdefault("locations", {})
+        for i in range(group.count):
+            locations[scenario.jid(group.member(i, g))] = group.congestion_point
+        agg.config.setdefault("dsos", {})[group.congestion_point] = dso_of[group.congestion_point]
 
 
 def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
@@ -169,6 +199,8 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
 
     if scenario.market is not None:
         agents.append(spec("market", scenario.market.name, "market", dict(scenario.market.settings)))
+    for d in scenario.dsos:
+        agents.append(spec("dso", d.name, "dso", _plain(d.settings)))
     for a in scenario.aggregators:
         agents.append(spec("aggregator", a.name, a.part, dict(a.settings)))
     day0 = start - start % DAY
@@ -191,13 +223,23 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
             parts.add(part)
             shard_of[part] = 1 + j % shards
             config: dict = {"aggregator": aggregator, "deviation": group.deviation}
+            if group.trading and scenario.market is not None:  # peer to peer in the scenario's pool
+                config.update(market=scenario.jid(scenario.market.name), trading=dict(group.trading))
             if group.has_devices:
                 config.update(_devices(group, name, settings.seed))
+                if group.hardware != "none":
+                    config["hardware"] = group.hardware
             agents.append(spec("prosumer", name, part, config, offers))
     _admit_from_topology(agents)
+    _locate(scenario, agents)
+    if scenario.web is not None:  # consoles: one port each, in the order the agents are listed
+        serving = [a for a in agents if a.role in scenario.web.roles]
+        for i, a in enumerate(serving):
+            a.web = {"host": scenario.web.host, "port": scenario.web.port + i if scenario.web.port else 0,
+                     "tokens": str(run_dir / WEB_TOKENS)}
     speed = settings.speed if settings.clock == "accelerated" else None
     clock = {"mode": settings.clock, "speed": speed, "start": start}
-    order = ["market", "aggregators"]
+    order = ["market", "dso", "aggregators"]
     account = scenario.operators.account
     operator = {"jid": scenario.jid(account), "password": pw()} if account is not None else {}
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,

@@ -145,7 +145,11 @@ def _convert(hint: Any, value: Any, at: KeyPath, problems: Problems, meta: Any) 
         return True, value  # a type this reader does not know (e.g. an enum): the class decides
     good = isinstance(value, hint) and not (isinstance(value, bool) and hint is not bool)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        good, value = True, float(value)
+        try:
+            good, value = True, float(value)
+        except OverflowError:  # TOML integers are unbounded; past a float's range is no number here
+            problems.error(at, f"must be a finite number, got {show(value)}")
+            return False, value
     if not good:
         problems.error(at, f"must be {_NAMES[hint]}, got {show(value)}")
         return False, value
