@@ -522,6 +522,16 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
     _emit({"stopped": True, "stop_s": stop_s})
 
 
+def _stream_management(choice: str) -> None:
+    """``--sm``: "default" (VME's XEP-0198 window), "off" (no stream management) or a window."""
+    from vmenergy.agents.base import VmeAgent
+
+    if choice == "off":
+        VmeAgent.stream_management = None
+    elif choice != "default":
+        VmeAgent.stream_management = int(choice)
+
+
 def child_main(argv: list[str]) -> int:
     import logging
 
@@ -536,6 +546,7 @@ def child_main(argv: list[str]) -> int:
         return 1
     _raise_nofile()
     setup_logging(os.environ.get("VME_BENCH_LOG_LEVEL", "INFO"))  # what `vmenergy agent/swarm` use
+    _stream_management(os.environ.get("VME_BENCH_SM", "default"))
     logging.getLogger("vmenergy.bench").info("child %s pid %d", mode, os.getpid())
     rc = 0
 
@@ -1253,12 +1264,17 @@ def main(argv: list[str]) -> int:
         help="diagnostic: 'off' adds network_settings = { nagle = false } to the generated Prosody config",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
+    ap.add_argument("--sm", default="default",
+                    help="XEP-0198 in the agents: 'default', 'off', or an ack window (stanzas per ack request)")
     ap.add_argument(
         "--in-place",
         action="store_true",
         help="import the working tree directly instead of a snapshot of it taken at the start",
     )
     a = ap.parse_args(argv)
+    if a.sm not in ("default", "off") and not (a.sm.isdigit() and int(a.sm) > 0):
+        ap.error(f"--sm: 'default', 'off' or a positive number of stanzas, got {a.sm!r}")
+    os.environ["VME_BENCH_SM"] = a.sm  # the agent children read it
     if not a.in_place and "VME_BENCH_REPO" not in os.environ:
         # run from a snapshot: the parent, the agent children and bench_xmpp's peers all import it
         snap = Path(tempfile.mkdtemp(prefix="vme-bench-agents-code-"))

@@ -36,6 +36,7 @@ from vmenergy.wire.messages import decode, encode, summary
 from vmenergy.wire.stanzas import NS, register_protocol_plugins
 from vmenergy.wire.xml import MAX_DEPTH, too_deep
 
+from .keepalive import Keepalive
 from .operator import AdHocCommands, OperatorDesk
 from .web.channel import WebPeers
 from .web.config import WebConfig
@@ -70,8 +71,15 @@ SIM_NS = "urn:vmenergy:sim:1"
 RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 30.0
 RECONNECT_ATTEMPT_SECONDS = 20.0
-#: While a peer has not been seen available, the subscription to it is repeated this often (s).
+#: While a peer has not been seen available, the subscription to it is repeated: first after
+#: this many seconds, then at doubling intervals up to RESUBSCRIBE_MAX. A peer slow to answer is
+#: mostly a busy one (an aggregator that 500 prosumers subscribe to): asking it every 2 s fed it
+#: hundreds of requests a second more.
 RESUBSCRIBE_EVERY = 2.0
+RESUBSCRIBE_MAX = 30.0
+#: XEP-0198 window: the client asks the server to acknowledge after this many stanzas sent.
+#: slixmpp's default is 5 (bench/RESULTS.md: the cost of stream management).
+SM_WINDOW = 5
 
 #: Which element each message type travels as (without encoding it to find out): declared by
 #: each message type, read live from the registry in vmenergy.protocol.messages.
@@ -239,6 +247,9 @@ class VmeAgent(Agent):
     outgoing protocol message carries the round that produced it."""
 
     role = "node"
+    #: XEP-0198 ack window (None: no stream management); a class setting so a benchmark can
+    #: compare (bench_agents.py --sm).
+    stream_management: Optional[int] = SM_WINDOW
     #: Whether timed work can take long (aggregation, planning, clearing) and runs in a thread;
     #: a prosumer's ticks are cheap and a thread hop per tick is what idle agents spend CPU on.
     heavy_ticks = True
@@ -345,7 +356,23 @@ class VmeAgent(Agent):
         client = self.client
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
-        client.register_plugin("xep_0198")
+        if self.stream_management is not None:
+            client.register_plugin("xep_0198", pconfig={"window": self.stream_management})
+        # Subscription requests are answered by _on_subscribe alone. slixmpp's defaults answer
+        # every request too (approve, directed presence, and a request back): with VME's own
+        # answer that was five stanzas per request, each answered again by the peer, which
+        # flooded an aggregator's stream while 500 prosumers subscribed (bench/RESULTS.md).
+        client.auto_authorize = None
+        client.auto_subscribe = False
+        # before connecting: requests held by the server while we were away arrive with our
+        # first presence, before setup(), and the server does not deliver a repeated request
+        # while one is pending (SPADE's default handler would drop them for good)
+        self.presence.on_subscribe = self._on_subscribe
+        # SPADE's XEP-0199 keepalive cut busy links and reconnected behind our back: a silence
+        # watch instead, which leaves reconnecting to _reconnect (see keepalive.py)
+        client.plugin["xep_0199"].disable_keepalive()
+        client.plugin["xep_0199"].keepalive = False
+        self.keepalive = Keepalive(client, self._cut_link)
         client.connected_event = asyncio.Event()
         client.disconnected_event = asyncio.Event()
         client.failed_auth_event = asyncio.Event()
@@ -407,6 +434,7 @@ class VmeAgent(Agent):
         """A new session (the first, or after a reconnect the server could not resume)."""
         fresh = self._down_since is not None
         self._link(True)
+        self.keepalive.start()
         if fresh and self.presence is not None:
             # a new session starts unavailable, and some servers drop messages to a bare JID
             # without an explicit priority: say who we are again, and ask the peers afresh (a
@@ -419,10 +447,18 @@ class VmeAgent(Agent):
 
     def _session_resumed(self, _event) -> None:
         self._link(True)
+        self.keepalive.start()
         self.log.info("event=reconnected resumed=yes")
+
+    def _cut_link(self) -> None:
+        """The server has been silent through a ping: drop the transport (``disconnected``
+        follows, and with it the one reconnect loop)."""
+        self.log.warning("event=link-silent server=%s:%s", self.server.host, self.server.port)
+        self.client.abort()
 
     def _disconnected(self, _event) -> None:
         client = self.client
+        self.keepalive.stop()
         client.disconnected_event.set()
         client.connected_event.clear()
         if self._stopping or not self.is_alive():
@@ -469,7 +505,6 @@ class VmeAgent(Agent):
 
     async def setup(self) -> None:
         register_protocol_plugins()
-        self.presence.on_subscribe = self._on_subscribe
         self.presence.on_available = lambda jid, info, last: self._presence(jid, True)
         self.presence.on_unavailable = lambda jid, info, last: self._presence(jid, False)
         # explicit priority: some servers drop messages to a bare JID without it after a restart
@@ -533,13 +568,15 @@ class VmeAgent(Agent):
 
         A subscription sent before the peer's account existed (the peer's process is still
         starting) is dropped by some servers (ejabberd): it is sent again while a peer is missing."""
+        wait = RESUBSCRIBE_EVERY
         while not self._ready.is_set():
             try:
-                await asyncio.wait_for(self._ready.wait(), RESUBSCRIBE_EVERY)
+                await asyncio.wait_for(self._ready.wait(), wait)
             except asyncio.TimeoutError:
                 self._presence_from_contacts()
                 for peer in self.missing_peers():
                     self.presence.subscribe(peer)
+                wait = min(RESUBSCRIBE_MAX, wait * 2)
 
     def missing_peers(self) -> list[str]:
         return [p for p in self.peers if not self._available.get(p, False)]
@@ -624,11 +661,22 @@ class VmeAgent(Agent):
         return []
 
     def _on_subscribe(self, peer: str) -> None:
+        """One answer per request: approve a peer (and ask for its presence in turn unless the
+        server's roster says we have it already); approve an operator; ignore anyone else."""
+        self.work["subscriptions_in"] += 1
         if self.approve(peer):
             self.presence.approve_subscription(peer)
-            self.presence.subscribe(peer)
+            if not self._subscribed_to(peer):
+                self.presence.subscribe(peer)
         elif peer in self.operators:  # operators see the agent's status; it need not see theirs
             self.presence.approve_subscription(peer)
+
+    def _subscribed_to(self, peer: str) -> bool:
+        """Whether the server's roster (its pushes, not our own guess) says we receive ``peer``'s
+        presence. A pending request does not count: the server keeps it pending even when it
+        could not deliver it (the peer's account did not exist yet), so it is asked again."""
+        roster = self.client.client_roster
+        return bool(roster.has_jid(peer) and roster[peer]["to"])
 
     def _presence_from_contacts(self) -> None:
         """Peers SPADE saw available whose presence we missed: it arrived between session start

@@ -171,6 +171,8 @@ class MarketAgent(VmeAgent):
         return {"bills_owed": self.engine.bills_owed()}  # type: ignore[attr-defined]
 
     def approve(self, peer: str) -> bool:
-        return self.engine.registered(peer) or self.config.registration == "open"  # type: ignore[attr-defined]
+        # who may register, not who has: an aggregator subscribes before it registers (slixmpp's
+        # auto-authorise used to approve everyone, which hid that registered() alone said no)
+        return self.engine.admits(peer)  # type: ignore[attr-defined]
 
 

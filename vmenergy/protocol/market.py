@@ -248,6 +248,10 @@ class MarketEngine(Engine):
     def registered(self, peer: str) -> bool:
         return bare(peer) in self.ledger[PARTICIPANTS]
 
+    def admits(self, peer: str) -> bool:
+        """Whether ``peer`` may register (and so see the market's presence before it has)."""
+        return self._admitted is None or bare(peer) in self._admitted
+
     def _restore(self) -> None:
         """Sessions still open or closed-but-not-cleared are rebuilt from their stored bids (the
         session object itself is not stored; placing the same bids again is deterministic)."""
@@ -540,7 +544,7 @@ class MarketEngine(Engine):
         if isinstance(msg, Registration):
             if bare(msg.participant) != sender:
                 return "a participant registers itself only"
-            if self._admitted is not None and sender not in self._admitted:
+            if not self.admits(sender):
                 return f"{sender} may not register with this market"
             return None
         if isinstance(msg, BidMessage):
