@@ -681,8 +681,9 @@ class VmeAgent(Agent):
     def _presence_from_contacts(self) -> None:
         """Peers SPADE saw available whose presence we missed: it arrived between session start
         and :meth:`setup` (the server answers its probes at once, before the callbacks above
-        exist; SPADE records it in its contacts). Found by the prosumer drill: a restarted process whose aggregator was idle
-        (time held while it was down) never heard of it again and waited for it for ever."""
+        exist; SPADE records it in its contacts). Found by the prosumer drill: a restarted
+        process whose aggregator was idle (time held while it was down) never heard of it again
+        and waited for it for ever."""
         for peer in self.peers:
             contact = self.presence.contacts.get(peer)
             if contact is not None and contact.is_available():
