@@ -230,3 +230,28 @@ def server_cli(argv: list[str]) -> tuple[int, str]:
     args = parser.parse_args(argv)
     out = io.StringIO()
     return int(args.func(args, out)), out.getvalue()
+
+
+def server_dict(info: ServerInfo) -> dict:
+    """A started server as a scenario run's ``server`` table."""
+    return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain, "ca_file": info.ca_file}
+
+
+def run_to_done(scenario: Path, run_dir: Path, server: ServerInfo, *, timeout: float) -> tuple[dict, Any, Path]:
+    """Run a scenario swarm on ``server`` until every offer is final (it must get there, with its
+    views reconciled); its ``summary.json``, its plan and its report folder."""
+    import json
+
+    from vmenergy.runtime.orchestrator import Swarm
+
+    swarm = Swarm(scenario, run_dir, server=server_dict(server), out=lambda line: None)
+    try:
+        plan = swarm.start()
+        prog = swarm.wait(timeout=timeout)
+    finally:
+        swarm.stop()
+    report = swarm.report()
+    assert prog.finished == "done", prog.line()
+    summary = json.loads((report.parent / "summary.json").read_text())
+    assert summary["reconciled"]["ok"], summary["reconciled"]
+    return summary, plan, report.parent

@@ -7,18 +7,17 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.conftest import run_to_done
 from vmenergy import cli
 from vmenergy.devices.models import KINDS
 from vmenergy.flexoffer import FlexOffer, State
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.protocol.engine import bare
-from vmenergy.runtime.orchestrator import Swarm
 from vmenergy.runtime.scenario import Plan
 from vmenergy.store import read_ledger
 
@@ -84,34 +83,21 @@ boiler = 1.0
 CONTINUOUS = {"heat_pump", "boiler", "freezer", "battery", "pv", "base_load"}
 
 
-def server_dict(info) -> dict:
-    return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain, "ca_file": info.ca_file}
-
-
 def test_three_days_of_device_offers_are_made_scheduled_executed_and_settled(prosody_server, tmp_path):
     name = "devs"
     path = tmp_path / "devices.toml"
     every = "\n".join(f"{kind} = 1.0" for kind in KINDS)
     path.write_text(SCENARIO.format(name=name, inputs=ROOT / "scenarios" / "inputs", every=every))
-    swarm = Swarm(path, tmp_path / "run", server=server_dict(prosody_server), out=lambda line: None)
-    try:
-        plan = swarm.start()
-        prog = swarm.wait(timeout=900)
-    finally:
-        swarm.stop()
-    report = swarm.report()
-    assert prog.finished == "done", prog.line()
-    summary = json.loads((report.parent / "summary.json").read_text())
+    summary, plan, folder = run_to_done(path, tmp_path / "run", prosody_server, timeout=900)
     assert summary["outcome"]["finished"], summary["outcome"]
-    assert summary["reconciled"]["ok"], summary["reconciled"]
     assert summary["reconciled"]["assignments_feasible"]["ok"]
 
     # every final schedule is feasible for its offer, from the run folder alone
     out = io.StringIO()
-    assert cli.main(["validate", str(report.parent / "offers.jsonl"), str(report.parent / "schedules.jsonl")],
+    assert cli.main(["validate", str(folder / "offers.jsonl"), str(folder / "schedules.jsonl")],
                     out) == 0, out.getvalue()[-2000:]
 
-    offers = [FlexOffer.from_dict(json.loads(line)) for line in (report.parent / "offers.jsonl").read_text().splitlines()]
+    offers = [FlexOffer.from_dict(json.loads(line)) for line in (folder / "offers.jsonl").read_text().splitlines()]
     mine = [fo for fo in offers if fo.issuer and "-agg" not in fo.issuer]
     # offers are generated each day, by every kind of device
     days = defaultdict(set)
@@ -126,7 +112,7 @@ def test_three_days_of_device_offers_are_made_scheduled_executed_and_settled(pro
             assert fo.start_after * fo.resolution == fo.creation_time + 3600
 
     # rejected offers ran the devices' normal programme, metered as their baseline says
-    plan = Plan.load(report.parent / "plan.json")
+    plan = Plan.load(folder / "plan.json")
     rejected = 0
     for spec in plan.by_role("prosumer"):
         ledger = read_ledger(spec.store)
@@ -147,6 +133,6 @@ def test_three_days_of_device_offers_are_made_scheduled_executed_and_settled(pro
     # the load moved against the baseline, and the report shows it
     energy = summary["energy_kwh"]
     assert energy["shifted"] > 1.0
-    assert (report.parent / "load.png").exists()
-    assert "shifted" in (report.parent / "report.html").read_text()
+    assert (folder / "load.png").exists()
+    assert "shifted" in (folder / "report.html").read_text()
     assert bare(plan.by_role("prosumer")[0].jid)

@@ -5,7 +5,6 @@ operator), the agents log in with the file's passwords, and the server is left r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.conftest import run_to_done
 from vmenergy.flexoffer import State
-from vmenergy.runtime.orchestrator import Swarm
 from vmenergy.runtime.scenario import Plan
 from vmenergy.store import read_ledger
 
@@ -58,26 +58,13 @@ home_probability = 1.0
 """
 
 
-def server_dict(info) -> dict:
-    return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain, "ca_file": info.ca_file}
-
-
 def test_a_population_runs_its_schedules_on_emulated_modbus_devices(prosody_server, tmp_path):
     # the JIDs are this test's own on the session's server (another test's hw-agg has its password)
     path = tmp_path / "hw.toml"
     path.write_text(SCENARIO.format(inputs=ROOT / "scenarios" / "inputs"))
-    swarm = Swarm(path, tmp_path / "run", server=server_dict(prosody_server), out=lambda line: None)
-    try:
-        swarm.start()
-        prog = swarm.wait(timeout=900)
-    finally:
-        swarm.stop()
-    report = swarm.report()
-    assert prog.finished == "done", prog.line()
-    summary = json.loads((report.parent / "summary.json").read_text())
-    assert summary["reconciled"]["ok"], summary["reconciled"]
+    summary, _, folder = run_to_done(path, tmp_path / "run", prosody_server, timeout=900)
 
-    plan = Plan.load(report.parent / "plan.json")
+    plan = Plan.load(folder / "plan.json")
     measured = 0
     for spec in plan.by_role("prosumer"):
         assert spec.config["hardware"] in ("modbus-tcp", "modbus-rtu")
@@ -97,7 +84,7 @@ def test_a_population_runs_its_schedules_on_emulated_modbus_devices(prosody_serv
         if abs(asked) > 0.5 and abs(got - asked) <= 0.05 * abs(asked):
             close += 1
     assert close >= 3, close
-    logs = "".join(p.read_text() for p in (report.parent / "logs").glob("*.log"))
+    logs = "".join(p.read_text() for p in (folder / "logs").glob("*.log"))
     assert "event=hardware-schedule" in logs and "modbus tcp 127.0.0.1" in logs and "modbus rtu /dev/pts/" in logs
     assert "event=device-fault" not in logs
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.test_swarm import server_dict
-from vmenergy.runtime.orchestrator import Swarm
+from tests.integration.conftest import run_to_done
 from vmenergy.store import read_ledger
 
 pytestmark = pytest.mark.integration
@@ -26,17 +25,7 @@ def run_scenario(server, tmp_path: Path, name: str, prefix: str):
     for n in sorted(set(names), key=len, reverse=True):
         text = text.replace(f'"{n}"', f'"{prefix}{n}"')
     path.write_text(text)
-    swarm = Swarm(path, tmp_path / "run", server=server_dict(server), out=lambda line: None)
-    try:
-        plan = swarm.start()
-        prog = swarm.wait(timeout=300)
-    finally:
-        swarm.stop()
-    report = swarm.report()
-    assert prog.finished == "done", prog.line()
-    summary = json.loads((report.parent / "summary.json").read_text())
-    assert summary["reconciled"]["ok"], summary["reconciled"]
-    return summary, plan, report.parent
+    return run_to_done(path, tmp_path / "run", server, timeout=300)
 
 
 def market_ledger(plan):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import server_dict
 from tests.load import busy_cpus
 from vmenergy import cli
 from vmenergy.runtime.orchestrator import Swarm
@@ -82,10 +83,6 @@ def scenario(tmp_path: Path, name: str, upstream: str = "market", clock: str = "
     market = MARKET.format(name=name) if upstream == "market" else ""
     path.write_text(SCENARIO.format(name=name, clock=clock, upstream=upstream, market=market))
     return path
-
-
-def server_dict(info) -> dict:
-    return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain, "ca_file": info.ca_file}
 
 
 def check_complete(report_dir: Path, n_offers: int) -> dict:
