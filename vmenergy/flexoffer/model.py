@@ -389,13 +389,19 @@ class FlexOffer:
         raw_profiles = jt.array(d["profiles"], "profiles")
         if len(raw_profiles) > MAX_PROFILES:
             raise FlexOfferError("profiles", f"more than {MAX_PROFILES} profiles ({len(raw_profiles)})")
-        try:  # the baseline, a schedule the issuer says its device follows, spares most polytope LPs
-            hint = None if d.get("baseline") is None else Baseline.from_dict(d["baseline"], "baseline", res).energy
-        except FlexOfferError:
-            hint = None  # reported below, after the profiles (errors come in document order)
-        with known_point(hint):
+        # the baseline, a schedule the issuer says its device follows, spares most polytope LPs;
+        # its own error is raised after the profiles' (errors come in document order)
+        baseline: Optional[Baseline] = None
+        baseline_error: Optional[FlexOfferError] = None
+        if d.get("baseline") is not None:
+            try:
+                baseline = Baseline.from_dict(d["baseline"], "baseline", res)
+            except FlexOfferError as exc:
+                baseline_error = exc
+        with known_point(None if baseline is None else baseline.energy):
             profiles = tuple(Profile.from_dict(p, f"profiles[{i}]", res) for i, p in enumerate(raw_profiles))
-        baseline = None if d.get("baseline") is None else Baseline.from_dict(d["baseline"], "baseline", res)
+        if baseline_error is not None:
+            raise baseline_error
         prices = None if d.get("prices") is None else Prices.from_dict(d["prices"], "prices")
         return cls(
             id=d["id"],
