@@ -68,6 +68,8 @@ class Plan:
     inputs: dict = field(default_factory=dict)
     #: The operator account the run creates (``[operators] account``): ``{"jid", "password"}``.
     operator: dict = field(default_factory=dict)
+    #: On a cluster (``[server] nodes``), the node each part connects to (every part is listed).
+    node_of: dict = field(default_factory=dict)
 
     def shard(self, part: str) -> int:
         return int(self.shard_of.get(part, 1))
@@ -197,12 +199,30 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
         return AgentSpec(role, name, scenario.jid(name), pw(), part, str(stores / f"{name}.sqlite"), config,
                          offers or [], dict(operators))
 
+    server = scenario.server
+    node_of: dict[str, str] = {}
+
+    def on_node(part: str, node: Optional[str], *, alone: bool = False) -> str:
+        """``part``, or ``part-NODE`` on another node than the cluster's first (a process
+        connects to one node, and several groups or DSOs share a part name); recorded in
+        ``node_of``. ``alone``: the part's only agent (the market) keeps its name."""
+        node = server.node_of(node)
+        if node is None:
+            return part
+        if node != server.node_of(None) and not alone:
+            part = f"{part}-{node}"
+        node_of[part] = node
+        return part
+
     if scenario.market is not None:
-        agents.append(spec("market", scenario.market.name, "market", dict(scenario.market.settings)))
+        agents.append(spec("market", scenario.market.name, on_node("market", scenario.market.node, alone=True),
+                           dict(scenario.market.settings)))
     for d in scenario.dsos:
-        agents.append(spec("dso", d.name, "dso", _plain(d.settings)))
+        agents.append(spec("dso", d.name, on_node("dso", d.node), _plain(d.settings)))
     for a in scenario.aggregators:
         agents.append(spec("aggregator", a.name, a.part, dict(a.settings)))
+        if server.cluster:
+            node_of[a.part] = server.node_of(a.node)  # the check named its part for its node
     day0 = start - start % DAY
     parts = {a.part for a in agents}
     shard_of: dict[str, int] = {}
@@ -219,7 +239,7 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
                 offers.append({"release": release, "offer": fo.to_dict()})
             # sharded: each shard runs `processes` processes of the group's prosumers
             j = i % (group.processes * shards)
-            part = f"prosumers-{j}"
+            part = on_node(f"prosumers-{j}", group.node)
             parts.add(part)
             shard_of[part] = 1 + j % shards
             config: dict = {"aggregator": aggregator, "deviation": group.deviation}
@@ -244,7 +264,7 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     operator = {"jid": scenario.jid(account), "password": pw()} if account is not None else {}
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
                 sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed,
-                shard_of=shard_of, operator=operator, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {})
+                shard_of=shard_of, operator=operator, node_of=node_of, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {})
 
 
 def _devices(group: ProsumerGroup, name: str, seed: int) -> dict:
