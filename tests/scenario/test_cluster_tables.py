@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.scenario.test_check import VALID, broken, check, write
+from tests.scenario.test_check import VALID, broken, check, run, write
 from vmenergy.runtime.orchestrator import local_nodes, with_parts
-from vmenergy.runtime.scenario import load_scenario, make_plan
+from vmenergy.runtime.scenario import ScenarioError, load_scenario, make_plan
 
 PRIVATE = ('[server]\nkind = "prosody"', '[server]\nkind = "ejabberd"\nnodes = 2')
 ON_B = ('name = "market"\n', 'name = "market"\nnode = "b"\n')
@@ -147,3 +147,26 @@ def test_every_named_node_and_part_of_a_valid_cluster_scenario_passes(tmp_path):
                   ('aggregator = "north"\n', 'aggregator = "north"\nnode = "a"\n'))
     rc, out, f = check(tmp_path, text)
     assert rc == 0 and out.startswith(f"OK {f}"), out
+
+
+# -- a group pinned to a shard: a machine's prosumers on its nearest node ----------------------
+def test_a_group_pinned_to_a_shard_runs_all_its_processes_there_on_its_node(tmp_path):
+    text = broken(PRIVATE, ('count = 2\n', 'count = 4\nnode = "b"\nshard = 2\nprocesses = 2\n'))
+    text += '\n[[prosumers]]\ncount = 2\nname = "w{i}"\naggregator = "south"\noffers = ["examples/ev-overnight.json"]\n'
+    plan = make_plan(load_scenario(write(tmp_path, text)), tmp_path / "run", shards=2)
+    assert {a.name: a.part for a in plan.agents if a.role == "prosumer"} == {
+        "h0": "prosumers-s2-0-b", "h1": "prosumers-s2-1-b", "h2": "prosumers-s2-0-b", "h3": "prosumers-s2-1-b",
+        "w0": "prosumers-0", "w1": "prosumers-1"}
+    assert plan.shard_of == {"prosumers-s2-0-b": 2, "prosumers-s2-1-b": 2, "prosumers-0": 1, "prosumers-1": 2}
+    assert plan.node_of["prosumers-s2-0-b"] == "b" and plan.node_of["prosumers-0"] == "a"
+
+
+def test_a_run_with_fewer_shards_than_a_group_names_is_refused_with_the_key_and_line(tmp_path):
+    f = write(tmp_path, broken(('count = 2\n', 'count = 2\nshard = 3\n')))
+    with pytest.raises(ScenarioError, match=r"prosumers\[0\]\.shard: shard 3, but the run has 2 shards"):
+        make_plan(load_scenario(f), tmp_path / "run", shards=2)
+    rc, out = run("run", str(f), "--out", str(tmp_path / "run"))
+    assert rc == 1 and f"{f}:28: prosumers[0].shard: shard 3, but the run has 1 shard (vmenergy run" in out, out
+    assert not (tmp_path / "run").exists()
+    rc, out, _ = check(tmp_path, broken(('count = 2\n', 'count = 2\nshard = 0\n')))
+    assert rc == 1 and "prosumers[0].shard: must be >= 1, got 0" in out

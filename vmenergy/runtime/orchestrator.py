@@ -29,6 +29,7 @@ from vmenergy.runtime.coordinator import Coordinator, Snapshot
 from vmenergy.runtime.private import private_dir, write_private
 from vmenergy.runtime.progress import LineView, ProgressView, offers_text
 from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
+from vmenergy.runtime.scenario.plan import check_shards
 
 __all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "join_run", "FINAL"]
 
@@ -567,6 +568,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
     """Run a scenario from start to report. Ctrl-C stops scenario time where it is, stops every
     process and still writes the report of what happened so far."""
     scenario = load_scenario(path)  # raises before any run folder, server or process exists
+    check_shards(scenario, shards)
     run_dir = Path(run_dir) if run_dir else Path("run") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     for warning in scenario.warnings:
         out(warning.format(str(path)))

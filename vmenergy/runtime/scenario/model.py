@@ -201,7 +201,10 @@ class ProsumerGroup:
     hardware executor) instead of simulating them directly; ``none`` (default).
     ``congestion_point``: the point of a ``[[dso]]`` the group's prosumers are behind (their
     aggregator then answers that DSO's flex requests for them). ``node``: the node of the
-    ``[server]`` cluster its prosumers connect to (default: the first)."""
+    ``[server]`` cluster its prosumers connect to (default: the first). ``shard``: in a sharded
+    run (``vmenergy run --shard k/n``), the one shard that runs all of the group's ``processes``
+    (default: every shard runs ``processes`` of them), so a machine's prosumers can use the node
+    nearest to it; a run with fewer shards than that is refused."""
 
     # bounded: the check draws every prosumer's devices, and ``count = 2**64`` took all memory
     count: int = field(metadata=limits(ge=1, le=MAX_GROUP))
@@ -221,6 +224,7 @@ class ProsumerGroup:
     trading: dict = field(default_factory=dict)
     hardware: Literal["none", "modbus-tcp", "modbus-rtu"] = "none"
     node: Optional[str] = None
+    shard: Optional[int] = field(default=None, metadata=limits(ge=1))
     templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
     device_tables: Mapping[str, Any] = field(default_factory=dict, metadata={"derived": True})
 
