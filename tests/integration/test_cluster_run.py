@@ -81,9 +81,9 @@ def test_vmenergy_run_starts_the_cluster_its_scenario_names_and_gives_the_single
 
 
 def test_shards_connect_to_the_standing_cluster_nodes_their_own_scenario_names(tmp_path):
-    """Shard 1 and shard 2 run the same scenario on a standing two-node cluster; shard 2's copy
-    reaches node a by another name (``localhost``, as another machine would have its own name
-    for its nearest node): its prosumers connect there, and the summary is the one-node run's."""
+    """A city on two machines: shard 1 runs the market and the aggregator on node b, shard 2 all
+    the prosumers (``shard = 2``) on node a, the node nearest to it, which its copy of the
+    scenario reaches by another name (``localhost``); the summary is the one-node run's."""
     single = vmenergy("run", str(scenario(tmp_path, "one", '[server]\nkind = "ejabberd"')), "--out", str(tmp_path / "one"))
     assert single.returncode == 0, single.stdout + single.stderr
     cluster = start_cluster(tmp_path / "cluster", nodes=2, registration=True)
@@ -92,10 +92,11 @@ def test_shards_connect_to_the_standing_cluster_nodes_their_own_scenario_names(t
         standing = ('[server]\nkind = "external"\n'
                     f'[server.nodes.a]\nhost = "127.0.0.1"\nport = {a.port}\nca_file = "{a.ca_file}"\n'
                     f'[server.nodes.b]\nhost = "127.0.0.1"\nport = {b.port}\nca_file = "{b.ca_file}"\n')
-        mine = scenario(tmp_path, "shard1", standing, SPLIT)
+        pinned = SPLIT + (('node = "a"\n', 'node = "a"\nshard = 2\n'),)
+        mine = scenario(tmp_path, "shard1", standing, pinned)
         (tmp_path / "m2").mkdir()
         theirs = scenario(tmp_path / "m2", "shard2", standing.replace('host = "127.0.0.1"\nport = %d' % a.port,
-                                                                     'host = "localhost"\nport = %d' % a.port), SPLIT)
+                                                                     'host = "localhost"\nport = %d' % a.port), pinned)
         first = subprocess.Popen([sys.executable, "-m", "vmenergy", "run", str(mine), "--shard", "1/2",
                                   "--out", str(tmp_path / "s1")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True)
@@ -106,6 +107,7 @@ def test_shards_connect_to_the_standing_cluster_nodes_their_own_scenario_names(t
             second = vmenergy("run", str(theirs), "--shard", "2/2", "--join", str(tmp_path / "s1" / "join.json"),
                               "--out", str(tmp_path / "s2"))
             assert second.returncode == 0, second.stdout + second.stderr
+            assert "sent 6 agent stores" in second.stdout
             assert first.wait(600) == 0
         finally:
             if first.poll() is None:
@@ -115,9 +117,11 @@ def test_shards_connect_to_the_standing_cluster_nodes_their_own_scenario_names(t
         stop_cluster(cluster)
     shard2 = Plan.load(tmp_path / "s2" / "plan.json")
     mine_parts = [p for p in shard2.parts if shard2.shard(p) == 2]
-    assert mine_parts == ["prosumers-1"]
-    assert shard2.server["parts"]["prosumers-1"] == {"host": "localhost", "port": a.port, "ca_file": a.ca_file}
-    log = (tmp_path / "s2" / "logs" / "prosumers-1.log").read_text()
+    assert mine_parts == ["prosumers-s2-0"]
+    assert shard2.server["parts"]["prosumers-s2-0"] == {"host": "localhost", "port": a.port, "ca_file": a.ca_file}
+    houses = connected(tmp_path / "s2")
+    assert len(houses) == 6 and set(houses.values()) == {a.port}
+    log = (tmp_path / "s2" / "logs" / "prosumers-s2-0.log").read_text()
     assert f"event=connected server=localhost:{a.port}" in log
     ports = connected(tmp_path / "s1")
     assert ports["aggregator"] == ports["market"] == b.port
