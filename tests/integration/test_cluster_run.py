@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.conftest import run_two_shards
 from vmenergy.runtime.scenario import Plan
 from vmenergy.runtime.servers import check_kind, server_status
 from vmenergy.runtime.servers.cluster import start_cluster, stop_cluster
@@ -97,22 +98,8 @@ def test_shards_connect_to_the_standing_cluster_nodes_their_own_scenario_names(t
         (tmp_path / "m2").mkdir()
         theirs = scenario(tmp_path / "m2", "shard2", standing.replace('host = "127.0.0.1"\nport = %d' % a.port,
                                                                      'host = "localhost"\nport = %d' % a.port), pinned)
-        first = subprocess.Popen([sys.executable, "-m", "vmenergy", "run", str(mine), "--shard", "1/2",
-                                  "--out", str(tmp_path / "s1")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True)
-        try:
-            for line in first.stdout:  # shard 1 says where the join file is once it is written
-                if "join with" in line:
-                    break
-            second = vmenergy("run", str(theirs), "--shard", "2/2", "--join", str(tmp_path / "s1" / "join.json"),
-                              "--out", str(tmp_path / "s2"))
-            assert second.returncode == 0, second.stdout + second.stderr
-            assert "sent 6 agent stores" in second.stdout
-            assert first.wait(600) == 0
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait()
+        second = run_two_shards([str(mine)], [str(theirs), "--out", str(tmp_path / "s2")], tmp_path / "s1")
+        assert "sent 6 agent stores" in second.stdout
     finally:
         stop_cluster(cluster)
     shard2 = Plan.load(tmp_path / "s2" / "plan.json")
