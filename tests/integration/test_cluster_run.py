@@ -113,3 +113,25 @@ def test_shards_connect_to_the_standing_cluster_nodes_their_own_scenario_names(t
     ports = connected(tmp_path / "s1")
     assert ports["aggregator"] == ports["market"] == b.port
     assert (tmp_path / "s1" / "summary.json").read_text() == (tmp_path / "one" / "summary.json").read_text()
+
+
+def test_a_cluster_node_killed_mid_run_is_restarted_and_the_run_decides_what_it_would_have(tmp_path):
+    """The server drill on a private cluster: kill -9 of one node (drawn by the seed) while the
+    day's work goes on; the run restarts it on its port (its Mnesia copy brings it back into the
+    cluster), the agents reconnect, and the result is the undisturbed run's."""
+    from tests.integration.test_drills import SCENARIO
+    from vmenergy.runtime.drill.run import UNDISTURBED, run_drill
+
+    text = SCENARIO.replace('[server]\nkind = "prosody"', '[server]\nkind = "ejabberd"\nnodes = 2')
+    text = text.replace('name = "ds-agg"\n', 'name = "ds-agg"\nnode = "b"\n')
+    assert text.count('nodes = 2') == 1 and text.count('node = "b"') == 1
+    path = tmp_path / "drill-cluster.toml"
+    path.write_text(text)
+    undisturbed = run_drill(path, UNDISTURBED, tmp_path / "undisturbed", seed=1, timeout=400)
+    assert undisturbed.ok, undisturbed.line()
+    result = run_drill(path, "server", tmp_path / "killed", seed=1, timeout=400)
+    told = "\n".join([result.line(), *result.notes, *(f"{e.log}: {e.exception} at {e.where}" for e in result.exceptions)])
+    assert result.fault.startswith("kill -9 xmpp-node-"), told
+    assert any(r.startswith("xmpp-node-") for r in result.restarts), told
+    assert result.items is not None and result.items.lost == 0 and result.items.finished, told
+    assert result.ok and result.result == undisturbed.result, told

@@ -236,6 +236,12 @@ class Swarm:
                  f"{server['kind']} {server['host']}:{server['port']} ({mode} time); run directory {self.run_dir}{where}")
         return plan
 
+    @property
+    def server_dirs(self) -> dict[str, Path]:
+        """The private servers this run started (``xmpp-server``, or a cluster's ``xmpp-node-NAME``)
+        by the name their restarts are reported under, with their run directories."""
+        return dict(self._server_dirs)
+
     def _started(self) -> Plan:
         if self.plan is None:
             raise RuntimeError("the swarm was not started")
@@ -455,12 +461,15 @@ class Swarm:
 
     def _restart_server(self, server_dir: Path) -> None:
         """A private server (or a cluster node: its cookie and epmd are in its record, and its
-        Mnesia copy in its spool brings it back into the cluster) on its port."""
-        from vmenergy.runtime.servers import read_info, start_server
+        Mnesia copy in its spool brings it back into the cluster) on its port. What is left of
+        the dead one goes first: ejabberd's recorded process is the ejabberdctl shell, and its
+        Erlang VM may still be dying (or alive) and holding the port."""
+        from vmenergy.runtime.servers import read_info, start_server, stop_server
 
         info = read_info(server_dir)
         if info is None:
             raise RuntimeError(f"the run's XMPP server in {server_dir} died and its record is gone")
+        stop_server(server_dir)
         start_server(info.kind, server_dir, domain=info.domain, port=info.port, registration=info.registration,
                      options=info.extra or None)
 
