@@ -280,6 +280,23 @@ async def test_the_token_file_keeps_digests_only_and_must_be_private(tmp_path):
     assert exc.value.path == "tokens" and "chmod 600" in exc.value.reason
 
 
+async def test_a_token_added_or_removed_counts_from_the_next_request_and_a_broken_file_keeps_the_old(box):
+    carol = "carol@localhost"
+    box.agent.operators = Operators((ALICE, EMS, carol), (BOB,))
+    token = issue_token(box.tokens_file, carol)  # while the agent runs, as `vmenergy web-token` would
+    assert (await box.client.get("/kpi", headers=box.auth(token))).status == 200
+    good = box.tokens_file.read_bytes()
+    box.tokens_file.write_text("{not json")  # an operator's slip: everyone keeps their access
+    assert (await box.client.get("/kpi", headers=box.auth(token))).status == 200
+    assert "not JSON" in (box.agent.console._tokens.problem or "")
+    box.tokens_file.write_bytes(good + b"\n")  # mended
+    assert (await box.client.get("/kpi", headers=box.auth(token))).status == 200
+    assert box.agent.console._tokens.problem is None
+    box.tokens_file.unlink()  # the file removed: no token opens anything
+    assert (await box.client.get("/kpi", headers=box.auth(token))).status == 401
+    assert (await box.client.get("/kpi", headers=box.auth(box.alice))).status == 401
+
+
 def test_web_settings_are_checked_with_the_key_named():
     with pytest.raises(FlexOfferError) as exc:
         WebConfig(host="localhost")
