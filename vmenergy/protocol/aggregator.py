@@ -20,7 +20,7 @@ from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.settlement import Contract, default_contract
 
 from .aggregator_config import AggregatorConfig, fed_by_market, objective_from
-from .billing import correction_bill, settle_offers
+from .billing import correction_bill, dso_share_bills, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
 from .flexrequests import DSO_MESSAGES, FLEX_REPLIES, DsoSide
 from .offer_index import AggOfferIndex
@@ -581,6 +581,23 @@ class AggregatorEngine(Engine):
         """The planning objective as an :class:`Objective` (None for a user's planning class)."""
         spec = self.objective()
         return None if spec is None else objective_from(spec)
+
+    def pass_on_dso_payment(self, aggregate_ids: Sequence[str], msg: FlexSettlementMessage, now: int) -> list[Effect]:
+        """The prosumers' share of a DSO's payment, billed to them as the contract shares revenue
+        (:func:`~.billing.dso_share_bills`)."""
+        offers = self.ledger[AGG_OFFERS]
+        members = [r for a in aggregate_ids for m in self.aggregate_members(a) if (r := offers.get(m)) is not None]
+        meta = self.ledger[META]
+        n = meta.get("bill_seq", 0)
+        bills = dso_share_bills(members, self.contract, paid_cents=msg.total_cents, order_id=msg.order_id,
+                                aggregator=self.jid, first_bill=n + 1)
+        meta.put("bill_seq", n + len(bills))
+        out: list[Effect] = [Note("dso-share", {"order": msg.order_id, "bills": len(bills),
+                                                "paid_out_cents": sum(b.total_cents for _, b in bills)})]
+        for owner, bill in bills:
+            self.ledger[AGG_BILLS].put(bill.bill_id, (owner, bill))
+            out += self.send_reliable(owner, bill, now)
+        return out
 
     # -- what the upstream strategy may ask (upstream.Portfolio) -------------------------------
     def aggregate_offer(self, aggregate_id: str) -> Optional[FlexOffer]:
