@@ -240,12 +240,12 @@ def dso_share_bills(members: Sequence[AggOffer], contract: Contract, *, paid_cen
     add up to the pot exactly. One bill per prosumer, a line per offer; none for a zero share."""
     share = contract.reward.revenue_share if contract.mode == "delegated" and contract.reward is not None else 0.0
     pot = int(round(share * paid_cents))
-    done = [r for r in members if r.schedule is not None]
+    done = [(r, r.schedule) for r in members if r.schedule is not None]
     if pot == 0 or not done:
         return []
     moved = []
-    for r in done:
-        first, sched = schedule_load(r.offer, r.schedule)  # type: ignore[arg-type]
+    for r, schedule in done:
+        first, sched = schedule_load(r.offer, schedule)
         d_first, default = default_load(r.offer)
         lo, hi = min(first, d_first), max(first + len(sched), d_first + len(default))
         diff = place(np.zeros(hi - lo), lo, first, sched) - place(np.zeros(hi - lo), lo, d_first, default)
@@ -254,15 +254,14 @@ def dso_share_bills(members: Sequence[AggOffer], contract: Contract, *, paid_cen
     cents_each = allocate(pot * w / w.sum(), np.zeros(len(done), dtype=np.int64), np.asarray([pot]))
     by_owner: dict[str, list[BillLine]] = {}
     span: dict[str, tuple[int, int]] = {}
-    for r, kwh, c in zip(done, moved, cents_each.tolist()):
+    for (r, s), kwh, c in zip(done, moved, cents_each.tolist()):
         if c == 0:
             continue
-        s = r.schedule
         res = r.offer.resolution
         by_owner.setdefault(r.owner, []).append(BillLine(
             "dso_share", f"Share of the DSO's payment for flex order {order_id} ({share:.0%} of "
                          f"{format_eur(paid_cents)} EUR): your offer {r.owner_id} moved {round(kwh, 3):g} kWh", c))
-        a, b = s.start * res, (s.start + r.offer.profiles[s.profile].duration) * res  # type: ignore[union-attr]
+        a, b = s.start * res, (s.start + r.offer.profiles[s.profile].duration) * res
         lo_hi = span.get(r.owner, (a, b))
         span[r.owner] = (min(lo_hi[0], a), max(lo_hi[1], b))
     out = []
