@@ -448,7 +448,8 @@ class Swarm:
         from vmenergy.runtime.report import Restart
 
         n = sum(1 for r in self.restarts if r.part == part)
-        log_file = self._server_dirs[part] / "server.log" if part in self._server_dirs else self.run_dir / "logs" / f"{part}.log"
+        log_file = (self._server_dirs[part] / "server.log" if part in self._server_dirs
+                    else self.run_dir / "logs" / f"{part}.log")
         if n >= MAX_RESTARTS:
             raise RuntimeError(f"{part} exited (code {code}) for the {n + 1}th time; not restarted again: "
                                + json.dumps({part: _tail(log_file)}, indent=1))
