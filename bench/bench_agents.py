@@ -935,7 +935,7 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
         # -- 2c. profiled run ------------------------------------------------------------------
         mp = cfg["m_profile"]
         if cfg["pyspy"]:  # sampling, all threads (the shell may run engine steps in worker threads)
-            rate, secs = 100, cfg["profile_s"]
+            rate, secs = cfg["profile_rate"], cfg["profile_s"]
             spies = [
                 subprocess.Popen(
                     [
@@ -1263,6 +1263,8 @@ def main(argv: list[str]) -> int:
         default="default",
         help="diagnostic: 'off' adds network_settings = { nagle = false } to the generated Prosody config",
     )
+    ap.add_argument("--profile-rate", type=int, default=100,
+                    help="py-spy samples per second in the profiled run (default 100)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
     ap.add_argument("--sm", default="default",
                     help="XEP-0198 in the agents: 'default', 'off', or an ack window (stanzas per ack request)")
@@ -1294,6 +1296,7 @@ def main(argv: list[str]) -> int:
         "parts": a.parts.split(","),
         "pyspy": a.py_spy or shutil.which("py-spy"),
         "profile_s": 5 if a.quick else 10,
+        "profile_rate": a.profile_rate,
     }
     cfg["m_profile"] = max(cfg["k"], cfg["m"] // 2)
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -1331,6 +1334,7 @@ def main(argv: list[str]) -> int:
         + (f" --parts {a.parts}" if a.parts != "startup,roundtrip" else "")
         + (" --prosody-nagle off" if a.prosody_nagle == "off" else "")
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
+        + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")
     )
     with open(Path(tempfile.gettempdir()) / "vme-bench-agents-last.json", "w") as f:  # raw figures, for a look later
         json.dump(

@@ -21,7 +21,7 @@ from typing import Callable, Optional, Protocol, TypeVar
 
 from spade.agent import Agent
 from spade.behaviour import CyclicBehaviour
-from spade.message import Message as SpadeMessage
+from spade.message import SPADE_X_METADATA, Message as SpadeMessage
 from spade.template import Template
 
 from vmenergy.flexoffer import FlexOfferError
@@ -131,10 +131,9 @@ class VmeMessage(SpadeMessage):
         self.arrived = arrived  # clock time the stanza was read from the stream
 
     def prepare(self, client):
-        msg = super().prepare(client)
-        if self.payload is not None:
-            msg.append(encode(self.payload))
-        return msg
+        if self.payload is None or self.thread or set(self._metadata) != _METADATA_KEYS:
+            return super().prepare(client)  # not one of ours as VmeMessage.of makes them
+        return protocol_stanza(client, str(self.to), str(self.sender), self.body, self.payload)
 
     @classmethod
     def of(cls, to: str, payload: Message) -> "VmeMessage":
@@ -144,6 +143,48 @@ class VmeMessage(SpadeMessage):
         m.set_metadata("performative", _PERFORMATIVE.get(name, "inform"))
         m.set_metadata("vme-element", name)
         return m
+
+
+#: The SPADE metadata every protocol message carries (docs/protocol.md section 7).
+_METADATA_KEYS = frozenset({"ontology", "performative", "vme-element"})
+_CLIENT_NS = "jabber:client"
+_FORM_NS = "jabber:x:data"
+_FORMS: dict[str, ET.Element] = {}
+
+
+def metadata_form(element: str) -> ET.Element:
+    """The XEP-0004 form of SPADE metadata a protocol element travels with (``ontology``,
+    ``performative``, ``vme-element``), as SPADE's ``Message.prepare`` writes it.
+
+    It depends on the element only, so it is built once per element and copied (a C-level copy
+    of a dozen nodes) instead of through slixmpp's ``Form`` stanza objects, which cost about
+    60 us per message, most of an aggregator's send path (bench/RESULTS.md)."""
+    form = _FORMS.get(element)
+    if form is None:
+        form = ET.Element(f"{{{_FORM_NS}}}x", {"type": "form"})
+        for var, value in (("ontology", ONTOLOGY), ("performative", _PERFORMATIVE.get(element, "inform")),
+                           ("vme-element", element)):
+            field_el = ET.SubElement(form, f"{{{_FORM_NS}}}field", {"var": var, "type": "text-single"})
+            ET.SubElement(field_el, f"{{{_FORM_NS}}}value").text = value
+        ET.SubElement(form, f"{{{_FORM_NS}}}title").text = SPADE_X_METADATA
+        _FORMS[element] = form
+    return form.__deepcopy__({})
+
+
+def protocol_stanza(client, to: str, sender: str, body: Optional[str], payload: Message):
+    """The ``<message/>`` stanza of a protocol message: byte for byte what SPADE's
+    ``Message.prepare`` plus the appended payload make of :meth:`VmeMessage.of` (a test compares
+    them), written straight into the stanza's XML."""
+    stanza = client.Message()  # its id and xml:lang, as SPADE's
+    stanza["to"] = to
+    stanza["from"] = sender
+    xml = stanza.xml
+    if body:
+        ET.SubElement(xml, f"{{{_CLIENT_NS}}}body").text = body
+    xml.set("type", "chat")
+    xml.append(metadata_form(ELEMENT_OF[type(payload)]))
+    xml.append(encode(payload).xml)
+    return stanza
 
 
 class InboxBehaviour(CyclicBehaviour):
@@ -197,6 +238,11 @@ class StepBehaviour(CyclicBehaviour):
         super().__init__()
         self.step = step
         self.changed = asyncio.Event()
+
+    def match(self, message) -> bool:
+        # no template means "every message" to SPADE: each chat line would be queued here, where
+        # nothing ever reads it (a leak, and two tasks per message and timed step)
+        return False
 
     def kill(self, exit_code=None) -> None:
         # SPADE only sets a flag that a waiting behaviour never looks at: wake the wait too
@@ -294,6 +340,7 @@ class VmeAgent(Agent):
         self._ready = asyncio.Event()
         self._ticking = False
         self._step_behaviours: list[StepBehaviour] = []
+        self._inbox: Optional[InboxBehaviour] = None  # where protocol messages go (no driver)
         self._decoding: Optional[asyncio.Future] = None  # the last payload being decoded off the loop
         self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
         self._unflushed: list = []  # ledger changes a failing store (a full disk) held back
@@ -516,7 +563,8 @@ class VmeAgent(Agent):
         template = Template()
         template.set_metadata("ontology", ONTOLOGY)
         if self.driver is None:
-            self.add_behaviour(InboxBehaviour(), template)
+            self._inbox = InboxBehaviour()
+            self.add_behaviour(self._inbox, template)
         self.add_behaviour(OperatorBehaviour(), ~template)
         AdHocCommands(self).start()
         if self.web_config is not None:
@@ -645,7 +693,13 @@ class VmeAgent(Agent):
         msg = VmeMessage(to=str(self.jid), sender=arrival.sender, body=arrival.body, payload=payload,
                          arrived=arrival.at)
         msg.set_metadata("ontology", ONTOLOGY)
-        return self.dispatch(msg)
+        inbox = self._inbox
+        if inbox is None or inbox.is_killed():
+            return self.dispatch(msg)
+        # straight into the inbox: SPADE's dispatch would match every behaviour's template, start
+        # two tasks per match and format the message for a debug line and its trace store
+        inbox.queue.put_nowait(msg)
+        return []
 
     def _error_reply(self, stanza, text: str) -> list:
         self.log.warning("event=bad-stanza from=%s reason=%r", stanza["from"], text)
@@ -880,7 +934,7 @@ class VmeAgent(Agent):
                 if self.web_peers is not None and effect.to in self.web_peers:
                     self.web_peers.deliver(effect.to, effect.msg)
                 else:
-                    self.client_send(VmeMessage.of(effect.to, effect.msg))
+                    self.send_protocol(effect.to, effect.msg)
                 self.desk.watch(True, effect.to, effect.msg)
             elif isinstance(effect, Execute):
                 self.on_execute(effect)
@@ -898,14 +952,22 @@ class VmeAgent(Agent):
     def client_send(self, msg: SpadeMessage) -> None:
         if msg.sender is None or str(msg.sender) == "None":
             msg.sender = str(self.jid)
-        client = self.client
-        if client is None or not getattr(client, "connected_event", None) or not client.connected_event.is_set():
+        if not self.link_up:
             return  # not connected: reliable messages stay in the outbox and are resent
-        stanza = msg.prepare(self.client)
-        if self.driver is not None and isinstance(msg, VmeMessage) and msg.payload is not None:
-            tag = self.driver.sending(self, str(msg.to))
+        if isinstance(msg, VmeMessage) and msg.payload is not None:
+            return self.send_protocol(str(msg.to), msg.payload)
+        msg.prepare(self.client).send()
+
+    def send_protocol(self, to: str, payload: Message) -> None:
+        """Send one protocol message (with its body line and SPADE metadata, see
+        :func:`protocol_stanza`), tagged with its round under a driver."""
+        if not self.link_up:
+            return  # not connected: reliable messages stay in the outbox and are resent
+        stanza = protocol_stanza(self.client, to, str(self.jid), summary(payload), payload)
+        if self.driver is not None:
+            tag = self.driver.sending(self, to)
             if tag is not None:
-                stanza.append(_sim_element(tag))
+                stanza.xml.append(_sim_element(tag))
         stanza.send()
 
     def _update_status(self) -> None:
