@@ -17,7 +17,7 @@ from tests.protocol.test_engines import NOW, offer
 from vmenergy.agents.base import StepBehaviour, VmeMessage, metadata_form, protocol_stanza
 from vmenergy.protocol.messages import Ack, BillLine, BillMessage, Measurement, OfferMessage
 from vmenergy.runtime import xmpp_tuning as tuning
-from vmenergy.wire.messages import encode, summary
+from vmenergy.wire.messages import encode, summary, to_xml
 from vmenergy.wire.stanzas import register_protocol_plugins
 
 TOSTRING = importlib.import_module("slixmpp.xmlstream.tostring")
@@ -99,3 +99,25 @@ def test_timed_step_behaviours_take_no_messages():
     """SPADE queues a message in every behaviour without a template; a timed step reads none,
     so each chat line would stay in its queue for good."""
     assert not StepBehaviour("tick").match(SpadeMessage(to="a@b", body="status"))
+
+
+@pytest.mark.parametrize("msg", MESSAGES, ids=lambda m: type(m).__name__)
+def test_a_payloads_size_is_counted_a_little_under_its_written_length(msg):
+    import xml.etree.ElementTree as ET
+
+    from vmenergy.wire.xml import written_size
+
+    el = ET.fromstring(to_xml(msg))
+    written = len(ET.tostring(el))  # what the limit was judged by before
+    assert 0.8 * written <= written_size(el) <= written
+
+
+def test_the_size_of_a_big_polytope_offer_is_counted_like_its_text():
+    import xml.etree.ElementTree as ET
+
+    from tests.hostile.test_heavy_payloads import polytope_offer
+    from vmenergy.wire.xml import written_size
+
+    big = polytope_offer(100, 400)
+    el = ET.fromstring(to_xml(OfferMessage("insert", big.id, big)))
+    assert 0.97 * len(ET.tostring(el)) <= written_size(el) <= len(ET.tostring(el))

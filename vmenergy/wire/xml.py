@@ -40,6 +40,7 @@ __all__ = [
     "OPS",
     "MAX_DEPTH",
     "too_deep",
+    "written_size",
     "parse",
     "parse_offer",
     "parse_schedule",
@@ -95,6 +96,30 @@ def too_deep(el: ET.Element, limit: int = MAX_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in node)
     return False
+
+
+def written_size(el: ET.Element) -> int:
+    """About how many characters ``el`` takes written out (local tag names twice, attributes,
+    text), counted without writing it: what a received payload's size limit is judged by.
+
+    Writing it out to measure it (``ET.tostring``) was a fifth of an aggregator's CPU per
+    offer. The count leaves out namespace declarations and the growth of escaped characters,
+    so it is somewhat under the written length (5-20 % for a short element, 2 % for a big offer)."""
+    n = 0
+    namespaces = set()
+    for node in el.iter():
+        tag = node.tag
+        if isinstance(tag, str):
+            ns, _, local = tag.rpartition("}")
+            namespaces.add(ns)
+            n += 2 * len(local) + 5 if len(node) or node.text else len(local) + 4  # <t ...></t> or <t ... />
+        for key, value in node.attrib.items():
+            n += len(key) + len(value) + 4  # ' key="value"'
+        if node.text:
+            n += len(node.text)
+        if node.tail:
+            n += len(node.tail)
+    return n + sum(len(ns) + 10 for ns in namespaces if ns)  # xmlns:p="..." once each
 
 
 def parse_element(text: Union[str, bytes]) -> ET.Element:
