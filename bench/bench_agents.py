@@ -93,7 +93,8 @@ class _GcTime:
         self.s = [0.0, 0.0, 0.0]
         self.n = [0, 0, 0]
         self._t0 = 0.0
-        gc.callbacks.append(self._on)
+        if os.environ.get("VME_BENCH_GC_TIME") == "1":  # a callback per collection costs CPU itself
+            gc.callbacks.append(self._on)
 
     def _on(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -1323,6 +1324,8 @@ def main(argv: list[str]) -> int:
                     help="py-spy samples per second in the profiled run (default 100)")
     ap.add_argument("--gc-freeze", choices=("on", "off"), default="on",
                     help="diagnostic: 'off' undoes tune_process's gc.freeze in the agent processes")
+    ap.add_argument("--gc-time", action="store_true",
+                    help="diagnostic: time the garbage collector in the agent processes (gc.callbacks)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
     ap.add_argument("--sm", default="default",
                     help="XEP-0198 in the agents: 'default', 'off', or an ack window (stanzas per ack request)")
@@ -1336,6 +1339,7 @@ def main(argv: list[str]) -> int:
         ap.error(f"--sm: 'default', 'off' or a positive number of stanzas, got {a.sm!r}")
     os.environ["VME_BENCH_SM"] = a.sm  # the agent children read it
     os.environ["VME_BENCH_GC_FREEZE"] = a.gc_freeze
+    os.environ["VME_BENCH_GC_TIME"] = "1" if a.gc_time else "0"
     if not a.in_place and "VME_BENCH_REPO" not in os.environ:
         # run from a snapshot: the parent, the agent children and bench_xmpp's peers all import it
         snap = Path(tempfile.mkdtemp(prefix="vme-bench-agents-code-"))
@@ -1395,6 +1399,7 @@ def main(argv: list[str]) -> int:
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
         + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")
         + (" --gc-freeze off" if a.gc_freeze == "off" else "")
+        + (" --gc-time" if a.gc_time else "")
     )
     with open(Path(tempfile.gettempdir()) / "vme-bench-agents-last.json", "w") as f:  # raw figures, for a look later
         json.dump(

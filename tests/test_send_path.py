@@ -121,3 +121,74 @@ def test_the_size_of_a_big_polytope_offer_is_counted_like_its_text():
     big = polytope_offer(100, 400)
     el = ET.fromstring(to_xml(OfferMessage("insert", big.id, big)))
     assert 0.97 * len(ET.tostring(el)) <= written_size(el) <= len(ET.tostring(el))
+
+
+# -- offers written straight into XML --------------------------------------------------------
+
+
+def _reference_offer_stanza(fo, op=None):
+    """The offer's stanza built as before, through slixmpp's stanza objects (the oracle)."""
+    from vmenergy.wire import stanzas as s
+    from vmenergy.wire.xml import _put, _text
+
+    d = fo.to_dict()
+    el = s.FlexOfferElement()
+    if op is not None:
+        el["op"] = op
+    _put(el, d, skip=("profiles", "baseline", "prices"))
+    for p in d["profiles"]:
+        pe = s.ProfileElement()
+        _put(pe, p, skip=("slices", "total", "polytope"))
+        for sl in p["slices"]:
+            se = s.SliceElement()
+            _put(se, sl)
+            pe.append(se)
+        if "total" in p:
+            te = s.TotalElement()
+            _put(te, p["total"])
+            pe.append(te)
+        if "polytope" in p:
+            poly = s.PolytopeElement()
+            for row, b in zip(p["polytope"]["A"], p["polytope"]["b"]):
+                re_ = s.RowElement()
+                re_["b"] = _text(b)
+                re_["a"] = _text(row)
+                poly.append(re_)
+            pe.append(poly)
+        el.append(pe)
+    if "baseline" in d:
+        be = s.BaselineElement()
+        _put(be, d["baseline"])
+        el.append(be)
+    if "prices" in d:
+        pr = s.PricesElement()
+        _put(pr, d["prices"], skip=("slices",))
+        for price in d["prices"]["slices"]:
+            pe2 = s.PriceElement()
+            _put(pe2, price)
+            pr.append(pe2)
+        el.append(pr)
+    return el
+
+
+def _examples():
+    from tests.conftest import EXAMPLES
+    from tests.hostile.test_heavy_payloads import polytope_offer
+    from vmenergy.flexoffer import FlexOffer
+
+    out = [FlexOffer.from_json(p.read_text()) for p in sorted(EXAMPLES.glob("*.json")) if "schedule" not in p.name]
+    return out + [polytope_offer(3, 5), replace(FO, label='EV "night" <&> \u2603')]
+
+
+@pytest.mark.parametrize("op", [None, "insert", "update"])
+def test_an_offer_written_straight_into_xml_is_the_stanza_objects_xml(op):
+    from vmenergy.wire.xml import offer_element
+
+    for fo in _examples():
+        expected = str(_reference_offer_stanza(fo, op))
+        assert TOSTRING.tostring(offer_element(fo, op), xmlns="", top_level=True) == expected, fo.id
+
+
+def test_to_xml_and_encode_write_the_same_text_for_every_message():
+    for msg in MESSAGES + [OfferMessage("update", fo.id, fo) for fo in _examples()]:
+        assert to_xml(msg) == str(encode(msg))
