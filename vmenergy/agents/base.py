@@ -193,7 +193,9 @@ class InboxBehaviour(CyclicBehaviour):
     """Takes protocol messages (ontology ``vmenergy``) to the engine."""
 
     async def run(self) -> None:
-        msg = await self.receive(timeout=30.0)  # a long wait: polling costs idle agents CPU
+        # what is queued already is taken at once (SPADE's receive with a timeout starts a task
+        # and a timer per message); otherwise a long wait: polling costs idle agents CPU
+        msg = await self.receive(timeout=0) or await self.receive(timeout=30.0)
         if msg is None:
             return
         # and what else has arrived meanwhile: one engine step each, one commit for them all
