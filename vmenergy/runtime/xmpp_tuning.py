@@ -58,7 +58,28 @@ def _fast_hi(self: Any, text: Any, salt: bytes, iterations: int) -> bytes:
     return hashlib.pbkdf2_hmac(self.hash().name, to_bytes(text), salt, iterations)
 
 
-_SCRAM_LOCK = threading.Lock()
+_PATCH_LOCK = threading.Lock()
+
+
+def _install(owner: Any, name: str, replacement: Callable[..., Any]) -> bool:
+    """``owner.name = replacement``, remembering what it replaced; False if already replaced."""
+    with _PATCH_LOCK:
+        current = getattr(owner, name)
+        if getattr(current, "__vme_original__", None) is not None:
+            return False
+        replacement.__vme_original__ = current  # type: ignore[attr-defined]
+        setattr(owner, name, replacement)
+        return True
+
+
+def _uninstall(owner: Any, name: str) -> bool:
+    """Put back what :func:`_install` replaced; False if nothing was replaced."""
+    with _PATCH_LOCK:
+        original = getattr(getattr(owner, name), "__vme_original__", None)
+        if original is None:
+            return False
+        setattr(owner, name, original)
+        return True
 
 
 def install_fast_scram() -> bool:
@@ -66,29 +87,17 @@ def install_fast_scram() -> bool:
 
     Idempotent; returns True if it changed something. Affects every slixmpp client in the
     process, which is the point: SPADE creates its clients itself."""
-    scram = _scram_class()
-    with _SCRAM_LOCK:
-        if getattr(scram.Hi, "__vme_original__", None) is not None:
-            return False
 
-        def Hi(self: Any, text: Any, salt: bytes, iterations: int) -> bytes:  # noqa: N802 (slixmpp's name)
-            return _fast_hi(self, text, salt, iterations)
+    def Hi(self: Any, text: Any, salt: bytes, iterations: int) -> bytes:  # noqa: N802 (slixmpp's name)
+        return _fast_hi(self, text, salt, iterations)
 
-        Hi.__vme_original__ = scram.Hi  # type: ignore[attr-defined]
-        Hi.__doc__ = _fast_hi.__doc__
-        scram.Hi = Hi
-        return True
+    Hi.__doc__ = _fast_hi.__doc__
+    return _install(_scram_class(), "Hi", Hi)
 
 
 def uninstall_fast_scram() -> bool:
     """Put slixmpp's own ``SCRAM.Hi`` back (for tests and comparisons)."""
-    scram = _scram_class()
-    with _SCRAM_LOCK:
-        original = getattr(scram.Hi, "__vme_original__", None)
-        if original is None:
-            return False
-        scram.Hi = original
-        return True
+    return _uninstall(_scram_class(), "Hi")
 
 
 def fast_scram_installed() -> bool:
@@ -284,29 +293,17 @@ def fast_escape(text: str, use_cdata: bool = False) -> str:
 def install_fast_escape() -> bool:
     """Make slixmpp's serialiser use :func:`fast_escape` (same output). Idempotent; returns True
     if it changed something; affects every client of the process, like the SCRAM saving."""
-    module = _tostring_module()
-    with _SCRAM_LOCK:
-        if getattr(module.escape, "__vme_original__", None) is not None:
-            return False
 
-        def escape(text: str, use_cdata: bool = False) -> str:
-            return fast_escape(text, use_cdata)
+    def escape(text: str, use_cdata: bool = False) -> str:
+        return fast_escape(text, use_cdata)
 
-        escape.__vme_original__ = module.escape  # type: ignore[attr-defined]
-        escape.__doc__ = fast_escape.__doc__
-        module.escape = escape
-        return True
+    escape.__doc__ = fast_escape.__doc__
+    return _install(_tostring_module(), "escape", escape)
 
 
 def uninstall_fast_escape() -> bool:
     """Put slixmpp's own ``escape`` back (for tests and comparisons)."""
-    module = _tostring_module()
-    with _SCRAM_LOCK:
-        original = getattr(module.escape, "__vme_original__", None)
-        if original is None:
-            return False
-        module.escape = original
-        return True
+    return _uninstall(_tostring_module(), "escape")
 
 
 # ---------------------------------------------------------------------------------------------
