@@ -192,3 +192,39 @@ def test_an_offer_written_straight_into_xml_is_the_stanza_objects_xml(op):
 def test_to_xml_and_encode_write_the_same_text_for_every_message():
     for msg in MESSAGES + [OfferMessage("update", fo.id, fo) for fo in _examples()]:
         assert to_xml(msg) == str(encode(msg))
+
+
+# -- received messages: SPADE's metadata form stays XML -------------------------------------
+
+
+def test_a_received_message_keeps_its_form_as_xml_and_spade_still_reads_its_metadata(client):
+    import xml.etree.ElementTree as ET
+
+    from vmenergy.agents.received import FORM_TAG, ReceivedMessage
+
+    msg = MESSAGES[2]
+    sent = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg)
+    whole = TOSTRING.tostring(sent.xml, xmlns="", top_level=True)  # with its jabber:client namespace
+    got = ReceivedMessage(xml=ET.fromstring(whole))
+    assert not [name for name, _lang in got.plugins if name == "form"]  # no Form, no FormField objects built
+    assert got.xml.find(FORM_TAG) is not None and got["body"] == summary(msg) and got["type"] == "chat"
+    spade = SpadeMessage.from_node(got)
+    assert [spade.get_metadata(k) for k in ("ontology", "performative", "vme-element")] == [
+        "vmenergy", "propose", "flexoffer"]
+    assert TOSTRING.tostring(got.xml, xmlns="", top_level=True) == whole  # nothing lost when written out again
+
+
+def test_a_client_builds_received_messages_without_forms_and_without_the_form_handler(client):
+    import xml.etree.ElementTree as ET
+
+    from slixmpp import Message
+
+    from vmenergy.agents.received import ReceivedMessage, use_received_messages
+
+    c = slixmpp.ClientXMPP("house-2@vme.localhost/r", "pw")
+    c.register_plugin("xep_0004")
+    use_received_messages(c)
+    use_received_messages(c)  # idempotent
+    built = c._build_stanza(ET.fromstring('<message xmlns="jabber:client" to="a@b"><body>hi</body></message>'))
+    assert type(built) is ReceivedMessage and isinstance(built, Message)
+    assert not any(h.name == "Data Form" for h in c._XMLStream__handlers)
