@@ -126,7 +126,7 @@ def test_an_foa_of_many_households_fronts_each_household_as_a_prosumer_of_its_na
                   ("[prosumers.devices]\nev = 0.5\nheat_pump = 1.0\nbase_load = 1.0\n", "")],
                  ":15: prosumers[0].households: households are drawn from the device mix", id="households without devices"),
     pytest.param([("count = 20", "count = 20\nhouseholds = 2\nhardware = \"modbus-tcp\"")],
-                 ":17: prosumers[0].hardware: emulated hardware runs one household per prosumer", id="households on hardware"),
+                 ":16: prosumers[0].hardware: emulated hardware runs one household per prosumer", id="households on hardware"),
     pytest.param([("heat_pump = 1.0", "heatpump = 1.0")],
                  ":21: prosumers[0].devices.heatpump: unknown device kind (known: " + ", ".join(KINDS) + ") "
                  "(did you mean heat_pump?)", id="unknown kind"),
