@@ -296,6 +296,10 @@ class ProsumerEngine(Engine):
         rec = self.ledger[PROSUMER_OFFERS].get(schedule.offer_id)
         if rec is None:
             return [], f"unknown offer {schedule.offer_id}"
+        if rec.accepted is not None:
+            # an update is on its way, yet the aggregator assigns: it answers in order, so it had
+            # not taken the update (its refusal follows) and the schedule is the accepted version's
+            rec = replace(rec, offer=rec.accepted, accepted=None)
         if rec.schedule is not None and schedule.update_id <= rec.schedule.update_id:
             return [], f"stale update {schedule.update_id} (have {rec.schedule.update_id})"
         violations = self.window_offer(rec).check(schedule, now=now // rec.offer.resolution)
