@@ -60,3 +60,6 @@ def test_two_thousand_devices_on_foas_of_many_households_complete_a_day_through_
     assert regional["upstream"] == "market"
     by_issuer = Counter(fo.issuer.split("@")[0] for fo in offers if fo.issuer.split("@")[0] in agents)
     assert all(by_issuer[leaf] > 0 for leaf in ("north", "south", "east", "west")) and by_issuer["regional"] > 0
+    # and the regional aggregator traded on the market
+    (market,) = summary["market"]["markets"]
+    assert market["cleared"] > 0 and [p["participant"] for p in market["paid"]] == ["regional@localhost"]
