@@ -160,10 +160,13 @@ class Polytope:
     b: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        if isinstance(self.A, np.ndarray) and isinstance(self.b, np.ndarray) and self._take_arrays(self.A, self.b):
-            return
-        raw_rows = check.items(self.A, "A", "rows")
-        raw_b = check.items(self.b, "b", "numbers")
+        A, b = self.A, self.b
+        if isinstance(A, np.ndarray) and isinstance(b, np.ndarray):
+            if self._take_arrays(A, b):
+                return
+            A, b = A.tolist(), b.tolist()  # Python values: the errors read as for any list
+        raw_rows = check.items(A, "A", "rows")
+        raw_b = check.items(b, "b", "numbers")
         rows = []
         for j, row in enumerate(raw_rows):
             cells = check.items(row, f"A[{j}]", "numbers")
