@@ -142,10 +142,11 @@ def _pooled_rows(a: np.ndarray) -> tuple[tuple[float, ...], ...]:
     pattern: -0.0 stays -0.0), which holds a polytope in about half the memory."""
     bits = np.ascontiguousarray(a).view(np.int64)
     distinct, index = np.unique(bits, return_inverse=True)
-    pool = distinct.view(np.float64).tolist()
+    pool: list[float] = distinct.view(np.float64).tolist()
+    rows: list[list[int]] = index.reshape(a.shape).tolist()
     if a.shape[1] == 1:
-        return tuple((pool[i],) for i in index.reshape(a.shape)[:, 0].tolist())
-    return tuple(itemgetter(*row)(pool) for row in index.reshape(a.shape).tolist())
+        return tuple((pool[row[0]],) for row in rows)
+    return tuple(itemgetter(*row)(pool) for row in rows)
 
 
 @dataclass(frozen=True, slots=True)
