@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence, cast
 
 import numpy as np
 
@@ -143,7 +143,7 @@ def _pooled_rows(a: np.ndarray) -> tuple[tuple[float, ...], ...]:
     bits = np.ascontiguousarray(a).view(np.int64)
     distinct, index = np.unique(bits, return_inverse=True)
     pool: list[float] = distinct.view(np.float64).tolist()
-    rows: list[list[int]] = index.reshape(a.shape).tolist()
+    rows = cast(list, index.reshape(a.shape).tolist())  # a 2-D array: a list of rows
     if a.shape[1] == 1:
         return tuple((pool[row[0]],) for row in rows)
     return tuple(itemgetter(*row)(pool) for row in rows)
