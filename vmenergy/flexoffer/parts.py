@@ -22,7 +22,7 @@ from vmenergy.validation import set_field
 from . import jsontext as jt
 from .errors import FlexOfferError, check
 from .limits import (
-    MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE, check_seconds,
+    MAX_ABS_ENERGY, MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE, check_seconds,
 )
 from .timeutil import format_utc
 from .violation import Violation
@@ -48,6 +48,12 @@ class Slice:
     values: Optional[tuple[float, ...]] = None
 
     def __post_init__(self) -> None:
+        d, lo, hi = self.duration, self.min, self.max
+        if (type(d) is int and type(lo) is float and type(hi) is float and self.values is None
+                and 1 <= d <= MAX_SLICE_DURATION and -MAX_ABS_ENERGY <= lo <= hi <= MAX_ABS_ENERGY):
+            # the common case (a device model's slices, a parsed offer's) checked in one go: the
+            # checks below would accept these values unchanged (NaN fails every comparison)
+            return
         duration = check.integer(self.duration, "duration", maximum=MAX_SLICE_DURATION)
         if duration < 1:
             raise FlexOfferError("duration", f"duration must be >= 1 interval (got {duration})")
