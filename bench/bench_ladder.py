@@ -78,12 +78,10 @@ def _rss_bytes(pids: list[int]) -> int:
     return total
 
 
-def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
-    until = "2026-11-23T18:00:00Z"
-    scen = base / f"ladder-{count}.toml"
-    scen.write_text(scenario_text(count, per_process, until))
-    # the scenario's inputs are found relative to the scenario file or scenarios/
-    run_dir = base / f"run-{count}"
+def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
+    """Run ``vmenergy run SCEN`` and measure it from outside: wall time, CPU seconds of the
+    process tree (children's rusage), peak summed RSS (sampled every second), exit code, load
+    average before and after; with the run's output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -105,9 +103,20 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
     sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result: dict = {"count": count, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20,
-                    "exit": proc.returncode, "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in os.getloadavg()]}
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20, "exit": proc.returncode,
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in os.getloadavg()]}, output
+
+
+def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
+    until = "2026-11-23T18:00:00Z"
+    scen = base / f"ladder-{count}.toml"
+    scen.write_text(scenario_text(count, per_process, until))
+    # the scenario's inputs are found relative to the scenario file or scenarios/
+    run_dir = base / f"run-{count}"
+    measured, output = measure_run(scen, run_dir, timeout)
+    result: dict = {"count": count, **measured}
+    cpu, wall, peak = measured["cpu_s"], measured["wall_s"], [measured["peak_rss_mib"] << 20]
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         timings = json.loads((run_dir / "timings.json").read_text())
