@@ -1,6 +1,6 @@
 """The store keeps offer messages (an outbox holds one per offer sent) as fields with the offer in
 its JSON form: they read back equal, every kind of offer, and a store written with their XML form
-still reads."""
+still reads. A write of several changes to one key keeps the last."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from tests.protocol.test_engines import offer
 from vmenergy.protocol.engine import OutboxEntry
 from vmenergy.protocol.messages import OfferMessage
+from vmenergy.store import Store
 from vmenergy.store.codec import dumps, loads
 from vmenergy.wire.messages import to_xml
 
@@ -41,3 +42,11 @@ def test_an_offer_message_stored_as_xml_by_an_earlier_version_still_reads():
     msg = OfferMessage("insert", fo.id, fo)
     old = json.dumps({"$": "msg", "v": to_xml(msg)})
     assert loads(old) == msg
+
+
+def test_a_write_keeps_each_keys_last_change(tmp_path):
+    store = Store(tmp_path / "s.db")
+    assert store.flush([("meta", "a", 1), ("meta", "a", 2), ("meta", "b", 3), ("meta", "b", None),
+                        ("meta", "c", None), ("meta", "c", 4)]) == 3
+    assert store.flush([]) == 0
+    assert dict(store.load().tables["meta"]) == {"a": 2, "c": 4}
