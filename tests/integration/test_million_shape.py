@@ -21,9 +21,12 @@ MILLION = ROOT / "scenarios" / "million-devices.toml"
 
 
 def scaled(text: str, foas: int, households: int) -> str:
-    """The scenario with ``foas`` FOAs per leaf aggregator, each of ``households`` households."""
+    """The scenario with ``foas`` FOAs per leaf aggregator, each of ``households`` households
+    (over at most ``foas`` processes)."""
     assert text.count("count = 55 ") == 4 and text.count("households = 1000 ") == 4
-    return text.replace("count = 55 ", f"count = {foas} ").replace("households = 1000 ", f"households = {households} ")
+    assert text.count("processes = 4 ") == 4
+    return (text.replace("count = 55 ", f"count = {foas} ").replace("households = 1000 ", f"households = {households} ")
+            .replace("processes = 4 ", f"processes = {min(4, foas)} "))
 
 
 def test_two_thousand_devices_on_foas_of_many_households_complete_a_day_through_a_tree_of_aggregators(tmp_path):
