@@ -78,10 +78,31 @@ def _rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def _label(pid: int) -> str:
+    """What a process of a run is: its swarm part, the XMPP server, or the run itself (the report)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    if "--part" in args:
+        return args[args.index("--part") + 1]
+    return "server" if any("prosody" in a or "beam" in a for a in args[:2]) else "run"
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
     """Run ``vmenergy run SCEN`` and measure it from outside: wall time, CPU seconds of the
     process tree (children's rusage), peak summed RSS (sampled every second), exit code, load
-    average before and after; with the run's output."""
+    average before and after; per process (``by_part``: swarm part, server, run) its peak RSS
+    and the CPU seconds it had used at its last sample; with the run's output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -89,11 +110,17 @@ def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
                              "--timeout", str(timeout)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     peak = [0]
+    parts: dict[str, dict] = {}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(1.0):
-            peak[0] = max(peak[0], _rss_bytes(_tree(proc.pid)))
+            pids = _tree(proc.pid)
+            peak[0] = max(peak[0], _rss_bytes(pids))
+            for pid in pids:
+                part = parts.setdefault(_label(pid), {"peak_rss_mib": 0, "cpu": {}})
+                part["peak_rss_mib"] = max(part["peak_rss_mib"], _rss_bytes([pid]) >> 20)
+                part["cpu"][pid] = _cpu_s(pid)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -105,7 +132,9 @@ def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20, "exit": proc.returncode,
             "load_before": [round(x, 2) for x in load_before],
-            "load_after": [round(x, 2) for x in os.getloadavg()]}, output
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            "by_part": {k: {"peak_rss_mib": v["peak_rss_mib"], "cpu_s": round(sum(v["cpu"].values()), 1)}
+                        for k, v in sorted(parts.items())}}, output
 
 
 def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
