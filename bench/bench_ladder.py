@@ -97,6 +97,17 @@ def _rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def _label(pid: int) -> str:
+    """What a process of a run is: its swarm part, the XMPP server, or the run itself (the report)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    if "--part" in args:
+        return args[args.index("--part") + 1]
+    return "server" if any("prosody" in a or "beam" in a for a in args[:2]) else "run"
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of ``pids`` so far (from /proc/PID/stat)."""
     total = 0
@@ -120,13 +131,12 @@ def _nodes(run_dir: Path) -> dict[str, int]:
     return found
 
 
-def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str = "prosody",
-             cluster: int = 0) -> dict:
-    until = "2026-11-23T18:00:00Z"
-    scen = base / f"ladder-{count}.toml"
-    scen.write_text(scenario_text(count, per_process, until, kind, cluster))
-    # the scenario's inputs are found relative to the scenario file or scenarios/
-    run_dir = base / f"run-{count}"
+def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
+    """Run ``vmenergy run SCEN`` and measure it from outside: wall time, CPU seconds of the
+    process tree (children's rusage), peak summed RSS (sampled every second), exit code, load
+    average before and after; per server node (``nodes``) its CPU and peak RSS; per process
+    (``by_part``: swarm part, server, run) its peak RSS and the CPU seconds it had used at its
+    last sample; with the run's output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -136,15 +146,21 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str
     peak = [0]
     node_cpu: dict[str, float] = {}
     node_rss: dict[str, int] = {}
+    parts: dict[str, dict] = {}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(1.0):
-            peak[0] = max(peak[0], _rss_bytes(_tree(proc.pid)))
+            pids = _tree(proc.pid)
+            peak[0] = max(peak[0], _rss_bytes(pids))
             for name, pid in _nodes(run_dir).items():  # each server (node): its process tree
                 tree = _tree(pid)
                 node_cpu[name] = max(node_cpu.get(name, 0.0), _cpu_seconds(tree))
                 node_rss[name] = max(node_rss.get(name, 0), _rss_bytes(tree))
+            for pid in pids:
+                part = parts.setdefault(_label(pid), {"peak_rss_mib": 0, "cpu": {}})
+                part["peak_rss_mib"] = max(part["peak_rss_mib"], _rss_bytes([pid]) >> 20)
+                part["cpu"][pid] = _cpu_seconds([pid])
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -154,12 +170,25 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str
     sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result: dict = {"count": count, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20,
-                    "exit": proc.returncode, "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in os.getloadavg()], "server": f"{cluster}-node ejabberd cluster"
-                    if cluster else kind,
-                    "nodes": {n: {"cpu_s": round(node_cpu[n], 1), "peak_rss_mib": node_rss.get(n, 0) >> 20}
-                              for n in sorted(node_cpu)}}
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20, "exit": proc.returncode,
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            "nodes": {n: {"cpu_s": round(node_cpu[n], 1), "peak_rss_mib": node_rss.get(n, 0) >> 20}
+                      for n in sorted(node_cpu)},
+            "by_part": {k: {"peak_rss_mib": v["peak_rss_mib"], "cpu_s": round(sum(v["cpu"].values()), 1)}
+                        for k, v in sorted(parts.items())}}, output
+
+
+def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str = "prosody",
+             cluster: int = 0) -> dict:
+    until = "2026-11-23T18:00:00Z"
+    scen = base / f"ladder-{count}.toml"
+    scen.write_text(scenario_text(count, per_process, until, kind, cluster))
+    # the scenario's inputs are found relative to the scenario file or scenarios/
+    run_dir = base / f"run-{count}"
+    measured, output = measure_run(scen, run_dir, timeout)
+    result: dict = {"count": count, **measured, "server": f"{cluster}-node ejabberd cluster" if cluster else kind}
+    cpu, wall, peak = measured["cpu_s"], measured["wall_s"], [measured["peak_rss_mib"] << 20]
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         timings = json.loads((run_dir / "timings.json").read_text())
