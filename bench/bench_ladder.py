@@ -68,14 +68,48 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def _rss_bytes(pids: list[int]) -> int:
-    total = 0
+def _label(pid: int) -> str:
+    """What a process of the run is: ``prosody``, a swarm part (``prosumers-3``), or its name."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [a.decode(errors="replace") for a in argv if a]
+    if "--part" in words[:-1]:
+        return words[words.index("--part") + 1]
+    if any("prosody" in w for w in words[:2]):
+        return "prosody"
+    return "run" if "run" in words else Path(words[0]).name if words else "?"
+
+
+def _rss_by_process(pids: list[int]) -> dict[str, int]:
+    """Resident bytes of each process, keyed ``label`` (``label#2`` for a second one)."""
+    out: dict[str, int] = {}
     for pid in pids:
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
         except (OSError, ValueError, IndexError):
-            pass
-    return total
+            continue
+        label, n = _label(pid), 2
+        key = label
+        while key in out:
+            key, n = f"{label}#{n}", n + 1
+        out[key] = rss
+    return out
+
+
+def _peak_kinds(by_process: dict[str, int]) -> dict[str, int]:
+    """The breakdown at the peak summed by kind (MiB): Prosody, the prosumer processes (and the
+    largest of them), the aggregators/market/DSO processes, the run's own process."""
+    kinds: dict[str, int] = {}
+    for key, rss in by_process.items():
+        label = key.split("#")[0]
+        kind = "prosumer processes" if label.startswith("prosumers-") else label
+        kinds[kind] = kinds.get(kind, 0) + rss
+    prosumers = [rss for key, rss in by_process.items() if key.startswith("prosumers-")]
+    if prosumers:
+        kinds["largest prosumer process"] = max(prosumers)
+    return {k: v >> 20 for k, v in sorted(kinds.items())}
 
 
 def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
@@ -91,11 +125,17 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
                              "--timeout", str(timeout)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     peak = [0]
+    at_peak: dict[str, int] = {}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(1.0):
-            peak[0] = max(peak[0], _rss_bytes(_tree(proc.pid)))
+            by_process = _rss_by_process(_tree(proc.pid))
+            total = sum(by_process.values())
+            if total > peak[0]:
+                peak[0] = total
+                at_peak.clear()
+                at_peak.update(by_process)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -106,6 +146,7 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result: dict = {"count": count, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20,
+                    "peak_mib_by_kind": _peak_kinds(at_peak), "processes": len(at_peak),
                     "exit": proc.returncode, "load_before": [round(x, 2) for x in load_before],
                     "load_after": [round(x, 2) for x in os.getloadavg()]}
     try:
@@ -153,6 +194,11 @@ def markdown(results: list[dict], command: str) -> str:
             f"| {r['start_agents_per_s']} | {r['cpu_s']} | {r['cpu_ms_per_agent']} | {r['peak_rss_mib']} "
             f"| {r['rss_kib_per_agent']} | {r['steps']:,} | {r['steps_per_wall_s']} | {r['prosumer_steps_per_offer']} "
             f"| {r['prosumer_presence_per_agent']} | {r['load_before'][0]} / {r['load_after'][0]} |")
+    lines.append("")
+    for r in results:  # where the peak's memory was
+        kinds = ", ".join(f"{k} {v}" for k, v in r.get("peak_mib_by_kind", {}).items())
+        lines.append(f"- {r['count']:,} prosumers, peak resident MiB by process kind ({r.get('processes', 0)} "
+                     f"processes): {kinds}")
     return "\n".join(lines) + "\n"
 
 
