@@ -1,7 +1,7 @@
 """The scale ladder: N prosumer agents with device models through one simulated day, for several N.
 
 Each rung is ``scenarios/city-1k.toml`` with its two prosumer groups set to N/2 each (one swarm
-process per ``--per-process`` prosumers), from noon to 18:00 the next day (offers at noon for the
+process per ``--per-process`` prosumers of either group), from noon to 18:00 the next day (offers at noon for the
 day ahead, the market, assignments, execution, metering, bills), run with ``vmenergy run`` on a
 private Prosody in virtual time. Measured per rung, from outside (``/proc`` of the run's process
 tree, sampled every second, and the children's rusage):
@@ -40,10 +40,13 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def scenario_text(count: int, per_process: int, until: str) -> str:
-    """city-1k with ``count`` prosumers (half per aggregator) and the run ending at ``until``."""
+    """city-1k with ``count`` prosumers (half per aggregator) in processes of at most
+    ``per_process`` prosumers, the run ending at ``until``. The two groups share their processes
+    (prosumer ``i`` of every group runs in part ``prosumers-{i % processes}``), so a group's
+    ``processes`` is the number of processes of the whole population."""
     text = TEMPLATE.read_text()
     half = count // 2
-    procs = max(1, -(-half // per_process))
+    procs = max(1, -(-count // per_process))
     text = re.sub(r'(?m)^name = "city-1k"', f'name = "ladder-{count}"', text)
     text = re.sub(r'(?m)^until = "[^"]+"', f'until = "{until}"', text)
     text = re.sub(r"(?m)^count = 500$", f"count = {half}", text)
@@ -205,7 +208,8 @@ def markdown(results: list[dict], command: str) -> str:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="1000,2000", help="prosumer counts, comma-separated (default 1000,2000)")
-    ap.add_argument("--per-process", type=int, default=250, help="prosumers per swarm process (default 250, as city-1k)")
+    ap.add_argument("--per-process", type=int, default=500,
+                    help="prosumers per swarm process (default 500, as city-1k: its groups share two processes)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="real seconds a rung may take (default 3600)")
     ap.add_argument("--quick", action="store_true", help="one rung of 100 prosumers")
     ap.add_argument("--record", action="store_true", help="append the Markdown section to bench/RESULTS.md")
