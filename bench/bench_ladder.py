@@ -12,8 +12,10 @@ tree, sampled every second, and the children's rusage):
 - peak resident memory of the process tree (sum of RSS) and per agent;
 - engine steps and presence stanzas (timings.json ``work``), and steps per wall second.
 
-Usage: python bench/bench_ladder.py [--counts 1000,2000] [--per-process 250] [--timeout S] [--record]
-``make bench`` runs 1,000 and 2,000; ``make bench-10k`` 5,000 and 10,000 (see the Makefile).
+Usage: python bench/bench_ladder.py [--counts 1000,2000 | --up-to N] [--per-process 500] [--timeout S] [--record]
+``make bench`` runs 1,000 and 2,000; ``make bench-10k`` 5,000 and 10,000; ``make bench-largest``
+climbs 1,000, 2,000, 5,000, 10,000, 20,000 ... until a rung does not complete or would not fit
+in memory (projected from the rung before), and says the largest that completed.
 """
 
 from __future__ import annotations
@@ -188,6 +190,9 @@ def markdown(results: list[dict], command: str) -> str:
              "presence stanzas/prosumer | load before / after |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
+        if "skipped" in r:
+            lines.append(f"| {r['count']:,} | not started: {r['skipped']} |" + " |" * 12)
+            continue
         if "error" in r:
             lines.append(f"| {r['count']:,} | {r['wall_s']} | error (exit {r['exit']}) | | | {r['cpu_s']} | | "
                          f"{r['peak_rss_mib']} | | | | | | {r['load_before'][0]} / {r['load_after'][0]} |")
@@ -198,11 +203,47 @@ def markdown(results: list[dict], command: str) -> str:
             f"| {r['rss_kib_per_agent']} | {r['steps']:,} | {r['steps_per_wall_s']} | {r['prosumer_steps_per_offer']} "
             f"| {r['prosumer_presence_per_agent']} | {r['load_before'][0]} / {r['load_after'][0]} |")
     lines.append("")
+    done = [r["count"] for r in results if completed(r)]
+    lines.append(f"Largest population that completed the day in this run: "
+                 f"{f'{max(done):,} prosumers' if done else 'none'}.")
+    lines.append("")
     for r in results:  # where the peak's memory was
+        if "skipped" in r:
+            continue
         kinds = ", ".join(f"{k} {v}" for k, v in r.get("peak_mib_by_kind", {}).items())
         lines.append(f"- {r['count']:,} prosumers, peak resident MiB by process kind ({r.get('processes', 0)} "
                      f"processes): {kinds}")
     return "\n".join(lines) + "\n"
+
+
+def ladder_counts(up_to: int) -> list[int]:
+    """The rungs 1,000, 2,000, 5,000, 10,000, 20,000, ... (1-2-5 steps) up to ``up_to``, and
+    ``up_to`` itself as the last rung."""
+    counts, step = [], 0
+    while True:
+        c = (1, 2, 5)[step % 3] * 1000 * 10 ** (step // 3)
+        if c >= up_to:
+            return counts + [up_to]
+        counts.append(c)
+        step += 1
+
+
+def completed(r: dict) -> bool:
+    """Whether a rung ran its day to the end (``until``: see :func:`main`)."""
+    return "error" not in r and "skipped" not in r and r.get("stopped_by") in ("done", "until")
+
+
+def projected_peak_mib(previous: dict, count: int) -> float:
+    """The next rung's peak resident memory if it grows in proportion to the prosumers from the
+    previous rung (fixed costs included: an over-estimate, which is the safe side)."""
+    return previous["peak_rss_mib"] * count / previous["count"]
+
+
+def _available_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
 
 
 def main(argv: list[str]) -> int:
@@ -211,19 +252,41 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--per-process", type=int, default=500,
                     help="prosumers per swarm process (default 500, as city-1k: its groups share two processes)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="real seconds a rung may take (default 3600)")
+    ap.add_argument("--up-to", type=int, default=None, metavar="N",
+                    help="the largest population the box holds: rungs 1,000, 2,000, 5,000, 10,000, ... up to N, "
+                         "stopping at the first that does not complete (or would not fit, see --max-gib)")
+    ap.add_argument("--max-gib", type=float, default=16.0,
+                    help="do not start a rung whose projected peak memory exceeds this (default 16) or what "
+                         "the machine has available")
     ap.add_argument("--quick", action="store_true", help="one rung of 100 prosumers")
     ap.add_argument("--record", action="store_true", help="append the Markdown section to bench/RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="keep the run folders (printed)")
     args = ap.parse_args(argv)
-    counts = [100] if args.quick else [int(c) for c in args.counts.split(",") if c.strip()]
-    results = []
+    if args.quick:
+        counts = [100]
+    elif args.up_to is not None:
+        counts = ladder_counts(args.up_to)
+    else:
+        counts = [int(c) for c in args.counts.split(",") if c.strip()]
+    results: list[dict] = []
     base = Path(tempfile.mkdtemp(prefix="vme-ladder-"))
     try:
         for count in counts:
+            ran = [r for r in results if "peak_rss_mib" in r and "skipped" not in r]
+            if ran:  # memory first: a run that does not fit would take the machine down with it
+                need = projected_peak_mib(ran[-1], count)
+                room = min(args.max_gib * 1024, _available_mib())
+                if need > room:
+                    results.append({"count": count, "skipped": f"projected peak {need / 1024:.1f} GiB, "
+                                                               f"limit {room / 1024:.1f} GiB"})
+                    print(f"ladder: {count} prosumers not started: {results[-1]['skipped']}", flush=True)
+                    break
             print(f"ladder: {count} prosumers ...", flush=True)
             r = run_rung(count, args.per_process, args.timeout, base)
             print(json.dumps(r), flush=True)
             results.append(r)
+            if args.up_to is not None and not completed(r):
+                break
     finally:
         if args.keep:
             print(f"run folders kept in {base}")
@@ -235,7 +298,7 @@ def main(argv: list[str]) -> int:
         with open(HERE / "RESULTS.md", "a") as f:
             f.write("\n" + text)
     # offers the devices make on the second day's noon cannot settle by the end: "until" is normal
-    return 0 if all("error" not in r and r.get("stopped_by") in ("done", "until") for r in results) else 1
+    return 0 if all(completed(r) for r in results) else 1
 
 
 if __name__ == "__main__":
