@@ -83,6 +83,28 @@ def _cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+class _GcTime:
+    """CPU seconds this process spent in the cyclic garbage collector (gc.callbacks), by generation:
+    a sampling profiler charges a collection to whatever line allocated last."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.s = [0.0, 0.0, 0.0]
+        self.n = [0, 0, 0]
+        self._t0 = 0.0
+        if os.environ.get("VME_BENCH_GC_TIME") == "1":  # a callback per collection costs CPU itself
+            gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.thread_time()  # CPU: the collector runs in the thread that allocated
+        else:
+            g = info["generation"]
+            self.s[g] += time.thread_time() - self._t0
+            self.n[g] += 1
+
+
 def _maxrss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -291,9 +313,31 @@ async def _step(agent: Any, step: Any) -> list:
     return out
 
 
-def _agent_stats(agent: Any) -> dict:
+def _tune(info: ServerInfo) -> None:
+    """``tune_process`` as swarm processes call it; ``--gc-freeze off`` undoes its heap freeze."""
+    import gc
+
+    from vmenergy.runtime.xmpp_tuning import tune_process
+
+    tune_process(info.ca_file)
+    if os.environ.get("VME_BENCH_GC_FREEZE") == "off":
+        gc.unfreeze()
+
+
+def _tune_after_start() -> None:
+    """What a swarm process does once its agents are up: freeze the heap (unless turned off)."""
+    from vmenergy.runtime.xmpp_tuning import freeze_heap
+
+    if os.environ.get("VME_BENCH_GC_FREEZE") != "off":
+        freeze_heap()
+
+
+def _agent_stats(agent: Any, gc_time: Optional["_GcTime"] = None) -> dict:
     return {
         "cpu_s": _cpu_s(),
+        "gc_s": sum(gc_time.s) if gc_time else 0.0,
+        "gc_full": gc_time.n[2] if gc_time else 0,
+        "gc_full_s": gc_time.s[2] if gc_time else 0.0,
         "handles": agent.n_handle,
         "commits": getattr(agent, "work", {}).get("commits", -1),
         "presence_events": agent.n_presence,
@@ -308,7 +352,8 @@ async def _aggregator(info: ServerInfo, store: Path) -> None:
     from vmenergy.runtime import swarm
     from vmenergy.runtime.xmpp_tuning import tune_process
 
-    tune_process(info.ca_file)
+    _tune(info)
+    gc_time = _GcTime()
     config = AggregatorConfig(enrolment="open", upstream="plan", cycle=7 * 86400, lead=60)
     agent = _counting(AggregatorAgent)(
         info.jid(AGG_USER),
@@ -319,6 +364,7 @@ async def _aggregator(info: ServerInfo, store: Path) -> None:
         tick=swarm.TICK["aggregator"],
     )
     await agent.start(auto_register=True)
+    _tune_after_start()
     _emit({"ready": True, "verified": _verified(agent), "mechanism": _mechanism(agent)})
     commands, prof = _Commands(), _Profiler()
     while True:
@@ -326,7 +372,7 @@ async def _aggregator(info: ServerInfo, store: Path) -> None:
         if cmd[0] == "stats":
             _emit(
                 {
-                    **_agent_stats(agent),
+                    **_agent_stats(agent, gc_time),
                     "counts": agent.engine.counts(),
                     "planned": agent.notes.get("planned", 0),
                     "duplicates": agent.notes.get("duplicate", 0),
@@ -376,7 +422,8 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
     from vmenergy.runtime import swarm
     from vmenergy.runtime.xmpp_tuning import tune_process
 
-    tune_process(info.ca_file)
+    _tune(info)
+    gc_time = _GcTime()
     cls = _counting(ProsumerAgent)
     agg = info.jid(AGG_USER)
     agents = [
@@ -405,6 +452,7 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
             break
         await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)
+    _tune_after_start()
     _emit({"ready": True, "start_s": start_s, "see_aggregator": seen, "verified": all(_verified(a) for a in agents)})
 
     commands, prof = _Commands(), _Profiler()
@@ -412,6 +460,9 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
     def totals() -> dict:
         return {
             "cpu_s": _cpu_s(),
+            "gc_s": sum(gc_time.s),
+            "gc_full": gc_time.n[2],
+            "gc_full_s": gc_time.s[2],
             "handles": sum(a.n_handle for a in agents),
             "commits": sum(getattr(a, "work", {}).get("commits", 0) for a in agents),
             "presence_events": sum(a.n_presence for a in agents),
@@ -904,6 +955,9 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
             r["agg_cpu_s"] = a1["cpu_s"] - a0["cpu_s"]
             r["agg_handles"] = a1["handles"] - a0["handles"]
             r["agg_commits"] = a1["commits"] - a0["commits"]
+            r["agg_gc_s"] = a1["gc_s"] - a0["gc_s"]
+            r["agg_gc_full"] = a1["gc_full"] - a0["gc_full"]
+            r["agg_gc_full_s"] = a1["gc_full_s"] - a0["gc_full_s"]
             r["agg_presence_events"] = a1["presence_events"] - a0["presence_events"]
             r["agg_status_broadcasts"] = a1["status_broadcasts"] - a0["status_broadcasts"]
             r["agg_offers_before"] = sum(a0["counts"].values())
@@ -918,7 +972,10 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
             f"p99 {r.get('p99_ms', 0):.0f} / max {r.get('max_ms', 0):.0f} ms; CPU aggregator "
             f"{1e6 * r['agg_cpu_s'] / max(1, m):.0f} us/offer, "
             f"prosumers {1e6 * r['d_cpu_s'] / max(1, m):.0f} us/offer, "
-            f"server {1e6 * r['d_server_cpu_s'] / max(1, m):.0f} us/offer; resends {r['d_resends']}, "
+            f"server {1e6 * r['d_server_cpu_s'] / max(1, m):.0f} us/offer; garbage collector aggregator "
+            f"{1e6 * r['agg_gc_s'] / max(1, m):.0f} us/offer ({r['agg_gc_full']} full collections: "
+            f"{r['agg_gc_full_s']:.2f} s), prosumers {1e6 * r['d_gc_s'] / max(1, m):.0f} us/offer "
+            f"({r['d_gc_full']} full: {r['d_gc_full_s']:.2f} s); resends {r['d_resends']}, "
             f"prosumer presence events {r['d_presence_events']}, aggregator status broadcasts "
             f"{r['agg_status_broadcasts']}",
             flush=True,
@@ -935,7 +992,7 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
         # -- 2c. profiled run ------------------------------------------------------------------
         mp = cfg["m_profile"]
         if cfg["pyspy"]:  # sampling, all threads (the shell may run engine steps in worker threads)
-            rate, secs = 100, cfg["profile_s"]
+            rate, secs = cfg["profile_rate"], cfg["profile_s"]
             spies = [
                 subprocess.Popen(
                     [
@@ -1263,6 +1320,12 @@ def main(argv: list[str]) -> int:
         default="default",
         help="diagnostic: 'off' adds network_settings = { nagle = false } to the generated Prosody config",
     )
+    ap.add_argument("--profile-rate", type=int, default=100,
+                    help="py-spy samples per second in the profiled run (default 100)")
+    ap.add_argument("--gc-freeze", choices=("on", "off"), default="on",
+                    help="diagnostic: 'off' undoes tune_process's gc.freeze in the agent processes")
+    ap.add_argument("--gc-time", action="store_true",
+                    help="diagnostic: time the garbage collector in the agent processes (gc.callbacks)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
     ap.add_argument("--sm", default="default",
                     help="XEP-0198 in the agents: 'default', 'off', or an ack window (stanzas per ack request)")
@@ -1275,6 +1338,8 @@ def main(argv: list[str]) -> int:
     if a.sm not in ("default", "off") and not (a.sm.isdigit() and int(a.sm) > 0):
         ap.error(f"--sm: 'default', 'off' or a positive number of stanzas, got {a.sm!r}")
     os.environ["VME_BENCH_SM"] = a.sm  # the agent children read it
+    os.environ["VME_BENCH_GC_FREEZE"] = a.gc_freeze
+    os.environ["VME_BENCH_GC_TIME"] = "1" if a.gc_time else "0"
     if not a.in_place and "VME_BENCH_REPO" not in os.environ:
         # run from a snapshot: the parent, the agent children and bench_xmpp's peers all import it
         snap = Path(tempfile.mkdtemp(prefix="vme-bench-agents-code-"))
@@ -1294,6 +1359,7 @@ def main(argv: list[str]) -> int:
         "parts": a.parts.split(","),
         "pyspy": a.py_spy or shutil.which("py-spy"),
         "profile_s": 5 if a.quick else 10,
+        "profile_rate": a.profile_rate,
     }
     cfg["m_profile"] = max(cfg["k"], cfg["m"] // 2)
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -1331,6 +1397,9 @@ def main(argv: list[str]) -> int:
         + (f" --parts {a.parts}" if a.parts != "startup,roundtrip" else "")
         + (" --prosody-nagle off" if a.prosody_nagle == "off" else "")
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
+        + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")
+        + (" --gc-freeze off" if a.gc_freeze == "off" else "")
+        + (" --gc-time" if a.gc_time else "")
     )
     with open(Path(tempfile.gettempdir()) / "vme-bench-agents-last.json", "w") as f:  # raw figures, for a look later
         json.dump(

@@ -12,7 +12,13 @@ tree, sampled every second, and the children's rusage):
 - peak resident memory of the process tree (sum of RSS) and per agent;
 - engine steps and presence stanzas (timings.json ``work``), and steps per wall second.
 
+With ``--kind ejabberd`` the rungs run on a private ejabberd; with ``--cluster N`` on a private
+ejabberd cluster of N nodes the run starts itself (``[server] nodes = N``): the prosumer groups
+alternate over the nodes (north on a, south on b, ...), the aggregators and the market are on the
+last node, and each node's CPU seconds, peak memory and client connections are recorded too.
+
 Usage: python bench/bench_ladder.py [--counts 1000,2000 | --up-to N] [--per-process 500] [--timeout S] [--record]
+                                    [--kind prosody|ejabberd] [--cluster N]
 ``make bench`` runs 1,000 and 2,000; ``make bench-10k`` 5,000 and 10,000; ``make bench-largest``
 climbs 1,000, 2,000, 5,000, 10,000, 20,000 ... until a rung does not complete or would not fit
 in memory (projected from the rung before), and says the largest that completed.
@@ -41,12 +47,25 @@ TEMPLATE = ROOT / "scenarios" / "city-1k.toml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def scenario_text(count: int, per_process: int, until: str) -> str:
+def scenario_text(count: int, per_process: int, until: str, kind: str = "prosody", cluster: int = 0) -> str:
     """city-1k with ``count`` prosumers (half per aggregator) in processes of at most
-    ``per_process`` prosumers, the run ending at ``until``. The two groups share their processes
+    ``per_process`` prosumers, the run ending at ``until``, on a private server of ``kind`` or a
+    private ejabberd cluster of ``cluster`` nodes. The two groups share their processes
     (prosumer ``i`` of every group runs in part ``prosumers-{i % processes}``), so a group's
     ``processes`` is the number of processes of the whole population."""
     text = TEMPLATE.read_text()
+    if '[server]\nkind = "prosody"\n' not in text:
+        raise SystemExit(f"{TEMPLATE} changed: expected [server] kind = \"prosody\"")
+    if cluster:
+        text = text.replace('[server]\nkind = "prosody"\n', f'[server]\nkind = "ejabberd"\nnodes = {cluster}\n')
+        last = "abcdefghijklmnopqrstuvwxyz"[cluster - 1]
+        text = re.sub(r'(?m)^(\[market\]\nname = "market"\n)', f'\\1node = "{last}"\n', text)
+        text = re.sub(r'(?m)^(\[\[aggregator\]\]\nname = "\w+"\n)', f'\\1node = "{last}"\n', text)
+        groups = iter(range(10**6))
+        text = re.sub(r"(?m)^(\[\[prosumers\]\]\n)",
+                      lambda m: m.group(1) + f'node = "{"abcdefghijklmnopqrstuvwxyz"[next(groups) % cluster]}"\n', text)
+    else:
+        text = text.replace('[server]\nkind = "prosody"\n', f'[server]\nkind = "{kind}"\n')
     half = count // 2
     procs = max(1, -(-count // per_process))
     text = re.sub(r'(?m)^name = "city-1k"', f'name = "ladder-{count}"', text)
@@ -103,6 +122,10 @@ def _rss_by_process(pids: list[int]) -> dict[str, int]:
     return out
 
 
+def _rss_bytes(pids: list[int]) -> int:
+    return sum(_rss_by_process(pids).values())
+
+
 def _peak_kinds(by_process: dict[str, int]) -> dict[str, int]:
     """The breakdown at the peak summed by kind (MiB): Prosody, the prosumer processes (and the
     largest of them), the aggregators/market/DSO processes, the run's own process."""
@@ -117,10 +140,34 @@ def _peak_kinds(by_process: dict[str, int]) -> dict[str, int]:
     return {k: v >> 20 for k, v in sorted(kinds.items())}
 
 
-def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (from /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _nodes(run_dir: Path) -> dict[str, int]:
+    """The private server's (or each cluster node's) process id, by run directory name."""
+    found = {}
+    for info in sorted((run_dir / "xmpp").glob("**/server.json")):
+        try:
+            found[info.parent.name] = int(json.loads(info.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return found
+
+
+def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str = "prosody",
+             cluster: int = 0) -> dict:
     until = "2026-11-23T18:00:00Z"
     scen = base / f"ladder-{count}.toml"
-    scen.write_text(scenario_text(count, per_process, until))
+    scen.write_text(scenario_text(count, per_process, until, kind, cluster))
     # the scenario's inputs are found relative to the scenario file or scenarios/
     run_dir = base / f"run-{count}"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -131,6 +178,8 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
                             text=True)
     peak = [0]
     at_peak: dict[str, int] = {}
+    node_cpu: dict[str, float] = {}
+    node_rss: dict[str, int] = {}
     stop = threading.Event()
 
     def sample() -> None:
@@ -141,6 +190,10 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
                 peak[0] = total
                 at_peak.clear()
                 at_peak.update(by_process)
+            for name, pid in _nodes(run_dir).items():  # each server (node): its process tree
+                tree = _tree(pid)
+                node_cpu[name] = max(node_cpu.get(name, 0.0), _cpu_seconds(tree))
+                node_rss[name] = max(node_rss.get(name, 0), _rss_bytes(tree))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -153,7 +206,10 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
     result: dict = {"count": count, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20,
                     "peak_mib_by_kind": _peak_kinds(at_peak), "processes": len(at_peak),
                     "exit": proc.returncode, "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in os.getloadavg()]}
+                    "load_after": [round(x, 2) for x in os.getloadavg()], "server": f"{cluster}-node ejabberd cluster"
+                    if cluster else kind,
+                    "nodes": {n: {"cpu_s": round(node_cpu[n], 1), "peak_rss_mib": node_rss.get(n, 0) >> 20}
+                              for n in sorted(node_cpu)}}
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         timings = json.loads((run_dir / "timings.json").read_text())
@@ -166,6 +222,14 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
     start = max((p.get("start_seconds", 0) for p in parts.values()), default=0)
     work = timings.get("work", {})
     steps = sum(v for k, v in work.items() if k.endswith("_steps"))
+    plan = json.loads((run_dir / "plan.json").read_text())
+    on_node: dict[str, int] = {}
+    for agent in plan["agents"]:  # clients per node (a single server: all on it)
+        node = plan.get("node_of", {}).get(agent["part"], "server")
+        on_node[node] = on_node.get(node, 0) + 1
+    for i, name in enumerate(sorted(result["nodes"])):
+        letter = "abcdefghijklmnopqrstuvwxyz"[i] if cluster else "server"
+        result["nodes"][name]["clients"] = on_node.get(letter, 0)
     result.update({
         "finished": summary["outcome"]["finished"], "stopped_by": summary["outcome"]["stopped_by"],
         "offers": sum(offers.values()),
@@ -184,7 +248,8 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path) -> dict:
 def markdown(results: list[dict], command: str) -> str:
     lines = [f"## Scale ladder: prosumers with device models through a day (`bench/bench_ladder.py`)", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()}. Command: `{command}`. "
-             "Load average (1, 5, 15 min) before and after each rung in the table.", "",
+             "Load average (1, 5, 15 min) before and after each rung in the table. "
+             f"Server: {', '.join(sorted({r.get('server', 'prosody') for r in results}))}.", "",
              "| prosumers | wall s | stopped by | settled / offers | start agents/s | CPU s (all processes) | "
              "CPU ms/agent | peak RSS MiB | KiB/agent | engine steps | steps/s | prosumer steps/offer | "
              "presence stanzas/prosumer | load before / after |",
@@ -213,6 +278,16 @@ def markdown(results: list[dict], command: str) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in r.get("peak_mib_by_kind", {}).items())
         lines.append(f"- {r['count']:,} prosumers, peak resident MiB by process kind ({r.get('processes', 0)} "
                      f"processes): {kinds}")
+    noded = [r for r in results if r.get("nodes")]
+    if noded:
+        lines += ["", "Per server node (process tree of each node, sampled every second):", "",
+                  "| prosumers | server | node | clients | CPU s | CPU ms/client | peak RSS MiB |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in noded:
+            for name, n in r["nodes"].items():
+                per = round(1000 * n["cpu_s"] / n["clients"], 1) if n.get("clients") else "-"
+                lines.append(f"| {r['count']:,} | {r['server']} | {name} | {n.get('clients', '-')} | {n['cpu_s']} "
+                             f"| {per} | {n['peak_rss_mib']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -261,6 +336,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--quick", action="store_true", help="one rung of 100 prosumers")
     ap.add_argument("--record", action="store_true", help="append the Markdown section to bench/RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="keep the run folders (printed)")
+    ap.add_argument("--kind", default="prosody", choices=("prosody", "ejabberd"), help="the private server (default prosody)")
+    ap.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="a private ejabberd cluster of N nodes instead (prosumer groups alternate over the nodes)")
     args = ap.parse_args(argv)
     if args.quick:
         counts = [100]
@@ -282,7 +360,7 @@ def main(argv: list[str]) -> int:
                     print(f"ladder: {count} prosumers not started: {results[-1]['skipped']}", flush=True)
                     break
             print(f"ladder: {count} prosumers ...", flush=True)
-            r = run_rung(count, args.per_process, args.timeout, base)
+            r = run_rung(count, args.per_process, args.timeout, base, args.kind, args.cluster)
             print(json.dumps(r), flush=True)
             results.append(r)
             if args.up_to is not None and not completed(r):

@@ -37,3 +37,33 @@ def busy_cpus(n: int | None = None) -> Iterator[int]:
             p.join(10)
             if p.is_alive():
                 p.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.load [SECONDS]``: keep every core busy (until stopped, or for SECONDS),
+    for running the suite or a benchmark on a loaded machine. SIGTERM and Ctrl-C stop the
+    spinners too (they would outlive a parent killed by a signal's default action)."""
+    import signal
+    import sys
+    import time
+
+    args = sys.argv[1:] if argv is None else argv
+    seconds = float(args[0]) if args else float("inf")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with busy_cpus() as n:
+        print(f"keeping {n} cores busy (pid {os.getpid()}); stop with Ctrl-C or kill {os.getpid()}", flush=True)
+        end = time.monotonic() + seconds
+        try:
+            while time.monotonic() < end:
+                time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

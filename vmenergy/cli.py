@@ -225,12 +225,18 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         return 1
     if shard > 1:
         from vmenergy.runtime.orchestrator import join_run
+        from vmenergy.runtime.scenario import load_scenario
 
         if not args.join:
             print(f"vmenergy run: --shard {args.shard} needs --join FILE (the join.json that shard 1 wrote)", file=out)
             return 1
+        try:  # this machine's copy: where it reaches the cluster's nodes
+            scenario = load_scenario(args.scenario)
+        except ScenarioError as exc:
+            print_check(args.scenario, exc.problems, out)
+            return 1
         run_dir = Path(args.out) if args.out else Path("run") / f"shard{shard}-{time.strftime('%Y%m%d-%H%M%S')}"
-        return join_run(args.join, run_dir, shard=shard, out=say)
+        return join_run(args.join, run_dir, shard=shard, out=say, scenario=scenario)
     try:
         result = run_scenario(args.scenario, args.out, timeout=args.timeout, out=say, view=view_for(say, out),
                               shards=shards, listen=listen)

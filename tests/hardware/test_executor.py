@@ -100,6 +100,29 @@ async def test_an_sg_ready_heat_pump_on_modbus_rtu_and_a_serial_board_follow_the
     assert box.board.values["relay_1"] is True
 
 
+async def test_an_overlapping_schedule_takes_the_device_over_and_gives_it_back(box):
+    """Two schedules on one device (a revised offer assigned while the first still runs): the
+    newer sets the device while it runs, its end does not write the normal state under the older
+    one, which then sets the device again; the normal state comes back when the last one ends."""
+    clock = box.clock
+    ex = box.executor()
+    a, a_s = offer("wallbox", 2.5)  # 10 kW for four intervals
+    b = FlexOffer(id="fo-b", label="wallbox", resolution=900, start_after=START + 1, start_before=START + 1,
+                  profiles=(Profile((Slice(2, 0.0, 6.0),)),))
+    b_s = Schedule(b.id, START + 1, (3.0,), "s-2", 0, 0, 900)  # 6 kW for the middle two
+    ta, tb = clock.spawn(ex.execute(a, a_s, clock)), clock.spawn(ex.execute(b, b_s, clock))
+    await drive(clock, asyncio.ensure_future(asyncio.gather(ta, tb)))
+    await ex.close()
+    _, b_metered = tb.result()
+    assert b_metered == pytest.approx([1.5, 1.5], abs=0.1)
+    limits = [(t - START * 900, v) for t, name, v in box.wallbox.writes if name == "current_limit"]
+    during_b = {v for t, v in limits if 900 <= t < 2700}
+    assert during_b and max(during_b) < 10  # 6 kW: about 8.7 A, never the first schedule's 14 A
+    assert [v for t, v in limits if t < 4 * 900 and v == 32] == []  # no normal state under a live schedule
+    assert max(v for t, v in limits if 2700 <= t < 3600) >= 13  # the first one sets it again
+    assert box.wallbox.values["current_limit"] == 32 and box.wallbox.values["charging_enabled"] is True
+
+
 async def test_a_withdrawn_schedule_puts_the_device_back_in_its_normal_state(box):
     clock = box.clock
     ex = box.executor()

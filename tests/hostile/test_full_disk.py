@@ -76,7 +76,7 @@ async def test_messages_held_by_a_full_disk_go_out_as_soon_as_the_store_writes(s
     agent = AggregatorAgent(FMAN, "pw", config=AggregatorConfig(enrolment=(HOUSE,)), clock=VirtualClock(NOW),
                             store_path=store)
     sent: list = []
-    agent.client_send = lambda msg: sent.append(msg)  # type: ignore[method-assign]
+    agent.send_protocol = lambda to, msg: sent.append(msg)  # type: ignore[method-assign]
     fo = replace(offer("ev-overnight", 0), issuer=HOUSE)
     ballast = fill(small_disk)
     await agent.handle(lambda now: agent.engine.receive(HOUSE, OfferMessage("insert", fo.id, fo), now))

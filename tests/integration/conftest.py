@@ -255,3 +255,30 @@ def run_to_done(scenario: Path, run_dir: Path, server: ServerInfo, *, timeout: f
     summary = json.loads((report.parent / "summary.json").read_text())
     assert summary["reconciled"]["ok"], summary["reconciled"]
     return summary, plan, report.parent
+
+
+def run_two_shards(first: list[str], second: list[str], run1: Path, *, timeout: float = 600):
+    """``vmenergy run ... --shard 1/2 --out RUN1`` (``first``: the arguments after ``run``) and,
+    once shard 1 has written its join file, ``vmenergy run ... --shard 2/2 --join RUN1/join.json``
+    (``second``), as two commands would on two machines; both must end with exit code 0. Shard
+    2's completed process (its output says what it sent)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "vmenergy", "run"]
+    shard1 = subprocess.Popen(cmd + first + ["--shard", "1/2", "--out", str(run1)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in shard1.stdout:  # shard 1 says where the join file is once it is written
+            if "join with" in line:
+                break
+        assert (run1 / "join.json").exists(), "shard 1 wrote no join file"
+        shard2 = subprocess.run(cmd + second + ["--shard", "2/2", "--join", str(run1 / "join.json")],
+                                capture_output=True, text=True, timeout=timeout)
+        assert shard2.returncode == 0, shard2.stdout + shard2.stderr
+        assert shard1.wait(timeout) == 0
+        return shard2
+    finally:
+        if shard1.poll() is None:
+            shard1.kill()
+            shard1.wait()

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.conftest import run_two_shards
 from tests.load import busy_cpus
 from vmenergy.runtime.orchestrator import run_scenario
 from vmenergy.runtime.servers import check_kind
@@ -61,22 +60,7 @@ def test_two_shards_give_the_same_results_as_one_run(tmp_path):
     """`vmenergy run --shard 1/2` and `--shard 2/2 --join FILE`, as two commands (here on one
     machine, against the private server of shard 1), give the report of a single run."""
     single = run(DEMO, tmp_path / "single")
-    cmd = [sys.executable, "-m", "vmenergy", "run", str(DEMO)]
-    first = subprocess.Popen(cmd + ["--shard", "1/2", "--out", str(tmp_path / "s1")], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    join = tmp_path / "s1" / "join.json"
-    try:
-        for line in first.stdout:  # shard 1 says where the join file is once it is written
-            if "join with" in line:
-                break
-        assert join.exists()
-        assert stat.S_IMODE(join.stat().st_mode) == 0o600  # it holds the run's token
-        second = subprocess.run(cmd + ["--shard", "2/2", "--join", str(join), "--out", str(tmp_path / "s2")],
-                                capture_output=True, text=True, timeout=600)
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert "sent 3 agent stores" in second.stdout
-        assert first.wait(600) == 0
-    finally:
-        if first.poll() is None:
-            first.kill()
+    second = run_two_shards([str(DEMO)], [str(DEMO), "--out", str(tmp_path / "s2")], tmp_path / "s1")
+    assert "sent 3 agent stores" in second.stdout
+    assert stat.S_IMODE((tmp_path / "s1" / "join.json").stat().st_mode) == 0o600  # it holds the run's token
     assert (tmp_path / "s1" / "summary.json").read_text() == single

@@ -41,5 +41,11 @@ def test_the_dso_keeps_the_measured_feeder_load_under_its_limit(tmp_path):
     # delivery checked against the baseline and paid; nothing left unanswered
     assert dso["settled"] == dso["orders"] and dso["delivered_kwh"] > 0 and dso["paid"]["cents"] > 0
     assert dso["unanswered_messages"] == 0
+    # the aggregator's balance counts the DSO's payment, and its prosumers got their share of it
+    # in bills of their own (settled offers' bills plus dso_share bills), which reconcile
+    (agg,) = summary["money"]["aggregators"]
+    assert agg["received_from_dsos"] == dso["paid"]
+    assert summary["reconciled"]["bills"]["ok"]
+    assert summary["reconciled"]["bills"]["sent"] > summary["offers"]["by_prosumers"]["settled"]
     assert (tmp_path / "run" / "dso.png").stat().st_size > 0
     assert "DSOs and congestion points" in (tmp_path / "run" / "report.html").read_text()

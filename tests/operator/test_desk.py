@@ -145,6 +145,22 @@ async def test_an_aggregators_objective_is_changed_by_chat_and_a_bad_one_names_t
     assert [r.params for r in a.engine.ledger[STEERING].values()][-1] == {"objective": {"kind": "peak", "weight": 2.0}}
 
 
+async def test_trading_is_switched_by_chat_and_status_says_it_and_a_plan_only_aggregator_has_no_such_command():
+    a = aggregator(upstream="market", upstream_jid="market@localhost")
+    assert "trading  on (market market@localhost)" in await say(a, BOB, "status")
+    assert await say(a, BOB, "trading off") == "not authorized: trading is for controllers"
+    assert a.engine.trading_on
+    reply = await say(a, ALICE, "trading off")
+    assert reply == "trading off: new aggregates are planned here from the next round; placed bids stand"
+    assert "trading  off (new aggregates planned here)" in await say(a, BOB, "status")
+    assert await say(a, ALICE, "trading off") == "trading: off already (nothing changed)"
+    assert (await say(a, ALICE, "trading on")).startswith("trading on: new aggregates go to market")
+    assert [r.params for r in a.engine.ledger[STEERING].values()] == [{"on": False}, {"on": True}]
+    plain = aggregator()
+    assert "trading" not in await say(plain, ALICE, "help")
+    assert "trading" not in await say(plain, ALICE, "status")
+
+
 async def test_a_market_is_opened_closed_and_cleared_by_chat():
     m = market()
     assert (await say(m, ALICE, "open")).startswith("opened s-1 (gate closure ")

@@ -15,7 +15,7 @@ from vmenergy.flexoffer.timeutil import parse_utc
 from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.dso import DSO_ORDERS, DsoConfig, DsoEngine, DsoOrder, verify
 from vmenergy.protocol.flexrequests import FLEX_REPLIES
-from vmenergy.protocol.gridload import place, schedule_load
+from vmenergy.protocol.gridload import default_load, place, schedule_load
 from vmenergy.protocol.messages import (
     Ack,
     FlexOrderMessage,
@@ -117,6 +117,39 @@ def test_delivery_is_verified_and_paid_the_incentive():
     assert settlement.incentive_cents == round(100 * 0.10 * order.ordered_kwh)
     (rec,) = [r for r in agg.ledger[FLEX_REPLIES].values() if r.status == "ordered"]
     assert rec.settlement == settlement and rec.metered
+
+
+def test_the_prosumers_get_their_contracts_share_of_the_dsos_payment_in_proportion_to_what_they_moved():
+    dso, agg, pros, net = setup(limit=10.0)
+    net.tick(NOW)
+    net.tick(NOW + 900)
+    ran = list(net.executions)
+    meter_all(net, parse_utc("2026-11-23T00:00:00Z", "t"))
+    net.tick(parse_utc("2026-11-23T00:00:00Z", "t"))
+    net.tick(parse_utc("2026-11-23T00:01:00Z", "t"))
+    (settlement,) = [m for _, _, m in net.delivered if isinstance(m, FlexSettlementMessage)]
+    pot = round(0.5 * settlement.total_cents)  # the default contract shares half its revenue
+    got = {p.jid: sum(ln.amount_cents for b in p.ledger.values("bills") for ln in b.lines if ln.code == "dso_share")
+           for p in pros}
+    assert settlement.total_cents > 0 and sum(got.values()) == pot  # to the cent
+    # each EV moved some of its charge out of the peak: the shares follow what each moved
+    moved = {}
+    for _, e in ran:
+        first, sched = schedule_load(e.offer, e.schedule)
+        d_first, default = default_load(e.offer)
+        span = np.zeros(48)
+        place(span, EVENING - 4, first, sched)
+        place(span, EVENING - 4, d_first, -default)
+        moved[e.offer.issuer] = float(np.abs(span).sum())
+    for jid, cents in got.items():
+        assert abs(cents - pot * moved[jid] / sum(moved.values())) < 1, (jid, cents, moved)
+    # what the aggregator sent is what the prosumers hold
+    sent = {b.bill_id: b.total_cents for _, b in agg.ledger.values("bills")}
+    assert all(sent[b.bill_id] == b.total_cents for p in pros for b in p.ledger.values("bills"))
+    # a second settlement of the same order is refused and pays nothing twice
+    out = agg.receive(DSO, replace(settlement, settlement_id="s-again"), parse_utc("2026-11-23T00:02:00Z", "t"))
+    (ack,) = [e.msg for e in out if isinstance(getattr(e, "msg", None), Ack)]
+    assert ack.status == "rejected" and "settled already" in ack.reason
 
 
 def test_no_congestion_expected_means_declined_and_the_aggregator_plans_within_the_limits():

@@ -15,8 +15,8 @@ from vmenergy.flexoffer import State
 from vmenergy.protocol.aggregator import AGG_OFFERS, AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.engine import ANSWERS, META
 from vmenergy.protocol.ledger import TableView
-from vmenergy.protocol.messages import OfferMessage
-from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.protocol.messages import Ack, OfferMessage
+from vmenergy.protocol.prosumer import PROSUMER_OFFERS, ProsumerEngine
 
 
 # -- reference implementations: what the aggregator computed by scanning, before the index --------
@@ -150,3 +150,45 @@ def test_a_message_a_quiet_tick_and_the_status_line_scan_none_of_the_offers_held
     agg.status()
     assert agg.counts()["accepted"] == held // 2 + 1
     assert scans.n == Counter(), f"whole-table reads with {held} offers held: {dict(scans.n)}"
+
+
+# -- the prosumer: offers not sent yet ---------------------------------------------------------
+
+
+def _ref_unsent(p: ProsumerEngine) -> dict:
+    """The scan the prosumer's release step made before its index: initial offers, table order."""
+    return {k: r.release for k, r in p.ledger[PROSUMER_OFFERS].items() if r.state is State.INITIAL}
+
+
+def test_the_prosumers_unsent_offers_are_those_a_scan_finds_in_the_same_order_and_after_a_restart():
+    p = ProsumerEngine("p@localhost", AGG)
+    base = replace(offer("ev-overnight", 0), issuer="p@localhost")
+    releases = [NOW + 600, NOW, NOW + 300, NOW, NOW + 900]
+    for i, release in enumerate(releases):
+        p.add_offer(replace(base, id=f"o-{i}"), release, NOW)
+        assert p._unsent == _ref_unsent(p) and list(p._unsent) == list(_ref_unsent(p))
+    assert p.on_next_due(NOW) == NOW + 300  # o-1 and o-3 went out at once
+    p.add_offer(replace(base, id="o-2", label="changed"), NOW + 450, NOW)  # still unsent: updated in place
+    assert list(p._unsent) == list(_ref_unsent(p)) == ["o-0", "o-2", "o-4"]
+    p.withdraw("o-4", NOW)
+    assert p._unsent == _ref_unsent(p)
+    again = ProsumerEngine("p@localhost", AGG, ledger=p.ledger)
+    assert list(again._unsent) == list(_ref_unsent(p))
+    sent = [e.msg.offer_id for e in again.on_tick(NOW + 600) if isinstance(getattr(e, "msg", None), OfferMessage)]
+    assert sent == ["o-0", "o-2"]  # both due: sent in the table's order, as the scan sent them
+    assert again._unsent == {} == _ref_unsent(again) and again.on_next_due(NOW + 600) is None
+
+
+def test_a_prosumers_message_and_quiet_tick_scan_none_of_its_offers(monkeypatch):
+    p = ProsumerEngine("p@localhost", AGG)
+    base = replace(offer("ev-overnight", 0), issuer="p@localhost")
+    for i in range(200):
+        p.add_offer(replace(base, id=f"o-{i}"), NOW, NOW)
+    p.ledger.take_changes()
+    scans = _Scans(monkeypatch, PROSUMER_OFFERS.name)
+    fo = replace(base, id="one-more")
+    p.add_offer(fo, NOW + 60, NOW + 60)
+    p.receive(AGG, Ack("flexoffer", "o-7", "accepted", None, 0), NOW + 60)
+    assert p.on_next_due(NOW + 60) is None and p.next_due(NOW + 60) is not None
+    p.tick(NOW + 61)
+    assert scans.n == Counter(), f"whole-table reads: {dict(scans.n)}"

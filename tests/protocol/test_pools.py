@@ -141,6 +141,20 @@ def test_one_sided_pool_refuses_a_product_it_does_not_buy_with_a_reason():
     assert not ack.accepted and ack.reason == "kind: this session buys down, not up"
 
 
+def test_registering_again_after_deregistering_registers_again_and_so_on():
+    """register, deregister, register: the third is the same message as the first but must be
+    handled, not answered from memory; the same for a second deregister."""
+    mkt, agg, pros, net = world(TWO_SIDED)
+    for i, op in enumerate(("register", "deregister", "register", "deregister", "register")):
+        out = mkt.receive(AGG, Registration(op, AGG), NOW + 10 * i)
+        assert [e.msg for e in out if isinstance(e, Send)][0].accepted
+        assert not any(isinstance(e, Note) and e.event == "duplicate" for e in out), op
+        assert mkt.registered(AGG) == (op == "register"), (i, op)
+    # a resend of the last one is still a repeat (answered again, changes nothing)
+    out = mkt.receive(AGG, Registration("register", AGG), NOW + 60)
+    assert any(isinstance(e, Note) and e.event == "duplicate" for e in out)
+
+
 def test_deregistering_withdraws_the_participants_live_bids():
     mkt, agg, pros, net = world(TWO_SIDED)
     ticks(net, NOW, 2)  # s-1 open, orders placed

@@ -139,6 +139,40 @@ def test_an_operator_changes_the_objective_it_applies_to_the_next_plan_and_outli
     assert again.objective() == spec and again.strategies.planning.objective.name == "energy_max"
 
 
+def test_trading_off_plans_new_aggregates_here_and_on_again_bids_and_the_switch_outlives_a_restart(tmp_path):
+    mkt, agg, pros, net = world()
+    assert agg.trading_on
+    for params, path in (({"on": "no"}, "on"), ({}, "on")):
+        with pytest.raises(SteeringError) as info:
+            agg.steer(ALICE, "trading", params, now=NOW)
+        assert info.value.path == path
+    _, outcome = agg.steer(ALICE, "trading", {"on": False}, now=NOW)
+    assert outcome.startswith("trading off") and not agg.trading_on
+    with pytest.raises(SteeringError, match="off already"):
+        agg.steer(ALICE, "trading", {"on": False}, now=NOW)
+    run_until_cleared(net)
+    # nothing bid: the aggregator planned its aggregates itself, and every member has a schedule
+    assert market_summary(mkt.ledger)["bids"] == 0
+    assert agg.counts() == {"assigned": 4} and len(net.executions) == 4
+    with Store(tmp_path / "a.sqlite") as store:
+        store.flush(agg.ledger.take_changes())
+    with Store(tmp_path / "a.sqlite") as store:
+        again = AggregatorEngine(AGG, agg.config, ledger=store.load())
+    assert not again.trading_on
+    # on again: the next offers are bid
+    mkt2, agg2, pros2, net2 = world()
+    agg2.steer(ALICE, "trading", {"on": False}, now=NOW)
+    agg2.steer(ALICE, "trading", {"on": True}, now=NOW)
+    run_until_cleared(net2)
+    assert market_summary(mkt2.ledger)["bids"] == 2
+
+
+def test_an_aggregator_that_plans_itself_has_no_trading_to_switch():
+    agg, pros, net = setup(1)
+    with pytest.raises(SteeringError, match="no upstream to trade with"):
+        agg.steer(ALICE, "trading", {"on": False}, now=NOW)
+
+
 def test_the_objective_of_a_users_planning_class_is_not_the_operators_to_change():
     class Mine:
         def plan(self, offers, now):  # pragma: no cover - never called here

@@ -27,7 +27,7 @@ def test_peer_to_peer_prosumers_need_a_two_sided_market():
 
 def test_bad_trading_settings_name_the_key_and_the_line():
     (p,) = problems(TWO.replace("trading = { energy_value = 0.05 }", 'trading = { energy_value = "cheap" }'))
-    assert p == "s.toml:41: aggregator[1].trading.energy_value: a finite number (got 'cheap')"
+    assert p == "s.toml:41: aggregator[1].trading.energy_value: not a number: 'cheap' (must be a number)"
     (p,) = problems(P2P.replace("trading = { energy_cost = 0.04 }", "trading = { energy_cost = 0.04, colour = 1 }"))
     assert "prosumers[0].trading.colour: unknown trading setting" in p
 

@@ -200,6 +200,36 @@ async def test_a_setting_change_is_an_engine_step_recorded_with_who_made_it(box)
     assert r.status == 400 and (await r.json())["error"]["path"] == "aggregation"
 
 
+async def test_trading_is_switched_in_the_settings_and_its_settings_are_shown(box, tmp_path):
+    # an aggregator that plans itself has nothing to switch
+    s = await (await box.client.get("/settings", headers=box.auth(box.bob))).json()
+    assert s["trading"] is None and s["trading_settings"] is None
+    r = await box.client.post("/settings", headers=box.auth(box.alice), data=json.dumps({"trading": False}))
+    assert r.status == 422 and "no upstream to trade with" in (await r.json())["error"]["reason"]
+    # one that bids on a market
+    tokens = tmp_path / "trader-tokens.json"
+    alice, bob = issue_token(tokens, ALICE), issue_token(tokens, BOB)
+    agent = AggregatorAgent("trader@localhost", "pw", operators=Operators((ALICE,), (BOB,)),
+                            config=AggregatorConfig(upstream="market", upstream_jid="market@localhost",
+                                                    trading={"margin": 0.1}),
+                            web=WebConfig(tokens=str(tokens)))
+    client = await serve(agent)
+    try:
+        s = await (await client.get("/settings", headers=box.auth(bob))).json()
+        assert s["trading"] is True and s["trading_settings"]["margin"] == 0.1
+        r = await client.post("/settings", headers=box.auth(bob), data=json.dumps({"trading": False}))
+        assert r.status == 403 and agent.engine.trading_on
+        r = await client.post("/settings", headers=box.auth(alice), data=json.dumps({"trading": "off"}))
+        assert r.status == 400 and (await r.json())["error"]["path"] == "trading"
+        r = await client.post("/settings", headers=box.auth(alice), data=json.dumps({"trading": False}))
+        assert r.status == 200 and not agent.engine.trading_on
+        assert (await r.json())["outcomes"][0].startswith("trading off")
+        page = await (await client.get("/console/settings", headers={**box.auth(bob), "Accept": "text/html"})).text()
+        assert "off (new aggregates planned here)" in page and 'id="trading-settings"' in page
+    finally:
+        await client.close()
+
+
 async def test_an_assignment_for_a_token_holder_arrives_on_its_stream_and_is_acknowledged_once_written(box):
     h = box.auth(box.ems)
     assert (await box.client.post("/flexoffer", headers=h, data=json.dumps(offer_json("s-1")))).status == 201
@@ -278,6 +308,23 @@ async def test_the_token_file_keeps_digests_only_and_must_be_private(tmp_path):
     with pytest.raises(FlexOfferError) as exc:
         Tokens.load(agent_cfg.tokens)
     assert exc.value.path == "tokens" and "chmod 600" in exc.value.reason
+
+
+async def test_a_token_added_or_removed_counts_from_the_next_request_and_a_broken_file_keeps_the_old(box):
+    carol = "carol@localhost"
+    box.agent.operators = Operators((ALICE, EMS, carol), (BOB,))
+    token = issue_token(box.tokens_file, carol)  # while the agent runs, as `vmenergy web-token` would
+    assert (await box.client.get("/kpi", headers=box.auth(token))).status == 200
+    good = box.tokens_file.read_bytes()
+    box.tokens_file.write_text("{not json")  # an operator's slip: everyone keeps their access
+    assert (await box.client.get("/kpi", headers=box.auth(token))).status == 200
+    assert "not JSON" in (box.agent.console._tokens.problem or "")
+    box.tokens_file.write_bytes(good + b"\n")  # mended
+    assert (await box.client.get("/kpi", headers=box.auth(token))).status == 200
+    assert box.agent.console._tokens.problem is None
+    box.tokens_file.unlink()  # the file removed: no token opens anything
+    assert (await box.client.get("/kpi", headers=box.auth(token))).status == 401
+    assert (await box.client.get("/kpi", headers=box.auth(box.alice))).status == 401
 
 
 def test_web_settings_are_checked_with_the_key_named():

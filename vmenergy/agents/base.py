@@ -21,7 +21,7 @@ from typing import Callable, Optional, Protocol, TypeVar
 
 from spade.agent import Agent
 from spade.behaviour import CyclicBehaviour
-from spade.message import Message as SpadeMessage
+from spade.message import SPADE_X_METADATA, Message as SpadeMessage
 from spade.template import Template
 
 from vmenergy.flexoffer import FlexOfferError
@@ -32,11 +32,12 @@ from vmenergy.protocol.messages import Message
 from vmenergy.protocol.operators import Operators
 from vmenergy.runtime.clock import Clock, RealClock
 from vmenergy.store import Store
-from vmenergy.wire.messages import decode, encode, summary
-from vmenergy.wire.stanzas import NS, register_protocol_plugins
-from vmenergy.wire.xml import MAX_DEPTH, too_deep
+from vmenergy.wire.messages import decode, encode_element, summary
+from vmenergy.wire.stanzas import NS
+from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
 from .keepalive import Keepalive
+from .received import use_received_messages
 from .operator import AdHocCommands, OperatorDesk
 from .web.channel import WebPeers
 from .web.config import WebConfig
@@ -85,7 +86,9 @@ SM_WINDOW = 5
 #: each message type, read live from the registry in vmenergy.protocol.messages.
 ELEMENT_OF = messages.ELEMENT_OF
 #: Per-message events logged at DEBUG (they happen all the time under load); the rest at INFO.
-QUIET_EVENTS = frozenset({"presence", "duplicate", "stray-ack", "resend", "queued"})
+#: An accepted offer is one of them: a line per offer on both sides was 4-5 % of an agent's CPU
+#: in a pipelined run; a rejection, which needs a look, stays at INFO.
+QUIET_EVENTS = frozenset({"presence", "duplicate", "stray-ack", "resend", "queued", "offer-accepted"})
 
 #: element -> SPADE performative, as each message type declares it.
 _PERFORMATIVE = messages.PERFORMATIVE
@@ -131,10 +134,9 @@ class VmeMessage(SpadeMessage):
         self.arrived = arrived  # clock time the stanza was read from the stream
 
     def prepare(self, client):
-        msg = super().prepare(client)
-        if self.payload is not None:
-            msg.append(encode(self.payload))
-        return msg
+        if self.payload is None or self.thread or set(self._metadata) != _METADATA_KEYS:
+            return super().prepare(client)  # not one of ours as VmeMessage.of makes them
+        return protocol_stanza(client, str(self.to), str(self.sender), self.body, self.payload)
 
     @classmethod
     def of(cls, to: str, payload: Message) -> "VmeMessage":
@@ -146,11 +148,55 @@ class VmeMessage(SpadeMessage):
         return m
 
 
+#: The SPADE metadata every protocol message carries (docs/protocol.md section 7).
+_METADATA_KEYS = frozenset({"ontology", "performative", "vme-element"})
+_CLIENT_NS = "jabber:client"
+_FORM_NS = "jabber:x:data"
+_FORMS: dict[str, ET.Element] = {}
+
+
+def metadata_form(element: str) -> ET.Element:
+    """The XEP-0004 form of SPADE metadata a protocol element travels with (``ontology``,
+    ``performative``, ``vme-element``), as SPADE's ``Message.prepare`` writes it.
+
+    It depends on the element only, so it is built once per element and copied (a C-level copy
+    of a dozen nodes) instead of through slixmpp's ``Form`` stanza objects, which cost about
+    60 us per message, most of an aggregator's send path (bench/RESULTS.md)."""
+    form = _FORMS.get(element)
+    if form is None:
+        form = ET.Element(f"{{{_FORM_NS}}}x", {"type": "form"})
+        for var, value in (("ontology", ONTOLOGY), ("performative", _PERFORMATIVE.get(element, "inform")),
+                           ("vme-element", element)):
+            field_el = ET.SubElement(form, f"{{{_FORM_NS}}}field", {"var": var, "type": "text-single"})
+            ET.SubElement(field_el, f"{{{_FORM_NS}}}value").text = value
+        ET.SubElement(form, f"{{{_FORM_NS}}}title").text = SPADE_X_METADATA
+        _FORMS[element] = form
+    return form.__deepcopy__({})
+
+
+def protocol_stanza(client, to: str, sender: str, body: Optional[str], payload: Message):
+    """The ``<message/>`` stanza of a protocol message: byte for byte what SPADE's
+    ``Message.prepare`` plus the appended payload make of :meth:`VmeMessage.of` (a test compares
+    them), written straight into the stanza's XML."""
+    stanza = client.Message()  # its id and xml:lang, as SPADE's
+    stanza["to"] = to
+    stanza["from"] = sender
+    xml = stanza.xml
+    if body:
+        ET.SubElement(xml, f"{{{_CLIENT_NS}}}body").text = body
+    xml.set("type", "chat")
+    xml.append(metadata_form(ELEMENT_OF[type(payload)]))
+    xml.append(encode_element(payload))
+    return stanza
+
+
 class InboxBehaviour(CyclicBehaviour):
     """Takes protocol messages (ontology ``vmenergy``) to the engine."""
 
     async def run(self) -> None:
-        msg = await self.receive(timeout=30.0)  # a long wait: polling costs idle agents CPU
+        # what is queued already is taken at once (SPADE's receive with a timeout starts a task
+        # and a timer per message); otherwise a long wait: polling costs idle agents CPU
+        msg = await self.receive(timeout=0) or await self.receive(timeout=30.0)
         if msg is None:
             return
         # and what else has arrived meanwhile: one engine step each, one commit for them all
@@ -197,6 +243,11 @@ class StepBehaviour(CyclicBehaviour):
         super().__init__()
         self.step = step
         self.changed = asyncio.Event()
+
+    def match(self, message) -> bool:
+        # no template means "every message" to SPADE: each chat line would be queued here, where
+        # nothing ever reads it (a leak, and two tasks per message and timed step)
+        return False
 
     def kill(self, exit_code=None) -> None:
         # SPADE only sets a flag that a waiting behaviour never looks at: wake the wait too
@@ -296,6 +347,7 @@ class VmeAgent(Agent):
         self._ready = asyncio.Event()
         self._ticking = False
         self._step_behaviours: list[StepBehaviour] = []
+        self._inbox: Optional[InboxBehaviour] = None  # where protocol messages go (no driver)
         self._decoding: Optional[asyncio.Future] = None  # the last payload being decoded off the loop
         self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
         self._unflushed: list = []  # ledger changes a failing store (a full disk) held back
@@ -356,6 +408,7 @@ class VmeAgent(Agent):
 
         apply_to_client(self.client, self.server.ca_file)
         client = self.client
+        use_received_messages(client)  # SPADE's metadata forms stay XML (see received.py)
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
@@ -506,7 +559,10 @@ class VmeAgent(Agent):
             delay = min(RECONNECT_MAX, delay * 2)
 
     async def setup(self) -> None:
-        register_protocol_plugins()
+        # The protocol elements are not registered as plugins of slixmpp's Message (plain clients
+        # may, vmenergy.wire.stanzas.register_protocol_plugins): the agent reads and writes the
+        # stanza's XML itself, and a registered element made slixmpp build a stanza object for
+        # every element of every payload it received (about 45 us for an offer)
         self.presence.on_available = lambda jid, info, last: self._presence(jid, True)
         self.presence.on_unavailable = lambda jid, info, last: self._presence(jid, False)
         # explicit priority: some servers drop messages to a bare JID without it after a restart
@@ -518,7 +574,8 @@ class VmeAgent(Agent):
         template = Template()
         template.set_metadata("ontology", ONTOLOGY)
         if self.driver is None:
-            self.add_behaviour(InboxBehaviour(), template)
+            self._inbox = InboxBehaviour()
+            self.add_behaviour(self._inbox, template)
         self.add_behaviour(OperatorBehaviour(), ~template)
         AdHocCommands(self).start()
         if self.web_config is not None:
@@ -603,7 +660,7 @@ class VmeAgent(Agent):
         if len(payloads) > 1:
             return self._error_reply(stanza, "one protocol element per message")
         el = payloads[0]
-        size = len(ET.tostring(el))
+        size = written_size(el)
         if size > self.max_payload_bytes:
             return self._error_reply(stanza, f"payload of {size} bytes exceeds {self.max_payload_bytes}")
         arrival = _Arrival(sender, stanza["body"], _sim_tag(stanza), self.now())
@@ -647,7 +704,13 @@ class VmeAgent(Agent):
         msg = VmeMessage(to=str(self.jid), sender=arrival.sender, body=arrival.body, payload=payload,
                          arrived=arrival.at)
         msg.set_metadata("ontology", ONTOLOGY)
-        return self.dispatch(msg)
+        inbox = self._inbox
+        if inbox is None or inbox.is_killed():
+            return self.dispatch(msg)
+        # straight into the inbox: SPADE's dispatch would match every behaviour's template, start
+        # two tasks per match and format the message for a debug line and its trace store
+        inbox.queue.put_nowait(msg)
+        return []
 
     def _error_reply(self, stanza, text: str) -> list:
         self.log.warning("event=bad-stanza from=%s reason=%r", stanza["from"], text)
@@ -882,7 +945,7 @@ class VmeAgent(Agent):
                 if self.web_peers is not None and effect.to in self.web_peers:
                     self.web_peers.deliver(effect.to, effect.msg)
                 else:
-                    self.client_send(VmeMessage.of(effect.to, effect.msg))
+                    self.send_protocol(effect.to, effect.msg)
                 self.desk.watch(True, effect.to, effect.msg)
             elif isinstance(effect, Execute):
                 self.on_execute(effect)
@@ -900,14 +963,22 @@ class VmeAgent(Agent):
     def client_send(self, msg: SpadeMessage) -> None:
         if msg.sender is None or str(msg.sender) == "None":
             msg.sender = str(self.jid)
-        client = self.client
-        if client is None or not getattr(client, "connected_event", None) or not client.connected_event.is_set():
+        if not self.link_up:
             return  # not connected: reliable messages stay in the outbox and are resent
-        stanza = msg.prepare(self.client)
-        if self.driver is not None and isinstance(msg, VmeMessage) and msg.payload is not None:
-            tag = self.driver.sending(self, str(msg.to))
+        if isinstance(msg, VmeMessage) and msg.payload is not None:
+            return self.send_protocol(str(msg.to), msg.payload)
+        msg.prepare(self.client).send()
+
+    def send_protocol(self, to: str, payload: Message) -> None:
+        """Send one protocol message (with its body line and SPADE metadata, see
+        :func:`protocol_stanza`), tagged with its round under a driver."""
+        if not self.link_up:
+            return  # not connected: reliable messages stay in the outbox and are resent
+        stanza = protocol_stanza(self.client, to, str(self.jid), summary(payload), payload)
+        if self.driver is not None:
+            tag = self.driver.sending(self, to)
             if tag is not None:
-                stanza.append(_sim_element(tag))
+                stanza.xml.append(_sim_element(tag))
         stanza.send()
 
     def _update_status(self) -> None:

@@ -234,7 +234,7 @@ CONNECT_SECONDS = 15.0
 async def _run(agent, register: bool, result: list) -> None:
     from spade.agent import AuthenticationFailure, DisconnectedException
 
-    from vmenergy.runtime.xmpp_tuning import tune_process
+    from vmenergy.runtime.xmpp_tuning import freeze_heap, tune_process
 
     tune_process(agent.server.ca_file)
     agent.connect_deadline = CONNECT_SECONDS
@@ -246,6 +246,7 @@ async def _run(agent, register: bool, result: list) -> None:
         result.append(EXIT_NO_SERVER)
         await agent.stop()
         return
+    freeze_heap()  # the agent and its ledger as loaded: full collections skip them
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

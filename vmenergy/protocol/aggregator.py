@@ -20,7 +20,7 @@ from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.settlement import Contract, default_contract
 
 from .aggregator_config import AggregatorConfig, fed_by_market, objective_from
-from .billing import correction_bill, settle_offers
+from .billing import correction_bill, dso_share_bills, settle_offers
 from .engine import META, Effect, Engine, Note, Table, TimedStep, bare, handles
 from .flexrequests import DSO_MESSAGES, FLEX_REPLIES, DsoSide
 from .offer_index import AggOfferIndex
@@ -46,10 +46,13 @@ from .records import AggOffer, AggregateRecord
 from .steering import OVERRIDES, SteeringError, steers
 from .strategies import AggregatorStrategies, ObjectivePlanning, plan_schedules
 from .trading import METERED, ORDERS, residual_position
-from .upstream import MARKET_NOTICES, Upstream, make_upstream
+from .upstream import MARKET_NOTICES, PlanUpstream, Upstream, make_upstream
 
 __all__ = ["AggregatorConfig", "AggOffer", "AggregateRecord", "AggregatorEngine", "SINGLE", "AGG_OFFERS",
            "AGGREGATES", "AGG_BILLS", "UPSTREAM_BILLS", "DEVICE_FAULTS", "objective_from"]
+
+#: The upstream side of the rounds while an operator has switched trading off.
+_OWN_PLAN = PlanUpstream(None)
 
 
 #: The prosumers' offers, by offer id.
@@ -142,6 +145,33 @@ class AggregatorEngine(Engine):
         self.ledger[OVERRIDES].put("objective", dict(objective))
         self._use_objective(objective)
         return [], f"objective {objective.get('kind', 'peak')} from the next plan on"
+
+    # -- trading on or off (an operator's switch) ------------------------------------------
+    @property
+    def trading_on(self) -> bool:
+        """Whether the rounds send new aggregates upstream (to the market, the parent or the
+        direct market); an operator may switch it off, and the aggregator then plans them itself."""
+        return bool(self.ledger[OVERRIDES].get("trading", {"on": True})["on"])
+
+    def _round_upstream(self) -> Upstream:
+        """Where this round's new aggregates go: the configured upstream, or the aggregator's own
+        plan while trading is off (what was already sent upstream still comes back as before)."""
+        return self.upstream if self.trading_on else _OWN_PLAN
+
+    @steers("trading")
+    def _set_trading(self, now: int, on: object = None) -> tuple[list[Effect], str]:
+        """A controller switches trading off (new aggregates are planned here, bids already
+        placed stand) or on again (from the next round)."""
+        if self.upstream.mode == "plan":
+            raise SteeringError("action", "this aggregator plans its aggregates itself: it has no upstream to trade with")
+        if not isinstance(on, bool):
+            raise SteeringError("on", f"on or off (got {on!r})")
+        if on == self.trading_on:
+            raise SteeringError("on", f"{'on' if on else 'off'} already")
+        self.ledger[OVERRIDES].put("trading", {"on": on})
+        if on:
+            return [], f"trading on: new aggregates go to {self.upstream.mode} {self.upstream.jid} from the next round"
+        return [], "trading off: new aggregates are planned here from the next round; placed bids stand"
 
     # -- the prosumers' contract (config, or a controller's) ----------------------------------
     def _use_contract(self, contract: Contract) -> None:
@@ -404,10 +434,11 @@ class AggregatorEngine(Engine):
         pending, held = self.dso_side.hold(self._pending(now), now)
         if not pending:
             return held
-        traded = self.upstream.trade(self, [r.offer for r in pending], now)
+        upstream = self._round_upstream()
+        traded = upstream.trade(self, [r.offer for r in pending], now)
         if traded is not None:
             return [*held, *traded]
-        selection = self.upstream.select(self, [r.offer for r in pending], now)
+        selection = upstream.select(self, [r.offer for r in pending], now)
         out: list[Effect] = [*held, *selection.notes]
         if selection.plan_now:
             out += self.plan_offers(selection.plan_now, now)
@@ -423,7 +454,7 @@ class AggregatorEngine(Engine):
         if result.excluded:  # what cannot be aggregated soundly is scheduled on its own
             out += self._plan_individually([r for r in recs if r.offer.id in result.excluded], now)
         records = self._record_aggregates(result, selection.session)
-        return out + self.upstream.dispatch(self, [(r.aggregate_id, r.offer) for r in records], selection, now)
+        return out + upstream.dispatch(self, [(r.aggregate_id, r.offer) for r in records], selection, now)
 
     def _record_aggregates(self, result: AggregationResult,
                            session: Optional[MarketSessionNotice]) -> list[AggregateRecord]:
@@ -581,6 +612,23 @@ class AggregatorEngine(Engine):
         """The planning objective as an :class:`Objective` (None for a user's planning class)."""
         spec = self.objective()
         return None if spec is None else objective_from(spec)
+
+    def pass_on_dso_payment(self, aggregate_ids: Sequence[str], msg: FlexSettlementMessage, now: int) -> list[Effect]:
+        """The prosumers' share of a DSO's payment, billed to them as the contract shares revenue
+        (:func:`~.billing.dso_share_bills`)."""
+        offers = self.ledger[AGG_OFFERS]
+        members = [r for a in aggregate_ids for m in self.aggregate_members(a) if (r := offers.get(m)) is not None]
+        meta = self.ledger[META]
+        n = meta.get("bill_seq", 0)
+        bills = dso_share_bills(members, self.contract, paid_cents=msg.total_cents, order_id=msg.order_id,
+                                aggregator=self.jid, first_bill=n + 1)
+        meta.put("bill_seq", n + len(bills))
+        out: list[Effect] = [Note("dso-share", {"order": msg.order_id, "bills": len(bills),
+                                                "paid_out_cents": sum(b.total_cents for _, b in bills)})]
+        for owner, bill in bills:
+            self.ledger[AGG_BILLS].put(bill.bill_id, (owner, bill))
+            out += self.send_reliable(owner, bill, now)
+        return out
 
     # -- what the upstream strategy may ask (upstream.Portfolio) -------------------------------
     def aggregate_offer(self, aggregate_id: str) -> Optional[FlexOffer]:

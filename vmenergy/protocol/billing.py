@@ -16,6 +16,8 @@ import numpy as np
 from dataclasses import replace
 
 from vmenergy.settlement import (
+    allocate,
+    format_eur,
     BaselineRule,
     Contract,
     MarketSales,
@@ -26,10 +28,12 @@ from vmenergy.settlement import (
     settle,
 )
 
+from .gridload import default_load, place, schedule_load
 from .messages import BillMessage, BillLine
 from .records import AggOffer, AggregateRecord
 
-__all__ = ["settle_records", "settle_offers", "correction_bill", "metering_history", "BASELINE_FALLBACK"]
+__all__ = ["settle_records", "settle_offers", "correction_bill", "dso_share_bills", "metering_history",
+           "BASELINE_FALLBACK"]
 
 #: The note of a batch settled by the offers' default because the history was too short.
 BASELINE_FALLBACK = "baseline-from-offers"
@@ -223,3 +227,46 @@ def correction_bill(before: AggOffer, after: AggOffer, contract: Contract, *, ag
         return None
     lines.append(BillLine("offer", f"corrects the bill of offer {after.owner_id}", 0, after.owner_id))
     return BillMessage(bill_id, old.period_start, old.period_end, tuple(lines), old.currency)
+
+
+def dso_share_bills(members: Sequence[AggOffer], contract: Contract, *, paid_cents: int, order_id: str,
+                    aggregator: str, first_bill: int) -> list[tuple[str, BillMessage]]:
+    """The prosumers' share of what a DSO paid (or charged: a penalty beyond the incentive) for
+    flex order ``order_id``, as their contract shares market revenue (``reward.revenue_share``,
+    delegated contracts; direct ones are paid by price and share nothing): the aggregator's
+    share of ``paid_cents`` is split over the order's member offers in proportion to the energy
+    their schedules move away from their default load (sum over intervals of |scheduled -
+    default|, the adaptation the DSO bought), equally if none moves any, in whole cents that
+    add up to the pot exactly. One bill per prosumer, a line per offer; none for a zero share."""
+    share = contract.reward.revenue_share if contract.mode == "delegated" and contract.reward is not None else 0.0
+    pot = int(round(share * paid_cents))
+    done = [(r, r.schedule) for r in members if r.schedule is not None]
+    if pot == 0 or not done:
+        return []
+    moved = []
+    for r, schedule in done:
+        first, sched = schedule_load(r.offer, schedule)
+        d_first, default = default_load(r.offer)
+        lo, hi = min(first, d_first), max(first + len(sched), d_first + len(default))
+        diff = place(np.zeros(hi - lo), lo, first, sched) - place(np.zeros(hi - lo), lo, d_first, default)
+        moved.append(float(np.abs(diff).sum()))
+    w = np.asarray(moved) if sum(moved) > 0 else np.ones(len(done))
+    cents_each = allocate(pot * w / w.sum(), np.zeros(len(done), dtype=np.int64), np.asarray([pot]))
+    by_owner: dict[str, list[BillLine]] = {}
+    span: dict[str, tuple[int, int]] = {}
+    for (r, s), kwh, c in zip(done, moved, cents_each.tolist()):
+        if c == 0:
+            continue
+        res = r.offer.resolution
+        by_owner.setdefault(r.owner, []).append(BillLine(
+            "dso_share", f"Share of the DSO's payment for flex order {order_id} ({share:.0%} of "
+                         f"{format_eur(paid_cents)} EUR): your offer {r.owner_id} moved {round(kwh, 3):g} kWh", c))
+        a, b = s.start * res, (s.start + r.offer.profiles[s.profile].duration) * res
+        lo_hi = span.get(r.owner, (a, b))
+        span[r.owner] = (min(lo_hi[0], a), max(lo_hi[1], b))
+    out = []
+    n = first_bill
+    for owner in sorted(by_owner):
+        out.append((owner, BillMessage(f"bill-{aggregator.split('@')[0]}-{n}", *span[owner], tuple(by_owner[owner]))))
+        n += 1
+    return out

@@ -253,6 +253,12 @@ class Engine:
         heapq.heappush(self._answer_times, (now, key))
         return [Send(sender, answer), *effects]
 
+    def forget_answer(self, sender: str, msg: Message) -> None:
+        """Forget what ``sender`` was told for ``msg``, so the same message from it is handled
+        again instead of being answered as a repeat: for requests that undo each other
+        (register, deregister, register again), where the last one, not the first, must count."""
+        self.ledger[ANSWERS].delete(repr((bare(sender), *msg.key())))
+
     def _on_ack(self, sender: str, ack: Ack, now: int) -> list[Effect]:
         key = outbox_key(ack.kind, ack.ref, ack.version)
         entry = self.ledger[OUTBOX].get(key)

@@ -97,6 +97,8 @@ class FlexPortfolio(Protocol):
 
     def planning_objective(self): ...
 
+    def pass_on_dso_payment(self, aggregate_ids: Sequence[str], msg: FlexSettlementMessage, now: int) -> list[Effect]: ...
+
 
 class DsoSide:
     """What an aggregator does with its DSOs; inactive (changes nothing) without ``dsos``."""
@@ -245,8 +247,12 @@ class DsoSide:
     def _settlement(self, p: FlexPortfolio, dso: str, msg: FlexSettlementMessage, now: int) -> tuple[list[Effect], Optional[str]]:
         for reply_id, rec in p.ledger[FLEX_REPLIES].items():
             if rec.order is not None and rec.order.order_id == msg.order_id and rec.dso == dso:
+                if rec.settlement is not None:
+                    return [], (f"flex order {msg.order_id} was settled already "
+                                f"({rec.settlement.settlement_id})")
                 p.ledger[FLEX_REPLIES].put(reply_id, replace(rec, settlement=msg))
-                return [Note("flex-settlement", {"order": msg.order_id, "total_cents": msg.total_cents})], None
+                out: list[Effect] = [Note("flex-settlement", {"order": msg.order_id, "total_cents": msg.total_cents})]
+                return out + p.pass_on_dso_payment([s.offer_id for s in rec.order.schedules], msg, now), None
         return [], f"no flex order {msg.order_id} from {dso}"
 
     def on_ack(self, p: FlexPortfolio, sender: str, ack: Ack, msg: Message, now: int) -> list[Effect]:

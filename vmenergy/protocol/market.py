@@ -567,6 +567,12 @@ class MarketEngine(Engine):
 
     @handles(Registration)
     def _registration(self, sender: str, msg: Registration, now: int) -> tuple[list[Effect], Optional[str]]:
+        # register, deregister, register again: each undoes the other, so each must be handled
+        # again, not answered from memory as a repeat of the first
+        zones = self.config.zones if self.config.mechanism == "implicit-capacity" else ()
+        opposite = "register" if msg.op == "deregister" else "deregister"
+        for zone in (None, *zones):
+            self.forget_answer(sender, replace(msg, op=opposite, zone=zone))
         if msg.op == "deregister":
             return self._deregister(sender, now), None
         problem = self._zone_problem(msg)

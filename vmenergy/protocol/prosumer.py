@@ -81,7 +81,19 @@ class ProsumerEngine(Engine):
         self.source = source
         self.market = bare(market) if market else None
         self.trading = trading if trading is not None else TradingSettings()
+        # The offers not sent yet (state initial): id -> release. The release step and its due
+        # time read these, not every offer the prosumer holds (a day's worth, or a FOA's
+        # thousands), which each step and each wake of the step scanned.
+        self._unsent: dict[str, int] = {
+            key: rec.release for key, rec in self.ledger[PROSUMER_OFFERS].items() if rec.state is State.INITIAL}
+        self.ledger.watch(PROSUMER_OFFERS, self._offer_written)
         self._take_offers(None)  # known before the clock runs: they are the prosumer's first work
+
+    def _offer_written(self, key: str, old: Optional[ProsumerOffer], new: Optional[ProsumerOffer]) -> None:
+        if new is not None and new.state is State.INITIAL:
+            self._unsent[key] = new.release
+        else:
+            self._unsent.pop(key, None)
 
     def _take_offers(self, now: Optional[int]) -> list[Effect]:
         """New offers from the source; an id already held is not taken again (a restarted agent
@@ -258,18 +270,22 @@ class ProsumerEngine(Engine):
         if self.paused:  # an operator holds new offers back; they go out on resume
             return out
         offers = self.ledger[PROSUMER_OFFERS]
-        for rec in offers.values():
-            if rec.state is State.INITIAL and rec.release <= now:
-                offer = rec.offer.with_state(State.OFFERED)
-                offers.put(offer.id, replace(rec, offer=offer, sent_at=now))
-                out += self.send_reliable(self.aggregator, OfferMessage("insert", offer.id, offer), now)
+        due = [key for key, release in self._unsent.items() if release <= now]
+        if len(due) > 1:  # sent in the table's order, as a scan of the table sends them
+            wanted = set(due)
+            due = [key for key in offers if key in wanted]
+        for key in due:
+            rec = offers.require(key)
+            offer = rec.offer.with_state(State.OFFERED)
+            offers.put(offer.id, replace(rec, offer=offer, sent_at=now))
+            out += self.send_reliable(self.aggregator, OfferMessage("insert", offer.id, offer), now)
         return out
 
     def on_next_due(self, now: int) -> Optional[int]:
         """The first release of an offer not yet sent, and when the source has new offers."""
         if self.paused:
             return None
-        times = [rec.release for rec in self.ledger[PROSUMER_OFFERS].values() if rec.state is State.INITIAL]
+        times = list(self._unsent.values())
         upcoming = self.source.next_due(now) if self.source is not None else None
         if upcoming is not None:
             times.append(upcoming)

@@ -33,7 +33,7 @@ from vmenergy.flexoffer import FlexOffer, FlexOfferError, Schedule
 from vmenergy.market import Award, MarketResult, Product
 from vmenergy.planning import Objective, schedule_offers
 from vmenergy.settlement.money import cents
-from vmenergy.validation import set_field
+from vmenergy.validation import Checks, set_field
 
 from .engine import Table
 from .messages import MarketSessionNotice, Measurement
@@ -47,6 +47,7 @@ POOLS = ("one-sided", "two-sided")
 #: Volumes below this (kWh) are not worth an order.
 MIN_VOLUME = 1e-6
 PRODUCTS = ("up", "down")
+_check = Checks(FlexOfferError)
 
 
 @dataclass(frozen=True)
@@ -93,34 +94,19 @@ class TradingSettings:
     imbalance_cutoff: float = 0.0
 
     def __post_init__(self) -> None:
-        for name, unit in (("horizon", "intervals"), ("frequency", "seconds")):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise FlexOfferError(f"trading.{name}", f"{unit}, an integer >= 0 (got {v!r})")
+        for name in ("horizon", "frequency"):  # intervals, seconds
+            _check.integer(getattr(self, name), f"trading.{name}", minimum=0)
         for name in ("energy_value", "energy_cost", "flex_cost", "margin", "margin_at_max", "activation_price",
-                     "update_threshold", "imbalance_fee", "imbalance_cutoff"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise FlexOfferError(f"trading.{name}", f"a finite number (got {v!r})")
-            if v < 0:
-                raise FlexOfferError(f"trading.{name}", f"must be >= 0 (got {v!r})")
-        if self.margin >= 1:
+                     "update_threshold", "imbalance_fee", "imbalance_cutoff", "volume_limit"):
+            value = _check.number(getattr(self, name), f"trading.{name}")  # finite
+            set_field(self, name, _check.number(value, f"trading.{name}", minimum=0))
+        if self.margin >= 1:  # a fraction of the price
             raise FlexOfferError("trading.margin", f"a fraction below 1 (got {self.margin!r})")
         if self.prices:
-            prices = tuple(self.prices)
-            if len(prices) != 24:
-                raise FlexOfferError("trading.prices", f"24 hourly prices (EUR/kWh), got {len(prices)}")
-            for i, v in enumerate(prices):
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                    raise FlexOfferError(f"trading.prices[{i}]", f"a price in EUR/kWh (got {v!r})")
-            set_field(self, "prices", tuple(float(v) for v in prices))
-        if isinstance(self.volume_limit, bool) or not isinstance(self.volume_limit, (int, float)) or \
-                not 0 <= self.volume_limit < math.inf:
-            raise FlexOfferError("trading.volume_limit", f"kWh per interval >= 0 (got {self.volume_limit!r})")
-        if not isinstance(self.zone, str):
-            raise FlexOfferError("trading.zone", f"a zone name (got {self.zone!r})")
-        if self.product not in PRODUCTS:
-            raise FlexOfferError("trading.product", f"up or down (got {self.product!r})")
+            prices = _check.numbers(self.prices, "trading.prices", at_least=24, at_most=24)  # EUR/kWh by UTC hour
+            set_field(self, "prices", prices)
+        _check.text(self.zone, "trading.zone", required=False)
+        _check.choice(self.product, "trading.product", PRODUCTS)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TradingSettings":

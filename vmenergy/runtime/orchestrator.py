@@ -29,6 +29,7 @@ from vmenergy.runtime.coordinator import Coordinator, Snapshot
 from vmenergy.runtime.private import private_dir, write_private
 from vmenergy.runtime.progress import LineView, ProgressView, offers_text
 from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
+from vmenergy.runtime.scenario.plan import check_shards
 
 __all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "join_run", "FINAL"]
 
@@ -179,7 +180,10 @@ class Swarm:
         self._own_server = False
         self._coord: Optional[_CoordinatorThread] = None
         self._killed: set[str] = set()
-        self._server_dir: Optional[Path] = None
+        #: The private servers this run started and watches: ``{label: run dir}`` (one, or a
+        #: cluster's nodes as ``xmpp-node-NAME``).
+        self._server_dirs: dict[str, Path] = {}
+        self._cluster = False
         #: Parts that died and were restarted (for the report), and how long each restart took.
         self.restarts: list = []
         self.restart_seconds: list[dict] = []
@@ -232,6 +236,12 @@ class Swarm:
                  f"{server['kind']} {server['host']}:{server['port']} ({mode} time); run directory {self.run_dir}{where}")
         return plan
 
+    @property
+    def server_dirs(self) -> dict[str, Path]:
+        """The private servers this run started (``xmpp-server``, or a cluster's ``xmpp-node-NAME``)
+        by the name their restarts are reported under, with their run directories."""
+        return dict(self._server_dirs)
+
     def _started(self) -> Plan:
         if self.plan is None:
             raise RuntimeError("the swarm was not started")
@@ -278,15 +288,20 @@ class Swarm:
                     raise RuntimeError("operators.account: the run cannot create an account on a server it was "
                                        "given without its run directory")
                 self._operator_account(given, register=True)
-            return server
+            return with_parts(server, plan.node_of)
         from vmenergy.runtime.servers import prepare_server
 
         table = {k: v for k, v in self.scenario.server.as_plan().items()}
         operator = [plan.operator["jid"]] if plan.operator else []
+        cluster = {n.name: n.address() for n in self.scenario.server.cluster}
         run = prepare_server(table, [a.jid for a in plan.agents] + operator, self.run_dir / "xmpp",
-                             base_dir=Path(self.scenario.source).resolve().parent if self.scenario.source else None)
+                             base_dir=Path(self.scenario.source).resolve().parent if self.scenario.source else None,
+                             nodes=cluster or None)
         self._own_server = run.owned
-        self._server_dir = self.run_dir / "xmpp"
+        self._cluster = bool(run.nodes)
+        if run.owned:
+            self._server_dirs = ({f"xmpp-node-{name}": Path(n.run_dir) for name, n in run.nodes.items()}
+                                 if run.nodes else {"xmpp-server": self.run_dir / "xmpp"})
         for agent in plan.agents:
             agent.password = run.passwords[agent.jid.lower()]
         info = run.info
@@ -304,8 +319,14 @@ class Swarm:
             # agents register themselves in-band; a person's account is made with the server's tool
             # (with an accounts file it exists already)
             self._operator_account(info, register=run.register_in_band)
-        return {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain,
-                "ca_file": info.ca_file or None, "register_in_band": run.register_in_band}
+        server = {"kind": info.kind, "host": info.host, "port": info.port, "domain": info.domain,
+                  "ca_file": info.ca_file or None, "register_in_band": run.register_in_band}
+        if run.nodes:
+            server["nodes"] = {name: {"host": n.host, "port": n.port, "ca_file": n.ca_file or None}
+                               for name, n in run.nodes.items()}
+            for name, n in list(run.nodes.items())[1:]:
+                self.out(f"note: cluster node {name} on {n.host}:{n.port}")
+        return with_parts(server, plan.node_of)
 
     def _web_tokens(self, plan: Plan) -> None:
         """The scenario's ``[web]``: a token for every operator of the run, the digests where the
@@ -387,8 +408,9 @@ class Swarm:
             self._coord = None
         if self._own_server:
             from vmenergy.runtime.servers import stop_server
+            from vmenergy.runtime.servers.cluster import stop_cluster
 
-            stop_server(self.run_dir / "xmpp")
+            (stop_cluster if self._cluster else stop_server)(self.run_dir / "xmpp")
             self._own_server = False
 
     def _wait_procs(self, seconds: float, then: int) -> None:
@@ -418,12 +440,13 @@ class Swarm:
         stores (with the virtual clock, time holds until it is back), the private XMPP server on
         its port (the agents reconnect). Each restart is recorded for the report; a part that
         dies more than :data:`MAX_RESTARTS` times stops the run with the end of its log."""
-        if self._own_server and self._server_dir is not None:
+        if self._own_server:
             from vmenergy.runtime.servers import server_exit_code
 
-            code = server_exit_code(self._server_dir)
-            if code is not None:
-                self._restart("xmpp-server", code, self._restart_server)
+            for label, server_dir in self._server_dirs.items():
+                code = server_exit_code(server_dir)
+                if code is not None:
+                    self._restart(label, code, lambda d=server_dir: self._restart_server(d))
         for part in self.dead_parts():
             code = self.procs[part].returncode
             self._restart(part, code, lambda part=part: self._spawn(part))
@@ -432,7 +455,8 @@ class Swarm:
         from vmenergy.runtime.report import Restart
 
         n = sum(1 for r in self.restarts if r.part == part)
-        log_file = self.run_dir / ("xmpp/server.log" if part == "xmpp-server" else f"logs/{part}.log")
+        log_file = (self._server_dirs[part] / "server.log" if part in self._server_dirs
+                    else self.run_dir / "logs" / f"{part}.log")
         if n >= MAX_RESTARTS:
             raise RuntimeError(f"{part} exited (code {code}) for the {n + 1}th time; not restarted again: "
                                + json.dumps({part: _tail(log_file)}, indent=1))
@@ -443,13 +467,19 @@ class Swarm:
         again()
         self.restart_seconds.append({"part": part, "seconds": round(time.time() - t0, 3)})
 
-    def _restart_server(self) -> None:
-        from vmenergy.runtime.servers import read_info, start_server
+    def _restart_server(self, server_dir: Path) -> None:
+        """A private server (or a cluster node: its cookie and epmd are in its record, and its
+        Mnesia copy in its spool brings it back into the cluster) on its port. What is left of
+        the dead one goes first: ejabberd's recorded process is the ejabberdctl shell, and its
+        Erlang VM may still be dying (or alive) and holding the port."""
+        from vmenergy.runtime.servers import read_info, start_server, stop_server
 
-        info = read_info(self._server_dir)  # type: ignore[arg-type]
+        info = read_info(server_dir)
         if info is None:
-            raise RuntimeError("the run's XMPP server died and its record is gone")
-        start_server(info.kind, self._server_dir, domain=info.domain, port=info.port, registration=info.registration)
+            raise RuntimeError(f"the run's XMPP server in {server_dir} died and its record is gone")
+        stop_server(server_dir)
+        start_server(info.kind, server_dir, domain=info.domain, port=info.port, registration=info.registration,
+                     options=info.extra or None)
 
     def wait(self, timeout: Optional[float] = None, every: float = 1.0,
              until: Optional[Callable[[Progress], bool]] = None) -> Progress:
@@ -565,6 +595,7 @@ def run_scenario(path: Path | str, run_dir: Optional[Path | str] = None, *, time
     """Run a scenario from start to report. Ctrl-C stops scenario time where it is, stops every
     process and still writes the report of what happened so far."""
     scenario = load_scenario(path)  # raises before any run folder, server or process exists
+    check_shards(scenario, shards)
     run_dir = Path(run_dir) if run_dir else Path("run") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     for warning in scenario.warnings:
         out(warning.format(str(path)))
@@ -614,15 +645,45 @@ def stop_signals_interrupt() -> Callable[[], None]:
     return restore
 
 
+def with_parts(server: dict, node_of: dict) -> dict:
+    """The run's server table with each part's node address (``parts``: what
+    :func:`~vmenergy.runtime.swarm.server_address` reads) from the cluster's ``nodes`` and the
+    plan's ``node_of``; ``parts`` the caller wrote stay as written."""
+    nodes = server.get("nodes")
+    if not nodes or not node_of:
+        return server
+    parts = {part: nodes[node] for part, node in node_of.items() if node in nodes}
+    return dict(server, parts={**parts, **(server.get("parts") or {})})
+
+
 def join_run(join_file: Path | str, run_dir: Path | str, *, shard: int, out: Callable[[str], None] = print,
-             python: str = sys.executable) -> int:
+             python: str = sys.executable, scenario: Optional[Scenario] = None) -> int:
     """Run shard ``shard`` of a sharded run on this machine (``vmenergy run --shard k/n --join
     FILE``): take its part of the plan from the coordinator named in the join file, start its
-    processes, and when the run ends send the agents' stores to the coordinator's machine."""
-    return asyncio.run(_join(Path(join_file), Path(run_dir).resolve(), shard, out, python))
+    processes, and when the run ends send the agents' stores to the coordinator's machine.
+
+    ``scenario``: this machine's copy of the scenario; the nodes of a standing cluster it names
+    (``[server.nodes.NAME]``) are where this shard's parts connect, as this machine reaches
+    them (its host names, its CA files), not as shard 1 does."""
+    return asyncio.run(_join(Path(join_file), Path(run_dir).resolve(), shard, out, python, scenario))
 
 
-async def _join(join_file: Path, run_dir: Path, shard: int, out: Callable[[str], None], python: str) -> int:
+def local_nodes(server: dict, node_of: dict, scenario: Optional[Scenario]) -> dict:
+    """Shard 1's server table with the cluster's node addresses as this machine's scenario
+    gives them (a private cluster's addresses are only known to shard 1: kept). Raises
+    ValueError if the plan puts a part on a node this scenario does not name."""
+    here = {n.name: n.address() for n in scenario.server.cluster if n.host is not None} if scenario else {}
+    if not here:
+        return server
+    missing = sorted(set(node_of.values()) - set(here))
+    if missing:
+        raise ValueError(f"server.nodes: the run puts parts on node(s) {', '.join(missing)}, which this machine's "
+                         f"scenario does not name (its nodes: {', '.join(here)})")
+    return with_parts(dict(server, nodes=here, parts={}), node_of)
+
+
+async def _join(join_file: Path, run_dir: Path, shard: int, out: Callable[[str], None], python: str,
+                scenario: Optional[Scenario] = None) -> int:
     import base64
 
     from vmenergy.runtime import control
@@ -646,6 +707,11 @@ async def _join(join_file: Path, run_dir: Path, shard: int, out: Callable[[str],
     agents = [AgentSpec(**a) for a in d.pop("agents")]
     plan = Plan(**d, agents=agents)
     plan.run_dir = str(run_dir)
+    try:
+        plan.server = local_nodes(plan.server, plan.node_of, scenario)
+    except ValueError as exc:
+        out(f"shard {shard}: {exc}")
+        return 1
     plan.coordinator = address
     for a in agents:
         a.store = str(run_dir / "stores" / Path(a.store).name)

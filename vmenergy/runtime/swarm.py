@@ -136,7 +136,7 @@ def _summary(agents: list[VmeAgent]) -> dict:
 
 async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) -> int:
     """Run the agents of ``part`` until the coordinator says stop (or a signal arrives)."""
-    from vmenergy.runtime.xmpp_tuning import tune_process
+    from vmenergy.runtime.xmpp_tuning import freeze_heap, tune_process
 
     address = server_address(plan.server, part)
     tune_process(address.ca_file)
@@ -179,6 +179,7 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
         done, _ = await asyncio.wait({ops, startup}, return_when=asyncio.FIRST_COMPLETED)
         if startup in done:
             startup.result()
+            freeze_heap()  # the agents and their ledgers as loaded: full collections skip them
             links = _Links(part, agents, writer, driver)
             watchdog = asyncio.ensure_future(links.watch(stop))
             if driver is not None:

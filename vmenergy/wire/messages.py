@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 from slixmpp.xmlstream import ElementBase
+from slixmpp.xmlstream import tostring as xml_text
 
 from vmenergy.flexoffer import FlexOfferError
 from vmenergy.flexoffer.errors import DOCUMENT
@@ -73,6 +74,7 @@ from .xml import (
     _local,
     _single,
     _value,
+    offer_element,
     offer_to_stanza,
     parse_element,
     read_flexoffer,
@@ -81,7 +83,7 @@ from .xml import (
     too_deep,
 )
 
-__all__ = ["encode", "decode", "parse_message", "to_xml", "summary"]
+__all__ = ["encode", "encode_element", "decode", "parse_message", "to_xml", "summary"]
 
 _AMOUNT = re.compile(r"-?\d{1,15}(\.\d{1,2})?\Z")
 
@@ -130,6 +132,12 @@ def _encode_offer(msg: OfferMessage) -> ElementBase:
             el["version"] = str(msg.version)
         return el
     return offer_to_stanza(msg.offer, op=msg.op)  # type: ignore[arg-type]
+
+
+def _offer_element(msg: OfferMessage) -> ET.Element:
+    if msg.op == "delete":
+        return _encode_offer(msg).xml
+    return offer_element(msg.offer, op=msg.op)  # type: ignore[arg-type]
 
 
 def _decode_offer(x: ET.Element) -> OfferMessage:
@@ -481,11 +489,14 @@ class ElementCodec:
 
     encode: Callable[[Any], ElementBase]
     decode: Callable[[ET.Element], Message]
+    #: Writes the bare element directly, the same XML as ``encode(msg).xml``, where building the
+    #: stanza object is the cost (offers: about 60 us of an agent's send path).
+    element: Optional[Callable[[Any], ET.Element]] = None
 
 
 #: The hand-written codecs, by element name.
 CODECS: dict[str, ElementCodec] = {
-    OfferMessage.element: ElementCodec(_encode_offer, _decode_offer),
+    OfferMessage.element: ElementCodec(_encode_offer, _decode_offer, _offer_element),
     Ack.element: ElementCodec(_encode_ack, _decode_ack),
     AssignmentMessage.element: ElementCodec(_encode_assignment, _decode_assignment),
     Measurement.element: ElementCodec(_encode_measurement, _decode_measurement),
@@ -545,8 +556,18 @@ def encode(msg: Message) -> ElementBase:
     return codec_of(type(msg)).encode(msg)
 
 
+def encode_element(msg: Message) -> ET.Element:
+    """A protocol message as its bare XML element (what the agents send and store): the XML of
+    :func:`encode`, written directly where its codec can."""
+    if not isinstance(msg, Message):
+        raise TypeError(f"not a protocol message: {type(msg).__name__}")
+    codec = codec_of(type(msg))
+    return codec.element(msg) if codec.element is not None else codec.encode(msg).xml
+
+
 def to_xml(msg: Message) -> str:
-    return str(encode(msg))
+    """The XML text of a protocol message, as ``str(encode(msg))`` writes it."""
+    return xml_text(encode_element(msg), xmlns="", top_level=True)
 
 
 def decode(el) -> Message:

@@ -267,6 +267,10 @@ def _bids_on_market(agent: VmeAgent) -> bool:
     return agent.role == "market" or getattr(getattr(agent, "config", None), "upstream", None) == "market"
 
 
+def _trades_upstream(agent: VmeAgent) -> bool:
+    return agent.role == "aggregator" and getattr(getattr(agent, "config", None), "upstream", "plan") != "plan"
+
+
 ALL = ROLES
 #: every role, the DSO's too (it has the generic commands and its own ``grid``)
 EVERY = ROLES | {"dso"}
@@ -318,6 +322,10 @@ COMMANDS: tuple[Command, ...] = (
                     "follow_market NUMBERS [from HH:MM] (one number per 15 min, from now or HH:MM UTC)",
             to_engine=lambda values, now: {"objective": objective_spec(values, now)},
             steps=_objective_steps, chat=_objective_chat, applies=_has_objective),
+    Command("trading", "Trading on or off", "send new aggregates upstream (on) or plan them here (off)",
+            "trading on|off", AGGREGATOR, access=Access.CONTROL,
+            params=(Param("state", "Trading", "choice", True, ON_OFF),), action="trading",
+            to_engine=lambda values, now: {"on": values["state"] == "on"}, applies=_trades_upstream),
     Command("open", "Open a session", "open a market session now", "open", MARKET, access=Access.CONTROL,
             action="open"),
     Command("close", "Close a session", "close a session's gate now (it clears at its gate closure)",

@@ -334,14 +334,15 @@ class Api:
         return web.json_response(await self._read(lambda now: views.settings(self.agent)))
 
     async def post_settings(self, request: web.Request) -> web.Response:
-        """``{"aggregation": true|false}`` (resume or pause), ``{"objective": {...}}``: each is the
-        engine's steering action, recorded with the controller who asked (the audit table)."""
+        """``{"aggregation": true|false}`` (resume or pause), ``{"objective": {...}}``,
+        ``{"trading": true|false}`` (an aggregator with an upstream): each is the engine's
+        steering action, recorded with the controller who asked (the audit table)."""
         try:
             body = await _body(request)
         except _Bad as exc:
             return self._bad(exc)
         try:
-            d = jt.guard(lambda: jt.obj(jt.loads(body), "", ("aggregation", "objective")))
+            d = jt.guard(lambda: jt.obj(jt.loads(body), "", ("aggregation", "objective", "trading")))
         except FlexOfferError as exc:
             return error_response(400, exc.reason, exc.path)
         actions: list[tuple[str, str, dict]] = []
@@ -354,8 +355,13 @@ class Api:
             if not isinstance(d["objective"], dict):
                 return error_response(400, "a table such as {\"kind\": \"peak\"}", "objective")
             actions.append(("objective", "objective", {"objective": d["objective"]}))
+        if "trading" in d:
+            if not isinstance(d["trading"], bool):
+                return error_response(400, "true (on: bid upstream) or false (off: plan here)", "trading")
+            if d["trading"] != getattr(self.agent.engine, "trading_on", d["trading"]):
+                actions.append(("trading", "trading", {"on": d["trading"]}))
         if not d:
-            return error_response(400, "nothing to change (aggregation, objective)", "(document)")
+            return error_response(400, "nothing to change (aggregation, objective, trading)", "(document)")
         outcomes = []
         for field, action, params in actions:
             ok, text = await self._steer(request[USER], action, params)

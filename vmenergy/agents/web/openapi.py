@@ -81,7 +81,8 @@ SCHEMAS: dict[str, Any] = {
                "properties": {"kind": {"type": "string"}, "start": _ISO, "resolution": {"type": "integer"},
                               "values": {"type": "array", "items": {"type": "number"}}}},
     "Settings": {"type": "object", "properties": {"aggregation": {"type": "boolean"},
-                                                   "objective": {"type": "object"}}},
+                                                   "objective": {"type": "object"},
+                                                   "trading": {"type": "boolean"}}},
     "Object": {"type": "object"},
 }
 
@@ -99,7 +100,7 @@ def openapi_document(role: str, jid: str) -> dict:
                                   "content": {"text/event-stream": {"schema": {"type": "string"}}}}, **_errors()}}},
         "/settings": {
             "get": _op("what a controller may change, and the audit log of changes", {"200": _json(obj, "settings")}),
-            "post": _op("change settings (controllers): aggregation on/off, planning objective",
+            "post": _op("change settings (controllers): aggregation on/off, planning objective, trading on/off",
                         {"200": _json(obj, "what was done")}, 400, 413, 422, body=_ref("Settings"))},
     }
     if role == "aggregator":

@@ -31,7 +31,7 @@ from vmenergy.runtime.private import PrivateFileError, read_private
 from . import api, pages
 from .config import WebConfig
 from .http import ACCESS, COOKIE, USER, error_response
-from .tokens import Tokens
+from .tokens import TokenFile, Tokens
 
 __all__ = ["WebConsole"]
 
@@ -112,7 +112,7 @@ class WebConsole:
     def __init__(self, agent: Any, config: WebConfig) -> None:
         self.agent = agent
         self.config = config
-        self.tokens = Tokens.load(config.tokens) if config.tokens is not None else Tokens({})
+        self._tokens = TokenFile(config.tokens) if config.tokens is not None else None
         self.site: Optional[web.TCPSite] = None
         self.port: Optional[int] = None
         app: web.Application = agent.web.app
@@ -168,6 +168,18 @@ class WebConsole:
 
     def access(self, jid: Optional[str]) -> Access:
         return Access.NONE if jid is None else self.agent.operators.access(jid)
+
+    @property
+    def tokens(self) -> Tokens:
+        """The token file as it is now (re-read when it changes; see :class:`TokenFile`)."""
+        if self._tokens is None:
+            return Tokens({})
+        before = self._tokens.problem
+        tokens = self._tokens.current()
+        if self._tokens.problem is not None and self._tokens.problem != before:
+            self.agent.log.error("event=web-tokens-unreadable file=%s reason=%r (the tokens read before stay)",
+                                 self._tokens.path, self._tokens.problem)
+        return tokens
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -21,7 +21,7 @@ from vmenergy.flexoffer import FlexOfferError
 from vmenergy.protocol.operators import check_bare_jid
 from vmenergy.runtime.private import PrivateFileError, read_private, write_private
 
-__all__ = ["Tokens", "issue_token", "digest"]
+__all__ = ["Tokens", "TokenFile", "issue_token", "digest"]
 
 #: Bytes of randomness in a token (URL-safe base64 of 32 bytes: 43 characters).
 TOKEN_BYTES = 32
@@ -70,6 +70,42 @@ class Tokens:
             if hmac.compare_digest(k, d):
                 found = jid
         return found
+
+
+class TokenFile:
+    """The tokens of a file as it is now: a token added with ``vmenergy web-token`` (or removed
+    from the file) counts from the next request, without restarting the agent. The file is read
+    again only when it changed (a ``stat`` per request). A file that became unreadable or
+    malformed keeps the tokens last read, and says why once (``problem``): an operator's typo must
+    not lock everyone out or take the console down; a file that was removed holds no tokens."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.problem: Optional[str] = None
+        self._seen: Optional[tuple[int, int, int]] = None
+        self._tokens = Tokens.load(self.path)  # at start, a bad file is the agent's error to report
+        self._seen = self._stamp()
+
+    def _stamp(self) -> Optional[tuple[int, int, int]]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def current(self) -> Tokens:
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return self._tokens
+        self._seen = stamp
+        if stamp is None:
+            self._tokens, self.problem = Tokens({}), None
+            return self._tokens
+        try:
+            self._tokens, self.problem = Tokens.load(self.path), None
+        except FlexOfferError as exc:
+            self.problem = f"{exc.path}: {exc.reason}"
+        return self._tokens
 
 
 def issue_token(path: Path | str, jid: str) -> str:

@@ -8,7 +8,7 @@ wire. The per-interval series are the portfolio's: every offer of the aggregator
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -275,8 +275,12 @@ def settings(agent: Any) -> dict:
     objective = engine.objective() if hasattr(engine, "objective") else None
     log = [{"seq": r.seq, "at": _iso(r.at), "by": r.operator, "action": r.action, "params": r.params,
             "outcome": r.outcome} for r in sorted(engine.ledger[STEERING].values(), key=lambda r: r.seq)]
+    upstream = getattr(getattr(engine, "config", None), "upstream", None)
+    trades = upstream not in (None, "plan")
     return {"role": agent.role, "paused": engine.paused, "actions": list(engine.steering_actions()),
-            "objective": objective, "upstream": getattr(getattr(engine, "config", None), "upstream", None),
+            "objective": objective, "upstream": upstream,
+            "trading": engine.trading_on if trades else None,
+            "trading_settings": asdict(engine.config.trading_settings()) if trades else None,
             "log": log[-200:]}
 
 

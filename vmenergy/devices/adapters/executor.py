@@ -4,7 +4,9 @@ For each interval of a schedule it turns the interval's kWh into a set-point, re
 ``corrections`` times in the interval and sets what is still missing over the time left (so a
 device that draws less than asked, or a current limit rounded to whole amps, is corrected within
 the slice), and meters the interval at its end from the energy counter. When the schedule ends,
-or is withdrawn (its task cancelled), the device's normal state is written back.
+or is withdrawn (its task cancelled), the device's normal state is written back, unless another
+schedule still runs on the device: the newest live schedule sets a device, and gives it back to
+the one before it when it ends.
 
 Set-points by ``control`` (:func:`setpoint_values`): ``power`` kW as is; ``current`` amps
 ``kW * 1000 / (voltage * phases)`` within the register's bounds, and the enable switch off below
@@ -112,6 +114,10 @@ class HardwareExecutor:
         self.on_fault = on_fault
         self._sleep = sleep  # real-time waits between retries (a link, not scenario time)
         self._told: set[tuple[str, str, str]] = set()  # (offer, device, kind) the aggregator heard of
+        # the schedules running on each device, oldest first: the newest one sets the device (a
+        # schedule that overlaps an earlier one, or a normal programme's tail, takes over), and
+        # the normal state is written back only when the last one ends, never under a live one
+        self._running: dict[str, list[str]] = {}
 
     # -- which device runs an offer -----------------------------------------------------------
     def device_for(self, offer: FlexOffer) -> HardwareDevice:
@@ -172,7 +178,8 @@ class HardwareExecutor:
             d = default_schedule(offer, now)
             span = d.start, d.start + offer.profiles[d.profile].duration
         start, end = span
-        await self._restore(dev, offer.id)
+        if not self._running.get(dev.cfg.id):  # a live schedule keeps the device
+            await self._restore(dev, offer.id)
         return await self._run(dev, offer.id, start, offer.resolution, [None] * (end - start), clock)
 
     # -- carrying out ------------------------------------------------------------------------------
@@ -180,6 +187,10 @@ class HardwareExecutor:
                    ) -> tuple[int, list[float]]:
         cfg = dev.cfg
         await clock.sleep_until(start * res)
+        controls = any(t is not None for t in targets)
+        running = self._running.setdefault(cfg.id, [])
+        if controls:
+            running.append(offer_id)
         counters: list[Optional[float]] = [await self._meter(dev, offer_id)]
         try:
             for i, target in enumerate(targets):
@@ -193,8 +204,10 @@ class HardwareExecutor:
                 await clock.sleep_until(t0 + res)
                 counters.append(await self._meter(dev, offer_id))
         finally:
-            if any(t is not None for t in targets):
-                await asyncio.shield(self._restore(dev, offer_id))
+            if controls:
+                running.remove(offer_id)
+                if not running:
+                    await asyncio.shield(self._restore(dev, offer_id))
         if counters[-1] is None:
             counters[-1] = await self._meter(dev, offer_id, persist=True)
         skipped, energy = _intervals(counters)
@@ -203,7 +216,10 @@ class HardwareExecutor:
     async def _correct(self, dev: HardwareDevice, offer_id: str, target: float, base: Optional[float], at: int,
                        end: int, nxt: int) -> None:
         """Set what the interval still needs over the time left in it (an on/off device: over the
-        time to the next correction, so it is on while that would not overshoot by more than half)."""
+        time to the next correction, so it is on while that would not overshoot by more than half).
+        Nothing while a newer schedule holds the device."""
+        if self._running.get(dev.cfg.id, [offer_id])[-1] != offer_id:
+            return
         done = 0.0
         if base is not None:
             now = await self._meter(dev, offer_id)

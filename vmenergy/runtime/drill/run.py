@@ -216,14 +216,18 @@ def _apply(kind: str, swarm: _DrillSwarm, plan, rng: random.Random, deadline: fl
         # SIGKILL from outside, not Swarm.kill: the supervisor must find the part dead on its own
         os.kill(swarm.procs[part].pid, signal.SIGKILL)
         return f"kill -9 {part}", time.time()
-    if kind == "server":
+    if kind == "server":  # the server, or one node of a cluster
         from vmenergy.runtime.servers import read_info
 
-        info = read_info(swarm.run_dir / "xmpp")
+        dirs = swarm.server_dirs
+        name = rng.choice(sorted(dirs)) if len(dirs) > 1 else None  # one draw only for a cluster
+        info = read_info(dirs[name] if name else swarm.run_dir / "xmpp")
         if info is None or not info.pid:
             raise RuntimeError("the drill's XMPP server has no record (pid) to kill")
-        os.kill(info.pid, signal.SIGKILL)
-        return f"kill -9 xmpp server ({info.kind})", time.time()
+        # the server's whole process group (it runs in a session of its own): ejabberd's recorded
+        # pid is the ejabberdctl shell, whose Erlang VM would otherwise live on and hold the port
+        os.killpg(info.pid, signal.SIGKILL)
+        return f"kill -9 {name or 'xmpp server'} ({info.kind})", time.time()
     if kind == "network":
         proxy = swarm.proxy
         if proxy is None:

@@ -186,11 +186,13 @@ def _money_and_bills(run: RunData) -> tuple[dict, dict]:
         up = market_rows.get(a.upstream_jid or "", {}).get(a.jid, {"billed": 0, "pending": 0})
         paid = sum(b.total_cents for _, b in a.bills)
         received = sum(b.total_cents for b in a.upstream_bills)
+        from_dsos = sum(s.total_cents for s in a.flex_settlements)
         aggregators.append({
             "jid": a.jid, "paid_to_members": _money(paid), "received_from_upstream": _money(received),
+            "received_from_dsos": _money(from_dsos),
             "pending_from_upstream": _money(up["pending"]) if a.upstream == "market" else _money(0),
             "market_revenue_recorded": _money(sum(r.revenue_cents for r in a.aggregates)),
-            "balance": _money(received + (up["pending"] if a.upstream == "market" else 0) - paid),
+            "balance": _money(received + from_dsos + (up["pending"] if a.upstream == "market" else 0) - paid),
         })
     from_markets: set[tuple[str, str]] = set()  # prosumers trading peer to peer get the market's bills too
     for m in run.markets:

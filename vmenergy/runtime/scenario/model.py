@@ -47,6 +47,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\Z")
 
 
+#: The names of the nodes of a cluster the run starts itself (``[server] nodes = N``).
+NODE_NAMES = tuple("abcdefghijklmnopqrstuvwxyz")
+
 #: Most prosumers in one ``[[prosumers]]`` group (a scale run has 10^5-10^6 in all).
 MAX_GROUP = 1_000_000
 
@@ -66,12 +69,34 @@ class ScenarioTable:
 
 
 @dataclass(frozen=True)
+class ClusterNode:
+    """One node of a cluster: ``[server.nodes.NAME]`` of a standing cluster (``host``, ``port``,
+    ``ca_file`` if its certificate is not signed by a public CA), or one node of the cluster the
+    run starts itself (``nodes = N``: named a, b, c, ...; its address is known once it runs)."""
+
+    host: Optional[str] = None
+    port: int = field(default=5222, metadata=limits(ge=1, le=65535))
+    ca_file: Optional[str] = None
+    name: str = field(default="a", metadata={"derived": True})
+
+    def address(self) -> dict:
+        """Where a part on this node connects (the server table's ``parts`` form)."""
+        return {"host": self.host, "port": self.port, "ca_file": self.ca_file}
+
+
+@dataclass(frozen=True)
 class ServerTable:
     """``[server]``. ``kind``: a private server VME starts for the run (``prosody``,
     ``ejabberd``, ``embedded``) or a standing one (``external``: ``host``, ``port``,
     ``ca_file`` if its certificate is not signed by a public CA, and ``accounts``: ``register``
     to create them in-band, or the path of an accounts file). Paths are resolved against the
-    scenario's folder."""
+    scenario's folder.
+
+    A cluster (docs/scaling.md): ``nodes = N`` with ``kind = "ejabberd"`` is a private cluster of
+    N nodes the run starts itself (nodes named a, b, ...); ``[server.nodes.NAME]`` tables (each
+    ``host``, ``port``, ``ca_file``) with ``kind = "external"`` name the nodes of a standing
+    one. The ``[market]``, each ``[[aggregator]]``, ``[[dso]]`` and ``[[prosumers]]`` group may
+    then say which node its agents connect to (``node = "b"``; default: the first node)."""
 
     kind: Literal["prosody", "ejabberd", "embedded", "external"] = "prosody"
     domain: str = "localhost"
@@ -79,10 +104,27 @@ class ServerTable:
     port: Optional[int] = field(default=None, metadata=limits(ge=1, le=65535))
     ca_file: Optional[str] = None
     accounts: Optional[str] = None
+    #: The nodes of a cluster (``nodes = N`` or ``[server.nodes.NAME]`` tables), first = default;
+    #: empty for a single server. Read by :meth:`_Reader._server`, not by the table reader.
+    cluster: tuple[ClusterNode, ...] = field(default=(), metadata={"derived": True})
 
     def as_plan(self) -> dict:
-        """The ``Plan.server`` form: only what is set."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        """The ``Plan.server`` form: only what is set (a standing cluster's first node is the
+        server the run probes and records; the nodes are the plan's ``server["nodes"]``)."""
+        plan = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "cluster" and getattr(self, f.name) is not None}
+        if self.cluster and self.kind == "external":
+            first = self.cluster[0]
+            plan.update(host=first.host, port=first.port, **({"ca_file": first.ca_file} if first.ca_file else {}))
+        return plan
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.cluster)
+
+    def node_of(self, node: Optional[str]) -> Optional[str]:
+        """The node a part connects to: the one it names, else the cluster's first (None: no cluster)."""
+        return node if node is not None else (self.cluster[0].name if self.cluster else None)
 
 
 @dataclass(frozen=True)
@@ -93,6 +135,7 @@ class Market:
     name: str
     config: Any  # vmenergy.protocol.market.MarketConfig
     settings: Mapping[str, Any] = field(default_factory=dict)
+    node: Optional[str] = None  # the cluster node it connects to (None: the first)
 
 
 @dataclass(frozen=True)
@@ -106,6 +149,7 @@ class Aggregator:
     settings: Mapping[str, Any] = field(default_factory=dict)
     parent: Optional[str] = None
     part: str = "aggregators"
+    node: Optional[str] = None  # the cluster node it connects to (None: the first)
 
 
 @dataclass(frozen=True)
@@ -116,6 +160,7 @@ class Dso:
     name: str
     config: Any  # vmenergy.protocol.dso.DsoConfig
     settings: Mapping[str, Any] = field(default_factory=dict)
+    node: Optional[str] = None  # the cluster node it connects to (None: the first)
 
     def points(self) -> tuple[str, ...]:
         return tuple(self.config.points)
@@ -123,11 +168,14 @@ class Dso:
 
 @dataclass(frozen=True)
 class AggregatorPlace:
-    """The keys of ``[[aggregator]]`` that are the scenario's, not the aggregator config's."""
+    """The keys of ``[[aggregator]]`` that are the scenario's, not the aggregator config's:
+    ``part`` (the process it runs in; default ``aggregators``, or ``aggregators-NODE`` for
+    aggregators on another cluster node than the first) and ``node``."""
 
     name: str
     parent: Optional[str] = None
-    part: str = "aggregators"
+    part: Optional[str] = None
+    node: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +200,11 @@ class ProsumerGroup:
     devices (the models' physics behind a Modbus server per prosumer, driven by the box's
     hardware executor) instead of simulating them directly; ``none`` (default).
     ``congestion_point``: the point of a ``[[dso]]`` the group's prosumers are behind (their
-    aggregator then answers that DSO's flex requests for them)."""
+    aggregator then answers that DSO's flex requests for them). ``node``: the node of the
+    ``[server]`` cluster its prosumers connect to (default: the first). ``shard``: in a sharded
+    run (``vmenergy run --shard k/n``), the one shard that runs all of the group's ``processes``
+    (default: every shard runs ``processes`` of them), so a machine's prosumers can use the node
+    nearest to it; a run with fewer shards than that is refused."""
 
     # bounded: the check draws every prosumer's devices, and ``count = 2**64`` took all memory
     count: int = field(metadata=limits(ge=1, le=MAX_GROUP))
@@ -171,6 +223,8 @@ class ProsumerGroup:
     congestion_point: Optional[str] = None
     trading: dict = field(default_factory=dict)
     hardware: Literal["none", "modbus-tcp", "modbus-rtu"] = "none"
+    node: Optional[str] = None
+    shard: Optional[int] = field(default=None, metadata=limits(ge=1))
     templates: tuple[FlexOffer, ...] = field(default=(), metadata={"derived": True})
     device_tables: Mapping[str, Any] = field(default_factory=dict, metadata={"derived": True})
 
@@ -248,6 +302,7 @@ class _Reader:
     def __init__(self, data: dict, problems: Problems, base_dir: Path, source: str) -> None:
         self.data, self.p, self.base_dir, self.source = data, problems, base_dir, source
         self.aggregator_names: dict[str, int] = {}
+        self.server: Optional[ServerTable] = None
 
     def read(self) -> Optional[Scenario]:
         data, p = self.data, self.p
@@ -255,7 +310,7 @@ class _Reader:
             if key not in SECTIONS:
                 p.unknown_key((key,), SECTIONS, "table")
         settings = self._scenario()
-        server = self._server()
+        server = self.server = self._server()
         domain = server.domain if server is not None else "localhost"
         market = self._market(domain) if "market" in data else None
         aggregators = self._aggregators(domain, has_market="market" in data)
@@ -288,11 +343,12 @@ class _Reader:
             at: KeyPath = ("dso", i)
             name = table.get("name", "dso")
             named = self._agent_name(name, at + ("name",))
-            written = {k: v for k, v in table.items() if k != "name"}
+            node = self._node_key(table, at)
+            written = {k: v for k, v in table.items() if k not in ("name", "node")}
             if written.pop("aggregators", None) is not None:
                 self.p.error(at + ("aggregators",), "set by the scenario from the prosumer groups' congestion_point; "
                                                     "leave it out")
-            settings = check_keys(DsoConfig, written, at, self.p, also=("name",), exclude=("aggregators",))
+            settings = check_keys(DsoConfig, written, at, self.p, also=("name", "node"), exclude=("aggregators",))
             points = settings.get("points") if isinstance(settings.get("points"), dict) else {}
             for point in points:
                 if point in owner:
@@ -306,7 +362,8 @@ class _Reader:
                         served.append(group.congestion_point)
             settings["aggregators"] = {k: sorted(v) for k, v in sorted(behind.items())}
             config = check_dso(settings, at, self.p, f"{name}@{domain}")
-            out.append(Dso(name, config, MappingProxyType(settings)) if config is not None and named else None)
+            out.append(Dso(name, config, MappingProxyType(settings), node or None)
+                       if config is not None and named and node is not False else None)
         for g, group in enumerate(groups):
             if group is not None and group.congestion_point is not None and group.congestion_point not in owner:
                 self.p.error(("prosumers", g, "congestion_point"),
@@ -380,11 +437,16 @@ class _Reader:
     # [server] -----------------------------------------------------------------------------
     def _server(self) -> Optional[ServerTable]:
         at: KeyPath = ("server",)
-        s = read_table(ServerTable, self.data.get("server", {}), at, self.p)
+        table = self.data.get("server", {})
+        nodes = table.get("nodes") if isinstance(table, dict) else None
+        s = read_table(ServerTable, {k: v for k, v in table.items() if k != "nodes"} if isinstance(table, dict)
+                       else table, at, self.p)
         if s is None:
             return None
         if not _DOMAIN.match(s.domain):
             self.p.error(at + ("domain",), f"not a domain name: {show(s.domain)}")
+        if nodes is not None:
+            return self._cluster(s, nodes)
         standing_only = ("host", "port", "ca_file", "accounts")
         if s.kind != "external":
             for key in standing_only:
@@ -399,6 +461,87 @@ class _Reader:
         if accounts != "register":
             accounts = self._existing(accounts, at + ("accounts",), "accounts file")
         return replace(s, port=s.port or 5222, ca_file=ca_file or None, accounts=accounts)
+
+    def _cluster(self, s: ServerTable, nodes: Any) -> Optional[ServerTable]:
+        """``nodes = N``: a private ejabberd cluster the run starts (nodes a, b, ...);
+        ``[server.nodes.NAME]`` tables: the nodes of a standing cluster, in the order written."""
+        at: KeyPath = ("server", "nodes")
+        if isinstance(nodes, int) and not isinstance(nodes, bool):
+            if s.kind != "ejabberd":
+                self.p.error(at, f"a cluster the run starts is of ejabberd nodes: set kind = \"ejabberd\" (got "
+                                 f"{show(s.kind)}), or name a standing cluster's nodes in [server.nodes.NAME] "
+                                 "tables with kind = \"external\"")
+                return None
+            if not 1 <= nodes <= len(NODE_NAMES):
+                self.p.error(at, f"must be 1 to {len(NODE_NAMES)} nodes, got {nodes}")
+                return None
+            for key in ("host", "port", "ca_file", "accounts"):
+                if getattr(s, key) is not None:
+                    self.p.warn(("server", key), "has no effect with kind = \"ejabberd\" (VME starts a private "
+                                                 "cluster); it applies to kind = \"external\"")
+            return replace(s, host=None, port=None, ca_file=None, accounts=None,
+                           cluster=tuple(ClusterNode(name=NODE_NAMES[i]) for i in range(nodes)))
+        if not isinstance(nodes, dict):
+            self.p.error(at, f"the number of nodes of a cluster the run starts (nodes = 2), or one table per "
+                             f"node of a standing cluster ([server.nodes.a]), got {show(nodes)}")
+            return None
+        if s.kind != "external":
+            self.p.error(at, f"named nodes are a standing cluster's: set kind = \"external\" (got {show(s.kind)}), "
+                             "or start a private ejabberd cluster with nodes = N")
+            return None
+        if not nodes:
+            self.p.error(at, "at least one [server.nodes.NAME] table")
+            return None
+        for key in ("host", "port", "ca_file"):
+            if getattr(s, key) is not None:
+                self.p.error(("server", key), "give each node its own in [server.nodes.NAME] (the cluster's "
+                                              "first node is the default)")
+        cluster = []
+        for name, table in nodes.items():
+            if not _NAME.match(name):
+                self.p.error(at + (name,), "a node name is 1-64 letters, digits and ._- starting with a letter "
+                                           f"or digit, got {show(name)}")
+                continue
+            node = read_table(ClusterNode, table, at + (name,), self.p)
+            if node is None:
+                continue
+            if node.host is None:
+                self.p.error(at + (name, "host"), "required: the node's host name or address")
+                continue
+            ca_file = node.ca_file and self._existing(node.ca_file, at + (name, "ca_file"), "CA file")
+            cluster.append(replace(node, name=name, ca_file=ca_file or None))
+        accounts = s.accounts or "register"
+        if accounts != "register":
+            accounts = self._existing(accounts, ("server", "accounts"), "accounts file")
+        if len(cluster) < len(nodes):
+            return None
+        return replace(s, accounts=accounts, cluster=tuple(cluster))
+
+    def _node_key(self, table: dict, at: KeyPath) -> Optional[str] | bool:
+        """The ``node`` key of a table the agents' config classes read (``[market]``, ``[[dso]]``):
+        its node, None when not given, False when wrong (reported)."""
+        node = table.get("node")
+        if node is None:
+            return None
+        if not isinstance(node, str):
+            self.p.error(at + ("node",), f"must be a string, got {show(node)}")
+            return False
+        return node if self._node(node, at + ("node",)) else False
+
+    def _node(self, node: Optional[str], at: KeyPath) -> bool:
+        """A part's ``node``: one of the cluster's (a scenario without a cluster has no nodes)."""
+        server = self.server
+        if node is None or server is None:
+            return True
+        if not server.cluster:
+            self.p.error(at, f"names node {show(node)}, but the [server] is not a cluster (give it nodes = N "
+                             "with kind = \"ejabberd\", or [server.nodes.NAME] tables with kind = \"external\")")
+            return False
+        if node not in server.node_names:
+            self.p.error(at, f"no node named {show(node)} in the [server] cluster (its nodes: "
+                             f"{', '.join(server.node_names)})", suggest(node, server.node_names))
+            return False
+        return True
 
     def _existing(self, name: str, at: KeyPath, what: str) -> Optional[str]:
         path = Path(name) if Path(name).is_absolute() else self.base_dir / name
@@ -418,12 +561,13 @@ class _Reader:
             return None
         name = table.get("name", "market")
         named = self._agent_name(name, at + ("name",))
-        written = {k: v for k, v in table.items() if k != "name"}
-        settings = check_keys(MarketConfig, written, at, self.p, also=("name",))
+        node = self._node_key(table, at)
+        written = {k: v for k, v in table.items() if k not in ("name", "node")}
+        settings = check_keys(MarketConfig, written, at, self.p, also=("name", "node"))
         config = check_market(settings, at, self.p, f"{name}@{domain}")
-        if config is None or not named:
+        if config is None or not named or node is False:
             return None
-        return Market(name, config, MappingProxyType(settings))
+        return Market(name, config, MappingProxyType(settings), node)
 
     # [[aggregator]] -----------------------------------------------------------------------
     def _aggregators(self, domain: str, has_market: bool) -> list[Optional[Aggregator]]:
@@ -435,7 +579,10 @@ class _Reader:
             place = read_table(AggregatorPlace, {k: v for k, v in table.items() if k in own}, at, self.p)
             if place is not None and not self._agent_name(place.name, at + ("name",)):
                 place = None
+            if place is not None and not self._node(place.node, at + ("node",)):
+                place = None
             places.append(place)
+        self._parts(places)
         self.aggregator_names = {pl.name: i for i, pl in enumerate(places) if pl is not None}
         market = self.data.get("market")
         market_name = market.get("name", "market") if isinstance(market, dict) else "market"
@@ -473,7 +620,27 @@ class _Reader:
         config = check_aggregator(settings, at, self.p, f"{name}@{domain}")
         if place is None or config is None or len(self.p.errors) > errors:
             return None
-        return Aggregator(place.name, config, MappingProxyType(settings), place.parent, place.part)
+        return Aggregator(place.name, config, MappingProxyType(settings), place.parent, place.part or "aggregators",
+                          place.node)
+
+    def _parts(self, places: list[Optional[AggregatorPlace]]) -> None:
+        """Each aggregator's process: the one it names, else ``aggregators`` on the cluster's
+        first node and ``aggregators-NODE`` on another; a process connects to one node, so the
+        aggregators that share a part must share a node."""
+        server = self.server
+        first = server.node_of(None) if server is not None else None
+        node_of_part: dict[str, tuple[Optional[str], int]] = {}
+        for i, place in enumerate(places):
+            if place is None:
+                continue
+            node = server.node_of(place.node) if server is not None else None
+            if place.part is None:
+                place = places[i] = replace(place, part="aggregators" if node == first else f"aggregators-{node}")
+            seen = node_of_part.setdefault(place.part, (node, i))
+            if seen[0] != node:
+                self.p.error(("aggregator", i, "node"), f"{show(node)}, but part {show(place.part)} also runs "
+                                                        f"aggregator[{seen[1]}] on node {show(seen[0])} (a process "
+                                                        "connects to one node: give it another part)")
 
     def _parent(self, at: KeyPath, place: AggregatorPlace) -> None:
         at = at + ("parent",)
@@ -518,6 +685,7 @@ class _Reader:
                 out.append(None)
                 continue
             ok = self._pattern(group, g, at + ("name",))
+            ok = self._node(group.node, at + ("node",)) and ok
             if group.aggregator not in aggregators:
                 self.p.error(at + ("aggregator",), f"no aggregator named {show(group.aggregator)}",
                              suggest(group.aggregator, aggregators))

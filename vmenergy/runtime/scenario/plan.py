@@ -19,9 +19,10 @@ from vmenergy.flexoffer import Baseline, FlexOffer, Profile, Slice, TotalEnergy
 from vmenergy.runtime.servers.accounts import new_password
 
 from .model import DAY, ProsumerGroup, Scenario
-from .problems import ScenarioError
+from .locate import KeyLines
+from .problems import Problems, ScenarioError
 
-__all__ = ["AgentSpec", "Plan", "make_plan", "vary_offer"]
+__all__ = ["AgentSpec", "Plan", "make_plan", "vary_offer", "check_shards"]
 
 
 #: The run's web token file (digests, read by the agents) in the run directory; the tokens
@@ -68,6 +69,8 @@ class Plan:
     inputs: dict = field(default_factory=dict)
     #: The operator account the run creates (``[operators] account``): ``{"jid", "password"}``.
     operator: dict = field(default_factory=dict)
+    #: On a cluster (``[server] nodes``), the node each part connects to (every part is listed).
+    node_of: dict = field(default_factory=dict)
 
     def shard(self, part: str) -> int:
         return int(self.shard_of.get(part, 1))
@@ -172,15 +175,31 @@ def _locate(scenario: Scenario, agents: list[AgentSpec]) -> None:
         agg.config.setdefault("dsos", {})[group.congestion_point] = dso_of[group.congestion_point]
 
 
+def check_shards(scenario: Scenario, shards: int) -> None:
+    """A group pinned to a shard (``shard = k``) needs a run of at least k shards; raises
+    :class:`ScenarioError` naming the group's key otherwise."""
+    for g, group in enumerate(scenario.prosumers):
+        if group.shard is not None and group.shard > shards:
+            try:  # the line of the key, as vmenergy check gives it
+                problems = Problems(KeyLines(Path(scenario.source).read_text()) if scenario.source else None)
+            except (OSError, UnicodeDecodeError):
+                problems = Problems()
+            problems.error(("prosumers", g, "shard"), f"shard {group.shard}, but the run has {shards} shard"
+                                                      f"{'s' if shards != 1 else ''} (vmenergy run --shard K/N)")
+            raise ScenarioError.of(problems.items)
+
+
 def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     """Everything the swarm processes need, decided once (passwords, offers, clock).
 
-    With ``shards`` > 1 each shard runs ``processes`` processes of every prosumer group
+    With ``shards`` > 1 each shard runs ``processes`` processes of every prosumer group (of a
+    group pinned to a shard, that shard runs them all: parts ``prosumers-sK-J``)
     (``Plan.shard_of`` says which shard runs which part).
 
     ``Plan.clock`` is ``{"mode", "speed", "start"}``: ``speed`` is None for the virtual clock
     (the coordinator moves its time); the accelerated clock's wall anchor is sent by the
     coordinator once every agent is up."""
+    check_shards(scenario, shards)
     settings = scenario.scenario
     start = settings.start
     rng = random.Random(settings.seed)
@@ -197,12 +216,30 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
         return AgentSpec(role, name, scenario.jid(name), pw(), part, str(stores / f"{name}.sqlite"), config,
                          offers or [], dict(operators))
 
+    server = scenario.server
+    node_of: dict[str, str] = {}
+
+    def on_node(part: str, node: Optional[str], *, alone: bool = False) -> str:
+        """``part``, or ``part-NODE`` on another node than the cluster's first (a process
+        connects to one node, and several groups or DSOs share a part name); recorded in
+        ``node_of``. ``alone``: the part's only agent (the market) keeps its name."""
+        node = server.node_of(node)
+        if node is None:
+            return part
+        if node != server.node_of(None) and not alone:
+            part = f"{part}-{node}"
+        node_of[part] = node
+        return part
+
     if scenario.market is not None:
-        agents.append(spec("market", scenario.market.name, "market", dict(scenario.market.settings)))
+        agents.append(spec("market", scenario.market.name, on_node("market", scenario.market.node, alone=True),
+                           dict(scenario.market.settings)))
     for d in scenario.dsos:
-        agents.append(spec("dso", d.name, "dso", _plain(d.settings)))
+        agents.append(spec("dso", d.name, on_node("dso", d.node), _plain(d.settings)))
     for a in scenario.aggregators:
         agents.append(spec("aggregator", a.name, a.part, dict(a.settings)))
+        if server.cluster:
+            node_of[a.part] = server.node_of(a.node)  # the check named its part for its node
     day0 = start - start % DAY
     parts = {a.part for a in agents}
     shard_of: dict[str, int] = {}
@@ -217,11 +254,14 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
                                 energy_spread=group.energy_spread, start_jitter=group.start_jitter)
                 release = max(start, fo.creation_time or start)
                 offers.append({"release": release, "offer": fo.to_dict()})
-            # sharded: each shard runs `processes` processes of the group's prosumers
-            j = i % (group.processes * shards)
-            part = f"prosumers-{j}"
+            if group.shard is None:  # each shard runs `processes` processes of the group
+                j = i % (group.processes * shards)
+                part = on_node(f"prosumers-{j}", group.node)
+                shard_of[part] = 1 + j % shards
+            else:  # all of them on the shard it names (parts of their own)
+                part = on_node(f"prosumers-s{group.shard}-{i % group.processes}", group.node)
+                shard_of[part] = group.shard
             parts.add(part)
-            shard_of[part] = 1 + j % shards
             config: dict = {"aggregator": aggregator, "deviation": group.deviation}
             if group.trading and scenario.market is not None:  # peer to peer in the scenario's pool
                 config.update(market=scenario.jid(scenario.market.name), trading=dict(group.trading))
@@ -244,7 +284,7 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     operator = {"jid": scenario.jid(account), "password": pw()} if account is not None else {}
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
                 sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed,
-                shard_of=shard_of, operator=operator, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {})
+                shard_of=shard_of, operator=operator, node_of=node_of, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {})
 
 
 def _devices(group: ProsumerGroup, name: str, seed: int) -> dict:

@@ -12,6 +12,11 @@ The orchestrator calls :func:`prepare_server` once, before any agent process sta
   log in with the passwords of an accounts file (format in :mod:`.accounts`).
 
 Keys of the table: ``kind``, ``domain``, ``host``, ``port``, ``ca_file``, ``accounts``.
+
+A cluster (docs/scaling.md) is given as ``nodes``, by name, first = the default: for a private
+``ejabberd`` the run starts that many clustered nodes (:mod:`.cluster`) and makes the accounts
+through the first (ejabberd replicates them); for ``external`` each node (``host``, ``port``,
+``ca_file``) is probed and the first recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from .accounts import new_password, read_accounts_file, register_accounts
+from .cluster import start_cluster, stop_cluster
 from .external import external_server, record_external
 from .info import EXTERNAL, KINDS, ServerError, ServerInfo
 from .lifecycle import start_server, stop_server
@@ -106,6 +112,8 @@ class RunServer:
     info: ServerInfo
     passwords: Mapping[str, str] = field(default_factory=dict)
     register_in_band: bool = True
+    #: A cluster's nodes by name (the first is ``info``); empty for a single server.
+    nodes: Mapping[str, ServerInfo] = field(default_factory=dict)
 
     @property
     def owned(self) -> bool:
@@ -120,13 +128,16 @@ def prepare_server(
     *,
     base_dir: Path | str | None = None,
     timeout: float = 10.0,
+    nodes: Optional[Mapping[str, Mapping[str, Any]]] = None,
 ) -> RunServer:
     """Start (private kinds) or check (external) the run's server and decide each agent's password.
 
     ``run_dir`` is the server's directory (``RUN/xmpp``): a private server runs there, an
     external one is recorded there. ``jids`` are the agents' bare JIDs, all on the table's
     domain. With an accounts file every JID must be in it; the error names the missing ones.
-    Raises :class:`ServerTableError` (naming the key) or :class:`ServerError`."""
+    ``nodes``: a cluster's nodes by name (see the module's docstring; the values are ignored
+    for a private cluster). Raises :class:`ServerTableError` (naming the key) or
+    :class:`ServerError`."""
     spec = table if isinstance(table, ServerSpec) else ServerSpec.from_table(table, base_dir)
     wanted = [j.strip().lower() for j in jids]
     for i, jid in enumerate(wanted):
@@ -135,12 +146,14 @@ def prepare_server(
             raise ServerError(f"jids[{i}]: {jids[i]!r} is not on the server's domain {spec.domain!r}")
     passwords = _passwords(spec, wanted)
     if spec.kind == EXTERNAL:
-        info = external_server(spec.host or spec.domain, spec.port or DEFAULT_XMPP_PORT, spec.domain, spec.ca_file)
-        reach = check_reachable(info.host, info.port, info.domain, info.ca_file, timeout=timeout)
-        if not reach.usable:
-            raise ServerTableError("server", f"the external server cannot be used: {reach.detail}")
-        record_external(info, run_dir)
-        return RunServer(info, passwords, register_in_band=spec.accounts_file is None)
+        where = dict(nodes) if nodes else {"": {"host": spec.host, "port": spec.port, "ca_file": spec.ca_file}}
+        infos = {name: _standing(spec, node, f"server.nodes.{name}" if name else "server", timeout)
+                 for name, node in where.items()}
+        info = record_external(next(iter(infos.values())), run_dir)
+        return RunServer(info, passwords, register_in_band=spec.accounts_file is None,
+                         nodes=infos if nodes else {})
+    if nodes:
+        return _private_cluster(spec, list(nodes), wanted, passwords, run_dir)
     # deny by default: in-band registration stays closed and the run's accounts are made with
     # the server's admin tool before any agent starts, so a stranger who reaches the port
     # cannot make an account (the embedded server cannot close it, and says so)
@@ -153,6 +166,32 @@ def prepare_server(
             stop_server(run_dir)
             raise
     return RunServer(info, passwords, register_in_band=in_band)
+
+
+def _standing(spec: ServerSpec, node: Mapping[str, Any], at: str, timeout: float) -> ServerInfo:
+    """A standing server (or one node of a standing cluster), probed: XMPP answers and its
+    certificate verifies."""
+    host, port = node.get("host") or spec.domain, node.get("port") or DEFAULT_XMPP_PORT
+    info = external_server(host, port, spec.domain, node.get("ca_file") or "")
+    reach = check_reachable(info.host, info.port, info.domain, info.ca_file, timeout=timeout)
+    if not reach.usable:
+        raise ServerTableError(at, f"the external server {host}:{port} cannot be used: {reach.detail}")
+    return info
+
+
+def _private_cluster(spec: ServerSpec, names: Sequence[str], jids: Sequence[str], passwords: Mapping[str, str],
+                     run_dir: Path | str) -> RunServer:
+    """A private ejabberd cluster in ``run_dir`` (``node1``, ``node2``, ...) with the run's
+    accounts made through its first node (Mnesia replicates them to the others)."""
+    if spec.kind != "ejabberd":
+        raise ServerTableError("server.nodes", f"a cluster VME starts is of ejabberd nodes, not {spec.kind}")
+    cluster = start_cluster(run_dir, len(names), spec.domain)
+    try:
+        register_accounts(cluster.nodes[0], [(jid.partition("@")[0], passwords[jid]) for jid in jids])
+    except ServerError:
+        stop_cluster(cluster)
+        raise
+    return RunServer(cluster.nodes[0], passwords, register_in_band=False, nodes=dict(zip(names, cluster.nodes)))
 
 
 def _passwords(spec: ServerSpec, jids: Sequence[str]) -> dict[str, str]:

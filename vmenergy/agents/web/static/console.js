@@ -109,9 +109,10 @@
       ev.preventDefault();
       // only what the operator changed: each change is a steering action of its own, audited
       const body = {};
-      const agg = f.elements.aggregation, obj = f.elements.objective;
+      const agg = f.elements.aggregation, obj = f.elements.objective, trd = f.elements.trading;
       if (agg.value !== agg.dataset.initial) body.aggregation = agg.value === "true";
       if (obj && obj.value !== obj.dataset.initial) body.objective = { kind: obj.value };
+      if (trd && trd.value !== trd.dataset.initial) body.trading = trd.value === "true";
       if (!Object.keys(body).length) { document.getElementById("set-result").textContent = "nothing changed"; return; }
       const r = await fetch("/settings", { method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
