@@ -1,6 +1,6 @@
 """Benchmark: the offers of 100,000 mixed devices for a day, made by their FOAs' device models.
 
-Usage: python bench/bench_devices.py [--quick] [--n N]
+Usage: python bench/bench_devices.py [--quick] [--n N] [--digest]
 
 Households are drawn as scenarios/city-1k.toml draws them (same device mix and parameter ranges)
 until they hold N devices (default 100,000; --quick: 10,000); every household is a device fleet
@@ -11,11 +11,14 @@ plug in or are loaded (the physics simulated up to each event; nothing is schedu
 devices fall back to their own programme). Memory: the process's resident high-water mark.
 Reference in the same run: the same number of offers made from the shipped JSON templates the
 way a template scenario makes them (vary_offer), which is what a swarm did before device models.
+``--digest``: also print a SHA-256 of every offer's JSON in order, so a change that should leave the
+offers alone (a faster model, a leaner offer) can show that it did.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import sys
 import time
@@ -65,6 +68,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n", type=int, default=None)
+    ap.add_argument("--digest", action="store_true", help="print a SHA-256 of the offers' JSON")
     args = ap.parse_args(argv)
     n = args.n or (10_000 if args.quick else 100_000)
     print(f"machine: {machine()}")
@@ -80,23 +84,30 @@ def main(argv: list[str]) -> int:
     fleets = [build_fleet(c, inputs, jid=f"{name}@localhost", seed=1000, start=START, until=START + 3 * DAY)
               for name, c in homes]
     t1 = time.perf_counter()
+    c1 = time.process_time()  # CPU time as well: wall times on a shared machine are noisy
     made: Counter = Counter()
     slices = 0
+    digest = hashlib.sha256() if args.digest else None
     for f in fleets:  # a fleet wakes at each of its events and makes what is due, as an FOA does
         now = START
         while now < START + DAY:
             for _, fo in f.offers(now):
                 made[fo.label] += 1
                 slices += sum(p.n_slices for p in fo.profiles)
+                if digest is not None:  # outside the timed work's own cost only by this
+                    digest.update(fo.to_json().encode())
             due = f.next_due(now)
             if due is None or due <= now:
                 break
             now = due
     t2 = time.perf_counter()
+    c2 = time.process_time()
     offers = sum(made.values())
     print(f"build fleets: {t1 - t0:.2f} s; one day of offers: {t2 - t1:.2f} s for {offers} offers "
           f"({slices} slices), {1e6 * (t2 - t1) / n:.0f} us per device, {1e3 * (t2 - t1) / max(1, offers):.2f} ms "
-          "per offer")
+          f"per offer; CPU {c2 - c1:.2f} s ({1e6 * (c2 - c1) / n:.0f} us per device)")
+    if digest is not None:
+        print(f"offers digest (SHA-256 of their JSON, in order): {digest.hexdigest()}")
     print("offers by kind: " + ", ".join(f"{k} {v}" for k, v in made.most_common()))
     print(f"resident high-water mark: {_hwm():.0f} MiB (before the fleets: {rss0:.0f} MiB)")
     # reference: the same number of offers from the JSON templates, as a template scenario makes them

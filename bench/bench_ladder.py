@@ -92,20 +92,6 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def _label(pid: int) -> str:
-    """What a process of the run is: ``prosody``, a swarm part (``prosumers-3``), or its name."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "?"
-    words = [a.decode(errors="replace") for a in argv if a]
-    if "--part" in words[:-1]:
-        return words[words.index("--part") + 1]
-    if any("prosody" in w for w in words[:2]):
-        return "prosody"
-    return "run" if "run" in words else Path(words[0]).name if words else "?"
-
-
 def _rss_by_process(pids: list[int]) -> dict[str, int]:
     """Resident bytes of each process, keyed ``label`` (``label#2`` for a second one)."""
     out: dict[str, int] = {}
@@ -127,8 +113,9 @@ def _rss_bytes(pids: list[int]) -> int:
 
 
 def _peak_kinds(by_process: dict[str, int]) -> dict[str, int]:
-    """The breakdown at the peak summed by kind (MiB): Prosody, the prosumer processes (and the
-    largest of them), the aggregators/market/DSO processes, the run's own process."""
+    """The breakdown at the moment of the peak (it sums to the peak; ``by_part`` holds each
+    process's own peak, whenever it came) by kind, MiB: the server, the prosumer processes (and
+    the largest of them), the aggregators/market/DSO processes, the run's own process."""
     kinds: dict[str, int] = {}
     for key, rss in by_process.items():
         label = key.split("#")[0]
@@ -138,6 +125,17 @@ def _peak_kinds(by_process: dict[str, int]) -> dict[str, int]:
     if prosumers:
         kinds["largest prosumer process"] = max(prosumers)
     return {k: v >> 20 for k, v in sorted(kinds.items())}
+
+
+def _label(pid: int) -> str:
+    """What a process of a run is: its swarm part, the XMPP server, or the run itself (the report)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    if "--part" in args:
+        return args[args.index("--part") + 1]
+    return "server" if any("prosody" in a or "beam" in a for a in args[:2]) else "run"
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -163,13 +161,12 @@ def _nodes(run_dir: Path) -> dict[str, int]:
     return found
 
 
-def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str = "prosody",
-             cluster: int = 0) -> dict:
-    until = "2026-11-23T18:00:00Z"
-    scen = base / f"ladder-{count}.toml"
-    scen.write_text(scenario_text(count, per_process, until, kind, cluster))
-    # the scenario's inputs are found relative to the scenario file or scenarios/
-    run_dir = base / f"run-{count}"
+def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
+    """Run ``vmenergy run SCEN`` and measure it from outside: wall time, CPU seconds of the
+    process tree (children's rusage), peak summed RSS (sampled every second), exit code, load
+    average before and after; per server node (``nodes``) its CPU and peak RSS; per process
+    (``by_part``: swarm part, server, run) its peak RSS and the CPU seconds it had used at its
+    last sample; with the run's output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -180,11 +177,13 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str
     at_peak: dict[str, int] = {}
     node_cpu: dict[str, float] = {}
     node_rss: dict[str, int] = {}
+    parts: dict[str, dict] = {}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(1.0):
-            by_process = _rss_by_process(_tree(proc.pid))
+            pids = _tree(proc.pid)
+            by_process = _rss_by_process(pids)
             total = sum(by_process.values())
             if total > peak[0]:
                 peak[0] = total
@@ -194,6 +193,10 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str
                 tree = _tree(pid)
                 node_cpu[name] = max(node_cpu.get(name, 0.0), _cpu_seconds(tree))
                 node_rss[name] = max(node_rss.get(name, 0), _rss_bytes(tree))
+            for pid in pids:
+                part = parts.setdefault(_label(pid), {"peak_rss_mib": 0, "cpu": {}})
+                part["peak_rss_mib"] = max(part["peak_rss_mib"], _rss_bytes([pid]) >> 20)
+                part["cpu"][pid] = _cpu_seconds([pid])
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -203,13 +206,26 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str
     sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result: dict = {"count": count, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20,
-                    "peak_mib_by_kind": _peak_kinds(at_peak), "processes": len(at_peak),
-                    "exit": proc.returncode, "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in os.getloadavg()], "server": f"{cluster}-node ejabberd cluster"
-                    if cluster else kind,
-                    "nodes": {n: {"cpu_s": round(node_cpu[n], 1), "peak_rss_mib": node_rss.get(n, 0) >> 20}
-                              for n in sorted(node_cpu)}}
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20, "exit": proc.returncode,
+            "peak_mib_by_kind": _peak_kinds(at_peak), "processes": len(at_peak),
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            "nodes": {n: {"cpu_s": round(node_cpu[n], 1), "peak_rss_mib": node_rss.get(n, 0) >> 20}
+                      for n in sorted(node_cpu)},
+            "by_part": {k: {"peak_rss_mib": v["peak_rss_mib"], "cpu_s": round(sum(v["cpu"].values()), 1)}
+                        for k, v in sorted(parts.items())}}, output
+
+
+def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str = "prosody",
+             cluster: int = 0) -> dict:
+    until = "2026-11-23T18:00:00Z"
+    scen = base / f"ladder-{count}.toml"
+    scen.write_text(scenario_text(count, per_process, until, kind, cluster))
+    # the scenario's inputs are found relative to the scenario file or scenarios/
+    run_dir = base / f"run-{count}"
+    measured, output = measure_run(scen, run_dir, timeout)
+    result: dict = {"count": count, **measured, "server": f"{cluster}-node ejabberd cluster" if cluster else kind}
+    cpu, wall, peak = measured["cpu_s"], measured["wall_s"], [measured["peak_rss_mib"] << 20]
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         timings = json.loads((run_dir / "timings.json").read_text())

@@ -86,6 +86,36 @@ def test_a_change_after_the_assignment_is_refused_and_the_schedule_binds():
     assert pro.ledger.get("offers", fo.id).offer.label != "too late"
 
 
+def test_an_update_refused_because_the_offer_was_aggregated_leaves_the_accepted_version_binding():
+    fo = replace(offer("ev-overnight", 0), issuer="p0@localhost")
+    dev = Device(fo)
+    agg, pro, net = world(dev, AggregatorConfig(upstream="parent", upstream_jid="parent@localhost"))
+    net.tick(NOW)  # the aggregator aggregates and offers the aggregate to its parent, which does not answer
+    assert agg.ledger.get("offers", fo.id).aggregate_id is not None
+    dev.pending.append(OfferChange(fo.id, replace(fo, label="left early")))
+    net.take(pro.jid, pro.tick(NOW))
+    net.run(NOW)
+    rec = pro.ledger.get("offers", fo.id)
+    # not rejected (the aggregator will assign the version it holds): back to that version
+    assert rec.state is State.ACCEPTED and rec.offer.version == 0 and rec.offer.label != "left early"
+    assert rec.accepted is None and not net.defaults
+    assert pro.counts() == {"accepted": 1}
+
+
+def test_an_assignment_that_crosses_an_update_is_the_accepted_versions_and_binds():
+    fo = replace(offer("ev-overnight", 0), issuer="p0@localhost")
+    dev = Device(fo)
+    agg, pro, net = world(dev)
+    shorter = replace(fo.profiles[0], slices=fo.profiles[0].slices[:-1])
+    dev.pending.append(OfferChange(fo.id, replace(fo, label="left early", profiles=(shorter,), baseline=None)))
+    net.take(pro.jid, pro.tick(NOW))  # the update is sent, not yet delivered
+    net.tick(NOW)  # the aggregator assigns the version it holds, then refuses the update
+    rec = pro.ledger.get("offers", fo.id)
+    assert rec.state is State.ASSIGNED and rec.offer.version == 0 and rec.offer.label != "left early"
+    assert rec.schedule is not None and fo.is_feasible(rec.schedule)
+    assert rec.accepted is None and not net.defaults
+
+
 def test_a_rejected_offer_makes_its_devices_run_their_normal_programme():
     fo = replace(offer("ev-overnight", 0), issuer="p0@localhost")
     agg, pro, net = world(Device(fo), AggregatorConfig(lead=10 * 86400))  # everything starts too soon

@@ -94,7 +94,39 @@ def test_templates_and_devices_may_share_a_group(tmp_path):
     assert len(p.offers) == 1 and p.config["devices"]
 
 
+def test_an_foa_of_many_households_fronts_each_household_as_a_prosumer_of_its_name_would_be_drawn(tmp_path):
+    text = change(("count = 20", "count = 2\nhouseholds = 6"))
+    plan = make_plan(load_scenario(write(tmp_path, text)), tmp_path / "run")
+    spec = plan.by_role("prosumer")[1]
+    # the plan holds the recipe, not the draws
+    assert "devices" not in spec.config and spec.config["households"]["count"] == 6
+    agent = build_agent(spec, ServerAddress("127.0.0.1", 5222, None), RealClock(), plan.seed, plan)
+    fleet = agent.executor
+    assert isinstance(fleet, DeviceFleet) and agent.source is fleet
+    # household j of prosumer h1 has the devices (ids, parameters) a prosumer named h1-hj would get
+    single = make_plan(load_scenario(write(tmp_path, change(("count = 20", "count = 1"),
+                                                                       ('name = "h{i}"', 'name = "h1-h{i}"')),
+                                           "one.toml")), tmp_path / "one")
+    alone = build_agent(single.by_role("prosumer")[0], ServerAddress("127.0.0.1", 5222, None), RealClock(),
+                        single.seed, single).executor
+    mine = [d for d in fleet.devices if d.id.startswith("h1-h0-")]
+    assert [(d.id, d.p) for d in mine] == [(d.id, d.p) for d in alone.devices]
+    assert [d.ctx.owner for d in mine] == [d.ctx.owner for d in alone.devices]
+    assert len({d.id for d in fleet.devices}) == len(fleet.devices)
+    assert sum(d.kind == "heat_pump" for d in fleet.devices) == 6  # chance 1: every household
+    # households have their own owners (drawn in [0.02, 0.08])
+    assert len({d.ctx.owner.comfort_cost for d in fleet.devices}) > 1
+    assert all(d.ctx.issuer == spec.jid for d in fleet.devices)
+
+
 @pytest.mark.parametrize("pairs, expected", [
+    pytest.param([("count = 20", "count = 20\nhouseholds = 0")],
+                 ":15: prosumers[0].households: must be >= 1", id="households"),
+    pytest.param([("count = 20", "count = 20\nhouseholds = 2\noffers = [\"examples/ev-overnight.json\"]"),
+                  ("[prosumers.devices]\nev = 0.5\nheat_pump = 1.0\nbase_load = 1.0\n", "")],
+                 ":15: prosumers[0].households: households are drawn from the device mix", id="households without devices"),
+    pytest.param([("count = 20", "count = 20\nhouseholds = 2\nhardware = \"modbus-tcp\"")],
+                 ":16: prosumers[0].hardware: emulated hardware runs one household per prosumer", id="households on hardware"),
     pytest.param([("heat_pump = 1.0", "heatpump = 1.0")],
                  ":21: prosumers[0].devices.heatpump: unknown device kind (known: " + ", ".join(KINDS) + ") "
                  "(did you mean heat_pump?)", id="unknown kind"),

@@ -22,8 +22,8 @@ from .inputs import Inputs
 from .models import KINDS, Context, DeviceError, OwnerSettings
 from .models.base import seeded
 
-__all__ = ["KIND_NAMES", "check_params", "check_mix", "sample_params", "draw_devices", "device_specs_problems",
-           "build_fleet", "shared_inputs", "params_doc"]
+__all__ = ["KIND_NAMES", "check_params", "check_mix", "sample_params", "draw_devices", "draw_households",
+           "device_specs_problems", "has_fleet", "build_fleet", "shared_inputs", "params_doc"]
 
 #: The kinds in the order the docs and the check list them.
 KIND_NAMES = tuple(KINDS)
@@ -136,6 +136,21 @@ def draw_devices(name: str, mix: Mapping[str, float], tables: Mapping[str, Mappi
     return devices, sample_params(OwnerSettings, owner, rng)
 
 
+def draw_households(table: Mapping[str, Any], seed: object) -> list[tuple[list[dict], dict]]:
+    """The households an FOA fronts (a prosumer config's ``households`` table: ``name``, ``count``,
+    ``mix``, ``tables``, ``owner``): household ``j`` is drawn as a prosumer named ``NAME-hJ``
+    would be (:func:`draw_devices`, its own seed), so its device and offer ids stay unique at the
+    aggregator and one household's draws do not depend on how many others the FOA fronts."""
+    name, count = table["name"], int(table["count"])
+    return [draw_devices(f"{name}-h{j}", table["mix"], table.get("tables", {}), table.get("owner", {}), seed)
+            for j in range(count)]
+
+
+def has_fleet(config: Mapping[str, Any]) -> bool:
+    """Whether a prosumer's config describes a device fleet (its own devices, or many households)."""
+    return "devices" in config or "households" in config
+
+
 def device_specs_problems(specs: Any) -> list[Problem]:
     """Problems of a box's device list: ``[{kind, id, <parameters>}, ...]``."""
     if not isinstance(specs, (list, tuple)):
@@ -175,12 +190,10 @@ def shared_inputs(table: Mapping[str, Any], resolution: int = 900) -> Inputs:
 
 def build_fleet(config: Mapping[str, Any], inputs: Any, *, jid: str, seed: object, start: int,
                 until: Optional[int]) -> DeviceFleet:
-    """The fleet a prosumer's config describes: ``devices`` (``[{kind, id, params}]``),
-    ``owner`` and ``foa`` settings. Errors name the device."""
-    try:
-        owner = OwnerSettings(**config.get("owner", {}))
-    except DeviceError as exc:
-        raise exc.within("owner") from None
+    """The fleet a prosumer's config describes: ``devices`` (``[{kind, id, params}]``) with the
+    ``owner``'s settings, and/or ``households`` (drawn here, :func:`draw_households`, each
+    with its own owner), and the ``foa`` settings. Errors name the device."""
+    owner = _owner(config.get("owner", {}), "owner")
     try:
         foa = FoaSettings(**config.get("foa", {}))
     except DeviceError as exc:
@@ -188,17 +201,34 @@ def build_fleet(config: Mapping[str, Any], inputs: Any, *, jid: str, seed: objec
     ctx = Context(inputs.resolution, inputs, owner=owner, issuer=jid, seed=str(seed),
                   slice_intervals=max(1, foa.slice_minutes * 60 // inputs.resolution), tz=inputs.tz,
                   latitude=inputs.latitude, longitude=inputs.longitude, altitude=inputs.altitude)
-    devices = []
     k0 = -(-start // inputs.resolution)
-    for i, spec in enumerate(config.get("devices", ())):
+    devices = _devices(config.get("devices", ()), ctx, k0, "devices")
+    if "households" in config:
+        for j, (specs, settings) in enumerate(draw_households(config["households"], seed)):
+            # each household's devices price their offers with its own owner's settings
+            home = dataclasses.replace(ctx, owner=_owner(settings, f"households[{j}].owner"))
+            devices += _devices(specs, home, k0, f"households[{j}].devices")
+    return DeviceFleet(devices, ctx, foa, start=start, until=until)
+
+
+def _owner(settings: Mapping[str, Any], path: str) -> OwnerSettings:
+    try:
+        return OwnerSettings(**settings)
+    except DeviceError as exc:
+        raise exc.within(path) from None
+
+
+def _devices(specs: Any, ctx: Context, k0: int, path: str) -> list:
+    out = []
+    for i, spec in enumerate(specs):
         cls = KINDS.get(spec.get("kind"))
         if cls is None:
-            raise DeviceError(f"devices[{i}].kind", f"unknown device kind {spec.get('kind')!r}")
+            raise DeviceError(f"{path}[{i}].kind", f"unknown device kind {spec.get('kind')!r}")
         try:
-            devices.append(cls(spec["id"], cls.Params(**spec.get("params", {})), ctx, k0))
+            out.append(cls(spec["id"], cls.Params(**spec.get("params", {})), ctx, k0))
         except DeviceError as exc:
-            raise exc.within(f"devices[{i}]") from None
-    return DeviceFleet(devices, ctx, foa, start=start, until=until)
+            raise exc.within(f"{path}[{i}]") from None
+    return out
 
 
 def params_doc() -> str:

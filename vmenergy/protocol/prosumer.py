@@ -38,6 +38,9 @@ class ProsumerOffer:
     bill_id: Optional[str] = None
     sent_at: Optional[int] = None  # when the offer (this version) went out
     answered_at: Optional[int] = None  # when the aggregator's acceptance arrived
+    #: the version the aggregator accepted, while an update of it waits for its answer: if the
+    #: update is refused (the offer was aggregated meanwhile), that version still binds
+    accepted: Optional[FlexOffer] = None
 
     @property
     def state(self) -> State:
@@ -136,7 +139,8 @@ class ProsumerEngine(Engine):
                 "acceptance_before", "assignment_before")})
         except FlexOfferError as exc:
             return [Note("update-refused", {"offer": offer.id, "why": exc.reason})]
-        offers.put(offer.id, replace(old, offer=revised, reason=None, sent_at=now))
+        kept = old.offer if old.state is State.ACCEPTED else old.accepted
+        offers.put(offer.id, replace(old, offer=revised, reason=None, sent_at=now, accepted=kept))
         return self.send_reliable(self.aggregator, OfferMessage("update", offer.id, revised), now)
 
     def withdraw(self, offer_id: str, now: int) -> list[Effect]:
@@ -308,6 +312,10 @@ class ProsumerEngine(Engine):
         rec = self.ledger[PROSUMER_OFFERS].get(schedule.offer_id)
         if rec is None:
             return [], f"unknown offer {schedule.offer_id}"
+        if rec.accepted is not None:
+            # an update is on its way, yet the aggregator assigns: it answers in order, so it had
+            # not taken the update (its refusal follows) and the schedule is the accepted version's
+            rec = replace(rec, offer=rec.accepted, accepted=None)
         if rec.schedule is not None and schedule.update_id <= rec.schedule.update_id:
             return [], f"stale update {schedule.update_id} (have {rec.schedule.update_id})"
         violations = self.window_offer(rec).check(schedule, now=now // rec.offer.resolution)
@@ -374,9 +382,14 @@ class ProsumerEngine(Engine):
         rec = offers.get(ack.ref)
         if rec is None or rec.offer.version != ack.version or rec.state is not State.OFFERED:
             return []
+        if not ack.accepted and msg.op == "update" and rec.accepted is not None:
+            # the aggregator refused the update but holds the version it accepted (aggregated
+            # already): that one stands, and its schedule will come; the device does what it can
+            offers.put(ack.ref, replace(rec, offer=rec.accepted, accepted=None, answered_at=now))
+            return [Note("update-refused", {"offer": ack.ref, "why": ack.reason})]
         new_state = State.ACCEPTED if ack.accepted else State.REJECTED
         offer = rec.offer.with_state(new_state)
-        offers.put(ack.ref, replace(rec, offer=offer, reason=ack.reason, answered_at=now))
+        offers.put(ack.ref, replace(rec, offer=offer, reason=ack.reason, answered_at=now, accepted=None))
         out: list[Effect] = [Note("offer-" + new_state.value, {"offer": ack.ref, "reason": ack.reason})]
         if not ack.accepted:
             out.append(RunDefault(offer, ack.reason))

@@ -71,7 +71,9 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
     if spec.role == "prosumer":
         offers = [(int(o["release"]), FlexOffer.from_dict(o["offer"])) for o in spec.offers]
         executor = SimulatedExecutor(deviation=float(cfg.get("deviation", 0.02)), seed=str(seed))
-        if "devices" in cfg and plan is not None:  # device models make its offers and run its schedules
+        from vmenergy.devices.population import has_fleet
+
+        if has_fleet(cfg) and plan is not None:  # device models make its offers and run its schedules
             from vmenergy.devices.population import build_fleet, shared_inputs
 
             fleet = build_fleet(cfg, shared_inputs(plan.inputs), jid=spec.jid, seed=seed, start=plan.start,

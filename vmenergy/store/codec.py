@@ -1,7 +1,10 @@
 """JSON encoding of ledger records, exact for every value the engines keep.
 
 Offers and schedules use their JSON wire form and protocol messages their XML wire form, both of
-which round-trip exactly; record dataclasses are encoded field by field under their class name.
+which round-trip exactly, except offer messages: an outbox holds one per offer sent, and an
+offer's XML (a polytope's every cell as text, escaped character by character by slixmpp) cost a
+prosumer fronting thousands of devices most of its time, so they are stored as their fields with
+the offer in its JSON form (stores written before still read: ``msg`` stays known); record dataclasses are encoded field by field under their class name.
 Decoding never instantiates arbitrary types: the record types are those the engines declare in
 their ledger tables (``Engine.tables``), read from the engine classes below.
 """
@@ -17,7 +20,7 @@ from vmenergy.protocol.aggregator import AggregatorEngine
 from vmenergy.protocol.dso import DsoEngine
 from vmenergy.protocol.engine import Engine
 from vmenergy.protocol.market import MarketEngine
-from vmenergy.protocol.messages import Message
+from vmenergy.protocol.messages import Message, OfferMessage
 from vmenergy.protocol.prosumer import ProsumerEngine
 from vmenergy.wire.json import offer_from_dict, offer_to_dict, schedule_from_dict
 from vmenergy.wire.messages import parse_message, to_xml
@@ -54,6 +57,9 @@ def encode(value: Any) -> Any:
         return {"$": "FlexOffer", "v": offer_to_dict(value)}
     if isinstance(value, Schedule):
         return {"$": "Schedule", "v": {**value.to_dict(), "resolution": value.resolution}}
+    if isinstance(value, OfferMessage):
+        return {"$": "OfferMessage", "v": {"op": value.op, "offer_id": value.offer_id, "version": value.version,
+                                           "offer": encode(value.offer)}}
     if isinstance(value, Message):
         return {"$": "msg", "v": to_xml(value)}
     if isinstance(value, tuple):
@@ -78,6 +84,8 @@ def decode(data: Any) -> Any:
         return offer_from_dict(v)
     if tag == "Schedule":
         return schedule_from_dict(v)
+    if tag == "OfferMessage":
+        return OfferMessage(v["op"], v["offer_id"], decode(v["offer"]), v["version"])
     if tag == "msg":
         return parse_message(v)
     if tag == "tuple":

@@ -81,25 +81,24 @@ class Store:
         return ledger
 
     def flush(self, changes: Iterable[tuple[str, str, object]]) -> int:
-        """Write (table, key, value or None) changes in one transaction; returns how many."""
-        rows_put = []
-        rows_del = []
-        for tbl, key, value in changes:
-            if value is None:
-                rows_del.append((tbl, key))
-            else:
-                rows_put.append((tbl, key, dumps(value)))
-        if not rows_put and not rows_del:
+        """Write (table, key, value or None) changes in one transaction; returns how many rows.
+
+        Only a key's last value is written (a turn's steps often write one record twice, an
+        offer sent and then answered), and each value is encoded as SQLite takes it: an FOA's
+        noon batch of thousands of offers once held all their texts at the same time."""
+        latest = {(tbl, key): value for tbl, key, value in changes}
+        if not latest:
             return 0
+        rows_del = [k for k, v in latest.items() if v is None]
         with self.db:
             self.db.execute("BEGIN")
-            if rows_put:
-                self.db.executemany(
-                    "INSERT INTO records (tbl, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value", rows_put)
+            self.db.executemany(
+                "INSERT INTO records (tbl, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value",
+                ((tbl, key, dumps(v)) for (tbl, key), v in latest.items() if v is not None))
             if rows_del:
                 self.db.executemany("DELETE FROM records WHERE tbl = ? AND key = ?", rows_del)
-        return len(rows_put) + len(rows_del)
+        return len(latest)
 
     def ready(self) -> bool:
         """Whether the schema exists (an observer may open a store its agent is just creating)."""

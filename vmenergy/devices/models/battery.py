@@ -123,6 +123,6 @@ class HomeBattery(Device):
         maxs = [pdt * d if c else 0.0 for c, d in zip(charging, durations)]
         twin = self.fork()
         base = np.array([twin.step(k, None) for k in range(run.start, run.end)])
-        polytope = Polytope(tuple(map(tuple, np.round(A, 12).tolist())), tuple(np.maximum(np.round(b, 9), 0).tolist()))
+        polytope = Polytope.of_arrays(np.round(A, 12), np.maximum(np.round(b, 9), 0))
         return offer_of(run, self.ctx, start=run.start, durations=durations, mins=mins, maxs=maxs,
                         baseline=per_slice(base, durations), polytope=polytope, label=self.kind)

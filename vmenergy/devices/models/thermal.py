@@ -181,7 +181,7 @@ class ThermalDevice(Device):
         lower = np.minimum(lo + MARGIN, at_points - SLACK)
         A = np.vstack([rows, -rows])
         bvec = np.concatenate([upper - alpha[points], alpha[points] - lower])
-        polytope = Polytope(tuple(map(tuple, A.tolist())), tuple(np.round(bvec, 9).tolist()))
+        polytope = Polytope.of_arrays(A, np.round(bvec, 9))
         cap = self.p_max() * self.ctx.hours
         return offer_of(run, self.ctx, start=start, durations=durations, mins=[0.0] * len(durations),
                         maxs=[cap * d for d in durations], baseline=base, polytope=polytope,

@@ -52,6 +52,8 @@ NODE_NAMES = tuple("abcdefghijklmnopqrstuvwxyz")
 
 #: Most prosumers in one ``[[prosumers]]`` group (a scale run has 10^5-10^6 in all).
 MAX_GROUP = 1_000_000
+#: Households one FOA fronts at most: all of them are simulated in its agent's process.
+MAX_HOUSEHOLDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,9 @@ class ProsumerGroup:
       per-kind parameter tables (``[prosumers.ev]``, values a number or a ``[low, high]`` range,
       kept in ``device_tables`` by the check) and the owner's settings (``owner``); the FOA
       offers every day at ``offer_time`` (local hours), ``offer_lead`` seconds ahead, in slices
-      of ``slice_minutes``.
+      of ``slice_minutes``; ``households``: how many households each prosumer's FOA fronts
+      (default 1), each drawn from the mix with its own seed and owner (one agent for a building,
+      a street, a community: a million devices in a few hundred agents), its offers per device.
 
     ``deviation``: the relative noise of the metering. ``trading``: the prosumers also trade
     their assigned schedules peer to peer in the scenario's two-sided ``[market]``, priced by
@@ -220,6 +224,7 @@ class ProsumerGroup:
     offer_time: float = field(default=12.0, metadata=limits(ge=0, lt=24))
     offer_lead: int = field(default=3600, metadata=limits(ge=0))
     slice_minutes: int = field(default=60, metadata=limits(ge=1))
+    households: int = field(default=1, metadata=limits(ge=1, le=MAX_HOUSEHOLDS))
     congestion_point: Optional[str] = None
     trading: dict = field(default_factory=dict)
     hardware: Literal["none", "modbus-tcp", "modbus-rtu"] = "none"
@@ -708,6 +713,14 @@ class _Reader:
             if not group.offers and not group.has_devices:
                 self.p.error(at + ("offers",), "a group needs offer templates (offers) or devices (devices = "
                                                "{ ev = 0.5, ... }), or both")
+                ok = False
+            if group.households > 1 and not group.has_devices:
+                self.p.error(at + ("households",), "households are drawn from the device mix: give the group devices "
+                                                   "(devices = { heat_pump = 1.0, ... })")
+                ok = False
+            if group.households > 1 and group.hardware != "none":
+                self.p.error(at + ("hardware",), "emulated hardware runs one household per prosumer: "
+                                                 "households must be 1")
                 ok = False
             if group.hardware != "none" and not group.has_devices:
                 self.p.error(at + ("hardware",), "emulated hardware runs device models: give the group devices "

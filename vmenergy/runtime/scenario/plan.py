@@ -289,10 +289,17 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
 
 def _devices(group: ProsumerGroup, name: str, seed: int) -> dict:
     """A prosumer's devices drawn from its group's mix (seeded by the scenario seed and its name),
-    with its owner's and FOA's settings: the part of its config its device fleet is built from."""
+    with its owner's and FOA's settings, or with ``households`` above 1 the table its households
+    are drawn from: the part of its config its device fleet is built from."""
     from vmenergy.devices.population import draw_devices
 
-    devices, owner = draw_devices(name, group.devices, group.device_tables, group.owner, seed)
     foa = {"offer_time": group.offer_time, "offer_lead": group.offer_lead, "slice_minutes": group.slice_minutes,
            "deviation": group.deviation}
+    if group.households > 1:
+        # the recipe, not the draws: the agent's process draws its households (plan.json stays
+        # small however many devices the run holds; the draws are the same, seeded per household)
+        tables = {k: dict(v) for k, v in group.device_tables.items()}
+        return {"households": {"name": name, "count": group.households, "mix": dict(group.devices),
+                               "tables": tables, "owner": dict(group.owner)}, "foa": foa}
+    devices, owner = draw_devices(name, group.devices, group.device_tables, group.owner, seed)
     return {"devices": devices, "owner": owner, "foa": foa}
