@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-10k bench-million bench-agents bench-idle drills deps venv clean
+.PHONY: demo test bench bench-10k bench-largest bench-million bench-agents bench-idle drills deps venv clean
 
 deps:
 	@PYTHON=$(PYTHON) sh xmpp-server/install-deps.sh
@@ -30,9 +30,16 @@ bench: venv
 	$(BIN)/python -m pytest -m slow -p no:cacheprovider
 	$(BIN)/python bench/run.py
 
-# the ladder's big rungs: 5,000 and 10,000 prosumers (each its own XMPP connection) through a day
+# the ladder's big rungs: 5,000 and 10,000 prosumers (each its own XMPP connection) through a day,
+# 2,500 prosumers per process (a process's imports cost ~130 MiB: fewer processes, less memory)
 bench-10k: venv
-	ulimit -n 65536 2>/dev/null || true; $(BIN)/python bench/bench_ladder.py --counts 5000,10000
+	ulimit -n 65536 2>/dev/null || true; flock $(BIGRUN_LOCK) $(BIN)/python bench/bench_ladder.py --counts 5000,10000 --per-process 2500
+
+# the largest population this box holds: 1,000, 2,000, 5,000, 10,000, 20,000 ... up to LARGEST,
+# stopping at the first rung that does not complete or whose projected memory would not fit
+LARGEST ?= 50000
+bench-largest: venv
+	ulimit -n 65536 2>/dev/null || true; flock $(BIGRUN_LOCK) $(BIN)/python bench/bench_ladder.py --up-to $(LARGEST) --per-process 2500
 
 # scenarios/million-devices.toml: 220 FOA agents of 1,000 households each (about 1,000,000 devices)
 # under a tree of aggregators, one day (bench/bench_million.py). It needs more memory than most

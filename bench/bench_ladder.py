@@ -1,7 +1,7 @@
 """The scale ladder: N prosumer agents with device models through one simulated day, for several N.
 
 Each rung is ``scenarios/city-1k.toml`` with its two prosumer groups set to N/2 each (one swarm
-process per ``--per-process`` prosumers), from noon to 18:00 the next day (offers at noon for the
+process per ``--per-process`` prosumers of either group), from noon to 18:00 the next day (offers at noon for the
 day ahead, the market, assignments, execution, metering, bills), run with ``vmenergy run`` on a
 private Prosody in virtual time. Measured per rung, from outside (``/proc`` of the run's process
 tree, sampled every second, and the children's rusage):
@@ -17,9 +17,11 @@ ejabberd cluster of N nodes the run starts itself (``[server] nodes = N``): the 
 alternate over the nodes (north on a, south on b, ...), the aggregators and the market are on the
 last node, and each node's CPU seconds, peak memory and client connections are recorded too.
 
-Usage: python bench/bench_ladder.py [--counts 1000,2000] [--per-process 250] [--timeout S] [--record]
+Usage: python bench/bench_ladder.py [--counts 1000,2000 | --up-to N] [--per-process 500] [--timeout S] [--record]
                                     [--kind prosody|ejabberd] [--cluster N]
-``make bench`` runs 1,000 and 2,000; ``make bench-10k`` 5,000 and 10,000 (see the Makefile).
+``make bench`` runs 1,000 and 2,000; ``make bench-10k`` 5,000 and 10,000; ``make bench-largest``
+climbs 1,000, 2,000, 5,000, 10,000, 20,000 ... until a rung does not complete or would not fit
+in memory (projected from the rung before), and says the largest that completed.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def scenario_text(count: int, per_process: int, until: str, kind: str = "prosody", cluster: int = 0) -> str:
-    """city-1k with ``count`` prosumers (half per aggregator) and the run ending at ``until``, on
-    a private server of ``kind`` or a private ejabberd cluster of ``cluster`` nodes."""
+    """city-1k with ``count`` prosumers (half per aggregator) in processes of at most
+    ``per_process`` prosumers, the run ending at ``until``, on a private server of ``kind`` or a
+    private ejabberd cluster of ``cluster`` nodes. The two groups share their processes
+    (prosumer ``i`` of every group runs in part ``prosumers-{i % processes}``), so a group's
+    ``processes`` is the number of processes of the whole population."""
     text = TEMPLATE.read_text()
     if '[server]\nkind = "prosody"\n' not in text:
         raise SystemExit(f"{TEMPLATE} changed: expected [server] kind = \"prosody\"")
@@ -62,7 +67,7 @@ def scenario_text(count: int, per_process: int, until: str, kind: str = "prosody
     else:
         text = text.replace('[server]\nkind = "prosody"\n', f'[server]\nkind = "{kind}"\n')
     half = count // 2
-    procs = max(1, -(-half // per_process))
+    procs = max(1, -(-count // per_process))
     text = re.sub(r'(?m)^name = "city-1k"', f'name = "ladder-{count}"', text)
     text = re.sub(r'(?m)^until = "[^"]+"', f'until = "{until}"', text)
     text = re.sub(r"(?m)^count = 500$", f"count = {half}", text)
@@ -87,14 +92,39 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def _rss_bytes(pids: list[int]) -> int:
-    total = 0
+def _rss_by_process(pids: list[int]) -> dict[str, int]:
+    """Resident bytes of each process, keyed ``label`` (``label#2`` for a second one)."""
+    out: dict[str, int] = {}
     for pid in pids:
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
         except (OSError, ValueError, IndexError):
-            pass
-    return total
+            continue
+        label, n = _label(pid), 2
+        key = label
+        while key in out:
+            key, n = f"{label}#{n}", n + 1
+        out[key] = rss
+    return out
+
+
+def _rss_bytes(pids: list[int]) -> int:
+    return sum(_rss_by_process(pids).values())
+
+
+def _peak_kinds(by_process: dict[str, int]) -> dict[str, int]:
+    """The breakdown at the moment of the peak (it sums to the peak; ``by_part`` holds each
+    process's own peak, whenever it came) by kind, MiB: the server, the prosumer processes (and
+    the largest of them), the aggregators/market/DSO processes, the run's own process."""
+    kinds: dict[str, int] = {}
+    for key, rss in by_process.items():
+        label = key.split("#")[0]
+        kind = "prosumer processes" if label.startswith("prosumers-") else label
+        kinds[kind] = kinds.get(kind, 0) + rss
+    prosumers = [rss for key, rss in by_process.items() if key.startswith("prosumers-")]
+    if prosumers:
+        kinds["largest prosumer process"] = max(prosumers)
+    return {k: v >> 20 for k, v in sorted(kinds.items())}
 
 
 def _label(pid: int) -> str:
@@ -144,6 +174,7 @@ def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
                              "--timeout", str(timeout)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     peak = [0]
+    at_peak: dict[str, int] = {}
     node_cpu: dict[str, float] = {}
     node_rss: dict[str, int] = {}
     parts: dict[str, dict] = {}
@@ -152,7 +183,12 @@ def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
     def sample() -> None:
         while not stop.wait(1.0):
             pids = _tree(proc.pid)
-            peak[0] = max(peak[0], _rss_bytes(pids))
+            by_process = _rss_by_process(pids)
+            total = sum(by_process.values())
+            if total > peak[0]:
+                peak[0] = total
+                at_peak.clear()
+                at_peak.update(by_process)
             for name, pid in _nodes(run_dir).items():  # each server (node): its process tree
                 tree = _tree(pid)
                 node_cpu[name] = max(node_cpu.get(name, 0.0), _cpu_seconds(tree))
@@ -171,6 +207,7 @@ def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": peak[0] >> 20, "exit": proc.returncode,
+            "peak_mib_by_kind": _peak_kinds(at_peak), "processes": len(at_peak),
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()],
             "nodes": {n: {"cpu_s": round(node_cpu[n], 1), "peak_rss_mib": node_rss.get(n, 0) >> 20}
@@ -234,6 +271,9 @@ def markdown(results: list[dict], command: str) -> str:
              "presence stanzas/prosumer | load before / after |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
+        if "skipped" in r:
+            lines.append(f"| {r['count']:,} | not started: {r['skipped']} |" + " |" * 12)
+            continue
         if "error" in r:
             lines.append(f"| {r['count']:,} | {r['wall_s']} | error (exit {r['exit']}) | | | {r['cpu_s']} | | "
                          f"{r['peak_rss_mib']} | | | | | | {r['load_before'][0]} / {r['load_after'][0]} |")
@@ -243,6 +283,17 @@ def markdown(results: list[dict], command: str) -> str:
             f"| {r['start_agents_per_s']} | {r['cpu_s']} | {r['cpu_ms_per_agent']} | {r['peak_rss_mib']} "
             f"| {r['rss_kib_per_agent']} | {r['steps']:,} | {r['steps_per_wall_s']} | {r['prosumer_steps_per_offer']} "
             f"| {r['prosumer_presence_per_agent']} | {r['load_before'][0]} / {r['load_after'][0]} |")
+    lines.append("")
+    done = [r["count"] for r in results if completed(r)]
+    lines.append(f"Largest population that completed the day in this run: "
+                 f"{f'{max(done):,} prosumers' if done else 'none'}.")
+    lines.append("")
+    for r in results:  # where the peak's memory was
+        if "skipped" in r:
+            continue
+        kinds = ", ".join(f"{k} {v}" for k, v in r.get("peak_mib_by_kind", {}).items())
+        lines.append(f"- {r['count']:,} prosumers, peak resident MiB by process kind ({r.get('processes', 0)} "
+                     f"processes): {kinds}")
     noded = [r for r in results if r.get("nodes")]
     if noded:
         lines += ["", "Per server node (process tree of each node, sampled every second):", "",
@@ -256,11 +307,48 @@ def markdown(results: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ladder_counts(up_to: int) -> list[int]:
+    """The rungs 1,000, 2,000, 5,000, 10,000, 20,000, ... (1-2-5 steps) up to ``up_to``, and
+    ``up_to`` itself as the last rung."""
+    counts, step = [], 0
+    while True:
+        c = (1, 2, 5)[step % 3] * 1000 * 10 ** (step // 3)
+        if c >= up_to:
+            return counts + [up_to]
+        counts.append(c)
+        step += 1
+
+
+def completed(r: dict) -> bool:
+    """Whether a rung ran its day to the end (``until``: see :func:`main`)."""
+    return "error" not in r and "skipped" not in r and r.get("stopped_by") in ("done", "until")
+
+
+def projected_peak_mib(previous: dict, count: int) -> float:
+    """The next rung's peak resident memory if it grows in proportion to the prosumers from the
+    previous rung (fixed costs included: an over-estimate, which is the safe side)."""
+    return previous["peak_rss_mib"] * count / previous["count"]
+
+
+def _available_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="1000,2000", help="prosumer counts, comma-separated (default 1000,2000)")
-    ap.add_argument("--per-process", type=int, default=250, help="prosumers per swarm process (default 250, as city-1k)")
+    ap.add_argument("--per-process", type=int, default=500,
+                    help="prosumers per swarm process (default 500, as city-1k: its groups share two processes)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="real seconds a rung may take (default 3600)")
+    ap.add_argument("--up-to", type=int, default=None, metavar="N",
+                    help="the largest population the box holds: rungs 1,000, 2,000, 5,000, 10,000, ... up to N, "
+                         "stopping at the first that does not complete (or would not fit, see --max-gib)")
+    ap.add_argument("--max-gib", type=float, default=16.0,
+                    help="do not start a rung whose projected peak memory exceeds this (default 16) or what "
+                         "the machine has available")
     ap.add_argument("--quick", action="store_true", help="one rung of 100 prosumers")
     ap.add_argument("--record", action="store_true", help="append the Markdown section to bench/RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="keep the run folders (printed)")
@@ -268,15 +356,31 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--cluster", type=int, default=0, metavar="N",
                     help="a private ejabberd cluster of N nodes instead (prosumer groups alternate over the nodes)")
     args = ap.parse_args(argv)
-    counts = [100] if args.quick else [int(c) for c in args.counts.split(",") if c.strip()]
-    results = []
+    if args.quick:
+        counts = [100]
+    elif args.up_to is not None:
+        counts = ladder_counts(args.up_to)
+    else:
+        counts = [int(c) for c in args.counts.split(",") if c.strip()]
+    results: list[dict] = []
     base = Path(tempfile.mkdtemp(prefix="vme-ladder-"))
     try:
         for count in counts:
+            ran = [r for r in results if "peak_rss_mib" in r and "skipped" not in r]
+            if ran:  # memory first: a run that does not fit would take the machine down with it
+                need = projected_peak_mib(ran[-1], count)
+                room = min(args.max_gib * 1024, _available_mib())
+                if need > room:
+                    results.append({"count": count, "skipped": f"projected peak {need / 1024:.1f} GiB, "
+                                                               f"limit {room / 1024:.1f} GiB"})
+                    print(f"ladder: {count} prosumers not started: {results[-1]['skipped']}", flush=True)
+                    break
             print(f"ladder: {count} prosumers ...", flush=True)
             r = run_rung(count, args.per_process, args.timeout, base, args.kind, args.cluster)
             print(json.dumps(r), flush=True)
             results.append(r)
+            if args.up_to is not None and not completed(r):
+                break
     finally:
         if args.keep:
             print(f"run folders kept in {base}")
@@ -288,7 +392,7 @@ def main(argv: list[str]) -> int:
         with open(HERE / "RESULTS.md", "a") as f:
             f.write("\n" + text)
     # offers the devices make on the second day's noon cannot settle by the end: "until" is normal
-    return 0 if all("error" not in r and r.get("stopped_by") in ("done", "until") for r in results) else 1
+    return 0 if all(completed(r) for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -371,3 +371,31 @@ async def test_an_operators_session_as_in_the_readme(world, tmp_path):
     assert await say(world.mallory, "mallory", agg, "status") == "not authorized"
     (tmp_path / "transcript.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+async def test_an_agent_nobody_may_operate_registers_no_commands_and_keeps_its_identity(prosody_server, tmp_path,
+                                                                                         xmpp_client):
+    info = prosody_server
+    agent = ProsumerAgent(info.jid("op-lonely"), "pw-lonely", aggregator=info.jid("op-nobody"),
+                          server=ServerAddress(info.host, info.port, info.ca_file), clock=RealClock(), tick=0.2,
+                          store_path=tmp_path / "lonely.sqlite")
+    assert not agent.operators
+    await agent.start(auto_register=True)
+    try:
+        carol = await xmpp_client(info, "carol", "carol-pw")
+        disco = carol.plugin["xep_0030"]
+        me = agent.client.boundjid.full
+        got = await disco.get_info(jid=me)
+        features = set(got["disco_info"]["features"])
+        # data forms come with in-band registration (auto_register), not with commands
+        assert COMMANDS_NS not in features
+        assert features <= {"http://jabber.org/protocol/disco#info", "jabber:x:data", "urn:xmpp:ping"}
+        assert got["disco_info"]["identities"] == {("client", "bot", None, "VME prosumer")}
+        from slixmpp.exceptions import IqError
+
+        with pytest.raises(IqError) as err:  # no commands node at all
+            await disco.get_items(jid=me, node=COMMANDS_NS)
+        assert err.value.iq["error"]["condition"] == "item-not-found"
+        assert not agent.client.plugin.enabled("xep_0050")
+    finally:
+        await agent.stop()

@@ -304,6 +304,8 @@ class VmeAgent(Agent):
     #: Whether timed work can take long (aggregation, planning, clearing) and runs in a thread;
     #: a prosumer's ticks are cheap and a thread hop per tick is what idle agents spend CPU on.
     heavy_ticks = True
+    #: SQLite page cache of the agent's store, KiB (None: SQLite's default, 2,000 KiB).
+    store_cache_kib: Optional[int] = None
 
     def __init__(
         self,
@@ -327,7 +329,7 @@ class VmeAgent(Agent):
         self.tick_seconds = tick
         self.peers = tuple(bare(p) for p in peers)
         self.max_payload_bytes = max_payload_bytes
-        self.store = Store(store_path) if store_path is not None else None
+        self.store = Store(store_path, cache_kib=self.store_cache_kib) if store_path is not None else None
         # the ledger is loaded before the engine exists: engines rebuild what they keep live
         # (aggregates awaiting a schedule, open market sessions) from it in their constructor
         ledger = self.store.load() if self.store is not None else Ledger()

@@ -27,6 +27,9 @@ class ProsumerAgent(VmeAgent):
 
     role = "prosumer"
     heavy_ticks = False
+    #: A prosumer's ledger is small and read whole at start: thousands of agents share a
+    #: process, and SQLite's default cache was ~75 KiB resident each after a day (Store).
+    store_cache_kib = 64
 
     def __init__(self, jid: str, password: str, *, aggregator: str,
                  offers: Iterable[tuple[int, FlexOffer]] = (), executor: Optional[Executor] = None,

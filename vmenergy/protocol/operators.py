@@ -99,6 +99,10 @@ class Operators:
             return Access.VIEW
         return Access.NONE
 
+    def __bool__(self) -> bool:
+        """Whether anyone may operate the agent (an agent with nobody offers no commands)."""
+        return bool(self.controllers or self.viewers)
+
     def __contains__(self, jid: object) -> bool:
         return isinstance(jid, str) and self.access(jid) > Access.NONE
 

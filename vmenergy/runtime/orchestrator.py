@@ -305,6 +305,13 @@ class Swarm:
         for agent in plan.agents:
             agent.password = run.passwords[agent.jid.lower()]
         info = run.info
+        if run.owned and not run.register_in_band:
+            # the accounts exist: their subscriptions to their aggregator go into the rosters
+            # now, once each, instead of through thousands of handshakes that each rewrite the
+            # aggregator's whole roster (O(N^2) in the server: servers/prosody.py preset_contacts)
+            from vmenergy.runtime.servers import preset_contacts
+
+            preset_contacts(info, prosumer_contacts(plan))
         for note in getattr(info, "limitations", []) or []:
             self.out(f"note: {info.kind} server: {note}")
         if plan.operator:
@@ -538,6 +545,16 @@ class Swarm:
             timings[f"restart_{i}_{r['part']}_seconds"] = r["seconds"]
         return Outcome(stopped_by, int(prog.sim_time) if prog is not None else plan.start, detail, timings,
                        tuple(self.restarts), dict(sorted(prog.work.items())) if prog is not None else {})
+
+
+def prosumer_contacts(plan: Plan) -> dict[str, list[str]]:
+    """Each prosumer's account name and the JIDs it shares presence with: its aggregator, and
+    its trading pool's market when it trades (what its agent subscribes to: ProsumerAgent.peers)."""
+    contacts: dict[str, list[str]] = {}
+    for spec in plan.by_role("prosumer"):
+        peers = [spec.config["aggregator"]] + ([spec.config["market"]] if spec.config.get("market") else [])
+        contacts[spec.jid.partition("@")[0].lower()] = [p.lower() for p in peers]
+    return contacts
 
 
 def _write_private(path: Path, plan: Plan) -> None:

@@ -44,7 +44,17 @@ def read_record(text: str, where: str) -> object:
 
 
 class Store:
-    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+    """An agent's ledger in one SQLite file.
+
+    ``cache_kib`` bounds SQLite's page cache for this connection (default: SQLite's 2,000 KiB).
+    A prosumer's ledger is small and read whole once at start (:meth:`load`); its writes do
+    not need a cache, and a full default cache per agent was ~75 KiB of resident memory each
+    after a simulated day (bench/RESULTS.md, "Scale ladder"), with thousands of agents per
+    process."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False, cache_kib: Optional[int] = None) -> None:
+        if cache_kib is not None and (isinstance(cache_kib, bool) or not isinstance(cache_kib, int) or cache_kib < 1):
+            raise VmeError("cache_kib", f"must be a positive whole number of KiB, not {cache_kib!r}")
         self.path = Path(path)
         if readonly:
             # an observer (orchestrator, report) beside a running agent: no schema or journal
@@ -60,6 +70,8 @@ class Store:
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        if cache_kib is not None:
+            self.db.execute(f"PRAGMA cache_size=-{cache_kib}")  # negative: KiB, not pages
         self.db.executescript(_SCHEMA)
 
     def load(self, ledger: Optional[Ledger] = None) -> Ledger:

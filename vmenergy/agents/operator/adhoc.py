@@ -59,16 +59,25 @@ class AdHocCommands:
         self.agent = agent
 
     def start(self) -> None:
+        """Advertise what the agent is; offer the commands only if it has operators.
+
+        An agent nobody may operate (no ``[operators]``: every swarm prosumer of a city) would
+        answer every command ``forbidden`` and list none to anyone, yet registering them cost
+        ~64 KiB per agent (disco nodes and items per command, measured with tracemalloc;
+        bench/RESULTS.md "Scale ladder"): such an agent does not register them."""
         client = self.agent.client
         if client.plugin.enabled("xep_0363"):
             client.plugin.disable("xep_0363")  # SPADE loads HTTP upload; an agent offers no upload
-        for name in ("xep_0030", "xep_0004", "xep_0050"):
-            client.register_plugin(name)
+        client.register_plugin("xep_0030")
         disco = client.plugin["xep_0030"]
         me = client.boundjid
         for feature in _NOT_OFFERED:  # advertised by plugins SPADE's registration pulls in (XEP-0066)
             disco.del_feature(jid=me, feature=feature)
         disco.add_identity(category="client", itype="bot", name=f"VME {self.agent.role}", jid=me)
+        if not self.agent.operators:
+            return
+        for name in ("xep_0004", "xep_0050"):
+            client.register_plugin(name)
         adhoc = client.plugin["xep_0050"]
         adhoc.set_backend(_RecentSessions())
         # slixmpp finds a session by its id alone: a step sent from another JID than the one that

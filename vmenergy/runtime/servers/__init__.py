@@ -27,7 +27,7 @@ Modules: ``info`` (the record and the error), ``process`` (spawn, wait, kill), `
 
 from __future__ import annotations
 
-from .accounts import check_user, new_password, read_accounts_file, register_accounts
+from .accounts import check_user, new_password, preset_contacts, read_accounts_file, register_accounts
 from .certs import make_certificate
 from .embedded import LIMITATIONS as EMBEDDED_LIMITATIONS
 from .external import external_server, record_external
@@ -44,7 +44,7 @@ __all__ = [
     "CERT_FILE", "EMBEDDED_LIMITATIONS", "EXTERNAL", "HOST", "INFO_FILE", "KEY_FILE", "KINDS", "LOG_FILE",
     "REGISTER", "Reachability", "RunServer", "ServerError", "ServerInfo", "ServerSpec", "ServerStatus",
     "ServerTableError", "available_kinds", "check_kind", "check_reachable", "check_user", "external_server",
-    "free_port", "log_tail", "make_certificate", "new_password", "prepare_server", "read_accounts_file",
+    "free_port", "log_tail", "make_certificate", "new_password", "prepare_server", "preset_contacts", "read_accounts_file",
     "read_info", "record_external", "register_accounts", "server_exit_code", "server_status", "start_server", "stop_server",
     "xmpp_probe",
 ]

@@ -21,7 +21,7 @@ import csv
 import io
 import secrets
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 from vmenergy.runtime.private import PrivateFileError, read_private
 
@@ -67,6 +67,27 @@ def register_accounts(info: ServerInfo, accounts: Sequence[tuple[str, str]], tim
             "register in-band"
         )
     kind_module(info.kind).register(info, accounts, timeout)
+
+
+def preset_contacts(info: ServerInfo, contacts: Mapping[str, Iterable[str]], timeout: float = 600.0) -> bool:
+    """Write mutual presence subscriptions between existing accounts into the server's rosters
+    before anyone connects (``contacts[user]``: the bare JIDs ``user`` shares presence with,
+    both ways). Returns False where the kind has no way to (ejabberd, embedded): there the
+    agents' own subscription handshake makes them, as always. Only for accounts VME made (a
+    private server); see :func:`vmenergy.runtime.servers.prosody.preset_contacts` for why."""
+    contacts = {user: list(jids) for user, jids in contacts.items()}
+    for user, jids in contacts.items():
+        check_user(user)
+        for jid in jids:
+            check_user(str(jid).partition("@")[0])
+    if info.external:
+        raise ServerError(f"VME does not write rosters on the external server {info.host}:{info.port}")
+    preset = getattr(kind_module(info.kind), "preset_contacts", None)
+    if preset is None:
+        return False
+    if contacts:
+        preset(info, contacts, timeout)
+    return True
 
 
 def _bare_jid(text: str) -> str:

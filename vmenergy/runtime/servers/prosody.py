@@ -10,7 +10,7 @@ import shutil
 import string
 import subprocess
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from . import templates
 from .info import ServerError, ServerInfo
@@ -73,6 +73,66 @@ def _prosodyctl(info: ServerInfo, args: list[str], timeout: float, stdin: Option
     return res.stdout
 
 
+#: Contacts written per shell line when a roster is preset (a line stays a few KiB long).
+CONTACTS_PER_LINE = 100
+
+
+def preset_contacts(info: ServerInfo, contacts: Mapping[str, Iterable[str]], timeout: float) -> None:
+    """Write mutual presence subscriptions (``both``) into the rosters of existing accounts:
+    ``contacts[user]`` are the bare JIDs ``user`` shares presence with, both ways (give each
+    pair once or both ways: each side's roster gets the other). Made ahead of a run, before
+    anyone connects.
+
+    Why: Prosody's internal storage keeps a roster as one file, read and rewritten whole on
+    every subscription change. While N prosumers subscribed to their aggregator (about four
+    changes each), the aggregator's roster of up to N contacts was rewritten ~4N times:
+    O(N^2) bytes and Lua serialisation in the server's one thread; at 2,000 prosumers Prosody
+    wrote 11 MiB/s and start-up fell to 2-3 agents/s (bench/RESULTS.md, "Scale ladder").
+    Preset, each roster is written once, and at run time a ``subscribe`` to a contact
+    already subscribed changes no roster (Prosody answers ``subscribed`` itself)."""
+    rosters: dict[str, set[str]] = {}
+    for user, jids in contacts.items():
+        for jid in jids:
+            peer, _, host = str(jid).partition("@")
+            if host != info.domain:
+                raise ServerError(f"preset contacts: {jid} is not on the server's domain {info.domain}")
+            rosters.setdefault(user, set()).add(f"{peer}@{host}")
+            rosters.setdefault(peer, set()).add(f"{user}@{info.domain}")
+    if not rosters:
+        return
+    host = _lua_string(info.domain)
+    lines = ["> VME_R = {}"]
+    for user, jids in sorted(rosters.items()):
+        u = _lua_string(user)
+        # merge into what the account has (an operator's subscription made earlier stays)
+        lines.append(f"> local s = require 'core.storagemanager'.open({host}, 'roster', 'keyval'); "
+                     f"local r = s:get({u}) or {{}}; r[false] = r[false] or {{version = 1, pending = {{}}}}; "
+                     f"VME_R[{u}] = r")
+        ordered = sorted(jids)
+        for i in range(0, len(ordered), CONTACTS_PER_LINE):
+            items = ", ".join(_lua_string(j) for j in ordered[i:i + CONTACTS_PER_LINE])
+            lines.append(f"> local r = VME_R[{u}]; for _, j in ipairs({{{items}}}) do "
+                         "r[j] = {subscription = 'both', groups = {}} end")
+        lines.append(f"> local s = require 'core.storagemanager'.open({host}, 'roster', 'keyval'); "
+                     f"local ok, err = s:set({u}, VME_R[{u}]); VME_R[{u}] = nil; "
+                     f"print((ok and 'VME-OK ' or 'VME-FAIL ') .. {u} .. ' ' .. tostring(err))")
+    ok, fails, out = _shell_run(info, lines, timeout)
+    if ok != len(rosters):
+        raise ServerError(f"prosodyctl shell preset {ok} of {len(rosters)} rosters: {' | '.join(fails) or out[-500:]}")
+
+
+def _shell_run(info: ServerInfo, lines: Sequence[str], timeout: float) -> tuple[int, list[str], str]:
+    """Run Lua lines in one ``prosodyctl shell`` session; each line that reports prints a
+    ``VME-OK ...`` or ``VME-FAIL ...`` marker. Returns (OK markers, first failures, output)."""
+    out = _prosodyctl(info, ["shell"], timeout, stdin="\n".join(lines) + "\n")
+    # The shell echoes each input line after its prompt and prefixes output lines with "| ".
+    # Output lines start with "| ", but under load a result can land on the prompt's line
+    # ("prosody> | VME-OK u nil"): find the marker anywhere in the line.
+    results = [m.group(1) for ln in out.splitlines() if (m := re.search(r"\| (VME-(?:OK|FAIL) .*)", ln))]
+    return (sum(1 for r in results if r.startswith("VME-OK ")), [r for r in results if r.startswith("VME-FAIL")][:5],
+            out)
+
+
 def _shell_register(info: ServerInfo, accounts: Sequence[tuple[str, str]], timeout: float) -> None:
     lines = []
     for user, password in accounts:
@@ -85,14 +145,8 @@ def _shell_register(info: ServerInfo, accounts: Sequence[tuple[str, str]], timeo
             "else ok, err = um.create_user(u, p, h) end; "
             "print((ok and 'VME-OK ' or 'VME-FAIL ') .. u .. ' ' .. tostring(err))"
         )
-    out = _prosodyctl(info, ["shell"], timeout, stdin="\n".join(lines) + "\n")
-    # The shell echoes each input line after its prompt and prefixes output lines with "| ".
-    # Output lines start with "| ", but under load a result can land on the prompt's line
-    # ("prosody> | VME-OK u nil"): find the marker anywhere in the line.
-    results = [m.group(1) for ln in out.splitlines() if (m := re.search(r"\| (VME-(?:OK|FAIL) .*)", ln))]
-    ok = sum(1 for r in results if r.startswith("VME-OK "))
+    ok, fails, out = _shell_run(info, lines, timeout)
     if ok != len(accounts):
-        fails = [r for r in results if r.startswith("VME-FAIL")][:5]
         raise ServerError(
             f"prosodyctl shell created {ok} of {len(accounts)} accounts: {' | '.join(fails) or out[-500:]}"
         )
