@@ -183,8 +183,16 @@ def test_a_run_stopped_by_until_with_work_left_says_so(tmp_path):
     write_run_folder(w.run(), tmp_path, Outcome("until", t, "scenario time reached until"), {})
     s = read_summary(tmp_path)
     assert s["outcome"]["stopped_by"] == "until" and not s["outcome"]["finished"]
-    assert any("not in a final state" in u and "assigned 3" in u for u in s["outcome"]["unfinished"])
+    assert any(u.startswith("3 of 4 offers not in a final state") and "assigned 3" in u
+               for u in s["outcome"]["unfinished"])
     assert "NOT FINISHED" in format_summary(s)
+    # offers a prosumer's devices made (none planned in the scenario) count the same way
+    run = w.run()
+    run = replace(run, prosumers=tuple(replace(p, planned=()) for p in run.prosumers))
+    write_run_folder(run, tmp_path / "devices", Outcome("until", t, "scenario time reached until"), {})
+    d = read_summary(tmp_path / "devices")
+    assert d["offers"]["planned"] == 0 and d["offers"]["from_devices"] == 4
+    assert any(u.startswith("3 of 4 offers not in a final state") for u in d["outcome"]["unfinished"])
     assert "cleared" in " ".join(s["outcome"]["pending"])  # the market has not billed yet
     assert any(f["state"] == "cleared, not billed yet" for f in s["money"]["flows"])
 

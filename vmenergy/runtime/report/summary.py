@@ -115,7 +115,8 @@ def _offers(run: RunData) -> tuple[dict, dict]:
     runs = [r for p in run.prosumers for r in p.default_runs]
     offers = {
         "planned": planned,
-        "from_devices": sum(1 for p in run.prosumers for rec in p.offers if rec.offer.id not in set(p.planned)),
+        "from_devices": sum(sum(1 for rec in p.offers if rec.offer.id not in planned_ids)
+                            for p in run.prosumers for planned_ids in (set(p.planned),)),
         "by_prosumers": _states(prosumer_view.values()),
         "by_aggregators": _states(aggregator_view.get(oid, NOT_HELD) for oid in prosumer_view),
         "rejected_reasons": dict(sorted(Counter(why.values()).items())),
@@ -379,7 +380,8 @@ def _outcome(run: RunData, outcome: Outcome, offers: dict, recon: dict) -> dict:
     open_states = {k: v for k, v in offers["by_prosumers"].items() if k not in FINAL_STATES}
     if open_states:
         n = sum(open_states.values())
-        unfinished.append(f"{n} of {offers['planned']} offers not in a final state as the prosumers see them ("
+        total = offers["planned"] + offers["from_devices"]
+        unfinished.append(f"{n} of {total} offers not in a final state as the prosumers see them ("
                           + ", ".join(f"{k} {v}" for k, v in open_states.items()) + ")")
     for who in (*run.aggregators, *run.markets, *run.dsos):
         if who.unanswered:
