@@ -25,6 +25,7 @@ from vmenergy.protocol.messages import (
     Measurement,
 )
 from vmenergy.protocol.prosumer import ProsumerEngine
+from vmenergy.settlement.money import cents
 
 NOW = parse_utc("2026-11-22T12:00:00Z", "now")
 RES = 900
@@ -128,7 +129,7 @@ def test_the_prosumers_get_their_contracts_share_of_the_dsos_payment_in_proporti
     net.tick(parse_utc("2026-11-23T00:00:00Z", "t"))
     net.tick(parse_utc("2026-11-23T00:01:00Z", "t"))
     (settlement,) = [m for _, _, m in net.delivered if isinstance(m, FlexSettlementMessage)]
-    pot = round(0.5 * settlement.total_cents)  # the default contract shares half its revenue
+    pot = cents(0.5 * settlement.total_cents / 100)  # the default contract shares half (half a cent up)
     got = {p.jid: sum(ln.amount_cents for b in p.ledger.values("bills") for ln in b.lines if ln.code == "dso_share")
            for p in pros}
     assert settlement.total_cents > 0 and sum(got.values()) == pot  # to the cent

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from vmenergy.settlement import (
     allocate,
+    cents,
     format_eur,
     BaselineRule,
     Contract,
@@ -239,7 +240,7 @@ def dso_share_bills(members: Sequence[AggOffer], contract: Contract, *, paid_cen
     default|, the adaptation the DSO bought), equally if none moves any, in whole cents that
     add up to the pot exactly. One bill per prosumer, a line per offer; none for a zero share."""
     share = contract.reward.revenue_share if contract.mode == "delegated" and contract.reward is not None else 0.0
-    pot = int(round(share * paid_cents))
+    pot = cents(share * paid_cents / 100.0, "revenue_share")  # rounded half away from zero, as all money
     done = [(r, r.schedule) for r in members if r.schedule is not None]
     if pot == 0 or not done:
         return []
