@@ -142,8 +142,8 @@ def test_the_prosumers_get_their_contracts_share_of_the_dsos_payment_in_proporti
         place(span, EVENING - 4, first, sched)
         place(span, EVENING - 4, d_first, -default)
         moved[e.offer.issuer] = float(np.abs(span).sum())
-    for jid, cents in got.items():
-        assert abs(cents - pot * moved[jid] / sum(moved.values())) < 1, (jid, cents, moved)
+    for jid, paid in got.items():
+        assert abs(paid - pot * moved[jid] / sum(moved.values())) < 1, (jid, paid, moved)
     # what the aggregator sent is what the prosumers hold
     sent = {b.bill_id: b.total_cents for _, b in agg.ledger.values("bills")}
     assert all(sent[b.bill_id] == b.total_cents for p in pros for b in p.ledger.values("bills"))
