@@ -27,6 +27,15 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
+def _as_in_a_terminal() -> None:
+    # A test suite started in the background (`cmd &` in a script, nohup) inherits SIGINT and
+    # SIGQUIT ignored, and so would the run: a program must keep an inherited "ignore" (Python
+    # then installs no KeyboardInterrupt), so Ctrl-C could not reach it. The run here is started
+    # as from a terminal, whatever started the suite.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def _scenario(tmp_path: Path) -> Path:
     # accelerated time, so the run is still going when the signal comes (nothing here waits on
     # a duration: the test signals after the run said it started, and waits for the exit)
@@ -43,7 +52,7 @@ def test_a_signalled_run_stops_its_server_and_writes_its_report(tmp_path, sig):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "vmenergy", "run", str(_scenario(tmp_path)), "--out",
                              str(run_dir)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_as_in_a_terminal)
     seen: list[str] = []
     try:
         for line in proc.stdout:  # the run says when its agents are started; then it is running
