@@ -148,6 +148,12 @@ class AggregatorEngine(Engine):
 
     # -- trading on or off (an operator's switch) ------------------------------------------
     @property
+    def trades_upstream(self) -> bool:
+        """Whether it has an upstream to send aggregates to (market, parent, direct), so an
+        operator has trading to switch."""
+        return self.upstream.mode != "plan"
+
+    @property
     def trading_on(self) -> bool:
         """Whether the rounds send new aggregates upstream (to the market, the parent or the
         direct market); an operator may switch it off, and the aggregator then plans them itself."""
@@ -162,7 +168,7 @@ class AggregatorEngine(Engine):
     def _set_trading(self, now: int, on: object = None) -> tuple[list[Effect], str]:
         """A controller switches trading off (new aggregates are planned here, bids already
         placed stand) or on again (from the next round)."""
-        if self.upstream.mode == "plan":
+        if not self.trades_upstream:
             raise SteeringError("action", "this aggregator plans its aggregates itself: it has no upstream to trade with")
         if not isinstance(on, bool):
             raise SteeringError("on", f"on or off (got {on!r})")

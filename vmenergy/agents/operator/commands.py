@@ -268,7 +268,7 @@ def _bids_on_market(agent: VmeAgent) -> bool:
 
 
 def _trades_upstream(agent: VmeAgent) -> bool:
-    return agent.role == "aggregator" and getattr(getattr(agent, "config", None), "upstream", "plan") != "plan"
+    return agent.role == "aggregator" and agent.engine.trades_upstream  # type: ignore[attr-defined]
 
 
 ALL = ROLES

@@ -116,7 +116,7 @@ def status(ctx: Ctx, values: dict) -> str:
         ("time", f"{when(ctx.now)} UTC, {clock} clock"),
         ("state", f"paused ({engine.pause_holds} held)" if engine.paused else "running"),
     ]
-    if agent.role == "aggregator" and engine.upstream.mode != "plan":
+    if agent.role == "aggregator" and engine.trades_upstream:
         rows.append(("trading", f"on ({engine.upstream.mode} {engine.upstream.jid})" if engine.trading_on
                      else "off (new aggregates planned here)"))
     if last is not None:

@@ -276,7 +276,7 @@ def settings(agent: Any) -> dict:
     log = [{"seq": r.seq, "at": _iso(r.at), "by": r.operator, "action": r.action, "params": r.params,
             "outcome": r.outcome} for r in sorted(engine.ledger[STEERING].values(), key=lambda r: r.seq)]
     upstream = getattr(getattr(engine, "config", None), "upstream", None)
-    trades = upstream not in (None, "plan")
+    trades = agent.role == "aggregator" and engine.trades_upstream
     return {"role": agent.role, "paused": engine.paused, "actions": list(engine.steering_actions()),
             "objective": objective, "upstream": upstream,
             "trading": engine.trading_on if trades else None,
