@@ -78,9 +78,11 @@ def _offers(run: RunData) -> tuple[dict, dict]:
     prosumer_view: dict[str, str] = {}
     why: dict[str, str] = {}  # offer id -> why it was rejected (the prosumer's word first)
     infeasible: list[str] = []
-    assigned = checked = 0
+    assigned = checked = from_devices = 0
     for p in run.prosumers:
         have = {rec.offer.id: rec for rec in p.offers}
+        planned_ids = set(p.planned)
+        from_devices += sum(1 for rec in p.offers if rec.offer.id not in planned_ids)
         for oid in p.planned:
             if oid not in have:
                 prosumer_view[oid] = NOT_STARTED if not p.started else State.INITIAL.value
@@ -115,8 +117,7 @@ def _offers(run: RunData) -> tuple[dict, dict]:
     runs = [r for p in run.prosumers for r in p.default_runs]
     offers = {
         "planned": planned,
-        "from_devices": sum(sum(1 for rec in p.offers if rec.offer.id not in planned_ids)
-                            for p in run.prosumers for planned_ids in (set(p.planned),)),
+        "from_devices": from_devices,
         "by_prosumers": _states(prosumer_view.values()),
         "by_aggregators": _states(aggregator_view.get(oid, NOT_HELD) for oid in prosumer_view),
         "rejected_reasons": dict(sorted(Counter(why.values()).items())),
