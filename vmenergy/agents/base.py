@@ -38,6 +38,7 @@ from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
 from .keepalive import Keepalive
 from .received import use_received_messages
+from .unsent import keep, keep_unsent
 from .operator import AdHocCommands, OperatorDesk
 from .web.channel import WebPeers
 from .web.config import WebConfig
@@ -413,6 +414,9 @@ class VmeAgent(Agent):
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
             client.register_plugin("xep_0198", pconfig={"window": self.stream_management})
+        # what was queued for sending when the stream dropped is resent after it, not lost
+        # (after XEP-0198's filter: see unsent.py)
+        keep_unsent(client)
         # Subscription requests are answered by _on_subscribe alone. slixmpp's defaults answer
         # every request too (approve, directed presence, and a request back): with VME's own
         # answer that was five stanzas per request, each answered again by the peer, which
@@ -963,23 +967,32 @@ class VmeAgent(Agent):
     def client_send(self, msg: SpadeMessage) -> None:
         if msg.sender is None or str(msg.sender) == "None":
             msg.sender = str(self.jid)
-        if not self.link_up:
-            return  # not connected: reliable messages stay in the outbox and are resent
         if isinstance(msg, VmeMessage) and msg.payload is not None:
             return self.send_protocol(str(msg.to), msg.payload)
-        msg.prepare(self.client).send()
+        if self.client is not None:
+            self._send_stanza(msg.prepare(self.client))
 
     def send_protocol(self, to: str, payload: Message) -> None:
         """Send one protocol message (with its body line and SPADE metadata, see
         :func:`protocol_stanza`), tagged with its round under a driver."""
-        if not self.link_up:
-            return  # not connected: reliable messages stay in the outbox and are resent
+        if self.client is None:
+            return  # not started, or stopped: reliable messages stay in the outbox and are resent
         stanza = protocol_stanza(self.client, to, str(self.jid), summary(payload), payload)
         if self.driver is not None:
             tag = self.driver.sending(self, to)
             if tag is not None:
                 stanza.xml.append(_sim_element(tag))
-        stanza.send()
+        self._send_stanza(stanza)
+
+    def _send_stanza(self, stanza) -> None:
+        """Send, or while the link is down keep it for the stream's return (unsent.keep): after
+        a resumption it follows what the server had not acknowledged, in the order sent. It was
+        dropped here before, so an answer made while the link was down (an aggregator taking in
+        the offers it read just before its stream was cut) never reached its peer."""
+        if self.link_up:
+            stanza.send()
+        else:
+            keep(self.client, stanza)
 
     def _update_status(self) -> None:
         # presence goes to every subscriber (an aggregator's thousands of prosumers): it says

@@ -76,6 +76,10 @@ def start(info: ServerInfo, run_dir: Path) -> tuple[subprocess.Popen, list[Path]
         "domain": info.domain, "log_level": "notice", "cert_file": info.ca_file, "key_file": info.key_file,
         "port": info.port, "api_port": api_port, "api_user": API_USER,
         "registration": "allow" if info.registration else "deny",
+        # seconds ejabberd waits for an answer to its ack request before it cuts the stream; a
+        # test that makes a client answer late sets a short one (tests/integration/
+        # test_stream_resumption.py); see the template for why it is infinity otherwise
+        "ack_timeout": info.extra.get("ack_timeout", "infinity"),
     })
     ctl_cfg = run_dir / "ejabberdctl.cfg"
     old_umask = os.umask(0o077)

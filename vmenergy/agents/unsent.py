@@ -1,0 +1,69 @@
+"""Stanzas an agent handed to slixmpp just before its stream dropped are kept, not lost.
+
+slixmpp sends in two steps: ``send()`` puts a stanza on a queue, and a send loop (its own task)
+later takes it, runs the outgoing filters (XEP-0198 records the stanza there as sent and not yet
+acknowledged) and writes it to the transport. When the connection is lost between the two, the
+loop still takes what was queued: by then XEP-0198 is disabled until the stream is resumed, so
+the stanza is not recorded, and the write raises ``NotConnectedError``, which the loop logs and
+drops ("Exception raised in send queue"). After the stream is resumed nothing resends it: the
+server never had it, and the client no longer knows it. An aggregator that had just read a burst
+of offers lost its acknowledgements that way when ejabberd cut its stream (the ack time-out), and
+in virtual time the round waiting for them never ended (bench/RESULTS.md, "A city on a cluster";
+docs/scaling.md, "Stream resumption").
+
+:func:`keep_unsent` puts a filter in front of the write: a stanza the loop reaches once the
+transport is gone is put back where XEP-0198 keeps what the server has not acknowledged, with
+the next sequence number, as if it had been written and lost on the wire. Resumption then resends
+it after the stanzas sent before it (XEP-0198 resends its queue in order); a failed resumption
+drops it with the rest of that queue, as for any unacknowledged stanza (the protocol's reliable
+layer resends what matters). Without stream management it goes back to slixmpp's own queue of
+stanzas held until the next session starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["keep_unsent", "keep", "MAX_SEQ"]
+
+#: XEP-0198 sequence numbers wrap at 2**32 (slixmpp's ``xep_0198.MAX_SEQ``).
+MAX_SEQ = 2**32
+
+_KEPT = "_vme_keeps_unsent"
+
+
+def keep_unsent(client: Any) -> None:
+    """Install the filter on ``client`` (idempotent: the same client across reconnects)."""
+    if getattr(client, _KEPT, False):
+        return
+    client.add_filter("out_sync", lambda stanza: _unsent(client, stanza))
+    setattr(client, _KEPT, True)
+
+
+def _unsent(client: Any, stanza: Any) -> Optional[Any]:
+    """The filter: ``stanza`` goes on to the write while there is a transport; otherwise it is
+    kept (:func:`keep`) and the send loop is told to skip it (None)."""
+    if client.transport is not None:
+        return stanza
+    from slixmpp.stanza import Iq, Message, Presence
+
+    if isinstance(stanza, (Message, Presence, Iq)):  # not an ack or a footer of the old stream
+        keep(client, stanza)
+    return None
+
+
+def keep(client: Any, stanza: Any) -> None:
+    """Keep ``stanza`` for when the stream is back: with a resumable XEP-0198 session, in its
+    queue of stanzas the server has not acknowledged (resumption resends them in order, this one
+    last); otherwise with slixmpp, which sends what it holds when the next session starts.
+
+    An agent sends through this while its link is down too: slixmpp alone would hold such a
+    stanza and, on resumption, send it *before* the older unacknowledged ones it resends."""
+    sm = client.plugin.get("xep_0198", None)
+    if sm is not None and sm.sm_id and sm.allow_resume:
+        if sm.unacked_queue and sm.unacked_queue[-1][1] is stanza:
+            return  # XEP-0198's own filter recorded it already (it runs before this one)
+        sm.seq = (sm.seq + 1) % MAX_SEQ
+        sm.unacked_queue.append((sm.seq, stanza))
+    else:
+        client.send(stanza)  # not in a session now: held by slixmpp until the next one starts
