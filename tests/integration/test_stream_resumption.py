@@ -31,12 +31,15 @@ pytestmark = pytest.mark.integration
 
 #: Offers sent while the aggregator does not read, and again while its stream is cut.
 BATCH = 30
+#: Offers sent while the stream is away in the test of a stream far behind (Prosody's default
+#: limit on what a session keeps for resumption is 500 stanzas).
+FAR_BEHIND = 520
 #: How an offer starts on the wire (docs/protocol.md).
 OFFER_ON_WIRE = b"<flexoffer "
 
 
-def _pair(info, tmp_path: Path, agg_port: int):
-    agg_jid, home_jid = info.jid("sm-agg"), info.jid("sm-home")
+def _pair(info, tmp_path: Path, agg_port: int, name: str = "sm"):
+    agg_jid, home_jid = info.jid(f"{name}-agg"), info.jid(f"{name}-home")
     agg = AggregatorAgent(agg_jid, "pw-agg", config=AggregatorConfig(cycle=10_000, lead=60),
                           server=ServerAddress(info.host, agg_port, info.ca_file), clock=RealClock(), tick=0.2,
                           store_path=tmp_path / "agg.sqlite")
@@ -109,9 +112,9 @@ class _Sessions:
         setattr(self, name, getattr(self, name) + 1)
 
 
-async def _cut_and_resumed(agg, home, cut, answers_first: bool = False) -> None:
-    """Offers while the aggregator reads late, ``cut()`` its link, offers while it is away, then
-    it catches up: every offer is held once and every acknowledgement arrives, once.
+async def _cut_and_resumed(agg, home, cut, answers_first: bool = False, away: int = BATCH) -> None:
+    """Offers while the aggregator reads late, ``cut()`` its link, ``away`` offers while it is
+    away, then it catches up: every offer is held once and every acknowledgement arrives, once.
     ``answers_first``: the aggregator learns of the cut just after it queued its answers to the
     offers it read (otherwise before it makes them)."""
     await eventually(lambda: agg.engine.counts().get("accepted") == 1, what="the first offer accepted")
@@ -120,15 +123,36 @@ async def _cut_and_resumed(agg, home, cut, answers_first: bool = False) -> None:
     await _offer(home, 1, BATCH)
     await eventually(lambda: late.held(OFFER_ON_WIRE) == BATCH, what="the offers at the aggregator, unread")
     await cut(late)
-    await _offer(home, 1 + BATCH, BATCH)  # to a stream the server keeps for resumption
+    await _offer(home, 1 + BATCH, away)  # to a stream the server keeps for resumption
     late.catch_up(agg if answers_first else None)  # the offers, then the end of the connection
-    total = 1 + 2 * BATCH
+    total = 1 + BATCH + away
     await eventually(lambda: agg.engine.counts().get("accepted") == total, timeout=60, what="every offer held")
     await eventually(lambda: home.engine.counts().get("accepted") == total, timeout=30,
                      what="every acknowledgement back at the prosumer")
     assert sessions.resumed >= 1 and sessions.started == 0, "the stream was resumed, not started afresh"
     assert [n for n in agg.events if n.event == "duplicate"] == [], "an offer reached the aggregator twice"
     assert [n for n in home.events if n.event == "resend"] == [], "the prosumer had to resend"
+
+
+async def test_a_stream_more_than_prosodys_default_500_stanzas_behind_is_resumed(prosody_server, tmp_path):
+    # mod_smacks keeps smacks_max_queue_size unacknowledged stanzas per session (default 500,
+    # the oldest overwritten beyond) and refuses to resume a stream that lost some: VME's
+    # private config raises it (xmpp-server/prosody/prosody.cfg.lua.in)
+    proxy = LossyProxy((prosody_server.host, prosody_server.port), seed=2)
+    agg, home = _pair(prosody_server, tmp_path, proxy.start(), "sm-big")
+    try:
+        await agg.start(auto_register=True)
+        await home.start(auto_register=True)
+
+        async def network_cuts(late: _Late) -> None:
+            assert proxy.cut() == 2
+            await eventually(late.lost, what="the aggregator's connection lost")
+
+        await _cut_and_resumed(agg, home, network_cuts, away=FAR_BEHIND)
+    finally:
+        await home.stop()
+        await agg.stop()
+        proxy.stop()
 
 
 async def test_answers_made_as_ejabberd_cut_a_late_acking_stream_arrive_once_after_resumption(
