@@ -91,10 +91,17 @@ class ProsumerAgent(VmeAgent):
         old = self._executions.pop(effect.offer.id, None)
         if old is not None:
             old.cancel()
-        self._executions[effect.offer.id] = self.clock.spawn(self._run(effect))
+        self._executions[effect.offer.id] = self.clock.spawn(self._run(effect, replaces=old))
 
-    async def _run(self, effect: Execute) -> None:
+    async def _run(self, effect: Execute, replaces: Optional[asyncio.Task] = None) -> None:
         engine: ProsumerEngine = self.engine  # type: ignore[assignment]
+        if replaces is not None:
+            # the execution this schedule replaces is cancelled, and gives its device back on
+            # the way out (a hardware executor writes the normal state): that runs first, and
+            # while it does this task counts as busy, so a virtual clock does not move on under
+            # a write in flight (the cancelled task itself no longer counts) and the new
+            # set-points are not overwritten by it
+            await asyncio.wait({replaces})
         await self._drive(effect.offer.id, "execution",
                           lambda: self.executor.execute(effect.offer, effect.schedule, self.clock), engine.executed)
 

@@ -13,6 +13,7 @@ scenario scale, on the same offers as a run without hardware.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Optional
 
 from vmenergy.flexoffer import FlexOffer, Schedule
@@ -72,10 +73,19 @@ class EmulatedFleetExecutor(HardwareExecutor):
         self.transport = transport
         self.timeout = timeout
         self._emulator: Optional[ModbusEmulator] = None
+        self._starting: Optional[asyncio.Lock] = None  # made in the event loop, at the first schedule
 
     async def _ready(self) -> None:
-        if self._emulator is not None:
-            return
+        # the box's schedules start together (three devices assigned in one message): one
+        # server for them all. Without the lock each started its own while the first was still
+        # starting, and all but the last were never stopped
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._emulator is None:
+                await self._start()
+
+    async def _start(self) -> None:
         units = {i + 1: dev for i, dev in enumerate(self.emulated.values())}
         emu = ModbusEmulator(units, transport="tcp" if self.transport == "modbus-tcp" else "rtu", baudrate=115200)
         await emu.start()
