@@ -158,6 +158,12 @@ class Checks(Generic[E]):
             raise self.error(path, _range(lo, hi, value, "d"))
         return int(value)
 
+    def boolean(self, value: object, path: str) -> bool:
+        """True or false (1, 0 and "yes" refused: a flag written as a number is a typo more often than not)."""
+        if not isinstance(value, bool):
+            raise self.error(path, f"must be true or false, got {show(value)}")
+        return value
+
     def optional_integer(self, value: object, path: str, **bounds: Any) -> Optional[int]:
         return None if value is None else self.integer(value, path, **bounds)
 
