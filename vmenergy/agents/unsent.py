@@ -24,20 +24,25 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["keep_unsent", "keep", "MAX_SEQ"]
+__all__ = ["keep_unsent", "keep", "FILTER_ATTR", "MAX_SEQ"]
 
 #: XEP-0198 sequence numbers wrap at 2**32 (slixmpp's ``xep_0198.MAX_SEQ``).
 MAX_SEQ = 2**32
 
-_KEPT = "_vme_keeps_unsent"
+#: The client's attribute holding the filter once installed.
+FILTER_ATTR = "_vme_unsent_filter"
 
 
 def keep_unsent(client: Any) -> None:
     """Install the filter on ``client`` (idempotent: the same client across reconnects)."""
-    if getattr(client, _KEPT, False):
+    if getattr(client, FILTER_ATTR, None) is not None:
         return
-    client.add_filter("out_sync", lambda stanza: _unsent(client, stanza))
-    setattr(client, _KEPT, True)
+
+    def unsent(stanza: Any) -> Optional[Any]:
+        return _unsent(client, stanza)
+
+    client.add_filter("out_sync", unsent)
+    setattr(client, FILTER_ATTR, unsent)
 
 
 def _unsent(client: Any, stanza: Any) -> Optional[Any]:
@@ -53,14 +58,18 @@ def _unsent(client: Any, stanza: Any) -> Optional[Any]:
 
 
 def keep(client: Any, stanza: Any) -> None:
-    """Keep ``stanza`` for when the stream is back: with a resumable XEP-0198 session, in its
-    queue of stanzas the server has not acknowledged (resumption resends them in order, this one
-    last); otherwise with slixmpp, which sends what it holds when the next session starts.
+    """Keep ``stanza`` for when the stream is back: while a resumption is ahead (the connection
+    is gone, or a new one has not negotiated stream management yet) in XEP-0198's queue of
+    stanzas the server has not acknowledged (resumption resends them in order, this one last);
+    otherwise with slixmpp, which sends what it holds when the session starts (no stream
+    management, or a new session already set up whose start the agent has not seen yet: a stanza
+    put in the acknowledgement queue there would never be sent).
 
     An agent sends through this while its link is down too: slixmpp alone would hold such a
     stanza and, on resumption, send it *before* the older unacknowledged ones it resends."""
     sm = client.plugin.get("xep_0198", None)
-    if sm is not None and sm.sm_id and sm.allow_resume:
+    resuming = client.transport is None or "stream_management" not in client.features
+    if sm is not None and sm.sm_id and sm.allow_resume and resuming:
         if sm.unacked_queue and sm.unacked_queue[-1][1] is stanza:
             return  # XEP-0198's own filter recorded it already (it runs before this one)
         sm.seq = (sm.seq + 1) % MAX_SEQ

@@ -1,0 +1,71 @@
+"""Where a stanza goes that an agent sends while its stream is down (vmenergy/agents/unsent.py):
+into XEP-0198's queue of unacknowledged stanzas while a resumption is ahead, to slixmpp's own
+hold otherwise. The whole path, against real servers: tests/integration/test_stream_resumption.py."""
+
+from __future__ import annotations
+
+from slixmpp import ClientXMPP
+
+from vmenergy.agents.unsent import FILTER_ATTR, keep, keep_unsent
+
+
+def _client(sm_id=None) -> ClientXMPP:
+    client = ClientXMPP("box@localhost/r", "pw")
+    client.register_plugin("xep_0198")
+    client.plugin["xep_0198"].sm_id = sm_id
+    held: list = []
+    client.send = lambda stanza, use_filters=True: held.append(stanza)  # slixmpp's hold, observed
+    client.held = held
+    return client
+
+
+def test_while_disconnected_from_a_resumable_stream_a_stanza_joins_the_unacknowledged_queue_in_order():
+    client = _client("sm-1")
+    sm = client.plugin["xep_0198"]
+    sm.seq = 7
+    first, second = client.make_message("agg@localhost", "a"), client.make_message("agg@localhost", "b")
+    keep(client, first)
+    keep(client, second)
+    assert list(sm.unacked_queue) == [(8, first), (9, second)] and sm.seq == 9 and client.held == []
+
+
+def test_a_stanza_already_recorded_by_xep_0198_is_not_recorded_twice():
+    client = _client("sm-1")
+    sm = client.plugin["xep_0198"]
+    stanza = client.make_message("agg@localhost", "a")
+    sm.unacked_queue.append((1, stanza))
+    sm.seq = 1
+    keep(client, stanza)
+    assert list(sm.unacked_queue) == [(1, stanza)] and sm.seq == 1
+
+
+def test_without_a_resumable_stream_slixmpp_holds_the_stanza_until_a_session_starts():
+    client = _client(None)
+    stanza = client.make_message("agg@localhost", "a")
+    keep(client, stanza)
+    assert client.held == [stanza] and not client.plugin["xep_0198"].unacked_queue
+
+
+def test_on_a_new_session_set_up_but_not_yet_started_slixmpp_holds_it():
+    # stream management was just enabled on the new connection (a resumption had failed): the
+    # acknowledgement queue there belongs to a session that will not be resumed
+    client = _client("sm-2")
+    client.transport = object()
+    client.features.add("stream_management")
+    stanza = client.make_message("agg@localhost", "a")
+    keep(client, stanza)
+    assert client.held == [stanza] and not client.plugin["xep_0198"].unacked_queue
+
+
+def test_the_filter_lets_stanzas_through_while_connected_and_keeps_them_after():
+    client = _client("sm-1")
+    keep_unsent(client)
+    unsent = getattr(client, FILTER_ATTR)
+    keep_unsent(client)  # idempotent: the same client across reconnects keeps one filter
+    assert getattr(client, FILTER_ATTR) is unsent
+    stanza = client.make_message("agg@localhost", "a")
+    client.transport = object()
+    assert unsent(stanza) is stanza
+    client.transport = None
+    assert unsent(stanza) is None  # skipped by the send loop ...
+    assert list(client.plugin["xep_0198"].unacked_queue)[-1][1] is stanza  # ... and kept
