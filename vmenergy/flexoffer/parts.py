@@ -21,6 +21,7 @@ import numpy as np
 from vmenergy.validation import set_field
 
 from . import jsontext as jt
+from .checked import is_checked
 from .errors import FlexOfferError, check
 from .limits import (
     MAX_ABS_ENERGY, MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE, check_seconds,
@@ -274,6 +275,8 @@ class Profile:
     start_before: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if is_checked():  # read back from VME's own store (the witness or LP ran when it was made)
+            return
         slices = check.parts(self.slices, "slices", Slice, "slice", at_most=MAX_SLICES)
         set_field(self, "slices", slices)
         set_field(self, "start_after", check.optional_integer(self.start_after, "start_after"))
@@ -427,7 +430,11 @@ class Profile:
         raw = jt.array(d["slices"], where)
         if len(raw) > MAX_SLICES:
             raise FlexOfferError(where, f"more than {MAX_SLICES} slices ({len(raw)})")
-        slices = tuple(Slice.from_dict(s, f"{where}[{j}]") for j, s in enumerate(raw))
+        if is_checked():  # VME's own store: each slice is what Slice.to_dict wrote
+            slices = tuple(Slice(s["duration"], s["min"], s["max"], None if s.get("values") is None
+                                 else tuple(s["values"])) for s in raw)
+        else:
+            slices = tuple(Slice.from_dict(s, f"{where}[{j}]") for j, s in enumerate(raw))
         total = None
         if d.get("total") is not None:
             where = jt.join(path, "total")
@@ -487,6 +494,8 @@ class Baseline:
     start: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if is_checked():
+            return
         set_field(self, "energy", check.numbers(self.energy, "energy", at_most=MAX_SLICES))
         set_field(self, "profile", check.integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
         set_field(self, "start", check.optional_integer(self.start, "start"))
