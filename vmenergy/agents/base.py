@@ -37,6 +37,7 @@ from vmenergy.wire.stanzas import NS
 from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
 from .keepalive import Keepalive
+from .stream_acks import BurstAcks
 from .received import use_received_messages
 from .operator import AdHocCommands, OperatorDesk
 from .web.channel import WebPeers
@@ -366,6 +367,7 @@ class VmeAgent(Agent):
         #: Real seconds the first connection may take before start() fails naming the server
         #: (None: wait as long as it takes; ``vmenergy agent`` sets it, a swarm's server is up)
         self.connect_deadline: Optional[float] = None
+        self.burst_acks: Optional[BurstAcks] = None  # with stream management, once connecting
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
         self.operators = operators
@@ -413,6 +415,9 @@ class VmeAgent(Agent):
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
             client.register_plugin("xep_0198", pconfig={"window": self.stream_management})
+            # and asked for its ack when a burst ends, so sent stanzas do not wait in the queue
+            # for the next burst (stream_acks.py)
+            self.burst_acks = BurstAcks(client)
         # Subscription requests are answered by _on_subscribe alone. slixmpp's defaults answer
         # every request too (approve, directed presence, and a request back): with VME's own
         # answer that was five stanzas per request, each answered again by the peer, which
