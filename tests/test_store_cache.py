@@ -3,6 +3,8 @@ process (vmenergy/store/sqlite.py, bench/RESULTS.md "Scale ladder")."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from vmenergy.agents import AggregatorAgent, ProsumerAgent
@@ -49,3 +51,16 @@ def test_a_store_commits_in_wal_with_normal_sync_once_created_and_when_reopened(
         store.flush([("t", "k", {"v": 1})])
         store.close()
     assert Store(tmp_path / "a.sqlite").load().get("t", "k") == {"v": 1}
+
+
+async def test_a_stopped_agent_has_closed_its_store_with_its_ledger_written(tmp_path):
+    # the store is closed off the event loop (its WAL checkpoint waits on the disk), yet closed
+    # by the time stop() returns, its records in the file
+    prosumer = ProsumerAgent("p@localhost", "pw", aggregator="agg@localhost", store_path=tmp_path / "p.sqlite")
+    prosumer.engine.ledger.put("meta", "probe", 7)
+    await prosumer.handle(lambda now: [])
+    await prosumer.stop()
+    assert prosumer.store is not None
+    with pytest.raises(sqlite3.ProgrammingError):
+        prosumer.store.db.execute("SELECT 1")
+    assert Store(tmp_path / "p.sqlite").load().get("meta", "probe") == 7
