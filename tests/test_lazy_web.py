@@ -26,6 +26,8 @@ def test_an_agent_built_after_the_install_has_no_web_app_until_it_is_used(lazy_w
     # used, it is SPADE's own, for this agent
     assert agent.web.agent is agent and agent.web.built()
     assert agent.web.menu_entries == {} and agent.web.is_started() is False
+    agent.web.runner = "a runner"  # set as the console (agents/web) does once it serves the app
+    assert agent.web._app.runner == "a runner" and agent.web.is_started() is True
 
 
 def test_the_install_is_idempotent_and_undone_by_the_uninstall(tmp_path):

@@ -312,7 +312,7 @@ def uninstall_fast_escape() -> bool:
 
 class LazyWebApp:
     """What a SPADE agent holds as ``agent.web``: SPADE's :class:`spade.web.WebApp`, built the
-    first time anything of it is used. SPADE builds one per agent in ``Agent.__init__`` (an
+    first time anything of it is used or set (the console of agents/web serves its app). SPADE builds one per agent in ``Agent.__init__`` (an
     aiohttp application with its jinja2 environment: ~8 KiB, kept for the agent's life and tied
     to it in a reference cycle); VME agents serve their console with agents/web instead and
     never start it, so in a process of thousands of prosumers they were ~8 KiB each of nothing
@@ -330,12 +330,21 @@ class LazyWebApp:
     def built(self) -> bool:
         return self._app is not None
 
-    def __getattr__(self, name: str) -> Any:
+    def _real(self) -> Any:
         if self._app is None:
             from spade.web import WebApp
 
             self._app = WebApp(agent=self._agent)
-        return getattr(self._app, name)
+        return self._app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in LazyWebApp.__slots__:
+            object.__setattr__(self, name, value)
+        else:  # the console (agents/web) sets the runner it started, which SPADE's stop cleans up
+            setattr(self._real(), name, value)
 
 
 def install_lazy_web() -> bool:
