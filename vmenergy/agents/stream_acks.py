@@ -4,8 +4,10 @@ slixmpp keeps every stanza it sent in its stream-management queue until the serv
 it, and asks for that acknowledgement only after every ``window`` (5) stanzas. A prosumer sends a
 few stanzas at a time (its day's offers at noon, a measurement, an ack): the last up to four of
 them, offers with their polytopes as XML, stayed in the queue until its next burst, hours of
-scenario time later. In a process of 300 prosumers through a day that was about 150 KiB per agent,
-the largest item of its memory (bench/RESULTS.md, "Scale ladder, round 4").
+scenario time later. In a process of 300 prosumers through a day that was ~170 KiB per agent of
+live Python objects on the first evening, the largest item the day added (tracemalloc); the
+process's peak resident memory fell by less (368 -> 357 MiB: the peak is set earlier in the day)
+(bench/RESULTS.md, "Scale ladder, round 4").
 
 :class:`BurstAcks` asks once more, at the end of the event-loop turn in which something was
 sent: the server answers ``<a/>`` and slixmpp drops what it acknowledged. One ``<r/>`` and one
