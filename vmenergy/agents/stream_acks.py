@@ -6,7 +6,7 @@ few stanzas at a time (its day's offers at noon, a measurement, an ack): the las
 them, offers with their polytopes as XML, stayed in the queue until its next burst, hours of
 scenario time later. In a process of 300 prosumers through a day that was ~170 KiB per agent of
 live Python objects on the first evening, the largest item the day added (tracemalloc); the
-process's peak resident memory fell by less (368 -> 357 MiB: the peak is set earlier in the day)
+process's peak resident memory fell by less (368 -> 357 MiB; why not more was not found)
 (bench/RESULTS.md, "Scale ladder, round 4").
 
 :class:`BurstAcks` asks once more, at the end of the event-loop turn in which something was
