@@ -74,10 +74,10 @@ class LinkPolicy:
     def stalled(self, gap: float) -> None:
         """The agent's own event loop ran no I/O for ``gap`` seconds (a long synchronous step:
         a swarm process's first round plans the devices of thousands of prosumers at once).
-        Whatever the server sent meanwhile is still unread, so that time is not silence: the
-        watch moves forward by ``gap``. Otherwise two such stalls in a row cut every link of
-        the process, though each answer was waiting in its socket (the 5,000 rung of round 4,
-        bench/RESULTS.md)."""
+        Whatever the server sent meanwhile is still unread, and the watch's timer runs before
+        the loop reads its sockets (uvloop), so that time is not silence: the watch moves
+        forward by ``gap``. (Written for the 5,000 and 10,000 rungs of round 4, whose links were
+        all cut; it did not prevent that, the server had stopped serving: bench/RESULTS.md.)"""
         if gap > 0:
             self.last_heard += gap
             if self.ping_sent is not None:
