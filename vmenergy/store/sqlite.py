@@ -81,9 +81,17 @@ class Store:
         self.db.executescript(_SCHEMA)
         self.db.execute("PRAGMA synchronous=NORMAL")
 
-    def load(self, ledger: Optional[Ledger] = None) -> Ledger:
+    def load(self, ledger: Optional[Ledger] = None, tables: Optional[Iterable[str]] = None) -> Ledger:
+        """The stored ledger (into ``ledger`` if given); only ``tables`` if given (a reader
+        that needs a few tables does not decode the rest: an aggregator's answers, say)."""
         ledger = ledger if ledger is not None else Ledger()
-        for tbl, key, value in self.db.execute("SELECT tbl, key, value FROM records"):
+        if tables is None:
+            rows = self.db.execute("SELECT tbl, key, value FROM records")
+        else:
+            names = sorted(set(tables))
+            rows = self.db.execute(f"SELECT tbl, key, value FROM records WHERE tbl IN ({','.join('?' * len(names))})",
+                                   names)
+        for tbl, key, value in rows:
             ledger.load(tbl, key, read_record(value, f"{self.path}: {tbl}[{key}]"))
         return ledger
 
@@ -127,10 +135,10 @@ class Store:
         self.close()
 
 
-def read_ledger(path: Path | str) -> Optional[Ledger]:
+def read_ledger(path: Path | str, tables: Optional[Iterable[str]] = None) -> Optional[Ledger]:
     """The ledger in the store at ``path`` (read while its agent may still be writing; WAL
-    allows that), or None if there is no store (or no schema) yet."""
+    allows that), or None if there is no store (or no schema) yet; only ``tables`` if given."""
     if not Path(path).exists():
         return None
     with Store(path, readonly=True) as store:
-        return store.load() if store.ready() else None
+        return store.load(tables=tables) if store.ready() else None
