@@ -37,6 +37,7 @@ from vmenergy.wire.stanzas import NS
 from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
 from .keepalive import Keepalive
+from .stream_acks import BurstAcks
 from .received import use_received_messages
 from .unsent import keep, keep_unsent
 from .operator import AdHocCommands, OperatorDesk
@@ -367,6 +368,7 @@ class VmeAgent(Agent):
         #: Real seconds the first connection may take before start() fails naming the server
         #: (None: wait as long as it takes; ``vmenergy agent`` sets it, a swarm's server is up)
         self.connect_deadline: Optional[float] = None
+        self.burst_acks: Optional[BurstAcks] = None  # with stream management, once connecting
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
         self.operators = operators
@@ -414,6 +416,9 @@ class VmeAgent(Agent):
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
             client.register_plugin("xep_0198", pconfig={"window": self.stream_management})
+            # and asked for its ack when a burst ends, so sent stanzas do not wait in the queue
+            # for the next burst (stream_acks.py)
+            self.burst_acks = BurstAcks(client)
         # what was queued for sending when the stream dropped is resent after it, not lost
         # (after XEP-0198's filter: see unsent.py)
         keep_unsent(client)
@@ -1015,7 +1020,10 @@ class VmeAgent(Agent):
         await super().stop()
         await self.settled()  # what was handled is written before the store closes
         if self.store is not None:
-            self.store.close()
+            # closing checkpoints the WAL into the file and syncs it: ~13 ms of waiting on the
+            # disk per store, which a process stopping thousands of agents did one after the
+            # other on its event loop (bench/RESULTS.md, "Scale ladder, round 4")
+            await asyncio.to_thread(self.store.close)
 
 
 class _AgentLog(logging.LoggerAdapter):

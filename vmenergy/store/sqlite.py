@@ -68,11 +68,18 @@ class Store:
             # database file's mode
             create_private(self.path)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
         if cache_kib is not None:
             self.db.execute(f"PRAGMA cache_size=-{cache_kib}")  # negative: KiB, not pages
+        # Creating a store (a new file switched to WAL, its schema written) are writes that
+        # SQLite's default synchronous=FULL syncs to disk: ~15 ms of wall time per store here, a
+        # minute for a process of thousands of prosumers before any of them connected
+        # (bench/RESULTS.md, "Scale ladder, round 4"). A store being created holds nothing to
+        # lose yet, and an existing one is not written by these statements: no sync until the
+        # schema exists, then WAL with synchronous=NORMAL for the ledger's commits.
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        self.db.execute("PRAGMA synchronous=NORMAL")
 
     def load(self, ledger: Optional[Ledger] = None, tables: Optional[Iterable[str]] = None) -> Ledger:
         """The stored ledger (into ``ledger`` if given); only ``tables`` if given (a reader
