@@ -1,0 +1,44 @@
+"""The short way a protocol message takes through an agent's client (agents/received.py) skips
+matching it against every slixmpp handler: on connected agents, with every plugin SPADE and VME
+load, a protocol message matches slixmpp's message handler alone, so nothing is skipped."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.integration.test_presence import eventually, future_offer
+from vmenergy.agents import AggregatorAgent, ProsumerAgent, ServerAddress
+from vmenergy.agents.base import protocol_stanza
+from vmenergy.protocol.aggregator import AggregatorConfig
+from vmenergy.protocol.messages import Ack, OfferMessage
+from vmenergy.runtime.clock import RealClock
+from vmenergy.wire.messages import summary
+
+pytestmark = pytest.mark.integration
+
+
+async def test_on_connected_agents_a_protocol_message_matches_slixmpps_message_handler_alone(prosody_server, tmp_path):
+    info = prosody_server
+    addr = ServerAddress(info.host, info.port, info.ca_file)
+    agg_jid, home_jid = info.jid("rp-agg"), info.jid("rp-home")
+    fo = future_offer("rp-1", home_jid)
+    agg = AggregatorAgent(agg_jid, "pw-agg", config=AggregatorConfig(cycle=10_000, lead=60), server=addr,
+                          clock=RealClock(), tick=0.2, store_path=tmp_path / "agg.sqlite")
+    home = ProsumerAgent(home_jid, "pw-home", aggregator=agg_jid, offers=[(0, fo)], server=addr, tick=0.2,
+                         store_path=tmp_path / "home.sqlite")
+    await agg.start(auto_register=True)
+    await home.start(auto_register=True)
+    try:
+        # the offer went the short way both ways
+        await eventually(lambda: home.engine.counts().get("accepted") == 1, what="offer accepted")
+        for agent, msg, sender in ((agg, OfferMessage("insert", fo.id, fo), home_jid),
+                                   (home, Ack("flexoffer", fo.id, "accepted", None, 0), agg_jid)):
+            client = agent.client
+            sent = protocol_stanza(client, str(agent.jid), sender, summary(msg), msg)
+            stanza = client._build_stanza(ET.fromstring(ET.tostring(sent.xml)))
+            assert [h.name for h in client._XMLStream__handlers if h.match(stanza)] == ["IM"]
+    finally:
+        await home.stop()
+        await agg.stop()
