@@ -306,3 +306,16 @@ def test_other_stanzas_take_slixmpps_way_and_raise_the_events_they_raised_before
         c._spawn_event(ET.fromstring(text))
         events.append(([str(m) for m in got], [str(m) for m in seen]))
     assert events[0] == events[1]
+
+
+def test_every_documented_message_is_written_straight_into_the_xml_its_stanza_object_writes():
+    """Acks and the messages of scalar fields are written without slixmpp's stanza objects too
+    (ElementCodec.element); the text must not change by a byte."""
+    from tests.test_protocol_doc import MESSAGE_DOCS
+    from vmenergy.wire.messages import CODECS, parse_message
+
+    documented = [parse_message(block) for block in MESSAGE_DOCS]
+    flat = [m for m in documented if type(m).element not in CODECS]
+    assert flat and any(isinstance(m, Ack) for m in documented)
+    for msg in documented + MESSAGES:
+        assert to_xml(msg) == str(encode(msg)), type(msg).__name__
