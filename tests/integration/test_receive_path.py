@@ -8,26 +8,19 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.integration.test_presence import eventually, future_offer
-from vmenergy.agents import AggregatorAgent, ProsumerAgent, ServerAddress
+from tests.integration.test_presence import eventually
+from tests.integration.test_stream_resumption import agent_pair
 from vmenergy.agents.base import protocol_stanza
-from vmenergy.protocol.aggregator import AggregatorConfig
 from vmenergy.protocol.messages import Ack, OfferMessage
-from vmenergy.runtime.clock import RealClock
 from vmenergy.wire.messages import summary
 
 pytestmark = pytest.mark.integration
 
 
 async def test_on_connected_agents_a_protocol_message_matches_slixmpps_message_handler_alone(prosody_server, tmp_path):
-    info = prosody_server
-    addr = ServerAddress(info.host, info.port, info.ca_file)
-    agg_jid, home_jid = info.jid("rp-agg"), info.jid("rp-home")
-    fo = future_offer("rp-1", home_jid)
-    agg = AggregatorAgent(agg_jid, "pw-agg", config=AggregatorConfig(cycle=10_000, lead=60), server=addr,
-                          clock=RealClock(), tick=0.2, store_path=tmp_path / "agg.sqlite")
-    home = ProsumerAgent(home_jid, "pw-home", aggregator=agg_jid, offers=[(0, fo)], server=addr, tick=0.2,
-                         store_path=tmp_path / "home.sqlite")
+    agg, home = agent_pair(prosody_server, tmp_path, "rp")
+    agg_jid, home_jid = str(agg.jid), str(home.jid)
+    fo = home.engine.ledger.get("offers", "rp-0").offer
     await agg.start(auto_register=True)
     await home.start(auto_register=True)
     try:

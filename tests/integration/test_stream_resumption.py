@@ -1,29 +1,42 @@
-"""XEP-0198 with the ack windows VME chose (the agents' client asks for an ack per
-``smacks.WINDOW`` stanzas and after a quiet spell; the private Prosody after
-``smacks_max_unacked_stanzas``): asking less often must not lose anything. Stanzas sent into a
-link that silently drops everything are resent when the cut stream resumes, in either direction,
-each once, with the protocol's own resend switched off so only stream management can deliver
-them."""
+"""XEP-0198 with the ack window VME chose (the agents' client asks for an ack per
+``smacks.WINDOW`` stanzas and after a quiet spell): asking less often must not lose anything.
+Stanzas sent into a link that silently drops everything are resent when the cut stream resumes,
+in either direction, each once, with the protocol's own resend switched off so only stream
+management can deliver them."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Optional
 
 import pytest
 
 from tests.integration.test_presence import eventually, future_offer
 from vmenergy.agents import AggregatorAgent, ProsumerAgent, ServerAddress, smacks
 from vmenergy.protocol.aggregator import AggregatorConfig
+from vmenergy.protocol.messages import OfferMessage
 from vmenergy.runtime.clock import RealClock
 from vmenergy.runtime.drill.proxy import Impairment, LossyProxy
-from vmenergy.protocol.messages import OfferMessage
 from vmenergy.wire.messages import encode_element
 
 pytestmark = pytest.mark.integration
 
-#: Offers sent while the link is dead: fewer than either side's ack window, so nothing but the
-#: resumption can tell the sender they never arrived.
+#: Offers sent while the link is dead: fewer than the client's ack window (and the ack requests
+#: go into the dead link too), so nothing but the resumption can tell the sender they never arrived.
 HELD = 3
+
+
+def agent_pair(info, tmp_path, name: str, agg_server: Optional[ServerAddress] = None,
+               home_server: Optional[ServerAddress] = None):
+    """An aggregator that plans only when told (a long cycle) and a prosumer with one offer
+    (``<name>-0``) for it, not started; both at ``info``'s server unless told otherwise."""
+    addr = ServerAddress(info.host, info.port, info.ca_file)
+    agg_jid, home_jid = info.jid(f"{name}-agg"), info.jid(f"{name}-home")
+    agg = AggregatorAgent(agg_jid, "pw-agg", config=AggregatorConfig(cycle=10_000, lead=60),
+                          server=agg_server or addr, clock=RealClock(), tick=0.2, store_path=tmp_path / "agg.sqlite")
+    home = ProsumerAgent(home_jid, "pw-home", aggregator=agg_jid, offers=[(0, future_offer(f"{name}-0", home_jid))],
+                         server=home_server or addr, tick=0.2, store_path=tmp_path / "home.sqlite")
+    return agg, home
 
 
 @pytest.mark.parametrize("cut", ["prosumer", "aggregator"])
@@ -31,14 +44,9 @@ async def test_what_was_sent_into_a_dead_link_arrives_once_after_the_stream_resu
     info = prosody_server
     proxy = LossyProxy((info.host, info.port), seed=1)
     proxied = ServerAddress(info.host, proxy.start(), info.ca_file)
-    direct = ServerAddress(info.host, info.port, info.ca_file)
-    agg_jid, home_jid = info.jid(f"sm-agg-{cut}"), info.jid(f"sm-home-{cut}")
-    agg = AggregatorAgent(agg_jid, "pw-agg", config=AggregatorConfig(cycle=10_000, lead=60),
-                          server=proxied if cut == "aggregator" else direct, clock=RealClock(), tick=0.2,
-                          store_path=tmp_path / "agg.sqlite")
-    home = ProsumerAgent(home_jid, "pw-home", aggregator=agg_jid, offers=[(0, future_offer("sm-0", home_jid))],
-                         server=proxied if cut == "prosumer" else direct, tick=0.2,
-                         store_path=tmp_path / "home.sqlite")
+    agg, home = agent_pair(info, tmp_path, f"sm-{cut}", agg_server=proxied if cut == "aggregator" else None,
+                           home_server=proxied if cut == "prosumer" else None)
+    home_jid = str(home.jid)
     for a in (agg, home):
         a.engine.resend_after = a.engine.max_backoff = 10**6  # only XEP-0198 may deliver what was lost
     resumed: list[str] = []
@@ -49,7 +57,7 @@ async def test_what_was_sent_into_a_dead_link_arrives_once_after_the_stream_resu
     try:
         await eventually(lambda: agg.engine.counts().get("accepted") == 1, what="first offer accepted")
         proxy.impair(Impairment(blackhole=True))
-        offers = [future_offer(f"sm-{i}", home_jid) for i in range(1, HELD + 1)]
+        offers = [future_offer(f"sm-{cut}-{i}", home_jid) for i in range(1, HELD + 1)]
         for fo in offers:
             await home.handle(lambda now, fo=fo: home.engine.add_offer(fo, now, now))
         # the offers' payloads alone are less than what the dead link swallowed once all were sent
@@ -71,15 +79,8 @@ async def test_what_was_sent_into_a_dead_link_arrives_once_after_the_stream_resu
         proxy.stop()
 
 
-
 async def test_an_agent_that_fell_quiet_holds_no_unacknowledged_stanzas(prosody_server, tmp_path):
-    info = prosody_server
-    addr = ServerAddress(info.host, info.port, info.ca_file)
-    agg_jid, home_jid = info.jid("sm-quiet-agg"), info.jid("sm-quiet-home")
-    agg = AggregatorAgent(agg_jid, "pw-agg", config=AggregatorConfig(cycle=10_000, lead=60), server=addr,
-                          clock=RealClock(), tick=0.2, store_path=tmp_path / "agg.sqlite")
-    home = ProsumerAgent(home_jid, "pw-home", aggregator=agg_jid, offers=[(0, future_offer("q-0", home_jid))],
-                         server=addr, tick=0.2, store_path=tmp_path / "home.sqlite")
+    agg, home = agent_pair(prosody_server, tmp_path, "sm-quiet")
     await agg.start(auto_register=True)
     await home.start(auto_register=True)
     try:

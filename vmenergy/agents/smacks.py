@@ -12,7 +12,8 @@ resent: whatever is unacknowledged when a stream is cut is resent on resumption,
 if that fails. So the client asks once per :data:`WINDOW` stanzas in a burst, and once more when
 it has been quiet for :data:`QUIET_SECONDS` with stanzas still held, so an idle agent holds none
 (10,000 prosumers each holding a window of offers would be gigabytes). The private Prosody
-(xmpp-server/prosody/prosody.cfg.lua.in) asks after ``smacks_max_unacked_stanzas`` stanzas.
+keeps its default (an ack request after each stanza it sends, one outstanding at a time):
+raising its threshold made pipelined offers queue for seconds (bench/RESULTS.md).
 """
 
 from __future__ import annotations
