@@ -319,3 +319,33 @@ def test_every_documented_message_is_written_straight_into_the_xml_its_stanza_ob
     assert flat and any(isinstance(m, Ack) for m in documented)
     for msg in documented + MESSAGES:
         assert to_xml(msg) == str(encode(msg)), type(msg).__name__
+
+
+def test_the_servers_ack_request_is_answered_the_short_way_with_the_text_slixmpp_writes():
+    import xml.etree.ElementTree as ET
+
+    answers = []
+    for short in (True, False):
+        c, _got = _received_client()
+        if not short:
+            del c._spawn_event
+        sent: list = []
+        c.send_raw = sent.append
+        c.transport = object()  # as if connected: the answer is written
+        c.plugin["xep_0198"].handled = 41
+        c._spawn_event(ET.fromstring('<r xmlns="urn:xmpp:sm:3"/>'))
+        answers.append(sent)
+    assert answers[0] == answers[1] == ['<a xmlns="urn:xmpp:sm:3" h="41" />']
+
+
+def test_an_ack_request_takes_slixmpps_way_when_another_incoming_filter_would_see_it():
+    import xml.etree.ElementTree as ET
+
+    c, _got = _received_client()
+    seen: list = []
+    c.add_filter("in", lambda stanza: seen.append(stanza.name) or stanza)
+    sent: list = []
+    c.send_raw = sent.append
+    c.transport = object()
+    c._spawn_event(ET.fromstring('<r xmlns="urn:xmpp:sm:3"/>'))
+    assert seen == ["r"] and sent == ['<a xmlns="urn:xmpp:sm:3" h="0" />']

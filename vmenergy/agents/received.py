@@ -16,7 +16,9 @@ mask matchers, each walking the stanza) to find the one that takes it. A protoco
 slixmpp's own message handler (a test checks this on a connected agent), so :func:`short_way`
 hands it to that handler directly. Everything else is as before: the stanza object is built the
 same way, the incoming filters run on it (XEP-0198 counts it there), and the agent's
-``message`` handler checks depth and size first. Any other stanza takes slixmpp's way.
+``message`` handler checks depth and size first. The server's XEP-0198 ack requests (one per
+stanza Prosody sends) are answered at once too (``smacks.answer_ack_request``). Any other stanza
+takes slixmpp's way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any, Callable
 from slixmpp.stanza import Message
 
 from vmenergy.wire.stanzas import NS
+
+from . import smacks
 
 __all__ = ["FORM_TAG", "ReceivedMessage", "use_received_messages", "is_protocol_message"]
 
@@ -92,6 +96,8 @@ def short_way(client: Any, spawn: Callable[[Any], None]) -> Callable[[Any], None
 
     def spawn_event(raw: Any) -> None:
         xml = client.incoming_filter(raw)
+        if xml.tag == smacks.ACK_REQUEST and smacks.answer_ack_request(client):
+            return
         if not is_protocol_message(xml):
             return spawn(raw)
         stanza: Any = ReceivedMessage(client, xml, recv=True)

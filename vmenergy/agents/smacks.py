@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Optional
 
-__all__ = ["WINDOW", "QUIET_SECONDS", "enable_stream_management"]
+__all__ = ["WINDOW", "QUIET_SECONDS", "ACK_REQUEST", "enable_stream_management", "answer_ack_request"]
 
 #: The client asks for an ack after this many stanzas sent in a burst. A cut loses none of them
 #: either way; a bigger window holds more of them (stanza objects) between acks.
@@ -29,6 +29,8 @@ WINDOW = 32
 #: ... and once the client has sent nothing for this many real seconds with stanzas still
 #: unacknowledged (one timer per quiet spell, not per stanza).
 QUIET_SECONDS = 1.0
+#: The server's ack request as slixmpp's XEP-0198 plugin answers it (the ``urn:xmpp:sm:3`` one).
+ACK_REQUEST = "{urn:xmpp:sm:3}r"
 
 
 def enable_stream_management(client: Any, window: int = WINDOW, quiet: float = QUIET_SECONDS) -> None:
@@ -76,3 +78,18 @@ class _QuietAcks:
         if plugin.enabled_out and plugin.unacked_queue and plugin.xmpp.transport is not None:
             plugin.request_ack()
             plugin.window_counter = plugin.window  # the next burst counts its window afresh
+
+
+def answer_ack_request(client: Any) -> bool:
+    """Answer the server's ``<r/>`` as slixmpp's plugin does (``<a h=.../>`` with the count of
+    stanzas handled), written as text; False if this client's incoming filters are not only the
+    plugin's own (then the request must take slixmpp's way, which shows it to every filter).
+
+    Prosody asks after every stanza it sends; slixmpp's way (a stanza object, its filters, a
+    match against every handler, an ``Ack`` stanza object written out) cost ~35 us a request."""
+    plugin = client.plugin.get("xep_0198", None)
+    if plugin is None or any(f != plugin._handle_incoming for f in client._XMLStream__filters["in"]):
+        return False
+    if client.transport is not None:
+        client.send_raw(f'<a xmlns="urn:xmpp:sm:3" h="{plugin.handled}" />')
+    return True
