@@ -9,9 +9,9 @@ STAMP   = $(VENV)/.installed-stamp
 deps:
 	@PYTHON=$(PYTHON) sh xmpp-server/install-deps.sh
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[test,fast]'
+	$(BIN)/python -m pip install -q -e '.[test,fast,grid]'
 	@touch $(STAMP)
 
 venv: deps $(STAMP)

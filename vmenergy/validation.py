@@ -127,6 +127,8 @@ class Checks(Generic[E]):
             raise self.error(path, f"out of range: {show(value)} (must be finite)") from None
         if math.isnan(out):
             raise self.error(path, "not a number (NaN)")
+        if math.isinf(out):  # a bound on one side must not let the other side's infinity in
+            raise self.error(path, f"out of range: {show(value)} (must be finite)")
         if minimum is not None or maximum is not None:
             lo = -math.inf if minimum is None else minimum
             hi = math.inf if maximum is None else maximum
@@ -134,9 +136,8 @@ class Checks(Generic[E]):
                 raise self.error(path, _range(lo, hi, out, "g"))
         else:
             bound = self.limit if limit is None else limit
-            if math.isinf(out) or abs(out) > bound:
-                why = "must be finite" if math.isinf(bound) else f"magnitude above {bound:g}"
-                raise self.error(path, f"out of range: {show(value)} ({why})")
+            if abs(out) > bound:
+                raise self.error(path, f"out of range: {show(value)} (magnitude above {bound:g})")
         if positive and out <= 0:
             raise self.error(path, f"must be > 0 (got {show(value)})")
         return out
@@ -156,6 +157,12 @@ class Checks(Generic[E]):
         if not lo <= value <= hi:
             raise self.error(path, _range(lo, hi, value, "d"))
         return int(value)
+
+    def boolean(self, value: object, path: str) -> bool:
+        """True or false (1, 0 and "yes" refused: a flag written as a number is a typo more often than not)."""
+        if not isinstance(value, bool):
+            raise self.error(path, f"must be true or false, got {show(value)}")
+        return value
 
     def optional_integer(self, value: object, path: str, **bounds: Any) -> Optional[int]:
         return None if value is None else self.integer(value, path, **bounds)

@@ -114,3 +114,31 @@ def test_check_refuses_hardware_that_drives_a_device_the_box_does_not_have(tmp_p
     out = io.StringIO()
     assert cli.main(["check", str(config)], out) == 1
     assert "prosumer.hardware[0].drives: no device 'cra' in [[prosumer.devices]] (ids: car)" in out.getvalue()
+
+
+async def test_probe_of_a_sunspec_inverter_says_where_its_models_are(tmp_path):
+    from tests.hardware.test_sunspec import device_map
+
+    clock = RealClock()
+    inverter = EmulatedDevice(device_map(50000, 103), clock, rated_kw=5.0)
+    emu = await ModbusEmulator({1: inverter}).start()
+    config = tmp_path / "prosumer.toml"
+    config.write_text(BOX.format(hardware=f"""
+[[prosumer.hardware]]
+id = "battery"
+map = "sunspec_storage"
+host = "127.0.0.1"
+port = {emu.port}
+rated_kw = 5.0
+"""))
+    try:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "vmenergy", "device", "probe", str(config),
+                                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        text = out.decode()
+        assert proc.returncode == 0, text
+        assert "SunS at 50000; models 1 at 50002 (66 registers), 103 at 50070 (50 registers), " \
+               "120 at 50122 (26 registers), 124 at 50150 (24 registers)" in text
+        assert any(line.split()[:2] == ["storage_id", "124"] for line in text.splitlines())
+    finally:
+        await emu.stop()

@@ -45,6 +45,10 @@ def test_the_dso_keeps_the_measured_feeder_load_under_its_limit(tmp_path):
     # in bills of their own (settled offers' bills plus dso_share bills), which reconcile
     (agg,) = summary["money"]["aggregators"]
     assert agg["received_from_dsos"] == dso["paid"]
+    # and the KPIs say so beside the market revenue (which a DSO scenario does not have)
+    (kpi,) = summary["kpis"]
+    assert kpi["received_from_dsos_eur"] == dso["paid"]["eur"]
+    assert "paid by DSOs for flexibility" in (tmp_path / "run" / "report.html").read_text()
     assert summary["reconciled"]["bills"]["ok"]
     assert summary["reconciled"]["bills"]["sent"] > summary["offers"]["by_prosumers"]["settled"]
     assert (tmp_path / "run" / "dso.png").stat().st_size > 0

@@ -1,5 +1,5 @@
 """Limits from a SimBench feeder (pandapower): the headroom found is what a power flow allows.
-Needs the optional packages (pip install 'vmenergy[grid]'); skipped without them."""
+Needs the `grid` extra (pandapower, simbench): `make test` installs it; without it this is skipped."""
 
 from __future__ import annotations
 

@@ -98,8 +98,7 @@ class TradingSettings:
             _check.integer(getattr(self, name), f"trading.{name}", minimum=0)
         for name in ("energy_value", "energy_cost", "flex_cost", "margin", "margin_at_max", "activation_price",
                      "update_threshold", "imbalance_fee", "imbalance_cutoff", "volume_limit"):
-            value = _check.number(getattr(self, name), f"trading.{name}")  # finite
-            set_field(self, name, _check.number(value, f"trading.{name}", minimum=0))
+            set_field(self, name, _check.number(getattr(self, name), f"trading.{name}", minimum=0))
         if self.margin >= 1:  # a fraction of the price
             raise FlexOfferError("trading.margin", f"a fraction below 1 (got {self.margin!r})")
         if self.prices:

@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 from .adapter import Adapter
 from .registers import MapError, RegisterMap, check, load_map
+from .sunspec import map_layout
 
 __all__ = ["HardwareConfig", "CONTROLS", "TRANSPORTS", "read_hardware", "make_adapter", "resolve_map"]
 
@@ -154,6 +155,8 @@ def read_hardware(entries: Any, base: Optional[Path] = None, at: str = "hardware
         cfg = HardwareConfig.from_dict(entry, f"{at}[{i}]")
         try:
             regmap = resolve_map(cfg, base)
+            if regmap.sunspec:  # its model list must be spelt out, or there is nothing to move by
+                map_layout(regmap)
             cfg = cfg.with_defaults(regmap)
         except MapError as exc:
             raise exc.within(f"{at}[{i}]") from None

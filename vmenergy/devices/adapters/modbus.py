@@ -19,6 +19,7 @@ from pymodbus.framer import FramerType
 from .adapter import Adapter, Point, Value
 from .faults import EXCEPTION_CODES, DeviceFault
 from .registers import BIT_TABLES, MapError, Register, RegisterMap
+from .sunspec import Layout, discover, relocate
 
 __all__ = ["ModbusAdapter", "TRANSPORTS"]
 
@@ -53,6 +54,8 @@ class ModbusAdapter(Adapter):
         # devices on one RTU bus share its port (a serial port opens once); on TCP each has its own
         self._link = _Link() if transport == "tcp" else _BUSES.setdefault(serial_port or "", _Link())
         self._link.users.add(self)
+        #: the device's SunSpec model list, once read (a map with ``sunspec = true`` is moved to it)
+        self.layout: Optional[Layout] = None
 
     @property
     def _client(self) -> Optional[AsyncModbusTcpClient | AsyncModbusSerialClient]:
@@ -101,7 +104,29 @@ class ModbusAdapter(Adapter):
             if self.transport == "rtu" and _BUSES.get(self.serial_port or "") is self._link:
                 del _BUSES[self.serial_port or ""]
 
+    async def locate(self) -> None:
+        """Read the device's SunSpec model list and move the map's registers to it (once; a
+        failed walk is tried again at the next request). Maps without ``sunspec`` stay as written."""
+        if not self.map.sunspec:  # not a SunSpec map, or moved to this device already
+            return
+        self._link.users.add(self)
+
+        async def words(address: int, count: int) -> list[int]:
+            reg = Register("sunspec_model_list", address, "holding", "uint32" if count == 2 else "uint16")
+            async with self._lock:
+                return await self._request(reg, "read", None)
+
+        layout = await discover(words, f"{self.name} ({self.where})")
+        try:
+            self.map = relocate(self.map, layout)
+        except MapError as exc:  # the device is not what the map is for: a fault of this device
+            raise DeviceFault(self.name, f"{exc.reason} ({self.where}, map {self.map.name}; {layout.describe()})",
+                              "bad-reply") from None
+        self.layout = layout
+        log.info("%s: %s", self.name, layout.describe())
+
     async def read(self, point: str) -> Value:
+        await self.locate()
         reg = self.map[point]
         self._link.users.add(self)  # used again after close()
         exponent = await self._exponent(reg)
@@ -116,6 +141,7 @@ class ModbusAdapter(Adapter):
         return int(await self.read(reg.scale_register))
 
     async def write(self, point: str, value: Value) -> None:
+        await self.locate()
         reg = self.map[point]
         if not reg.writable:
             raise MapError(f"{self.name}.{point}", "is read-only in the map")

@@ -44,6 +44,9 @@ def format_readings(dev: HardwareDevice, readings: list[Reading], out: TextIO) -
     """Print one device's readings; the number of points that failed."""
     where = getattr(dev.adapter, "where", dev.cfg.transport)
     print(f"{dev.cfg.id}: {where}, map {dev.regmap.name}", file=out)
+    layout = getattr(dev.adapter, "layout", None)
+    if layout is not None:  # where the map's registers were found (a SunSpec model list)
+        print(f"  {layout.describe()}", file=out)
     faults = [r for r in readings if r.fault is not None]
     if readings and len(faults) == len(readings) and len({r.fault.kind for r in faults if r.fault}) == 1:
         fault = faults[0].fault

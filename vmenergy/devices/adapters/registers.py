@@ -6,6 +6,8 @@ A map is a TOML file (shipped ones in ``maps/``; a box may bring its own) with o
     [map]
     name = "sdm630"
     word_order = "big"            # default order of the 16-bit words of 32-bit values
+    sunspec = false               # true: laid out for one SunSpec model list, moved to the device's
+                                  # own list before the first read (see sunspec.py)
 
     [[register]]
     name = "power_total"          # what the executor and `vmenergy device probe` call it
@@ -172,6 +174,9 @@ class RegisterMap:
     #: keys a device entry using this map takes by default (``control``, ``setpoint``, ``meter``...:
     #: see :mod:`.config`), so a box's config names only what differs
     defaults: dict = field(default_factory=dict, compare=False)
+    #: laid out for one SunSpec model list: the adapter walks the device's list and moves the
+    #: registers to it before the first read (see :mod:`.sunspec`)
+    sunspec: bool = False
     registers_by_name: dict[str, Register] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -194,6 +199,7 @@ class RegisterMap:
             if sf is not None and (sf not in by_name or by_name[sf].type != "int16"):
                 raise MapError(f"register[{i}].scale_register", f"{sf!r} must be an int16 register of the map")
         object.__setattr__(self, "registers_by_name", by_name)
+        check.boolean(self.sunspec, "map.sunspec")  # its model list is checked where a box takes the map
 
     def __getitem__(self, name: str) -> Register:
         try:
@@ -208,7 +214,7 @@ class RegisterMap:
     @classmethod
     def from_dict(cls, data: Any, default_name: str = "map") -> "RegisterMap":
         table = check.table(data, "", ("map", "register", "defaults"), noun="a register map")
-        head = check.table(table.get("map", {}), "map", ("name", "description", "word_order"))
+        head = check.table(table.get("map", {}), "map", ("name", "description", "word_order", "sunspec"))
         order = head.get("word_order", "big")
         check.choice(order, "map.word_order", WORD_ORDERS)
         regs = []
@@ -219,7 +225,8 @@ class RegisterMap:
             entry.setdefault("word_order", order)
             regs.append(check.build(f"register[{i}]", lambda e=entry: Register(**e)))
         return check.build("", lambda: cls(head.get("name", default_name), tuple(regs), head.get("description", ""),
-                                              check.table(table.get("defaults", {}), "defaults", DEFAULT_KEYS)))
+                                              check.table(table.get("defaults", {}), "defaults", DEFAULT_KEYS),
+                                              head.get("sunspec", False)))
 
 
 def load_map(name_or_path: str | Path, base: Optional[Path] = None) -> RegisterMap:

@@ -180,11 +180,12 @@ def report_html(summary: dict, plots: Mapping[str, Optional[str]], timings: Mapp
             ("peak demand (kW)", f"{k['peak_demand_kw']:.3f}"),
             ("adaptation planned (MWh)", f"{sum(k['adaptation_planned_mwh']):.3f}"),
             ("adaptation delivered (MWh)", f"{sum(k['adaptation_delivered_mwh']):.3f}"),
-            ("revenue from flexibility sold (EUR)", k["revenue_eur"]),
+            ("revenue from flexibility sold on the market (EUR)", k["revenue_eur"]),
+            ("paid by DSOs for flexibility (EUR)", k["received_from_dsos_eur"]),
             ("imbalance cost (EUR)", k["imbalance_cost_eur"]),
             ("payouts to prosumers (EUR)", k["payouts_eur"]),
             ("margin (EUR)", k["margin_eur"]),
-            ("earnings per MW and year (EUR)", per_mw),
+            ("market earnings per MW and year (EUR)", per_mw),
         ), (1,)))
 
     parts.append("<h2>Plots</h2>\n")

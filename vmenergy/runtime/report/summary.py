@@ -370,6 +370,8 @@ def _kpis(run: RunData) -> list[dict]:
             continue
         d = json.loads(kpis_to_json(report))
         d["aggregator"] = a.jid
+        # the core's KPIs count market sales; a DSO pays for flexibility outside the market
+        d["received_from_dsos_eur"] = format_eur(sum(s.total_cents for s in a.flex_settlements))
         d["basis"] = "the aggregator's confirmed schedules settled as one period (bills were settled in batches)"
         out.append(d)
     return out

@@ -150,8 +150,8 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
             continue
         per_mw = "-" if k["eur_per_mw_year"] is None else f"{k['eur_per_mw_year']:.0f}"
         lines.append(f"KPIs {k['aggregator']}: flexible capacity {k['flexible_capacity_mw']:.3f} MW, peak "
-                     f"{k['peak_demand_kw']:.1f} kW, revenue from flexibility sold EUR {k['revenue_eur']}, "
-                     f"earnings {per_mw} EUR/MW/year")
+                     f"{k['peak_demand_kw']:.1f} kW, flexibility sold on the market EUR {k['revenue_eur']}, "
+                     f"paid by DSOs EUR {k['received_from_dsos_eur']}, market earnings {per_mw} EUR/MW/year")
     if oc["pending"]:
         lines += ["", "pending:"] + [f"  {p}" for p in oc["pending"]]
     problems = notes(summary)
