@@ -176,7 +176,7 @@ def _ack_element(msg: Ack) -> ET.Element:
     return ET.Element(_ACK_TAG, attrs)
 
 
-_ACK_TAG = f"{{{NS}}}{Ack.element}"
+_ACK_TAG = AckElement.tag_name()
 
 
 def _decode_ack(x: ET.Element) -> Ack:
@@ -543,7 +543,7 @@ def _flat_codec(message_type: type) -> ElementCodec:
                 el[f.attribute] = _num(value) if f.kind == _F else str(value)
         return el
 
-    tag = f"{{{NS}}}{message_type.element}"
+    tag = stanza.tag_name()
 
     def flat_element(msg: Message) -> ET.Element:
         # encode_flat's XML without the stanza object (slixmpp drops an attribute set to "")
