@@ -10,7 +10,7 @@ in an agent reads a message's form through them: the agent reads the protocol el
 XML, and SPADE reads its metadata from the XML too (``Message.from_node``). The form stays in the
 stanza's XML, unchanged.
 
-slixmpp matched every stanza received against each of the client's ~20 handlers (XPath and XML
+slixmpp matched every stanza received against each of the client's ~27 handlers (XPath and XML
 mask matchers, each walking the stanza) to find the one that takes it. A protocol message (a
 ``<message/>`` with a body and an element in VME's namespace, not an error) only ever matches
 slixmpp's own message handler (a test checks this on a connected agent), so :func:`short_way`
