@@ -73,3 +73,30 @@ def test_next_check_is_when_the_answer_changes(events, now):
         assert first is Action.NOTHING
         assert p.check(now + wait * 0.999) is Action.NOTHING
         assert p.check(now + wait + 1e-6) is not Action.NOTHING
+
+
+def test_time_the_agents_own_loop_was_stalled_is_not_silence():
+    # a ping at 55, then the process's loop busy for 70 s (thousands of prosumers planning their
+    # devices in one round): the answer waits unread in the socket, the link is not cut for it
+    p = LinkPolicy(ping_after=55, cut_after=60)
+    p.connected(0.0)
+    p.pinged(55.0)
+    p.stalled(70.0)
+    assert p.check(125.0) is Action.NOTHING
+    p.heard(125.5)  # the waiting answer, read once the loop polls again
+    assert p.check(170.0) is Action.NOTHING
+    # a link that stays silent while the loop listens is still cut
+    q = LinkPolicy(ping_after=55, cut_after=60)
+    q.connected(0.0)
+    q.pinged(55.0)
+    q.stalled(70.0)
+    assert q.check(184.9) is Action.NOTHING
+    assert q.check(185.0) is Action.CUT
+
+
+def test_a_stall_before_any_ping_delays_the_ping_by_the_stall():
+    p = LinkPolicy(ping_after=55, cut_after=60)
+    p.connected(0.0)
+    p.stalled(30.0)
+    assert p.check(84.9) is Action.NOTHING
+    assert p.check(85.0) is Action.PING

@@ -55,3 +55,67 @@ def test_arrays_are_refused_for_what_tuples_are_refused_for_with_the_same_path(A
     with pytest.raises(FlexOfferError) as from_tuples:
         as_tuples(A, b)
     assert (from_arrays.value.path, from_arrays.value.reason) == (from_tuples.value.path, from_tuples.value.reason)
+
+
+# -- rows as a parser hands them (Polytope.of_rows: the JSON and XML offers' way in) -----------
+cells = st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.25, 3.5e-9, -7.125]), st.integers(-5, 5),
+                  st.floats(-1e6, 1e6, allow_nan=False))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 5).flatmap(lambda n: st.lists(st.lists(cells, min_size=n, max_size=n), min_size=1, max_size=6)),
+       st.data())
+def test_parsed_rows_give_the_polytope_the_tuples_give(rows, data):
+    b = data.draw(st.lists(cells, min_size=len(rows), max_size=len(rows)))
+    p, q = Polytope.of_rows(rows, b), Polytope(tuple(map(tuple, rows)), tuple(b))
+    assert p == q
+    assert all(type(x) is float for row in p.A for x in row) and all(type(x) is float for x in p.b)
+    assert [[math.copysign(1, x) for x in row] for row in p.A] == [[math.copysign(1, x) for x in row] for row in q.A]
+
+
+def test_parsed_rows_share_one_float_object_per_value():
+    rows = [[0.0] * 24 for _ in range(48)]  # a parser makes a new float object for every cell
+    rows = [[float(str(x)) for x in row] for row in rows]
+    p = Polytope.of_rows(rows, [1.0] * 48)
+    assert len({id(x) for row in p.A for x in row}) == 1
+
+
+@pytest.mark.parametrize("rows, b", [
+    pytest.param([[1.0, True]], [1.0], id="boolean cell"),
+    pytest.param([[1.0, "2"]], [1.0], id="text cell"),
+    pytest.param([[1.0, None]], [1.0], id="null cell"),
+    pytest.param([[1.0, 2.0], [1.0]], [1.0, 1.0], id="ragged rows (the profile names the row)"),
+    pytest.param([[1.0, 10 ** 400]], [1.0], id="an int beyond any float"),
+    pytest.param([[1.0, 1e13]], [1.0], id="cell beyond the limit"),
+    pytest.param([[1.0, float("nan")]], [1.0], id="NaN cell"),
+    pytest.param([[1.0, 2.0]], [False], id="boolean bound"),
+    pytest.param([[1.0, 2.0]], [1.0, 2.0], id="b longer than A"),
+    pytest.param([], [], id="no rows"),
+    pytest.param([[]], [1.0], id="an empty row"),
+    pytest.param([1.0, 2.0], [1.0], id="a row that is a number"),
+])
+def test_parsed_rows_are_refused_as_tuples_are_with_the_same_path(rows, b):
+    def outcome(make):
+        try:
+            return make()
+        except FlexOfferError as exc:
+            return (exc.path, exc.reason)
+        except TypeError as exc:  # what the tuple constructor itself raises for a row that is a number
+            return type(exc)
+    got = outcome(lambda: Polytope.of_rows(rows, b))
+    want = outcome(lambda: Polytope(tuple(tuple(r) for r in rows), tuple(b)))
+    assert got == want
+
+
+def test_an_offer_read_from_json_holds_its_polytope_pooled_and_reports_bad_cells_by_path():
+    from vmenergy.flexoffer import FlexOffer
+    doc = {"id": "hp", "resolution": 900, "start_after": "2026-11-23T00:00:00Z",
+           "profiles": [{"slices": [{"duration": 1, "min": 0.0, "max": 1.0}] * 2,
+                         "polytope": {"A": [[1.0, 0.0], [0.0, 1.0]], "b": [1.0, 1.0]}}]}
+    fo = FlexOffer.from_dict(doc)
+    A = fo.profiles[0].polytope.A
+    assert A == ((1.0, 0.0), (0.0, 1.0)) and A[0][1] is A[1][0]
+    doc["profiles"][0]["polytope"]["A"][1][0] = "x"
+    with pytest.raises(FlexOfferError) as err:
+        FlexOffer.from_dict(doc)
+    assert err.value.path == "profiles[0].polytope.A[1][0]"

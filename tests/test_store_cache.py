@@ -3,6 +3,8 @@ process (vmenergy/store/sqlite.py, bench/RESULTS.md "Scale ladder")."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from vmenergy.agents import AggregatorAgent, ProsumerAgent
@@ -37,3 +39,28 @@ def test_a_prosumers_store_has_the_small_cache_and_an_aggregators_the_default(tm
     assert prosumer.store is not None and _cache_size(prosumer.store) == -ProsumerAgent.store_cache_kib
     aggregator = AggregatorAgent("agg@localhost", "pw", store_path=tmp_path / "agg.sqlite")
     assert aggregator.store is not None and _cache_size(aggregator.store) == -2000
+
+
+def test_a_store_commits_in_wal_with_normal_sync_once_created_and_when_reopened(tmp_path):
+    # created without syncing (nothing in it to lose), it then writes the ledger as before:
+    # WAL, synchronous=NORMAL (a killed process loses nothing; only an OS crash the last commits)
+    for _ in range(2):  # created, then reopened
+        store = Store(tmp_path / "a.sqlite", cache_kib=64)
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        store.flush([("t", "k", {"v": 1})])
+        store.close()
+    assert Store(tmp_path / "a.sqlite").load().get("t", "k") == {"v": 1}
+
+
+async def test_a_stopped_agent_has_closed_its_store_with_its_ledger_written(tmp_path):
+    # the store is closed off the event loop (its WAL checkpoint waits on the disk), yet closed
+    # by the time stop() returns, its records in the file
+    prosumer = ProsumerAgent("p@localhost", "pw", aggregator="agg@localhost", store_path=tmp_path / "p.sqlite")
+    prosumer.engine.ledger.put("meta", "probe", 7)
+    await prosumer.handle(lambda now: [])
+    await prosumer.stop()
+    assert prosumer.store is not None
+    with pytest.raises(sqlite3.ProgrammingError):
+        prosumer.store.db.execute("SELECT 1")
+    assert Store(tmp_path / "p.sqlite").load().get("meta", "probe") == 7

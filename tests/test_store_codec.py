@@ -50,3 +50,10 @@ def test_a_write_keeps_each_keys_last_change(tmp_path):
                         ("meta", "c", None), ("meta", "c", 4)]) == 3
     assert store.flush([]) == 0
     assert dict(store.load().tables["meta"]) == {"a": 2, "c": 4}
+
+
+def test_stored_numbers_read_back_exactly_with_one_object_per_repeated_text():
+    from vmenergy.store.codec import loads as store_loads
+    values = store_loads('{"$": "tuple", "v": [0.5, 0.5, -0.0, 0.0, 1e-05, 7]}')
+    assert values == (0.5, 0.5, -0.0, 0.0, 1e-05, 7) and type(values[5]) is int
+    assert values[0] is values[1] and str(values[2]) == "-0.0" and str(values[3]) == "0.0"

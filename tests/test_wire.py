@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import json
 
 import pytest
@@ -276,3 +277,12 @@ def test_mangled_xml_gives_flexoffererror_or_a_model_object(pos, length, insert)
         wxml.parse(text)
     except FlexOfferError as e:
         assert e.reason
+
+
+def test_repeated_number_texts_read_as_one_object_and_signed_zero_stays_signed():
+    from vmenergy.wire.xml import _value
+    cells = _value("0.0 0.0 -0.0 2.5 2.5 7", "l", "A[0]")
+    assert cells == [0.0, 0.0, -0.0, 2.5, 2.5, 7] and [type(c) for c in cells] == [float] * 5 + [int]
+    assert cells[0] is cells[1] and cells[3] is cells[4]
+    assert math.copysign(1.0, cells[2]) == -1.0 and math.copysign(1.0, cells[0]) == 1.0
+    assert _value("lots", "f", "min") == "lots"  # no number: the model names the field

@@ -218,3 +218,52 @@ def test_a_bad_outcome_is_refused_naming_the_field(kwargs, path):
     with pytest.raises(ReportError) as exc:
         Outcome(**kwargs)
     assert exc.value.path == path
+
+
+def _stored_plan(world, tmp_path):
+    """The world's ledgers written to SQLite stores as the agents write them, and the plan
+    pointing at them."""
+    from vmenergy.store import Store
+    specs = []
+    for spec in world.plan.agents:
+        path = tmp_path / "stores" / f"{spec.name}.sqlite"
+        with Store(path) as store:
+            led = world.ledgers()[spec.jid]
+            store.flush((table, key, value) for table, rows in led.tables.items() for key, value in rows.items())
+        specs.append(replace(spec, store=str(path)))
+    return replace(world.plan, agents=specs)
+
+
+def test_the_report_read_from_the_stores_is_the_report_of_the_ledgers(world, tmp_path):
+    from vmenergy.runtime.report import collect
+    mem, disk = tmp_path / "mem", tmp_path / "disk"
+    write_run_folder(world.run(), mem, DONE, {})
+    write_run_folder(collect(_stored_plan(world, tmp_path)), disk, DONE, {})
+    for name in ("summary.json", "timeseries.csv", "offers.jsonl", "schedules.jsonl", "bills.csv"):
+        assert (mem / name).read_bytes() == (disk / name).read_bytes(), name
+
+
+def test_the_report_reads_no_table_beyond_those_it_loads_for_each_role(world):
+    from vmenergy.runtime.report.collect import REPORT_TABLES
+    asked: dict[str, set] = defaultdict(set)
+
+    class Recording(Ledger):
+        def __init__(self, role):
+            super().__init__()
+            self.role, self.loaded = role, False
+
+        def table(self, name):
+            if self.loaded:
+                asked[self.role].add(name)
+            return super().table(name)
+
+    ledgers = {}
+    for spec in world.plan.agents:
+        r = Recording(spec.role)
+        for table, rows in world.ledgers()[spec.jid].tables.items():
+            for key, value in rows.items():
+                r.load(table, key, value)
+        r.loaded = True
+        ledgers[spec.jid] = r
+    run_data(world.plan, ledgers)
+    assert asked and all(names <= set(REPORT_TABLES[role]) for role, names in asked.items()), dict(asked)

@@ -38,6 +38,7 @@ from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
 from . import smacks
 from .keepalive import Keepalive
+from .stream_acks import BurstAcks
 from .received import use_received_messages
 from .operator import AdHocCommands, OperatorDesk
 from .web.channel import WebPeers
@@ -364,6 +365,7 @@ class VmeAgent(Agent):
         #: Real seconds the first connection may take before start() fails naming the server
         #: (None: wait as long as it takes; ``vmenergy agent`` sets it, a swarm's server is up)
         self.connect_deadline: Optional[float] = None
+        self.burst_acks: Optional[BurstAcks] = None  # with stream management, once connecting
         self.events: list[Note] = []  # recent notes, for tests and the operator
         self.log = _AgentLog(log, self)
         self.operators = operators
@@ -410,7 +412,9 @@ class VmeAgent(Agent):
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
-            smacks.enable_stream_management(client, self.stream_management)
+            # and asked for its ack when a burst ends, so sent stanzas do not wait in the queue
+            # for the next burst (stream_acks.py, smacks.py)
+            self.burst_acks = smacks.enable_stream_management(client, self.stream_management)
         # Subscription requests are answered by _on_subscribe alone. slixmpp's defaults answer
         # every request too (approve, directed presence, and a request back): with VME's own
         # answer that was five stanzas per request, each answered again by the peer, which
@@ -1000,7 +1004,10 @@ class VmeAgent(Agent):
         await super().stop()
         await self.settled()  # what was handled is written before the store closes
         if self.store is not None:
-            self.store.close()
+            # closing checkpoints the WAL into the file and syncs it: ~13 ms of waiting on the
+            # disk per store, which a process stopping thousands of agents did one after the
+            # other on its event loop (bench/RESULTS.md, "Scale ladder, round 4")
+            await asyncio.to_thread(self.store.close)
 
 
 class _AgentLog(logging.LoggerAdapter):

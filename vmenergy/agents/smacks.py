@@ -9,75 +9,40 @@ request/answer exchange (bench/RESULTS.md, "Agent path").
 
 How often to ask only decides how long a sent stanza is *held* (memory), never whether it is
 resent: whatever is unacknowledged when a stream is cut is resent on resumption, and held again
-if that fails. So the client asks once per :data:`WINDOW` stanzas in a burst, and once more when
-it has been quiet for :data:`QUIET_SECONDS` with stanzas still held, so an idle agent holds none
-(10,000 prosumers each holding a window of offers would be gigabytes). The private Prosody
-keeps its default (an ack request after each stanza it sends, one outstanding at a time):
-raising its threshold made pipelined offers queue for seconds (bench/RESULTS.md).
+if that fails. So the client asks once per :data:`WINDOW` stanzas within a burst, and at the end
+of each burst (:class:`~vmenergy.agents.stream_acks.BurstAcks`), so an agent between bursts holds
+none. The private Prosody keeps its default (an ack request after each stanza it sends, one
+outstanding at a time): raising its threshold made pipelined offers queue for seconds
+(bench/RESULTS.md). The server's requests are answered the short way (:func:`answer_ack_request`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Optional
+from typing import Any
 
-__all__ = ["WINDOW", "QUIET_SECONDS", "ACK_REQUEST", "enable_stream_management", "answer_ack_request"]
+from .stream_acks import BurstAcks
 
-#: The client asks for an ack after this many stanzas sent in a burst. A cut loses none of them
-#: either way; a bigger window holds more of them (stanza objects) between acks.
+__all__ = ["WINDOW", "ACK_REQUEST", "enable_stream_management", "answer_ack_request"]
+
+#: The client asks for an ack after this many stanzas sent in one burst (and at the end of the
+#: burst: stream_acks.py). A cut loses none of them either way.
 WINDOW = 32
-#: ... and once the client has sent nothing for this many real seconds with stanzas still
-#: unacknowledged (one timer per quiet spell, not per stanza).
-QUIET_SECONDS = 1.0
 #: The server's ack request as slixmpp's XEP-0198 plugin answers it (the ``urn:xmpp:sm:3`` one).
 ACK_REQUEST = "{urn:xmpp:sm:3}r"
 
 
-def enable_stream_management(client: Any, window: int = WINDOW, quiet: float = QUIET_SECONDS) -> None:
+def enable_stream_management(client: Any, window: int = WINDOW) -> BurstAcks:
     """Load slixmpp's XEP-0198 plugin on ``client`` with an ack request per ``window`` stanzas,
-    and one after ``quiet`` seconds without sending while stanzas are held. Idempotent (a client
-    is set up again on every connect)."""
+    and one more at the end of each event-loop turn in which something was sent
+    (:class:`~vmenergy.agents.stream_acks.BurstAcks`). Idempotent (a client is set up again on
+    every connect)."""
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"window: a positive number of stanzas (got {window!r})")
-    if isinstance(quiet, bool) or not isinstance(quiet, (int, float)) or not quiet > 0:
-        raise ValueError(f"quiet: a positive number of seconds (got {quiet!r})")
     client.register_plugin("xep_0198", pconfig={"window": window})
-    if getattr(client, "_vme_quiet_acks", None) is None:
-        quiet_acks = _QuietAcks(client.plugin["xep_0198"], quiet)
-        client._vme_quiet_acks = quiet_acks
-        # after slixmpp's own outgoing filter (the one that holds the stanza and counts the window)
-        client.add_filter("out_sync", quiet_acks.sent)
-
-
-class _QuietAcks:
-    """Asks for an ack once the client has been quiet for a while with stanzas held."""
-
-    def __init__(self, plugin: Any, quiet: float) -> None:
-        self.plugin = plugin
-        self.quiet = quiet
-        self._timer: Optional[asyncio.TimerHandle] = None
-        self._busy = False  # whether anything was sent since the timer was armed
-
-    def sent(self, stanza: Any) -> Any:
-        if self._timer is None:
-            self._arm()
-        else:
-            self._busy = True
-        return stanza
-
-    def _arm(self) -> None:
-        self._busy = False
-        self._timer = self.plugin.xmpp.loop.call_later(self.quiet, self._check)
-
-    def _check(self) -> None:
-        self._timer = None
-        plugin = self.plugin
-        if self._busy:  # still sending: look again a quiet spell later
-            self._arm()
-            return
-        if plugin.enabled_out and plugin.unacked_queue and plugin.xmpp.transport is not None:
-            plugin.request_ack()
-            plugin.window_counter = plugin.window  # the next burst counts its window afresh
+    acks = getattr(client, "_vme_burst_acks", None)
+    if acks is None:
+        acks = client._vme_burst_acks = BurstAcks(client)
+    return acks
 
 
 def answer_ack_request(client: Any) -> bool:

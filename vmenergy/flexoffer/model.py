@@ -27,6 +27,7 @@ from typing import Any, Optional, overload
 from vmenergy.validation import set_field
 
 from . import jsontext as jt
+from .checked import is_checked
 from .errors import FlexOfferError, check
 from .limits import MAX_LABEL_LENGTH, MAX_PROFILES, MAX_RESOLUTION
 from .parts import Baseline, Prices, Profile, known_point
@@ -106,6 +107,9 @@ class FlexOffer:
     prices: Optional[Prices] = None
 
     def __post_init__(self) -> None:
+        if is_checked():  # read back from VME's own store: only the state's text becomes a State
+            set_field(self, "state", State(self.state))
+            return
         set_field(self, "id", check.identifier(self.id, "id"))
         set_field(self, "issuer", check.identifier(self.issuer, "issuer", required=False))
         label = check.text(self.label, "label", required=False) or None  # "" and absent mean the same

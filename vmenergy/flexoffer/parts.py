@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from contextvars import ContextVar
+from itertools import chain
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import itemgetter, mul
 from typing import Any, Iterator, Optional, Sequence, cast
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from vmenergy.validation import set_field
 
 from . import jsontext as jt
+from .checked import is_checked
 from .errors import FlexOfferError, check
 from .limits import (
     MAX_ABS_ENERGY, MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE, check_seconds,
@@ -155,6 +157,37 @@ def _pooled_rows(a: np.ndarray) -> tuple[tuple[float, ...], ...]:
     return tuple(itemgetter(*row)(pool) for row in rows)
 
 
+def _checked_arrays(A: np.ndarray, b: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """``A`` and ``b`` as float arrays if they meet every rule a polytope's cells meet one by
+    one (numbers, finite, within the limit, 1 to MAX_POLYTOPE_ROWS rows of at least one cell,
+    one bound a row); None if any rule fails."""
+    if A.ndim != 2 or b.ndim != 1 or A.dtype.kind not in "iuf" or b.dtype.kind not in "iuf" or not A.shape[1]:
+        return None
+    if not 1 <= A.shape[0] <= MAX_POLYTOPE_ROWS or b.shape[0] != A.shape[0]:
+        return None
+    a, bb = A.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
+    if not (np.isfinite(a).all() and np.isfinite(bb).all()):
+        return None
+    if (a.size and np.abs(a).max() > check.limit) or np.abs(bb).max() > check.limit:
+        return None
+    return a, bb
+
+
+def _plain_arrays(rows: Sequence[Sequence[Any]], b: Sequence[Any]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Parsed rows and bounds as float arrays when every cell is exactly an int or a float (a
+    boolean or a numpy scalar is not: those keep the cell-by-cell checks and their errors);
+    None otherwise (ragged rows, an int beyond any float, a row that is not a list)."""
+    try:
+        if not set(map(type, chain.from_iterable(rows))) <= _PLAIN or not set(map(type, b)) <= _PLAIN:
+            return None
+        return np.array(rows, dtype=np.float64), np.array(b, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+_PLAIN = frozenset({int, float})
+
+
 @dataclass(frozen=True, slots=True)
 class Polytope:
     """Linear constraints ``A·x <= b`` over a profile's slice energies x (one column per slice).
@@ -194,27 +227,36 @@ class Polytope:
         :meth:`_take_arrays`); the same object as from the same numbers in tuples."""
         return cls(A, b)  # type: ignore[arg-type]  # __post_init__ turns them into tuples
 
+    @classmethod
+    def of_rows(cls, rows: Sequence[Sequence[Any]], b: Sequence[Any]) -> "Polytope":
+        """The polytope of rows as a parser hands them (lists of numbers from a JSON or XML
+        offer): the same object as ``Polytope(rows, b)``, checked as arrays when every cell is a
+        plain int or float, and held with one float object per distinct value. A heat pump's
+        day (48 rows of 24 cells) parsed cell by cell was about 40 KiB of float objects at each
+        aggregator and in the report, and its checks most of the report's CPU (bench/RESULTS.md,
+        "A million devices"). Anything else (a boolean, text, a ragged row, a bad value) goes the
+        cell-by-cell way, whose errors name the first bad cell as always."""
+        arrays = _plain_arrays(rows, b)
+        if arrays is not None and _checked_arrays(*arrays) is not None:
+            return cls.of_arrays(*arrays)
+        return cls(tuple(tuple(r) for r in rows), tuple(b))
+
     def _take_arrays(self, A: np.ndarray, b: np.ndarray) -> bool:
         """Arrays (a device model's rows, thousands of cells an offer) checked at once by numpy
         under the same rules as cell by cell; False if any rule fails, and the cell-by-cell
         checks then find the first failing cell and name it. The cells are stored as the tuples
         of any polytope, each distinct value once (a day's thermal rows are half zeros)."""
-        if A.ndim != 2 or b.ndim != 1 or A.dtype.kind not in "iuf" or b.dtype.kind not in "iuf" or not A.shape[1]:
+        checked = _checked_arrays(A, b)
+        if checked is None:
             return False
-        if not 1 <= A.shape[0] <= MAX_POLYTOPE_ROWS or b.shape[0] != A.shape[0]:
-            return False
-        a, bb = A.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
-        if not (np.isfinite(a).all() and np.isfinite(bb).all()):
-            return False
-        if (a.size and np.abs(a).max() > check.limit) or np.abs(bb).max() > check.limit:
-            return False
+        a, bb = checked
         set_field(self, "A", _pooled_rows(a))
         set_field(self, "b", tuple(bb.tolist()))
         return True
 
     def row_tolerance(self, j: int) -> float:
         """Tolerance of row j: TOLERANCE scaled by the row's 1-norm (at least 1)."""
-        return TOLERANCE * max(1.0, sum(abs(a) for a in self.A[j]))
+        return TOLERANCE * max(1.0, sum(map(abs, self.A[j])))  # map: same sum, no frame per cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +275,8 @@ class Profile:
     start_before: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if is_checked():  # read back from VME's own store (the witness or LP ran when it was made)
+            return
         slices = check.parts(self.slices, "slices", Slice, "slice", at_most=MAX_SLICES)
         set_field(self, "slices", slices)
         set_field(self, "start_after", check.optional_integer(self.start_after, "start_after"))
@@ -321,7 +365,7 @@ class Profile:
         p = self.polytope
         if p is not None:
             for j, (row, bj) in enumerate(zip(p.A, p.b)):
-                lhs = math.fsum(a * e for a, e in zip(row, energy))
+                lhs = math.fsum(map(mul, row, energy))
                 if lhs > bj + p.row_tolerance(j):
                     out.append(Violation(f"polytope.A[{j}]", f"A[{j}]·x = {lhs:g} exceeds b[{j}] = {bj:g}"))
         return out
@@ -373,7 +417,7 @@ class Profile:
             if (self.total.max is not None and total > self.total.max + TOLERANCE) or (
                     self.total.min is not None and total < self.total.min - TOLERANCE):
                 return False
-        return all(math.fsum(a * e for a, e in zip(row, x)) <= bj + polytope.row_tolerance(j)
+        return all(math.fsum(map(mul, row, x)) <= bj + polytope.row_tolerance(j)
                    for j, (row, bj) in enumerate(zip(polytope.A, polytope.b)))
 
     # -- JSON form --------------------------------------------------------------------------
@@ -386,7 +430,11 @@ class Profile:
         raw = jt.array(d["slices"], where)
         if len(raw) > MAX_SLICES:
             raise FlexOfferError(where, f"more than {MAX_SLICES} slices ({len(raw)})")
-        slices = tuple(Slice.from_dict(s, f"{where}[{j}]") for j, s in enumerate(raw))
+        if is_checked():  # VME's own store: each slice is what Slice.to_dict wrote
+            slices = tuple(Slice(s["duration"], s["min"], s["max"], None if s.get("values") is None
+                                 else tuple(s["values"])) for s in raw)
+        else:
+            slices = tuple(Slice.from_dict(s, f"{where}[{j}]") for j, s in enumerate(raw))
         total = None
         if d.get("total") is not None:
             where = jt.join(path, "total")
@@ -403,7 +451,7 @@ class Profile:
             for j, row in enumerate(rows):
                 jt.array(row, f"{where}.A[{j}]")
             b = jt.array(pd["b"], f"{where}.b")
-            polytope = check.build(where, lambda: Polytope(tuple(tuple(r) for r in rows), tuple(b)))
+            polytope = check.build(where, lambda: Polytope.of_rows(rows, b))
         return check.build(
             path,
             lambda: cls(
@@ -446,6 +494,8 @@ class Baseline:
     start: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if is_checked():
+            return
         set_field(self, "energy", check.numbers(self.energy, "energy", at_most=MAX_SLICES))
         set_field(self, "profile", check.integer(self.profile, "profile", minimum=0, maximum=MAX_PROFILES - 1))
         set_field(self, "start", check.optional_integer(self.start, "start"))

@@ -9,6 +9,7 @@ from typing import Any, Optional
 from vmenergy.validation import set_field
 
 from . import jsontext as jt
+from .checked import is_checked
 from .errors import FlexOfferError, check
 from .limits import MAX_PROFILES, MAX_SLICES
 from .timeutil import DEFAULT_RESOLUTION, format_utc
@@ -36,6 +37,8 @@ class Schedule:
     resolution: int = DEFAULT_RESOLUTION
 
     def __post_init__(self) -> None:
+        if is_checked():
+            return
         set_field(self, "offer_id", check.identifier(self.offer_id, "offer_id"))
         set_field(self, "schedule_id", check.identifier(self.schedule_id, "schedule_id", required=False))
         set_field(self, "start", check.integer(self.start, "start"))

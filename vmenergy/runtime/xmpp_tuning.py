@@ -307,6 +307,65 @@ def uninstall_fast_escape() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# SPADE's web interface, built when used
+
+
+class LazyWebApp:
+    """What a SPADE agent holds as ``agent.web``: SPADE's :class:`spade.web.WebApp`, built the
+    first time anything of it is used or set (the console of agents/web serves its app). SPADE builds one per agent in ``Agent.__init__`` (an
+    aiohttp application with its jinja2 environment: ~8 KiB, kept for the agent's life and tied
+    to it in a reference cycle); VME agents serve their console with agents/web instead and
+    never start it, so in a process of thousands of prosumers they were ~8 KiB each of nothing
+    (bench/RESULTS.md, "Scale ladder, round 4")."""
+
+    __slots__ = ("_agent", "_app")
+
+    def __init__(self, agent: Any) -> None:
+        self._agent = agent
+        self._app: Any = None
+
+    def is_started(self) -> bool:  # what SPADE's Agent.stop asks of every agent
+        return self._app is not None and self._app.is_started()
+
+    def built(self) -> bool:
+        return self._app is not None
+
+    def _real(self) -> Any:
+        if self._app is None:
+            from spade.web import WebApp
+
+            self._app = WebApp(agent=self._agent)
+        return self._app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in LazyWebApp.__slots__:
+            object.__setattr__(self, name, value)
+        else:  # the console (agents/web) sets the runner it started, which SPADE's stop cleans up
+            setattr(self._real(), name, value)
+
+
+def install_lazy_web() -> bool:
+    """Make SPADE agents built from now on hold a :class:`LazyWebApp`. Idempotent; returns True
+    if it changed something; affects every SPADE agent of the process (they behave the same)."""
+    import spade.agent
+
+    def web_app(agent: Any) -> LazyWebApp:
+        return LazyWebApp(agent)
+
+    return _install(spade.agent, "WebApp", web_app)
+
+
+def uninstall_lazy_web() -> bool:
+    """SPADE's own web app per agent again (for tests and comparisons)."""
+    import spade.agent
+
+    return _uninstall(spade.agent, "WebApp")
+
+
+# ---------------------------------------------------------------------------------------------
 # The garbage collector
 
 
@@ -328,6 +387,7 @@ def tune_process(ca_file: Optional[str] = None) -> None:
     install_fast_scram()
     install_shared_tls(ca_file)
     install_fast_escape()
+    install_lazy_web()
     freeze_heap()
 
 

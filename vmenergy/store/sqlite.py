@@ -68,15 +68,30 @@ class Store:
             # database file's mode
             create_private(self.path)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
         if cache_kib is not None:
             self.db.execute(f"PRAGMA cache_size=-{cache_kib}")  # negative: KiB, not pages
+        # Creating a store (a new file switched to WAL, its schema written) are writes that
+        # SQLite's default synchronous=FULL syncs to disk: ~15 ms of wall time per store here, a
+        # minute for a process of thousands of prosumers before any of them connected
+        # (bench/RESULTS.md, "Scale ladder, round 4"). A store being created holds nothing to
+        # lose yet, and an existing one is not written by these statements: no sync until the
+        # schema exists, then WAL with synchronous=NORMAL for the ledger's commits.
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        self.db.execute("PRAGMA synchronous=NORMAL")
 
-    def load(self, ledger: Optional[Ledger] = None) -> Ledger:
+    def load(self, ledger: Optional[Ledger] = None, tables: Optional[Iterable[str]] = None) -> Ledger:
+        """The stored ledger (into ``ledger`` if given); only ``tables`` if given (a reader
+        that needs a few tables does not decode the rest: an aggregator's answers, say)."""
         ledger = ledger if ledger is not None else Ledger()
-        for tbl, key, value in self.db.execute("SELECT tbl, key, value FROM records"):
+        if tables is None:
+            rows = self.db.execute("SELECT tbl, key, value FROM records")
+        else:
+            names = sorted(set(tables))
+            rows = self.db.execute(f"SELECT tbl, key, value FROM records WHERE tbl IN ({','.join('?' * len(names))})",
+                                   names)
+        for tbl, key, value in rows:
             ledger.load(tbl, key, read_record(value, f"{self.path}: {tbl}[{key}]"))
         return ledger
 
@@ -120,10 +135,10 @@ class Store:
         self.close()
 
 
-def read_ledger(path: Path | str) -> Optional[Ledger]:
+def read_ledger(path: Path | str, tables: Optional[Iterable[str]] = None) -> Optional[Ledger]:
     """The ledger in the store at ``path`` (read while its agent may still be writing; WAL
-    allows that), or None if there is no store (or no schema) yet."""
+    allows that), or None if there is no store (or no schema) yet; only ``tables`` if given."""
     if not Path(path).exists():
         return None
     with Store(path, readonly=True) as store:
-        return store.load() if store.ready() else None
+        return store.load(tables=tables) if store.ready() else None

@@ -186,13 +186,39 @@ def _local(el: ET.Element, path: str) -> str:
     return name
 
 
+#: Number texts already read, each with the one object it reads as. An offer's cells repeat a
+#: few values (a day's polytope rows are half zeros, a slice's bounds are its baseline's energy),
+#: and an aggregator holds every offer it accepted: one object per repeated text instead of one
+#: per cell. Distinct texts stay distinct objects (``-0.0`` is not ``0.0``); cleared when full.
+_NUMBERS: dict[str, Any] = {}
+_NUMBERS_MAX = 1 << 16
+
+
 def _value(text: str, kind: str, path: str) -> Any:
     """Attribute text to a typed value. Unparseable numbers are passed on as text so that the
     model reports them with its usual reason ("not a number: 'lots'")."""
     if kind == "s":
         return text
     if kind == "l":
-        return [_value(t, "f", f"{path}[{i}]") for i, t in enumerate(text.split())]
+        return [_number(t) for t in text.split()]
+    return _number(text)
+
+
+def _number(text: str) -> Any:
+    """Text to an int or float (shared: see :data:`_NUMBERS`), an :class:`OversizeNumber`, or
+    the text itself when it is no number."""
+    hit = _NUMBERS.get(text)
+    if hit is not None:
+        return hit
+    value = _parse_number(text)
+    if type(value) is float or type(value) is int:
+        if len(_NUMBERS) >= _NUMBERS_MAX:
+            _NUMBERS.clear()
+        _NUMBERS[text] = value
+    return value
+
+
+def _parse_number(text: str) -> Any:
     t = text.strip()
     if len(t) > MAX_NUMBER_DIGITS and (_INT.match(t) or _FLOAT.match(t)):
         return OversizeNumber(len(t))  # the field's check refuses it by name

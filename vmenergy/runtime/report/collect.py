@@ -11,9 +11,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Iterator, Mapping, Optional
 
 from vmenergy.flexoffer import Schedule
+from vmenergy.flexoffer.checked import already_checked
 from vmenergy.protocol.dso import CongestionPoint, DsoOrder
 from vmenergy.protocol.engine import Ledger, bare
 from vmenergy.protocol.market import BidRecord, SessionRecord
@@ -25,7 +26,7 @@ from vmenergy.settlement import Contract, default_contract
 from vmenergy.store import read_ledger
 
 __all__ = ["ProsumerData", "AggregatorData", "MarketData", "DsoData", "RunData", "collect", "run_data", "part_timings",
-           "final_schedules", "prosumer_offers_held", "natural_key"]
+           "final_schedules", "prosumer_offers_held", "natural_key", "REPORT_TABLES"]
 
 
 def natural_key(text: str) -> tuple:
@@ -173,9 +174,39 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
         prosumers=tuple(prosumers), aggregators=tuple(aggregators), markets=tuple(markets), dsos=tuple(dsos))
 
 
+#: The ledger tables :func:`run_data` reads, by role (the rest of a store is not decoded).
+REPORT_TABLES: dict[str, tuple[str, ...]] = {
+    "prosumer": ("offers", "bills", "default_runs"),
+    "aggregator": ("offers", "aggregates", "bills", "upstream_bills", "outbox", "flex_replies"),
+    "market": ("sessions", "bids", "participants", "outbox"),
+    "dso": ("dso_requests", "dso_replies", "dso_orders", "outbox"),
+}
+
+
+class _Stores(Mapping[str, Optional[Ledger]]):
+    """Bare JID -> the agent's ledger, read from its store when asked and not kept: the report
+    holds what :func:`run_data` takes from each ledger, never every store at once. The records
+    were written by the agents from objects that had passed their rules, so they are read back
+    without checking them again (:func:`vmenergy.flexoffer.checked.already_checked`)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._agents = {bare(a.jid): a for a in plan.agents}
+
+    def __getitem__(self, jid: str) -> Optional[Ledger]:
+        agent = self._agents[jid]
+        with already_checked():
+            return read_ledger(agent.store, REPORT_TABLES.get(agent.role))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._agents)
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+
 def collect(plan: Plan) -> RunData:
     """The run as the agents' stores hold it (read-only; agents may still be writing)."""
-    return run_data(plan, {bare(a.jid): read_ledger(a.store) for a in plan.agents})
+    return run_data(plan, _Stores(plan))
 
 
 def part_timings(run_dir: Path, plan: Plan) -> dict:

@@ -12,6 +12,7 @@ import csv
 import io
 import math
 from pathlib import Path
+from typing import Iterator
 
 from vmenergy.flexoffer import FlexOffer, Schedule
 from vmenergy.flexoffer.timeutil import format_utc
@@ -57,12 +58,14 @@ def run_schedules(run: RunData) -> list[Schedule]:
     return out
 
 
-def offers_jsonl(run: RunData) -> str:
-    return "".join(offer_to_json(fo) + "\n" for fo in run_offers(run))
+def offers_jsonl(run: RunData) -> Iterator[str]:
+    """offers.jsonl line by line (a million offers' text is not held at once)."""
+    return (offer_to_json(fo) + "\n" for fo in run_offers(run))
 
 
-def schedules_jsonl(run: RunData) -> str:
-    return "".join(schedule_to_json(s) + "\n" for s in run_schedules(run))
+def schedules_jsonl(run: RunData) -> Iterator[str]:
+    """schedules.jsonl line by line."""
+    return (schedule_to_json(s) + "\n" for s in run_schedules(run))
 
 
 def _num(x: float, decimals: int = 6) -> str:
@@ -102,7 +105,8 @@ def bills_csv(run: RunData) -> str:
 
 
 def write_data_files(run: RunData, s: Series, run_dir: Path) -> None:
-    (run_dir / "offers.jsonl").write_text(offers_jsonl(run))
-    (run_dir / "schedules.jsonl").write_text(schedules_jsonl(run))
+    for name, lines in (("offers.jsonl", offers_jsonl(run)), ("schedules.jsonl", schedules_jsonl(run))):
+        with (run_dir / name).open("w") as f:
+            f.writelines(lines)
     (run_dir / "timeseries.csv").write_text(timeseries_csv(s))
     (run_dir / "bills.csv").write_text(bills_csv(run))
