@@ -38,6 +38,7 @@ import inspect
 import json
 import os
 import pstats
+import re
 import resource
 import shutil
 import subprocess
@@ -990,73 +991,74 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
             flush=True,
         )
         # -- 2c. profiled run ------------------------------------------------------------------
-        mp = cfg["m_profile"]
-        if cfg["pyspy"]:  # sampling, all threads (the shell may run engine steps in worker threads)
-            rate, secs = cfg["profile_rate"], cfg["profile_s"]
-            spies = [
-                subprocess.Popen(
-                    [
-                        cfg["pyspy"],
-                        "record",
-                        "-p",
-                        str(c.proc.pid),
-                        "-d",
-                        str(secs),
-                        "-r",
-                        str(rate),
-                        "-f",
-                        "raw",
-                        "--full-filenames",
-                        "--nonblocking",
-                        "--threads",
-                        "-o",
-                        str(work / f"{who}.raw"),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=open(work / f"{who}-py-spy.log", "wb"),
-                )
-                for c, who in ((agg, "aggregator"), (pro, "prosumers"))
-            ]
-            time.sleep(0.5)  # let py-spy attach before the first offer
-            try:
+        if cfg["profile"]:
+            mp = cfg["m_profile"]
+            if cfg["pyspy"]:  # sampling, all threads (the shell may run engine steps in worker threads)
+                rate, secs = cfg["profile_rate"], cfg["profile_s"]
+                spies = [
+                    subprocess.Popen(
+                        [
+                            cfg["pyspy"],
+                            "record",
+                            "-p",
+                            str(c.proc.pid),
+                            "-d",
+                            str(secs),
+                            "-r",
+                            str(rate),
+                            "-f",
+                            "raw",
+                            "--full-filenames",
+                            "--nonblocking",
+                            "--threads",
+                            "-o",
+                            str(work / f"{who}.raw"),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=open(work / f"{who}-py-spy.log", "wb"),
+                    )
+                    for c, who in ((agg, "aggregator"), (pro, "prosumers"))
+                ]
+                time.sleep(0.5)  # let py-spy attach before the first offer
+                try:
+                    rp = run_pipelined("prof", mp)
+                finally:
+                    for sp in spies:
+                        try:
+                            sp.wait(timeout=secs + 60)
+                        except subprocess.TimeoutExpired:
+                            sp.kill()
+                            sp.wait()
+                rp["agg_profile"] = summarise_pyspy(work / "aggregator.raw", rate)
+                rp["pro_profile"] = summarise_pyspy(work / "prosumers.raw", rate)
+                rp["profiler"] = f"py-spy (first {secs} s of the run)"
+            else:
+                agg.ask("profile-on")
+                pro.ask("profile-on")
                 rp = run_pipelined("prof", mp)
-            finally:
-                for sp in spies:
-                    try:
-                        sp.wait(timeout=secs + 60)
-                    except subprocess.TimeoutExpired:
-                        sp.kill()
-                        sp.wait()
-            rp["agg_profile"] = summarise_pyspy(work / "aggregator.raw", rate)
-            rp["pro_profile"] = summarise_pyspy(work / "prosumers.raw", rate)
-            rp["profiler"] = f"py-spy (first {secs} s of the run)"
-        else:
-            agg.ask("profile-on")
-            pro.ask("profile-on")
-            rp = run_pipelined("prof", mp)
-            agg.ask(f"profile-off {work / 'aggregator.prof'}")
-            pro.ask(f"profile-off {work / 'prosumers.prof'}")
-            rp["agg_profile"] = summarise_cprofile(work / "aggregator.prof")
-            rp["pro_profile"] = summarise_cprofile(work / "prosumers.prof")
-            rp["profiler"] = "cProfile (whole run, event-loop threads only)"
-        res["profiled"] = rp
-        print(f"    profiled run ({mp} offers, {rp['profiler']}): {rp['acks_per_s']:,.0f} acks/s", flush=True)
-        for who in ("agg", "pro"):
-            prof = rp[f"{who}_profile"]
-            print(
-                f"    {'aggregator' if who == 'agg' else 'prosumers'} profile ({prof['total_s']:.1f} s CPU, "
-                f"{prof['unit']}):",
-                flush=True,
-            )
-            for c in prof["categories"][:10]:
-                print(f"      {100 * c['share']:5.1f} %  {c['what']}", flush=True)
-            print("      main steps (inclusive):", flush=True)
-            for c in prof["key"]:
-                print(f"      {100 * c['share']:5.1f} %  {c['what']}", flush=True)
-            for c in prof["threads"]:
-                print(f"      thread {c['what']}: {100 * c['share']:.1f} %", flush=True)
-            for c in prof["top_self"][:8]:
-                print(f"      self {100 * c['share']:5.1f} %  {c['what']}", flush=True)
+                agg.ask(f"profile-off {work / 'aggregator.prof'}")
+                pro.ask(f"profile-off {work / 'prosumers.prof'}")
+                rp["agg_profile"] = summarise_cprofile(work / "aggregator.prof")
+                rp["pro_profile"] = summarise_cprofile(work / "prosumers.prof")
+                rp["profiler"] = "cProfile (whole run, event-loop threads only)"
+            res["profiled"] = rp
+            print(f"    profiled run ({mp} offers, {rp['profiler']}): {rp['acks_per_s']:,.0f} acks/s", flush=True)
+            for who in ("agg", "pro"):
+                prof = rp[f"{who}_profile"]
+                print(
+                    f"    {'aggregator' if who == 'agg' else 'prosumers'} profile ({prof['total_s']:.1f} s CPU, "
+                    f"{prof['unit']}):",
+                    flush=True,
+                )
+                for c in prof["categories"][:10]:
+                    print(f"      {100 * c['share']:5.1f} %  {c['what']}", flush=True)
+                print("      main steps (inclusive):", flush=True)
+                for c in prof["key"]:
+                    print(f"      {100 * c['share']:5.1f} %  {c['what']}", flush=True)
+                for c in prof["threads"]:
+                    print(f"      thread {c['what']}: {100 * c['share']:.1f} %", flush=True)
+                for c in prof["top_self"][:8]:
+                    print(f"      self {100 * c['share']:5.1f} %  {c['what']}", flush=True)
         res["agg_final"] = agg.ask("stats")
         res["pro_final"] = pro.close(300)
         res["agg_stop"] = agg.close(120)
@@ -1070,6 +1072,22 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Report
+
+
+def _prosody_smacks(max_unacked: int) -> None:
+    """Diagnostic: the generated Prosody config with ``smacks_max_unacked_stanzas`` set (how many
+    stanzas Prosody sends before asking a client for an XEP-0198 ack) instead of the project's
+    value (by wrapping servers.templates.render in this process; the package is unchanged)."""
+    original = servers.templates.render
+
+    def render(template: str, dest: Path, values: dict) -> Path:
+        out = original(template, dest, values)
+        if template.startswith("prosody/"):
+            text = re.sub(r"(?m)^smacks_max_unacked_stanzas = .*\n", "", out.read_text())
+            out.write_text(f"smacks_max_unacked_stanzas = {max_unacked}  -- bench_agents --prosody-smacks\n" + text)
+        return out
+
+    servers.templates.render = render  # type: ignore[assignment]
 
 
 def _prosody_without_nagle() -> None:
@@ -1245,6 +1263,8 @@ def _report_roundtrips(lines: list[str], results: list[dict], skipped: dict[str,
             f"rounds: {a['agg_planned']}."
         )
     for r in results:
+        if "profiled" not in r:
+            continue
         rp = r["profiled"]
         lines += [
             "",
@@ -1320,6 +1340,9 @@ def main(argv: list[str]) -> int:
         default="default",
         help="diagnostic: 'off' adds network_settings = { nagle = false } to the generated Prosody config",
     )
+    ap.add_argument("--prosody-smacks", type=int, metavar="N",
+                    help="diagnostic: Prosody asks for an XEP-0198 ack once more than N stanzas are unacked")
+    ap.add_argument("--no-profile", action="store_true", help="skip the third, profiled pipelined run")
     ap.add_argument("--profile-rate", type=int, default=100,
                     help="py-spy samples per second in the profiled run (default 100)")
     ap.add_argument("--gc-freeze", choices=("on", "off"), default="on",
@@ -1360,11 +1383,14 @@ def main(argv: list[str]) -> int:
         "pyspy": a.py_spy or shutil.which("py-spy"),
         "profile_s": 5 if a.quick else 10,
         "profile_rate": a.profile_rate,
+        "profile": not a.no_profile,
     }
     cfg["m_profile"] = max(cfg["k"], cfg["m"] // 2)
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     if a.prosody_nagle == "off":
         _prosody_without_nagle()
+    if a.prosody_smacks is not None:
+        _prosody_smacks(a.prosody_smacks)
     code, fingerprint = os.environ.get("VME_BENCH_CODE_STATE") or code_state(), code_fingerprint(ROOT)
     print(f"code: {code}", flush=True)
     results, skipped = [], {}
@@ -1396,6 +1422,9 @@ def main(argv: list[str]) -> int:
         + (f" --kinds {a.kinds}" if a.kinds != "prosody,ejabberd" else "")
         + (f" --parts {a.parts}" if a.parts != "startup,roundtrip" else "")
         + (" --prosody-nagle off" if a.prosody_nagle == "off" else "")
+        + (f" --prosody-smacks {a.prosody_smacks}" if a.prosody_smacks is not None else "")
+        + (f" --sm {a.sm}" if a.sm != "default" else "")
+        + (" --no-profile" if a.no_profile else "")
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
         + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")
         + (" --gc-freeze off" if a.gc_freeze == "off" else "")

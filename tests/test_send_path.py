@@ -228,3 +228,124 @@ def test_a_client_builds_received_messages_without_forms_and_without_the_form_ha
     built = c._build_stanza(ET.fromstring('<message xmlns="jabber:client" to="a@b"><body>hi</body></message>'))
     assert type(built) is ReceivedMessage and isinstance(built, Message)
     assert not any(h.name == "Data Form" for h in c._XMLStream__handlers)
+
+
+def _received_client():
+    """An offline client set up as an agent's is for receiving (no server needed: stanzas are
+    fed to it as its XML stream parser would)."""
+    from vmenergy.agents import smacks
+    from vmenergy.agents.received import use_received_messages
+
+    c = slixmpp.ClientXMPP("agg@vme.localhost/r", "pw")
+    c.register_plugin("xep_0004")
+    smacks.enable_stream_management(c)
+    use_received_messages(c)
+    got: list = []
+    c.add_event_handler("message", got.append)
+    return c, got
+
+
+def _parsed(stanza):
+    """The stanza as the receiver's parser makes it: new elements, tags with their namespaces."""
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(ET.tostring(stanza.xml))
+
+
+@pytest.mark.parametrize("msg", MESSAGES)
+def test_a_protocol_message_takes_the_short_way_and_is_still_counted_for_stream_management(client, msg):
+    from vmenergy.agents.received import ReceivedMessage, is_protocol_message
+
+    c, got = _received_client()
+    sm = c.plugin["xep_0198"]
+    sm.enabled_in = True
+    xml = _parsed(protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg))
+    assert is_protocol_message(xml)
+    handlers = c._XMLStream__handlers
+    c._XMLStream__handlers = []  # the short way matches no handler: with none left it still arrives
+    try:
+        c._spawn_event(xml)
+    finally:
+        c._XMLStream__handlers = handlers
+    assert len(got) == 1 and type(got[0]) is ReceivedMessage and got[0].xml is xml
+    assert sm.handled == 1
+
+
+def test_on_slixmpps_way_a_protocol_message_matches_its_message_handler_alone(client):
+    """What the short way skips is matching the stanza against every handler; for a protocol
+    message that finds slixmpp's message handler only (also checked on connected agents)."""
+    c, _got = _received_client()
+    for msg in MESSAGES:
+        xml = _parsed(protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg))
+        stanza = c._build_stanza(xml)
+        assert [h.name for h in c._XMLStream__handlers if h.match(stanza)] == ["IM"]
+
+
+@pytest.mark.parametrize("text", [
+    '<message xmlns="jabber:client" type="chat"><body>status</body></message>',  # chat, no payload
+    '<message xmlns="jabber:client" type="error"><body>x</body><ack xmlns="urn:vmenergy:flexoffer:1"/>'
+    '<error type="modify"/></message>',
+    '<message xmlns="jabber:client"><body>x</body><ack xmlns="urn:vmenergy:flexoffer:1"/><error type="modify"/></message>',
+    '<message xmlns="jabber:client"><ack xmlns="urn:vmenergy:flexoffer:1"/></message>',  # no body
+    '<presence xmlns="jabber:client"><ack xmlns="urn:vmenergy:flexoffer:1"/></presence>',
+])
+def test_other_stanzas_take_slixmpps_way_and_raise_the_events_they_raised_before(text):
+    import xml.etree.ElementTree as ET
+
+    from vmenergy.agents.received import is_protocol_message
+
+    assert not is_protocol_message(ET.fromstring(text))
+    events = []
+    for short in (True, False):
+        c, got = _received_client()
+        if not short:
+            del c._spawn_event  # slixmpp's own, for every stanza
+        seen: list = []
+        for name in ("message_error", "presence"):
+            c.add_event_handler(name, seen.append)
+        c._spawn_event(ET.fromstring(text))
+        events.append(([str(m) for m in got], [str(m) for m in seen]))
+    assert events[0] == events[1]
+
+
+def test_every_documented_message_is_written_straight_into_the_xml_its_stanza_object_writes():
+    """Acks and the messages of scalar fields are written without slixmpp's stanza objects too
+    (ElementCodec.element); the text must not change by a byte."""
+    from tests.test_protocol_doc import MESSAGE_DOCS
+    from vmenergy.wire.messages import CODECS, parse_message
+
+    documented = [parse_message(block) for block in MESSAGE_DOCS]
+    flat = [m for m in documented if type(m).element not in CODECS]
+    assert flat and any(isinstance(m, Ack) for m in documented)
+    for msg in documented + MESSAGES:
+        assert to_xml(msg) == str(encode(msg)), type(msg).__name__
+
+
+def test_the_servers_ack_request_is_answered_the_short_way_with_the_text_slixmpp_writes():
+    import xml.etree.ElementTree as ET
+
+    answers = []
+    for short in (True, False):
+        c, _got = _received_client()
+        if not short:
+            del c._spawn_event
+        sent: list = []
+        c.send_raw = sent.append
+        c.transport = object()  # as if connected: the answer is written
+        c.plugin["xep_0198"].handled = 41
+        c._spawn_event(ET.fromstring('<r xmlns="urn:xmpp:sm:3"/>'))
+        answers.append(sent)
+    assert answers[0] == answers[1] == ['<a xmlns="urn:xmpp:sm:3" h="41" />']
+
+
+def test_an_ack_request_takes_slixmpps_way_when_another_incoming_filter_would_see_it():
+    import xml.etree.ElementTree as ET
+
+    c, _got = _received_client()
+    seen: list = []
+    c.add_filter("in", lambda stanza: seen.append(stanza.name) or stanza)
+    sent: list = []
+    c.send_raw = sent.append
+    c.transport = object()
+    c._spawn_event(ET.fromstring('<r xmlns="urn:xmpp:sm:3"/>'))
+    assert seen == ["r"] and sent == ['<a xmlns="urn:xmpp:sm:3" h="0" />']

@@ -36,6 +36,7 @@ from vmenergy.wire.messages import decode, encode_element, summary
 from vmenergy.wire.stanzas import NS
 from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
+from . import smacks
 from .keepalive import Keepalive
 from .stream_acks import BurstAcks
 from .received import use_received_messages
@@ -80,9 +81,6 @@ RECONNECT_ATTEMPT_SECONDS = 20.0
 #: hundreds of requests a second more.
 RESUBSCRIBE_EVERY = 2.0
 RESUBSCRIBE_MAX = 30.0
-#: XEP-0198 window: the client asks the server to acknowledge after this many stanzas sent.
-#: slixmpp's default is 5 (bench/RESULTS.md: the cost of stream management).
-SM_WINDOW = 5
 
 #: Which element each message type travels as (without encoding it to find out): declared by
 #: each message type, read live from the registry in vmenergy.protocol.messages.
@@ -300,9 +298,9 @@ class VmeAgent(Agent):
     outgoing protocol message carries the round that produced it."""
 
     role = "node"
-    #: XEP-0198 ack window (None: no stream management); a class setting so a benchmark can
-    #: compare (bench_agents.py --sm).
-    stream_management: Optional[int] = SM_WINDOW
+    #: XEP-0198 ack window (None: no stream management; see vmenergy.agents.smacks); a class
+    #: setting so a benchmark can compare (bench_agents.py --sm).
+    stream_management: Optional[int] = smacks.WINDOW
     #: Whether timed work can take long (aggregation, planning, clearing) and runs in a thread;
     #: a prosumer's ticks are cheap and a thread hop per tick is what idle agents spend CPU on.
     heavy_ticks = True
@@ -415,10 +413,9 @@ class VmeAgent(Agent):
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
-            client.register_plugin("xep_0198", pconfig={"window": self.stream_management})
             # and asked for its ack when a burst ends, so sent stanzas do not wait in the queue
-            # for the next burst (stream_acks.py)
-            self.burst_acks = BurstAcks(client)
+            # for the next burst (stream_acks.py, smacks.py)
+            self.burst_acks = smacks.enable_stream_management(client, self.stream_management)
         # what was queued for sending when the stream dropped is resent after it, not lost
         # (after XEP-0198's filter: see unsent.py)
         keep_unsent(client)

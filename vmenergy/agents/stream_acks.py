@@ -14,6 +14,12 @@ sent: the server answers ``<a/>`` and slixmpp drops what it acknowledged. One ``
 ``<a/>`` per burst, not per stanza (an aggregator sending thousands in one turn asks once). What
 the queue is for, resending what the server did not get after a cut, is unchanged: a stanza
 leaves the queue only when the server says it has it.
+
+At most one such request is outstanding: while one is unanswered, turns that send do not ask
+again, and when its answer comes with stanzas still held, the end of that turn asks for them.
+Asking at the end of every turn that sent was one ``<r/>``/``<a/>`` per offer when a prosumer
+sends one offer per turn, ~150-200 us more CPU per offer at the prosumers and the server in the
+pipelined benchmark (bench/RESULTS.md, "Agent path, round 2").
 """
 
 from __future__ import annotations
@@ -31,18 +37,33 @@ class BurstAcks:
         self.client = client
         self.sm = client.plugin["xep_0198"]
         self._asking: Optional[asyncio.Handle] = None
+        self._outstanding = False  # a request of ours not answered yet
         # after slixmpp's own out_sync filter, which appends the stanza to the queue
         client.add_filter("out_sync", self._sent)
+        # an answer acknowledges each stanza sent before the request (slixmpp: one event each)
+        client.add_event_handler("stanza_acked", self._acked)
+        for event in ("sm_enabled", "session_resumed", "disconnected"):  # a new stream: nothing outstanding
+            client.add_event_handler(event, self._reset)
 
     def _sent(self, stanza: Any) -> Any:
-        if self._asking is None and self.sm.enabled_out:
+        if self._asking is None and not self._outstanding and self.sm.enabled_out:
             self._asking = asyncio.get_running_loop().call_soon(self._ask)
         return stanza
 
+    def _acked(self, _stanza: Any) -> None:
+        self._outstanding = False
+        if self._asking is None and self.sm.unacked_queue:
+            self._asking = asyncio.get_running_loop().call_soon(self._ask)
+
+    def _reset(self, _event: Any) -> None:
+        self._outstanding = False
+
     def _ask(self) -> None:
         self._asking = None
-        if not self.sm.enabled_out or not self.sm.unacked_queue or self.client.transport is None:
+        if self._outstanding or not self.sm.enabled_out or not self.sm.unacked_queue \
+                or self.client.transport is None:
             return
+        self._outstanding = True
         self.sm.request_ack()
         # slixmpp's own count toward its next request starts again: it would otherwise ask a
         # second time a few stanzas later for what this request already covers

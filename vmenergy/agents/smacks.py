@@ -1,0 +1,60 @@
+"""XEP-0198 stream management on an agent's client: how often it asks the server for an ack.
+
+Stream management is what lets an agent resume its stream after a network cut: each side keeps
+what it sent until the other acknowledges it, and resends the rest on resumption. Asking for an
+ack is a stanza each way (``<r/>``, ``<a/>``) that the server and both parsers handle like any
+other; slixmpp asked after every 5 stanzas, Prosody (0.12's default) after every stanza it sent,
+which cost Prosody ~20 % and the agents 15-20 % of their CPU per offer and about 1 ms of each
+request/answer exchange (bench/RESULTS.md, "Agent path").
+
+How often to ask only decides how long a sent stanza is *held* (memory), never whether it is
+resent: whatever is unacknowledged when a stream is cut is resent on resumption, and held again
+if that fails. So the client asks once per :data:`WINDOW` stanzas within a burst, and at the end
+of each burst (:class:`~vmenergy.agents.stream_acks.BurstAcks`), so an agent between bursts holds
+none. The private Prosody keeps its default (an ack request after each stanza it sends, one
+outstanding at a time): raising its threshold made pipelined offers queue for seconds
+(bench/RESULTS.md). The server's requests are answered the short way (:func:`answer_ack_request`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .stream_acks import BurstAcks
+
+__all__ = ["WINDOW", "ACK_REQUEST", "enable_stream_management", "answer_ack_request"]
+
+#: The client asks for an ack after this many stanzas sent in one burst (and at the end of the
+#: burst: stream_acks.py). A cut loses none of them either way.
+WINDOW = 32
+#: The server's ack request as slixmpp's XEP-0198 plugin answers it (the ``urn:xmpp:sm:3`` one).
+ACK_REQUEST = "{urn:xmpp:sm:3}r"
+
+
+def enable_stream_management(client: Any, window: int = WINDOW) -> BurstAcks:
+    """Load slixmpp's XEP-0198 plugin on ``client`` with an ack request per ``window`` stanzas,
+    and one more at the end of each event-loop turn in which something was sent
+    (:class:`~vmenergy.agents.stream_acks.BurstAcks`). Idempotent (a client is set up again on
+    every connect)."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window: a positive number of stanzas (got {window!r})")
+    client.register_plugin("xep_0198", pconfig={"window": window})
+    acks = getattr(client, "_vme_burst_acks", None)
+    if acks is None:
+        acks = client._vme_burst_acks = BurstAcks(client)
+    return acks
+
+
+def answer_ack_request(client: Any) -> bool:
+    """Answer the server's ``<r/>`` as slixmpp's plugin does (``<a h=.../>`` with the count of
+    stanzas handled), written as text; False if this client's incoming filters are not only the
+    plugin's own (then the request must take slixmpp's way, which shows it to every filter).
+
+    Prosody asks after every stanza it sends; slixmpp's way (a stanza object, its filters, a
+    match against every handler, an ``Ack`` stanza object written out) cost ~35 us a request."""
+    plugin = client.plugin.get("xep_0198", None)
+    if plugin is None or any(f != plugin._handle_incoming for f in client._XMLStream__filters["in"]):
+        return False
+    if client.transport is not None:
+        client.send_raw(f'<a xmlns="urn:xmpp:sm:3" h="{plugin.handled}" />')
+    return True
