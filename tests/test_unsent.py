@@ -69,3 +69,22 @@ def test_the_filter_lets_stanzas_through_while_connected_and_keeps_them_after():
     client.transport = None
     assert unsent(stanza) is None  # skipped by the send loop ...
     assert list(client.plugin["xep_0198"].unacked_queue)[-1][1] is stanza  # ... and kept
+
+
+def test_a_failed_resumption_sends_what_was_kept_again_on_the_new_session():
+    """The server restarted (kill drill): it knows no such session and answers <failed/>, and
+    slixmpp clears XEP-0198's queue. What the agent kept there while its link was down is sent
+    again (held until the new session starts), not lost; a successful resumption sends nothing twice."""
+    client = _client("sm-1")
+    keep_unsent(client)
+    sm = client.plugin["xep_0198"]
+    first, second = client.make_message("agg@localhost", "a"), client.make_message("agg@localhost", "b")
+    keep(client, first)
+    keep(client, second)
+    sm._handle_failed(None)  # slixmpp's own handler: clears the queue, then raises sm_failed
+    assert not sm.unacked_queue and client.held == [first, second]
+    third = client.make_message("agg@localhost", "c")
+    keep(client, third)
+    client.event("session_resumed", None)  # this time the server resent what it had not acked
+    client.event("sm_failed", None)
+    assert client.held == [first, second]

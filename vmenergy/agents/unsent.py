@@ -24,13 +24,16 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["keep_unsent", "keep", "FILTER_ATTR", "MAX_SEQ"]
+__all__ = ["keep_unsent", "keep", "FILTER_ATTR", "KEPT_ATTR", "MAX_SEQ"]
 
 #: XEP-0198 sequence numbers wrap at 2**32 (slixmpp's ``xep_0198.MAX_SEQ``).
 MAX_SEQ = 2**32
 
 #: The client's attribute holding the filter once installed.
 FILTER_ATTR = "_vme_unsent_filter"
+#: The client's attribute listing what :func:`keep` put in XEP-0198's queue since the stream
+#: dropped (sent again if the resumption fails).
+KEPT_ATTR = "_vme_kept_for_resumption"
 
 
 def keep_unsent(client: Any) -> None:
@@ -43,6 +46,27 @@ def keep_unsent(client: Any) -> None:
 
     client.add_filter("out_sync", unsent)
     setattr(client, FILTER_ATTR, unsent)
+    # a resumption that fails (the server restarted and knows no such session) clears XEP-0198's
+    # queue: what was kept there is sent again on the new session instead of vanishing (under a
+    # virtual clock a stanza counted as sent and never delivered holds its round for ever)
+    client.add_event_handler("session_resumed", lambda _event: _kept(client).clear())
+    for event in ("sm_failed", "session_end"):
+        client.add_event_handler(event, lambda _event: _send_kept_again(client))
+
+
+def _kept(client: Any) -> list:
+    kept = getattr(client, KEPT_ATTR, None)
+    if kept is None:
+        kept = []
+        setattr(client, KEPT_ATTR, kept)
+    return kept
+
+
+def _send_kept_again(client: Any) -> None:
+    kept = _kept(client)
+    again, kept[:] = list(kept), []
+    for stanza in again:
+        client.send(stanza)  # held by slixmpp until the new session starts
 
 
 def _unsent(client: Any, stanza: Any) -> Optional[Any]:
@@ -74,5 +98,6 @@ def keep(client: Any, stanza: Any) -> None:
             return  # XEP-0198's own filter recorded it already (it runs before this one)
         sm.seq = (sm.seq + 1) % MAX_SEQ
         sm.unacked_queue.append((sm.seq, stanza))
+        _kept(client).append(stanza)
     else:
         client.send(stanza)  # not in a session now: held by slixmpp until the next one starts
