@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from slixmpp import ClientXMPP
 
-from vmenergy.agents.unsent import FILTER_ATTR, keep, keep_unsent
+from vmenergy.agents.unsent import FILTER_ATTR, keep, keep_unsent, negotiates_stream
 
 
 def _client(sm_id=None) -> ClientXMPP:
@@ -88,3 +88,32 @@ def test_a_failed_resumption_sends_what_was_kept_again_on_the_new_session():
     client.event("session_resumed", None)  # this time the server resent what it had not acked
     client.event("sm_failed", None)
     assert client.held == [first, second]
+
+
+def test_the_resource_binding_of_a_stream_that_died_is_dropped_not_put_back_on_the_send_queue():
+    """The server-kill drill's freeze: a restarted server refused the resumption, the new stream
+    died while binding, and the send loop reached the bind request without a transport. Kept, it
+    went back through send(), which lets a bind request past its hold onto the send loop's own
+    queue: the loop took it again at once, for ever, and the process stood still."""
+    client = ClientXMPP("box@localhost/r", "pw")  # slixmpp's own send(), not an observer
+    client.register_plugin("xep_0198")
+    keep_unsent(client)  # the failed resumption ended the session: no sm_id to resume
+    unsent = getattr(client, FILTER_ATTR)
+    bind = client.make_iq_set()
+    bind.enable("bind")
+    assert unsent(bind) is None
+    assert client.waiting_queue.qsize() == 0, "the bind request went back on the send loop's queue"
+    assert not client.plugin["xep_0198"].unacked_queue
+
+
+def test_stanzas_that_negotiate_a_stream_are_told_apart_from_those_a_session_carries():
+    client = ClientXMPP("box@localhost/r", "pw")
+    negotiation = []
+    for plugin in ("bind", "session"):
+        iq = client.make_iq_set()
+        iq.enable(plugin)
+        negotiation.append(iq)
+    carried = [client.make_iq_get(queryxmlns="jabber:iq:roster"), client.make_message("agg@localhost", "a"),
+               client.make_presence()]
+    assert [negotiates_stream(s) for s in negotiation] == [True, True]
+    assert [negotiates_stream(s) for s in carried] == [False, False, False]

@@ -27,7 +27,7 @@ from vmenergy.protocol.aggregator import AggregatorConfig
 from vmenergy.runtime.clock import RealClock
 from vmenergy.runtime.drill.proxy import LossyProxy
 
-pytestmark = [pytest.mark.integration, pytest.mark.skip(reason="agents/unsent.py is not installed in the agents (it stood the server-kill drill still after the merges; issue 15 note, 2026-12-07)")]
+pytestmark = pytest.mark.integration
 
 #: Offers sent while the aggregator does not read, and again while its stream is cut.
 BATCH = 30

@@ -40,6 +40,7 @@ from . import smacks
 from .keepalive import Keepalive
 from .stream_acks import BurstAcks
 from .received import use_received_messages
+from .unsent import keep, keep_unsent
 from .operator import AdHocCommands, OperatorDesk
 from .web.channel import WebPeers
 from .web.config import WebConfig
@@ -415,9 +416,9 @@ class VmeAgent(Agent):
             # and asked for its ack when a burst ends, so sent stanzas do not wait in the queue
             # for the next burst (stream_acks.py, smacks.py)
             self.burst_acks = smacks.enable_stream_management(client, self.stream_management)
-        # unsent.py (keeping what is sent while the stream is down for its resumption) is not
-        # installed: with it the server-kill drill stood still after the reconnect (not yet
-        # understood; tests/integration/test_stream_resumption.py skips its cases)
+        # what was queued for sending when the stream dropped is resent after it, not lost
+        # (after XEP-0198's filter: see unsent.py)
+        keep_unsent(client)
         # Subscription requests are answered by _on_subscribe alone. slixmpp's defaults answer
         # every request too (approve, directed presence, and a request back): with VME's own
         # answer that was five stanzas per request, each answered again by the peer, which
@@ -976,8 +977,8 @@ class VmeAgent(Agent):
     def send_protocol(self, to: str, payload: Message) -> None:
         """Send one protocol message (with its body line and SPADE metadata, see
         :func:`protocol_stanza`), tagged with its round under a driver."""
-        if self.client is None or not self.link_up:
-            return  # not connected: reliable messages stay in the outbox and are resent
+        if self.client is None:
+            return  # not started, or stopped: reliable messages stay in the outbox and are resent
         stanza = protocol_stanza(self.client, to, str(self.jid), summary(payload), payload)
         if self.driver is not None:
             tag = self.driver.sending(self, to)
@@ -986,11 +987,14 @@ class VmeAgent(Agent):
         self._send_stanza(stanza)
 
     def _send_stanza(self, stanza) -> None:
-        """Send while the link is up; otherwise drop it (reliable messages stay in the outbox and
-        are resent). Keeping it for the stream's return (unsent.keep) is withdrawn for now: see
-        the comment in _async_connect."""
+        """Send, or while the link is down keep it for the stream's return (unsent.keep): after
+        a resumption it follows what the server had not acknowledged, in the order sent. It was
+        dropped here before, so an answer made while the link was down (an aggregator taking in
+        the offers it read just before its stream was cut) never reached its peer."""
         if self.link_up:
             stanza.send()
+        else:
+            keep(self.client, stanza)
 
     def _update_status(self) -> None:
         # presence goes to every subscriber (an aggregator's thousands of prosumers): it says

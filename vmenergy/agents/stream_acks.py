@@ -20,6 +20,14 @@ again, and when its answer comes with stanzas still held, the end of that turn a
 Asking at the end of every turn that sent was one ``<r/>``/``<a/>`` per offer when a prosumer
 sends one offer per turn, ~150-200 us more CPU per offer at the prosumers and the server in the
 pipelined benchmark (bench/RESULTS.md, "Agent path, round 2").
+
+It asks only on a stream whose stream management the server has confirmed (``<enabled/>`` or
+``<resumed/>``). slixmpp marks its side enabled when it *sends* ``<enable/>`` or ``<resume/>``,
+and an ``<r/>`` sent between that and the answer reaches a stream that may have none: when a
+restarted server refuses the resumption, the stream is not bound yet, and Prosody closes it
+(``unsupported-stanza-type``). The server-kill drill lost every agent's first new stream that
+way, and the resource binding that died with it froze the process (agents/unsent.py). What a
+resumption resends (slixmpp writes it past the filters) is asked for once it is resumed.
 """
 
 from __future__ import annotations
@@ -45,8 +53,12 @@ class BurstAcks:
         for event in ("sm_enabled", "session_resumed", "disconnected"):  # a new stream: nothing outstanding
             client.add_event_handler(event, self._reset)
 
+    def _confirmed(self) -> bool:
+        """Stream management is on for this stream in both directions, as the server said."""
+        return bool(self.sm.enabled_out and self.sm.enabled_in)
+
     def _sent(self, stanza: Any) -> Any:
-        if self._asking is None and not self._outstanding and self.sm.enabled_out:
+        if self._asking is None and not self._outstanding and self._confirmed():
             self._asking = asyncio.get_running_loop().call_soon(self._ask)
         return stanza
 
@@ -60,7 +72,7 @@ class BurstAcks:
 
     def _ask(self) -> None:
         self._asking = None
-        if self._outstanding or not self.sm.enabled_out or not self.sm.unacked_queue \
+        if self._outstanding or not self._confirmed() or not self.sm.unacked_queue \
                 or self.client.transport is None:
             return
         self._outstanding = True

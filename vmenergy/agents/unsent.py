@@ -18,13 +18,21 @@ it after the stanzas sent before it (XEP-0198 resends its queue in order); a fai
 drops it with the rest of that queue, as for any unacknowledged stanza (the protocol's reliable
 layer resends what matters). Without stream management it goes back to slixmpp's own queue of
 stanzas held until the next session starts.
+
+What is never kept: the stanzas that negotiate a stream (resource binding, the legacy session,
+in-band registration). They belong to the connection that died, the next connection negotiates
+afresh, and slixmpp lets them past its hold: handed back to ``send()`` from inside the send loop
+such a stanza went straight back onto the loop's queue, which took it again at once without
+yielding, for ever. That froze the whole process (every agent in it) when a restarted server
+refused a resumption and the new stream died during binding: the server-kill drill stood still
+(docs/scaling.md, "Stream resumption"; tests/test_unsent.py).
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["keep_unsent", "keep", "FILTER_ATTR", "KEPT_ATTR", "MAX_SEQ"]
+__all__ = ["keep_unsent", "keep", "negotiates_stream", "FILTER_ATTR", "KEPT_ATTR", "MAX_SEQ"]
 
 #: XEP-0198 sequence numbers wrap at 2**32 (slixmpp's ``xep_0198.MAX_SEQ``).
 MAX_SEQ = 2**32
@@ -81,6 +89,15 @@ def _unsent(client: Any, stanza: Any) -> Optional[Any]:
     return None
 
 
+def negotiates_stream(stanza: Any) -> bool:
+    """Whether ``stanza`` is part of negotiating a stream (binding a resource, the legacy session,
+    in-band registration): what slixmpp sends before a session starts, past its hold."""
+    from slixmpp.stanza import Iq
+
+    return isinstance(stanza, Iq) and any(
+        stanza.get_plugin(name, check=True) is not None for name in ("bind", "session", "register"))
+
+
 def keep(client: Any, stanza: Any) -> None:
     """Keep ``stanza`` for when the stream is back: while a resumption is ahead (the connection
     is gone, or a new one has not negotiated stream management yet) in XEP-0198's queue of
@@ -90,7 +107,12 @@ def keep(client: Any, stanza: Any) -> None:
     put in the acknowledgement queue there would never be sent).
 
     An agent sends through this while its link is down too: slixmpp alone would hold such a
-    stanza and, on resumption, send it *before* the older unacknowledged ones it resends."""
+    stanza and, on resumption, send it *before* the older unacknowledged ones it resends.
+
+    A stanza negotiating a stream (:func:`negotiates_stream`) is dropped: it belonged to the
+    connection that died (see the module docstring)."""
+    if negotiates_stream(stanza):
+        return  # the dead stream's negotiation: the next connection negotiates its own
     sm = client.plugin.get("xep_0198", None)
     resuming = client.transport is None or "stream_management" not in client.features
     if sm is not None and sm.sm_id and sm.allow_resume and resuming:
@@ -99,5 +121,10 @@ def keep(client: Any, stanza: Any) -> None:
         sm.seq = (sm.seq + 1) % MAX_SEQ
         sm.unacked_queue.append((sm.seq, stanza))
         _kept(client).append(stanza)
+    elif client.transport is None and getattr(client, "_session_started", False):
+        # slixmpp's send() would put it straight back on the send loop's queue, whose filters
+        # brought it here (see the module docstring); slixmpp marks a session ended before it
+        # runs the filters again, so this is a guard, not a path
+        return
     else:
         client.send(stanza)  # not in a session now: held by slixmpp until the next one starts
