@@ -25,6 +25,7 @@ import pytest
 
 from tests.integration.test_presence import eventually, future_offer
 from tests.integration.test_resume_dead_link import agent_pair
+from tests.integration.test_stream_resumption import Sessions
 from vmenergy.runtime.servers import start_server, stop_server
 
 pytestmark = pytest.mark.integration
@@ -73,20 +74,6 @@ class _LoopWatch:
         self._thread.join()
 
 
-class _Sessions:
-    """An agent's sessions as slixmpp reports them."""
-
-    def __init__(self, agent) -> None:
-        self.started = self.resumed = self.stream_errors = 0
-        client = agent.client
-        client.add_event_handler("session_start", lambda _: self._count("started"))
-        client.add_event_handler("session_resumed", lambda _: self._count("resumed"))
-        client.add_event_handler("stream_error", lambda _: self._count("stream_errors"))
-
-    def _count(self, name: str) -> None:
-        setattr(self, name, getattr(self, name) + 1)
-
-
 async def test_agents_start_new_sessions_on_a_restarted_server_and_what_was_sent_meanwhile_arrives(
         fresh_xmpp_server, tmp_path):
     info = fresh_xmpp_server("prosody")
@@ -97,7 +84,7 @@ async def test_agents_start_new_sessions_on_a_restarted_server_and_what_was_sent
     await home.start(auto_register=True)
     try:
         await eventually(lambda: agg.engine.counts().get("accepted") == 1, what="the first offer accepted")
-        sessions = {a: _Sessions(a) for a in (agg, home)}
+        sessions = {a: Sessions(a) for a in (agg, home)}
         os.killpg(info.pid, signal.SIGKILL)  # as the drill does: the server's whole process group
         await eventually(lambda: not agg.link_up and not home.link_up, what="both links down")
         jid = str(home.jid)

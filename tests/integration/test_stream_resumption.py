@@ -100,13 +100,15 @@ async def _offer(home, first: int, count: int) -> None:
         await home.handle(lambda now, i=i: home.engine.add_offer(future_offer(f"sm-{i}", jid), now, now))
 
 
-class _Sessions:
-    """The aggregator's sessions as slixmpp reports them: started afresh, or resumed."""
+class Sessions:
+    """An agent's sessions as slixmpp reports them: started afresh, or resumed; and the streams
+    the server closed with an error."""
 
     def __init__(self, agent) -> None:
-        self.started = self.resumed = 0
+        self.started = self.resumed = self.stream_errors = 0
         agent.client.add_event_handler("session_start", lambda _: self._count("started"))
         agent.client.add_event_handler("session_resumed", lambda _: self._count("resumed"))
+        agent.client.add_event_handler("stream_error", lambda _: self._count("stream_errors"))
 
     def _count(self, name: str) -> None:
         setattr(self, name, getattr(self, name) + 1)
@@ -118,7 +120,7 @@ async def _cut_and_resumed(agg, home, cut, answers_first: bool = False, away: in
     ``answers_first``: the aggregator learns of the cut just after it queued its answers to the
     offers it read (otherwise before it makes them)."""
     await eventually(lambda: agg.engine.counts().get("accepted") == 1, what="the first offer accepted")
-    sessions = _Sessions(agg)
+    sessions = Sessions(agg)
     late = _Late(agg.client)
     await _offer(home, 1, BATCH)
     await eventually(lambda: late.held(OFFER_ON_WIRE) == BATCH, what="the offers at the aggregator, unread")
