@@ -639,6 +639,10 @@ def child_main(argv: list[str]) -> int:
     _raise_nofile()
     setup_logging(os.environ.get("VME_BENCH_LOG_LEVEL", "INFO"))  # what `vmenergy agent/swarm` use
     _stream_management(os.environ.get("VME_BENCH_SM", "default"))
+    if os.environ.get("VME_BENCH_RESEND"):  # --resend: the protocol's resend timeout, real seconds
+        from vmenergy.agents import base as agent_base
+
+        agent_base.RESEND_REAL_SECONDS = float(os.environ["VME_BENCH_RESEND"])
     logging.getLogger("vmenergy.bench").info("child %s pid %d", mode, os.getpid())
     rc = 0
 
@@ -944,12 +948,13 @@ def _per_round_trip(res: dict) -> str:
         f"      raw echo, small    : {x['echo_sender_cpu_us']:.0f} / {x['echo_peer_cpu_us']:.0f} / "
         f"{x['echo_server_cpu_us']:.0f}, {x['echo_wire_bytes']:.0f} B; {x['echo_roundtrips_per_s']:,.0f}/s",
     ]
-    if "shaped_echo_roundtrips_per_s" in x:
-        lines.append(
-            f"      raw echo, offer/ack: {x['shaped_echo_sender_cpu_us']:.0f} / {x['shaped_echo_peer_cpu_us']:.0f} / "
-            f"{x['shaped_echo_server_cpu_us']:.0f}, {x['shaped_echo_wire_bytes']:.0f} B; "
-            f"{x['shaped_echo_roundtrips_per_s']:,.0f}/s; ping-pong {x['shaped_pingpong_latency_ms']:.2f} ms "
-            f"(small {x['pingpong_latency_ms']:.2f})")
+    for v, what in (("shaped", "offer/ack"), ("noform", "no form  ")):
+        if f"{v}_echo_roundtrips_per_s" in x:
+            lines.append(
+                f"      raw echo, {what}: {x[f'{v}_echo_sender_cpu_us']:.0f} / {x[f'{v}_echo_peer_cpu_us']:.0f} / "
+                f"{x[f'{v}_echo_server_cpu_us']:.0f}, {x[f'{v}_echo_wire_bytes']:.0f} B; "
+                f"{x[f'{v}_echo_roundtrips_per_s']:,.0f}/s; ping-pong {x[f'{v}_pingpong_latency_ms']:.2f} ms "
+                f"(small {x['pingpong_latency_ms']:.2f}); request {x[f'{v}_request_bytes']} B")
     lines.append(
         f"      agents             : {1e6 * r['d_cpu_s'] / m:.0f} / {1e6 * r['agg_cpu_s'] / m:.0f} / "
         f"{1e6 * r['d_server_cpu_s'] / m:.0f}, {r['wire_bytes'] / m:.0f} B; {r['acks_per_s']:,.0f}/s; "
@@ -1469,10 +1474,15 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="import the working tree directly instead of a snapshot of it taken at the start",
     )
+    ap.add_argument("--resend", type=float, metavar="SECONDS",
+                    help="diagnostic: the agents' resend timeout (default 5 s); on a loaded machine a longer one "
+                    "keeps resends (and their duplicates) out of the CPU per offer")
     a = ap.parse_args(argv)
     if a.sm not in ("default", "off") and not (a.sm.isdigit() and int(a.sm) > 0):
         ap.error(f"--sm: 'default', 'off' or a positive number of stanzas, got {a.sm!r}")
     os.environ["VME_BENCH_SM"] = a.sm  # the agent children read it
+    if a.resend is not None:
+        os.environ["VME_BENCH_RESEND"] = str(a.resend)
     os.environ["VME_BENCH_GC_FREEZE"] = a.gc_freeze
     os.environ["VME_BENCH_GC_TIME"] = "1" if a.gc_time else "0"
     if not a.in_place and "VME_BENCH_REPO" not in os.environ:
@@ -1536,6 +1546,7 @@ def main(argv: list[str]) -> int:
         + (" --prosody-nagle off" if a.prosody_nagle == "off" else "")
         + (f" --prosody-smacks {a.prosody_smacks}" if a.prosody_smacks is not None else "")
         + (f" --sm {a.sm}" if a.sm != "default" else "")
+        + (f" --resend {a.resend:g}" if a.resend is not None else "")
         + (" --no-profile" if a.no_profile else "")
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
         + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")

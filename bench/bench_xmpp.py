@@ -266,23 +266,27 @@ async def _rates(info: ServerInfo, peer_jid: str, messages: int, pingpong: int,
     await measured("pingpong", pingpong, lambda n: one_at_a_time(lambda i: c.make_message(
         mto=peer_jid, mbody=f"e:p{i}", mtype="chat"), n))
     out["pingpong_latency_ms"] = 1000 / out["pingpong_roundtrips_per_s"]
-    if shapes:
-        request, reply_body = stanza_children(shapes["request"]), shapes["body"]
+    for variant, keep in (("shaped", lambda el: True), ("noform", lambda el: el.tag != "{jabber:x:data}x")):
+        # "noform": the same without SPADE's metadata form (a diagnostic: what the form costs)
+        if not shapes:
+            break
+        request = [el for el in stanza_children(shapes["request"]) if keep(el)]
+        reply_body = shapes["body"]
         setter = c.make_message(mto=peer_jid, mbody="e:shape", mtype="chat")
-        setter.xml.extend(stanza_children(shapes["reply"]))
+        setter.xml.extend(el for el in stanza_children(shapes["reply"]) if keep(el))
         setter.send()
         await asyncio.wait_for(replies.get(), 30)
 
-        def shaped(i: int) -> Any:
+        def shaped(i: int, request: list = request, reply_body: str = reply_body) -> Any:
             m = c.make_message(mto=peer_jid, mbody=f"s:{i}:{reply_body}"[:len(reply_body)], mtype="chat")
             for el in request:
                 m.xml.append(el.__deepcopy__({}))
             return m
 
-        out["shaped_request_bytes"] = len(str(shaped(0)))
-        await measured("shaped_echo", messages, lambda n: pipelined(shaped, n))
-        await measured("shaped_pingpong", pingpong, lambda n: one_at_a_time(shaped, n))
-        out["shaped_pingpong_latency_ms"] = 1000 / out["shaped_pingpong_roundtrips_per_s"]
+        out[f"{variant}_request_bytes"] = len(str(shaped(0)))
+        await measured(f"{variant}_echo", messages, lambda n: pipelined(shaped, n))
+        await measured(f"{variant}_pingpong", pingpong, lambda n: one_at_a_time(shaped, n))
+        out[f"{variant}_pingpong_latency_ms"] = 1000 / out[f"{variant}_pingpong_roundtrips_per_s"]
     c.send_message(mto=peer_jid, mbody="e:stop", mtype="chat")
     await c.disconnect(wait=2)
     return out
