@@ -35,7 +35,7 @@ ACK_ANSWER = "{urn:xmpp:sm:3}a"
 
 def enable_stream_management(client: Any, window: int = WINDOW) -> BurstAcks:
     """Load slixmpp's XEP-0198 plugin on ``client`` with an ack request per ``window`` stanzas,
-    and one more at the end of each event-loop turn in which something was sent
+    and one more once a burst of sending is over
     (:class:`~vmenergy.agents.stream_acks.BurstAcks`). Idempotent (a client is set up again on
     every connect)."""
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
