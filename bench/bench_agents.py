@@ -624,6 +624,28 @@ def _stream_management(choice: str) -> None:
         VmeAgent.stream_management = int(choice)
 
 
+def _without_metadata_form() -> None:
+    """``--form off`` (a diagnostic): the agents send their protocol stanzas without SPADE's
+    metadata form (docs/protocol.md section 7 has every VME agent send it; a plain client may
+    omit it), to measure what the form costs end to end. Receiving does not need it."""
+    import xml.etree.ElementTree as ET
+
+    from vmenergy.agents import base
+    from vmenergy.wire.messages import encode_element
+
+    def protocol_stanza(client: Any, to: str, sender: str, body: Optional[str], payload: Any) -> Any:
+        stanza = client.Message()
+        stanza["to"] = to
+        stanza["from"] = sender
+        if body:
+            ET.SubElement(stanza.xml, "{jabber:client}body").text = body
+        stanza.xml.set("type", "chat")
+        stanza.xml.append(encode_element(payload))
+        return stanza
+
+    base.protocol_stanza = protocol_stanza
+
+
 def child_main(argv: list[str]) -> int:
     import logging
 
@@ -639,6 +661,8 @@ def child_main(argv: list[str]) -> int:
     _raise_nofile()
     setup_logging(os.environ.get("VME_BENCH_LOG_LEVEL", "INFO"))  # what `vmenergy agent/swarm` use
     _stream_management(os.environ.get("VME_BENCH_SM", "default"))
+    if os.environ.get("VME_BENCH_FORM") == "off":
+        _without_metadata_form()
     if os.environ.get("VME_BENCH_RESEND"):  # --resend: the protocol's resend timeout, real seconds
         from vmenergy.agents import base as agent_base
 
@@ -1477,12 +1501,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--resend", type=float, metavar="SECONDS",
                     help="diagnostic: the agents' resend timeout (default 5 s); on a loaded machine a longer one "
                     "keeps resends (and their duplicates) out of the CPU per offer")
+    ap.add_argument("--form", choices=("on", "off"), default="on",
+                    help="diagnostic: 'off' makes the agents send without SPADE's metadata form")
     a = ap.parse_args(argv)
     if a.sm not in ("default", "off") and not (a.sm.isdigit() and int(a.sm) > 0):
         ap.error(f"--sm: 'default', 'off' or a positive number of stanzas, got {a.sm!r}")
     os.environ["VME_BENCH_SM"] = a.sm  # the agent children read it
     if a.resend is not None:
         os.environ["VME_BENCH_RESEND"] = str(a.resend)
+    os.environ["VME_BENCH_FORM"] = a.form
     os.environ["VME_BENCH_GC_FREEZE"] = a.gc_freeze
     os.environ["VME_BENCH_GC_TIME"] = "1" if a.gc_time else "0"
     if not a.in_place and "VME_BENCH_REPO" not in os.environ:
@@ -1547,6 +1574,7 @@ def main(argv: list[str]) -> int:
         + (f" --prosody-smacks {a.prosody_smacks}" if a.prosody_smacks is not None else "")
         + (f" --sm {a.sm}" if a.sm != "default" else "")
         + (f" --resend {a.resend:g}" if a.resend is not None else "")
+        + (" --form off" if a.form == "off" else "")
         + (" --no-profile" if a.no_profile else "")
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
         + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")
