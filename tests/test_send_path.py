@@ -402,3 +402,41 @@ def test_an_ack_takes_slixmpps_way_when_another_incoming_filter_would_see_it():
     c.add_filter("in", lambda stanza: seen.append(stanza.name) or stanza)
     c._spawn_event(ET.fromstring('<a xmlns="urn:xmpp:sm:3" h="2"/>'))
     assert seen == ["a"] and acked == ["m0", "m1"] and not sm.unacked_queue
+
+
+async def test_an_idle_inbox_waits_for_its_next_message_without_a_timer_and_a_kill_wakes_it(monkeypatch):
+    """An idle agent's inbox waits with no timeout (SPADE's receive(timeout) starts a task and a
+    timer for each message an idle agent gets); the message still reaches the engine, and
+    stopping the agent ends the wait."""
+    import asyncio
+
+    from vmenergy.agents.base import InboxBehaviour
+
+    def no_timers(*_a, **_k):
+        raise AssertionError("the inbox waited with a timeout")
+
+    monkeypatch.setattr(asyncio, "wait_for", no_timers)
+    handled: list = []
+
+    class Agent:
+        def receiving(self, msg):
+            return msg.payload
+
+        async def handle_all(self, steps):
+            handled.extend(steps)
+
+    inbox = InboxBehaviour()
+    inbox.agent, inbox.queue = Agent(), asyncio.Queue()
+    ack = Ack("flexoffer", "fo-1", "accepted", None, 0)
+    waiting = asyncio.ensure_future(inbox.run())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()  # nothing queued: still waiting, not polling
+    inbox.queue.put_nowait(VmeMessage(to="agg@b", sender="p@b", payload=ack))
+    await waiting
+    assert handled == [ack]
+    waiting = asyncio.ensure_future(inbox.run())
+    await asyncio.sleep(0)
+    inbox.kill()
+    await waiting
+    assert inbox.is_killed() and handled == [ack]
