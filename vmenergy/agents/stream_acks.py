@@ -9,10 +9,11 @@ live Python objects on the first evening, the largest item the day added (tracem
 process's peak resident memory fell by less (368 -> 357 MiB; why not more was not found)
 (bench/RESULTS.md, "Scale ladder, round 4").
 
-:class:`BurstAcks` asks once more when a burst of sending is over (below): the server answers ``<a/>`` and slixmpp drops what it acknowledged. One ``<r/>`` and one
-``<a/>`` per burst, not per stanza (an aggregator sending thousands in one turn asks once). What
-the queue is for, resending what the server did not get after a cut, is unchanged: a stanza
-leaves the queue only when the server says it has it.
+:class:`BurstAcks` asks once more when a burst of sending is over (below): the server answers
+``<a/>`` and slixmpp drops what it acknowledged. One ``<r/>`` and one ``<a/>`` per burst, not
+per stanza (an aggregator sending thousands in one turn asks once). What the queue is for,
+resending what the server did not get after a cut, is unchanged: a stanza leaves the queue only
+when the server says it has it.
 
 At most one such request is outstanding: while one is unanswered, turns that send do not ask
 again, and when its answer comes with stanzas still held, they are asked for in turn.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, Optional
 
 from vmenergy.flexoffer import FlexOffer, Schedule
 from vmenergy.protocol.aggregator import AggregatorEngine
@@ -50,10 +50,12 @@ def record_types(engines: tuple[type[Engine], ...] = ENGINES) -> dict[str, type]
 RECORDS: dict[str, type] = record_types()
 
 
-#: The last offer encoded and its encoding: a step that sends an offer writes it twice, in the
-#: offer's record and in the outbox entry that holds the message (the same object), so the second
-#: is the first's dict again (json.dumps only reads it). One entry, so it holds one offer at most.
-_LAST_OFFER: list[Any] = [None, None]
+#: The last offer encoded and its encoding, as one (offer, dict) pair: a step that sends an offer
+#: writes it twice, in the offer's record and in the outbox entry that holds the message (the
+#: same object), so the second is the first's dict again (json.dumps only reads it). One pair,
+#: read and replaced whole: big writes are encoded in worker threads while other agents of the
+#: process encode on the event loop.
+_LAST_OFFER: list[Optional[tuple[FlexOffer, dict]]] = [None]
 #: The field names of each record dataclass (``dataclasses.fields`` looks them up every call).
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
@@ -62,9 +64,10 @@ def encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, FlexOffer):
-        if _LAST_OFFER[0] is not value:
-            _LAST_OFFER[:] = [value, {"$": "FlexOffer", "v": offer_to_dict(value)}]
-        return _LAST_OFFER[1]
+        last = _LAST_OFFER[0]
+        if last is None or last[0] is not value:
+            last = _LAST_OFFER[0] = (value, {"$": "FlexOffer", "v": offer_to_dict(value)})
+        return last[1]
     if isinstance(value, Schedule):
         return {"$": "Schedule", "v": {**value.to_dict(), "resolution": value.resolution}}
     if isinstance(value, OfferMessage):
