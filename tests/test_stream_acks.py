@@ -1,72 +1,110 @@
-"""When an agent's client asks the server for XEP-0198 acks (vmenergy/agents/stream_acks.py): at
-the end of a burst, and only on a stream whose stream management the server has confirmed."""
+"""When an agent asks the server to acknowledge what it sent (XEP-0198, vmenergy/agents/stream_acks.py):
+once a burst of sending is over, not after every loop turn that sent; and only on a stream whose
+stream management the server has confirmed."""
 
 from __future__ import annotations
 
 import asyncio
+import xml.etree.ElementTree as ET
 
-from slixmpp import ClientXMPP
+import pytest
+import slixmpp
 from slixmpp.plugins.xep_0198 import stanza as sm_stanza
 
 from vmenergy.agents import smacks
+from vmenergy.agents.received import use_received_messages
+from vmenergy.agents.stream_acks import BurstAcks
+
+REQUEST = '<r xmlns="urn:xmpp:sm:3" />'
 
 
-class _Wire:
-    """The client's transport: what it writes."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def requests(self) -> int:
-        return sum(chunk.count(b"<r ") for chunk in self.written)
-
-
-def _client() -> tuple[ClientXMPP, _Wire]:
-    client = ClientXMPP("box@localhost/r", "pw")
-    smacks.enable_stream_management(client)
-    wire = _Wire()
-    client.transport = wire
-    return client, wire
+def _client(quiet: float):
+    """An offline agent client with stream management on, as after <enabled/>, and what it writes."""
+    c = slixmpp.ClientXMPP("home@vme.localhost/r", "pw")
+    smacks.enable_stream_management(c)
+    use_received_messages(c)
+    c._vme_burst_acks.quiet = quiet
+    sm = c.plugin["xep_0198"]
+    sm.enabled_in = sm.enabled_out = True
+    written: list[str] = []
+    c.send_raw = written.append
+    c.transport = object()  # as if connected
+    return c, sm, written
 
 
-def _through_filters(client: ClientXMPP, stanza) -> None:
-    """What slixmpp's send loop does to a stanza before writing it (XEP-0198 records it there)."""
-    for f in client._XMLStream__filters["out_sync"]:
+def _send(c, i: int) -> None:
+    """What slixmpp does with a stanza it sends, up to writing it: its out_sync filters (XEP-0198
+    holds it there, BurstAcks notes it)."""
+    stanza = c.make_message(mto="agg@vme.localhost", mbody=f"m{i}")
+    for f in c._XMLStream__filters["out_sync"]:
         stanza = f(stanza)
 
 
-async def _turn_ends() -> None:
-    await asyncio.sleep(0)
+async def _until(test, what: str) -> None:
+    for _ in range(10_000):
+        if test():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never: {what}")
+
+
+async def test_an_agent_that_keeps_sending_one_stanza_a_turn_asks_for_no_ack_until_its_window():
+    c, sm, written = _client(quiet=3600)
+    for i in range(5):
+        _send(c, i)
+        await asyncio.sleep(0)  # the next loop turn: the old BurstAcks asked here, every time
+    assert REQUEST not in written and len(sm.unacked_queue) == 5
+
+
+async def test_once_sending_stops_one_request_covers_the_burst_and_the_answer_empties_the_queue():
+    c, sm, written = _client(quiet=0.01)
+    for i in range(5):
+        _send(c, i)
+        await asyncio.sleep(0)
+    await _until(lambda: REQUEST in written, "an ack request once sending stopped")
+    assert written.count(REQUEST) == 1
+    c._spawn_event(ET.fromstring('<a xmlns="urn:xmpp:sm:3" h="5"/>'))
+    assert not sm.unacked_queue
+
+
+async def test_what_an_answer_leaves_held_is_asked_for_again():
+    c, sm, written = _client(quiet=0.01)
+    _send(c, 0)
+    await _until(lambda: REQUEST in written, "the first request")
+    _send(c, 1)  # sent while the request is outstanding: not asked for at once
+    assert written.count(REQUEST) == 1
+    c._spawn_event(ET.fromstring('<a xmlns="urn:xmpp:sm:3" h="1"/>'))  # covers the first only
+    await _until(lambda: written.count(REQUEST) == 2, "a request for the stanza still held")
+    c._spawn_event(ET.fromstring('<a xmlns="urn:xmpp:sm:3" h="2"/>'))
+    assert not sm.unacked_queue
+
+
+@pytest.mark.parametrize("quiet", [-1, "0.2", True, float("nan")])
+def test_the_quiet_time_is_a_number_of_seconds(quiet):
+    c = slixmpp.ClientXMPP("home@vme.localhost/r", "pw")
+    c.register_plugin("xep_0198")
+    with pytest.raises(ValueError, match="quiet"):
+        BurstAcks(c, quiet)
 
 
 async def test_no_ack_is_asked_for_between_a_resume_request_and_the_servers_answer():
     """A restarted server refuses the resumption, and the stream it answers on is not bound:
-    Prosody closes it on an <r/> (unsupported-stanza-type). slixmpp marks stream management on
-    when it sends <resume/>, with the stanzas kept while the link was down in its queue."""
-    client, wire = _client()
-    sm = client.plugin["xep_0198"]
+    Prosody closes it on an <r/> (unsupported-stanza-type), and in the server-kill drill the
+    bind request that died with it froze the process (tests/test_unsent.py). slixmpp marks
+    stream management on as it sends <resume/>, with what was kept while the link was down
+    in its queue."""
+    c, sm, written = _client(quiet=0)
+    acks = c._vme_burst_acks
+    sm.enabled_in = sm.enabled_out = False  # the link dropped
     sm.sm_id, sm.seq = "sm-1", 1
-    sm.unacked_queue.append((1, client.make_message("agg@localhost", "kept while down")))
-    resume = sm_stanza.Resume(client)
+    sm.unacked_queue.append((1, c.make_message(mto="agg@vme.localhost", mbody="kept while down")))
+    resume = sm_stanza.Resume(c)
     resume["h"], resume["previd"] = 0, "sm-1"
-    _through_filters(client, resume)
+    for f in c._XMLStream__filters["out_sync"]:
+        resume = f(resume)
     assert sm.enabled_out  # slixmpp's view once <resume/> is on its way
-    await _turn_ends()
-    assert wire.requests() == 0, "an ack request went out before the server answered the resumption"
+    assert acks._asking is None, "an ack request was scheduled before the server answered"
+    acks._ask()  # nor would a request already scheduled go out
     sm._handle_failed(None)  # the answer: no such session
-    await _turn_ends()
-    assert wire.requests() == 0
-
-
-async def test_a_burst_on_a_confirmed_stream_ends_with_one_ack_request():
-    client, wire = _client()
-    sm = client.plugin["xep_0198"]
-    _through_filters(client, sm_stanza.Enable(client))
-    sm._handle_enabled(sm_stanza.Enabled(client))  # the server's <enabled/>
-    for text in ("a", "b", "c"):
-        _through_filters(client, client.make_message("agg@localhost", text))
-    await _turn_ends()
-    assert wire.requests() == 1 and len(sm.unacked_queue) == 3
+    acks._ask()
+    assert REQUEST not in written
