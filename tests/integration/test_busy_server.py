@@ -61,3 +61,23 @@ async def test_an_agent_keeps_its_link_to_a_server_that_stops_answering_but_stil
         if stopped:
             os.kill(info.pid, signal.SIGCONT)
         await home.stop()
+
+
+def test_the_private_prosody_accepts_a_long_queue_of_connections_and_runs_at_a_raised_priority(fresh_xmpp_server):
+    """10,000 agents connecting: Prosody's default listen queue of 128 was full most of the time
+    (each refused SYN costs the client a second or more), and behind a dozen agent processes the
+    server got a quarter of a core. ``ss`` shows a listening socket's queue limit as Send-Q."""
+    import shutil
+    import subprocess
+
+    from vmenergy.runtime.servers import process
+
+    if not shutil.which("ss"):
+        pytest.skip("ss (iproute2) is not installed")
+    info = fresh_xmpp_server("prosody")
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{info.port}"], capture_output=True, text=True, check=True).stdout
+    limits = {int(line.split()[2]) for line in out.splitlines() if line.strip()}
+    assert limits == {min(1024, int(open("/proc/sys/net/core/somaxconn").read()))}
+    if os.geteuid() == 0:  # allowed to raise it (CAP_SYS_NICE): it was raised
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, info.pid) == max(-20, ours + process.SERVER_NICENESS)
