@@ -37,6 +37,11 @@ def test_the_server_child_runs_at_a_raised_priority_where_the_os_allows_it(tmp_p
         ours = os.getpriority(os.PRIO_PROCESS, 0)
         assert os.getpriority(os.PRIO_PROCESS, proc.pid) == max(-20, ours + process.SERVER_NICENESS)
         assert process.priority_note(proc.pid) is None
+        # under autogroup scheduling its session's group is weighed as much (else the niceness
+        # only counts against the server itself: it starts its own session)
+        group = f"/proc/{proc.pid}/autogroup"
+        if os.path.exists(group):
+            assert open(group).read().split()[-1] == str(process.SERVER_NICENESS)
     finally:
         proc.kill()
         proc.wait()
