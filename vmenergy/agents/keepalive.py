@@ -113,7 +113,7 @@ class LinkPolicy:
         Whatever the server sent meanwhile is still unread, and the watch's timer runs before
         the loop reads its sockets (uvloop), so that time is not silence: the watch moves
         forward by ``gap``. (Written for the 5,000 and 10,000 rungs of round 4, whose links were
-        all cut; it did not prevent that, the server had stopped serving: bench/RESULTS.md.)"""
+        all cut; it did not prevent that: the server was behind, see the module docstring.)"""
         if gap > 0:
             self.last_heard += gap
             if self.ping_sent is not None:
