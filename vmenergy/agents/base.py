@@ -442,7 +442,7 @@ class VmeAgent(Agent):
         # watch instead, which leaves reconnecting to _reconnect (see keepalive.py)
         client.plugin["xep_0199"].disable_keepalive()
         client.plugin["xep_0199"].keepalive = False
-        self.keepalive = Keepalive(client, self._cut_link)
+        self.keepalive = Keepalive(client, self._cut_link, busy=self._server_busy)
         client.connected_event = asyncio.Event()
         client.disconnected_event = asyncio.Event()
         client.failed_auth_event = asyncio.Event()
@@ -525,6 +525,11 @@ class VmeAgent(Agent):
         follows, and with it the one reconnect loop)."""
         self.log.warning("event=link-silent server=%s:%s", self.server.host, self.server.port)
         self.client.abort()
+
+    def _server_busy(self) -> None:
+        """The server has not answered a ping in time but its host takes our bytes: behind, not
+        gone; the link is kept (keepalive.py)."""
+        self.log.info("event=server-busy server=%s:%s", self.server.host, self.server.port)
 
     def _disconnected(self, _event) -> None:
         client = self.client

@@ -120,6 +120,9 @@ def start_server(
     _PROCS[info.pid] = proc
     for item in info.limitations:
         log.warning("embedded XMPP server limitation: %s", item)
+    note = process.priority_note(info.pid)
+    if note:
+        log.warning("%s", note)
     log.info("%s server for %s listening on %s:%d (run dir %s)", kind, domain, HOST, info.port, run_dir)
     return info
 
