@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import resource
 import signal
 import socket
@@ -40,8 +41,45 @@ SERVER_NICENESS = -10
 PORT_BUSY = ("port is in use", "address already in use", "eaddrinuse")
 
 
+# Where listening ports are drawn when the kernel's ephemeral range cannot be read (Linux's default
+# range starts at 32768).
+LISTEN_PORTS = (20000, 32767)
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux; a default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return LISTEN_PORTS[1] + 1, 60999
+
+
+def listen_port_range() -> tuple[int, int]:
+    """Ports to listen on: below the ephemeral range. A server listening on an ephemeral port
+    that dies (a drill, a crash) leaves its port to outgoing connections: the agents reconnecting
+    to it on loopback, thousands of them, sooner or later get that very port as their own local
+    port and connect to themselves (TCP simultaneous open), and the server cannot be restarted
+    on its port (seen: a killed ejabberd node whose port was 'already in use')."""
+    low, _ = ephemeral_ports()
+    top = min(LISTEN_PORTS[1], low - 1)
+    bottom = min(LISTEN_PORTS[0], max(1024, top - 4096))
+    return bottom, top
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    """A TCP port that is free on ``host`` right now, outside the ephemeral range (see
+    :func:`listen_port_range`); the OS picks one only if that range is exhausted."""
+    bottom, top = listen_port_range()
+    draw = random.SystemRandom()  # not the scenario's randomness: a port is no result of a run
+    for _ in range(64) if top > bottom else ():
+        port = draw.randint(bottom, top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
