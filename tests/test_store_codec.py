@@ -57,3 +57,17 @@ def test_stored_numbers_read_back_exactly_with_one_object_per_repeated_text():
     values = store_loads('{"$": "tuple", "v": [0.5, 0.5, -0.0, 0.0, 1e-05, 7]}')
     assert values == (0.5, 0.5, -0.0, 0.0, 1e-05, 7) and type(values[5]) is int
     assert values[0] is values[1] and str(values[2]) == "-0.0" and str(values[3]) == "0.0"
+
+
+def test_the_number_pool_is_bounded_and_reads_the_same_after_it_is_cleared(monkeypatch):
+    from vmenergy.store import codec
+
+    monkeypatch.setattr(codec, "_FLOATS_MAX", 4)
+    codec._FLOATS.clear()
+    texts = [f"{i}.25" for i in range(10)]
+    values = codec.loads('{"$": "tuple", "v": [' + ", ".join(texts + texts[-2:]) + "]}")
+    assert values == tuple(float(t) for t in texts + texts[-2:])
+    assert len(codec._FLOATS) <= 4  # cleared when full, never above its bound
+    assert values[-1] is values[9] and values[-2] is values[8]  # repeats after the clearing still shared
+    assert codec.loads("[1e-300, -0.0]") == [1e-300, -0.0] and str(codec.loads("[-0.0]")[0]) == "-0.0"
+    codec._FLOATS.clear()
