@@ -179,12 +179,18 @@ def test_the_prosumers_unsent_offers_are_those_a_scan_finds_in_the_same_order_an
     assert again._unsent == {} == _ref_unsent(again) and again.on_next_due(NOW + 600) is None
 
 
-def test_a_prosumers_message_and_quiet_tick_scan_none_of_its_offers(monkeypatch):
+def _prosumer_holding(n: int):
+    """A prosumer that sent ``n`` offers (ids o-0 ...), its changes flushed; and the base offer."""
     p = ProsumerEngine("p@localhost", AGG)
     base = replace(offer("ev-overnight", 0), issuer="p@localhost")
-    for i in range(200):
+    for i in range(n):
         p.add_offer(replace(base, id=f"o-{i}"), NOW, NOW)
     p.ledger.take_changes()
+    return p, base
+
+
+def test_a_prosumers_message_and_quiet_tick_scan_none_of_its_offers(monkeypatch):
+    p, base = _prosumer_holding(200)
     scans = _Scans(monkeypatch, PROSUMER_OFFERS.name)
     fo = replace(base, id="one-more")
     p.add_offer(fo, NOW + 60, NOW + 60)
@@ -232,11 +238,7 @@ def test_the_prosumers_counts_by_state_are_a_scans_through_a_whole_lifecycle_and
 
 
 def test_the_prosumers_counts_and_status_line_scan_none_of_its_offers(monkeypatch):
-    p = ProsumerEngine("p@localhost", AGG)
-    base = replace(offer("ev-overnight", 0), issuer="p@localhost")
-    for i in range(300):
-        p.add_offer(replace(base, id=f"o-{i}"), NOW, NOW)
-    p.ledger.take_changes()
+    p, _ = _prosumer_holding(300)
     scans = _Scans(monkeypatch, PROSUMER_OFFERS.name)
     assert p.counts() == {"offered": 300}
     p.receive(AGG, Ack("flexoffer", "o-7", "accepted", None, 0), NOW + 60)
