@@ -128,3 +128,15 @@ def test_run_reports_a_bad_scenario_naming_the_field(tmp_path):
                  'name = "a"\n[[prosumers]]\ncount = 1\naggregator = "b"\noffers = []\n')
     rc, out = run("run", str(f), "--out", str(tmp_path / "run2"))
     assert rc == 1 and 'prosumers[0].aggregator: no aggregator named "b"' in out
+
+
+def test_help_lists_the_user_commands_and_hides_the_internal_one(capsys):
+    """`swarm` is one process of a run, started by `run`: a newcomer's command list must not show
+    it, nor argparse's "==SUPPRESS==" marker that `help=SUPPRESS` prints for a sub-command."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "SUPPRESS" not in text
+    listed = {line.split()[0] for line in text.splitlines() if line.startswith("    ") and line.split()}
+    assert {"validate", "show", "demo", "check", "run", "drill", "agent", "device", "server"} <= listed
+    assert "swarm" not in listed

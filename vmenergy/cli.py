@@ -472,7 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("jid", metavar="JID")
     p.set_defaults(func=cmd_web_token)
 
-    p = sub.add_parser("swarm", help=argparse.SUPPRESS)  # one process of a run (started by `run`)
+    # one process of a run (started by `run`); given no help, argparse leaves it out of the command
+    # list (help=SUPPRESS would print "==SUPPRESS==" there)
+    p = sub.add_parser("swarm")
     p.add_argument("--plan", required=True)
     p.add_argument("--part", required=True)
     p.add_argument("--log-level", default="INFO")

@@ -267,3 +267,19 @@ def test_the_report_reads_no_table_beyond_those_it_loads_for_each_role(world):
         ledgers[spec.jid] = r
     run_data(world.plan, ledgers)
     assert asked and all(names <= set(REPORT_TABLES[role]) for role, names in asked.items()), dict(asked)
+
+
+def test_the_text_says_who_pays_the_market_and_who_is_paid_without_signs(folder):
+    """The market's paid list is signed from the market's side (+: the market pays); printed bare,
+    "aggregator paid -27.91 EUR" read as a negative payment by the aggregator."""
+    d, _ = folder
+    s = read_summary(d)
+    text = format_summary(s)
+    rows = [r for m in s["market"]["markets"] for r in m["paid"]]
+    assert rows
+    for r in rows:
+        cents = r["total"]["cents"]
+        verb = "is paid" if cents >= 0 else "pays"
+        amount = f"{abs(cents) // 100}.{abs(cents) % 100:02d}"
+        assert re.search(rf"{re.escape(r['participant'])}\s+{verb}\s+{re.escape(amount)} EUR:", text), r
+    assert not re.search(r"(pays|paid)\s+-\d", text)

@@ -125,7 +125,10 @@ def format_summary(summary: dict, report: Optional[Path] = None) -> str:
         if len(mine) > MAX_SESSIONS:
             lines.append(f"  ... {len(mine) - MAX_SESSIONS} more sessions with bids in summary.json")
         for r in m["paid"]:
-            lines.append(f"  {r['participant']:<34} paid {eur(r['total']['cents']):>9} EUR: "
+            # the market's view (+: the market pays the participant); a bare "paid -0.24" read as
+            # the participant having paid a negative amount
+            cents = r["total"]["cents"]
+            lines.append(f"  {r['participant']:<34} {'is paid' if cents >= 0 else 'pays':<8}{eur(abs(cents)):>9} EUR: "
                          f"energy {kwh(r['energy_kwh'])} kWh, "
                          f"reserved {kwh(r['reserved_kwh'])} kWh, activated {kwh(r['activated_kwh'])} kWh, "
                          f"imbalance {kwh(r['imbalance_kwh'])} kWh")
