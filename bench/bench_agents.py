@@ -321,6 +321,7 @@ def _tune(info: ServerInfo) -> None:
     from vmenergy.runtime.xmpp_tuning import tune_process
 
     tune_process(info.ca_file)
+    _count_stream_acks()
     if os.environ.get("VME_BENCH_GC_FREEZE") == "off":
         gc.unfreeze()
 
@@ -333,8 +334,45 @@ def _tune_after_start() -> None:
         freeze_heap()
 
 
+#: XEP-0198 traffic of this process's clients: ack requests from the server answered, and
+#: ack requests sent (each answered by the server with an <a/>). Counted by wrapping the two
+#: places that write them (_count_stream_acks).
+SM_COUNTS = {"r_answered": 0, "r_sent": 0}
+
+
+def _count_stream_acks() -> None:
+    """Count XEP-0198 ``<r/>``/``<a/>`` traffic in this process (a diagnostic, not the agents'
+    behaviour): the short-way answer to the server's request and slixmpp's answer, and every
+    request a client sends (its window or BurstAcks)."""
+    from slixmpp.plugins.xep_0198.stream_management import XEP_0198
+
+    from vmenergy.agents import smacks
+
+    answer = smacks.answer_ack_request
+
+    def counted_answer(client: Any) -> bool:
+        done = answer(client)
+        SM_COUNTS["r_answered"] += done
+        return done
+
+    smacks.answer_ack_request = counted_answer
+    slow_answer, request = XEP_0198.send_ack, XEP_0198.request_ack
+
+    def counted_slow_answer(self: Any) -> None:
+        SM_COUNTS["r_answered"] += 1
+        slow_answer(self)
+
+    def counted_request(self: Any) -> None:
+        SM_COUNTS["r_sent"] += 1
+        request(self)
+
+    XEP_0198.send_ack, XEP_0198.request_ack = counted_slow_answer, counted_request
+
+
 def _agent_stats(agent: Any, gc_time: Optional["_GcTime"] = None) -> dict:
     return {
+        "sm_r_answered": SM_COUNTS["r_answered"],
+        "sm_r_sent": SM_COUNTS["r_sent"],
         "cpu_s": _cpu_s(),
         "gc_s": sum(gc_time.s) if gc_time else 0.0,
         "gc_full": gc_time.n[2] if gc_time else 0,
@@ -469,6 +507,8 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
             "presence_events": sum(a.n_presence for a in agents),
             "status_broadcasts": sum(a.n_status_sent for a in agents),
             "resends": sum(a.resends for a in agents),
+            "sm_r_answered": SM_COUNTS["r_answered"],
+            "sm_r_sent": SM_COUNTS["r_sent"],
             "stray_acks": sum(a.notes.get("stray-ack", 0) for a in agents),
             "server_cpu_s": bx._server_cpu(info),
         }
@@ -584,6 +624,28 @@ def _stream_management(choice: str) -> None:
         VmeAgent.stream_management = int(choice)
 
 
+def _without_metadata_form() -> None:
+    """``--form off`` (a diagnostic): the agents send their protocol stanzas without SPADE's
+    metadata form (docs/protocol.md section 7 has every VME agent send it; a plain client may
+    omit it), to measure what the form costs end to end. Receiving does not need it."""
+    import xml.etree.ElementTree as ET
+
+    from vmenergy.agents import base
+    from vmenergy.wire.messages import encode_element
+
+    def protocol_stanza(client: Any, to: str, sender: str, body: Optional[str], payload: Any) -> Any:
+        stanza = client.Message()
+        stanza["to"] = to
+        stanza["from"] = sender
+        if body:
+            ET.SubElement(stanza.xml, "{jabber:client}body").text = body
+        stanza.xml.set("type", "chat")
+        stanza.xml.append(encode_element(payload))
+        return stanza
+
+    base.protocol_stanza = protocol_stanza
+
+
 def child_main(argv: list[str]) -> int:
     import logging
 
@@ -599,6 +661,12 @@ def child_main(argv: list[str]) -> int:
     _raise_nofile()
     setup_logging(os.environ.get("VME_BENCH_LOG_LEVEL", "INFO"))  # what `vmenergy agent/swarm` use
     _stream_management(os.environ.get("VME_BENCH_SM", "default"))
+    if os.environ.get("VME_BENCH_FORM") == "off":
+        _without_metadata_form()
+    if os.environ.get("VME_BENCH_RESEND"):  # --resend: the protocol's resend timeout, real seconds
+        from vmenergy.agents import base as agent_base
+
+        agent_base.RESEND_REAL_SECONDS = float(os.environ["VME_BENCH_RESEND"])
     logging.getLogger("vmenergy.bench").info("child %s pid %d", mode, os.getpid())
     rc = 0
 
@@ -892,6 +960,71 @@ def _startup_pass(
         child.close(30)
 
 
+def _per_round_trip(res: dict) -> str:
+    """One offer -> ack against one raw echo round trip (small, and shaped like an offer and
+    its ack): CPU of each process, bytes on the wire, XEP-0198 requests."""
+    x, sh, r, s = res["raw"], res["shapes"], res["pipelined"], res["sequential"]
+    m, p = r["m"], s["p"]
+    lines = [
+        f"    stanzas: offer {sh['offer_bytes']} bytes, ack {sh['ack_bytes']}; small echo request "
+        f"~{len('e:0000:') + 80 + 90} bytes (body of ~86 characters)",
+        "    per round trip (pipelined): CPU us client A / client B / server, wire bytes both ways:",
+        f"      raw echo, small    : {x['echo_sender_cpu_us']:.0f} / {x['echo_peer_cpu_us']:.0f} / "
+        f"{x['echo_server_cpu_us']:.0f}, {x['echo_wire_bytes']:.0f} B; {x['echo_roundtrips_per_s']:,.0f}/s",
+    ]
+    for v, what in (("shaped", "offer/ack"), ("noform", "no form  ")):
+        if f"{v}_echo_roundtrips_per_s" in x:
+            lines.append(
+                f"      raw echo, {what}: {x[f'{v}_echo_sender_cpu_us']:.0f} / {x[f'{v}_echo_peer_cpu_us']:.0f} / "
+                f"{x[f'{v}_echo_server_cpu_us']:.0f}, {x[f'{v}_echo_wire_bytes']:.0f} B; "
+                f"{x[f'{v}_echo_roundtrips_per_s']:,.0f}/s; ping-pong {x[f'{v}_pingpong_latency_ms']:.2f} ms "
+                f"(small {x['pingpong_latency_ms']:.2f}); request {x[f'{v}_request_bytes']} B")
+    lines.append(
+        f"      agents             : {1e6 * r['d_cpu_s'] / m:.0f} / {1e6 * r['agg_cpu_s'] / m:.0f} / "
+        f"{1e6 * r['d_server_cpu_s'] / m:.0f}, {r['wire_bytes'] / m:.0f} B; {r['acks_per_s']:,.0f}/s; "
+        f"XEP-0198 per offer: server's <r/> answered {r['d_sm_r_answered'] / m:.2f} (prosumers) + "
+        f"{r['agg_sm_r_answered'] / m:.2f} (aggregator), <r/> sent {r['d_sm_r_sent'] / m:.2f} + "
+        f"{r['agg_sm_r_sent'] / m:.2f}")
+    lines.append(
+        f"    per round trip (sequential): agents {1e6 * s['d_cpu_s'] / p:.0f} / {1e6 * s['agg_cpu_s'] / p:.0f} / "
+        f"{1e6 * s['d_server_cpu_s'] / p:.0f} us, {s['wire_bytes'] / p:.0f} B; raw small "
+        f"{x['pingpong_sender_cpu_us']:.0f} / {x['pingpong_peer_cpu_us']:.0f} / {x['pingpong_server_cpu_us']:.0f}, "
+        f"{x['pingpong_wire_bytes']:.0f} B"
+        + (f"; raw offer/ack {x['shaped_pingpong_sender_cpu_us']:.0f} / {x['shaped_pingpong_peer_cpu_us']:.0f} / "
+           f"{x['shaped_pingpong_server_cpu_us']:.0f}, {x['shaped_pingpong_wire_bytes']:.0f} B"
+           if "shaped_pingpong_sender_cpu_us" in x else "")
+        + f"; XEP-0198 <r/> answered {(s['d_sm_r_answered'] + s['agg_sm_r_answered']) / p:.2f}, "
+        f"sent {(s['d_sm_r_sent'] + s['agg_sm_r_sent']) / p:.2f} per offer")
+    return "\n".join(lines)
+
+
+def _protocol_shapes(info: ServerInfo) -> dict:
+    """The stanzas of an offer and of its ack as the agents of this benchmark send them (the
+    same code, JIDs and offer; the ack's id and version as the aggregator writes them), for the
+    raw echo of stanzas the same size and shape (bench_xmpp._rates)."""
+    import xml.etree.ElementTree as ET
+
+    import slixmpp
+
+    from vmenergy.agents.base import protocol_stanza
+    from vmenergy.protocol.messages import Ack, OfferMessage
+    from vmenergy.wire.messages import summary
+
+    client = slixmpp.ClientXMPP(info.jid("shape") + "/r", "pw")
+    pro, agg = info.jid("rt-p0"), info.jid(AGG_USER)
+    fo = _make_offer("pipe-1234", pro, time.time())
+    offer, ack = OfferMessage("insert", fo.id, fo), Ack("flexoffer", fo.id, "accepted", None, 0)
+    request = protocol_stanza(client, agg, pro, summary(offer), offer)
+    reply = protocol_stanza(client, pro, agg, summary(ack), ack)
+    return {
+        "request": ET.tostring(request.xml, encoding="unicode"),
+        "reply": ET.tostring(reply.xml, encoding="unicode"),
+        "body": summary(offer),
+        "offer_bytes": len(str(request)),
+        "ack_bytes": len(str(reply)),
+    }
+
+
 def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
     info = servers.start_server(kind, base / kind / "server", registration=True)  # agents register in-band
     work = base / kind
@@ -927,7 +1060,8 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
             line = peer.stdout.readline() if peer.stdout else ""
             if "READY" not in line:
                 raise RuntimeError(f"echo peer did not start on {kind}")
-            res["raw"] = bx._run(bx._rates(info, info.jid("bench-echo"), m, p))
+            res["shapes"] = shapes = _protocol_shapes(info)
+            res["raw"] = bx._run(bx._rates(info, info.jid("bench-echo"), m, p, shapes))
             peer.wait(timeout=30)
         finally:
             if peer.poll() is None:
@@ -950,9 +1084,12 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
         timeout = max(120.0, m / 10)
 
         def run_pipelined(name: str, count: int) -> dict:
-            a0 = agg.ask("stats")
+            a0, b0 = agg.ask("stats"), bx.wire_bytes(info)
             r = pro.ask(f"pipelined {name} {count} {timeout}", timeout + 60)
-            a1 = agg.ask("stats")
+            a1, b1 = agg.ask("stats"), bx.wire_bytes(info)
+            r["wire_bytes"] = b1 - b0 if b0 >= 0 and b1 >= 0 else -1
+            r["agg_sm_r_answered"] = a1["sm_r_answered"] - a0["sm_r_answered"]
+            r["agg_sm_r_sent"] = a1["sm_r_sent"] - a0["sm_r_sent"]
             r["agg_cpu_s"] = a1["cpu_s"] - a0["cpu_s"]
             r["agg_handles"] = a1["handles"] - a0["handles"]
             r["agg_commits"] = a1["commits"] - a0["commits"]
@@ -981,15 +1118,19 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
             f"{r['agg_status_broadcasts']}",
             flush=True,
         )
-        a0 = agg.ask("stats")
+        a0, b0 = agg.ask("stats"), bx.wire_bytes(info)
         s = res["sequential"] = pro.ask(f"sequential seq {p}", 30 * p + 60)
-        a1 = agg.ask("stats")
+        a1, b1 = agg.ask("stats"), bx.wire_bytes(info)
         s["agg_cpu_s"] = a1["cpu_s"] - a0["cpu_s"]
+        s["wire_bytes"] = b1 - b0 if b0 >= 0 and b1 >= 0 else -1
+        s["agg_sm_r_answered"] = a1["sm_r_answered"] - a0["sm_r_answered"]
+        s["agg_sm_r_sent"] = a1["sm_r_sent"] - a0["sm_r_sent"]
         print(
             f"    sequential: {s['answered']}/{p}, {s['per_s']:.0f}/s, latency mean {s['mean_ms']:.1f} ms, "
             f"p50 {s.get('p50_ms', 0):.1f} / p99 {s.get('p99_ms', 0):.1f} ms",
             flush=True,
         )
+        print(_per_round_trip(res), flush=True)
         # -- 2c. profiled run ------------------------------------------------------------------
         if cfg["profile"]:
             mp = cfg["m_profile"]
@@ -1357,10 +1498,18 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="import the working tree directly instead of a snapshot of it taken at the start",
     )
+    ap.add_argument("--resend", type=float, metavar="SECONDS",
+                    help="diagnostic: the agents' resend timeout (default 5 s); on a loaded machine a longer one "
+                    "keeps resends (and their duplicates) out of the CPU per offer")
+    ap.add_argument("--form", choices=("on", "off"), default="on",
+                    help="diagnostic: 'off' makes the agents send without SPADE's metadata form")
     a = ap.parse_args(argv)
     if a.sm not in ("default", "off") and not (a.sm.isdigit() and int(a.sm) > 0):
         ap.error(f"--sm: 'default', 'off' or a positive number of stanzas, got {a.sm!r}")
     os.environ["VME_BENCH_SM"] = a.sm  # the agent children read it
+    if a.resend is not None:
+        os.environ["VME_BENCH_RESEND"] = str(a.resend)
+    os.environ["VME_BENCH_FORM"] = a.form
     os.environ["VME_BENCH_GC_FREEZE"] = a.gc_freeze
     os.environ["VME_BENCH_GC_TIME"] = "1" if a.gc_time else "0"
     if not a.in_place and "VME_BENCH_REPO" not in os.environ:
@@ -1424,6 +1573,8 @@ def main(argv: list[str]) -> int:
         + (" --prosody-nagle off" if a.prosody_nagle == "off" else "")
         + (f" --prosody-smacks {a.prosody_smacks}" if a.prosody_smacks is not None else "")
         + (f" --sm {a.sm}" if a.sm != "default" else "")
+        + (f" --resend {a.resend:g}" if a.resend is not None else "")
+        + (" --form off" if a.form == "off" else "")
         + (" --no-profile" if a.no_profile else "")
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
         + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")

@@ -1,7 +1,8 @@
 """CPU per stanza of an agent's client, without a server: the receive path from a parsed stanza
 to the agent's message handler, slixmpp's way against the short way (vmenergy/agents/received.py),
-for an ack and an offer; the answer to the server's XEP-0198 ack request both ways; building an
-outgoing protocol stanza (ack, offer) and writing it out.
+for an ack and an offer; the answer to the server's XEP-0198 ack request and the taking of its
+answer to the client's request, both ways; an idle inbox woken by a message, with and without
+SPADE's receive timeout; building an outgoing protocol stanza (ack, offer) and writing it out.
 
 The client is set up as an agent's (slixmpp's ClientXMPP with the plugins SPADE loads, XEP-0198
 as vmenergy.agents.smacks enables it, received messages as agents build them); stanzas are fed
@@ -14,6 +15,7 @@ Usage: python bench/bench_stanza_path.py [--n 5000]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import sys
 import time
@@ -63,6 +65,45 @@ def per_call_us(fn, items) -> float:
     return (time.process_time() - t) / len(items) * 1e6
 
 
+def inbox_wake_us(n: int, with_timeout: bool) -> float:
+    """CPU per message of an idle agent's inbox (vmenergy.agents.base.InboxBehaviour) waiting for
+    its next message, being woken by it and handing it on, with SPADE's ``receive(timeout=30)``
+    (as before) or a plain wait; the engine step is left out (a stub agent takes the step)."""
+    from vmenergy.agents.base import InboxBehaviour, VmeMessage
+
+    class Agent:
+        def receiving(self, msg):
+            return msg.payload
+
+        async def handle_all(self, steps):
+            return steps
+
+    class OldInbox(InboxBehaviour):
+        async def run(self) -> None:  # the inbox's wait as it was before round 3
+            msg = await self.receive(timeout=0) or await self.receive(timeout=30.0)
+            if msg is None:
+                return
+            await self.agent.handle_all([self.agent.receiving(msg)])
+
+    inbox = OldInbox() if with_timeout else InboxBehaviour()
+    inbox.agent = Agent()
+    msg = VmeMessage(to="agg@b", sender="p@b", payload=Ack("flexoffer", "fo-1", "accepted", None, 0))
+
+    async def go() -> float:
+        inbox.queue = asyncio.Queue()
+        t = time.process_time()
+        for _ in range(n):
+            waiting = asyncio.ensure_future(inbox.run())
+            await asyncio.sleep(0)  # it waits
+            inbox.queue.put_nowait(msg)
+            await waiting
+        return (time.process_time() - t) / n * 1e6
+
+    import uvloop  # what agents' processes run on (SPADE switches to it)
+
+    return uvloop.run(go())
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=5000)
@@ -83,6 +124,28 @@ def main(argv: list[str]) -> int:
     ways = [per_call_us(agent_client(short)._spawn_event, [ET.fromstring('<r xmlns="urn:xmpp:sm:3"/>')
                                                             for _ in range(n)]) for short in (False, True)]
     print(f"| the server's ack request `<r/>`, answered | {ways[0]:.1f} | {ways[1]:.1f} |")
+
+    def took_ack(short: bool):
+        c = agent_client(short)
+        c.plugin["xep_0198"].enabled_out = True
+        return c
+
+    async def in_a_loop(c, items) -> float:  # BurstAcks, told of each acked stanza, needs a running loop
+        return per_call_us(c._spawn_event, items)
+
+    ways = []
+    for short in (False, True):
+        c = took_ack(short)
+        sm = c.plugin["xep_0198"]
+        # each <a/> acknowledges one stanza held (as one request per stanza sent would)
+        for i in range(n):
+            sm.seq += 1
+            sm.unacked_queue.append((sm.seq, None))
+        ways.append(asyncio.run(in_a_loop(c, [ET.fromstring(f'<a xmlns="urn:xmpp:sm:3" h="{i + 1}"/>')
+                                              for i in range(n)])))
+    print(f"| the server's answer `<a/>` to the client's request, taken | {ways[0]:.1f} | {ways[1]:.1f} |")
+    print(f"| an idle agent's inbox woken by one message (SPADE's receive with a timeout / no timeout) | "
+          f"{inbox_wake_us(n, True):.1f} | {inbox_wake_us(n, False):.1f} |")
     print()
     for name, msg in messages.items():
         build = per_call_us(lambda _i: protocol_stanza(out, "agg@vme.localhost", "house-1@vme.localhost",

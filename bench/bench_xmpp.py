@@ -132,12 +132,22 @@ async def _echo_peer(info: ServerInfo, user: str, password: str) -> None:
     c = _client_class()(info.jid(user), password, ssl_context=xmpp_tuning.client_ssl_context(info.ca_file))
     seen = 0
     done = asyncio.get_running_loop().create_future()
+    shape: list[Any] = []  # the children an "s:" echo carries besides its body ("e:shape" sets them)
+    body_tag = "{jabber:client}body"
 
     def on_message(msg: Any) -> None:
         nonlocal seen
         body = msg["body"]
         if body.startswith("o:"):
             seen += 1
+        elif body.startswith("s:"):
+            reply = c.make_message(mto=msg["from"], mbody=body, mtype="chat")
+            for el in shape:
+                reply.xml.append(el.__deepcopy__({}))
+            reply.send()
+        elif body == "e:shape":
+            shape[:] = [el for el in msg.xml if el.tag != body_tag]
+            c.send_message(mto=msg["from"], mbody="e:shape", mtype="chat")
         elif body == "e:stop":
             done.set_result(True)
         elif body == "e:last":
@@ -156,7 +166,36 @@ async def _echo_peer(info: ServerInfo, user: str, password: str) -> None:
     await c.disconnect(wait=1)
 
 
-async def _rates(info: ServerInfo, peer_jid: str, messages: int, pingpong: int) -> dict[str, float]:
+def wire_bytes(info: ServerInfo) -> int:
+    """Bytes the server's client connections carried so far, both ways, TLS records and all
+    (the kernel's per-socket counters, ``ss -ti``, on the server's side of each connection);
+    -1 if ``ss`` cannot say."""
+    try:
+        out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{info.port} )"],
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return -1
+    total = 0
+    for word in out.split():
+        if word.startswith(("bytes_sent:", "bytes_received:")):
+            total += int(word.split(":", 1)[1])
+    return total
+
+
+def stanza_children(xml_text: str) -> list[Any]:
+    """The children of a ``<message/>`` stanza's XML other than its body (what a shaped echo
+    carries: an offer's or an ack's metadata form and protocol element)."""
+    import xml.etree.ElementTree as ET
+
+    return [el for el in ET.fromstring(xml_text) if el.tag != "{jabber:client}body"]
+
+
+async def _rates(info: ServerInfo, peer_jid: str, messages: int, pingpong: int,
+                 shapes: dict[str, str] | None = None) -> dict[str, float]:
+    """Raw slixmpp rates: one way, pipelined echo, ping-pong; with ``shapes`` ({"request":
+    stanza XML, "reply": stanza XML, "body": a body line}) also an echo whose request and reply
+    carry the same children and body length as those stanzas (an offer and its ack), so the
+    stanza's size and shape can be told apart from the agents' own work."""
     from vmenergy.runtime import xmpp_tuning
 
     xmpp_tuning.install_fast_scram()
@@ -188,23 +227,66 @@ async def _rates(info: ServerInfo, peer_jid: str, messages: int, pingpong: int) 
     out["receiver_cpu_us_per_msg"] = 1e6 * (float(peer_cpu1_s) - peer_cpu0) / messages
     out["server_cpu_us_per_msg"] = 1e6 * (srv1 - srv0) / messages
 
-    # pipelined echo: N requests in flight, N replies
-    t0 = time.perf_counter()
-    for i in range(messages):
-        c.send_message(mto=peer_jid, mbody=f"e:{i}:{pad}", mtype="chat")
-    for _ in range(messages):
-        await asyncio.wait_for(replies.get(), 300)
-    t1 = time.perf_counter()
-    out["echo_roundtrips_per_s"] = messages / (t1 - t0)
+    async def peer_cpu() -> float:
+        c.send_message(mto=peer_jid, mbody="e:cpu", mtype="chat")
+        return float((await asyncio.wait_for(replies.get(), 30)).rsplit(":", 1)[1])
 
+    async def measured(prefix: str, count: int, send: Any) -> None:
+        """Run ``send(i)`` ``count`` times (each answered once) and record the rate and what one
+        round trip cost: CPU of the sender, the echo peer and the server, and bytes on the wire."""
+        p0, cpu0, srv0, b0 = await peer_cpu(), time.process_time(), _server_cpu(info), wire_bytes(info)
+        t0 = time.perf_counter()
+        await send(count)
+        t1 = time.perf_counter()
+        cpu1, srv1, b1 = time.process_time(), _server_cpu(info), wire_bytes(info)
+        p1 = await peer_cpu()
+        out[f"{prefix}_roundtrips_per_s"] = count / (t1 - t0)
+        out[f"{prefix}_sender_cpu_us"] = 1e6 * (cpu1 - cpu0) / count
+        out[f"{prefix}_peer_cpu_us"] = 1e6 * (p1 - p0) / count
+        out[f"{prefix}_server_cpu_us"] = 1e6 * (srv1 - srv0) / count
+        out[f"{prefix}_wire_bytes"] = (b1 - b0) / count if b0 >= 0 and b1 >= 0 else -1
+
+    async def pipelined(make: Any, count: int) -> None:
+        for i in range(count):
+            make(i).send()
+        for _ in range(count):
+            await asyncio.wait_for(replies.get(), 300)
+
+    async def one_at_a_time(make: Any, count: int) -> None:
+        for i in range(count):
+            make(i).send()
+            await asyncio.wait_for(replies.get(), 30)
+
+    def small(i: int) -> Any:
+        return c.make_message(mto=peer_jid, mbody=f"e:{i}:{pad}", mtype="chat")
+
+    # pipelined echo: N requests in flight, N replies
+    await measured("echo", messages, lambda n: pipelined(small, n))
     # sequential ping-pong: one request at a time
-    t0 = time.perf_counter()
-    for i in range(pingpong):
-        c.send_message(mto=peer_jid, mbody=f"e:p{i}", mtype="chat")
+    await measured("pingpong", pingpong, lambda n: one_at_a_time(lambda i: c.make_message(
+        mto=peer_jid, mbody=f"e:p{i}", mtype="chat"), n))
+    out["pingpong_latency_ms"] = 1000 / out["pingpong_roundtrips_per_s"]
+    for variant, keep in (("shaped", lambda el: True), ("noform", lambda el: el.tag != "{jabber:x:data}x")):
+        # "noform": the same without SPADE's metadata form (a diagnostic: what the form costs)
+        if not shapes:
+            break
+        request = [el for el in stanza_children(shapes["request"]) if keep(el)]
+        reply_body = shapes["body"]
+        setter = c.make_message(mto=peer_jid, mbody="e:shape", mtype="chat")
+        setter.xml.extend(el for el in stanza_children(shapes["reply"]) if keep(el))
+        setter.send()
         await asyncio.wait_for(replies.get(), 30)
-    t1 = time.perf_counter()
-    out["pingpong_roundtrips_per_s"] = pingpong / (t1 - t0)
-    out["pingpong_latency_ms"] = 1000 * (t1 - t0) / pingpong
+
+        def shaped(i: int, request: list = request, reply_body: str = reply_body) -> Any:
+            m = c.make_message(mto=peer_jid, mbody=f"s:{i}:{reply_body}"[:len(reply_body)], mtype="chat")
+            for el in request:
+                m.xml.append(el.__deepcopy__({}))
+            return m
+
+        out[f"{variant}_request_bytes"] = len(str(shaped(0)))
+        await measured(f"{variant}_echo", messages, lambda n: pipelined(shaped, n))
+        await measured(f"{variant}_pingpong", pingpong, lambda n: one_at_a_time(shaped, n))
+        out[f"{variant}_pingpong_latency_ms"] = 1000 / out[f"{variant}_pingpong_roundtrips_per_s"]
     c.send_message(mto=peer_jid, mbody="e:stop", mtype="chat")
     await c.disconnect(wait=2)
     return out

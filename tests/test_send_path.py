@@ -349,3 +349,94 @@ def test_an_ack_request_takes_slixmpps_way_when_another_incoming_filter_would_se
     c.transport = object()
     c._spawn_event(ET.fromstring('<r xmlns="urn:xmpp:sm:3"/>'))
     assert seen == ["r"] and sent == ['<a xmlns="urn:xmpp:sm:3" h="0" />']
+
+
+def _client_holding(n: int, short: bool):
+    """An offline agent client with ``n`` sent stanzas held for XEP-0198 (as if sent on a live
+    stream) and a list of the ``stanza_acked`` events it raises."""
+    c, _got = _received_client()
+    if not short:
+        del c._spawn_event  # slixmpp's own, for every stanza
+    sm = c.plugin["xep_0198"]
+    for i in range(n):
+        sm.seq += 1
+        sm.unacked_queue.append((sm.seq, c.make_message(mto="a@b", mbody=f"m{i}")))
+    acked: list = []
+    c.add_event_handler("stanza_acked", lambda stanza: acked.append(stanza["body"]))
+    return c, sm, acked
+
+
+@pytest.mark.parametrize("h", ["3", "5", "0"])
+def test_the_servers_ack_is_taken_the_short_way_as_slixmpp_takes_it(h):
+    import xml.etree.ElementTree as ET
+
+    outcomes = []
+    for short in (True, False):
+        c, sm, acked = _client_holding(5, short)
+        handlers = c._XMLStream__handlers
+        if short:  # the short way matches no handler: with none left it still takes the ack
+            c._XMLStream__handlers = []
+        c._spawn_event(ET.fromstring(f'<a xmlns="urn:xmpp:sm:3" h="{h}"/>'))
+        c._XMLStream__handlers = handlers
+        outcomes.append((acked, [s["body"] for _, s in sm.unacked_queue], sm.last_ack))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == [f"m{i}" for i in range(int(h))]
+
+
+@pytest.mark.parametrize("h", ["", "x1", "-1"])
+def test_an_ack_without_a_count_takes_slixmpps_way(h):
+    import xml.etree.ElementTree as ET
+
+    from vmenergy.agents import smacks
+
+    c, sm, acked = _client_holding(2, True)
+    assert smacks.take_ack(c, ET.fromstring(f'<a xmlns="urn:xmpp:sm:3" h="{h}"/>')) is False
+    assert acked == [] and len(sm.unacked_queue) == 2
+
+
+def test_an_ack_takes_slixmpps_way_when_another_incoming_filter_would_see_it():
+    import xml.etree.ElementTree as ET
+
+    c, sm, acked = _client_holding(2, True)
+    seen: list = []
+    c.add_filter("in", lambda stanza: seen.append(stanza.name) or stanza)
+    c._spawn_event(ET.fromstring('<a xmlns="urn:xmpp:sm:3" h="2"/>'))
+    assert seen == ["a"] and acked == ["m0", "m1"] and not sm.unacked_queue
+
+
+async def test_an_idle_inbox_waits_for_its_next_message_without_a_timer_and_a_kill_wakes_it(monkeypatch):
+    """An idle agent's inbox waits with no timeout (SPADE's receive(timeout) starts a task and a
+    timer for each message an idle agent gets); the message still reaches the engine, and
+    stopping the agent ends the wait."""
+    import asyncio
+
+    from vmenergy.agents.base import InboxBehaviour
+
+    def no_timers(*_a, **_k):
+        raise AssertionError("the inbox waited with a timeout")
+
+    monkeypatch.setattr(asyncio, "wait_for", no_timers)
+    handled: list = []
+
+    class Agent:
+        def receiving(self, msg):
+            return msg.payload
+
+        async def handle_all(self, steps):
+            handled.extend(steps)
+
+    inbox = InboxBehaviour()
+    inbox.agent, inbox.queue = Agent(), asyncio.Queue()
+    ack = Ack("flexoffer", "fo-1", "accepted", None, 0)
+    waiting = asyncio.ensure_future(inbox.run())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()  # nothing queued: still waiting, not polling
+    inbox.queue.put_nowait(VmeMessage(to="agg@b", sender="p@b", payload=ack))
+    await waiting
+    assert handled == [ack]
+    waiting = asyncio.ensure_future(inbox.run())
+    await asyncio.sleep(0)
+    inbox.kill()
+    await waiting
+    assert inbox.is_killed() and handled == [ack]

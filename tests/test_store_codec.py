@@ -71,3 +71,20 @@ def test_the_number_pool_is_bounded_and_reads_the_same_after_it_is_cleared(monke
     assert values[-1] is values[9] and values[-2] is values[8]  # repeats after the clearing still shared
     assert codec.loads("[1e-300, -0.0]") == [1e-300, -0.0] and str(codec.loads("[-0.0]")[0]) == "-0.0"
     codec._FLOATS.clear()
+
+
+def test_an_offer_written_again_in_another_record_is_the_same_text_and_the_next_offer_its_own():
+    """The encoder reuses the last offer's encoding (a step writes the same offer in its record and
+    in its outbox entry); what it writes must be what encoding afresh writes."""
+    from vmenergy.store import codec
+
+    first, second = (replace(offer(t, 0), issuer="p0@localhost") for t in ("ev-overnight", "heatpump-polytope"))
+    fresh = [json.dumps(codec.encode(OutboxEntry("a@b", OfferMessage("insert", fo.id, fo), 1, 1, 1)))
+             for fo in (first, second)]
+    for fo, text in [(first, fresh[0]), (first, fresh[0]), (second, fresh[1]), (first, fresh[0])]:
+        entry = OutboxEntry("a@b", OfferMessage("insert", fo.id, fo), 1, 1, 1)
+        assert dumps(entry) == json.dumps(codec.encode(entry), separators=(",", ":")) and loads(dumps(entry)) == entry
+    assert json.loads(dumps(OutboxEntry("a@b", OfferMessage("insert", first.id, first), 1, 1, 1))) == json.loads(fresh[0])
+    # an equal offer that is another object is encoded afresh (the cache keys on identity)
+    twin = replace(first)
+    assert twin is not first and dumps(twin) == dumps(first)

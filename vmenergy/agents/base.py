@@ -193,10 +193,14 @@ class InboxBehaviour(CyclicBehaviour):
     """Takes protocol messages (ontology ``vmenergy``) to the engine."""
 
     async def run(self) -> None:
-        # what is queued already is taken at once (SPADE's receive with a timeout starts a task
-        # and a timer per message); otherwise a long wait: polling costs idle agents CPU
-        msg = await self.receive(timeout=0) or await self.receive(timeout=30.0)
+        # what is queued already is taken at once; otherwise wait for the next message with no
+        # timeout: SPADE's receive(timeout) starts a task and a timer for every message an idle
+        # agent gets (each message of a one-at-a-time exchange), and polling would cost idle
+        # agents CPU. kill() wakes the wait.
+        msg = await self.receive(timeout=0)
         if msg is None:
+            msg = await self.queue.get()
+        if msg is None:  # kill()'s wake-up
             return
         # and what else has arrived meanwhile: one engine step each, one commit for them all
         burst = [msg]
@@ -206,6 +210,11 @@ class InboxBehaviour(CyclicBehaviour):
         steps = [agent.receiving(m) for m in burst if isinstance(m, VmeMessage) and m.payload is not None]
         if steps:
             await agent.handle_all(steps)
+
+    def kill(self, exit_code=None) -> None:
+        super().kill(exit_code)
+        if self.queue is not None:
+            self.queue.put_nowait(None)  # wakes run()'s wait, which then sees the kill
 
 
 #: At most this many queued messages are handled in one go (one commit): a longer burst is cut so

@@ -17,8 +17,9 @@ slixmpp's own message handler (a test checks this on a connected agent), so :fun
 hands it to that handler directly. Everything else is as before: the stanza object is built the
 same way, the incoming filters run on it (XEP-0198 counts it there), and the agent's
 ``message`` handler checks depth and size first. The server's XEP-0198 ack requests (one per
-stanza Prosody sends) are answered at once too (``smacks.answer_ack_request``). Any other stanza
-takes slixmpp's way.
+stanza Prosody sends) are answered at once too (``smacks.answer_ack_request``), and its answers
+to the client's own requests taken at once (``smacks.take_ack``). Any other stanza takes
+slixmpp's way.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def short_way(client: Any, spawn: Callable[[Any], None]) -> Callable[[Any], None
     def spawn_event(raw: Any) -> None:
         xml = client.incoming_filter(raw)
         if xml.tag == smacks.ACK_REQUEST and smacks.answer_ack_request(client):
+            return
+        if xml.tag == smacks.ACK_ANSWER and smacks.take_ack(client, xml):
             return
         if not is_protocol_message(xml):
             return spawn(raw)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, Optional
 
 from vmenergy.flexoffer import FlexOffer, Schedule
 from vmenergy.protocol.aggregator import AggregatorEngine
@@ -50,11 +50,24 @@ def record_types(engines: tuple[type[Engine], ...] = ENGINES) -> dict[str, type]
 RECORDS: dict[str, type] = record_types()
 
 
+#: The last offer encoded and its encoding, as one (offer, dict) pair: a step that sends an offer
+#: writes it twice, in the offer's record and in the outbox entry that holds the message (the
+#: same object), so the second is the first's dict again (json.dumps only reads it). One pair,
+#: read and replaced whole: big writes are encoded in worker threads while other agents of the
+#: process encode on the event loop.
+_LAST_OFFER: list[Optional[tuple[FlexOffer, dict]]] = [None]
+#: The field names of each record dataclass (``dataclasses.fields`` looks them up every call).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, FlexOffer):
-        return {"$": "FlexOffer", "v": offer_to_dict(value)}
+        last = _LAST_OFFER[0]
+        if last is None or last[0] is not value:
+            last = _LAST_OFFER[0] = (value, {"$": "FlexOffer", "v": offer_to_dict(value)})
+        return last[1]
     if isinstance(value, Schedule):
         return {"$": "Schedule", "v": {**value.to_dict(), "resolution": value.resolution}}
     if isinstance(value, OfferMessage):
@@ -68,9 +81,12 @@ def encode(value: Any) -> Any:
         return [encode(v) for v in value]
     if isinstance(value, dict):
         return {"$": "dict", "v": [[encode(k), encode(v)] for k, v in value.items()]}
-    if dataclasses.is_dataclass(value) and RECORDS.get(type(value).__name__) is type(value):
-        return {"$": type(value).__name__,
-                "v": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    cls = type(value)
+    names = _FIELD_NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(value) and RECORDS.get(cls.__name__) is cls:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {"$": cls.__name__, "v": {name: encode(getattr(value, name)) for name in names}}
     raise TypeError(f"cannot store a {type(value).__name__}: not a record type of an engine's ledger tables")
 
 
