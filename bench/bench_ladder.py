@@ -135,6 +135,8 @@ def _label(pid: int) -> str:
         return "?"
     if "--part" in args:
         return args[args.index("--part") + 1]
+    if not any(args):  # exited, not yet reaped: its CPU is already counted under its own label
+        return "?"
     return "server" if any("prosody" in a or "beam" in a for a in args[:2]) else "run"
 
 
@@ -194,7 +196,10 @@ def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
                 node_cpu[name] = max(node_cpu.get(name, 0.0), _cpu_seconds(tree))
                 node_rss[name] = max(node_rss.get(name, 0), _rss_bytes(tree))
             for pid in pids:
-                part = parts.setdefault(_label(pid), {"peak_rss_mib": 0, "cpu": {}})
+                label = _label(pid)
+                if label == "?":  # gone, or a zombie whose CPU would land under "run"
+                    continue
+                part = parts.setdefault(label, {"peak_rss_mib": 0, "cpu": {}})
                 part["peak_rss_mib"] = max(part["peak_rss_mib"], _rss_bytes([pid]) >> 20)
                 part["cpu"][pid] = _cpu_seconds([pid])
 

@@ -59,6 +59,20 @@ def test_stored_numbers_read_back_exactly_with_one_object_per_repeated_text():
     assert values[0] is values[1] and str(values[2]) == "-0.0" and str(values[3]) == "0.0"
 
 
+def test_the_number_pool_is_bounded_and_reads_the_same_after_it_is_cleared(monkeypatch):
+    from vmenergy.store import codec
+
+    monkeypatch.setattr(codec, "_FLOATS_MAX", 4)
+    codec._FLOATS.clear()
+    texts = [f"{i}.25" for i in range(10)]
+    values = codec.loads('{"$": "tuple", "v": [' + ", ".join(texts + texts[-2:]) + "]}")
+    assert values == tuple(float(t) for t in texts + texts[-2:])
+    assert len(codec._FLOATS) <= 4  # cleared when full, never above its bound
+    assert values[-1] is values[9] and values[-2] is values[8]  # repeats after the clearing still shared
+    assert codec.loads("[1e-300, -0.0]") == [1e-300, -0.0] and str(codec.loads("[-0.0]")[0]) == "-0.0"
+    codec._FLOATS.clear()
+
+
 def test_an_offer_written_again_in_another_record_is_the_same_text_and_the_next_offer_its_own():
     """The encoder reuses the last offer's encoding (a step writes the same offer in its record and
     in its outbox entry); what it writes must be what encoding afresh writes."""

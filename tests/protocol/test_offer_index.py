@@ -179,16 +179,69 @@ def test_the_prosumers_unsent_offers_are_those_a_scan_finds_in_the_same_order_an
     assert again._unsent == {} == _ref_unsent(again) and again.on_next_due(NOW + 600) is None
 
 
-def test_a_prosumers_message_and_quiet_tick_scan_none_of_its_offers(monkeypatch):
+def _prosumer_holding(n: int):
+    """A prosumer that sent ``n`` offers (ids o-0 ...), its changes flushed; and the base offer."""
     p = ProsumerEngine("p@localhost", AGG)
     base = replace(offer("ev-overnight", 0), issuer="p@localhost")
-    for i in range(200):
+    for i in range(n):
         p.add_offer(replace(base, id=f"o-{i}"), NOW, NOW)
     p.ledger.take_changes()
+    return p, base
+
+
+def test_a_prosumers_message_and_quiet_tick_scan_none_of_its_offers(monkeypatch):
+    p, base = _prosumer_holding(200)
     scans = _Scans(monkeypatch, PROSUMER_OFFERS.name)
     fo = replace(base, id="one-more")
     p.add_offer(fo, NOW + 60, NOW + 60)
     p.receive(AGG, Ack("flexoffer", "o-7", "accepted", None, 0), NOW + 60)
     assert p.on_next_due(NOW + 60) is None and p.next_due(NOW + 60) is not None
     p.tick(NOW + 61)
+    assert scans.n == Counter(), f"whole-table reads: {dict(scans.n)}"
+
+
+def _ref_prosumer_counts(p: ProsumerEngine) -> dict[str, int]:
+    """The scan the prosumer's counts made before they were kept: offers by state."""
+    return dict(Counter(r.state.value for r in p.ledger[PROSUMER_OFFERS].values()))
+
+
+def test_the_prosumers_counts_by_state_are_a_scans_through_a_whole_lifecycle_and_after_a_restart():
+    agg = AggregatorEngine(AGG, AggregatorConfig())
+    pros = [ProsumerEngine(f"p{i}@localhost", AGG) for i in range(6)]
+    net = Net(agg, *pros)
+    checked = []
+
+    def agree(p: ProsumerEngine) -> None:
+        assert p.counts() == _ref_prosumer_counts(p)
+        for state in State:
+            assert p.count(state) == _ref_prosumer_counts(p).get(state.value, 0)
+        checked.append(p.jid)
+
+    for p in pros:  # checked after every single write of the offers table, mid-step too
+        p.ledger.watch(PROSUMER_OFFERS, lambda key, old, new, p=p: agree(p))
+    for i, p in enumerate(pros):
+        net.take(p.jid, p.add_offer(offer(("ev-overnight", "dishwasher-xor")[i % 2], i), NOW, NOW))
+        net.take(p.jid, p.add_offer(replace(offer("ev-overnight", 0), id=f"later-{i}", issuer=p.jid), NOW + 3600, NOW))
+    pros[0].withdraw("later-0", NOW)
+    net.run(NOW)
+    net.presence("p1@localhost", False, NOW)
+    net.tick(NOW)
+    execute_all(net, NOW + 60)
+    net.tick(LATER)
+    for p in pros:
+        agree(p)
+    states = Counter(s for p in pros for s in p.counts())
+    assert {"settled", "withdrawn", "initial"} <= set(states), states  # the lifecycle was walked
+    again = ProsumerEngine(pros[2].jid, AGG, ledger=pros[2].ledger)  # rebuilt from the ledger alone
+    assert again.counts() == _ref_prosumer_counts(again) == pros[2].counts()
+    assert len(checked) > 50
+
+
+def test_the_prosumers_counts_and_status_line_scan_none_of_its_offers(monkeypatch):
+    p, _ = _prosumer_holding(300)
+    scans = _Scans(monkeypatch, PROSUMER_OFFERS.name)
+    assert p.counts() == {"offered": 300}
+    p.receive(AGG, Ack("flexoffer", "o-7", "accepted", None, 0), NOW + 60)
+    assert p.counts() == {"offered": 299, "accepted": 1} and p.count(State.ACCEPTED) == 1
+    assert p.status().startswith("300 offers")
     assert scans.n == Counter(), f"whole-table reads: {dict(scans.n)}"

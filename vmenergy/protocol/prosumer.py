@@ -89,10 +89,24 @@ class ProsumerEngine(Engine):
         # thousands), which each step and each wake of the step scanned.
         self._unsent: dict[str, int] = {
             key: rec.release for key, rec in self.ledger[PROSUMER_OFFERS].items() if rec.state is State.INITIAL}
+        # Offers by state, kept as they are written: the agent reports them after every step it
+        # runs (the run's progress), and an FOA of a thousand households holds thousands of
+        # offers, which that report scanned each time.
+        self._counts: dict[State, int] = {}
+        for rec in self.ledger[PROSUMER_OFFERS].values():
+            self._counts[rec.state] = self._counts.get(rec.state, 0) + 1
         self.ledger.watch(PROSUMER_OFFERS, self._offer_written)
         self._take_offers(None)  # known before the clock runs: they are the prosumer's first work
 
     def _offer_written(self, key: str, old: Optional[ProsumerOffer], new: Optional[ProsumerOffer]) -> None:
+        if old is not None:
+            left = self._counts[old.state] - 1
+            if left:
+                self._counts[old.state] = left
+            else:
+                del self._counts[old.state]
+        if new is not None:
+            self._counts[new.state] = self._counts.get(new.state, 0) + 1
         if new is not None and new.state is State.INITIAL:
             self._unsent[key] = new.release
         else:
@@ -407,10 +421,12 @@ class ProsumerEngine(Engine):
 
     # -- reporting -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for rec in self.ledger[PROSUMER_OFFERS].values():
-            out[rec.state.value] = out.get(rec.state.value, 0) + 1
-        return out
+        """Offers by state (kept as the offers are written: no scan)."""
+        return {state.value: n for state, n in self._counts.items()}
+
+    def count(self, state: State) -> int:
+        """How many offers are in ``state`` (no scan)."""
+        return self._counts.get(state, 0)
 
     def status(self) -> str:
         c = self.counts()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
-from vmenergy.flexoffer import Schedule
+from vmenergy.flexoffer import FlexOffer, Profile, Schedule
 from vmenergy.flexoffer.checked import already_checked
 from vmenergy.protocol.dso import CongestionPoint, DsoOrder
 from vmenergy.protocol.engine import Ledger, bare
@@ -119,11 +120,57 @@ def _values(ledger: Optional[Ledger], table: str) -> list:
     return [v for _, v in sorted(ledger.table(table).items(), key=lambda kv: natural_key(kv[0]))]
 
 
+def _bits(profiles: tuple[Profile, ...]) -> bytes:
+    """Every number of ``profiles`` as IEEE bits: ``==`` takes -0.0 for 0.0, which the report's
+    files tell apart."""
+    out = array("d")
+    for p in profiles:
+        for s in p.slices:
+            out.append(s.min)
+            out.append(s.max)
+            if s.values:
+                out.extend(s.values)
+        if p.total is not None:
+            out.extend(x for x in (p.total.min, p.total.max) if x is not None)
+        if p.polytope is not None:
+            out.extend(p.polytope.b)
+            for row in p.polytope.A:
+                out.extend(row)
+    return out.tobytes()
+
+
+class SharedOffers:
+    """One copy of each offer's profiles in the report. A prosumer's store and its aggregator's
+    hold the same offer, and each store is decoded on its own, so the report held every offer
+    twice (a heat pump's day is a 48 x 24 polytope): an offer read again under the same id and
+    version whose profiles are identical, to the bit, takes the profiles read first."""
+
+    def __init__(self) -> None:
+        self._first: dict[tuple[str, int], tuple[Profile, ...]] = {}
+
+    def offer(self, fo: FlexOffer) -> FlexOffer:
+        held = self._first.setdefault((fo.id, fo.version), fo.profiles)
+        if held is fo.profiles or held != fo.profiles or _bits(held) != _bits(fo.profiles):
+            return fo
+        with already_checked():  # the same parts, checked when they were first made
+            return replace(fo, profiles=held)
+
+    def records(self, recs: list) -> tuple:
+        """``recs`` (records with an ``offer``) with their offers' profiles shared."""
+        out = []
+        for rec in recs:
+            fo = self.offer(rec.offer)
+            out.append(rec if fo is rec.offer else replace(rec, offer=fo))
+        return tuple(out)
+
+
 def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
     """The run from ``ledgers`` (bare JID -> ledger, None or absent for an agent that never
     started); used directly by tests that run the engines in memory."""
     def ledger_of(jid: str) -> Optional[Ledger]:
         return ledgers.get(bare(jid))
+
+    shared = SharedOffers()
 
     prosumers = []
     for spec in sorted(plan.by_role("prosumer"), key=lambda s: natural_key(bare(s.jid))):
@@ -131,7 +178,7 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
         prosumers.append(ProsumerData(
             bare(spec.jid), bare(spec.config.get("aggregator", "")),
             tuple(sorted((o["offer"]["id"] for o in spec.offers), key=natural_key)), led is not None,
-            tuple(_values(led, "offers")), tuple(_values(led, "bills")), tuple(_values(led, "default_runs"))))
+            shared.records(_values(led, "offers")), tuple(_values(led, "bills")), tuple(_values(led, "default_runs"))))
     aggregators = []
     for spec in sorted(plan.by_role("aggregator"), key=lambda s: natural_key(bare(s.jid))):
         led = ledger_of(spec.jid)
@@ -139,7 +186,7 @@ def run_data(plan: Plan, ledgers: Mapping[str, Optional[Ledger]]) -> RunData:
         aggregators.append(AggregatorData(
             bare(spec.jid), spec.config.get("upstream", "plan"), bare(up_jid) if up_jid else None,
             default_contract(bare(spec.jid), spec.config.get("contract")), led is not None,
-            tuple(_values(led, "offers")), tuple(_values(led, "aggregates")),
+            shared.records(_values(led, "offers")), tuple(_values(led, "aggregates")),
             tuple(sorted(_values(led, "bills"), key=lambda ob: natural_key(ob[1].bill_id))),
             tuple(sorted(_values(led, "upstream_bills"), key=lambda b: natural_key(b.bill_id))),
             0 if led is None else len(led.table("outbox")),
