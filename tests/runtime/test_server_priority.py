@@ -55,3 +55,30 @@ def test_a_server_at_the_agents_priority_is_reported(tmp_path):
         assert note is None
     else:
         assert note is not None and "CAP_SYS_NICE" in note
+
+
+def _recorded(tmp_path, pid: int):
+    from vmenergy.runtime.servers.info import ServerInfo, write_info
+
+    tmp_path.mkdir()
+    write_info(ServerInfo(kind="prosody", domain="localhost", host="127.0.0.1", port=1, pid=pid, ca_file="",
+                          log_path="", run_dir=str(tmp_path)), tmp_path)
+    return tmp_path
+
+
+def test_a_run_says_once_when_its_server_has_the_agents_priority_and_only_for_its_own_server(tmp_path):
+    """The run's user reads the note on the console (`vmenergy run`), once however many nodes;
+    an external server (no pid of ours) is never judged."""
+    from types import SimpleNamespace
+
+    from vmenergy.runtime.orchestrator import Swarm
+
+    if os.getpriority(os.PRIO_PROCESS, 0) == -20:
+        pytest.skip("this process is at the highest priority: no server can be above it")
+    a, b = _recorded(tmp_path / "a", os.getpid()), _recorded(tmp_path / "b", os.getpid())
+    own = SimpleNamespace(_own_server=True, _server_dirs={"xmpp-node-a": a, "xmpp-node-b": b})
+    (note,) = Swarm.priority_notes(own)
+    assert "CAP_SYS_NICE" in note
+    assert Swarm.priority_notes(SimpleNamespace(_own_server=False, _server_dirs={"xmpp-server": a})) == []
+    external = _recorded(tmp_path / "external", 0)
+    assert Swarm.priority_notes(SimpleNamespace(_own_server=True, _server_dirs={"xmpp-server": external})) == []

@@ -36,6 +36,10 @@ __all__ = ["Swarm", "Progress", "RunResult", "run_scenario", "join_run", "FINAL"
 FINAL = {"settled", "rejected", "withdrawn"}
 #: A part (a swarm process, the XMPP server) that dies more often than this stops the run.
 MAX_RESTARTS = 5
+#: From this many agents a run says when its server runs without its raised priority: at 10,000
+#: prosumers on 2 cores a server at the agents' priority was starved and the day stood still
+#: (bench/RESULTS.md, "10,000 prosumers: the server starved").
+MANY_AGENTS = 1000
 
 
 @dataclass
@@ -234,7 +238,25 @@ class Swarm:
         where = f"; other shards join with {self.run_dir / 'join.json'}" if self.shards > 1 else ""
         self.out(f"started {sum(1 for a in plan.agents if plan.shard(a.part) == 1)} agents in {_n(len(mine), 'process')} on "
                  f"{server['kind']} {server['host']}:{server['port']} ({mode} time); run directory {self.run_dir}{where}")
+        if len(plan.agents) >= MANY_AGENTS:
+            for note in self.priority_notes():
+                self.out(f"note: {note}")
         return plan
+
+    def priority_notes(self) -> list[str]:
+        """Why the run's own server may be starved: it could not be given its raised priority
+        (servers/process.py). Said only for runs of :data:`MANY_AGENTS` or more: a small run
+        (the demo as any user) never needs it, and a warning on every run would be noise."""
+        from vmenergy.runtime.servers import read_info
+        from vmenergy.runtime.servers.process import priority_note
+
+        notes = []
+        for server_dir in (self._server_dirs.values() if self._own_server else ()):
+            info = read_info(server_dir)
+            note = priority_note(info.pid) if info is not None and info.pid > 0 else None
+            if note and note not in notes:
+                notes.append(note)
+        return notes
 
     @property
     def server_dirs(self) -> dict[str, Path]:

@@ -121,8 +121,8 @@ def start_server(
     for item in info.limitations:
         log.warning("embedded XMPP server limitation: %s", item)
     note = process.priority_note(info.pid)
-    if note:
-        log.warning("%s", note)
+    if note:  # a run of many agents says so where its user reads (orchestrator.priority_notes)
+        log.info("%s", note)
     log.info("%s server for %s listening on %s:%d (run dir %s)", kind, domain, HOST, info.port, run_dir)
     return info
 
