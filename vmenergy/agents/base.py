@@ -37,6 +37,7 @@ from vmenergy.wire.stanzas import NS
 from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
 from . import smacks
+from .coalesced_writes import coalesce_writes
 from .keepalive import Keepalive
 from .stream_acks import BurstAcks
 from .received import use_received_messages
@@ -433,6 +434,7 @@ class VmeAgent(Agent):
         apply_to_client(self.client, self.server.ca_file)
         client = self.client
         use_received_messages(client)  # SPADE's metadata forms stay XML (see received.py)
+        coalesce_writes(client)  # a burst's stanzas in one TLS write (see coalesced_writes.py)
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
