@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from vmenergy.runtime import priority
-from vmenergy.runtime.priority import SWARM_NICENESS, lower_own_priority, part_niceness
+from vmenergy.runtime.priority import SWARM_NICENESS, lower_own_priority, part_niceness, spawn_options
 
 
 def test_a_process_of_prosumers_only_yields():
@@ -36,13 +36,14 @@ from vmenergy.runtime.priority import lower_own_priority
 before = open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else None
 p = lower_own_priority(int(sys.argv[1]))
 print(json.dumps({"niceness": p.niceness, "group": p.group, "group_before": before,
-                  "thread": os.getpriority(os.PRIO_PROCESS, 0)}))
+                  "leader": p.session_leader, "session": os.getsid(0), "pgid": os.getpgid(0)}))
 """
 
 
-def _child(by: int, *, own_session: bool) -> dict:
+def _child(by: int, *, own_session: bool = False, **options) -> dict:
+    options.setdefault("start_new_session", own_session)
     out = subprocess.run([sys.executable, "-c", _CHILD, str(by)], capture_output=True, text=True, check=True,
-                         start_new_session=own_session)
+                         **options)
     return json.loads(out.stdout)
 
 
@@ -72,3 +73,22 @@ def test_nothing_to_yield_changes_nothing():
     assert got["niceness"] == os.getpriority(os.PRIO_PROCESS, 0)
     if got["group_before"] is not None:
         assert got["group"] == int(got["group_before"])
+
+
+def test_a_yielding_process_shares_the_runs_session_in_a_process_group_of_its_own():
+    """Under autogroup scheduling a session is one CPU share: the many prosumer processes share
+    the run's, and a Ctrl-C at the run's terminal (sent to its foreground process group) does
+    not reach them directly."""
+    got = _child(SWARM_NICENESS, **spawn_options(["prosumer"]))
+    assert got["session"] == os.getsid(0) and not got["leader"]
+    assert got["pgid"] != os.getpgid(0)
+    assert got["niceness"] == _expected(SWARM_NICENESS)
+    if got["group_before"] is not None:
+        assert got["group"] == int(got["group_before"])  # the run's group is left as it was
+
+
+@pytest.mark.parametrize("roles", [["aggregator"], ["market"], ["prosumer", "aggregator"]])
+def test_a_process_a_round_waits_on_leads_a_session_of_its_own(roles):
+    got = _child(part_niceness(roles), **spawn_options(roles))
+    assert got["leader"] and got["session"] != os.getsid(0)
+    assert got["niceness"] == os.getpriority(os.PRIO_PROCESS, 0)

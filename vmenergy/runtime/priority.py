@@ -1,6 +1,9 @@
 """Which processes of a run yield the CPU: the many prosumers yield to the few that every round
 waits on (aggregators, market, DSO, the run's coordinator), without privilege.
 
+The rule, in two parts: the few each run in a session of their own, the many share the run's
+session (:func:`spawn_options`); and the many raise their own niceness (:func:`lower_own_priority`).
+
 A virtual-time round ends when every agent is idle, so the serial part of a round (an
 aggregator's aggregation with its worker threads, the market's clearing, the coordinator) sets
 its length. On 2 cores with 10,000 prosumers that serial part waited in the run queue behind
@@ -11,11 +14,21 @@ The kernel's scheduler is work-conserving: a lowered process still gets every cy
 else wants, so a prosumer process is slowed only while the serial part has work.
 
 Linux autogroup scheduling (``kernel.sched_autogroup_enabled``, on by default) first shares the
-CPU equally between sessions, and every swarm process starts its own session
-(``start_new_session``): a process niceness then only weighs a process against its own threads.
-So the session's group is lowered as well (``/proc/self/autogroup``), but only by a process that
-leads its session: in any other session the group is shared with others (a shell, a test run)
-whose priority is not ours to lower.
+CPU equally between sessions (each session is one group), and only then between the processes of
+a group by their niceness; a niceness does not count across groups. So a session is the unit of
+CPU share, and starting a process in a session of its own is itself a raise that needs no
+privilege. The first try gave every swarm process its own session and lowered the prosumer
+sessions' groups by 10: at 5,000 prosumers on a box shared with other people's runs, each prosumer
+group then weighed 110 against every foreign session's 1,024, and the prosumers got ~3 CPU s a
+minute while runnable the whole time (bench/RESULTS.md). Now the prosumer processes share the
+run's session (a process group of their own, so signals still reach them apart): together they
+weigh one session against the aggregators' one each and against any foreign session, and inside
+the run's group their niceness puts the coordinator and the report first.
+
+A process that does lead its own session (``vmenergy swarm`` started by hand under ``setsid``,
+or by another supervisor) lowers its session's group too (``/proc/self/autogroup``); one in a
+shared session leaves the group alone: its other members (a shell, a test run) are not ours to
+lower.
 """
 
 from __future__ import annotations
@@ -23,9 +36,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
-__all__ = ["SWARM_NICENESS", "YIELDING_ROLES", "Priority", "part_niceness", "lower_own_priority", "own_priority"]
+__all__ = ["SWARM_NICENESS", "YIELDING_ROLES", "Priority", "part_niceness", "spawn_options", "lower_own_priority",
+           "own_priority"]
 
 #: How much a swarm process of yielding agents raises its own niceness (and its session group's).
 #: At +10 the kernel weighs it 110 against a default process's 1024: four prosumer processes
@@ -47,17 +61,27 @@ def part_niceness(roles: Iterable[str]) -> int:
     return SWARM_NICENESS if roles and roles <= YIELDING_ROLES else 0
 
 
+def spawn_options(roles: Iterable[str]) -> dict[str, Any]:
+    """``subprocess.Popen`` options for a swarm process running agents of ``roles``: a process
+    that yields joins the run's session in a process group of its own; any other leads a
+    session of its own (one share of the CPU under autogroup scheduling). Either way it has its
+    own process group, so a Ctrl-C at the run's terminal reaches the run alone, which stops its
+    processes in order."""
+    return {"process_group": 0} if part_niceness(roles) else {"start_new_session": True}
+
+
 @dataclass(frozen=True)
 class Priority:
-    """A process's niceness and, under autogroup scheduling, its session group's (None where
-    there is none)."""
+    """A process's niceness, its session group's under autogroup scheduling (None where there is
+    none), and whether it leads its session (its group is then its own)."""
 
     niceness: int
     group: Optional[int]
+    session_leader: bool
 
 
 def own_priority() -> Priority:
-    return Priority(os.getpriority(os.PRIO_PROCESS, 0), _read_group())
+    return Priority(os.getpriority(os.PRIO_PROCESS, 0), _read_group(), os.getsid(0) == os.getpid())
 
 
 def _read_group() -> Optional[int]:

@@ -131,7 +131,8 @@ def _write_status(plan: Plan, part: str, agents: list[VmeAgent], took: float) ->
     (status_dir / f"{part}.json").write_text(json.dumps({
         "part": part, "pid": os.getpid(), "agents": len(agents), "start_seconds": round(took, 3),
         "per_agent_ms": round(1000 * took / max(1, len(agents)), 2), "started_at": time.time(),
-        "niceness": priority.niceness, "group_niceness": priority.group}))
+        "niceness": priority.niceness, "group_niceness": priority.group,
+        "session_leader": priority.session_leader}))
     log.info("event=part-started part=%s agents=%d seconds=%.2f niceness=%d group-niceness=%s", part, len(agents),
              took, priority.niceness, priority.group)
 

@@ -264,7 +264,8 @@ def part_timings(run_dir: Path, plan: Plan) -> dict:
         f = Path(run_dir) / "parts" / f"{part}.json"
         if f.exists():
             d = json.loads(f.read_text())
-            out[part] = {k: d[k] for k in ("agents", "start_seconds", "per_agent_ms", "niceness", "group_niceness")
+            out[part] = {k: d[k] for k in ("agents", "start_seconds", "per_agent_ms", "niceness", "group_niceness",
+                                     "session_leader")
                          if k in d}
     return out
 
