@@ -624,26 +624,19 @@ def _stream_management(choice: str) -> None:
         VmeAgent.stream_management = int(choice)
 
 
-def _without_metadata_form() -> None:
-    """``--form off`` (a diagnostic): the agents send their protocol stanzas without SPADE's
-    metadata form (docs/protocol.md section 7 has every VME agent send it; a plain client may
-    omit it), to measure what the form costs end to end. Receiving does not need it."""
-    import xml.etree.ElementTree as ET
+def _with_metadata_form() -> None:
+    """``--form on`` (a diagnostic): the agents send their protocol stanzas with SPADE's metadata
+    form, as every VME agent did before it became a switch (``spade_metadata``, docs/protocol.md
+    section 7), to measure what the form costs end to end. Receiving does not need it."""
+    from vmenergy.agents.base import VmeAgent
 
-    from vmenergy.agents import base
-    from vmenergy.wire.messages import encode_element
+    plain_init = VmeAgent.__init__
 
-    def protocol_stanza(client: Any, to: str, sender: str, body: Optional[str], payload: Any) -> Any:
-        stanza = client.Message()
-        stanza["to"] = to
-        stanza["from"] = sender
-        if body:
-            ET.SubElement(stanza.xml, "{jabber:client}body").text = body
-        stanza.xml.set("type", "chat")
-        stanza.xml.append(encode_element(payload))
-        return stanza
+    def init(self: Any, *args: Any, **kw: Any) -> None:
+        kw.setdefault("spade_metadata", True)
+        plain_init(self, *args, **kw)
 
-    base.protocol_stanza = protocol_stanza
+    VmeAgent.__init__ = init  # type: ignore[method-assign]
 
 
 def child_main(argv: list[str]) -> int:
@@ -661,8 +654,8 @@ def child_main(argv: list[str]) -> int:
     _raise_nofile()
     setup_logging(os.environ.get("VME_BENCH_LOG_LEVEL", "INFO"))  # what `vmenergy agent/swarm` use
     _stream_management(os.environ.get("VME_BENCH_SM", "default"))
-    if os.environ.get("VME_BENCH_FORM") == "off":
-        _without_metadata_form()
+    if os.environ.get("VME_BENCH_FORM") == "on":
+        _with_metadata_form()
     if os.environ.get("VME_BENCH_RESEND"):  # --resend: the protocol's resend timeout, real seconds
         from vmenergy.agents import base as agent_base
 
@@ -1014,8 +1007,9 @@ def _protocol_shapes(info: ServerInfo) -> dict:
     pro, agg = info.jid("rt-p0"), info.jid(AGG_USER)
     fo = _make_offer("pipe-1234", pro, time.time())
     offer, ack = OfferMessage("insert", fo.id, fo), Ack("flexoffer", fo.id, "accepted", None, 0)
-    request = protocol_stanza(client, agg, pro, summary(offer), offer)
-    reply = protocol_stanza(client, pro, agg, summary(ack), ack)
+    form = os.environ.get("VME_BENCH_FORM") == "on"  # as the agents are set to send (--form)
+    request = protocol_stanza(client, agg, pro, summary(offer), offer, spade_metadata=form)
+    reply = protocol_stanza(client, pro, agg, summary(ack), ack, spade_metadata=form)
     return {
         "request": ET.tostring(request.xml, encoding="unicode"),
         "reply": ET.tostring(reply.xml, encoding="unicode"),
@@ -1501,8 +1495,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--resend", type=float, metavar="SECONDS",
                     help="diagnostic: the agents' resend timeout (default 5 s); on a loaded machine a longer one "
                     "keeps resends (and their duplicates) out of the CPU per offer")
-    ap.add_argument("--form", choices=("on", "off"), default="on",
-                    help="diagnostic: 'off' makes the agents send without SPADE's metadata form")
+    ap.add_argument("--form", choices=("on", "off"), default="off",
+                    help="diagnostic: 'on' makes the agents send SPADE's metadata form too (spade_metadata, "
+                    "off by default since 2026-12-07)")
     a = ap.parse_args(argv)
     if a.sm not in ("default", "off") and not (a.sm.isdigit() and int(a.sm) > 0):
         ap.error(f"--sm: 'default', 'off' or a positive number of stanzas, got {a.sm!r}")
@@ -1574,7 +1569,7 @@ def main(argv: list[str]) -> int:
         + (f" --prosody-smacks {a.prosody_smacks}" if a.prosody_smacks is not None else "")
         + (f" --sm {a.sm}" if a.sm != "default" else "")
         + (f" --resend {a.resend:g}" if a.resend is not None else "")
-        + (" --form off" if a.form == "off" else "")
+        + (" --form on" if a.form == "on" else "")
         + (" --no-profile" if a.no_profile else "")
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
         + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")
