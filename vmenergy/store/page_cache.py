@@ -11,7 +11,7 @@ The setting is process-wide (``sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 
 takes it only between ``sqlite3_shutdown`` and ``sqlite3_initialize``, which must not run while a
 connection is open. Python's ``sqlite3`` does not expose it, so this calls the library that
 Python's ``_sqlite3`` module is linked with, through ``ctypes``, and only while SQLite holds no
-memory at all (nothing open yet). Where any of that is not possible it changes nothing.
+memory at all (nothing open yet) in a build that counts its memory. Where any of that is not possible it changes nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +50,19 @@ def sqlite_memory_used() -> int | None:
     return None if lib is None else int(lib.sqlite3_memory_used())
 
 
+def _memory_is_counted(lib: ctypes.CDLL) -> bool:
+    """Whether this SQLite counts its memory (``SQLITE_DEFAULT_MEMSTATUS``): a probe connection
+    must show, and its close give back to 0, or "0 bytes used" proves nothing."""
+    import sqlite3
+
+    probe = sqlite3.connect(":memory:")
+    try:
+        counted = lib.sqlite3_memory_used() > 0
+    finally:
+        probe.close()
+    return counted and lib.sqlite3_memory_used() == 0
+
+
 def no_bulk_page_cache() -> bool:
     """Turn off the page cache's initial bulk allocation for every connection opened from now
     on, if nothing of SQLite is in use yet in this process; whether it is off."""
@@ -63,6 +76,10 @@ def no_bulk_page_cache() -> bool:
         if lib.sqlite3_memory_used() != 0:
             # a connection (or a statement) is open: shutting SQLite down under it is undefined
             log.info("event=sqlite-page-cache-kept reason=connections-open")
+            return False
+        if not _memory_is_counted(lib):
+            # a build without memory statistics reads 0 with connections open: no way to tell
+            log.info("event=sqlite-page-cache-kept reason=no-memory-statistics")
             return False
         if lib.sqlite3_shutdown() != SQLITE_OK:
             return False
