@@ -11,7 +11,8 @@ The setting is process-wide (``sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 
 takes it only between ``sqlite3_shutdown`` and ``sqlite3_initialize``, which must not run while a
 connection is open. Python's ``sqlite3`` does not expose it, so this calls the library that
 Python's ``_sqlite3`` module is linked with, through ``ctypes``, and only while SQLite holds no
-memory at all (nothing open yet) in a build that counts its memory. Where any of that is not possible it changes nothing.
+memory at all (nothing open yet) in a build that counts its memory. Where any of that is not
+possible it changes nothing.
 """
 
 from __future__ import annotations
