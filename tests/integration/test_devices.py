@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections import defaultdict
 
 import numpy as np
@@ -18,6 +19,7 @@ from vmenergy.devices.models import KINDS
 from vmenergy.flexoffer import FlexOffer, State
 from vmenergy.flexoffer.timeutil import format_utc
 from vmenergy.protocol.engine import bare
+from vmenergy.runtime.priority import SWARM_NICENESS
 from vmenergy.runtime.scenario import Plan
 from vmenergy.store import read_ledger
 
@@ -136,3 +138,18 @@ def test_three_days_of_device_offers_are_made_scheduled_executed_and_settled(pro
     assert (folder / "load.png").exists()
     assert "shifted" in (folder / "report.html").read_text()
     assert bare(plan.by_role("prosumer")[0].jid)
+
+    # the prosumer processes ran below the aggregators' and the run's (runtime/priority.py): they
+    # share the run's session (one CPU share between them, under autogroup scheduling) at a
+    # raised niceness; the aggregators' process leads a session of its own
+    parts = json.loads((folder / "timings.json").read_text())["parts"]
+    roles = {p: {s.role for s in plan.of_part(p)} for p in plan.parts}
+    yielding = [p for p in parts if roles[p] == {"prosumer"}]
+    serial = [p for p in parts if "aggregator" in roles[p]]
+    assert yielding and serial
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    for p in yielding:
+        assert parts[p]["niceness"] == min(19, ours + SWARM_NICENESS), (p, parts[p])
+        assert not parts[p]["session_leader"], (p, parts[p])
+    for p in serial:
+        assert parts[p]["niceness"] == ours and parts[p]["session_leader"], (p, parts[p])

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from vmenergy.runtime.coordinator import Coordinator, Snapshot
+from vmenergy.runtime.priority import spawn_options
 from vmenergy.runtime.private import private_dir, write_private
 from vmenergy.runtime.progress import LineView, ProgressView, offers_text
 from vmenergy.runtime.scenario import Plan, Scenario, load_scenario, make_plan
@@ -385,9 +386,10 @@ class Swarm:
     def _spawn(self, part: str) -> None:
         log = open(self.run_dir / "logs" / f"{part}.log", "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        roles = (a.role for a in self._started().of_part(part))
         self.procs[part] = subprocess.Popen(
             [self.python, "-m", "vmenergy", "swarm", "--plan", str(self.run_dir / "plan.json"), "--part", part],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, env=env, **spawn_options(roles))
         log.close()
         self._killed.discard(part)
 
@@ -744,7 +746,8 @@ async def _join(join_file: Path, run_dir: Path, shard: int, out: Callable[[str],
         log = open(run_dir / "logs" / f"{part}.log", "ab")
         procs[part] = subprocess.Popen(
             [python, "-m", "vmenergy", "swarm", "--plan", str(run_dir / "plan.json"), "--part", part],
-            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            **spawn_options(a.role for a in plan.of_part(part)))
         log.close()
     n_agents = sum(1 for a in agents if plan.shard(a.part) == shard)
     out(f"shard {shard}/{len(set(plan.shard_of.values())) or 1}: started {n_agents} agents in {_n(len(mine), 'process')}; "

@@ -33,6 +33,7 @@ from vmenergy.protocol.operators import Operators
 from vmenergy.runtime import control
 from vmenergy.runtime.clock import AcceleratedClock, Clock, VirtualClock
 from vmenergy.runtime.driver import VirtualDriver
+from vmenergy.runtime.priority import lower_own_priority, own_priority, part_niceness
 from vmenergy.runtime.progress import merge_summaries
 from vmenergy.runtime.scenario import AgentSpec, Plan
 
@@ -127,10 +128,14 @@ async def _wait_ready(agents: list[VmeAgent], part: str) -> None:
 def _write_status(plan: Plan, part: str, agents: list[VmeAgent], took: float) -> None:
     status_dir = Path(plan.run_dir) / "parts"
     status_dir.mkdir(parents=True, exist_ok=True)
+    priority = own_priority()  # what the process runs at (runtime/priority.py: the many yield)
     (status_dir / f"{part}.json").write_text(json.dumps({
         "part": part, "pid": os.getpid(), "agents": len(agents), "start_seconds": round(took, 3),
-        "per_agent_ms": round(1000 * took / max(1, len(agents)), 2), "started_at": time.time()}))
-    log.info("event=part-started part=%s agents=%d seconds=%.2f", part, len(agents), took)
+        "per_agent_ms": round(1000 * took / max(1, len(agents)), 2), "started_at": time.time(),
+        "niceness": priority.niceness, "group_niceness": priority.group,
+        "session_leader": priority.session_leader}))
+    log.info("event=part-started part=%s agents=%d seconds=%.2f niceness=%d group-niceness=%s", part, len(agents),
+             took, priority.niceness, priority.group)
 
 
 def _summary(agents: list[VmeAgent]) -> dict:
@@ -329,6 +334,8 @@ def main(plan_path: str, part: str) -> int:
     import spade
 
     plan = Plan.load(Path(plan_path))
+    # before any thread starts (a niceness is a thread's; new threads inherit it)
+    lower_own_priority(part_niceness(a.role for a in plan.of_part(part)))
     rc = {"code": 1}
 
     async def go() -> None:  # spade.run logs an exception and returns None: keep the exit code

@@ -384,6 +384,9 @@ def freeze_heap() -> int:
 
 def tune_process(ca_file: Optional[str] = None) -> None:
     """The savings at once, for a process about to start many agents."""
+    from vmenergy.store.page_cache import no_bulk_page_cache
+
+    no_bulk_page_cache()  # before any agent opens its store (vmenergy/store/page_cache.py)
     install_fast_scram()
     install_shared_tls(ca_file)
     install_fast_escape()

@@ -257,13 +257,16 @@ def collect(plan: Plan) -> RunData:
 
 
 def part_timings(run_dir: Path, plan: Plan) -> dict:
-    """Start-up figures each swarm process wrote (wall-clock: they go to timings.json only)."""
+    """Start-up figures each swarm process wrote, and the priority it ran at (runtime/priority.py;
+    wall-clock and machine facts: they go to timings.json only)."""
     out = {}
     for part in plan.parts:
         f = Path(run_dir) / "parts" / f"{part}.json"
         if f.exists():
             d = json.loads(f.read_text())
-            out[part] = {k: d[k] for k in ("agents", "start_seconds", "per_agent_ms") if k in d}
+            out[part] = {k: d[k] for k in ("agents", "start_seconds", "per_agent_ms", "niceness", "group_niceness",
+                                     "session_leader")
+                         if k in d}
     return out
 
 
