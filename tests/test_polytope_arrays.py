@@ -119,3 +119,11 @@ def test_an_offer_read_from_json_holds_its_polytope_pooled_and_reports_bad_cells
     with pytest.raises(FlexOfferError) as err:
         FlexOffer.from_dict(doc)
     assert err.value.path == "profiles[0].polytope.A[1][0]"
+
+
+def test_sums_at_is_float_even_when_nothing_is_summed():
+    from vmenergy.flexoffer.ragged import sums_at
+    empty = sums_at(np.zeros(0, dtype=np.int64), np.zeros(0), 3)
+    assert empty.dtype == np.float64 and empty.tolist() == [0.0, 0.0, 0.0]
+    got = sums_at(np.array([0, 2, 2]), np.array([0.25, 1.5, 0.25]), 4)
+    assert got.tolist() == [0.25, 0.0, 1.75, 0.0]

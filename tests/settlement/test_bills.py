@@ -211,3 +211,27 @@ def test_bill_text_is_readable():
     assert "Prosumer h0" in text and "contract del" in text
     assert "Flexible energy placed under the aggregator's control" in text
     assert text.splitlines()[-1].split()[-2] == "0.06"
+
+
+def test_baseline_keeps_fractions_in_a_block_without_any_offer():
+    # numpy's bincount returns int64 zeros for empty input even with float weights. A block with no
+    # slices then rasterised integer arrays, and a history baseline written into the "offer"
+    # contract's default raster was cut to whole kWh (1.75 -> 1; a missing history day -> a huge
+    # negative number). h0 is on the offer rule, h1 on comparative_day: neither has an offer.
+    hist = np.array([[[1.75] * 4], [[1.75, 1.75, math.nan, 1.75]]])
+    m = meter([[1.0] * 4, [1.5] * 4], prosumers=["h0", "h1"], history=hist)
+    offer_rule = Contract(id="off", mode="delegated", aggregator=AGG, baseline=BaselineRule("offer"))
+    history_rule = Contract(id="cmp", mode="delegated", aggregator=AGG,
+                            baseline=BaselineRule("comparative_day", day=-1))
+    res = settle_objects([], [], m, [offer_rule, history_rule], ["off", "cmp"], detail=True)
+    np.testing.assert_array_equal(res.detail["baseline"][1], [1.75, 1.75, math.nan, 1.75])
+    assert res.detail["baseline"].dtype == np.float64
+
+
+def test_rasters_of_a_block_without_slices_are_float():
+    from vmenergy.settlement import assignments_from_offers
+    from vmenergy.settlement.raster import rasterise
+    m = meter([[1.0] * 4])
+    ras = rasterise(assignments_from_offers([], [], m), 0, 1, DAY0, 4, default=True, prices=True)
+    for name in ("requested", "default", "weight", "price_up", "price_down"):
+        assert getattr(ras, name).dtype == np.float64, name

@@ -11,7 +11,8 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["offsets_from_counts", "positions", "expand_rows", "segment_sum", "segment_any", "starts_within"]
+__all__ = ["offsets_from_counts", "positions", "expand_rows", "segment_sum", "segment_any", "starts_within",
+           "sums_at"]
 
 
 def offsets_from_counts(counts: np.ndarray | Iterable[int]) -> np.ndarray:
@@ -38,6 +39,16 @@ def expand_rows(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     return np.repeat(offsets[rows] - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
+
+
+def sums_at(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Sum of ``values`` at each of the positions 0..n-1 named by ``index``, always float64.
+
+    ``np.bincount(index, weights=values)`` alone returns *int64* zeros when ``index`` is empty,
+    weights or not. Written into, such an array silently truncates kWh and EUR to whole numbers (a
+    settlement block without offers once cut a 1.75 kWh baseline to 1, and a missing one to -2**63)."""
+    out = np.bincount(index, weights=values, minlength=n)
+    return out if out.dtype == np.float64 else out.astype(np.float64)
 
 
 def segment_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from typing import Optional, Union
 import numpy as np
 
 from vmenergy.flexoffer import State
-from vmenergy.flexoffer.ragged import positions
+from vmenergy.flexoffer.ragged import positions, sums_at
 from vmenergy.planning.errors import PlanningError
 from vmenergy.planning.objective import Objective
 from vmenergy.planning.problem import prepare
@@ -338,7 +338,7 @@ class MarketSession:
             paid = cross.price[np.searchsorted(cross.keys, key)] if len(key) else np.zeros(0)
         traded = acc > EPS
         n = len(orders)
-        amount = np.bincount(owner[traded], (sign * paid * acc)[traded], minlength=n)
+        amount = sums_at(owner[traded], (sign * paid * acc)[traded], n)
         welfare = float(np.sum((sign * price * acc)[traded]))
         idx = np.flatnonzero(traded)
         idx = idx[np.argsort(owner[idx], kind="stable")]

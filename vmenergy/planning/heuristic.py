@@ -45,7 +45,7 @@ from typing import Optional
 
 import numpy as np
 
-from vmenergy.flexoffer.ragged import positions
+from vmenergy.flexoffer.ragged import positions, sums_at
 
 from .energy import best_energy_many, feasible_points
 from .problem import Problem
@@ -202,10 +202,10 @@ class _Heuristic:
         k = a.cell_slice[r, local]
         load = self.x[r, k] / a.dur[r, k]
         pos = self.start[offers][owner] + local
-        self.L += sign * np.bincount(pos, load, minlength=self.T)
+        self.L += sign * sums_at(pos, load, self.T)
         if self.has_cap:
             idx = self.point[offers][owner] * self.T + pos
-            self.LP += sign * np.bincount(idx, load, minlength=(self.P + 1) * self.T).reshape(self.P + 1, self.T)
+            self.LP += sign * sums_at(idx, load, (self.P + 1) * self.T).reshape(self.P + 1, self.T)
 
     def _share(self, offers: np.ndarray) -> np.ndarray:
         """Per interval: how many of the batch's offers can place load there (at least 1)."""
@@ -239,7 +239,7 @@ class _Heuristic:
         key = cv * K + ck
 
         def per_slice(vals: np.ndarray) -> np.ndarray:
-            return np.bincount(key, vals, minlength=V * K).reshape(V, K)
+            return sums_at(key, vals, V * K).reshape(V, K)
 
         specials = []
         for tgt, _, _ in self.hinges:
@@ -268,7 +268,7 @@ class _Heuristic:
             pp = p[:, None]
             val += (self.Gc(pp, tt, RP[:, None] + step) - self.G0c[p, t][:, None]) / sh[:, None]
         idx = (key[:, None] * M + np.arange(M)[None, :]).ravel()
-        phi = np.bincount(idx, val.ravel(), minlength=V * K * M).reshape(V, K, M)
+        phi = sums_at(idx, val.ravel(), V * K * M).reshape(V, K, M)
         if a.priced:
             d = g - a.ref[vr][:, :, None]
             phi += a.up[vr][:, :, None] * np.maximum(d, 0) + a.down[vr][:, :, None] * np.maximum(-d, 0)
@@ -326,7 +326,7 @@ class _Heuristic:
             p = self.point[a.offer[r]]
             val += (self.Gc(p, t, self.RP[p, t] + sh * load) - self.G0c[p, t]) / sh
         woff = np.cumsum(W) - W
-        cost = np.bincount(woff[eo] + w, val, minlength=int(W.sum()))
+        cost = sums_at(woff[eo] + w, val, int(W.sum()))
         which, ws = positions(W)
         if a.priced:
             d = self.x[rows] - a.ref[rows]

@@ -32,6 +32,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, FlexOfferSet
+from vmenergy.flexoffer.ragged import sums_at
 
 from .errors import SettlementError, check
 from .money import format_eur
@@ -150,7 +151,7 @@ def hourly(series: np.ndarray, period_start: int, resolution: int) -> tuple[np.n
         values = np.repeat(series / k, k)
     first = int(hour[0]) if T else 0
     idx = hour - first
-    sums = np.bincount(idx, weights=values, minlength=int(idx.max()) + 1 if T else 0)
+    sums = sums_at(idx, values, int(idx.max()) + 1 if T else 0)
     return (first + np.arange(len(sums))) * 3600, sums
 
 

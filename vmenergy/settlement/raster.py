@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from vmenergy.flexoffer.ragged import positions
+from vmenergy.flexoffer.ragged import positions, sums_at
 
 from .assignments import Assignments
 from .errors import SettlementError
@@ -60,7 +60,7 @@ def rasterise(asg: Assignments, a: int, b: int, period_start: int, T: int, *, de
 
     def spread(values: np.ndarray) -> np.ndarray:
         v = values if rep is None else values[rep]
-        return np.bincount(cell, weights=v[inside], minlength=size).reshape(c, T)
+        return sums_at(cell, v[inside], size).reshape(c, T)
 
     sign = asg.sign[lo:hi]
     covered = np.zeros(size, dtype=bool)

@@ -35,6 +35,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from vmenergy.flexoffer.limits import TOLERANCE
+from vmenergy.flexoffer.ragged import sums_at
 from vmenergy.flexoffer.timeutil import format_utc
 
 from . import baselines as bl
@@ -344,7 +345,7 @@ def settle(
         # covered ones: elsewhere r, the delivered and the verified adaptation are 0)
         slot = g * T + t
         for name, arr in (("requested", rf), ("delivered", delivered), ("verified", v)):
-            portfolio[name] += np.bincount(slot, weights=arr, minlength=n_agg * T).reshape(n_agg, T)
+            portfolio[name] += sums_at(slot, arr, n_agg * T).reshape(n_agg, T)
         with np.errstate(invalid="ignore"):
             m0 = np.where(meter_ok, e, 0) if any_flag else e
             b0 = np.where(np.isfinite(base), base, 0.0)
@@ -380,21 +381,23 @@ def settle(
     asg = assignments
     in_period = (asg.start >= start) & (asg.start < start + T)
     pr = asg.prosumer
-    q["offers"] = np.bincount(pr, weights=in_period, minlength=n)
-    q["flexible_kwh"] = np.bincount(pr, weights=asg.flexible_energy * in_period, minlength=n)
-    q["time_flexibility_h"] = np.bincount(pr, weights=asg.time_flexibility * (res / 3600.0) * in_period, minlength=n)
-    q["energy_flexibility_kwh"] = np.bincount(pr, weights=asg.energy_flexibility * in_period, minlength=n)
-    q["activations"] = np.bincount(pr, weights=asg.activated & in_period, minlength=n)
+    q["offers"] = sums_at(pr, in_period, n)
+    q["flexible_kwh"] = sums_at(pr, asg.flexible_energy * in_period, n)
+    q["time_flexibility_h"] = sums_at(pr, asg.time_flexibility * (res / 3600.0) * in_period, n)
+    q["energy_flexibility_kwh"] = sums_at(pr, asg.energy_flexibility * in_period, n)
+    q["activations"] = sums_at(pr, asg.activated & in_period, n)
 
     # market revenue attributed to prosumers by verified adaptation, interval by interval
     revenue_t = price * np.abs(sold)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        unit = np.where(portfolio["verified"] > TOLERANCE, revenue_t / portfolio["verified"], 0.0)
+    # divided only where some adaptation was verified: elsewhere a near-zero sum would overflow
+    verified = portfolio["verified"]
+    unit = np.divide(revenue_t, verified, out=np.zeros(np.broadcast_shapes(revenue_t.shape, verified.shape)),
+                     where=verified > TOLERANCE)
     if v_rows:
         rows_ = np.concatenate(v_rows)
         cols_ = np.concatenate(v_cols)
         vals_ = np.concatenate(v_vals)
-        q["attributed_revenue_eur"] = np.bincount(rows_, weights=vals_ * unit[ai[rows_], cols_], minlength=n)
+        q["attributed_revenue_eur"] = sums_at(rows_, vals_ * unit[ai[rows_], cols_], n)
 
     bills = _bills(q, contracts, ci, ai, aggregators, exempt, share, start, T, res, meter.prosumers)
     payouts = np.zeros(n_agg, dtype=np.int64)
@@ -423,7 +426,7 @@ def settle(
 def _row_sum(row: np.ndarray, c: int):
     """Per-row sums of cell values (cells in row-major order, so each row adds in interval order)."""
     def fn(values: np.ndarray) -> np.ndarray:
-        return np.bincount(row, weights=values, minlength=c)
+        return sums_at(row, values, c)
     return fn
 
 
@@ -495,7 +498,7 @@ def _bills(q: dict[str, np.ndarray], contracts: tuple[Contract, ...], ci: np.nda
     sh = share[ci] if n else zero
     exact = sh * q["attributed_revenue_eur"] * 100.0
     exact = np.where(dele, exact, 0.0)
-    pot = to_cents(np.bincount(ci, weights=exact, minlength=len(contracts)) / 100.0, "revenue_share") if n else \
+    pot = to_cents(sums_at(ci, exact, len(contracts)) / 100.0, "revenue_share") if n else \
         np.zeros(len(contracts), np.int64)
     quantity["revenue_share"] = np.where(dele, q["verified_kwh"], 0.0)
     rates["revenue_share"] = np.full(n, np.nan)
