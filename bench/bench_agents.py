@@ -252,7 +252,34 @@ def _counting(cls: type) -> type:
             self.resends = 0
             self.notes: dict[str, int] = {}
             self.on_answer = None
+            #: (perf_counter, what) of each protocol message's way through this agent while a
+            #: list (the sequential run's hops): "send" handed to slixmpp, "wire" written to
+            #: the TLS transport, "recv" reached the agent's message handler
+            self.stamps: Optional[list] = None
             super().__init__(*args, **kw)
+
+        def send_protocol(self, to, payload):  # the base's signature
+            if self.stamps is not None:
+                self.stamps.append((time.perf_counter(), "send"))
+            return super().send_protocol(to, payload)
+
+        def _message_received(self, stanza):
+            if self.stamps is not None:
+                self.stamps.append((time.perf_counter(), "recv"))
+            return super()._message_received(stanza)
+
+        def stamp_wire(self) -> None:
+            """Stamp each ``<message/>`` as slixmpp writes it to the transport (after its send
+            queue and filters)."""
+            client = self.client
+            send_raw = client.send_raw
+
+            def stamped(data, *a, **kw):
+                if self.stamps is not None and isinstance(data, str) and data.startswith("<message"):
+                    self.stamps.append((time.perf_counter(), "wire"))
+                return send_raw(data, *a, **kw)
+
+            client.send_raw = stamped
 
         # VmeAgent.handle is a plain method in some versions of the shell and a coroutine in
         # others (serialised steps, offloaded ticks); newer ones run bursts through handle_all
@@ -403,12 +430,19 @@ async def _aggregator(info: ServerInfo, store: Path) -> None:
         tick=swarm.TICK["aggregator"],
     )
     await agent.start(auto_register=True)
+    agent.stamp_wire()
     _tune_after_start()
     _emit({"ready": True, "verified": _verified(agent), "mechanism": _mechanism(agent)})
     commands, prof = _Commands(), _Profiler()
     while True:
         cmd = await commands.next()
-        if cmd[0] == "stats":
+        if cmd[0] == "stamps-on":
+            agent.stamps = []
+            _emit({"ok": True})
+        elif cmd[0] == "stamps":
+            _emit({"stamps": agent.stamps or []})
+            agent.stamps = None
+        elif cmd[0] == "stats":
             _emit(
                 {
                     **_agent_stats(agent, gc_time),
@@ -480,6 +514,8 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
     for i in range(0, k, swarm.BATCH):
         await asyncio.gather(*(a.start(auto_register=True) for a in agents[i : i + swarm.BATCH]))
     start_s = time.perf_counter() - t0
+    for a in agents:
+        a.stamp_wire()
     # wait until the presence subscriptions both ways are settled: every prosumer sees the
     # aggregator available, then a quiet second for the last presence stanzas
     deadline = time.monotonic() + 60
@@ -574,12 +610,14 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
             run, p = cmd[1], int(cmd[2])
             before = totals()
             lat = []
+            hops: list[list] = []  # per offer: step start, then the prosumer's stamps, then the answer
             t0 = time.perf_counter()
             for j in range(p):
                 a = agents[j % k]
                 fo = _make_offer(f"{run}-{j}", a.engine.jid, time.time())
                 fut = asyncio.get_running_loop().create_future()
                 a.on_answer = lambda oid, fut=fut, want=fo.id: not fut.done() and oid == want and fut.set_result(True)
+                a.stamps = []
                 ts = time.perf_counter()
                 await _step(a, lambda now, a=a, fo=fo: a.engine.add_offer(fo, 0, now))
                 try:
@@ -587,6 +625,8 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
                 except TimeoutError:
                     break
                 lat.append(a.answers[fo.id][0] - ts)
+                hops.append([ts, a.stamps, a.answers[fo.id][0]])
+                a.stamps = None
             t1 = time.perf_counter()
             after = totals()
             _emit(
@@ -597,6 +637,7 @@ async def _prosumers(info: ServerInfo, k: int, store_dir: Path) -> None:
                     "per_s": len(lat) / (t1 - t0),
                     **_quantiles(lat),
                     "mean_ms": 1000 * sum(lat) / max(1, len(lat)),
+                    "hops": hops,
                     **{f"d_{key}": after[key] - before[key] for key in after},
                 }
             )
@@ -624,26 +665,19 @@ def _stream_management(choice: str) -> None:
         VmeAgent.stream_management = int(choice)
 
 
-def _without_metadata_form() -> None:
-    """``--form off`` (a diagnostic): the agents send their protocol stanzas without SPADE's
-    metadata form (docs/protocol.md section 7 has every VME agent send it; a plain client may
-    omit it), to measure what the form costs end to end. Receiving does not need it."""
-    import xml.etree.ElementTree as ET
+def _with_metadata_form() -> None:
+    """``--form on`` (a diagnostic): the agents send their protocol stanzas with SPADE's metadata
+    form, as every VME agent did before it became a switch (``spade_metadata``, docs/protocol.md
+    section 7), to measure what the form costs end to end. Receiving does not need it."""
+    from vmenergy.agents.base import VmeAgent
 
-    from vmenergy.agents import base
-    from vmenergy.wire.messages import encode_element
+    plain_init = VmeAgent.__init__
 
-    def protocol_stanza(client: Any, to: str, sender: str, body: Optional[str], payload: Any) -> Any:
-        stanza = client.Message()
-        stanza["to"] = to
-        stanza["from"] = sender
-        if body:
-            ET.SubElement(stanza.xml, "{jabber:client}body").text = body
-        stanza.xml.set("type", "chat")
-        stanza.xml.append(encode_element(payload))
-        return stanza
+    def init(self: Any, *args: Any, **kw: Any) -> None:
+        kw.setdefault("spade_metadata", True)
+        plain_init(self, *args, **kw)
 
-    base.protocol_stanza = protocol_stanza
+    VmeAgent.__init__ = init  # type: ignore[method-assign]
 
 
 def child_main(argv: list[str]) -> int:
@@ -661,8 +695,8 @@ def child_main(argv: list[str]) -> int:
     _raise_nofile()
     setup_logging(os.environ.get("VME_BENCH_LOG_LEVEL", "INFO"))  # what `vmenergy agent/swarm` use
     _stream_management(os.environ.get("VME_BENCH_SM", "default"))
-    if os.environ.get("VME_BENCH_FORM") == "off":
-        _without_metadata_form()
+    if os.environ.get("VME_BENCH_FORM") == "on":
+        _with_metadata_form()
     if os.environ.get("VME_BENCH_RESEND"):  # --resend: the protocol's resend timeout, real seconds
         from vmenergy.agents import base as agent_base
 
@@ -960,6 +994,45 @@ def _startup_pass(
         child.close(30)
 
 
+#: The hops of one sequential offer, in order: (name, from stamp, to stamp); stamps are the
+#: prosumer's "start" (its step begins), "send" (offer handed to slixmpp), "wire" (written to
+#: TLS), "recv" (the ack reached its handler), "answer" (the ack's step committed), and the
+#: aggregator's "a-recv" (the offer reached its handler), "a-send" (the ack handed to slixmpp,
+#: after the commit), "a-wire".
+HOPS = (
+    ("prosumer step+commit", "start", "send"),
+    ("prosumer send queue", "send", "wire"),
+    ("prosumer->aggregator (TLS, Prosody, parse)", "wire", "a-recv"),
+    ("aggregator decode+step+commit", "a-recv", "a-send"),
+    ("aggregator send queue", "a-send", "a-wire"),
+    ("aggregator->prosumer (TLS, Prosody, parse)", "a-wire", "recv"),
+    ("prosumer ack step+commit", "recv", "answer"),
+)
+
+
+def _hops(offers: list, agg_stamps: list) -> dict:
+    """Median milliseconds of each hop of the sequential offers (HOPS), from the prosumers' and
+    the aggregator's stamps (one offer in flight at a time: the aggregator's stamps in order,
+    recv/send/wire once per offer). Empty when a side's stamps do not line up."""
+    import statistics
+
+    agg = [what for _t, what in agg_stamps]
+    if agg != ["recv", "send", "wire"] * len(offers):
+        return {}
+    per_hop: dict[str, list[float]] = {name: [] for name, _a, _b in HOPS}
+    for i, (start, stamps, answer) in enumerate(offers):
+        mine = dict((what, t) for t, what in stamps)
+        if [what for _t, what in stamps] != ["send", "wire", "recv"]:
+            return {}
+        at = {"start": start, "answer": answer, **mine,
+              **{f"a-{what}": t for t, what in agg_stamps[3 * i:3 * i + 3]}}
+        for name, a, b in HOPS:
+            per_hop[name].append(1000 * (at[b] - at[a]))
+    out = {name: statistics.median(v) for name, v in per_hop.items()}
+    out["total"] = statistics.median(1000 * (answer - start) for start, _s, answer in offers)
+    return out
+
+
 def _per_round_trip(res: dict) -> str:
     """One offer -> ack against one raw echo round trip (small, and shaped like an offer and
     its ack): CPU of each process, bytes on the wire, XEP-0198 requests."""
@@ -1014,8 +1087,9 @@ def _protocol_shapes(info: ServerInfo) -> dict:
     pro, agg = info.jid("rt-p0"), info.jid(AGG_USER)
     fo = _make_offer("pipe-1234", pro, time.time())
     offer, ack = OfferMessage("insert", fo.id, fo), Ack("flexoffer", fo.id, "accepted", None, 0)
-    request = protocol_stanza(client, agg, pro, summary(offer), offer)
-    reply = protocol_stanza(client, pro, agg, summary(ack), ack)
+    form = os.environ.get("VME_BENCH_FORM") == "on"  # as the agents are set to send (--form)
+    request = protocol_stanza(client, agg, pro, summary(offer), offer, spade_metadata=form)
+    reply = protocol_stanza(client, pro, agg, summary(ack), ack, spade_metadata=form)
     return {
         "request": ET.tostring(request.xml, encoding="unicode"),
         "reply": ET.tostring(reply.xml, encoding="unicode"),
@@ -1118,9 +1192,11 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
             f"{r['agg_status_broadcasts']}",
             flush=True,
         )
+        agg.ask("stamps-on")
         a0, b0 = agg.ask("stats"), bx.wire_bytes(info)
         s = res["sequential"] = pro.ask(f"sequential seq {p}", 30 * p + 60)
         a1, b1 = agg.ask("stats"), bx.wire_bytes(info)
+        s["hop_ms"] = _hops(s.pop("hops"), agg.ask("stamps")["stamps"])
         s["agg_cpu_s"] = a1["cpu_s"] - a0["cpu_s"]
         s["wire_bytes"] = b1 - b0 if b0 >= 0 and b1 >= 0 else -1
         s["agg_sm_r_answered"] = a1["sm_r_answered"] - a0["sm_r_answered"]
@@ -1131,6 +1207,10 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
             flush=True,
         )
         print(_per_round_trip(res), flush=True)
+        if s["hop_ms"]:
+            print("    sequential, where each offer's time goes (median ms; hops timed with the system-wide "
+                  "monotonic clock in both processes): " + ", ".join(f"{k} {v:.2f}" for k, v in s["hop_ms"].items()),
+                  flush=True)
         # -- 2c. profiled run ------------------------------------------------------------------
         if cfg["profile"]:
             mp = cfg["m_profile"]
@@ -1501,8 +1581,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--resend", type=float, metavar="SECONDS",
                     help="diagnostic: the agents' resend timeout (default 5 s); on a loaded machine a longer one "
                     "keeps resends (and their duplicates) out of the CPU per offer")
-    ap.add_argument("--form", choices=("on", "off"), default="on",
-                    help="diagnostic: 'off' makes the agents send without SPADE's metadata form")
+    ap.add_argument("--form", choices=("on", "off"), default="off",
+                    help="diagnostic: 'on' makes the agents send SPADE's metadata form too (spade_metadata, "
+                    "off by default since 2026-12-07)")
     a = ap.parse_args(argv)
     if a.sm not in ("default", "off") and not (a.sm.isdigit() and int(a.sm) > 0):
         ap.error(f"--sm: 'default', 'off' or a positive number of stanzas, got {a.sm!r}")
@@ -1574,7 +1655,7 @@ def main(argv: list[str]) -> int:
         + (f" --prosody-smacks {a.prosody_smacks}" if a.prosody_smacks is not None else "")
         + (f" --sm {a.sm}" if a.sm != "default" else "")
         + (f" --resend {a.resend:g}" if a.resend is not None else "")
-        + (" --form off" if a.form == "off" else "")
+        + (" --form on" if a.form == "on" else "")
         + (" --no-profile" if a.no_profile else "")
         + (f" --py-spy {a.py_spy}" if a.py_spy else "")
         + (f" --profile-rate {a.profile_rate}" if a.profile_rate != 100 else "")

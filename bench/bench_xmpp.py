@@ -267,8 +267,11 @@ async def _rates(info: ServerInfo, peer_jid: str, messages: int, pingpong: int,
         mto=peer_jid, mbody=f"e:p{i}", mtype="chat"), n))
     out["pingpong_latency_ms"] = 1000 / out["pingpong_roundtrips_per_s"]
     for variant, keep in (("shaped", lambda el: True), ("noform", lambda el: el.tag != "{jabber:x:data}x")):
-        # "noform": the same without SPADE's metadata form (a diagnostic: what the form costs)
+        # "noform": the same without SPADE's metadata form (a diagnostic: what the form costs),
+        # only when the agents send it (bench_agents --form on; by default they do not)
         if not shapes:
+            break
+        if variant == "noform" and "{jabber:x:data}x" not in {el.tag for el in stanza_children(shapes["request"])}:
             break
         request = [el for el in stanza_children(shapes["request"]) if keep(el)]
         reply_body = shapes["body"]

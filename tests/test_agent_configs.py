@@ -28,6 +28,7 @@ def test_example_config_builds_its_agent(role, tmp_path):
     agent = build(role, data)
     assert agent.role == role and str(agent.jid) == data["agent"]["jid"]
     assert agent.server.port == 5222
+    assert agent.spade_metadata is False  # no SPADE metadata form on the wire unless asked for
     if role == "prosumer":
         assert [fo.id for _, fo in agent.initial_offers] == ["fo-ev-17"]
         # its devices make offers too, with ids the box's name makes unique at the aggregator
@@ -68,6 +69,7 @@ def test_a_box_device_with_a_bad_parameter_is_refused_naming_it(tmp_path):
         (lambda d: d["aggregator"].update(colour="red"), "aggregator"),
         (lambda d: d.pop("aggregator"), "aggregator"),
         (lambda d: d["agent"].pop("password"), "agent.password"),
+        (lambda d: d["agent"].update(spade_metadata="yes"), "agent.spade_metadata"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, mutate, path):
@@ -147,3 +149,16 @@ def test_who_may_take_part_must_be_written_down(tmp_path, role, key):
     assert info.value.path == f"{role}.{key}"
     f.write_text(f'[agent]\njid = "n@localhost"\npassword_file = "pw"\n[{role}]\n{table}{key} = "open"\n')
     assert load_config(f)[role][key] == "open"
+
+
+def test_a_node_set_to_send_spade_metadata_sends_it_and_the_check_refuses_a_non_boolean(tmp_path):
+    text = CONFIGS["aggregator"].read_text().replace("# spade_metadata = true", "spade_metadata = true")
+    f = tmp_path / "agg.toml"
+    f.write_text(text.replace('password_file = "/etc/vmenergy/aggregator.password"', 'password = "pw"')
+                 .replace('store = "/var/lib/vmenergy/aggregator.sqlite"', f'store = "{tmp_path / "a.sqlite"}"'))
+    f.chmod(0o600)
+    assert build("aggregator", load_config(f)).spade_metadata is True
+    f.write_text(f.read_text().replace("spade_metadata = true", 'spade_metadata = "true"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert info.value.path == "agent.spade_metadata" and "true or false" in info.value.reason

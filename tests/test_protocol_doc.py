@@ -115,3 +115,21 @@ def test_the_dso_examples_are_one_consistent_exchange():
     rec = DsoOrder(order, "aggregator@vme.localhost", req.start, reply.baseline, tuple(scheduled),
                       tuple(ordered), 900, measurement=metering)
     assert verify(rec, DsoConfig(points={"feeder-1": {"limit": 40.0}}), settlement.settlement_id)[0] == settlement
+
+
+def test_the_spade_metadata_example_is_the_form_an_agent_set_to_send_it_writes():
+    import xml.etree.ElementTree as ET
+
+    from vmenergy.agents.base import metadata_form
+
+    (doc,) = [b for kind, b in BLOCKS if kind == "xml" and "jabber:x:data" in b]
+    form = re.search(r"<x xmlns=\"jabber:x:data\".*?</x>", doc, flags=re.S).group(0)
+
+    def canonical(el):
+        for node in el.iter():
+            node.tail = None
+            if node.text is not None and not node.text.strip():
+                node.text = None
+        return ET.tostring(el)
+
+    assert canonical(ET.fromstring(form)) == canonical(metadata_form("flexoffer"))

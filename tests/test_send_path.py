@@ -17,7 +17,7 @@ from tests.protocol.test_engines import NOW, offer
 from vmenergy.agents.base import StepBehaviour, VmeMessage, metadata_form, protocol_stanza
 from vmenergy.protocol.messages import Ack, BillLine, BillMessage, Measurement, OfferMessage
 from vmenergy.runtime import xmpp_tuning as tuning
-from vmenergy.wire.messages import encode, summary, to_xml
+from vmenergy.wire.messages import encode, encode_element, summary, to_xml
 from vmenergy.wire.stanzas import register_protocol_plugins
 
 TOSTRING = importlib.import_module("slixmpp.xmlstream.tostring")
@@ -51,9 +51,32 @@ def test_protocol_stanza_is_byte_for_byte_what_spade_prepare_makes(client, msg):
     vm.sender = "house-1@vme.localhost"
     spade_way = SpadeMessage.prepare(vm, client)
     spade_way.append(encode(msg))
-    ours = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg)
+    ours = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg,
+                           spade_metadata=True)
     ours["id"] = spade_way["id"]  # a fresh id each
     assert _text(client, ours) == _text(client, spade_way)
+
+
+@pytest.mark.parametrize("msg", MESSAGES, ids=lambda m: type(m).__name__)
+def test_a_protocol_stanza_carries_no_spade_metadata_form_by_default(client, msg):
+    from vmenergy.agents.received import FORM_TAG
+
+    ours = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg)
+    assert ours.xml.find(FORM_TAG) is None
+    assert [el.tag for el in ours.xml] == ["{jabber:client}body", encode_element(msg).tag]
+    assert ours["type"] == "chat" and ours["body"] == summary(msg)
+
+
+@pytest.mark.parametrize("msg", MESSAGES, ids=lambda m: type(m).__name__)
+def test_with_spade_metadata_the_form_names_the_ontology_the_types_performative_and_element(client, msg):
+    from vmenergy.protocol.messages import ELEMENT_OF, PERFORMATIVE
+
+    ours = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg,
+                           spade_metadata=True)
+    spade = SpadeMessage.from_node(ours)  # as a SPADE agent reads it
+    element = ELEMENT_OF[type(msg)]
+    assert dict(spade._metadata) == {"ontology": "vmenergy", "performative": PERFORMATIVE.get(element, "inform"),
+                              "vme-element": element}
 
 
 def test_vme_message_prepare_takes_the_same_path(client):
@@ -61,7 +84,8 @@ def test_vme_message_prepare_takes_the_same_path(client):
     vm = VmeMessage.of("agg@vme.localhost", msg)
     vm.sender = "house-1@vme.localhost"
     a = vm.prepare(client)
-    b = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg)
+    b = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg,
+                        spade_metadata=True)  # a VmeMessage carries SPADE metadata: prepare writes it
     b["id"] = a["id"]
     assert _text(client, a) == _text(client, b)
 
@@ -203,7 +227,8 @@ def test_a_received_message_keeps_its_form_as_xml_and_spade_still_reads_its_meta
     from vmenergy.agents.received import FORM_TAG, ReceivedMessage
 
     msg = MESSAGES[2]
-    sent = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg)
+    sent = protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg,
+                           spade_metadata=True)
     whole = TOSTRING.tostring(sent.xml, xmlns="", top_level=True)  # with its jabber:client namespace
     got = ReceivedMessage(xml=ET.fromstring(whole))
     assert not [name for name, _lang in got.plugins if name == "form"]  # no Form, no FormField objects built
@@ -252,14 +277,16 @@ def _parsed(stanza):
     return ET.fromstring(ET.tostring(stanza.xml))
 
 
+@pytest.mark.parametrize("form", [False, True], ids=["without-form", "with-form"])
 @pytest.mark.parametrize("msg", MESSAGES)
-def test_a_protocol_message_takes_the_short_way_and_is_still_counted_for_stream_management(client, msg):
+def test_a_protocol_message_takes_the_short_way_and_is_still_counted_for_stream_management(client, msg, form):
     from vmenergy.agents.received import ReceivedMessage, is_protocol_message
 
     c, got = _received_client()
     sm = c.plugin["xep_0198"]
     sm.enabled_in = True
-    xml = _parsed(protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg))
+    xml = _parsed(protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg,
+                                  spade_metadata=form))
     assert is_protocol_message(xml)
     handlers = c._XMLStream__handlers
     c._XMLStream__handlers = []  # the short way matches no handler: with none left it still arrives
@@ -275,8 +302,9 @@ def test_on_slixmpps_way_a_protocol_message_matches_its_message_handler_alone(cl
     """What the short way skips is matching the stanza against every handler; for a protocol
     message that finds slixmpp's message handler only (also checked on connected agents)."""
     c, _got = _received_client()
-    for msg in MESSAGES:
-        xml = _parsed(protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg))
+    for msg, form in ((m, f) for m in MESSAGES for f in (False, True)):
+        xml = _parsed(protocol_stanza(client, "agg@vme.localhost", "house-1@vme.localhost", summary(msg), msg,
+                                      spade_metadata=form))
         stanza = c._build_stanza(xml)
         assert [h.name for h in c._XMLStream__handlers if h.match(stanza)] == ["IM"]
 

@@ -84,7 +84,7 @@ def test_the_valid_scenario_passes(tmp_path):
 # -- each broken scenario of the issue, with its key and line ---------------------------------
 @pytest.mark.parametrize("changes, expected", [
     pytest.param([("seed = 3", "sped = 1500")],
-                 ":5: scenario.sped: unknown key (known: clock, name, seed, speed, start, until) (did you mean speed?)",
+                 ":5: scenario.sped: unknown key (known: clock, name, seed, spade_metadata, speed, start, until) (did you mean speed?)",
                  id="unknown key with suggestion"),
     pytest.param([("count = 2", 'count = "two"')], ':27: prosumers[0].count: must be an integer, got "two"',
                  id="wrong type"),

@@ -76,6 +76,19 @@ def test_a_saved_plan_loads_and_every_agent_builds_from_it(tmp_path):
     assert [a.role for a in agents] == ["market", "aggregator", "aggregator", "prosumer", "prosumer"]
 
 
+def test_the_agents_send_spade_metadata_only_when_the_scenario_says_so(tmp_path):
+    def built(plan):
+        return [build_agent(spec, ServerAddress("127.0.0.1", 5222, None), RealClock(), plan.seed, plan)
+                for spec in plan.agents]
+
+    plan = plan_of(tmp_path)
+    assert plan.spade_metadata is False and not any(a.spade_metadata for a in built(plan))
+    plan = plan_of(tmp_path, broken(("seed = 3", "seed = 3\nspade_metadata = true")))
+    plan.save(tmp_path / "plan.json")
+    plan = Plan.load(tmp_path / "plan.json")
+    assert plan.spade_metadata is True and all(a.spade_metadata for a in built(plan))
+
+
 def test_the_demo_plans(tmp_path):
     plan = make_plan(load_scenario(ROOT / "scenarios" / "demo.toml"), tmp_path)
     assert len(plan.by_role("prosumer")) == 6 and plan.clock["mode"] == "virtual"

@@ -37,6 +37,7 @@ from vmenergy.wire.stanzas import NS
 from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
 from . import smacks
+from .coalesced_writes import coalesce_writes
 from .keepalive import Keepalive
 from .stream_acks import BurstAcks
 from .received import use_received_messages
@@ -136,7 +137,9 @@ class VmeMessage(SpadeMessage):
     def prepare(self, client):
         if self.payload is None or self.thread or set(self._metadata) != _METADATA_KEYS:
             return super().prepare(client)  # not one of ours as VmeMessage.of makes them
-        return protocol_stanza(client, str(self.to), str(self.sender), self.body, self.payload)
+        # a VmeMessage carries SPADE metadata by construction, and SPADE's prepare writes it
+        return protocol_stanza(client, str(self.to), str(self.sender), self.body, self.payload,
+                               spade_metadata=True)
 
     @classmethod
     def of(cls, to: str, payload: Message) -> "VmeMessage":
@@ -148,7 +151,8 @@ class VmeMessage(SpadeMessage):
         return m
 
 
-#: The SPADE metadata every protocol message carries (docs/protocol.md section 7).
+#: The SPADE metadata a protocol message carries (a VmeMessage always; on the wire only with the
+#: agent's ``spade_metadata`` switch, docs/protocol.md section 7).
 _METADATA_KEYS = frozenset({"ontology", "performative", "vme-element"})
 _CLIENT_NS = "jabber:client"
 _FORM_NS = "jabber:x:data"
@@ -174,10 +178,16 @@ def metadata_form(element: str) -> ET.Element:
     return form.__deepcopy__({})
 
 
-def protocol_stanza(client, to: str, sender: str, body: Optional[str], payload: Message):
-    """The ``<message/>`` stanza of a protocol message: byte for byte what SPADE's
-    ``Message.prepare`` plus the appended payload make of :meth:`VmeMessage.of` (a test compares
-    them), written straight into the stanza's XML."""
+def protocol_stanza(client, to: str, sender: str, body: Optional[str], payload: Message, *,
+                    spade_metadata: bool = False):
+    """The ``<message/>`` stanza of a protocol message, written straight into the stanza's XML:
+    the body line and the protocol element (docs/protocol.md section 7).
+
+    ``spade_metadata``: also SPADE's metadata form, for third-party SPADE agents that route by
+    templates; the stanza is then byte for byte what SPADE's ``Message.prepare`` plus the
+    appended payload make of :meth:`VmeMessage.of` (a test compares them). Off by default: no
+    receiver needs it, and it was half the elements of each stanza, which the server parses,
+    copies and writes for every message (bench/RESULTS.md, "Agent path, round 4")."""
     stanza = client.Message()  # its id and xml:lang, as SPADE's
     stanza["to"] = to
     stanza["from"] = sender
@@ -185,7 +195,8 @@ def protocol_stanza(client, to: str, sender: str, body: Optional[str], payload: 
     if body:
         ET.SubElement(xml, f"{{{_CLIENT_NS}}}body").text = body
     xml.set("type", "chat")
-    xml.append(metadata_form(ELEMENT_OF[type(payload)]))
+    if spade_metadata:
+        xml.append(metadata_form(ELEMENT_OF[type(payload)]))
     xml.append(encode_element(payload))
     return stanza
 
@@ -330,6 +341,7 @@ class VmeAgent(Agent):
         driver: Optional[Driver] = None,
         operators: Operators = Operators(),
         web: Optional["WebConfig"] = None,
+        spade_metadata: bool = False,
     ) -> None:
         super().__init__(jid, password, port=server.port, verify_security=True)
         self.server = server
@@ -338,6 +350,9 @@ class VmeAgent(Agent):
         self.tick_seconds = tick
         self.peers = tuple(bare(p) for p in peers)
         self.max_payload_bytes = max_payload_bytes
+        #: Whether protocol messages carry SPADE's metadata form (docs/protocol.md section 7): for
+        #: third-party SPADE agents that route by templates; VME's receivers do not need it.
+        self.spade_metadata = spade_metadata
         self.store = Store(store_path, cache_kib=self.store_cache_kib) if store_path is not None else None
         # the ledger is loaded before the engine exists: engines rebuild what they keep live
         # (aggregates awaiting a schedule, open market sessions) from it in their constructor
@@ -419,6 +434,7 @@ class VmeAgent(Agent):
         apply_to_client(self.client, self.server.ca_file)
         client = self.client
         use_received_messages(client)  # SPADE's metadata forms stay XML (see received.py)
+        coalesce_writes(client)  # a burst's stanzas in one TLS write (see coalesced_writes.py)
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
@@ -989,11 +1005,12 @@ class VmeAgent(Agent):
             self._send_stanza(msg.prepare(self.client))
 
     def send_protocol(self, to: str, payload: Message) -> None:
-        """Send one protocol message (with its body line and SPADE metadata, see
-        :func:`protocol_stanza`), tagged with its round under a driver."""
+        """Send one protocol message (with its body line, and SPADE's metadata form if the agent
+        is set to, see :func:`protocol_stanza`), tagged with its round under a driver."""
         if self.client is None:
             return  # not started, or stopped: reliable messages stay in the outbox and are resent
-        stanza = protocol_stanza(self.client, to, str(self.jid), summary(payload), payload)
+        stanza = protocol_stanza(self.client, to, str(self.jid), summary(payload), payload,
+                                 spade_metadata=self.spade_metadata)
         if self.driver is not None:
             tag = self.driver.sending(self, to)
             if tag is not None:

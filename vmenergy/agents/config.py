@@ -141,7 +141,8 @@ def build(role: str, data: dict):
             raise ConfigError(f"web.{exc.path}", exc.reason) from None
     common = dict(server=address, clock=clock, store_path=store, tick=float(agent.get("tick", 1.0)),
                   max_payload_bytes=int(agent.get("max_payload_bytes", MAX_PAYLOAD_BYTES)), operators=operators,
-                  web=web)
+                  web=web,
+                  spade_metadata=_need(agent, "spade_metadata", "agent", bool) if "spade_metadata" in agent else False)
     section = data.get(role)
     if not isinstance(section, dict):
         raise ConfigError(role, f"a [{role}] section is required for a {role}")

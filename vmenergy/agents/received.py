@@ -2,8 +2,9 @@
 binding XEP-0004 data forms to stanza objects; and the short way a protocol message takes to the
 agent.
 
-Every VME message carries SPADE's metadata as a data form (docs/protocol.md section 7). slixmpp
-turned the form of every message received into ``Form`` and ``FormField`` stanza objects (about
+A protocol message may carry SPADE's metadata as a data form (docs/protocol.md section 7: VME
+agents send it only when set to, ``spade_metadata``; other senders may). slixmpp turned the form
+of every message received into ``Form`` and ``FormField`` stanza objects (about
 50 us a message, 7-8 % of a prosumer's CPU per offer: bench/RESULTS.md, "Agent path") and matched
 each message against its "Data Form" handler, which only re-announces forms as an event. Nothing
 in an agent reads a message's form through them: the agent reads the protocol element from the

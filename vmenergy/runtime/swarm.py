@@ -66,7 +66,8 @@ def build_agent(spec: AgentSpec, address: ServerAddress, clock: Clock, seed: int
 
         web = WebConfig(**spec.web)
     common = dict(server=address, store_path=Path(spec.store), clock=clock, tick=TICK.get(spec.role, 0.5),
-                  operators=Operators.from_dict(spec.operators), web=web)
+                  operators=Operators.from_dict(spec.operators), web=web,
+                  spade_metadata=plan is not None and plan.spade_metadata)
     cfg = dict(spec.config)
     if spec.role == "prosumer":
         offers = [(int(o["release"]), FlexOffer.from_dict(o["offer"])) for o in spec.offers]

@@ -68,6 +68,9 @@ class ScenarioTable:
     clock: Literal["virtual", "accelerated"] = "virtual"
     speed: float = field(default=600.0, metadata=limits(gt=0))
     seed: int = 0
+    #: every agent sends SPADE's metadata form with each protocol message, for third-party SPADE
+    #: agents that route by templates (docs/protocol.md section 7); VME's agents do not need it
+    spade_metadata: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ class AgentTable:
     max_payload_bytes: Optional[int] = field(default=None, metadata=limits(ge=1))
     #: solver time one offer's polytope check may take before the offer is refused
     check_seconds: Optional[float] = field(default=None, metadata=limits(gt=0, le=3600))
+    #: send SPADE's metadata form with each protocol message, for third-party SPADE agents that
+    #: route by templates (docs/protocol.md section 7); VME's own agents do not need it
+    spade_metadata: bool = False
 
 
 @dataclass(frozen=True)

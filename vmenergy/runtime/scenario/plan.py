@@ -71,6 +71,8 @@ class Plan:
     operator: dict = field(default_factory=dict)
     #: On a cluster (``[server] nodes``), the node each part connects to (every part is listed).
     node_of: dict = field(default_factory=dict)
+    #: Whether the agents send SPADE's metadata form (``[scenario] spade_metadata``).
+    spade_metadata: bool = False
 
     def shard(self, part: str) -> int:
         return int(self.shard_of.get(part, 1))
@@ -284,7 +286,8 @@ def make_plan(scenario: Scenario, run_dir: Path, *, shards: int = 1) -> Plan:
     operator = {"jid": scenario.jid(account), "password": pw()} if account is not None else {}
     return Plan(settings.name, str(run_dir), scenario.server.as_plan(), clock, start, settings.until, agents,
                 sorted(parts, key=lambda p: (order.index(p) if p in order else 9, p)), settings.seed,
-                shard_of=shard_of, operator=operator, node_of=node_of, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {})
+                shard_of=shard_of, operator=operator, node_of=node_of, inputs=scenario.inputs.as_plan() if scenario.inputs is not None else {},
+                spade_metadata=settings.spade_metadata)
 
 
 def _devices(group: ProsumerGroup, name: str, seed: int) -> dict:
