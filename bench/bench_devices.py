@@ -1,6 +1,6 @@
 """Benchmark: the offers of 100,000 mixed devices for a day, made by their FOAs' device models.
 
-Usage: python bench/bench_devices.py [--quick] [--n N] [--digest]
+Usage: python bench/bench_devices.py [--quick] [--n N] [--digest] [--foa-households H]
 
 Households are drawn as scenarios/city-1k.toml draws them (same device mix and parameter ranges)
 until they hold N devices (default 100,000; --quick: 10,000); every household is a device fleet
@@ -11,7 +11,9 @@ plug in or are loaded (the physics simulated up to each event; nothing is schedu
 devices fall back to their own programme). Memory: the process's resident high-water mark.
 Reference in the same run: the same number of offers made from the shipped JSON templates the
 way a template scenario makes them (vary_offer), which is what a swarm did before device models.
-``--digest``: also print a SHA-256 of every offer's JSON in order, so a change that should leave the
+``--foa-households H``: fleets of H households each (an FOA of ``households = H``, as
+scenarios/million-devices.toml has them, built as its swarm builds them), instead of one fleet per
+household; N devices rounded up to whole fleets. ``--digest``: also print a SHA-256 of every offer's JSON in order, so a change that should leave the
 offers alone (a faster model, a leaner offer) can show that it did.
 """
 
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vmenergy.devices.inputs import Inputs  # noqa: E402
-from vmenergy.devices.population import build_fleet, draw_devices  # noqa: E402
+from vmenergy.devices.population import build_fleet, draw_devices, draw_households  # noqa: E402
 from vmenergy.flexoffer import FlexOffer  # noqa: E402
 from vmenergy.flexoffer.timeutil import parse_utc  # noqa: E402
 from vmenergy.runtime.scenario.plan import vary_offer  # noqa: E402
@@ -64,20 +66,39 @@ def households(n_devices: int) -> list[tuple[str, dict]]:
     return out
 
 
+def foas(n_devices: int, per_foa: int) -> list[tuple[str, dict]]:
+    """FOAs of ``per_foa`` households each, drawn from city-1k's mix as a ``households`` table of
+    a scenario is, until they hold ``n_devices``."""
+    city = tomllib.loads((ROOT / "scenarios" / "city-1k.toml").read_text())
+    group = city["prosumers"][0]
+    tables = {k: v for k, v in group.items() if isinstance(v, dict) and k not in ("devices", "owner")}
+    out: list[tuple[str, dict]] = []
+    total = 0
+    while total < n_devices:
+        name = f"foa{len(out)}"
+        table = {"name": name, "count": per_foa, "mix": group["devices"], "tables": tables,
+                 "owner": group.get("owner", {})}
+        total += sum(len(devices) for devices, _ in draw_households(table, 1000))
+        out.append((name, {"households": table, "foa": {}}))
+    return out
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--digest", action="store_true", help="print a SHA-256 of the offers' JSON")
+    ap.add_argument("--foa-households", type=int, default=0, help="fleets of H households each (default: one a household)")
     args = ap.parse_args(argv)
     n = args.n or (10_000 if args.quick else 100_000)
     print(f"machine: {machine()}")
     inputs = Inputs(900, weather=ROOT / "scenarios/inputs/piedmont-2026-11-weather.csv",
                     prices=ROOT / "scenarios/inputs/piedmont-2026-11-prices.csv", latitude=45.0, longitude=8.0,
                     altitude=250.0, timezone="Europe/Rome")
-    homes = households(n)
-    kinds = Counter(d["kind"] for _, c in homes for d in c["devices"])
-    print(f"{sum(kinds.values())} devices in {len(homes)} households: "
+    homes = foas(n, args.foa_households) if args.foa_households else households(n)
+    kinds = Counter(d["kind"] for _, c in homes for d in c["devices"]) if not args.foa_households else \
+        Counter(d["kind"] for _, c in homes for devices, _ in draw_households(c["households"], 1000) for d in devices)
+    print(f"{sum(kinds.values())} devices in {len(homes)} {'FOAs' if args.foa_households else 'households'}: "
           + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
     rss0 = _hwm()
     t0 = time.perf_counter()

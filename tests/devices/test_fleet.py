@@ -5,6 +5,7 @@ the normal programme, and the same results for the same seed."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Callable, Optional
 
 import numpy as np
@@ -163,3 +164,37 @@ def test_a_box_without_an_end_keeps_offering():
     assert f.next_due(START) == START
     f.offers(START)
     assert f.next_due(START) is not None and f.open
+
+
+class _CountedBaseLoad(BaseLoad):
+    """A base load that counts how often each device's clock (``t``) is read: the fleet reads it
+    each time it visits a device to simulate it forward."""
+
+    reads: Counter = Counter()
+
+    @property  # type: ignore[override]
+    def t(self) -> int:
+        _CountedBaseLoad.reads[id(self)] += 1
+        return self._t
+
+    @t.setter
+    def t(self, value: int) -> None:
+        self._t = value
+
+
+def _visits_per_device(n: int) -> int:
+    _CountedBaseLoad.reads.clear()
+    ctx = context()
+    devices = [_CountedBaseLoad(f"h{i}-base", BaseLoad.Params(), ctx, START // 900) for i in range(n)]
+    f = DeviceFleet(devices, ctx, FoaSettings(), start=START, until=START + 3 * DAY)
+    now = START
+    while now is not None and now < START + DAY:  # a day of events: every device releases its offer at the same interval
+        assert len(f.offers(now)) in (0, n)
+        now = f.next_due(now)
+    return max(_CountedBaseLoad.reads[id(d)] for d in devices)
+
+
+def test_offers_released_at_one_interval_visit_each_device_once_not_once_per_offer():
+    # an FOA of 1,000 households releases thousands of offers at noon; each release used to
+    # simulate every device "up to now" again, visiting all of them per offer
+    assert _visits_per_device(40) == _visits_per_device(5)

@@ -64,3 +64,18 @@ def test_two_shards_give_the_same_results_as_one_run(tmp_path):
     assert "sent 3 agent stores" in second.stdout
     assert stat.S_IMODE((tmp_path / "s1" / "join.json").stat().st_mode) == 0o600  # it holds the run's token
     assert (tmp_path / "s1" / "summary.json").read_text() == single
+
+
+def test_aggregators_in_one_process_or_each_in_its_own_give_the_same_results(tmp_path):
+    """The million-device shape runs each leaf aggregator in its own process (``part``); a copy
+    with all five aggregators in one process must report the same bytes."""
+    from tests.integration.test_million_shape import MILLION, scaled
+
+    text = scaled(MILLION.read_text(), foas=1, households=12).replace('"inputs/', f'"{ROOT}/scenarios/inputs/')
+    own = tmp_path / "own.toml"
+    one = tmp_path / "one.toml"
+    own.write_text(text)
+    shared = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("part = "))
+    assert shared.count("\n") == text.count("\n") - 4  # the four leaves' parts, nothing else
+    one.write_text(shared)
+    assert run(own, tmp_path / "run-own") == run(one, tmp_path / "run-one")

@@ -387,3 +387,28 @@ def test_a_device_fault_reaches_the_aggregator_reliably_once_and_only_from_enrol
     effects = agg.receive("mallory@localhost", DeviceFaultReport("df-1", "x", "d", "gone", "r", NOW), NOW)
     assert any(isinstance(e, Send) and isinstance(e.msg, Ack) and e.msg.status == "rejected" for e in effects)
     assert len(agg.ledger[DEVICE_FAULTS].values()) == 2
+
+
+def test_a_settlement_of_more_offers_than_a_bill_names_goes_out_in_several_bills(monkeypatch):
+    # a bill names at most BILL_OFFER_LINES offers (the day's bill of an FOA of 1,000 households
+    # was over the server's stanza size limit); the statement's amounts are in the first one
+    from vmenergy.protocol import billing
+
+    monkeypatch.setattr(billing, "BILL_OFFER_LINES", 3)
+    agg = AggregatorEngine(AGG, AggregatorConfig())
+    p = ProsumerEngine("p0@localhost", AGG)
+    net = Net(agg, p)
+    for i in range(7):
+        net.take(p.jid, p.add_offer(replace(offer("ev-overnight", i), issuer=p.jid), NOW, NOW))
+    net.run(NOW)
+    net.tick(NOW)
+    execute_all(net, NOW + 60)
+    net.tick(LATER)
+    assert agg.counts() == {"settled": 7} and p.counts() == {"settled": 7}
+    bills = sorted(p.ledger.values("bills"), key=lambda b: int(b.bill_id.rsplit("-", 1)[1]))
+    named = [[ln.offer_id for ln in b.lines if ln.code == "offer"] for b in bills]
+    assert [len(n) for n in named] == [3, 3, 1]
+    assert sorted(sum(named, [])) == sorted(r.offer.id for r in p.ledger.values("offers"))
+    assert all(ln.code == "offer" for b in bills[1:] for ln in b.lines) and all(b.total_cents == 0 for b in bills[1:])
+    assert any(ln.code != "offer" for ln in bills[0].lines)
+    assert sum(b.total_cents for b in bills) == sum(b.total_cents for _, b in agg.ledger.values("bills"))

@@ -34,10 +34,18 @@ from .messages import BillMessage, BillLine
 from .records import AggOffer, AggregateRecord
 
 __all__ = ["settle_records", "settle_offers", "correction_bill", "dso_share_bills", "metering_history",
-           "BASELINE_FALLBACK"]
+           "BASELINE_FALLBACK", "BILL_OFFER_LINES"]
 
 #: The note of a batch settled by the offers' default because the history was too short.
 BASELINE_FALLBACK = "baseline-from-offers"
+
+#: The most offers one bill names (its ``offer`` lines, ~110 bytes each on the wire). A prosumer
+#: with more in one settlement gets the statement and the first ones in one bill, the rest in
+#: bills of offer lines only (total 0). The day's bill of an FOA of 1,000 households named 2,610
+#: offers, ~300 KB: over the 256 KiB stanza limit of Prosody 0.12 (``c2s_stanza_size_limit``)
+#: and of the private ejabberd (``max_stanza_size``), so the server closed the aggregator's
+#: stream at every resend and the bills never arrived (bench/RESULTS.md, "A million devices").
+BILL_OFFER_LINES = 1000
 
 
 def metering_history(owners: Sequence[str], start: int, end: int, resolution: int, need: int,
@@ -147,7 +155,8 @@ def settle_offers(
 
     Returns ``[(owner, bill, offer_ids)]`` and a summary for the log. Bills carry the settlement
     lines (codes and amounts in cents, descriptions a person can check) plus one zero-amount line
-    per settled offer, so the prosumer knows which offers the bill closes.
+    per settled offer, so the prosumer knows which offers the bill closes; a prosumer with more
+    than :data:`BILL_OFFER_LINES` offers gets the rest in further bills of offer lines only.
     """
     notes: list[str] = []
     result = settle_records(records, contract, aggregator=aggregator, aggregates=aggregates,
@@ -160,11 +169,14 @@ def settle_offers(
         statement = result.bills.bill(i)
         mine = [r for r in records if r.owner == owner]
         lines = [BillLine(ln.code, _describe(ln), ln.amount_cents) for ln in statement.lines]
-        # the prosumer knows each offer by the id it gave it (records.AggOffer.owner_id)
-        lines += [BillLine("offer", f"settles offer {r.owner_id}", 0, r.owner_id) for r in mine]
-        bill = BillMessage(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
-        n += 1
-        bills.append((owner, bill, [r.offer.id for r in mine]))
+        for first in range(0, max(1, len(mine)), BILL_OFFER_LINES):
+            part = mine[first:first + BILL_OFFER_LINES]
+            # the prosumer knows each offer by the id it gave it (records.AggOffer.owner_id)
+            lines += [BillLine("offer", f"settles offer {r.owner_id}", 0, r.owner_id) for r in part]
+            bill = BillMessage(f"bill-{aggregator.split('@')[0]}-{n}", start * res, end * res, tuple(lines))
+            n += 1
+            bills.append((owner, bill, [r.offer.id for r in part]))
+            lines = []  # the statement is in the first bill only
     participants = {p.participant: p for p in result.participants}
     me = participants.get(contract.aggregator)
     summary: dict[str, object] = {
