@@ -391,8 +391,7 @@ def settle(
     revenue_t = price * np.abs(sold)
     # divided only where some adaptation was verified: elsewhere a near-zero sum would overflow
     verified = portfolio["verified"]
-    unit = np.divide(revenue_t, verified, out=np.zeros(np.broadcast_shapes(revenue_t.shape, verified.shape)),
-                     where=verified > TOLERANCE)
+    unit = np.divide(revenue_t, verified, out=np.zeros_like(revenue_t), where=verified > TOLERANCE)
     if v_rows:
         rows_ = np.concatenate(v_rows)
         cols_ = np.concatenate(v_cols)
