@@ -322,7 +322,7 @@ TLS_READ_BYTES = 32 * 1024
 _ASYNCIO_TLS_READ_BYTES: Optional[int] = None  # asyncio's own, once replaced
 
 
-def _ssl_protocol() -> type:
+def _ssl_protocol() -> Any:
     from asyncio.sslproto import SSLProtocol
 
     return SSLProtocol
