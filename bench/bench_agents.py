@@ -268,6 +268,33 @@ def _counting(cls: type) -> type:
                 self.stamps.append((time.perf_counter(), "recv"))
             return super()._message_received(stanza)
 
+        # finer stamps on the way through the shell (FINE_HOPS): decoded and handed to the
+        # inbox, the inbox's step begins, the engine step done, the commit callback begins,
+        # the store written
+        def _deliver(self, *a, **kw):
+            if self.stamps is not None:
+                self.stamps.append((time.perf_counter(), "decoded"))
+            return super()._deliver(*a, **kw)
+
+        def _run_step(self, *a, **kw):
+            if self.stamps is not None:
+                self.stamps.append((time.perf_counter(), "woke"))
+            out = super()._run_step(*a, **kw)
+            if self.stamps is not None:
+                self.stamps.append((time.perf_counter(), "stepped"))
+            return out
+
+        def _commit(self, *a, **kw):
+            if self.stamps is not None:
+                self.stamps.append((time.perf_counter(), "commit"))
+            return super()._commit(*a, **kw)
+
+        def _persist(self, *a, **kw):
+            out = super()._persist(*a, **kw)
+            if self.stamps is not None:
+                self.stamps.append((time.perf_counter(), "flushed"))
+            return out
+
         def stamp_wire(self) -> None:
             """Stamp each ``<message/>`` as slixmpp writes it to the transport (after its send
             queue and filters)."""
@@ -284,7 +311,23 @@ def _counting(cls: type) -> type:
         # VmeAgent.handle is a plain method in some versions of the shell and a coroutine in
         # others (serialised steps, offloaded ticks); newer ones run bursts through handle_all
         # (one commit per loop turn) and count their own steps (agent.work): wrap what this tree has
-        if hasattr(cls, "handle_all"):
+        if hasattr(cls, "_apply") and hasattr(cls, "handle_all"):
+            # effects are seen where every step's are carried out, after its commit (steps also
+            # run outside handle_all in newer shells: a received message's, at once), the same
+            # moment for every shell that has it; steps as the agent counts them
+
+            def _apply(self, effects):  # the base's signature
+                super()._apply(effects)
+                self._seen(effects)
+
+            @property
+            def n_handle(self):
+                return self.work["steps"]
+
+            @n_handle.setter
+            def n_handle(self, _value):
+                pass
+        elif hasattr(cls, "handle_all"):
 
             async def handle_all(self, steps, **kw):  # the base's signature
                 self.n_handle += len(steps)
@@ -1008,27 +1051,79 @@ HOPS = (
     ("aggregator->prosumer (TLS, Prosody, parse)", "a-wire", "recv"),
     ("prosumer ack step+commit", "recv", "answer"),
 )
+#: The stamps each side takes per sequential offer, in order (the agents' thin subclass):
+#: "decoded" the payload decoded and handed on, "woke" an engine step begins (the inbox took the
+#: message), "stepped" it returned, "commit" the loop turn's commit callback begins, "flushed"
+#: the store written; a name the prosumer takes twice gets a "2" the second time.
+PROSUMER_STAMPS = ("woke", "stepped", "commit", "flushed", "send", "wire",
+                   "recv", "decoded", "woke2", "stepped2", "commit2", "flushed2")
+AGGREGATOR_STAMPS = ("recv", "decoded", "woke", "stepped", "commit", "flushed", "send", "wire")
+#: The same offer's way in finer hops (all consecutive), where both sides took every stamp.
+FINE_HOPS = (
+    ("prosumer: add_offer step", "start", "stepped"),
+    ("prosumer: wait for the commit callback", "stepped", "commit"),
+    ("prosumer: SQLite commit", "commit", "flushed"),
+    ("prosumer: offer built and handed to slixmpp", "flushed", "send"),
+    ("prosumer: send queue, filters, serialise", "send", "wire"),
+    ("prosumer -> aggregator (joined write, TLS, Prosody, parse)", "wire", "a-recv"),
+    ("aggregator: checks, decode + validate", "a-recv", "a-decoded"),
+    ("aggregator: to the inbox's step", "a-decoded", "a-woke"),
+    ("aggregator: engine step", "a-woke", "a-stepped"),
+    ("aggregator: wait for the commit callback", "a-stepped", "a-commit"),
+    ("aggregator: SQLite commit", "a-commit", "a-flushed"),
+    ("aggregator: ack built and handed to slixmpp", "a-flushed", "a-send"),
+    ("aggregator: send queue, filters, serialise", "a-send", "a-wire"),
+    ("aggregator -> prosumer (joined write, TLS, Prosody, parse)", "a-wire", "recv"),
+    ("prosumer: checks, decode", "recv", "decoded"),
+    ("prosumer: to the inbox's step", "decoded", "woke2"),
+    ("prosumer: engine step on the ack", "woke2", "stepped2"),
+    ("prosumer: wait for the commit callback", "stepped2", "commit2"),
+    ("prosumer: SQLite commit", "commit2", "flushed2"),
+    ("prosumer: effects, back to the bench", "flushed2", "answer"),
+)
+
+
+def _in_order(stamps: list, names: tuple) -> Optional[dict]:
+    """The first stamp of each name in ``names``, taken in that order (other stamps between them
+    are skipped; a repeated name counts from after the previous one); None if one is missing."""
+    out: dict[str, float] = {}
+    i = 0
+    for name in names:
+        want = name.rstrip("2")
+        while i < len(stamps) and stamps[i][1] != want:
+            i += 1
+        if i == len(stamps):
+            return None
+        out[name] = stamps[i][0]
+        i += 1
+    return out
 
 
 def _hops(offers: list, agg_stamps: list) -> dict:
-    """Median milliseconds of each hop of the sequential offers (HOPS), from the prosumers' and
-    the aggregator's stamps (one offer in flight at a time: the aggregator's stamps in order,
-    recv/send/wire once per offer). Empty when a side's stamps do not line up."""
+    """Median milliseconds of each hop of the sequential offers (HOPS, and FINE_HOPS when every
+    stamp was taken), from the prosumers' and the aggregator's stamps (one offer in flight at a
+    time: the aggregator's stamps cut at each "recv"). Empty when a side's stamps do not line up."""
     import statistics
 
-    agg = [what for _t, what in agg_stamps]
-    if agg != ["recv", "send", "wire"] * len(offers):
+    starts = [i for i, (_t, what) in enumerate(agg_stamps) if what == "recv"]
+    if len(starts) != len(offers):
         return {}
-    per_hop: dict[str, list[float]] = {name: [] for name, _a, _b in HOPS}
+    per_hop: dict[str, list[float]] = {name: [] for name, _a, _b in HOPS + FINE_HOPS}
+    fine = True
     for i, (start, stamps, answer) in enumerate(offers):
-        mine = dict((what, t) for t, what in stamps)
-        if [what for _t, what in stamps] != ["send", "wire", "recv"]:
-            return {}
-        at = {"start": start, "answer": answer, **mine,
-              **{f"a-{what}": t for t, what in agg_stamps[3 * i:3 * i + 3]}}
-        for name, a, b in HOPS:
+        chunk = agg_stamps[starts[i]:starts[i + 1] if i + 1 < len(starts) else None]
+        mine = _in_order(stamps, PROSUMER_STAMPS)
+        theirs = _in_order(chunk, AGGREGATOR_STAMPS)
+        if mine is None or theirs is None:  # an older shell without the finer stamps
+            fine = False
+            mine = _in_order(stamps, ("send", "wire", "recv"))
+            theirs = _in_order(chunk, ("recv", "send", "wire"))
+            if mine is None or theirs is None:
+                return {}
+        at = {"start": start, "answer": answer, **mine, **{f"a-{what}": t for what, t in theirs.items()}}
+        for name, a, b in HOPS + (FINE_HOPS if fine else ()):
             per_hop[name].append(1000 * (at[b] - at[a]))
-    out = {name: statistics.median(v) for name, v in per_hop.items()}
+    out = {name: statistics.median(v) for name, v in per_hop.items() if v}
     out["total"] = statistics.median(1000 * (answer - start) for start, _s, answer in offers)
     return out
 
@@ -1208,9 +1303,14 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
         )
         print(_per_round_trip(res), flush=True)
         if s["hop_ms"]:
+            coarse = {name for name, _a, _b in HOPS} | {"total"}
             print("    sequential, where each offer's time goes (median ms; hops timed with the system-wide "
-                  "monotonic clock in both processes): " + ", ".join(f"{k} {v:.2f}" for k, v in s["hop_ms"].items()),
+                  "monotonic clock in both processes): " + ", ".join(f"{k} {v:.2f}" for k, v in s["hop_ms"].items()
+                                                                     if k in coarse),
                   flush=True)
+            for name, _a, _b in FINE_HOPS:
+                if name in s["hop_ms"]:
+                    print(f"      {s['hop_ms'][name]:6.3f}  {name}", flush=True)
         # -- 2c. profiled run ------------------------------------------------------------------
         if cfg["profile"]:
             mp = cfg["m_profile"]

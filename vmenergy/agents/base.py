@@ -41,6 +41,7 @@ from .coalesced_writes import coalesce_writes
 from .keepalive import Keepalive
 from .stream_acks import BurstAcks
 from .received import use_received_messages
+from .send_now import send_now
 from .unsent import keep, keep_unsent
 from .operator import AdHocCommands, OperatorDesk
 from .web.channel import WebPeers
@@ -737,10 +738,20 @@ class VmeAgent(Agent):
         if self.driver is not None:
             self.driver.received(self, arrival.sender, payload, arrival.tag)
             return []
+        inbox = self._inbox
+        if inbox is not None and not inbox.is_killed() and inbox.queue.empty() and not self._engine_lock.locked():
+            # nothing ahead of it: its engine step runs now, in the turn that read it, instead of
+            # in the inbox's task a task switch later (each message of a one-at-a-time exchange
+            # paid that switch, ~0.05-0.1 ms a side: bench/RESULTS.md, "Agent path, round 5").
+            # No step runs meanwhile (the lock is free) and none is waiting (the inbox is empty),
+            # so the engine sees its messages in the order they came; the step's changes go into
+            # this turn's commit and its effects wait for it, as the inbox's do.
+            sender, at = arrival.sender, arrival.at
+            self.step_now(lambda now: self.engine.receive(sender, payload, at))
+            return []
         msg = VmeMessage(to=str(self.jid), sender=arrival.sender, body=arrival.body, payload=payload,
                          arrived=arrival.at)
         msg.set_metadata("ontology", ONTOLOGY)
-        inbox = self._inbox
         if inbox is None or inbox.is_killed():
             return self.dispatch(msg)
         # straight into the inbox: SPADE's dispatch would match every behaviour's template, start
@@ -865,6 +876,23 @@ class VmeAgent(Agent):
             await batch.committed
             effects += done if batch.persisted else [e for e in done if not isinstance(e, Send)]
         return effects
+
+    def step_now(self, step: Callable[[int], list[Effect]]) -> None:
+        """Run one engine step at once, from a callback of the event loop (not a coroutine): as
+        :meth:`handle` does, but nobody waits for it; its changes join this turn's commit and its
+        effects are carried out after it. Only while no step is running (the engine lock is free),
+        or the steps would interleave."""
+        if self._engine_lock.locked():
+            raise RuntimeError("step_now: an engine step is running (its lock is held)")
+        done, changes = self._run_step(step)
+        batch = self._batched(changes, done)
+        if not batch.watched:  # a failed commit is a bug; with no caller to see it, the log does
+            batch.watched = True
+            batch.committed.add_done_callback(self._commit_failed)
+
+    def _commit_failed(self, committed: asyncio.Future) -> None:
+        if not committed.cancelled() and committed.exception() is not None:
+            self.log.error("event=commit-failed error=%r", committed.exception())
 
     def _run_step(self, step: Callable[[int], list[Effect]]) -> tuple[list[Effect], list]:
         self.work["steps"] += 1
@@ -1023,7 +1051,7 @@ class VmeAgent(Agent):
         dropped here before, so an answer made while the link was down (an aggregator taking in
         the offers it read just before its stream was cut) never reached its peer."""
         if self.link_up:
-            stanza.send()
+            send_now(self.client, stanza)  # written in this turn unless slixmpp's queue holds some
         else:
             keep(self.client, stanza)
 
@@ -1079,6 +1107,7 @@ class _Batch:
     changes: list = field(default_factory=list)
     effects: list = field(default_factory=list)
     persisted: bool = False
+    watched: bool = False  # a failed commit is logged (steps run by step_now have no caller)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,93 @@
+"""The way of one protocol message through connected agents, shortened (bench/RESULTS.md, "Agent
+path, round 5"): a message reaching an idle agent is taken by its engine in the callback that read
+it (no inbox task between), and the answer is written in the turn that made it (not through
+slixmpp's send queue); while a step runs, messages wait in the inbox and are taken in order."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.test_presence import eventually
+from tests.integration.test_resume_dead_link import agent_pair
+from tests.integration.test_operators import future_offer
+from vmenergy.wire.stanzas import NS
+
+pytestmark = pytest.mark.integration
+
+
+def _count_queued_protocol_stanzas(client) -> list:
+    """Protocol stanzas the client handed to slixmpp's send queue (``send``), listed."""
+    queued: list = []
+    send = client.send
+
+    def counting(data, *a, **kw):
+        xml = getattr(data, "xml", None)
+        if xml is not None and any(isinstance(el.tag, str) and el.tag.startswith("{" + NS + "}") for el in xml):
+            queued.append(data)
+        return send(data, *a, **kw)
+
+    client.send = counting
+    return queued
+
+
+def _count_inbox(agent) -> list:
+    put = agent._inbox.queue.put_nowait
+    seen: list = []
+
+    def counting(msg):
+        seen.append(msg)
+        put(msg)
+
+    agent._inbox.queue.put_nowait = counting
+    return seen
+
+
+async def test_an_idle_agent_steps_a_message_where_it_is_read_and_writes_the_answer_at_once(prosody_server, tmp_path):
+    agg, home = agent_pair(prosody_server, tmp_path, "ap")
+    await agg.start(auto_register=True)
+    await home.start(auto_register=True)
+    try:
+        await eventually(lambda: home.engine.counts().get("accepted") == 1, what="first offer accepted")
+        inboxes = {a: _count_inbox(a) for a in (agg, home)}
+        queued = {a: _count_queued_protocol_stanzas(a.client) for a in (agg, home)}
+        for j in range(1, 4):  # one at a time: each side idle when the other's message arrives
+            fo = future_offer(f"ap-{j}", str(home.jid), time.time())
+            await home.handle(lambda now, fo=fo: home.engine.add_offer(fo, 0, now))
+            await eventually(lambda j=j: home.engine.counts().get("accepted") == 1 + j, what=f"offer {j} accepted")
+        assert [len(v) for v in inboxes.values()] == [0, 0]  # the offers and the acks: no inbox hop
+        assert [len(v) for v in queued.values()] == [0, 0]  # the acks and the offers: no send queue
+    finally:
+        await home.stop()
+        await agg.stop()
+
+
+async def test_while_a_step_runs_messages_wait_in_the_inbox_and_are_taken_in_the_order_they_came(
+        prosody_server, tmp_path):
+    agg, home = agent_pair(prosody_server, tmp_path, "ao")
+    await agg.start(auto_register=True)
+    await home.start(auto_register=True)
+    try:
+        await eventually(lambda: home.engine.counts().get("accepted") == 1, what="first offer accepted")
+        order: list[str] = []
+        receive = agg.engine.receive
+
+        def recording(sender, payload, now):
+            order.append(getattr(payload, "offer_id", ""))
+            return receive(sender, payload, now)
+
+        agg.engine.receive = recording
+        inbox = _count_inbox(agg)
+        ids = [f"ao-{j}" for j in range(1, 6)]
+        now = time.time()
+        async with agg._engine_lock:  # a step of the aggregator's is running
+            for oid in ids:
+                await home.handle(lambda t, oid=oid: home.engine.add_offer(future_offer(oid, str(home.jid), now), 0, t))
+            await eventually(lambda: len(inbox) == len(ids), what="offers waiting in the inbox")
+            assert order == []
+        await eventually(lambda: home.engine.counts().get("accepted") == 1 + len(ids), what="all accepted")
+        assert order == ids
+    finally:
+        await home.stop()
+        await agg.stop()
