@@ -1681,6 +1681,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--resend", type=float, metavar="SECONDS",
                     help="diagnostic: the agents' resend timeout (default 5 s); on a loaded machine a longer one "
                     "keeps resends (and their duplicates) out of the CPU per offer")
+    ap.add_argument("--json", metavar="PATH", help="also write every figure of the run as JSON to PATH")
     ap.add_argument("--form", choices=("on", "off"), default="off",
                     help="diagnostic: 'on' makes the agents send SPADE's metadata form too (spade_metadata, "
                     "off by default since 2026-12-07)")
@@ -1744,6 +1745,9 @@ def main(argv: list[str]) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    if a.json:
+        Path(a.json).write_text(json.dumps({"load_before": load_before, "load_after": load_after,
+                                            "utc": time.strftime("%H:%M:%S", time.gmtime()), "results": results}))
     if code_fingerprint(ROOT) != fingerprint:
         code += f"; the agent-path code changed during the run (at the end: {code_state()})"
     command = (

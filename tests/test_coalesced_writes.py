@@ -75,3 +75,19 @@ async def test_what_was_sent_on_a_stream_that_went_away_within_the_turn_is_not_w
     assert old.writes == []
     if how == "replaced":
         assert c.transport.writes == [b"<stream:stream>"]
+
+
+async def test_write_now_writes_what_was_joined_at_once_and_the_turns_end_writes_nothing_twice():
+    from vmenergy.agents.coalesced_writes import write_now
+
+    c = _Client(asyncio.get_running_loop())
+    coalesce_writes(c)
+    c.send_raw("<message>1</message>")
+    c.send_raw("<a/>")
+    write_now(c)
+    assert c.transport.writes == [b"<message>1</message><a/>"]
+    await _turn()
+    assert c.transport.writes == [b"<message>1</message><a/>"]
+    c.send_raw("<message>2</message>")  # joined again, written when the turn ends
+    await _turn()
+    assert c.transport.writes[1:] == [b"<message>2</message>"]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.protocol.test_engines import offer
 from vmenergy.protocol.engine import OutboxEntry
-from vmenergy.protocol.messages import OfferMessage
+from vmenergy.protocol.messages import Ack, OfferMessage
 from vmenergy.store import Store
 from vmenergy.store.codec import dumps, loads
 from vmenergy.wire.messages import to_xml
@@ -88,3 +88,25 @@ def test_an_offer_written_again_in_another_record_is_the_same_text_and_the_next_
     # an equal offer that is another object is encoded afresh (the cache keys on identity)
     twin = replace(first)
     assert twin is not first and dumps(twin) == dumps(first)
+
+
+@pytest.mark.parametrize("ack", [Ack("flexoffer", "fo-1", "accepted", None, 0),
+                                 Ack("flexoffer", "fo-1", "rejected", 'late: "start" < now & <lead>', 3),
+                                 Ack("assignment", "s-1", "accepted")])
+def test_an_answer_reads_back_equal_and_its_ack_is_stored_as_fields_not_xml(ack):
+    answer = ("p0@localhost", ack, 100)  # the ANSWERS table's (sender, ack, when)
+    text = dumps(answer)
+    assert "<ack" not in text
+    assert loads(text) == answer
+
+
+def test_an_ack_stored_as_xml_by_an_earlier_version_still_reads():
+    ack = Ack("flexoffer", "fo-1", "rejected", "late", 2)
+    assert loads(json.dumps({"$": "msg", "v": to_xml(ack)})) == ack
+
+
+def test_a_stored_ack_with_a_bad_field_is_refused_naming_it():
+    from vmenergy.store.sqlite import read_record
+
+    with pytest.raises(ValueError, match="status"):
+        read_record(json.dumps({"$": "Ack", "v": ["flexoffer", "fo-1", "maybe", None, 0]}), "store: answers[k]")

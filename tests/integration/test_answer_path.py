@@ -91,3 +91,45 @@ async def test_while_a_step_runs_messages_wait_in_the_inbox_and_are_taken_in_the
     finally:
         await home.stop()
         await agg.stop()
+
+
+async def test_the_read_that_brings_a_message_ends_with_its_commit_and_the_answer_written(prosody_server, tmp_path):
+    from vmenergy.agents.coalesced_writes import FLUSH_ATTR
+
+    agg, home = agent_pair(prosody_server, tmp_path, "ar")
+    await agg.start(auto_register=True)
+    await home.start(auto_register=True)
+    try:
+        await eventually(lambda: home.engine.counts().get("accepted") == 1, what="first offer accepted")
+        client = agg.client
+        events: list[str] = []
+        flush = getattr(client, FLUSH_ATTR)
+
+        def flushing() -> None:
+            events.append("write")
+            flush()
+
+        setattr(client, FLUSH_ATTR, flushing)
+        persist = agg._persist
+
+        def persisting(changes):
+            events.append("commit")
+            return persist(changes)
+
+        agg._persist = persisting
+        inner = client.data_received
+        reads: list[list[str]] = []
+
+        def outer(data: bytes) -> None:  # outermost: sees what happened within one read
+            events.clear()
+            inner(data)
+            reads.append(list(events))
+
+        client.data_received = outer
+        fo = future_offer("ar-1", str(home.jid), time.time())
+        await home.handle(lambda now: home.engine.add_offer(fo, 0, now))
+        await eventually(lambda: home.engine.counts().get("accepted") == 2, what="offer accepted")
+        assert ["commit", "write"] in reads  # within the read that carried the offer
+    finally:
+        await home.stop()
+        await agg.stop()

@@ -37,7 +37,8 @@ from vmenergy.wire.stanzas import NS
 from vmenergy.wire.xml import MAX_DEPTH, too_deep, written_size
 
 from . import smacks
-from .coalesced_writes import coalesce_writes
+from .after_read import after_each_read
+from .coalesced_writes import coalesce_writes, write_now
 from .keepalive import Keepalive
 from .stream_acks import BurstAcks
 from .received import use_received_messages
@@ -436,6 +437,8 @@ class VmeAgent(Agent):
         client = self.client
         use_received_messages(client)  # SPADE's metadata forms stay XML (see received.py)
         coalesce_writes(client)  # a burst's stanzas in one TLS write (see coalesced_writes.py)
+        # what one read brought is committed and answered when it has been handled (after_read.py)
+        after_each_read(client, self._read_handled)
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
@@ -916,7 +919,20 @@ class VmeAgent(Agent):
         batch.effects += effects
         return batch
 
+    def _read_handled(self) -> None:
+        """The client has handled one read from the stream: what its messages' steps changed is
+        committed now and the answers written, rather than on the loop's next round (see
+        after_read.py). The commit is the same as the loop turn's; only its moment is earlier."""
+        batch = self._batch
+        if batch is not None:
+            self._commit(batch)
+        if self.client is not None:
+            write_now(self.client)
+
     def _commit(self, batch: "_Batch") -> None:
+        if batch.started:  # committed at the end of a read already; this is its call_soon
+            return
+        batch.started = True
         if self._batch is batch:
             self._batch = None  # steps from now on go into the next batch
         ahead = self._writing
@@ -1108,6 +1124,7 @@ class _Batch:
     effects: list = field(default_factory=list)
     persisted: bool = False
     watched: bool = False  # a failed commit is logged (steps run by step_now have no caller)
+    started: bool = False  # its commit has begun (at the end of a read, or in its loop turn)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ one ``send`` system call per stanza. An aggregator answering a burst of 256 offe
 each, and the TLS encryption and socket write were ~19 % of its CPU per offer (cProfile,
 bench/RESULTS.md "Agent path, round 4"); the server then decrypted 256 records. Here the writes
 of one turn are joined and written when the loop has run what is ready now (``call_soon``): the
-same bytes in the same order, and a one-at-a-time exchange waits one loop turn at most.
+same bytes in the same order, and a one-at-a-time exchange waits one loop turn at most (none when
+the agent writes at the end of handling a read: :func:`write_now`).
 
 What was joined is written to the transport it was sent on, or not at all: a stream that dropped
 (or was replaced by a new connection) within the turn loses it as it would lose bytes still in
@@ -19,7 +20,10 @@ from typing import Any, Union
 
 from slixmpp.xmlstream.xmlstream import NotConnectedError
 
-__all__ = ["coalesce_writes"]
+__all__ = ["coalesce_writes", "write_now"]
+
+#: The client's attribute holding the function that writes what was joined so far.
+FLUSH_ATTR = "_vme_flush_writes"
 
 
 def coalesce_writes(client: Any) -> None:
@@ -52,4 +56,14 @@ def coalesce_writes(client: Any) -> None:
             client.loop.call_soon(flush)
 
     client.send_raw = send_raw
+    setattr(client, FLUSH_ATTR, flush)
     client._vme_coalesced_writes = True
+
+
+def write_now(client: Any) -> None:
+    """Write what the client joined so far now, not when the loop turn ends: the caller knows no
+    more is coming in this turn (an agent that has handled everything one read from the stream
+    brought, agents/after_read.py). Nothing for a client whose writes are not joined."""
+    flush = getattr(client, FLUSH_ATTR, None)
+    if flush is not None:
+        flush()

@@ -1,7 +1,8 @@
 """JSON encoding of ledger records, exact for every value the engines keep.
 
 Offers and schedules use their JSON wire form and protocol messages their XML wire form, both of
-which round-trip exactly, except offer messages: an outbox holds one per offer sent, and an
+which round-trip exactly, except acks (an aggregator stores the answer to each message it takes
+in the commit before the ack goes out: as its five fields) and offer messages: an outbox holds one per offer sent, and an
 offer's XML (a polytope's every cell as text, escaped character by character by slixmpp) cost a
 prosumer fronting thousands of devices most of its time, so they are stored as their fields with
 the offer in its JSON form (stores written before still read: ``msg`` stays known); record dataclasses are encoded field by field under their class name.
@@ -20,7 +21,7 @@ from vmenergy.protocol.aggregator import AggregatorEngine
 from vmenergy.protocol.dso import DsoEngine
 from vmenergy.protocol.engine import Engine
 from vmenergy.protocol.market import MarketEngine
-from vmenergy.protocol.messages import Message, OfferMessage
+from vmenergy.protocol.messages import Ack, Message, OfferMessage
 from vmenergy.protocol.prosumer import ProsumerEngine
 from vmenergy.wire.json import offer_from_dict, offer_to_dict, schedule_from_dict
 from vmenergy.wire.messages import parse_message, to_xml
@@ -73,6 +74,10 @@ def encode(value: Any) -> Any:
     if isinstance(value, OfferMessage):
         return {"$": "OfferMessage", "v": {"op": value.op, "offer_id": value.offer_id, "version": value.version,
                                            "offer": encode(value.offer)}}
+    if isinstance(value, Ack):
+        # the answer an aggregator keeps per message received, written in the commit that must
+        # precede the ack: as its fields, not its XML (~20 us a commit less; "msg" still reads)
+        return {"$": "Ack", "v": [value.kind, value.ref, value.status, value.reason, value.version]}
     if isinstance(value, Message):
         return {"$": "msg", "v": to_xml(value)}
     if isinstance(value, tuple):
@@ -102,6 +107,8 @@ def decode(data: Any) -> Any:
         return schedule_from_dict(v)
     if tag == "OfferMessage":
         return OfferMessage(v["op"], v["offer_id"], decode(v["offer"]), v["version"])
+    if tag == "Ack":
+        return Ack(*v)  # validated as on the wire
     if tag == "msg":
         return parse_message(v)
     if tag == "tuple":
