@@ -524,6 +524,7 @@ def _quantiles(xs: list[float]) -> dict:
         return xs[min(len(xs) - 1, int(p * len(xs)))]
 
     return {
+        "p10_ms": 1000 * q(0.10),
         "p50_ms": 1000 * q(0.50),
         "p90_ms": 1000 * q(0.90),
         "p99_ms": 1000 * q(0.99),
@@ -1125,6 +1126,9 @@ def _hops(offers: list, agg_stamps: list) -> dict:
             per_hop[name].append(1000 * (at[b] - at[a]))
     out = {name: statistics.median(v) for name, v in per_hop.items() if v}
     out["total"] = statistics.median(1000 * (answer - start) for start, _s, answer in offers)
+    # the low decile of each hop: on a loaded machine, what it costs when nothing else was
+    # scheduled in its way (the median carries the other processes' time slices)
+    out.update({f"p10 {name}": sorted(v)[len(v) // 10] for name, v in per_hop.items() if v})
     return out
 
 
@@ -1308,9 +1312,16 @@ def bench_kind(kind: str, cfg: dict, base: Path) -> dict:
                   "monotonic clock in both processes): " + ", ".join(f"{k} {v:.2f}" for k, v in s["hop_ms"].items()
                                                                      if k in coarse),
                   flush=True)
+            print("      median / p10 ms", flush=True)
             for name, _a, _b in FINE_HOPS:
                 if name in s["hop_ms"]:
-                    print(f"      {s['hop_ms'][name]:6.3f}  {name}", flush=True)
+                    print(f"      {s['hop_ms'][name]:6.3f} / {s['hop_ms'].get('p10 ' + name, 0):6.3f}  {name}", flush=True)
+            x = res["raw"]
+            if "pingpong_p10_ms" in x:
+                print(f"    sequential p10 / p50 {s.get('p10_ms', 0):.2f} / {s.get('p50_ms', 0):.2f} ms against raw "
+                      f"ping-pong p10 / p50 {x['pingpong_p10_ms']:.2f} / {x['pingpong_p50_ms']:.2f} (small), "
+                      f"{x.get('shaped_pingpong_p10_ms', 0):.2f} / {x.get('shaped_pingpong_p50_ms', 0):.2f} (shaped)",
+                      flush=True)
         # -- 2c. profiled run ------------------------------------------------------------------
         if cfg["profile"]:
             mp = cfg["m_profile"]

@@ -252,10 +252,22 @@ async def _rates(info: ServerInfo, peer_jid: str, messages: int, pingpong: int,
         for _ in range(count):
             await asyncio.wait_for(replies.get(), 300)
 
+    latencies: list[float] = []  # of the last one-at-a-time pass, seconds each
+
     async def one_at_a_time(make: Any, count: int) -> None:
+        latencies.clear()
         for i in range(count):
+            t = time.perf_counter()
             make(i).send()
             await asyncio.wait_for(replies.get(), 30)
+            latencies.append(time.perf_counter() - t)
+
+    def quantiles(prefix: str) -> None:
+        """p10 and p50 of the last one-at-a-time pass: on a loaded machine the low quantiles say
+        what a round trip costs when nothing else was scheduled in its way, the mean does not."""
+        xs = sorted(latencies)
+        for q in (10, 50):
+            out[f"{prefix}_p{q}_ms"] = 1000 * xs[min(len(xs) - 1, len(xs) * q // 100)]
 
     def small(i: int) -> Any:
         return c.make_message(mto=peer_jid, mbody=f"e:{i}:{pad}", mtype="chat")
@@ -266,6 +278,7 @@ async def _rates(info: ServerInfo, peer_jid: str, messages: int, pingpong: int,
     await measured("pingpong", pingpong, lambda n: one_at_a_time(lambda i: c.make_message(
         mto=peer_jid, mbody=f"e:p{i}", mtype="chat"), n))
     out["pingpong_latency_ms"] = 1000 / out["pingpong_roundtrips_per_s"]
+    quantiles("pingpong")
     for variant, keep in (("shaped", lambda el: True), ("noform", lambda el: el.tag != "{jabber:x:data}x")):
         # "noform": the same without SPADE's metadata form (a diagnostic: what the form costs),
         # only when the agents send it (bench_agents --form on; by default they do not)
@@ -290,6 +303,7 @@ async def _rates(info: ServerInfo, peer_jid: str, messages: int, pingpong: int,
         await measured(f"{variant}_echo", messages, lambda n: pipelined(shaped, n))
         await measured(f"{variant}_pingpong", pingpong, lambda n: one_at_a_time(shaped, n))
         out[f"{variant}_pingpong_latency_ms"] = 1000 / out[f"{variant}_pingpong_roundtrips_per_s"]
+        quantiles(f"{variant}_pingpong")
     c.send_message(mto=peer_jid, mbody="e:stop", mtype="chat")
     await c.disconnect(wait=2)
     return out
