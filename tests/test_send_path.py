@@ -379,6 +379,29 @@ def test_an_ack_request_takes_slixmpps_way_when_another_incoming_filter_would_se
     assert seen == ["r"] and sent == ['<a xmlns="urn:xmpp:sm:3" h="0" />']
 
 
+@pytest.mark.parametrize("element", ['<r xmlns="urn:xmpp:sm:3"/>', '<a xmlns="urn:xmpp:sm:3" h="0"/>'])
+def test_with_the_link_watch_the_servers_ack_request_and_answer_still_go_the_short_way_and_the_watch_hears_them(
+        element):
+    """The link watch's incoming filter only notes arrivals (smacks.ARRIVAL_ONLY): an <r/> or
+    <a/> does not take slixmpp's way for it (a stanza object matched against every handler), and
+    the watch still hears it."""
+    import xml.etree.ElementTree as ET
+
+    from vmenergy.agents.keepalive import Keepalive
+
+    c, _got = _received_client()
+    times = iter([10.0, 20.0])
+    watch = Keepalive(c, cut=lambda: None, clock=lambda: next(times))
+    watch.policy.connected(0.0)
+    c._XMLStream__handlers = []  # slixmpp's way would find nothing to take it: only the short way answers
+    sent: list = []
+    c.send_raw = sent.append
+    c.transport = object()
+    c._spawn_event(ET.fromstring(element))
+    assert watch.policy.last_heard == 10.0
+    assert sent == (['<a xmlns="urn:xmpp:sm:3" h="0" />'] if element.startswith("<r") else [])
+
+
 def _client_holding(n: int, short: bool):
     """An offline agent client with ``n`` sent stanzas held for XEP-0198 (as if sent on a live
     stream) and a list of the ``stanza_acked`` events it raises."""

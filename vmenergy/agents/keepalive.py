@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .smacks import ARRIVAL_ONLY
+
 from vmenergy.errors import VmeError
 
 __all__ = ["Action", "LinkPolicy", "Keepalive", "Transport", "transport_state"]
@@ -182,6 +184,10 @@ class Keepalive:
     def _heard(self, stanza: Any) -> Any:
         self.policy.heard(self.clock())
         return stanza
+
+    # it reads nothing of the stanza: the stream-management short way calls it for an <r/> or
+    # <a/> without building a stanza object (smacks.ARRIVAL_ONLY)
+    setattr(_heard, ARRIVAL_ONLY, True)
 
     def start(self) -> None:
         """The session is up: watch it (again)."""

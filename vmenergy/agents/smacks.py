@@ -22,7 +22,8 @@ from typing import Any
 
 from .stream_acks import BurstAcks
 
-__all__ = ["WINDOW", "ACK_REQUEST", "ACK_ANSWER", "enable_stream_management", "answer_ack_request", "take_ack"]
+__all__ = ["WINDOW", "ACK_REQUEST", "ACK_ANSWER", "ARRIVAL_ONLY", "enable_stream_management", "answer_ack_request",
+           "take_ack"]
 
 #: The client asks for an ack after this many stanzas sent in one burst (and at the end of the
 #: burst: stream_acks.py). A cut loses none of them either way.
@@ -47,6 +48,12 @@ def enable_stream_management(client: Any, window: int = WINDOW) -> BurstAcks:
     return acks
 
 
+#: Set on an incoming filter that only notes that a stanza arrived (it reads nothing of the stanza
+#: and returns it unchanged, like the link watch's, agents/keepalive.py): the short ways below
+#: call it with the element as it was parsed instead of taking slixmpp's way for it.
+ARRIVAL_ONLY = "vme_arrival_only"
+
+
 def answer_ack_request(client: Any) -> bool:
     """Answer the server's ``<r/>`` as slixmpp's plugin does (``<a h=.../>`` with the count of
     stanzas handled), written as text; False if this client's incoming filters are not only the
@@ -57,6 +64,7 @@ def answer_ack_request(client: Any) -> bool:
     plugin = _plugin_alone(client)
     if plugin is None:
         return False
+    _arrived(client)
     if client.transport is not None:
         client.send_raw(f'<a xmlns="urn:xmpp:sm:3" h="{plugin.handled}" />')
     return True
@@ -74,14 +82,29 @@ def take_ack(client: Any, xml: Any) -> bool:
     h = xml.get("h", "")
     if plugin is None or not h.isdigit():
         return False
+    _arrived(client)
     plugin._handle_ack({"h": int(h)})  # it reads the count only (ack['h'], an int, as Ack's interface gives)
     return True
 
 
 def _plugin_alone(client: Any) -> Any:
-    """The client's XEP-0198 plugin if its incoming filter is the only one (then a stream
-    management element may skip the filters: that one leaves them alone), else None."""
+    """The client's XEP-0198 plugin if its incoming filter is the only one besides filters that
+    only note an arrival (:data:`ARRIVAL_ONLY`): then a stream management element may skip the
+    filters (the plugin's leaves them alone; the others are called by :func:`_arrived`), else None.
+
+    Without the arrival-only case every ``<r/>`` from the server took slixmpp's way once the link
+    watch (agents/keepalive.py) added its filter: a stanza object, every filter, a match against
+    every handler, ~35-100 us, between an agent's step on a message and its commit when the
+    request came in the same read (bench/RESULTS.md, "Agent path, round 5")."""
     plugin = client.plugin.get("xep_0198", None)
-    if plugin is None or any(f != plugin._handle_incoming for f in client._XMLStream__filters["in"]):
+    if plugin is None or any(f != plugin._handle_incoming and not getattr(f, ARRIVAL_ONLY, False)
+                             for f in client._XMLStream__filters["in"]):
         return None
     return plugin
+
+
+def _arrived(client: Any) -> None:
+    """Tell the arrival-only incoming filters that a stanza arrived."""
+    for f in client._XMLStream__filters["in"]:
+        if getattr(f, ARRIVAL_ONLY, False):
+            f(None)
