@@ -133,3 +133,38 @@ async def test_the_read_that_brings_a_message_ends_with_its_commit_and_the_answe
     finally:
         await home.stop()
         await agg.stop()
+
+
+async def test_a_read_that_brings_a_burst_steps_the_first_at_once_and_sends_the_rest_through_the_inbox_in_order(
+        prosody_server, tmp_path):
+    from vmenergy.agents.base import DIRECT_STEPS_PER_READ, _Arrival
+    from vmenergy.protocol.messages import OfferMessage
+
+    agg, home = agent_pair(prosody_server, tmp_path, "ab")
+    await agg.start(auto_register=True)
+    await home.start(auto_register=True)
+    try:
+        await eventually(lambda: home.engine.counts().get("accepted") == 1, what="first offer accepted")
+        order: list[str] = []
+        receive = agg.engine.receive
+
+        def recording(sender, payload, now):
+            order.append(payload.offer_id)
+            return receive(sender, payload, now)
+
+        agg.engine.receive = recording
+        inbox = _count_inbox(agg)
+        ids = [f"ab-{j}" for j in range(DIRECT_STEPS_PER_READ + 3)]
+        now = time.time()
+        for oid in ids:  # as the stream's parser hands them over from one read
+            fo = future_offer(oid, str(home.jid), now)
+            agg._deliver(_Arrival(str(home.jid), None, None, agg.now()), OfferMessage("insert", oid, fo))
+        agg._read_handled()  # the read is over
+        assert order == ids[:DIRECT_STEPS_PER_READ]  # stepped at once
+        assert [m.payload.offer_id for m in inbox] == ids[DIRECT_STEPS_PER_READ:]
+        await eventually(lambda: order == ids, what="the rest stepped by the inbox")
+        await agg.settled()
+        assert all(agg.engine.ledger.get("offers", oid) is not None for oid in ids)  # each taken
+    finally:
+        await home.stop()
+        await agg.stop()
