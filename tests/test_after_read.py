@@ -33,3 +33,10 @@ def test_a_read_whose_handling_raised_still_runs_the_hook():
     with pytest.raises(ValueError):
         c.data_received(b"bad")
     assert calls == ["hook"]
+
+
+def test_before_runs_ahead_of_each_read_and_the_hook_after_it():
+    c, calls = _Client(), []
+    after_each_read(c, lambda: calls.append(("after", len(c.seen))), before=lambda: calls.append(("before", len(c.seen))))
+    c.data_received(b"<message/>")
+    assert calls == [("before", 0), ("after", 1)]

@@ -135,12 +135,13 @@ async def test_the_read_that_brings_a_message_ends_with_its_commit_and_the_answe
         await agg.stop()
 
 
-async def test_a_read_that_brings_a_burst_steps_the_first_at_once_and_sends_the_rest_through_the_inbox_in_order(
-        prosody_server, tmp_path):
+@pytest.mark.parametrize("extra", [0, 3])
+async def test_a_read_of_a_few_messages_is_stepped_when_it_is_over_and_a_burst_goes_through_the_inbox_in_order(
+        prosody_server, tmp_path, extra):
     from vmenergy.agents.base import DIRECT_STEPS_PER_READ, _Arrival
     from vmenergy.protocol.messages import OfferMessage
 
-    agg, home = agent_pair(prosody_server, tmp_path, "ab")
+    agg, home = agent_pair(prosody_server, tmp_path, f"ab{extra}")
     await agg.start(auto_register=True)
     await home.start(auto_register=True)
     try:
@@ -154,15 +155,19 @@ async def test_a_read_that_brings_a_burst_steps_the_first_at_once_and_sends_the_
 
         agg.engine.receive = recording
         inbox = _count_inbox(agg)
-        ids = [f"ab-{j}" for j in range(DIRECT_STEPS_PER_READ + 3)]
+        ids = [f"ab{extra}-{j}" for j in range(DIRECT_STEPS_PER_READ + extra)]
         now = time.time()
-        for oid in ids:  # as the stream's parser hands them over from one read
+        agg._reading()  # as the stream's parser hands them over from one read
+        for oid in ids:
             fo = future_offer(oid, str(home.jid), now)
             agg._deliver(_Arrival(str(home.jid), None, None, agg.now()), OfferMessage("insert", oid, fo))
-        agg._read_handled()  # the read is over
-        assert order == ids[:DIRECT_STEPS_PER_READ]  # stepped at once
-        assert [m.payload.offer_id for m in inbox] == ids[DIRECT_STEPS_PER_READ:]
-        await eventually(lambda: order == ids, what="the rest stepped by the inbox")
+        assert order == []  # held until the read is over
+        agg._read_handled()
+        if extra == 0:
+            assert order == ids and inbox == []  # stepped at once, in order
+        else:
+            assert order == [] and [m.payload.offer_id for m in inbox] == ids  # the inbox takes the burst
+            await eventually(lambda: order == ids, what="the burst stepped by the inbox, in order")
         await agg.settled()
         assert all(agg.engine.ledger.get("offers", oid) is not None for oid in ids)  # each taken
     finally:

@@ -13,7 +13,7 @@ join this commit before the loop runs again.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 __all__ = ["after_each_read", "ATTR"]
 
@@ -21,15 +21,18 @@ __all__ = ["after_each_read", "ATTR"]
 ATTR = "_vme_after_read"
 
 
-def after_each_read(client: Any, hook: Callable[[], None]) -> None:
+def after_each_read(client: Any, hook: Callable[[], None], before: Optional[Callable[[], None]] = None) -> None:
     """Call ``hook()`` each time ``client`` has handled what one read from its stream brought (its
-    ``data_received``), also when handling it raised. Installed once per client (it survives
-    reconnects: the transport calls the client's ``data_received`` afresh)."""
+    ``data_received``), also when handling it raised; ``before()`` (if given) before handling it.
+    Installed once per client (it survives reconnects: the transport calls the client's
+    ``data_received`` afresh)."""
     if getattr(client, ATTR, None) is not None:
         return
     received = client.data_received
 
     def data_received(data: bytes) -> None:
+        if before is not None:
+            before()
         try:
             received(data)
         finally:

@@ -231,8 +231,8 @@ class InboxBehaviour(CyclicBehaviour):
             self.queue.put_nowait(None)  # wakes run()'s wait, which then sees the kill
 
 
-#: At most this many messages of one read from the stream are stepped at once by an idle agent
-#: (VmeAgent._deliver); the rest of a burst goes through the inbox.
+#: A read from the stream that brings at most this many protocol messages to an idle agent has
+#: them stepped at once (VmeAgent._read_handled); a bigger one goes through the inbox.
 DIRECT_STEPS_PER_READ = 4
 
 #: At most this many queued messages are handled in one go (one commit): a longer burst is cut so
@@ -379,7 +379,8 @@ class VmeAgent(Agent):
         self._step_behaviours: list[StepBehaviour] = []
         self._inbox: Optional[InboxBehaviour] = None  # where protocol messages go (no driver)
         self._decoding: Optional[asyncio.Future] = None  # the last payload being decoded off the loop
-        self._direct_steps = 0  # messages of the current read stepped at once (DIRECT_STEPS_PER_READ)
+        #: Protocol messages of the read being handled, for an idle agent (None outside a read)
+        self._read_arrivals: Optional[list[tuple["_Arrival", Message]]] = None
         self._down_since: Optional[float] = None  # monotonic time the stream dropped; None while up
         self._unflushed: list = []  # ledger changes a failing store (a full disk) held back
         self._batch: Optional[_Batch] = None  # this loop turn's steps, waiting for their commit
@@ -443,7 +444,7 @@ class VmeAgent(Agent):
         use_received_messages(client)  # SPADE's metadata forms stay XML (see received.py)
         coalesce_writes(client)  # a burst's stanzas in one TLS write (see coalesced_writes.py)
         # what one read brought is committed and answered when it has been handled (after_read.py)
-        after_each_read(client, self._read_handled)
+        after_each_read(client, self._read_handled, before=self._reading)
         # XEP-0198 where the server offers it: after a network cut the stream is resumed and
         # what was sent in the gap is sent again (the reliable layer covers the rest)
         if self.stream_management is not None:
@@ -746,25 +747,18 @@ class VmeAgent(Agent):
         if self.driver is not None:
             self.driver.received(self, arrival.sender, payload, arrival.tag)
             return []
-        inbox = self._inbox
-        if (inbox is not None and not inbox.is_killed() and inbox.queue.empty() and not self._engine_lock.locked()
-                and self._direct_steps < DIRECT_STEPS_PER_READ):
-            # nothing ahead of it: its engine step runs now, in the turn that read it, instead of
-            # in the inbox's task a task switch later (each message of a one-at-a-time exchange
-            # paid that switch, ~0.1 ms a side: bench/RESULTS.md, "Agent path, round 5").
-            # No step runs meanwhile (the lock is free) and none is waiting (the inbox is empty),
-            # so the engine sees its messages in the order they came; the step's changes go into
-            # this read's commit and its effects wait for it, as the inbox's do. A read that
-            # brings a burst sends the rest to the inbox, which takes what arrives while it works
-            # in one commit: stepped here, every read was its own commit and its own write, a
-            # third of the acks per write, and Prosody spent ~19 % more CPU per offer.
-            self._direct_steps += 1
-            sender, at = arrival.sender, arrival.at
-            self.step_now(lambda now: self.engine.receive(sender, payload, at))
+        if self._read_arrivals is not None and self._inbox_idle():
+            # in a read from the stream, with nothing ahead of it: held until the read is over,
+            # then stepped at once if the read brought only a few (see _read_handled)
+            self._read_arrivals.append((arrival, payload))
             return []
+        return self._to_inbox(arrival, payload)
+
+    def _to_inbox(self, arrival: "_Arrival", payload: Message) -> list:
         msg = VmeMessage(to=str(self.jid), sender=arrival.sender, body=arrival.body, payload=payload,
                          arrived=arrival.at)
         msg.set_metadata("ontology", ONTOLOGY)
+        inbox = self._inbox
         if inbox is None or inbox.is_killed():
             return self.dispatch(msg)
         # straight into the inbox: SPADE's dispatch would match every behaviour's template, start
@@ -929,11 +923,37 @@ class VmeAgent(Agent):
         batch.effects += effects
         return batch
 
+    def _inbox_idle(self) -> bool:
+        """No engine step runs (the lock is free) and no message waits in the inbox."""
+        inbox = self._inbox
+        return inbox is not None and not inbox.is_killed() and inbox.queue.empty() and not self._engine_lock.locked()
+
+    def _reading(self) -> None:
+        self._read_arrivals = []
+
     def _read_handled(self) -> None:
-        """The client has handled one read from the stream: what its messages' steps changed is
-        committed now and the answers written, rather than on the loop's next round (see
-        after_read.py). The commit is the same as the loop turn's; only its moment is earlier."""
-        self._direct_steps = 0
+        """The client has handled one read from the stream. The protocol messages it brought to
+        an idle agent are stepped now, in the callback that read them, if they are at most
+        DIRECT_STEPS_PER_READ; instead of in the inbox's task, a task switch later (each message
+        of a one-at-a-time exchange paid that switch, ~0.1 ms a side: bench/RESULTS.md, "Agent
+        path, round 5"). Nothing else stepped meanwhile (the lock was free, the inbox empty), so
+        the engine sees messages in the order they came. A read that brought more (a burst of
+        offers) goes to the inbox as before, which takes what arrives while it works in one
+        commit: stepped here, every read of a pipelined burst was its own commit and write,
+        3x the aggregator's commits and ~19 % more Prosody CPU per offer.
+
+        Then what the steps changed is committed now and the answers written, rather than on the
+        loop's next round (see after_read.py): the same commit, earlier."""
+        arrivals, self._read_arrivals = self._read_arrivals or [], None
+        if arrivals:
+            if len(arrivals) <= DIRECT_STEPS_PER_READ and self._inbox_idle():
+                for arrival, payload in arrivals:
+                    sender, at = arrival.sender, arrival.at
+                    self.step_now(lambda now, sender=sender, payload=payload, at=at:
+                                  self.engine.receive(sender, payload, at))
+            else:
+                for arrival, payload in arrivals:
+                    self._to_inbox(arrival, payload)
         batch = self._batch
         if batch is not None:
             self._commit(batch)
