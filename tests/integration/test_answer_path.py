@@ -5,6 +5,7 @@ slixmpp's send queue); while a step runs, messages wait in the inbox and are tak
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -44,12 +45,35 @@ def _count_inbox(agent) -> list:
     return seen
 
 
-async def test_an_idle_agent_steps_a_message_where_it_is_read_and_writes_the_answer_at_once(prosody_server, tmp_path):
-    agg, home = agent_pair(prosody_server, tmp_path, "ap")
+@contextlib.asynccontextmanager
+async def _started(server, tmp_path, name: str):
+    """An aggregator and a prosumer connected, the prosumer's first offer accepted; stopped after."""
+    agg, home = agent_pair(server, tmp_path, name)
     await agg.start(auto_register=True)
     await home.start(auto_register=True)
     try:
         await eventually(lambda: home.engine.counts().get("accepted") == 1, what="first offer accepted")
+        yield agg, home
+    finally:
+        await home.stop()
+        await agg.stop()
+
+
+def _record_offers_taken(agent) -> list[str]:
+    """The ids of the messages the agent's engine takes, in the order it takes them."""
+    order: list[str] = []
+    receive = agent.engine.receive
+
+    def recording(sender, payload, now):
+        order.append(getattr(payload, "offer_id", ""))
+        return receive(sender, payload, now)
+
+    agent.engine.receive = recording
+    return order
+
+
+async def test_an_idle_agent_steps_a_message_where_it_is_read_and_writes_the_answer_at_once(prosody_server, tmp_path):
+    async with _started(prosody_server, tmp_path, "ap") as (agg, home):
         inboxes = {a: _count_inbox(a) for a in (agg, home)}
         queued = {a: _count_queued_protocol_stanzas(a.client) for a in (agg, home)}
         for j in range(1, 4):  # one at a time: each side idle when the other's message arrives
@@ -58,26 +82,12 @@ async def test_an_idle_agent_steps_a_message_where_it_is_read_and_writes_the_ans
             await eventually(lambda j=j: home.engine.counts().get("accepted") == 1 + j, what=f"offer {j} accepted")
         assert [len(v) for v in inboxes.values()] == [0, 0]  # the offers and the acks: no inbox hop
         assert [len(v) for v in queued.values()] == [0, 0]  # the acks and the offers: no send queue
-    finally:
-        await home.stop()
-        await agg.stop()
 
 
 async def test_while_a_step_runs_messages_wait_in_the_inbox_and_are_taken_in_the_order_they_came(
         prosody_server, tmp_path):
-    agg, home = agent_pair(prosody_server, tmp_path, "ao")
-    await agg.start(auto_register=True)
-    await home.start(auto_register=True)
-    try:
-        await eventually(lambda: home.engine.counts().get("accepted") == 1, what="first offer accepted")
-        order: list[str] = []
-        receive = agg.engine.receive
-
-        def recording(sender, payload, now):
-            order.append(getattr(payload, "offer_id", ""))
-            return receive(sender, payload, now)
-
-        agg.engine.receive = recording
+    async with _started(prosody_server, tmp_path, "ao") as (agg, home):
+        order = _record_offers_taken(agg)
         inbox = _count_inbox(agg)
         ids = [f"ao-{j}" for j in range(1, 6)]
         now = time.time()
@@ -88,19 +98,12 @@ async def test_while_a_step_runs_messages_wait_in_the_inbox_and_are_taken_in_the
             assert order == []
         await eventually(lambda: home.engine.counts().get("accepted") == 1 + len(ids), what="all accepted")
         assert order == ids
-    finally:
-        await home.stop()
-        await agg.stop()
 
 
 async def test_the_read_that_brings_a_message_ends_with_its_commit_and_the_answer_written(prosody_server, tmp_path):
     from vmenergy.agents.coalesced_writes import FLUSH_ATTR
 
-    agg, home = agent_pair(prosody_server, tmp_path, "ar")
-    await agg.start(auto_register=True)
-    await home.start(auto_register=True)
-    try:
-        await eventually(lambda: home.engine.counts().get("accepted") == 1, what="first offer accepted")
+    async with _started(prosody_server, tmp_path, "ar") as (agg, home):
         client = agg.client
         events: list[str] = []
         flush = getattr(client, FLUSH_ATTR)
@@ -130,9 +133,6 @@ async def test_the_read_that_brings_a_message_ends_with_its_commit_and_the_answe
         await home.handle(lambda now: home.engine.add_offer(fo, 0, now))
         await eventually(lambda: home.engine.counts().get("accepted") == 2, what="offer accepted")
         assert ["commit", "write"] in reads  # within the read that carried the offer
-    finally:
-        await home.stop()
-        await agg.stop()
 
 
 @pytest.mark.parametrize("extra", [0, 3])
@@ -141,19 +141,8 @@ async def test_a_read_of_a_few_messages_is_stepped_when_it_is_over_and_a_burst_g
     from vmenergy.agents.base import DIRECT_STEPS_PER_READ, _Arrival
     from vmenergy.protocol.messages import OfferMessage
 
-    agg, home = agent_pair(prosody_server, tmp_path, f"ab{extra}")
-    await agg.start(auto_register=True)
-    await home.start(auto_register=True)
-    try:
-        await eventually(lambda: home.engine.counts().get("accepted") == 1, what="first offer accepted")
-        order: list[str] = []
-        receive = agg.engine.receive
-
-        def recording(sender, payload, now):
-            order.append(payload.offer_id)
-            return receive(sender, payload, now)
-
-        agg.engine.receive = recording
+    async with _started(prosody_server, tmp_path, f"ab{extra}") as (agg, home):
+        order = _record_offers_taken(agg)
         inbox = _count_inbox(agg)
         ids = [f"ab{extra}-{j}" for j in range(DIRECT_STEPS_PER_READ + extra)]
         now = time.time()
@@ -170,6 +159,3 @@ async def test_a_read_of_a_few_messages_is_stepped_when_it_is_over_and_a_burst_g
             await eventually(lambda: order == ids, what="the burst stepped by the inbox, in order")
         await agg.settled()
         assert all(agg.engine.ledger.get("offers", oid) is not None for oid in ids)  # each taken
-    finally:
-        await home.stop()
-        await agg.stop()
