@@ -182,12 +182,15 @@ async def _client_main(job: dict) -> dict:
     context = xmpp_tuning.client_ssl_context(info.ca_file)
     cls = _client_class()
     tally = _Tally()
+    received_by: dict[str, int] = {}
     everyone_in = asyncio.get_running_loop().create_future()
     want = sum(c["expect"] for c in job["clients"])
 
     def on_message(msg: Any) -> None:
         if msg["type"] in ("chat", "normal") and msg["body"].startswith("r:"):
             tally.received += 1
+            to = msg["to"].bare.lower()
+            received_by[to] = received_by.get(to, 0) + 1
             if tally.received >= want and not everyone_in.done():
                 everyone_in.set_result(True)
 
@@ -233,7 +236,7 @@ async def _client_main(job: dict) -> dict:
     result = {"done": True, "clients": len(clients), "sent": tally.sent, "received": tally.received,
               "expected": want, "exchange_seconds": round(exchange_s, 2),
               "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "maxrss_kib": usage.ru_maxrss,
-              "start_seconds": round(start_s, 3)}
+              "start_seconds": round(start_s, 3), "received_by": received_by}
     await asyncio.wait_for(asyncio.gather(*(c.disconnect(wait=2) for c in clients), return_exceptions=True), 60)
     return result
 
@@ -295,57 +298,73 @@ def _read_json_line(proc: subprocess.Popen, timeout: float) -> Optional[dict]:
 def run_reference(plan: Any, work: Mapping[str, int], span: float, base: Path, *,
                   kind: str = "prosody", body_bytes: int = BODY_BYTES, timeout: float = 1800.0) -> dict:
     """Run the reference for a run's ``plan`` (vmenergy.runtime.scenario.Plan: its agents and
-    parts), its ``work`` counters and its span (seconds); returns its figures (see the module's
+    parts), its ``work`` counters and its span (seconds) on a private server of ``kind`` that it
+    starts and provisions as ``vmenergy run`` does; returns its figures (see the module's
     docstring), or ``{"error": ...}``."""
-    from bench_ladder import _cpu_seconds, _peak_kinds, _rss_by_process, _tree
-
     from vmenergy.runtime.orchestrator import prosumer_contacts
     from vmenergy.runtime.servers import prepare_server, preset_contacts, stop_server
-    from vmenergy.runtime.servers.process import group_members
 
     agents: Sequence[Agent] = plan.agents
     sends, unplaced = quotas(agents, message_counts(work))
-    want = expected(sends)
     base.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     run = prepare_server({"kind": kind}, [a.jid for a in agents], base / "xmpp")
-    info = run.info
+    try:
+        if not run.register_in_band:
+            preset_contacts(run.info, prosumer_contacts(plan))
+        result = exchange(agents, sends, run.info, run.passwords, span, base, body_bytes=body_bytes, timeout=timeout)
+    finally:
+        stop_server(base / "xmpp")
+    result.update(wall_s=round(time.perf_counter() - t0, 1), load_before=[round(x, 2) for x in load_before],
+                  load_after=[round(x, 2) for x in os.getloadavg()],
+                  unplaced={f"{s}->{r}": n for (s, r), n in unplaced.items()})
+    return result
+
+
+def exchange(agents: Sequence[Agent], sends: Mapping[str, Mapping[str, int]], info: Any,
+             passwords: Mapping[str, str], span: float, base: Path, *, body_bytes: int = BODY_BYTES,
+             timeout: float = 1800.0) -> dict:
+    """The reference clients on a running server (``info``, a ServerInfo; accounts made with
+    ``passwords`` by lower-case bare JID): one process per part of ``agents``, logging in, then
+    sending ``sends`` (see :func:`quotas`) through ``span`` seconds. Figures as documented in the
+    module, with ``received_by`` (bare JID -> messages it received), or ``{"error": ...}``."""
+    from bench_ladder import _cpu_seconds, _peak_kinds, _rss_by_process, _tree
+
+    from vmenergy.runtime.servers.process import group_members
+
+    want = expected(sends)
+    base.mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen] = {}
     peak = [0]
     at_peak: dict[str, int] = {}
     stop = threading.Event()
+
+    def sample() -> None:  # the client processes and the server (both are this process's children)
+        while not stop.wait(1.0):
+            by_process = _rss_by_process([p for p in _tree(os.getpid()) if p != os.getpid()])
+            total = sum(by_process.values())
+            if total > peak[0]:
+                peak[0] = total
+                at_peak.clear()
+                at_peak.update(by_process)
+
+    threading.Thread(target=sample, daemon=True).start()
     try:
-        if not run.register_in_band:
-            preset_contacts(info, prosumer_contacts(plan))
-        server = info.to_json()
-
-        def sample() -> None:
-            while not stop.wait(1.0):
-                by_process = _rss_by_process([p for p in _tree(os.getpid()) if p != os.getpid()])
-                total = sum(by_process.values())
-                if total > peak[0]:
-                    peak[0] = total
-                    at_peak.clear()
-                    at_peak.update(by_process)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
         parts: dict[str, list[Agent]] = {}
         for a in agents:
             parts.setdefault(a.part, []).append(a)
         for part, members in parts.items():
-            job = {"server": server, "roles": sorted({a.role for a in members}), "span": span,
+            job = {"server": info.to_json(), "roles": sorted({a.role for a in members}), "span": span,
                    "body_bytes": body_bytes, "connect_timeout": timeout, "drain_timeout": 120.0,
-                   "clients": [{"jid": a.jid, "password": run.passwords[a.jid.lower()],
-                                "send": sends.get(a.jid.lower(), {}), "expect": want.get(a.jid.lower(), 0)}
+                   "clients": [{"jid": a.jid, "password": passwords[a.jid.lower()],
+                                "send": dict(sends.get(a.jid.lower(), {})), "expect": want.get(a.jid.lower(), 0)}
                                for a in members]}
             procs[part] = _spawn(part, job, base / f"job-{part}.json", job["roles"])
         ready = {part: _read_json_line(p, timeout) for part, p in procs.items()}
         if not all(r and r.get("ready") for r in ready.values()):
             return {"error": "reference clients did not all log in: "
                              + ", ".join(f"{k}: {v}" for k, v in ready.items() if not (v and v.get("ready")))}
-        server_cpu0 = _cpu_seconds(group_members(info.pid))
         for p in procs.values():  # the exchange starts in every process at once
             if p.stdin is not None:
                 p.stdin.write("go\n")
@@ -360,30 +379,30 @@ def run_reference(plan: Any, work: Mapping[str, int], span: float, base: Path, *
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        stop_server(base / "xmpp")
-    wall = time.perf_counter() - t0
-    if not all(d and d.get("done") for d in done.values()):
+    finished = {k: d for k, d in done.items() if d and d.get("done")}
+    if len(finished) < len(done):
         return {"error": "reference clients did not finish: "
-                         + ", ".join(f"{k}: {v}" for k, v in done.items() if not (v and v.get("done")))}
+                         + ", ".join(f"{k}: {v}" for k, v in done.items() if k not in finished)}
     clients = len(agents)
-    start = max(r["start_seconds"] for r in ready.values())  # type: ignore[union-attr]
-    client_cpu = sum(d["cpu_s"] for d in done.values())  # type: ignore[union-attr]
+    start = max(float(r["start_seconds"]) for r in ready.values() if r)
+    client_cpu = sum(d["cpu_s"] for d in finished.values())
     cpu = client_cpu + server_cpu
-    sent = sum(d["sent"] for d in done.values())  # type: ignore[union-attr]
+    sent = sum(d["sent"] for d in finished.values())
+    received_by: dict[str, int] = {}
+    for d in finished.values():
+        received_by.update(d["received_by"])
     return {
-        "clients": clients, "wall_s": round(wall, 1), "span_s": round(span, 1),
+        "clients": clients, "span_s": round(span, 1),
         "start_clients_per_s": round(clients / start, 1) if start else None,
         "cpu_s": round(cpu, 1), "cpu_ms_per_client": round(1000 * cpu / max(1, clients), 1),
-        "server_cpu_s": round(server_cpu, 1), "server_exchange_cpu_s": round(server_cpu - server_cpu0, 1),
-        "client_cpu_s": round(client_cpu, 1),
+        "server_cpu_s": round(server_cpu, 1), "client_cpu_s": round(client_cpu, 1),
         "peak_rss_mib": peak[0] >> 20, "rss_kib_per_client": round((peak[0] >> 10) / max(1, clients), 1),
         "peak_mib_by_kind": _peak_kinds(at_peak),
-        "messages_sent": sent, "messages_received": sum(d["received"] for d in done.values()),  # type: ignore[union-attr]
+        "messages_sent": sent, "messages_received": sum(received_by.values()),
         "messages_expected": sum(want.values()), "messages_per_client": round(sent / max(1, clients), 2),
-        "unplaced": {f"{s}->{r}": n for (s, r), n in unplaced.items()},
-        "by_part": {k: {"clients": d["clients"], "cpu_s": d["cpu_s"], "maxrss_mib": d["maxrss_kib"] >> 10,  # type: ignore[index]
-                        "start_seconds": d["start_seconds"]} for k, d in done.items()},  # type: ignore[union-attr]
-        "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
+        "received_by": received_by,
+        "by_part": {k: {"clients": d["clients"], "cpu_s": d["cpu_s"], "maxrss_mib": d["maxrss_kib"] >> 10,
+                        "start_seconds": d["start_seconds"]} for k, d in finished.items()},
     }
 
 
