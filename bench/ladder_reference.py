@@ -401,6 +401,7 @@ def exchange(agents: Sequence[Agent], sends: Mapping[str, Mapping[str, int]], in
         "messages_sent": sent, "messages_received": sum(received_by.values()),
         "messages_expected": sum(want.values()), "messages_per_client": round(sent / max(1, clients), 2),
         "received_by": received_by,
+        "clients_short": sum(1 for jid, n in want.items() if received_by.get(jid, 0) < n),
         "by_part": {k: {"clients": d["clients"], "cpu_s": d["cpu_s"], "maxrss_mib": d["maxrss_kib"] >> 10,
                         "start_seconds": d["start_seconds"]} for k, d in finished.items()},
     }
