@@ -85,9 +85,9 @@ def reference_text(result: dict, ref: dict) -> str:
         "| | devices | offers | aggregates leaf / top | wall s | CPU s | peak RSS MiB | KiB per device | "
         "feasible / offers |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| agents (the day, XMPP, stores, report) | {result['devices']:,} | {result.get('offers', '-')} | | "
+        f"| agents (the day, XMPP, stores, report) | {result['devices']:,} | {result.get('offers', 0):,} | | "
         f"{result['wall_s']} | {result['cpu_s']} | {result['peak_rss_mib']:,} | {result.get('kib_per_device', '-')} | "
-        f"settled {result.get('settled', '-')} |",
+        f"settled {result.get('settled', 0):,} |",
         f"| core engine, one process (aggregate + plan + disaggregate) | {result['devices']:,} | {ref['offers']:,} "
         f"| {ref['leaf_aggregates']:,} / {ref['top_aggregates']:,} | {ref['engine_wall_s']} | {ref['engine_cpu_s']} "
         f"| {ref['peak_rss_mib']:,} | {round((ref['peak_rss_mib'] << 10) / max(1, result['devices']), 2)} "
