@@ -10,7 +10,7 @@ part of the run's plan holding that part's accounts, at the same priority (runti
 Each client logs in as an agent does: STARTTLS with certificate verification, SCRAM, resource
 binding, and the slixmpp tunings the swarm processes install (those of ``xmpp_tuning.tune_process``
 that concern slixmpp: one TLS context per process, hashlib's PBKDF2 for SCRAM, the fast XML
-escape, small TLS read buffers, the heap frozen after start-up), in batches of the swarm's size; then sends its available presence (to its roster, as the agents' presence goes).
+escape, the heap frozen after start-up), in batches of the swarm's size; then sends its available presence (to its roster, as the agents' presence goes).
 Not reproduced: XEP-0198 stream management (the agents request acks in bursts), the agents'
 metadata, and the shape of the protocol stanzas (a reference message is a chat message with a
 body of ``body_bytes`` characters).
@@ -178,7 +178,6 @@ async def _client_main(job: dict) -> dict:
     xmpp_tuning.install_fast_scram()
     xmpp_tuning.install_shared_tls(info.ca_file)
     xmpp_tuning.install_fast_escape()
-    xmpp_tuning.install_small_tls_reads()
     context = xmpp_tuning.client_ssl_context(info.ca_file)
     cls = _client_class()
     tally = _Tally()
