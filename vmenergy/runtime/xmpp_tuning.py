@@ -322,11 +322,6 @@ def uninstall_fast_escape() -> bool:
 #: life: 625 MiB in a swarm process of 2,500 prosumers, each with one quiet XMPP connection.
 #: 32 KiB holds two full TLS records (16 KiB of payload each); a larger stanza (a bill of
 #: 1,000 offers is ~300 KB) is read in more turns of the loop, never cut or lost.
-#: Note: agents started by ``spade.run`` (swarm processes, ``vmenergy agent``) run on uvloop,
-#: whose own TLS protocol this does not change; uvloop mallocs its 256 KiB without filling it,
-#: so only what reads touch is resident (measured: ~45 KiB a quiet TLS connection in all under
-#: uvloop, ~290 under asyncio, ~70 under asyncio with this; bench/RESULTS.md "Prosumer memory,
-#: round 5").
 TLS_READ_BYTES = 32 * 1024
 
 _ASYNCIO_TLS_READ_BYTES: Optional[int] = None  # asyncio's own, once replaced
