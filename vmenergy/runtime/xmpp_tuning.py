@@ -12,9 +12,6 @@ STACK-NOTES.md and bench/bench_xmpp.py):
    exists, and :func:`install_shared_tls` makes new slixmpp clients (including the ones SPADE
    builds inside ``Agent.start``) use it from their constructor, which is where the cost is.
 
-One saving is in memory: asyncio holds a 256 KiB read buffer for every TLS connection;
-:func:`install_small_tls_reads` bounds it (a process of 2,500 prosumers held 625 MiB of them).
-
 One saving is in what a client keeps after sending: slixmpp's send loop held each client's last
 stanza sent until the next; :func:`install_lean_send_loop` lets it go.
 
@@ -315,56 +312,6 @@ def uninstall_fast_escape() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# asyncio's TLS read buffer
-
-#: Bytes an asyncio TLS connection reads at a time in a process of many agents. asyncio's own is
-#: 256 KiB, allocated zero-filled (so resident) when the connection is made and kept for its
-#: life: 625 MiB in a swarm process of 2,500 prosumers, each with one quiet XMPP connection.
-#: 32 KiB holds two full TLS records (16 KiB of payload each); a larger stanza (a bill of
-#: 1,000 offers is ~300 KB) is read in more turns of the loop, never cut or lost.
-TLS_READ_BYTES = 32 * 1024
-
-_ASYNCIO_TLS_READ_BYTES: Optional[int] = None  # asyncio's own, once replaced
-
-
-def _ssl_protocol() -> Any:
-    from asyncio.sslproto import SSLProtocol
-
-    return SSLProtocol
-
-
-def install_small_tls_reads(size: int = TLS_READ_BYTES) -> bool:
-    """Make every asyncio TLS connection made from now on in this process read (and hold) at
-    most ``size`` bytes at a time instead of asyncio's 256 KiB. Idempotent for one size; returns
-    True if it changed something. asyncio gives no per-connection knob (``loop.start_tls``, which
-    slixmpp uses, builds its ``SSLProtocol`` itself), so this is per process, like the others.
-
-    Raises ValueError for a size that cannot hold one TLS record's payload."""
-    global _ASYNCIO_TLS_READ_BYTES
-    if not isinstance(size, int) or isinstance(size, bool) or size < 16 * 1024:
-        raise ValueError(f"size: {size!r} bytes cannot hold one TLS record (16384 bytes of payload)")
-    protocol = _ssl_protocol()
-    with _PATCH_LOCK:
-        if protocol.max_size == size:
-            return False
-        if _ASYNCIO_TLS_READ_BYTES is None:
-            _ASYNCIO_TLS_READ_BYTES = protocol.max_size
-        protocol.max_size = size
-        return True
-
-
-def uninstall_small_tls_reads() -> bool:
-    """asyncio's own read size again (for tests and comparisons); False if it was not replaced."""
-    global _ASYNCIO_TLS_READ_BYTES
-    with _PATCH_LOCK:
-        if _ASYNCIO_TLS_READ_BYTES is None:
-            return False
-        _ssl_protocol().max_size = _ASYNCIO_TLS_READ_BYTES
-        _ASYNCIO_TLS_READ_BYTES = None
-        return True
-
-
-# ---------------------------------------------------------------------------------------------
 # slixmpp's send loop, without the last stanza sent
 
 #: The slixmpp releases whose ``XMLStream.run_filters`` :func:`_send_one` reproduces (it reads
@@ -550,7 +497,6 @@ def tune_process(ca_file: Optional[str] = None) -> None:
     install_shared_tls(ca_file)
     install_fast_escape()
     install_lazy_web()
-    install_small_tls_reads()
     install_lean_send_loop()
     freeze_heap()
 
