@@ -12,13 +12,20 @@ tree, sampled every second, and the children's rusage):
 - peak resident memory of the process tree (sum of RSS) and per agent;
 - engine steps and presence stanzas (timings.json ``work``), and steps per wall second.
 
+Beside each rung, in the same run, its reference (bench/ladder_reference.py): as many plain
+slixmpp clients as the rung has agents, on a private server of the same kind provisioned the same
+way, in the same processes, logging in the same way and exchanging as many messages per client
+as the agents did (by sender and receiver role, from the run's counts) through the same span:
+start rate, CPU and memory per client of XMPP alone. On by default for rungs of up to
+``REFERENCE_UP_TO`` prosumers; ``--reference`` for every rung, ``--no-reference`` for none.
+
 With ``--kind ejabberd`` the rungs run on a private ejabberd; with ``--cluster N`` on a private
 ejabberd cluster of N nodes the run starts itself (``[server] nodes = N``): the prosumer groups
 alternate over the nodes (north on a, south on b, ...), the aggregators and the market are on the
 last node, and each node's CPU seconds, peak memory and client connections are recorded too.
 
 Usage: python bench/bench_ladder.py [--counts 1000,2000 | --up-to N] [--per-process 500] [--timeout S] [--record]
-                                    [--kind prosody|ejabberd] [--cluster N]
+                                    [--kind prosody|ejabberd] [--cluster N] [--reference | --no-reference]
 ``make bench`` runs 1,000 and 2,000; ``make bench-10k`` 5,000 and 10,000; ``make bench-largest``
 climbs 1,000, 2,000, 5,000, 10,000, 20,000 ... until a rung does not complete or would not fit
 in memory (projected from the rung before), and says the largest that completed.
@@ -45,6 +52,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 TEMPLATE = ROOT / "scenarios" / "city-1k.toml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
+#: Rungs up to this many prosumers run their plain-XMPP reference unless told not to.
+REFERENCE_UP_TO = 2000
 
 
 def scenario_text(count: int, per_process: int, until: str, kind: str = "prosody", cluster: int = 0) -> str:
@@ -222,7 +231,7 @@ def measure_run(scen: Path, run_dir: Path, timeout: float) -> tuple[dict, str]:
 
 
 def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str = "prosody",
-             cluster: int = 0) -> dict:
+             cluster: int = 0, reference: bool = False) -> dict:
     until = "2026-11-23T18:00:00Z"
     scen = base / f"ladder-{count}.toml"
     scen.write_text(scenario_text(count, per_process, until, kind, cluster))
@@ -262,8 +271,89 @@ def run_rung(count: int, per_process: int, timeout: float, base: Path, kind: str
         "prosumer_steps_per_offer": round(work.get("prosumer_steps", 0) / max(1, sum(offers.values())), 2),
         "prosumer_presence_per_agent": round(work.get("prosumer_presence_stanzas", 0) / max(1, count), 2),
         "run_s": timings.get("run_seconds"),
+        "messages": {k: v for k, v in work.items() if k.startswith("messages_")},
     })
+    if reference:
+        result["reference"] = rung_reference(run_dir, timings, base / f"reference-{count}", kind, cluster, timeout)
     return result
+
+
+def rung_reference(run_dir: Path, timings: dict, base: Path, kind: str, cluster: int, timeout: float) -> dict:
+    """The rung's plain-XMPP reference (bench/ladder_reference.py) for the run in ``run_dir``."""
+    from ladder_reference import run_reference  # bench/ladder_reference.py
+
+    from vmenergy.runtime.scenario import Plan
+
+    if cluster:
+        return {"error": "not run: the reference starts a single server, not a cluster"}
+    if not any(k.startswith("messages_") for k in timings.get("work", {})):
+        return {"error": "not run: the run counted no messages (timings.json work messages_*)"}
+    print(f"ladder: reference for {run_dir.name} ...", flush=True)
+    ref = run_reference(Plan.load(run_dir / "plan.json"), timings["work"], float(timings.get("run_seconds") or 0),
+                        base, kind=kind, timeout=timeout)
+    ref.pop("received_by", None)  # one count per client (clients_short says how many got less than owed)
+    return ref
+
+
+def _swarm_cpu_s(r: dict) -> float:
+    """CPU seconds of a rung's agents' processes and server: all of the run's but its own
+    process's (the coordinator and the report, which the reference has no counterpart of)."""
+    return r["cpu_s"] - r.get("by_part", {}).get("run", {}).get("cpu_s", 0.0)
+
+
+def _swarm_peak_mib(r: dict) -> int:
+    """The peak of the summed RSS of a rung's agents' processes and server (the run's own
+    process's share at that moment left out)."""
+    return r["peak_rss_mib"] - r.get("peak_mib_by_kind", {}).get("run", 0)
+
+
+def _server_cpu_s(r: dict) -> float:
+    return sum(n["cpu_s"] for n in r.get("nodes", {}).values())
+
+
+def reference_lines(results: list[dict]) -> list[str]:
+    """The table of each rung beside its reference: agents / plain XMPP clients."""
+    rows = [r for r in results if "reference" in r and "error" not in r]
+    if not rows:
+        return []
+    lines = ["", "Beside each rung, measured in the same run: **plain XMPP** (bench/ladder_reference.py): as many "
+             "plain slixmpp clients on a private server of the same kind, provisioned the same way, in the same "
+             "processes, logging in the same way (STARTTLS, SCRAM, binding, presence to the same rosters) and "
+             "exchanging as many messages per client by role through the same span (the day's `run_seconds`). "
+             "Agents' CPU and memory here are the swarm's and the server's: the run's own process (coordinator and "
+             "report) is left out, its CPU and its share of the peak; memory is the peak of the summed RSS "
+             "(sampled every second) for both.", "",
+             "| prosumers | clients | span s | start /s agents / XMPP | CPU ms per client agents / XMPP | ÷ | "
+             "server CPU s agents / XMPP | peak RSS MiB agents / XMPP | KiB per client agents / XMPP | ÷ | "
+             "messages per client | received / sent | XMPP wall s | load before / after |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        ref = r["reference"]
+        if "error" in ref:
+            lines.append(f"| {r['count']:,} | reference {ref['error']} |" + " |" * 12)
+            continue
+        agents = max(1, r["agents"])
+        swarm_ms = 1000 * _swarm_cpu_s(r) / agents
+        swarm_kib = (_swarm_peak_mib(r) << 10) / agents
+        lines.append(
+            f"| {r['count']:,} | {ref['clients']:,} | {ref['span_s']} | {r['start_agents_per_s']} / "
+            f"{ref['start_clients_per_s']} | {swarm_ms:.1f} / {ref['cpu_ms_per_client']} "
+            f"| {swarm_ms / max(0.001, ref['cpu_ms_per_client']):.1f}x | {_server_cpu_s(r):.1f} / {ref['server_cpu_s']} "
+            f"| {_swarm_peak_mib(r):,} / {ref['peak_rss_mib']:,} | {swarm_kib:.1f} / {ref['rss_kib_per_client']} "
+            f"| {swarm_kib / max(0.001, ref['rss_kib_per_client']):.1f}x | {ref['messages_per_client']} "
+            f"| {ref['messages_received']:,} / {ref['messages_sent']:,} | {ref['wall_s']} "
+            f"| {ref['load_before'][0]} / {ref['load_after'][0]} |")
+    lines.append("")
+    for r in rows:
+        ref = r["reference"]
+        if "error" in ref:
+            continue
+        kinds = ", ".join(f"{k} {v}" for k, v in ref.get("peak_mib_by_kind", {}).items())
+        msgs = ", ".join(f"{k[len('messages_'):].replace('_to_', '->')} {v:,}" for k, v in sorted(r["messages"].items()))
+        unplaced = f"; not reproduced (no link between the roles): {ref['unplaced']}" if ref.get("unplaced") else ""
+        lines.append(f"- {r['count']:,} prosumers: the run's messages by role {msgs}; plain XMPP's peak MiB by "
+                     f"process kind: {kinds}{unplaced}")
+    return lines
 
 
 def markdown(results: list[dict], command: str) -> str:
@@ -292,6 +382,7 @@ def markdown(results: list[dict], command: str) -> str:
     done = [r["count"] for r in results if completed(r)]
     lines.append(f"Largest population that completed the day in this run: "
                  f"{f'{max(done):,} prosumers' if done else 'none'}.")
+    lines += reference_lines(results)
     lines.append("")
     for r in results:  # where the peak's memory was
         if "skipped" in r:
@@ -358,6 +449,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--record", action="store_true", help="append the Markdown section to bench/RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="keep the run folders (printed)")
     ap.add_argument("--kind", default="prosody", choices=("prosody", "ejabberd"), help="the private server (default prosody)")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--reference", dest="reference", action="store_true", default=None,
+                       help=f"run the plain-XMPP reference beside every rung (default: rungs up to {REFERENCE_UP_TO:,})")
+    which.add_argument("--no-reference", dest="reference", action="store_false",
+                       help="run no reference (big rungs that would not fit in time or memory)")
     ap.add_argument("--cluster", type=int, default=0, metavar="N",
                     help="a private ejabberd cluster of N nodes instead (prosumer groups alternate over the nodes)")
     args = ap.parse_args(argv)
@@ -381,7 +477,8 @@ def main(argv: list[str]) -> int:
                     print(f"ladder: {count} prosumers not started: {results[-1]['skipped']}", flush=True)
                     break
             print(f"ladder: {count} prosumers ...", flush=True)
-            r = run_rung(count, args.per_process, args.timeout, base, args.kind, args.cluster)
+            reference = count <= REFERENCE_UP_TO if args.reference is None else args.reference
+            r = run_rung(count, args.per_process, args.timeout, base, args.kind, args.cluster, reference)
             print(json.dumps(r), flush=True)
             results.append(r)
             if args.up_to is not None and not completed(r):

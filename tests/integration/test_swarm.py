@@ -135,6 +135,9 @@ def test_forty_prosumers_full_lifecycle(real_xmpp_server, tmp_path, upstream):
     assert work["aggregator_steps"] <= STEPS_PER_OFFER["aggregator"] * 100, work
     # the steps of one event-loop turn share one SQLite transaction
     assert work["aggregator_commits"] < work["aggregator_steps"], work
+    # the drivers count the protocol messages between the run's agents by role (what the scale
+    # ladder's plain-XMPP reference exchanges): every offer went up, and its ack at least came down
+    assert work["messages_prosumer_to_aggregator"] >= 100 and work["messages_aggregator_to_prosumer"] >= 100, work
     if upstream == "market":
         (m,) = data["market"]["markets"]
         assert m["bids"] >= 2 and m["cleared"] >= 1

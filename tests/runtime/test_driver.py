@@ -18,7 +18,9 @@ from vmenergy.protocol.aggregator import AggregatorConfig, AggregatorEngine
 from vmenergy.protocol.engine import Engine, Send
 from vmenergy.protocol.prosumer import ProsumerEngine
 from vmenergy.runtime.clock import VirtualClock
-from vmenergy.runtime.driver import VirtualDriver
+from vmenergy.protocol.messages import OfferMessage
+from vmenergy.runtime.driver import VirtualDriver, message_key
+from vmenergy.runtime.progress import merge_summaries
 
 
 class Shell:
@@ -105,11 +107,14 @@ async def run_instants(da: VirtualDriver, db: VirtualDriver, net: Net, t: int, i
     return t
 
 
-async def run_world(seed: int) -> dict[str, list]:
+async def run_world(seed: int, counted: Counter | None = None) -> dict[str, list]:
+    """Four prosumers and an aggregator through 40 instants; ``counted`` gets what the two
+    drivers counted of the messages between them, and ``counted["sent"]`` each role's sends."""
     net = Net(seed)
     clock_a, clock_b = VirtualClock(NOW), VirtualClock(NOW)
     parts = {AGG: "a", **{f"p{i}@localhost": "b" for i in range(4)}}
-    da, db = VirtualDriver(clock_a, parts), VirtualDriver(clock_b, parts)
+    roles = {jid: "aggregator" if part == "a" else "prosumer" for jid, part in parts.items()}
+    da, db = VirtualDriver(clock_a, parts, roles), VirtualDriver(clock_b, parts, roles)
     agg = Shell(AggregatorEngine(AGG, AggregatorConfig(cycle=900)), net)
     pros = [Shell(ProsumerEngine(f"p{i}@localhost", AGG), net, [(NOW, offer(("ev-overnight", "dishwasher-xor")[i % 2], i))])
             for i in range(4)]
@@ -120,6 +125,8 @@ async def run_world(seed: int) -> dict[str, list]:
     da.start()
     db.start()
     await run_instants(da, db, net, NOW, 40)
+    if counted is not None:
+        counted.update(merge_summaries([da.summary(), db.summary()])["work"])
     return {s.jid: sorted((tbl, k, repr(v)) for tbl, rows in s.engine.ledger.tables.items() for k, v in rows.items())
             for s in [agg, *pros]} | {"handled": agg.handled}
 
@@ -140,6 +147,39 @@ async def test_messages_of_a_round_are_handled_by_sender():
     # the first round of offers reached the aggregator from four prosumers at once: by sender
     first_four = senders[:4]
     assert first_four == sorted(first_four)
+
+
+async def test_messages_between_the_runs_agents_are_counted_by_sender_and_receiver_role():
+    """bench/ladder_reference.py makes plain clients exchange as many stanzas as the agents did:
+    the drivers count every protocol message an agent receives from another of the run's agents,
+    keyed by both roles, and the counts match what the senders sent."""
+    sent: Counter = Counter()
+    original = Net.send
+
+    def counting(net: Net, sender: Shell, send: Send) -> None:
+        sent[message_key(sender.role, net.shells[send.to].role)] += 1
+        original(net, sender, send)
+
+    counted: Counter = Counter()
+    Net.send = counting  # type: ignore[method-assign]
+    try:
+        await run_world(seed=4, counted=counted)
+    finally:
+        Net.send = original  # type: ignore[method-assign]
+    messages = {k: v for k, v in counted.items() if k.startswith("messages_")}
+    assert messages == dict(sent)
+    assert messages["messages_prosumer_to_aggregator"] >= 4  # four offers at least, and their acks back
+    assert messages["messages_aggregator_to_prosumer"] >= 4
+
+
+async def test_messages_from_outside_the_run_are_not_counted():
+    driver = VirtualDriver(VirtualClock(NOW), {AGG: "a"}, {AGG: "aggregator"})
+    agg = Shell(AggregatorEngine(AGG, AggregatorConfig(cycle=900)), Net(0))
+    driver.add(agg)  # type: ignore[arg-type]
+    fo = offer("ev-overnight", 0)
+    driver.received(agg, "stranger@localhost", OfferMessage("insert", fo.id, fo), (0, 0))  # type: ignore[arg-type]
+    assert driver._inbox[id(agg)]  # it was taken in, only not counted
+    assert not any(k.startswith("messages_") for k in driver.summary().get("work", {}))
 
 
 def test_shuffling_really_changes_arrival_order():

@@ -12,7 +12,10 @@ messages happened to arrive:
 3. a tick for every agent whose engine has timed work due now.
 
 It counts what the agents send, by the process of the addressee, so the coordinator can tell
-each process how many messages to wait for before the next round.
+each process how many messages to wait for before the next round. It also counts the protocol
+messages its agents receive from the run's agents, by the sender's role and the receiver's
+(``messages_prosumer_to_aggregator``: the run's ``work`` in timings.json), so a benchmark can
+make plain XMPP clients exchange as many stanzas as the agents did (bench/ladder_reference.py).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from vmenergy.protocol.messages import Message
 from .clock import VirtualClock
 from .progress import merge_summaries
 
-__all__ = ["VirtualDriver"]
+__all__ = ["VirtualDriver", "message_key"]
 
 log = logging.getLogger("vmenergy.driver")
 
@@ -44,6 +47,11 @@ MAX_TICKS_PER_INSTANT = 5
 STORE_RETRY_SECONDS = 0.5
 
 _PRESENCE, _MESSAGE = 0, 1
+
+
+def message_key(sender_role: str, receiver_role: str) -> str:
+    """The ``work`` counter of protocol messages from agents of one role to agents of another."""
+    return f"messages_{sender_role}_to_{receiver_role}"
 
 
 @dataclass(order=True)
@@ -60,9 +68,11 @@ class _Event:
 class VirtualDriver:
     """The virtual-time driver of one process's agents (see the module docstring)."""
 
-    def __init__(self, clock: VirtualClock, part_of: dict[str, str]) -> None:
+    def __init__(self, clock: VirtualClock, part_of: dict[str, str], role_of: Optional[dict[str, str]] = None) -> None:
         self.clock = clock
         self.part_of = {bare(j): p for j, p in part_of.items()}
+        self.role_of = {bare(j): r for j, r in (role_of or {}).items()}
+        self._messages: Counter = Counter()  # messages_<sender role>_to_<receiver role> -> received
         self.agents: list[VmeAgent] = []
         self._inbox: dict[int, list[_Event]] = {}  # id(agent) -> events not yet handled
         self._seq = itertools.count()
@@ -91,8 +101,11 @@ class VirtualDriver:
     def received(self, agent: VmeAgent, sender: str, payload: Message, tag: Optional[tuple[int, int]]) -> None:
         # untagged messages come from outside the run (a person's client): next round; so do
         # tagged ones from outside it (a stranger cannot make a round start early by forging tags)
-        if tag is None or bare(sender) not in self.part_of:
+        peer = bare(sender)
+        if tag is None or peer not in self.part_of:
             tag = (-1, -1)
+        elif peer in self.role_of:
+            self._messages[message_key(self.role_of[peer], agent.role)] += 1
         self._inbox[id(agent)].append(_Event(_MESSAGE, bare(sender), next(self._seq), tag, payload))
         self._waiting.add(self._index[id(agent)])
         self._arrived[tag] += 1
@@ -123,7 +136,7 @@ class VirtualDriver:
         return min(times) if times else None
 
     def summary(self) -> dict:
-        return merge_summaries([{"agents": len(self.agents)}, *self._summary.values()])
+        return merge_summaries([{"agents": len(self.agents), "work": dict(self._messages)}, *self._summary.values()])
 
     def refresh(self, index: int) -> None:
         """Recompute what the coordinator needs of agent ``index`` after it changed."""

@@ -171,7 +171,7 @@ async def run_part(plan: Plan, part: str, stop: Optional[asyncio.Event] = None) 
     driver: Optional[VirtualDriver] = None
     if mode == "virtual":
         clock = VirtualClock(float(welcome["time"]))
-        driver = VirtualDriver(clock, {a.jid: a.part for a in plan.agents})
+        driver = VirtualDriver(clock, {a.jid: a.part for a in plan.agents}, {a.jid: a.role for a in plan.agents})
     else:
         clock = AcceleratedClock(float(plan.clock["start"]), float(plan.clock["speed"]))
     agents = [build_agent(s, address, clock, plan.seed, plan) for s in specs]
