@@ -332,6 +332,8 @@ class VmeAgent(Agent):
     heavy_ticks = True
     #: SQLite page cache of the agent's store, KiB (None: SQLite's default, 2,000 KiB).
     store_cache_kib: Optional[int] = None
+    #: Prepared statements the agent's store keeps for reuse (None: Python's default, 128).
+    store_statements: Optional[int] = None
 
     def __init__(
         self,
@@ -359,7 +361,8 @@ class VmeAgent(Agent):
         #: Whether protocol messages carry SPADE's metadata form (docs/protocol.md section 7): for
         #: third-party SPADE agents that route by templates; VME's receivers do not need it.
         self.spade_metadata = spade_metadata
-        self.store = Store(store_path, cache_kib=self.store_cache_kib) if store_path is not None else None
+        self.store = (Store(store_path, cache_kib=self.store_cache_kib, statements=self.store_statements)
+                      if store_path is not None else None)
         # the ledger is loaded before the engine exists: engines rebuild what they keep live
         # (aggregates awaiting a schedule, open market sessions) from it in their constructor
         ledger = self.store.load() if self.store is not None else Ledger()

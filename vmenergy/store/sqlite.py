@@ -50,24 +50,36 @@ class Store:
     A prosumer's ledger is small and read whole once at start (:meth:`load`); its writes do
     not need a cache, and a full default cache per agent was ~75 KiB of resident memory each
     after a simulated day (bench/RESULTS.md, "Scale ladder"), with thousands of agents per
-    process."""
+    process.
 
-    def __init__(self, path: Path | str, *, readonly: bool = False, cache_kib: Optional[int] = None) -> None:
+    ``statements`` bounds how many prepared statements the connection keeps for reuse (default:
+    Python's 128). Each kept statement holds its compiled program in SQLite's memory, 2-6 KiB,
+    and an agent's store kept every statement it ever ran (the open's pragmas, the load, the
+    counts): ~17 KiB a store, in a process of thousands of stores. A store's steady work is one
+    INSERT per commit (and now and then a DELETE), so two kept statements cost no more CPU per
+    commit than 128 (bench/RESULTS.md, "Prosumer memory, round 5")."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False, cache_kib: Optional[int] = None,
+                 statements: Optional[int] = None) -> None:
         if cache_kib is not None and (isinstance(cache_kib, bool) or not isinstance(cache_kib, int) or cache_kib < 1):
             raise VmeError("cache_kib", f"must be a positive whole number of KiB, not {cache_kib!r}")
+        if statements is not None and (isinstance(statements, bool) or not isinstance(statements, int)
+                                       or statements < 0):
+            raise VmeError("statements", f"must be a whole number of statements, 0 or more, not {statements!r}")
+        kept = {} if statements is None else {"cached_statements": statements}
         self.path = Path(path)
         if readonly:
             # an observer (orchestrator, report) beside a running agent: no schema or journal
             # changes, which would need a write lock the agent may be holding
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                      check_same_thread=False, timeout=10.0)
+                                      check_same_thread=False, timeout=10.0, **kept)
             return
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # a ledger is the agent's business only; SQLite gives its -wal and -shm files the
             # database file's mode
             create_private(self.path)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0, **kept)
         if cache_kib is not None:
             self.db.execute(f"PRAGMA cache_size=-{cache_kib}")  # negative: KiB, not pages
         # Creating a store (a new file switched to WAL, its schema written) are writes that
