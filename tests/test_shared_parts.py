@@ -109,3 +109,20 @@ def test_a_fleets_day_of_offers_holds_each_distinct_row_slice_and_bound_once():
               for x in (s.min, s.max) if x != 0]
     assert len({id(x) for x in bounds}) == len({_bits(x) for x in bounds})
     assert not any(math.copysign(1.0, x) < 0 for x in bounds if x == 0)
+
+
+def test_a_slice_made_of_ints_holds_floats_so_sharing_it_with_its_float_twin_keeps_its_json():
+    floats = shared_slice(Slice(2, 1.0, 3.0))
+    ints = shared_slice(Slice(2, 1, 3))
+    assert ints is floats and ints.to_dict() == Slice(2, 1, 3).to_dict()
+
+
+def test_offers_read_from_json_share_their_equal_slices():
+    from vmenergy.flexoffer import FlexOffer
+    doc = {"id": "o1", "resolution": 900, "start_after": "2026-11-23T00:00:00Z",
+           "profiles": [{"slices": [{"duration": 1, "min": 0.5, "max": 1.25}] * 3}]}
+    a = FlexOffer.from_dict(doc)
+    b = FlexOffer.from_dict({**doc, "id": "o2"})
+    slices = [s for fo in (a, b) for s in fo.profiles[0].slices]
+    assert len({id(s) for s in slices}) == 1
+    assert a.to_json() == FlexOffer.from_json(a.to_json()).to_json()

@@ -178,8 +178,14 @@ def _pooled_rows(a: np.ndarray) -> tuple[tuple[float, ...], ...]:
 
 def shared_slice(s: "Slice") -> "Slice":
     """``s``, or the equal slice this process already holds (:data:`SLICES`): a device model's
-    offers repeat a third of their slices (a PV night, a base load's quarter hours)."""
-    if has_negative_zero((s.min, s.max)) or (s.values is not None and has_negative_zero(s.values)):
+    offers repeat a third of their slices (a PV night, a base load's quarter hours), and so do
+    the offers a report or a restarted agent reads. Only a slice of an int duration and float
+    bounds is pooled (equality takes 1 for 1.0 and -0.0 for 0.0; the JSON must not)."""
+    if type(s.duration) is not int or type(s.min) is not float or type(s.max) is not float:
+        return s
+    if has_negative_zero((s.min, s.max)):
+        return s
+    if s.values is not None and (any(type(v) is not float for v in s.values) or has_negative_zero(s.values)):
         return s
     return SLICES.share(s)
 
@@ -458,10 +464,10 @@ class Profile:
         if len(raw) > MAX_SLICES:
             raise FlexOfferError(where, f"more than {MAX_SLICES} slices ({len(raw)})")
         if is_checked():  # VME's own store: each slice is what Slice.to_dict wrote
-            slices = tuple(Slice(s["duration"], s["min"], s["max"], None if s.get("values") is None
-                                 else tuple(s["values"])) for s in raw)
+            slices = tuple(shared_slice(Slice(s["duration"], s["min"], s["max"], None if s.get("values") is None
+                                              else tuple(s["values"]))) for s in raw)
         else:
-            slices = tuple(Slice.from_dict(s, f"{where}[{j}]") for j, s in enumerate(raw))
+            slices = tuple(shared_slice(Slice.from_dict(s, f"{where}[{j}]")) for j, s in enumerate(raw))
         total = None
         if d.get("total") is not None:
             where = jt.join(path, "total")
