@@ -181,10 +181,11 @@ def shared_slice(s: "Slice") -> "Slice":
     offers repeat a third of their slices (a PV night, a base load's quarter hours), and so do
     the offers a report or a restarted agent reads. Only a slice of an int duration and float
     bounds is pooled (equality takes 1 for 1.0 and -0.0 for 0.0; the JSON must not)."""
-    if type(s.duration) is not int or type(s.min) is not float or type(s.max) is not float:
+    lo, hi = s.min, s.max
+    if type(s.duration) is not int or type(lo) is not float or type(hi) is not float:
         return s
-    if has_negative_zero((s.min, s.max)):
-        return s
+    if (lo == 0 and math.copysign(1.0, lo) < 0) or (hi == 0 and math.copysign(1.0, hi) < 0):
+        return s  # (has_negative_zero, inline: this runs for every slice a report reads)
     if s.values is not None and (any(type(v) is not float for v in s.values) or has_negative_zero(s.values)):
         return s
     return SLICES.share(s)
