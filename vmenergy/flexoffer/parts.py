@@ -23,13 +23,14 @@ from vmenergy.validation import set_field
 from . import jsontext as jt
 from .checked import is_checked
 from .errors import FlexOfferError, check
+from .shared import Pool, has_negative_zero
 from .limits import (
     MAX_ABS_ENERGY, MAX_POLYTOPE_ROWS, MAX_PROFILES, MAX_SLICE_DURATION, MAX_SLICES, MAX_VALUES, TOLERANCE, check_seconds,
 )
 from .timeutil import format_utc
 from .violation import Violation
 
-__all__ = ["Slice", "TotalEnergy", "Polytope", "Profile", "Baseline", "SlicePrice", "Prices"]
+__all__ = ["Slice", "TotalEnergy", "Polytope", "Profile", "Baseline", "SlicePrice", "Prices", "shared_slice"]
 
 
 SLICE_FIELDS = ("duration", "min", "max", "values")
@@ -145,16 +146,49 @@ def known_point(energy: Optional[Sequence[float]]) -> Iterator[None]:
         _KNOWN_POINT.reset(token)
 
 
+#: Polytope rows already held in this process (:mod:`.shared`): an FOA's day repeats three rows
+#: in four, from device to device; so do a leaf aggregator's members and the report's offers.
+ROWS = Pool(1 << 16)
+#: Slices already held in this process (:func:`shared_slice`).
+SLICES = Pool(1 << 16)
+_NEGATIVE_ZERO_BITS = np.int64(-(1 << 63))  # -0.0 read as an int64
+
+
 def _pooled_rows(a: np.ndarray) -> tuple[tuple[float, ...], ...]:
     """The rows of ``a`` as tuples of floats sharing one float object per distinct value (by bit
-    pattern: -0.0 stays -0.0), which holds a polytope in about half the memory."""
+    pattern: -0.0 stays -0.0), which holds a polytope in about half the memory, and each row
+    one tuple per process when an equal row is held already (:data:`ROWS`; a row with a -0.0
+    cell only with rows of the same bits)."""
     bits = np.ascontiguousarray(a).view(np.int64)
     distinct, index = np.unique(bits, return_inverse=True)
     pool: list[float] = distinct.view(np.float64).tolist()
     rows = cast(list, index.reshape(a.shape).tolist())  # a 2-D array: a list of rows
     if a.shape[1] == 1:
-        return tuple((pool[row[0]],) for row in rows)
-    return tuple(itemgetter(*row)(pool) for row in rows)
+        out = tuple((pool[row[0]],) for row in rows)
+    else:
+        out = tuple(itemgetter(*row)(pool) for row in rows)
+    share = ROWS.share
+    if _NEGATIVE_ZERO_BITS not in distinct:
+        return tuple(share(row) for row in out)
+    # a row with a -0.0 cell (a thermal row's negated zero coefficients: half of them) is
+    # pooled under its bits, which equality of floats would not tell from a row of 0.0
+    signed = (bits == _NEGATIVE_ZERO_BITS).any(axis=1).tolist()
+    return tuple(share(row, bits[j].tobytes()) if signed[j] else share(row) for j, row in enumerate(out))
+
+
+def shared_slice(s: "Slice") -> "Slice":
+    """``s``, or the equal slice this process already holds (:data:`SLICES`): a device model's
+    offers repeat a third of their slices (a PV night, a base load's quarter hours), and so do
+    the offers a report or a restarted agent reads. Only a slice of an int duration and float
+    bounds is pooled (equality takes 1 for 1.0 and -0.0 for 0.0; the JSON must not)."""
+    lo, hi = s.min, s.max
+    if type(s.duration) is not int or type(lo) is not float or type(hi) is not float:
+        return s
+    if (lo == 0 and math.copysign(1.0, lo) < 0) or (hi == 0 and math.copysign(1.0, hi) < 0):
+        return s  # (has_negative_zero, inline: this runs for every slice a report reads)
+    if s.values is not None and (any(type(v) is not float for v in s.values) or has_negative_zero(s.values)):
+        return s
+    return SLICES.share(s)
 
 
 def _checked_arrays(A: np.ndarray, b: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
@@ -431,10 +465,10 @@ class Profile:
         if len(raw) > MAX_SLICES:
             raise FlexOfferError(where, f"more than {MAX_SLICES} slices ({len(raw)})")
         if is_checked():  # VME's own store: each slice is what Slice.to_dict wrote
-            slices = tuple(Slice(s["duration"], s["min"], s["max"], None if s.get("values") is None
-                                 else tuple(s["values"])) for s in raw)
+            slices = tuple(shared_slice(Slice(s["duration"], s["min"], s["max"], None if s.get("values") is None
+                                              else tuple(s["values"]))) for s in raw)
         else:
-            slices = tuple(Slice.from_dict(s, f"{where}[{j}]") for j, s in enumerate(raw))
+            slices = tuple(shared_slice(Slice.from_dict(s, f"{where}[{j}]")) for j, s in enumerate(raw))
         total = None
         if d.get("total") is not None:
             where = jt.join(path, "total")

@@ -19,6 +19,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from vmenergy.flexoffer import FlexOffer, Profile, Slice
+from vmenergy.flexoffer.parts import shared_slice
 
 from .base import Device, DeviceError, Horizon, Run, offer_of, param, seeded, validate_params
 
@@ -113,7 +114,7 @@ class WetAppliance(Device):
             latest = run.end - len(prog)
             if latest < start:
                 continue
-            slices = tuple(Slice(1, float(round(e, 9)), float(round(e, 9))) for e in prog)
+            slices = tuple(shared_slice(Slice(1, float(round(e, 9)), float(round(e, 9)))) for e in prog)
             profiles.append(Profile(slices, start_after=start, start_before=latest))
         if not profiles:
             return None
